@@ -1,0 +1,84 @@
+"""The shared quality protocol, in one place, for training and evaluation scripts.
+
+Every PSNR figure this project publishes goes through these functions, so that numbers from
+`train.py`, `eval.py` and the README compare with each other and with ../shared/data/README.md:
+HR cropped to a multiple of the scale; LR = Pillow bicubic downscale; PSNR on the full-range
+Y channel (Pillow `YCbCr`) with `scale` pixels shaved at each border.
+
+Only Pillow and numpy are needed, so the device machine (no PyAV) can run it too.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Images under `folder` (recursively), sorted so that every run sees the same order."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def hr_lr_pair(path: Path, scale: int) -> tuple[Image.Image, Image.Image]:
+    """The protocol's (HR, LR) RGB pair for one image file."""
+    hr = Image.open(path).convert("RGB")
+    w, h = hr.size
+    hr = hr.crop((0, 0, w - w % scale, h - h % scale))
+    lr = hr.resize((hr.width // scale, hr.height // scale), Image.BICUBIC)
+    return hr, lr
+
+
+def y_channel(img: Image.Image) -> npt.NDArray[np.uint8]:
+    """Full-range Y (Pillow's BT.601 YCbCr), shape (H, W)."""
+    return np.asarray(img.convert("YCbCr"))[:, :, 0].copy()
+
+
+def bicubic_y(lr: Image.Image, scale: int) -> npt.NDArray[np.uint8]:
+    """The bicubic baseline: the LR image upscaled by Pillow, then its Y."""
+    return y_channel(lr.resize((lr.width * scale, lr.height * scale), Image.BICUBIC))
+
+
+def psnr_y(sr_y: npt.NDArray[np.uint8], hr_y: npt.NDArray[np.uint8], scale: int) -> float:
+    """PSNR in dB between two Y planes, `scale` pixels shaved at each border."""
+    a = sr_y[scale:-scale, scale:-scale].astype(np.float64)
+    b = hr_y[scale:-scale, scale:-scale].astype(np.float64)
+    mse = float(np.mean((a - b) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def ssim_y(sr_y: npt.NDArray[np.uint8], hr_y: npt.NDArray[np.uint8], scale: int) -> float:
+    """SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) on the shaved Y planes."""
+    a = sr_y[scale:-scale, scale:-scale].astype(np.float64)
+    b = hr_y[scale:-scale, scale:-scale].astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    g = _gaussian_kernel(11, 1.5)
+
+    def blur(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        # 'valid' separable convolution, as in the reference implementation.
+        x = np.apply_along_axis(lambda r: np.convolve(r, g, mode="valid"), 1, x)
+        return np.apply_along_axis(lambda c: np.convolve(c, g, mode="valid"), 0, x)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    return float(np.mean(num / den))
+
+
+def _gaussian_kernel(size: int, sigma: float) -> npt.NDArray[np.float64]:
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    k = np.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def to_uint8(y: npt.NDArray[np.floating]) -> npt.NDArray[np.uint8]:
+    """Model output in 0..1 → uint8 the way a video pipeline stores it (clip, round)."""
+    return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
