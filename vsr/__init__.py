@@ -1,0 +1,25 @@
+"""vsr: streaming video super-resolution (ESPCN on luma + bicubic chroma) with PyAV and onnxruntime.
+
+Public API:
+    upscale_video(input, output, **options) -> Stats   # a whole file, URL or pipe
+    Upscaler(model=None, device="auto", batch=4)       # images in memory (BGR numpy arrays)
+    Pipeline(SourceOptions, ModelOptions, SinkOptions) # the streaming pipeline itself
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (Cancelled, DecodeError, EncodeError, Interrupted, ModelError,
+                     ProviderUnavailable, SinkError, SourceError, UsageError, VsrError)
+from .frames import StageTimes, Stats
+from .options import Device, ModelOptions, Progress, SinkOptions, SourceOptions
+from .pipeline import Pipeline, upscale_video
+from .upscaler import Upscaler
+
+__all__ = [
+    "Cancelled", "DecodeError", "Device", "EncodeError", "Interrupted", "ModelError",
+    "ModelOptions", "Pipeline", "Progress", "ProviderUnavailable", "SinkError", "SinkOptions",
+    "SourceError", "SourceOptions", "StageTimes", "Stats", "Upscaler", "UsageError", "VsrError",
+    "__version__", "upscale_video",
+]

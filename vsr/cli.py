@@ -1,0 +1,270 @@
+"""Command line: argparse -> option dataclasses -> Pipeline; errors -> one line + exit status.
+
+This is the only place that configures logging, prints tracebacks, or turns exceptions into
+exit statuses (0 ok, 1 failure while processing, 2 usage or bad input, 130/143 interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import logging
+import signal
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+from . import __version__
+from .errors import Interrupted, VsrError
+from .options import Device, ModelOptions, Progress, SinkOptions, SourceOptions
+
+log = logging.getLogger("vsr")
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    INTERRUPTED = 130  # 128 + SIGINT
+    TERMINATED = 143  # 128 + SIGTERM
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    return k, v
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vsr", description="Streaming video super-resolution "
+                                "(ESPCN on luma, bicubic chroma) with PyAV and onnxruntime.")
+    p.add_argument("--version", action="version", version=f"vsr {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("upscale", help="upscale a video or image file, URL or pipe")
+    up.add_argument("input", help="path, URL, or - for standard input")
+    up.add_argument("output", nargs="?", help="path or - for standard output "
+                    "(default: INPUT_x3.ext; images become .png)")
+    m = up.add_argument_group("model")
+    m.add_argument("--model", help="bundled model name (see 'vsr models') or path to .onnx")
+    m.add_argument("--scale", type=int, choices=(2, 3, 4), help="pick the bundled model of this scale")
+    m.add_argument("--device", choices=[d.value for d in Device], default="auto")
+    m.add_argument("--batch", type=_positive, default=4, help="frames per model call (default 4)")
+    m.add_argument("--tile", type=int, default=0, help="run dynamic models in tiles of this size "
+                   "(input pixels; 0: whole frames)")
+    m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    e = up.add_argument_group("output encoding")
+    e.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
+    e.add_argument("--crf", type=int, default=18, help="quality for encoders with CRF (default 18)")
+    e.add_argument("--preset", default="medium", help="encoder preset (default medium)")
+    e.add_argument("--pix-fmt", help="output pixel format (default yuv420p)")
+    e.add_argument("--format", help="container format, required for - (e.g. matroska, mpegts, nut)")
+    e.add_argument("--codec-option", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE", help="extra encoder option (repeatable)")
+    e.add_argument("--container-option", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE", help="extra muxer option, e.g. movflags=+faststart")
+    e.add_argument("--no-audio", action="store_true", help="drop audio and subtitle streams")
+    i = up.add_argument_group("input")
+    i.add_argument("--input-format", help="force the demuxer (e.g. mpegts)")
+    i.add_argument("--input-option", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE", help="demuxer/protocol option (repeatable)")
+    i.add_argument("--frames", type=_positive, help="stop after this many frames")
+    i.add_argument("--on-error", choices=("skip", "stop"), default="skip",
+                   help="frames that fail to decode: skip them (default) or stop")
+    up.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
+    _common(up)
+
+    info = sub.add_parser("info", help="describe an input and a model")
+    info.add_argument("input")
+    info.add_argument("--model", help="model to describe (default: the bundled x3)")
+    info.add_argument("--scale", type=int, choices=(2, 3, 4))
+    info.add_argument("--json", action="store_true", help="print JSON")
+    _common(info, progress=False)
+
+    models = sub.add_parser("models", help="list the bundled models")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    _common(models, progress=False)
+    return p
+
+
+def _common(p: argparse.ArgumentParser, progress: bool = True) -> None:
+    if progress:
+        p.add_argument("--progress", choices=[m.value for m in Progress], default="auto",
+                       help="bar on a terminal (auto), bar, json lines on stderr, or none")
+    p.add_argument("--quiet", "-q", action="store_true", help="only errors")
+    p.add_argument("--verbose", "-v", action="store_true", help="more log detail")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for all errors")
+
+
+def main(argv: list[str] | None = None, stderr: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit status instead of exiting (tests call it directly)."""
+    err = stderr or sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse prints its own usage message
+        return int(exc.code or 0) if exc.code in (0, None) else ExitStatus.USAGE
+    _configure_logging(args, err)
+    try:
+        with _signals_raise():
+            if args.command == "upscale":
+                return _upscale(args, err)
+            if args.command == "info":
+                return _info(args)
+            return _models(args)
+    except VsrError as exc:
+        if args.debug:
+            traceback.print_exc(file=err)
+        err.write(f"vsr: {exc}\n")
+        if exc.hint:
+            err.write(f"hint: {exc.hint}\n")
+        return exc.exit_status
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        err.write("vsr: interrupted; partial output removed\n")
+        return ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        err.write("vsr: output pipe closed by the reader\n")
+        return ExitStatus.ERROR
+
+
+def _configure_logging(args: argparse.Namespace, err: TextIO) -> None:
+    level = logging.ERROR if args.quiet else logging.DEBUG if args.verbose else logging.WARNING
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("vsr: %(message)s"))
+    root = logging.getLogger("vsr")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C (abort and clean up), but exits 143."""
+    def on_term(signum: int, _frame: object) -> None:
+        raise Interrupted(signum)
+
+    try:
+        old = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _upscale(args: argparse.Namespace, err: TextIO) -> int:
+    from .pipeline import Pipeline
+    from .progress import resolve_mode, show, stats_record
+    from .sink import default_output
+
+    source = SourceOptions(args.input, format=args.input_format, options=dict(args.input_option),
+                           max_frames=args.frames)
+    model = ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
+                         batch=args.batch, tile=args.tile, threads=args.threads)
+    output = args.output
+    if output is None:
+        if args.input == "-":
+            raise VsrError("an output is required when reading standard input")
+        from .model import load
+        from .source import open_input
+
+        probe = open_input(source)
+        probe.container.close()
+        scale = args.scale or load(args.model, None, Device.CPU).scale if args.model else (args.scale or 3)
+        output = default_output(args.input, scale, probe.info.is_image)
+    sink = SinkOptions(output, format=args.format, codec=args.codec, crf=args.crf,
+                       preset=args.preset, pix_fmt=args.pix_fmt,
+                       codec_options=dict(args.codec_option),
+                       container_options=dict(args.container_option),
+                       overwrite=args.overwrite, audio="none" if args.no_audio else "auto")
+    pipeline = Pipeline(source, model, sink, on_error=args.on_error)
+    mode = resolve_mode(Progress(args.progress), err)
+    if args.quiet and mode is Progress.AUTO:
+        mode = Progress.NONE
+    log.info("%s -> %s (x%d, %s)", args.input, output, pipeline.upscaler.scale, pipeline.provider)
+    show(pipeline.progress(), mode, err)
+    stats = pipeline.stats()
+    if mode is Progress.JSON:
+        err.write(json.dumps(stats_record(stats)) + "\n")
+    elif not args.quiet:
+        extra = f", {stats.decode_errors} undecodable frames skipped" if stats.decode_errors else ""
+        err.write(f"vsr: {stats.frames} frames {stats.input_size[0]}x{stats.input_size[1]} -> "
+                  f"{stats.output_size[0]}x{stats.output_size[1]} in {stats.seconds:.1f}s "
+                  f"({stats.fps:.1f} fps, {stats.provider}){extra} -> {stats.output}\n")
+    return ExitStatus.OK
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .model import describe, load
+    from .source import open_input
+
+    src = open_input(SourceOptions(args.input))
+    try:
+        info = src.info
+        streams = [{"index": s.index, "type": s.type, "codec": s.codec_context.name,
+                    **({"sample_rate": s.codec_context.sample_rate,
+                        "channels": s.codec_context.channels} if s.type == "audio" else {}),
+                    "language": s.metadata.get("language")} for s in info.passthrough]
+    finally:
+        src.container.close()
+    up = load(args.model, args.scale, Device.CPU)
+    v = info.video
+    rec = {
+        "input": info.url, "format": info.format_name, "image": info.is_image,
+        "video": {"codec": v.codec, "width": v.width, "height": v.height, "pix_fmt": v.pix_fmt,
+                  "bit_depth": v.bit_depth, "rate": str(v.rate) if v.rate else None,
+                  "frames": v.frames or None, "duration": v.duration, "rotation": v.rotation,
+                  "time_base": str(v.time_base)},
+        "streams": streams,
+        "model": {"path": str(up.path), "scale": up.scale,
+                  "input": [None, 1, *(up.fixed or ("H", "W"))], "provider": up.provider},
+        "output_size": [v.width * up.scale, v.height * up.scale],
+    }
+    if args.json:
+        print(json.dumps(rec, indent=2))
+        return ExitStatus.OK
+    rate = f"{float(v.rate):.3f} fps" if v.rate else "unknown rate"
+    dur = f"{v.duration:.2f}s" if v.duration else "unknown duration"
+    print(f"{info.url}: {info.format_name}")
+    print(f"  video: {v.codec} {v.width}x{v.height} {v.pix_fmt}, {rate}, {dur}, "
+          f"{v.frames or 'unknown'} frames" + (f", rotation {v.rotation}" if v.rotation else ""))
+    for s in streams:
+        lang = f" [{s['language']}]" if s.get("language") else ""
+        print(f"  {s['type']} #{s['index']}: {s['codec']}{lang}")
+    print(f"  model: {describe(up)}")
+    print(f"  output: {v.width * up.scale}x{v.height * up.scale}")
+    return ExitStatus.OK
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .registry import bundled_models
+
+    models = bundled_models()
+    if args.json:
+        print(json.dumps([{"name": m.name, "path": str(m.path), "scale": m.scale,
+                           "parameters": m.parameters, "degradation": m.degradation,
+                           "psnr": m.psnr} for m in models], indent=2))
+        return ExitStatus.OK
+    print(f"{'name':<18} {'scale':>5} {'params':>7}  {'trained on':<10} PSNR (Set5 / Set14, shared protocol)")
+    for m in models:
+        psnr = " / ".join(f"{m.psnr[k]:.2f}" for k in ("Set5", "Set14") if k in m.psnr) or "-"
+        print(f"{m.name:<18} {'x' + str(m.scale):>5} {m.parameters:>7}  {m.degradation:<10} {psnr} dB")
+    return ExitStatus.OK
+
+
+def main_exit() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

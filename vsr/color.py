@@ -1,0 +1,48 @@
+"""Colour conversions as pure functions (called from the decoder and encoder threads).
+
+The model card's recipe: the network sees full-range BT.601 luma (OpenCV's YCrCb, the same
+matrix as Pillow's YCbCr that the training protocol uses); chroma is upscaled bicubically
+and merged back. OpenCV releases the GIL in `cvtColor` and `resize`, so these run in
+parallel with the model.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+
+def split_ycrcb(bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """Split a (H, W, 3) BGR image into Y (H, W) and CrCb (H, W, 2), both contiguous."""
+    ycrcb = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
+    return np.ascontiguousarray(ycrcb[:, :, 0]), np.ascontiguousarray(ycrcb[:, :, 1:])
+
+
+def merge_upscaled(y_hr: npt.NDArray[np.uint8], crcb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Bicubically upscale CrCb to Y's size and convert back to a (sH, sW, 3) BGR image."""
+    h, w = y_hr.shape
+    # cv2.resize takes dsize as (width, height).
+    crcb_hr = cv2.resize(crcb, (w, h), interpolation=cv2.INTER_CUBIC)
+    ycrcb = np.empty((h, w, 3), np.uint8)
+    ycrcb[:, :, 0] = y_hr
+    ycrcb[:, :, 1:] = crcb_hr
+    return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR)
+
+
+def pad_to_even(bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Replicate the last row/column where a dimension is odd (4:2:0 encoders need even sizes)."""
+    h, w = bgr.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return bgr
+    return cv2.copyMakeBorder(bgr, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+
+
+# AVColorSpace values that swscale's matrices cover; anything else (unspecified, RGB, ...)
+# converts with swscale's default (BT.601), which is also what decoding assumed.
+_SWS_MATRICES = {1, 4, 5, 6, 7, 9, 10}
+
+
+def sws_colorspace(av_colorspace: int) -> int | None:
+    """The swscale matrix for an AVColorSpace, or None for swscale's default."""
+    return av_colorspace if av_colorspace in _SWS_MATRICES else None

@@ -1,0 +1,128 @@
+"""Data passed between the pipeline's stages; nothing here runs in a thread of its own.
+
+One `Frame` type travels from decoder to encoder. Its `y` plane is at source resolution on
+the way into the upscaler and at `scale` x resolution on the way out; the chroma stays at
+source resolution until the sink merges it, so the upscaler thread only touches luma.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Union
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded video frame, split into luma and chroma.
+
+    Attributes:
+        index: 0-based decode order.
+        pts: presentation timestamp in `time_base` units (repaired if the input had none).
+        time_base: unit of `pts`.
+        captured: `time.monotonic()` when the frame left the decoder (latency metric).
+        y: (H, W) uint8 luma before the upscaler, (sH, sW) after it.
+        crcb: (H, W, 2) uint8 Cr/Cb at source resolution (OpenCV's YCrCb order).
+    """
+
+    index: int
+    pts: int
+    time_base: Fraction
+    captured: float
+    y: npt.NDArray[np.uint8]
+    crcb: npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPacket:
+    """A compressed audio or subtitle packet copied untouched from input to output.
+
+    `stream_index` is the input stream's index; the sink maps it to its output stream.
+    """
+
+    stream_index: int
+    packet: Any  # av.Packet
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFrame:
+    """A decoded audio frame, for output containers that cannot take the input's codec."""
+
+    stream_index: int
+    frame: Any  # av.AudioFrame
+
+
+Item = Union[Frame, AudioPacket, AudioFrame]
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    """What the sink must know about the input video before the first frame arrives."""
+
+    width: int
+    height: int
+    time_base: Fraction
+    rate: Fraction | None  # average frame rate, None when the container does not say
+    frames: int  # frame count estimate for progress; 0 when unknown
+    duration: float | None  # seconds, None when unknown
+    pix_fmt: str
+    colorspace: int  # AVColorSpace of the input (2 = unspecified)
+    color_range: int  # AVColorRange (1 = limited/MPEG, 2 = full/JPEG, 0 = unspecified)
+    color_primaries: int
+    color_trc: int
+    rotation: int  # counter-clockwise degrees from the display matrix (0 if none)
+    metadata: dict[str, str] = field(default_factory=dict)
+    codec: str = ""
+    bit_depth: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """Everything known about an opened input.
+
+    `passthrough` holds the input's audio and subtitle streams (PyAV stream objects) that the
+    sink may copy or re-encode; `container_metadata` is the input's global metadata.
+    """
+
+    url: str
+    format_name: str
+    video: VideoInfo
+    passthrough: tuple[Any, ...]
+    container_metadata: dict[str, str]
+    is_image: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimes:
+    """Seconds each stage spent working (not waiting on its queues)."""
+
+    decode: float = 0.0
+    color: float = 0.0
+    model: float = 0.0
+    encode: float = 0.0
+    wait_in: float = 0.0  # upscaler waiting for frames (the decoder is the limit)
+    wait_out: float = 0.0  # upscaler waiting for room (the encoder is the limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """What a finished run did, returned by `upscale_video()` and printed by the CLI."""
+
+    frames: int
+    seconds: float
+    input_size: tuple[int, int]
+    output_size: tuple[int, int]
+    scale: int
+    provider: str
+    batch: int
+    stages: StageTimes
+    audio_streams: int = 0
+    decode_errors: int = 0
+    output: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0

@@ -1,0 +1,263 @@
+"""The model stage's engine: an onnxruntime session that upscales stacks of Y planes.
+
+Runs in the upscaler thread (constructed in the main thread: session creation holds the GIL
+and can fail, and failures must surface before any thread starts). `run()` releases the GIL,
+so decoding and encoding overlap with it.
+
+Any ONNX model taking [N,1,H,W] float32 in 0..1 and returning [N,1,rH,rW] works. The scale
+r is probed with one small run. Models with a fixed H/W (the zoo's 224x224) are run tile by
+tile; the tiles of every frame in a batch go through the dynamic N axis in one call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import ModelError, ProviderUnavailable
+from .options import Device
+
+log = logging.getLogger(__name__)
+
+#: LR pixels of context each tile keeps on every side it shares with another tile. ESPCN's
+#: receptive field reaches 5 pixels (5x5 + three 3x3 convolutions); 8 leaves margin for
+#: slightly deeper models while costing little.
+TILE_OVERLAP = 8
+
+
+class Upscaler(Protocol):
+    """Anything that turns (N, H, W) uint8 luma into (N, sH, sW) uint8 luma."""
+
+    scale: int
+
+    def __call__(self, y: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]: ...
+
+
+def import_onnxruntime() -> ModuleType:
+    """onnxruntime, or a ProviderUnavailable that says which extra to install."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ProviderUnavailable(
+            "onnxruntime is not installed",
+            hint="pip install 'vsr[cpu]' (or 'vsr[gpu]' for NVIDIA GPUs; never both)") from exc
+    return onnxruntime
+
+
+def providers_for(device: Device, available: list[str]) -> list[str]:
+    """The provider list to ask onnxruntime for."""
+    if device is Device.CPU:
+        return ["CPUExecutionProvider"]
+    if device is Device.CUDA:
+        if "CUDAExecutionProvider" not in available:
+            raise ProviderUnavailable(
+                f"CUDA requested but onnxruntime offers only {available}",
+                hint="pip install 'vsr[gpu]' (onnxruntime-gpu matching your CUDA/cuDNN) "
+                     "in place of 'vsr[cpu]', or pass --device cpu")
+        return ["CUDAExecutionProvider"]
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: where its input window starts and which part of its output is kept."""
+
+    y0: int  # input window origin, in LR pixels
+    x0: int
+    keep_y0: int  # kept region, in LR pixels of the frame
+    keep_y1: int
+    keep_x0: int
+    keep_x1: int
+
+
+def tile_grid(h: int, w: int, tile_h: int, tile_w: int, overlap: int = TILE_OVERLAP) -> list[Tile]:
+    """Cover an (h, w) frame (at least tile-sized) with tile windows.
+
+    Windows overlap by `2 * overlap` and are clamped inside the frame, so every kept pixel
+    has `overlap` pixels of real context, or lies on the frame's own border where the model
+    sees exactly what it sees on a whole frame. Kept regions partition the frame.
+    """
+    ys = _starts(h, tile_h, overlap)
+    xs = _starts(w, tile_w, overlap)
+    tiles = []
+    for i, y0 in enumerate(ys):
+        ky0 = 0 if i == 0 else (ys[i - 1] + tile_h + y0) // 2
+        ky1 = h if i == len(ys) - 1 else (y0 + tile_h + ys[i + 1]) // 2
+        for j, x0 in enumerate(xs):
+            kx0 = 0 if j == 0 else (xs[j - 1] + tile_w + x0) // 2
+            kx1 = w if j == len(xs) - 1 else (x0 + tile_w + xs[j + 1]) // 2
+            tiles.append(Tile(y0, x0, ky0, ky1, kx0, kx1))
+    return tiles
+
+
+def _starts(n: int, t: int, overlap: int) -> list[int]:
+    if n <= t:
+        return [0]
+    step = t - 2 * overlap
+    if step <= 0:
+        raise ValueError(f"tile size {t} too small for overlap {overlap}")
+    count = 1 + math.ceil((n - t) / step)
+    # Spread the windows evenly between 0 and n - t.
+    return [round(k * (n - t) / (count - 1)) for k in range(count)]
+
+
+class OnnxUpscaler:
+    """An onnxruntime session wrapped as an `Upscaler`.
+
+    Args:
+        path: the .onnx file.
+        device: execution provider choice.
+        tile: tile edge for dynamic models (0: whole frames).
+        threads: intra-op threads (0: onnxruntime's default).
+
+    Raises:
+        ModelError: unreadable file or wrong input/output shape.
+        ProviderUnavailable: onnxruntime missing, or CUDA asked for but not available.
+    """
+
+    def __init__(self, path: str | Path, device: Device = Device.AUTO, tile: int = 0,
+                 threads: int = 0) -> None:
+        ort = import_onnxruntime()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"cannot open model '{self.path}': no such file")
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+        so.log_severity_level = 3  # onnxruntime's own warnings go to stderr unformatted
+        providers = providers_for(device, list(ort.get_available_providers()))
+        try:
+            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            raise ModelError(f"cannot load model '{self.path}': {_first_line(exc)}",
+                             hint="the file must be an ONNX model (see 'vsr models')") from exc
+        self.provider = self.session.get_providers()[0]
+        if device is Device.CUDA and self.provider != "CUDAExecutionProvider":
+            raise ProviderUnavailable(
+                f"CUDA requested but onnxruntime is running on {self.session.get_providers()}",
+                hint="install onnxruntime-gpu matching your CUDA/cuDNN, or pass --device cpu")
+        log.info("model %s on %s", self.path.name, self.provider)
+
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise ModelError(f"model '{self.path}' is not a super-resolution model: "
+                             f"expected 1 input and 1 output, got {len(inputs)} and {len(outputs)}")
+        inp = inputs[0]
+        self.input_name = inp.name
+        shape = list(inp.shape)
+        if (len(shape) != 4 or shape[1] not in (1, None, "1") or inp.type != "tensor(float)"):
+            raise ModelError(f"model '{self.path}' is not a super-resolution model: "
+                             f"input {inp.name!r} is {inp.type} {shape}, expected float32 [N,1,H,W]",
+                             hint="vsr runs luma-only models like the ONNX zoo's super_resolution.onnx")
+        fixed_h = shape[2] if isinstance(shape[2], int) else None
+        fixed_w = shape[3] if isinstance(shape[3], int) else None
+        self.fixed = (fixed_h, fixed_w) if fixed_h and fixed_w else None
+        self.batch_fixed = isinstance(shape[0], int)
+        self.tile = tile
+        if self.fixed is None and tile and tile <= 2 * TILE_OVERLAP:
+            raise ModelError(f"tile size {tile} is too small: use more than {2 * TILE_OVERLAP}")
+        self.scale = self._probe_scale()
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def _probe_scale(self) -> int:
+        ph, pw = self.fixed or (24, 20)
+        x = np.zeros((1, 1, ph, pw), np.float32)
+        try:
+            out = self.session.run(None, {self.input_name: x})[0]
+        except Exception as exc:
+            raise ModelError(f"model '{self.path}' failed a probe run on a {pw}x{ph} input: "
+                             f"{_first_line(exc)}") from exc
+        if out.ndim != 4 or out.shape[1] != 1 or out.shape[2] % ph or out.shape[3] % pw:
+            raise ModelError(f"model '{self.path}' is not a super-resolution model: "
+                             f"a [1,1,{ph},{pw}] input gave {list(out.shape)}, expected [1,1,rH,rW]")
+        r, rw = out.shape[2] // ph, out.shape[3] // pw
+        if r != rw or r < 1:
+            raise ModelError(f"model '{self.path}' scales height by {r} and width by {rw}; "
+                             "only equal scales are supported")
+        return int(r)
+
+    def _run(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        if self.batch_fixed and x.shape[0] != 1:
+            return np.concatenate([self._run(x[i : i + 1]) for i in range(x.shape[0])])
+        out: npt.NDArray[np.float32] = self.session.run(None, {self.input_name: x})[0]
+        return out
+
+    def __call__(self, y: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """Upscale (N, H, W) uint8 luma to (N, sH, sW) uint8."""
+        n, h, w = y.shape
+        tile_hw = self.fixed or ((self.tile, self.tile) if self.tile else None)
+        if tile_hw is None:
+            x = y[:, None].astype(np.float32)
+            x *= 1.0 / 255.0
+            return _to_uint8(self._run(x)[:, 0])
+        return self._tiled(y, tile_hw)
+
+    def _tiled(self, y: npt.NDArray[np.uint8], tile_hw: tuple[int, int]) -> npt.NDArray[np.uint8]:
+        th, tw = tile_hw
+        n, h, w = y.shape
+        s = self.scale
+        # Frames smaller than a fixed tile are padded by edge reflection (the model cannot
+        # see the true border then, which only matters for the outermost pixels).
+        ph, pw = max(0, th - h), max(0, tw - w)
+        src = y if not (ph or pw) else np.pad(y, ((0, 0), (0, ph), (0, pw)), mode="reflect" if
+                                              min(h, w) > 1 else "edge")
+        H, W = src.shape[1:]
+        if self.fixed is None:
+            th, tw = min(th, H), min(tw, W)
+        tiles = tile_grid(H, W, th, tw)
+        x = np.empty((n * len(tiles), 1, th, tw), np.float32)
+        k = 0
+        for i in range(n):
+            for t in tiles:
+                x[k, 0] = src[i, t.y0 : t.y0 + th, t.x0 : t.x0 + tw]
+                k += 1
+        x *= 1.0 / 255.0
+        out = self._run(x)
+        hr = np.empty((n, H * s, W * s), np.float32)
+        k = 0
+        for i in range(n):
+            for t in tiles:
+                hr[i, t.keep_y0 * s : t.keep_y1 * s, t.keep_x0 * s : t.keep_x1 * s] = out[
+                    k, 0,
+                    (t.keep_y0 - t.y0) * s : (t.keep_y1 - t.y0) * s,
+                    (t.keep_x0 - t.x0) * s : (t.keep_x1 - t.x0) * s]
+                k += 1
+        return _to_uint8(hr[:, : h * s, : w * s])
+
+
+def _to_uint8(x: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+    x = x * 255.0
+    np.clip(x, 0.0, 255.0, out=x)
+    return np.rint(x, out=x).astype(np.uint8)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def load(model: str | None, scale: int | None, device: Device, tile: int = 0,
+         threads: int = 0) -> OnnxUpscaler:
+    """Resolve a model name/path/scale and load it, checking `scale` against the model."""
+    from .registry import resolve
+
+    up = OnnxUpscaler(resolve(model, scale), device, tile, threads)
+    if scale is not None and up.scale != scale:
+        raise ModelError(f"model '{up.path}' upscales x{up.scale}, but --scale {scale} was asked for",
+                         hint="drop --scale, or pick a model of that scale")
+    return up
+
+
+def describe(up: Any) -> str:
+    """A short human description of a loaded model."""
+    shape = f"{up.fixed[0]}x{up.fixed[1]} tiles" if up.fixed else "any size"
+    return f"{up.path.name}: x{up.scale}, input [N,1,H,W] ({shape}), on {up.provider}"

@@ -1,0 +1,96 @@
+"""Configuration: frozen dataclasses and enums, built by the CLI or the Python API.
+
+The library never sees argparse namespaces or free-form `**options`; every knob is a field
+here, with its default, so a run is described completely by three small objects.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Device(enum.Enum):
+    """Where the model runs. AUTO prefers CUDA when onnxruntime offers it."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class Progress(enum.Enum):
+    """How progress is shown. AUTO: a bar on a terminal, nothing in pipes."""
+
+    AUTO = "auto"
+    BAR = "bar"
+    JSON = "json"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """What to read.
+
+    Attributes:
+        url: a path, a URL FFmpeg can open, or "-" for standard input.
+        format: force a demuxer (e.g. "mpegts"), as FFmpeg's `-f` before `-i`.
+        options: demuxer/protocol options, as FFmpeg's `-key value` before `-i`.
+        max_frames: stop after this many video frames (None: all).
+    """
+
+    url: str
+    format: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    max_frames: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which model runs, where, and how frames are grouped.
+
+    Attributes:
+        model: a path to an .onnx file or the name of a bundled model; None picks the
+            bundled model for `scale` (default x3).
+        scale: 2, 3 or 4 to pick a bundled model; checked against `model` when both given.
+        device: execution provider choice.
+        batch: frames per model call.
+        tile: tile edge in input pixels for dynamic models (0: whole frames). Fixed-size
+            models always tile at their own size.
+        threads: onnxruntime intra-op threads (0: onnxruntime's default, all cores).
+    """
+
+    model: str | None = None
+    scale: int | None = None
+    device: Device = Device.AUTO
+    batch: int = 4
+    tile: int = 0
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class SinkOptions:
+    """What to write and how to encode it.
+
+    Attributes:
+        url: output path, or "-" for standard output (then `format` is required).
+        format: force a muxer (e.g. "matroska", "mpegts", "nut").
+        codec: video encoder.
+        crf: constant rate factor (for encoders that have one; ignored by others).
+        preset: encoder speed preset (libx264/libx265/...).
+        pix_fmt: output pixel format; None chooses yuv420p (or the encoder's first).
+        codec_options: extra encoder options, as FFmpeg's `-x264-params`-style `key=value`.
+        container_options: muxer options (e.g. movflags=+faststart).
+        overwrite: replace an existing output file.
+        audio: copy or re-encode the input's audio ("auto"), or drop it ("none").
+    """
+
+    url: str
+    format: str | None = None
+    codec: str = "libx264"
+    crf: int | None = 18
+    preset: str | None = "medium"
+    pix_fmt: str | None = None
+    codec_options: dict[str, str] = field(default_factory=dict)
+    container_options: dict[str, str] = field(default_factory=dict)
+    overwrite: bool = False
+    audio: str = "auto"

@@ -1,0 +1,247 @@
+"""Wires the stages together and supervises their threads; the only module that knows them all.
+
+Everything that can fail on configuration (input, model, output) is opened here, in the
+caller's thread, before any stage starts. Then three named threads run:
+
+    vsr-source  --ch_in-->  vsr-upscale  --ch_out-->  vsr-sink
+
+The first exception in any stage wins: it gets a note naming the stage, every channel is
+cancelled so the other stages unwind at once, and it is re-raised in the caller's thread with
+its own type and traceback. The output is renamed into place only after all three stages
+ended normally; on error or abort it is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from . import sink as sink_mod
+from .channel import Channel
+from .errors import Cancelled, VsrError
+from .frames import Item, StageTimes, Stats
+from .model import OnnxUpscaler, Upscaler, load
+from .options import ModelOptions, SinkOptions, SourceOptions
+from .source import OpenedInput, SourceCounters, open_input, run_source
+from .upscale import UpscaleCounters, run_upscaler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot for progress displays, taken in the caller's thread."""
+
+    frames: int
+    total: int  # 0 when the input does not say
+    elapsed: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        if not self.total or not self.frames or self.frames >= self.total:
+            return None
+        return (self.total - self.frames) / self.fps
+
+
+class Pipeline:
+    """One upscaling run: open everything now, run the stages with `run()` / `progress()`.
+
+    Args:
+        source: what to read.
+        model: which model; or pass `upscaler` to use an already loaded one (tests, API).
+        sink: what to write.
+        on_error: "skip" or "stop" for frames that fail to decode.
+
+    Raises:
+        VsrError subclasses for bad input, model or output, before any thread starts.
+    """
+
+    def __init__(self, source: SourceOptions, model: ModelOptions, sink: SinkOptions,
+                 upscaler: Upscaler | None = None, on_error: str = "skip") -> None:
+        if model.batch < 1:
+            raise VsrError("--batch must be at least 1")
+        self.model_options = model
+        self.on_error = on_error
+        self.upscaler: Upscaler = upscaler or load(model.model, model.scale, model.device,
+                                                   model.tile, model.threads)
+        self.input: OpenedInput = open_input(source)
+        try:
+            self.output = sink_mod.open_output(sink, self.input.info, self.upscaler.scale)
+        except BaseException:
+            self.input.container.close()
+            raise
+        for note in self.output.notes:
+            log.warning("%s", note)
+        self.batch = model.batch
+        self.src_counters = SourceCounters()
+        self.up_counters = UpscaleCounters()
+        self.sink_counters = sink_mod.SinkCounters()
+        self.ch_in: Channel[Item] = Channel(max(2, 2 * self.batch), "decoded")
+        self.ch_out: Channel[Item] = Channel(max(2, 2 * self.batch), "upscaled")
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._t0 = 0.0
+        self._done = False
+
+    @property
+    def info(self) -> Any:
+        return self.input.info
+
+    @property
+    def provider(self) -> str:
+        return str(getattr(self.upscaler, "provider", "custom"))
+
+    def _stage(self, name: str, fn: Callable[..., None], *args: Any) -> threading.Thread:
+        def body() -> None:
+            try:
+                fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                if not isinstance(exc, Cancelled):
+                    with self._lock:
+                        if self._error is None:
+                            if hasattr(exc, "add_note"):  # Python >= 3.11
+                                exc.add_note(f"in vsr stage {name!r}")
+                            self._error = exc
+                self.abort()
+
+        t = threading.Thread(target=body, name=name)
+        t.start()
+        return t
+
+    def start(self) -> None:
+        """Start the three stage threads."""
+        self._t0 = time.monotonic()
+        self._threads = [
+            self._stage("vsr-source", run_source, self.input, self.ch_in, self._stop,
+                        self.output.decode_audio, self.src_counters, self.on_error),
+            self._stage("vsr-upscale", run_upscaler, self.upscaler, self.ch_in, self.ch_out,
+                        self.batch, self.up_counters),
+            self._stage("vsr-sink", sink_mod.run_sink, self.output, self.ch_out,
+                        self.sink_counters),
+        ]
+
+    def stop(self) -> None:
+        """Graceful stop: end the input here, finish and keep what was already decoded."""
+        self._stop.set()
+
+    def abort(self) -> None:
+        """Abort: every stage stops at its next channel operation; no output is kept."""
+        self.ch_in.cancel()
+        self.ch_out.cancel()
+
+    def progress(self, interval: float = 0.25) -> Iterator[Progress]:
+        """Run to the end, yielding a progress snapshot every `interval` seconds.
+
+        Re-raises the first stage error; on KeyboardInterrupt aborts, cleans up and re-raises.
+        """
+        if not self._threads:
+            self.start()
+        try:
+            while any(t.is_alive() for t in self._threads):
+                self._threads[-1].join(interval)
+                for t in self._threads:
+                    if not t.is_alive():
+                        t.join()
+                yield self.snapshot()
+        except BaseException:
+            self.abort()
+            self._join_all()
+            self._finish(failed=True)
+            raise
+        self._join_all()
+        self._finish(failed=self._error is not None or self.ch_out.cancelled)
+        if self._error is not None:
+            raise self._error
+        yield self.snapshot()
+
+    def run(self) -> Stats:
+        """Run to the end and return the statistics."""
+        for _ in self.progress():
+            pass
+        return self.stats()
+
+    def _join_all(self) -> None:
+        for t in self._threads:
+            while t.is_alive():
+                try:
+                    t.join(0.1)
+                except KeyboardInterrupt:
+                    self.abort()  # a second Ctrl-C while unwinding: keep unwinding
+
+    def _finish(self, failed: bool) -> None:
+        if self._done:
+            return
+        self._done = True
+        if failed:
+            sink_mod.discard(self.output)
+        else:
+            sink_mod.finish(self.output)
+        self._seconds = time.monotonic() - self._t0
+
+    def snapshot(self) -> Progress:
+        return Progress(self.sink_counters.frames, self.info.video.frames,
+                        time.monotonic() - self._t0)
+
+    def close(self) -> None:
+        """Release everything if the run never started (the API's error path)."""
+        if not self._threads and not self._done:
+            self._done = True
+            self.input.container.close()
+            sink_mod.discard(self.output)
+
+    def stats(self) -> Stats:
+        v = self.info.video
+        return Stats(
+            frames=self.sink_counters.frames,
+            seconds=getattr(self, "_seconds", time.monotonic() - self._t0),
+            input_size=(v.width, v.height),
+            output_size=(self.output.width, self.output.height),
+            scale=self.upscaler.scale,
+            provider=self.provider,
+            batch=self.batch,
+            stages=StageTimes(
+                decode=self.src_counters.decode_seconds,
+                color=self.src_counters.color_seconds + self.sink_counters.color_seconds,
+                model=self.up_counters.model_seconds,
+                encode=self.sink_counters.encode_seconds,
+                wait_in=self.ch_in.wait_get,
+                wait_out=self.ch_out.wait_put,
+            ),
+            audio_streams=len(self.output.stream_map),
+            decode_errors=self.src_counters.decode_errors,
+            output=str(self.output.final_path or "-"),
+        )
+
+
+def upscale_video(input: str, output: str, *, model: str | None = None, scale: int | None = None,
+                  device: str = "auto", batch: int = 4, codec: str = "libx264", crf: int | None = 18,
+                  preset: str | None = "medium", pix_fmt: str | None = None,
+                  format: str | None = None, overwrite: bool = False, max_frames: int | None = None,
+                  tile: int = 0, on_error: str = "skip") -> Stats:
+    """Upscale a video (or image) file end to end and return what was done.
+
+    Args mirror `vsr upscale`'s options. Raises VsrError subclasses for user errors.
+    """
+    from .options import Device
+
+    pipeline = Pipeline(
+        SourceOptions(input, max_frames=max_frames),
+        ModelOptions(model=model, scale=scale, device=Device(device), batch=batch, tile=tile),
+        SinkOptions(output, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
+                    overwrite=overwrite),
+        on_error=on_error,
+    )
+    return pipeline.run()
+
+
+__all__ = ["Pipeline", "Progress", "upscale_video", "OnnxUpscaler"]

@@ -1,0 +1,373 @@
+"""Output: encode upscaled Frames and mux them with the input's audio (thread "vsr-sink").
+
+`open_output()` runs in the main thread, before any work, so an existing output, an
+unwritable folder or an unknown codec fails fast. It writes to a hidden temporary file
+beside the target; `run_sink()` owns the container from then on and `finish()` renames the
+file into place only when everything was flushed. On any failure the temporary file is
+removed: a half-written output never appears under the final name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+
+from .channel import Channel
+from .color import merge_upscaled, pad_to_even, sws_colorspace
+from .errors import EncodeError, SinkError
+from .frames import AudioFrame, AudioPacket, Frame, Item, StreamInfo
+from .options import SinkOptions
+
+log = logging.getLogger(__name__)
+
+IMAGE_CODECS = {".png": ("png", "rgb24"), ".jpg": ("mjpeg", "yuvj444p"),
+                ".jpeg": ("mjpeg", "yuvj444p"), ".bmp": ("bmp", "bgr24"),
+                ".tif": ("tiff", "rgb24"), ".tiff": ("tiff", "rgb24"), ".webp": ("libwebp", "yuv420p")}
+MP4_FAMILY = {"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
+# Codecs a muxer lists as possible but that players do not accept in it.
+NOT_PORTABLE = {"mp4": {"vorbis"}, "mov": {"vorbis"}, "ipod": {"vorbis"}}
+# Per-stream metadata that describes the old encoding and would be wrong on the new one.
+STALE_TAGS = {"encoder", "duration", "bps", "number_of_frames", "number_of_bytes",
+              "_statistics_writing_app", "_statistics_writing_date_utc", "_statistics_tags",
+              "vendor_id", "handler_name"}
+STALE_CONTAINER_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration"}
+
+
+@dataclass
+class SinkCounters:
+    """Written by the sink thread, read by the pipeline after it ends."""
+
+    frames: int = 0
+    encode_seconds: float = 0.0
+    color_seconds: float = 0.0
+    audio_packets: int = 0
+
+
+@dataclass
+class OpenedOutput:
+    """An output container with its streams set up, not yet written to."""
+
+    container: Any
+    video: Any
+    final_path: Path | None  # None for standard output
+    temp_path: Path | None
+    stream_map: dict[int, Any]  # input stream index -> output stream
+    decode_audio: frozenset[int]  # input streams the sink re-encodes (the source decodes them)
+    width: int
+    height: int
+    padded: bool
+    colorspace: int | None
+    color_range: int | None
+    pix_fmt: str
+    is_image: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def default_output(input_url: str, scale: int, is_image: bool) -> str:
+    """`photo.jpg` -> `photo_x3.png`; `clip.webm` -> `clip_x3.webm`."""
+    p = Path(input_url)
+    suffix = ".png" if is_image else (p.suffix or ".mp4")
+    return str(p.with_name(f"{p.stem}_x{scale}{suffix}"))
+
+
+def open_output(opts: SinkOptions, info: StreamInfo, scale: int) -> OpenedOutput:
+    """Create the output container and its streams.
+
+    Raises:
+        SinkError: output exists (without overwrite), folder missing or unwritable, unknown
+            format or codec, or a pipe output without a format.
+    """
+    to_stdout = opts.url == "-"
+    final: Path | None = None if to_stdout else Path(opts.url)
+    suffix = final.suffix.lower() if final else ""
+    is_image = suffix in IMAGE_CODECS and opts.format is None
+    if to_stdout and not opts.format:
+        raise SinkError("cannot write to standard output without a container format",
+                        hint="add --format matroska (or mpegts, nut)")
+    temp: Path | None = None
+    if final is not None:
+        if final.exists() and not opts.overwrite:
+            raise SinkError(f"output '{final}' already exists", hint="pass --overwrite to replace it")
+        if final.is_dir():
+            raise SinkError(f"output '{final}' is a directory")
+        if info.url != "-" and Path(info.url).exists() and final.resolve() == Path(info.url).resolve():
+            raise SinkError(f"output '{final}' is the input file", hint="choose another output name")
+        folder = final.parent if str(final.parent) else Path(".")
+        if not folder.is_dir():
+            raise SinkError(f"cannot write output '{final}': folder '{folder}' does not exist")
+        temp = folder / f".{final.stem}.vsr-{secrets.token_hex(4)}.partial{final.suffix}"
+    fmt = opts.format or ("image2" if is_image else None)
+    try:
+        target: Any = sys.stdout.buffer if to_stdout else str(temp)
+        # Guess the muxer from the *final* name: the temporary name ends in the same suffix,
+        # but an explicit format keeps odd suffixes working too.
+        if fmt is None and final is not None:
+            fmt = _guess_format(final)
+        container = av.open(target, "w", format=fmt, options=dict(opts.container_options))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        if temp is not None:
+            _remove(temp)
+        where = "standard output" if to_stdout else f"'{final}'"
+        raise SinkError(f"cannot write output {where}: {_why(exc)}") from exc
+    try:
+        return _add_streams(container, opts, info, scale, final, temp, is_image)
+    except BaseException:
+        container.close()
+        if temp is not None:
+            _remove(temp)
+        raise
+
+
+def _guess_format(path: Path) -> str | None:
+    """The muxer FFmpeg would pick for this name, or a clear error for an unknown suffix."""
+    if not path.suffix:
+        raise SinkError(f"cannot tell the container format of '{path}' (no file extension)",
+                        hint="add an extension such as .mp4 or .mkv, or pass --format")
+    return None  # FFmpeg guesses from the temporary name, which keeps the suffix
+
+
+def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int,
+                 final: Path | None, temp: Path | None, is_image: bool) -> OpenedOutput:
+    v = info.video
+    notes: list[str] = []
+    codec_name, pix_fmt = opts.codec, opts.pix_fmt
+    if is_image:
+        assert final is not None
+        codec_name, image_fmt = IMAGE_CODECS[final.suffix.lower()]
+        pix_fmt = pix_fmt or image_fmt
+    try:
+        codec = av.Codec(codec_name, "w")
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise SinkError(f"unknown video encoder {codec_name!r}",
+                        hint="see 'ffmpeg -encoders'; common: libx264, libx265, libsvtav1, ffv1") from exc
+    if codec.type != "video":
+        raise SinkError(f"{codec_name!r} is not a video encoder")
+    supported = [f.name for f in codec.video_formats or []]
+    if pix_fmt is None:
+        pix_fmt = "yuv420p" if not supported or "yuv420p" in supported else supported[0]
+    elif supported and pix_fmt not in supported:
+        raise SinkError(f"encoder {codec_name!r} cannot take pixel format {pix_fmt!r}",
+                        hint=f"it takes: {', '.join(supported)}")
+    out_w, out_h = v.width * scale, v.height * scale
+    fmt = av.VideoFormat(pix_fmt)
+    # 4:2:0 / 4:2:2 encoders need even sizes where the chroma is subsampled.
+    padded = bool((out_w % 2 and fmt.chroma_width(2) == 1) or (out_h % 2 and fmt.chroma_height(2) == 1))
+    if padded:
+        pw, ph = out_w + out_w % 2, out_h + out_h % 2
+        notes.append(f"{out_w}x{out_h} is odd and {pix_fmt} needs even sizes: "
+                     f"padding to {pw}x{ph} (the last row/column repeated)")
+        out_w, out_h = pw, ph
+
+    rate = v.rate or Fraction(25)
+    stream = container.add_stream(codec_name, rate=rate if not is_image else None)
+    stream.width, stream.height = out_w, out_h
+    stream.pix_fmt = pix_fmt
+    cc = stream.codec_context
+    if not is_image:
+        cc.time_base = v.time_base
+        stream.time_base = v.time_base
+    private = {o.name for o in cc.supported_options.private}
+    codec_opts = {}
+    if opts.crf is not None and "crf" in private:
+        codec_opts["crf"] = str(opts.crf)
+        if codec_name.startswith("libvpx"):
+            cc.bit_rate = 0  # libvpx needs b=0 for constant-quality mode
+    if opts.preset and "preset" in private:
+        codec_opts["preset"] = str(opts.preset)
+    if codec_name == "mjpeg":
+        codec_opts["qscale"] = "2"
+        cc.qmin, cc.qmax = 1, 3
+    if codec_name == "libx265":
+        codec_opts["x265-params"] = "log-level=warning"  # x265 prints a page of info otherwise
+    codec_opts.update(opts.codec_options)
+    cc.options = codec_opts
+    colorspace = color_range = None
+    if not fmt.is_rgb and fmt.name not in ("gray", "gray16le"):
+        colorspace = sws_colorspace(v.colorspace)
+        # Keep the input's range; for an unspecified one, decoding assumed limited range.
+        color_range = v.color_range if v.color_range in (1, 2) else 1
+        if pix_fmt.startswith("yuvj"):
+            color_range = 2
+        cc.color_range = color_range
+        if v.colorspace not in (0, 2):
+            cc.colorspace = v.colorspace
+        if v.color_primaries != 2:
+            cc.color_primaries = v.color_primaries
+        if v.color_trc != 2:
+            cc.color_trc = v.color_trc
+    if v.rotation and not is_image:
+        stream.set_display_rotation(v.rotation)
+    for k, val in v.metadata.items():
+        if k.lower() not in STALE_TAGS:
+            stream.metadata[k] = val
+    if not is_image:
+        for k, val in info.container_metadata.items():
+            if k.lower() not in STALE_CONTAINER_TAGS:
+                container.metadata[k] = val
+    if is_image:
+        container.options["update"] = "1"  # one file, not a numbered sequence
+
+    stream_map: dict[int, Any] = {}
+    decode_audio: set[int] = set()
+    if opts.audio != "none" and not is_image:
+        for s in info.passthrough:
+            planned = _plan_stream(container, s, notes)
+            if planned is None:
+                continue
+            stream_map[s.index], reencode = planned
+            if reencode:
+                decode_audio.add(s.index)
+    return OpenedOutput(container, stream, final, temp, stream_map, frozenset(decode_audio),
+                        out_w, out_h, padded, colorspace, color_range, pix_fmt, is_image, notes)
+
+
+def _plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] | None:
+    """(output stream, re-encode?) for input stream `s`; None when it cannot be carried.
+
+    Copied when the container accepts the codec, audio re-encoded otherwise.
+    """
+    fmt = container.format.name.split(",")[0]
+    codec = s.codec_context.name
+    accepted = codec in container.supported_codecs and codec not in NOT_PORTABLE.get(fmt, set())
+    if accepted:
+        out = container.add_stream_from_template(s)
+        for k, val in s.metadata.items():
+            if k.lower() not in STALE_TAGS:
+                out.metadata[k] = val
+        return out, False
+    if s.type != "audio":
+        notes.append(f"{s.type} stream #{s.index} ({codec}) dropped: {fmt} cannot hold it "
+                     "(try .mkv)")
+        return None
+    target = _audio_encoder_for(container, fmt)
+    rate = s.codec_context.sample_rate or 48000
+    out = container.add_stream(target, rate=rate)
+    layout = s.codec_context.layout
+    if layout is not None and layout.nb_channels:
+        out.codec_context.layout = layout if layout.nb_channels <= 2 else "stereo"
+    out.time_base = Fraction(1, rate)
+    for k, val in s.metadata.items():
+        if k.lower() not in STALE_TAGS:
+            out.metadata[k] = val
+    notes.append(f"audio stream #{s.index} ({codec}) re-encoded to {target}: {fmt} cannot hold {codec}")
+    return out, True
+
+
+def _audio_encoder_for(container: Any, fmt: str) -> str:
+    if fmt in MP4_FAMILY or fmt in ("matroska", "mpegts", "flv", "adts"):
+        return "aac"
+    if fmt == "webm":
+        return "libopus"
+    if fmt == "avi":
+        return "libmp3lame"
+    return str(container.default_audio_codec or "aac")
+
+
+def run_sink(out: OpenedOutput, items: Channel[Item], counters: SinkCounters) -> None:
+    """Encode and mux every item until the channel is closed, then flush the encoders.
+
+    Leaves the container open: `finish()` (success) or `discard()` (failure) closes it.
+    """
+    container, stream = out.container, out.video
+    for item in items:
+        if isinstance(item, Frame):
+            t0 = time.perf_counter()
+            bgr = merge_upscaled(item.y, item.crcb)
+            if out.padded:
+                bgr = pad_to_even(bgr)
+            vf = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+            if out.pix_fmt != "bgr24":
+                vf = vf.reformat(format=out.pix_fmt, dst_colorspace=out.colorspace,
+                                 dst_color_range=out.color_range)
+            if out.color_range is not None:
+                vf.color_range = out.color_range
+            if not out.is_image:
+                vf.pts = item.pts
+                vf.time_base = item.time_base
+            t1 = time.perf_counter()
+            _mux(container, stream.encode(vf), out)
+            counters.encode_seconds += time.perf_counter() - t1
+            counters.color_seconds += t1 - t0
+            counters.frames += 1
+            if out.is_image:
+                break
+        elif isinstance(item, AudioPacket):
+            target = out.stream_map.get(item.stream_index)
+            if target is None:
+                continue
+            item.packet.stream = target
+            _mux(container, [item.packet], out)
+            counters.audio_packets += 1
+        elif isinstance(item, AudioFrame):
+            target = out.stream_map.get(item.stream_index)
+            if target is not None:
+                item.frame.pts = None  # the encoder times audio by its sample count
+                _mux(container, target.encode(item.frame), out)
+    t0 = time.perf_counter()
+    _mux(container, stream.encode(None), out)
+    for idx, target in out.stream_map.items():
+        if idx in out.decode_audio:
+            _mux(container, target.encode(None), out)
+    counters.encode_seconds += time.perf_counter() - t0
+
+
+def _mux(container: Any, packets: Any, out: OpenedOutput) -> None:
+    try:
+        container.mux(packets)
+    except (av.error.FFmpegError, OSError) as exc:
+        where = "standard output" if out.final_path is None else f"'{out.final_path}'"
+        raise EncodeError(f"cannot write output {where}: {_why(exc)}") from exc
+
+
+def finish(out: OpenedOutput) -> None:
+    """Close the container and move the temporary file to its final name."""
+    try:
+        out.container.close()
+    except (av.error.FFmpegError, OSError) as exc:
+        discard(out)
+        raise EncodeError(f"cannot finish output '{out.final_path}': {_why(exc)}") from exc
+    if out.temp_path is not None and out.final_path is not None:
+        try:
+            os.replace(out.temp_path, out.final_path)
+        except OSError as exc:
+            _remove(out.temp_path)
+            raise EncodeError(f"cannot move output into place at '{out.final_path}': "
+                              f"{exc.strerror or exc}") from exc
+
+
+def discard(out: OpenedOutput) -> None:
+    """Close without caring about errors and delete the temporary file."""
+    try:
+        out.container.close()
+    except Exception:  # noqa: BLE001 - the run already failed; this only cleans up
+        pass
+    if out.temp_path is not None:
+        _remove(out.temp_path)
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("could not remove temporary file '%s': %s", path, exc)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return str(exc.strerror)
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+

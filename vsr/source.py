@@ -1,0 +1,355 @@
+"""Input: open a file, pipe or URL with PyAV, and decode it into Frames (thread "vsr-source").
+
+`open_input()` runs in the main thread: it opens the container and decodes up to the first
+video frame, so a missing file, a file with no video or a stream that cannot be decoded is
+reported before any thread starts, and the sink learns the real frame geometry, colour tags
+and rotation (headers can lie; the first frame cannot). `run_source()` then owns the
+container: it demuxes, decodes, converts each frame to Y + CrCb, and puts Frames and
+passthrough packets (audio, subtitles) into the channel in demux order.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import av
+
+from .channel import Channel
+from .color import split_ycrcb
+from .errors import DecodeError, SourceError
+from .frames import AudioFrame, AudioPacket, Frame, Item, StreamInfo, VideoInfo
+from .options import SourceOptions
+
+log = logging.getLogger(__name__)
+
+IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe",
+                 "gif", "pgm_pipe", "ppm_pipe", "jpegls_pipe", "qoi_pipe"}
+
+
+@dataclass
+class SourceCounters:
+    """Written by the source thread, read by the pipeline after it ends."""
+
+    frames: int = 0
+    decode_errors: int = 0
+    error_times: list[float] = field(default_factory=list)
+    repaired_pts: int = 0
+    resized: int = 0
+    decode_seconds: float = 0.0
+    color_seconds: float = 0.0
+
+
+@dataclass
+class OpenedInput:
+    """An open container positioned just after the first decoded video frame."""
+
+    container: Any  # av.container.InputContainer
+    video: Any  # av.VideoStream
+    info: StreamInfo
+    first_frame: Any  # av.VideoFrame
+    pending: list[Any]  # packets demuxed before the first frame: passthrough ones, in order
+    options: SourceOptions
+
+
+def open_input(opts: SourceOptions) -> OpenedInput:
+    """Open the input and decode its first video frame.
+
+    Raises:
+        SourceError: missing file, unreadable or non-media data, no video stream, or no
+            video frame that can be decoded.
+    """
+    url = opts.url
+    name = "standard input" if url == "-" else repr(url)
+    try:
+        target: Any = sys.stdin.buffer if url == "-" else url
+        container = av.open(target, "r", format=opts.format, options=dict(opts.options),
+                            timeout=(10.0, 30.0))
+    except FileNotFoundError as exc:
+        raise SourceError(f"cannot open input {name}: no such file or directory") from exc
+    except av.error.FFmpegError as exc:
+        raise SourceError(f"cannot open input {name}: {_why(exc)}") from exc
+    except OSError as exc:
+        raise SourceError(f"cannot open input {name}: {exc.strerror or exc}") from exc
+    try:
+        if not container.streams.video:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+            raise SourceError(f"no video stream in {name} (it has {kinds})",
+                              hint="vsr upscales video and images; this input has none")
+        video = container.streams.video[0]
+        video.thread_type = "AUTO"
+        passthrough = [s for s in container.streams if s.type in ("audio", "subtitle")]
+        first, pending = _first_frame(container, video, passthrough, name)
+        info = StreamInfo(
+            url=url,
+            format_name=container.format.name,
+            video=_video_info(container, video, first),
+            passthrough=tuple(passthrough),
+            container_metadata=dict(container.metadata),
+            is_image=container.format.name in IMAGE_FORMATS,
+        )
+    except BaseException:
+        container.close()
+        raise
+    return OpenedInput(container, video, info, first, pending, opts)
+
+
+def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str) -> tuple[Any, list[Any]]:
+    pending: list[Any] = []
+    wanted = {s.index for s in passthrough}
+    errors = 0
+    try:
+        for packet in container.demux([video, *passthrough]):
+            if packet.stream.index in wanted:
+                if packet.size:
+                    pending.append(packet)
+                continue
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                errors += 1
+                if errors > 50:
+                    break
+                continue
+            if frames:
+                return frames[0], pending
+        for frame in video.decode(None):
+            return frame, pending
+    except av.error.FFmpegError as exc:
+        raise SourceError(f"cannot read input {name}: {_why(exc)}") from exc
+    raise SourceError(f"no decodable video frame in {name}",
+                      hint="the file may be truncated or damaged")
+
+
+def _video_info(container: Any, video: Any, first: Any) -> VideoInfo:
+    cc = video.codec_context
+    rate = video.average_rate or video.guessed_rate or None
+    duration: float | None = None
+    if video.duration and video.time_base:
+        duration = float(video.duration * video.time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    frames = int(video.frames or 0)
+    if not frames and duration and rate:
+        frames = int(round(duration * float(rate)))
+    fmt = first.format
+    depth = max((c.bits for c in fmt.components), default=8)
+    return VideoInfo(
+        width=first.width, height=first.height,
+        time_base=video.time_base or Fraction(1, 90000),
+        rate=Fraction(rate) if rate else None,
+        frames=frames, duration=duration,
+        pix_fmt=fmt.name,
+        colorspace=int(first.colorspace), color_range=int(first.color_range),
+        color_primaries=int(first.color_primaries), color_trc=int(first.color_trc),
+        rotation=int(round(first.rotation or 0)),
+        metadata=dict(video.metadata), codec=cc.name, bit_depth=depth,
+    )
+
+
+def _why(exc: BaseException) -> str:
+    """FFmpeg's own reason, without PyAV's errno prefix and file name."""
+    if isinstance(exc, av.error.FFmpegError) and exc.strerror:
+        return str(exc.strerror)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
+               decode_audio: frozenset[int], counters: SourceCounters,
+               on_error: str = "skip") -> None:
+    """Demux and decode everything, putting Frames and passthrough items into `out`.
+
+    Closes `out` on normal end of stream (or when `stop` is set); on an exception the
+    pipeline cancels the channels instead. Always closes the input container.
+
+    Args:
+        decode_audio: input stream indexes whose packets the sink wants decoded (it must
+            re-encode them); other passthrough packets travel compressed.
+        on_error: "skip" drops frames that fail to decode (counted, timestamps of the
+            others untouched); "stop" raises DecodeError at the first one.
+    """
+    try:
+        video = src.info.video
+        stamps = _TimestampRepair(video.time_base, video.rate, REORDER_DEPTH)
+        max_frames = src.options.max_frames
+        index = 0
+        for item in _demux_decode(src, decode_audio, counters, on_error):
+            if stop.is_set() or (max_frames is not None and index >= max_frames):
+                break
+            if not isinstance(item, av.VideoFrame):
+                out.put(item)
+                continue
+            t0 = time.perf_counter()
+            frame = item
+            if frame.width != video.width or frame.height != video.height:
+                if not counters.resized:
+                    log.warning("frame %d is %dx%d, not %dx%d: scaling it (and any later such "
+                                "frame) to the first frame's size", index, frame.width,
+                                frame.height, video.width, video.height)
+                counters.resized += 1
+                frame = frame.reformat(width=video.width, height=video.height)
+            bgr = frame.to_ndarray(format="bgr24")
+            t1 = time.perf_counter()
+            y, crcb = split_ycrcb(bgr)
+            t2 = time.perf_counter()
+            counters.decode_seconds += t1 - t0
+            counters.color_seconds += t2 - t1
+            for ready in stamps.push(_Pending(index, time.monotonic(), y, crcb), frame.pts):
+                out.put(ready)
+            index += 1
+            counters.frames = index
+        for ready in stamps.flush():
+            out.put(ready)
+        counters.repaired_pts = stamps.repaired
+        out.close()
+    finally:
+        src.container.close()
+
+
+def _demux_decode(src: OpenedInput, decode_audio: frozenset[int], counters: SourceCounters,
+                  on_error: str) -> Iterator[Any]:
+    """Video frames (first one included) and passthrough items, in demux order."""
+    yield src.first_frame
+    container, video = src.container, src.video
+    streams = [video, *src.info.passthrough]
+
+    def passthrough(packet: Any) -> Iterator[Item]:
+        idx = packet.stream.index
+        if idx in decode_audio:
+            try:
+                for af in packet.decode():
+                    yield AudioFrame(idx, af)
+            except av.error.FFmpegError as exc:
+                log.debug("audio packet at %s: %s", packet.pts, _why(exc))
+        elif packet.size:
+            yield AudioPacket(idx, packet)
+
+    for packet in src.pending:
+        yield from passthrough(packet)
+    packets = container.demux(streams)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.error.FFmpegError as exc:
+            # A demuxer error mid-file (truncation, garbage): what was read stays valid.
+            counters.decode_errors += 1
+            log.warning("cannot read past this point of the input: %s", _why(exc))
+            if on_error == "stop":
+                raise DecodeError(f"cannot read input {src.info.url!r} after frame "
+                                  f"{counters.frames}: {_why(exc)}") from exc
+            break
+        finally:
+            counters.decode_seconds += time.perf_counter() - t0
+        if packet.stream.index != video.index:
+            yield from passthrough(packet)
+            continue
+        yield from _decode_packet(video, packet, counters, on_error, src.info.url)
+    yield from _decode_packet(video, None, counters, on_error, src.info.url)
+    for idx in decode_audio:
+        stream = next(s for s in src.info.passthrough if s.index == idx)
+        try:
+            for af in stream.decode(None):
+                yield AudioFrame(idx, af)
+        except av.error.FFmpegError:
+            pass
+
+
+def _decode_packet(video: Any, packet: Any, counters: SourceCounters, on_error: str,
+                   url: str) -> Iterator[Any]:
+    t0 = time.perf_counter()
+    try:
+        frames = video.decode(packet)
+    except av.error.EOFError:
+        return  # the demuxer's own end-of-stream packet already flushed the decoder
+    except av.error.FFmpegError as exc:
+        counters.decode_errors += 1
+        when = float(packet.pts * packet.time_base) if packet is not None and packet.pts is not None \
+            and packet.time_base else None
+        if when is not None:
+            counters.error_times.append(when)
+        if on_error == "stop":
+            at = f" at {when:.3f}s" if when is not None else ""
+            raise DecodeError(f"cannot decode frame {counters.frames}{at} of {url!r}: "
+                              f"{_why(exc)}") from exc
+        return
+    finally:
+        counters.decode_seconds += time.perf_counter() - t0
+    yield from frames
+
+
+#: Frames held back to put timestamps in order (see `_TimestampRepair`).
+REORDER_DEPTH = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    index: int
+    captured: float
+    y: Any
+    crcb: Any
+
+
+class _TimestampRepair:
+    """Gives frames strictly increasing pts without ever reordering the frames themselves.
+
+    Decoders output frames in presentation order, but some inputs attach the timestamps in
+    another order (packed B-frames in AVI give 1, 2, 4, 3, 5, 7, 6, ...). The set of
+    timestamps is right even then, so the k-th frame out gets the smallest timestamp among
+    the next `depth` ones. Missing pts are extrapolated by one frame duration, and repeats
+    nudged forward by one tick: encoders and muxers reject non-increasing timestamps, and a
+    damaged input must not stop the run for that. Repairs are counted and logged once.
+    """
+
+    def __init__(self, time_base: Fraction, rate: Fraction | None, depth: int) -> None:
+        step = (1 / (rate * time_base)) if rate and time_base else 1
+        self.step = max(1, int(round(step)))
+        self.time_base = time_base
+        self.depth = depth
+        self.frames: collections.deque[_Pending] = collections.deque()
+        self.heap: list[int] = []
+        self.last: int | None = None
+        self.out_of_order = False
+        self.repaired = 0
+
+    def push(self, pending: _Pending, pts: int | None) -> list[Frame]:
+        self.frames.append(pending)
+        if pts is None:
+            self._note("missing")
+            base = max([self.last or 0, *self.heap]) if (self.heap or self.last is not None) else None
+            pts = 0 if base is None else base + self.step
+        elif self.heap and pts < max(self.heap) and not self.out_of_order:
+            self.out_of_order = True
+            log.info("input timestamps are out of order: reassigning them in presentation order")
+        heapq.heappush(self.heap, pts)
+        ready = []
+        while len(self.frames) > self.depth:
+            ready.append(self._emit())
+        return ready
+
+    def flush(self) -> list[Frame]:
+        return [self._emit() for _ in range(len(self.frames))]
+
+    def _emit(self) -> Frame:
+        p = self.frames.popleft()
+        pts = heapq.heappop(self.heap)
+        if self.last is not None and pts <= self.last:
+            pts = self.last + 1
+            self._note("repeated or non-increasing")
+        self.last = pts
+        return Frame(p.index, pts, self.time_base, p.captured, p.y, p.crcb)
+
+    def _note(self, what: str) -> None:
+        if not self.repaired:
+            log.warning("input has %s video timestamps: repairing them", what)
+        self.repaired += 1

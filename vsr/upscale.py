@@ -1,0 +1,60 @@
+"""The model stage (thread "vsr-upscale"): batches of Y planes through the Upscaler.
+
+It only stacks luma, runs the model and unstacks; colour work stays in the decoder and
+encoder threads so the three overlap. Order is preserved by construction (one consumer, one
+producer, FIFO channels), so no reorder buffer is needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .channel import Channel
+from .frames import Frame, Item
+from .model import Upscaler
+
+
+@dataclass
+class UpscaleCounters:
+    """Written by the upscaler thread, read by the pipeline after it ends."""
+
+    frames: int = 0
+    batches: int = 0
+    model_seconds: float = 0.0
+
+
+def run_upscaler(upscaler: Upscaler, inp: Channel[Item], out: Channel[Item], batch: int,
+                 counters: UpscaleCounters, max_wait: float | None = None) -> None:
+    """Upscale every Frame from `inp` into `out`; other items pass straight through.
+
+    A batch holds frames of one size only (a size change flushes the batch), so one model
+    call always gets one [N,1,H,W] array.
+    """
+    for items in inp.batches(batch, max_wait):
+        frames: list[Frame] = []
+        for item in items:
+            if not isinstance(item, Frame):
+                out.put(item)  # audio overtakes video by at most one batch; the muxer interleaves
+                continue
+            if frames and frames[0].y.shape != item.y.shape:
+                _run(upscaler, frames, out, counters)
+                frames = []
+            frames.append(item)
+        if frames:
+            _run(upscaler, frames, out, counters)
+    out.close()
+
+
+def _run(upscaler: Upscaler, frames: list[Frame], out: Channel[Item],
+         counters: UpscaleCounters) -> None:
+    t0 = time.perf_counter()
+    hr = upscaler(np.stack([f.y for f in frames]))
+    counters.model_seconds += time.perf_counter() - t0
+    counters.batches += 1
+    for f, y in zip(frames, hr):
+        out.put(dataclasses.replace(f, y=y))
+        counters.frames += 1
