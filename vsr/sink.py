@@ -216,6 +216,12 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
                 container.metadata[k] = val
     if is_image:
         container.options["update"] = "1"  # one file, not a numbered sequence
+    try:
+        cc.open()  # now, not at the first frame: bad options fail before any work is done
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise SinkError(f"cannot open video encoder {codec_name!r} for {out_w}x{out_h} {pix_fmt}: "
+                        f"{_why(exc)}", hint="check --codec, --pix-fmt, --crf, --preset and "
+                        "--codec-option values") from exc
 
     stream_map: dict[int, Any] = {}
     decode_audio: set[int] = set()

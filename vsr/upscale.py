@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .channel import Channel
+from .errors import VsrError
 from .frames import Frame, Item
 from .model import Upscaler
 
@@ -52,8 +53,15 @@ def run_upscaler(upscaler: Upscaler, inp: Channel[Item], out: Channel[Item], bat
 def _run(upscaler: Upscaler, frames: list[Frame], out: Channel[Item],
          counters: UpscaleCounters) -> None:
     t0 = time.perf_counter()
-    hr = upscaler(np.stack([f.y for f in frames]))
+    y = np.stack([f.y for f in frames])
+    hr = upscaler(y)
     counters.model_seconds += time.perf_counter() - t0
+    n, h, w = y.shape
+    s = upscaler.scale
+    if hr.shape != (n, h * s, w * s) or hr.dtype != np.uint8:
+        # Encoders silently rescale frames of the wrong size; never let that stretch a video.
+        raise VsrError(f"the model returned {hr.dtype} {list(hr.shape)} for {n} frames of "
+                       f"{w}x{h}, expected uint8 {[n, h * s, w * s]} (scale {s})")
     counters.batches += 1
     for f, y in zip(frames, hr):
         out.put(dataclasses.replace(f, y=y))

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Evaluate super-resolution models under the shared quality protocol; print a markdown table.
+
+Rows: bicubic, the zoo reference model (x3, when ../shared/data/reference has it) and every
+bundled model (or the --model files given); columns: Y-PSNR and SSIM per image folder, and
+milliseconds per output megapixel of the model on this machine's CPU (onnxruntime, one
+image at a time, the median of the images). Any folder of images works:
+
+    python scripts/eval.py                           # Set5 and Set14 from ../shared/data/eval
+    python scripts/eval.py --sets ~/my_photos --model models/espcn_x3.onnx
+    python scripts/eval.py --lr-codec libx264 --crf 23   # LR frames H.264-compressed first
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sr_protocol  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def compress(lr: Image.Image, codec: str, crf: int) -> Image.Image:
+    """Round-trip an LR image through a video encoder (as a one-frame video) or JPEG."""
+    if codec == "jpeg":
+        buf = io.BytesIO()
+        lr.save(buf, format="JPEG", quality=crf)
+        buf.seek(0)
+        return Image.open(buf).convert("RGB")
+    import av
+
+    w, h = lr.width - lr.width % 2, lr.height - lr.height % 2
+    lr = lr.crop((0, 0, w, h))
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as out:
+        s = out.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.codec_context.options = {"crf": str(crf), "preset": "medium"}
+        out.mux(s.encode(av.VideoFrame.from_image(lr).reformat(format="yuv420p")))
+        out.mux(s.encode(None))
+    buf.seek(0)
+    with av.open(buf) as inp:
+        frame = next(inp.decode(video=0))
+        return frame.to_image()
+
+
+def evaluate(run, scale: int, folder: Path, lr_codec: str | None, crf: int):  # type: ignore[no-untyped-def]
+    psnrs, ssims, ms_per_mp = [], [], []
+    for path in sr_protocol.list_images(folder):
+        hr, lr = sr_protocol.hr_lr_pair(path, scale)
+        if lr_codec:
+            lr = compress(lr, lr_codec, crf)
+            hr = hr.crop((0, 0, lr.width * scale, lr.height * scale))
+        t0 = time.perf_counter()
+        sr = run(lr)
+        dt = time.perf_counter() - t0
+        hy = sr_protocol.y_channel(hr)
+        psnrs.append(sr_protocol.psnr_y(sr, hy, scale))
+        ssims.append(sr_protocol.ssim_y(sr, hy, scale))
+        ms_per_mp.append(dt * 1000 / (sr.size / 1e6))
+    return float(np.mean(psnrs)), float(np.mean(ssims)), statistics.median(ms_per_mp)
+
+
+def onnx_runner(path: Path):  # type: ignore[no-untyped-def]
+    from vsr.model import OnnxUpscaler
+    from vsr.options import Device
+
+    up = OnnxUpscaler(path, Device.CPU)
+
+    def run(lr: Image.Image) -> np.ndarray:
+        return up(sr_protocol.y_channel(lr)[None])[0]
+
+    return up.scale, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sets", nargs="*", type=Path,
+                    default=[SHARED / "eval" / "Set5", SHARED / "eval" / "Set14"])
+    ap.add_argument("--model", nargs="*", type=Path, help="ONNX files (default: bundled models)")
+    ap.add_argument("--scales", nargs="*", type=int, default=[2, 3, 4])
+    ap.add_argument("--lr-codec", help="compress LR images first: libx264, libx265 or jpeg")
+    ap.add_argument("--crf", type=int, default=23, help="CRF (or JPEG quality) for --lr-codec")
+    args = ap.parse_args(argv)
+    sets = [s for s in args.sets if s.is_dir()]
+    if not sets:
+        print("no image folders found (pass --sets DIR ...)", file=sys.stderr)
+        return 2
+    rows: list[tuple[str, int, object]] = []
+    for scale in args.scales:
+        rows.append((f"bicubic x{scale}", scale,
+                     lambda lr, s=scale: sr_protocol.bicubic_y(lr, s)))
+    zoo = SHARED / "reference" / "super_resolution.onnx"
+    if args.model is None and zoo.exists() and 3 in args.scales:
+        rows.append(("zoo super_resolution.onnx", 3, onnx_runner(zoo)[1]))
+    models = args.model if args.model is not None else sorted((ROOT / "models").glob("*.onnx"))
+    for m in models:
+        scale, run = onnx_runner(m)
+        if scale in args.scales:
+            rows.append((m.stem, scale, run))
+    rows.sort(key=lambda r: r[1])
+    head = "| model | scale | " + " | ".join(f"{s.name} PSNR | {s.name} SSIM" for s in sets) + " | ms/MP |"
+    if args.lr_codec:
+        print(f"LR images compressed with {args.lr_codec} at {'quality' if args.lr_codec == 'jpeg' else 'CRF'} {args.crf}\n")
+    print(head)
+    print("|" + "---|" * (3 + 2 * len(sets)))
+    for name, scale, run in rows:
+        cells, times = [], []
+        for folder in sets:
+            p, s, t = evaluate(run, scale, folder, args.lr_codec, args.crf)
+            cells += [f"{p:.2f}", f"{s:.4f}"]
+            times.append(t)
+        ms = "-" if name.startswith("bicubic") else f"{statistics.median(times):.0f}"
+        print(f"| {name} | x{scale} | " + " | ".join(cells) + f" | {ms} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

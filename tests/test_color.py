@@ -1,0 +1,44 @@
+"""Behaviour of the pure colour functions used by the decoder and encoder threads."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from vsr.color import merge_upscaled, pad_to_even, split_ycrcb
+
+
+def test_split_gives_bt601_full_range_luma() -> None:
+    """Y equals 0.299 R + 0.587 G + 0.114 B (the model card's and Pillow's luma)."""
+    rng = np.random.default_rng(1)
+    bgr = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
+    y, crcb = split_ycrcb(bgr)
+    ref = 0.299 * bgr[..., 2] + 0.587 * bgr[..., 1] + 0.114 * bgr[..., 0]
+    assert y.shape == (17, 23) and crcb.shape == (17, 23, 2)
+    assert np.abs(y.astype(float) - ref).max() <= 1.0
+
+
+def test_split_then_merge_at_the_same_size_round_trips() -> None:
+    """Splitting and merging without upscaling returns the image (within rounding)."""
+    rng = np.random.default_rng(2)
+    bgr = cv2.GaussianBlur(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8), (5, 5), 2)
+    y, crcb = split_ycrcb(bgr)
+    back = merge_upscaled(y, crcb)
+    assert np.abs(back.astype(int) - bgr).max() <= 3
+
+
+def test_merge_resizes_chroma_to_luma_size_width_first() -> None:
+    """A non-square upscaled Y gets chroma of exactly its (height, width)."""
+    y_hr = np.full((30, 45), 128, np.uint8)
+    crcb = np.full((10, 15, 2), 128, np.uint8)
+    assert merge_upscaled(y_hr, crcb).shape == (30, 45, 3)
+
+
+def test_pad_to_even_repeats_the_last_row_and_column() -> None:
+    """Odd sizes grow by one replicated pixel; even sizes are untouched."""
+    img = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3)
+    out = pad_to_even(img)
+    assert out.shape == (4, 6, 3)
+    assert (out[3, :5] == img[2]).all() and (out[:3, 5] == img[:, 4]).all()
+    even = np.zeros((4, 6, 3), np.uint8)
+    assert pad_to_even(even) is even

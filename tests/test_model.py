@@ -1,0 +1,139 @@
+"""Behaviour of the onnxruntime model stage: loading, scale probing, tiling, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+from conftest import MODEL_X3, SHARED_DATA, ZOO_MODEL, needs
+
+import vsr
+from vsr.errors import ModelError, ProviderUnavailable
+from vsr.model import OnnxUpscaler, providers_for, tile_grid
+from vsr.options import Device
+
+
+def _noise(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (n, h, w), dtype=np.uint8)
+    return np.stack([cv2.GaussianBlur(i, (3, 3), 1) for i in img])
+
+
+def test_bundled_model_loads_on_cpu_and_reports_scale_3() -> None:
+    """The default model is x3 with dynamic height and width."""
+    up = OnnxUpscaler(MODEL_X3, Device.CPU)
+    assert up.scale == 3 and up.fixed is None and up.provider == "CPUExecutionProvider"
+    assert up(_noise(2, 11, 13)).shape == (2, 33, 39)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_each_bundled_scale_is_found_and_probed(scale: int) -> None:
+    """--scale N picks espcn_xN and the probe agrees with its name."""
+    assert vsr.Upscaler(scale=scale, device="cpu").scale == scale
+
+
+def test_forced_tiling_equals_whole_frames_exactly() -> None:
+    """Tiles with overlap give the same pixels as one whole-frame run (odd sizes, batch 3)."""
+    y = _noise(3, 97, 131)
+    whole = OnnxUpscaler(MODEL_X3, Device.CPU)(y)
+    tiled = OnnxUpscaler(MODEL_X3, Device.CPU, tile=40)(y)
+    assert tiled.shape == whole.shape
+    assert np.abs(tiled.astype(int) - whole).max() <= 1
+
+
+def test_tile_grid_kept_regions_partition_the_frame() -> None:
+    """Every pixel is kept from exactly one tile, and each tile lies inside the frame."""
+    for h, w, t in [(100, 37, 32), (224, 224, 224), (300, 500, 224), (50, 50, 20)]:
+        cover = np.zeros((h, w), int)
+        for tile in tile_grid(h, w, min(t, h), min(t, w)):
+            assert 0 <= tile.y0 and tile.y0 + min(t, h) <= h
+            cover[tile.keep_y0 : tile.keep_y1, tile.keep_x0 : tile.keep_x1] += 1
+        assert (cover == 1).all()
+
+
+@needs(ZOO_MODEL)
+def test_zoo_model_with_fixed_224_input_runs_on_any_frame_size() -> None:
+    """The zoo's fixed 224x224 model upscales a 320x180 frame (and a tiny one) by tiling."""
+    up = OnnxUpscaler(ZOO_MODEL, Device.CPU)
+    assert up.fixed == (224, 224) and up.scale == 3
+    assert up(_noise(2, 180, 320)).shape == (2, 540, 960)
+    assert up(_noise(1, 5, 7)).shape == (1, 15, 21)
+
+
+@needs(ZOO_MODEL)
+def test_zoo_model_reproduces_the_tutorial_cat(tmp_path: Path) -> None:
+    """`vsr upscale cat.jpg` with the zoo model matches the tutorial's result (>= 38 dB RGB)."""
+    from vsr.cli import main
+
+    out = tmp_path / "cat_x3.png"
+    rc = main(["upscale", str(SHARED_DATA / "reference" / "cat.jpg"), str(out), "--model",
+               str(ZOO_MODEL), "--quiet"])
+    assert rc == 0
+    ours = cv2.imread(str(out)).astype(np.float64)
+    ref = cv2.imread(str(SHARED_DATA / "reference" / "cat_superres_with_ort.jpg")).astype(np.float64)
+    assert ours.shape == ref.shape == (672, 672, 3)
+    psnr = 10 * np.log10(255**2 / np.mean((ours - ref) ** 2))
+    assert psnr >= 38.0, psnr
+
+
+def test_cuda_request_without_cuda_is_a_clear_error() -> None:
+    """--device cuda on a CPU-only onnxruntime names CUDA and how to get it."""
+    with pytest.raises(ProviderUnavailable, match="CUDA") as info:
+        providers_for(Device.CUDA, ["CPUExecutionProvider"])
+    assert "onnxruntime-gpu" in (info.value.hint or "")
+
+
+def test_auto_prefers_cuda_and_falls_back_to_cpu() -> None:
+    """AUTO asks for CUDA first only when onnxruntime offers it."""
+    assert providers_for(Device.AUTO, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert providers_for(Device.AUTO, ["CUDAExecutionProvider", "CPUExecutionProvider"])[0] == \
+        "CUDAExecutionProvider"
+
+
+def test_wrong_shape_model_is_refused_with_the_expected_layout(tmp_path: Path) -> None:
+    """A model that takes 3-channel input is refused, naming [N,1,H,W]."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "g",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H", "W"])])
+    path = tmp_path / "rgb.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    with pytest.raises(ModelError, match=r"\[N,1,H,W\]"):
+        OnnxUpscaler(path, Device.CPU)
+
+
+def test_non_onnx_file_is_refused(tmp_path: Path) -> None:
+    """A file that is not ONNX gives a ModelError, not an onnxruntime traceback."""
+    path = tmp_path / "junk.onnx"
+    path.write_bytes(b"not a model at all")
+    with pytest.raises(ModelError, match="cannot load model"):
+        OnnxUpscaler(path, Device.CPU)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(),
+                    reason="onnxruntime has no CUDA execution provider here")
+def test_cuda_provider_runs_the_bundled_model_like_the_cpu() -> None:
+    """On a GPU the CUDA provider is active and agrees with the CPU within 1/255."""
+    y = _noise(4, 64, 80)
+    gpu = OnnxUpscaler(MODEL_X3, Device.CUDA)
+    assert gpu.provider == "CUDAExecutionProvider"
+    cpu = OnnxUpscaler(MODEL_X3, Device.CPU)
+    assert np.abs(gpu(y).astype(int) - cpu(y)).max() <= 1
+
+
+def test_image_api_upscales_colour_and_grey_images() -> None:
+    """Upscaler.upscale keeps the layout and multiplies the size; batches match singles."""
+    up = vsr.Upscaler(device="cpu", batch=2)
+    rng = np.random.default_rng(3)
+    imgs = [rng.integers(0, 256, (20, 30, 3), dtype=np.uint8) for _ in range(3)]
+    singles = [up.upscale(i) for i in imgs]
+    assert singles[0].shape == (60, 90, 3)
+    for a, b in zip(singles, up.upscale_batch(imgs)):
+        assert np.array_equal(a, b)
+    assert up.upscale(imgs[0][..., 0]).shape == (60, 90)

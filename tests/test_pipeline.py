@@ -1,0 +1,164 @@
+"""Behaviour of the threaded pipeline: order, timing, back-pressure and failure handling.
+
+These use a numpy fake upscaler to make stage timing controllable; the media path (PyAV
+decode/encode) is real, and the real model is covered by test_model/test_containers.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import FakeUpscaler, synth_video, video_stats
+
+from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
+from vsr.errors import SinkError, VsrError
+
+
+def _run(src: Path, dst: Path, up: FakeUpscaler, batch: int = 4, **sink: object) -> Pipeline:
+    p = Pipeline(SourceOptions(str(src)), ModelOptions(batch=batch),
+                 SinkOptions(str(dst), preset="ultrafast", **sink), upscaler=up)  # type: ignore[arg-type]
+    p.run()
+    return p
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
+
+
+def test_every_frame_arrives_once_in_order_with_its_timestamp(tmp_path: Path) -> None:
+    """File mode keeps every frame, in order, with the input's pts, even with a slow model."""
+    src = synth_video(tmp_path / "in.mp4", n=20, bframes=True)
+    dst = tmp_path / "out.mp4"
+    p = _run(src, dst, FakeUpscaler(2, delay=0.02), batch=3)
+    stats = p.stats()
+    assert stats.frames == 20 and stats.output_size == (128, 96)
+    assert video_stats(dst)["times"] == pytest.approx(video_stats(src)["times"], abs=1e-6)
+    assert video_stats(dst)["sizes"] == {(128, 96)}
+
+
+def test_variable_frame_rate_timing_survives(tmp_path: Path) -> None:
+    """A VFR input keeps its uneven frame durations (Matroska shifts the whole file so the
+    AAC priming samples are not negative; differences between frames are what must hold)."""
+    src = synth_video(tmp_path / "vfr.mp4", n=15, vfr=True)
+    dst = tmp_path / "out.mkv"
+    _run(src, dst, FakeUpscaler(2))
+    t_in, t_out = video_stats(src)["times"], video_stats(dst)["times"]
+    assert np.diff(t_out) == pytest.approx(np.diff(t_in), abs=1e-3)
+    assert len(set(np.round(np.diff(t_out), 3))) == 2
+
+
+def test_model_failure_is_reraised_with_its_type_and_stage_and_leaves_no_file(tmp_path: Path) -> None:
+    """An exception in the model stage stops everything and surfaces once, output removed."""
+    src = synth_video(tmp_path / "in.mp4", n=30)
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="fake model failure") as info:
+        _run(src, dst, FakeUpscaler(2, fail_at=10), batch=2)
+    notes = getattr(info.value, "__notes__", [])
+    assert not notes or any("vsr-upscale" in n for n in notes)
+    assert not dst.exists() and _leftovers(tmp_path) == []
+
+
+def test_model_output_of_the_wrong_size_is_an_error_not_a_stretched_video(tmp_path: Path) -> None:
+    """A model that returns the wrong size stops the run instead of being rescaled."""
+
+    class WrongSize(FakeUpscaler):
+        def __call__(self, y):  # type: ignore[no-untyped-def]
+            return np.zeros((len(y), 7, 9), np.uint8)
+
+    src = synth_video(tmp_path / "in.mp4", n=10)
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(VsrError, match="expected uint8") as info:
+        _run(src, dst, WrongSize(2))
+    notes = getattr(info.value, "__notes__", [])
+    assert not notes or any("vsr-upscale" in n for n in notes)
+    assert not dst.exists() and _leftovers(tmp_path) == []
+
+
+def test_abort_from_another_thread_stops_promptly_and_removes_the_output(tmp_path: Path) -> None:
+    """abort() mid-run ends all stages quickly; the run raises nothing but keeps no file."""
+    src = synth_video(tmp_path / "in.mp4", n=60)
+    dst = tmp_path / "out.mp4"
+    p = Pipeline(SourceOptions(str(src)), ModelOptions(batch=2), SinkOptions(str(dst), preset="ultrafast"),
+                 upscaler=FakeUpscaler(2, delay=0.05))
+    timer = threading.Timer(0.3, p.abort)
+    timer.start()
+    for _ in p.progress():
+        pass
+    timer.join()
+    assert p.stats().frames < 60
+    assert not dst.exists() and _leftovers(tmp_path) == []
+
+
+def test_stop_finishes_a_valid_shorter_file(tmp_path: Path) -> None:
+    """stop() ends the input early but still flushes and keeps a playable output."""
+    src = synth_video(tmp_path / "in.mp4", n=60)
+    dst = tmp_path / "out.mp4"
+    p = Pipeline(SourceOptions(str(src)), ModelOptions(batch=2), SinkOptions(str(dst), preset="ultrafast"),
+                 upscaler=FakeUpscaler(2, delay=0.03))
+    threading.Timer(0.3, p.stop).start()
+    stats = p.run()
+    assert 0 < stats.frames < 60
+    assert len(video_stats(dst)["times"]) == stats.frames
+
+
+def test_existing_output_is_refused_before_any_work(tmp_path: Path) -> None:
+    """Without overwrite an existing output is an error and the file is untouched."""
+    src = synth_video(tmp_path / "in.mp4", n=3)
+    dst = tmp_path / "out.mp4"
+    dst.write_bytes(b"keep me")
+    with pytest.raises(SinkError, match="already exists"):
+        Pipeline(SourceOptions(str(src)), ModelOptions(), SinkOptions(str(dst)), upscaler=FakeUpscaler(2))
+    assert dst.read_bytes() == b"keep me"
+
+
+def test_odd_output_size_is_padded_by_one_pixel_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """x3 of an odd size becomes even for yuv420p by one padded row/column, with a warning."""
+    src = synth_video(tmp_path / "odd.mkv", n=4, size=(21, 15), codec="ffv1", pix_fmt="yuv444p", audio=None)
+    dst = tmp_path / "out.mp4"
+    with caplog.at_level("WARNING", logger="vsr"):
+        p = _run(src, dst, FakeUpscaler(3))
+    assert p.stats().output_size == (64, 46)
+    assert video_stats(dst)["sizes"] == {(64, 46)}
+    assert any("padding to 64x46" in r.message for r in caplog.records)
+
+
+def test_max_frames_limits_the_output(tmp_path: Path) -> None:
+    """max_frames stops after that many frames."""
+    src = synth_video(tmp_path / "in.mp4", n=12)
+    dst = tmp_path / "out.mp4"
+    p = Pipeline(SourceOptions(str(src), max_frames=5), ModelOptions(), SinkOptions(str(dst), preset="ultrafast"),
+                 upscaler=FakeUpscaler(2))
+    assert p.run().frames == 5
+    with av.open(str(dst)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 5
+
+
+def test_bad_encoder_options_fail_before_any_work(tmp_path: Path) -> None:
+    """An encoder option the encoder rejects is reported when the output is opened."""
+    src = synth_video(tmp_path / "in.mp4", n=3)
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(SinkError, match="cannot open video encoder"):
+        Pipeline(SourceOptions(str(src)), ModelOptions(),
+                 SinkOptions(str(dst), codec_options={"crf": "abc"}), upscaler=FakeUpscaler(2))
+    assert list(tmp_path.iterdir()) == [src]
+
+
+def test_full_disk_on_the_output_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """Writing into a full device (stdout on /dev/full) fails with ENOSPC text, exit 1."""
+    import subprocess
+    import sys
+
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full not available")
+    src = synth_video(tmp_path / "in.mp4", n=30, size=(96, 64))
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", str(src), "-", "--format",
+                               "matroska", "--preset", "ultrafast"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 1, proc.stderr
+    assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr
