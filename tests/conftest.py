@@ -37,7 +37,7 @@ def pattern(i: int, w: int, h: int) -> npt.NDArray[np.uint8]:
 def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: int = 25,
                 codec: str = "libx264", pix_fmt: str = "yuv420p", audio: str | None = "aac",
                 container_format: str | None = None, vfr: bool = False, bframes: bool = True,
-                options: dict[str, str] | None = None) -> Path:
+                options: dict[str, str] | None = None, bt709: bool = False) -> Path:
     """Write a small real video with PyAV: `n` frames of `pattern()`, optional audio.
 
     With `vfr`, frame durations alternate between 1 and 2 ticks of 1/(2*fps)... so the clip
@@ -54,6 +54,10 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
             if not bframes:
                 opts.setdefault("bf", "0")
         vs.codec_context.options = opts
+        if bt709:
+            cc = vs.codec_context
+            cc.colorspace = cc.color_primaries = cc.color_trc = 1
+            cc.color_range = 1
         tb = Fraction(1, rate)
         vs.codec_context.time_base = tb
         aus = None

@@ -195,7 +195,10 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
     if args.quiet and mode is Progress.AUTO:
         mode = Progress.NONE
     log.info("%s -> %s (x%d, %s)", args.input, output, pipeline.upscaler.scale, pipeline.provider)
-    show(pipeline.progress(), mode, err)
+    try:
+        show(pipeline.progress(), mode, err)
+    finally:
+        pipeline.close()  # interrupted before the stages started: remove the temporary file
     stats = pipeline.stats()
     if mode is Progress.JSON:
         err.write(json.dumps(stats_record(stats)) + "\n")

@@ -123,6 +123,8 @@ def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str) 
                 return frames[0], pending
         for frame in video.decode(None):
             return frame, pending
+    except av.error.EOFError:
+        pass  # the demuxer's end-of-stream packet had already flushed the decoder
     except av.error.FFmpegError as exc:
         raise SourceError(f"cannot read input {name}: {_why(exc)}") from exc
     raise SourceError(f"no decodable video frame in {name}",
