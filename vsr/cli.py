@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import TextIO
 
 from . import __version__
-from .errors import Interrupted, VsrError
+from .errors import Interrupted, UsageError, VsrError
 from .options import Device, ModelOptions, Progress, SinkOptions, SourceOptions
 
 log = logging.getLogger("vsr")
@@ -166,6 +166,7 @@ def _signals_raise() -> Iterator[None]:
 
 
 def _upscale(args: argparse.Namespace, err: TextIO) -> int:
+    from .model import load
     from .pipeline import Pipeline
     from .progress import resolve_mode, show, stats_record
     from .sink import default_output
@@ -174,23 +175,18 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
                            max_frames=args.frames)
     model = ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
                          batch=args.batch, tile=args.tile, threads=args.threads)
+    upscaler = load(args.model, args.scale, Device(args.device), args.tile, args.threads)
     output = args.output
     if output is None:
         if args.input == "-":
-            raise VsrError("an output is required when reading standard input")
-        from .model import load
-        from .source import open_input
-
-        probe = open_input(source)
-        probe.container.close()
-        scale = args.scale or load(args.model, None, Device.CPU).scale if args.model else (args.scale or 3)
-        output = default_output(args.input, scale, probe.info.is_image)
+            raise UsageError("an OUTPUT is required when reading standard input")
+        output = default_output(args.input, upscaler.scale)
     sink = SinkOptions(output, format=args.format, codec=args.codec, crf=args.crf,
                        preset=args.preset, pix_fmt=args.pix_fmt,
                        codec_options=dict(args.codec_option),
                        container_options=dict(args.container_option),
                        overwrite=args.overwrite, audio="none" if args.no_audio else "auto")
-    pipeline = Pipeline(source, model, sink, on_error=args.on_error)
+    pipeline = Pipeline(source, model, sink, upscaler=upscaler, on_error=args.on_error)
     mode = resolve_mode(Progress(args.progress), err)
     if args.quiet and mode is Progress.AUTO:
         mode = Progress.NONE

@@ -73,11 +73,12 @@ class OpenedOutput:
     notes: list[str] = field(default_factory=list)
 
 
-def default_output(input_url: str, scale: int, is_image: bool) -> str:
-    """`photo.jpg` -> `photo_x3.png`; `clip.webm` -> `clip_x3.webm`."""
-    p = Path(input_url)
-    suffix = ".png" if is_image else (p.suffix or ".mp4")
-    return str(p.with_name(f"{p.stem}_x{scale}{suffix}"))
+def default_output(input_url: str, scale: int) -> str:
+    """`photo.jpg` -> `photo_x3.png`; `clip.webm` -> `clip_x3.webm`; a URL -> `<name>_x3.mp4`."""
+    p = Path(input_url.split("?")[0].rstrip("/") or "output")
+    is_image = p.suffix.lower() in IMAGE_CODECS or p.suffix.lower() in {".gif", ".jpe", ".jfif"}
+    suffix = ".png" if is_image else (p.suffix if p.suffix and "://" not in input_url else ".mp4")
+    return str(Path(p.name if "://" in input_url else p).with_name(f"{p.stem}_x{scale}{suffix}"))
 
 
 def open_output(opts: SinkOptions, info: StreamInfo, scale: int) -> OpenedOutput:
