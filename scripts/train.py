@@ -45,7 +45,7 @@ import numpy.typing as npt
 from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import sr_protocol  # noqa: E402
+import sr_protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "train"

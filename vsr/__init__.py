@@ -10,8 +10,18 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (Cancelled, DecodeError, EncodeError, Interrupted, ModelError,
-                     ProviderUnavailable, SinkError, SourceError, UsageError, VsrError)
+from .errors import (
+                     Cancelled,
+                     DecodeError,
+                     EncodeError,
+                     Interrupted,
+                     ModelError,
+                     ProviderUnavailable,
+                     SinkError,
+                     SourceError,
+                     UsageError,
+                     VsrError,
+)
 from .frames import StageTimes, Stats
 from .options import Device, ModelOptions, Progress, SinkOptions, SourceOptions
 from .pipeline import Pipeline, upscale_video

@@ -27,7 +27,8 @@ def merge_upscaled(y_hr: npt.NDArray[np.uint8], crcb: npt.NDArray[np.uint8]) -> 
     ycrcb = np.empty((h, w, 3), np.uint8)
     ycrcb[:, :, 0] = y_hr
     ycrcb[:, :, 1:] = crcb_hr
-    return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR)
+    bgr: npt.NDArray[np.uint8] = cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR)  # type: ignore[assignment]
+    return bgr
 
 
 def pad_to_even(bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -35,7 +36,9 @@ def pad_to_even(bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     h, w = bgr.shape[:2]
     if h % 2 == 0 and w % 2 == 0:
         return bgr
-    return cv2.copyMakeBorder(bgr, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+    padded: npt.NDArray[np.uint8] = cv2.copyMakeBorder(  # type: ignore[assignment]
+        bgr, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+    return padded
 
 
 # AVColorSpace values that swscale's matrices cover; anything else (unspecified, RGB, ...)

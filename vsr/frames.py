@@ -55,7 +55,7 @@ class AudioFrame:
     frame: Any  # av.AudioFrame
 
 
-Item = Union[Frame, AudioPacket, AudioFrame]
+Item = Union[Frame, AudioPacket, AudioFrame]  # noqa: UP007 - a runtime alias needs Union on 3.10
 
 
 @dataclass(frozen=True, slots=True)

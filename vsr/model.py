@@ -43,12 +43,13 @@ class Upscaler(Protocol):
 def import_onnxruntime() -> ModuleType:
     """onnxruntime, or a ProviderUnavailable that says which extra to install."""
     try:
-        import onnxruntime
+        import onnxruntime as ort
     except ImportError as exc:
         raise ProviderUnavailable(
             "onnxruntime is not installed",
             hint="pip install 'vsr[cpu]' (or 'vsr[gpu]' for NVIDIA GPUs; never both)") from exc
-    return onnxruntime
+    module: ModuleType = ort
+    return module
 
 
 def providers_for(device: Device, available: list[str]) -> list[str]:
@@ -193,7 +194,6 @@ class OnnxUpscaler:
 
     def __call__(self, y: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """Upscale (N, H, W) uint8 luma to (N, sH, sW) uint8."""
-        n, h, w = y.shape
         tile_hw = self.fixed or ((self.tile, self.tile) if self.tile else None)
         if tile_hw is None:
             x = y[:, None].astype(np.float32)

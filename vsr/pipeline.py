@@ -244,4 +244,4 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
     return pipeline.run()
 
 
-__all__ = ["Pipeline", "Progress", "upscale_video", "OnnxUpscaler"]
+__all__ = ["OnnxUpscaler", "Pipeline", "Progress", "upscale_video"]

@@ -21,7 +21,6 @@ from typing import Any
 
 import av
 
-
 from .channel import Channel
 from .color import merge_upscaled, pad_to_even, sws_colorspace
 from .errors import EncodeError, SinkError

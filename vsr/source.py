@@ -22,6 +22,8 @@ from fractions import Fraction
 from typing import Any
 
 import av
+import numpy as np
+import numpy.typing as npt
 
 from .channel import Channel
 from .color import split_ycrcb
@@ -198,7 +200,7 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                                 frame.height, video.width, video.height)
                 counters.resized += 1
                 frame = frame.reformat(width=video.width, height=video.height)
-            bgr = frame.to_ndarray(format="bgr24")
+            bgr: npt.NDArray[np.uint8] = frame.to_ndarray(format="bgr24")  # type: ignore[assignment]
             t1 = time.perf_counter()
             y, crcb = split_ycrcb(bgr)
             t2 = time.perf_counter()
