@@ -286,11 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     n = len(lr_bank)
     t_start = time.monotonic()
     step = start
+    t_calib = t_start
     while step < cfg.steps:
-        if args.max_minutes and start == 0 and step == 300:
-            rate = 300 / (time.monotonic() - t_start)
+        if args.max_minutes and start == 0 and step == 200:
+            t_calib = time.monotonic()  # after start-up (CUDA init, autotuning) is paid
+        if args.max_minutes and start == 0 and step == 600:
+            rate = 400 / (time.monotonic() - t_calib)
             budget = args.max_minutes * 60 - (time.monotonic() - t0) - 20
-            fit = 300 + int(rate * max(budget, 0) * 0.95)
+            fit = 600 + int(rate * max(budget, 0) * 0.95)
             if fit < cfg.steps:
                 cfg = replace(cfg, steps=fit)
                 mse_from = int(cfg.steps * (1 - cfg.mse_fraction))
