@@ -150,19 +150,36 @@ def _configure_logging(args: argparse.Namespace, err: TextIO) -> None:
 
 @contextmanager
 def _signals_raise() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C (abort and clean up), but exits 143."""
-    def on_term(signum: int, _frame: object) -> None:
+    """SIGINT and SIGTERM abort the run once (exit 130 / 143); repeats are ignored.
+
+    A second Ctrl-C must not interrupt the cleanup of the first: a KeyboardInterrupt in the
+    middle of it (or in interpreter shutdown, while onnxruntime tears down) skipped cleanup,
+    printed stray tracebacks or aborted the process (SIGABRT).
+    """
+    fired = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal fired
+        if fired:
+            return
+        fired = True
         raise Interrupted(signum)
 
     try:
-        old = signal.signal(signal.SIGTERM, on_term)
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread (embedded use): leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, handler in old.items():
+            # Once interrupted, the process is on its way out: keep ignoring repeats.
+            signal.signal(s, signal.SIG_IGN if fired and _EXITING else handler)
+
+
+#: True when running as the `vsr` command (main_exit), not called from Python code.
+_EXITING = False
 
 
 def _upscale(args: argparse.Namespace, err: TextIO) -> int:
@@ -266,4 +283,6 @@ def _models(args: argparse.Namespace) -> int:
 
 def main_exit() -> None:
     """Console-script entry point."""
+    global _EXITING
+    _EXITING = True
     sys.exit(main())

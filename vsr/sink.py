@@ -107,12 +107,18 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int) -> OpenedOutput
             raise SinkError(f"cannot write output '{final}': folder '{folder}' does not exist")
         temp = folder / f".{final.stem}.vsr-{secrets.token_hex(4)}.partial{final.suffix}"
     fmt = opts.format or ("image2" if is_image else None)
+    # Guess the muxer from the *final* name: the temporary name ends in the same suffix,
+    # but an explicit format keeps odd suffixes working too. (Outside the try below: its
+    # SinkError carries its own hint.)
+    if fmt is None and final is not None:
+        fmt = _guess_format(final)
     try:
         target: Any = sys.stdout.buffer if to_stdout else str(temp)
-        # Guess the muxer from the *final* name: the temporary name ends in the same suffix,
-        # but an explicit format keeps odd suffixes working too.
-        if fmt is None and final is not None:
-            fmt = _guess_format(final)
+        if temp is not None:
+            # PyAV creates the file only at the first mux: create it now, so an unwritable
+            # folder fails here (exit 2) and not after the model ran (exit 1).
+            with open(temp, "xb"):
+                pass
         container = av.open(target, "w", format=fmt, options=dict(opts.container_options))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         if temp is not None:

@@ -71,10 +71,15 @@ def open_input(opts: SourceOptions) -> OpenedInput:
     """
     url = opts.url
     name = "standard input" if url == "-" else repr(url)
+    stdin = _InterruptibleReader(sys.stdin.buffer) if url == "-" else None
     try:
-        target: Any = sys.stdin.buffer if url == "-" else url
-        container = av.open(target, "r", format=opts.format, options=dict(opts.options),
-                            timeout=(10.0, 30.0))
+        target: Any = stdin if stdin is not None else url
+        try:
+            container = av.open(target, "r", format=opts.format, options=dict(opts.options),
+                                timeout=(10.0, 30.0))
+        finally:
+            if stdin is not None:
+                stdin.reraise()
     except FileNotFoundError as exc:
         raise SourceError(f"cannot open input {name}: no such file or directory") from exc
     except av.error.FFmpegError as exc:
@@ -82,6 +87,11 @@ def open_input(opts: SourceOptions) -> OpenedInput:
     except OSError as exc:
         raise SourceError(f"cannot open input {name}: {exc.strerror or exc}") from exc
     try:
+        if opts.format is None and container.format.name in TEXT_FORMATS:
+            raise SourceError(f"cannot open input {name}: it is text, not video "
+                              f"(FFmpeg reads it as {container.format.long_name})",
+                              hint=f"to render it as video on purpose, pass --input-format "
+                                   f"{container.format.name}")
         if not container.streams.video:
             kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
             raise SourceError(f"no video stream in {name} (it has {kinds})",
@@ -89,7 +99,11 @@ def open_input(opts: SourceOptions) -> OpenedInput:
         video = container.streams.video[0]
         video.thread_type = "AUTO"
         passthrough = [s for s in container.streams if s.type in ("audio", "subtitle")]
-        first, pending = _first_frame(container, video, passthrough, name)
+        try:
+            first, pending = _first_frame(container, video, passthrough, name)
+        finally:
+            if stdin is not None:
+                stdin.reraise()
         info = StreamInfo(
             url=url,
             format_name=container.format.name,
@@ -102,6 +116,37 @@ def open_input(opts: SourceOptions) -> OpenedInput:
         container.close()
         raise
     return OpenedInput(container, video, info, first, pending, opts)
+
+
+#: Demuxers that turn any text file into video (ANSI art): only used when asked for by name.
+TEXT_FORMATS = {"tty", "bin", "adf", "idf", "xbin"}
+
+
+class _InterruptibleReader:
+    """Standard input for PyAV that lets Ctrl-C through.
+
+    PyAV calls `read()` from a C callback that swallows KeyboardInterrupt ("Exception ignored
+    in pyio_read_gil") and keeps reading, so a signal while waiting for input was lost. Here
+    it ends the input instead; `reraise()` raises it again once PyAV has returned.
+    """
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.interrupted: BaseException | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        if self.interrupted is not None:
+            return b""
+        try:
+            return self.raw.read(n)
+        except KeyboardInterrupt as exc:
+            self.interrupted = exc
+            return b""
+
+    def reraise(self) -> None:
+        if self.interrupted is not None:
+            exc, self.interrupted = self.interrupted, None
+            raise exc
 
 
 def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str) -> tuple[Any, list[Any]]:

@@ -1,0 +1,492 @@
+"""The `vsr` command line end to end: real media through PyAV, the bundled ONNX models through
+onnxruntime, exit statuses, the one-line error contract and the no-leftover-output guarantee."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from conftest import ROOT, pattern, synth_video, video_stats
+
+from vsr.cli import main
+
+FAST = ["--preset", "ultrafast"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def run_cli(*args: object) -> tuple[int, str]:
+    """Run `vsr ARGS...` in this process; (exit status, what it wrote to stderr)."""
+    err = io.StringIO()
+    status = main([str(a) for a in args], stderr=err)
+    return int(status), err.getvalue()
+
+
+def run_process(*args: object, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `python -m vsr ARGS...` as a real process from the checkout."""
+    return subprocess.run([sys.executable, "-m", "vsr", *map(str, args)], cwd=ROOT, check=False,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def listing(folder: Path) -> list[str]:
+    """Every entry in `folder`, hidden ones (the '.NAME.vsr-*.partial.EXT' temp files) included."""
+    return sorted(p.name for p in folder.iterdir())
+
+
+def assert_user_error(status: int, err: str, expected: int = 2, *, mentions: str = "") -> str:
+    """A user error: the documented status, one 'vsr: ' line (+ optional 'hint: '), no traceback."""
+    assert status == expected, err
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert 1 <= len(lines) <= 2, err
+    assert lines[0].startswith("vsr: "), err
+    if len(lines) == 2:
+        assert lines[1].startswith("hint: "), err
+    assert mentions.lower() in lines[0].lower(), err
+    return lines[0]
+
+
+def frame_size(path: Path) -> tuple[int, int]:
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+        return frame.width, frame.height
+
+
+def make_audio_only(path: Path) -> Path:
+    """One second of AAC sine in an .m4a: a real media file without any video stream."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=48000, layout="stereo")
+        t = np.arange(48000) / 48000
+        for start in range(0, 48000, 1024):
+            chunk = (0.2 * np.sin(2 * np.pi * 440 * t[start : start + 1024])).astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(np.tile(chunk, (2, 1)), format="fltp", layout="stereo")
+            frame.sample_rate = 48000
+            frame.pts = start
+            frame.time_base = Fraction(1, 48000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def make_rgb_onnx(path: Path) -> Path:
+    """A valid ONNX graph of the wrong kind: [N,3,H,W] -> Identity -> [N,3,H,W]."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "rgb_identity", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # readable by any onnxruntime >= 1.10
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def make_png(path: Path, w: int = 40, h: int = 30) -> Path:
+    assert cv2.imwrite(str(path), pattern(0, w, h))
+    return path
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    """An empty folder that only the run under test writes to."""
+    d = tmp_path / "out"
+    d.mkdir()
+    return d
+
+
+# --------------------------------------------------------------------------- success
+
+
+def test_upscale_writes_the_output_and_one_summary_line(sample_video: Path, out_dir: Path) -> None:
+    """A successful upscale exits 0, writes a 3x video under the final name only, and says so in one line."""
+    out = out_dir / "out.mp4"
+    status, err = run_cli("upscale", sample_video, out, *FAST)
+    assert status == 0, err
+    assert listing(out_dir) == ["out.mp4"]
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("vsr: 12 frames 64x48 -> 192x144"), err
+    assert lines[0].endswith(f"-> {out}"), err
+    stats = video_stats(out)
+    assert len(stats["times"]) == 12
+    assert stats["sizes"] == {(192, 144)}
+    assert stats["audio_streams"] == 1
+
+
+def test_python_dash_m_vsr_runs_as_a_real_process(sample_video: Path, out_dir: Path) -> None:
+    """`python -m vsr upscale` in a real process exits 0, keeps stdout empty and prints one summary line."""
+    out = out_dir / "out.mkv"
+    proc = run_process("upscale", sample_video, out, *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("vsr: 12 frames"), proc.stderr
+    assert listing(out_dir) == ["out.mkv"]
+    assert video_stats(out)["sizes"] == {(192, 144)}
+
+
+def test_progress_json_is_json_lines_ending_with_done(sample_video: Path, out_dir: Path) -> None:
+    """`--progress json` writes only JSON lines to stderr, the last one a "done" record with the totals."""
+    out = out_dir / "out.mp4"
+    status, err = run_cli("upscale", sample_video, out, *FAST, "--progress", "json")
+    assert status == 0, err
+    records = [json.loads(line) for line in err.splitlines()]
+    assert records, err
+    done = records[-1]
+    assert done["event"] == "done"
+    assert all(r["event"] == "progress" for r in records[:-1])
+    assert done["frames"] == 12
+    assert done["input"] == [64, 48]
+    assert done["output_size"] == [192, 144]
+    assert done["scale"] == 3
+    assert done["output"] == str(out)
+    assert done["decode_errors"] == 0
+    assert set(done["stages"]) == {"decode", "color", "model", "encode", "wait_in", "wait_out"}
+    for r in records[:-1]:
+        assert {"frames", "total", "fps", "elapsed", "eta"} <= set(r)
+    assert out.exists()
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_missing_input_file_is_a_usage_error(tmp_path: Path, out_dir: Path) -> None:
+    """A missing input file exits 2 with one 'vsr:' line naming it, and writes nothing."""
+    status, err = run_cli("upscale", tmp_path / "nope.mp4", out_dir / "out.mp4", *FAST)
+    line = assert_user_error(status, err, mentions="no such file")
+    assert "nope.mp4" in line
+    assert listing(out_dir) == []
+
+
+def test_zero_byte_input_is_a_usage_error(tmp_path: Path, out_dir: Path) -> None:
+    """A zero-byte input file exits 2 with one 'vsr:' line and writes nothing."""
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    status, err = run_cli("upscale", empty, out_dir / "out.mp4", *FAST)
+    assert_user_error(status, err, mentions="empty.mp4")
+    assert listing(out_dir) == []
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "notes.mp4"])
+def test_text_file_input_is_a_usage_error(tmp_path: Path, out_dir: Path, name: str) -> None:
+    """A text file (whatever its extension) is not media: exit 2, one 'vsr:' line, nothing written."""
+    text = tmp_path / name
+    text.write_text("hello\nthis is a shopping list, not a video\n" * 20)
+    status, err = run_cli("upscale", text, out_dir / "out.mp4", *FAST)
+    assert_user_error(status, err, mentions=name)
+    assert listing(out_dir) == []
+
+
+def test_audio_only_input_says_it_has_no_video_stream(tmp_path: Path, out_dir: Path) -> None:
+    """An audio-only file exits 2 with a message saying it has no video stream, and writes nothing."""
+    audio = make_audio_only(tmp_path / "song.m4a")
+    status, err = run_cli("upscale", audio, out_dir / "out.mp4", *FAST)
+    line = assert_user_error(status, err, mentions="no video stream")
+    assert "audio" in line
+    assert listing(out_dir) == []
+
+
+def _faststart_copy(src: Path, dst: Path) -> Path:
+    """Remux `src` with the moov atom in front, so a truncated copy still has its index."""
+    with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": "+faststart"}) as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for packet in i.demux():
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            o.mux(packet)
+    return dst
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".ts", ".mp4"])
+def test_truncated_video_gives_fewer_frames_or_a_clear_error(tmp_path: Path, out_dir: Path,
+                                                             suffix: str) -> None:
+    """A video cut at 60% either upscales the frames that survive or fails with one clear line; never a traceback or a leftover temp file."""
+    full = synth_video(tmp_path / f"full{suffix}", n=30, bframes=False)
+    if suffix == ".mp4":
+        full = _faststart_copy(full, tmp_path / "faststart.mp4")
+    data = full.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    out = out_dir / "out.mkv"
+    status, err = run_cli("upscale", cut, out, *FAST)
+    assert "Traceback" not in err, err
+    if status == 0:
+        assert listing(out_dir) == ["out.mkv"]
+        stats = video_stats(out)
+        assert 0 < len(stats["times"]) < 30
+        assert stats["sizes"] == {(192, 144)}
+    else:
+        assert status in (1, 2), err
+        assert [ln for ln in err.splitlines() if ln.startswith("vsr: ")], err
+        assert listing(out_dir) == []
+
+
+def test_truncated_mp4_without_its_index_is_a_usage_error(tmp_path: Path, out_dir: Path) -> None:
+    """An mp4 cut before its trailing moov atom cannot be opened: exit 2, one line, nothing written."""
+    full = synth_video(tmp_path / "full.mp4", n=30, bframes=False)
+    data = full.read_bytes()
+    assert data.find(b"moov") > len(data) // 2  # PyAV writes the index at the end
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    status, err = run_cli("upscale", cut, out_dir / "out.mp4", *FAST)
+    assert_user_error(status, err, mentions="cut.mp4")
+    assert listing(out_dir) == []
+
+
+# --------------------------------------------------------------------------- bad model
+
+
+def test_missing_model_path_is_a_usage_error(sample_video: Path, tmp_path: Path, out_dir: Path) -> None:
+    """`--model` naming a missing .onnx file exits 2 with one line and a hint, writing nothing."""
+    status, err = run_cli("upscale", sample_video, out_dir / "out.mp4", *FAST,
+                          "--model", tmp_path / "missing.onnx")
+    line = assert_user_error(status, err, mentions="missing.onnx")
+    assert "no such file" in line
+    assert "hint: " in err
+    assert listing(out_dir) == []
+
+
+def test_non_onnx_model_file_is_a_usage_error(sample_video: Path, tmp_path: Path, out_dir: Path) -> None:
+    """A model file that is not ONNX exits 2 with one 'cannot load model' line, writing nothing."""
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"this is not a protobuf\x00\xff" * 10)
+    status, err = run_cli("upscale", sample_video, out_dir / "out.mp4", *FAST, "--model", junk)
+    assert_user_error(status, err, mentions="cannot load model")
+    assert listing(out_dir) == []
+
+
+def test_onnx_model_of_the_wrong_shape_is_a_usage_error(sample_video: Path, tmp_path: Path,
+                                                        out_dir: Path) -> None:
+    """A valid ONNX model taking [N,3,H,W] exits 2 with a message naming the expected [N,1,H,W]."""
+    model = make_rgb_onnx(tmp_path / "rgb.onnx")
+    status, err = run_cli("upscale", sample_video, out_dir / "out.mp4", *FAST, "--model", model)
+    line = assert_user_error(status, err, mentions="not a super-resolution model")
+    assert "[N,1,H,W]" in line
+    assert listing(out_dir) == []
+
+
+# --------------------------------------------------------------------------- bad output
+
+
+def test_existing_output_is_kept_without_overwrite(sample_video: Path, out_dir: Path) -> None:
+    """An existing output exits 2 without --overwrite and is left byte for byte as it was."""
+    out = out_dir / "out.mp4"
+    out.write_bytes(b"precious")
+    status, err = run_cli("upscale", sample_video, out, *FAST)
+    assert_user_error(status, err, mentions="already exists")
+    assert "--overwrite" in err
+    assert out.read_bytes() == b"precious"
+    assert listing(out_dir) == ["out.mp4"]
+
+
+def test_existing_output_is_replaced_with_overwrite(sample_video: Path, out_dir: Path) -> None:
+    """With --overwrite an existing output is replaced by the new video, with no temp file left."""
+    out = out_dir / "out.mp4"
+    out.write_bytes(b"precious")
+    status, err = run_cli("upscale", sample_video, out, *FAST, "--overwrite")
+    assert status == 0, err
+    assert listing(out_dir) == ["out.mp4"]
+    assert video_stats(out)["sizes"] == {(192, 144)}
+
+
+def test_missing_output_folder_is_a_usage_error(sample_video: Path, out_dir: Path) -> None:
+    """An output in a folder that does not exist exits 2 naming the folder, and creates nothing."""
+    status, err = run_cli("upscale", sample_video, out_dir / "nowhere" / "out.mp4", *FAST)
+    assert_user_error(status, err, mentions="does not exist")
+    assert listing(out_dir) == []
+
+
+def test_unwritable_output_folder_is_a_usage_error(sample_video: Path, out_dir: Path) -> None:
+    """An output in a read-only folder exits 2 with one line, and nothing appears there."""
+    if os.geteuid() == 0:
+        pytest.skip("root can write into read-only folders")
+    os.chmod(out_dir, 0o500)
+    try:
+        status, err = run_cli("upscale", sample_video, out_dir / "out.mp4", *FAST)
+        assert_user_error(status, err, mentions="out.mp4")
+        assert listing(out_dir) == []
+    finally:
+        os.chmod(out_dir, 0o700)
+
+
+def test_output_folder_that_nobody_can_write_is_a_usage_error(sample_video: Path) -> None:
+    """An output in a folder no one may create files in (sysfs, even for root) exits 2 before any work, with one line."""
+    folder = Path("/sys")
+    if not folder.is_dir():
+        pytest.skip("no /sys here")
+    try:
+        with open(folder / ".vsr-write-probe", "xb"):
+            pass
+    except OSError:
+        pass
+    else:
+        (folder / ".vsr-write-probe").unlink()
+        pytest.skip("/sys is writable here")
+    status, err = run_cli("upscale", sample_video, folder / "out.mp4", *FAST)
+    assert_user_error(status, err, mentions="out.mp4")
+    assert not [n for n in os.listdir(folder) if n == "out.mp4" or n.startswith(".out.vsr-")]
+
+
+def test_output_without_extension_says_how_to_pick_a_format(sample_video: Path, out_dir: Path) -> None:
+    """An output name without extension exits 2 with one line about the container format and a hint naming --format."""
+    status, err = run_cli("upscale", sample_video, out_dir / "noext", *FAST)
+    assert_user_error(status, err, mentions="container format")
+    assert err.splitlines()[-1].startswith("hint: ") and "--format" in err, err
+    assert listing(out_dir) == []
+
+
+def test_unknown_codec_is_a_usage_error(sample_video: Path, out_dir: Path) -> None:
+    """An unknown --codec exits 2 naming the encoder, and leaves no temp file behind."""
+    status, err = run_cli("upscale", sample_video, out_dir / "out.mp4", *FAST, "--codec", "nosuchcodec")
+    assert_user_error(status, err, mentions="nosuchcodec")
+    assert listing(out_dir) == []
+
+
+def test_stdout_output_without_format_is_a_usage_error(sample_video: Path, capfd) -> None:
+    """`-` as output without --format exits 2 with a hint to pass --format, writing nothing to stdout."""
+    status, err = run_cli("upscale", sample_video, "-", *FAST)
+    assert_user_error(status, err, mentions="standard output")
+    assert "--format" in err
+    assert capfd.readouterr().out == ""
+
+
+def test_cuda_device_without_cuda_provider_is_a_usage_error(sample_video: Path, out_dir: Path) -> None:
+    """`--device cuda` when onnxruntime has no CUDA provider exits 2 with a message about CUDA."""
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    status, err = run_cli("upscale", sample_video, out_dir / "out.mp4", *FAST, "--device", "cuda")
+    assert_user_error(status, err, mentions="CUDA")
+    assert listing(out_dir) == []
+
+
+def test_debug_shows_a_traceback_for_a_user_error(tmp_path: Path, out_dir: Path) -> None:
+    """With --debug a user error still exits 2 and ends with its 'vsr:' line, after the full traceback."""
+    status, err = run_cli("upscale", tmp_path / "nope.mp4", out_dir / "out.mp4", "--debug")
+    assert status == 2
+    assert "Traceback (most recent call last)" in err
+    assert "SourceError" in err
+    assert err.splitlines()[-1].startswith("vsr: cannot open input")
+    assert listing(out_dir) == []
+
+
+def test_debug_traceback_in_a_real_process(tmp_path: Path) -> None:
+    """`python -m vsr ... --debug` prints the traceback on stderr and still exits 2."""
+    proc = run_process("upscale", tmp_path / "nope.mp4", tmp_path / "out.mp4", "--debug")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("vsr: ")
+
+
+# --------------------------------------------------------------------------- info / models
+
+
+def test_info_prints_streams_model_and_output_size(sample_video: Path, capsys) -> None:
+    """`vsr info FILE` exits 0 and prints the video and audio streams, the model and the output size."""
+    status, err = run_cli("info", sample_video)
+    assert status == 0, err
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"{sample_video}: ")
+    assert "video: h264 64x48 yuv420p" in out
+    assert "12 frames" in out
+    assert "audio #1: aac" in out
+    assert "model: espcn_x3.onnx: x3, input [N,1,H,W]" in out
+    assert "output: 192x144" in out
+
+
+def test_info_json_is_valid_json_with_the_video_size(sample_video: Path, capsys) -> None:
+    """`vsr info --json` prints one JSON document with the video's width and height and the model scale."""
+    status, err = run_cli("info", "--json", sample_video)
+    assert status == 0, err
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["video"]["width"] == 64
+    assert rec["video"]["height"] == 48
+    assert rec["video"]["codec"] == "h264"
+    assert rec["model"]["scale"] == 3
+    assert rec["output_size"] == [192, 144]
+    assert [s["type"] for s in rec["streams"]] == ["audio"]
+
+
+def test_info_on_a_missing_file_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    """`vsr info` on a missing file exits 2 with one 'vsr:' line and prints nothing on stdout."""
+    status, err = run_cli("info", tmp_path / "nope.mp4")
+    assert_user_error(status, err, mentions="no such file")
+    assert capsys.readouterr().out == ""
+
+
+def test_models_lists_the_bundled_models_with_their_scale(capsys) -> None:
+    """`vsr models` lists espcn_x2, espcn_x3 and espcn_x4, each with its x2/x3/x4 scale."""
+    status, err = run_cli("models")
+    assert status == 0, err
+    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["espcn_x2"] == "x2"
+    assert rows["espcn_x3"] == "x3"
+    assert rows["espcn_x4"] == "x4"
+
+
+def test_models_json_gives_names_and_scales(capsys) -> None:
+    """`vsr models --json` is a JSON list whose espcn_x2/x3/x4 entries carry scales 2, 3 and 4."""
+    status, err = run_cli("models", "--json")
+    assert status == 0, err
+    scales = {m["name"]: m["scale"] for m in json.loads(capsys.readouterr().out)}
+    assert {k: scales[k] for k in ("espcn_x2", "espcn_x3", "espcn_x4")} == \
+        {"espcn_x2": 2, "espcn_x3": 3, "espcn_x4": 4}
+
+
+# --------------------------------------------------------------------------- defaults and scale
+
+
+def test_image_without_output_becomes_name_x3_png(tmp_path: Path) -> None:
+    """`vsr upscale photo.png` with no OUTPUT writes photo_x3.png beside it, exactly 3x the size."""
+    photo = make_png(tmp_path / "photo.png", 40, 30)
+    status, err = run_cli("upscale", photo)
+    assert status == 0, err
+    assert listing(tmp_path) == ["photo.png", "photo_x3.png"]
+    img = cv2.imread(str(tmp_path / "photo_x3.png"), cv2.IMREAD_UNCHANGED)
+    assert img.shape == (90, 120, 3)
+    assert err.splitlines()[-1].endswith("photo_x3.png"), err
+
+
+def test_scale_2_picks_the_x2_model_for_images(tmp_path: Path) -> None:
+    """`--scale 2` with no OUTPUT writes photo_x2.png at exactly twice the size."""
+    photo = make_png(tmp_path / "photo.png", 40, 30)
+    status, err = run_cli("upscale", photo, "--scale", "2")
+    assert status == 0, err
+    assert listing(tmp_path) == ["photo.png", "photo_x2.png"]
+    img = cv2.imread(str(tmp_path / "photo_x2.png"), cv2.IMREAD_UNCHANGED)
+    assert img.shape == (60, 80, 3)
+
+
+def test_scale_2_picks_the_x2_model_for_video(sample_video: Path, out_dir: Path) -> None:
+    """`--scale 2` upscales a 64x48 video to 128x96 with the bundled x2 model."""
+    out = out_dir / "out.mp4"
+    status, err = run_cli("upscale", sample_video, out, *FAST, "--scale", "2", "--progress", "json")
+    assert status == 0, err
+    done = json.loads(err.splitlines()[-1])
+    assert done["scale"] == 2
+    assert frame_size(out) == (128, 96)
+    assert listing(out_dir) == ["out.mp4"]
+
+
+def test_video_without_output_keeps_its_extension(sample_video: Path) -> None:
+    """`vsr upscale in.mp4` with no OUTPUT writes in_x3.mp4 beside it."""
+    status, err = run_cli("upscale", sample_video, *FAST, "--frames", "3")
+    assert status == 0, err
+    target = sample_video.with_name("in_x3.mp4")
+    assert listing(sample_video.parent) == ["in.mp4", "in_x3.mp4"]
+    assert frame_size(target) == (192, 144)

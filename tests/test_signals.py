@@ -1,0 +1,225 @@
+"""SIGINT and SIGTERM on a real `python -m vsr upscale` process: it stops within seconds with
+130 / 143 and leaves neither the output nor its hidden temporary file behind."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, synth_video
+
+SIGNALS = [pytest.param(signal.SIGINT, 130, id="SIGINT"),
+           pytest.param(signal.SIGTERM, 143, id="SIGTERM")]
+#: How long a signalled run may take to clean up and exit.
+EXIT_WITHIN = 5.0
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """400 frames of 160x90 H.264 + AAC: several seconds of work for vsr on two cores."""
+    return synth_video(tmp_path_factory.mktemp("signals") / "long.mp4", n=400, size=(160, 90),
+                       bframes=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sigint_reaches_children():
+    """Children must start with SIGINT at its default, or Python never installs KeyboardInterrupt.
+
+    A test run started without job control (`cmd &` in a script) has SIGINT ignored, and an
+    ignored signal stays ignored across exec; a handled one is reset to the default.
+    """
+    old = signal.getsignal(signal.SIGINT)
+    if old is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if old is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, old)
+
+
+class Vsr:
+    """A `python -m vsr` child whose stderr lines are collected by a thread as they come."""
+
+    def __init__(self, *args: object, stdin: int = subprocess.DEVNULL) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vsr", *map(str, args)], cwd=ROOT, stdin=stdin,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, name="test-stderr-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_line(self, predicate, timeout: float = 30.0) -> str:
+        """The first stderr line satisfying `predicate`; fails (killing the child) on timeout or EOF."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                line = self._queue.get(timeout=max(0.01, left))
+            except queue.Empty:
+                self.kill()
+                pytest.fail(f"no matching stderr line within {timeout}s; got {self.lines}")
+            if line is None:
+                self.proc.wait(timeout=10)
+                pytest.fail(f"vsr ended (status {self.proc.returncode}) before the expected line; "
+                            f"stderr: {self.lines}")
+            self.lines.append(line)
+            if predicate(line):
+                return line
+
+    def wait_exit(self, timeout: float) -> int:
+        """The exit status, after which the whole stderr is in `self.lines`; fails on timeout."""
+        try:
+            status = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"vsr still running {timeout}s after the signal; stderr: {self.lines}")
+        self._reader.join(timeout=5)
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.lines.append(line)
+        return status
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "out"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def spawn():
+    """Start vsr children; any still running when the test ends is killed."""
+    children: list[Vsr] = []
+
+    def start(*args: object, **kw: object) -> Vsr:
+        child = Vsr(*args, **kw)
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        child.kill()
+        if child.proc.stdin:
+            child.proc.stdin.close()
+        if child.proc.stderr:
+            child.proc.stderr.close()
+
+
+def _is_progress_with_frames(line: str) -> bool:
+    import json
+
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return False
+    return rec.get("event") == "progress" and rec.get("frames", 0) > 0
+
+
+def _assert_clean_interrupt(child: Vsr, signum: int, expected: int, out_dir: Path, sent: float) -> None:
+    status = child.wait_exit(timeout=EXIT_WITHIN + 10)
+    took = time.monotonic() - sent
+    assert status == expected, f"{signal.Signals(signum).name} gave {status}: {child.stderr}"
+    assert took < EXIT_WITHIN, f"took {took:.1f}s to stop"
+    assert "Traceback" not in child.stderr, child.stderr
+    assert child.lines and child.lines[-1] == "vsr: interrupted; partial output removed\n", child.stderr
+    assert sorted(p.name for p in out_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("signum, expected", SIGNALS)
+def test_signal_while_working_stops_and_removes_the_partial_output(
+        long_clip: Path, out_dir: Path, spawn, signum: int, expected: int) -> None:
+    """A signal in the middle of a run exits 128+signal within seconds and deletes the partial output."""
+    child = spawn("upscale", long_clip, out_dir / "out.mp4", "--preset", "ultrafast",
+                  "--progress", "json")
+    child.wait_line(_is_progress_with_frames)
+    # The hidden temporary file is there once the muxer has written (frames are encoding).
+    deadline = time.monotonic() + 10
+    while not list(out_dir.glob(".out.vsr-*.partial.mp4")):
+        assert child.proc.poll() is None, child.stderr
+        assert time.monotonic() < deadline, sorted(p.name for p in out_dir.iterdir())
+        time.sleep(0.01)
+    assert not (out_dir / "out.mp4").exists()
+    sent = time.monotonic()
+    child.proc.send_signal(signum)
+    _assert_clean_interrupt(child, signum, expected, out_dir, sent)
+
+
+@pytest.mark.parametrize("signum, expected", SIGNALS)
+def test_signal_before_the_first_frame_still_exits_cleanly(
+        long_clip: Path, out_dir: Path, spawn, signum: int, expected: int) -> None:
+    """A signal as soon as the model is loaded, before any frame is decoded, exits 128+signal with nothing left behind."""
+    child = spawn("upscale", long_clip, out_dir / "out.mp4", "--preset", "ultrafast",
+                  "--progress", "none", "--verbose")
+    # Logged from the model loader inside the CLI's signal handling, before the input is opened.
+    child.wait_line(lambda line: line.startswith("vsr: model "))
+    sent = time.monotonic()
+    child.proc.send_signal(signum)
+    _assert_clean_interrupt(child, signum, expected, out_dir, sent)
+
+
+@pytest.mark.parametrize("signum, expected", SIGNALS)
+def test_signal_while_waiting_for_standard_input_exits(
+        out_dir: Path, spawn, signum: int, expected: int) -> None:
+    """A signal while vsr waits for the first bytes on standard input stops it with 128+signal, without needing EOF."""
+    child = spawn("upscale", "-", out_dir / "out.mp4", "--input-format", "mpegts",
+                  "--preset", "ultrafast", "--verbose", stdin=subprocess.PIPE)
+    child.wait_line(lambda line: line.startswith("vsr: model "))
+    time.sleep(0.5)  # now blocked reading the (open, silent) pipe
+    assert child.proc.poll() is None, child.stderr
+    sent = time.monotonic()
+    child.proc.send_signal(signum)
+    try:
+        child.proc.wait(timeout=EXIT_WITHIN)
+        stopped = True
+    except subprocess.TimeoutExpired:
+        stopped = False
+    if not stopped:
+        # Show what happens once the input ends, then fail: the signal alone did not stop it.
+        assert child.proc.stdin is not None
+        child.proc.stdin.close()
+        status = child.wait_exit(timeout=10)
+        pytest.fail(f"{signal.Signals(signum).name} did not stop vsr while it waited for standard "
+                    f"input; after EOF it exited {status} with stderr: {child.stderr!r}")
+    _assert_clean_interrupt(child, signum, expected, out_dir, sent)
+
+
+def test_repeated_sigint_while_unwinding_still_exits_130(long_clip: Path, out_dir: Path, spawn) -> None:
+    """Ctrl-C pressed again and again while vsr unwinds still ends in exit 130, no traceback and no partial output."""
+    child = spawn("upscale", long_clip, out_dir / "out.mp4", "--preset", "ultrafast",
+                  "--progress", "json")
+    child.wait_line(_is_progress_with_frames)
+    sent = time.monotonic()
+    while child.proc.poll() is None and time.monotonic() - sent < EXIT_WITHIN:
+        child.proc.send_signal(signal.SIGINT)
+        time.sleep(0.005)
+    status = child.wait_exit(timeout=10)
+    assert status == 130, f"exit {status}: {child.stderr}"
+    assert time.monotonic() - sent < EXIT_WITHIN
+    assert "Traceback" not in child.stderr, child.stderr
+    assert sorted(p.name for p in out_dir.iterdir()) == []
