@@ -138,7 +138,8 @@ class _InterruptibleReader:
         if self.interrupted is not None:
             return b""
         try:
-            return self.raw.read(n)
+            data: bytes = self.raw.read(n)
+            return data
         except KeyboardInterrupt as exc:
             self.interrupted = exc
             return b""
