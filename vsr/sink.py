@@ -35,6 +35,8 @@ IMAGE_CODECS = {".png": ("png", "rgb24"), ".jpg": ("mjpeg", "yuvj444p"),
 MP4_FAMILY = {"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
 # Codecs a muxer lists as possible but that players do not accept in it.
 NOT_PORTABLE = {"mp4": {"vorbis"}, "mov": {"vorbis"}, "ipod": {"vorbis"}}
+# Muxers without a codec tag table, for which FFmpeg cannot answer "does it take X?".
+ALSO_ACCEPTED = {"mpegts": {"aac", "mp3", "mp2", "ac3", "eac3", "opus", "dts", "truehd", "aac_latm"}}
 # Per-stream metadata that describes the old encoding and would be wrong on the new one.
 STALE_TAGS = {"encoder", "duration", "bps", "number_of_frames", "number_of_bytes",
               "_statistics_writing_app", "_statistics_writing_date_utc", "_statistics_tags",
@@ -70,6 +72,7 @@ class OpenedOutput:
     pix_fmt: str
     is_image: bool
     notes: list[str] = field(default_factory=list)
+    negative_ts: bool = True  # the muxer stores negative timestamps (AVFMT_TS_NEGATIVE)
 
 
 def default_output(input_url: str, scale: int) -> str:
@@ -240,7 +243,8 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
             if reencode:
                 decode_audio.add(s.index)
     return OpenedOutput(container, stream, final, temp, stream_map, frozenset(decode_audio),
-                        out_w, out_h, padded, colorspace, color_range, pix_fmt, is_image, notes)
+                        out_w, out_h, padded, colorspace, color_range, pix_fmt, is_image, notes,
+                        negative_ts=bool(container.format.flags & 0x40000))
 
 
 def _plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] | None:
@@ -250,7 +254,9 @@ def _plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] |
     """
     fmt = container.format.name.split(",")[0]
     codec = s.codec_context.name
-    accepted = codec in container.supported_codecs and codec not in NOT_PORTABLE.get(fmt, set())
+    canonical = s.codec_context.codec.canonical_name
+    accepted = ((codec in container.supported_codecs or canonical in ALSO_ACCEPTED.get(fmt, set()))
+                and codec not in NOT_PORTABLE.get(fmt, set()))
     if accepted:
         out = container.add_stream_from_template(s)
         for k, val in s.metadata.items():
@@ -266,7 +272,8 @@ def _plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] |
     out = container.add_stream(target, rate=rate)
     layout = s.codec_context.layout
     if layout is not None and layout.nb_channels:
-        out.codec_context.layout = layout if layout.nb_channels <= 2 else "stereo"
+        # AVI/WAV give unspecified-order layouts ("2 channels") that encoders reject.
+        out.codec_context.layout = "mono" if layout.nb_channels == 1 else "stereo"
     out.time_base = Fraction(1, rate)
     for k, val in s.metadata.items():
         if k.lower() not in STALE_TAGS:
@@ -317,6 +324,9 @@ def run_sink(out: OpenedOutput, items: Channel[Item], counters: SinkCounters) ->
             target = out.stream_map.get(item.stream_index)
             if target is None:
                 continue
+            pk = item.packet
+            if (not out.negative_ts and pk.pts is not None and pk.pts + (pk.duration or 0) <= 0):
+                continue  # pure pre-roll (AAC priming): it would shift every timestamp in the file
             item.packet.stream = target
             _mux(container, [item.packet], out)
             counters.audio_packets += 1

@@ -231,11 +231,52 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
         stamps = _TimestampRepair(video.time_base, video.rate, REORDER_DEPTH)
         max_frames = src.options.max_frames
         index = 0
-        for item in _demux_decode(src, decode_audio, counters, on_error):
-            if stop.is_set() or (max_frames is not None and index >= max_frames):
+        tb = video.time_base
+        # Passthrough items timed after the latest decoded video frame wait here, so that a
+        # cut (max_frames, stop) can drop what lies after the video's end; after a max_frames
+        # cut, demuxing goes on (without decoding video) until every passthrough stream has
+        # passed the cut, so audio interleaved late (mp4 chunks) is not lost.
+        held: collections.deque[Item] = collections.deque()
+        video_time = float("-inf")
+        max_pts: int | None = None
+        cut: list[float] = []  # [end of the video in seconds] once max_frames is reached
+        waiting = {s.index for s in src.info.passthrough if s.type == "audio"}
+
+        def release(limit: float) -> None:
+            while held:
+                t = _start(held[0])
+                if t is not None and t > limit:
+                    break
+                out.put(held.popleft())
+
+        def end_of_video() -> float:
+            return float((max_pts + stamps.step) * tb) if max_pts is not None else video_time
+
+        for item in _demux_decode(src, decode_audio, counters, on_error, skip_video=cut):
+            if stop.is_set():
                 break
             if not isinstance(item, av.VideoFrame):
-                out.put(item)
+                if not cut:
+                    held.append(item)
+                    release(video_time)
+                    if len(held) > MAX_HELD:  # audio far past the video: stop holding it back
+                        out.put(held.popleft())
+                    continue
+                t = _start(item)
+                if t is None or t < cut[0]:
+                    out.put(item)
+                else:
+                    waiting.discard(item.stream_index)
+                    if not waiting:
+                        break
+                continue
+            if max_frames is not None and index >= max_frames:
+                cut.append(end_of_video())
+                release(cut[0] - 1e-9)
+                waiting -= {getattr(i, "stream_index", -1) for i in held}  # already past it
+                held.clear()
+                if not waiting:
+                    break
                 continue
             t0 = time.perf_counter()
             frame = item
@@ -256,6 +297,11 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                 out.put(ready)
             index += 1
             counters.frames = index
+            if frame.pts is not None:
+                max_pts = frame.pts if max_pts is None else max(max_pts, frame.pts)
+                video_time = max(video_time, float(frame.pts * tb))
+                release(video_time)
+        release(end_of_video() - 1e-9 if (cut or stop.is_set()) else float("inf"))
         for ready in stamps.flush():
             out.put(ready)
         counters.repaired_pts = stamps.repaired
@@ -264,8 +310,16 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
         src.container.close()
 
 
+def _start(item: Any) -> float | None:
+    """Start time (s) of a passthrough item, None when unknown."""
+    obj = item.packet if isinstance(item, AudioPacket) else item.frame
+    if obj.pts is None or obj.time_base is None:
+        return None
+    return float(obj.pts * obj.time_base)
+
+
 def _demux_decode(src: OpenedInput, decode_audio: frozenset[int], counters: SourceCounters,
-                  on_error: str) -> Iterator[Any]:
+                  on_error: str, skip_video: list[float] | None = None) -> Iterator[Any]:
     """Video frames (first one included) and passthrough items, in demux order."""
     yield src.first_frame
     container, video = src.container, src.video
@@ -304,8 +358,11 @@ def _demux_decode(src: OpenedInput, decode_audio: frozenset[int], counters: Sour
         if packet.stream.index != video.index:
             yield from passthrough(packet)
             continue
+        if skip_video:
+            continue
         yield from _decode_packet(video, packet, counters, on_error, src.info.url)
-    yield from _decode_packet(video, None, counters, on_error, src.info.url)
+    if not skip_video:
+        yield from _decode_packet(video, None, counters, on_error, src.info.url)
     for idx in decode_audio:
         stream = next(s for s in src.info.passthrough if s.index == idx)
         try:
@@ -337,6 +394,10 @@ def _decode_packet(video: Any, packet: Any, counters: SourceCounters, on_error: 
         counters.decode_seconds += time.perf_counter() - t0
     yield from frames
 
+
+#: Passthrough items (audio packets or decoded audio frames) held back at most, waiting for
+#: the video to catch up; beyond it they are sent on (only trimming at a cut gets less exact).
+MAX_HELD = 2048
 
 #: Frames held back to put timestamps in order (see `_TimestampRepair`).
 REORDER_DEPTH = 4

@@ -1,0 +1,235 @@
+"""Behaviour across containers and codecs with the real bundled x3 model: generated inputs
+(tests/conftest.synth_video, 64x48) in mp4, mkv, webm, avi and mpegts, with H.264 (with and
+without B-frames), HEVC (8 and 10 bit), VP8, VP9 and MPEG-4, constant and variable frame rate,
+go to .mp4, .mkv, standard output and come from standard input, keeping frames, timestamps,
+size and audio; a lossless output shows the pixels are exactly what the in-memory API gives.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+import pytest
+from conftest import ROOT, synth_video
+
+import vsr
+
+X265 = {"x265-params": "log-level=error"}
+SIZE = (64, 48)
+OUT_SIZE = (192, 144)
+
+#: kind -> (file extension, synth_video arguments)
+INPUTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "mp4-h264-bframes-aac": ("mp4", {"bframes": True}),
+    "mp4-h264-aac": ("mp4", {"bframes": False}),
+    "mkv-vp9-opus": ("mkv", {"codec": "libvpx-vp9", "audio": "libopus"}),
+    "mkv-hevc-aac": ("mkv", {"codec": "libx265", "options": X265}),
+    "webm-vp8-opus": ("webm", {"codec": "libvpx", "audio": "libopus"}),
+    "avi-mpeg4-mp3": ("avi", {"codec": "mpeg4", "audio": "libmp3lame"}),
+    "mp4-hevc-10bit-aac": ("mp4", {"codec": "libx265", "pix_fmt": "yuv420p10le", "options": X265}),
+    "mp4-h264-vfr-aac": ("mp4", {"vfr": True, "bframes": False}),
+    "ts-h264-aac": ("ts", {"container_format": "mpegts", "bframes": False}),
+    "avi-mpeg4-mulaw": ("avi", {"codec": "mpeg4", "audio": "pcm_mulaw"}),
+}
+
+
+def make(kind: str, folder: Path) -> Path:
+    ext, kwargs = INPUTS[kind]
+    return synth_video(folder / f"{kind}.{ext}", size=SIZE, **kwargs)
+
+
+def frames(path: Path) -> tuple[list[float], set[tuple[int, int]]]:
+    """Decoded video frame times (s) and the set of frame sizes."""
+    with av.open(str(path)) as c:
+        times, sizes = [], set()
+        for f in c.decode(c.streams.video[0]):
+            times.append(float(f.pts * f.time_base))
+            sizes.add((f.width, f.height))
+    return times, sizes
+
+
+def audio(path: Path) -> tuple[str | None, list[bytes]]:
+    """The first audio stream's codec (canonical name) and its packets' bytes."""
+    codec, packets = audio_packets(path)
+    return codec, [data for _, data in packets]
+
+
+def audio_packets(path: Path) -> tuple[str | None, list[tuple[float, bytes]]]:
+    """The first audio stream's codec (canonical name) and its packets as (end time, bytes)."""
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return None, []
+        s = c.streams.audio[0]
+        return s.codec_context.codec.canonical_name, [
+            (float((p.pts + (p.duration or 0)) * p.time_base), bytes(p))
+            for p in c.demux(s) if p.size]
+
+
+def assert_copied(src: Path, out_packets: list[bytes]) -> None:
+    """The output's audio packets are the input's, byte for byte and in order; a container that
+    cannot store negative times may leave out the leading pre-roll packets (AAC priming, which
+    end at or before time 0 and are never heard)."""
+    _, packets = audio_packets(src)
+    preroll = 0
+    while preroll < len(packets) and packets[preroll][0] <= 0:
+        preroll += 1
+    everything = [data for _, data in packets]
+    assert len(everything) > 10
+    assert out_packets in (everything, everything[preroll:]), (
+        f"{len(out_packets)} output packets are not the {len(everything)} input packets "
+        f"({preroll} of them pre-roll)")
+
+
+def bgr_frames(path: Path) -> list[npt.NDArray[np.uint8]]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
+
+
+def upscale(src: Path, dst: Path, **kwargs: Any) -> vsr.Stats:
+    kwargs.setdefault("preset", "ultrafast")
+    return vsr.upscale_video(str(src), str(dst), **kwargs)
+
+
+def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """`python -m vsr upscale ARGS` in a child process; stdin, stdout and stderr are real
+    (non-seekable) pipes."""
+    return subprocess.run([sys.executable, "-m", "vsr", "upscale", *args, "--preset", "ultrafast",
+                           "--progress", "none"], cwd=ROOT, input=stdin if stdin is not None else b"",
+                          capture_output=True, timeout=120, check=False)
+
+
+def assert_same_video(src: Path, out: Path) -> None:
+    src_times, src_sizes = frames(src)
+    out_times, out_sizes = frames(out)
+    assert src_sizes == {SIZE}
+    assert len(out_times) == len(src_times) == 12
+    assert out_times == pytest.approx(src_times, abs=1e-3)
+    assert out_sizes == {OUT_SIZE}
+
+
+VIDEO_KINDS = [k for k in INPUTS if k != "avi-mpeg4-mulaw"]
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+@pytest.mark.parametrize("kind", VIDEO_KINDS)
+def test_frames_timestamps_and_size_survive(kind: str, ext: str, tmp_path: Path) -> None:
+    """Every frame comes out, at its input time (within 1 ms), exactly 3x larger, whatever the container and codec."""
+    src = make(kind, tmp_path)
+    out = tmp_path / f"out{ext}"
+    stats = upscale(src, out)
+    assert stats.frames == 12
+    assert stats.output_size == OUT_SIZE
+    assert_same_video(src, out)
+
+
+def test_writes_matroska_to_standard_output(tmp_path: Path) -> None:
+    """`vsr upscale IN - --format matroska` writes a complete, decodable Matroska stream to stdout."""
+    src = make("mkv-vp9-opus", tmp_path)
+    proc = cli(str(src), "-", "--format", "matroska")
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = tmp_path / "stdout.mkv"
+    out.write_bytes(proc.stdout)
+    with av.open(str(out)) as c:
+        assert c.format.name.startswith("matroska")
+    assert_same_video(src, out)
+    codec, packets = audio(out)
+    assert codec == "opus" and packets
+
+
+@pytest.mark.parametrize("kind", ["mkv-vp9-opus", "ts-h264-aac"])
+def test_reads_standard_input(kind: str, tmp_path: Path) -> None:
+    """`vsr upscale - OUT` reads a Matroska or MPEG-TS stream piped into stdin."""
+    src = make(kind, tmp_path)
+    out = tmp_path / "from_stdin.mp4"
+    proc = cli("-", str(out), stdin=src.read_bytes())
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert_same_video(src, out)
+    assert audio(out)[0] == audio(src)[0]
+
+
+@pytest.mark.parametrize(("kind", "ext"), [
+    ("mp4-h264-bframes-aac", ".mp4"),
+    ("mp4-h264-bframes-aac", ".mkv"),
+    ("avi-mpeg4-mp3", ".mp4"),
+    ("mkv-vp9-opus", ".mkv"),
+    ("webm-vp8-opus", ".mp4"),  # MP4 holds Opus (ISO/IEC 14496-12 Opus mapping): copied
+])
+def test_audio_is_copied_bit_exact(kind: str, ext: str, tmp_path: Path) -> None:
+    """Audio the output container accepts is copied: the same packets, byte for byte, in the same order."""
+    src = make(kind, tmp_path)
+    out = tmp_path / f"out{ext}"
+    upscale(src, out)
+    out_codec, out_packets = audio(out)
+    assert out_codec == audio(src)[0]
+    assert_copied(src, out_packets)
+
+
+@pytest.mark.parametrize(("kind", "ext", "codec", "expected"), [
+    ("avi-mpeg4-mulaw", ".mp4", "libx264", "aac"),  # MP4 cannot hold G.711 mu-law
+    ("mp4-h264-aac", ".webm", "libvpx-vp9", "opus"),  # WebM cannot hold AAC
+])
+def test_audio_is_reencoded_when_container_refuses_it(kind: str, ext: str, codec: str,
+                                                       expected: str, tmp_path: Path) -> None:
+    """Audio the output container cannot hold is re-encoded (AAC for .mp4, Opus for .webm), not dropped."""
+    src = make(kind, tmp_path)
+    out = tmp_path / f"out{ext}"
+    upscale(src, out, codec=codec)
+    out_codec, out_packets = audio(out)
+    assert audio(src)[0] != expected
+    assert out_codec == expected
+    assert len(out_packets) > 10
+    assert_same_video(src, out)
+
+
+def test_aac_is_copied_into_mpegts_on_standard_output(tmp_path: Path) -> None:
+    """AAC goes into MPEG-TS on stdout as a copy: the same payloads, only wrapped in ADTS headers."""
+    src = make("mp4-h264-aac", tmp_path)
+    proc = cli(str(src), "-", "--format", "mpegts")
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = tmp_path / "stdout.ts"
+    out.write_bytes(proc.stdout)
+    assert b"re-encoded" not in proc.stderr, proc.stderr.decode()
+    out_codec, out_packets = audio(out)
+    assert out_codec == audio(src)[0] == "aac"
+
+    def payload(adts: bytes) -> bytes:
+        assert adts[0] == 0xFF and adts[1] & 0xF0 == 0xF0, "not an ADTS frame"
+        return adts[7:] if adts[1] & 1 else adts[9:]  # protection_absent: 7-byte header
+
+    assert_copied(src, [payload(p) for p in out_packets])
+    assert frames(out)[1] == {OUT_SIZE}
+
+
+@pytest.mark.parametrize(("pix_fmt", "tolerance"), [("bgr0", 2), ("yuv444p", 2)])
+def test_lossless_output_matches_in_memory_upscaler(pix_fmt: str, tolerance: int,
+                                                    tmp_path: Path) -> None:
+    """With lossless FFV1 the output frames equal `Upscaler().upscale(input frame)` up to colour rounding."""
+    # Measured with onnxruntime on CPU: bgr0 max 0 (identical), yuv444p max 2 (mean ~0.4).
+    src = synth_video(tmp_path / "in.mp4", n=10, audio=None, bframes=False)
+    out = tmp_path / "out.mkv"
+    upscale(src, out, codec="ffv1", pix_fmt=pix_fmt, crf=None, preset=None)
+    up = vsr.Upscaler()
+    expected = [up.upscale(f) for f in bgr_frames(src)]
+    got = bgr_frames(out)
+    assert len(got) == len(expected) == 10
+    worst = max(int(np.abs(g.astype(np.int16) - e).max()) for g, e in zip(got, expected))
+    assert worst <= tolerance, f"max abs difference {worst}"
+
+
+def test_batch_size_does_not_change_pixels(tmp_path: Path) -> None:
+    """Upscaling one frame per model call or eight per call gives bit-identical lossless output."""
+    src = synth_video(tmp_path / "in.mp4", n=10, audio=None, bframes=False)
+    outs = {}
+    for batch in (1, 8):
+        out = tmp_path / f"batch{batch}.mkv"
+        upscale(src, out, codec="ffv1", pix_fmt="bgr0", crf=None, preset=None, batch=batch)
+        outs[batch] = bgr_frames(out)
+    assert len(outs[1]) == len(outs[8]) == 10
+    for a, b in zip(outs[1], outs[8]):
+        assert np.array_equal(a, b)
