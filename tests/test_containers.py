@@ -87,8 +87,11 @@ def assert_copied(src: Path, out_packets: list[bytes]) -> None:
 
 
 def bgr_frames(path: Path) -> list[npt.NDArray[np.uint8]]:
+    """Decoded frames as BGR, converted the way vsr's decoder stage converts them."""
+    from vsr.color import frame_to_bgr
+
     with av.open(str(path)) as c:
-        return [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
+        return [frame_to_bgr(f) for f in c.decode(c.streams.video[0])]
 
 
 def upscale(src: Path, dst: Path, **kwargs: Any) -> vsr.Stats:

@@ -22,7 +22,7 @@ from typing import Any
 import av
 
 from .channel import Channel
-from .color import merge_upscaled, pad_to_even, sws_colorspace
+from .color import bgr_to_frame, merge_upscaled, pad_to_even, sws_colorspace
 from .errors import EncodeError, SinkError
 from .frames import AudioFrame, AudioPacket, Frame, Item, StreamInfo
 from .options import SinkOptions
@@ -304,12 +304,7 @@ def run_sink(out: OpenedOutput, items: Channel[Item], counters: SinkCounters) ->
             bgr = merge_upscaled(item.y, item.crcb)
             if out.padded:
                 bgr = pad_to_even(bgr)
-            vf = av.VideoFrame.from_ndarray(bgr, format="bgr24")
-            if out.pix_fmt != "bgr24":
-                vf = vf.reformat(format=out.pix_fmt, dst_colorspace=out.colorspace,
-                                 dst_color_range=out.color_range)
-            if out.color_range is not None:
-                vf.color_range = out.color_range
+            vf = bgr_to_frame(bgr, out.pix_fmt, out.colorspace, out.color_range)
             if not out.is_image:
                 vf.pts = item.pts
                 vf.time_base = item.time_base

@@ -22,11 +22,9 @@ from fractions import Fraction
 from typing import Any
 
 import av
-import numpy as np
-import numpy.typing as npt
 
 from .channel import Channel
-from .color import split_ycrcb
+from .color import frame_to_bgr, split_ycrcb
 from .errors import DecodeError, SourceError
 from .frames import AudioFrame, AudioPacket, Frame, Item, StreamInfo, VideoInfo
 from .options import SourceOptions
@@ -287,7 +285,7 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                                 frame.height, video.width, video.height)
                 counters.resized += 1
                 frame = frame.reformat(width=video.width, height=video.height)
-            bgr: npt.NDArray[np.uint8] = frame.to_ndarray(format="bgr24")  # type: ignore[assignment]
+            bgr = frame_to_bgr(frame)
             t1 = time.perf_counter()
             y, crcb = split_ycrcb(bgr)
             t2 = time.perf_counter()
