@@ -16,6 +16,7 @@ from .errors import (
                      EncodeError,
                      Interrupted,
                      ModelError,
+                     ModelRunError,
                      ProviderUnavailable,
                      SinkError,
                      SourceError,
@@ -29,7 +30,7 @@ from .upscaler import Upscaler
 
 __all__ = [
     "Cancelled", "DecodeError", "Device", "EncodeError", "Interrupted", "ModelError",
-    "ModelOptions", "Pipeline", "Progress", "ProviderUnavailable", "SinkError", "SinkOptions",
+    "ModelOptions", "ModelRunError", "Pipeline", "Progress", "ProviderUnavailable", "SinkError", "SinkOptions",
     "SourceError", "SourceOptions", "StageTimes", "Stats", "Upscaler", "UsageError", "VsrError",
     "__version__", "upscale_video",
 ]

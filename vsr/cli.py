@@ -19,7 +19,8 @@ from typing import TextIO
 
 from . import __version__
 from .errors import Interrupted, UsageError, VsrError
-from .options import Device, ModelOptions, Progress, SinkOptions, SourceOptions
+from .frames import Stats
+from .options import DEFAULT_MAX_PIXELS, Device, ModelOptions, Progress, SinkOptions, SourceOptions
 
 log = logging.getLogger("vsr")
 
@@ -81,7 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="KEY=VALUE", help="demuxer/protocol option (repeatable)")
     i.add_argument("--frames", type=_positive, help="stop after this many frames")
     i.add_argument("--on-error", choices=("skip", "stop"), default="skip",
-                   help="frames that fail to decode: skip them (default) or stop")
+                   help="damaged input: skip what cannot be decoded and report it (default), "
+                        "or stop at the first damage with exit 1")
+    i.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse input frames larger than this many pixels "
+                        f"(default {DEFAULT_MAX_PIXELS}, DCI 4K; 0: no limit)")
     up.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
     _common(up)
 
@@ -189,7 +194,7 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
     from .sink import default_output
 
     source = SourceOptions(args.input, format=args.input_format, options=dict(args.input_option),
-                           max_frames=args.frames)
+                           max_frames=args.frames, max_pixels=args.max_pixels)
     model = ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
                          batch=args.batch, tile=args.tile, threads=args.threads)
     upscaler = load(args.model, args.scale, Device(args.device), args.tile, args.threads)
@@ -213,14 +218,32 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
     finally:
         pipeline.close()  # interrupted before the stages started: remove the temporary file
     stats = pipeline.stats()
+    damage = _damage_report(stats)
+    if damage:
+        log.warning("%s", damage)
     if mode is Progress.JSON:
         err.write(json.dumps(stats_record(stats)) + "\n")
     elif not args.quiet:
-        extra = f", {stats.decode_errors} undecodable frames skipped" if stats.decode_errors else ""
+        extra = ""
         err.write(f"vsr: {stats.frames} frames {stats.input_size[0]}x{stats.input_size[1]} -> "
                   f"{stats.output_size[0]}x{stats.output_size[1]} in {stats.seconds:.1f}s "
                   f"({stats.fps:.1f} fps, {stats.provider}){extra} -> {stats.output}\n")
     return ExitStatus.OK
+
+
+def _damage_report(stats: Stats) -> str:
+    """One line on what was skipped or concealed, with where (empty for a clean input)."""
+    parts = []
+    if stats.decode_errors:
+        parts.append(f"{stats.decode_errors} undecodable packet(s) skipped")
+    if stats.corrupt_frames:
+        parts.append(f"{stats.corrupt_frames} frame(s) with concealed damage kept")
+    if not parts:
+        return ""
+    times = ", ".join(f"{t:.2f}s" for t in stats.damage_times[:10])
+    more = f" and {len(stats.damage_times) - 10} more" if len(stats.damage_times) > 10 else ""
+    where = f" at {times}{more}" if times else ""
+    return f"input damage: {' and '.join(parts)}{where}"
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -48,6 +48,12 @@ class ModelError(VsrError, ValueError):
     exit_status = 2
 
 
+class ModelRunError(VsrError, RuntimeError):
+    """The model failed while processing (onnxruntime error, out of memory)."""
+
+    exit_status = 1
+
+
 class ProviderUnavailable(ModelError):
     """The requested onnxruntime execution provider (or onnxruntime itself) is missing."""
 

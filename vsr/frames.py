@@ -120,7 +120,10 @@ class Stats:
     batch: int
     stages: StageTimes
     audio_streams: int = 0
-    decode_errors: int = 0
+    decode_errors: int = 0  # packets that could not be decoded (their frames are missing)
+    corrupt_frames: int = 0  # frames decoded with concealed damage (kept)
+    damage_times: tuple[float, ...] = ()  # input times (s) of both kinds, sorted
+    repaired_timestamps: int = 0
     output: str = ""
 
     @property

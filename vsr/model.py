@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .errors import ModelError, ProviderUnavailable
+from .errors import ModelError, ModelRunError, ProviderUnavailable
 from .options import Device
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,8 @@ class OnnxUpscaler:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"cannot open model '{self.path}': no such file")
+        if self.path.suffix.lower() != ".onnx":
+            raise ModelError(f"cannot use model '{self.path}': vsr loads only .onnx files")
         so = ort.SessionOptions()
         if threads:
             so.intra_op_num_threads = threads
@@ -189,7 +191,11 @@ class OnnxUpscaler:
     def _run(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         if self.batch_fixed and x.shape[0] != 1:
             return np.concatenate([self._run(x[i : i + 1]) for i in range(x.shape[0])])
-        out: npt.NDArray[np.float32] = self.session.run(None, {self.input_name: x})[0]
+        try:
+            out: npt.NDArray[np.float32] = self.session.run(None, {self.input_name: x})[0]
+        except Exception as exc:  # onnxruntime's own error types; a bug-free model never raises
+            raise ModelRunError(f"model '{self.path.name}' failed on a [{', '.join(map(str, x.shape))}] "
+                                f"batch: {_first_line(exc)}") from exc
         return out
 
     def __call__(self, y: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:

@@ -10,6 +10,10 @@ import enum
 from dataclasses import dataclass, field
 
 
+#: Default input pixel budget: 4096x2160 (DCI 4K) frames, which become 12288x6480 at x3.
+DEFAULT_MAX_PIXELS = 4096 * 2160
+
+
 class Device(enum.Enum):
     """Where the model runs. AUTO prefers CUDA when onnxruntime offers it."""
 
@@ -36,12 +40,15 @@ class SourceOptions:
         format: force a demuxer (e.g. "mpegts"), as FFmpeg's `-f` before `-i`.
         options: demuxer/protocol options, as FFmpeg's `-key value` before `-i`.
         max_frames: stop after this many video frames (None: all).
+        max_pixels: refuse inputs whose frames have more pixels than this (0: no limit); a
+            damaged or hostile header can declare any size.
     """
 
     url: str
     format: str | None = None
     options: dict[str, str] = field(default_factory=dict)
     max_frames: int | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)

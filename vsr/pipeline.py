@@ -219,6 +219,9 @@ class Pipeline:
             ),
             audio_streams=len(self.output.stream_map),
             decode_errors=self.src_counters.decode_errors,
+            corrupt_frames=self.src_counters.corrupt_frames,
+            damage_times=tuple(sorted(self.src_counters.error_times + self.src_counters.corrupt_times)),
+            repaired_timestamps=self.src_counters.repaired_pts,
             output=str(self.output.final_path or "-"),
         )
 

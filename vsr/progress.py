@@ -72,6 +72,9 @@ def stats_record(stats: Stats) -> dict[str, Any]:
         "output_size": list(stats.output_size), "scale": stats.scale,
         "provider": stats.provider, "batch": stats.batch, "output": stats.output,
         "audio_streams": stats.audio_streams, "decode_errors": stats.decode_errors,
+        "corrupt_frames": stats.corrupt_frames,
+        "damage_times": [round(t, 3) for t in stats.damage_times],
+        "repaired_timestamps": stats.repaired_timestamps,
         "stages": {k: round(getattr(s, k), 3) for k in
                    ("decode", "color", "model", "encode", "wait_in", "wait_out")},
     }

@@ -52,6 +52,7 @@ class SinkCounters:
     encode_seconds: float = 0.0
     color_seconds: float = 0.0
     audio_packets: int = 0
+    dropped_packets: int = 0  # damaged passthrough packets the muxer refused
 
 
 @dataclass
@@ -323,8 +324,18 @@ def run_sink(out: OpenedOutput, items: Channel[Item], counters: SinkCounters) ->
             if (not out.negative_ts and pk.pts is not None and pk.pts + (pk.duration or 0) <= 0):
                 continue  # pure pre-roll (AAC priming): it would shift every timestamp in the file
             item.packet.stream = target
-            _mux(container, [item.packet], out)
-            counters.audio_packets += 1
+            try:
+                container.mux_one(item.packet)
+                counters.audio_packets += 1
+            except (av.error.InvalidDataError, av.error.ArgumentError) as exc:
+                # A damaged copied packet (broken ADTS header, timestamps out of order) is
+                # refused by the muxer; losing it beats losing the whole video.
+                if not counters.dropped_packets:
+                    log.warning("dropping damaged %s packet(s) the output cannot take "
+                                "(first at %s): %s", target.type, _time_of(pk), _why(exc))
+                counters.dropped_packets += 1
+            except (av.error.FFmpegError, OSError) as exc:
+                raise _write_error(out, exc) from exc
         elif isinstance(item, AudioFrame):
             target = out.stream_map.get(item.stream_index)
             if target is not None:
@@ -342,8 +353,18 @@ def _mux(container: Any, packets: Any, out: OpenedOutput) -> None:
     try:
         container.mux(packets)
     except (av.error.FFmpegError, OSError) as exc:
-        where = "standard output" if out.final_path is None else f"'{out.final_path}'"
-        raise EncodeError(f"cannot write output {where}: {_why(exc)}") from exc
+        raise _write_error(out, exc) from exc
+
+
+def _write_error(out: OpenedOutput, exc: BaseException) -> EncodeError:
+    where = "standard output" if out.final_path is None else f"'{out.final_path}'"
+    return EncodeError(f"cannot write output {where}: {_why(exc)}")
+
+
+def _time_of(packet: Any) -> str:
+    if packet.pts is None or packet.time_base is None:
+        return "an unknown time"
+    return f"{float(packet.pts * packet.time_base):.3f}s"
 
 
 def finish(out: OpenedOutput) -> None:
@@ -382,7 +403,8 @@ def _remove(path: Path) -> None:
 
 
 def _why(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
+    """The system's or FFmpeg's own reason, without errno numbers or temporary file names."""
+    if isinstance(exc, (OSError, av.error.FFmpegError)) and exc.strerror:
         return str(exc.strerror)
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__

@@ -40,8 +40,10 @@ class SourceCounters:
     """Written by the source thread, read by the pipeline after it ends."""
 
     frames: int = 0
-    decode_errors: int = 0
+    decode_errors: int = 0  # packets the decoder or demuxer rejected (their frames are lost)
     error_times: list[float] = field(default_factory=list)
+    corrupt_frames: int = 0  # frames the decoder delivered with concealed damage (kept)
+    corrupt_times: list[float] = field(default_factory=list)
     repaired_pts: int = 0
     resized: int = 0
     decode_seconds: float = 0.0
@@ -95,6 +97,8 @@ def open_input(opts: SourceOptions) -> OpenedInput:
             raise SourceError(f"no video stream in {name} (it has {kinds})",
                               hint="vsr upscales video and images; this input has none")
         video = container.streams.video[0]
+        _check_size(video.codec_context.width, video.codec_context.height, opts.max_pixels,
+                    name, "declares")
         video.thread_type = "AUTO"
         passthrough = [s for s in container.streams if s.type in ("audio", "subtitle")]
         try:
@@ -102,6 +106,7 @@ def open_input(opts: SourceOptions) -> OpenedInput:
         finally:
             if stdin is not None:
                 stdin.reraise()
+        _check_size(first.width, first.height, opts.max_pixels, name, "has")
         info = StreamInfo(
             url=url,
             format_name=container.format.name,
@@ -114,6 +119,15 @@ def open_input(opts: SourceOptions) -> OpenedInput:
         container.close()
         raise
     return OpenedInput(container, video, info, first, pending, opts)
+
+
+def _check_size(width: int, height: int, max_pixels: int, name: str, verb: str) -> None:
+    """Refuse frames beyond the pixel budget before anything that size is allocated."""
+    if max_pixels and width * height > max_pixels:
+        raise SourceError(f"input {name} {verb} {width}x{height} frames ({width * height} pixels), "
+                          f"more than the budget of {max_pixels}",
+                          hint="raise --max-pixels if this is intended (memory grows with scale "
+                               "squared and --batch)")
 
 
 #: Demuxers that turn any text file into video (ANSI art): only used when asked for by name.
@@ -278,6 +292,18 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                 continue
             t0 = time.perf_counter()
             frame = item
+            if frame.is_corrupt:
+                # The decoder concealed damage in this frame. FFmpeg keeps such frames, and
+                # so does "skip" (a concealed frame is better than a gap); "stop" refuses it.
+                when = float(frame.pts * tb) if frame.pts is not None else None
+                if on_error == "stop":
+                    at = f" at {when:.3f}s" if when is not None else ""
+                    raise DecodeError(f"damaged frame {index}{at} in {src.info.url!r}: the decoder "
+                                      "had to conceal errors", hint="use --on-error skip to "
+                                      "keep going past damage")
+                counters.corrupt_frames += 1
+                if when is not None:
+                    counters.corrupt_times.append(when)
             if frame.width != video.width or frame.height != video.height:
                 if not counters.resized:
                     log.warning("frame %d is %dx%d, not %dx%d: scaling it (and any later such "

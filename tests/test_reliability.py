@@ -1,0 +1,218 @@
+"""Behaviour on damaged input, odd edge cases and faults: keep working, lose nothing, exit clearly."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import FakeUpscaler, synth_video, video_stats
+
+from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
+from vsr.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    err = io.StringIO()
+    rc = main(["upscale", *argv, "--preset", "ultrafast", "--progress", "none"], stderr=err)
+    return rc, err.getvalue()
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
+
+
+@pytest.fixture
+def damaged_ts(tmp_path: Path) -> tuple[Path, Path]:
+    """(clean, damaged) MPEG-TS pair: 60 frames, bytes flipped in the middle of the file."""
+    clean = synth_video(tmp_path / "clean.ts", n=60, size=(160, 96), container_format="mpegts",
+                        options={"g": "12"})
+    data = bytearray(clean.read_bytes())
+    rng = np.random.default_rng(1)
+    for i in rng.integers(len(data) // 2, len(data) // 2 + 6000, 60):
+        data[i] ^= 0xFF
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    return clean, damaged
+
+
+def decoded_times(path: Path) -> list[float]:
+    """Frame times a tolerant PyAV decode gets (errors skipped)."""
+    times = []
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        for packet in c.demux(v):
+            try:
+                times += [float(f.pts * f.time_base) for f in packet.decode()]
+            except av.error.FFmpegError:
+                pass
+    return times
+
+
+def test_skip_keeps_every_decodable_frame_at_its_time_and_reports_the_damage(
+        damaged_ts: tuple[Path, Path], tmp_path: Path) -> None:
+    """--on-error skip (the default) upscales through damage and says where it was."""
+    clean, damaged = damaged_ts
+    out = tmp_path / "out.mp4"
+    rc, err = run_cli(str(damaged), str(out))
+    assert rc == 0, err
+    assert "input damage:" in err and "Traceback" not in err
+    got = video_stats(out)["times"]
+    assert got == pytest.approx(decoded_times(damaged), abs=1e-3)
+    assert got == pytest.approx(video_stats(clean)["times"][: len(got)], abs=1e-3) or len(got) < 60
+
+
+def test_stop_ends_at_the_first_damage_with_exit_1_and_no_output(
+        damaged_ts: tuple[Path, Path], tmp_path: Path) -> None:
+    """--on-error stop gives one line naming the frame and time, exit 1, no file."""
+    _, damaged = damaged_ts
+    out = tmp_path / "out.mp4"
+    rc, err = run_cli(str(damaged), str(out), "--on-error", "stop")
+    assert rc == 1
+    first = err.splitlines()[0]
+    assert first.startswith("vsr: ") and "frame" in first and "s in" in first
+    assert "Traceback" not in err and not out.exists() and leftovers(tmp_path) == []
+
+
+def test_zeroed_range_loses_only_the_frames_it_destroyed(tmp_path: Path) -> None:
+    """Frames around a zeroed range come through with their own timestamps (no drift)."""
+    clean = synth_video(tmp_path / "clean.ts", n=60, size=(96, 64), container_format="mpegts",
+                        options={"g": "10"})
+    data = bytearray(clean.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 3000] = bytes(3000)
+    damaged = tmp_path / "zeroed.ts"
+    damaged.write_bytes(bytes(data))
+    out = tmp_path / "out.mkv"
+    rc, err = run_cli(str(damaged), str(out))
+    assert rc == 0, err
+    got = video_stats(out)["times"]
+    expected = decoded_times(damaged)
+    assert len(got) == len(expected) < 60
+    offset = got[0] - expected[0]  # Matroska may shift the whole file (AAC priming)
+    assert np.array(got) - offset == pytest.approx(expected, abs=2e-3)
+
+
+def test_mid_stream_resolution_change_is_scaled_to_the_first_geometry(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """An MPEG-TS whose size changes mid-stream is upscaled whole, at the first frame's size."""
+    a = synth_video(tmp_path / "a.ts", n=10, size=(64, 48), container_format="mpegts", audio=None)
+    b = synth_video(tmp_path / "b.ts", n=10, size=(80, 64), container_format="mpegts", audio=None)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    out = tmp_path / "out.mp4"
+    with caplog.at_level("WARNING", logger="vsr"):
+        stats = Pipeline(SourceOptions(str(joined)), ModelOptions(), SinkOptions(str(out), preset="ultrafast"),
+                         upscaler=FakeUpscaler(2)).run()
+    assert stats.frames >= 19  # the join may cost the frame at the seam
+    assert video_stats(out)["sizes"] == {(128, 96)}
+    assert sum("not 64x48: scaling it" in r.message for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("size,n", [((64, 48), 1), ((2, 2), 5)])
+def test_one_frame_and_two_by_two_videos_are_upscaled(size: tuple[int, int], n: int, tmp_path: Path) -> None:
+    """A one-frame video and a 2x2 video both come out at 3x with every frame."""
+    src = synth_video(tmp_path / "in.mkv", n=n, size=size, codec="ffv1", pix_fmt="yuv444p", audio=None)
+    out = tmp_path / "out.mkv"
+    rc, err = run_cli(str(src), str(out))
+    assert rc == 0, err
+    stats = video_stats(out)
+    assert len(stats["times"]) == n
+    assert stats["sizes"] == {(size[0] * 3, size[1] * 3)}
+
+
+def test_frames_beyond_the_pixel_budget_are_refused_before_any_work(tmp_path: Path) -> None:
+    """--max-pixels refuses a larger input with exit 2 and a hint, before allocating for it."""
+    src = synth_video(tmp_path / "in.mp4", n=2, size=(64, 48))
+    out = tmp_path / "out.mp4"
+    rc, err = run_cli(str(src), str(out), "--max-pixels", "1000")
+    assert rc == 2
+    assert "64x48" in err and "--max-pixels" in err and not out.exists()
+    assert leftovers(tmp_path) == []
+
+
+def _identity_model(path: Path, fail_unless: tuple[int, int] | None = None) -> Path:
+    """An x1 model; with `fail_unless`, it adds a constant of that size, so onnxruntime fails
+    on every other frame size (after the loader's probe at that size succeeded)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Identity", ["input"], ["output" if not fail_unless else "mid"])]
+    inits = []
+    if fail_unless:
+        h, w = fail_unless
+        inits.append(numpy_helper.from_array(np.zeros((1, 1, h, w), np.float32), "zero"))
+        nodes.append(helper.make_node("Add", ["mid", "zero"], ["output"]))
+    g = helper.make_graph(nodes, "x1",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+                          inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
+def test_model_failing_mid_run_is_one_line_exit_1_and_no_output(tmp_path: Path) -> None:
+    """An onnxruntime error on real frames (the probe passed) is a clear error, not a traceback."""
+    model = _identity_model(tmp_path / "fails.onnx", fail_unless=(24, 20))
+    src = synth_video(tmp_path / "in.mp4", n=8)
+    out = tmp_path / "out.mp4"
+    rc, err = run_cli(str(src), str(out), "--model", str(model))
+    assert rc == 1, err
+    assert err.startswith("vsr: model 'fails.onnx' failed on a [") and "Traceback" not in err
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_model_files_must_be_onnx(tmp_path: Path) -> None:
+    """A model path without the .onnx suffix is refused (exit 2): vsr loads ONNX only."""
+    model = _identity_model(tmp_path / "x1.onnx")
+    renamed = model.rename(tmp_path / "x1.ort")
+    src = synth_video(tmp_path / "in.mp4", n=2)
+    rc, err = run_cli(str(src), str(tmp_path / "out.mp4"), "--model", str(renamed))
+    assert rc == 2 and ".onnx" in err
+
+
+def test_runs_leave_no_open_file_descriptors(tmp_path: Path) -> None:
+    """Successful and failed runs close every file they opened."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc")
+    src = synth_video(tmp_path / "in.mp4", n=6)
+    run_cli(str(src), str(tmp_path / "warm.mp4"))  # first-use imports may open files for good
+    before = set(os.listdir("/proc/self/fd"))
+    rc, _ = run_cli(str(src), str(tmp_path / "ok.mp4"))
+    assert rc == 0
+    rc, _ = run_cli(str(src), str(tmp_path / "ok.mp4"))  # exists: fails after opening the input
+    assert rc == 2
+    rc, _ = run_cli(str(src), str(tmp_path / "bad.mp4"), "--model",
+                    str(_identity_model(tmp_path / "f.onnx", fail_unless=(24, 20))))
+    assert rc == 1
+    assert set(os.listdir("/proc/self/fd")) - before == set()
+
+
+def test_full_disk_during_the_run_removes_the_partial_file(tmp_path: Path) -> None:
+    """ENOSPC on a tiny tmpfs: exit 1, 'No space left on device', nothing left on the disk."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        src = synth_video(tmp_path / "in.mp4", n=40, size=(160, 96))
+        proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", str(src), str(mnt / "out.mp4"),
+                               "--preset", "ultrafast", "--crf", "0"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 1, proc.stderr
+        assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr
+        assert list(mnt.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
