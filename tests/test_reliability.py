@@ -216,3 +216,26 @@ def test_full_disk_during_the_run_removes_the_partial_file(tmp_path: Path) -> No
         assert list(mnt.iterdir()) == []
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_memory_stays_flat_over_a_10000_frame_stream(tmp_path: Path) -> None:
+    """RSS after 10 000 frames is what it was after the first 1 000 (bounded queues, no leaks)."""
+    if not Path("/proc/self/statm").exists():
+        pytest.skip("needs /proc")
+    src = synth_video(tmp_path / "long.ts", n=10_000, size=(32, 32), container_format="mpegts",
+                      audio="aac", bframes=False)
+    out = tmp_path / "out.ts"
+    p = Pipeline(SourceOptions(str(src)), ModelOptions(batch=4),
+                 SinkOptions(str(out), preset="ultrafast"), upscaler=FakeUpscaler(2))
+    samples: list[tuple[int, int]] = []
+    for snap in p.progress(interval=0.05):
+        samples.append((snap.frames, _rss_bytes()))
+    assert p.stats().frames == 10_000
+    early = max(r for f, r in samples if 500 <= f <= 1500)
+    late = max(r for f, r in samples if f >= 8000)
+    assert late <= early * 1.05 + 8 * 2**20, (early, late)

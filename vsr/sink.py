@@ -9,6 +9,7 @@ removed: a half-written output never appears under the final name.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -243,6 +244,12 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
             stream_map[s.index], reencode = planned
             if reencode:
                 decode_audio.add(s.index)
+    try:
+        container.start_encoding()  # write the header now: a stream it refuses fails before any work
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        if getattr(exc, "errno", None) in _WRITE_FAILURES:
+            raise _write_error_for(final, exc) from exc
+        raise SinkError(f"cannot start output '{final or '-'}': {_why(exc)}") from exc
     return OpenedOutput(container, stream, final, temp, stream_map, frozenset(decode_audio),
                         out_w, out_h, padded, colorspace, color_range, pix_fmt, is_image, notes,
                         negative_ts=bool(container.format.flags & 0x40000))
@@ -255,6 +262,12 @@ def _plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] |
     """
     fmt = container.format.name.split(",")[0]
     codec = s.codec_context.name
+    if s.type == "audio" and not (s.codec_context.sample_rate and s.codec_context.channels):
+        # The demuxer never saw this stream's parameters (no packets near the start, or a
+        # damaged header): a muxer cannot write a header for it.
+        notes.append(f"audio stream #{s.index} ({codec}) dropped: its sample rate or channel "
+                     "count could not be read from the input")
+        return None
     canonical = s.codec_context.codec.canonical_name
     accepted = ((codec in container.supported_codecs or canonical in ALSO_ACCEPTED.get(fmt, set()))
                 and codec not in NOT_PORTABLE.get(fmt, set()))
@@ -356,8 +369,16 @@ def _mux(container: Any, packets: Any, out: OpenedOutput) -> None:
         raise _write_error(out, exc) from exc
 
 
+#: errno values that mean "the disk or pipe failed", not "the request was wrong" (exit 1).
+_WRITE_FAILURES = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EPIPE, errno.EFBIG}
+
+
 def _write_error(out: OpenedOutput, exc: BaseException) -> EncodeError:
-    where = "standard output" if out.final_path is None else f"'{out.final_path}'"
+    return _write_error_for(out.final_path, exc)
+
+
+def _write_error_for(final: Path | None, exc: BaseException) -> EncodeError:
+    where = "standard output" if final is None else f"'{final}'"
     return EncodeError(f"cannot write output {where}: {_why(exc)}")
 
 
