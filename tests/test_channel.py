@@ -94,3 +94,27 @@ def test_put_after_cancel_raises() -> None:
     ch.cancel()
     with pytest.raises(Cancelled):
         ch.put(1)
+
+
+def test_drop_oldest_never_blocks_evicts_the_oldest_and_counts_it() -> None:
+    """A live channel keeps the newest frames; each eviction is counted."""
+    from vsr.channel import Policy
+
+    ch: Channel[int] = Channel(2, policy=Policy.DROP_OLDEST)
+    for i in range(5):
+        ch.put(i)
+    ch.close()
+    assert list(ch) == [3, 4] and ch.dropped == 3
+
+
+def test_drop_oldest_never_drops_items_marked_undroppable() -> None:
+    """Audio (undroppable) survives eviction; only video frames are dropped."""
+    from vsr.channel import Policy
+
+    ch: Channel[str] = Channel(2, policy=Policy.DROP_OLDEST, droppable=lambda x: x.startswith("v"))
+    for item in ["v0", "a0", "v1", "v2", "a1", "v3"]:
+        ch.put(item)
+    ch.close()
+    got = list(ch)
+    assert "a0" in got and "a1" in got and got[-1] == "v3"
+    assert ch.dropped == 3 and [x for x in got if x.startswith("v")] == ["v3"]

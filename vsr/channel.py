@@ -7,9 +7,10 @@ never hold back a cancellation and no sentinel value can be confused with data.
 from __future__ import annotations
 
 import collections
+import enum
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from .errors import Cancelled
@@ -17,20 +18,34 @@ from .errors import Cancelled
 T = TypeVar("T")
 
 
+class Policy(enum.Enum):
+    """What `put()` does when the channel is full."""
+
+    BLOCK = "block"  # wait for room: lossless, back-pressure (file mode)
+    DROP_OLDEST = "drop_oldest"  # never wait: evict the oldest droppable item, count it (live)
+
+
 class Channel(Generic[T]):
     """A deque guarded by one Condition.
 
-    `put()` blocks while the channel holds `maxsize` items (back-pressure: memory stays
-    flat however long the video). `close()` means normal end of stream: consumers drain what
-    is queued, then iteration stops. `cancel()` means abort: every blocked or later
+    With `Policy.BLOCK`, `put()` blocks while the channel holds `maxsize` items
+    (back-pressure: memory stays flat however long the video). With `Policy.DROP_OLDEST`,
+    `put()` never waits: it evicts the oldest item for which `droppable(item)` is true (video
+    frames; audio must never be dropped) and counts it in `dropped`; this is the only place
+    vsr ever drops frames. `close()` means normal end of stream: consumers drain what is
+    queued, then iteration stops. `cancel()` means abort: every blocked or later
     `put()`/`get()` raises `Cancelled` at once.
     """
 
-    def __init__(self, maxsize: int, name: str = "") -> None:
+    def __init__(self, maxsize: int, name: str = "", policy: Policy = Policy.BLOCK,
+                 droppable: Callable[[T], bool] = lambda _item: True) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
         self.maxsize = maxsize
         self.name = name
+        self.policy = policy
+        self.droppable = droppable
+        self.dropped = 0
         self._items: collections.deque[T] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -40,7 +55,10 @@ class Channel(Generic[T]):
 
     def put(self, item: T) -> None:
         with self._cond:
-            if len(self._items) >= self.maxsize and not self._cancelled:
+            if self.policy is Policy.DROP_OLDEST and len(self._items) >= self.maxsize:
+                self._evict()
+            if len(self._items) >= self.maxsize and not self._cancelled and \
+                    self.policy is Policy.BLOCK:
                 t0 = time.perf_counter()
                 while len(self._items) >= self.maxsize and not self._cancelled:
                     self._cond.wait()
@@ -51,6 +69,18 @@ class Channel(Generic[T]):
                 raise RuntimeError(f"put() on closed channel {self.name!r}")
             self._items.append(item)
             self._cond.notify_all()
+
+    def _evict(self) -> None:
+        """Drop the oldest droppable items until there is room (never-droppable items stay:
+        they are small, and the consumer forwards them at once)."""
+        kept: collections.deque[T] = collections.deque()
+        while self._items and len(self._items) + len(kept) >= self.maxsize:
+            item = self._items.popleft()
+            if self.droppable(item):
+                self.dropped += 1
+            else:
+                kept.append(item)
+        self._items.extendleft(reversed(kept))
 
     def _wait_for_item(self, deadline: float | None) -> bool:
         """Wait until an item is queued; False on close/timeout with nothing queued."""

@@ -125,6 +125,11 @@ class Stats:
     damage_times: tuple[float, ...] = ()  # input times (s) of both kinds, sorted
     repaired_timestamps: int = 0
     output: str = ""
+    frames_in: int = 0  # frames decoded (live: frames_in - frames = dropped at the input)
+    dropped: int = 0  # frames dropped at the input because the model could not keep up (live)
+    latency: dict[str, float] = field(default_factory=dict)  # seconds: p50, p95, p99, max
+    reconnects: int = 0
+    input_lost: str = ""  # live: why the input ended early, if it did
 
     @property
     def fps(self) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-
 #: Default input pixel budget: 4096x2160 (DCI 4K) frames, which become 12288x6480 at x3.
 DEFAULT_MAX_PIXELS = 4096 * 2160
 
@@ -20,6 +19,56 @@ class Device(enum.Enum):
     AUTO = "auto"
     CPU = "cpu"
     CUDA = "cuda"
+
+
+class Mode(enum.Enum):
+    """FILE: lossless and as fast as possible. LIVE: real time, bounded latency, drops frames
+    at the input rather than fall behind. `tuning_for()` lists every difference."""
+
+    FILE = "file"
+    LIVE = "live"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The knobs that differ between file and live mode, in one place."""
+
+    input_policy: str  # "block" (back-pressure) or "drop_oldest" (newest frame wins)
+    input_queue: int  # frames between decoder and model
+    output_queue: int  # frames between model and encoder
+    batch_wait: float | None  # None: wait for full batches; 0: take what is queued now
+    decoder_threads: str  # "AUTO" (frame threads: throughput) or "SLICE" (no added delay)
+    reorder_depth: int  # frames held back to put timestamps in order
+    temp_output: bool  # write a temporary file and rename it on success
+
+
+def tuning_for(mode: Mode, batch: int) -> Tuning:
+    """The single table of every file/live difference."""
+    if mode is Mode.FILE:
+        return Tuning("block", max(2, 2 * batch), max(2, 2 * batch), None, "AUTO", 4, True)
+    return Tuning("drop_oldest", batch, 1, 0.0, "SLICE", 0, False)
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """Live-mode settings (ignored in file mode).
+
+    Attributes:
+        max_latency: target seconds from a frame's arrival to its output; the batch size
+            adapts to stay under it.
+        duration: stop (gracefully) after this many seconds; None: until the input ends.
+        reconnect: seconds to keep retrying, with back-off, when a network input stalls or
+            drops; 0: end at the first loss.
+        preview: serve an MJPEG preview page over HTTP.
+        preview_host, preview_port: where the preview listens (loopback by default).
+    """
+
+    max_latency: float = 0.5
+    duration: float | None = None
+    reconnect: float = 10.0
+    preview: bool = False
+    preview_host: str = "127.0.0.1"
+    preview_port: int = 8080
 
 
 class Progress(enum.Enum):
@@ -42,6 +91,8 @@ class SourceOptions:
         max_frames: stop after this many video frames (None: all).
         max_pixels: refuse inputs whose frames have more pixels than this (0: no limit); a
             damaged or hostile header can declare any size.
+        decoder_threads: the decoder's threading (see `tuning_for`).
+        timeout: seconds a read may block before it fails (a stalled network input).
     """
 
     url: str
@@ -49,6 +100,8 @@ class SourceOptions:
     options: dict[str, str] = field(default_factory=dict)
     max_frames: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    decoder_threads: str = "AUTO"  # set from tuning_for(mode): "AUTO" or "SLICE"
+    timeout: float = 30.0  # seconds a read may block (network inputs) before it fails
 
 
 @dataclass(frozen=True)

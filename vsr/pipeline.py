@@ -13,6 +13,7 @@ ended normally; on error or abort it is deleted.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -20,12 +21,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from . import sink as sink_mod
-from .channel import Channel
+from .channel import Channel, Policy
 from .errors import Cancelled, VsrError
-from .frames import Item, StageTimes, Stats
+from .frames import Frame, Item, StageTimes, Stats
+from .live import LiveCounters, run_live_source
 from .model import OnnxUpscaler, Upscaler, load
-from .options import ModelOptions, SinkOptions, SourceOptions
+from .options import LiveOptions, Mode, ModelOptions, SinkOptions, SourceOptions, tuning_for
+from .preview import PreviewServer
 from .source import OpenedInput, SourceCounters, open_input, run_source
 from .upscale import UpscaleCounters, run_upscaler
 
@@ -64,28 +69,48 @@ class Pipeline:
         VsrError subclasses for bad input, model or output, before any thread starts.
     """
 
-    def __init__(self, source: SourceOptions, model: ModelOptions, sink: SinkOptions,
-                 upscaler: Upscaler | None = None, on_error: str = "skip") -> None:
+    def __init__(self, source: SourceOptions, model: ModelOptions, sink: SinkOptions | None,
+                 upscaler: Upscaler | None = None, on_error: str = "skip",
+                 mode: Mode = Mode.FILE, live: LiveOptions | None = None) -> None:
         if model.batch < 1:
             raise VsrError("--batch must be at least 1")
+        if sink is None and not (mode is Mode.LIVE and live is not None and live.preview):
+            raise VsrError("an output is required (or --preview in live mode)")
+        self.mode = mode
+        self.live = live or LiveOptions()
         self.model_options = model
         self.on_error = on_error
+        self.tuning = tuning_for(mode, model.batch)
         self.upscaler: Upscaler = upscaler or load(model.model, model.scale, model.device,
                                                    model.tile, model.threads)
-        self.input: OpenedInput = open_input(source)
+        self.input: OpenedInput = open_input(
+            dataclasses.replace(source, decoder_threads=self.tuning.decoder_threads))
+        self.output: sink_mod.OpenedOutput | None = None
+        self.preview: PreviewServer | None = None
         try:
-            self.output = sink_mod.open_output(sink, self.input.info, self.upscaler.scale)
+            if sink is not None:
+                self.output = sink_mod.open_output(sink, self.input.info, self.upscaler.scale,
+                                                   live=mode is Mode.LIVE)
+            if mode is Mode.LIVE and self.live.preview:
+                self.preview = PreviewServer(self.live.preview_host, self.live.preview_port)
         except BaseException:
             self.input.container.close()
+            if self.output is not None:
+                sink_mod.discard(self.output)
             raise
-        for note in self.output.notes:
+        for note in self.output.notes if self.output else []:
             log.warning("%s", note)
         self.batch = model.batch
         self.src_counters = SourceCounters()
+        self.live_counters = LiveCounters()
         self.up_counters = UpscaleCounters()
         self.sink_counters = sink_mod.SinkCounters()
-        self.ch_in: Channel[Item] = Channel(max(2, 2 * self.batch), "decoded")
-        self.ch_out: Channel[Item] = Channel(max(2, 2 * self.batch), "upscaled")
+        t = self.tuning
+        self.ch_in: Channel[Item] = Channel(
+            t.input_queue, "decoded",
+            Policy.DROP_OLDEST if t.input_policy == "drop_oldest" else Policy.BLOCK,
+            droppable=lambda item: isinstance(item, Frame))
+        self.ch_out: Channel[Item] = Channel(t.output_queue, "upscaled")
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
@@ -121,13 +146,23 @@ class Pipeline:
     def start(self) -> None:
         """Start the three stage threads."""
         self._t0 = time.monotonic()
+        decode_audio = self.output.decode_audio if self.output else frozenset()
+        if self.mode is Mode.LIVE:
+            source = self._stage("vsr-source", run_live_source, self.input, self.ch_in, self._stop,
+                                 decode_audio, self.src_counters, self.live_counters, self.live,
+                                 self.on_error)
+            max_latency: float | None = self.live.max_latency
+        else:
+            source = self._stage("vsr-source", run_source, self.input, self.ch_in, self._stop,
+                                 decode_audio, self.src_counters, self.on_error,
+                                 self.tuning.reorder_depth)
+            max_latency = None
         self._threads = [
-            self._stage("vsr-source", run_source, self.input, self.ch_in, self._stop,
-                        self.output.decode_audio, self.src_counters, self.on_error),
+            source,
             self._stage("vsr-upscale", run_upscaler, self.upscaler, self.ch_in, self.ch_out,
-                        self.batch, self.up_counters),
+                        self.batch, self.up_counters, self.tuning.batch_wait, max_latency),
             self._stage("vsr-sink", sink_mod.run_sink, self.output, self.ch_out,
-                        self.sink_counters),
+                        self.sink_counters, self.preview),
         ]
 
     def stop(self) -> None:
@@ -182,11 +217,21 @@ class Pipeline:
         if self._done:
             return
         self._done = True
-        if failed:
-            sink_mod.discard(self.output)
-        else:
-            sink_mod.finish(self.output)
-        self._seconds = time.monotonic() - self._t0
+        try:
+            if self.output is None:
+                pass
+            elif self.mode is Mode.LIVE:
+                # A recording is kept whatever happened: close it properly (trailer, index)
+                # so that what was recorded so far plays.
+                sink_mod.close_in_place(self.output)
+            elif failed:
+                sink_mod.discard(self.output)
+            else:
+                sink_mod.finish(self.output)
+        finally:
+            if self.preview is not None:
+                self.preview.close()
+            self._seconds = time.monotonic() - self._t0
 
     def snapshot(self) -> Progress:
         return Progress(self.sink_counters.frames, self.info.video.frames,
@@ -197,7 +242,10 @@ class Pipeline:
         if not self._threads and not self._done:
             self._done = True
             self.input.container.close()
-            sink_mod.discard(self.output)
+            if self.output is not None:
+                sink_mod.discard(self.output)
+            if self.preview is not None:
+                self.preview.close()
 
     def stats(self) -> Stats:
         v = self.info.video
@@ -205,7 +253,8 @@ class Pipeline:
             frames=self.sink_counters.frames,
             seconds=getattr(self, "_seconds", time.monotonic() - self._t0),
             input_size=(v.width, v.height),
-            output_size=(self.output.width, self.output.height),
+            output_size=(self.output.width, self.output.height) if self.output else
+            (v.width * self.upscaler.scale, v.height * self.upscaler.scale),
             scale=self.upscaler.scale,
             provider=self.provider,
             batch=self.batch,
@@ -217,13 +266,34 @@ class Pipeline:
                 wait_in=self.ch_in.wait_get,
                 wait_out=self.ch_out.wait_put,
             ),
-            audio_streams=len(self.output.stream_map),
+            audio_streams=len(self.output.stream_map) if self.output else 0,
             decode_errors=self.src_counters.decode_errors,
             corrupt_frames=self.src_counters.corrupt_frames,
             damage_times=tuple(sorted(self.src_counters.error_times + self.src_counters.corrupt_times)),
             repaired_timestamps=self.src_counters.repaired_pts,
-            output=str(self.output.final_path or "-"),
+            output=self._output_name(),
+            frames_in=self.src_counters.frames,
+            dropped=self.ch_in.dropped,
+            latency=_percentiles(self.sink_counters.latencies),
+            reconnects=self.live_counters.reconnects,
+            input_lost=self.live_counters.lost,
         )
+
+    def _output_name(self) -> str:
+        if self.output is None:
+            return self.preview.url if self.preview else ""
+        if self.output.final_path is not None:
+            return str(self.output.final_path)
+        return self.output.url
+
+
+def _percentiles(values: Any) -> dict[str, float]:
+    """p50/p95/p99/max of latency samples in seconds (empty when there are none)."""
+    if not values:
+        return {}
+    arr = np.sort(np.fromiter(values, dtype=np.float64))
+    p50, p95, p99 = (float(arr[min(len(arr) - 1, int(q * len(arr)))]) for q in (0.50, 0.95, 0.99))
+    return {"p50": p50, "p95": p95, "p99": p99, "max": float(arr[-1])}
 
 
 def upscale_video(input: str, output: str, *, model: str | None = None, scale: int | None = None,

@@ -9,6 +9,7 @@ removed: a half-written output never appears under the final name.
 
 from __future__ import annotations
 
+import collections
 import errno
 import logging
 import os
@@ -27,6 +28,7 @@ from .color import bgr_to_frame, merge_upscaled, pad_to_even, sws_colorspace
 from .errors import EncodeError, SinkError
 from .frames import AudioFrame, AudioPacket, Frame, Item, StreamInfo
 from .options import SinkOptions
+from .preview import PreviewServer
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ class SinkCounters:
     color_seconds: float = 0.0
     audio_packets: int = 0
     dropped_packets: int = 0  # damaged passthrough packets the muxer refused
+    # Seconds from decode to encode of the most recent frames (live latency statistics).
+    latencies: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=100_000))
 
 
 @dataclass
@@ -74,6 +78,7 @@ class OpenedOutput:
     pix_fmt: str
     is_image: bool
     notes: list[str] = field(default_factory=list)
+    url: str = ""  # the output as given (a path, "-" or a URL)
     negative_ts: bool = True  # the muxer stores negative timestamps (AVFMT_TS_NEGATIVE)
 
 
@@ -85,13 +90,23 @@ def default_output(input_url: str, scale: int) -> str:
     return str(Path(p.name if "://" in input_url else p).with_name(f"{p.stem}_x{scale}{suffix}"))
 
 
-def open_output(opts: SinkOptions, info: StreamInfo, scale: int) -> OpenedOutput:
+#: Muxers for network outputs, chosen by URL scheme when --format is not given.
+URL_FORMATS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts", "srt": "mpegts",
+               "rtp": "rtp_mpegts", "rtsp": "rtsp", "http": "mpegts", "https": "mpegts"}
+
+
+def open_output(opts: SinkOptions, info: StreamInfo, scale: int, live: bool = False) -> OpenedOutput:
     """Create the output container and its streams.
+
+    In file mode the output goes to a hidden temporary file that `finish()` renames; in live
+    mode it is written in place (a recording must exist while it grows) or sent to a URL.
 
     Raises:
         SinkError: output exists (without overwrite), folder missing or unwritable, unknown
             format or codec, or a pipe output without a format.
     """
+    if "://" in opts.url:
+        return _open_url(opts, info, scale, live)
     to_stdout = opts.url == "-"
     final: Path | None = None if to_stdout else Path(opts.url)
     suffix = final.suffix.lower() if final else ""
@@ -110,7 +125,7 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int) -> OpenedOutput
         folder = final.parent if str(final.parent) else Path(".")
         if not folder.is_dir():
             raise SinkError(f"cannot write output '{final}': folder '{folder}' does not exist")
-        temp = folder / f".{final.stem}.vsr-{secrets.token_hex(4)}.partial{final.suffix}"
+        temp = final if live else folder / f".{final.stem}.vsr-{secrets.token_hex(4)}.partial{final.suffix}"
     fmt = opts.format or ("image2" if is_image else None)
     # Guess the muxer from the *final* name: the temporary name ends in the same suffix,
     # but an explicit format keeps odd suffixes working too. (Outside the try below: its
@@ -122,7 +137,7 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int) -> OpenedOutput
         if temp is not None:
             # PyAV creates the file only at the first mux: create it now, so an unwritable
             # folder fails here (exit 2) and not after the model ran (exit 1).
-            with open(temp, "xb"):
+            with open(temp, "wb" if live else "xb"):
                 pass
         container = av.open(target, "w", format=fmt, options=dict(opts.container_options))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -131,11 +146,32 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int) -> OpenedOutput
         where = "standard output" if to_stdout else f"'{final}'"
         raise SinkError(f"cannot write output {where}: {_why(exc)}") from exc
     try:
-        return _add_streams(container, opts, info, scale, final, temp, is_image)
+        opened = _add_streams(container, opts, info, scale, final, temp, is_image, live)
     except BaseException:
         container.close()
         if temp is not None:
             _remove(temp)
+        raise
+    if live:
+        opened.temp_path = None  # written in place: nothing to rename or delete
+    return opened
+
+
+def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> OpenedOutput:
+    """A network output (udp://, tcp://, rtmp://, srt://, ...): the muxer connects now."""
+    scheme = opts.url.split("://", 1)[0].lower()
+    fmt = opts.format or URL_FORMATS.get(scheme)
+    try:
+        container = av.open(opts.url, "w", format=fmt, options=dict(opts.container_options),
+                            timeout=(10.0, 30.0))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise SinkError(f"cannot open output {opts.url!r}: {_why(exc)}",
+                        hint="check that the receiver is listening (tcp://, rtmp://) and the "
+                             "URL; pass --format if the protocol needs another muxer") from exc
+    try:
+        return _add_streams(container, opts, info, scale, None, None, False, live)
+    except BaseException:
+        container.close()
         raise
 
 
@@ -148,7 +184,8 @@ def _guess_format(path: Path) -> str | None:
 
 
 def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int,
-                 final: Path | None, temp: Path | None, is_image: bool) -> OpenedOutput:
+                 final: Path | None, temp: Path | None, is_image: bool,
+                 live: bool = False) -> OpenedOutput:
     v = info.video
     notes: list[str] = []
     codec_name, pix_fmt = opts.codec, opts.pix_fmt
@@ -195,6 +232,8 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
             cc.bit_rate = 0  # libvpx needs b=0 for constant-quality mode
     if opts.preset and "preset" in private:
         codec_opts["preset"] = str(opts.preset)
+    if live and "tune" in private and codec_name in ("libx264", "libx265"):
+        codec_opts["tune"] = "zerolatency"  # no lookahead or B-frames: frames leave at once
     if codec_name == "mjpeg":
         codec_opts["qscale"] = "2"
         cc.qmin, cc.qmax = 1, 3
@@ -252,6 +291,7 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
         raise SinkError(f"cannot start output '{final or '-'}': {_why(exc)}") from exc
     return OpenedOutput(container, stream, final, temp, stream_map, frozenset(decode_audio),
                         out_w, out_h, padded, colorspace, color_range, pix_fmt, is_image, notes,
+                        url=opts.url,
                         negative_ts=bool(container.format.flags & 0x40000))
 
 
@@ -306,16 +346,24 @@ def _audio_encoder_for(container: Any, fmt: str) -> str:
     return str(container.default_audio_codec or "aac")
 
 
-def run_sink(out: OpenedOutput, items: Channel[Item], counters: SinkCounters) -> None:
+def run_sink(out: OpenedOutput | None, items: Channel[Item], counters: SinkCounters,
+             preview: PreviewServer | None = None) -> None:
     """Encode and mux every item until the channel is closed, then flush the encoders.
 
-    Leaves the container open: `finish()` (success) or `discard()` (failure) closes it.
+    With `out` None (live preview only) frames are only handed to `preview`. Leaves the
+    container open: `finish()` (success) or `discard()` (failure) closes it.
     """
-    container, stream = out.container, out.video
     for item in items:
         if isinstance(item, Frame):
             t0 = time.perf_counter()
             bgr = merge_upscaled(item.y, item.crcb)
+            if preview is not None:
+                preview.publish(bgr)
+            if out is None:
+                counters.color_seconds += time.perf_counter() - t0
+                counters.frames += 1
+                counters.latencies.append(time.monotonic() - item.captured)
+                continue
             if out.padded:
                 bgr = pad_to_even(bgr)
             vf = bgr_to_frame(bgr, out.pix_fmt, out.colorspace, out.color_range)
@@ -323,12 +371,15 @@ def run_sink(out: OpenedOutput, items: Channel[Item], counters: SinkCounters) ->
                 vf.pts = item.pts
                 vf.time_base = item.time_base
             t1 = time.perf_counter()
-            _mux(container, stream.encode(vf), out)
+            _mux(out.container, out.video.encode(vf), out)
             counters.encode_seconds += time.perf_counter() - t1
             counters.color_seconds += t1 - t0
             counters.frames += 1
+            counters.latencies.append(time.monotonic() - item.captured)
             if out.is_image:
                 break
+        elif out is None:
+            continue
         elif isinstance(item, AudioPacket):
             target = out.stream_map.get(item.stream_index)
             if target is None:
@@ -338,7 +389,7 @@ def run_sink(out: OpenedOutput, items: Channel[Item], counters: SinkCounters) ->
                 continue  # pure pre-roll (AAC priming): it would shift every timestamp in the file
             item.packet.stream = target
             try:
-                container.mux_one(item.packet)
+                out.container.mux_one(item.packet)
                 counters.audio_packets += 1
             except (av.error.InvalidDataError, av.error.ArgumentError) as exc:
                 # A damaged copied packet (broken ADTS header, timestamps out of order) is
@@ -353,9 +404,12 @@ def run_sink(out: OpenedOutput, items: Channel[Item], counters: SinkCounters) ->
             target = out.stream_map.get(item.stream_index)
             if target is not None:
                 item.frame.pts = None  # the encoder times audio by its sample count
-                _mux(container, target.encode(item.frame), out)
+                _mux(out.container, target.encode(item.frame), out)
+    if out is None:
+        return
+    container = out.container
     t0 = time.perf_counter()
-    _mux(container, stream.encode(None), out)
+    _mux(container, out.video.encode(None), out)
     for idx, target in out.stream_map.items():
         if idx in out.decode_audio:
             _mux(container, target.encode(None), out)
@@ -402,6 +456,14 @@ def finish(out: OpenedOutput) -> None:
             _remove(out.temp_path)
             raise EncodeError(f"cannot move output into place at '{out.final_path}': "
                               f"{exc.strerror or exc}") from exc
+
+
+def close_in_place(out: OpenedOutput) -> None:
+    """Live mode: close the output where it is (it was written in place or to a URL)."""
+    try:
+        out.container.close()
+    except (av.error.FFmpegError, OSError) as exc:
+        log.warning("closing the output %s: %s", out.final_path or out.url, _why(exc))
 
 
 def discard(out: OpenedOutput) -> None:

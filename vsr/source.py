@@ -76,7 +76,7 @@ def open_input(opts: SourceOptions) -> OpenedInput:
         target: Any = stdin if stdin is not None else url
         try:
             container = av.open(target, "r", format=opts.format, options=dict(opts.options),
-                                timeout=(10.0, 30.0))
+                                timeout=(max(10.0, opts.timeout), opts.timeout))
         finally:
             if stdin is not None:
                 stdin.reraise()
@@ -99,7 +99,7 @@ def open_input(opts: SourceOptions) -> OpenedInput:
         video = container.streams.video[0]
         _check_size(video.codec_context.width, video.codec_context.height, opts.max_pixels,
                     name, "declares")
-        video.thread_type = "AUTO"
+        video.thread_type = opts.decoder_threads
         passthrough = [s for s in container.streams if s.type in ("audio", "subtitle")]
         try:
             first, pending = _first_frame(container, video, passthrough, name)
@@ -226,7 +226,7 @@ def _why(exc: BaseException) -> str:
 
 def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                decode_audio: frozenset[int], counters: SourceCounters,
-               on_error: str = "skip") -> None:
+               on_error: str = "skip", reorder_depth: int = 4) -> None:
     """Demux and decode everything, putting Frames and passthrough items into `out`.
 
     Closes `out` on normal end of stream (or when `stop` is set); on an exception the
@@ -240,7 +240,7 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
     """
     try:
         video = src.info.video
-        stamps = _TimestampRepair(video.time_base, video.rate, REORDER_DEPTH)
+        stamps = _TimestampRepair(video.time_base, video.rate, reorder_depth)
         max_frames = src.options.max_frames
         index = 0
         tb = video.time_base
@@ -422,10 +422,6 @@ def _decode_packet(video: Any, packet: Any, counters: SourceCounters, on_error: 
 #: Passthrough items (audio packets or decoded audio frames) held back at most, waiting for
 #: the video to catch up; beyond it they are sent on (only trimming at a cut gets less exact).
 MAX_HELD = 2048
-
-#: Frames held back to put timestamps in order (see `_TimestampRepair`).
-REORDER_DEPTH = 4
-
 
 @dataclass(frozen=True, slots=True)
 class _Pending:

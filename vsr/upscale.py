@@ -26,16 +26,24 @@ class UpscaleCounters:
     frames: int = 0
     batches: int = 0
     model_seconds: float = 0.0
+    last_seconds: float = 0.0  # the latest batch: model time and frame count
+    last_frames: int = 0
+    batch_limit: int = 0  # live: the adaptive batch size in force
 
 
 def run_upscaler(upscaler: Upscaler, inp: Channel[Item], out: Channel[Item], batch: int,
-                 counters: UpscaleCounters, max_wait: float | None = None) -> None:
+                 counters: UpscaleCounters, max_wait: float | None = None,
+                 max_latency: float | None = None) -> None:
     """Upscale every Frame from `inp` into `out`; other items pass straight through.
 
     A batch holds frames of one size only (a size change flushes the batch), so one model
-    call always gets one [N,1,H,W] array.
+    call always gets one [N,1,H,W] array. With `max_latency` (live mode) the batch limit
+    adapts: a batch may take at most half the latency budget, measured per frame, so larger
+    batches (better throughput, on GPUs especially) are used only while they fit.
     """
-    for items in inp.batches(batch, max_wait):
+    limit = batch if max_latency is None else 1
+    per_frame: float | None = None
+    while (items := next(iter(inp.batches(limit, max_wait)), None)) is not None:
         frames: list[Frame] = []
         for item in items:
             if not isinstance(item, Frame):
@@ -47,7 +55,13 @@ def run_upscaler(upscaler: Upscaler, inp: Channel[Item], out: Channel[Item], bat
             frames.append(item)
         if frames:
             _run(upscaler, frames, out, counters)
+        if max_latency is not None and counters.batches:
+            last = counters.last_seconds / max(1, counters.last_frames)
+            per_frame = last if per_frame is None else 0.8 * per_frame + 0.2 * last
+            limit = max(1, min(batch, int(0.5 * max_latency / max(per_frame, 1e-6))))
+            counters.batch_limit = limit
     out.close()
+
 
 
 def _run(upscaler: Upscaler, frames: list[Frame], out: Channel[Item],
@@ -56,6 +70,8 @@ def _run(upscaler: Upscaler, frames: list[Frame], out: Channel[Item],
     y = np.stack([f.y for f in frames])
     hr = upscaler(y)
     counters.model_seconds += time.perf_counter() - t0
+    counters.last_seconds = time.perf_counter() - t0
+    counters.last_frames = len(frames)
     n, h, w = y.shape
     s = upscaler.scale
     if hr.shape != (n, h * s, w * s) or hr.dtype != np.uint8:
