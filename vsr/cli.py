@@ -10,15 +10,16 @@ import argparse
 import enum
 import json
 import logging
+import os
 import signal
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
 from . import __version__
-from .errors import Interrupted, UsageError, VsrError
+from .errors import Interrupted, SourceError, UsageError, VsrError
 from .frames import Stats
 from .options import DEFAULT_MAX_PIXELS, Device, ModelOptions, Progress, SinkOptions, SourceOptions
 
@@ -90,6 +91,50 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
     _common(up)
 
+    lv = sub.add_parser("live", help="upscale a webcam or network stream in real time")
+    lv.add_argument("input", help="device (/dev/video0), URL (udp://, rtsp://, srt://, http://), "
+                    "file, or - for standard input")
+    lv.add_argument("output", nargs="?", help="file (.mkv/.ts survive crashes; .mp4 is finalised "
+                    "on exit), URL (udp://, tcp://, rtmp://, srt://), or - (needs --format)")
+    m = lv.add_argument_group("model")
+    m.add_argument("--model", help="bundled model name or path to .onnx")
+    m.add_argument("--scale", type=int, choices=(2, 3, 4))
+    m.add_argument("--device", choices=[d.value for d in Device], default="auto")
+    m.add_argument("--batch", type=_positive, default=4,
+                   help="largest batch; the batch adapts to --max-latency (default 4)")
+    m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    r = lv.add_argument_group("real time")
+    r.add_argument("--max-latency", type=float, default=500, metavar="MS",
+                   help="latency target in milliseconds from arrival to output (default 500)")
+    r.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    r.add_argument("--reconnect", type=float, default=10, metavar="S",
+                   help="keep retrying a network input that drops for S seconds (default 10; 0: off)")
+    r.add_argument("--stall-timeout", type=float, default=5, metavar="S",
+                   help="a network input silent for S seconds counts as dropped (default 5)")
+    r.add_argument("--preview", action="store_true",
+                   help="serve a live MJPEG preview page (http://127.0.0.1:8080/)")
+    r.add_argument("--preview-host", default="127.0.0.1", help="preview address (default 127.0.0.1)")
+    r.add_argument("--preview-port", type=int, default=8080, help="preview port (0: any free port)")
+    r.add_argument("--stats", choices=("text", "json"), default="text",
+                   help="final statistics as a text line (default) or a JSON record on stderr; "
+                        "json also prints a JSON line every second")
+    e = lv.add_argument_group("output encoding")
+    e.add_argument("--codec", default="libx264")
+    e.add_argument("--crf", type=int, default=23)
+    e.add_argument("--preset", default="veryfast")
+    e.add_argument("--pix-fmt")
+    e.add_argument("--format", help="container format (e.g. mpegts, matroska, flv)")
+    e.add_argument("--codec-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
+    e.add_argument("--container-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
+    e.add_argument("--no-audio", action="store_true", help="drop audio")
+    i = lv.add_argument_group("input")
+    i.add_argument("--input-format", help="force the demuxer/device (v4l2, mpegts, rtsp, ...)")
+    i.add_argument("--input-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="device/demuxer/protocol option, e.g. video_size=640x480 framerate=30")
+    i.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    lv.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output file")
+    _common(lv, progress=False)
+
     info = sub.add_parser("info", help="describe an input and a model")
     info.add_argument("input")
     info.add_argument("--model", help="model to describe (default: the bundled x3)")
@@ -124,6 +169,8 @@ def main(argv: list[str] | None = None, stderr: TextIO | None = None) -> int:
         with _signals_raise():
             if args.command == "upscale":
                 return _upscale(args, err)
+            if args.command == "live":
+                return _live(args, err)
             if args.command == "info":
                 return _info(args)
             return _models(args)
@@ -136,7 +183,8 @@ def main(argv: list[str] | None = None, stderr: TextIO | None = None) -> int:
         return exc.exit_status
     except KeyboardInterrupt as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        err.write("vsr: interrupted; partial output removed\n")
+        err.write("vsr: aborted; the recording so far was closed\n" if args.command == "live"
+                  else "vsr: interrupted; partial output removed\n")
         return ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.INTERRUPTED
     except BrokenPipeError:
         err.write("vsr: output pipe closed by the reader\n")
@@ -153,22 +201,34 @@ def _configure_logging(args: argparse.Namespace, err: TextIO) -> None:
     root.propagate = False
 
 
+class _Signals:
+    """What SIGINT/SIGTERM do. By default the first one raises Interrupted (abort and clean
+    up: file mode); a live run sets `graceful`, so the first one only asks the pipeline to
+    finish its recording and the second aborts. Later ones are ignored: a Ctrl-C must not
+    interrupt the cleanup of the previous one (that skipped cleanup, printed stray
+    tracebacks, or aborted the process inside onnxruntime)."""
+
+    graceful: Callable[[], None] | None = None
+    received: int = 0  # the first signal's number, 0 if none
+    count: int = 0
+
+
 @contextmanager
 def _signals_raise() -> Iterator[None]:
-    """SIGINT and SIGTERM abort the run once (exit 130 / 143); repeats are ignored.
-
-    A second Ctrl-C must not interrupt the cleanup of the first: a KeyboardInterrupt in the
-    middle of it (or in interpreter shutdown, while onnxruntime tears down) skipped cleanup,
-    printed stray tracebacks or aborted the process (SIGABRT).
-    """
-    fired = False
+    """Install the handlers described in `_Signals` for the duration of a command."""
+    _Signals.graceful, _Signals.received, _Signals.count = None, 0, 0
 
     def on_signal(signum: int, _frame: object) -> None:
-        nonlocal fired
-        if fired:
-            return
-        fired = True
-        raise Interrupted(signum)
+        _Signals.count += 1
+        if _Signals.count == 1:
+            _Signals.received = signum
+            if _Signals.graceful is not None:
+                log.warning("stopping: finishing the recording (press Ctrl-C again to abort)")
+                _Signals.graceful()
+                return
+            raise Interrupted(signum)
+        if _Signals.count == 2 and _Signals.graceful is not None:
+            raise Interrupted(signum)
 
     try:
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -180,7 +240,7 @@ def _signals_raise() -> Iterator[None]:
     finally:
         for s, handler in old.items():
             # Once interrupted, the process is on its way out: keep ignoring repeats.
-            signal.signal(s, signal.SIG_IGN if fired and _EXITING else handler)
+            signal.signal(s, signal.SIG_IGN if _Signals.count and _EXITING else handler)
 
 
 #: True when running as the `vsr` command (main_exit), not called from Python code.
@@ -228,6 +288,64 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
         err.write(f"vsr: {stats.frames} frames {stats.input_size[0]}x{stats.input_size[1]} -> "
                   f"{stats.output_size[0]}x{stats.output_size[1]} in {stats.seconds:.1f}s "
                   f"({stats.fps:.1f} fps, {stats.provider}){extra} -> {stats.output}\n")
+    return ExitStatus.OK
+
+
+def _live(args: argparse.Namespace, err: TextIO) -> int:
+    from .live import DEVICE_FORMATS, is_network
+    from .model import load
+    from .options import LiveOptions, Mode
+    from .pipeline import Pipeline
+    from .progress import resolve_mode, show, stats_record
+
+    if args.output is None and not args.preview:
+        raise UsageError("nothing to do: give an OUTPUT, --preview, or both")
+    if args.input.startswith("/dev/video") and args.input_format is None:
+        args.input_format = "v4l2"
+    if (args.input_format in DEVICE_FORMATS and args.input.startswith("/dev/")
+            and not os.path.exists(args.input)):
+        raise SourceError(f"cannot open input {args.input!r}: no such device",
+                          hint="list cameras with 'v4l2-ctl --list-devices' (or ls /dev/video*)")
+    timeout = args.stall_timeout if is_network(args.input) else 30.0
+    source = SourceOptions(args.input, format=args.input_format, options=dict(args.input_option),
+                           max_pixels=args.max_pixels, timeout=timeout)
+    upscaler = load(args.model, args.scale, Device(args.device), 0, args.threads)
+    model = ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
+                         batch=args.batch, threads=args.threads)
+    sink = None
+    if args.output is not None:
+        sink = SinkOptions(args.output, format=args.format, codec=args.codec, crf=args.crf,
+                           preset=args.preset, pix_fmt=args.pix_fmt,
+                           codec_options=dict(args.codec_option),
+                           container_options=dict(args.container_option),
+                           overwrite=args.overwrite, audio="none" if args.no_audio else "auto")
+    live = LiveOptions(max_latency=args.max_latency / 1000.0, duration=args.duration,
+                       reconnect=args.reconnect, preview=args.preview,
+                       preview_host=args.preview_host, preview_port=args.preview_port)
+    pipeline = Pipeline(source, model, sink, upscaler=upscaler, mode=Mode.LIVE, live=live)
+    _Signals.graceful = pipeline.stop
+    mode = Progress.JSON if args.stats == "json" else resolve_mode(Progress.AUTO, err)
+    if args.quiet:
+        mode = Progress.NONE
+    try:
+        show(pipeline.progress(), mode, err, every=1.0)
+    finally:
+        pipeline.close()
+    stats = pipeline.stats()
+    if args.stats == "json":
+        err.write(json.dumps(stats_record(stats)) + "\n")
+    elif not args.quiet:
+        lat = stats.latency
+        lat_text = (f", latency p50 {lat['p50'] * 1000:.0f} / p95 {lat['p95'] * 1000:.0f} / "
+                    f"p99 {lat['p99'] * 1000:.0f} ms") if lat else ""
+        err.write(f"vsr: {stats.frames} of {stats.frames_in} frames upscaled "
+                  f"({stats.dropped} dropped to keep up){lat_text}, {stats.seconds:.1f}s, "
+                  f"{stats.provider} -> {stats.output or 'preview'}\n")
+    if stats.input_lost:
+        err.write(f"vsr: {stats.input_lost}; the output holds what arrived before\n")
+        return ExitStatus.ERROR
+    if _Signals.received:
+        return ExitStatus.TERMINATED if _Signals.received == signal.SIGTERM else ExitStatus.INTERRUPTED
     return ExitStatus.OK
 
 

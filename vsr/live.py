@@ -10,6 +10,7 @@ seconds; `LiveOptions.duration` and `Pipeline.stop()` end the stream gracefully.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -174,7 +175,8 @@ def _reconnect(src: OpenedInput, live: LiveOptions, stop: threading.Event,
         log.warning("input %r stopped: reconnecting (attempt %d, up to %.0fs more)",
                     src.info.url, attempt, max(0.0, deadline - time.monotonic()))
         try:
-            reopened = open_input(src.options)
+            left = max(0.5, deadline - time.monotonic())
+            reopened = open_input(dataclasses.replace(src.options, open_timeout=left))
         except Exception as exc:  # noqa: BLE001 - any failure to reopen is retried until the deadline
             log.debug("reconnect failed: %s", exc)
             stop.wait(min(delay, max(0.0, deadline - time.monotonic())))

@@ -102,6 +102,7 @@ class SourceOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     decoder_threads: str = "AUTO"  # set from tuning_for(mode): "AUTO" or "SLICE"
     timeout: float = 30.0  # seconds a read may block (network inputs) before it fails
+    open_timeout: float = 30.0  # seconds opening may take (a live stream may start later)
 
 
 @dataclass(frozen=True)

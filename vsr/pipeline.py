@@ -44,6 +44,10 @@ class Progress:
     frames: int
     total: int  # 0 when the input does not say
     elapsed: float
+    frames_in: int = 0  # decoded so far
+    dropped: int = 0  # dropped at the input (live)
+    latency: float | None = None  # recent median seconds from decode to encode
+    batch: int = 0  # the batch size in force (live: adaptive)
 
     @property
     def fps(self) -> float:
@@ -234,8 +238,12 @@ class Pipeline:
             self._seconds = time.monotonic() - self._t0
 
     def snapshot(self) -> Progress:
-        return Progress(self.sink_counters.frames, self.info.video.frames,
-                        time.monotonic() - self._t0)
+        recent = list(self.sink_counters.latencies)[-200:]
+        return Progress(self.sink_counters.frames,
+                        0 if self.mode is Mode.LIVE else self.info.video.frames,
+                        time.monotonic() - self._t0, self.src_counters.frames, self.ch_in.dropped,
+                        float(np.median(recent)) if recent else None,
+                        self.up_counters.batch_limit or self.batch)
 
     def close(self) -> None:
         """Release everything if the run never started (the API's error path)."""

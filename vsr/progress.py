@@ -50,15 +50,21 @@ def _bar(snapshots: Iterator[Progress], stream: TextIO, label: str) -> None:
         for p in snapshots:
             if p.total and bar.total != max(p.total, p.frames):
                 bar.total = max(p.total, p.frames)
+            if p.latency is not None:  # live: what a live operator watches
+                bar.set_postfix(dropped=p.dropped, latency=f"{p.latency * 1000:.0f}ms",
+                                batch=p.batch, refresh=False)
             bar.update(p.frames - bar.n)
     finally:
         bar.close()
 
 
 def _json_line(stream: TextIO, event: str, p: Progress) -> None:
-    rec = {"event": event, "frames": p.frames, "total": p.total or None,
-           "fps": round(p.fps, 3), "elapsed": round(p.elapsed, 3),
-           "eta": None if p.eta is None else round(p.eta, 3)}
+    rec: dict[str, Any] = {"event": event, "frames": p.frames, "total": p.total or None,
+                           "fps": round(p.fps, 3), "elapsed": round(p.elapsed, 3),
+                           "eta": None if p.eta is None else round(p.eta, 3)}
+    if p.latency is not None:
+        rec.update(frames_in=p.frames_in, dropped=p.dropped, batch=p.batch,
+                   latency_ms=round(p.latency * 1000, 1))
     stream.write(json.dumps(rec) + "\n")
     stream.flush()
 
@@ -75,6 +81,9 @@ def stats_record(stats: Stats) -> dict[str, Any]:
         "corrupt_frames": stats.corrupt_frames,
         "damage_times": [round(t, 3) for t in stats.damage_times],
         "repaired_timestamps": stats.repaired_timestamps,
+        "frames_in": stats.frames_in, "dropped": stats.dropped,
+        "latency_ms": {k: round(v * 1000, 1) for k, v in stats.latency.items()},
+        "reconnects": stats.reconnects, "input_lost": stats.input_lost or None,
         "stages": {k: round(getattr(s, k), 3) for k in
                    ("decode", "color", "model", "encode", "wait_in", "wait_out")},
     }

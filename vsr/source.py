@@ -76,7 +76,7 @@ def open_input(opts: SourceOptions) -> OpenedInput:
         target: Any = stdin if stdin is not None else url
         try:
             container = av.open(target, "r", format=opts.format, options=dict(opts.options),
-                                timeout=(max(10.0, opts.timeout), opts.timeout))
+                                timeout=(opts.open_timeout, opts.timeout))
         finally:
             if stdin is not None:
                 stdin.reraise()

@@ -42,6 +42,8 @@ def run_upscaler(upscaler: Upscaler, inp: Channel[Item], out: Channel[Item], bat
     batches (better throughput, on GPUs especially) are used only while they fit.
     """
     limit = batch if max_latency is None else 1
+    if max_latency is not None:
+        inp.maxsize = limit
     per_frame: float | None = None
     while (items := next(iter(inp.batches(limit, max_wait)), None)) is not None:
         frames: list[Frame] = []
@@ -60,6 +62,9 @@ def run_upscaler(upscaler: Upscaler, inp: Channel[Item], out: Channel[Item], bat
             per_frame = last if per_frame is None else 0.8 * per_frame + 0.2 * last
             limit = max(1, min(batch, int(0.5 * max_latency / max(per_frame, 1e-6))))
             counters.batch_limit = limit
+            # Hold no more frames than the next batch takes: older ones would only wait
+            # (adding latency) to be dropped or processed late.
+            inp.maxsize = limit
     out.close()
 
 

@@ -1,0 +1,190 @@
+"""Behaviour of `vsr live` on real streams over loopback: real-time input, bounded latency,
+drops under overload, valid recordings however the run ends, the preview, device errors."""
+
+from __future__ import annotations
+
+import json
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import video_stats
+
+ROOT = Path(__file__).resolve().parent.parent
+SENDER = Path(__file__).resolve().parent / "stream_sender.py"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sender(port: int, seconds: float, size: str = "96x64", fps: int = 25,
+                 audio: bool = False, delay: float = 1.0) -> subprocess.Popen[bytes]:
+    """Start sending a real-time MPEG-TS stream to udp://127.0.0.1:port after `delay` s
+    (vsr binds the port first; UDP packets sent before that are lost, as on a real network)."""
+    cmd = [sys.executable, str(SENDER), f"udp://127.0.0.1:{port}?pkt_size=1316", str(seconds),
+           "--size", size, "--fps", str(fps)] + (["--audio"] if audio else [])
+    return subprocess.Popen(["sh", "-c", f'sleep {delay}; exec "$0" "$@"', *cmd],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_vsr(*argv: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "vsr", "live", *argv], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def done_record(stderr: str) -> dict[str, object]:
+    lines = [json.loads(x) for x in stderr.splitlines() if x.startswith("{")]
+    done = [x for x in lines if x.get("event") == "done"]
+    assert done, stderr
+    return done[-1]
+
+
+def stop_both(vsr: subprocess.Popen[str], sender: subprocess.Popen[bytes]) -> tuple[int, str]:
+    try:
+        _, err = vsr.communicate(timeout=60)
+    finally:
+        if vsr.poll() is None:
+            vsr.kill()
+        sender.kill()
+        sender.wait()
+    return vsr.returncode, err
+
+
+def test_realtime_udp_stream_to_file_is_3x_with_latency_reported(tmp_path: Path) -> None:
+    """A live MPEG-TS over UDP becomes a valid 3x recording with audio and latency percentiles."""
+    port = free_port()
+    sender = start_sender(port, 5, audio=True)
+    out = tmp_path / "rec.mkv"
+    vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--duration", "3", "--stats", "json")
+    rc, err = stop_both(vsr, sender)
+    assert rc == 0, err
+    rec = done_record(err)
+    assert rec["frames"] >= 30 and rec["output_size"] == [288, 192]
+    assert set(rec["latency_ms"]) == {"p50", "p95", "p99", "max"}  # type: ignore[arg-type]
+    stats = video_stats(out)
+    assert stats["sizes"] == {(288, 192)} and stats["audio_streams"] == 1
+    times = stats["times"]
+    assert len(times) == rec["frames"] and times[0] < 0.5 and np.all(np.diff(times) > 0)
+    assert 2.0 < times[-1] < 4.0  # output time follows the source clock
+
+
+def test_overload_drops_frames_at_the_input_and_latency_stays_bounded(tmp_path: Path) -> None:
+    """A stream bigger than the CPU can upscale in real time is thinned, not queued."""
+    port = free_port()
+    sender = start_sender(port, 7, size="480x272", fps=30)
+    out = tmp_path / "rec.ts"
+    vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--duration", "5", "--stats", "json",
+                    "--max-latency", "400")
+    rc, err = stop_both(vsr, sender)
+    assert rc == 0, err
+    rec = done_record(err)
+    assert rec["dropped"] > 0 and rec["frames"] > 0
+    assert rec["frames_in"] == rec["frames"] + rec["dropped"]
+    lat = rec["latency_ms"]
+    assert lat["p95"] < 1500, lat  # type: ignore[index]
+    assert len(video_stats(out)["times"]) == rec["frames"]
+
+
+def test_source_that_stops_ends_with_exit_1_and_a_finalised_mp4(tmp_path: Path) -> None:
+    """When the stream stops and does not come back, the mp4 is closed properly and playable."""
+    port = free_port()
+    sender = start_sender(port, 2)
+    out = tmp_path / "rec.mp4"
+    vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--stall-timeout", "1", "--reconnect", "1")
+    rc, err = stop_both(vsr, sender)
+    assert rc == 1, err
+    assert "did not come back" in err and "Traceback" not in err
+    stats = video_stats(out)
+    assert 10 <= len(stats["times"]) <= 50 and stats["sizes"] == {(288, 192)}
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_finalises_the_recording(sig: int, code: int, tmp_path: Path) -> None:
+    """Ctrl-C or SIGTERM in live mode stops gracefully: the mp4 is valid and kept."""
+    port = free_port()
+    sender = start_sender(port, 8)
+    out = tmp_path / "rec.mp4"
+    vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--stats", "json")
+    deadline = time.monotonic() + 20
+    assert vsr.stderr is not None
+    while time.monotonic() < deadline:  # wait until frames are being written
+        line = vsr.stderr.readline()
+        if line.startswith("{") and json.loads(line).get("frames", 0) > 5:
+            break
+    vsr.send_signal(sig)
+    rc, err = stop_both(vsr, sender)
+    assert rc == code, err
+    assert len(video_stats(out)["times"]) > 5
+
+
+def test_preview_serves_mjpeg_frames_of_the_upscaled_stream(tmp_path: Path) -> None:
+    """--preview serves a page, single JPEG frames and an MJPEG stream, all at 3x size."""
+    port = free_port()
+    sender = start_sender(port, 6)
+    vsr = start_vsr(f"udp://127.0.0.1:{port}", "--preview", "--preview-port", "0", "--duration", "4")
+    try:
+        assert vsr.stderr is not None
+        url = None
+        deadline = time.monotonic() + 20
+        while url is None and time.monotonic() < deadline:
+            m = re.search(r"preview at (http://127\.0\.0\.1:\d+/)", vsr.stderr.readline())
+            url = m.group(1) if m else None
+        assert url, "no preview URL logged"
+        page = urllib.request.urlopen(url, timeout=10).read()
+        assert b"stream.mjpg" in page
+        jpg = None
+        while jpg is None and time.monotonic() < deadline:
+            try:
+                jpg = urllib.request.urlopen(url + "frame.jpg", timeout=10).read()
+            except urllib.error.HTTPError:
+                time.sleep(0.2)  # 503 until the first frame is out
+        img = cv2.imdecode(np.frombuffer(jpg or b"", np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None and img.shape == (192, 288, 3)
+        with urllib.request.urlopen(url + "stream.mjpg", timeout=10) as resp:
+            assert resp.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+            data = b""
+            while data.count(b"\xff\xd9") < 3 and len(data) < 5_000_000:
+                data += resp.read(4096)
+        assert data.count(b"Content-Type: image/jpeg") >= 3
+    finally:
+        rc, err = stop_both(vsr, sender)
+    assert rc == 0, err
+
+
+def test_missing_v4l2_device_is_a_clear_error() -> None:
+    """A webcam path that does not exist gives exit 2 and one line, not a traceback."""
+    proc = subprocess.run([sys.executable, "-m", "vsr", "live", "/dev/video97", "--preview"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("vsr: cannot open input '/dev/video97'") and "Traceback" not in proc.stderr
+
+
+def test_live_needs_an_output_or_a_preview() -> None:
+    """`vsr live URL` alone is a usage error."""
+    proc = subprocess.run([sys.executable, "-m", "vsr", "live", "udp://127.0.0.1:9"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--preview" in proc.stderr
+
+
+def test_preview_binds_loopback_by_default() -> None:
+    """The preview server listens on 127.0.0.1 unless told otherwise."""
+    from vsr.preview import PreviewServer
+
+    server = PreviewServer(port=0)
+    try:
+        assert server.host == "127.0.0.1"
+    finally:
+        server.close()
+
