@@ -97,6 +97,78 @@ def test_overload_drops_frames_at_the_input_and_latency_stays_bounded(tmp_path: 
     assert len(video_stats(out)["times"]) == rec["frames"]
 
 
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_memory_stays_flat_under_overload(tmp_path: Path) -> None:
+    """While frames are being dropped, the process does not grow (nothing queues up)."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc")
+    port = free_port()
+    sender = start_sender(port, 9, size="480x272", fps=30)
+    vsr = start_vsr(f"udp://127.0.0.1:{port}", str(tmp_path / "rec.ts"), "--duration", "8",
+                    "--stats", "json")
+    samples = []
+    try:
+        t0 = time.monotonic()
+        while vsr.poll() is None and time.monotonic() - t0 < 30:
+            samples.append((time.monotonic() - t0, _rss_kib(vsr.pid)))
+            time.sleep(0.25)
+    finally:
+        rc, err = stop_both(vsr, sender)
+    assert rc == 0, err
+    assert done_record(err)["dropped"] > 0
+    early = max(r for t, r in samples if 4 <= t <= 5.5)
+    late = max(r for t, r in samples if t >= 7)
+    assert late <= early + 40 * 1024, (early, late)
+
+
+def test_stream_output_over_udp_and_stdout(tmp_path: Path) -> None:
+    """The upscaled stream can go to another UDP port and, at the same time, nowhere else:
+    a receiver decodes 3x frames from it; standard output with --format works too."""
+    import av
+
+    port_in, port_out = free_port(), free_port()
+    sender = start_sender(port_in, 6)
+    received: list[tuple[int, int]] = []
+    import threading
+
+    def receive() -> None:
+        try:
+            with av.open(f"udp://127.0.0.1:{port_out}", timeout=(15, 5)) as c:
+                for f in c.decode(video=0):
+                    received.append((f.width, f.height))
+        except av.error.FFmpegError:
+            pass
+
+    rx = threading.Thread(target=receive)
+    rx.start()
+    time.sleep(0.5)
+    vsr = start_vsr(f"udp://127.0.0.1:{port_in}", f"udp://127.0.0.1:{port_out}?pkt_size=1316",
+                    "--duration", "3")
+    rc, err = stop_both(vsr, sender)
+    rx.join(30)
+    assert rc == 0, err
+    assert len(received) >= 10 and set(received) == {(288, 192)}
+
+    port_in = free_port()
+    sender = start_sender(port_in, 5)
+    proc = subprocess.Popen([sys.executable, "-m", "vsr", "live", f"udp://127.0.0.1:{port_in}", "-",
+                             "--format", "mpegts", "--duration", "3"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    data, err_b = proc.communicate(timeout=60)
+    sender.kill()
+    sender.wait()
+    assert proc.returncode == 0, err_b.decode()
+    path = tmp_path / "piped.ts"
+    path.write_bytes(data)
+    assert video_stats(path)["sizes"] == {(288, 192)}
+
+
 def test_source_that_stops_ends_with_exit_1_and_a_finalised_mp4(tmp_path: Path) -> None:
     """When the stream stops and does not come back, the mp4 is closed properly and playable."""
     port = free_port()

@@ -16,14 +16,16 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from . import __version__
 from .errors import Interrupted, SourceError, UsageError, VsrError
 from .frames import Stats
 from .options import DEFAULT_MAX_PIXELS, Device, ModelOptions, Progress, SinkOptions, SourceOptions
+from .preview import PreviewServer
 
 log = logging.getLogger("vsr")
+T = TypeVar("T")
 
 
 class ExitStatus(enum.IntEnum):
@@ -327,8 +329,11 @@ def _live(args: argparse.Namespace, err: TextIO) -> int:
     mode = Progress.JSON if args.stats == "json" else resolve_mode(Progress.AUTO, err)
     if args.quiet:
         mode = Progress.NONE
+    snapshots = pipeline.progress()
+    if pipeline.preview is not None:
+        snapshots = _with_window(snapshots, pipeline.preview)
     try:
-        show(pipeline.progress(), mode, err, every=1.0)
+        show(snapshots, mode, err, every=1.0)
     finally:
         pipeline.close()
     stats = pipeline.stats()
@@ -347,6 +352,32 @@ def _live(args: argparse.Namespace, err: TextIO) -> int:
     if _Signals.received:
         return ExitStatus.TERMINATED if _Signals.received == signal.SIGTERM else ExitStatus.INTERRUPTED
     return ExitStatus.OK
+
+
+def _with_window(snapshots: Iterator[T], preview: PreviewServer) -> Iterator[T]:
+    """Also show the preview in an OpenCV window, when OpenCV was built with a GUI.
+
+    The window lives in the main thread (GUI toolkits insist), fed from the preview's newest
+    frame between progress snapshots. With opencv-python-headless there is no GUI: the
+    HTTP preview is the only one, and that is said once at debug level.
+    """
+    import cv2
+
+    try:
+        cv2.namedWindow("vsr live", cv2.WINDOW_NORMAL)
+    except cv2.error:
+        log.debug("OpenCV has no GUI here: preview over HTTP only (%s)", preview.url)
+        yield from snapshots
+        return
+    try:
+        for snap in snapshots:
+            frame = preview.latest()
+            if frame is not None:
+                cv2.imshow("vsr live", frame)
+            cv2.waitKey(1)
+            yield snap
+    finally:
+        cv2.destroyAllWindows()
 
 
 def _damage_report(stats: Stats) -> str:

@@ -60,6 +60,7 @@ class OpenedInput:
     first_frame: Any  # av.VideoFrame
     pending: list[Any]  # packets demuxed before the first frame: passthrough ones, in order
     options: SourceOptions
+    early_errors: list[float | None] = field(default_factory=list)  # undecodable before it
 
 
 def open_input(opts: SourceOptions) -> OpenedInput:
@@ -101,8 +102,9 @@ def open_input(opts: SourceOptions) -> OpenedInput:
                     name, "declares")
         video.thread_type = opts.decoder_threads
         passthrough = [s for s in container.streams if s.type in ("audio", "subtitle")]
+        early_errors: list[float | None] = []
         try:
-            first, pending = _first_frame(container, video, passthrough, name)
+            first, pending = _first_frame(container, video, passthrough, name, early_errors)
         finally:
             if stdin is not None:
                 stdin.reraise()
@@ -118,7 +120,7 @@ def open_input(opts: SourceOptions) -> OpenedInput:
     except BaseException:
         container.close()
         raise
-    return OpenedInput(container, video, info, first, pending, opts)
+    return OpenedInput(container, video, info, first, pending, opts, early_errors)
 
 
 def _check_size(width: int, height: int, max_pixels: int, name: str, verb: str) -> None:
@@ -162,10 +164,11 @@ class _InterruptibleReader:
             raise exc
 
 
-def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str) -> tuple[Any, list[Any]]:
+def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
+                 errors: list[float | None]) -> tuple[Any, list[Any]]:
+    """Decode up to the first video frame; packets that fail on the way are noted in `errors`."""
     pending: list[Any] = []
     wanted = {s.index for s in passthrough}
-    errors = 0
     try:
         for packet in container.demux([video, *passthrough]):
             if packet.stream.index in wanted:
@@ -175,8 +178,9 @@ def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str) 
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
-                errors += 1
-                if errors > 50:
+                errors.append(float(packet.pts * packet.time_base)
+                              if packet.pts is not None and packet.time_base else None)
+                if len(errors) > 500:
                     break
                 continue
             if frames:
@@ -238,6 +242,8 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
         on_error: "skip" drops frames that fail to decode (counted, timestamps of the
             others untouched); "stop" raises DecodeError at the first one.
     """
+    counters.decode_errors += len(src.early_errors)
+    counters.error_times += [t for t in src.early_errors if t is not None]
     try:
         video = src.info.video
         stamps = _TimestampRepair(video.time_base, video.rate, reorder_depth)

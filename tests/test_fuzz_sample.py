@@ -1,0 +1,93 @@
+"""A fixed sample of scripts/fuzz.py's corpus of damaged inputs, run through the real CLI.
+
+The full corpus (~300 cases, minutes) runs with `python scripts/fuzz.py --jobs 2`; here two
+cases of every mutation kind from the bundled sample and the small odd-sized VP9 clip, plus
+every generated edge case, run in parallel (about 45 cases, under a minute on 2 cores).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import fuzz  # noqa: E402
+
+SEED = 0
+PER_KIND = 2
+SMALL_SHARED_CLIP = fuzz.SHARED_VIDEOS / "bear_161x121_odd_vp9.webm"
+
+
+def _pick(clip: Path) -> list[fuzz.Case]:
+    cases = fuzz.clip_cases(clip, SEED)
+    return [c for kind in fuzz.KINDS for c in [c for c in cases if c.kind == kind][:PER_KIND]]
+
+
+def _params() -> list[object]:
+    cases = _pick(fuzz.SAMPLE) + [c for c in fuzz.build_cases(SEED, clips=[]) if c.kind == "edge"]
+    params: list[object] = [pytest.param(c, id=c.name) for c in cases]
+    if SMALL_SHARED_CLIP.exists():
+        params += [pytest.param(c, id=c.name) for c in _pick(SMALL_SHARED_CLIP)]
+    else:
+        params.append(pytest.param(None, id=SMALL_SHARED_CLIP.name,
+                                   marks=pytest.mark.skip(reason=f"{SMALL_SHARED_CLIP} not present")))
+    return params
+
+
+PARAMS = _params()
+CASES = [p.values[0] for p in PARAMS if p.values[0] is not None]  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, fuzz.Result]:
+    work = tmp_path_factory.mktemp("fuzz")
+    return {r.name: r for r in fuzz.run_all(CASES, work, SEED, jobs=2, timeout=30)}
+
+
+def _describe(r: fuzz.Result) -> str:
+    return (f"{r.name}: {r.status}, exit {r.exit_code}, leftover {r.leftover}, input frames "
+            f"{r.input_frames}, last stderr line: {r.last_stderr!r}")
+
+
+@pytest.mark.parametrize("case", PARAMS)
+def test_damaged_input_is_upscaled_or_refused_with_one_line(
+        results: dict[str, fuzz.Result], case: fuzz.Case) -> None:
+    """A damaged input is upscaled or refused with a 'vsr:' message and exit 1 or 2: it never
+    hangs, crashes, prints a traceback or exits 0 without a decodable output."""
+    r = results[case.name]
+    assert r.status in ("upscaled", "clean_error"), _describe(r)
+
+
+@pytest.mark.parametrize("case", PARAMS)
+def test_only_the_finished_output_is_left_in_the_output_folder(
+        results: dict[str, fuzz.Result], case: fuzz.Case) -> None:
+    """After a run the output folder holds the finished output on success and nothing on
+    failure: no hidden partial file, no half-written output."""
+    r = results[case.name]
+    assert not r.leftover, _describe(r)
+
+
+@pytest.mark.parametrize("case", PARAMS)
+def test_input_with_a_decodable_frame_is_upscaled(
+        results: dict[str, fuzz.Result], case: fuzz.Case) -> None:
+    """An input from which a tolerant PyAV decode still gets a frame is upscaled, not refused."""
+    r = results[case.name]
+    assert not r.recoverable or r.status == "upscaled", _describe(r)
+
+
+def test_corpus_is_reproducible_from_the_seed_and_names() -> None:
+    """The same seed gives the same corpus, every name is unique and says clip, mutation,
+    offset and length, and a mutation depends only on its case."""
+    a, b = fuzz.build_cases(SEED), fuzz.build_cases(SEED)
+    assert a == b and len({c.name for c in a}) == len(a)
+    assert fuzz.build_cases(SEED + 1) != a
+    if SMALL_SHARED_CLIP.exists():
+        assert len(a) >= 300
+    data = fuzz.SAMPLE.read_bytes()
+    for case in _pick(fuzz.SAMPLE):
+        assert case.name == f"sample.mp4~{case.kind}@{case.offset}+{case.length}"
+        assert fuzz.mutate(data, case) == fuzz.mutate(data, case)
