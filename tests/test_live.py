@@ -20,7 +20,7 @@ import pytest
 from conftest import video_stats
 
 ROOT = Path(__file__).resolve().parent.parent
-SENDER = Path(__file__).resolve().parent / "stream_sender.py"
+SENDER = ROOT / "scripts" / "send_test_stream.py"
 
 
 def free_port() -> int:

@@ -1,23 +1,33 @@
-"""A real-time MPEG-TS sender for live tests: `python tests/stream_sender.py URL SECONDS [W H FPS]`.
+#!/usr/bin/env python3
+"""A real-time test stream: `python scripts/send_test_stream.py URL SECONDS [--size WxH --fps N --audio]`.
 
-Renders conftest.pattern() frames (plus a 440 Hz tone with --audio) and sends them at their
-native rate, as a camera or an encoder on the network would, so vsr's live mode sees a
-genuinely real-time input. Only for loopback targets in tests.
+Renders moving test frames (plus a 440 Hz tone with --audio) and sends them as MPEG-TS at
+their native rate, as a camera or an encoder on the network would, so `vsr live` sees a
+genuinely real-time input. Used by tests/test_live.py and scripts/bench_live.py on loopback
+(udp://127.0.0.1:PORT); also handy to try `vsr live` by hand.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import pattern  # noqa: E402
+
+def pattern(i: int, w: int, h: int) -> np.ndarray:
+    """A BGR frame with gradients, a checkerboard that flips each frame and a moving square."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.empty((h, w, 3), np.uint8)
+    img[..., 0] = (xx * 255 // max(1, w - 1)).astype(np.uint8)
+    img[..., 1] = (yy * 255 // max(1, h - 1)).astype(np.uint8)
+    img[..., 2] = ((xx // 4 + yy // 4 + i) % 2 * 200 + 20).astype(np.uint8)
+    s = max(2, min(w, h) // 4)
+    x0 = (i * 3) % max(1, w - s)
+    img[2 : 2 + s, x0 : x0 + s] = (255, 255, 255)
+    return img
 
 
 def main() -> int:
