@@ -3,6 +3,7 @@ check that no pipeline thread outlives its test."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from fractions import Fraction
@@ -20,18 +21,8 @@ SHARED_DATA = SHARED / "data"
 MODEL_X3 = ROOT / "models" / "espcn_x3.onnx"
 ZOO_MODEL = SHARED_DATA / "reference" / "super_resolution.onnx"
 
-
-def pattern(i: int, w: int, h: int) -> npt.NDArray[np.uint8]:
-    """A deterministic BGR test frame with edges, gradients and a moving square."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = np.empty((h, w, 3), np.uint8)
-    img[..., 0] = (xx * 255 // max(1, w - 1)).astype(np.uint8)
-    img[..., 1] = (yy * 255 // max(1, h - 1)).astype(np.uint8)
-    img[..., 2] = ((xx // 4 + yy // 4 + i) % 2 * 200 + 20).astype(np.uint8)
-    s = max(2, min(w, h) // 4)
-    x0 = (i * 3) % max(1, w - s)
-    img[2 : 2 + s, x0 : x0 + s] = (255, 255, 255)
-    return img
+sys.path.insert(0, str(ROOT / "scripts"))
+from send_test_stream import pattern  # noqa: E402  (the live tests' sender draws the same frames)
 
 
 def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: int = 25,
