@@ -260,3 +260,26 @@ def test_preview_binds_loopback_by_default() -> None:
     finally:
         server.close()
 
+
+
+def test_stream_that_drops_and_comes_back_is_reconnected_with_a_gap(tmp_path: Path) -> None:
+    """A sender that stops and restarts: vsr reports the loss, reconnects, and records both
+    parts with the outage as a gap in time, then ends normally."""
+    port = free_port()
+    first = start_sender(port, 2)
+    second = start_sender(port, 6, delay=5.0)  # starts ~2.5 s after the first one ended
+    out = tmp_path / "rec.mkv"
+    vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--stall-timeout", "1", "--reconnect", "15",
+                    "--duration", "9", "--stats", "json")
+    try:
+        rc, err = stop_both(vsr, first)
+    finally:
+        second.kill()
+        second.wait()
+    assert rc == 0, err
+    rec = done_record(err)
+    assert rec["reconnects"] >= 1 and "reconnecting" in err
+    times = video_stats(out)["times"]
+    gaps = np.diff(times)
+    assert gaps.max() > 1.0  # the outage
+    assert np.all(gaps > 0) and len(times) > 50

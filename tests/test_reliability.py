@@ -239,3 +239,43 @@ def test_memory_stays_flat_over_a_10000_frame_stream(tmp_path: Path) -> None:
     early = max(r for f, r in samples if 500 <= f <= 1500)
     late = max(r for f, r in samples if f >= 8000)
     assert late <= early * 1.05 + 8 * 2**20, (early, late)
+
+
+@pytest.mark.parametrize("given,expected", [
+    ([0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]),            # clean: untouched
+    ([1, 2, 4, 3, 5, 7, 6, 8], [1, 2, 3, 4, 5, 6, 7, 8]),  # packed B-frames (AVI): reordered
+    ([0, None, 2, None, None, 5], [0, 1, 2, 3, 4, 5]),  # missing: extrapolated
+    ([0, 1, 1, 1, 4, 5], [0, 1, 2, 3, 4, 5]),            # duplicates: nudged forward
+    ([10, 11, 3, 4, 14, 15], [3, 4, 10, 11, 14, 15]),     # a jump back: sorted within the window
+])
+def test_timestamp_repair_gives_strictly_increasing_pts(given: list[int | None], expected: list[int]) -> None:
+    """Missing, repeated and out-of-order pts come out strictly increasing, frames unmoved."""
+    from fractions import Fraction
+
+    from vsr.source import _Pending, _TimestampRepair
+
+    repair = _TimestampRepair(Fraction(1, 25), Fraction(25), depth=4)
+    out = []
+    for i, pts in enumerate(given):
+        out += repair.push(_Pending(i, 0.0, None, None), pts)
+    out += repair.flush()
+    assert [f.index for f in out] == list(range(len(given)))
+    got = [f.pts for f in out]
+    assert all(b > a for a, b in zip(got, got[1:]))
+    assert got == expected
+
+
+def test_progress_works_when_the_container_does_not_say_how_many_frames(tmp_path: Path) -> None:
+    """Matroska headers carry no frame count: JSON progress reports frames with total null."""
+    import json
+
+    src = synth_video(tmp_path / "in.mkv", n=40, size=(96, 64))
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].frames == 0
+    err = io.StringIO()
+    rc = main(["upscale", str(src), str(tmp_path / "out.mkv"), "--preset", "ultrafast",
+               "--progress", "json"], stderr=err)
+    assert rc == 0
+    records = [json.loads(x) for x in err.getvalue().splitlines() if x.startswith("{")]
+    assert records[-1]["event"] == "done" and records[-1]["frames"] == 40
+    assert all(r["frames"] <= 40 for r in records)

@@ -126,17 +126,17 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
             # The input ended (or failed): files end here, network inputs get reconnected.
             if not is_network(src.info.url) or live.reconnect <= 0 or stop.is_set():
                 break
+            # Close first: a UDP or listening input keeps its port until closed, and the new
+            # connection needs it.
+            current.container.close()
             reopened = _reconnect(src, live, stop, live_counters)
             if reopened is None:
                 break
-            current.container.close()
             current = reopened
             rebase.reanchor()
         out.close()
     finally:
-        current.container.close()
-        if current is not src:
-            src.container.close()
+        current.container.close()  # closing twice is harmless
 
 
 def _items(src: OpenedInput, decode_audio: frozenset[int], counters: SourceCounters,
