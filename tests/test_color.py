@@ -56,3 +56,24 @@ def test_yuv420p_round_trip_through_bgr_has_no_brightness_bias() -> None:
     assert np.abs((back - bgr).mean(axis=(0, 1))).max() < 0.3
     again = frame_to_bgr(bgr_to_frame(back.astype(np.uint8), "yuv420p", None, 1)).astype(np.float64)
     assert np.abs((again - back).mean(axis=(0, 1))).max() < 0.3
+
+
+def test_native_planes_round_trip_exactly_for_limited_and_full_range() -> None:
+    """Splitting a yuv420p frame into model luma + chroma and merging back (no upscale) is
+    lossless for both ranges, odd sizes included."""
+    import av
+
+    from vsr.color import merge_planes, split_planes
+
+    rng = np.random.default_rng(5)
+    for full in (False, True):
+        h, w = 37, 53
+        y = rng.integers(0 if full else 16, 256 if full else 236, (h + 1, w + 1), dtype=np.uint8)
+        c = rng.integers(16, 241, ((h + 1) // 2 * 2, (w + 1) // 2), dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(np.concatenate([y.ravel(), c.ravel()]).reshape(-1, w + 1),
+                                           format="yuv420p")
+        frame.color_range = 2 if full else 1
+        y_full, chroma = split_planes(frame)
+        back = merge_planes(y_full, chroma, full, pad=True)
+        got = np.frombuffer(back.planes[0], np.uint8).reshape(back.planes[0].height, -1)[:, : w + 1]
+        assert np.array_equal(got, y)

@@ -76,7 +76,7 @@ def test_realtime_udp_stream_to_file_is_3x_with_latency_reported(tmp_path: Path)
     stats = video_stats(out)
     assert stats["sizes"] == {(288, 192)} and stats["audio_streams"] == 1
     times = stats["times"]
-    assert len(times) == rec["frames"] and times[0] < 0.5 and np.all(np.diff(times) > 0)
+    assert len(times) == rec["frames"] and times[0] < 1.5 and np.all(np.diff(times) > 0)
     assert 2.0 < times[-1] < 4.0  # output time follows the source clock
 
 

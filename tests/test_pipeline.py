@@ -162,3 +162,43 @@ def test_full_disk_on_the_output_is_one_line_and_exit_1(tmp_path: Path) -> None:
                               cwd=Path(__file__).resolve().parent.parent)
     assert proc.returncode == 1, proc.stderr
     assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_native_yuv_path_matches_the_ycrcb_path_and_keeps_colour_tags(tmp_path: Path) -> None:
+    """The native 4:2:0 path (default for yuv420p video) gives the same picture as the
+    card's YCrCb path within rounding, and keeps the input's colour tags."""
+    from vsr.color import frame_to_bgr
+
+    import cv2
+
+    # Natural-looking (smooth) content: on synth_video's hard checkerboards the two paths
+    # differ by their chroma filters rather than by their colour handling.
+    src = tmp_path / "in.mkv"
+    rng = np.random.default_rng(7)
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.colorspace = s.codec_context.color_primaries = s.codec_context.color_trc = 1
+        s.codec_context.color_range = 1
+        for i in range(6):
+            img = cv2.GaussianBlur(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), (0, 0), 4)
+            img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX)
+            vf = av.VideoFrame.from_ndarray(img, format="bgr24").reformat(
+                format="yuv420p", dst_colorspace=1, dst_color_range=1)
+            vf.pts = i
+            c.mux(s.encode(vf))
+        c.mux(s.encode(None))
+    outs = {}
+    for color in ("native", "ycrcb"):
+        dst = tmp_path / f"{color}.mkv"
+        p = Pipeline(SourceOptions(str(src)), ModelOptions(),
+                     SinkOptions(str(dst), codec="ffv1", crf=None, preset=None),
+                     upscaler=FakeUpscaler(3), color=color)
+        assert p.native == (color == "native")
+        p.run()
+        with av.open(str(dst)) as c:
+            frames = list(c.decode(video=0))
+            assert int(frames[0].colorspace) == 1 and int(frames[0].color_primaries) == 1
+            outs[color] = np.stack([frame_to_bgr(f) for f in frames]).astype(int)
+    diff = np.abs(outs["native"] - outs["ycrcb"])
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 8

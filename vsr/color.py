@@ -77,3 +77,64 @@ def bgr_to_frame(bgr: npt.NDArray[np.uint8], pix_fmt: str, colorspace: int | Non
     if color_range is not None:
         vf.color_range = color_range
     return vf
+
+
+# --- The native YUV path -------------------------------------------------------------------
+# For 8-bit 4:2:0 video in and out, the decoder's own planes are used: luma goes to the model
+# (range-normalised to the full 0..255 it was trained on) and the chroma planes are upscaled
+# at their own quarter resolution. No YUV->RGB->YUV round trip, no colour matrix to guess:
+# the output keeps the input's colour tags because its samples are in the input's space.
+
+NATIVE_FORMATS = {"yuv420p", "yuvj420p"}
+_TO_FULL = np.clip(np.rint((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
+_TO_LIMITED = np.rint(np.arange(256) * 219.0 / 255.0 + 16).astype(np.uint8)
+
+
+def _plane(frame: Any, i: int) -> npt.NDArray[np.uint8]:
+    p = frame.planes[i]
+    # Rows can be padded (line_size > width): view, then cut to the visible width.
+    return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
+
+
+def is_full_range(frame: Any) -> bool:
+    return bool(frame.format.name == "yuvj420p" or int(frame.color_range) == 2)
+
+
+def split_planes(frame: Any) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """A yuv420p frame as full-range Y (H, W) and interleaved chroma (ceil(H/2), ceil(W/2), 2)."""
+    y = _plane(frame, 0)
+    y = y.copy() if is_full_range(frame) else _TO_FULL[y]
+    chroma = np.stack([_plane(frame, 1), _plane(frame, 2)], axis=-1)
+    return y, chroma
+
+
+def merge_planes(y_hr: npt.NDArray[np.uint8], chroma: npt.NDArray[np.uint8], full_range: bool,
+                 pad: bool) -> Any:
+    """Upscaled full-range Y and source-size chroma as a yuv420p av.VideoFrame.
+
+    With `pad`, an odd width/height grows by one replicated row/column (4:2:0 encoders need
+    even sizes); chroma is upscaled bicubically straight to the (padded) chroma size.
+    """
+    h, w = y_hr.shape
+    if pad and (h % 2 or w % 2):
+        y_hr = cv2.copyMakeBorder(y_hr, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)  # type: ignore[assignment]
+        h, w = y_hr.shape
+    ch, cw = (h + 1) // 2, (w + 1) // 2
+    c_hr = cv2.resize(chroma, (cw, ch), interpolation=cv2.INTER_CUBIC)
+    y_out = y_hr if full_range else _TO_LIMITED[y_hr]
+    buf = np.empty(h * w + 2 * ch * cw, np.uint8)
+    buf[: h * w] = y_out.ravel()
+    buf[h * w : h * w + ch * cw] = c_hr[:, :, 0].ravel()
+    buf[h * w + ch * cw :] = c_hr[:, :, 1].ravel()
+    vf = av.VideoFrame.from_ndarray(buf.reshape(h * 3 // 2, w), format="yuv420p")
+    vf.color_range = 2 if full_range else 1
+    return vf
+
+
+def split_frame(frame: Any, native: bool) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """Luma for the model and chroma for the sink, by either path (see `merge_frame`)."""
+    if native:
+        if frame.format.name not in NATIVE_FORMATS:  # a mid-stream format change
+            frame = frame.reformat(format="yuv420p", interpolation=_ENCODE_FLAGS)
+        return split_planes(frame)
+    return split_ycrcb(frame_to_bgr(frame))

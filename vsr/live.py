@@ -22,7 +22,7 @@ from typing import Any
 import av
 
 from .channel import Channel
-from .color import frame_to_bgr, split_ycrcb
+from .color import split_frame
 from .frames import AudioFrame, AudioPacket, Frame, Item
 from .options import LiveOptions
 from .source import OpenedInput, SourceCounters, _decode_packet, _why, open_input
@@ -81,7 +81,8 @@ class _Rebase:
 
 def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                     decode_audio: frozenset[int], counters: SourceCounters,
-                    live_counters: LiveCounters, live: LiveOptions, on_error: str = "skip") -> None:
+                    live_counters: LiveCounters, live: LiveOptions, on_error: str = "skip",
+                    native: bool = False) -> None:
     """Decode in real time into `out` until the input ends, `stop` is set or the duration
     passes; reconnect network inputs that drop. Always closes `out` normally (the recording
     is finalised) unless an exception escapes, and always closes the input."""
@@ -105,7 +106,7 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                         frame = frame.reformat(width=width, height=height)
                     t_in = float(frame.pts * tb) if frame.pts is not None else None
                     t_out = rebase.video(t_in)
-                    y, crcb = split_ycrcb(frame_to_bgr(frame))
+                    y, crcb = split_frame(frame, native)
                     out.put(Frame(index, round(t_out / out_tb), out_tb, time.monotonic(), y, crcb))
                     index += 1
                     counters.frames = index

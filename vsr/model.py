@@ -241,7 +241,10 @@ class OnnxUpscaler:
 
 
 def _to_uint8(x: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-    x = x * 255.0
+    """0..1 floats -> uint8, in place (the array is the model's own output, used once)."""
+    if not x.flags.writeable or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+    x *= 255.0
     np.clip(x, 0.0, 255.0, out=x)
     return np.rint(x, out=x).astype(np.uint8)
 

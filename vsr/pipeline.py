@@ -25,6 +25,7 @@ import numpy as np
 
 from . import sink as sink_mod
 from .channel import Channel, Policy
+from .color import NATIVE_FORMATS
 from .errors import Cancelled, VsrError
 from .frames import Frame, Item, StageTimes, Stats
 from .live import LiveCounters, run_live_source
@@ -75,7 +76,8 @@ class Pipeline:
 
     def __init__(self, source: SourceOptions, model: ModelOptions, sink: SinkOptions | None,
                  upscaler: Upscaler | None = None, on_error: str = "skip",
-                 mode: Mode = Mode.FILE, live: LiveOptions | None = None) -> None:
+                 mode: Mode = Mode.FILE, live: LiveOptions | None = None,
+                 color: str = "auto") -> None:
         if model.batch < 1:
             raise VsrError("--batch must be at least 1")
         if sink is None and not (mode is Mode.LIVE and live is not None and live.preview):
@@ -104,6 +106,9 @@ class Pipeline:
             raise
         for note in self.output.notes if self.output else []:
             log.warning("%s", note)
+        self.native = self._native_path(color)
+        if self.output is not None:
+            self.output.native = self.native
         self.batch = model.batch
         self.src_counters = SourceCounters()
         self.live_counters = LiveCounters()
@@ -121,6 +126,18 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self._t0 = 0.0
         self._done = False
+
+    def _native_path(self, color: str) -> bool:
+        """Whether frames take the native YUV path: 8-bit 4:2:0 in and out, a video output."""
+        if color == "ycrcb":
+            return False
+        out = self.output
+        ok = (out is not None and not out.is_image and out.pix_fmt == "yuv420p"
+              and self.input.info.video.pix_fmt in NATIVE_FORMATS)
+        if color == "native" and not ok:
+            log.warning("the native colour path needs 8-bit 4:2:0 video in and yuv420p video "
+                        "out: using the YCrCb path")
+        return ok
 
     @property
     def info(self) -> Any:
@@ -154,12 +171,12 @@ class Pipeline:
         if self.mode is Mode.LIVE:
             source = self._stage("vsr-source", run_live_source, self.input, self.ch_in, self._stop,
                                  decode_audio, self.src_counters, self.live_counters, self.live,
-                                 self.on_error)
+                                 self.on_error, self.native)
             max_latency: float | None = self.live.max_latency
         else:
             source = self._stage("vsr-source", run_source, self.input, self.ch_in, self._stop,
                                  decode_audio, self.src_counters, self.on_error,
-                                 self.tuning.reorder_depth)
+                                 self.tuning.reorder_depth, self.native)
             max_latency = None
         self._threads = [
             source,

@@ -24,7 +24,7 @@ from typing import Any
 import av
 
 from .channel import Channel
-from .color import bgr_to_frame, merge_upscaled, pad_to_even, sws_colorspace
+from .color import bgr_to_frame, frame_to_bgr, merge_planes, merge_upscaled, pad_to_even, sws_colorspace
 from .errors import EncodeError, SinkError
 from .frames import AudioFrame, AudioPacket, Frame, Item, StreamInfo
 from .options import SinkOptions
@@ -79,6 +79,7 @@ class OpenedOutput:
     is_image: bool
     notes: list[str] = field(default_factory=list)
     url: str = ""  # the output as given (a path, "-" or a URL)
+    native: bool = False  # frames arrive by the native YUV path (set by the pipeline)
     negative_ts: bool = True  # the muxer stores negative timestamps (AVFMT_TS_NEGATIVE)
 
 
@@ -356,6 +357,12 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item], counters: SinkCount
     for item in items:
         if isinstance(item, Frame):
             t0 = time.perf_counter()
+            if out is not None and out.native:
+                vf = merge_planes(item.y, item.crcb, out.color_range == 2, out.padded)
+                if preview is not None:
+                    preview.publish(frame_to_bgr(vf))
+                _encode(out, vf, item, counters, t0)
+                continue
             bgr = merge_upscaled(item.y, item.crcb)
             if preview is not None:
                 preview.publish(bgr)
@@ -367,15 +374,7 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item], counters: SinkCount
             if out.padded:
                 bgr = pad_to_even(bgr)
             vf = bgr_to_frame(bgr, out.pix_fmt, out.colorspace, out.color_range)
-            if not out.is_image:
-                vf.pts = item.pts
-                vf.time_base = item.time_base
-            t1 = time.perf_counter()
-            _mux(out.container, out.video.encode(vf), out)
-            counters.encode_seconds += time.perf_counter() - t1
-            counters.color_seconds += t1 - t0
-            counters.frames += 1
-            counters.latencies.append(time.monotonic() - item.captured)
+            _encode(out, vf, item, counters, t0)
             if out.is_image:
                 break
         elif out is None:
@@ -414,6 +413,19 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item], counters: SinkCount
         if idx in out.decode_audio:
             _mux(container, target.encode(None), out)
     counters.encode_seconds += time.perf_counter() - t0
+
+
+def _encode(out: OpenedOutput, vf: Any, item: Frame, counters: SinkCounters, t0: float) -> None:
+    """Encode and mux one upscaled frame with its timestamp; `t0` is when its colour work began."""
+    if not out.is_image:
+        vf.pts = item.pts
+        vf.time_base = item.time_base
+    t1 = time.perf_counter()
+    _mux(out.container, out.video.encode(vf), out)
+    counters.encode_seconds += time.perf_counter() - t1
+    counters.color_seconds += t1 - t0
+    counters.frames += 1
+    counters.latencies.append(time.monotonic() - item.captured)
 
 
 def _mux(container: Any, packets: Any, out: OpenedOutput) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import av
 
 from .channel import Channel
-from .color import frame_to_bgr, split_ycrcb
+from .color import split_frame
 from .errors import DecodeError, SourceError
 from .frames import AudioFrame, AudioPacket, Frame, Item, StreamInfo, VideoInfo
 from .options import SourceOptions
@@ -230,7 +230,7 @@ def _why(exc: BaseException) -> str:
 
 def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                decode_audio: frozenset[int], counters: SourceCounters,
-               on_error: str = "skip", reorder_depth: int = 4) -> None:
+               on_error: str = "skip", reorder_depth: int = 4, native: bool = False) -> None:
     """Demux and decode everything, putting Frames and passthrough items into `out`.
 
     Closes `out` on normal end of stream (or when `stop` is set); on an exception the
@@ -241,6 +241,8 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
             re-encode them); other passthrough packets travel compressed.
         on_error: "skip" drops frames that fail to decode (counted, timestamps of the
             others untouched); "stop" raises DecodeError at the first one.
+        reorder_depth: frames held back to put timestamps in order.
+        native: split by the native YUV path (`color.split_planes`) instead of YCrCb.
     """
     counters.decode_errors += len(src.early_errors)
     counters.error_times += [t for t in src.early_errors if t is not None]
@@ -317,12 +319,8 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                                 frame.height, video.width, video.height)
                 counters.resized += 1
                 frame = frame.reformat(width=video.width, height=video.height)
-            bgr = frame_to_bgr(frame)
-            t1 = time.perf_counter()
-            y, crcb = split_ycrcb(bgr)
-            t2 = time.perf_counter()
-            counters.decode_seconds += t1 - t0
-            counters.color_seconds += t2 - t1
+            y, crcb = split_frame(frame, native)
+            counters.color_seconds += time.perf_counter() - t0
             for ready in stamps.push(_Pending(index, time.monotonic(), y, crcb), frame.pts):
                 out.put(ready)
             index += 1

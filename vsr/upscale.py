@@ -68,14 +68,13 @@ def run_upscaler(upscaler: Upscaler, inp: Channel[Item], out: Channel[Item], bat
     out.close()
 
 
-
 def _run(upscaler: Upscaler, frames: list[Frame], out: Channel[Item],
          counters: UpscaleCounters) -> None:
     t0 = time.perf_counter()
     y = np.stack([f.y for f in frames])
     hr = upscaler(y)
-    counters.model_seconds += time.perf_counter() - t0
     counters.last_seconds = time.perf_counter() - t0
+    counters.model_seconds += counters.last_seconds
     counters.last_frames = len(frames)
     n, h, w = y.shape
     s = upscaler.scale

@@ -1,0 +1,468 @@
+#!/usr/bin/env python3
+"""Offline benchmark: `vsr upscale` beside its floors and anchors, one run, on the same frames.
+
+    python scripts/bench.py                                  # 640x360, 60 frames, x3, veryfast
+    python scripts/bench.py --size 1280x720 --device cuda --batch 8 --json bench.json
+    python scripts/bench.py --input clip.mp4 --frames 0      # a given clip, all of its frames
+
+Every row runs alone, one after another, on the same decoded clip (generated deterministically
+from scripts/make_sample.py's `render()`, or `--input`), with the same encoder settings
+(libx264, `--preset`, CRF 18, yuv420p); `--repeat N` keeps each row's fastest of N runs.
+
+Floors are work that cannot be avoided on this hardware, each measured alone: an upscaler
+that decodes, runs this model and encodes cannot be faster than the slowest of them, nor
+(with no parallelism) than their sum.
+  - decode only: PyAV demux + decode (slice threads, as vsr), frames discarded.
+  - model only: vsr's own onnxruntime session (`OnnxUpscaler`, created untimed as vsr does
+    before its stages start) on the clip's Y planes, stacked in `--batch` frames beforehand;
+    only the calls are timed (the first, slower call included, as vsr pays it too).
+  - encode only: the encoder on output-size yuv420p frames prepared beforehand, muxed to .mp4.
+vsr end to end: `python -m vsr upscale` in a subprocess, startup and model load included;
+its "done" record gives per-stage seconds (stage threads overlap, so they do not add up).
+Anchors are what users would otherwise run:
+  (a) FFmpeg bicubic: decode -> scale filter (bicubic) -> encode, no model at all;
+  (b) OpenCV DNN: the same ONNX through `cv2.dnn`, one frame at a time (OpenCV's YCrCb);
+  (c) the ONNX model card / PyTorch tutorial recipe: Pillow YCbCr, a plain onnxruntime CPU
+      session one frame per call, Pillow bicubic chroma.
+  Model loading for (b) and (c) is untimed, so they are favoured against vsr's wall time.
+
+Columns: seconds (wall clock, best of --repeat); fps = frames / seconds; ms/frame = 1000 /
+fps; CPU % = process CPU time (user + system, all threads) / wall * 100, so up to cores x
+100 (how many cores the row keeps busy); peak RSS = the vsr subprocess's ru_maxrss (an
+in-process row's peak cannot be told apart from the rows before it); vs vsr = vsr fps / the
+anchor's fps (above 1: vsr is faster). Below the table: end-to-end / (decode + model +
+encode) says what the pipeline adds over its floors (below 1: the stages overlap), and end
+to end / model only how far vsr is from the model's own speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(SCRIPTS))
+sys.path.insert(0, str(ROOT))
+from make_sample import FPS, render
+
+from vsr.color import frame_to_bgr, split_ycrcb
+from vsr.errors import VsrError
+from vsr.model import OnnxUpscaler
+from vsr.options import Device
+
+CRF = 18
+#: Runs `python -m vsr` and then reports its own resource usage as a last JSON line on stderr.
+WRAPPER = (
+    "import json, resource, runpy, sys\n"
+    "sys.argv = ['vsr', *sys.argv[1:]]\n"
+    "code = 0\n"
+    "try:\n"
+    "    runpy.run_module('vsr', run_name='__main__', alter_sys=True)\n"
+    "except SystemExit as exc:\n"
+    "    code = exc.code\n"
+    "r = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "sys.stderr.write(json.dumps({'event': 'rusage', 'maxrss_kb': r.ru_maxrss,\n"
+    "                             'cpu_s': r.ru_utime + r.ru_stime}) + '\\n')\n"
+    "sys.exit(code)\n"
+)
+
+
+@dataclass
+class Row:
+    key: str
+    name: str
+    frames: int = 0
+    seconds: float | None = None
+    cpu_pct: float | None = None
+    peak_rss_mb: float | None = None
+    vs_vsr: float | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float | None:
+        return self.frames / self.seconds if self.seconds else None
+
+
+@dataclass
+class Clip:
+    path: str
+    width: int
+    height: int
+    rate: Fraction
+    time_base: Fraction
+    frames: list[Any]  # decoded av.VideoFrames, in order
+
+
+def make_clip(path: Path, w: int, h: int, n: int) -> None:
+    """Render `n` frames of the sample scene at w x h, H.264 yuv420p (deterministic)."""
+    with av.open(str(path), "w", options={"fflags": "+bitexact"}) as out:
+        vs = out.add_stream("libx264", rate=FPS, options={"crf": "20", "preset": "medium"})
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            bgr = render(i / FPS)
+            if bgr.shape[:2] != (h, w):
+                shrink = w * h < bgr.shape[0] * bgr.shape[1]
+                bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+            vf = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+            vf.pts, vf.time_base = i, Fraction(1, FPS)
+            out.mux(vs.encode(vf))
+        out.mux(vs.encode(None))
+
+
+def decode_frames(path: str, limit: int) -> Any:
+    """Yield up to `limit` (0: all) decoded frames, slice-threaded like vsr."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        for count, frame in enumerate(container.decode(stream), 1):
+            yield frame
+            if limit and count >= limit:
+                return
+
+
+def load_clip(path: str, limit: int) -> Clip:
+    with av.open(path) as container:
+        s = container.streams.video[0]
+        rate = Fraction(s.average_rate or s.guessed_rate or FPS)
+        tb = s.time_base or Fraction(1, 90000)
+    frames = list(decode_frames(path, limit))
+    if not frames:
+        raise SystemExit(f"bench: no decodable video frame in {path}")
+    return Clip(path, frames[0].width, frames[0].height, rate, tb, frames)
+
+
+def timed(fn: Callable[[], int], repeat: int) -> tuple[float, float, int]:
+    """Best of `repeat` runs of fn (which returns its frame count): (seconds, CPU %, frames)."""
+    best: tuple[float, float, int] | None = None
+    for _ in range(repeat):
+        gc.collect()
+        c0, t0 = time.process_time(), time.perf_counter()
+        n = fn()
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        if best is None or wall < best[0]:
+            best = (wall, 100.0 * cpu / wall, n)
+    assert best is not None
+    return best
+
+
+class Encoder:
+    """libx264 (preset, CRF 18, yuv420p) into an .mp4, set up like vsr's sink."""
+
+    def __init__(self, path: Path, clip: Clip, w: int, h: int, preset: str) -> None:
+        self.out = av.open(str(path), "w")
+        self.stream = self.out.add_stream("libx264", rate=clip.rate,
+                                          options={"crf": str(CRF), "preset": preset})
+        self.stream.width, self.stream.height, self.stream.pix_fmt = w, h, "yuv420p"
+        self.stream.codec_context.time_base = clip.time_base
+        self.stream.time_base = clip.time_base
+        self.time_base = clip.time_base
+
+    def encode(self, vf: Any, pts: int | None) -> None:
+        vf.pts, vf.time_base = pts, self.time_base
+        self.out.mux(self.stream.encode(vf))
+
+    def close(self) -> None:
+        self.out.mux(self.stream.encode(None))
+        self.out.close()
+
+
+def even(n: int) -> int:
+    return n + n % 2
+
+
+def floor_decode(clip: Clip, limit: int) -> int:
+    return sum(1 for _ in decode_frames(clip.path, limit))
+
+
+def floor_model(up: OnnxUpscaler, batches: list[np.ndarray]) -> int:
+    for b in batches:
+        up(b)
+    return sum(len(b) for b in batches)
+
+
+def transcode(clip: Clip, limit: int, s: int, preset: str, out: Path, convert: Callable[[Any], Any]) -> int:
+    """Decode, `convert` each frame to an output-size av.VideoFrame, encode: the anchors' loop."""
+    enc = Encoder(out, clip, even(clip.width * s), even(clip.height * s), preset)
+    n = 0
+    for n, frame in enumerate(decode_frames(clip.path, limit), 1):
+        enc.encode(convert(frame), frame.pts)
+    enc.close()
+    return n
+
+
+def floor_encode(frames: list[Any], clip: Clip, s: int, preset: str, tmp: Path) -> int:
+    """The encoder alone: `frames` are already output-size yuv420p."""
+    enc = Encoder(tmp / "floor_encode.mp4", clip, even(clip.width * s), even(clip.height * s), preset)
+    for f in frames:
+        enc.encode(f, f.pts)
+    enc.close()
+    return len(frames)
+
+
+def bicubic(clip: Clip, s: int) -> Callable[[Any], Any]:
+    """FFmpeg's scale filter (swscale bicubic), as `ffmpeg -vf scale=...:flags=bicubic`."""
+    graph = av.filter.Graph()
+    src = graph.add_buffer(width=clip.width, height=clip.height, format=clip.frames[0].format.name,
+                           time_base=clip.time_base)
+    scale = graph.add("scale", f"w={even(clip.width * s)}:h={even(clip.height * s)}:flags=bicubic")
+    sink = graph.add("buffersink")
+    src.link_to(scale)
+    scale.link_to(sink)
+    graph.configure()
+
+    def convert(frame: Any) -> Any:
+        graph.push(frame)
+        return graph.pull()
+
+    return convert
+
+
+def opencv_dnn(net: Any, s: int) -> Callable[[Any], Any]:
+    """cv2.dnn on OpenCV's YCrCb luma, chroma by cv2.INTER_CUBIC, one frame per call."""
+
+    def convert(frame: Any) -> Any:
+        ycrcb = cv2.cvtColor(frame.to_ndarray(format="bgr24"), cv2.COLOR_BGR2YCrCb)
+        h, w = ycrcb.shape[:2]
+        net.setInput(ycrcb[:, :, 0].astype(np.float32).reshape(1, 1, h, w) / 255.0)
+        y = np.clip(net.forward()[0, 0] * 255.0, 0, 255).round().astype(np.uint8)
+        hr = cv2.resize(ycrcb, (w * s, h * s), interpolation=cv2.INTER_CUBIC)
+        hr[:, :, 0] = y
+        return av.VideoFrame.from_ndarray(cv2.cvtColor(hr, cv2.COLOR_YCrCb2BGR), format="bgr24")
+
+    return convert
+
+
+def reference(sess: Any) -> Callable[[Any], Any]:
+    """The ONNX model card / PyTorch tutorial recipe, verbatim: Pillow YCbCr, one frame per run."""
+    from PIL import Image
+
+    name = sess.get_inputs()[0].name
+    from_image: Any = av.VideoFrame.from_image
+
+    def convert(frame: Any) -> Any:
+        img_y, img_cb, img_cr = frame.to_image().convert("YCbCr").split()
+        x = np.asarray(img_y, dtype=np.float32)[None, None] / 255.0
+        out = sess.run(None, {name: x})[0]
+        out_y = Image.fromarray(np.uint8((out[0] * 255.0).clip(0, 255)[0]))
+        cb = img_cb.resize(out_y.size, Image.Resampling.BICUBIC)
+        cr = img_cr.resize(out_y.size, Image.Resampling.BICUBIC)
+        return from_image(Image.merge("YCbCr", [out_y, cb, cr]).convert("RGB"))
+
+    return convert
+
+
+def run_vsr(clip: Clip, model: Path, args: argparse.Namespace, tmp: Path) -> Row:
+    row = Row("vsr", "**vsr end to end**")
+    cmd = [sys.executable, "-c", WRAPPER, "upscale", clip.path, str(tmp / "vsr.mp4"),
+           "--preset", args.preset, "--crf", str(CRF), "--batch", str(args.batch),
+           "--device", args.device, "--model", str(model), "--progress", "json", "-y"]
+    if args.frames:
+        cmd += ["--frames", str(args.frames)]
+    best: tuple[float, dict[str, Any], dict[str, Any]] | None = None
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        wall = time.perf_counter() - t0
+        recs = [json.loads(x) for x in proc.stderr.splitlines() if x.startswith("{")]
+        dones = [r for r in recs if r.get("event") == "done"]
+        usages = [r for r in recs if r.get("event") == "rusage"]
+        if proc.returncode != 0 or not dones or not usages:
+            row.note = f"failed (exit {proc.returncode}): " + " / ".join(proc.stderr.strip().splitlines()[-2:])
+            return row
+        if best is None or wall < best[0]:
+            best = (wall, dones[-1], usages[-1])
+    assert best is not None
+    wall, done, usage = best
+    row.seconds, row.frames = wall, int(done["frames"])
+    row.cpu_pct = 100.0 * usage["cpu_s"] / wall
+    row.peak_rss_mb = usage["maxrss_kb"] / 1024.0
+    row.extra = {"stages": done["stages"], "pipeline_seconds": done["seconds"],
+                 "pipeline_fps": done["fps"], "provider": done["provider"]}
+    return row
+
+
+def machine(provider: str) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        out = subprocess.run(["lscpu"], check=False, capture_output=True, text=True, timeout=10).stdout
+        cpu = next((ln.split(":", 1)[1].strip() for ln in out.splitlines()
+                    if ln.startswith("Model name")), cpu)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    import onnxruntime as ort
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "cores": cores, "provider": provider, "python": platform.python_version(),
+            "onnxruntime": ort.__version__, "av": av.__version__, "opencv": cv2.__version__,
+            "libavcodec": ".".join(map(str, av.library_versions["libavcodec"]))}
+
+
+def fmt(v: float | None, spec: str) -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", default="640x360", help="generated clip size WxH (default 640x360)")
+    ap.add_argument("--frames", type=int, default=60, help="frames (default 60; 0: all of --input; all are held in memory)")
+    ap.add_argument("--model", help="ONNX model (default models/espcn_x3.onnx)")
+    ap.add_argument("--device", choices=[d.value for d in Device], default="auto")
+    ap.add_argument("--preset", default="veryfast", help="libx264 preset (default veryfast)")
+    ap.add_argument("--batch", type=int, default=4, help="frames per model call (default 4)")
+    ap.add_argument("--input", help="benchmark this clip instead of a generated one")
+    ap.add_argument("--repeat", type=int, default=1, help="keep each row's best of N runs")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    if args.repeat < 1 or args.batch < 1 or args.frames < 0:
+        ap.error("--repeat and --batch must be at least 1, --frames at least 0")
+    if not args.input and args.frames == 0:
+        ap.error("--frames 0 (all frames) needs --input")
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        ap.error(f"--size {args.size!r}: expected WxH, e.g. 640x360")
+    if not args.input and (w < 16 or h < 16 or w % 2 or h % 2):
+        ap.error("--size: width and height must be even and at least 16 (H.264 yuv420p)")
+    model = Path(args.model).resolve() if args.model else ROOT / "models" / "espcn_x3.onnx"
+
+    with tempfile.TemporaryDirectory(prefix="vsr-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        if args.input:
+            path = str(Path(args.input).resolve())
+        else:
+            path = str(tmp / "clip.mp4")
+            make_clip(Path(path), w, h, args.frames)
+        clip = load_clip(path, args.frames)
+        n = len(clip.frames)
+        try:
+            up = OnnxUpscaler(model, Device(args.device))
+        except VsrError as exc:
+            raise SystemExit(f"bench: {exc}") from None
+        s = up.scale
+        ow, oh = even(clip.width * s), even(clip.height * s)
+        info = machine(up.provider)
+        settings = {"input": args.input or f"generated ({FPS} fps, make_sample.render)",
+                    "size": f"{clip.width}x{clip.height}", "output": f"{ow}x{oh}", "frames": n,
+                    "model": str(model), "scale": s, "device": args.device, "batch": args.batch,
+                    "encoder": f"libx264 {args.preset} CRF {CRF} yuv420p", "repeat": args.repeat}
+        print(f"machine: {info['cpu']}, {info['cores']} cores, onnxruntime {info['onnxruntime']} "
+              f"on {info['provider']}, PyAV {info['av']} (libavcodec {info['libavcodec']}), "
+              f"OpenCV {info['opencv']}, Python {info['python']}")
+        print("settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + "\n", flush=True)
+
+        rows: list[Row] = []
+
+        def add(key: str, name: str, fn: Callable[[], int]) -> Row:
+            print(f"running: {name.strip('*')} ...", file=sys.stderr, flush=True)
+            row = Row(key, name)
+            try:
+                row.seconds, row.cpu_pct, row.frames = timed(fn, args.repeat)
+            except Exception as exc:  # noqa: BLE001 - one row's failure must not lose the others
+                row.note = f"n/a: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            rows.append(row)
+            return row
+
+        add("decode", "Floor — decode only", lambda: floor_decode(clip, args.frames))
+        ys = [split_ycrcb(frame_to_bgr(f))[0] for f in clip.frames]
+        batches = [np.stack(ys[i : i + args.batch]) for i in range(0, n, args.batch)]
+        add("model", "Floor — model only", partial(floor_model, up, batches))
+        del up, batches, ys
+        big = [f.reformat(width=ow, height=oh, format="yuv420p", interpolation="BICUBIC")
+               for f in clip.frames]
+        add("encode", "Floor — encode only", partial(floor_encode, big, clip, s, args.preset, tmp))
+        del big
+        print("running: vsr end to end ...", file=sys.stderr, flush=True)
+        rows.append(run_vsr(clip, model, args, tmp))
+        anchor = partial(transcode, clip, args.frames, s, args.preset)
+        add("bicubic", "Anchor (a) FFmpeg bicubic",
+            lambda: anchor(tmp / "bicubic.mp4", bicubic(clip, s)))
+        try:
+            net = cv2.dnn.readNetFromONNX(str(model))
+            net.setInput(np.zeros((1, 1, 24, 20), np.float32))
+            net.forward()
+        except Exception as exc:  # noqa: BLE001 - cv2.error and friends: report, do not crash
+            rows.append(Row("opencv", "Anchor (b) OpenCV DNN", note=f"n/a: cv2.dnn cannot run "
+                            f"the model: {str(exc).strip().splitlines()[-1][:200]}"))
+        else:
+            add("opencv", "Anchor (b) OpenCV DNN",
+                partial(anchor, tmp / "opencv.mp4", opencv_dnn(net, s)))
+            del net
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        add("reference", "Anchor (c) reference recipe (Pillow + ORT)",
+            partial(anchor, tmp / "reference.mp4", reference(sess)))
+        del sess
+
+    report(rows, info, settings, args.json)
+    return 0 if any(r.key == "vsr" and r.seconds for r in rows) else 1
+
+
+def report(rows: list[Row], info: dict[str, Any], settings: dict[str, Any], path: Path | None) -> None:
+    """Print the table and the ratios below it; write the JSON record to `path`."""
+    by = {r.key: r for r in rows}
+    vsr = by["vsr"]
+    anchors = [r for r in rows if r.key in ("bicubic", "opencv", "reference")]
+    for r in anchors:
+        if vsr.fps and r.fps:
+            r.vs_vsr = vsr.fps / r.fps
+    print("| row | seconds | fps | ms/frame | CPU % | peak RSS | vs vsr |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        if r.seconds is None or not r.fps:
+            print(f"| {r.name} | {r.note or 'n/a'} | | | | | |")
+            continue
+        rss = f"{r.peak_rss_mb:.0f} MB" if r.peak_rss_mb else "—"
+        vs = f"{r.vs_vsr:.2f}x" if r.vs_vsr else "—"
+        print(f"| {r.name} | {r.seconds:.3f} | {r.fps:.1f} | {1000 / r.fps:.1f} | "
+              f"{fmt(r.cpu_pct, '.0f')} | {rss} | {vs} |")
+    ratios: dict[str, float | None] = {}
+    floors = [by[k].seconds or 0.0 for k in ("decode", "model", "encode")]
+    print()
+    if vsr.seconds and all(floors):
+        ratios["e2e_over_floor_sum"] = vsr.seconds / sum(floors)
+        ratios["e2e_over_model"] = vsr.seconds / floors[1]
+        print(f"- end to end / (decode + model + encode): {ratios['e2e_over_floor_sum']:.2f} "
+              "(the pipeline's overhead over its floors; below 1: the stages overlap)")
+        print(f"- end to end / model only: {ratios['e2e_over_model']:.2f}")
+        if vsr.extra:
+            ratios["pipeline_over_model"] = vsr.extra["pipeline_seconds"] / floors[1]
+            print(f"- vsr pipeline alone (no startup, no model load) / model only: "
+                  f"{ratios['pipeline_over_model']:.2f}")
+    for r in anchors:
+        ratios[f"vsr_fps_over_{r.key}"] = r.vs_vsr
+        print(f"- vsr fps / {r.name} fps: {fmt(r.vs_vsr, '.2f')}")
+    if vsr.extra:
+        x = vsr.extra
+        st = ", ".join(f"{k} {v:.2f} s" for k, v in x["stages"].items())
+        print(f"- vsr stages (busy seconds per thread; they overlap): {st}; pipeline alone "
+              f"{x['pipeline_seconds']:.2f} s = {x['pipeline_fps']:.1f} fps, on {x['provider']}")
+    if path:
+        rec = {"machine": info, "settings": settings, "ratios": ratios,
+               "rows": [{**asdict(r), "fps": r.fps, "ms_per_frame": 1000 / r.fps if r.fps else None}
+                        for r in rows]}
+        path.write_text(json.dumps(rec, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

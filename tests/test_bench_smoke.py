@@ -1,0 +1,29 @@
+"""scripts/bench.py runs end to end on a tiny clip and writes every row (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--size", "64x48", "--frames", "4",
+         "--device", "cpu", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| **vsr end to end** |" in proc.stdout
+    rows = {r["key"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"decode", "model", "encode", "vsr", "bicubic", "opencv", "reference"}
+    for key, row in rows.items():
+        if key == "opencv" and row["note"].startswith("n/a"):
+            continue  # cv2.dnn may not run every model; the row says why
+        assert row["frames"] == 4, row
+        assert row["fps"] and row["fps"] > 0, row
+    assert rows["vsr"]["peak_rss_mb"] > 0
+    assert set(rows["vsr"]["extra"]["stages"]) >= {"decode", "model", "encode"}
