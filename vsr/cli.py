@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--container-option", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="extra muxer option, e.g. movflags=+faststart")
     e.add_argument("--no-audio", action="store_true", help="drop audio and subtitle streams")
+    e.add_argument("--color", choices=("auto", "native", "ycrcb"), default="auto",
+                   help="colour handling: native 4:2:0 planes when input and output allow "
+                        "(auto, the default), or the model card's OpenCV YCrCb round trip")
     i = up.add_argument_group("input")
     i.add_argument("--input-format", help="force the demuxer (e.g. mpegts)")
     i.add_argument("--input-option", type=_key_value, action="append", default=[],
@@ -129,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--codec-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
     e.add_argument("--container-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
     e.add_argument("--no-audio", action="store_true", help="drop audio")
+    e.add_argument("--color", choices=("auto", "native", "ycrcb"), default="auto",
+                   help="colour handling (see vsr upscale --help)")
     i = lv.add_argument_group("input")
     i.add_argument("--input-format", help="force the demuxer/device (v4l2, mpegts, rtsp, ...)")
     i.add_argument("--input-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
@@ -270,7 +275,8 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
                        codec_options=dict(args.codec_option),
                        container_options=dict(args.container_option),
                        overwrite=args.overwrite, audio="none" if args.no_audio else "auto")
-    pipeline = Pipeline(source, model, sink, upscaler=upscaler, on_error=args.on_error)
+    pipeline = Pipeline(source, model, sink, upscaler=upscaler, on_error=args.on_error,
+                        color=args.color)
     mode = resolve_mode(Progress(args.progress), err)
     if args.quiet and mode is Progress.AUTO:
         mode = Progress.NONE
@@ -324,7 +330,8 @@ def _live(args: argparse.Namespace, err: TextIO) -> int:
     live = LiveOptions(max_latency=args.max_latency / 1000.0, duration=args.duration,
                        reconnect=args.reconnect, preview=args.preview,
                        preview_host=args.preview_host, preview_port=args.preview_port)
-    pipeline = Pipeline(source, model, sink, upscaler=upscaler, mode=Mode.LIVE, live=live)
+    pipeline = Pipeline(source, model, sink, upscaler=upscaler, mode=Mode.LIVE, live=live,
+                        color=args.color)
     _Signals.graceful = pipeline.stop
     mode = Progress.JSON if args.stats == "json" else resolve_mode(Progress.AUTO, err)
     if args.quiet:

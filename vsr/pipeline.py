@@ -325,7 +325,7 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
                   device: str = "auto", batch: int = 4, codec: str = "libx264", crf: int | None = 18,
                   preset: str | None = "medium", pix_fmt: str | None = None,
                   format: str | None = None, overwrite: bool = False, max_frames: int | None = None,
-                  tile: int = 0, on_error: str = "skip") -> Stats:
+                  tile: int = 0, on_error: str = "skip", color: str = "auto") -> Stats:
     """Upscale a video (or image) file end to end and return what was done.
 
     Args mirror `vsr upscale`'s options. Raises VsrError subclasses for user errors.
@@ -338,6 +338,7 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
         SinkOptions(output, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                     overwrite=overwrite),
         on_error=on_error,
+        color=color,
     )
     return pipeline.run()
 
