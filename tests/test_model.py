@@ -137,3 +137,23 @@ def test_image_api_upscales_colour_and_grey_images() -> None:
     for a, b in zip(singles, up.upscale_batch(imgs)):
         assert np.array_equal(a, b)
     assert up.upscale(imgs[0][..., 0]).shape == (60, 90)
+
+
+def test_batch_auto_is_1_on_the_cpu_and_a_measured_power_of_two_on_a_gpu() -> None:
+    """--batch auto: no batching on the CPU (it only costs memory); on a GPU provider, the
+    timed choice is a valid batch within the memory cap."""
+    import sys
+
+    from vsr.model import auto_batch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from conftest import FakeUpscaler
+
+    assert auto_batch(OnnxUpscaler(MODEL_X3, Device.CPU), 360, 640) == 1
+
+    class FakeGpu(FakeUpscaler):
+        provider = "CUDAExecutionProvider"
+
+    chosen = auto_batch(FakeGpu(2), 360, 640, limit=8)
+    assert chosen in (1, 2, 4, 8)
+    assert auto_batch(FakeGpu(2), 4000, 4000, limit=16, memory_budget=1) == 1

@@ -43,6 +43,11 @@ def _key_value(text: str) -> tuple[str, str]:
     return k, v
 
 
+def _batch(text: str) -> int:
+    """--batch: 'auto' (0) or a positive number."""
+    return 0 if text == "auto" else _positive(text)
+
+
 def _positive(text: str) -> int:
     n = int(text)
     if n < 1:
@@ -64,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", help="bundled model name (see 'vsr models') or path to .onnx")
     m.add_argument("--scale", type=int, choices=(2, 3, 4), help="pick the bundled model of this scale")
     m.add_argument("--device", choices=[d.value for d in Device], default="auto")
-    m.add_argument("--batch", type=_positive, default=4, help="frames per model call (default 4)")
+    m.add_argument("--batch", type=_batch, default=0, metavar="N|auto",
+                   help="frames per model call (default auto: 1 on the CPU, measured on a GPU)")
     m.add_argument("--tile", type=int, default=0, help="run dynamic models in tiles of this size "
                    "(input pixels; 0: whole frames)")
     m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
@@ -105,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", help="bundled model name or path to .onnx")
     m.add_argument("--scale", type=int, choices=(2, 3, 4))
     m.add_argument("--device", choices=[d.value for d in Device], default="auto")
-    m.add_argument("--batch", type=_positive, default=4,
-                   help="largest batch; the batch adapts to --max-latency (default 4)")
+    m.add_argument("--batch", type=_batch, default=0, metavar="N|auto",
+                   help="largest batch (default auto); it adapts to --max-latency")
     m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     r = lv.add_argument_group("real time")
     r.add_argument("--max-latency", type=float, default=500, metavar="MS",

@@ -117,7 +117,7 @@ class ModelOptions:
             bundled model for `scale` (default x3).
         scale: 2, 3 or 4 to pick a bundled model; checked against `model` when both given.
         device: execution provider choice.
-        batch: frames per model call.
+        batch: frames per model call; 0 chooses by measurement (`model.auto_batch`).
         tile: tile edge in input pixels for dynamic models (0: whole frames). Fixed-size
             models always tile at their own size.
         threads: onnxruntime intra-op threads (0: onnxruntime's default, all cores).
@@ -126,7 +126,7 @@ class ModelOptions:
     model: str | None = None
     scale: int | None = None
     device: Device = Device.AUTO
-    batch: int = 4
+    batch: int = 0
     tile: int = 0
     threads: int = 0
 

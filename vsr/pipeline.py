@@ -29,7 +29,7 @@ from .color import NATIVE_FORMATS
 from .errors import Cancelled, VsrError
 from .frames import Frame, Item, StageTimes, Stats
 from .live import LiveCounters, run_live_source
-from .model import OnnxUpscaler, Upscaler, load
+from .model import OnnxUpscaler, Upscaler, auto_batch, load
 from .options import LiveOptions, Mode, ModelOptions, SinkOptions, SourceOptions, tuning_for
 from .preview import PreviewServer
 from .source import OpenedInput, SourceCounters, open_input, run_source
@@ -78,19 +78,21 @@ class Pipeline:
                  upscaler: Upscaler | None = None, on_error: str = "skip",
                  mode: Mode = Mode.FILE, live: LiveOptions | None = None,
                  color: str = "auto") -> None:
-        if model.batch < 1:
-            raise VsrError("--batch must be at least 1")
+        if model.batch < 0:
+            raise VsrError("--batch must be 'auto' or at least 1")
         if sink is None and not (mode is Mode.LIVE and live is not None and live.preview):
             raise VsrError("an output is required (or --preview in live mode)")
         self.mode = mode
         self.live = live or LiveOptions()
         self.model_options = model
         self.on_error = on_error
-        self.tuning = tuning_for(mode, model.batch)
         self.upscaler: Upscaler = upscaler or load(model.model, model.scale, model.device,
                                                    model.tile, model.threads)
         self.input: OpenedInput = open_input(
-            dataclasses.replace(source, decoder_threads=self.tuning.decoder_threads))
+            dataclasses.replace(source, decoder_threads=tuning_for(mode, 1).decoder_threads))
+        v = self.input.info.video
+        self.batch = model.batch or auto_batch(self.upscaler, v.height, v.width)
+        self.tuning = tuning_for(mode, self.batch)
         self.output: sink_mod.OpenedOutput | None = None
         self.preview: PreviewServer | None = None
         try:
@@ -109,7 +111,6 @@ class Pipeline:
         self.native = self._native_path(color)
         if self.output is not None:
             self.output.native = self.native
-        self.batch = model.batch
         self.src_counters = SourceCounters()
         self.live_counters = LiveCounters()
         self.up_counters = UpscaleCounters()
@@ -322,7 +323,7 @@ def _percentiles(values: Any) -> dict[str, float]:
 
 
 def upscale_video(input: str, output: str, *, model: str | None = None, scale: int | None = None,
-                  device: str = "auto", batch: int = 4, codec: str = "libx264", crf: int | None = 18,
+                  device: str = "auto", batch: int = 0, codec: str = "libx264", crf: int | None = 18,
                   preset: str | None = "medium", pix_fmt: str | None = None,
                   format: str | None = None, overwrite: bool = False, max_frames: int | None = None,
                   tile: int = 0, on_error: str = "skip", color: str = "auto") -> Stats:
