@@ -65,3 +65,36 @@ def test_bundled_x3_model_meets_the_quality_bar_on_set5() -> None:
         sr = up(sr_protocol.y_channel(lr)[None])[0]
         scores.append(sr_protocol.psnr_y(sr, sr_protocol.y_channel(hr), 3))
     assert float(np.mean(scores)) >= 31.0
+
+
+@needs(SHARED_DATA / "eval" / "Set5")
+def test_int8_variant_is_within_0_1_db_of_the_float_model() -> None:
+    """The shipped int8 CPU model loses at most 0.1 dB on Set5 against the float model."""
+    from vsr.model import OnnxUpscaler
+    from vsr.options import Device
+
+    def set5(path: Path) -> float:
+        up = OnnxUpscaler(path, Device.CPU)
+        scores = []
+        for img in sr_protocol.list_images(SHARED_DATA / "eval" / "Set5"):
+            hr, lr = sr_protocol.hr_lr_pair(img, 3)
+            scores.append(sr_protocol.psnr_y(up(sr_protocol.y_channel(lr)[None])[0],
+                                             sr_protocol.y_channel(hr), 3))
+        return float(np.mean(scores))
+
+    fp32, int8 = set5(ROOT / "models" / "espcn_x3.onnx"), set5(ROOT / "models" / "espcn_x3_int8.onnx")
+    assert fp32 - int8 <= 0.1, (fp32, int8)
+
+
+def test_int8_variant_agrees_with_the_float_model_on_a_frame() -> None:
+    """On any frame the int8 model's output stays close to the float model's."""
+    import cv2
+
+    from vsr.model import OnnxUpscaler
+    from vsr.options import Device
+
+    y = cv2.GaussianBlur(np.random.default_rng(2).integers(0, 256, (1, 48, 64), dtype=np.uint8)[0],
+                         (5, 5), 2)[None]
+    a = OnnxUpscaler(ROOT / "models" / "espcn_x3.onnx", Device.CPU)(y).astype(int)
+    b = OnnxUpscaler(ROOT / "models" / "espcn_x3_int8.onnx", Device.CPU)(y).astype(int)
+    assert np.abs(a - b).mean() < 1.5
