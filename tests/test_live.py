@@ -283,3 +283,46 @@ def test_stream_that_drops_and_comes_back_is_reconnected_with_a_gap(tmp_path: Pa
     gaps = np.diff(times)
     assert gaps.max() > 1.0  # the outage
     assert np.all(gaps > 0) and len(times) > 50
+
+
+def test_stream_output_over_tcp_to_a_listening_receiver(tmp_path: Path) -> None:
+    """`vsr live IN tcp://host:port` connects to a listening receiver and streams 3x MPEG-TS."""
+    import threading
+
+    import av
+
+    port_in = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port_out = s.getsockname()[1]
+    received: list[tuple[int, int]] = []
+
+    def receive() -> None:
+        try:
+            with av.open(f"tcp://127.0.0.1:{port_out}?listen=1", timeout=(20, 5)) as c:
+                for f in c.decode(video=0):
+                    received.append((f.width, f.height))
+        except av.error.FFmpegError:
+            pass
+
+    rx = threading.Thread(target=receive)
+    rx.start()
+    time.sleep(0.5)
+    sender = start_sender(port_in, 5)
+    vsr = start_vsr(f"udp://127.0.0.1:{port_in}", f"tcp://127.0.0.1:{port_out}", "--duration", "3")
+    rc, err = stop_both(vsr, sender)
+    rx.join(30)
+    assert rc == 0, err
+    assert len(received) >= 10 and set(received) == {(288, 192)}
+
+
+def test_unavailable_output_protocol_is_a_clear_error() -> None:
+    """An output URL this FFmpeg cannot write (or a receiver that is not there) is one line, exit 2."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    for url in (f"tcp://127.0.0.1:{port}", f"srtx://127.0.0.1:{port}"):
+        proc = subprocess.run([sys.executable, "-m", "vsr", "live", str(ROOT / "samples" / "sample.mp4"),
+                               url], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith(f"vsr: cannot open output '{url}'") and "Traceback" not in proc.stderr

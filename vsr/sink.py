@@ -289,7 +289,8 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         if getattr(exc, "errno", None) in _WRITE_FAILURES:
             raise _write_error_for(final, exc) from exc
-        raise SinkError(f"cannot start output '{final or '-'}': {_why(exc)}") from exc
+        raise SinkError(f"cannot open output '{opts.url}': {_why(exc)}",
+                        hint="check that the receiver is listening" if "://" in opts.url else None) from exc
     return OpenedOutput(container, stream, final, temp, stream_map, frozenset(decode_audio),
                         out_w, out_h, padded, colorspace, color_range, pix_fmt, is_image, notes,
                         url=opts.url,
