@@ -252,12 +252,12 @@ def test_timestamp_repair_gives_strictly_increasing_pts(given: list[int | None],
     """Missing, repeated and out-of-order pts come out strictly increasing, frames unmoved."""
     from fractions import Fraction
 
-    from vsr.source import _Pending, _TimestampRepair
+    from vsr.timestamps import Pending, TimestampRepair
 
-    repair = _TimestampRepair(Fraction(1, 25), Fraction(25), depth=4)
+    repair = TimestampRepair(Fraction(1, 25), Fraction(25), depth=4)
     out = []
     for i, pts in enumerate(given):
-        out += repair.push(_Pending(i, 0.0, None, None), pts)
+        out += repair.push(Pending(i, 0.0, None, None), pts)
     out += repair.flush()
     assert [f.index for f in out] == list(range(len(given)))
     got = [f.pts for f in out]

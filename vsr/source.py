@@ -11,7 +11,6 @@ passthrough packets (audio, subtitles) into the channel in demux order.
 from __future__ import annotations
 
 import collections
-import heapq
 import logging
 import sys
 import threading
@@ -26,8 +25,9 @@ import av
 from .channel import Channel
 from .color import split_frame
 from .errors import DecodeError, SourceError
-from .frames import AudioFrame, AudioPacket, Frame, Item, StreamInfo, VideoInfo
+from .frames import AudioFrame, AudioPacket, Item, StreamInfo, VideoInfo
 from .options import SourceOptions
+from .timestamps import Pending, TimestampRepair
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
     counters.error_times += [t for t in src.early_errors if t is not None]
     try:
         video = src.info.video
-        stamps = _TimestampRepair(video.time_base, video.rate, reorder_depth)
+        stamps = TimestampRepair(video.time_base, video.rate, reorder_depth)
         max_frames = src.options.max_frames
         index = 0
         tb = video.time_base
@@ -321,7 +321,7 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                 frame = frame.reformat(width=video.width, height=video.height)
             y, crcb = split_frame(frame, native)
             counters.color_seconds += time.perf_counter() - t0
-            for ready in stamps.push(_Pending(index, time.monotonic(), y, crcb), frame.pts):
+            for ready in stamps.push(Pending(index, time.monotonic(), y, crcb), frame.pts):
                 out.put(ready)
             index += 1
             counters.frames = index
@@ -426,65 +426,3 @@ def _decode_packet(video: Any, packet: Any, counters: SourceCounters, on_error: 
 #: Passthrough items (audio packets or decoded audio frames) held back at most, waiting for
 #: the video to catch up; beyond it they are sent on (only trimming at a cut gets less exact).
 MAX_HELD = 2048
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    index: int
-    captured: float
-    y: Any
-    crcb: Any
-
-
-class _TimestampRepair:
-    """Gives frames strictly increasing pts without ever reordering the frames themselves.
-
-    Decoders output frames in presentation order, but some inputs attach the timestamps in
-    another order (packed B-frames in AVI give 1, 2, 4, 3, 5, 7, 6, ...). The set of
-    timestamps is right even then, so the k-th frame out gets the smallest timestamp among
-    the next `depth` ones. Missing pts are extrapolated by one frame duration, and repeats
-    nudged forward by one tick: encoders and muxers reject non-increasing timestamps, and a
-    damaged input must not stop the run for that. Repairs are counted and logged once.
-    """
-
-    def __init__(self, time_base: Fraction, rate: Fraction | None, depth: int) -> None:
-        step = (1 / (rate * time_base)) if rate and time_base else 1
-        self.step = max(1, int(round(step)))
-        self.time_base = time_base
-        self.depth = depth
-        self.frames: collections.deque[_Pending] = collections.deque()
-        self.heap: list[int] = []
-        self.last: int | None = None
-        self.out_of_order = False
-        self.repaired = 0
-
-    def push(self, pending: _Pending, pts: int | None) -> list[Frame]:
-        self.frames.append(pending)
-        if pts is None:
-            self._note("missing")
-            base = max([self.last or 0, *self.heap]) if (self.heap or self.last is not None) else None
-            pts = 0 if base is None else base + self.step
-        elif self.heap and pts < max(self.heap) and not self.out_of_order:
-            self.out_of_order = True
-            log.info("input timestamps are out of order: reassigning them in presentation order")
-        heapq.heappush(self.heap, pts)
-        ready = []
-        while len(self.frames) > self.depth:
-            ready.append(self._emit())
-        return ready
-
-    def flush(self) -> list[Frame]:
-        return [self._emit() for _ in range(len(self.frames))]
-
-    def _emit(self) -> Frame:
-        p = self.frames.popleft()
-        pts = heapq.heappop(self.heap)
-        if self.last is not None and pts <= self.last:
-            pts = self.last + 1
-            self._note("repeated or non-increasing")
-        self.last = pts
-        return Frame(p.index, pts, self.time_base, p.captured, p.y, p.crcb)
-
-    def _note(self, what: str) -> None:
-        if not self.repaired:
-            log.warning("input has %s video timestamps: repairing them", what)
-        self.repaired += 1
