@@ -1,8 +1,9 @@
 """Data passed between the pipeline's stages; nothing here runs in a thread of its own.
 
-One `Frame` type travels from decoder to encoder. Its `y` plane is at source resolution on
-the way into the upscaler and at `scale` x resolution on the way out; the chroma stays at
-source resolution until the sink merges it, so the upscaler thread only touches luma.
+One `Frame` type travels from the decoder to the compose stage. Its `y` plane is at source
+resolution on the way into the upscaler and at `scale` x resolution on the way out; the chroma
+stays at source resolution until the compose stage merges it into a `Picture` for the encoder,
+so the upscaler thread only touches luma.
 """
 
 from __future__ import annotations
@@ -55,7 +56,19 @@ class AudioFrame:
     frame: Any  # av.AudioFrame
 
 
-Item = Union[Frame, AudioPacket, AudioFrame]  # noqa: UP007 - a runtime alias needs Union on 3.10
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """An upscaled frame ready for the encoder (made by the compose stage).
+
+    `frame` is an av.VideoFrame in the output's pixel format, carrying its pts/time_base.
+    """
+
+    index: int
+    captured: float
+    frame: Any  # av.VideoFrame
+
+
+Item = Union[Frame, Picture, AudioPacket, AudioFrame]  # noqa: UP007 - a runtime alias needs Union on 3.10
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 Everything that can fail on configuration (input, model, output) is opened here, in the
 caller's thread, before any stage starts. Then three named threads run:
 
-    vsr-source  --ch_in-->  vsr-upscale  --ch_out-->  vsr-sink
+    vsr-source --ch_in--> vsr-upscale --ch_out--> vsr-compose --ch_enc--> vsr-sink
 
 The first exception in any stage wins: it gets a note naming the stage, every channel is
 cancelled so the other stages unwind at once, and it is re-raised in the caller's thread with
@@ -25,6 +25,7 @@ import numpy as np
 
 from . import sink as sink_mod
 from .channel import Channel, Policy
+from .compose import ComposeCounters, run_compose
 from .color import NATIVE_FORMATS
 from .errors import Cancelled, VsrError
 from .frames import Frame, Item, StageTimes, Stats
@@ -114,6 +115,7 @@ class Pipeline:
         self.src_counters = SourceCounters()
         self.live_counters = LiveCounters()
         self.up_counters = UpscaleCounters()
+        self.compose_counters = ComposeCounters()
         self.sink_counters = sink_mod.SinkCounters()
         t = self.tuning
         self.ch_in: Channel[Item] = Channel(
@@ -121,6 +123,7 @@ class Pipeline:
             Policy.DROP_OLDEST if t.input_policy == "drop_oldest" else Policy.BLOCK,
             droppable=lambda item: isinstance(item, Frame))
         self.ch_out: Channel[Item] = Channel(t.output_queue, "upscaled")
+        self.ch_enc: Channel[Item] = Channel(t.output_queue, "composed")
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
@@ -183,8 +186,10 @@ class Pipeline:
             source,
             self._stage("vsr-upscale", run_upscaler, self.upscaler, self.ch_in, self.ch_out,
                         self.batch, self.up_counters, self.tuning.batch_wait, max_latency),
-            self._stage("vsr-sink", sink_mod.run_sink, self.output, self.ch_out,
-                        self.sink_counters, self.preview),
+            self._stage("vsr-compose", run_compose, self.output, self.ch_out, self.ch_enc,
+                        self.compose_counters, self.preview),
+            self._stage("vsr-sink", sink_mod.run_sink, self.output, self.ch_enc,
+                        self.sink_counters),
         ]
 
     def stop(self) -> None:
@@ -195,6 +200,7 @@ class Pipeline:
         """Abort: every stage stops at its next channel operation; no output is kept."""
         self.ch_in.cancel()
         self.ch_out.cancel()
+        self.ch_enc.cancel()
 
     def progress(self, interval: float = 0.25) -> Iterator[Progress]:
         """Run to the end, yielding a progress snapshot every `interval` seconds.
@@ -216,7 +222,7 @@ class Pipeline:
             self._finish(failed=True)
             raise
         self._join_all()
-        self._finish(failed=self._error is not None or self.ch_out.cancelled)
+        self._finish(failed=self._error is not None or self.ch_enc.cancelled)
         if self._error is not None:
             raise self._error
         yield self.snapshot()
@@ -256,8 +262,9 @@ class Pipeline:
             self._seconds = time.monotonic() - self._t0
 
     def snapshot(self) -> Progress:
-        recent = list(self.sink_counters.latencies)[-200:]
-        return Progress(self.sink_counters.frames,
+        recent = list(self._latencies())[-200:]
+        done = self.sink_counters.frames if self.output else self.compose_counters.frames
+        return Progress(done,
                         0 if self.mode is Mode.LIVE else self.info.video.frames,
                         time.monotonic() - self._t0, self.src_counters.frames, self.ch_in.dropped,
                         float(np.median(recent)) if recent else None,
@@ -276,7 +283,7 @@ class Pipeline:
     def stats(self) -> Stats:
         v = self.info.video
         return Stats(
-            frames=self.sink_counters.frames,
+            frames=self.sink_counters.frames if self.output else self.compose_counters.frames,
             seconds=getattr(self, "_seconds", time.monotonic() - self._t0),
             input_size=(v.width, v.height),
             output_size=(self.output.width, self.output.height) if self.output else
@@ -286,7 +293,7 @@ class Pipeline:
             batch=self.batch,
             stages=StageTimes(
                 decode=self.src_counters.decode_seconds,
-                color=self.src_counters.color_seconds + self.sink_counters.color_seconds,
+                color=self.src_counters.color_seconds + self.compose_counters.color_seconds,
                 model=self.up_counters.model_seconds,
                 encode=self.sink_counters.encode_seconds,
                 wait_in=self.ch_in.wait_get,
@@ -300,10 +307,14 @@ class Pipeline:
             output=self._output_name(),
             frames_in=self.src_counters.frames,
             dropped=self.ch_in.dropped,
-            latency=_percentiles(self.sink_counters.latencies),
+            latency=_percentiles(self._latencies()),
             reconnects=self.live_counters.reconnects,
             input_lost=self.live_counters.lost,
         )
+
+    def _latencies(self) -> Any:
+        """Decode-to-output seconds: measured at the encoder, or at the preview without one."""
+        return self.sink_counters.latencies if self.output else self.compose_counters.latencies
 
     def _output_name(self) -> str:
         if self.output is None:

@@ -24,11 +24,10 @@ from typing import Any
 import av
 
 from .channel import Channel
-from .color import bgr_to_frame, frame_to_bgr, merge_planes, merge_upscaled, pad_to_even, sws_colorspace
+from .color import sws_colorspace
 from .errors import EncodeError, SinkError
-from .frames import AudioFrame, AudioPacket, Frame, Item, StreamInfo
+from .frames import AudioFrame, AudioPacket, Item, Picture, StreamInfo
 from .options import SinkOptions
-from .preview import PreviewServer
 
 log = logging.getLogger(__name__)
 
@@ -348,34 +347,21 @@ def _audio_encoder_for(container: Any, fmt: str) -> str:
     return str(container.default_audio_codec or "aac")
 
 
-def run_sink(out: OpenedOutput | None, items: Channel[Item], counters: SinkCounters,
-             preview: PreviewServer | None = None) -> None:
+def run_sink(out: OpenedOutput | None, items: Channel[Item], counters: SinkCounters) -> None:
     """Encode and mux every item until the channel is closed, then flush the encoders.
 
-    With `out` None (live preview only) frames are only handed to `preview`. Leaves the
-    container open: `finish()` (success) or `discard()` (failure) closes it.
+    With `out` None (live preview only) there is nothing to write. Leaves the container
+    open: `finish()` (success) or `discard()` (failure) closes it.
     """
     for item in items:
-        if isinstance(item, Frame):
-            t0 = time.perf_counter()
-            if out is not None and out.native:
-                vf = merge_planes(item.y, item.crcb, out.color_range == 2, out.padded)
-                if preview is not None:
-                    preview.publish(frame_to_bgr(vf))
-                _encode(out, vf, item, counters, t0)
-                continue
-            bgr = merge_upscaled(item.y, item.crcb)
-            if preview is not None:
-                preview.publish(bgr)
+        if isinstance(item, Picture):
             if out is None:
-                counters.color_seconds += time.perf_counter() - t0
-                counters.frames += 1
-                counters.latencies.append(time.monotonic() - item.captured)
                 continue
-            if out.padded:
-                bgr = pad_to_even(bgr)
-            vf = bgr_to_frame(bgr, out.pix_fmt, out.colorspace, out.color_range)
-            _encode(out, vf, item, counters, t0)
+            t1 = time.perf_counter()
+            _mux(out.container, out.video.encode(item.frame), out)
+            counters.encode_seconds += time.perf_counter() - t1
+            counters.frames += 1
+            counters.latencies.append(time.monotonic() - item.captured)
             if out.is_image:
                 break
         elif out is None:
@@ -414,19 +400,6 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item], counters: SinkCount
         if idx in out.decode_audio:
             _mux(container, target.encode(None), out)
     counters.encode_seconds += time.perf_counter() - t0
-
-
-def _encode(out: OpenedOutput, vf: Any, item: Frame, counters: SinkCounters, t0: float) -> None:
-    """Encode and mux one upscaled frame with its timestamp; `t0` is when its colour work began."""
-    if not out.is_image:
-        vf.pts = item.pts
-        vf.time_base = item.time_base
-    t1 = time.perf_counter()
-    _mux(out.container, out.video.encode(vf), out)
-    counters.encode_seconds += time.perf_counter() - t1
-    counters.color_seconds += t1 - t0
-    counters.frames += 1
-    counters.latencies.append(time.monotonic() - item.captured)
 
 
 def _mux(container: Any, packets: Any, out: OpenedOutput) -> None:

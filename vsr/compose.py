@@ -1,0 +1,68 @@
+"""The compose stage (thread "vsr-compose"): upscaled luma + source chroma -> encoder frames.
+
+It sits between the model and the encoder so that the colour work (chroma upscaling, range
+and pixel-format conversion) overlaps with encoding instead of adding to it: on a GPU, where
+the model is fast, one thread doing both was the limit. It reads the output's settings (pixel
+format, range, padding) from `OpenedOutput` but never touches its container, which the sink
+thread owns.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .channel import Channel
+from .color import bgr_to_frame, frame_to_bgr, merge_planes, merge_upscaled, pad_to_even
+from .frames import Frame, Item, Picture
+from .preview import PreviewServer
+
+
+@dataclass
+class ComposeCounters:
+    """Written by the compose thread, read by the pipeline after it ends."""
+
+    frames: int = 0
+    color_seconds: float = 0.0
+    # Preview-only runs end here: seconds from decode to preview of the recent frames.
+    latencies: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=100_000))
+
+
+def run_compose(out: Any, inp: Channel[Item], outp: Channel[Item], counters: ComposeCounters,
+                preview: PreviewServer | None = None) -> None:
+    """Turn every Frame into a Picture ready to encode; other items pass straight through.
+
+    `out` is the sink's `OpenedOutput`, or None for a live preview without an output (then
+    frames only go to `preview`, and the sink gets nothing but the end of the stream).
+    """
+    for item in inp:
+        if not isinstance(item, Frame):
+            if out is not None:
+                outp.put(item)
+            continue
+        t0 = time.perf_counter()
+        if out is not None and out.native:
+            vf = merge_planes(item.y, item.crcb, out.color_range == 2, out.padded)
+            if preview is not None:
+                preview.publish(frame_to_bgr(vf))
+        else:
+            bgr = merge_upscaled(item.y, item.crcb)
+            if preview is not None:
+                preview.publish(bgr)
+            if out is None:
+                counters.color_seconds += time.perf_counter() - t0
+                counters.frames += 1
+                counters.latencies.append(time.monotonic() - item.captured)
+                continue
+            if out.padded:
+                bgr = pad_to_even(bgr)
+            vf = bgr_to_frame(bgr, out.pix_fmt, out.colorspace, out.color_range)
+        if not out.is_image:
+            vf.pts = item.pts
+            vf.time_base = item.time_base
+        counters.color_seconds += time.perf_counter() - t0
+        counters.frames += 1
+        outp.put(Picture(item.index, item.captured, vf))
+    outp.close()
