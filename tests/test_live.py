@@ -4,12 +4,12 @@ drops under overload, valid recordings however the run ends, the preview, device
 from __future__ import annotations
 
 import json
-
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -37,6 +37,26 @@ def start_sender(port: int, seconds: float, size: str = "96x64", fps: int = 25,
            "--size", size, "--fps", str(fps)] + (["--audio"] if audio else [])
     return subprocess.Popen(["sh", "-c", f'sleep {delay}; exec "$0" "$@"', *cmd],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_receiver(url: str) -> tuple[threading.Thread, list[tuple[int, int]]]:
+    """Decode a stream vsr sends to `url` in a thread; returns it and the frame sizes seen."""
+    import av
+
+    received: list[tuple[int, int]] = []
+
+    def receive() -> None:
+        try:
+            with av.open(url, timeout=(20, 5)) as c:
+                for f in c.decode(video=0):
+                    received.append((f.width, f.height))
+        except av.error.FFmpegError:
+            pass  # the stream ended or never came: the test's assertions say which
+
+    rx = threading.Thread(target=receive)
+    rx.start()
+    time.sleep(0.5)  # listening before vsr starts sending
+    return rx, received
 
 
 def start_vsr(*argv: str) -> subprocess.Popen[str]:
@@ -130,24 +150,9 @@ def test_memory_stays_flat_under_overload(tmp_path: Path) -> None:
 def test_stream_output_over_udp_and_stdout(tmp_path: Path) -> None:
     """The upscaled stream can go to another UDP port and, at the same time, nowhere else:
     a receiver decodes 3x frames from it; standard output with --format works too."""
-    import av
-
     port_in, port_out = free_port(), free_port()
     sender = start_sender(port_in, 6)
-    received: list[tuple[int, int]] = []
-    import threading
-
-    def receive() -> None:
-        try:
-            with av.open(f"udp://127.0.0.1:{port_out}", timeout=(15, 5)) as c:
-                for f in c.decode(video=0):
-                    received.append((f.width, f.height))
-        except av.error.FFmpegError:
-            pass
-
-    rx = threading.Thread(target=receive)
-    rx.start()
-    time.sleep(0.5)
+    rx, received = start_receiver(f"udp://127.0.0.1:{port_out}")
     vsr = start_vsr(f"udp://127.0.0.1:{port_in}", f"udp://127.0.0.1:{port_out}?pkt_size=1316",
                     "--duration", "3")
     rc, err = stop_both(vsr, sender)
@@ -287,27 +292,11 @@ def test_stream_that_drops_and_comes_back_is_reconnected_with_a_gap(tmp_path: Pa
 
 def test_stream_output_over_tcp_to_a_listening_receiver(tmp_path: Path) -> None:
     """`vsr live IN tcp://host:port` connects to a listening receiver and streams 3x MPEG-TS."""
-    import threading
-
-    import av
-
     port_in = free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port_out = s.getsockname()[1]
-    received: list[tuple[int, int]] = []
-
-    def receive() -> None:
-        try:
-            with av.open(f"tcp://127.0.0.1:{port_out}?listen=1", timeout=(20, 5)) as c:
-                for f in c.decode(video=0):
-                    received.append((f.width, f.height))
-        except av.error.FFmpegError:
-            pass
-
-    rx = threading.Thread(target=receive)
-    rx.start()
-    time.sleep(0.5)
+    rx, received = start_receiver(f"tcp://127.0.0.1:{port_out}?listen=1")
     sender = start_sender(port_in, 5)
     vsr = start_vsr(f"udp://127.0.0.1:{port_in}", f"tcp://127.0.0.1:{port_out}", "--duration", "3")
     rc, err = stop_both(vsr, sender)
