@@ -68,8 +68,11 @@ class Pipeline:
     Args:
         source: what to read.
         model: which model; or pass `upscaler` to use an already loaded one (tests, API).
-        sink: what to write.
-        on_error: "skip" or "stop" for frames that fail to decode.
+        sink: what to write; None only for a live preview without an output.
+        on_error: "skip" or "stop" for damaged input.
+        mode: FILE (lossless, back-pressure) or LIVE (real time, drops at the input).
+        live: live-mode settings.
+        color: "auto" (native 4:2:0 planes where possible), "native" or "ycrcb".
 
     Raises:
         VsrError subclasses for bad input, model or output, before any thread starts.
@@ -92,11 +95,11 @@ class Pipeline:
         self.input: OpenedInput = open_input(
             dataclasses.replace(source, decoder_threads=tuning_for(mode, 1).decoder_threads))
         v = self.input.info.video
-        self.batch = model.batch or auto_batch(self.upscaler, v.height, v.width)
-        self.tuning = tuning_for(mode, self.batch)
         self.output: sink_mod.OpenedOutput | None = None
         self.preview: PreviewServer | None = None
         try:
+            self.batch = model.batch or auto_batch(self.upscaler, v.height, v.width)
+            self.tuning = tuning_for(mode, self.batch)
             if sink is not None:
                 self.output = sink_mod.open_output(sink, self.input.info, self.upscaler.scale,
                                                    live=mode is Mode.LIVE)
