@@ -157,3 +157,13 @@ def test_batch_auto_is_1_on_the_cpu_and_a_measured_power_of_two_on_a_gpu() -> No
     chosen = auto_batch(FakeGpu(2), 360, 640, limit=8)
     assert chosen in (1, 2, 4, 8)
     assert auto_batch(FakeGpu(2), 4000, 4000, limit=16, memory_budget=1) == 1
+
+
+def test_large_frames_run_in_strips_and_batches_in_chunks_with_identical_results() -> None:
+    """A per-run pixel budget (bounded memory) changes how frames are cut, never the pixels."""
+    y = _noise(3, 97, 131)
+    whole = OnnxUpscaler(MODEL_X3, Device.CPU, max_run_pixels=10**9)(y)
+    for budget in (3000, 20000, 13000):  # strips; chunks of whole frames; tiles in chunks
+        got = OnnxUpscaler(MODEL_X3, Device.CPU, max_run_pixels=budget,
+                           tile=40 if budget == 13000 else 0)(y)
+        assert np.array_equal(got, whole), budget
