@@ -30,7 +30,7 @@ from .color import NATIVE_FORMATS
 from .errors import Cancelled, VsrError
 from .frames import Frame, Item, StageTimes, Stats
 from .live import LiveCounters, run_live_source
-from .model import OnnxUpscaler, Upscaler, auto_batch, load
+from .model import Upscaler, auto_batch, load
 from .options import LiveOptions, Mode, ModelOptions, SinkOptions, SourceOptions, tuning_for
 from .preview import PreviewServer
 from .source import OpenedInput, SourceCounters, open_input, run_source
@@ -358,4 +358,4 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
     return pipeline.run()
 
 
-__all__ = ["OnnxUpscaler", "Pipeline", "Progress", "upscale_video"]
+__all__ = ["Pipeline", "Progress", "upscale_video"]
