@@ -279,3 +279,39 @@ def test_progress_works_when_the_container_does_not_say_how_many_frames(tmp_path
     records = [json.loads(x) for x in err.getvalue().splitlines() if x.startswith("{")]
     assert records[-1]["event"] == "done" and records[-1]["frames"] == 40
     assert all(r["frames"] <= 40 for r in records)
+
+
+def test_progress_total_respects_frames_and_the_bar_draws_on_a_terminal(tmp_path: Path) -> None:
+    """--frames N makes N the progress total; on a terminal a tqdm bar reaches N/N."""
+    import json
+
+    src = synth_video(tmp_path / "in.mp4", n=30)
+    err = io.StringIO()
+    assert main(["upscale", str(src), str(tmp_path / "a.mp4"), "--preset", "ultrafast",
+                 "--progress", "json", "--frames", "10"], stderr=err) == 0
+    records = [json.loads(x) for x in err.getvalue().splitlines() if x.startswith('{"event": "progress"')]
+    assert records and all(r["total"] == 10 for r in records)
+
+    pty = pytest.importorskip("pty")
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "vsr", "upscale", str(src), str(tmp_path / "b.mp4"),
+                             "--preset", "ultrafast", "--frames", "10"], cwd=ROOT, stdin=slave,
+                            stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    assert b"10/10" in out and b"frame/s" in out

@@ -265,13 +265,18 @@ class Pipeline:
             self._seconds = time.monotonic() - self._t0
 
     def snapshot(self) -> Progress:
-        recent = list(self._latencies())[-200:]
+        """Where the run is; live-only figures (drops, latency) are None/0 in file mode."""
         done = self.sink_counters.frames if self.output else self.compose_counters.frames
-        return Progress(done,
-                        0 if self.mode is Mode.LIVE else self.info.video.frames,
-                        time.monotonic() - self._t0, self.src_counters.frames, self.ch_in.dropped,
-                        float(np.median(recent)) if recent else None,
-                        self.up_counters.batch_limit or self.batch)
+        elapsed = time.monotonic() - self._t0
+        if self.mode is Mode.LIVE:
+            recent = list(self._latencies())[-200:]
+            return Progress(done, 0, elapsed, self.src_counters.frames, self.ch_in.dropped,
+                            float(np.median(recent)) if recent else None,
+                            self.up_counters.batch_limit or self.batch)
+        total = self.info.video.frames
+        if self.input.options.max_frames:
+            total = min(total, self.input.options.max_frames) if total else self.input.options.max_frames
+        return Progress(done, total, elapsed, self.src_counters.frames, batch=self.batch)
 
     def close(self) -> None:
         """Release everything if the run never started (the API's error path)."""
