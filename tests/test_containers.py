@@ -236,3 +236,34 @@ def test_batch_size_does_not_change_pixels(tmp_path: Path) -> None:
     assert len(outs[1]) == len(outs[8]) == 10
     for a, b in zip(outs[1], outs[8]):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("ext,video,audio", [
+    (".webm", "vp9", "opus"),   # WebM cannot hold H.264 or AAC: its own codecs are chosen
+    (".ogv", "vp8", "opus"),
+    (".gif", "gif", None),      # no audio at all in a GIF: the stream is dropped with a note
+    (".ts", "h264", "aac"),     # MPEG-TS takes H.264 although FFmpeg lists no codec table
+])
+def test_output_container_gets_codecs_it_can_hold(ext: str, video: str, audio: str | None,
+                                                  tmp_path: Path) -> None:
+    """Without --codec, every output extension gets a video (and audio) codec it accepts."""
+    src = synth_video(tmp_path / "in.mp4", n=4)
+    out = tmp_path / f"out{ext}"
+    upscale(src, out)
+    with av.open(str(out)) as c:
+        kinds = {s.type: s.codec_context.name for s in c.streams}
+        assert kinds.get("video") == video and kinds.get("audio") == audio
+        assert sum(1 for _ in c.decode(video=0)) == 4
+
+
+def test_explicit_codec_the_container_cannot_hold_is_a_usage_error(tmp_path: Path) -> None:
+    """--codec libx264 into .webm is refused before any work, with a hint."""
+    import io
+
+    from vsr.cli import main
+
+    src = synth_video(tmp_path / "in.mp4", n=2)
+    err = io.StringIO()
+    assert main(["upscale", str(src), str(tmp_path / "o.webm"), "--codec", "libx264"], stderr=err) == 2
+    assert "cannot put libx264 video into webm" in err.getvalue() and "Traceback" not in err.getvalue()
+    assert [p.name for p in tmp_path.iterdir()] == ["in.mp4"]

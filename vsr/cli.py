@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(input pixels; 0: whole frames)")
     m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     e = up.add_argument_group("output encoding")
-    e.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
+    e.add_argument("--codec", help="video encoder (default libx264, or the container's own "
+                   "where it cannot hold H.264: VP9 for .webm)")
     e.add_argument("--crf", type=int, default=18, help="quality for encoders with CRF (default 18)")
     e.add_argument("--preset", default="medium", help="encoder preset (default medium)")
     e.add_argument("--pix-fmt", help="output pixel format (default yuv420p)")
@@ -130,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="final statistics as a text line (default) or a JSON record on stderr; "
                         "json also prints a JSON line every second")
     e = lv.add_argument_group("output encoding")
-    e.add_argument("--codec", default="libx264")
+    e.add_argument("--codec", help="video encoder (default libx264, or the container's own)")
     e.add_argument("--crf", type=int, default=23)
     e.add_argument("--preset", default="veryfast")
     e.add_argument("--pix-fmt")

@@ -138,7 +138,8 @@ class SinkOptions:
     Attributes:
         url: output path, or "-" for standard output (then `format` is required).
         format: force a muxer (e.g. "matroska", "mpegts", "nut").
-        codec: video encoder.
+        codec: video encoder; None picks libx264 where the container takes H.264, else the
+            container's own (VP9 for WebM).
         crf: constant rate factor (for encoders that have one; ignored by others).
         preset: encoder speed preset (libx264/libx265/...).
         pix_fmt: output pixel format; None chooses yuv420p (or the encoder's first).
@@ -150,7 +151,7 @@ class SinkOptions:
 
     url: str
     format: str | None = None
-    codec: str = "libx264"
+    codec: str | None = None
     crf: int | None = 18
     preset: str | None = "medium"
     pix_fmt: str | None = None

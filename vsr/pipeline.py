@@ -342,7 +342,7 @@ def _percentiles(values: Any) -> dict[str, float]:
 
 
 def upscale_video(input: str, output: str, *, model: str | None = None, scale: int | None = None,
-                  device: str = "auto", batch: int = 0, codec: str = "libx264", crf: int | None = 18,
+                  device: str = "auto", batch: int = 0, codec: str | None = None, crf: int | None = 18,
                   preset: str | None = "medium", pix_fmt: str | None = None,
                   format: str | None = None, overwrite: bool = False, max_frames: int | None = None,
                   tile: int = 0, on_error: str = "skip", color: str = "auto") -> Stats:

@@ -188,7 +188,7 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
                  live: bool = False) -> OpenedOutput:
     v = info.video
     notes: list[str] = []
-    codec_name, pix_fmt = opts.codec, opts.pix_fmt
+    codec_name, pix_fmt = opts.codec or _default_codec(container), opts.pix_fmt
     if is_image:
         assert final is not None
         codec_name, image_fmt = IMAGE_CODECS[final.suffix.lower()]
@@ -217,7 +217,13 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
         out_w, out_h = pw, ph
 
     rate = v.rate or Fraction(25)
-    stream = container.add_stream(codec_name, rate=rate if not is_image else None)
+    try:
+        stream = container.add_stream(codec_name, rate=rate if not is_image else None)
+    except ValueError as exc:
+        fmt_name = container.format.name.split(",")[0]
+        raise SinkError(f"cannot put {codec_name} video into {fmt_name}",
+                        hint=f"drop --codec to use {fmt_name}'s own ({_default_codec(container)}), "
+                             "or pick another output extension") from exc
     stream.width, stream.height = out_w, out_h
     stream.pix_fmt = pix_fmt
     cc = stream.codec_context
@@ -239,6 +245,10 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
         cc.qmin, cc.qmax = 1, 3
     if codec_name == "libx265":
         codec_opts["x265-params"] = "log-level=warning"  # x265 prints a page of info otherwise
+    if codec_name in ("libvpx", "libvpx-vp9"):
+        # libvpx's defaults are its slowest ("good", cpu-used 0, one thread per frame):
+        # about 1 fps at 1080p; these stay near libx264 medium in speed and quality.
+        codec_opts.update({"cpu-used": "4", "row-mt": "1", "deadline": "good"})
     codec_opts.update(opts.codec_options)
     cc.options = codec_opts
     colorspace = color_range = None
@@ -296,6 +306,22 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
                         negative_ts=bool(container.format.flags & 0x40000))
 
 
+#: Muxers that take H.264 although PyAV cannot list it (no codec tag table).
+H264_WITHOUT_TABLE = {"mpegts", "rtp_mpegts", "hls"}
+
+
+def _default_codec(container: Any) -> str:
+    """libx264 wherever the container takes H.264, else the container's own video codec
+    (VP9 for WebM, GIF for .gif, ...)."""
+    fmt = container.format.name.split(",")[0]
+    if "h264" in container.supported_codecs or fmt in H264_WITHOUT_TABLE:
+        return "libx264"
+    try:
+        return str(av.Codec(container.default_video_codec, "w").name)
+    except (av.error.FFmpegError, ValueError, TypeError):
+        return "libx264"
+
+
 def _plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] | None:
     """(output stream, re-encode?) for input stream `s`; None when it cannot be carried.
 
@@ -323,8 +349,16 @@ def _plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] |
                      "(try .mkv)")
         return None
     target = _audio_encoder_for(container, fmt)
+    if target is None:
+        notes.append(f"audio stream #{s.index} ({codec}) dropped: {fmt} holds no audio")
+        return None
     rate = s.codec_context.sample_rate or 48000
-    out = container.add_stream(target, rate=rate)
+    try:
+        out = container.add_stream(target, rate=rate)
+    except (av.error.FFmpegError, ValueError) as exc:
+        notes.append(f"audio stream #{s.index} ({codec}) dropped: cannot re-encode it to "
+                     f"{target} for {fmt} ({_why(exc)})")
+        return None
     layout = s.codec_context.layout
     if layout is not None and layout.nb_channels:
         # AVI/WAV give unspecified-order layouts ("2 channels") that encoders reject.
@@ -337,14 +371,16 @@ def _plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] |
     return out, True
 
 
-def _audio_encoder_for(container: Any, fmt: str) -> str:
+def _audio_encoder_for(container: Any, fmt: str) -> str | None:
+    """The audio encoder to re-encode into for this muxer; None when it holds no audio."""
     if fmt in MP4_FAMILY or fmt in ("matroska", "mpegts", "flv", "adts"):
         return "aac"
-    if fmt == "webm":
-        return "libopus"
+    if fmt in ("webm", "ogg", "ogv"):
+        return "libopus"  # FFmpeg's Ogg default, FLAC, fails at the first packet
     if fmt == "avi":
         return "libmp3lame"
-    return str(container.default_audio_codec or "aac")
+    codec = container.default_audio_codec
+    return None if not codec or codec == "none" else str(codec)
 
 
 def run_sink(out: OpenedOutput | None, items: Channel[Item], counters: SinkCounters) -> None:
