@@ -315,3 +315,16 @@ def test_progress_total_respects_frames_and_the_bar_draws_on_a_terminal(tmp_path
     os.close(master)
     assert proc.wait(timeout=60) == 0
     assert b"10/10" in out and b"frame/s" in out
+
+
+def test_unseekable_mp4_on_a_pipe_says_what_to_send_instead(tmp_path: Path) -> None:
+    """An MP4 with its index at the end cannot be read from a pipe: exit 2 with a hint.
+    (Tiny files work: FFmpeg buffers them whole. The 140 kB sample does not fit.)"""
+    src = ROOT / "samples" / "sample.mp4"
+    with open(src, "rb") as f:
+        data = f.read()
+    proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", "-", str(tmp_path / "o.mp4")],
+                          input=data, capture_output=True, cwd=ROOT, timeout=60)
+    proc.stderr = proc.stderr.decode()
+    assert proc.returncode == 2, proc.stderr
+    assert "hint: a pipe cannot be rewound" in proc.stderr and not (tmp_path / "o.mp4").exists()

@@ -132,6 +132,9 @@ def _check_size(width: int, height: int, max_pixels: int, name: str, verb: str) 
                                "squared and --batch)")
 
 
+PIPE_HINT = ("a pipe cannot be rewound: send a streamable container (MPEG-TS, Matroska, NUT) "
+             "or an MP4 written with -movflags +faststart, or pass the file's path")
+
 #: Demuxers that turn any text file into video (ANSI art): only used when asked for by name.
 TEXT_FORMATS = {"tty", "bin", "adf", "idf", "xbin"}
 
@@ -190,7 +193,8 @@ def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
     except av.error.EOFError:
         pass  # the demuxer's end-of-stream packet had already flushed the decoder
     except av.error.FFmpegError as exc:
-        raise SourceError(f"cannot read input {name}: {_why(exc)}") from exc
+        raise SourceError(f"cannot read input {name}: {_why(exc)}", hint=PIPE_HINT if name ==
+                          "standard input" else None) from exc
     raise SourceError(f"no decodable video frame in {name}",
                       hint="the file may be truncated or damaged")
 
