@@ -80,3 +80,13 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+def reason(exc: BaseException) -> str:
+    """The system's or FFmpeg's own reason for `exc`, without errno numbers or file names
+    (PyAV's messages repeat the path, which for outputs is a temporary file's)."""
+    strerror = getattr(exc, "strerror", None)  # OSError and PyAV's FFmpegError both have it
+    if strerror:
+        return str(strerror)
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

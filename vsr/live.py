@@ -23,9 +23,10 @@ import av
 
 from .channel import Channel
 from .color import split_frame
+from .errors import reason
 from .frames import AudioFrame, AudioPacket, Frame, Item
 from .options import LiveOptions
-from .source import OpenedInput, SourceCounters, _decode_packet, _why, open_input
+from .source import OpenedInput, SourceCounters, _decode_packet, open_input
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def _items(src: OpenedInput, decode_audio: frozenset[int], counters: SourceCount
             elif packet.size:
                 yield AudioPacket(packet.stream.index, packet)
     except (av.error.FFmpegError, OSError) as exc:
-        log.warning("input %r lost: %s", src.info.url, _why(exc))
+        log.warning("input %r lost: %s", src.info.url, reason(exc))
 
 
 def _reconnect(src: OpenedInput, live: LiveOptions, stop: threading.Event,

@@ -25,8 +25,8 @@ import numpy as np
 
 from . import sink as sink_mod
 from .channel import Channel, Policy
-from .compose import ComposeCounters, run_compose
 from .color import NATIVE_FORMATS
+from .compose import ComposeCounters, run_compose
 from .errors import Cancelled, VsrError
 from .frames import Frame, Item, StageTimes, Stats
 from .live import LiveCounters, run_live_source

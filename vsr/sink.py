@@ -25,24 +25,16 @@ import av
 
 from .channel import Channel
 from .color import sws_colorspace
-from .errors import EncodeError, SinkError
+from .errors import EncodeError, SinkError, reason
 from .frames import AudioFrame, AudioPacket, Item, Picture, StreamInfo
 from .options import SinkOptions
+from .streams import STALE_TAGS, default_codec, plan_stream
 
 log = logging.getLogger(__name__)
 
 IMAGE_CODECS = {".png": ("png", "rgb24"), ".jpg": ("mjpeg", "yuvj444p"),
                 ".jpeg": ("mjpeg", "yuvj444p"), ".bmp": ("bmp", "bgr24"),
                 ".tif": ("tiff", "rgb24"), ".tiff": ("tiff", "rgb24"), ".webp": ("libwebp", "yuv420p")}
-MP4_FAMILY = {"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
-# Codecs a muxer lists as possible but that players do not accept in it.
-NOT_PORTABLE = {"mp4": {"vorbis"}, "mov": {"vorbis"}, "ipod": {"vorbis"}}
-# Muxers without a codec tag table, for which FFmpeg cannot answer "does it take X?".
-ALSO_ACCEPTED = {"mpegts": {"aac", "mp3", "mp2", "ac3", "eac3", "opus", "dts", "truehd", "aac_latm"}}
-# Per-stream metadata that describes the old encoding and would be wrong on the new one.
-STALE_TAGS = {"encoder", "duration", "bps", "number_of_frames", "number_of_bytes",
-              "_statistics_writing_app", "_statistics_writing_date_utc", "_statistics_tags",
-              "vendor_id", "handler_name"}
 STALE_CONTAINER_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration"}
 
 
@@ -144,7 +136,7 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int, live: bool = Fa
         if temp is not None:
             _remove(temp)
         where = "standard output" if to_stdout else f"'{final}'"
-        raise SinkError(f"cannot write output {where}: {_why(exc)}") from exc
+        raise SinkError(f"cannot write output {where}: {reason(exc)}") from exc
     try:
         opened = _add_streams(container, opts, info, scale, final, temp, is_image, live)
     except BaseException:
@@ -165,7 +157,7 @@ def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> Op
         container = av.open(opts.url, "w", format=fmt, options=dict(opts.container_options),
                             timeout=(10.0, 30.0))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise SinkError(f"cannot open output {opts.url!r}: {_why(exc)}",
+        raise SinkError(f"cannot open output {opts.url!r}: {reason(exc)}",
                         hint="check that the receiver is listening (tcp://, rtmp://) and the "
                              "URL; pass --format if the protocol needs another muxer") from exc
     try:
@@ -188,7 +180,7 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
                  live: bool = False) -> OpenedOutput:
     v = info.video
     notes: list[str] = []
-    codec_name, pix_fmt = opts.codec or _default_codec(container), opts.pix_fmt
+    codec_name, pix_fmt = opts.codec or default_codec(container), opts.pix_fmt
     if is_image:
         assert final is not None
         codec_name, image_fmt = IMAGE_CODECS[final.suffix.lower()]
@@ -222,7 +214,7 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
     except ValueError as exc:
         fmt_name = container.format.name.split(",")[0]
         raise SinkError(f"cannot put {codec_name} video into {fmt_name}",
-                        hint=f"drop --codec to use {fmt_name}'s own ({_default_codec(container)}), "
+                        hint=f"drop --codec to use {fmt_name}'s own ({default_codec(container)}), "
                              "or pick another output extension") from exc
     stream.width, stream.height = out_w, out_h
     stream.pix_fmt = pix_fmt
@@ -280,14 +272,14 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
         cc.open()  # now, not at the first frame: bad options fail before any work is done
     except (av.error.FFmpegError, ValueError) as exc:
         raise SinkError(f"cannot open video encoder {codec_name!r} for {out_w}x{out_h} {pix_fmt}: "
-                        f"{_why(exc)}", hint="check --codec, --pix-fmt, --crf, --preset and "
+                        f"{reason(exc)}", hint="check --codec, --pix-fmt, --crf, --preset and "
                         "--codec-option values") from exc
 
     stream_map: dict[int, Any] = {}
     decode_audio: set[int] = set()
     if opts.audio != "none" and not is_image:
         for s in info.passthrough:
-            planned = _plan_stream(container, s, notes)
+            planned = plan_stream(container, s, notes)
             if planned is None:
                 continue
             stream_map[s.index], reencode = planned
@@ -298,89 +290,12 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         if getattr(exc, "errno", None) in _WRITE_FAILURES:
             raise _write_error_for(final, exc) from exc
-        raise SinkError(f"cannot open output '{opts.url}': {_why(exc)}",
+        raise SinkError(f"cannot open output '{opts.url}': {reason(exc)}",
                         hint="check that the receiver is listening" if "://" in opts.url else None) from exc
     return OpenedOutput(container, stream, final, temp, stream_map, frozenset(decode_audio),
                         out_w, out_h, padded, colorspace, color_range, pix_fmt, is_image, notes,
                         url=opts.url,
                         negative_ts=bool(container.format.flags & 0x40000))
-
-
-#: Muxers that take H.264 although PyAV cannot list it (no codec tag table).
-H264_WITHOUT_TABLE = {"mpegts", "rtp_mpegts", "hls"}
-
-
-def _default_codec(container: Any) -> str:
-    """libx264 wherever the container takes H.264, else the container's own video codec
-    (VP9 for WebM, GIF for .gif, ...)."""
-    fmt = container.format.name.split(",")[0]
-    if "h264" in container.supported_codecs or fmt in H264_WITHOUT_TABLE:
-        return "libx264"
-    try:
-        return str(av.Codec(container.default_video_codec, "w").name)
-    except (av.error.FFmpegError, ValueError, TypeError):
-        return "libx264"
-
-
-def _plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] | None:
-    """(output stream, re-encode?) for input stream `s`; None when it cannot be carried.
-
-    Copied when the container accepts the codec, audio re-encoded otherwise.
-    """
-    fmt = container.format.name.split(",")[0]
-    codec = s.codec_context.name
-    if s.type == "audio" and not (s.codec_context.sample_rate and s.codec_context.channels):
-        # The demuxer never saw this stream's parameters (no packets near the start, or a
-        # damaged header): a muxer cannot write a header for it.
-        notes.append(f"audio stream #{s.index} ({codec}) dropped: its sample rate or channel "
-                     "count could not be read from the input")
-        return None
-    canonical = s.codec_context.codec.canonical_name
-    accepted = ((codec in container.supported_codecs or canonical in ALSO_ACCEPTED.get(fmt, set()))
-                and codec not in NOT_PORTABLE.get(fmt, set()))
-    if accepted:
-        out = container.add_stream_from_template(s)
-        for k, val in s.metadata.items():
-            if k.lower() not in STALE_TAGS:
-                out.metadata[k] = val
-        return out, False
-    if s.type != "audio":
-        notes.append(f"{s.type} stream #{s.index} ({codec}) dropped: {fmt} cannot hold it "
-                     "(try .mkv)")
-        return None
-    target = _audio_encoder_for(container, fmt)
-    if target is None:
-        notes.append(f"audio stream #{s.index} ({codec}) dropped: {fmt} holds no audio")
-        return None
-    rate = s.codec_context.sample_rate or 48000
-    try:
-        out = container.add_stream(target, rate=rate)
-    except (av.error.FFmpegError, ValueError) as exc:
-        notes.append(f"audio stream #{s.index} ({codec}) dropped: cannot re-encode it to "
-                     f"{target} for {fmt} ({_why(exc)})")
-        return None
-    layout = s.codec_context.layout
-    if layout is not None and layout.nb_channels:
-        # AVI/WAV give unspecified-order layouts ("2 channels") that encoders reject.
-        out.codec_context.layout = "mono" if layout.nb_channels == 1 else "stereo"
-    out.time_base = Fraction(1, rate)
-    for k, val in s.metadata.items():
-        if k.lower() not in STALE_TAGS:
-            out.metadata[k] = val
-    notes.append(f"audio stream #{s.index} ({codec}) re-encoded to {target}: {fmt} cannot hold {codec}")
-    return out, True
-
-
-def _audio_encoder_for(container: Any, fmt: str) -> str | None:
-    """The audio encoder to re-encode into for this muxer; None when it holds no audio."""
-    if fmt in MP4_FAMILY or fmt in ("matroska", "mpegts", "flv", "adts"):
-        return "aac"
-    if fmt in ("webm", "ogg", "ogv"):
-        return "libopus"  # FFmpeg's Ogg default, FLAC, fails at the first packet
-    if fmt == "avi":
-        return "libmp3lame"
-    codec = container.default_audio_codec
-    return None if not codec or codec == "none" else str(codec)
 
 
 def run_sink(out: OpenedOutput | None, items: Channel[Item], counters: SinkCounters) -> None:
@@ -418,7 +333,7 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item], counters: SinkCount
                 # refused by the muxer; losing it beats losing the whole video.
                 if not counters.dropped_packets:
                     log.warning("dropping damaged %s packet(s) the output cannot take "
-                                "(first at %s): %s", target.type, _time_of(pk), _why(exc))
+                                "(first at %s): %s", target.type, _time_of(pk), reason(exc))
                 counters.dropped_packets += 1
             except (av.error.FFmpegError, OSError) as exc:
                 raise _write_error(out, exc) from exc
@@ -455,7 +370,7 @@ def _write_error(out: OpenedOutput, exc: BaseException) -> EncodeError:
 
 def _write_error_for(final: Path | None, exc: BaseException) -> EncodeError:
     where = "standard output" if final is None else f"'{final}'"
-    return EncodeError(f"cannot write output {where}: {_why(exc)}")
+    return EncodeError(f"cannot write output {where}: {reason(exc)}")
 
 
 def _time_of(packet: Any) -> str:
@@ -470,7 +385,7 @@ def finish(out: OpenedOutput) -> None:
         out.container.close()
     except (av.error.FFmpegError, OSError) as exc:
         discard(out)
-        raise EncodeError(f"cannot finish output '{out.final_path}': {_why(exc)}") from exc
+        raise EncodeError(f"cannot finish output '{out.final_path}': {reason(exc)}") from exc
     if out.temp_path is not None and out.final_path is not None:
         try:
             os.replace(out.temp_path, out.final_path)
@@ -485,7 +400,7 @@ def close_in_place(out: OpenedOutput) -> None:
     try:
         out.container.close()
     except (av.error.FFmpegError, OSError) as exc:
-        log.warning("closing the output %s: %s", out.final_path or out.url, _why(exc))
+        log.warning("closing the output %s: %s", out.final_path or out.url, reason(exc))
 
 
 def discard(out: OpenedOutput) -> None:
@@ -505,13 +420,3 @@ def _remove(path: Path) -> None:
         pass
     except OSError as exc:
         log.warning("could not remove temporary file '%s': %s", path, exc)
-
-
-def _why(exc: BaseException) -> str:
-    """The system's or FFmpeg's own reason, without errno numbers or temporary file names."""
-    if isinstance(exc, (OSError, av.error.FFmpegError)) and exc.strerror:
-        return str(exc.strerror)
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
-
-

@@ -24,7 +24,7 @@ import av
 
 from .channel import Channel
 from .color import split_frame
-from .errors import DecodeError, SourceError
+from .errors import DecodeError, SourceError, reason
 from .frames import AudioFrame, AudioPacket, Item, StreamInfo, VideoInfo
 from .options import SourceOptions
 from .timestamps import Pending, TimestampRepair
@@ -84,7 +84,7 @@ def open_input(opts: SourceOptions) -> OpenedInput:
     except FileNotFoundError as exc:
         raise SourceError(f"cannot open input {name}: no such file or directory") from exc
     except av.error.FFmpegError as exc:
-        raise SourceError(f"cannot open input {name}: {_why(exc)}") from exc
+        raise SourceError(f"cannot open input {name}: {reason(exc)}") from exc
     except OSError as exc:
         raise SourceError(f"cannot open input {name}: {exc.strerror or exc}") from exc
     try:
@@ -193,7 +193,7 @@ def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
     except av.error.EOFError:
         pass  # the demuxer's end-of-stream packet had already flushed the decoder
     except av.error.FFmpegError as exc:
-        raise SourceError(f"cannot read input {name}: {_why(exc)}", hint=PIPE_HINT if name ==
+        raise SourceError(f"cannot read input {name}: {reason(exc)}", hint=PIPE_HINT if name ==
                           "standard input" else None) from exc
     raise SourceError(f"no decodable video frame in {name}",
                       hint="the file may be truncated or damaged")
@@ -223,13 +223,6 @@ def _video_info(container: Any, video: Any, first: Any) -> VideoInfo:
         rotation=int(round(first.rotation or 0)),
         metadata=dict(video.metadata), codec=cc.name, bit_depth=depth,
     )
-
-
-def _why(exc: BaseException) -> str:
-    """FFmpeg's own reason, without PyAV's errno prefix and file name."""
-    if isinstance(exc, av.error.FFmpegError) and exc.strerror:
-        return str(exc.strerror)
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
@@ -364,7 +357,7 @@ def _demux_decode(src: OpenedInput, decode_audio: frozenset[int], counters: Sour
                 for af in packet.decode():
                     yield AudioFrame(idx, af)
             except av.error.FFmpegError as exc:
-                log.debug("audio packet at %s: %s", packet.pts, _why(exc))
+                log.debug("audio packet at %s: %s", packet.pts, reason(exc))
         elif packet.size:
             yield AudioPacket(idx, packet)
 
@@ -380,10 +373,10 @@ def _demux_decode(src: OpenedInput, decode_audio: frozenset[int], counters: Sour
         except av.error.FFmpegError as exc:
             # A demuxer error mid-file (truncation, garbage): what was read stays valid.
             counters.decode_errors += 1
-            log.warning("cannot read past this point of the input: %s", _why(exc))
+            log.warning("cannot read past this point of the input: %s", reason(exc))
             if on_error == "stop":
                 raise DecodeError(f"cannot read input {src.info.url!r} after frame "
-                                  f"{counters.frames}: {_why(exc)}") from exc
+                                  f"{counters.frames}: {reason(exc)}") from exc
             break
         finally:
             counters.decode_seconds += time.perf_counter() - t0
@@ -420,7 +413,7 @@ def _decode_packet(video: Any, packet: Any, counters: SourceCounters, on_error: 
         if on_error == "stop":
             at = f" at {when:.3f}s" if when is not None else ""
             raise DecodeError(f"cannot decode frame {counters.frames}{at} of {url!r}: "
-                              f"{_why(exc)}") from exc
+                              f"{reason(exc)}") from exc
         return
     finally:
         counters.decode_seconds += time.perf_counter() - t0
