@@ -328,3 +328,11 @@ def test_unseekable_mp4_on_a_pipe_says_what_to_send_instead(tmp_path: Path) -> N
     proc.stderr = proc.stderr.decode()
     assert proc.returncode == 2, proc.stderr
     assert "hint: a pipe cannot be rewound" in proc.stderr and not (tmp_path / "o.mp4").exists()
+
+
+def test_listing_into_a_closed_pipe_is_not_an_error() -> None:
+    """`vsr models | head -1` exits 0 without a word on stderr."""
+    proc = subprocess.run(["bash", "-c", f'"{sys.executable}" -m vsr models | head -1 >/dev/null; '
+                                         'exit ${PIPESTATUS[0]}'], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr

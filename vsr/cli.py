@@ -7,6 +7,7 @@ exit statuses (0 ok, 1 failure while processing, 2 usage or bad input, 130/143 i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
 import json
 import logging
@@ -201,6 +202,11 @@ def main(argv: list[str] | None = None, stderr: TextIO | None = None) -> int:
                   else "vsr: interrupted; partial output removed\n")
         return ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.INTERRUPTED
     except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that cannot fail too.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if args.command in ("info", "models"):
+            return ExitStatus.OK  # `vsr models | head` is not an error
         err.write("vsr: output pipe closed by the reader\n")
         return ExitStatus.ERROR
 
