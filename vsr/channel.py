@@ -117,25 +117,29 @@ class Channel(Generic[T]):
             except EOFError:
                 return
 
-    def batches(self, max_items: int, max_wait: float | None = None) -> Iterator[list[T]]:
-        """Yield lists of up to `max_items`.
+    def next_batch(self, max_items: int, max_wait: float | None = None) -> list[T] | None:
+        """Up to `max_items`, or None once closed and drained.
 
         Blocks for the first item, then collects more until `max_items` are in hand or
         `max_wait` seconds pass (`None`: wait for a full batch; only close() releases a
         short one; `0`: take only what is queued right now).
         """
-        while True:
-            with self._cond:
-                if not self._wait_for_item(None):
-                    return
-                batch = [self._items.popleft()]
-                deadline = None if max_wait is None else time.monotonic() + max_wait
-                while len(batch) < max_items:
-                    if not self._items and not self._wait_for_item(deadline):
-                        break
-                    batch.append(self._items.popleft())
-                    self._cond.notify_all()
+        with self._cond:
+            if not self._wait_for_item(None):
+                return None
+            batch = [self._items.popleft()]
+            deadline = None if max_wait is None else time.monotonic() + max_wait
+            while len(batch) < max_items:
+                if not self._items and not self._wait_for_item(deadline):
+                    break
+                batch.append(self._items.popleft())
                 self._cond.notify_all()
+            self._cond.notify_all()
+            return batch
+
+    def batches(self, max_items: int, max_wait: float | None = None) -> Iterator[list[T]]:
+        """`next_batch()` until the channel is closed and drained."""
+        while (batch := self.next_batch(max_items, max_wait)) is not None:
             yield batch
 
     def close(self) -> None:

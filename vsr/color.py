@@ -91,6 +91,7 @@ _TO_LIMITED = np.rint(np.arange(256) * 219.0 / 255.0 + 16).astype(np.uint8)
 
 
 def _plane(frame: Any, i: int) -> npt.NDArray[np.uint8]:
+    """A view of plane `i` (writable: `merge_planes` fills new frames through it)."""
     p = frame.planes[i]
     # Rows can be padded (line_size > width): view, then cut to the visible width.
     return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
@@ -124,22 +125,17 @@ def merge_planes(y_hr: npt.NDArray[np.uint8], chroma: npt.NDArray[np.uint8], ful
     ch, cw = (h + 1) // 2, (w + 1) // 2
     c_hr = cv2.resize(chroma, (cw, ch), interpolation=cv2.INTER_CUBIC)
     vf = av.VideoFrame(w, h, "yuv420p")
-    y_plane = _writable_plane(vf, 0)
+    y_plane = _plane(vf, 0)
     if full_range:
         y_plane[:] = y_hr
     elif y_plane.flags.c_contiguous:
         cv2.LUT(y_hr, _TO_LIMITED, dst=y_plane)
     else:
         y_plane[:] = cv2.LUT(y_hr, _TO_LIMITED)
-    _writable_plane(vf, 1)[:] = c_hr[:, :, 0]
-    _writable_plane(vf, 2)[:] = c_hr[:, :, 1]
+    _plane(vf, 1)[:] = c_hr[:, :, 0]
+    _plane(vf, 2)[:] = c_hr[:, :, 1]
     vf.color_range = 2 if full_range else 1
     return vf
-
-
-def _writable_plane(frame: Any, i: int) -> npt.NDArray[np.uint8]:
-    p = frame.planes[i]
-    return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
 
 
 def split_frame(frame: Any, native: bool) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:

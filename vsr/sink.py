@@ -28,7 +28,7 @@ from .color import sws_colorspace
 from .errors import EncodeError, SinkError, reason
 from .frames import AudioFrame, AudioPacket, Item, Picture, StreamInfo
 from .options import SinkOptions
-from .streams import STALE_TAGS, default_codec, plan_stream
+from .streams import STALE_TAGS, copy_tags, default_codec, plan_stream
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +119,11 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int, live: bool = Fa
             raise SinkError(f"cannot write output '{final}': folder '{folder}' does not exist")
         temp = final if live else folder / f".{final.stem}.vsr-{secrets.token_hex(4)}.partial{final.suffix}"
     fmt = opts.format or ("image2" if is_image else None)
-    # Guess the muxer from the *final* name: the temporary name ends in the same suffix,
-    # but an explicit format keeps odd suffixes working too. (Outside the try below: its
-    # SinkError carries its own hint.)
+    # FFmpeg picks the muxer from the temporary name, which keeps the final suffix; an
+    # explicit --format covers odd suffixes. (Outside the try below: its SinkError carries
+    # its own hint.)
     if fmt is None and final is not None:
-        fmt = _guess_format(final)
+        _require_extension(final)
     try:
         target: Any = sys.stdout.buffer if to_stdout else str(temp)
         if temp is not None:
@@ -167,12 +167,11 @@ def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> Op
         raise
 
 
-def _guess_format(path: Path) -> str | None:
-    """The muxer FFmpeg would pick for this name, or a clear error for an unknown suffix."""
+def _require_extension(path: Path) -> None:
+    """FFmpeg picks the muxer from the (temporary) name's suffix: without one it cannot."""
     if not path.suffix:
         raise SinkError(f"cannot tell the container format of '{path}' (no file extension)",
                         hint="add an extension such as .mp4 or .mkv, or pass --format")
-    return None  # FFmpeg guesses from the temporary name, which keeps the suffix
 
 
 def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int,
@@ -259,13 +258,9 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
             cc.color_trc = v.color_trc
     if v.rotation and not is_image:
         stream.set_display_rotation(v.rotation)
-    for k, val in v.metadata.items():
-        if k.lower() not in STALE_TAGS:
-            stream.metadata[k] = val
+    copy_tags(v.metadata, stream.metadata, STALE_TAGS)
     if not is_image:
-        for k, val in info.container_metadata.items():
-            if k.lower() not in STALE_CONTAINER_TAGS:
-                container.metadata[k] = val
+        copy_tags(info.container_metadata, container.metadata, STALE_CONTAINER_TAGS)
     if is_image:
         container.options["update"] = "1"  # one file, not a numbered sequence
     try:

@@ -22,6 +22,13 @@ STALE_TAGS = {"encoder", "duration", "bps", "number_of_frames", "number_of_bytes
               "_statistics_writing_app", "_statistics_writing_date_utc", "_statistics_tags",
               "vendor_id", "handler_name"}
 
+def copy_tags(src: dict[str, str], dst: Any, stale: set[str]) -> None:
+    """Carry metadata tags over, except those describing the old encoding (`stale`)."""
+    for k, val in src.items():
+        if k.lower() not in stale:
+            dst[k] = val
+
+
 #: Muxers that take H.264 although PyAV cannot list it (no codec tag table).
 H264_WITHOUT_TABLE = {"mpegts", "rtp_mpegts", "hls"}
 
@@ -56,9 +63,7 @@ def plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] | 
                 and codec not in NOT_PORTABLE.get(fmt, set()))
     if accepted:
         out = container.add_stream_from_template(s)
-        for k, val in s.metadata.items():
-            if k.lower() not in STALE_TAGS:
-                out.metadata[k] = val
+        copy_tags(s.metadata, out.metadata, STALE_TAGS)
         return out, False
     if s.type != "audio":
         notes.append(f"{s.type} stream #{s.index} ({codec}) dropped: {fmt} cannot hold it "
@@ -80,9 +85,7 @@ def plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] | 
         # AVI/WAV give unspecified-order layouts ("2 channels") that encoders reject.
         out.codec_context.layout = "mono" if layout.nb_channels == 1 else "stereo"
     out.time_base = Fraction(1, rate)
-    for k, val in s.metadata.items():
-        if k.lower() not in STALE_TAGS:
-            out.metadata[k] = val
+    copy_tags(s.metadata, out.metadata, STALE_TAGS)
     notes.append(f"audio stream #{s.index} ({codec}) re-encoded to {target}: {fmt} cannot hold {codec}")
     return out, True
 

@@ -45,7 +45,7 @@ def run_upscaler(upscaler: Upscaler, inp: Channel[Item], out: Channel[Item], bat
     if max_latency is not None:
         inp.maxsize = limit
     per_frame: float | None = None
-    while (items := next(iter(inp.batches(limit, max_wait)), None)) is not None:
+    while (items := inp.next_batch(limit, max_wait)) is not None:  # `limit` may change
         frames: list[Frame] = []
         for item in items:
             if not isinstance(item, Frame):
