@@ -17,7 +17,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from . import __version__
 from .errors import Interrupted, SourceError, UsageError, VsrError
@@ -102,6 +102,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"refuse input frames larger than this many pixels "
                         f"(default {DEFAULT_MAX_PIXELS}, DCI 4K; 0: no limit)")
     up.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
+    so = up.add_argument_group("scale-out (a file split at keyframes over many workers; "
+                               "any of these turns it on)")
+    so.add_argument("--segments", type=_positive, metavar="N",
+                    help="split into N segments (cut at the nearest keyframes)")
+    so.add_argument("--segment-seconds", type=float, metavar="S", help="or segments of about S seconds")
+    so.add_argument("--workers", type=_positive, metavar="W",
+                    help="workers (default: every GPU slot of the Ray cluster, or its CPUs)")
+    so.add_argument("--gpus-per-worker", type=float, metavar="G",
+                    help="GPUs per Ray worker; 0.5 puts two workers on each card (default 1, or 0 "
+                         "without GPUs)")
+    so.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C",
+                    help="CPUs per Ray worker (default 1)")
+    so.add_argument("--ray-address", metavar="ADDR",
+                    help="join a Ray cluster: auto, or ray://HEAD:10001 (default: a local Ray)")
+    so.add_argument("--executor", choices=("auto", "ray", "local"), default="auto",
+                    help="where segments run: ray, or local threads in this process (default "
+                         "auto: Ray for more than one segment)")
+    so.add_argument("--work-dir", metavar="DIR",
+                    help="parts and manifest (default OUTPUT.vsr-work; shared storage on a cluster)")
+    resume = so.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true",
+                        help="continue the job in the work directory (same input and settings)")
+    resume.add_argument("--restart", action="store_true",
+                        help="delete the work directory's job and start over")
+    so.add_argument("--keep-work", action="store_true", help="keep parts and manifest after the join")
     _common(up)
 
     lv = sub.add_parser("live", help="upscale a webcam or network stream in real time")
@@ -288,12 +313,25 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
                        codec_options=dict(args.codec_option),
                        container_options=dict(args.container_option),
                        overwrite=args.overwrite, audio="none" if args.no_audio else "auto")
-    pipeline = Pipeline(source, model, sink, upscaler=upscaler, on_error=args.on_error,
-                        color=args.color)
+    pipeline: Any
+    if _scale_out_requested(args):
+        from .scaleout import ScaleOutJob, ScaleOutOptions
+
+        options = ScaleOutOptions(
+            segments=args.segments, segment_seconds=args.segment_seconds, workers=args.workers,
+            gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
+            ray_address=args.ray_address,
+            executor=args.executor, work_dir=args.work_dir, resume=args.resume,
+            restart=args.restart, keep_work=args.keep_work)
+        pipeline = ScaleOutJob(source, model, sink, options, on_error=args.on_error,
+                               color=args.color, upscaler=upscaler)
+    else:
+        pipeline = Pipeline(source, model, sink, upscaler=upscaler, on_error=args.on_error,
+                            color=args.color)
     mode = resolve_mode(Progress(args.progress), err)
     if args.quiet and mode is Progress.AUTO:
         mode = Progress.NONE
-    log.info("%s -> %s (x%d, %s)", args.input, output, pipeline.upscaler.scale, pipeline.provider)
+    log.info("%s -> %s (x%d)", args.input, output, pipeline.upscaler.scale)
     try:
         show(pipeline.progress(), mode, err)
     finally:
@@ -305,11 +343,17 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
     if mode is Progress.JSON:
         err.write(json.dumps(stats_record(stats)) + "\n")
     elif not args.quiet:
-        extra = ""
+        extra = f", {stats.segments} segments" if stats.segments else ""
         err.write(f"vsr: {stats.frames} frames {stats.input_size[0]}x{stats.input_size[1]} -> "
                   f"{stats.output_size[0]}x{stats.output_size[1]} in {stats.seconds:.1f}s "
                   f"({stats.fps:.1f} fps, {stats.provider}){extra} -> {stats.output}\n")
     return ExitStatus.OK
+
+
+def _scale_out_requested(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name) not in (None, False) for name in (
+        "segments", "segment_seconds", "workers", "gpus_per_worker", "ray_address", "work_dir",
+        "resume", "restart", "keep_work")) or args.executor != "auto" or args.cpus_per_worker != 1.0
 
 
 def _live(args: argparse.Namespace, err: TextIO) -> int:

@@ -49,6 +49,13 @@ class AudioPacket:
 
 
 @dataclass(frozen=True, slots=True)
+class VideoPacket:
+    """An already encoded video packet for an output that copies video (the scale-out join)."""
+
+    packet: Any  # av.Packet
+
+
+@dataclass(frozen=True, slots=True)
 class AudioFrame:
     """A decoded audio frame, for output containers that cannot take the input's codec."""
 
@@ -68,7 +75,7 @@ class Picture:
     frame: Any  # av.VideoFrame
 
 
-Item = Union[Frame, Picture, AudioPacket, AudioFrame]  # noqa: UP007 - a runtime alias needs Union on 3.10
+Item = Union[Frame, Picture, AudioPacket, AudioFrame, VideoPacket]  # noqa: UP007 - a runtime alias needs Union on 3.10
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +150,7 @@ class Stats:
     latency: dict[str, float] = field(default_factory=dict)  # seconds: p50, p95, p99, max
     reconnects: int = 0
     input_lost: str = ""  # live: why the input ended early, if it did
+    segments: int = 0  # scale-out: segments the job was split into (0: not split)
 
     @property
     def fps(self) -> float:

@@ -96,6 +96,9 @@ class SourceOptions:
             damaged or hostile header can declare any size.
         decoder_threads: the decoder's threading (see `tuning_for`).
         timeout: seconds a read may block before it fails (a stalled network input).
+        start_pts, end_pts: read only frames with start_pts <= pts < end_pts (a scale-out
+            segment; start_pts is a keyframe's pts, end_pts None means to the end).
+        video_only: ignore audio and subtitle streams.
     """
 
     url: str
@@ -106,6 +109,11 @@ class SourceOptions:
     decoder_threads: str = "SLICE"  # set from tuning_for(mode)
     timeout: float = 30.0  # seconds a read may block (network inputs) before it fails
     open_timeout: float = 30.0  # seconds opening may take (a live stream may start later)
+    # A segment of a scale-out job: frames with start_pts <= pts < end_pts (video time base),
+    # read by seeking to the keyframe at start_pts; video only (the join copies the audio).
+    start_pts: int | None = None
+    end_pts: int | None = None
+    video_only: bool = False
 
 
 @dataclass(frozen=True)

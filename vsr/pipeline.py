@@ -50,6 +50,9 @@ class Progress:
     dropped: int = 0  # dropped at the input (live)
     latency: float | None = None  # recent median seconds from decode to encode
     batch: int = 0  # the batch size in force (live: adaptive)
+    segments: int = 0  # scale-out: segments in the job (0: not split)
+    segments_done: int = 0
+    events: tuple[dict[str, Any], ...] = ()  # scale-out: segment events since the last snapshot
 
     @property
     def fps(self) -> float:

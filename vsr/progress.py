@@ -32,6 +32,8 @@ def show(snapshots: Iterator[Progress], mode: Mode, stream: TextIO = sys.stderr,
     elif mode is Mode.JSON:
         last = 0.0
         for p in snapshots:
+            for event in p.events:  # scale-out segment events: every one, not throttled
+                stream.write(json.dumps(event) + "\n")
             now = time.monotonic()
             if now - last >= every:
                 last = now
@@ -53,6 +55,8 @@ def _bar(snapshots: Iterator[Progress], stream: TextIO, label: str) -> None:
             if p.latency is not None:  # live: what a live operator watches
                 bar.set_postfix(dropped=p.dropped, latency=f"{p.latency * 1000:.0f}ms",
                                 batch=p.batch, refresh=False)
+            elif p.segments:
+                bar.set_postfix(segments=f"{p.segments_done}/{p.segments}", refresh=False)
             bar.update(p.frames - bar.n)
     finally:
         bar.close()
@@ -62,6 +66,8 @@ def _json_line(stream: TextIO, event: str, p: Progress) -> None:
     rec: dict[str, Any] = {"event": event, "frames": p.frames, "total": p.total or None,
                            "fps": round(p.fps, 3), "elapsed": round(p.elapsed, 3),
                            "eta": None if p.eta is None else round(p.eta, 3)}
+    if p.segments:
+        rec.update(segments=p.segments, segments_done=p.segments_done)
     if p.latency is not None:
         rec.update(frames_in=p.frames_in, dropped=p.dropped, batch=p.batch,
                    latency_ms=round(p.latency * 1000, 1))
@@ -84,6 +90,7 @@ def stats_record(stats: Stats) -> dict[str, Any]:
         "frames_in": stats.frames_in, "dropped": stats.dropped,
         "latency_ms": {k: round(v * 1000, 1) for k, v in stats.latency.items()},
         "reconnects": stats.reconnects, "input_lost": stats.input_lost or None,
+        **({"segments": stats.segments} if stats.segments else {}),
         "stages": {k: round(getattr(s, k), 3) for k in
                    ("decode", "color", "model", "encode", "wait_in", "wait_out")},
     }

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import av
@@ -26,7 +27,7 @@ import av
 from .channel import Channel
 from .color import sws_colorspace
 from .errors import EncodeError, SinkError, reason
-from .frames import AudioFrame, AudioPacket, Item, Picture, StreamInfo
+from .frames import AudioFrame, AudioPacket, Item, Picture, StreamInfo, VideoPacket
 from .options import SinkOptions
 from .streams import STALE_TAGS, copy_tags, default_codec, plan_stream
 
@@ -72,6 +73,7 @@ class OpenedOutput:
     url: str = ""  # the output as given (a path, "-" or a URL)
     native: bool = False  # frames arrive by the native YUV path (set by the pipeline)
     negative_ts: bool = True  # the muxer stores negative timestamps (AVFMT_TS_NEGATIVE)
+    copy_video: bool = False  # video arrives encoded (VideoPacket): no encoder to feed or flush
 
 
 def default_output(input_url: str, scale: int) -> str:
@@ -87,11 +89,14 @@ URL_FORMATS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts", 
                "rtp": "rtp_mpegts", "rtsp": "rtsp", "http": "mpegts", "https": "mpegts"}
 
 
-def open_output(opts: SinkOptions, info: StreamInfo, scale: int, live: bool = False) -> OpenedOutput:
+def open_output(opts: SinkOptions, info: StreamInfo, scale: int, live: bool = False,
+                video_template: Any = None) -> OpenedOutput:
     """Create the output container and its streams.
 
     In file mode the output goes to a hidden temporary file that `finish()` renames; in live
     mode it is written in place (a recording must exist while it grows) or sent to a URL.
+    With `video_template` (an input stream of already upscaled video: the scale-out join) the
+    video is copied from it, not encoded; everything else (audio, tags, rotation) is the same.
 
     Raises:
         SinkError: output exists (without overwrite), folder missing or unwritable, unknown
@@ -138,7 +143,8 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int, live: bool = Fa
         where = "standard output" if to_stdout else f"'{final}'"
         raise SinkError(f"cannot write output {where}: {reason(exc)}") from exc
     try:
-        opened = _add_streams(container, opts, info, scale, final, temp, is_image, live)
+        opened = _add_streams(container, opts, info, scale, final, temp, is_image, live,
+                              video_template)
     except BaseException:
         container.close()
         if temp is not None:
@@ -176,9 +182,41 @@ def _require_extension(path: Path) -> None:
 
 def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int,
                  final: Path | None, temp: Path | None, is_image: bool,
-                 live: bool = False) -> OpenedOutput:
+                 live: bool = False, video_template: Any = None) -> OpenedOutput:
     v = info.video
     notes: list[str] = []
+    if video_template is not None:
+        stream, out_w, out_h, pix_fmt = _copied_video(container, video_template, info)
+        colorspace, color_range, padded = None, None, False
+    else:
+        stream, out_w, out_h, pix_fmt, padded, colorspace, color_range = _video_encoder(
+            container, opts, info, scale, final, is_image, live, notes)
+    return _finish_streams(container, opts, info, final, temp, is_image, stream, out_w, out_h,
+                           pix_fmt, padded, colorspace, color_range, notes,
+                           copy_video=video_template is not None)
+
+
+def _copied_video(container: Any, template: Any, info: StreamInfo) -> tuple[Any, int, int, str]:
+    """An output video stream that takes the template's packets as they are."""
+    try:
+        stream = container.add_stream_from_template(template)
+    except (ValueError, av.error.FFmpegError) as exc:
+        fmt_name = container.format.name.split(",")[0]
+        raise SinkError(f"cannot put {template.codec_context.name} video into {fmt_name}",
+                        hint="pick another output extension or --codec") from exc
+    stream.time_base = info.video.time_base
+    if info.video.rotation:
+        stream.set_display_rotation(info.video.rotation)
+    copy_tags(info.video.metadata, stream.metadata, STALE_TAGS)
+    cc = template.codec_context
+    return stream, cc.width, cc.height, cc.pix_fmt or ""
+
+
+def _video_encoder(container: Any, opts: SinkOptions, info: StreamInfo, scale: int,
+                   final: Path | None, is_image: bool, live: bool,
+                   notes: list[str]) -> tuple[Any, int, int, str, bool, int | None, int | None]:
+    """The output's video stream with its encoder opened (so bad options fail now)."""
+    v = info.video
     codec_name, pix_fmt = opts.codec or default_codec(container), opts.pix_fmt
     if is_image:
         assert final is not None
@@ -259,8 +297,6 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
     if v.rotation and not is_image:
         stream.set_display_rotation(v.rotation)
     copy_tags(v.metadata, stream.metadata, STALE_TAGS)
-    if not is_image:
-        copy_tags(info.container_metadata, container.metadata, STALE_CONTAINER_TAGS)
     if is_image:
         container.options["update"] = "1"  # one file, not a numbered sequence
     try:
@@ -269,7 +305,16 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
         raise SinkError(f"cannot open video encoder {codec_name!r} for {out_w}x{out_h} {pix_fmt}: "
                         f"{reason(exc)}", hint="check --codec, --pix-fmt, --crf, --preset and "
                         "--codec-option values") from exc
+    return stream, out_w, out_h, pix_fmt, padded, colorspace, color_range
 
+
+def _finish_streams(container: Any, opts: SinkOptions, info: StreamInfo, final: Path | None,
+                    temp: Path | None, is_image: bool, stream: Any, out_w: int, out_h: int,
+                    pix_fmt: str, padded: bool, colorspace: int | None, color_range: int | None,
+                    notes: list[str], copy_video: bool) -> OpenedOutput:
+    """Container tags, the passthrough streams, and the header."""
+    if not is_image:
+        copy_tags(info.container_metadata, container.metadata, STALE_CONTAINER_TAGS)
     stream_map: dict[int, Any] = {}
     decode_audio: set[int] = set()
     if opts.audio != "none" and not is_image:
@@ -290,10 +335,11 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
     return OpenedOutput(container, stream, final, temp, stream_map, frozenset(decode_audio),
                         out_w, out_h, padded, colorspace, color_range, pix_fmt, is_image, notes,
                         url=opts.url,
-                        negative_ts=bool(container.format.flags & 0x40000))
+                        negative_ts=bool(container.format.flags & 0x40000), copy_video=copy_video)
 
 
-def run_sink(out: OpenedOutput | None, items: Channel[Item], counters: SinkCounters) -> None:
+def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item],
+             counters: SinkCounters) -> None:
     """Encode and mux every item until the channel is closed, then flush the encoders.
 
     With `out` None (live preview only) there is nothing to write. Leaves the container
@@ -312,6 +358,15 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item], counters: SinkCount
                 break
         elif out is None:
             continue
+        elif isinstance(item, VideoPacket):
+            t1 = time.perf_counter()
+            item.packet.stream = out.video
+            try:
+                out.container.mux_one(item.packet)
+            except (av.error.FFmpegError, OSError) as exc:
+                raise _write_error(out, exc) from exc
+            counters.encode_seconds += time.perf_counter() - t1
+            counters.frames += 1
         elif isinstance(item, AudioPacket):
             target = out.stream_map.get(item.stream_index)
             if target is None:
@@ -341,7 +396,8 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item], counters: SinkCount
         return
     container = out.container
     t0 = time.perf_counter()
-    _mux(container, out.video.encode(None), out)
+    if not out.copy_video:
+        _mux(container, out.video.encode(None), out)
     for idx, target in out.stream_map.items():
         if idx in out.decode_audio:
             _mux(container, target.encode(None), out)

@@ -101,13 +101,20 @@ def open_input(opts: SourceOptions) -> OpenedInput:
         _check_size(video.codec_context.width, video.codec_context.height, opts.max_pixels,
                     name, "declares")
         video.thread_type = opts.decoder_threads
-        passthrough = [s for s in container.streams if s.type in ("audio", "subtitle")]
+        passthrough = [] if opts.video_only else \
+            [s for s in container.streams if s.type in ("audio", "subtitle")]
         early_errors: list[float | None] = []
         try:
-            first, pending = _first_frame(container, video, passthrough, name, early_errors)
+            if opts.start_pts is not None:
+                first, pending = _seek_first_frame(container, video, opts, name, early_errors)
+            else:
+                first, pending = _first_frame(container, video, passthrough, name, early_errors)
         finally:
             if stdin is not None:
                 stdin.reraise()
+        if opts.end_pts is not None and first.pts is not None and first.pts >= opts.end_pts:
+            raise SourceError(f"no video frame in {name} between pts {opts.start_pts} and "
+                              f"{opts.end_pts}")
         _check_size(first.width, first.height, opts.max_pixels, name, "has")
         info = StreamInfo(
             url=url,
@@ -167,11 +174,45 @@ class _InterruptibleReader:
             raise exc
 
 
+def _seek_first_frame(container: Any, video: Any, opts: SourceOptions, name: str,
+                      errors: list[float | None]) -> tuple[Any, list[Any]]:
+    """Seek to the keyframe at `opts.start_pts` and decode the segment's first frame.
+
+    Seeking by timestamp can land past the wanted keyframe in containers without an index
+    (MPEG-TS): then frames would be lost, so it retries from further back; landing before it
+    only costs decoding a few frames that are skipped.
+    """
+    start = opts.start_pts
+    assert start is not None
+    second = max(1, int(1 / video.time_base)) if video.time_base else 90000
+    first: Any = None
+    pending: list[Any] = []
+    for back in (0, 1, 3, 7, 15, 31):  # seconds before the keyframe
+        try:
+            container.seek(start - back * second, stream=video, backward=True, any_frame=False)
+        except av.error.FFmpegError as exc:
+            raise SourceError(f"cannot seek in input {name}: {reason(exc)}",
+                              hint="scale-out segments need a seekable file") from exc
+        video.codec_context.flush_buffers()
+        errors.clear()
+        first, pending = _first_frame(container, video, [], name, errors, start)
+        if first.pts is None or first.pts <= start:
+            return first, pending
+    log.warning("seeking to pts %d in %s landed after it: frames before pts %s may be missing",
+                start, name, first.pts)
+    return first, pending
+
+
 def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
-                 errors: list[float | None]) -> tuple[Any, list[Any]]:
-    """Decode up to the first video frame; packets that fail on the way are noted in `errors`."""
+                 errors: list[float | None], start: int | None = None) -> tuple[Any, list[Any]]:
+    """Decode up to the first video frame (the first at or after pts `start` when given);
+    packets that fail on the way are noted in `errors`."""
     pending: list[Any] = []
     wanted = {s.index for s in passthrough}
+
+    def wanted_frame(frame: Any) -> bool:
+        return start is None or frame.pts is None or frame.pts >= start
+
     try:
         for packet in container.demux([video, *passthrough]):
             if packet.stream.index in wanted:
@@ -181,15 +222,18 @@ def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
-                errors.append(float(packet.pts * packet.time_base)
-                              if packet.pts is not None and packet.time_base else None)
+                if start is None or (packet.pts is not None and packet.pts >= start):
+                    errors.append(float(packet.pts * packet.time_base)
+                                  if packet.pts is not None and packet.time_base else None)
                 if len(errors) > 500:
                     break
                 continue
-            if frames:
-                return frames[0], pending
+            for frame in frames:
+                if wanted_frame(frame):
+                    return frame, pending
         for frame in video.decode(None):
-            return frame, pending
+            if wanted_frame(frame):
+                return frame, pending
     except av.error.EOFError:
         pass  # the demuxer's end-of-stream packet had already flushed the decoder
     except av.error.FFmpegError as exc:
@@ -247,6 +291,7 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
         video = src.info.video
         stamps = TimestampRepair(video.time_base, video.rate, reorder_depth)
         max_frames = src.options.max_frames
+        start_pts, end_pts = src.options.start_pts, src.options.end_pts
         index = 0
         tb = video.time_base
         # Passthrough items timed after the latest decoded video frame wait here, so that a
@@ -295,8 +340,12 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                 if not waiting:
                     break
                 continue
-            t0 = time.perf_counter()
             frame = item
+            if frame.pts is not None and (start_pts is not None and frame.pts < start_pts):
+                continue  # decoded after the seek, before the segment (open-GOP leading frames)
+            if frame.pts is not None and end_pts is not None and frame.pts >= end_pts:
+                break  # the next segment's first frame: presentation order, nothing earlier follows
+            t0 = time.perf_counter()
             if frame.is_corrupt:
                 # The decoder concealed damage in this frame. FFmpeg keeps such frames, and
                 # so does "skip" (a concealed frame is better than a gap); "stop" refuses it.

@@ -1,0 +1,307 @@
+"""Where segments run: threads in this process (`LocalExecutor`) or warm actors on a Ray
+cluster (`RayExecutor`). Both take the same tasks and yield the same events, so the job
+driver neither knows nor cares which one it has.
+
+Ray is imported only inside `RayExecutor.start()`: the single-machine path never loads it.
+One actor per GPU slot keeps its onnxruntime session warm across segments (Ray's GPU *tasks*
+default to a fresh process per call, which made scheduling slower than one machine).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import Cancelled, UsageError, VsrError
+from ..model import Upscaler, load
+from ..options import ModelOptions
+from .worker import SegmentProgress, SegmentResult, SegmentTask, SegmentWorker, run_segment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SegmentDone:
+    result: SegmentResult
+
+
+@dataclass(frozen=True)
+class SegmentFailed:
+    index: int
+    error: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Running:
+    """Frames written so far by each running segment (index -> frames)."""
+
+    frames: dict[int, int]
+
+
+Event = SegmentDone | SegmentFailed | Running
+
+
+class Executor(Protocol):
+    """Runs segment tasks. `run()` yields events until every task is done or failed."""
+
+    name: str
+    workers: int
+    provider: str
+
+    def start(self, model: ModelOptions, input_url: str, work: Path) -> None: ...
+
+    def run(self, tasks: Sequence[SegmentTask]) -> Iterator[Event]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """`workers` threads in this process sharing one model session (onnxruntime's `run` is
+    thread-safe); the default for the Python API and `--executor local`."""
+
+    name = "local"
+
+    def __init__(self, workers: int = 1, upscaler: Upscaler | None = None) -> None:
+        self.workers = max(1, workers)
+        self.upscaler = upscaler
+        self.provider = ""
+        self._progress: list[SegmentProgress] = []
+
+    def start(self, model: ModelOptions, input_url: str, work: Path) -> None:
+        if self.upscaler is None:
+            self.upscaler = load(model.model, model.scale, model.device, model.tile, model.threads)
+        self.provider = str(getattr(self.upscaler, "provider", "custom"))
+
+    def run(self, tasks: Sequence[SegmentTask]) -> Iterator[Event]:
+        todo: deque[SegmentTask] = deque(tasks)
+        events: queue.Queue[Event] = queue.Queue()
+        lock = threading.Lock()
+        self._progress = [SegmentProgress() for _ in range(min(self.workers, len(tasks)))]
+
+        def work(progress: SegmentProgress) -> None:
+            while not progress.cancelled:
+                with lock:
+                    if not todo:
+                        return
+                    task = todo.popleft()
+                try:
+                    events.put(SegmentDone(run_segment(task, self.upscaler, progress)))
+                except Cancelled:
+                    return
+                except VsrError as exc:
+                    events.put(SegmentFailed(task.index, str(exc), 1))
+                except Exception as exc:  # noqa: BLE001 - reported as this segment's failure
+                    events.put(SegmentFailed(task.index, f"{type(exc).__name__}: {exc}", 1))
+                finally:
+                    progress.index, progress.frames = -1, 0
+
+        threads = [threading.Thread(target=work, args=(p,), name=f"vsr-segment-{i}")
+                   for i, p in enumerate(self._progress)]
+        for t in threads:
+            t.start()
+        finished = 0
+        try:
+            while finished < len(tasks):
+                try:
+                    event = events.get(timeout=0.5)
+                except queue.Empty:
+                    if not any(t.is_alive() for t in threads) and events.empty():
+                        raise VsrError("segment workers stopped with segments left") from None
+                    yield Running({p.index: p.frames for p in self._progress if p.index >= 0})
+                    continue
+                finished += 1
+                yield event
+        finally:
+            self._cancel()
+            for t in threads:
+                t.join()
+
+    def _cancel(self) -> None:
+        for p in self._progress:
+            p.cancelled = True
+
+    def close(self) -> None:
+        self._cancel()
+
+
+#: Errors that mean "the worker or its node is gone", after which a segment is retried.
+_LOST = ("RayActorError", "ActorDiedError", "ActorUnavailableError", "NodeDiedError",
+         "WorkerCrashedError", "ObjectLostError", "OwnerDiedError")
+
+
+class RayExecutor:
+    """One warm `SegmentWorker` actor per GPU slot (or per CPU when the cluster has no GPUs).
+
+    Args:
+        address: None starts (or joins this process's) local Ray; "auto" or "ray://host:10001"
+            joins an existing cluster.
+        workers: actors to start; None: every GPU slot (GPUs / gpus_per_worker), or one per
+            `cpus_per_worker` CPUs on a cluster without GPUs.
+        gpus_per_worker: GPUs each actor reserves; fractions share a card (0.5: two actors per
+            GPU, so one encodes on the CPU while the other runs the model). None: 1 when the
+            cluster has GPUs, else 0.
+        max_attempts: a segment whose worker died (node lost) is retried up to this many times.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, workers: int | None = None,
+                 gpus_per_worker: float | None = None, cpus_per_worker: float = 1.0,
+                 max_attempts: int = 3, start_timeout: float = 120.0) -> None:
+        self.address = address
+        self.workers = workers or 0
+        self.gpus_per_worker = gpus_per_worker
+        self.cpus_per_worker = cpus_per_worker
+        self.max_attempts = max_attempts
+        self.start_timeout = start_timeout
+        self.provider = ""
+        self._actors: list[Any] = []
+        self._started_ray = False
+        self._actor_class: Any = None
+        self._model: ModelOptions | None = None
+
+    def start(self, model: ModelOptions, input_url: str, work: Path) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise UsageError("scale-out over Ray needs Ray: pip install 'vsr[ray]'",
+                             hint="or pass --executor local to run the segments in this process") from exc
+        if not ray.is_initialized():
+            try:
+                # ERROR: Ray's start-up warnings (token authentication, /dev/shm size) are
+                # not the user's business in a vsr run; vsr reports its own failures.
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.ERROR)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise UsageError(f"cannot reach the Ray cluster at {self.address or 'local'}: {exc}",
+                                 hint="check --ray-address (auto, or ray://HEAD:10001)") from exc
+            self._started_ray = True
+        res = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        gpus, cpus = float(res.get("GPU", 0)), float(res.get("CPU", 1))
+        g = self.gpus_per_worker if self.gpus_per_worker is not None else (1.0 if gpus else 0.0)
+        if g > 0 and gpus < g:
+            raise UsageError(f"the Ray cluster has {gpus:g} GPU(s): workers asking for {g:g} "
+                             "cannot start", hint="pass --gpus-per-worker 0 to run on CPUs")
+        if not self.workers:
+            self.workers = int(gpus / g + 1e-9) if g else max(1, int(cpus // self.cpus_per_worker))
+        if not g and not model.threads:
+            # CPU workers share the machine: each onnxruntime gets its own CPUs' worth of
+            # threads instead of one per core each (oversubscription).
+            model = replace(model, threads=max(1, int(self.cpus_per_worker)))
+        self._model = model
+        self._actor_class = ray.remote(SegmentWorker).options(
+            num_gpus=g, num_cpus=self.cpus_per_worker, max_concurrency=2, max_restarts=0)
+        self._actors = [self._actor_class.remote(model) for _ in range(self.workers)]
+        marker = work / f".probe-{time.time_ns()}"
+        marker.write_text("vsr")
+        try:
+            refs = [a.probe.remote(input_url, str(marker)) for a in self._actors]
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout)
+            if len(ready) < len(refs):
+                raise UsageError(f"Ray started {len(ready)} of {len(refs)} workers in "
+                                 f"{self.start_timeout:.0f}s (each needs {g:g} GPU, "
+                                 f"{self.cpus_per_worker:g} CPU; the cluster has {gpus:g} GPU, "
+                                 f"{cpus:g} CPU)", hint="pass fewer --workers")
+            try:
+                problems = [p for p in ray.get(refs) if p]
+            except ray.exceptions.RayActorError as exc:
+                raise VsrError(f"a Ray worker failed to start: {_cause(exc)}") from exc
+            if problems:
+                raise UsageError(problems[0], hint="a multi-node job needs the input and "
+                                 "--work-dir on storage that every worker can read and write")
+            self.provider = f"{ray.get(self._actors[0].provider.remote())} x{self.workers} (Ray)"
+        finally:
+            marker.unlink(missing_ok=True)
+
+    def run(self, tasks: Sequence[SegmentTask]) -> Iterator[Event]:
+        import ray
+
+        todo: deque[tuple[SegmentTask, int]] = deque((t, 0) for t in tasks)
+        idle = list(self._actors)
+        in_flight: dict[Any, tuple[SegmentTask, int, Any]] = {}
+        last_poll = 0.0
+        while todo or in_flight:
+            if not idle and not in_flight and todo:
+                # Every worker was lost: ask for a new one (it waits for free resources).
+                log.warning("no Ray workers left: starting a new one")
+                replacement = self._actor_class.remote(self._model)
+                self._actors.append(replacement)
+                idle.append(replacement)
+            while todo and idle:
+                task, attempts = todo.popleft()
+                actor = idle.pop(0)
+                in_flight[actor.run.remote(task)] = (task, attempts + 1, actor)
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
+            for ref in ready:
+                task, attempts, actor = in_flight.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    idle.append(actor)
+                    yield SegmentFailed(task.index, _cause(exc), attempts)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - sorted below: lost worker or not
+                    if type(exc).__name__ not in _LOST and not isinstance(exc, ray.exceptions.RayError):
+                        raise
+                    self._actors = [a for a in self._actors if a is not actor]
+                    if attempts < self.max_attempts:
+                        log.warning("segment %d: its worker was lost (%s); running it again",
+                                    task.index, type(exc).__name__)
+                        todo.appendleft((task, attempts))
+                    else:
+                        yield SegmentFailed(task.index, f"worker lost {attempts} times: "
+                                            f"{type(exc).__name__}", attempts)
+                    continue
+                idle.append(actor)
+                yield SegmentDone(result)
+            now = time.monotonic()
+            if in_flight and now - last_poll >= 1.0:
+                last_poll = now
+                yield Running(self._poll([a for _, _, a in in_flight.values()]))
+
+    def _poll(self, actors: list[Any]) -> dict[int, int]:
+        import ray
+
+        frames: dict[int, int] = {}
+        refs = [a.frames.remote() for a in actors]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0.5)
+        for ref in ready:
+            try:
+                index, n = ray.get(ref)
+            except Exception:  # noqa: BLE001 - progress only; a lost worker shows up in run()
+                continue
+            if index >= 0:
+                frames[index] = n
+        return frames
+
+    def close(self) -> None:
+        if not self._actors and not self._started_ray:
+            return
+        import ray
+
+        for actor in self._actors:
+            try:
+                ray.kill(actor)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self._actors = []
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
+
+
+def _cause(exc: BaseException) -> str:
+    """The message of the exception a Ray worker raised, without Ray's traceback dump."""
+    cause = getattr(exc, "cause", None)
+    if cause is not None:
+        return str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__

@@ -1,0 +1,359 @@
+"""The scale-out driver: split a file at keyframes, run the segments on an executor, keep the
+manifest, join the parts. Runs in the caller's thread; presents the same `progress()` /
+`run()` / `stats()` surface as `Pipeline`, so the CLI shows either the same way.
+
+    scan keyframes -> plan segments -> work dir + manifest -> executor runs segments
+        (manifest updated after each) -> verify parts -> join -> rename output -> remove work
+
+Only the driver writes the manifest. A driver killed at any point leaves a manifest whose
+"done" segments have whole parts on disk; `--resume` redoes the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from .. import sink as sink_mod
+from ..errors import SourceError, UsageError, VsrError
+from ..frames import StageTimes, Stats
+from ..model import Upscaler, load
+from ..options import ModelOptions, SinkOptions, SourceOptions
+from ..pipeline import Progress
+from ..source import open_input
+from . import keyframes as kf
+from .executors import Executor, LocalExecutor, RayExecutor, Running, SegmentDone, SegmentFailed
+from .join import join, verify
+from .manifest import (NAME, VERSION, Manifest, SegmentRecord, WorkDirError, file_sha256,
+                       input_signature, settings_hash)
+from .worker import SegmentTask
+
+log = logging.getLogger(__name__)
+
+#: Fault injection for tests: the driver dies (os._exit(75), no clean-up) right after the
+#: manifest records this many finished segments, as a killed or crashed driver would.
+FAULT_ENV = "VSR_FAULT_EXIT_AFTER_SEGMENTS"
+
+
+@dataclass(frozen=True)
+class ScaleOutOptions:
+    """How a file job is split and where its pieces run.
+
+    Attributes:
+        segments: how many segments (cut at the nearest keyframes; fewer if keyframes are few).
+        segment_seconds: or their length; neither: 2 per worker, at most 120 s each.
+        workers: workers to run (None: the executor's default, every GPU slot for Ray).
+        gpus_per_worker: GPUs each Ray worker reserves (fractions share a card).
+        cpus_per_worker: CPUs each Ray worker reserves (its decoder, encoder and, without a
+            GPU, its onnxruntime threads).
+        ray_address: None: a local Ray; "auto" or "ray://HEAD:10001": an existing cluster.
+        executor: "auto" (Ray for more than one segment or with an address), "ray" or "local".
+        work_dir: where parts and the manifest live (default: OUTPUT.vsr-work beside the output;
+            on a multi-node cluster it must be storage every worker shares).
+        resume / restart: continue the job in work_dir, or delete it and start over.
+        keep_work: keep the parts and manifest after a successful join.
+    """
+
+    segments: int | None = None
+    segment_seconds: float | None = None
+    workers: int | None = None
+    gpus_per_worker: float | None = None
+    cpus_per_worker: float = 1.0
+    ray_address: str | None = None
+    executor: str = "auto"
+    work_dir: str | None = None
+    resume: bool = False
+    restart: bool = False
+    keep_work: bool = False
+    max_attempts: int = 3
+
+
+class ScaleOutJob:
+    """One file upscaled in segments. Everything that can be refused is checked here, before
+    any segment runs: input (splittable?), output (writable, codec fits), work directory.
+
+    Raises:
+        VsrError subclasses (exit 2 for usage, input, output and work-directory problems).
+    """
+
+    def __init__(self, source: SourceOptions, model: ModelOptions, sink: SinkOptions,
+                 options: ScaleOutOptions, on_error: str = "skip", color: str = "auto",
+                 upscaler: Upscaler | None = None, executor: Executor | None = None) -> None:
+        _check_request(source, sink, options)
+        self.source, self.model, self.sink, self.options = source, model, sink, options
+        self.on_error, self.color = on_error, color
+        self.upscaler = upscaler or load(model.model, model.scale, model.device, model.tile,
+                                         model.threads)
+        self.scale = self.upscaler.scale
+        opened = open_input(source)
+        try:
+            # (The input's streams are only valid while it is open: the output is tried now.)
+            self.info = opened.info
+            if self.info.is_image:
+                raise UsageError(f"'{source.url}' is an image: segments are for video files")
+            self.part_codec, self.part_pix_fmt = self._preflight_output()
+        finally:
+            opened.container.close()
+        self.index = kf.scan(source.url)
+        workers = options.workers or 1
+        wanted = kf.wanted_count(self.index, options.segments, options.segment_seconds, workers)
+        if wanted > 1 and self.index.problem:
+            raise UsageError(f"cannot split '{source.url}' into segments: {self.index.problem}",
+                             hint="run it on one machine (without --segments)")
+        self.segments = kf.plan(self.index, wanted)
+        if len(self.segments) < wanted:
+            log.warning("asked for %d segments, but '%s' has %d keyframe(s) to cut at: "
+                        "%d segment(s)", wanted, source.url, len(self.index.keyframes),
+                        len(self.segments))
+        self.final = Path(sink.url)
+        self.work = Path(options.work_dir) if options.work_dir else \
+            self.final.with_name(self.final.name + ".vsr-work")
+        self.settings = self._settings()
+        self.manifest = self._open_work()
+        kind = options.executor
+        if kind == "auto":
+            kind = "ray" if (len(self.segments) > 1 or options.ray_address) else "local"
+        if executor is not None:
+            self.executor = executor
+        elif kind == "ray":
+            self.executor = RayExecutor(options.ray_address, options.workers,
+                                        options.gpus_per_worker, options.cpus_per_worker,
+                                        max_attempts=options.max_attempts)
+        elif kind == "local":
+            self.executor = LocalExecutor(options.workers or 1, self.upscaler)
+        else:
+            raise UsageError(f"unknown executor {kind!r}: use auto, ray or local")
+        self.sink_counters = sink_mod.SinkCounters()
+        self._t0 = time.monotonic()
+        self._seconds = 0.0
+        self._running: dict[int, int] = {}
+        self._events: list[dict[str, Any]] = []
+        self._join_seconds = 0.0
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def _preflight_output(self) -> tuple[str, str]:
+        """Open (and discard) the real output now, so an existing file, a missing folder or a
+        codec the container cannot hold fails before any segment runs; and the parts' codec."""
+        out = sink_mod.open_output(self.sink, self.info, self.scale)
+        codec, pix_fmt = out.video.codec_context.name, out.pix_fmt
+        sink_mod.discard(out)
+        return codec, pix_fmt
+
+    def _settings(self) -> dict[str, Any]:
+        s = self.sink
+        return {
+            "vsr": __version__,
+            "model_sha256": file_sha256(Path(self.upscaler.path)) if hasattr(self.upscaler, "path")
+            else repr(self.upscaler),
+            "scale": self.scale, "tile": self.model.tile, "color": self.color,
+            "on_error": self.on_error, "codec": self.part_codec, "pix_fmt": self.part_pix_fmt,
+            "crf": s.crf, "preset": s.preset, "codec_options": dict(sorted(s.codec_options.items())),
+            "segments": [[g.start_pts, g.end_pts] for g in self.segments],
+        }
+
+    def _open_work(self) -> Manifest:
+        o, work = self.options, self.work
+        manifest_path = work / NAME
+        if work.exists() and not work.is_dir():
+            raise WorkDirError(f"work directory '{work}' is a file")
+        if o.restart and work.exists():
+            if not manifest_path.exists() and any(work.iterdir()):
+                raise WorkDirError(f"'{work}' is not a vsr work directory (no {NAME}): "
+                                   "not deleting it", hint="pass another --work-dir")
+            shutil.rmtree(work)
+        signature = input_signature(self.source.url, self.index.keyframes)
+        digest = settings_hash(self.settings)
+        if o.resume:
+            manifest = Manifest.load(work)
+            self._check_same_job(manifest, signature, digest)
+            self._recheck_parts(manifest)
+            return manifest
+        if work.exists() and any(work.iterdir()):
+            if manifest_path.exists():
+                raise WorkDirError(f"work directory '{work}' holds an unfinished job",
+                                   hint="pass --resume to continue it, or --restart to start over")
+            raise WorkDirError(f"work directory '{work}' is not empty",
+                               hint="pass another --work-dir")
+        try:
+            work.mkdir(parents=o.work_dir is not None, exist_ok=True)
+        except OSError as exc:
+            raise WorkDirError(f"cannot create work directory '{work}': {exc.strerror or exc}") from exc
+        manifest = Manifest(
+            VERSION, signature, digest, self.settings, str(self.final), str(self.index.time_base),
+            [SegmentRecord(g.index, g.start_pts, g.end_pts, f"seg-{g.index:05d}.mp4")
+             for g in self.segments])
+        manifest.save(work)
+        return manifest
+
+    def _check_same_job(self, m: Manifest, signature: dict[str, Any], digest: str) -> None:
+        changed = [k for k in ("size", "mtime_ns", "head_sha256", "keyframes")
+                   if m.input.get(k) != signature[k]]
+        if changed:
+            raise WorkDirError(f"the input changed since the work in '{self.work}' was done "
+                               f"({', '.join(changed)} differ)", hint="pass --restart to start over")
+        if m.settings_hash != digest:
+            diff = sorted(k for k in set(m.settings) | set(self.settings)
+                          if m.settings.get(k) != self.settings.get(k))
+            raise WorkDirError(f"the settings differ from those of the work in '{self.work}' "
+                               f"({', '.join(diff)})",
+                               hint="use the same options as the first run, or --restart")
+
+    def _recheck_parts(self, m: Manifest) -> None:
+        """Trust a finished part only if it is still the file the manifest describes."""
+        for leftover in self.work.glob(".*.partial.*"):
+            leftover.unlink(missing_ok=True)
+        for rec in m.segments:
+            if rec.status != "done":
+                continue
+            path = self.work / rec.file
+            ok = path.is_file() and path.stat().st_size == rec.bytes and file_sha256(path) == rec.sha256
+            if not ok:
+                log.warning("segment %d: its part is missing or damaged: running it again", rec.index)
+                rec.status = "pending"
+                path.unlink(missing_ok=True)
+        m.save(self.work)
+
+    # -- running --------------------------------------------------------------------------
+
+    def _task(self, rec: SegmentRecord) -> SegmentTask:
+        source = replace(self.source, start_pts=rec.start_pts if rec.index else None,
+                         end_pts=rec.end_pts, video_only=True)
+        part = SinkOptions(str(self.work / rec.file), codec=self.part_codec, crf=self.sink.crf,
+                           preset=self.sink.preset, pix_fmt=self.part_pix_fmt,
+                           codec_options=dict(self.sink.codec_options), overwrite=True,
+                           audio="none")
+        seconds = next(g.seconds for g in self.segments if g.index == rec.index)
+        return SegmentTask(rec.index, source, part, self.model, self.color, self.on_error, seconds)
+
+    def progress(self, interval: float = 0.25) -> Iterator[Progress]:
+        """Run the job, yielding progress snapshots (with segment events) as it goes.
+
+        Raises:
+            VsrError: a segment failed (the others are kept for --resume) or the join failed.
+        """
+        self._t0 = time.monotonic()
+        todo = [r for r in self.manifest.segments if r.status != "done"]
+        todo.sort(key=lambda r: -next(g.seconds for g in self.segments if g.index == r.index))
+        fault = int(os.environ.get(FAULT_ENV, "0") or 0)
+        finished_here = 0
+        try:
+            if todo:
+                self.executor.start(self.model, self.source.url, self.work)
+                log.info("%d segment(s) to run on %d %s worker(s)", len(todo),
+                         self.executor.workers, self.executor.name)
+                for event in self.executor.run([self._task(r) for r in todo]):
+                    if isinstance(event, Running):
+                        self._running = event.frames
+                    elif isinstance(event, SegmentDone):
+                        self._record_done(event)
+                        finished_here += 1
+                        if fault and finished_here >= fault:
+                            os._exit(75)
+                    elif isinstance(event, SegmentFailed):
+                        self._record_failed(event)
+                    yield self.snapshot()
+        except BaseException:
+            self.executor.close()
+            done = sum(r.status == "done" for r in self.manifest.segments)
+            if done:
+                log.warning("%d of %d segments are done and kept in '%s': rerun with --resume "
+                            "to continue", done, len(self.manifest.segments), self.work)
+            raise
+        self.executor.close()
+        self._running = {}
+        failed = [r for r in self.manifest.segments if r.status != "done"]
+        if failed:
+            first = failed[0]
+            raise VsrError(f"{len(failed)} of {len(self.manifest.segments)} segment(s) failed; "
+                           f"segment {first.index}: {first.error}",
+                           hint=f"the finished segments are kept in '{self.work}': fix the cause "
+                                "and rerun with --resume")
+        yield self.snapshot()
+        t0 = time.monotonic()
+        parts = verify(self.work, self.manifest.segments, self.index.time_base)
+        join(parts, self.source, self.sink, self.scale, self.sink_counters)
+        self._join_seconds = time.monotonic() - t0
+        if not self.options.keep_work:
+            shutil.rmtree(self.work, ignore_errors=True)
+        self._seconds = time.monotonic() - self._t0
+        yield self.snapshot()
+
+    def _record_done(self, event: SegmentDone) -> None:
+        r = event.result
+        rec = self.manifest.segments[r.index]
+        rec.status, rec.error = "done", None
+        rec.attempts += 1
+        rec.frames, rec.first_pts, rec.last_pts = r.frames, r.first_pts, r.last_pts
+        rec.bytes, rec.sha256, rec.extradata, rec.damage = r.bytes, r.sha256, r.extradata, r.damage
+        self.manifest.save(self.work)
+        self._running.pop(r.index, None)
+        self._events.append({"event": "segment", "index": r.index, "status": "done",
+                             "frames": r.frames, "seconds": round(r.seconds, 3),
+                             "worker": r.worker})
+
+    def _record_failed(self, event: SegmentFailed) -> None:
+        rec = self.manifest.segments[event.index]
+        rec.status, rec.error = "failed", event.error
+        rec.attempts += event.attempts
+        self.manifest.save(self.work)
+        self._running.pop(event.index, None)
+        log.error("segment %d failed: %s", event.index, event.error)
+        self._events.append({"event": "segment", "index": event.index, "status": "failed",
+                             "error": event.error})
+
+    def run(self) -> Stats:
+        for _ in self.progress():
+            pass
+        return self.stats()
+
+    def close(self) -> None:
+        self.executor.close()
+
+    def snapshot(self) -> Progress:
+        done = [r for r in self.manifest.segments if r.status == "done"]
+        frames = sum(r.frames for r in done) + sum(self._running.values())
+        events, self._events = tuple(self._events), []
+        return Progress(frames, self.info.video.frames, time.monotonic() - self._t0,
+                        segments=len(self.manifest.segments), segments_done=len(done),
+                        events=events)
+
+    def stats(self) -> Stats:
+        v = self.info.video
+        damage = sum(r.damage for r in self.manifest.segments)
+        return Stats(
+            frames=self.sink_counters.frames or sum(r.frames for r in self.manifest.segments),
+            seconds=self._seconds or time.monotonic() - self._t0,
+            input_size=(v.width, v.height),
+            output_size=(v.width * self.scale, v.height * self.scale),
+            scale=self.scale, provider=self.executor.provider or self.executor.name,
+            batch=self.model.batch, stages=StageTimes(encode=self._join_seconds),
+            audio_streams=self.sink_counters.audio_packets and len(self.info.passthrough),
+            decode_errors=damage, output=str(self.final), segments=len(self.manifest.segments),
+        )
+
+
+def _check_request(source: SourceOptions, sink: SinkOptions, o: ScaleOutOptions) -> None:
+    if o.resume and o.restart:
+        raise UsageError("--resume and --restart exclude each other")
+    if source.url == "-" or "://" in source.url:
+        raise UsageError("segments need an input file every worker can seek in, not a pipe or URL",
+                         hint="save the stream to a file first, or run without --segments")
+    if sink.url == "-" or "://" in sink.url:
+        raise UsageError("a job in segments writes a file, not a pipe or URL",
+                         hint="write to a file, or run without --segments")
+    if source.max_frames is not None:
+        raise UsageError("--frames cannot be combined with segments")
+    if o.segments is not None and o.segments < 1:
+        raise UsageError("--segments must be at least 1")
+    if o.segment_seconds is not None and o.segment_seconds <= 0:
+        raise UsageError("--segment-seconds must be positive")
+    if not Path(source.url).is_file():
+        raise SourceError(f"cannot open input {source.url!r}: no such file or directory")
