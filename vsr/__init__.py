@@ -4,6 +4,7 @@ Public API:
     upscale_video(input, output, **options) -> Stats   # a whole file, URL or pipe
     Upscaler(model=None, device="auto", batch=4)       # images in memory (BGR numpy arrays)
     Pipeline(SourceOptions, ModelOptions, SinkOptions) # the streaming pipeline itself
+    ScaleOutJob(..., ScaleOutOptions(segments=8), executor=RayExecutor())  # one file, many workers
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from .errors import (
 from .frames import StageTimes, Stats
 from .options import Device, ModelOptions, Progress, SinkOptions, SourceOptions
 from .pipeline import Pipeline, upscale_video
+from .scaleout import LocalExecutor, RayExecutor, ScaleOutJob, ScaleOutOptions
 from .upscaler import Upscaler
 
 __all__ = [
     "Cancelled", "DecodeError", "Device", "EncodeError", "Interrupted", "ModelError",
-    "ModelOptions", "ModelRunError", "Pipeline", "Progress", "ProviderUnavailable", "SinkError", "SinkOptions",
+    "LocalExecutor", "ModelOptions", "ModelRunError", "Pipeline", "Progress", "ProviderUnavailable",
+    "RayExecutor", "ScaleOutJob", "ScaleOutOptions", "SinkError", "SinkOptions",
     "SourceError", "SourceOptions", "StageTimes", "Stats", "Upscaler", "UsageError", "VsrError",
     "__version__", "upscale_video",
 ]

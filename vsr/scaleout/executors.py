@@ -155,8 +155,10 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, workers: int | None = None,
                  gpus_per_worker: float | None = None, cpus_per_worker: float = 1.0,
-                 max_attempts: int = 3, start_timeout: float = 120.0) -> None:
+                 max_attempts: int = 3, start_timeout: float = 120.0,
+                 worker_class: type = SegmentWorker) -> None:
         self.address = address
+        self.worker_class = worker_class  # SegmentWorker; the scale-out benchmark simulates one
         self.workers = workers or 0
         self.gpus_per_worker = gpus_per_worker
         self.cpus_per_worker = cpus_per_worker
@@ -197,7 +199,7 @@ class RayExecutor:
             # threads instead of one per core each (oversubscription).
             model = replace(model, threads=max(1, int(self.cpus_per_worker)))
         self._model = model
-        self._actor_class = ray.remote(SegmentWorker).options(
+        self._actor_class = ray.remote(self.worker_class).options(
             num_gpus=g, num_cpus=self.cpus_per_worker, max_concurrency=2, max_restarts=0)
         self._actors = [self._actor_class.remote(model) for _ in range(self.workers)]
         marker = work / f".probe-{time.time_ns()}"
@@ -248,7 +250,7 @@ class RayExecutor:
                     idle.append(actor)
                     yield SegmentFailed(task.index, _cause(exc), attempts)
                     continue
-                except Exception as exc:  # noqa: BLE001 - sorted below: lost worker or not
+                except Exception as exc:
                     if type(exc).__name__ not in _LOST and not isinstance(exc, ray.exceptions.RayError):
                         raise
                     self._actors = [a for a in self._actors if a is not actor]

@@ -31,8 +31,16 @@ from ..source import open_input
 from . import keyframes as kf
 from .executors import Executor, LocalExecutor, RayExecutor, Running, SegmentDone, SegmentFailed
 from .join import join, verify
-from .manifest import (NAME, VERSION, Manifest, SegmentRecord, WorkDirError, file_sha256,
-                       input_signature, settings_hash)
+from .manifest import (
+    NAME,
+    VERSION,
+    Manifest,
+    SegmentRecord,
+    WorkDirError,
+    file_sha256,
+    input_signature,
+    settings_hash,
+)
 from .worker import SegmentTask
 
 log = logging.getLogger(__name__)
@@ -54,7 +62,8 @@ class ScaleOutOptions:
         cpus_per_worker: CPUs each Ray worker reserves (its decoder, encoder and, without a
             GPU, its onnxruntime threads).
         ray_address: None: a local Ray; "auto" or "ray://HEAD:10001": an existing cluster.
-        executor: "auto" (Ray for more than one segment or with an address), "ray" or "local".
+        executor: "local" (threads in this process: the API's default), "ray", or "auto" (Ray
+            for more than one segment or with an address: the CLI's default).
         work_dir: where parts and the manifest live (default: OUTPUT.vsr-work beside the output;
             on a multi-node cluster it must be storage every worker shares).
         resume / restart: continue the job in work_dir, or delete it and start over.
@@ -67,7 +76,7 @@ class ScaleOutOptions:
     gpus_per_worker: float | None = None
     cpus_per_worker: float = 1.0
     ray_address: str | None = None
-    executor: str = "auto"
+    executor: str = "local"
     work_dir: str | None = None
     resume: bool = False
     restart: bool = False
@@ -152,7 +161,7 @@ class ScaleOutJob:
         return {
             "vsr": __version__,
             "model_sha256": file_sha256(Path(self.upscaler.path)) if hasattr(self.upscaler, "path")
-            else repr(self.upscaler),
+            else f"{type(self.upscaler).__module__}.{type(self.upscaler).__qualname__}",
             "scale": self.scale, "tile": self.model.tile, "color": self.color,
             "on_error": self.on_error, "codec": self.part_codec, "pix_fmt": self.part_pix_fmt,
             "crf": s.crf, "preset": s.preset, "codec_options": dict(sorted(s.codec_options.items())),

@@ -12,6 +12,7 @@ doubled at the seams.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -91,7 +92,10 @@ def scan(url: str) -> KeyframeIndex:
     if missing:
         problem = f"{missing} video packet(s) have no timestamp"
     elif len(set(pts)) != len(pts):
-        problem = "video timestamps repeat"
+        seen: set[int] = set()
+        twice = next(p for p in pts if p in seen or seen.add(p))  # type: ignore[func-returns-value]
+        problem = (f"video timestamps repeat or go backwards (pts {twice} occurs twice, at "
+                   f"{float((twice - min(pts)) * tb):.3f}s)")
     # Clean cuts: prefix max before p < suffix min from p.
     suffix_min = [0] * (len(pts) + 1)
     suffix_min[len(pts)] = math.inf  # type: ignore[call-overload]
@@ -119,7 +123,7 @@ def scan(url: str) -> KeyframeIndex:
 
 def _typical_step(pts: list[int]) -> int:
     ordered = sorted(pts[-16:])
-    steps = [b - a for a, b in zip(ordered, ordered[1:]) if b > a]
+    steps = [b - a for a, b in itertools.pairwise(ordered) if b > a]
     return sorted(steps)[len(steps) // 2] if steps else 1
 
 

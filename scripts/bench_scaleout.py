@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Scale-out benchmark: what splitting a file into segments costs and gains, measured side by
+side in one run on the same clip, plus a scheduling simulation for more GPU workers than this
+machine has.
+
+Real runs (this machine, the real model, real decode/encode):
+  * the single-machine path (`vsr upscale`, no segments): the reference time;
+  * the same job as --segments N on 1 local worker: the cost of splitting (keyframe seeks,
+    one encoder start per part, the join) with no parallelism to hide it;
+  * 2 local threads, and 1 and 2 Ray actors (1 CPU each): the speed-up on this CPU;
+  * keyframe scan, Ray start-up (ray.init + warm actors) and join times on their own.
+
+Simulation (Ray scheduling only): a 2-hour film cut into 30-120 s segments, each segment's
+work replaced by a sleep of its length x --sim-speed (as a GPU worker would take at a fixed
+fps), on 1-8 Ray actors with fake GPUs. It measures vsr's own scheduler (RayExecutor, longest
+segment first) and Ray's dispatch overhead; not encoding or I/O contention.
+
+    python scripts/bench_scaleout.py                       # 320x180, 240 frames, 4 segments
+    python scripts/bench_scaleout.py --size 640x360 --frames 300 --json scaleout.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vsr import ModelOptions, SinkOptions, SourceOptions  # noqa: E402
+from vsr.pipeline import Pipeline  # noqa: E402
+from vsr.scaleout import LocalExecutor, RayExecutor, ScaleOutJob, ScaleOutOptions  # noqa: E402
+from vsr.scaleout.keyframes import scan  # noqa: E402
+from vsr.scaleout.worker import SegmentResult, SegmentTask  # noqa: E402
+
+
+def make_clip(path: Path, size: tuple[int, int], frames: int, fps: int, gop: int) -> None:
+    """A clip with a keyframe every `gop` frames (what an encoder's default GOP gives)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import synth_video
+
+    synth_video(path, n=frames, size=size, fps=fps,
+                options={"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"})
+
+
+def timed_job(src: Path, out: Path, segments: int, executor: Any, sink: SinkOptions) -> dict[str, float]:
+    t0 = time.monotonic()
+    job = ScaleOutJob(SourceOptions(str(src)), ModelOptions(), replace(sink, url=str(out)),
+                      ScaleOutOptions(segments=segments, restart=True), executor=executor)
+    t_setup = time.monotonic() - t0
+    t1 = time.monotonic()
+    job.run()
+    total = time.monotonic() - t0
+    return {"seconds": total, "setup": t_setup, "run": time.monotonic() - t1,
+            "join": job._join_seconds, "frames": job.stats().frames}
+
+
+class SimWorker:
+    """Stands in for SegmentWorker in the simulation: a segment takes seconds x speed."""
+
+    def __init__(self, model: Any) -> None:
+        self.speed = float(os.environ.get("VSR_SIM_SPEED", "0.01"))
+
+    def run(self, task: SegmentTask) -> SegmentResult:
+        time.sleep(task.seconds * self.speed)
+        return SegmentResult(task.index, 0, None, None, 0, "", "", task.seconds * self.speed)
+
+    def frames(self) -> tuple[int, int]:
+        return -1, 0
+
+    def provider(self) -> str:
+        return "simulated"
+
+    def probe(self, input_url: str, marker: str) -> str:
+        return ""
+
+
+def simulate(workers: list[int], speed: float, film_seconds: float, seed: int,
+             tmp: Path) -> list[dict[str, Any]]:
+    import ray
+
+    rng = random.Random(seed)
+    lengths: list[float] = []
+    while sum(lengths) < film_seconds:
+        lengths.append(rng.uniform(30, 120))
+    tasks = [SegmentTask(i, SourceOptions(""), SinkOptions(""), ModelOptions(), seconds=s)
+             for i, s in enumerate(lengths)]
+    tasks.sort(key=lambda t: -t.seconds)
+    os.environ["VSR_SIM_SPEED"] = str(speed)
+    rows = []
+    ray.init(num_cpus=2, num_gpus=max(workers), include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR", runtime_env={"env_vars": {"VSR_SIM_SPEED": str(speed)}})
+    try:
+        for w in workers:
+            ex = RayExecutor(workers=w, gpus_per_worker=1, cpus_per_worker=0, worker_class=SimWorker)
+            ex.start(ModelOptions(), str(tmp), tmp)
+            t0 = time.monotonic()
+            for _ in ex.run(tasks):
+                pass
+            seconds = time.monotonic() - t0
+            ex.close()
+            ideal = max(sum(lengths) * speed / w, max(lengths) * speed)
+            rows.append({"workers": w, "segments": len(tasks), "seconds": seconds, "ideal": ideal})
+    finally:
+        ray.shutdown()
+    base = rows[0]["seconds"]
+    for r in rows:
+        r["speedup"] = base / r["seconds"]
+        r["efficiency_vs_ideal"] = r["ideal"] / r["seconds"]
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", default="320x180")
+    ap.add_argument("--frames", type=int, default=240)
+    ap.add_argument("--fps", type=int, default=24)
+    ap.add_argument("--gop", type=int, default=24, help="keyframe interval of the generated clip")
+    ap.add_argument("--segments", type=int, default=4)
+    ap.add_argument("--preset", default="veryfast")
+    ap.add_argument("--no-ray", action="store_true", help="skip the Ray runs and the simulation")
+    ap.add_argument("--sim-workers", default="1,2,4,8")
+    ap.add_argument("--sim-speed", type=float, default=0.002,
+                    help="simulated seconds of work per second of video")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    w, h = map(int, args.size.split("x"))
+    tmp = Path(tempfile.mkdtemp(prefix="vsr-bench-scaleout-"))
+    src = tmp / "clip.mp4"
+    make_clip(src, (w, h), args.frames, args.fps, args.gop)
+    sink = SinkOptions("", preset=args.preset, crf=18)
+    results: dict[str, Any] = {"machine": f"{platform.processor() or platform.machine()}, "
+                               f"{os.cpu_count()} CPUs", "size": args.size, "frames": args.frames,
+                               "segments": args.segments, "preset": args.preset}
+
+    t0 = time.monotonic()
+    index = scan(str(src))
+    results["scan_seconds"] = time.monotonic() - t0
+    results["keyframes"] = len(index.keyframes)
+
+    t0 = time.monotonic()
+    Pipeline(SourceOptions(str(src)), ModelOptions(),
+             replace(sink, url=str(tmp / "single.mp4"))).run()
+    single = time.monotonic() - t0
+    rows: list[tuple[str, dict[str, float]]] = [("single machine (no segments)", {"seconds": single})]
+    rows.append((f"--segments {args.segments}, 1 local worker",
+                 timed_job(src, tmp / "l1.mp4", args.segments, LocalExecutor(1), sink)))
+    rows.append((f"--segments {args.segments}, 2 local threads",
+                 timed_job(src, tmp / "l2.mp4", args.segments, LocalExecutor(2), sink)))
+    if not args.no_ray:
+        import ray
+
+        t0 = time.monotonic()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray_init = time.monotonic() - t0
+        for workers in (1, 2):
+            ex = RayExecutor(workers=workers, gpus_per_worker=0, cpus_per_worker=1)
+            t0 = time.monotonic()
+            ex.start(ModelOptions(), str(src), tmp)
+            actors = time.monotonic() - t0
+            row = timed_job(src, tmp / f"r{workers}.mp4", args.segments, ex, sink)
+            row["actors_start"] = actors
+            rows.append((f"--segments {args.segments}, {workers} Ray actor(s) x 1 CPU", row))
+            ex.close()
+        ray.shutdown()
+        results["ray_init_seconds"] = ray_init
+
+    print(f"\nScale-out on {results['machine']}: {args.frames} frames {args.size} -> x3, "
+          f"libx264 {args.preset}, {args.segments} segments ({len(index.keyframes)} keyframes)\n")
+    print("| run | seconds | fps | vs single machine | join (s) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r in rows:
+        print(f"| {name} | {r['seconds']:.2f} | {args.frames / r['seconds']:.1f} | "
+              f"{single / r['seconds']:.2f}x | {r.get('join', 0):.3f} |")
+    print(f"\nkeyframe scan {results['scan_seconds'] * 1000:.1f} ms"
+          + (f"; ray.init {results['ray_init_seconds']:.2f} s; warm actors "
+             + ", ".join(f"{r['actors_start']:.2f} s" for _, r in rows if "actors_start" in r)
+             if "ray_init_seconds" in results else ""))
+    results["runs"] = [{"run": n, **r} for n, r in rows]
+
+    if not args.no_ray:
+        sim = simulate([int(x) for x in args.sim_workers.split(",")], args.sim_speed, 7200, 1, tmp)
+        print(f"\nSimulated GPU workers (Ray scheduling of a 2-hour film in {sim[0]['segments']} "
+              f"segments of 30-120 s; work = video seconds x {args.sim_speed}):\n")
+        print("| workers | seconds | speed-up | of ideal |")
+        print("|---:|---:|---:|---:|")
+        for r in sim:
+            print(f"| {r['workers']} | {r['seconds']:.2f} | {r['speedup']:.2f}x | "
+                  f"{r['efficiency_vs_ideal'] * 100:.0f}% |")
+        results["simulation"] = sim
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

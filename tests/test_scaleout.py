@@ -1,0 +1,305 @@
+"""Scale-out: segments cut at keyframes, run on local threads, joined frame-exact, resumable.
+
+Frames are compared after a lossless encode (libx264 CRF 0), so "the same frames" means
+bit-identical pictures; timestamps are compared exactly, in seconds, with the source's.
+The Ray executor has its own file (test_scaleout_ray.py), skipped without Ray.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pytest
+from conftest import ROOT, synth_video
+
+from vsr import ModelOptions, SinkOptions, SourceOptions
+from vsr.cli import main
+from vsr.scaleout import LocalExecutor, ScaleOutJob, ScaleOutOptions
+from vsr.scaleout.job import FAULT_ENV
+from vsr.scaleout.keyframes import KeyframeIndex, plan, scan
+from vsr.scaleout.worker import SegmentWorker
+
+GOP12 = {"g": "12", "keyint_min": "12", "sc_threshold": "0"}
+OPEN_GOP = {"x264-params": "open-gop=1:keyint=12:min-keyint=12:scenecut=0"}
+LOSSLESS = ["--crf", "0", "--preset", "ultrafast"]
+
+
+def cli(*args: object) -> tuple[int, str]:
+    err = io.StringIO()
+    return int(main([str(a) for a in args], stderr=err)), err.getvalue()
+
+
+def process(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vsr", *map(str, args)], cwd=ROOT, check=False,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def video_pts(path: Path) -> list[float]:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        return sorted(float(p.pts * v.time_base) for p in c.demux(v) if p.size)
+
+
+def frame_hashes(path: Path) -> list[str]:
+    with av.open(str(path)) as c:
+        return [hashlib.sha1(f.to_ndarray().tobytes()).hexdigest() for f in c.decode(video=0)]
+
+
+def audio_packets(path: Path) -> list[tuple[int | None, bytes]]:
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return []
+        return [(p.pts, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+def upscale(src: Path, out: Path, *extra: object) -> None:
+    status, err = cli("upscale", src, out, *LOSSLESS, "-q", *extra)
+    assert status == 0, err
+
+
+CLIPS = {
+    "cfr.mp4": {"options": GOP12},
+    "vfr.mp4": {"options": GOP12, "vfr": True},
+    "open_gop.mp4": {"options": OPEN_GOP},
+    "source.mkv": {"options": GOP12},
+    "vfr_open_gop.mkv": {"options": OPEN_GOP, "vfr": True},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLIPS))
+def test_segments_equal_one_machine(tmp_path: Path, name: str) -> None:
+    src = synth_video(tmp_path / name, n=48, **CLIPS[name])  # type: ignore[arg-type]
+    ext = Path(name).suffix
+    one, four, single = tmp_path / f"one{ext}", tmp_path / f"four{ext}", tmp_path / f"single{ext}"
+    upscale(src, single)
+    upscale(src, one, "--segments", "1", "--executor", "local")
+    upscale(src, four, "--segments", "4", "--executor", "local", "--workers", "2", "--keep-work")
+    # Frames: bit-identical whichever way the work was split.
+    assert frame_hashes(four) == frame_hashes(one) == frame_hashes(single)
+    assert len(frame_hashes(four)) == 48
+    # Timestamps: exactly the source's, no duplicates.
+    assert video_pts(four) == video_pts(src) == video_pts(single)
+    # Audio: the original's packets (as the single-machine path writes them), once.
+    assert audio_packets(four) == audio_packets(single)
+    if ext == ".mp4":
+        assert audio_packets(four) == audio_packets(src)
+    # The parts partition the source's frames: union = all, no overlap.
+    work = tmp_path / f"four{ext}.vsr-work"
+    manifest = json.loads((work / "manifest.json").read_text())
+    parts = [video_pts(work / s["file"]) for s in manifest["segments"]]
+    assert len(parts) == 4 and all(parts)
+    assert sorted(t for p in parts for t in p) == video_pts(src)
+    assert sum(len(p) for p in parts) == len({t for p in parts for t in p})
+
+
+def test_keyframes_found_from_packets_and_plan(tmp_path: Path) -> None:
+    src = synth_video(tmp_path / "in.mp4", n=48, options=GOP12)
+    index = scan(str(src))
+    assert index.problem is None
+    assert index.keyframes == (0, 6144, 12288, 18432)  # every 12 frames at 25 fps, 1/12800
+    assert index.packets == 48
+    segments = plan(index, 2)
+    assert [(s.start_pts, s.end_pts) for s in segments] == [(0, 12288), (12288, None)]
+    assert [round(s.seconds, 3) for s in segments] == [0.96, 0.96]
+    # More segments than keyframes: one per keyframe.
+    assert len(plan(index, 10)) == 4
+
+
+def test_plan_uses_nearest_keyframes() -> None:
+    from fractions import Fraction
+
+    index = KeyframeIndex(Fraction(1, 10), (0, 10, 30, 35, 90), 0, 100, 100)
+    assert [(s.start_pts, s.end_pts) for s in plan(index, 2)] == [(0, 35), (35, None)]
+    assert [s.start_pts for s in plan(index, 3)] == [0, 35, 90]  # ideal cuts at 33.3, 66.7
+
+
+def test_few_keyframes_report_the_effective_count(tmp_path: Path) -> None:
+    src = synth_video(tmp_path / "in.mp4", n=24, options={"g": "12", "sc_threshold": "0"})
+    out = tmp_path / "out.mp4"
+    status, err = cli("upscale", src, out, "--segments", "5", "--executor", "local", "-q")
+    assert status == 0, err
+    status, err = cli("upscale", src, tmp_path / "o2.mp4", "--segments", "5", "--executor", "local",
+                      "--progress", "none")
+    assert status == 0
+    assert "asked for 5 segments" in err and "2 segment(s)" in err
+    assert "2 segments" in err.splitlines()[-1]
+    assert video_pts(out) == video_pts(src)
+
+
+def test_non_monotonic_timestamps_are_refused_for_segments(tmp_path: Path) -> None:
+    # Two MPEG-TS clips back to back: the second one's timestamps start again from zero.
+    a = synth_video(tmp_path / "a.ts", n=24, options=GOP12, audio=None)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(a.read_bytes() * 2)
+    status, err = cli("upscale", joined, tmp_path / "o.mp4", "--segments", "2", "--executor", "local")
+    assert status == 2
+    assert "cannot split" in err and "backwards" in err and "Traceback" not in err
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.mp4.vsr-work").exists()
+
+
+def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
+    src = synth_video(tmp_path / "in.mp4", n=60, options=GOP12)
+    whole, out = tmp_path / "whole.mp4", tmp_path / "out.mp4"
+    upscale(src, whole, "--segments", "5", "--executor", "local")
+    args = ["upscale", src, out, *LOSSLESS, "--segments", "5", "--executor", "local"]
+    killed = process(*args, env={FAULT_ENV: "2"})
+    assert killed.returncode == 75, killed.stderr
+    assert not out.exists()
+    work = tmp_path / "out.mp4.vsr-work"
+    manifest = json.loads((work / "manifest.json").read_text())
+    assert [s["status"] for s in manifest["segments"]].count("done") == 2
+
+    # Without --resume or --restart the unfinished job is not touched.
+    refused = process(*args)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    resumed = process(*args, "--resume", "--progress", "json")
+    assert resumed.returncode == 0, resumed.stderr
+    events = [json.loads(line) for line in resumed.stderr.splitlines() if line.startswith("{")]
+    ran = [e["index"] for e in events if e["event"] == "segment"]
+    assert len(ran) == 3  # only the rest
+    assert frame_hashes(out) == frame_hashes(whole)
+    assert video_pts(out) == video_pts(src)
+    assert audio_packets(out) == audio_packets(src)
+    assert not work.exists()  # removed after a successful join
+
+
+def test_truncated_part_is_redone_and_corrupt_manifest_is_a_clear_error(tmp_path: Path) -> None:
+    src = synth_video(tmp_path / "in.mp4", n=48, options=GOP12)
+    out = tmp_path / "out.mp4"
+    args = ["upscale", src, out, *LOSSLESS, "--segments", "4", "--executor", "local"]
+    assert process(*args, env={FAULT_ENV: "2"}).returncode == 75
+    work = tmp_path / "out.mp4.vsr-work"
+    manifest = json.loads((work / "manifest.json").read_text())
+    done = [s for s in manifest["segments"] if s["status"] == "done"]
+    part = work / done[0]["file"]
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    resumed = process(*args, "--resume", "--progress", "json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"segment {done[0]['index']}: its part is missing or damaged" in resumed.stderr
+    ran = [json.loads(line)["index"] for line in resumed.stderr.splitlines()
+           if line.startswith('{"event": "segment"')]
+    assert sorted(ran) == sorted({0, 1, 2, 3} - {done[1]["index"]})
+    assert video_pts(out) == video_pts(src)
+
+    # A damaged manifest: one line, exit 2, a hint; --restart clears it.
+    out2 = tmp_path / "out2.mp4"
+    args2 = ["upscale", src, out2, *LOSSLESS, "--segments", "4", "--executor", "local"]
+    assert process(*args2, env={FAULT_ENV: "1"}).returncode == 75
+    manifest_path = tmp_path / "out2.mp4.vsr-work" / "manifest.json"
+    manifest_path.write_text(manifest_path.read_text()[:40])
+    status, err = cli(*args2, "--resume")
+    assert status == 2 and "manifest" in err and "damaged" in err and "--restart" in err
+    status, err = cli(*args2, "--restart", "-q")
+    assert status == 0, err
+    assert video_pts(out2) == video_pts(src)
+
+
+def test_resume_refuses_a_changed_input_or_settings(tmp_path: Path) -> None:
+    src = synth_video(tmp_path / "in.mp4", n=48, options=GOP12)
+    out = tmp_path / "out.mp4"
+    args = ["upscale", src, out, *LOSSLESS, "--segments", "4", "--executor", "local"]
+    assert process(*args, env={FAULT_ENV: "1"}).returncode == 75
+    status, err = cli("upscale", src, out, "--crf", "10", "--preset", "ultrafast", "--segments", "4",
+                      "--executor", "local", "--resume")
+    assert status == 2 and "settings differ" in err and "crf" in err
+    status, err = cli(*args[:-2], "--segments", "3", "--executor", "local", "--resume")
+    assert status == 2 and "segments" in err
+    synth_video(src, n=48, options=GOP12, size=(64, 32))  # the input is replaced
+    status, err = cli(*args, "--resume")
+    assert status == 2 and "input changed" in err
+    assert not out.exists()
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    src = synth_video(tmp_path / "in.mp4", n=12, options=GOP12)
+    out = tmp_path / "out.mp4"
+    for extra, words in [
+        (["--frames", "5"], "--frames"),
+        (["--resume"], "nothing to resume"),
+    ]:
+        status, err = cli("upscale", src, out, "--segments", "2", "--executor", "local", *extra)
+        assert status == 2 and words in err, err
+    status, err = cli("upscale", src, "-", "--format", "matroska", "--segments", "2")
+    assert status == 2 and "writes a file" in err
+    status, err = cli("upscale", tmp_path / "missing.mp4", out, "--segments", "2")
+    assert status == 2 and "no such file" in err
+    status, err = cli("upscale", src, out, "--segments", "2", "--resume", "--restart")
+    assert status == 2
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "keep.txt").write_text("mine")
+    status, err = cli("upscale", src, out, "--segments", "2", "--executor", "local",
+                      "--work-dir", tmp_path / "foreign", "--restart")
+    assert status == 2 and "not a vsr work directory" in err
+    assert (tmp_path / "foreign" / "keep.txt").exists()
+    assert not out.exists()
+
+
+def test_api_with_the_local_executor_and_a_fake_model(tmp_path: Path) -> None:
+    from conftest import FakeUpscaler
+
+    src = synth_video(tmp_path / "in.mp4", n=36, options=GOP12)
+    fake = FakeUpscaler(scale=2)
+    job = ScaleOutJob(SourceOptions(str(src)), ModelOptions(),
+                      SinkOptions(str(tmp_path / "out.mkv"), crf=0, preset="ultrafast"),
+                      ScaleOutOptions(segments=3), upscaler=fake,
+                      executor=LocalExecutor(workers=2, upscaler=fake))
+    snapshots = list(job.progress())
+    stats = job.stats()
+    assert stats.frames == 36 and stats.segments == 3 and stats.output_size == (128, 96)
+    assert snapshots[-1].segments_done == 3
+    events = [e for s in snapshots for e in s.events]
+    assert sorted(e["index"] for e in events) == [0, 1, 2]
+    assert fake.frames == 36
+    assert video_pts(tmp_path / "out.mkv") == video_pts(src)
+
+
+def test_failed_segment_keeps_the_others_for_resume(tmp_path: Path) -> None:
+    from conftest import FakeUpscaler
+
+    src = synth_video(tmp_path / "in.mp4", n=36, options=GOP12)
+    failing = FakeUpscaler(scale=2, fail_at=20)  # the model breaks partway
+    opts = (SourceOptions(str(src)), ModelOptions(),
+            SinkOptions(str(tmp_path / "out.mp4"), crf=0, preset="ultrafast"))
+    job = ScaleOutJob(*opts, ScaleOutOptions(segments=3), upscaler=failing,
+                      executor=LocalExecutor(workers=1, upscaler=failing))
+    with pytest.raises(Exception, match="segment") as info:
+        job.run()
+    assert "--resume" in (getattr(info.value, "hint", "") or "")
+    manifest = json.loads((tmp_path / "out.mp4.vsr-work" / "manifest.json").read_text())
+    statuses = sorted(s["status"] for s in manifest["segments"])
+    assert "done" in statuses and "failed" in statuses
+    assert not (tmp_path / "out.mp4").exists()
+    fine = FakeUpscaler(scale=2)
+    job = ScaleOutJob(*opts, ScaleOutOptions(segments=3, resume=True), upscaler=fine,
+                      executor=LocalExecutor(workers=1, upscaler=fine))
+    job.run()
+    assert video_pts(tmp_path / "out.mp4") == video_pts(src)
+    assert fine.frames < 36  # only what had not been done
+
+
+def test_storage_probe_names_what_a_worker_cannot_see(tmp_path: Path) -> None:
+    worker = SegmentWorker.__new__(SegmentWorker)  # no model needed for the probe
+    src = synth_video(tmp_path / "in.mp4", n=2)
+    marker = tmp_path / ".probe"
+    assert "does not see the work directory" in worker.probe(str(src), str(marker))
+    marker.write_text("x")
+    assert worker.probe(str(src), str(marker)) == ""
+    assert "cannot read the input" in worker.probe(str(tmp_path / "nope.mp4"), str(marker))
+
+
+def test_single_machine_path_does_not_import_ray(tmp_path: Path) -> None:
+    src = synth_video(tmp_path / "in.mp4", n=4)
+    code = ("import sys; from vsr.cli import main; "
+            f"s = main(['upscale', {str(src)!r}, {str(tmp_path / 'o.mp4')!r}, '-q']); "
+            "print(s, 'ray' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.stdout.split() == ["0", "False"], r.stderr
