@@ -52,7 +52,14 @@ def make_clip(path: Path, size: tuple[int, int], frames: int, fps: int, gop: int
                 options={"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"})
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads) and its waited-for children."""
+    t = os.times()
+    return t.user + t.system
+
+
 def timed_job(src: Path, out: Path, segments: int, executor: Any, sink: SinkOptions) -> dict[str, float]:
+    c0 = cpu_seconds()
     t0 = time.monotonic()
     job = ScaleOutJob(SourceOptions(str(src)), ModelOptions(), replace(sink, url=str(out)),
                       ScaleOutOptions(segments=segments, restart=True), executor=executor)
@@ -60,8 +67,9 @@ def timed_job(src: Path, out: Path, segments: int, executor: Any, sink: SinkOpti
     t1 = time.monotonic()
     job.run()
     total = time.monotonic() - t0
+    cpu = cpu_seconds() - c0 if isinstance(executor, LocalExecutor) else float("nan")
     return {"seconds": total, "setup": t_setup, "run": time.monotonic() - t1,
-            "join": job._join_seconds, "frames": job.stats().frames}
+            "join": job._join_seconds, "frames": job.stats().frames, "cpu": cpu / total}
 
 
 class SimWorker:
@@ -147,11 +155,11 @@ def main() -> int:
     results["scan_seconds"] = time.monotonic() - t0
     results["keyframes"] = len(index.keyframes)
 
-    t0 = time.monotonic()
-    Pipeline(SourceOptions(str(src)), ModelOptions(),
-             replace(sink, url=str(tmp / "single.mp4"))).run()
+    c0, t0 = cpu_seconds(), time.monotonic()
+    Pipeline(SourceOptions(str(src)), ModelOptions(), replace(sink, url=str(tmp / "single.mp4"))).run()
     single = time.monotonic() - t0
-    rows: list[tuple[str, dict[str, float]]] = [("single machine (no segments)", {"seconds": single})]
+    rows: list[tuple[str, dict[str, float]]] = [
+        ("single machine (no segments)", {"seconds": single, "cpu": (cpu_seconds() - c0) / single})]
     rows.append((f"--segments {args.segments}, 1 local worker",
                  timed_job(src, tmp / "l1.mp4", args.segments, LocalExecutor(1), sink)))
     rows.append((f"--segments {args.segments}, 2 local threads",
@@ -176,11 +184,13 @@ def main() -> int:
 
     print(f"\nScale-out on {results['machine']}: {args.frames} frames {args.size} -> x3, "
           f"libx264 {args.preset}, {args.segments} segments ({len(index.keyframes)} keyframes)\n")
-    print("| run | seconds | fps | vs single machine | join (s) |")
-    print("|---|---:|---:|---:|---:|")
+    print("| run | seconds | fps | vs single machine | CPU use (cores) | join (s) |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, r in rows:
+        cpu = r.get("cpu", float("nan"))
         print(f"| {name} | {r['seconds']:.2f} | {args.frames / r['seconds']:.1f} | "
-              f"{single / r['seconds']:.2f}x | {r.get('join', 0):.3f} |")
+              f"{single / r['seconds']:.2f}x | {'-' if cpu != cpu else f'{cpu:.2f}'} | "
+              f"{r.get('join', 0):.3f} |")
     print(f"\nkeyframe scan {results['scan_seconds'] * 1000:.1f} ms"
           + (f"; ray.init {results['ray_init_seconds']:.2f} s; warm actors "
              + ", ".join(f"{r['actors_start']:.2f} s" for _, r in rows if "actors_start" in r)

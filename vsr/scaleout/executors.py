@@ -171,6 +171,8 @@ class RayExecutor:
         self._model: ModelOptions | None = None
 
     def start(self, model: ModelOptions, input_url: str, work: Path) -> None:
+        if self._actors:
+            return  # already started (warm actors are reused)
         try:
             import ray
         except ImportError as exc:
