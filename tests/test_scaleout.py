@@ -303,3 +303,27 @@ def test_single_machine_path_does_not_import_ray(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        timeout=60)
     assert r.stdout.split() == ["0", "False"], r.stderr
+
+
+def test_ctrl_c_keeps_finished_segments_for_resume(tmp_path: Path) -> None:
+    import signal
+
+    src = synth_video(tmp_path / "in.mp4", n=96, size=(160, 96), options=GOP12, bframes=False)
+    out = tmp_path / "out.mp4"
+    args = [sys.executable, "-m", "vsr", "upscale", src, out, *LOSSLESS, "--segments", "8",
+            "--executor", "local", "--progress", "json"]
+    proc = subprocess.Popen([str(a) for a in args], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith('{"event": "segment"'):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, rest
+    assert "segments are done and kept" in rest and "--resume" in rest
+    work = tmp_path / "out.mp4.vsr-work"
+    assert not out.exists() and not list(work.glob(".*partial*"))
+    status, err = cli("upscale", src, out, *LOSSLESS, "--segments", "8", "--executor", "local",
+                      "--resume", "-q")
+    assert status == 0, err
+    assert video_pts(out) == video_pts(src) and len(frame_hashes(out)) == 96

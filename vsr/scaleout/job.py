@@ -271,15 +271,13 @@ class ScaleOutJob:
                     yield self.snapshot()
         except BaseException:
             self.executor.close()
-            done = sum(r.status == "done" for r in self.manifest.segments)
-            if done:
-                log.warning("%d of %d segments are done and kept in '%s': rerun with --resume "
-                            "to continue", done, len(self.manifest.segments), self.work)
+            self._after_failure()
             raise
         self.executor.close()
         self._running = {}
         failed = [r for r in self.manifest.segments if r.status != "done"]
         if failed:
+            self._after_failure()
             first = failed[0]
             raise VsrError(f"{len(failed)} of {len(self.manifest.segments)} segment(s) failed; "
                            f"segment {first.index}: {first.error}",
@@ -294,6 +292,17 @@ class ScaleOutJob:
             shutil.rmtree(self.work, ignore_errors=True)
         self._seconds = time.monotonic() - self._t0
         yield self.snapshot()
+
+    def _after_failure(self) -> None:
+        """Keep what is done for --resume; with nothing done, leave nothing behind."""
+        for leftover in self.work.glob(".*.partial.*"):  # parts of killed workers
+            leftover.unlink(missing_ok=True)
+        done = sum(r.status == "done" for r in self.manifest.segments)
+        if done:
+            log.warning("%d of %d segments are done and kept in '%s': rerun with --resume "
+                        "to continue", done, len(self.manifest.segments), self.work)
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
 
     def _record_done(self, event: SegmentDone) -> None:
         r = event.result
