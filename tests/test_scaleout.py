@@ -160,7 +160,9 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     # Without --resume or --restart the unfinished job is not touched.
     refused = process(*args)
     assert refused.returncode == 2 and "--resume" in refused.stderr
-    resumed = process(*args, "--resume", "--progress", "json")
+    # --resume alone: the recorded plan is reused.
+    resumed = process("upscale", src, out, *LOSSLESS, "--executor", "local", "--resume",
+                      "--progress", "json")
     assert resumed.returncode == 0, resumed.stderr
     events = [json.loads(line) for line in resumed.stderr.splitlines() if line.startswith("{")]
     ran = [e["index"] for e in events if e["event"] == "segment"]

@@ -85,6 +85,17 @@ def test_cli_starts_a_local_ray(tmp_path: Path) -> None:
     assert video_pts(out) == video_pts(src)
 
 
+def test_without_a_count_two_segments_per_worker(tmp_path: Path, cluster: None) -> None:
+    src = synth_video(tmp_path / "in.mp4", n=60, options=GOP12)
+    out = tmp_path / "out.mp4"
+    job = ScaleOutJob(SourceOptions(str(src)), ModelOptions(),
+                      SinkOptions(str(out), crf=0, preset="ultrafast"),
+                      ScaleOutOptions(executor="ray", workers=2, gpus_per_worker=0))
+    stats = job.run()
+    assert stats.segments == 4 and stats.frames == 60
+    assert video_pts(out) == video_pts(src)
+
+
 @pytest.mark.slow
 def test_a_node_removed_mid_job_still_completes(tmp_path: Path) -> None:
     """Two worker nodes; one is removed while both are busy: its segment runs again elsewhere.

@@ -56,6 +56,10 @@ class Executor(Protocol):
     workers: int
     provider: str
 
+    def capacity(self) -> int:
+        """How many segments can run at once (Ray: asks the cluster)."""
+        ...
+
     def start(self, model: ModelOptions, input_url: str, work: Path) -> None: ...
 
     def run(self, tasks: Sequence[SegmentTask]) -> Iterator[Event]: ...
@@ -74,6 +78,9 @@ class LocalExecutor:
         self.upscaler = upscaler
         self.provider = ""
         self._progress: list[SegmentProgress] = []
+
+    def capacity(self) -> int:
+        return self.workers
 
     def start(self, model: ModelOptions, input_url: str, work: Path) -> None:
         if self.upscaler is None:
@@ -169,10 +176,18 @@ class RayExecutor:
         self._started_ray = False
         self._actor_class: Any = None
         self._model: ModelOptions | None = None
+        self._gpus: float | None = None  # cluster resources, once connected
+        self._cpus = 1.0
+        self._g = 0.0
 
-    def start(self, model: ModelOptions, input_url: str, work: Path) -> None:
-        if self._actors:
-            return  # already started (warm actors are reused)
+    def capacity(self) -> int:
+        self._connect()
+        return self.workers
+
+    def _connect(self) -> None:
+        """Join or start Ray and size the worker pool from the cluster's resources."""
+        if self._gpus is not None:
+            return
         try:
             import ray
         except ImportError as exc:
@@ -196,6 +211,15 @@ class RayExecutor:
                              "cannot start", hint="pass --gpus-per-worker 0 to run on CPUs")
         if not self.workers:
             self.workers = int(gpus / g + 1e-9) if g else max(1, int(cpus // self.cpus_per_worker))
+        self._gpus, self._cpus, self._g = gpus, cpus, g
+
+    def start(self, model: ModelOptions, input_url: str, work: Path) -> None:
+        if self._actors:
+            return  # already started (warm actors are reused)
+        import ray
+
+        self._connect()
+        gpus, cpus, g = self._gpus or 0.0, self._cpus, self._g
         if not g and not model.threads:
             # CPU workers share the machine: each onnxruntime gets its own CPUs' worth of
             # threads instead of one per core each (oversubscription).
@@ -300,6 +324,7 @@ class RayExecutor:
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+            self._gpus = None
 
 
 def _cause(exc: BaseException) -> str:

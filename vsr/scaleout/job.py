@@ -111,34 +111,22 @@ class ScaleOutJob:
         finally:
             opened.container.close()
         self.index = kf.scan(source.url)
-        workers = options.workers or 1
-        wanted = kf.wanted_count(self.index, options.segments, options.segment_seconds, workers)
-        if wanted > 1 and self.index.problem:
-            raise UsageError(f"cannot split '{source.url}' into segments: {self.index.problem}",
-                             hint="run it on one machine (without --segments)")
-        self.segments = kf.plan(self.index, wanted)
-        if len(self.segments) < wanted:
-            log.warning("asked for %d segments, but '%s' has %d keyframe(s) to cut at: "
-                        "%d segment(s)", wanted, source.url, len(self.index.keyframes),
-                        len(self.segments))
         self.final = Path(sink.url)
         self.work = Path(options.work_dir) if options.work_dir else \
             self.final.with_name(self.final.name + ".vsr-work")
-        self.settings = self._settings()
-        self.manifest = self._open_work()
-        kind = options.executor
-        if kind == "auto":
-            kind = "ray" if (len(self.segments) > 1 or options.ray_address) else "local"
+        self.executor: Executor
         if executor is not None:
             self.executor = executor
-        elif kind == "ray":
-            self.executor = RayExecutor(options.ray_address, options.workers,
-                                        options.gpus_per_worker, options.cpus_per_worker,
-                                        max_attempts=options.max_attempts)
-        elif kind == "local":
-            self.executor = LocalExecutor(options.workers or 1, self.upscaler)
-        else:
-            raise UsageError(f"unknown executor {kind!r}: use auto, ray or local")
+        try:
+            self.segments = self._plan()
+            if executor is None:
+                self.executor = self._executor(len(self.segments))
+            self.settings = self._settings()
+            self.manifest = self._open_work()
+        except BaseException:
+            if executor is None and hasattr(self, "executor"):
+                self.executor.close()  # a Ray started to ask for its size
+            raise
         self.sink_counters = sink_mod.SinkCounters()
         self._t0 = time.monotonic()
         self._seconds = 0.0
@@ -147,6 +135,46 @@ class ScaleOutJob:
         self._join_seconds = 0.0
 
     # -- set-up ---------------------------------------------------------------------------
+
+    def _plan(self) -> list[kf.Segment]:
+        """The segments: as asked; on --resume without a count, the recorded job's; otherwise
+        2 per worker of the executor (which, for Ray, means asking the cluster now)."""
+        o = self.options
+        if o.segments is None and o.segment_seconds is None:
+            if o.resume and not o.restart and (self.work / NAME).exists():
+                recorded = Manifest.load(self.work).settings.get("segments") or []
+                return [kf.Segment(i, start, end, float(((end if end is not None else
+                                   self.index.end_pts) - start) * self.index.time_base))
+                        for i, (start, end) in enumerate(recorded)]
+            if not hasattr(self, "executor"):
+                self.executor = self._executor(2)
+            workers = self.executor.capacity()
+        else:
+            workers = o.workers or 1
+        wanted = kf.wanted_count(self.index, o.segments, o.segment_seconds, workers)
+        if wanted > 1 and self.index.problem:
+            raise UsageError(f"cannot split '{self.source.url}' into segments: {self.index.problem}",
+                             hint="run it on one machine (without --segments)")
+        segments = kf.plan(self.index, wanted)
+        if len(segments) < wanted:
+            log.warning("asked for %d segments, but '%s' has %d keyframe(s) to cut at: "
+                        "%d segment(s)", wanted, self.source.url, len(self.index.keyframes),
+                        len(segments))
+        return segments
+
+    def _executor(self, segments: int) -> Executor:
+        if hasattr(self, "executor"):
+            return self.executor
+        o = self.options
+        kind = o.executor
+        if kind == "auto":
+            kind = "ray" if (segments > 1 or o.ray_address) else "local"
+        if kind == "ray":
+            return RayExecutor(o.ray_address, o.workers, o.gpus_per_worker, o.cpus_per_worker,
+                               max_attempts=o.max_attempts)
+        if kind == "local":
+            return LocalExecutor(o.workers or 1, self.upscaler)
+        raise UsageError(f"unknown executor {kind!r}: use auto, ray or local")
 
     def _preflight_output(self) -> tuple[str, str]:
         """Open (and discard) the real output now, so an existing file, a missing folder or a
