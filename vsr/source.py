@@ -400,15 +400,7 @@ def _demux_decode(src: OpenedInput, decode_audio: frozenset[int], counters: Sour
     streams = [video, *src.info.passthrough]
 
     def passthrough(packet: Any) -> Iterator[Item]:
-        idx = packet.stream.index
-        if idx in decode_audio:
-            try:
-                for af in packet.decode():
-                    yield AudioFrame(idx, af)
-            except av.error.FFmpegError as exc:
-                log.debug("audio packet at %s: %s", packet.pts, reason(exc))
-        elif packet.size:
-            yield AudioPacket(idx, packet)
+        return passthrough_items(packet, decode_audio)
 
     for packet in src.pending:
         yield from passthrough(packet)
@@ -437,6 +429,25 @@ def _demux_decode(src: OpenedInput, decode_audio: frozenset[int], counters: Sour
         yield from _decode_packet(video, packet, counters, on_error, src.info.url)
     if not skip_video:
         yield from _decode_packet(video, None, counters, on_error, src.info.url)
+    yield from flush_audio(src, decode_audio)
+
+
+def passthrough_items(packet: Any, decode_audio: frozenset[int]) -> Iterator[Item]:
+    """An audio/subtitle packet as the sink wants it: decoded (the output re-encodes that
+    stream) or as it is (copied); a packet the decoder refuses is skipped."""
+    idx = packet.stream.index
+    if idx in decode_audio:
+        try:
+            for af in packet.decode():
+                yield AudioFrame(idx, af)
+        except av.error.FFmpegError as exc:
+            log.debug("audio packet at %s: %s", packet.pts, reason(exc))
+    elif packet.size:
+        yield AudioPacket(idx, packet)
+
+
+def flush_audio(src: OpenedInput, decode_audio: frozenset[int]) -> Iterator[Item]:
+    """The last frames held in the decoders of the re-encoded audio streams."""
     for idx in decode_audio:
         stream = next(s for s in src.info.passthrough if s.index == idx)
         try:

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
 
@@ -22,7 +21,7 @@ from .. import sink as sink_mod
 from ..errors import EncodeError, VsrError, reason
 from ..frames import AudioFrame, AudioPacket, Item, VideoPacket
 from ..options import SinkOptions, SourceOptions
-from ..source import OpenedInput, open_input
+from ..source import OpenedInput, flush_audio, open_input, passthrough_items
 from .manifest import SegmentRecord
 from .worker import describe_part
 
@@ -127,32 +126,14 @@ def _passthrough(src: OpenedInput, decode_audio: frozenset[int]) -> Iterator[Ite
     streams = list(src.info.passthrough)
     if not streams:
         return
-
-    def items(packet: Any) -> Iterator[Item]:
-        idx = packet.stream.index
-        if idx in decode_audio:
-            try:
-                for frame in packet.decode():
-                    yield AudioFrame(idx, frame)
-            except av.error.FFmpegError as exc:
-                log.debug("audio packet at %s: %s", packet.pts, reason(exc))
-        elif packet.size:
-            yield AudioPacket(idx, packet)
-
     for packet in src.pending:
-        yield from items(packet)
+        yield from passthrough_items(packet, decode_audio)
     try:
         for packet in src.container.demux(streams):
-            yield from items(packet)
+            yield from passthrough_items(packet, decode_audio)
     except av.error.FFmpegError as exc:
         log.warning("cannot read the input's audio past this point: %s", reason(exc))
-    for idx in decode_audio:
-        stream = next(s for s in streams if s.index == idx)
-        try:
-            for frame in stream.decode(None):
-                yield AudioFrame(idx, frame)
-        except av.error.FFmpegError:
-            pass
+    yield from flush_audio(src, decode_audio)
 
 
 class _Clock:
