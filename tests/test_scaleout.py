@@ -329,3 +329,25 @@ def test_ctrl_c_keeps_finished_segments_for_resume(tmp_path: Path) -> None:
                       "--resume", "-q")
     assert status == 0, err
     assert video_pts(out) == video_pts(src) and len(frame_hashes(out)) == 96
+
+
+def test_without_ray_the_cli_says_what_to_install(tmp_path: Path) -> None:
+    src = synth_video(tmp_path / "in.mp4", n=24, options=GOP12)
+    code = ("import sys; sys.modules['ray'] = None; from vsr.cli import main; "  # import ray fails
+            f"sys.exit(main(['upscale', {str(src)!r}, {str(tmp_path / 'o.mp4')!r}, '--segments', '2']))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 2, r.stderr
+    assert "pip install 'vsr[ray]'" in r.stderr and "--executor local" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not list(tmp_path.glob("o.mp4*")) and not list(tmp_path.glob(".o*"))
+
+
+def test_input_format_reaches_the_keyframe_scan(tmp_path: Path) -> None:
+    src = synth_video(tmp_path / "in.ts", n=24, options=GOP12, audio=None)
+    odd = tmp_path / "in.bin"  # no extension FFmpeg can guess from
+    odd.write_bytes(src.read_bytes())
+    status, err = cli("upscale", odd, tmp_path / "o.mp4", "--input-format", "mpegts", "--segments", "2",
+                      "--executor", "local", "-q")
+    assert status == 0, err
+    assert video_pts(tmp_path / "o.mp4") == video_pts(src)

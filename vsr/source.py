@@ -195,9 +195,18 @@ def _seek_first_frame(container: Any, video: Any, opts: SourceOptions, name: str
                               hint="scale-out segments need a seekable file") from exc
         video.codec_context.flush_buffers()
         errors.clear()
-        first, pending = _first_frame(container, video, [], name, errors, start)
+        try:
+            first, pending = _first_frame(container, video, [], name, errors, start)
+        except SourceError:
+            # Landed on frames that need an earlier keyframe and found none after them
+            # (MPEG-TS seeks by decode time): try from further back.
+            if back == 31:
+                raise
+            continue
         if first.pts is None or first.pts <= start:
             return first, pending
+    if first is None:
+        raise SourceError(f"cannot seek to pts {start} in {name}")
     log.warning("seeking to pts %d in %s landed after it: frames before pts %s may be missing",
                 start, name, first.pts)
     return first, pending

@@ -216,9 +216,9 @@ class RayExecutor:
     def start(self, model: ModelOptions, input_url: str, work: Path) -> None:
         if self._actors:
             return  # already started (warm actors are reused)
+        self._connect()  # first: it says what to install when Ray is missing
         import ray
 
-        self._connect()
         gpus, cpus, g = self._gpus or 0.0, self._cpus, self._g
         if not g and not model.threads:
             # CPU workers share the machine: each onnxruntime gets its own CPUs' worth of

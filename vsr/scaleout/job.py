@@ -110,7 +110,7 @@ class ScaleOutJob:
             self.part_codec, self.part_pix_fmt = self._preflight_output()
         finally:
             opened.container.close()
-        self.index = kf.scan(source.url)
+        self.index = kf.scan(source.url, source.format, source.options)
         self.final = Path(sink.url)
         self.work = Path(options.work_dir) if options.work_dir else \
             self.final.with_name(self.final.name + ".vsr-work")

@@ -52,14 +52,15 @@ class Segment:
     seconds: float
 
 
-def scan(url: str) -> KeyframeIndex:
-    """Read every video packet header of `url` (no decoding).
+def scan(url: str, format: str | None = None, options: dict[str, str] | None = None) -> KeyframeIndex:
+    """Read every video packet header of `url` (no decoding); `format` and `options` as for
+    the input itself (--input-format, --input-option).
 
     Raises:
         SourceError: the input cannot be opened, has no video, or no timed video packets.
     """
     try:
-        container = av.open(url)
+        container = av.open(url, format=format, options=dict(options or {}))
     except FileNotFoundError as exc:
         raise SourceError(f"cannot open input {url!r}: no such file or directory") from exc
     except (av.error.FFmpegError, OSError) as exc:
