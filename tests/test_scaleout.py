@@ -71,6 +71,7 @@ CLIPS = {
     "open_gop.mp4": {"options": OPEN_GOP},
     "source.mkv": {"options": GOP12},
     "vfr_open_gop.mkv": {"options": OPEN_GOP, "vfr": True},
+    "source.ts": {"options": GOP12},  # MPEG-TS seeks by decode time, without an index
 }
 
 
