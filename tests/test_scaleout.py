@@ -17,7 +17,7 @@ from pathlib import Path
 
 import av
 import pytest
-from conftest import ROOT, synth_video
+from conftest import ROOT, SHARED_VIDEOS, needs, synth_video
 
 from vsr import ModelOptions, SinkOptions, SourceOptions
 from vsr.cli import main
@@ -352,3 +352,18 @@ def test_input_format_reaches_the_keyframe_scan(tmp_path: Path) -> None:
                       "--executor", "local", "-q")
     assert status == 0, err
     assert video_pts(tmp_path / "o.mp4") == video_pts(src)
+
+
+ROADTRIP = SHARED_VIDEOS / "roadtrip_426x240_vp9_profile2_10bit.webm"
+
+
+@needs(ROADTRIP)
+def test_vp9_hidden_frames_sharing_a_timestamp_still_split(tmp_path: Path) -> None:
+    """VP9 alt-ref frames are packets without a picture of their own, sharing a pts with the
+    next one: a clean cut all the same. 10-bit in, 10-bit out."""
+    single, split = tmp_path / "single.mkv", tmp_path / "split.mkv"
+    upscale(ROADTRIP, single, "--scale", "2", "--pix-fmt", "yuv420p10le")
+    upscale(ROADTRIP, split, "--scale", "2", "--pix-fmt", "yuv420p10le", "--segments", "3",
+            "--executor", "local")
+    assert frame_hashes(split) == frame_hashes(single)
+    assert video_pts(split) == video_pts(single)

@@ -343,7 +343,8 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
     if mode is Progress.JSON:
         err.write(json.dumps(stats_record(stats)) + "\n")
     elif not args.quiet:
-        extra = f", {stats.segments} segments" if stats.segments else ""
+        extra = (f", {stats.segments} segment{'s' if stats.segments > 1 else ''}"
+                 if stats.segments else "")
         err.write(f"vsr: {stats.frames} frames {stats.input_size[0]}x{stats.input_size[1]} -> "
                   f"{stats.output_size[0]}x{stats.output_size[1]} in {stats.seconds:.1f}s "
                   f"({stats.fps:.1f} fps, {stats.provider}){extra} -> {stats.output}\n")

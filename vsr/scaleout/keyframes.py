@@ -7,7 +7,7 @@ the keyframe, presented before it) satisfy that; they belong to the previous seg
 decoder reads on past its end keyframe until a frame at or after it comes out. Inputs whose
 timestamps go backwards (concatenated streams, packed B-frames in AVI) have keyframes that are
 not clean cuts: they are refused for more than one segment, because frames would be lost or
-doubled at the seams.
+doubled at the seams. Packets that share a timestamp (VP9's hidden alt-ref frames) are fine.
 """
 
 from __future__ import annotations
@@ -89,14 +89,9 @@ def scan(url: str, format: str | None = None, options: dict[str, str] | None = N
             pass  # damaged tail: what was read can still be planned; the workers report damage
     if not pts:
         raise SourceError(f"no timed video packets in {url!r}")
-    problem = None
-    if missing:
-        problem = f"{missing} video packet(s) have no timestamp"
-    elif len(set(pts)) != len(pts):
-        seen: set[int] = set()
-        twice = next(p for p in pts if p in seen or seen.add(p))  # type: ignore[func-returns-value]
-        problem = (f"video timestamps repeat or go backwards (pts {twice} occurs twice, at "
-                   f"{float((twice - min(pts)) * tb):.3f}s)")
+    # Packets sharing a pts (VP9's hidden alt-ref frames) are harmless: only a keyframe that
+    # is not a clean cut makes the pts ranges lie about which frames a segment holds.
+    problem = f"{missing} video packet(s) have no timestamp" if missing else None
     # Clean cuts: prefix max before p < suffix min from p.
     suffix_min = [0] * (len(pts) + 1)
     suffix_min[len(pts)] = math.inf  # type: ignore[call-overload]
