@@ -69,7 +69,8 @@ def timed_job(src: Path, out: Path, segments: int, executor: Any, sink: SinkOpti
     total = time.monotonic() - t0
     cpu = cpu_seconds() - c0 if isinstance(executor, LocalExecutor) else float("nan")
     return {"seconds": total, "setup": t_setup, "run": time.monotonic() - t1,
-            "join": job._join_seconds, "frames": job.stats().frames, "cpu": cpu / total}
+            "join": job._join_seconds, "frames": job.stats().frames, "cpu": cpu / total,
+            "segments": job.stats().segments}
 
 
 class SimWorker:
@@ -139,6 +140,9 @@ def main() -> int:
     ap.add_argument("--sim-workers", default="1,2,4,8")
     ap.add_argument("--sim-speed", type=float, default=0.002,
                     help="simulated seconds of work per second of video")
+    ap.add_argument("--gpu-layouts", default="",
+                    help="on a GPU machine: WORKERSxGPUS_EACH layouts to compare instead of the "
+                         "CPU Ray runs, e.g. 1x1,2x0.5,4x0.25")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     w, h = map(int, args.size.split("x"))
@@ -160,24 +164,29 @@ def main() -> int:
     single = time.monotonic() - t0
     rows: list[tuple[str, dict[str, float]]] = [
         ("single machine (no segments)", {"seconds": single, "cpu": (cpu_seconds() - c0) / single})]
-    rows.append((f"--segments {args.segments}, 1 local worker",
-                 timed_job(src, tmp / "l1.mp4", args.segments, LocalExecutor(1), sink)))
-    rows.append((f"--segments {args.segments}, 2 local threads",
-                 timed_job(src, tmp / "l2.mp4", args.segments, LocalExecutor(2), sink)))
+    for workers in (1, 2):
+        row = timed_job(src, tmp / f"l{workers}.mp4", args.segments, LocalExecutor(workers), sink)
+        rows.append((f"{row['segments']} segments, {workers} local thread(s)", row))
     if not args.no_ray:
         import ray
 
         t0 = time.monotonic()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray.init(num_cpus=os.cpu_count() if args.gpu_layouts else 2, include_dashboard=False,
+                 log_to_driver=False, logging_level="ERROR")
         ray_init = time.monotonic() - t0
-        for workers in (1, 2):
-            ex = RayExecutor(workers=workers, gpus_per_worker=0, cpus_per_worker=1)
+        layouts = [(int(w), float(g)) for w, g in (x.split("x") for x in args.gpu_layouts.split(",") if x)] \
+            or [(1, 0.0), (2, 0.0)]
+        for workers, gpus in layouts:
+            cpus = max(1.0, float((os.cpu_count() or 2) // workers)) if gpus else 1.0
+            ex = RayExecutor(workers=workers, gpus_per_worker=gpus, cpus_per_worker=cpus)
             t0 = time.monotonic()
             ex.start(ModelOptions(), str(src), tmp)
             actors = time.monotonic() - t0
-            row = timed_job(src, tmp / f"r{workers}.mp4", args.segments, ex, sink)
+            segments = max(args.segments, 2 * workers)
+            row = timed_job(src, tmp / f"r{workers}.mp4", segments, ex, sink)
             row["actors_start"] = actors
-            rows.append((f"--segments {args.segments}, {workers} Ray actor(s) x 1 CPU", row))
+            what = f"{gpus:g} GPU + {cpus:g} CPU" if gpus else "1 CPU"
+            rows.append((f"{row['segments']} segments, {workers} Ray actor(s) x {what} ({ex.provider})", row))
             ex.close()
         ray.shutdown()
         results["ray_init_seconds"] = ray_init

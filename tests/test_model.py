@@ -167,3 +167,36 @@ def test_large_frames_run_in_strips_and_batches_in_chunks_with_identical_results
         got = OnnxUpscaler(MODEL_X3, Device.CPU, max_run_pixels=budget,
                            tile=40 if budget == 13000 else 0)(y)
         assert np.array_equal(got, whole), budget
+
+
+def test_model_stage_variants_for_the_gpu_path_match_the_reference() -> None:
+    """scripts/onnx_variants.py: uint8 I/O inside the graph is bit-identical to vsr's numpy
+    conversions; fp16 stays within 1 level on almost every pixel (on the CPU here; the GPU
+    check times them, scripts/model_fps.py --variants all)."""
+    pytest.importorskip("onnx")
+    import sys
+
+    sys.path.insert(0, str(MODEL_X3.parent.parent / "scripts"))
+    from onnx_variants import uint8_io
+
+    up = OnnxUpscaler(MODEL_X3, Device.CPU)
+    frame = cv2.cvtColor(vsr_sample_frame(), cv2.COLOR_BGR2GRAY)
+    y = np.stack([frame, frame[::-1]])
+    reference = up(y)
+    for fp16, max_diff, share in ((False, 0, 0.0), (True, 1, 0.05)):
+        session = ort.InferenceSession(uint8_io(MODEL_X3, fp16=fp16), providers=["CPUExecutionProvider"])
+        out = session.run(None, {"luma_u8": y[:, None]})[0][:, 0]
+        assert out.dtype == np.uint8 and out.shape == reference.shape
+        diff = np.abs(out.astype(np.int16) - reference)
+        assert diff.max() <= max_diff and (diff > 0).mean() <= share
+
+
+def vsr_sample_frame() -> np.ndarray:
+    """A real frame: the middle of the bundled sample clip."""
+    import av
+
+    with av.open(str(MODEL_X3.parent.parent / "samples" / "sample.mp4")) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i == 50:
+                return f.to_ndarray(format="bgr24")
+    raise AssertionError("sample too short")
