@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -198,7 +199,7 @@ def main() -> int:
     for name, r in rows:
         cpu = r.get("cpu", float("nan"))
         print(f"| {name} | {r['seconds']:.2f} | {args.frames / r['seconds']:.1f} | "
-              f"{single / r['seconds']:.2f}x | {'-' if cpu != cpu else f'{cpu:.2f}'} | "
+              f"{single / r['seconds']:.2f}x | {'-' if math.isnan(cpu) else f'{cpu:.2f}'} | "
               f"{r.get('join', 0):.3f} |")
     print(f"\nkeyframe scan {results['scan_seconds'] * 1000:.1f} ms"
           + (f"; ray.init {results['ray_init_seconds']:.2f} s; warm actors "

@@ -368,3 +368,16 @@ def test_vp9_hidden_frames_sharing_a_timestamp_still_split(tmp_path: Path) -> No
             "--executor", "local")
     assert frame_hashes(split) == frame_hashes(single)
     assert video_pts(split) == video_pts(single)
+
+
+def test_codecs_mp4_cannot_hold_use_matroska_parts_when_exact(tmp_path: Path) -> None:
+    """Raw video: parts in Matroska (exact for a millisecond time base), else a clear error."""
+    src = synth_video(tmp_path / "in.mkv", n=24, options=GOP12, audio=None)
+    single, split = tmp_path / "single.mkv", tmp_path / "split.mkv"
+    upscale(src, single, "--codec", "rawvideo")
+    upscale(src, split, "--codec", "rawvideo", "--segments", "2", "--executor", "local")
+    assert frame_hashes(split) == frame_hashes(single) and video_pts(split) == video_pts(src)
+    mp4_src = synth_video(tmp_path / "in.mp4", n=24, options=GOP12, audio=None)  # 1/12800
+    status, err = cli("upscale", mp4_src, tmp_path / "o.mkv", "--codec", "rawvideo", "--segments", "2",
+                      "--executor", "local")
+    assert status == 2 and "cannot hold rawvideo" in err and "Traceback" not in err

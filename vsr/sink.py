@@ -205,6 +205,10 @@ def _copied_video(container: Any, template: Any, info: StreamInfo) -> tuple[Any,
         raise SinkError(f"cannot put {template.codec_context.name} video into {fmt_name}",
                         hint="pick another output extension or --codec") from exc
     stream.time_base = info.video.time_base
+    if template.codec_context.name == "rawvideo" and template.codec_tag.strip("\x00"):
+        # PyAV's template copy drops the codec tag; raw video needs its FourCC (I420, ...)
+        # to say how the pixels are laid out, or Matroska refuses it.
+        stream.codec_tag = template.codec_tag
     if info.video.rotation:
         stream.set_display_rotation(info.video.rotation)
     copy_tags(info.video.metadata, stream.metadata, STALE_TAGS)

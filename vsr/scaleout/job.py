@@ -11,14 +11,18 @@ Only the driver writes the manifest. A driver killed at any point leaves a manif
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+import av
 
 from .. import __version__
 from .. import sink as sink_mod
@@ -111,6 +115,7 @@ class ScaleOutJob:
         finally:
             opened.container.close()
         self.index = kf.scan(source.url, source.format, source.options)
+        self.part_suffix = _part_suffix(self.part_codec, self.index.time_base)
         self.final = Path(sink.url)
         self.work = Path(options.work_dir) if options.work_dir else \
             self.final.with_name(self.final.name + ".vsr-work")
@@ -225,7 +230,7 @@ class ScaleOutJob:
             raise WorkDirError(f"cannot create work directory '{work}': {exc.strerror or exc}") from exc
         manifest = Manifest(
             VERSION, signature, digest, self.settings, str(self.final), str(self.index.time_base),
-            [SegmentRecord(g.index, g.start_pts, g.end_pts, f"seg-{g.index:05d}.mp4")
+            [SegmentRecord(g.index, g.start_pts, g.end_pts, f"seg-{g.index:05d}{self.part_suffix}")
              for g in self.segments])
         manifest.save(work)
         return manifest
@@ -384,6 +389,22 @@ class ScaleOutJob:
             audio_streams=self.sink_counters.audio_packets and len(self.info.passthrough),
             decode_errors=damage, output=str(self.final), segments=len(self.manifest.segments),
         )
+
+
+def _part_suffix(codec_name: str, time_base: Fraction) -> str:
+    """The container of the parts: MP4 keeps any time base exactly; Matroska (for codecs MP4
+    cannot hold) counts in milliseconds, exact only when the source does too."""
+    codec = av.Codec(codec_name, "w")
+    names = {codec.name, codec.canonical_name}
+    for fmt, suffix in (("mp4", ".mp4"), ("matroska", ".mkv")):
+        with av.open(io.BytesIO(), "w", format=fmt) as probe:
+            fits = bool(names & set(probe.supported_codecs))
+        if fits and (suffix == ".mp4" or (time_base * 1000).denominator == 1):
+            return suffix
+    raise UsageError(f"segments are kept as MP4 parts, which cannot hold {codec_name} video "
+                     f"(and Matroska would round this input's {time_base} timestamps)",
+                     hint="pick a codec MP4 holds (libx264, libx265, libsvtav1, libvpx-vp9, ffv1), "
+                          "or run without --segments")
 
 
 def _check_request(source: SourceOptions, sink: SinkOptions, o: ScaleOutOptions) -> None:
