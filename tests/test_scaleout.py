@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from conftest import ROOT, SHARED_VIDEOS, needs, synth_video
 
@@ -381,3 +382,35 @@ def test_codecs_mp4_cannot_hold_use_matroska_parts_when_exact(tmp_path: Path) ->
     status, err = cli("upscale", mp4_src, tmp_path / "o.mkv", "--codec", "rawvideo", "--segments", "2",
                       "--executor", "local")
     assert status == 2 and "cannot hold rawvideo" in err and "Traceback" not in err
+
+
+def test_notes_are_said_once_and_damage_is_reported_with_times(tmp_path: Path) -> None:
+    # 65x49 -> 195x147: odd, padded for yuv420p; the note comes once, not once per segment.
+    src = synth_video(tmp_path / "odd.mp4", n=36, size=(66, 50), options=GOP12, audio=None)
+    odd = tmp_path / "odd.mkv"
+    with av.open(str(src)) as i, av.open(str(odd), "w") as o:
+        s = o.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 65, 49, "yuv444p"
+        s.codec_context.options = GOP12
+        for f in i.decode(video=0):
+            o.mux(s.encode(f.reformat(65, 49, "yuv444p")))
+        o.mux(s.encode(None))
+    status, err = cli("upscale", odd, tmp_path / "o.mkv", "--segments", "3", "--executor", "local")
+    assert status == 0, err
+    assert err.count("padding to 196x148") == 1, err
+
+    # Damage in the middle of an MPEG-TS clip (the reliability tests' recipe): reported once
+    # for the job, with input times, and the same frames kept as on one machine.
+    clip = synth_video(tmp_path / "in.ts", n=60, size=(160, 96), options=GOP12, audio=None)
+    data = bytearray(clip.read_bytes())
+    rng = np.random.default_rng(1)
+    for i in rng.integers(len(data) // 2, len(data) // 2 + 6000, 60):
+        data[i] ^= 0xFF
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    status, single_err = cli("upscale", damaged, tmp_path / "s.mp4")
+    assert status == 0 and "input damage:" in single_err
+    status, err = cli("upscale", damaged, tmp_path / "d.mp4", "--segments", "3", "--executor", "local")
+    assert status == 0, err
+    assert err.count("input damage:") == 1 and " at " in err.split("input damage:")[1], err
+    assert video_pts(tmp_path / "d.mp4") == video_pts(tmp_path / "s.mp4")

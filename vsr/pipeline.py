@@ -76,6 +76,8 @@ class Pipeline:
         mode: FILE (lossless, back-pressure) or LIVE (real time, drops at the input).
         live: live-mode settings.
         color: "auto" (native 4:2:0 planes where possible), "native" or "ycrcb".
+        log_notes: log the output's notes (padding, dropped streams); a scale-out segment
+            leaves that to the job, which says them once.
 
     Raises:
         VsrError subclasses for bad input, model or output, before any thread starts.
@@ -84,7 +86,7 @@ class Pipeline:
     def __init__(self, source: SourceOptions, model: ModelOptions, sink: SinkOptions | None,
                  upscaler: Upscaler | None = None, on_error: str = "skip",
                  mode: Mode = Mode.FILE, live: LiveOptions | None = None,
-                 color: str = "auto") -> None:
+                 color: str = "auto", log_notes: bool = True) -> None:
         if model.batch < 0:
             raise VsrError("--batch must be 'auto' or at least 1")
         if sink is None and not (mode is Mode.LIVE and live is not None and live.preview):
@@ -113,7 +115,7 @@ class Pipeline:
             if self.output is not None:
                 sink_mod.discard(self.output)
             raise
-        for note in self.output.notes if self.output else []:
+        for note in self.output.notes if self.output and log_notes else []:
             log.warning("%s", note)
         self.native = self._native_path(color)
         if self.output is not None:

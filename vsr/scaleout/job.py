@@ -183,10 +183,13 @@ class ScaleOutJob:
 
     def _preflight_output(self) -> tuple[str, str]:
         """Open (and discard) the real output now, so an existing file, a missing folder or a
-        codec the container cannot hold fails before any segment runs; and the parts' codec."""
+        codec the container cannot hold fails before any segment runs; and the parts' codec.
+        Its notes (padding, audio re-encoded or dropped) are said here, once for the job."""
         out = sink_mod.open_output(self.sink, self.info, self.scale)
         codec, pix_fmt = out.video.codec_context.name, out.pix_fmt
         sink_mod.discard(out)
+        for note in out.notes:
+            log.warning("%s", note)
         return codec, pix_fmt
 
     def _settings(self) -> dict[str, Any]:
@@ -343,7 +346,9 @@ class ScaleOutJob:
         rec.status, rec.error = "done", None
         rec.attempts += 1
         rec.frames, rec.first_pts, rec.last_pts = r.frames, r.first_pts, r.last_pts
-        rec.bytes, rec.sha256, rec.extradata, rec.damage = r.bytes, r.sha256, r.extradata, r.damage
+        rec.bytes, rec.sha256, rec.extradata = r.bytes, r.sha256, r.extradata
+        rec.decode_errors, rec.corrupt_frames = r.decode_errors, r.corrupt_frames
+        rec.damage_times = list(r.damage_times)
         self.manifest.save(self.work)
         self._running.pop(r.index, None)
         self._events.append({"event": "segment", "index": r.index, "status": "done",
@@ -378,7 +383,7 @@ class ScaleOutJob:
 
     def stats(self) -> Stats:
         v = self.info.video
-        damage = sum(r.damage for r in self.manifest.segments)
+        segs = self.manifest.segments
         return Stats(
             frames=self.sink_counters.frames or sum(r.frames for r in self.manifest.segments),
             seconds=self._seconds or time.monotonic() - self._t0,
@@ -387,7 +392,10 @@ class ScaleOutJob:
             scale=self.scale, provider=self.executor.provider or self.executor.name,
             batch=self.model.batch, stages=StageTimes(encode=self._join_seconds),
             audio_streams=self.sink_counters.audio_packets and len(self.info.passthrough),
-            decode_errors=damage, output=str(self.final), segments=len(self.manifest.segments),
+            decode_errors=sum(r.decode_errors for r in segs),
+            corrupt_frames=sum(r.corrupt_frames for r in segs),
+            damage_times=tuple(sorted(t for r in segs for t in r.damage_times)),
+            output=str(self.final), segments=len(segs),
         )
 
 

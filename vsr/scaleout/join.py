@@ -79,8 +79,6 @@ def join(parts: Sequence[Path], source: SourceOptions, sink: SinkOptions, scale:
         with av.open(str(parts[0])) as first:
             out = sink_mod.open_output(sink, original.info, scale,
                                        video_template=first.streams.video[0])
-        for note in out.notes:
-            log.warning("%s", note)
         try:
             items = heapq.merge(_video_packets(parts), _passthrough(original, out.decode_audio),
                                 key=_Clock().key)

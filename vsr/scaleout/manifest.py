@@ -43,7 +43,9 @@ class SegmentRecord:
     bytes: int = 0
     sha256: str | None = None
     extradata: str | None = None  # sha256 of the encoder's extradata (must match across parts)
-    damage: int = 0  # undecodable packets + concealed frames in this segment's range
+    decode_errors: int = 0  # undecodable packets in this segment's range (frames lost)
+    corrupt_frames: int = 0  # frames kept with concealed damage
+    damage_times: list[float] = field(default_factory=list)  # input seconds of both
 
 
 @dataclass

@@ -48,8 +48,9 @@ class SegmentResult:
     sha256: str
     extradata: str
     seconds: float
-    damage: int = 0
-    damage_times: tuple[float, ...] = ()
+    decode_errors: int = 0
+    corrupt_frames: int = 0
+    damage_times: tuple[float, ...] = ()  # input seconds
     worker: str = ""
 
 
@@ -82,7 +83,7 @@ def run_segment(task: SegmentTask, upscaler: Upscaler | None = None,
 
     t0 = time.monotonic()
     pipeline = Pipeline(task.source, task.model, task.sink, upscaler=upscaler,
-                        on_error=task.on_error, color=task.color)
+                        on_error=task.on_error, color=task.color, log_notes=False)
     try:
         for snap in pipeline.progress():
             if progress is not None:
@@ -101,7 +102,7 @@ def run_segment(task: SegmentTask, upscaler: Upscaler | None = None,
                        f"{part.frames} in '{path}'")
     return SegmentResult(task.index, part.frames, part.first_pts, part.last_pts,
                          path.stat().st_size, file_sha256(path), part.extradata,
-                         time.monotonic() - t0, stats.decode_errors + stats.corrupt_frames,
+                         time.monotonic() - t0, stats.decode_errors, stats.corrupt_frames,
                          stats.damage_times, f"{socket.gethostname()}:{os.getpid()}")
 
 
