@@ -6,6 +6,7 @@ Skipped when Ray is not installed (it is the optional extra `vsr[ray]`).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -75,11 +76,13 @@ def test_cli_starts_a_local_ray(tmp_path: Path) -> None:
     """`--segments` without --ray-address: vsr starts (and stops) its own local Ray."""
     src = synth_video(tmp_path / "in.mp4", n=24, options=GOP12)
     out = tmp_path / "out.mp4"
-    r = subprocess.run([sys.executable, "-m", "vsr", "upscale", src, out, *LOSSLESS, "--segments", "2",
-                        "--gpus-per-worker", "0", "--workers", "2"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=180)
+    # Relative paths, as typed in a shell: Ray workers run in directories of their own.
+    r = subprocess.run([sys.executable, "-m", "vsr", "upscale", "in.mp4", "out.mp4", *LOSSLESS,
+                        "--segments", "2", "--gpus-per-worker", "0", "--workers", "2"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr
-    assert r.stderr.strip().splitlines()[-1].endswith(f"-> {out}")
+    assert r.stderr.strip().splitlines()[-1].endswith("-> out.mp4")
     assert "(Ray)" in r.stderr and "2 segments" in r.stderr
     assert "WARNING" not in r.stderr and "Traceback" not in r.stderr
     assert video_pts(out) == video_pts(src)

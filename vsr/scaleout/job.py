@@ -100,6 +100,9 @@ class ScaleOutJob:
                  options: ScaleOutOptions, on_error: str = "skip", color: str = "auto",
                  upscaler: Upscaler | None = None, executor: Executor | None = None) -> None:
         _check_request(source, sink, options)
+        # Absolute paths: a worker on another node (or a Ray worker in its own directory)
+        # must find the same files.
+        source = replace(source, url=str(Path(source.url).resolve()))
         self.source, self.model, self.sink, self.options = source, model, sink, options
         self.on_error, self.color = on_error, color
         self.upscaler = upscaler or load(model.model, model.scale, model.device, model.tile,
@@ -117,8 +120,8 @@ class ScaleOutJob:
         self.index = kf.scan(source.url, source.format, source.options)
         self.part_suffix = _part_suffix(self.part_codec, self.index.time_base)
         self.final = Path(sink.url)
-        self.work = Path(options.work_dir) if options.work_dir else \
-            self.final.with_name(self.final.name + ".vsr-work")
+        self.work = (Path(options.work_dir) if options.work_dir else
+                     self.final.with_name(self.final.name + ".vsr-work")).resolve()
         self.executor: Executor
         if executor is not None:
             self.executor = executor
