@@ -32,12 +32,14 @@ that succeeded with fewer frames than the tolerant decode got from the same inpu
 
     .venv/bin/python scripts/fuzz.py --jobs 2 --json /tmp/fuzz.json     # ~300 cases
     .venv/bin/python scripts/fuzz.py --cases 'bear.*flip' --work /tmp/fz  # a few, kept
+    .venv/bin/python scripts/fuzz.py --jobs 2 --extra='--segments 3 --executor local'  # scale-out
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
 import json
 import os
 import random
@@ -301,13 +303,14 @@ def probe_frames(path: Path, timeout: float = 30) -> int:
     return int(out.strip()) if code == 0 and out.strip().isdigit() else -1
 
 
-def run_case(case: Case, src: Path, out_dir: Path, model: Path | None, timeout: float) -> Result:
+def run_case(case: Case, src: Path, out_dir: Path, model: Path | None, timeout: float,
+             extra: Sequence[str] = ()) -> Result:
     """Upscale one case with the CLI and classify what happened."""
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     out = out_dir / "out.mp4"
     cmd = [sys.executable, "-m", "vsr", "upscale", str(src), str(out), "--preset", "ultrafast",
-           "--progress", "none", "-y", *(["--model", str(model)] if model else [])]
+           "--progress", "none", "-y", *(["--model", str(model)] if model else []), *extra]
     code, _, err, seconds = _run(cmd, timeout)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     output_frames = probe_frames(out) if code == 0 and out.exists() else 0
@@ -322,6 +325,8 @@ def run_case(case: Case, src: Path, out_dir: Path, model: Path | None, timeout: 
     else:
         status = "crash"  # a signal, another exit code, or an error without a 'vsr:' line
     keep = {"out.mp4"} if code == 0 else set()
+    if code == 1 and (out_dir / "out.mp4.vsr-work" / "manifest.json").exists():
+        keep.add("out.mp4.vsr-work")  # scale-out: finished segments kept for --resume, on purpose
     # After a timeout vsr was SIGKILLed and could not clean up: not counted as its leftover.
     leftover = sorted(p.name for p in out_dir.iterdir() if p.name not in keep) if code is not None else []
     return Result(case.name, case.kind, status, code, round(seconds, 2), lines[-1] if lines else "",
@@ -329,14 +334,15 @@ def run_case(case: Case, src: Path, out_dir: Path, model: Path | None, timeout: 
 
 
 def run_all(cases: Sequence[Case], work: Path, seed: int = 0, jobs: int = 1, timeout: float = 60,
-            real_model: bool = False, on_result: Callable[[Result], None] | None = None) -> list[Result]:
+            real_model: bool = False, on_result: Callable[[Result], None] | None = None,
+            extra: Sequence[str] = ()) -> list[Result]:
     """Build each case's input under `work/in`, run it (outputs under `work/out`), in order."""
     clips = {p.name: p for p in source_clips()}
     model = None if real_model else identity_model(work)
 
     def one(case: Case) -> Result:
         src = materialize(case, work / "in", clips, seed)
-        result = run_case(case, src, work / "out" / case.slug, model, timeout)
+        result = run_case(case, src, work / "out" / case.slug, model, timeout, extra)
         if on_result:
             on_result(result)
         return result
@@ -398,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="run only the first N (matching) cases")
     p.add_argument("--cases", help="regular expression the case names must match")
     p.add_argument("--json", type=Path, help="write per-case results here")
+    p.add_argument("--extra", default="", help="more `vsr upscale` arguments for every case, "
+                   "e.g. --extra='--segments 3 --executor local' (the scale-out path)")
     p.add_argument("--probe", help=argparse.SUPPRESS)  # internal: tolerant decode of one file
     args = p.parse_args(argv)
     if args.probe:
@@ -417,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     try:
-        results = run_all(cases, work, args.seed, args.jobs, args.timeout, args.real_model, progress)
+        results = run_all(cases, work, args.seed, args.jobs, args.timeout, args.real_model, progress,
+                          shlex.split(args.extra))
     finally:
         if args.work is None and not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -446,3 +446,35 @@ def test_join_keeps_decode_timestamps_increasing_across_parts(tmp_path: Path) ->
     assert all(p.dts <= p.pts for p in packets)
     tb = packets[0].time_base
     assert sorted(float(p.pts * tb) for p in packets) == [i / 25 for i in range(24)]
+
+
+def test_a_segment_damage_left_without_frames_is_empty_not_failed(tmp_path: Path) -> None:
+    from vsr.scaleout.join import verify
+    from vsr.scaleout.manifest import SegmentRecord
+    from vsr.scaleout.worker import SegmentTask, run_segment
+
+    src = synth_video(tmp_path / "in.mp4", n=36, options=GOP12, audio=None)
+    index = scan(str(src))
+    k = index.keyframes[1]
+    sink = SinkOptions(str(tmp_path / "seg-00001.mp4"), preset="ultrafast", audio="none")
+    # A range holding no decodable frame (as when damage took all of them).
+    empty = SegmentTask(1, SourceOptions(str(src), start_pts=k, end_pts=k, video_only=True), sink,
+                        ModelOptions())
+    result = run_segment(empty)
+    assert result.frames == 0 and not Path(sink.url).exists()
+    whole = SegmentTask(0, SourceOptions(str(src), end_pts=k, video_only=True),
+                        SinkOptions(str(tmp_path / "seg-00000.mp4"), preset="ultrafast", audio="none"),
+                        ModelOptions())
+    first = run_segment(whole)
+    assert first.frames == 12
+    records = [SegmentRecord(0, index.first_pts, k, "seg-00000.mp4", "done", 1, None, 12,
+                             first.first_pts, first.last_pts),
+               SegmentRecord(1, k, k, "seg-00001.mp4", "done", 1, None, 0)]
+    assert verify(tmp_path, records, index.time_base) == [tmp_path / "seg-00000.mp4"]
+
+
+def test_no_sliver_segments_next_to_a_stray_keyframe() -> None:
+    from fractions import Fraction
+
+    index = KeyframeIndex(Fraction(1, 25), (1, 2), 1, 161, 160)  # a damaged AVI's keyframes
+    assert len(plan(index, 3)) == 1

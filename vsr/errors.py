@@ -36,6 +36,10 @@ class SourceError(VsrError, OSError):
     exit_status = 2
 
 
+class NoVideoFrame(SourceError):
+    """The input (or the asked-for range of it) has no video frame that can be decoded."""
+
+
 class DecodeError(SourceError):
     """A frame could not be decoded after processing had started."""
 

@@ -24,7 +24,7 @@ import av
 
 from .channel import Channel
 from .color import split_frame
-from .errors import DecodeError, SourceError, reason
+from .errors import DecodeError, NoVideoFrame, SourceError, reason
 from .frames import AudioFrame, AudioPacket, Item, StreamInfo, VideoInfo
 from .options import SourceOptions
 from .timestamps import Pending, TimestampRepair
@@ -113,7 +113,7 @@ def open_input(opts: SourceOptions) -> OpenedInput:
             if stdin is not None:
                 stdin.reraise()
         if opts.end_pts is not None and first.pts is not None and first.pts >= opts.end_pts:
-            raise SourceError(f"no video frame in {name} between pts {opts.start_pts} and "
+            raise NoVideoFrame(f"no video frame in {name} between pts {opts.start_pts} and "
                               f"{opts.end_pts}")
         _check_size(first.width, first.height, opts.max_pixels, name, "has")
         info = StreamInfo(
@@ -248,7 +248,7 @@ def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
     except av.error.FFmpegError as exc:
         raise SourceError(f"cannot read input {name}: {reason(exc)}", hint=PIPE_HINT if name ==
                           "standard input" else None) from exc
-    raise SourceError(f"no decodable video frame in {name}",
+    raise NoVideoFrame(f"no decodable video frame in {name}",
                       hint="the file may be truncated or damaged")
 
 

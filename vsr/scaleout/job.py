@@ -259,7 +259,7 @@ class ScaleOutJob:
         for leftover in self.work.glob(".*.partial.*"):
             leftover.unlink(missing_ok=True)
         for rec in m.segments:
-            if rec.status != "done":
+            if rec.status != "done" or rec.frames == 0:
                 continue
             path = self.work / rec.file
             ok = path.is_file() and path.stat().st_size == rec.bytes and file_sha256(path) == rec.sha256

@@ -43,6 +43,8 @@ def verify(work: Path, records: Sequence[SegmentRecord], time_base: Fraction) ->
     previous_last: int | None = None
     extradata = None
     for rec in sorted(records, key=lambda r: r.index):
+        if rec.frames == 0:
+            continue  # damage left this range without a decodable frame: nothing to join
         path = work / rec.file
         if not path.is_file():
             raise JoinError(f"segment {rec.index}: part '{path}' is missing")
@@ -65,6 +67,8 @@ def verify(work: Path, records: Sequence[SegmentRecord], time_base: Fraction) ->
         extradata = part.extradata
         previous_last = part.last_pts
         paths.append(path)
+    if not paths:
+        raise JoinError("no segment has a decodable frame")
     return paths
 
 

@@ -139,18 +139,23 @@ def wanted_count(index: KeyframeIndex, segments: int | None, segment_seconds: fl
 
 
 def plan(index: KeyframeIndex, count: int) -> list[Segment]:
-    """Cut at the clean keyframes nearest to `count` equal parts (fewer when keyframes are few)."""
+    """Cut at the clean keyframes nearest to `count` equal parts (fewer when keyframes are few).
+
+    A cut that would leave a segment shorter than a quarter of the ideal length is skipped:
+    a sliver costs a seek and an encoder start for almost no work.
+    """
     span = index.end_pts - index.first_pts
+    shortest = span / count / 4
     starts = [index.first_pts]
-    candidates = list(index.keyframes[1:])
+    candidates = [k for k in index.keyframes[1:] if index.end_pts - k >= shortest]
     for i in range(1, count):
+        candidates = [k for k in candidates if k - starts[-1] >= shortest]
         if not candidates:
             break
         ideal = index.first_pts + span * i / count
         best = min(candidates, key=lambda k: abs(k - ideal))
-        if best > starts[-1]:
-            starts.append(best)
-            candidates = [k for k in candidates if k > best]
+        starts.append(best)
+        candidates = [k for k in candidates if k > best]
     segments = []
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import av
 
-from ..errors import Cancelled, SourceError, VsrError
+from ..errors import Cancelled, NoVideoFrame, SourceError, VsrError
 from ..model import Upscaler, load
 from ..options import ModelOptions, SinkOptions, SourceOptions
 from .manifest import file_sha256
@@ -82,8 +82,14 @@ def run_segment(task: SegmentTask, upscaler: Upscaler | None = None,
     from ..pipeline import Pipeline
 
     t0 = time.monotonic()
-    pipeline = Pipeline(task.source, task.model, task.sink, upscaler=upscaler,
-                        on_error=task.on_error, color=task.color, log_notes=False)
+    try:
+        pipeline = Pipeline(task.source, task.model, task.sink, upscaler=upscaler,
+                            on_error=task.on_error, color=task.color, log_notes=False)
+    except NoVideoFrame:
+        # Damage took every frame of this range: an empty segment (its frames are as lost
+        # as on one machine), not a failed one. No part is written.
+        return SegmentResult(task.index, 0, None, None, 0, "", "", time.monotonic() - t0,
+                             decode_errors=1, worker=f"{socket.gethostname()}:{os.getpid()}")
     try:
         for snap in pipeline.progress():
             if progress is not None:
