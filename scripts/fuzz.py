@@ -335,13 +335,14 @@ def run_case(case: Case, src: Path, out_dir: Path, model: Path | None, timeout: 
 
 def run_all(cases: Sequence[Case], work: Path, seed: int = 0, jobs: int = 1, timeout: float = 60,
             real_model: bool = False, on_result: Callable[[Result], None] | None = None,
-            extra: Sequence[str] = ()) -> list[Result]:
-    """Build each case's input under `work/in`, run it (outputs under `work/out`), in order."""
-    clips = {p.name: p for p in source_clips()}
+            extra: Sequence[str] = (), clips: Sequence[Path] | None = None) -> list[Result]:
+    """Build each case's input under `work/in`, run it (outputs under `work/out`), in order.
+    `clips`: where the cases' source clips are (default: `source_clips()`)."""
+    clips_by_name = {p.name: p for p in (source_clips() if clips is None else clips)}
     model = None if real_model else identity_model(work)
 
     def one(case: Case) -> Result:
-        src = materialize(case, work / "in", clips, seed)
+        src = materialize(case, work / "in", clips_by_name, seed)
         result = run_case(case, src, work / "out" / case.slug, model, timeout, extra)
         if on_result:
             on_result(result)

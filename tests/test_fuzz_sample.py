@@ -91,3 +91,21 @@ def test_corpus_is_reproducible_from_the_seed_and_names() -> None:
     for case in _pick(fuzz.SAMPLE):
         assert case.name == f"sample.mp4~{case.kind}@{case.offset}+{case.length}"
         assert fuzz.mutate(data, case) == fuzz.mutate(data, case)
+
+
+def test_damaged_inputs_through_the_scale_out_path(tmp_path: Path) -> None:
+    """One case of every mutation kind of a clip with a keyframe every 12 frames (so it
+    really splits), through `--segments 3 --executor local`: upscaled or refused with one
+    line, nothing left behind but a work directory kept on purpose for --resume."""
+    from conftest import synth_video
+
+    clip = synth_video(tmp_path / "gop12.mp4", n=48, options={"g": "12", "keyint_min": "12",
+                                                              "sc_threshold": "0"})
+    cases = [next(c for c in fuzz.clip_cases(clip, SEED) if c.kind == kind) for kind in fuzz.KINDS
+             if kind != "edge"]
+    (tmp_path / "work").mkdir()
+    results = fuzz.run_all(cases, tmp_path / "work", SEED, jobs=2, timeout=60,
+                           extra=["--segments", "3", "--executor", "local"], clips=[clip])
+    for r in results:
+        assert r.status in ("upscaled", "clean_error") and not r.leftover, _describe(r)
+        assert not r.recoverable or r.status == "upscaled", _describe(r)
