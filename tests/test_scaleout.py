@@ -478,3 +478,15 @@ def test_no_sliver_segments_next_to_a_stray_keyframe() -> None:
 
     index = KeyframeIndex(Fraction(1, 25), (1, 2), 1, 161, 160)  # a damaged AVI's keyframes
     assert len(plan(index, 3)) == 1
+
+
+def test_info_shows_where_a_file_can_be_cut(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = synth_video(tmp_path / "in.mp4", n=48, options=GOP12)
+    assert cli("info", src, "--keyframes")[0] == 0
+    assert "3 clean keyframe cut(s), every 0.48s on average" in capsys.readouterr().out
+    a = synth_video(tmp_path / "a.ts", n=24, options=GOP12, audio=None)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(a.read_bytes() * 2)
+    assert cli("info", joined, "--keyframes", "--json")[0] == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert "backwards" in rec["keyframes"]["problem"]

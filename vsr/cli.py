@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--model", help="model to describe (default: the bundled x3)")
     info.add_argument("--scale", type=int, choices=(2, 3, 4))
     info.add_argument("--json", action="store_true", help="print JSON")
+    info.add_argument("--keyframes", action="store_true",
+                      help="also scan the video's packets for where it can be cut into segments "
+                           "(reads the whole file; no decoding)")
     _common(info, progress=False)
 
     models = sub.add_parser("models", help="list the bundled models")
@@ -486,6 +489,9 @@ def _info(args: argparse.Namespace) -> int:
                   "input": [None, 1, *(up.fixed or ("H", "W"))], "provider": up.provider},
         "output_size": [v.width * up.scale, v.height * up.scale],
     }
+    cuts = _keyframe_summary(args.input) if args.keyframes else None
+    if cuts is not None:
+        rec["keyframes"] = cuts
     if args.json:
         print(json.dumps(rec, indent=2))
         return ExitStatus.OK
@@ -499,7 +505,27 @@ def _info(args: argparse.Namespace) -> int:
         print(f"  {s['type']} #{s['index']}: {s['codec']}{lang}")
     print(f"  model: {describe(up)}")
     print(f"  output: {v.width * up.scale}x{v.height * up.scale}")
+    if cuts is not None:
+        k = cuts
+        if k["problem"]:
+            print(f"  segments: cannot be split ({k['problem']})")
+        else:
+            print(f"  segments: {k['cuts']} clean keyframe cut(s), every {k['mean_gap']:.2f}s on "
+                  f"average, longest gap {k['max_gap']:.2f}s: up to {k['cuts'] + 1} segments")
     return ExitStatus.OK
+
+
+def _keyframe_summary(url: str) -> dict[str, Any]:
+    """Where a file can be cut for `--segments` (vsr.scaleout.keyframes)."""
+    from .scaleout.keyframes import scan
+
+    index = scan(url)
+    starts = [*index.keyframes, index.end_pts]
+    gaps = [float((b - a) * index.time_base) for a, b in zip(starts, starts[1:], strict=False)]
+    return {"cuts": len(index.keyframes) - 1, "problem": index.problem,
+            "mean_gap": round(sum(gaps) / len(gaps), 3) if gaps else 0.0,
+            "max_gap": round(max(gaps), 3) if gaps else 0.0,
+            "seconds": round(index.seconds, 3)}
 
 
 def _models(args: argparse.Namespace) -> int:
