@@ -133,3 +133,28 @@ def test_a_node_removed_mid_job_still_completes(tmp_path: Path) -> None:
     assert "FRAMES 240 REMOVED True" in r.stdout
     assert "its worker was lost" in r.stderr
     assert video_pts(tmp_path / "out.mp4") == video_pts(src)
+
+
+def test_worker_errors_come_back_as_one_line(tmp_path: Path, cluster: None) -> None:
+    """A worker that cannot load its model fails the start with the worker's own message; a
+    segment that fails on a worker comes back as that segment's failure, the actor stays."""
+    from vsr import VsrError
+    from vsr.scaleout.executors import SegmentFailed
+    from vsr.scaleout.worker import SegmentTask
+
+    broken = RayExecutor(workers=1, gpus_per_worker=0)
+    with pytest.raises(VsrError, match="failed to start: cannot open model"):
+        broken.start(ModelOptions(model=str(tmp_path / "missing.onnx")), str(tmp_path), tmp_path)
+    broken.close()
+
+    src = synth_video(tmp_path / "in.mp4", n=12, options=GOP12)
+    executor = RayExecutor(workers=1, gpus_per_worker=0)
+    executor.start(ModelOptions(), str(src), tmp_path)
+    try:
+        task = SegmentTask(0, SourceOptions(str(tmp_path / "gone.mp4"), video_only=True),
+                           SinkOptions(str(tmp_path / "seg.mp4"), audio="none"), ModelOptions())
+        events = [e for e in executor.run([task]) if isinstance(e, SegmentFailed)]
+        assert len(events) == 1 and "no such file" in events[0].error
+        assert "Traceback" not in events[0].error and len(events[0].error.splitlines()) == 1
+    finally:
+        executor.close()

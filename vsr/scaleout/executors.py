@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -328,9 +329,13 @@ class RayExecutor:
 
 
 def _cause(exc: BaseException) -> str:
-    """The message of the exception a Ray worker raised, without Ray's traceback dump."""
+    """The message of the exception a Ray worker raised, without Ray's traceback dump or
+    the exception's qualified class name."""
     cause = getattr(exc, "cause", None)
-    if cause is not None:
-        return str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-    text = str(exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__
+    if isinstance(cause, BaseException):
+        text = str(cause).strip().splitlines()
+        return text[0] if text else type(cause).__name__
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    return re.sub(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception): ", "", lines[-1].strip())
