@@ -201,8 +201,13 @@ class RayExecutor:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                          logging_level=logging.ERROR)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise UsageError(f"cannot reach the Ray cluster at {self.address or 'local'}: {exc}",
-                                 hint="check --ray-address (auto, or ray://HEAD:10001)") from exc
+                hint = "check --ray-address (auto on a cluster node, or ray://HEAD:10001)"
+                if (self.address or "").startswith("ray://"):
+                    hint += ("; a cluster with token authentication (Ray's default) also needs "
+                             "RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token)")
+                raise UsageError(f"cannot reach the Ray cluster at {self.address or 'local'}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                                 hint=hint) from exc
             self._started_ray = True
         res = ray.cluster_resources()  # type: ignore[no-untyped-call]
         gpus, cpus = float(res.get("GPU", 0)), float(res.get("CPU", 1))
