@@ -264,9 +264,18 @@ class RayExecutor:
         last_poll = 0.0
         while todo or in_flight:
             if not idle and not in_flight and todo:
-                # Every worker was lost: ask for a new one (it waits for free resources).
+                # Every worker was lost: ask for a new one, but not forever (the cluster may
+                # have no room left for it).
                 log.warning("no Ray workers left: starting a new one")
                 replacement = self._actor_class.remote(self._model)
+                ready, _ = ray.wait([replacement.provider.remote()], timeout=self.start_timeout)
+                if not ready:
+                    ray.kill(replacement)
+                    for task, attempts in todo:
+                        yield SegmentFailed(task.index, "no Ray worker could be started: every "
+                                            "worker was lost and the cluster has no room for a "
+                                            "new one", attempts)
+                    return
                 self._actors.append(replacement)
                 idle.append(replacement)
             while todo and idle:
