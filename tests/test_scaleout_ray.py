@@ -158,3 +158,40 @@ def test_worker_errors_come_back_as_one_line(tmp_path: Path, cluster: None) -> N
         assert "Traceback" not in events[0].error and len(events[0].error.splitlines()) == 1
     finally:
         executor.close()
+
+
+@pytest.mark.slow
+def test_losing_every_node_fails_cleanly_and_keeps_finished_segments(tmp_path: Path) -> None:
+    """The only worker node goes away and nothing can replace it: the job ends with a clear
+    error after the start timeout instead of waiting forever; the manifest keeps the rest."""
+    src = synth_video(tmp_path / "in.mp4", n=240, size=(320, 180), options=GOP12, bframes=False)
+    out = tmp_path / "out.mp4"
+    script = textwrap.dedent(f"""
+        import ray
+        from ray.cluster_utils import Cluster
+        from vsr import ModelOptions, SinkOptions, SourceOptions, VsrError
+        from vsr.scaleout import RayExecutor, ScaleOutJob, ScaleOutOptions
+        cluster = Cluster(initialize_head=True, head_node_args={{"num_cpus": 0}})
+        node = cluster.add_node(num_cpus=1)
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+        job = ScaleOutJob(SourceOptions({str(src)!r}), ModelOptions(),
+                          SinkOptions({str(out)!r}, preset="ultrafast"), ScaleOutOptions(segments=4),
+                          executor=RayExecutor(gpus_per_worker=0, workers=1, start_timeout=3,
+                                               max_attempts=2))
+        try:
+            for snap in job.progress():
+                if snap.segments_done >= 1 and node is not None:
+                    cluster.remove_node(node)
+                    node = None
+        except VsrError as exc:
+            print("ERROR", exc)
+        ray.shutdown()
+        cluster.shutdown()
+    """)
+    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                       timeout=240, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "ERROR" in r.stdout and "no Ray worker could be started" in r.stdout, r.stdout
+    manifest = json.loads((tmp_path / "out.mp4.vsr-work" / "manifest.json").read_text())
+    assert any(s["status"] == "done" for s in manifest["segments"])
+    assert not out.exists()
