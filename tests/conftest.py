@@ -81,6 +81,17 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
     return path
 
 
+def damage_middle(clean: Path, damaged: Path, flips: int = 60, span: int = 6000) -> Path:
+    """Write `damaged`: `clean` with `flips` bytes inverted in the `span` bytes after its middle
+    (seeded: the same bytes every run)."""
+    data = bytearray(clean.read_bytes())
+    rng = np.random.default_rng(1)
+    for i in rng.integers(len(data) // 2, len(data) // 2 + span, flips):
+        data[i] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    return damaged
+
+
 def video_stats(path: Path) -> dict[str, object]:
     """Decode a file and return frame pts (seconds), sizes and audio packet count."""
     with av.open(str(path)) as c:

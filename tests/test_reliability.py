@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import FakeUpscaler, synth_video, video_stats
+from conftest import FakeUpscaler, damage_middle, synth_video, video_stats
 
 from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
 from vsr.cli import main
@@ -34,13 +34,7 @@ def damaged_ts(tmp_path: Path) -> tuple[Path, Path]:
     """(clean, damaged) MPEG-TS pair: 60 frames, bytes flipped in the middle of the file."""
     clean = synth_video(tmp_path / "clean.ts", n=60, size=(160, 96), container_format="mpegts",
                         options={"g": "12"})
-    data = bytearray(clean.read_bytes())
-    rng = np.random.default_rng(1)
-    for i in rng.integers(len(data) // 2, len(data) // 2 + 6000, 60):
-        data[i] ^= 0xFF
-    damaged = tmp_path / "damaged.ts"
-    damaged.write_bytes(bytes(data))
-    return clean, damaged
+    return clean, damage_middle(clean, tmp_path / "damaged.ts")
 
 
 def decoded_times(path: Path) -> list[float]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import ROOT, SHARED_VIDEOS, needs, synth_video
+from conftest import ROOT, SHARED_VIDEOS, damage_middle, needs, synth_video
 
 from vsr import ModelOptions, SinkOptions, SourceOptions
 from vsr.cli import main
@@ -402,12 +402,7 @@ def test_notes_are_said_once_and_damage_is_reported_with_times(tmp_path: Path) -
     # Damage in the middle of an MPEG-TS clip (the reliability tests' recipe): reported once
     # for the job, with input times, and the same frames kept as on one machine.
     clip = synth_video(tmp_path / "in.ts", n=60, size=(160, 96), options=GOP12, audio=None)
-    data = bytearray(clip.read_bytes())
-    rng = np.random.default_rng(1)
-    for i in rng.integers(len(data) // 2, len(data) // 2 + 6000, 60):
-        data[i] ^= 0xFF
-    damaged = tmp_path / "damaged.ts"
-    damaged.write_bytes(bytes(data))
+    damaged = damage_middle(clip, tmp_path / "damaged.ts")
     status, single_err = cli("upscale", damaged, tmp_path / "s.mp4")
     assert status == 0 and "input damage:" in single_err
     status, err = cli("upscale", damaged, tmp_path / "d.mp4", "--segments", "3", "--executor", "local")

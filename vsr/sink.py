@@ -16,10 +16,10 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Any
 
 import av
@@ -183,7 +183,6 @@ def _require_extension(path: Path) -> None:
 def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int,
                  final: Path | None, temp: Path | None, is_image: bool,
                  live: bool = False, video_template: Any = None) -> OpenedOutput:
-    v = info.video
     notes: list[str] = []
     if video_template is not None:
         stream, out_w, out_h, pix_fmt = _copied_video(container, video_template, info)
