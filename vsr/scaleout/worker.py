@@ -1,6 +1,7 @@
 """One segment, start to finish, on whatever worker runs it: the same threaded pipeline as
 `vsr upscale`, restricted to frames start_pts <= pts < end_pts, video only, encoded with the
-source's own timestamps into an MP4 part (Matroska would round them to 1 ms).
+source's own timestamps into an MP4 part (Matroska rounds timestamps to 1 ms, so the job uses it
+only for codecs MP4 cannot hold, and only when that rounding is exact).
 
 The pipeline writes the part under a hidden temporary name and renames it when complete, so a
 part that exists under its final name is whole; `describe_part()` then reads back what the
@@ -31,7 +32,7 @@ class SegmentTask:
 
     index: int
     source: SourceOptions  # with start_pts / end_pts / video_only set
-    sink: SinkOptions  # the part's path (.mp4) and the job's encoder settings
+    sink: SinkOptions  # the part's path (.mp4 or .mkv) and the job's encoder settings
     model: ModelOptions
     color: str = "auto"
     on_error: str = "skip"
@@ -142,8 +143,9 @@ def describe_part(path: Path, time_base: Fraction) -> PartInfo:
 class SegmentWorker:
     """A warm worker: loads the model once, then runs segment after segment.
 
-    Used as is by the local executor and wrapped with `ray.remote` (one actor per GPU slot) by
-    the Ray executor; `frames()` may be called while `run()` works (a threaded actor).
+    Wrapped with `ray.remote` (one actor per GPU slot) by the Ray executor; `frames()` may be
+    called while `run()` works (a threaded actor). The local executor needs no such object: its
+    threads share one model in one process.
     """
 
     def __init__(self, model: ModelOptions) -> None:
