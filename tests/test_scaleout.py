@@ -485,3 +485,21 @@ def test_info_shows_where_a_file_can_be_cut(tmp_path: Path, capsys: pytest.Captu
     assert cli("info", joined, "--keyframes", "--json")[0] == 0
     rec = json.loads(capsys.readouterr().out)
     assert "backwards" in rec["keyframes"]["problem"]
+
+
+def test_cut_analysis_of_packet_orders() -> None:
+    from fractions import Fraction
+
+    from vsr.scaleout.keyframes import index_from_packets
+
+    tb = Fraction(1, 25)
+    # Open GOP: the leading B-frames of the second GOP (pts 6, 7) come after its keyframe (8).
+    open_gop = index_from_packets(tb, [0, 3, 1, 2, 5, 4, 8, 6, 7, 11, 9, 10], [0, 6])
+    assert open_gop.keyframes == (0, 8) and open_gop.problem is None
+    # A hidden frame sharing its pts with a frame after the keyframe: that keyframe is no cut,
+    # and nothing is wrong with the input.
+    shared = index_from_packets(tb, [0, 1, 2, 3, 3, 4, 5], [0, 4])
+    assert shared.keyframes == (0,) and shared.problem is None
+    # Timestamps starting again from 0 (two streams back to back): refused.
+    restart = index_from_packets(tb, [0, 1, 2, 3, 0, 1, 2, 3], [0, 4])
+    assert restart.problem is not None and "backwards" in restart.problem

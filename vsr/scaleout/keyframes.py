@@ -89,6 +89,12 @@ def scan(url: str, format: str | None = None, options: dict[str, str] | None = N
             pass  # damaged tail: what was read can still be planned; the workers report damage
     if not pts:
         raise SourceError(f"no timed video packets in {url!r}")
+    return index_from_packets(tb, pts, keys, missing, last_duration)
+
+
+def index_from_packets(tb: Fraction, pts: list[int], keys: list[int], missing: int = 0,
+                       last_duration: int = 0) -> KeyframeIndex:
+    """The cut analysis of packets in decode order (`keys`: decode positions of keyframes)."""
     # Packets sharing a pts (VP9's hidden alt-ref frames) are harmless: only a keyframe that
     # is not a clean cut makes the pts ranges lie about which frames a segment holds.
     problem = f"{missing} video packet(s) have no timestamp" if missing else None
@@ -104,6 +110,8 @@ def scan(url: str, format: str | None = None, options: dict[str, str] | None = N
         if i in key_set:
             if i == 0 or prefix_max < suffix_min[i]:
                 cuts.append(p)
+            elif prefix_max == suffix_min[i]:
+                pass  # a timestamp shared across this keyframe: not a cut, nothing wrong
             elif problem is None:
                 problem = (f"video timestamps go backwards near {float((p - min(pts)) * tb):.3f}s "
                            f"(pts {p} after {int(prefix_max)})")
