@@ -39,11 +39,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shlex
 import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -202,6 +202,7 @@ def materialize(case: Case, folder: Path, clips: dict[str, Path], seed: int = 0)
 def _write_edge(edge: str, path: Path, seed: int) -> None:
     import av
     import numpy as np
+    from send_test_stream import write_audio_only  # (scripts/ is on the path: this script's folder)
 
     text = b"vsr fuzz corpus: this is a plain text file, not a video.\n" * 40
     raw = {"zero_bytes": b"", "text_txt": text, "text_mp4": text,
@@ -212,15 +213,7 @@ def _write_edge(edge: str, path: Path, seed: int) -> None:
         path.write_bytes(raw[edge])
         return
     if edge == "audio_only":
-        with av.open(str(path), "w") as out:
-            aus = out.add_stream("aac", rate=48000, layout="stereo")
-            t = np.arange(48000) / 48000
-            for start in range(0, 48000, 1024):
-                chunk = (0.2 * np.sin(2 * np.pi * 440 * t[start:start + 1024])).astype(np.float32)
-                frame = av.AudioFrame.from_ndarray(np.tile(chunk, (2, 1)), format="fltp", layout="stereo")
-                frame.sample_rate, frame.pts = 48000, start
-                out.mux(aus.encode(frame))
-            out.mux(aus.encode(None))
+        write_audio_only(path)
         return
     w, h, n = {"one_frame": (64, 48, 1), "tiny_2x2": (2, 2, 5), "pixel_1x1": (1, 1, 1)}[edge]
     fmt = "image2" if path.suffix == ".png" else None

@@ -5,6 +5,9 @@ Renders moving test frames (plus a 440 Hz tone with --audio) and sends them as M
 their native rate, as a camera or an encoder on the network would, so `vsr live` sees a
 genuinely real-time input. Used by tests/test_live.py and scripts/bench_live.py on loopback
 (udp://127.0.0.1:PORT); also handy to try `vsr live` by hand.
+
+Its picture (`pattern`) and sound (`tone`, `write_audio_only`) are also what the tests'
+generated clips and the fuzz corpus are made of: one source of test media.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -28,6 +32,27 @@ def pattern(i: int, w: int, h: int) -> np.ndarray:
     x0 = (i * 3) % max(1, w - s)
     img[2 : 2 + s, x0 : x0 + s] = (255, 255, 255)
     return img
+
+
+def tone(start: int, samples: int, channels: int = 2, rate: int = 48000) -> av.AudioFrame:
+    """`samples` of a 440 Hz sine from sample `start`, float planar, timed in samples."""
+    t = np.arange(start, start + samples) / rate
+    chunk = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    frame = av.AudioFrame.from_ndarray(np.tile(chunk, (channels, 1)), format="fltp",
+                                       layout="stereo" if channels == 2 else "mono")
+    frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+    return frame
+
+
+def write_audio_only(path: Path, seconds: float = 1.0) -> Path:
+    """A real media file without any video stream: `seconds` of stereo AAC tone."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=48000, layout="stereo")
+        total = int(seconds * 48000)
+        for start in range(0, total, 1024):
+            out.mux(stream.encode(tone(start, min(1024, total - start))))
+        out.mux(stream.encode(None))
+    return path
 
 
 def main() -> int:
@@ -59,11 +84,7 @@ def main() -> int:
         if aus is not None:
             upto = int((i + 1) / args.fps * 48000)
             while samples_sent + 1024 <= upto:
-                t = (np.arange(samples_sent, samples_sent + 1024) / 48000).astype(np.float32)
-                af = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32),
-                                                format="fltp", layout="mono")
-                af.sample_rate, af.pts, af.time_base = 48000, samples_sent, Fraction(1, 48000)
-                out.mux(aus.encode(af))
+                out.mux(aus.encode(tone(samples_sent, 1024, channels=1)))
                 samples_sent += 1024
     out.mux(vs.encode(None))
     if aus is not None:

@@ -22,7 +22,7 @@ MODEL_X3 = ROOT / "models" / "espcn_x3.onnx"
 ZOO_MODEL = SHARED_DATA / "reference" / "super_resolution.onnx"
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from send_test_stream import pattern  # noqa: E402  (the live tests' sender draws the same frames)
+from send_test_stream import pattern, tone  # noqa: E402  (the live tests' sender draws the same frames)
 
 
 def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: int = 25,
@@ -63,21 +63,11 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
             out.mux(vs.encode(vf))
         out.mux(vs.encode(None))
         if aus is not None:
-            seconds = pts / rate
-            total = int(seconds * 48000)
-            fmt = aus.codec_context.codec.audio_formats[0].name if aus.codec_context.codec.audio_formats else "fltp"
-            t = np.arange(total) / 48000
+            total = int(pts / rate * 48000)
+            channels = 2 if audio != "pcm_s16le" else 1
             for start in range(0, total, 1024):
-                chunk = (0.2 * np.sin(2 * np.pi * 440 * t[start : start + 1024])).astype(np.float32)
-                channels = 2 if audio != "pcm_s16le" else 1
-                frame = av.AudioFrame.from_ndarray(np.tile(chunk, (channels, 1)), format="fltp",
-                                                   layout="stereo" if channels == 2 else "mono")
-                frame.sample_rate = 48000
-                frame.pts = start
-                frame.time_base = Fraction(1, 48000)
-                out.mux(aus.encode(frame))
+                out.mux(aus.encode(tone(start, min(1024, total - start), channels)))
             out.mux(aus.encode(None))
-            del fmt
     return path
 
 

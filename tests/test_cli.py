@@ -8,14 +8,13 @@ import json
 import os
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
-import numpy as np
 import pytest
 from conftest import ROOT, pattern, synth_video, video_stats
+from send_test_stream import write_audio_only
 
 from vsr.cli import main
 
@@ -64,18 +63,7 @@ def frame_size(path: Path) -> tuple[int, int]:
 
 def make_audio_only(path: Path) -> Path:
     """One second of AAC sine in an .m4a: a real media file without any video stream."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=48000, layout="stereo")
-        t = np.arange(48000) / 48000
-        for start in range(0, 48000, 1024):
-            chunk = (0.2 * np.sin(2 * np.pi * 440 * t[start : start + 1024])).astype(np.float32)
-            frame = av.AudioFrame.from_ndarray(np.tile(chunk, (2, 1)), format="fltp", layout="stereo")
-            frame.sample_rate = 48000
-            frame.pts = start
-            frame.time_base = Fraction(1, 48000)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
+    return write_audio_only(path)
 
 
 def make_rgb_onnx(path: Path) -> Path:
