@@ -107,6 +107,14 @@ def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[b
                           capture_output=True, timeout=120, check=False)
 
 
+def upscale_to_stdout(src: Path, fmt: str, saved: Path) -> subprocess.CompletedProcess[bytes]:
+    """`vsr upscale SRC - --format FMT` through a real pipe; what came out is saved as `saved`."""
+    proc = cli(str(src), "-", "--format", fmt)
+    assert proc.returncode == 0, proc.stderr.decode()
+    saved.write_bytes(proc.stdout)
+    return proc
+
+
 def assert_same_video(src: Path, out: Path) -> None:
     src_times, src_sizes = frames(src)
     out_times, out_sizes = frames(out)
@@ -134,10 +142,8 @@ def test_frames_timestamps_and_size_survive(kind: str, ext: str, tmp_path: Path)
 def test_writes_matroska_to_standard_output(tmp_path: Path) -> None:
     """`vsr upscale IN - --format matroska` writes a complete, decodable Matroska stream to stdout."""
     src = make("mkv-vp9-opus", tmp_path)
-    proc = cli(str(src), "-", "--format", "matroska")
-    assert proc.returncode == 0, proc.stderr.decode()
     out = tmp_path / "stdout.mkv"
-    out.write_bytes(proc.stdout)
+    upscale_to_stdout(src, "matroska", out)
     with av.open(str(out)) as c:
         assert c.format.name.startswith("matroska")
     assert_same_video(src, out)
@@ -193,10 +199,8 @@ def test_audio_is_reencoded_when_container_refuses_it(kind: str, ext: str, codec
 def test_aac_is_copied_into_mpegts_on_standard_output(tmp_path: Path) -> None:
     """AAC goes into MPEG-TS on stdout as a copy: the same payloads, only wrapped in ADTS headers."""
     src = make("mp4-h264-aac", tmp_path)
-    proc = cli(str(src), "-", "--format", "mpegts")
-    assert proc.returncode == 0, proc.stderr.decode()
     out = tmp_path / "stdout.ts"
-    out.write_bytes(proc.stdout)
+    proc = upscale_to_stdout(src, "mpegts", out)
     assert b"re-encoded" not in proc.stderr, proc.stderr.decode()
     out_codec, out_packets = audio(out)
     assert out_codec == audio(src)[0] == "aac"
