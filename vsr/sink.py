@@ -364,10 +364,7 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item],
         elif isinstance(item, VideoPacket):
             t1 = time.perf_counter()
             item.packet.stream = out.video
-            try:
-                out.container.mux_one(item.packet)
-            except (av.error.FFmpegError, OSError) as exc:
-                raise _write_error(out, exc) from exc
+            _mux(out.container, item.packet, out)
             counters.encode_seconds += time.perf_counter() - t1
             counters.frames += 1
         elif isinstance(item, AudioPacket):

@@ -140,11 +140,6 @@ class LocalExecutor:
         self._cancel()
 
 
-#: Errors that mean "the worker or its node is gone", after which a segment is retried.
-_LOST = ("RayActorError", "ActorDiedError", "ActorUnavailableError", "NodeDiedError",
-         "WorkerCrashedError", "ObjectLostError", "OwnerDiedError")
-
-
 class RayExecutor:
     """One warm `SegmentWorker` actor per GPU slot (or per CPU when the cluster has no GPUs).
 
@@ -291,9 +286,7 @@ class RayExecutor:
                     idle.append(actor)
                     yield SegmentFailed(task.index, _cause(exc), attempts)
                     continue
-                except Exception as exc:
-                    if type(exc).__name__ not in _LOST and not isinstance(exc, ray.exceptions.RayError):
-                        raise
+                except ray.exceptions.RayError as exc:  # the worker or its node is gone
                     self._actors = [a for a in self._actors if a is not actor]
                     if attempts < self.max_attempts:
                         log.warning("segment %d: its worker was lost (%s); running it again",

@@ -151,9 +151,7 @@ class ScaleOutJob:
         if o.segments is None and o.segment_seconds is None:
             if o.resume and not o.restart and (self.work / NAME).exists():
                 recorded = Manifest.load(self.work).settings.get("segments") or []
-                return [kf.Segment(i, start, end, float(((end if end is not None else
-                                   self.index.end_pts) - start) * self.index.time_base))
-                        for i, (start, end) in enumerate(recorded)]
+                return kf.segments_at(self.index, [start for start, _ in recorded])
             if not hasattr(self, "executor"):
                 self.executor = self._executor(2)
             workers = self.executor.capacity()
@@ -278,8 +276,8 @@ class ScaleOutJob:
                            preset=self.sink.preset, pix_fmt=self.part_pix_fmt,
                            codec_options=dict(self.sink.codec_options), overwrite=True,
                            audio="none")
-        seconds = next(g.seconds for g in self.segments if g.index == rec.index)
-        return SegmentTask(rec.index, source, part, self.model, self.color, self.on_error, seconds)
+        return SegmentTask(rec.index, source, part, self.model, self.color, self.on_error,
+                           self.segments[rec.index].seconds)
 
     def progress(self, interval: float = 0.25) -> Iterator[Progress]:
         """Run the job, yielding progress snapshots (with segment events) as it goes.
@@ -289,7 +287,7 @@ class ScaleOutJob:
         """
         self._t0 = time.monotonic()
         todo = [r for r in self.manifest.segments if r.status != "done"]
-        todo.sort(key=lambda r: -next(g.seconds for g in self.segments if g.index == r.index))
+        todo.sort(key=lambda r: -self.segments[r.index].seconds)  # longest first
         fault = int(os.environ.get(FAULT_ENV, "0") or 0)
         finished_here = 0
         try:

@@ -164,6 +164,11 @@ def plan(index: KeyframeIndex, count: int) -> list[Segment]:
         best = min(candidates, key=lambda k: abs(k - ideal))
         starts.append(best)
         candidates = [k for k in candidates if k > best]
+    return segments_at(index, starts)
+
+
+def segments_at(index: KeyframeIndex, starts: list[int]) -> list[Segment]:
+    """The segments that begin at `starts` (ascending; each ends where the next begins)."""
     segments = []
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else None
