@@ -24,9 +24,9 @@ import av
 from .channel import Channel
 from .color import split_frame
 from .errors import reason
-from .frames import AudioFrame, AudioPacket, Frame, Item
+from .frames import AudioPacket, Frame, Item
 from .options import LiveOptions
-from .source import OpenedInput, SourceCounters, _decode_packet, open_input
+from .source import OpenedInput, SourceCounters, _decode_packet, open_input, passthrough_items
 
 log = logging.getLogger(__name__)
 
@@ -154,14 +154,8 @@ def _items(src: OpenedInput, decode_audio: frozenset[int], counters: SourceCount
         for packet in src.container.demux(streams):
             if packet.stream.index == video.index:
                 yield from _decode_packet(video, packet, counters, on_error, src.info.url)
-            elif packet.stream.index in decode_audio:
-                try:
-                    for af in packet.decode():
-                        yield AudioFrame(packet.stream.index, af)
-                except av.error.FFmpegError:
-                    pass
-            elif packet.size:
-                yield AudioPacket(packet.stream.index, packet)
+            else:
+                yield from passthrough_items(packet, decode_audio)
     except (av.error.FFmpegError, OSError) as exc:
         log.warning("input %r lost: %s", src.info.url, reason(exc))
 
