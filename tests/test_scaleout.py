@@ -258,6 +258,7 @@ def test_api_with_the_local_executor_and_a_fake_model(tmp_path: Path) -> None:
     snapshots = list(job.progress())
     stats = job.stats()
     assert stats.frames == 36 and stats.segments == 3 and stats.output_size == (128, 96)
+    assert stats.audio_streams == 1  # the AAC track, copied by the join
     assert snapshots[-1].segments_done == 3
     events = [e for s in snapshots for e in s.events]
     assert sorted(e["index"] for e in events) == [0, 1, 2]

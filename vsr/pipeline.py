@@ -271,7 +271,7 @@ class Pipeline:
 
     def snapshot(self) -> Progress:
         """Where the run is; live-only figures (drops, latency) are None/0 in file mode."""
-        done = self.sink_counters.frames if self.output else self.compose_counters.frames
+        done = self._frames_done()
         elapsed = time.monotonic() - self._t0
         if self.mode is Mode.LIVE:
             recent = list(self._latencies())[-200:]
@@ -296,7 +296,7 @@ class Pipeline:
     def stats(self) -> Stats:
         v = self.info.video
         return Stats(
-            frames=self.sink_counters.frames if self.output else self.compose_counters.frames,
+            frames=self._frames_done(),
             seconds=getattr(self, "_seconds", time.monotonic() - self._t0),
             input_size=(v.width, v.height),
             output_size=(self.output.width, self.output.height) if self.output else
@@ -324,6 +324,10 @@ class Pipeline:
             reconnects=self.live_counters.reconnects,
             input_lost=self.live_counters.lost,
         )
+
+    def _frames_done(self) -> int:
+        """Frames finished: encoded, or shown on the preview when there is no output."""
+        return self.sink_counters.frames if self.output else self.compose_counters.frames
 
     def _latencies(self) -> Any:
         """Decode-to-output seconds: measured at the encoder, or at the preview without one."""

@@ -141,6 +141,7 @@ class ScaleOutJob:
         self._running: dict[int, int] = {}
         self._events: list[dict[str, Any]] = []
         self._join_seconds = 0.0
+        self._audio_streams = 0  # streams the joined output carries besides video
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -323,7 +324,8 @@ class ScaleOutJob:
         yield self.snapshot()
         t0 = time.monotonic()
         parts = verify(self.work, self.manifest.segments, self.index.time_base)
-        join(parts, self.source, self.sink, self.scale, self.sink_counters)
+        joined = join(parts, self.source, self.sink, self.scale, self.sink_counters)
+        self._audio_streams = len(joined.stream_map)
         self._join_seconds = time.monotonic() - t0
         if not self.options.keep_work:
             shutil.rmtree(self.work, ignore_errors=True)
@@ -392,7 +394,7 @@ class ScaleOutJob:
             output_size=(v.width * self.scale, v.height * self.scale),
             scale=self.scale, provider=self.executor.provider or self.executor.name,
             batch=self.model.batch, stages=StageTimes(encode=self._join_seconds),
-            audio_streams=self.sink_counters.audio_packets and len(self.info.passthrough),
+            audio_streams=self._audio_streams,
             decode_errors=sum(r.decode_errors for r in segs),
             corrupt_frames=sum(r.corrupt_frames for r in segs),
             damage_times=tuple(sorted(t for r in segs for t in r.damage_times)),
