@@ -311,11 +311,7 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
         if args.input == "-":
             raise UsageError("an OUTPUT is required when reading standard input")
         output = default_output(args.input, upscaler.scale)
-    sink = SinkOptions(output, format=args.format, codec=args.codec, crf=args.crf,
-                       preset=args.preset, pix_fmt=args.pix_fmt,
-                       codec_options=dict(args.codec_option),
-                       container_options=dict(args.container_option),
-                       overwrite=args.overwrite, audio="none" if args.no_audio else "auto")
+    sink = _sink_options(args, output)
     pipeline: Any
     if _scale_out_requested(args):
         from .scaleout import ScaleOutJob, ScaleOutOptions
@@ -354,6 +350,15 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
     return ExitStatus.OK
 
 
+def _sink_options(args: argparse.Namespace, url: str) -> SinkOptions:
+    """The output options `upscale` and `live` share."""
+    return SinkOptions(url, format=args.format, codec=args.codec, crf=args.crf,
+                       preset=args.preset, pix_fmt=args.pix_fmt,
+                       codec_options=dict(args.codec_option),
+                       container_options=dict(args.container_option),
+                       overwrite=args.overwrite, audio="none" if args.no_audio else "auto")
+
+
 def _scale_out_requested(args: argparse.Namespace) -> bool:
     return any(getattr(args, name) not in (None, False) for name in (
         "segments", "segment_seconds", "workers", "gpus_per_worker", "ray_address", "work_dir",
@@ -381,13 +386,7 @@ def _live(args: argparse.Namespace, err: TextIO) -> int:
     upscaler = load(args.model, args.scale, Device(args.device), 0, args.threads)
     model = ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
                          batch=args.batch, threads=args.threads)
-    sink = None
-    if args.output is not None:
-        sink = SinkOptions(args.output, format=args.format, codec=args.codec, crf=args.crf,
-                           preset=args.preset, pix_fmt=args.pix_fmt,
-                           codec_options=dict(args.codec_option),
-                           container_options=dict(args.container_option),
-                           overwrite=args.overwrite, audio="none" if args.no_audio else "auto")
+    sink = _sink_options(args, args.output) if args.output is not None else None
     live = LiveOptions(max_latency=args.max_latency / 1000.0, duration=args.duration,
                        reconnect=args.reconnect, preview=args.preview,
                        preview_host=args.preview_host, preview_port=args.preview_port)
