@@ -75,6 +75,13 @@ class Picture:
     frame: Any  # av.VideoFrame
 
 
+def seconds_of(obj: Any) -> float | None:
+    """A PyAV packet's or frame's presentation time in seconds; None when it has none."""
+    if obj is None or obj.pts is None or not obj.time_base:
+        return None
+    return float(obj.pts * obj.time_base)
+
+
 Item = Union[Frame, Picture, AudioPacket, AudioFrame, VideoPacket]  # noqa: UP007 - a runtime alias needs Union on 3.10
 
 

@@ -24,7 +24,7 @@ import av
 from .channel import Channel
 from .color import split_frame
 from .errors import reason
-from .frames import AudioPacket, Frame, Item
+from .frames import AudioPacket, Frame, Item, seconds_of
 from .options import LiveOptions
 from .source import OpenedInput, SourceCounters, _decode_packet, open_input, passthrough_items
 
@@ -113,9 +113,8 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                     counters.frames = index
                 elif isinstance(item, AudioPacket):
                     pk = item.packet
-                    if pk.pts is None or pk.time_base is None:
-                        continue
-                    t = rebase.other(float(pk.pts * pk.time_base))
+                    t_pk = seconds_of(pk)
+                    t = rebase.other(t_pk) if t_pk is not None else None
                     if t is None:
                         continue
                     shift = round(t / pk.time_base) - pk.pts

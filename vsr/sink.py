@@ -27,7 +27,7 @@ import av
 from .channel import Channel
 from .color import sws_colorspace
 from .errors import EncodeError, SinkError, reason
-from .frames import AudioFrame, AudioPacket, Item, Picture, StreamInfo, VideoPacket
+from .frames import AudioFrame, AudioPacket, Item, Picture, StreamInfo, VideoPacket, seconds_of
 from .options import SinkOptions
 from .streams import STALE_TAGS, copy_tags, default_codec, plan_stream
 
@@ -425,9 +425,8 @@ def _write_error_for(final: Path | None, exc: BaseException) -> EncodeError:
 
 
 def _time_of(packet: Any) -> str:
-    if packet.pts is None or packet.time_base is None:
-        return "an unknown time"
-    return f"{float(packet.pts * packet.time_base):.3f}s"
+    t = seconds_of(packet)
+    return "an unknown time" if t is None else f"{t:.3f}s"
 
 
 def finish(out: OpenedOutput) -> None:

@@ -25,7 +25,7 @@ import av
 from .channel import Channel
 from .color import split_frame
 from .errors import DecodeError, NoVideoFrame, SourceError, reason
-from .frames import AudioFrame, AudioPacket, Item, StreamInfo, VideoInfo
+from .frames import AudioFrame, AudioPacket, Item, StreamInfo, VideoInfo, seconds_of
 from .options import SourceOptions
 from .timestamps import Pending, TimestampRepair
 
@@ -232,8 +232,7 @@ def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
                 frames = packet.decode()
             except av.error.FFmpegError:
                 if start is None or (packet.pts is not None and packet.pts >= start):
-                    errors.append(float(packet.pts * packet.time_base)
-                                  if packet.pts is not None and packet.time_base else None)
+                    errors.append(seconds_of(packet))
                 if len(errors) > 500:
                     break
                 continue
@@ -395,10 +394,7 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
 
 def _start(item: Any) -> float | None:
     """Start time (s) of a passthrough item, None when unknown."""
-    obj = item.packet if isinstance(item, AudioPacket) else item.frame
-    if obj.pts is None or obj.time_base is None:
-        return None
-    return float(obj.pts * obj.time_base)
+    return seconds_of(item.packet if isinstance(item, AudioPacket) else item.frame)
 
 
 def _demux_decode(src: OpenedInput, decode_audio: frozenset[int], counters: SourceCounters,
@@ -475,8 +471,7 @@ def _decode_packet(video: Any, packet: Any, counters: SourceCounters, on_error: 
         return  # the demuxer's own end-of-stream packet already flushed the decoder
     except av.error.FFmpegError as exc:
         counters.decode_errors += 1
-        when = float(packet.pts * packet.time_base) if packet is not None and packet.pts is not None \
-            and packet.time_base else None
+        when = seconds_of(packet)
         if when is not None:
             counters.error_times.append(when)
         if on_error == "stop":
