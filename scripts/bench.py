@@ -2,7 +2,8 @@
 """Offline benchmark: `vsr upscale` beside its floors and anchors, one run, on the same frames.
 
     python scripts/bench.py                                  # 640x360, 60 frames, x3, veryfast
-    python scripts/bench.py --size 1280x720 --device cuda --batch 8 --json bench.json
+    python scripts/bench.py --size 1280x720 --device cuda --batch auto --json bench.json
+    python scripts/bench.py --device cuda --frames 600 --precision fp32 --anchors a
     python scripts/bench.py --input clip.mp4 --frames 0      # a given clip, all of its frames
 
 Every row runs alone, one after another, on the same decoded clip (generated deterministically
@@ -22,8 +23,9 @@ its "done" record gives per-stage seconds (stage threads overlap, so they do not
 Anchors are what users would otherwise run:
   (a) FFmpeg bicubic: decode -> scale filter (bicubic) -> encode, no model at all;
   (b) OpenCV DNN: the same ONNX through `cv2.dnn`, one frame at a time (OpenCV's YCrCb);
-  (c) the ONNX model card / PyTorch tutorial recipe: Pillow YCbCr, a plain onnxruntime CPU
-      session one frame per call, Pillow bicubic chroma.
+  (c) the ONNX model card / PyTorch tutorial recipe: Pillow YCbCr, a plain onnxruntime
+      session (on vsr's provider: CUDA when vsr runs there) one frame per call, Pillow
+      bicubic chroma.
   Model loading for (b) and (c) is untimed, so they are favoured against vsr's wall time.
 
 Columns: seconds (wall clock, best of --repeat); fps = frames / seconds; ms/frame = 1000 /
@@ -31,8 +33,10 @@ fps; CPU % = process CPU time (user + system, all threads) / wall * 100, so up t
 100 (how many cores the row keeps busy); peak RSS = the vsr subprocess's ru_maxrss (an
 in-process row's peak cannot be told apart from the rows before it); vs vsr = vsr fps / the
 anchor's fps (above 1: vsr is faster). Below the table: end-to-end / (decode + model +
-encode) says what the pipeline adds over its floors (below 1: the stages overlap), and end
-to end / model only how far vsr is from the model's own speed.
+encode) says what the pipeline adds over its floors (below 1: the stages overlap), end
+to end / model only how far vsr is from the model's own speed, and vsr fps / encode-only fps
+how close vsr comes to its encoder (the limit wherever the model is faster than the encoder,
+as on a GPU), with start-up and without.
 """
 
 from __future__ import annotations
@@ -65,8 +69,8 @@ from make_sample import FPS, render
 
 from vsr.color import frame_to_bgr, split_ycrcb
 from vsr.errors import VsrError
-from vsr.model import OnnxUpscaler
-from vsr.options import Device
+from vsr.model import OnnxUpscaler, auto_batch
+from vsr.options import Device, Precision
 
 CRF = 18
 #: Runs `python -m vsr` and then reports its own resource usage as a last JSON line on stderr.
@@ -252,6 +256,17 @@ def opencv_dnn(net: Any, s: int) -> Callable[[Any], Any]:
     return convert
 
 
+def opencv_net(model: Path) -> tuple[Any, str]:
+    """cv2.dnn's network for `model`, or None and why it cannot run it."""
+    try:
+        net = cv2.dnn.readNetFromONNX(str(model))
+        net.setInput(np.zeros((1, 1, 24, 20), np.float32))
+        net.forward()
+    except Exception as exc:  # noqa: BLE001 - cv2.error and friends: report, do not crash
+        return None, f"n/a: cv2.dnn cannot run the model: {str(exc).strip().splitlines()[-1][:200]}"
+    return net, ""
+
+
 def reference(sess: Any) -> Callable[[Any], Any]:
     """The ONNX model card / PyTorch tutorial recipe, verbatim: Pillow YCbCr, one frame per run."""
     from PIL import Image
@@ -275,7 +290,8 @@ def run_vsr(clip: Clip, model: Path, args: argparse.Namespace, tmp: Path) -> Row
     row = Row("vsr", "**vsr end to end**")
     cmd = [sys.executable, "-c", WRAPPER, "upscale", clip.path, str(tmp / "vsr.mp4"),
            "--preset", args.preset, "--crf", str(CRF), "--batch", str(args.batch),
-           "--device", args.device, "--model", str(model), "--progress", "json", "-y"]
+           "--device", args.device, "--precision", args.precision, "--model", str(model),
+           "--progress", "json", "-y"]
     if args.frames:
         cmd += ["--frames", str(args.frames)]
     best: tuple[float, dict[str, Any], dict[str, Any]] | None = None
@@ -328,12 +344,21 @@ def main() -> int:
     ap.add_argument("--model", help="ONNX model (default models/espcn_x3.onnx)")
     ap.add_argument("--device", choices=[d.value for d in Device], default="auto")
     ap.add_argument("--preset", default="veryfast", help="libx264 preset (default veryfast)")
-    ap.add_argument("--batch", type=int, default=4, help="frames per model call (default 4)")
+    ap.add_argument("--batch", default="4", help="frames per model call (default 4), or auto "
+                    "(vsr's measured choice, used by both the model floor and vsr)")
+    ap.add_argument("--precision", choices=[p.value for p in Precision], default="auto",
+                    help="model arithmetic for vsr and the model floor (default auto)")
+    ap.add_argument("--anchors", default="a,b,c", help="which anchors to run (default a,b,c; "
+                    "'none' for none)")
     ap.add_argument("--input", help="benchmark this clip instead of a generated one")
     ap.add_argument("--repeat", type=int, default=1, help="keep each row's best of N runs")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
-    if args.repeat < 1 or args.batch < 1 or args.frames < 0:
+    args.batch = 0 if args.batch == "auto" else int(args.batch)
+    anchors = set() if args.anchors == "none" else set(args.anchors.split(","))
+    if not anchors <= {"a", "b", "c"}:
+        ap.error("--anchors: a comma-separated subset of a,b,c, or none")
+    if args.repeat < 1 or args.batch < 0 or args.frames < 0:
         ap.error("--repeat and --batch must be at least 1, --frames at least 0")
     if not args.input and args.frames == 0:
         ap.error("--frames 0 (all frames) needs --input")
@@ -355,15 +380,18 @@ def main() -> int:
         clip = load_clip(path, args.frames)
         n = len(clip.frames)
         try:
-            up = OnnxUpscaler(model, Device(args.device))
+            up = OnnxUpscaler(model, Device(args.device), precision=Precision(args.precision))
         except VsrError as exc:
             raise SystemExit(f"bench: {exc}") from None
         s = up.scale
+        args.batch = args.batch or auto_batch(up, clip.height, clip.width)
+        providers = up.session.get_providers()
         ow, oh = even(clip.width * s), even(clip.height * s)
         info = machine(up.provider)
         settings = {"input": args.input or f"generated ({FPS} fps, make_sample.render)",
                     "size": f"{clip.width}x{clip.height}", "output": f"{ow}x{oh}", "frames": n,
                     "model": str(model), "scale": s, "device": args.device, "batch": args.batch,
+                    "engine": f"{up.engine} {up.precision}",
                     "encoder": f"libx264 {args.preset} CRF {CRF} yuv420p", "repeat": args.repeat}
         print(f"machine: {info['cpu']}, {info['cores']} cores, onnxruntime {info['onnxruntime']} "
               f"on {info['provider']}, PyAV {info['av']} (libavcodec {info['libavcodec']}), "
@@ -394,25 +422,25 @@ def main() -> int:
         print("running: vsr end to end ...", file=sys.stderr, flush=True)
         rows.append(run_vsr(clip, model, args, tmp))
         anchor = partial(transcode, clip, args.frames, s, args.preset)
-        add("bicubic", "Anchor (a) FFmpeg bicubic",
-            lambda: anchor(tmp / "bicubic.mp4", bicubic(clip, s)))
-        try:
-            net = cv2.dnn.readNetFromONNX(str(model))
-            net.setInput(np.zeros((1, 1, 24, 20), np.float32))
-            net.forward()
-        except Exception as exc:  # noqa: BLE001 - cv2.error and friends: report, do not crash
-            rows.append(Row("opencv", "Anchor (b) OpenCV DNN", note=f"n/a: cv2.dnn cannot run "
-                            f"the model: {str(exc).strip().splitlines()[-1][:200]}"))
-        else:
-            add("opencv", "Anchor (b) OpenCV DNN",
-                partial(anchor, tmp / "opencv.mp4", opencv_dnn(net, s)))
-            del net
-        import onnxruntime as ort
+        if "a" in anchors:
+            add("bicubic", "Anchor (a) FFmpeg bicubic",
+                lambda: anchor(tmp / "bicubic.mp4", bicubic(clip, s)))
+        if "b" in anchors:
+            net, why = opencv_net(model)
+            if net is None:
+                rows.append(Row("opencv", "Anchor (b) OpenCV DNN", note=why))
+            else:
+                add("opencv", "Anchor (b) OpenCV DNN",
+                    partial(anchor, tmp / "opencv.mp4", opencv_dnn(net, s)))
+                del net
+        if "c" in anchors:
+            import onnxruntime as ort
 
-        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-        add("reference", "Anchor (c) reference recipe (Pillow + ORT)",
-            partial(anchor, tmp / "reference.mp4", reference(sess)))
-        del sess
+            sess = ort.InferenceSession(str(model), providers=providers)
+            on = providers[0].removesuffix("ExecutionProvider")
+            add("reference", f"Anchor (c) reference recipe (Pillow + ORT on {on})",
+                partial(anchor, tmp / "reference.mp4", reference(sess)))
+            del sess
 
     report(rows, info, settings, args.json)
     return 0 if any(r.key == "vsr" and r.seconds for r in rows) else 1
@@ -449,6 +477,14 @@ def report(rows: list[Row], info: dict[str, Any], settings: dict[str, Any], path
             ratios["pipeline_over_model"] = vsr.extra["pipeline_seconds"] / floors[1]
             print(f"- vsr pipeline alone (no startup, no model load) / model only: "
                   f"{ratios['pipeline_over_model']:.2f}")
+        enc = by["encode"]
+        if vsr.fps and enc.fps:
+            ratios["vsr_fps_over_encode_fps"] = vsr.fps / enc.fps
+            line = f"- vsr fps / encode-only fps: {ratios['vsr_fps_over_encode_fps']:.2f} with start-up"
+            if vsr.extra:
+                ratios["pipeline_fps_over_encode_fps"] = vsr.extra["pipeline_fps"] / enc.fps
+                line += f", {ratios['pipeline_fps_over_encode_fps']:.2f} once started"
+            print(line + " (the encoder is the limit wherever the model is faster)")
     for r in anchors:
         ratios[f"vsr_fps_over_{r.key}"] = r.vs_vsr
         print(f"- vsr fps / {r.name} fps: {fmt(r.vs_vsr, '.2f')}")

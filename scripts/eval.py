@@ -72,11 +72,11 @@ def evaluate(run, scale: int, folder: Path, lr_codec: str | None, crf: int):  # 
     return float(np.mean(psnrs)), float(np.mean(ssims)), statistics.median(ms_per_mp)
 
 
-def onnx_runner(path: Path):  # type: ignore[no-untyped-def]
+def onnx_runner(path: Path, device: str = "cpu", precision: str = "fp32"):  # type: ignore[no-untyped-def]
     from vsr.model import OnnxUpscaler
-    from vsr.options import Device
+    from vsr.options import Device, Precision
 
-    up = OnnxUpscaler(path, Device.CPU)
+    up = OnnxUpscaler(path, Device(device), precision=Precision(precision))
 
     def run(lr: Image.Image) -> np.ndarray:
         return up(sr_protocol.y_channel(lr)[None])[0]
@@ -92,13 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scales", nargs="*", type=int, default=[2, 3, 4])
     ap.add_argument("--lr-codec", help="compress LR images first: libx264, libx265 or jpeg")
     ap.add_argument("--crf", type=int, default=23, help="CRF (or JPEG quality) for --lr-codec")
+    ap.add_argument("--device", default="cpu", help="where the models run (default cpu)")
+    ap.add_argument("--precision", nargs="*", default=["fp32"], choices=["fp32", "fp16"],
+                    help="rows for each of these (default fp32; fp16 rows are marked)")
+    ap.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic rows")
     args = ap.parse_args(argv)
     sets = [s for s in args.sets if s.is_dir()]
     if not sets:
         print("no image folders found (pass --sets DIR ...)", file=sys.stderr)
         return 2
     rows: list[tuple[str, int, object]] = []
-    for scale in args.scales:
+    for scale in [] if args.no_bicubic else args.scales:
         rows.append((f"bicubic x{scale}", scale,
                      lambda lr, s=scale: sr_protocol.bicubic_y(lr, s)))
     zoo = SHARED / "reference" / "super_resolution.onnx"
@@ -106,9 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("zoo super_resolution.onnx", 3, onnx_runner(zoo)[1]))
     models = args.model if args.model is not None else sorted((ROOT / "models").glob("*.onnx"))
     for m in models:
-        scale, run = onnx_runner(m)
-        if scale in args.scales:
-            rows.append((m.stem, scale, run))
+        for precision in args.precision:
+            scale, run = onnx_runner(m, args.device, precision)
+            if scale in args.scales:
+                rows.append((m.stem + (" (fp16)" if precision == "fp16" else ""), scale, run))
     rows.sort(key=lambda r: r[1])
     head = "| model | scale | " + " | ".join(f"{s.name} PSNR | {s.name} SSIM" for s in sets) + " | ms/MP |"
     if args.lr_codec:

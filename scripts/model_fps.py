@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
 """Model-stage throughput: frames per second of vsr's model stage alone, per input size.
 
-`vsr` times `vsr.model.OnnxUpscaler` exactly as the pipeline calls it (uint8 luma batches in,
-uint8 out: host<->device copies and the uint8 conversion included), with --batch auto unless
-a batch is given. The other variants are candidates for the GPU path, timed the same way
-(uint8 numpy in, uint8 numpy out) so the rows compare directly:
+Every row times `vsr.model.OnnxUpscaler` exactly as the pipeline calls it: uint8 luma batches
+in host memory in, uint8 luma batches in host memory out, so host<->device copies and the
+uint8 conversions are included. Rows differ in the engine and its options:
 
-  uint8_io          conversions inside the graph (scripts/onnx_variants.py), plain run()
-  uint8_io+binding  the same with onnxruntime I/O binding: output allocated on the device,
-                    copied to the host once per batch
-  fp16              float16 weights and activations, with uint8_io around them
+  plain fp32         float32 planes through session.run(), conversions in numpy on the host
+                     (the engine vsr used on CUDA before the bound one)
+  bound fp32         uint8 in and out of the graph (vsr.graph), I/O binding into the output
+                     array, conversions on the device
+  bound fp16         the same, float16 inside (vsr's default on CUDA)
+  bound fp16 nhwc    the CUDA provider's prefer_nhwc (channels-last convolutions)
+  bound fp16 pinned  output bound to page-locked host memory from onnxruntime's CUDA device
+                     allocator (copied out into a plain array, as the pipeline needs one)
 
-Each variant's output is compared with `vsr`'s (max abs difference, share of pixels that
-differ). Prints one markdown row per size and variant.
+Each row's output is compared with the CPU's float32 result (max abs difference, share of
+pixels that differ). Prints one markdown row per size, variant and batch.
 
     python scripts/model_fps.py --device cuda --sizes 640x360 1280x720 --variants all
 """
@@ -24,41 +27,47 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vsr.model import OnnxUpscaler, auto_batch  # noqa: E402
-from vsr.options import Device  # noqa: E402
+from vsr.model import OnnxUpscaler, auto_batch
+from vsr.options import Device, Precision
 
-VARIANTS = ("vsr", "uint8_io", "uint8_io+binding", "fp16")
+#: name -> (engine, precision, CUDA provider options, pinned output)
+VARIANTS: dict[str, tuple[str, Precision, dict[str, str], bool]] = {
+    "plain fp32": ("plain", Precision.FP32, {}, False),
+    "bound fp32": ("bound", Precision.FP32, {}, False),
+    "bound fp16": ("bound", Precision.FP16, {}, False),
+    "bound fp16 nhwc": ("bound", Precision.FP16, {"prefer_nhwc": "1"}, False),
+    "bound fp16 pinned": ("bound", Precision.FP16, {}, True),
+}
 
 
-def variant_runner(name: str, up: OnnxUpscaler, model: str) -> Callable[[np.ndarray], np.ndarray]:
-    """A uint8 (N,H,W) -> uint8 (N,sH,sW) callable for variant `name`."""
-    if name == "vsr":
-        return up
+def pinned_runner(up: OnnxUpscaler) -> Callable[[np.ndarray], np.ndarray]:
+    """`up`'s bound session with its output in page-locked host memory (an experiment: the
+    allocator comes from onnxruntime's EP-device API, which not every build offers)."""
     import onnxruntime as ort
-    from onnx_variants import uint8_io
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(uint8_io(model, fp16=name == "fp16"), so,
-                                   providers=up.session.get_providers())
-    if name != "uint8_io+binding":
-        return lambda y: session.run(None, {"luma_u8": y[:, None]})[0][:, 0]
-    device = "cuda" if up.provider == "CUDAExecutionProvider" else "cpu"
+    devices = [d for d in ort.get_ep_devices() if d.ep_name == "CUDAExecutionProvider"]
+    if not devices:
+        raise RuntimeError("no CUDA EP device in ort.get_ep_devices()")
+    info = devices[0].memory_info(ort.OrtDeviceMemoryType.HOST_ACCESSIBLE)
+    cache: dict[tuple[int, ...], Any] = {}
+    binding = up.session.io_binding()
 
     def run(y: np.ndarray) -> np.ndarray:
-        binding = session.io_binding()
-        binding.bind_cpu_input("luma_u8", np.ascontiguousarray(y[:, None]))
-        binding.bind_output("luma_out_u8", device)
-        session.run_with_iobinding(binding)
-        out: np.ndarray = binding.copy_outputs_to_cpu()[0]
-        return out[:, 0]
+        n, h, w = y.shape
+        shape = (n, 1, h * up.scale, w * up.scale)
+        if shape not in cache:
+            cache[shape] = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.uint8, memory_info=info)
+        binding.bind_cpu_input(up.input_name, np.ascontiguousarray(y[:, None]))
+        binding.bind_ortvalue_output(up.output_name, cache[shape])
+        up.session.run_with_iobinding(binding)
+        return np.array(cache[shape].numpy()[:, 0])
 
     return run
 
@@ -68,38 +77,58 @@ def main() -> int:
     ap.add_argument("--sizes", nargs="*", default=["640x360", "1280x720"])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--model", default=str(ROOT / "models" / "espcn_x3.onnx"))
-    ap.add_argument("--batch", type=int, default=0)
-    ap.add_argument("--seconds", type=float, default=5.0, help="time spent per size and variant")
-    ap.add_argument("--variants", default="vsr",
-                    help=f"comma-separated from {', '.join(VARIANTS)}, or all")
+    ap.add_argument("--batch", type=int, default=0, help="frames per call (0: --batch auto's choice)")
+    ap.add_argument("--also-batches", default="", help="comma-separated extra batch sizes for the "
+                    "default variant, e.g. 1,16")
+    ap.add_argument("--seconds", type=float, default=3.0, help="time spent per row")
+    ap.add_argument("--variants", default="default",
+                    help=f"comma-separated from: {', '.join(VARIANTS)}; 'default' (vsr's own "
+                    "choice for --device) or 'all'")
     args = ap.parse_args()
-    names = VARIANTS if args.variants == "all" else tuple(args.variants.split(","))
-    up = OnnxUpscaler(args.model, Device(args.device))
-    print(f"model {Path(args.model).name} on {up.provider}\n")
-    print("| input | output | variant | batch | ms/frame | fps | max diff vs vsr | pixels differing |")
-    print("|---|---|---|---|---|---|---|---|")
+    default = OnnxUpscaler(args.model, Device(args.device))
+    names = list(VARIANTS) if args.variants == "all" else [
+        n.strip() for n in args.variants.split(",") if n.strip() != "default"]
+    reference = OnnxUpscaler(args.model, Device.CPU, engine="plain")
+    print(f"model {Path(args.model).name}; vsr's default here: {default.engine} engine, "
+          f"{default.precision}, on {default.provider}\n")
+    print("| input | output | variant | batch | ms/frame | fps | max diff vs CPU fp32 | pixels differing |")
+    print("|---|---|---|---|---:|---:|---:|---:|")
     for size in args.sizes:
         w, h = map(int, size.split("x"))
-        batch = args.batch or auto_batch(up, h, w)
-        y = np.random.default_rng(0).integers(0, 256, (batch, h, w), dtype=np.uint8)
-        reference = up(y)
+        batch = args.batch or auto_batch(default, h, w)
+        extra = [int(b) for b in args.also_batches.split(",") if b]
+        y = np.random.default_rng(0).integers(0, 256, (max([batch, *extra]), h, w), dtype=np.uint8)
+        # Smooth the noise a little: natural frames, not worst-case float16 input.
+        y = ((y.astype(np.uint16) + np.roll(y, 1, 2) + np.roll(y, 1, 1)) // 3).astype(np.uint8)
+        expected = reference(y[:1])
+        rows: list[tuple[str, int, Callable[[np.ndarray], np.ndarray]]] = [
+            (f"default ({default.engine} {default.precision})", b, default)
+            for b in dict.fromkeys([batch, *extra])]
         for name in names:
+            engine, precision, options, pinned = VARIANTS[name]
             try:
-                run = variant_runner(name, up, args.model)
-                out = run(y)  # warm-up, and the comparison
-            except Exception as exc:  # noqa: BLE001 - a variant this provider cannot run
+                up = OnnxUpscaler(args.model, Device(args.device), engine=engine, precision=precision,
+                                  provider_options=options)
+                rows.append((name, batch, pinned_runner(up) if pinned else up))
+            except Exception as exc:  # noqa: BLE001 - a variant this build cannot run
                 print(f"| {w}x{h} | | {name} | {batch} | not supported: "
-                      f"{str(exc).splitlines()[0][:80]} | | | |", flush=True)
+                      f"{str(exc).splitlines()[0][:90]} | | | |", flush=True)
+        for name, b, run in rows:
+            try:
+                out = run(y[:b])  # warm-up (cuDNN picks its algorithms per shape), and the check
+            except Exception as exc:  # noqa: BLE001
+                print(f"| {w}x{h} | | {name} | {b} | failed: {str(exc).splitlines()[0][:90]} | | | |",
+                      flush=True)
                 continue
-            diff = np.abs(out.astype(np.int16) - reference.astype(np.int16))
+            diff = np.abs(out[:1].astype(np.int16) - expected.astype(np.int16))
             frames, t0 = 0, time.perf_counter()
             while time.perf_counter() - t0 < args.seconds:
-                run(y)
-                frames += batch
+                run(y[:b])
+                frames += b
             dt = time.perf_counter() - t0
-            print(f"| {w}x{h} | {w * up.scale}x{h * up.scale} | {name} | {batch} | "
-                  f"{dt / frames * 1000:.2f} | {frames / dt:.1f} | {int(diff.max())} | "
-                  f"{(diff > 0).mean() * 100:.3f}% |", flush=True)
+            s = reference.scale
+            print(f"| {w}x{h} | {w * s}x{h * s} | {name} | {b} | {dt / frames * 1000:.3f} | "
+                  f"{frames / dt:.1f} | {int(diff.max())} | {(diff > 0).mean() * 100:.3f}% |", flush=True)
     return 0
 
 

@@ -13,7 +13,7 @@ from conftest import MODEL_X3, SHARED_DATA, ZOO_MODEL, needs
 import vsr
 from vsr.errors import ModelError, ProviderUnavailable
 from vsr.model import OnnxUpscaler, providers_for, tile_grid
-from vsr.options import Device
+from vsr.options import Device, Precision
 
 
 def _noise(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -119,12 +119,27 @@ def test_non_onnx_file_is_refused(tmp_path: Path) -> None:
 @pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(),
                     reason="onnxruntime has no CUDA execution provider here")
 def test_cuda_provider_runs_the_bundled_model_like_the_cpu() -> None:
-    """On a GPU the CUDA provider is active and agrees with the CPU within 1/255."""
+    """On a GPU the CUDA provider is active, its default is the bound float16 engine (with
+    the onnx package), and every engine agrees with the CPU's float32 within 1/255."""
     y = _noise(4, 64, 80)
+    cpu = OnnxUpscaler(MODEL_X3, Device.CPU)(y).astype(np.int16)
     gpu = OnnxUpscaler(MODEL_X3, Device.CUDA)
     assert gpu.provider == "CUDAExecutionProvider"
-    cpu = OnnxUpscaler(MODEL_X3, Device.CPU)
-    assert np.abs(gpu(y).astype(int) - cpu(y)).max() <= 1
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        assert (gpu.engine, gpu.precision) == ("plain", "fp32")
+    else:
+        assert (gpu.engine, gpu.precision) == ("bound", "fp16")
+    assert np.abs(gpu(y) - cpu).max() <= 1
+    for engine, precision in (("plain", Precision.FP32), ("bound", Precision.FP32),
+                              ("bound", Precision.FP16)):
+        if engine == "bound":
+            pytest.importorskip("onnx")
+        up = OnnxUpscaler(MODEL_X3, Device.CUDA, engine=engine, precision=precision)
+        diff = np.abs(up(y) - cpu)
+        assert diff.max() <= 1 and (diff > 0).mean() <= 0.05, (engine, precision)
+        assert np.abs(up(y[:1]) - cpu[:1]).max() <= 1  # a smaller batch after a larger one
 
 
 def test_image_api_upscales_colour_and_grey_images() -> None:
@@ -169,26 +184,40 @@ def test_large_frames_run_in_strips_and_batches_in_chunks_with_identical_results
         assert np.array_equal(got, whole), budget
 
 
-def test_model_stage_variants_for_the_gpu_path_match_the_reference() -> None:
-    """scripts/onnx_variants.py: uint8 I/O inside the graph is bit-identical to vsr's numpy
-    conversions; fp16 stays within 1 level on almost every pixel (on the CPU here; the GPU
-    check times them, scripts/model_fps.py --variants all)."""
+def test_bound_engine_matches_the_plain_engine() -> None:
+    """The GPU engine (uint8 graph + I/O binding, vsr.graph) runs on the CPU too: at float32
+    it gives the plain engine's pixels exactly, whole, in strips, tiled and batched; float16
+    stays within one grey level on almost every pixel."""
     pytest.importorskip("onnx")
-    import sys
-
-    sys.path.insert(0, str(MODEL_X3.parent.parent / "scripts"))
-    from onnx_variants import uint8_io
-
-    up = OnnxUpscaler(MODEL_X3, Device.CPU)
     frame = cv2.cvtColor(vsr_sample_frame(), cv2.COLOR_BGR2GRAY)
-    y = np.stack([frame, frame[::-1]])
-    reference = up(y)
-    for fp16, max_diff, share in ((False, 0, 0.0), (True, 1, 0.05)):
-        session = ort.InferenceSession(uint8_io(MODEL_X3, fp16=fp16), providers=["CPUExecutionProvider"])
-        out = session.run(None, {"luma_u8": y[:, None]})[0][:, 0]
-        assert out.dtype == np.uint8 and out.shape == reference.shape
-        diff = np.abs(out.astype(np.int16) - reference)
-        assert diff.max() <= max_diff and (diff > 0).mean() <= share
+    y = np.stack([frame, frame[::-1], frame[:, ::-1]])
+    reference = OnnxUpscaler(MODEL_X3, Device.CPU)(y)
+    for kwargs in ({}, {"max_run_pixels": 30_000}, {"tile": 64}):
+        bound = OnnxUpscaler(MODEL_X3, Device.CPU, engine="bound", precision=Precision.FP32, **kwargs)
+        assert (bound.engine, bound.precision) == ("bound", "fp32")
+        assert np.array_equal(bound(y), reference), kwargs
+        assert np.array_equal(bound(y[:1]), reference[:1])  # a smaller batch after a larger one
+    fp16 = OnnxUpscaler(MODEL_X3, Device.CPU, precision=Precision.FP16)
+    assert (fp16.engine, fp16.precision) == ("bound", "fp16")
+    out = fp16(y)
+    assert out.dtype == np.uint8 and out.shape == reference.shape
+    diff = np.abs(out.astype(np.int16) - reference)
+    assert diff.max() <= 1 and (diff > 0).mean() <= 0.05
+
+
+def test_bound_engine_runs_quantized_and_fixed_size_models() -> None:
+    """The int8 QDQ model, whose integer arithmetic float16 must leave alone, and the zoo's
+    fixed 224x224 model (run in tiles) give the plain engine's pixels."""
+    pytest.importorskip("onnx")
+    y = _noise(2, 100, 130)
+    int8 = MODEL_X3.parent / "espcn_x3_int8.onnx"
+    bound = OnnxUpscaler(int8, Device.CPU, precision=Precision.FP16)
+    assert bound.precision == "fp32"
+    assert np.array_equal(bound(y), OnnxUpscaler(int8, Device.CPU)(y))
+    if ZOO_MODEL.is_file():
+        zoo = OnnxUpscaler(ZOO_MODEL, Device.CPU, engine="bound", precision=Precision.FP32)
+        assert zoo.fixed == (224, 224)
+        assert np.array_equal(zoo(y), OnnxUpscaler(ZOO_MODEL, Device.CPU)(y))
 
 
 def vsr_sample_frame() -> np.ndarray:
@@ -200,3 +229,27 @@ def vsr_sample_frame() -> np.ndarray:
             if i == 50:
                 return f.to_ndarray(format="bgr24")
     raise AssertionError("sample too short")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(),
+                    reason="onnxruntime has no CUDA execution provider here")
+def test_cuda_pipeline_upscales_a_clip_end_to_end(tmp_path: Path) -> None:
+    """`vsr upscale --device cuda` on a real clip: every frame, the right size, and the
+    progress record names the provider and the precision."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import synth_video, video_stats
+
+    src = synth_video(tmp_path / "in.mp4", n=24, size=(96, 64))
+    dst = tmp_path / "out.mp4"
+    proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", str(src), str(dst), "--device",
+                           "cuda", "--preset", "ultrafast", "--progress", "json"], check=False,
+                          cwd=MODEL_X3.parent.parent, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    done = [json.loads(x) for x in proc.stderr.splitlines() if '"done"' in x][-1]
+    assert done["provider"] == "CUDAExecutionProvider" and done["precision"] in ("fp16", "fp32")
+    st = video_stats(dst)
+    assert st["sizes"] == {(288, 192)} and len(st["times"]) == 24

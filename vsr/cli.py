@@ -22,7 +22,8 @@ from typing import Any, TextIO, TypeVar
 from . import __version__
 from .errors import Interrupted, SourceError, UsageError, VsrError
 from .frames import Stats
-from .options import DEFAULT_MAX_PIXELS, Device, ModelOptions, Progress, SinkOptions, SourceOptions
+from .options import (DEFAULT_MAX_PIXELS, Device, ModelOptions, Precision, Progress, SinkOptions,
+                      SourceOptions)
 from .preview import PreviewServer
 
 log = logging.getLogger("vsr")
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--tile", type=int, default=0, help="run dynamic models in tiles of this size "
                    "(input pixels; 0: whole frames)")
     m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    m.add_argument("--precision", choices=[p.value for p in Precision], default="auto",
+                   help="model arithmetic (default auto: fp16 on CUDA, fp32 on the CPU)")
     e = up.add_argument_group("output encoding")
     e.add_argument("--codec", help="video encoder (default libx264, or the container's own "
                    "where it cannot hold H.264: VP9 for .webm)")
@@ -141,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--batch", type=_batch, default=0, metavar="N|auto",
                    help="largest batch (default auto); it adapts to --max-latency")
     m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    m.add_argument("--precision", choices=[p.value for p in Precision], default="auto",
+                   help="model arithmetic (default auto: fp16 on CUDA, fp32 on the CPU)")
     r = lv.add_argument_group("real time")
     r.add_argument("--max-latency", type=float, default=500, metavar="MS",
                    help="latency target in milliseconds from arrival to output (default 500)")
@@ -304,8 +309,9 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
     source = SourceOptions(args.input, format=args.input_format, options=dict(args.input_option),
                            max_frames=args.frames, max_pixels=args.max_pixels)
     model = ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
-                         batch=args.batch, tile=args.tile, threads=args.threads)
-    upscaler = load(args.model, args.scale, Device(args.device), args.tile, args.threads)
+                         batch=args.batch, tile=args.tile, threads=args.threads,
+                         precision=Precision(args.precision))
+    upscaler = load(model)
     output = args.output
     if output is None:
         if args.input == "-":
@@ -346,7 +352,8 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
                  if stats.segments else "")
         err.write(f"vsr: {stats.frames} frames {stats.input_size[0]}x{stats.input_size[1]} -> "
                   f"{stats.output_size[0]}x{stats.output_size[1]} in {stats.seconds:.1f}s "
-                  f"({stats.fps:.1f} fps, {stats.provider}){extra} -> {stats.output}\n")
+                  f"({stats.fps:.1f} fps, {stats.provider}"
+                  f"{' ' + stats.precision if stats.precision else ''}){extra} -> {stats.output}\n")
     return ExitStatus.OK
 
 
@@ -383,9 +390,9 @@ def _live(args: argparse.Namespace, err: TextIO) -> int:
     timeout = args.stall_timeout if is_network(args.input) else 30.0
     source = SourceOptions(args.input, format=args.input_format, options=dict(args.input_option),
                            max_pixels=args.max_pixels, timeout=timeout)
-    upscaler = load(args.model, args.scale, Device(args.device), 0, args.threads)
     model = ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
-                         batch=args.batch, threads=args.threads)
+                         batch=args.batch, threads=args.threads, precision=Precision(args.precision))
+    upscaler = load(model)
     sink = _sink_options(args, args.output) if args.output is not None else None
     live = LiveOptions(max_latency=args.max_latency / 1000.0, duration=args.duration,
                        reconnect=args.reconnect, preview=args.preview,
@@ -475,7 +482,7 @@ def _info(args: argparse.Namespace) -> int:
                     "language": s.metadata.get("language")} for s in info.passthrough]
     finally:
         src.container.close()
-    up = load(args.model, args.scale, Device.CPU)
+    up = load(ModelOptions(model=args.model, scale=args.scale, device=Device.CPU))
     v = info.video
     rec = {
         "input": info.url, "format": info.format_name, "image": info.is_image,

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import ModelError, ModelRunError, ProviderUnavailable
-from .options import Device
+from .options import Device, ModelOptions, Precision
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,14 @@ def _starts(n: int, t: int, overlap: int) -> list[int]:
 class OnnxUpscaler:
     """An onnxruntime session wrapped as an `Upscaler`.
 
+    Two engines run the same network. "plain" feeds float32 0..1 planes to `session.run()`
+    and converts the output to uint8 on the host. "bound" runs the model rewritten with uint8
+    input and output (`vsr.graph`, optionally float16 inside) through I/O binding: the batch
+    goes to the device as uint8, the conversions run there, and the uint8 result lands
+    directly in the array that is handed on, so nothing float ever crosses PCIe or the GIL.
+    Both give identical pixels at float32 (tests/test_model.py). "auto" picks "bound" on CUDA
+    (and for float16), "plain" on the CPU, where the graph conversions measured no faster.
+
     Args:
         path: the .onnx file.
         device: execution provider choice.
@@ -130,20 +138,27 @@ class OnnxUpscaler:
         threads: intra-op threads (0: onnxruntime's default).
         max_run_pixels: input pixels per onnxruntime call at most (0: by provider); bigger
             frames or batches are run in overlapping strips or chunks, with identical results.
+        precision: float32 or float16 arithmetic (AUTO: float16 on CUDA).
+        engine: "auto", "plain" or "bound".
+        provider_options: extra CUDA execution provider options (benchmarks' experiments).
 
     Raises:
         ModelError: unreadable file or wrong input/output shape.
-        ProviderUnavailable: onnxruntime missing, or CUDA asked for but not available.
+        ProviderUnavailable: onnxruntime missing, CUDA asked for but not available, or
+            float16 / the bound engine asked for without the `onnx` package.
     """
 
     def __init__(self, path: str | Path, device: Device = Device.AUTO, tile: int = 0,
-                 threads: int = 0, max_run_pixels: int = 0) -> None:
+                 threads: int = 0, max_run_pixels: int = 0, precision: Precision = Precision.AUTO,
+                 engine: str = "auto", provider_options: dict[str, str] | None = None) -> None:
         ort = import_onnxruntime()
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"cannot open model '{self.path}': no such file")
         if self.path.suffix.lower() != ".onnx":
             raise ModelError(f"cannot use model '{self.path}': vsr loads only .onnx files")
+        if engine not in ("auto", "plain", "bound"):
+            raise ValueError(f"engine must be auto, plain or bound, not {engine!r}")
         so = ort.SessionOptions()
         if threads:
             so.intra_op_num_threads = threads
@@ -152,24 +167,73 @@ class OnnxUpscaler:
         # need (measured on 2 cores, 640x360 x3: 10.48 s spinning, 10.09 s not).
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = providers_for(device, list(ort.get_available_providers()))
-        try:
-            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            raise ModelError(f"cannot load model '{self.path}': {_first_line(exc)}",
-                             hint="the file must be an ONNX model (see 'vsr models')") from exc
+        cuda = providers[0] == "CUDAExecutionProvider"
+        graph = _graph_module(engine == "bound" or precision is Precision.FP16,
+                              engine == "auto" and cuda)
+        bound = graph is not None and engine != "plain"
+        # The model is checked and probed on the CPU when the bound engine will run it: a
+        # second CUDA session would only cost start-up time and device memory.
+        probed_on_cpu = bound and cuda
+        session = self._load(ort, str(self.path), so, ["CPUExecutionProvider"] if bound
+                             else _with_options(providers, provider_options))
+        self._check_io(session)
+        self.scale = self._probe_scale(session)
+        self.metadata = dict(session.get_modelmeta().custom_metadata_map)
+        fp16 = precision is Precision.FP16 or (precision is Precision.AUTO and cuda)
+        data = None
+        if bound:
+            assert graph is not None
+            try:
+                data, fp16 = graph.uint8_io(self.path.read_bytes(), fp16)
+            except Exception as exc:  # onnx's checker/converter errors: a graph it cannot rewrite
+                if engine == "bound" or precision is Precision.FP16:
+                    raise ModelError(f"cannot run model '{self.path}' in {precision.value} on the "
+                                     f"bound engine: {_first_line(exc)}",
+                                     hint="pass --precision fp32") from exc
+                log.warning("model %s: the GPU engine cannot rewrite it (%s); running it as is",
+                            self.path.name, _first_line(exc))
+                bound = False
+        if graph is not None and data is not None:
+            session = self._load(ort, data, so, _with_options(providers, provider_options))
+            self.input_name, self.output_name = graph.INPUT, graph.OUTPUT
+            self._binding = session.io_binding()
+        else:
+            if precision is Precision.FP16:
+                raise ModelError("--precision fp16 needs the bound engine")
+            fp16 = False
+            if probed_on_cpu:
+                session = self._load(ort, str(self.path), so, _with_options(providers, provider_options))
+        self.session = session
+        self.engine = "bound" if bound else "plain"
+        self.precision = "fp16" if fp16 else "fp32"
         self.provider = self.session.get_providers()[0]
         if device is Device.CUDA and self.provider != "CUDAExecutionProvider":
             raise ProviderUnavailable(
                 f"CUDA requested but onnxruntime is running on {self.session.get_providers()}",
                 hint="install onnxruntime-gpu matching your CUDA/cuDNN, or pass --device cpu")
-        log.info("model %s on %s", self.path.name, self.provider)
+        log.info("model %s on %s (%s engine, %s)", self.path.name, self.provider, self.engine,
+                 self.precision)
+        self.tile = tile
+        if self.fixed is None and tile and tile <= 2 * TILE_OVERLAP:
+            raise ModelError(f"tile size {tile} is too small: use more than {2 * TILE_OVERLAP}")
+        self.max_run_pixels = max_run_pixels or (
+            GPU_RUN_PIXELS if self.provider == "CUDAExecutionProvider" else CPU_RUN_PIXELS)
 
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+    def _load(self, ort: ModuleType, model: str | bytes, so: Any, providers: list[Any]) -> Any:
+        try:
+            return ort.InferenceSession(model, so, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            raise ModelError(f"cannot load model '{self.path}': {_first_line(exc)}",
+                             hint="the file must be an ONNX model (see 'vsr models')") from exc
+
+    def _check_io(self, session: Any) -> None:
+        inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise ModelError(f"model '{self.path}' is not a super-resolution model: "
                              f"expected 1 input and 1 output, got {len(inputs)} and {len(outputs)}")
         inp = inputs[0]
         self.input_name = inp.name
+        self.output_name = outputs[0].name
         shape = list(inp.shape)
         if (len(shape) != 4 or shape[1] not in (1, None, "1") or inp.type != "tensor(float)"):
             raise ModelError(f"model '{self.path}' is not a super-resolution model: "
@@ -179,19 +243,12 @@ class OnnxUpscaler:
         fixed_w = shape[3] if isinstance(shape[3], int) else None
         self.fixed = (fixed_h, fixed_w) if fixed_h and fixed_w else None
         self.batch_fixed = isinstance(shape[0], int)
-        self.tile = tile
-        if self.fixed is None and tile and tile <= 2 * TILE_OVERLAP:
-            raise ModelError(f"tile size {tile} is too small: use more than {2 * TILE_OVERLAP}")
-        self.scale = self._probe_scale()
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.max_run_pixels = max_run_pixels or (
-            GPU_RUN_PIXELS if self.provider == "CUDAExecutionProvider" else CPU_RUN_PIXELS)
 
-    def _probe_scale(self) -> int:
+    def _probe_scale(self, session: Any) -> int:
         ph, pw = self.fixed or (24, 20)
         x = np.zeros((1, 1, ph, pw), np.float32)
         try:
-            out = self.session.run(None, {self.input_name: x})[0]
+            out = session.run(None, {self.input_name: x})[0]
         except Exception as exc:
             raise ModelError(f"model '{self.path}' failed a probe run on a {pw}x{ph} input: "
                              f"{_first_line(exc)}") from exc
@@ -204,15 +261,27 @@ class OnnxUpscaler:
                              "only equal scales are supported")
         return int(r)
 
-    def _run(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def _infer(self, x: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """One onnxruntime call: uint8 [n,1,h,w] -> uint8 [n,1,sh,sw]."""
         if self.batch_fixed and x.shape[0] != 1:
-            return np.concatenate([self._run(x[i : i + 1]) for i in range(x.shape[0])])
+            return np.concatenate([self._infer(x[i : i + 1]) for i in range(x.shape[0])])
         try:
-            out: npt.NDArray[np.float32] = self.session.run(None, {self.input_name: x})[0]
+            if self.engine == "bound":
+                n, _, h, w = x.shape
+                out = np.empty((n, 1, h * self.scale, w * self.scale), np.uint8)
+                self._binding.bind_cpu_input(self.input_name, np.ascontiguousarray(x))
+                self._binding.bind_output(self.output_name, "cpu", 0, np.uint8, out.shape,
+                                          out.ctypes.data)
+                self.session.run_with_iobinding(self._binding)
+                return out
+            xf = x.astype(np.float32)
+            xf *= 1.0 / 255.0
+            result: npt.NDArray[np.float32] = self.session.run([self.output_name],
+                                                               {self.input_name: xf})[0]
         except Exception as exc:  # onnxruntime's own error types; a bug-free model never raises
             raise ModelRunError(f"model '{self.path.name}' failed on a [{', '.join(map(str, x.shape))}] "
                                 f"batch: {_first_line(exc)}") from exc
-        return out
+        return _to_uint8(result)
 
     def __call__(self, y: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """Upscale (N, H, W) uint8 luma to (N, sH, sW) uint8."""
@@ -224,11 +293,7 @@ class OnnxUpscaler:
             tile_hw = (min(h, max(4 * TILE_OVERLAP, self.max_run_pixels // w)), w)
         if tile_hw is None:
             per_run = max(1, self.max_run_pixels // (h * w))
-            outs = []
-            for i in range(0, n, per_run):
-                x = y[i : i + per_run, None].astype(np.float32)
-                x *= 1.0 / 255.0
-                outs.append(_to_uint8(self._run(x)[:, 0]))
+            outs = [self._infer(y[i : i + per_run, None])[:, 0] for i in range(0, n, per_run)]
             return outs[0] if len(outs) == 1 else np.concatenate(outs)
         return self._tiled(y, tile_hw)
 
@@ -246,20 +311,44 @@ class OnnxUpscaler:
             th, tw = min(th, H), min(tw, W)
         jobs = [(i, t) for i in range(n) for t in tile_grid(H, W, th, tw)]
         per_run = max(1, self.max_run_pixels // (th * tw))  # all tiles of all frames, in chunks
-        hr = np.empty((n, H * s, W * s), np.float32)
+        # uint8 per pixel is the same whether converted before or after stitching.
+        hr = np.empty((n, H * s, W * s), np.uint8)
         for c in range(0, len(jobs), per_run):
             chunk = jobs[c : c + per_run]
-            x = np.empty((len(chunk), 1, th, tw), np.float32)
+            x = np.empty((len(chunk), 1, th, tw), np.uint8)
             for k, (i, t) in enumerate(chunk):
                 x[k, 0] = src[i, t.y0 : t.y0 + th, t.x0 : t.x0 + tw]
-            x *= 1.0 / 255.0
-            out = self._run(x)
+            out = self._infer(x)
             for k, (i, t) in enumerate(chunk):
                 hr[i, t.keep_y0 * s : t.keep_y1 * s, t.keep_x0 * s : t.keep_x1 * s] = out[
                     k, 0,
                     (t.keep_y0 - t.y0) * s : (t.keep_y1 - t.y0) * s,
                     (t.keep_x0 - t.x0) * s : (t.keep_x1 - t.x0) * s]
-        return _to_uint8(hr[:, : h * s, : w * s])
+        return hr if (ph, pw) == (0, 0) else np.ascontiguousarray(hr[:, : h * s, : w * s])
+
+
+def _graph_module(required: bool, wanted: bool) -> ModuleType | None:
+    """vsr.graph when the `onnx` package is there; without it, an error if the caller asked
+    for what only it can do, else None (and a warning when CUDA loses its fast engine)."""
+    if not (required or wanted):
+        return None
+    try:
+        from . import graph
+    except ImportError as exc:
+        if required:
+            raise ProviderUnavailable(
+                "float16 and the bound engine need the 'onnx' package",
+                hint="pip install 'vsr[gpu]' (or pip install onnx)") from exc
+        log.warning("the 'onnx' package is missing: the model runs on CUDA in float32 with "
+                    "host-side conversions, several times slower (pip install 'vsr[gpu]')")
+        return None
+    return graph
+
+
+def _with_options(providers: list[str], options: dict[str, str] | None) -> list[Any]:
+    """The provider list with CUDA's options attached."""
+    return [(p, dict(options)) if options and p == "CUDAExecutionProvider" else p
+            for p in providers]
 
 
 def auto_batch(upscaler: Upscaler, height: int, width: int, limit: int = 16,
@@ -308,12 +397,13 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-def load(model: str | None, scale: int | None, device: Device, tile: int = 0,
-         threads: int = 0) -> OnnxUpscaler:
-    """Resolve a model name/path/scale and load it, checking `scale` against the model."""
+def load(options: ModelOptions) -> OnnxUpscaler:
+    """Resolve a model name/path/scale and load it, checking the scale against the model."""
     from .registry import resolve
 
-    up = OnnxUpscaler(resolve(model, scale), device, tile, threads)
+    scale = options.scale
+    up = OnnxUpscaler(resolve(options.model, scale), options.device, options.tile,
+                      options.threads, precision=options.precision)
     if scale is not None and up.scale != scale:
         raise ModelError(f"model '{up.path}' upscales x{up.scale}, but --scale {scale} was asked for",
                          hint="drop --scale, or pick a model of that scale")
@@ -323,4 +413,5 @@ def load(model: str | None, scale: int | None, device: Device, tile: int = 0,
 def describe(up: Any) -> str:
     """A short human description of a loaded model."""
     shape = f"{up.fixed[0]}x{up.fixed[1]} tiles" if up.fixed else "any size"
-    return f"{up.path.name}: x{up.scale}, input [N,1,H,W] ({shape}), on {up.provider}"
+    engine = f", {up.engine} engine, {up.precision}" if hasattr(up, "engine") else ""
+    return f"{up.path.name}: x{up.scale}, input [N,1,H,W] ({shape}), on {up.provider}{engine}"

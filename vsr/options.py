@@ -21,6 +21,15 @@ class Device(enum.Enum):
     CUDA = "cuda"
 
 
+class Precision(enum.Enum):
+    """The model's arithmetic. AUTO: float16 on CUDA (tensor cores; within one grey level of
+    float32, README "Performance"), float32 on the CPU, where float16 is no faster."""
+
+    AUTO = "auto"
+    FP32 = "fp32"
+    FP16 = "fp16"
+
+
 class Mode(enum.Enum):
     """FILE: lossless and as fast as possible. LIVE: real time, bounded latency, drops frames
     at the input rather than fall behind. `tuning_for()` lists every difference."""
@@ -129,6 +138,7 @@ class ModelOptions:
         tile: tile edge in input pixels for dynamic models (0: whole frames). Fixed-size
             models always tile at their own size.
         threads: onnxruntime intra-op threads (0: onnxruntime's default, all cores).
+        precision: float32 or float16 arithmetic (see `Precision`).
     """
 
     model: str | None = None
@@ -137,6 +147,7 @@ class ModelOptions:
     batch: int = 0
     tile: int = 0
     threads: int = 0
+    precision: Precision = Precision.AUTO
 
 
 @dataclass(frozen=True)

@@ -95,8 +95,7 @@ class Pipeline:
         self.live = live or LiveOptions()
         self.model_options = model
         self.on_error = on_error
-        self.upscaler: Upscaler = upscaler or load(model.model, model.scale, model.device,
-                                                   model.tile, model.threads)
+        self.upscaler: Upscaler = upscaler or load(model)
         self.input: OpenedInput = open_input(
             dataclasses.replace(source, decoder_threads=tuning_for(mode, 1).decoder_threads))
         v = self.input.info.video
@@ -303,6 +302,7 @@ class Pipeline:
             (v.width * self.upscaler.scale, v.height * self.upscaler.scale),
             scale=self.upscaler.scale,
             provider=self.provider,
+            precision=str(getattr(self.upscaler, "precision", "")),
             batch=self.batch,
             stages=StageTimes(
                 decode=self.src_counters.decode_seconds,

@@ -82,7 +82,7 @@ def stats_record(stats: Stats) -> dict[str, Any]:
         "event": "done", "frames": stats.frames, "seconds": round(stats.seconds, 3),
         "fps": round(stats.fps, 3), "input": list(stats.input_size),
         "output_size": list(stats.output_size), "scale": stats.scale,
-        "provider": stats.provider, "batch": stats.batch, "output": stats.output,
+        "provider": stats.provider, "precision": stats.precision, "batch": stats.batch, "output": stats.output,
         "audio_streams": stats.audio_streams, "decode_errors": stats.decode_errors,
         "corrupt_frames": stats.corrupt_frames,
         "damage_times": [round(t, 3) for t in stats.damage_times],

@@ -11,7 +11,7 @@ import numpy.typing as npt
 from .color import merge_upscaled, split_ycrcb
 from .errors import UsageError
 from .model import OnnxUpscaler, load
-from .options import Device
+from .options import Device, ModelOptions, Precision
 
 
 class Upscaler:
@@ -23,14 +23,16 @@ class Upscaler:
         batch: images per model call in `upscale_batch`.
         scale: pick the bundled model of this scale.
         tile: tile size for dynamic models (0: whole images).
+        precision: "auto", "fp32" or "fp16" (auto: fp16 on CUDA).
     """
 
     def __init__(self, model: str | None = None, device: str = "auto", batch: int = 4,
-                 scale: int | None = None, tile: int = 0) -> None:
+                 scale: int | None = None, tile: int = 0, precision: str = "auto") -> None:
         if batch < 1:
             raise UsageError("batch must be at least 1")
         self.batch = batch
-        self.model: OnnxUpscaler = load(model, scale, Device(device), tile)
+        self.model: OnnxUpscaler = load(ModelOptions(model=model, scale=scale, device=Device(device),
+                                                     tile=tile, precision=Precision(precision)))
         self.scale = self.model.scale
         self.provider = self.model.provider
 

@@ -85,7 +85,7 @@ class LocalExecutor:
 
     def start(self, model: ModelOptions, input_url: str, work: Path) -> None:
         if self.upscaler is None:
-            self.upscaler = load(model.model, model.scale, model.device, model.tile, model.threads)
+            self.upscaler = load(model)
         self.provider = str(getattr(self.upscaler, "provider", "custom"))
 
     def run(self, tasks: Sequence[SegmentTask]) -> Iterator[Event]:

@@ -105,8 +105,7 @@ class ScaleOutJob:
         source = replace(source, url=str(Path(source.url).resolve()))
         self.source, self.model, self.sink, self.options = source, model, sink, options
         self.on_error, self.color = on_error, color
-        self.upscaler = upscaler or load(model.model, model.scale, model.device, model.tile,
-                                         model.threads)
+        self.upscaler = upscaler or load(model)
         self.scale = self.upscaler.scale
         opened = open_input(source)
         try:
@@ -393,6 +392,7 @@ class ScaleOutJob:
             input_size=(v.width, v.height),
             output_size=(v.width * self.scale, v.height * self.scale),
             scale=self.scale, provider=self.executor.provider or self.executor.name,
+            precision=str(getattr(self.upscaler, "precision", "")),
             batch=self.model.batch, stages=StageTimes(encode=self._join_seconds),
             audio_streams=self._audio_streams,
             decode_errors=sum(r.decode_errors for r in segs),

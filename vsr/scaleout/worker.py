@@ -149,7 +149,7 @@ class SegmentWorker:
     """
 
     def __init__(self, model: ModelOptions) -> None:
-        self.upscaler = load(model.model, model.scale, model.device, model.tile, model.threads)
+        self.upscaler = load(model)
         self.progress = SegmentProgress()
 
     def run(self, task: SegmentTask) -> SegmentResult:
