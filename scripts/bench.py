@@ -17,7 +17,8 @@ that decodes, runs this model and encodes cannot be faster than the slowest of t
   - model only: vsr's own onnxruntime session (`OnnxUpscaler`, created untimed as vsr does
     before its stages start) on the clip's Y planes, stacked in `--batch` frames beforehand;
     only the calls are timed (the first, slower call included, as vsr pays it too).
-  - encode only: the encoder on output-size yuv420p frames prepared beforehand, muxed to .mp4.
+  - encode only: the encoder on the pictures vsr encodes (the model floor's output with
+    bicubic chroma, yuv420p), prepared beforehand, muxed to .mp4.
 vsr end to end: `python -m vsr upscale` in a subprocess, startup and model load included;
 its "done" record gives per-stage seconds (stage threads overlap, so they do not add up).
 Anchors are what users would otherwise run:
@@ -67,7 +68,8 @@ sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(ROOT))
 from make_sample import FPS, render
 
-from vsr.color import frame_to_bgr, split_ycrcb
+from vsr.color import is_full_range, merge_planes, split_frame
+from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
 from vsr.errors import VsrError
 from vsr.model import OnnxUpscaler, auto_batch
 from vsr.options import Device, Precision
@@ -198,10 +200,27 @@ def floor_decode(clip: Clip, limit: int) -> int:
     return sum(1 for _ in decode_frames(clip.path, limit))
 
 
-def floor_model(up: OnnxUpscaler, batches: list[np.ndarray]) -> int:
+def floor_model(up: OnnxUpscaler, batches: list[np.ndarray], keep: list[np.ndarray]) -> int:
+    """The model on every batch; the outputs are kept (a reference, no copy) for the encode
+    floor, so that it encodes the very pictures vsr encodes."""
+    keep.clear()
     for b in batches:
-        up(b)
+        keep.append(up(b))
     return sum(len(b) for b in batches)
+
+
+def output_frames(clip: Clip, luma: list[np.ndarray], s: int) -> list[Any]:
+    """The upscaled pictures as vsr's native path composes them (its luma, bicubic chroma,
+    yuv420p), for the encode floor: sharper pictures cost the encoder more than bicubic
+    ones (about 10% with libx264 veryfast here), so a bicubic floor would flatter it."""
+    frames = []
+    for f, y in zip(clip.frames, (y for batch in luma for y in batch)):
+        vf = merge_planes(y, split_frame(f, native=True)[1], is_full_range(f), pad=True)
+        if vf.width != even(clip.width * s) or vf.height != even(clip.height * s):
+            vf = vf.reformat(width=even(clip.width * s), height=even(clip.height * s))
+        vf.pts = f.pts
+        frames.append(vf)
+    return frames
 
 
 def transcode(clip: Clip, limit: int, s: int, preset: str, out: Path, convert: Callable[[Any], Any]) -> int:
@@ -284,6 +303,32 @@ def reference(sess: Any) -> Callable[[Any], Any]:
         return from_image(Image.merge("YCbCr", [out_y, cb, cr]).convert("RGB"))
 
     return convert
+
+
+class FreeModel:
+    """A stand-in for the model that costs almost nothing (OpenCV bicubic on the luma), so a
+    vsr pipeline running it shows what the pipeline itself costs around its encoder."""
+
+    provider = "none"
+
+    def __init__(self, scale: int) -> None:
+        self.scale = scale
+
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        n, h, w = y.shape
+        s = self.scale
+        out = np.empty((n, h * s, w * s), np.uint8)
+        for i in range(n):
+            cv2.resize(y[i], (w * s, h * s), dst=out[i], interpolation=cv2.INTER_CUBIC)
+        return out
+
+
+def pipeline_free_model(clip: Clip, args: argparse.Namespace, s: int, tmp: Path) -> int:
+    """vsr's Pipeline in this process, exactly as `vsr upscale` builds it, with `FreeModel`."""
+    p = Pipeline(SourceOptions(clip.path, max_frames=args.frames or None), ModelOptions(batch=args.batch),
+                 SinkOptions(str(tmp / "free_model.mp4"), preset=args.preset, crf=CRF, overwrite=True),
+                 upscaler=FreeModel(s))
+    return p.run().frames
 
 
 def run_vsr(clip: Clip, model: Path, args: argparse.Namespace, tmp: Path) -> Row:
@@ -411,16 +456,19 @@ def main() -> int:
             return row
 
         add("decode", "Floor — decode only", lambda: floor_decode(clip, args.frames))
-        ys = [split_ycrcb(frame_to_bgr(f))[0] for f in clip.frames]
+        ys = [split_frame(f, native=True)[0] for f in clip.frames]
         batches = [np.stack(ys[i : i + args.batch]) for i in range(0, n, args.batch)]
-        add("model", "Floor — model only", partial(floor_model, up, batches))
+        luma: list[np.ndarray] = []
+        add("model", "Floor — model only", partial(floor_model, up, batches, luma))
         del up, batches, ys
-        big = [f.reformat(width=ow, height=oh, format="yuv420p", interpolation="BICUBIC")
-               for f in clip.frames]
+        big = output_frames(clip, luma, s)
+        del luma
         add("encode", "Floor — encode only", partial(floor_encode, big, clip, s, args.preset, tmp))
         del big
         print("running: vsr end to end ...", file=sys.stderr, flush=True)
         rows.append(run_vsr(clip, model, args, tmp))
+        add("free", "vsr pipeline, model replaced by bicubic (in process)",
+            partial(pipeline_free_model, clip, args, s, tmp))
         anchor = partial(transcode, clip, args.frames, s, args.preset)
         if "a" in anchors:
             add("bicubic", "Anchor (a) FFmpeg bicubic",
@@ -478,6 +526,12 @@ def report(rows: list[Row], info: dict[str, Any], settings: dict[str, Any], path
             print(f"- vsr pipeline alone (no startup, no model load) / model only: "
                   f"{ratios['pipeline_over_model']:.2f}")
         enc = by["encode"]
+        free = by.get("free")
+        if free is not None and free.seconds:
+            ratios["free_model_over_encode"] = free.seconds / enc.seconds if enc.seconds else None
+            print(f"- vsr pipeline with a free model / encode only: "
+                  f"{fmt(ratios['free_model_over_encode'], '.2f')} (what the pipeline costs "
+                  "around its encoder: 1.00 is none)")
         if vsr.fps and enc.fps:
             ratios["vsr_fps_over_encode_fps"] = vsr.fps / enc.fps
             line = f"- vsr fps / encode-only fps: {ratios['vsr_fps_over_encode_fps']:.2f} with start-up"

