@@ -64,21 +64,32 @@ class TrainConfig:
     mse_fraction: float
     seed: int
     resize_factors: tuple[float, ...]
+    extra_layers: int = 0
+    init: str = ""
 
 
-def build_model(scale: int):  # type: ignore[no-untyped-def]
+def layer_names(extra: int) -> list[str]:
+    """The convolutions in order: conv1, conv2, the extra 3x3x64 ones (conv2b, conv2c, ...),
+    conv3, conv4. The names are the ONNX initializers' prefixes, so a model with extra
+    layers can start from one without (`--init`)."""
+    return ["conv1", "conv2", *(f"conv2{chr(ord('b') + i)}" for i in range(extra)), "conv3", "conv4"]
+
+
+def build_model(scale: int, extra: int = 0):  # type: ignore[no-untyped-def]
     import torch
     from torch import nn
 
     class ESPCN(nn.Module):
         def __init__(self, r: int) -> None:
             super().__init__()
-            self.conv1 = nn.Conv2d(1, 64, 5, padding=2)
-            self.conv2 = nn.Conv2d(64, 64, 3, padding=1)
-            self.conv3 = nn.Conv2d(64, 32, 3, padding=1)
-            self.conv4 = nn.Conv2d(32, r * r, 3, padding=1)
+            self.names = layer_names(extra)
+            shapes = {"conv1": (1, 64, 5), "conv3": (64, 32, 3), "conv4": (32, r * r, 3)}
+            for name in self.names:
+                cin, cout, k = shapes.get(name, (64, 64, 3))
+                setattr(self, name, nn.Conv2d(cin, cout, k, padding=k // 2))
             self.shuffle = nn.PixelShuffle(r)
-            for conv in (self.conv1, self.conv2, self.conv3):
+            for name in self.names[:-1]:
+                conv = getattr(self, name)
                 nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
                 nn.init.zeros_(conv.bias)
             # A small last layer starts the network near a flat output; the bias of 0.5
@@ -87,12 +98,39 @@ def build_model(scale: int):  # type: ignore[no-untyped-def]
             nn.init.constant_(self.conv4.bias, 0.5)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = torch.relu(self.conv1(x))
-            x = torch.relu(self.conv2(x))
-            x = torch.relu(self.conv3(x))
+            for name in self.names[:-1]:
+                x = torch.relu(getattr(self, name)(x))
             return self.shuffle(self.conv4(x))
 
     return ESPCN(scale)
+
+
+def init_from(model, path: Path) -> list[str]:  # type: ignore[no-untyped-def]
+    """Copy the weights of an exported vsr ESPCN model into `model` wherever the names and
+    shapes match; extra 3x3x64 layers it lacks start as the identity (a centred one-hot
+    kernel, zero bias), which passes the ReLU output before it through unchanged, so the
+    deeper network starts out computing exactly what the given model computes."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    copied = []
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            w = weights.get(name)
+            if w is not None and tuple(w.shape) == tuple(param.shape):
+                param.copy_(torch.from_numpy(np.array(w, np.float32)))
+                copied.append(name)
+            elif name.endswith(".weight") and param.shape[0] == param.shape[1] == 64 and param.shape[2] == 3:
+                param.zero_()
+                for c in range(64):
+                    param[c, c, 1, 1] = 1.0
+            elif name.endswith(".bias") and w is None:
+                param.zero_()
+            else:
+                raise SystemExit(f"--init {path}: no weights for {name} {tuple(param.shape)}")
+    return copied
 
 
 def degrade_lr(lr: Image.Image, rng: random.Random) -> Image.Image:
@@ -168,14 +206,17 @@ def export_onnx(model, scale: int, out: Path, metadata: dict[str, str]) -> None:
     inits = [numpy_helper.from_array(sd[k], name=k) for k in sd]
     nodes = []
     x = "input"
-    for i, pad in ((1, 2), (2, 1), (3, 1), (4, 1)):
-        conv_out = f"conv{i}_out"
-        nodes.append(helper.make_node("Conv", [x, f"conv{i}.weight", f"conv{i}.bias"], [conv_out],
-                                      pads=[pad] * 4, kernel_shape=[2 * pad + 1] * 2, name=f"conv{i}"))
+    names = model.names
+    for name in names:
+        pad = sd[f"{name}.weight"].shape[2] // 2
+        conv_out = f"{name}_out"
+        nodes.append(helper.make_node("Conv", [x, f"{name}.weight", f"{name}.bias"], [conv_out],
+                                      pads=[pad] * 4, kernel_shape=[2 * pad + 1] * 2, name=name))
         x = conv_out
-        if i < 4:
-            nodes.append(helper.make_node("Relu", [x], [f"relu{i}_out"], name=f"relu{i}"))
-            x = f"relu{i}_out"
+        if name != names[-1]:
+            relu = "relu" + name.removeprefix("conv")
+            nodes.append(helper.make_node("Relu", [x], [f"{relu}_out"], name=relu))
+            x = f"{relu}_out"
     nodes.append(helper.make_node("DepthToSpace", [x], ["output"], blocksize=scale, mode="CRD",
                                   name="pixel_shuffle"))
     graph = helper.make_graph(
@@ -224,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--mse-fraction", type=float, default=0.25, help="last fraction of steps using MSE")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--extra-layers", type=int, default=0,
+                    help="3x3x64 convolutions added after the second layer (default 0: ESPCN)")
+    ap.add_argument("--init", type=Path, help="start from this exported model's weights "
+                    "(added layers start as the identity)")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     ap.add_argument("--max-minutes", type=float, default=0,
@@ -245,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig(args.scale, str(Path(args.data)), args.degrade, args.steps, args.batch,
-                      args.patch, args.lr, args.mse_fraction, args.seed, (1.0, 0.8, 0.6, 0.5))
+                      args.patch, args.lr, args.mse_fraction, args.seed, (1.0, 0.8, 0.6, 0.5),
+                      args.extra_layers, str(args.init or ""))
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -257,13 +303,18 @@ def main(argv: list[str] | None = None) -> int:
     lr_t = torch.from_numpy(lr_bank).to(device)
     hr_t = torch.from_numpy(hr_bank).to(device)
 
-    model = build_model(cfg.scale).to(device)
+    model = build_model(cfg.scale, cfg.extra_layers)
+    if args.init:
+        copied = init_from(model, args.init)
+        print(f"initialised {len(copied)} tensors from {args.init}", flush=True)
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     start = 0
     if ckpt_path.exists() and not args.no_resume:
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         saved = dict(ck["config"])
+        saved = {"extra_layers": 0, "init": "", **saved}  # checkpoints from before these options
         if {**saved, "steps": 0} != {**asdict(cfg), "steps": 0}:
             raise SystemExit(f"checkpoint {ckpt_path} was made with other settings; "
                              "hint: pass --no-resume or delete it")
@@ -338,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     params = sum(p.numel() for p in model.parameters())
     metadata = {
         "vsr.scale": str(cfg.scale),
-        "vsr.architecture": "ESPCN conv5x5x64-relu-conv3x3x64-relu-conv3x3x32-relu-conv3x3xr2-DepthToSpace(CRD)",
+        "vsr.architecture": "ESPCN conv5x5x64-relu-conv3x3x64-relu-"
+        + "conv3x3x64-relu-" * cfg.extra_layers + "conv3x3x32-relu-conv3x3xr2-DepthToSpace(CRD)",
         "vsr.parameters": str(params),
         "vsr.degradation": cfg.degrade,
         "vsr.training_data": f"{len(sr_protocol.list_images(Path(cfg.data)))} images in "

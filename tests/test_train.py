@@ -47,3 +47,27 @@ def test_a_few_steps_write_a_loadable_model_with_metadata(tmp_path: Path) -> Non
                      "--steps", "30", "--batch", "8", "--patch", "16", "--out", str(out),
                      "--threads", "1"])
     assert rc == 0
+
+
+def test_a_deeper_model_initialised_from_a_shipped_one_starts_out_computing_the_same(tmp_path: Path) -> None:
+    """--init with --extra-layers: the added 3x3x64 layers start as the identity, so before
+    any step the deeper network gives the shipped model's output; its export loads in vsr."""
+    import torch
+
+    from vsr.model import OnnxUpscaler
+    from vsr.options import Device
+
+    src = ROOT / "models" / "espcn_x4.onnx"
+    model = train.build_model(4, extra=2)
+    copied = train.init_from(model, src)
+    assert len(copied) == 8 and model.names == ["conv1", "conv2", "conv2b", "conv2c", "conv3", "conv4"]
+    y = cv2.GaussianBlur(np.random.default_rng(1).integers(0, 256, (2, 30, 40), dtype=np.uint8), (3, 3), 1)
+    with torch.no_grad():
+        deep = model(torch.from_numpy(y).float().div(255)[:, None]).numpy()[:, 0]
+    ref = OnnxUpscaler(src, Device.CPU)(y)
+    assert np.abs(np.rint(np.clip(deep, 0, 1) * 255) - ref).max() <= 1
+    out = tmp_path / "deep.onnx"
+    train.export_onnx(model, 4, out, {"vsr.scale": "4"})
+    assert train.check_export(model, out) < 1e-4
+    up = OnnxUpscaler(out, Device.CPU)
+    assert up.scale == 4 and np.abs(up(y).astype(int) - ref).max() <= 1
