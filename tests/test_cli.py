@@ -146,6 +146,24 @@ def test_progress_json_is_json_lines_ending_with_done(sample_video: Path, out_di
     for r in records[:-1]:
         assert {"frames", "total", "fps", "elapsed", "eta"} <= set(r)
     assert out.exists()
+    assert done["precision"] == "fp32"  # the CPU default
+
+
+def test_precision_fp16_runs_the_bound_engine_on_the_cpu_too(sample_video: Path, out_dir: Path) -> None:
+    """`--precision fp16` (the GPU default) works anywhere, gives the same frames within a
+    grey level or so after encoding, and the summary line says fp16."""
+    pytest.importorskip("onnx")
+    a, b = out_dir / "fp32.mkv", out_dir / "fp16.mkv"
+    status, err = run_cli("upscale", sample_video, a, *FAST, "--codec", "ffv1")
+    assert status == 0, err
+    status, err = run_cli("upscale", sample_video, b, *FAST, "--codec", "ffv1", "--precision", "fp16")
+    assert status == 0, err
+    assert "CPUExecutionProvider fp16)" in err, err
+    fa = [f.to_ndarray(format="gray") for f in av.open(str(a)).decode(video=0)]
+    fb = [f.to_ndarray(format="gray") for f in av.open(str(b)).decode(video=0)]
+    assert len(fa) == len(fb) == 12
+    for x, y in zip(fa, fb):
+        assert abs(x.astype(int) - y).max() <= 2
 
 
 # --------------------------------------------------------------------------- bad input
