@@ -1,8 +1,12 @@
 """The model stage's engine: an onnxruntime session that upscales stacks of Y planes.
 
 Runs in the upscaler thread (constructed in the main thread: session creation holds the GIL
-and can fail, and failures must surface before any thread starts). `run()` releases the GIL,
-so decoding and encoding overlap with it.
+and can fail, and failures must surface before any thread starts). `run()` and
+`run_with_iobinding()` release the GIL, so decoding and encoding overlap with them.
+
+Two engines (see `OnnxUpscaler`): "plain" on the CPU, "bound" on CUDA, where the model is
+rewritten by `vsr.graph` to take and return uint8 (float16 inside by default) and its result
+is written straight into the array handed on.
 
 Any ONNX model taking [N,1,H,W] float32 in 0..1 and returning [N,1,rH,rW] works. The scale
 r is probed with one small run. Models with a fixed H/W (the zoo's 224x224) are run tile by
