@@ -256,3 +256,23 @@ def test_cuda_pipeline_upscales_a_clip_end_to_end(tmp_path: Path) -> None:
     assert done["provider"] == "CUDAExecutionProvider" and done["precision"] in ("fp16", "fp32")
     st = video_stats(dst)
     assert st["sizes"] == {(288, 192)} and len(st["times"]) == 24
+
+
+def test_bound_engine_refuses_clearly_what_it_cannot_rewrite(tmp_path: Path) -> None:
+    """A model vsr can run plain but the graph rewrite cannot take (two outputs): asking for
+    the bound engine or float16 is a ModelError that says so; the plain engine still runs it."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, "h", "w"])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "z")]
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2])
+    nodes = [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest"),
+             helper.make_node("Identity", ["x"], ["z"])]
+    model = helper.make_model(helper.make_graph(nodes, "two", [x], outs, [scales]),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    path = tmp_path / "two_outputs.onnx"
+    onnx.save(model, str(path))
+    assert OnnxUpscaler(path, Device.CPU).scale == 2
+    with pytest.raises(ModelError, match="bound engine"):
+        OnnxUpscaler(path, Device.CPU, precision=Precision.FP16)

@@ -189,20 +189,11 @@ class OnnxUpscaler:
         self.scale = self._probe_scale(session)
         self.metadata = dict(session.get_modelmeta().custom_metadata_map)
         fp16 = precision is Precision.FP16 or (precision is Precision.AUTO and cuda)
-        data = None
-        if bound:
-            assert graph is not None
-            try:
-                data, fp16 = graph.uint8_io(self.path.read_bytes(), fp16)
-            except Exception as exc:  # onnx's checker/converter errors: a graph it cannot rewrite
-                if engine == "bound" or precision is Precision.FP16:
-                    raise ModelError(f"cannot run model '{self.path}' in {precision.value} on the "
-                                     f"bound engine: {_first_line(exc)}",
-                                     hint="pass --precision fp32") from exc
-                log.warning("model %s: the GPU engine cannot rewrite it (%s); running it as is",
-                            self.path.name, _first_line(exc))
-                bound = False
-        if graph is not None and data is not None:
+        rewritten = self._rewrite(graph, fp16, engine == "bound" or precision is Precision.FP16,
+                                  precision) if bound and graph is not None else None
+        bound = rewritten is not None
+        if graph is not None and rewritten is not None:
+            data, fp16 = rewritten
             session = self._load(ort, data, so, _with_options(providers, provider_options))
             self.input_name, self.output_name = graph.INPUT, graph.OUTPUT
             self._binding = session.io_binding()
@@ -227,6 +218,21 @@ class OnnxUpscaler:
             raise ModelError(f"tile size {tile} is too small: use more than {2 * TILE_OVERLAP}")
         self.max_run_pixels = max_run_pixels or (
             GPU_RUN_PIXELS if self.provider == "CUDAExecutionProvider" else CPU_RUN_PIXELS)
+
+    def _rewrite(self, graph: ModuleType, fp16: bool, strict: bool,
+                 precision: Precision) -> tuple[bytes, bool] | None:
+        """The model for the bound engine (see `vsr.graph.uint8_io`); None, with a warning, if
+        onnx cannot rewrite it and the caller did not insist on the bound engine."""
+        try:
+            result: tuple[bytes, bool] = graph.uint8_io(self.path.read_bytes(), fp16)
+        except Exception as exc:  # onnx's checker/converter errors: a graph it cannot rewrite
+            if strict:
+                raise ModelError(f"cannot run model '{self.path}' in {precision.value} on the "
+                                 f"bound engine: {_first_line(exc)}", hint="pass --precision fp32") from exc
+            log.warning("model %s: the GPU engine cannot rewrite it (%s); running it as is",
+                        self.path.name, _first_line(exc))
+            return None
+        return result
 
     def _load(self, ort: ModuleType, model: str | bytes, so: Any, providers: list[Any]) -> Any:
         try:
