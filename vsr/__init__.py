@@ -25,14 +25,15 @@ from .errors import (
                      VsrError,
 )
 from .frames import StageTimes, Stats
-from .options import Device, ModelOptions, Progress, SinkOptions, SourceOptions
+from .options import Device, ModelOptions, Precision, Progress, SinkOptions, SourceOptions
 from .pipeline import Pipeline, upscale_video
 from .scaleout import LocalExecutor, RayExecutor, ScaleOutJob, ScaleOutOptions
 from .upscaler import Upscaler
 
 __all__ = [
     "Cancelled", "DecodeError", "Device", "EncodeError", "Interrupted", "ModelError",
-    "LocalExecutor", "ModelOptions", "ModelRunError", "Pipeline", "Progress", "ProviderUnavailable",
+    "LocalExecutor", "ModelOptions", "ModelRunError", "Pipeline", "Precision", "Progress",
+    "ProviderUnavailable",
     "RayExecutor", "ScaleOutJob", "ScaleOutOptions", "SinkError", "SinkOptions",
     "SourceError", "SourceOptions", "StageTimes", "Stats", "Upscaler", "UsageError", "VsrError",
     "__version__", "upscale_video",

@@ -354,16 +354,18 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
                   device: str = "auto", batch: int = 0, codec: str | None = None, crf: int | None = 18,
                   preset: str | None = "medium", pix_fmt: str | None = None,
                   format: str | None = None, overwrite: bool = False, max_frames: int | None = None,
-                  tile: int = 0, on_error: str = "skip", color: str = "auto") -> Stats:
+                  tile: int = 0, on_error: str = "skip", color: str = "auto",
+                  precision: str = "auto") -> Stats:
     """Upscale a video (or image) file end to end and return what was done.
 
     Args mirror `vsr upscale`'s options. Raises VsrError subclasses for user errors.
     """
-    from .options import Device
+    from .options import Device, Precision
 
     pipeline = Pipeline(
         SourceOptions(input, max_frames=max_frames),
-        ModelOptions(model=model, scale=scale, device=Device(device), batch=batch, tile=tile),
+        ModelOptions(model=model, scale=scale, device=Device(device), batch=batch, tile=tile,
+                     precision=Precision(precision)),
         SinkOptions(output, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                     overwrite=overwrite),
         on_error=on_error,
