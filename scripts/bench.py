@@ -216,8 +216,6 @@ def output_frames(clip: Clip, luma: list[np.ndarray], s: int) -> list[Any]:
     frames = []
     for f, y in zip(clip.frames, (y for batch in luma for y in batch)):
         vf = merge_planes(y, split_frame(f, native=True)[1], is_full_range(f), pad=True)
-        if vf.width != even(clip.width * s) or vf.height != even(clip.height * s):
-            vf = vf.reformat(width=even(clip.width * s), height=even(clip.height * s))
         vf.pts = f.pts
         frames.append(vf)
     return frames
@@ -323,11 +321,11 @@ class FreeModel:
         return out
 
 
-def pipeline_free_model(clip: Clip, args: argparse.Namespace, s: int, tmp: Path) -> int:
-    """vsr's Pipeline in this process, exactly as `vsr upscale` builds it, with `FreeModel`."""
-    p = Pipeline(SourceOptions(clip.path, max_frames=args.frames or None), ModelOptions(batch=args.batch),
-                 SinkOptions(str(tmp / "free_model.mp4"), preset=args.preset, crf=CRF, overwrite=True),
-                 upscaler=FreeModel(s))
+def run_pipeline(clip: Clip, upscaler: Any, batch: int, preset: str, out: Path,
+                 frames: int = 0) -> int:
+    """vsr's Pipeline in this process, as `vsr upscale` builds it, with a given upscaler."""
+    p = Pipeline(SourceOptions(clip.path, max_frames=frames or None), ModelOptions(batch=batch),
+                 SinkOptions(str(out), preset=preset, crf=CRF, overwrite=True), upscaler=upscaler)
     return p.run().frames
 
 
@@ -382,6 +380,11 @@ def fmt(v: float | None, spec: str) -> str:
     return "—" if v is None else format(v, spec)
 
 
+def batch_size(value: str) -> int:
+    """--batch: a number, or auto (0)."""
+    return 0 if value == "auto" else int(value)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="640x360", help="generated clip size WxH (default 640x360)")
@@ -389,7 +392,8 @@ def main() -> int:
     ap.add_argument("--model", help="ONNX model (default models/espcn_x3.onnx)")
     ap.add_argument("--device", choices=[d.value for d in Device], default="auto")
     ap.add_argument("--preset", default="veryfast", help="libx264 preset (default veryfast)")
-    ap.add_argument("--batch", default="4", help="frames per model call (default 4), or auto "
+    ap.add_argument("--batch", type=batch_size, default=4,
+                    help="frames per model call (default 4), or auto "
                     "(vsr's measured choice, used by both the model floor and vsr)")
     ap.add_argument("--precision", choices=[p.value for p in Precision], default="auto",
                     help="model arithmetic for vsr and the model floor (default auto)")
@@ -399,12 +403,11 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1, help="keep each row's best of N runs")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
-    args.batch = 0 if args.batch == "auto" else int(args.batch)
     anchors = set() if args.anchors == "none" else set(args.anchors.split(","))
     if not anchors <= {"a", "b", "c"}:
         ap.error("--anchors: a comma-separated subset of a,b,c, or none")
     if args.repeat < 1 or args.batch < 0 or args.frames < 0:
-        ap.error("--repeat and --batch must be at least 1, --frames at least 0")
+        ap.error("--repeat must be at least 1, --batch at least 1 (or auto), --frames at least 0")
     if not args.input and args.frames == 0:
         ap.error("--frames 0 (all frames) needs --input")
     try:
@@ -468,7 +471,8 @@ def main() -> int:
         print("running: vsr end to end ...", file=sys.stderr, flush=True)
         rows.append(run_vsr(clip, model, args, tmp))
         add("free", "vsr pipeline, model replaced by bicubic (in process)",
-            partial(pipeline_free_model, clip, args, s, tmp))
+            partial(run_pipeline, clip, FreeModel(s), args.batch, args.preset, tmp / "free_model.mp4",
+                    args.frames))
         anchor = partial(transcode, clip, args.frames, s, args.preset)
         if "a" in anchors:
             add("bicubic", "Anchor (a) FFmpeg bicubic",

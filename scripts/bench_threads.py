@@ -26,7 +26,6 @@ sys.path.insert(0, str(SCRIPTS.parent))
 
 import bench
 
-from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
 from vsr.model import OnnxUpscaler, auto_batch
 from vsr.options import Device
 
@@ -53,11 +52,8 @@ def main() -> int:
         del luma
 
         def pipeline() -> float:
-            p = Pipeline(SourceOptions(clip.path), ModelOptions(batch=batch),
-                         SinkOptions(str(tmp / "out.mp4"), preset=args.preset, crf=bench.CRF,
-                                     overwrite=True), upscaler=up)
             t0 = time.perf_counter()
-            p.run()
+            bench.run_pipeline(clip, up, batch, args.preset, tmp / "out.mp4")
             return time.perf_counter() - t0
 
         pipeline()  # warm-up: cuDNN's algorithm search for this batch shape

@@ -63,7 +63,7 @@ def main() -> int:
     args = ap.parse_args()
     t0 = time.perf_counter()
     default = OnnxUpscaler(args.model, Device(args.device))
-    load_s = {"default": time.perf_counter() - t0}
+    default_load = time.perf_counter() - t0
     names = list(VARIANTS) if args.variants == "all" else [
         n.strip() for n in args.variants.split(",") if n.strip() != "default"]
     reference = OnnxUpscaler(args.model, Device.CPU, engine="plain")
@@ -81,7 +81,7 @@ def main() -> int:
         y = ((y.astype(np.uint16) + np.roll(y, 1, 2) + np.roll(y, 1, 1)) // 3).astype(np.uint8)
         expected = reference(y[:1])
         rows: list[tuple[str, int, Callable[[np.ndarray], np.ndarray], float]] = [
-            (f"default ({default.engine} {default.precision})", b, default, load_s["default"])
+            (f"default ({default.engine} {default.precision})", b, default, default_load)
             for b in dict.fromkeys([batch, *extra])]
         for name in names:
             engine, precision, options = VARIANTS[name]

@@ -431,8 +431,8 @@ def load(options: ModelOptions) -> OnnxUpscaler:
     return up
 
 
-def describe(up: Any) -> str:
+def describe(up: OnnxUpscaler) -> str:
     """A short human description of a loaded model."""
     shape = f"{up.fixed[0]}x{up.fixed[1]} tiles" if up.fixed else "any size"
-    engine = f", {up.engine} engine, {up.precision}" if hasattr(up, "engine") else ""
-    return f"{up.path.name}: x{up.scale}, input [N,1,H,W] ({shape}), on {up.provider}{engine}"
+    return (f"{up.path.name}: x{up.scale}, input [N,1,H,W] ({shape}), on {up.provider}, "
+            f"{up.engine} engine, {up.precision}")
