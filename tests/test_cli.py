@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT, pattern, synth_video, video_stats
 from send_test_stream import write_audio_only
 
-from vsr.cli import main
+from vsr.cli import build_parser, main
 
 FAST = ["--preset", "ultrafast"]
 
@@ -95,6 +95,27 @@ def out_dir(tmp_path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- success
+
+
+def test_upscale_and_live_parse_their_shared_options_alike() -> None:
+    """Model, encoding and input options are declared once for both commands: the same
+    arguments give the same values, and only the encoder defaults differ (live is tuned for
+    speed)."""
+    shared = ["--model", "espcn_x2", "--scale", "2", "--device", "cpu", "--batch", "auto",
+              "--threads", "1", "--precision", "fp16", "--codec", "libx265", "--crf", "20",
+              "--preset", "fast", "--pix-fmt", "yuv420p", "--format", "matroska",
+              "--codec-option", "a=b", "--container-option", "c=d", "--no-audio", "--color",
+              "ycrcb", "--input-format", "mpegts", "--input-option", "e=f", "--max-pixels", "100"]
+    parser = build_parser()
+    up = vars(parser.parse_args(["upscale", "in.mp4", "out.mp4", *shared]))
+    live = vars(parser.parse_args(["live", "in.mp4", "out.mp4", *shared]))
+    both = (set(up) & set(live)) - {"command"}
+    assert len(both) > 20
+    assert {k: up[k] for k in both} == {k: live[k] for k in both}
+    up_defaults = vars(parser.parse_args(["upscale", "in.mp4"]))
+    live_defaults = vars(parser.parse_args(["live", "in.mp4"]))
+    differ = {k for k in both if up_defaults[k] != live_defaults[k]}
+    assert differ == {"crf", "preset"}
 
 
 def test_upscale_writes_the_output_and_one_summary_line(sample_video: Path, out_dir: Path) -> None:

@@ -91,7 +91,10 @@ def test_realtime_udp_stream_to_file_is_3x_with_latency_reported(tmp_path: Path)
     rc, err = stop_both(vsr, sender)
     assert rc == 0, err
     rec = done_record(err)
-    assert rec["frames"] >= 30 and rec["output_size"] == [288, 192]
+    # About 75 frames arrive in 3 s; how many are upscaled rather than dropped depends on the
+    # machine's spare CPU (a loaded CI host drops more), so only the accounting is exact.
+    assert rec["frames_in"] >= 30 and rec["frames"] >= 10 and rec["output_size"] == [288, 192]
+    assert rec["frames_in"] == rec["frames"] + rec["dropped"]
     assert set(rec["latency_ms"]) == {"p50", "p95", "p99", "max"}  # type: ignore[arg-type]
     stats = video_stats(out)
     assert stats["sizes"] == {(288, 192)} and stats["audio_streams"] == 1

@@ -67,22 +67,83 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("input", help="path, URL, or - for standard input")
     up.add_argument("output", nargs="?", help="path or - for standard output "
                     "(default: INPUT_x3.ext; images become .png)")
-    m = up.add_argument_group("model")
-    m.add_argument("--model", help="bundled model name (see 'vsr models') or path to .onnx")
-    m.add_argument("--scale", type=int, choices=(2, 3, 4), help="pick the bundled model of this scale")
-    m.add_argument("--device", choices=[d.value for d in Device], default="auto")
-    m.add_argument("--batch", type=_batch, default=0, metavar="N|auto",
-                   help="frames per model call (default auto: 1 on the CPU, measured on a GPU)")
+    m = _model_args(up, batch_help="frames per model call (default auto: 1 on the CPU, measured "
+                    "on a GPU)")
     m.add_argument("--tile", type=int, default=0, help="run dynamic models in tiles of this size "
                    "(input pixels; 0: whole frames)")
+    _encoding_args(up, crf=18, preset="medium")
+    i = _input_args(up, format_help="force the demuxer (e.g. mpegts)")
+    i.add_argument("--frames", type=_positive, help="stop after this many frames")
+    i.add_argument("--on-error", choices=("skip", "stop"), default="skip",
+                   help="damaged input: skip what cannot be decoded and report it (default), "
+                        "or stop at the first damage with exit 1")
+    up.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
+    _scale_out_args(up)
+    _common(up)
+
+    lv = sub.add_parser("live", help="upscale a webcam or network stream in real time")
+    lv.add_argument("input", help="device (/dev/video0), URL (udp://, rtsp://, srt://, http://), "
+                    "file, or - for standard input")
+    lv.add_argument("output", nargs="?", help="file (.mkv/.ts survive crashes; .mp4 is finalised "
+                    "on exit), URL (udp://, tcp://, rtmp://, srt://), or - (needs --format)")
+    _model_args(lv, batch_help="largest batch (default auto); it adapts to --max-latency")
+    r = lv.add_argument_group("real time")
+    r.add_argument("--max-latency", type=float, default=500, metavar="MS",
+                   help="latency target in milliseconds from arrival to output (default 500)")
+    r.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    r.add_argument("--reconnect", type=float, default=10, metavar="S",
+                   help="keep retrying a network input that drops for S seconds (default 10; 0: off)")
+    r.add_argument("--stall-timeout", type=float, default=5, metavar="S",
+                   help="a network input silent for S seconds counts as dropped (default 5)")
+    r.add_argument("--preview", action="store_true",
+                   help="serve a live MJPEG preview page (http://127.0.0.1:8080/)")
+    r.add_argument("--preview-host", default="127.0.0.1", help="preview address (default 127.0.0.1)")
+    r.add_argument("--preview-port", type=int, default=8080, help="preview port (0: any free port)")
+    r.add_argument("--stats", choices=("text", "json"), default="text",
+                   help="final statistics as a text line (default) or a JSON record on stderr; "
+                        "json also prints a JSON line every second")
+    _encoding_args(lv, crf=23, preset="veryfast")
+    _input_args(lv, format_help="force the demuxer/device (v4l2, mpegts, rtsp, ...)")
+    lv.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output file")
+    _common(lv, progress=False)
+
+    info = sub.add_parser("info", help="describe an input and a model")
+    info.add_argument("input")
+    info.add_argument("--model", help="model to describe (default: the bundled x3)")
+    info.add_argument("--scale", type=int, choices=(2, 3, 4))
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.add_argument("--keyframes", action="store_true",
+                      help="also scan the video's packets for where it can be cut into segments "
+                           "(reads the whole file; no decoding)")
+    _common(info, progress=False)
+
+    models = sub.add_parser("models", help="list the bundled models")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    _common(models, progress=False)
+    return p
+
+
+def _model_args(p: argparse.ArgumentParser, batch_help: str) -> argparse._ArgumentGroup:
+    """The model options upscale and live share (one definition, so their names, choices and
+    defaults cannot drift apart); each command adds its own to the group returned."""
+    m = p.add_argument_group("model")
+    m.add_argument("--model", help="bundled model name (see 'vsr models') or path to .onnx")
+    m.add_argument("--scale", type=int, choices=(2, 3, 4), help="pick the bundled model of this scale")
+    m.add_argument("--device", choices=[x.value for x in Device], default="auto")
+    m.add_argument("--batch", type=_batch, default=0, metavar="N|auto", help=batch_help)
     m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
-    m.add_argument("--precision", choices=[p.value for p in Precision], default="auto",
+    m.add_argument("--precision", choices=[x.value for x in Precision], default="auto",
                    help="model arithmetic (default auto: fp16 on CUDA, fp32 on the CPU)")
-    e = up.add_argument_group("output encoding")
+    return m
+
+
+def _encoding_args(p: argparse.ArgumentParser, crf: int, preset: str) -> argparse._ArgumentGroup:
+    """Output encoding options; only the defaults differ (live favours speed over size)."""
+    e = p.add_argument_group("output encoding")
     e.add_argument("--codec", help="video encoder (default libx264, or the container's own "
                    "where it cannot hold H.264: VP9 for .webm)")
-    e.add_argument("--crf", type=int, default=18, help="quality for encoders with CRF (default 18)")
-    e.add_argument("--preset", default="medium", help="encoder preset (default medium)")
+    e.add_argument("--crf", type=int, default=crf, help=f"quality for encoders with CRF (default {crf})")
+    e.add_argument("--preset", default=preset, help=f"encoder preset (default {preset})")
     e.add_argument("--pix-fmt", help="output pixel format (default yuv420p)")
     e.add_argument("--format", help="container format, required for - (e.g. matroska, mpegts, nut)")
     e.add_argument("--codec-option", type=_key_value, action="append", default=[],
@@ -93,19 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--color", choices=("auto", "native", "ycrcb"), default="auto",
                    help="colour handling: native 4:2:0 planes when input and output allow "
                         "(auto, the default), or the model card's OpenCV YCrCb round trip")
-    i = up.add_argument_group("input")
-    i.add_argument("--input-format", help="force the demuxer (e.g. mpegts)")
+    return e
+
+
+def _input_args(p: argparse.ArgumentParser, format_help: str) -> argparse._ArgumentGroup:
+    i = p.add_argument_group("input")
+    i.add_argument("--input-format", help=format_help)
     i.add_argument("--input-option", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE", help="demuxer/protocol option (repeatable)")
-    i.add_argument("--frames", type=_positive, help="stop after this many frames")
-    i.add_argument("--on-error", choices=("skip", "stop"), default="skip",
-                   help="damaged input: skip what cannot be decoded and report it (default), "
-                        "or stop at the first damage with exit 1")
+                   metavar="KEY=VALUE", help="demuxer/device/protocol option (repeatable), "
+                   "e.g. video_size=640x480")
     i.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse input frames larger than this many pixels "
                         f"(default {DEFAULT_MAX_PIXELS}, DCI 4K; 0: no limit)")
-    up.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
-    so = up.add_argument_group("scale-out (a file split at keyframes over many workers; "
+    return i
+
+
+def _scale_out_args(p: argparse.ArgumentParser) -> None:
+    so = p.add_argument_group("scale-out (a file split at keyframes over many workers; "
                                "any of these turns it on)")
     so.add_argument("--segments", type=_positive, metavar="N",
                     help="split into N segments (cut at the nearest keyframes)")
@@ -130,70 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--restart", action="store_true",
                         help="delete the work directory's job and start over")
     so.add_argument("--keep-work", action="store_true", help="keep parts and manifest after the join")
-    _common(up)
-
-    lv = sub.add_parser("live", help="upscale a webcam or network stream in real time")
-    lv.add_argument("input", help="device (/dev/video0), URL (udp://, rtsp://, srt://, http://), "
-                    "file, or - for standard input")
-    lv.add_argument("output", nargs="?", help="file (.mkv/.ts survive crashes; .mp4 is finalised "
-                    "on exit), URL (udp://, tcp://, rtmp://, srt://), or - (needs --format)")
-    m = lv.add_argument_group("model")
-    m.add_argument("--model", help="bundled model name or path to .onnx")
-    m.add_argument("--scale", type=int, choices=(2, 3, 4))
-    m.add_argument("--device", choices=[d.value for d in Device], default="auto")
-    m.add_argument("--batch", type=_batch, default=0, metavar="N|auto",
-                   help="largest batch (default auto); it adapts to --max-latency")
-    m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
-    m.add_argument("--precision", choices=[p.value for p in Precision], default="auto",
-                   help="model arithmetic (default auto: fp16 on CUDA, fp32 on the CPU)")
-    r = lv.add_argument_group("real time")
-    r.add_argument("--max-latency", type=float, default=500, metavar="MS",
-                   help="latency target in milliseconds from arrival to output (default 500)")
-    r.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    r.add_argument("--reconnect", type=float, default=10, metavar="S",
-                   help="keep retrying a network input that drops for S seconds (default 10; 0: off)")
-    r.add_argument("--stall-timeout", type=float, default=5, metavar="S",
-                   help="a network input silent for S seconds counts as dropped (default 5)")
-    r.add_argument("--preview", action="store_true",
-                   help="serve a live MJPEG preview page (http://127.0.0.1:8080/)")
-    r.add_argument("--preview-host", default="127.0.0.1", help="preview address (default 127.0.0.1)")
-    r.add_argument("--preview-port", type=int, default=8080, help="preview port (0: any free port)")
-    r.add_argument("--stats", choices=("text", "json"), default="text",
-                   help="final statistics as a text line (default) or a JSON record on stderr; "
-                        "json also prints a JSON line every second")
-    e = lv.add_argument_group("output encoding")
-    e.add_argument("--codec", help="video encoder (default libx264, or the container's own)")
-    e.add_argument("--crf", type=int, default=23)
-    e.add_argument("--preset", default="veryfast")
-    e.add_argument("--pix-fmt")
-    e.add_argument("--format", help="container format (e.g. mpegts, matroska, flv)")
-    e.add_argument("--codec-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
-    e.add_argument("--container-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
-    e.add_argument("--no-audio", action="store_true", help="drop audio")
-    e.add_argument("--color", choices=("auto", "native", "ycrcb"), default="auto",
-                   help="colour handling (see vsr upscale --help)")
-    i = lv.add_argument_group("input")
-    i.add_argument("--input-format", help="force the demuxer/device (v4l2, mpegts, rtsp, ...)")
-    i.add_argument("--input-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="device/demuxer/protocol option, e.g. video_size=640x480 framerate=30")
-    i.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
-    lv.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output file")
-    _common(lv, progress=False)
-
-    info = sub.add_parser("info", help="describe an input and a model")
-    info.add_argument("input")
-    info.add_argument("--model", help="model to describe (default: the bundled x3)")
-    info.add_argument("--scale", type=int, choices=(2, 3, 4))
-    info.add_argument("--json", action="store_true", help="print JSON")
-    info.add_argument("--keyframes", action="store_true",
-                      help="also scan the video's packets for where it can be cut into segments "
-                           "(reads the whole file; no decoding)")
-    _common(info, progress=False)
-
-    models = sub.add_parser("models", help="list the bundled models")
-    models.add_argument("--json", action="store_true", help="print JSON")
-    _common(models, progress=False)
-    return p
 
 
 def _common(p: argparse.ArgumentParser, progress: bool = True) -> None:
