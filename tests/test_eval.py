@@ -52,37 +52,42 @@ def test_eval_table_lists_bicubic_and_the_given_model(tmp_path: Path, capsys: py
     assert "| bicubic x3 | x3 |" in out and "| espcn_x3 | x3 |" in out
 
 
-@needs(SHARED_DATA / "eval" / "Set5")
-def test_bundled_x3_model_meets_the_quality_bar_on_set5() -> None:
-    """The default model beats the zoo model's 29.30 dB by a wide margin (>= 31.0 dB) on Set5."""
+def protocol_psnr(model: str, scale: int, set_name: str) -> tuple[float, float]:
+    """(model, bicubic) mean Y-PSNR of a bundled model on one evaluation set, run the way vsr
+    runs it (uint8 luma through OnnxUpscaler on the CPU)."""
     from vsr.model import OnnxUpscaler
     from vsr.options import Device
 
-    up = OnnxUpscaler(ROOT / "models" / "espcn_x3.onnx", Device.CPU)
-    scores = []
-    for path in sr_protocol.list_images(SHARED_DATA / "eval" / "Set5"):
-        hr, lr = sr_protocol.hr_lr_pair(path, 3)
-        sr = up(sr_protocol.y_channel(lr)[None])[0]
-        scores.append(sr_protocol.psnr_y(sr, sr_protocol.y_channel(hr), 3))
-    assert float(np.mean(scores)) >= 31.0
+    up = OnnxUpscaler(ROOT / "models" / f"{model}.onnx", Device.CPU)
+    ours, bicubic = [], []
+    for path in sr_protocol.list_images(SHARED_DATA / "eval" / set_name):
+        hr, lr = sr_protocol.hr_lr_pair(path, scale)
+        hr_y = sr_protocol.y_channel(hr)
+        ours.append(sr_protocol.psnr_y(up(sr_protocol.y_channel(lr)[None])[0], hr_y, scale))
+        bicubic.append(sr_protocol.psnr_y(sr_protocol.bicubic_y(lr, scale), hr_y, scale))
+    return float(np.mean(ours)), float(np.mean(bicubic))
+
+
+@needs(SHARED_DATA / "eval" / "Set5")
+def test_bundled_x3_model_meets_the_quality_bar_on_set5() -> None:
+    """The default model beats the zoo model's 29.30 dB by a wide margin (>= 31.0 dB) on Set5."""
+    assert protocol_psnr("espcn_x3", 3, "Set5")[0] >= 31.0
+
+
+@needs(SHARED_DATA / "eval" / "Set14")
+@pytest.mark.parametrize("set_name", ["Set5", "Set14"])
+def test_x2_and_x4_beat_bicubic_by_at_least_the_margin_x3_does(set_name: str) -> None:
+    """Each scale's gain over its own bicubic is at least the default x3 model's gain."""
+    x3, bicubic_x3 = protocol_psnr("espcn_x3", 3, set_name)
+    for model, scale in (("espcn_x2", 2), ("espcn_x4", 4)):
+        ours, bicubic = protocol_psnr(model, scale, set_name)
+        assert ours - bicubic >= x3 - bicubic_x3, (model, set_name, ours, bicubic, x3, bicubic_x3)
 
 
 @needs(SHARED_DATA / "eval" / "Set5")
 def test_int8_variant_is_within_0_1_db_of_the_float_model() -> None:
     """The shipped int8 CPU model loses at most 0.1 dB on Set5 against the float model."""
-    from vsr.model import OnnxUpscaler
-    from vsr.options import Device
-
-    def set5(path: Path) -> float:
-        up = OnnxUpscaler(path, Device.CPU)
-        scores = []
-        for img in sr_protocol.list_images(SHARED_DATA / "eval" / "Set5"):
-            hr, lr = sr_protocol.hr_lr_pair(img, 3)
-            scores.append(sr_protocol.psnr_y(up(sr_protocol.y_channel(lr)[None])[0],
-                                             sr_protocol.y_channel(hr), 3))
-        return float(np.mean(scores))
-
-    fp32, int8 = set5(ROOT / "models" / "espcn_x3.onnx"), set5(ROOT / "models" / "espcn_x3_int8.onnx")
+    fp32, int8 = protocol_psnr("espcn_x3", 3, "Set5")[0], protocol_psnr("espcn_x3_int8", 3, "Set5")[0]
     assert fp32 - int8 <= 0.1, (fp32, int8)
 
 
