@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -52,9 +53,10 @@ def test_eval_table_lists_bicubic_and_the_given_model(tmp_path: Path, capsys: py
     assert "| bicubic x3 | x3 |" in out and "| espcn_x3 | x3 |" in out
 
 
+@functools.cache
 def protocol_psnr(model: str, scale: int, set_name: str) -> tuple[float, float]:
     """(model, bicubic) mean Y-PSNR of a bundled model on one evaluation set, run the way vsr
-    runs it (uint8 luma through OnnxUpscaler on the CPU)."""
+    runs it (uint8 luma through OnnxUpscaler on the CPU). Cached: three tests ask for x3 on Set5."""
     from vsr.model import OnnxUpscaler
     from vsr.options import Device
 

@@ -137,7 +137,7 @@ def _model_args(p: argparse.ArgumentParser, batch_help: str) -> argparse._Argume
     return m
 
 
-def _encoding_args(p: argparse.ArgumentParser, crf: int, preset: str) -> argparse._ArgumentGroup:
+def _encoding_args(p: argparse.ArgumentParser, crf: int, preset: str) -> None:
     """Output encoding options; only the defaults differ (live favours speed over size)."""
     e = p.add_argument_group("output encoding")
     e.add_argument("--codec", help="video encoder (default libx264, or the container's own "
@@ -154,7 +154,6 @@ def _encoding_args(p: argparse.ArgumentParser, crf: int, preset: str) -> argpars
     e.add_argument("--color", choices=("auto", "native", "ycrcb"), default="auto",
                    help="colour handling: native 4:2:0 planes when input and output allow "
                         "(auto, the default), or the model card's OpenCV YCrCb round trip")
-    return e
 
 
 def _input_args(p: argparse.ArgumentParser, format_help: str) -> argparse._ArgumentGroup:
