@@ -19,7 +19,19 @@ pytest.importorskip("PIL")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import train  # noqa: E402
+import macs
+import train
+
+PLAIN_OPS = {"Conv", "Relu", "Add", "DepthToSpace"}
+
+
+def _images(folder: Path, n: int) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        img = cv2.GaussianBlur(rng.integers(0, 256, (96, 120, 3), dtype=np.uint8), (5, 5), 2)
+        cv2.imwrite(str(folder / f"{i}.png"), img)
+    return folder
 
 
 def test_a_few_steps_write_a_loadable_model_with_metadata(tmp_path: Path) -> None:
@@ -42,6 +54,8 @@ def test_a_few_steps_write_a_loadable_model_with_metadata(tmp_path: Path) -> Non
     assert up.model.metadata["vsr.scale"] == "2"
     assert "train.py" in up.model.metadata["vsr.train_command"]
     assert up.upscale(np.zeros((9, 11, 3), np.uint8)).shape == (18, 22, 3)
+    assert up.model.metadata["vsr.tier"] == "balanced"
+    assert float(up.model.metadata["vsr.macs_per_pixel"]) == macs.conv_macs_per_pixel(out) == 58048
     # Resuming a finished run does no more steps and gives the same file content.
     rc = train.main(["--scale", "2", "--data", str(data), "--eval", str(tmp_path / "none"),
                      "--steps", "30", "--batch", "8", "--patch", "16", "--out", str(out),
@@ -71,3 +85,76 @@ def test_a_deeper_model_initialised_from_a_shipped_one_starts_out_computing_the_
     assert train.check_export(model, out) < 1e-4
     up = OnnxUpscaler(out, Device.CPU)
     assert up.scale == 3 and np.abs(up(y).astype(int) - ref).max() <= 1
+
+
+def test_ecb_trains_a_few_steps_and_exports_a_plain_graph_vsr_loads(tmp_path: Path) -> None:
+    """--arch ecb: a few steps, then one plain Conv per block (the branches merged), the
+    global residual Add and DepthToSpace; metadata records tier and cost; the held-out image
+    is not trained on; a resume with another width is refused."""
+    import onnx
+
+    data = _images(tmp_path / "imgs", 3)
+    out = tmp_path / "ecb.onnx"
+    args = ["--arch", "ecb", "--channels", "4", "--blocks", "2", "--tier", "fast", "--scale", "3",
+            "--data", str(data), "--eval", str(tmp_path / "none"), "--steps", "20", "--batch", "8",
+            "--patch", "12", "--holdout", "1", "--checkpoint-every", "10", "--log-every", "10",
+            "--out", str(out), "--threads", "1"]
+    assert train.main(args) == 0
+    m = onnx.load(str(out))
+    ops = [n.op_type for n in m.graph.node]
+    assert set(ops) <= PLAIN_OPS and ops.count("Conv") == 4 and ops.count("Add") == 1
+    assert all(len(i.dims) != 4 or i.dims[2:] == [3, 3] for i in m.graph.initializer)
+    import vsr
+
+    up = vsr.Upscaler(model=str(out), device="cpu")
+    meta = up.model.metadata
+    assert up.scale == 3 and meta["vsr.tier"] == "fast"
+    assert float(meta["vsr.macs_per_pixel"]) == macs.conv_macs_per_pixel(out) \
+        == train.ecb_macs_per_pixel(3, 4, 2) == 9 * (4 + 2 * 16 + 4 * 9)
+    assert "ECB" in meta["vsr.architecture"] and meta["vsr.training_data"].startswith("2 images")
+    assert "1.png" in meta["vsr.train_holdout_psnr"]
+    assert up.upscale(np.zeros((9, 11, 3), np.uint8)).shape == (27, 33, 3)
+    with pytest.raises(SystemExit, match="other settings"):
+        train.main([*args[:3], "8", *args[4:]])  # --channels 8 against a --channels 4 checkpoint
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_ecb_export_equals_the_multi_branch_model(tmp_path: Path, scale: int) -> None:
+    """Re-parameterisation: the exported plain graph computes what the sum of branches
+    (3x3, 1x1-3x3, 1x1-Sobel/Laplacian, identity; evaluated one by one) computes, borders
+    included; so does the merged-kernel forward used in training."""
+    import torch
+
+    torch.manual_seed(scale)
+    model = train.build_ecb(scale, channels=6, blocks=2)
+    with torch.no_grad():  # move every parameter (tail and edge scales start near zero) off its init
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    x = torch.rand(3, 1, 13, 17)
+    with torch.no_grad():
+        ref = model(x, branches=True)
+        assert 0.1 < ref.std() < 10 and (model(x) - ref).abs().max() < 1e-5
+    out = tmp_path / "m.onnx"
+    train.export_onnx(model, scale, out, {"vsr.scale": str(scale)})
+    assert train.check_export(model, out) < 1e-4  # compares against forward(branches=True)
+    assert macs.conv_macs_per_pixel(out) == train.ecb_macs_per_pixel(scale, 6, 2)
+
+
+def test_mac_counter_counts_per_input_pixel(tmp_path: Path) -> None:
+    """espcn_x3 costs 1*64*25 + 64*64*9 + 64*32*9 + 32*9*9 per LR pixel; a conv after
+    DepthToSpace runs at r*r times the input's area and counts that much more."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    assert macs.conv_macs_per_pixel(ROOT / "models" / "espcn_x3.onnx") == 59488 == \
+        1 * 64 * 25 + 64 * 64 * 9 + 64 * 32 * 9 + 32 * 9 * 9
+    w1 = numpy_helper.from_array(np.zeros((4, 1, 3, 3), np.float32), "w1")
+    w2 = numpy_helper.from_array(np.zeros((1, 1, 3, 3), np.float32), "w2")
+    nodes = [helper.make_node("Conv", ["input", "w1"], ["a"], pads=[1] * 4),
+             helper.make_node("DepthToSpace", ["a"], ["b"], blocksize=2, mode="CRD"),
+             helper.make_node("Conv", ["b", "w2"], ["output"], pads=[1] * 4)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], [w1, w2])
+    path = tmp_path / "hr.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    assert macs.conv_macs_per_pixel(path) == 4 * 9 + 9 * 4
