@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The model family on the speed/quality frontier: every tier x scale training run, resumable.
+#
+#   scripts/train_family.sh --list                 # print every run's exact command
+#   scripts/train_family.sh x3_fast x3_quality     # start (or resume) these runs in the background
+#   scripts/train_family.sh --status               # last log line of every run
+#
+# Tiers (cost = Conv multiply-accumulates per LR input pixel, `python scripts/macs.py FILE`):
+#   fast      ECBSR-style M5C16 (`train.py --arch ecb --channels 16 --blocks 5`), re-parameterised
+#             to six plain 3x3 convs + global residual: 12,240 / 12,960 / 13,968 MACs/px at x2/x3/x4
+#             (budget at x3: 14,872 = espcn_x3 / 4).
+#   balanced  the shipped espcn_xN models (58,048 / 59,488 / 208,960): nothing to train.
+#   quality   ECBSR-style M12C64: 445,248 / 448,128 / 452,160 MACs/px (budget at x3: 951,808 =
+#             16 x espcn_x3); batch 32 and lr 5e-4 (a deep plain stack: ECBSR's rate).
+#
+# Each run holds out 4 training images (--holdout 4) and logs their PSNR at every checkpoint:
+# that is the validation signal. Set5/Set14 are evaluated once at the end, for reporting only.
+# Runs use one thread each (this machine has 2 cores, shared); start at most two at once.
+# Re-running the same command resumes from the checkpoint (a finished run is not restarted:
+# its .onnx exists). Checkpoints, logs and models live in $RUNS (default /work/train_runs),
+# outside the repository; copy a finished model into models/ only after it is evaluated.
+# On a GPU machine, pass DEVICE=cuda THREADS=0: the checkpoint resumes there unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-/work/train_runs}
+PY=${PY:-.venv/bin/python}
+THREADS=${THREADS:-1}
+DEVICE=${DEVICE:-auto}
+
+args_for() {  # run name -> train.py arguments
+    local name=$1 scale tier
+    scale=${name%%_*}; scale=${scale#x}; tier=${name#*_}
+    local common=(--scale "$scale" --arch ecb --tier "$tier" --holdout 4 --threads "$THREADS"
+                  --device "$DEVICE" --out "$RUNS/$name.onnx" --checkpoint "$RUNS/$name.ckpt")
+    case $tier in
+        fast) echo "${common[@]}" --channels 16 --blocks 5 --batch 64 --lr 1e-3 --steps 55000 \
+                   --checkpoint-every 1000 --log-every 500 ;;
+        quality) echo "${common[@]}" --channels 64 --blocks 12 --batch 32 --lr 5e-4 --steps 150000 \
+                   --checkpoint-every 250 --log-every 250 ;;
+        *) echo "unknown tier in $name" >&2; return 1 ;;
+    esac
+}
+
+ALL=(x3_fast x3_quality x2_fast x4_fast x2_quality x4_quality)
+
+case ${1:---list} in
+    --list)
+        for n in "${ALL[@]}"; do
+            echo "nohup $PY scripts/train.py $(args_for "$n") >> $RUNS/$n.log 2>&1 &"
+        done ;;
+    --status)
+        for n in "${ALL[@]}"; do
+            [ -f "$RUNS/$n.log" ] || continue
+            pid=$(cat "$RUNS/$n.pid" 2>/dev/null || true)
+            state=stopped; [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && state="running (pid $pid)"
+            [ -f "$RUNS/$n.onnx" ] && state=finished
+            echo "$n: $state: $(grep -E '^step|PSNR|wrote' "$RUNS/$n.log" | tail -n 1)"
+        done ;;
+    *)
+        mkdir -p "$RUNS"
+        for n in "$@"; do
+            a=$(args_for "$n")
+            if [ -f "$RUNS/$n.onnx" ]; then echo "$n: finished ($RUNS/$n.onnx)"; continue; fi
+            pid=$(cat "$RUNS/$n.pid" 2>/dev/null || true)
+            if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "$n: already running (pid $pid)"; continue; fi
+            echo "=== $(date -Is) $PY scripts/train.py $a" >> "$RUNS/$n.log"
+            # shellcheck disable=SC2086  # $a is a word list by design
+            # setsid: its own session, so it outlives the shell (and the process group) that started it
+            setsid nohup "$PY" scripts/train.py $a >> "$RUNS/$n.log" 2>&1 < /dev/null &
+            echo $! > "$RUNS/$n.pid"
+            echo "$n: started pid $! (log $RUNS/$n.log)"
+        done ;;
+esac
