@@ -114,6 +114,9 @@ def test_ecb_trains_a_few_steps_and_exports_a_plain_graph_vsr_loads(tmp_path: Pa
     assert "ECB" in meta["vsr.architecture"] and meta["vsr.training_data"].startswith("2 images")
     assert "1.png" in meta["vsr.train_holdout_psnr"]
     assert up.upscale(np.zeros((9, 11, 3), np.uint8)).shape == (27, 33, 3)
+    before = onnx.load(str(out)).graph
+    assert train.main(args) == 0  # resumed at its end: no more steps, the same network
+    assert onnx.load(str(out)).graph == before
     with pytest.raises(SystemExit, match="other settings"):
         train.main([*args[:3], "8", *args[4:]])  # --channels 8 against a --channels 4 checkpoint
 
