@@ -187,6 +187,28 @@ def test_precision_fp16_runs_the_bound_engine_on_the_cpu_too(sample_video: Path,
         assert abs(x.astype(int) - y).max() <= 2
 
 
+def test_int8_model_is_called_int8_in_the_summary_the_record_and_models(
+        sample_video: Path, out_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With the int8 model, the summary line, the JSON done record and `vsr models` (text and
+    JSON) say int8, not fp32."""
+    pytest.importorskip("onnx")
+    status, err = run_cli("upscale", sample_video, out_dir / "a.mkv", *FAST, "--codec", "ffv1",
+                          "--model", "espcn_x3_int8")
+    assert status == 0, err
+    assert "CPUExecutionProvider int8)" in err, err
+    status, err = run_cli("upscale", sample_video, out_dir / "b.mkv", *FAST, "--codec", "ffv1",
+                          "--model", "espcn_x3_int8", "--progress", "json")
+    assert status == 0, err
+    assert json.loads(err.splitlines()[-1])["precision"] == "int8"
+    capsys.readouterr()
+    assert run_cli("models")[0] == 0
+    rows = {line.split()[0]: line.split()[3] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["espcn_x3_int8"] == "int8" and rows["espcn_x3"] == "fp32"
+    assert run_cli("models", "--json")[0] == 0
+    listed = {m["name"]: m["precision"] for m in json.loads(capsys.readouterr().out)}
+    assert listed["espcn_x3_int8"] == "int8" and listed["espcn_x3"] == "fp32"
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -86,10 +86,14 @@ def test_x2_and_x4_beat_bicubic_by_at_least_the_margin_x3_does(set_name: str) ->
         assert ours - bicubic >= x3 - bicubic_x3, (model, set_name, ours, bicubic, x3, bicubic_x3)
 
 
-@needs(SHARED_DATA / "eval" / "Set5")
-def test_int8_variant_is_within_0_1_db_of_the_float_model() -> None:
-    """The shipped int8 CPU model loses at most 0.1 dB on Set5 against the float model."""
-    fp32, int8 = protocol_psnr("espcn_x3", 3, "Set5")[0], protocol_psnr("espcn_x3_int8", 3, "Set5")[0]
+@needs(SHARED_DATA / "eval" / "Set14")
+@pytest.mark.parametrize("set_name", ["Set5", "Set14"])
+def test_int8_variant_is_within_0_1_db_of_the_float_model(set_name: str) -> None:
+    """The shipped int8 CPU model, run by this CPU's own kernels at onnxruntime's default
+    graph optimisation (as vsr runs it), loses at most 0.1 dB against the float model. On a
+    CPU whose kernels saturate, this fails (the first int8 model: 0.60 dB on AVX2)."""
+    fp32 = protocol_psnr("espcn_x3", 3, set_name)[0]
+    int8 = protocol_psnr("espcn_x3_int8", 3, set_name)[0]
     assert fp32 - int8 <= 0.1, (fp32, int8)
 
 

@@ -215,7 +215,7 @@ def test_bound_engine_runs_quantized_and_fixed_size_models() -> None:
     y = _noise(2, 100, 130)
     int8 = MODEL_X3.parent / "espcn_x3_int8.onnx"
     bound = OnnxUpscaler(int8, Device.CPU, precision=Precision.FP16)
-    assert bound.precision == "fp32"
+    assert bound.precision == "int8"  # float16 was asked for and not applied
     assert np.array_equal(bound(y), OnnxUpscaler(int8, Device.CPU)(y))
     if ZOO_MODEL.is_file():
         zoo = OnnxUpscaler(ZOO_MODEL, Device.CPU, engine="bound", precision=Precision.FP32)

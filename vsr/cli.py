@@ -541,12 +541,14 @@ def _models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{"name": m.name, "path": str(m.path), "scale": m.scale,
                            "parameters": m.parameters, "degradation": m.degradation,
-                           "psnr": m.psnr} for m in models], indent=2))
+                           "precision": m.precision, "psnr": m.psnr} for m in models], indent=2))
         return ExitStatus.OK
-    print(f"{'name':<18} {'scale':>5} {'params':>7}  {'trained on':<10} PSNR (Set5 / Set14, shared protocol)")
+    print(f"{'name':<18} {'scale':>5} {'params':>7}  {'precision':<9} {'trained on':<10} "
+          "PSNR (Set5 / Set14, shared protocol)")
     for m in models:
         psnr = " / ".join(f"{m.psnr[k]:.2f}" for k in ("Set5", "Set14") if k in m.psnr) or "-"
-        print(f"{m.name:<18} {'x' + str(m.scale):>5} {m.parameters:>7}  {m.degradation:<10} {psnr} dB")
+        print(f"{m.name:<18} {'x' + str(m.scale):>5} {m.parameters:>7}  {m.precision:<9} "
+              f"{m.degradation:<10} {psnr} dB")
     return ExitStatus.OK
 
 

@@ -158,7 +158,7 @@ class Stats:
     reconnects: int = 0
     input_lost: str = ""  # live: why the input ended early, if it did
     segments: int = 0  # scale-out: segments the job was split into (0: not split)
-    precision: str = ""  # the model's arithmetic: "fp32" or "fp16" ("" for custom upscalers)
+    precision: str = ""  # the model's arithmetic: "fp32", "fp16" or "int8" ("" for custom upscalers)
 
     @property
     def fps(self) -> float:

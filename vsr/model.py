@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from . import quant
 from .errors import ModelError, ModelRunError, ProviderUnavailable
 from .options import Device, ModelOptions, Precision
 
@@ -205,7 +206,8 @@ class OnnxUpscaler:
                 session = self._load(ort, str(self.path), so, _with_options(providers, provider_options))
         self.session = session
         self.engine = "bound" if bound else "plain"
-        self.precision = "fp16" if fp16 else "fp32"
+        # An int8 model stays int8 on every engine (vsr.graph leaves quantized graphs alone).
+        self.precision = "fp16" if fp16 else quant.precision_of(self.path, self.metadata)
         self.provider = self.session.get_providers()[0]
         if device is Device.CUDA and self.provider != "CUDAExecutionProvider":
             raise ProviderUnavailable(
@@ -423,12 +425,43 @@ def load(options: ModelOptions) -> OnnxUpscaler:
     from .registry import resolve
 
     scale = options.scale
-    up = OnnxUpscaler(resolve(options.model, scale), options.device, options.tile,
+    path = resolve(options.model, scale)
+    if options.device is Device.CPU or "CUDAExecutionProvider" not in import_onnxruntime().get_available_providers():
+        path = _exact_on_this_cpu(path)
+    up = OnnxUpscaler(path, options.device, options.tile,
                       options.threads, precision=options.precision)
     if scale is not None and up.scale != scale:
         raise ModelError(f"model '{up.path}' upscales x{up.scale}, but --scale {scale} was asked for",
                          hint="drop --scale, or pick a model of that scale")
     return up
+
+
+def _exact_on_this_cpu(path: Path) -> Path:
+    """`path`, or its float model when it is an int8 model this CPU would compute wrongly.
+
+    Only int8 weights beyond 7 bits on an x86 CPU without VNNI are a problem (see
+    `vsr.quant`); vsr's own int8 models are made immune, so this guards models from
+    elsewhere and from older versions. A model that names its float version
+    (`vsr.float_model` metadata) falls back to it; any other runs, with one warning.
+    """
+    if not quant.cpu_saturates_u8s8() or not quant.saturating_weights(path):
+        return path
+    from .registry import read_metadata, resolve
+
+    float_name = read_metadata(path).get("vsr.float_model", "")
+    if float_name:
+        try:
+            float_path = resolve(float_name, None)
+        except ModelError:
+            float_path = None
+        if float_path is not None:
+            log.warning("model %s: its int8 weights can saturate on this CPU (x86 without VNNI); "
+                        "running its float model %s instead", path.name, float_path.name)
+            return float_path
+    log.warning("model %s: its int8 weights exceed 7 bits and can saturate on this CPU (x86 "
+                "without VNNI), giving wrong pixels; quantize with reduce_range, or use a float model",
+                path.name)
+    return path
 
 
 def describe(up: OnnxUpscaler) -> str:

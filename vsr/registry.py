@@ -36,6 +36,7 @@ class BundledModel:
     parameters: int
     degradation: str
     psnr: dict[str, float]
+    precision: str  # "fp32" or "int8"
 
 
 def bundled_models() -> list[BundledModel]:
@@ -53,9 +54,11 @@ def bundled_models() -> list[BundledModel]:
 def _describe(path: Path) -> BundledModel:
     meta = read_metadata(path)
     psnr = json.loads(meta.get("vsr.psnr", "{}") or "{}")
+    from .quant import precision_of
+
     return BundledModel(path.stem, path, int(meta.get("vsr.scale", "0") or 0),
                         int(meta.get("vsr.parameters", "0") or 0),
-                        meta.get("vsr.degradation", "?"), psnr)
+                        meta.get("vsr.degradation", "?"), psnr, precision_of(path, meta))
 
 
 def read_metadata(path: Path) -> dict[str, str]:

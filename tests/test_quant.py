@@ -1,0 +1,193 @@
+"""Behaviour of int8 models: exact on every x86 CPU, said as int8, and guarded where unsafe.
+
+The saturating int16 pair-sums of onnxruntime's AVX2 kernels only exist on CPUs without
+VNNI. Where `qemu-x86_64` is installed, the AVX2 case is run for real: the same Python and
+onnxruntime under `qemu-x86_64 -cpu Haswell`, whose CPUID has AVX2 and no AVX-512/VNNI, so
+onnxruntime picks the kernels an AVX2-only machine runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import MODEL_X3, ROOT
+
+pytest.importorskip("onnx")
+pytest.importorskip("PIL")
+
+import hard_images
+import sr_protocol
+
+from vsr import quant
+from vsr.model import OnnxUpscaler
+from vsr.options import Device
+
+INT8 = ROOT / "models" / "espcn_x3_int8.onnx"
+
+
+@pytest.fixture(scope="session")
+def full_range_int8(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """espcn_x3 quantized the way the first int8 model was: full-range int8 weights, which
+    AVX2 kernels can saturate on."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    rng = np.random.default_rng(0)
+    batches = [{"input": rng.random((1, 1, 32, 32), dtype=np.float32)} for _ in range(2)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.it, None)
+
+    out = tmp_path_factory.mktemp("q") / "full_range_int8.onnx"
+    quantize_static(str(MODEL_X3), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def hard_lr(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(LR Y, HR Y) at x3 for each generated hard image: text, line art, flat, contrast, dark."""
+    pairs = {}
+    for path in hard_images.write_all(tmp_path_factory.mktemp("hard")):
+        hr, lr = sr_protocol.hr_lr_pair(path, 3)
+        pairs[path.stem] = (sr_protocol.y_channel(lr), sr_protocol.y_channel(hr))
+    return pairs
+
+
+@functools.cache
+def _upscaler(path: Path) -> OnnxUpscaler:
+    return OnnxUpscaler(path, Device.CPU)
+
+
+def test_bundled_int8_models_cannot_saturate_and_the_old_scheme_is_caught(full_range_int8: Path) -> None:
+    """Every bundled int8 model keeps its weights within 7 bits; full-range weights are found."""
+    int8_models = [p for p in (ROOT / "models").glob("*.onnx") if quant.precision_of(p) == "int8"]
+    assert int8_models, "no int8 model bundled"
+    for path in int8_models:
+        assert quant.saturating_weights(path) == [], path
+    assert len(quant.saturating_weights(full_range_int8)) >= 2
+    assert quant.saturating_weights(MODEL_X3) == []
+    assert quant.precision_of(MODEL_X3) == "fp32"
+
+
+def test_only_x86_without_vnni_counts_as_saturating() -> None:
+    """AVX2 and plain AVX-512 x86 saturate; VNNI x86, ARM64 and unknown-ARM do not."""
+    assert quant.cpu_saturates_u8s8({"avx2", "fma"}, "x86_64")
+    assert quant.cpu_saturates_u8s8({"avx2", "avx512f", "avx512bw"}, "x86_64")
+    assert not quant.cpu_saturates_u8s8({"avx2", "avx512f", "avx512_vnni"}, "x86_64")
+    assert not quant.cpu_saturates_u8s8({"avx2", "avx_vnni"}, "AMD64")
+    assert not quant.cpu_saturates_u8s8(set(), "aarch64")
+    assert not quant.cpu_saturates_u8s8(None, "arm64")
+
+
+def test_int8_model_matches_the_float_model_on_hard_content(hard_lr: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """On text, line art, flat colour, full-contrast patterns and a dark scene, the int8
+    model's pixels stay within 38 dB of the float model's on each image (a saturating
+    kernel gave 26-37 dB), and its mean PSNR against the original is within 0.15 dB."""
+    fp32, int8 = _upscaler(MODEL_X3), _upscaler(INT8)
+    deltas = []
+    for name, (lr, hr) in hard_lr.items():
+        a, b = fp32(lr[None])[0], int8(lr[None])[0]
+        assert sr_protocol.psnr_y(b, a, 3) >= 38.0, name
+        deltas.append(sr_protocol.psnr_y(a, hr, 3) - sr_protocol.psnr_y(b, hr, 3))
+    assert float(np.mean(deltas)) <= 0.15, deltas
+
+
+def test_the_summary_precision_of_an_int8_model_is_int8() -> None:
+    """The loaded engine says int8 (the summary line and JSON record read this field)."""
+    assert _upscaler(INT8).precision == "int8"
+    assert _upscaler(MODEL_X3).precision == "fp32"
+
+
+def test_a_full_range_int8_model_falls_back_or_warns_on_a_saturating_cpu(
+        full_range_int8: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        tmp_path: Path) -> None:
+    """On a CPU without VNNI, a bundled int8 model whose weights could saturate is replaced by
+    its float model with one log line; any other such model runs with one warning. On a VNNI
+    CPU both run as they are."""
+    from vsr import model as model_mod
+    from vsr.options import ModelOptions
+
+    bundled = tmp_path / "models"
+    bundled.mkdir()
+    shutil.copy(MODEL_X3, bundled / "espcn_x3.onnx")
+    import onnx
+
+    m = onnx.load(str(full_range_int8))
+    onnx.helper.set_model_props(m, {"vsr.float_model": "espcn_x3", "vsr.scale": "3"})
+    onnx.save(m, str(bundled / "espcn_x3_int8.onnx"))
+    monkeypatch.setenv("VSR_MODELS", str(bundled))
+
+    monkeypatch.setattr(quant, "cpu_saturates_u8s8", lambda *a, **k: True)
+    with caplog.at_level("WARNING", logger="vsr"):
+        up = model_mod.load(ModelOptions(model="espcn_x3_int8", device=Device.CPU))
+    assert up.path.name == "espcn_x3.onnx" and up.precision == "fp32"
+    assert sum("saturate" in r.getMessage() for r in caplog.records) == 1
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vsr"):
+        up = model_mod.load(ModelOptions(model=str(full_range_int8), device=Device.CPU))
+    assert up.path == full_range_int8 and up.precision == "int8"
+    assert sum("saturate" in r.getMessage() for r in caplog.records) == 1
+
+    monkeypatch.setattr(quant, "cpu_saturates_u8s8", lambda *a, **k: False)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vsr"):
+        up = model_mod.load(ModelOptions(model="espcn_x3_int8", device=Device.CPU))
+    assert up.path.name == "espcn_x3_int8.onnx" and up.precision == "int8"
+    assert not [r for r in caplog.records if "saturate" in r.getMessage()]
+
+
+_RUN_MODELS = """
+import sys
+import numpy as np
+import onnxruntime as ort
+lr = np.load(sys.argv[1])
+out = {}
+for i, model in enumerate(sys.argv[3:]):
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    for k in lr.files:
+        y = sess.run(None, {"input": lr[k][None, None].astype(np.float32) / 255})[0][0, 0]
+        out[f"{i}/{k}"] = np.clip(np.rint(y * 255), 0, 255).astype(np.uint8)
+np.savez(sys.argv[2], **out)
+"""
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not shutil.which("qemu-x86_64"),
+                    reason="needs qemu-x86_64 (Debian: qemu-user) on an x86_64 machine")
+def test_int8_model_computes_the_same_pixels_on_an_avx2_only_cpu(
+        full_range_int8: Path, hard_lr: dict[str, tuple[np.ndarray, np.ndarray]], tmp_path: Path) -> None:
+    """Under an emulated AVX2-only CPU (no VNNI), the shipped int8 model gives this machine's
+    pixels on hard content, while a full-range model drifts: so the emulation really runs the
+    saturating kernels, and the shipped model is immune to them."""
+    lr_file = tmp_path / "lr.npz"
+    np.savez(lr_file, **{k: v[0][:48, :64] for k, v in hard_lr.items()})  # crops: emulation is slow
+    script = tmp_path / "run.py"
+    script.write_text(_RUN_MODELS)
+    runs = {}
+    for name, prefix in (("native", []), ("avx2", ["qemu-x86_64", "-cpu", "Haswell"])):
+        out = tmp_path / f"{name}.npz"
+        proc = subprocess.run([*prefix, sys.executable, str(script), str(lr_file), str(out), str(INT8),
+                               str(full_range_int8)], capture_output=True, text=True, timeout=240, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[name] = np.load(out)
+    shipped = [k for k in runs["native"].files if k.startswith("0/")]
+    diff = np.concatenate([np.abs(runs["native"][k].astype(int) - runs["avx2"][k].astype(int)).ravel()
+                           for k in shipped])
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, json.dumps(
+        {"max": int(diff.max()), "share": float((diff > 0).mean())})
+    if not quant.cpu_saturates_u8s8():
+        # Only a VNNI host shows the contrast: without VNNI both runs saturate alike.
+        full = [k for k in runs["native"].files if k.startswith("1/")]
+        worst = min(sr_protocol.psnr_y(runs["avx2"][k], runs["native"][k], 3) for k in full)
+        assert worst < 36.0, worst

@@ -1,0 +1,116 @@
+"""Integer models: what arithmetic a model file uses, and whether this CPU runs it exactly.
+
+Why this module exists: onnxruntime's int8 convolutions on x86 CPUs without VNNI (AVX2 and
+plain AVX-512) multiply uint8 activations by int8 weights with `vpmaddubsw`, which adds each
+pair of neighbouring products into a *saturating* int16. With full-range weights a pair can
+reach 2 x 255 x 128 = 65280 and is clipped to 32767: the output is wrong, silently, and only
+on those CPUs (the first int8 ESPCN lost 0.6 dB on Set5 there and nothing on a VNNI machine).
+Weights kept within 7 bits (|q| <= 64, onnxruntime's `reduce_range`) bound a pair by
+2 x 255 x 64 = 32640, so it cannot saturate. VNNI (`vpdpbusd`) sums into int32, and ARM64's
+kernels widen to 16 bits before adding, so neither is affected.
+
+vsr's own int8 models are quantized within 7 bits (scripts/quantize.py). For any other int8
+model, `load()` asks `saturation_risk()`; where the CPU would clip, a bundled model falls
+back to its float version and any other model gets one warning.
+
+Reading the graph needs the `onnx` package (in the `cpu` and `gpu` extras); without it the
+model's `vsr.precision` metadata is all there is to go by.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+#: The largest |int8 weight| whose pair of products with uint8 activations fits in int16.
+SAFE_WEIGHT = 64
+#: CPU flags (Linux /proc/cpuinfo names) whose int8 dot products accumulate in 32 bits.
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+_QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger",
+                        "MatMulInteger", "QLinearMatMul"})
+
+
+def precision_of(path: Path, metadata: dict[str, str] | None = None) -> str:
+    """"int8" for a quantized model (QDQ or integer operators), else "fp32"."""
+    try:
+        import onnx
+    except ImportError:
+        return "int8" if (metadata or {}).get("vsr.precision", "").startswith("int8") else "fp32"
+    model = onnx.load(str(path), load_external_data=False)
+    return "int8" if {n.op_type for n in model.graph.node} & _QUANT_OPS else "fp32"
+
+
+def saturating_weights(path: Path) -> list[str]:
+    """Names of int8 weights that a non-VNNI x86 CPU can saturate on: those with
+    |q| > SAFE_WEIGHT multiplied by integer activations. int8 activations are no safer than
+    uint8 ones: onnxruntime shifts them to uint8 and runs the same kernel there (measured:
+    S8S8 lost the same 0.6 dB as U8S8). Empty for float models, models quantized within 7
+    bits, uint8 weights, weight-only quantization (float arithmetic), and when `onnx` is not
+    installed (nothing can be read then)."""
+    try:
+        import onnx
+        from onnx import TensorProto, numpy_helper
+    except ImportError:
+        return []
+    import numpy as np
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {i.name: i for i in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def weight_init(name: str) -> onnx.TensorProto | None:
+        node = producer.get(name)
+        if node is not None and node.op_type == "DequantizeLinear":
+            name = node.input[0]
+        return inits.get(name)
+
+    risky = []
+    for node in graph.node:
+        if node.op_type in ("Conv", "MatMul", "Gemm"):
+            x, w = node.input[0], node.input[1]
+        elif node.op_type in ("QLinearConv", "QLinearMatMul"):
+            x, w = node.input[0], node.input[3]
+        elif node.op_type in ("ConvInteger", "MatMulInteger"):
+            x, w = node.input[0], node.input[1]
+        else:
+            continue
+        init = weight_init(w)
+        x_node = producer.get(x)
+        integer_input = node.op_type not in ("Conv", "MatMul", "Gemm") or (
+            x_node is not None and x_node.op_type == "DequantizeLinear")
+        if init is None or init.data_type != TensorProto.INT8 or not integer_input:
+            continue
+        if int(np.abs(numpy_helper.to_array(init).astype(np.int16)).max()) > SAFE_WEIGHT:
+            risky.append(init.name)
+    return risky
+
+
+def cpu_saturates_u8s8(flags: set[str] | None = None, machine: str | None = None) -> bool:
+    """Whether onnxruntime's uint8 x int8 kernels on this CPU sum products in int16.
+
+    Args:
+        flags: the CPU's feature flags (default: read from /proc/cpuinfo on Linux).
+        machine: `platform.machine()` (default: this one's).
+
+    True on x86 without VNNI; True as well on x86 whose flags cannot be read (assuming the
+    worst costs only speed); False on ARM64 and other architectures.
+    """
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return False
+    if flags is None:
+        flags = _cpu_flags()
+        if flags is None:
+            return True
+    return not (flags & VNNI_FLAGS)
+
+
+def _cpu_flags() -> set[str] | None:
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return None
