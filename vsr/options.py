@@ -7,7 +7,10 @@ here, with its default, so a run is described completely by three small objects.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
+
+from .channel import Policy
 
 #: Default input pixel budget: 4096x2160 (DCI 4K) frames, which become 12288x6480 at x3.
 DEFAULT_MAX_PIXELS = 4096 * 2160
@@ -39,11 +42,29 @@ class Mode(enum.Enum):
 
 
 @dataclass(frozen=True)
+class InputPolicy:
+    """How the decoder -> model channel holds frames: the one place vsr may drop them.
+
+    Attributes:
+        policy: BLOCK (back-pressure, lossless) or LATENCY (never wait; drop the oldest frame
+            only when it could no longer be upscaled within `budget`).
+        capacity: the most frames held (BLOCK: the producer waits; LATENCY: memory bound).
+        budget: LATENCY: seconds a frame may wait plus be upscaled (`--max-latency`).
+        trim_audio: LATENCY: audio that ends before the first upscaled frame is trimmed, so
+            a recording whose first frames were dropped starts with video and audio together.
+    """
+
+    policy: Policy
+    capacity: int
+    budget: float = 0.0
+    trim_audio: bool = False
+
+
+@dataclass(frozen=True)
 class Tuning:
     """The knobs that differ between file and live mode, in one place."""
 
-    input_policy: str  # "block" (back-pressure) or "drop_oldest" (newest frame wins)
-    input_queue: int  # frames between decoder and model
+    input: InputPolicy  # decoder -> model channel
     output_queue: int  # frames between model and encoder
     batch_wait: float | None  # None: wait for full batches; 0: take what is queued now
     decoder_threads: str  # "SLICE": no added delay, and no frames lost around damage
@@ -51,14 +72,24 @@ class Tuning:
     temp_output: bool  # write a temporary file and rename it on success
 
 
-def tuning_for(mode: Mode, batch: int) -> Tuning:
-    """The single table of every file/live difference."""
+#: Live: the input channel holds at most the frames a 60 fps source sends within the latency
+#: budget (bursts fit: MPEG-TS delivers frames in pairs around audio, and a stream's first
+#: ~0.8 s arrive at once after probing), and never more than this many (memory).
+LIVE_MAX_HELD = 64
+
+
+def tuning_for(mode: Mode, batch: int, max_latency: float = 0.5) -> Tuning:
+    """The single table of every file/live difference; `max_latency` (seconds) is live's
+    budget from a frame's arrival to its output."""
     if mode is Mode.FILE:
         # Decoding is a few ms against the model's tens to hundreds: frame threading would
         # gain little, and FFmpeg's frame-threaded VP9 decoder drops every frame that depends
         # on a damaged one (41 of 72 frames in one fuzz case; slice threading kept all 72).
-        return Tuning("block", max(2, 2 * batch), max(2, 2 * batch), None, "SLICE", 4, True)
-    return Tuning("drop_oldest", batch, 1, 0.0, "SLICE", 0, False)
+        return Tuning(InputPolicy(Policy.BLOCK, max(2, 2 * batch)), max(2, 2 * batch), None,
+                      "SLICE", 4, True)
+    held = max(2 * batch, min(LIVE_MAX_HELD, math.ceil(60 * max_latency)))
+    return Tuning(InputPolicy(Policy.LATENCY, held, max_latency, trim_audio=True), 1, 0.0,
+                  "SLICE", 0, False)
 
 
 @dataclass(frozen=True)
@@ -166,6 +197,8 @@ class SinkOptions:
         container_options: muxer options (e.g. movflags=+faststart).
         overwrite: replace an existing output file.
         audio: copy or re-encode the input's audio ("auto"), or drop it ("none").
+        square_pixels: resample non-square pixels to square ones (width = scale x width x
+            SAR) instead of carrying the sample aspect ratio, for players that ignore it.
     """
 
     url: str
@@ -178,3 +211,4 @@ class SinkOptions:
     container_options: dict[str, str] = field(default_factory=dict)
     overwrite: bool = False
     audio: str = "auto"
+    square_pixels: bool = False

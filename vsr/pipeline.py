@@ -24,17 +24,17 @@ from typing import Any
 import numpy as np
 
 from . import sink as sink_mod
-from .channel import Channel, Policy
+from .channel import Channel
 from .color import NATIVE_FORMATS
 from .compose import ComposeCounters, run_compose
 from .errors import Cancelled, VsrError
-from .frames import Frame, Item, StageTimes, Stats
+from .frames import AudioFrame, AudioPacket, Frame, Item, StageTimes, Stats, seconds_of
 from .live import LiveCounters, run_live_source
 from .model import Upscaler, auto_batch, load
 from .options import LiveOptions, Mode, ModelOptions, SinkOptions, SourceOptions, tuning_for
 from .preview import PreviewServer
 from .source import OpenedInput, SourceCounters, open_input, run_source
-from .upscale import UpscaleCounters, run_upscaler
+from .upscale import UpscaleCounters, run_upscaler, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class Pipeline:
         self.preview: PreviewServer | None = None
         try:
             self.batch = model.batch or auto_batch(self.upscaler, v.height, v.width)
-            self.tuning = tuning_for(mode, self.batch)
+            self.tuning = tuning_for(mode, self.batch, self.live.max_latency)
             if sink is not None:
                 self.output = sink_mod.open_output(sink, self.input.info, self.upscaler.scale,
                                                    live=mode is Mode.LIVE)
@@ -126,9 +126,10 @@ class Pipeline:
         self.sink_counters = sink_mod.SinkCounters()
         t = self.tuning
         self.ch_in: Channel[Item] = Channel(
-            t.input_queue, "decoded",
-            Policy.DROP_OLDEST if t.input_policy == "drop_oldest" else Policy.BLOCK,
-            droppable=lambda item: isinstance(item, Frame))
+            t.input.capacity, "decoded", t.input.policy, droppable=lambda item: isinstance(item, Frame),
+            budget=t.input.budget, span=_span if t.input.trim_audio else None)
+        if mode is Mode.LIVE:  # the channel's drop plans start from a warm call's time
+            self.ch_in.served(1, warm_up(self.upscaler, v.height, v.width))
         self.ch_out: Channel[Item] = Channel(t.output_queue, "upscaled")
         self.ch_enc: Channel[Item] = Channel(t.output_queue, "composed")
         self._stop = threading.Event()
@@ -252,6 +253,9 @@ class Pipeline:
         if self._done:
             return
         self._done = True
+        if self.ch_in.trimmed:
+            log.info("%d audio packet(s) before the first upscaled frame trimmed (its "
+                     "frames were dropped)", self.ch_in.trimmed)
         try:
             if self.output is None:
                 pass
@@ -339,6 +343,22 @@ class Pipeline:
         if self.output.final_path is not None:
             return str(self.output.final_path)
         return self.output.url
+
+
+def _span(item: Item) -> tuple[float, float] | None:
+    """An item's (start, end) media time in seconds, for the live input channel's audio trim."""
+    if isinstance(item, Frame):
+        t = float(item.pts * item.time_base)
+        return t, t
+    if isinstance(item, AudioPacket):
+        pk = item.packet
+        start = seconds_of(pk)
+        return None if start is None else (start, start + float((pk.duration or 0) * pk.time_base))
+    if isinstance(item, AudioFrame):
+        af = item.frame
+        start = seconds_of(af)
+        return None if start is None else (start, start + af.samples / max(1, af.sample_rate or 1))
+    return None
 
 
 def _percentiles(values: Any) -> dict[str, float]:

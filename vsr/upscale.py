@@ -37,14 +37,14 @@ def run_upscaler(upscaler: Upscaler, inp: Channel[Item], out: Channel[Item], bat
     """Upscale every Frame from `inp` into `out`; other items pass straight through.
 
     A batch holds frames of one size only (a size change flushes the batch), so one model
-    call always gets one [N,1,H,W] array. With `max_latency` (live mode) the batch limit
-    adapts: a batch may take at most half the latency budget, measured per frame, so larger
-    batches (better throughput, on GPUs especially) are used only while they fit.
+    call always gets one [N,1,H,W] array. Every call's time is reported to `inp`
+    (`Channel.served`): in live mode the channel plans its drops with it. With `max_latency`
+    (live mode) the batch limit adapts too: a batch may take at most half the latency budget,
+    at the channel's measured time per frame, so larger batches (better throughput, on GPUs
+    especially) are used only while they fit. How many frames wait is the channel's policy
+    (`options.tuning_for`), not this stage's.
     """
     limit = batch if max_latency is None else 1
-    if max_latency is not None:
-        inp.maxsize = limit
-    per_frame: float | None = None
     while (items := inp.next_batch(limit, max_wait)) is not None:  # `limit` may change
         frames: list[Frame] = []
         for item in items:
@@ -52,23 +52,34 @@ def run_upscaler(upscaler: Upscaler, inp: Channel[Item], out: Channel[Item], bat
                 out.put(item)  # audio overtakes video by at most one batch; the muxer interleaves
                 continue
             if frames and frames[0].y.shape != item.y.shape:
-                _run(upscaler, frames, out, counters)
+                _run(upscaler, frames, inp, out, counters)
                 frames = []
             frames.append(item)
         if frames:
-            _run(upscaler, frames, out, counters)
-        if max_latency is not None and counters.batches:
-            last = counters.last_seconds / max(1, counters.last_frames)
-            per_frame = last if per_frame is None else 0.8 * per_frame + 0.2 * last
-            limit = max(1, min(batch, int(0.5 * max_latency / max(per_frame, 1e-6))))
+            _run(upscaler, frames, inp, out, counters)
+        if max_latency is not None and inp.cost is not None:
+            limit = max(1, min(batch, int(0.5 * max_latency / max(inp.cost, 1e-6))))
             counters.batch_limit = limit
-            # Hold no more frames than the next batch takes: older ones would only wait
-            # (adding latency) to be dropped or processed late.
-            inp.maxsize = limit
     out.close()
 
 
-def _run(upscaler: Upscaler, frames: list[Frame], out: Channel[Item],
+def warm_up(upscaler: Upscaler, height: int, width: int, calls: int = 2) -> float:
+    """Run the model on blank frames of the input's size and return the last call's seconds.
+
+    The first call on a shape pays one-off costs (onnxruntime allocates its buffers, cuDNN
+    picks algorithms) several times a normal call: paid here, before the stream starts, it
+    neither delays the first frames nor passes for the model's speed in live mode's plans.
+    """
+    y = np.zeros((1, height, width), np.uint8)
+    seconds = 0.0
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        upscaler(y)
+        seconds = time.perf_counter() - t0
+    return seconds
+
+
+def _run(upscaler: Upscaler, frames: list[Frame], inp: Channel[Item], out: Channel[Item],
          counters: UpscaleCounters) -> None:
     t0 = time.perf_counter()
     y = np.stack([f.y for f in frames])
@@ -76,12 +87,13 @@ def _run(upscaler: Upscaler, frames: list[Frame], out: Channel[Item],
     counters.last_seconds = time.perf_counter() - t0
     counters.model_seconds += counters.last_seconds
     counters.last_frames = len(frames)
+    inp.served(len(frames), counters.last_seconds)
     n, h, w = y.shape
     s = upscaler.scale
-    if hr.shape != (n, h * s, w * s) or hr.dtype != np.uint8:
+    if hr.shape != (n, h * s, w * s) or hr.dtype != y.dtype:
         # Encoders silently rescale frames of the wrong size; never let that stretch a video.
         raise VsrError(f"the model returned {hr.dtype} {list(hr.shape)} for {n} frames of "
-                       f"{w}x{h}, expected uint8 {[n, h * s, w * s]} (scale {s})")
+                       f"{w}x{h}, expected {y.dtype} {[n, h * s, w * s]} (scale {s})")
     counters.batches += 1
     for f, y in zip(frames, hr):
         out.put(dataclasses.replace(f, y=y))
