@@ -2,13 +2,16 @@
 """Live benchmark: which input sizes `vsr live` sustains in real time on this machine.
 
 For each input size, a real-time MPEG-TS stream (scripts/send_test_stream.py) is sent over
-UDP on loopback at --fps, `vsr live` upscales it for --seconds (recording to a file, as a
-user would), and its final statistics are collected: frames out per second, the share of
-frames dropped at the input to keep up, and latency from arrival to encoded output
-(p50/p95/p99). The first 2 s (stream probing, model warm-up) are left out of the fps and
-drop figures; a size runs "in real time" when under 2% of frames are dropped after that.
+UDP (or TCP, --proto tcp; with interleaved AAC, --audio) on loopback at --fps, `vsr live`
+upscales it for --seconds (recording to a file, as a user would), and its final statistics
+are collected: frames out per second, the share of frames dropped at the input to keep up
+(over the whole run, and in the steady state after the first 2 s of probing and warm-up),
+latency from arrival to encoded output (p50/p95/p99), and how far the recording's first
+video frame is from its first audio packet. A size runs "in real time" when under 2% of
+frames are dropped in the steady state.
 
     python scripts/bench_live.py                          # 160x90 ... 640x360 at 25 fps, x3, CPU
+    python scripts/bench_live.py --sizes 160x90 --proto tcp --audio --seconds 9
     python scripts/bench_live.py --sizes 1280x720 --device cuda --fps 30 --json out.json
 
 The sender runs on the same machine and takes some CPU itself (about 5% of a core at 640x360).
@@ -36,20 +39,41 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def first_times(path: Path) -> dict[str, float]:
+    """The earliest packet time (seconds) of each stream type in a recording."""
+    import av
+
+    first: dict[str, float] = {}
+    with av.open(str(path)) as c:
+        for pk in c.demux():
+            if pk.pts is not None:
+                t = float(pk.pts * pk.time_base)
+                first[pk.stream.type] = min(first.get(pk.stream.type, t), t)
+    return first
+
+
 def run_one(size: str, fps: int, seconds: float, device: str, model: str | None, batch: int,
-            max_latency: float, preset: str, workdir: Path) -> dict[str, object]:
+            max_latency: float, preset: str, workdir: Path, proto: str = "udp",
+            audio: bool = False) -> dict[str, object]:
     port = free_port()
+    if proto == "tcp":  # vsr listens; the sender retries until it can connect
+        url_in, url_send, delay = f"tcp://127.0.0.1:{port}?listen=1", f"tcp://127.0.0.1:{port}", 0.0
+    else:  # vsr binds first; what is sent before is lost, as on a network
+        url_in, url_send, delay = f"udp://127.0.0.1:{port}", f"udp://127.0.0.1:{port}?pkt_size=1316", 1.5
     sender = subprocess.Popen(
-        ["sh", "-c", 'sleep 1.5; exec "$0" "$@"', sys.executable, str(ROOT / "scripts" / "send_test_stream.py"),
-         f"udp://127.0.0.1:{port}?pkt_size=1316", str(seconds + 4), "--size", size, "--fps", str(fps)],
+        ["sh", "-c", f'sleep {delay}; exec "$0" "$@"', sys.executable,
+         str(ROOT / "scripts" / "send_test_stream.py"), url_send, str(seconds + 4), "--size", size,
+         "--fps", str(fps), "--connect-wait", "60"] + (["--audio"] if audio else []),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cmd = [sys.executable, "-m", "vsr", "live", f"udp://127.0.0.1:{port}", str(workdir / f"{size}.ts"),
+    recording = workdir / f"{size}.mkv"
+    cmd = [sys.executable, "-m", "vsr", "live", url_in, str(recording),
            "-y", "--duration", str(seconds), "--stats", "json", "--device", device,
            "--batch", str(batch), "--max-latency", str(max_latency), "--preset", preset]
     if model:
         cmd += ["--model", model]
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120)
+        proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True,
+                              timeout=seconds + 120)
     finally:
         sender.kill()
         sender.wait()
@@ -64,7 +88,12 @@ def run_one(size: str, fps: int, seconds: float, device: str, model: str | None,
     base = after[0] if after else {"elapsed": 0.0, "frames": 0, "frames_in": 0, "dropped": 0}
     span = max(1e-6, rec["seconds"] - base["elapsed"])
     frames_in = max(1, int(rec["frames_in"]) - int(base["frames_in"]))
+    first = first_times(recording)
+    av_start = round(1000 * (first["video"] - first["audio"])) if len(first) == 2 else None
     return {"size": size, "fps_in": round(frames_in / span, 1),
+            "frames_in_total": rec["frames_in"], "dropped_total": rec["dropped"],
+            "dropped_total_pct": round(100 * rec["dropped"] / max(1, rec["frames_in"]), 1),
+            "av_start_ms": av_start,
             "fps_out": round((rec["frames"] - base["frames"]) / span, 1),
             "dropped_pct": round(100 * (rec["dropped"] - base["dropped"]) / frames_in, 1),
             "startup_dropped": base["dropped"],
@@ -80,6 +109,8 @@ def main() -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--model")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--proto", choices=["udp", "tcp"], default="udp")
+    ap.add_argument("--audio", action="store_true", help="interleave AAC, as real streams do")
     ap.add_argument("--max-latency", type=float, default=500, help="ms")
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--json", type=Path)
@@ -88,23 +119,27 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             rows.append(run_one(size, args.fps, args.seconds, args.device, args.model, args.batch,
-                                args.max_latency, args.preset, Path(tmp)))
+                                args.max_latency, args.preset, Path(tmp), args.proto, args.audio))
             print(f"{size}: {rows[-1]}", file=sys.stderr, flush=True)
-    print(f"`vsr live`, {args.fps} fps input over UDP loopback, {args.seconds:.0f} s per size, model "
+    print(f"`vsr live`, {args.fps} fps input{' with AAC' if args.audio else ''} over "
+          f"{args.proto.upper()} loopback, {args.seconds:.0f} s per size, model "
           f"{args.model or 'espcn_x3'}, libx264 {args.preset}; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs\n")
-    print("| input | output | provider | fps in | fps out | dropped (steady) | latency p50 | p95 | p99 | real time |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| input | output | provider | fps in | fps out | dropped (all) | dropped (steady) | latency p50 "
+          "| p95 | p99 | video - audio start | real time |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['size']} | - | - | - | - | - | - | - | - | error: {r['error']} |")
+            print(f"| {r['size']} | - | - | - | - | - | - | - | - | - | - | error: {r['error']} |")
             continue
         lat = r["latency_ms"]
         ok = "yes" if float(r["dropped_pct"]) < 2 else "no"  # type: ignore[arg-type]
         out = "x".join(map(str, r["output"]))  # type: ignore[call-overload]
         print(f"| {r['size']} | {out} | {str(r['provider']).replace('ExecutionProvider', '')} | "
-              f"{r['fps_in']} | {r['fps_out']} | {r['dropped_pct']}% | {lat['p50']:.0f} ms | "  # type: ignore[index]
-              f"{lat['p95']:.0f} ms | {lat['p99']:.0f} ms | {ok} |")  # type: ignore[index]
+              f"{r['fps_in']} | {r['fps_out']} | {r['dropped_total']}/{r['frames_in_total']} "
+              f"({r['dropped_total_pct']}%) | {r['dropped_pct']}% | {lat['p50']:.0f} ms | "  # type: ignore[index]
+              f"{lat['p95']:.0f} ms | {lat['p99']:.0f} ms | "  # type: ignore[index]
+              f"{'-' if r['av_start_ms'] is None else str(r['av_start_ms']) + ' ms'} | {ok} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -4,7 +4,10 @@
 Renders moving test frames (plus a 440 Hz tone with --audio) and sends them as MPEG-TS at
 their native rate, as a camera or an encoder on the network would, so `vsr live` sees a
 genuinely real-time input. Used by tests/test_live.py and scripts/bench_live.py on loopback
-(udp://127.0.0.1:PORT); also handy to try `vsr live` by hand.
+(udp://127.0.0.1:PORT, or tcp://127.0.0.1:PORT to a `vsr live tcp://...?listen=1`, which
+it keeps trying to reach for --connect-wait seconds); also handy to try `vsr live` by hand.
+With --audio, the MPEG-TS muxer interleaves AAC as a real encoder does: video frames then
+arrive in pairs around audio packets, and the first ~0.8 s in one burst after probing.
 
 Its picture (`pattern`) and sound (`tone`, `write_audio_only`) are also what the tests'
 generated clips and the fuzz corpus are made of: one source of test media.
@@ -16,6 +19,7 @@ import argparse
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -55,6 +59,25 @@ def write_audio_only(path: Path, seconds: float = 1.0) -> Path:
     return path
 
 
+def _connect(args: argparse.Namespace, w: int, h: int) -> tuple[Any, Any, Any]:
+    """The output container and its video and audio (or None) streams, connected."""
+    deadline = time.monotonic() + args.connect_wait
+    while True:
+        out = av.open(args.url, "w", format=args.format)
+        vs = out.add_stream("libx264", rate=args.fps, options={
+            "preset": "ultrafast", "tune": "zerolatency", "g": str(args.fps // 2)})
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        aus = out.add_stream("aac", rate=48000, layout="mono") if args.audio else None
+        try:
+            out.start_encoding()  # PyAV opens the URL here, not in av.open()
+            return out, vs, aus
+        except ConnectionRefusedError:  # the receiver is not listening yet
+            out.close()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("url")
@@ -63,13 +86,11 @@ def main() -> int:
     ap.add_argument("--fps", type=int, default=25)
     ap.add_argument("--audio", action="store_true")
     ap.add_argument("--format", default="mpegts")
+    ap.add_argument("--connect-wait", type=float, default=10.0,
+                    help="seconds to keep retrying a refused connection (a TCP receiver not yet listening)")
     args = ap.parse_args()
     w, h = map(int, args.size.split("x"))
-    out = av.open(args.url, "w", format=args.format)
-    vs = out.add_stream("libx264", rate=args.fps,
-                        options={"preset": "ultrafast", "tune": "zerolatency", "g": str(args.fps // 2)})
-    vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-    aus = out.add_stream("aac", rate=48000, layout="mono") if args.audio else None
+    out, vs, aus = _connect(args, w, h)
     t0 = time.monotonic()
     n = int(args.seconds * args.fps)
     samples_sent = 0

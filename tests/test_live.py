@@ -29,12 +29,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def start_sender(port: int, seconds: float, size: str = "96x64", fps: int = 25,
-                 audio: bool = False, delay: float = 1.0) -> subprocess.Popen[bytes]:
+                 audio: bool = False, delay: float = 1.0, tcp: bool = False) -> subprocess.Popen[bytes]:
     """Start sending a real-time MPEG-TS stream to udp://127.0.0.1:port after `delay` s
-    (vsr binds the port first; UDP packets sent before that are lost, as on a real network)."""
-    cmd = [sys.executable, str(SENDER), f"udp://127.0.0.1:{port}?pkt_size=1316", str(seconds),
-           "--size", size, "--fps", str(fps)] + (["--audio"] if audio else [])
+    (vsr binds the port first; UDP packets sent before that are lost, as on a real network),
+    or to tcp://127.0.0.1:port, retrying until vsr listens there."""
+    url = f"tcp://127.0.0.1:{port}" if tcp else f"udp://127.0.0.1:{port}?pkt_size=1316"
+    cmd = [sys.executable, str(SENDER), url, str(seconds),
+           "--size", size, "--fps", str(fps), "--connect-wait", "30"] + (["--audio"] if audio else [])
     return subprocess.Popen(["sh", "-c", f'sleep {delay}; exec "$0" "$@"', *cmd],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -101,6 +109,43 @@ def test_realtime_udp_stream_to_file_is_3x_with_latency_reported(tmp_path: Path)
     times = stats["times"]
     assert len(times) == rec["frames"] and times[0] < 1.5 and np.all(np.diff(times) > 0)
     assert 2.0 < times[-1] < 4.0  # output time follows the source clock
+
+
+def first_times(path: Path) -> dict[str, float]:
+    """The earliest packet time (seconds) of each stream type in a recording."""
+    import av
+
+    first: dict[str, float] = {}
+    with av.open(str(path)) as c:
+        for pk in c.demux():
+            if pk.pts is not None:
+                t = float(pk.pts * pk.time_base)
+                first[pk.stream.type] = min(first.get(pk.stream.type, t), t)
+    return first
+
+
+def test_tcp_stream_with_aac_keeps_its_bursts_and_starts_video_with_audio(tmp_path: Path) -> None:
+    """MPEG-TS with AAC interleaved over TCP (video arrives in pairs around audio packets, and
+    the first ~0.8 s in one burst after probing): every frame is accounted for, and the
+    recording's video and audio start together (the burst is kept; if its first frames had
+    to go, the audio before them goes too). The one-slot queue this replaced dropped the
+    whole burst: video started 0.84 s after audio."""
+    port = free_tcp_port()
+    out = tmp_path / "rec.mkv"
+    vsr = start_vsr(f"tcp://127.0.0.1:{port}?listen=1", str(out), "--duration", "4",
+                    "--stats", "json")
+    sender = start_sender(port, 10, size="160x90", audio=True, delay=0.0, tcp=True)
+    rc, err = stop_both(vsr, sender)
+    assert rc == 0, err
+    rec = done_record(err)
+    frames_in, dropped = int(rec["frames_in"]), int(rec["dropped"])  # type: ignore[call-overload]
+    # How many frames a loaded CI host drops is a speed figure: scripts/bench_live.py
+    # measures it (0 of 245 over 9 s here, --proto tcp --audio); this checks the accounting.
+    assert frames_in >= 50 and frames_in == rec["frames"] + dropped
+    first = first_times(out)
+    assert set(first) == {"video", "audio"}
+    assert abs(first["video"] - first["audio"]) <= 1 / 25, first  # one frame
+    assert len(video_stats(out)["times"]) == rec["frames"]
 
 
 def test_overload_drops_frames_at_the_input_and_latency_stays_bounded(tmp_path: Path) -> None:
@@ -246,7 +291,7 @@ def test_preview_serves_mjpeg_frames_of_the_upscaled_stream(tmp_path: Path) -> N
 def test_missing_v4l2_device_is_a_clear_error() -> None:
     """A webcam path that does not exist gives exit 2 and one line, not a traceback."""
     proc = subprocess.run([sys.executable, "-m", "vsr", "live", "/dev/video97", "--preview"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert proc.stderr.startswith("vsr: cannot open input '/dev/video97'") and "Traceback" not in proc.stderr
 
@@ -254,7 +299,7 @@ def test_missing_v4l2_device_is_a_clear_error() -> None:
 def test_live_needs_an_output_or_a_preview() -> None:
     """`vsr live URL` alone is a usage error."""
     proc = subprocess.run([sys.executable, "-m", "vsr", "live", "udp://127.0.0.1:9"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and "--preview" in proc.stderr
 
 
@@ -315,6 +360,6 @@ def test_unavailable_output_protocol_is_a_clear_error() -> None:
         port = s.getsockname()[1]  # nothing listens here once the socket closes
     for url in (f"tcp://127.0.0.1:{port}", f"srtx://127.0.0.1:{port}"):
         proc = subprocess.run([sys.executable, "-m", "vsr", "live", str(ROOT / "samples" / "sample.mp4"),
-                               url], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                               url], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith(f"vsr: cannot open output '{url}'") and "Traceback" not in proc.stderr
