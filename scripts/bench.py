@@ -215,7 +215,7 @@ def output_frames(clip: Clip, luma: list[np.ndarray], s: int) -> list[Any]:
     ones (about 10% with libx264 veryfast here), so a bicubic floor would flatter it."""
     frames = []
     for f, y in zip(clip.frames, (y for batch in luma for y in batch)):
-        vf = merge_planes(y, split_frame(f, native=True)[1], is_full_range(f), pad=True)
+        vf = merge_planes(y, split_frame(f, native=True)[1], 8, "yuv420p", is_full_range(f), pad=True)
         vf.pts = f.pts
         frames.append(vf)
     return frames

@@ -74,6 +74,6 @@ def test_native_planes_round_trip_exactly_for_limited_and_full_range() -> None:
                                            format="yuv420p")
         frame.color_range = 2 if full else 1
         y_full, chroma = split_planes(frame)
-        back = merge_planes(y_full, chroma, full, pad=True)
+        back = merge_planes(y_full, chroma, 8, "yuv420p", full, pad=True)
         got = np.frombuffer(back.planes[0], np.uint8).reshape(back.planes[0].height, -1)[:, : w + 1]
         assert np.array_equal(got, y)

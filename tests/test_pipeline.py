@@ -116,14 +116,17 @@ def test_existing_output_is_refused_before_any_work(tmp_path: Path) -> None:
 
 
 def test_odd_output_size_is_padded_by_one_pixel_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """x3 of an odd size becomes even for yuv420p by one padded row/column, with a warning."""
+    """x3 of an odd size becomes even for yuv420p by one padded row/column, with a warning;
+    a 4:4:4 input keeps 4:4:4 and so needs no padding."""
     src = synth_video(tmp_path / "odd.mkv", n=4, size=(21, 15), codec="ffv1", pix_fmt="yuv444p", audio=None)
     dst = tmp_path / "out.mp4"
     with caplog.at_level("WARNING", logger="vsr"):
-        p = _run(src, dst, FakeUpscaler(3))
+        p = _run(src, dst, FakeUpscaler(3), pix_fmt="yuv420p")
     assert p.stats().output_size == (64, 46)
     assert video_stats(dst)["sizes"] == {(64, 46)}
     assert any("padding to 64x46" in r.message for r in caplog.records)
+    p = _run(src, tmp_path / "out444.mp4", FakeUpscaler(3))
+    assert p.stats().output_size == (63, 45)
 
 
 def test_max_frames_limits_the_output(tmp_path: Path) -> None:

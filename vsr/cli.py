@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+from fractions import Fraction
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -144,7 +145,11 @@ def _encoding_args(p: argparse.ArgumentParser, crf: int, preset: str) -> None:
                    "where it cannot hold H.264: VP9 for .webm)")
     e.add_argument("--crf", type=int, default=crf, help=f"quality for encoders with CRF (default {crf})")
     e.add_argument("--preset", default=preset, help=f"encoder preset (default {preset})")
-    e.add_argument("--pix-fmt", help="output pixel format (default yuv420p)")
+    e.add_argument("--pix-fmt", help="output pixel format (default: the input's bit depth and "
+                   "chroma layout where the encoder takes them, else yuv420p)")
+    e.add_argument("--square-pixels", action="store_true",
+                   help="resample non-square pixels to square ones (width x SAR) instead of "
+                        "carrying the pixel aspect ratio, for players that ignore it")
     e.add_argument("--format", help="container format, required for - (e.g. matroska, mpegts, nut)")
     e.add_argument("--codec-option", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="extra encoder option (repeatable)")
@@ -363,7 +368,8 @@ def _sink_options(args: argparse.Namespace, url: str) -> SinkOptions:
                        preset=args.preset, pix_fmt=args.pix_fmt,
                        codec_options=dict(args.codec_option),
                        container_options=dict(args.container_option),
-                       overwrite=args.overwrite, audio="none" if args.no_audio else "auto")
+                       overwrite=args.overwrite, audio="none" if args.no_audio else "auto",
+                       square_pixels=args.square_pixels)
 
 
 def _scale_out_requested(args: argparse.Namespace) -> bool:
@@ -484,12 +490,21 @@ def _info(args: argparse.Namespace) -> int:
         src.container.close()
     up = load(ModelOptions(model=args.model, scale=args.scale, device=Device.CPU))
     v = info.video
+    from .pixfmt import native_input
+
+    layout = native_input(v.pix_fmt)
+    dar = Fraction(v.width * v.sar.numerator, v.height * v.sar.denominator)
     rec = {
         "input": info.url, "format": info.format_name, "image": info.is_image,
         "video": {"codec": v.codec, "width": v.width, "height": v.height, "pix_fmt": v.pix_fmt,
                   "bit_depth": v.bit_depth, "rate": str(v.rate) if v.rate else None,
                   "frames": v.frames or None, "duration": v.duration, "rotation": v.rotation,
-                  "time_base": str(v.time_base)},
+                  "time_base": str(v.time_base), "sar": str(v.sar), "dar": str(dar),
+                  "chroma": layout.chroma if layout else None,
+                  "color": {"range": v.color_range, "primaries": v.color_primaries,
+                            "transfer": v.color_trc, "matrix": v.colorspace},
+                  "hdr10": v.hdr10.describe() if v.hdr10 else None,
+                  "dolby_vision": v.dolby_vision},
         "streams": streams,
         "model": {"path": str(up.path), "scale": up.scale,
                   "input": [None, 1, *(up.fixed or ("H", "W"))], "provider": up.provider},
@@ -506,6 +521,10 @@ def _info(args: argparse.Namespace) -> int:
     print(f"{info.url}: {info.format_name}")
     print(f"  video: {v.codec} {v.width}x{v.height} {v.pix_fmt}, {rate}, {dur}, "
           f"{v.frames or 'unknown'} frames" + (f", rotation {v.rotation}" if v.rotation else ""))
+    print(f"  pixels: {v.bit_depth}-bit" + (f" {layout.chroma}" if layout else "")
+          + f", SAR {v.sar.numerator}:{v.sar.denominator}, DAR {dar.numerator}:{dar.denominator}"
+          + (f", HDR10 {v.hdr10.describe()}" if v.hdr10 else "")
+          + (", Dolby Vision" if v.dolby_vision else ""))
     for s in streams:
         lang = f" [{s['language']}]" if s.get("language") else ""
         print(f"  {s['type']} #{s['index']}: {s['codec']}{lang}")

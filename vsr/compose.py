@@ -14,10 +14,28 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
+
 from .channel import Channel
 from .color import bgr_to_frame, frame_to_bgr, merge_planes, merge_upscaled, pad_to_even
 from .frames import Frame, Item, Picture
 from .preview import PreviewServer
+
+
+@dataclass(frozen=True)
+class ComposeSpec:
+    """How the compose stage turns frames into pictures, decided once by the pipeline.
+
+    Attributes:
+        native: frames carry planar YUV (luma + chroma planes), else YCrCb from BGR.
+        src_depth: bits per chroma sample of the input (native path).
+        picture_size: (width, height) of the picture before padding; differs from the
+            model's output only for --square-pixels (luma resampled horizontally).
+    """
+
+    native: bool
+    src_depth: int
+    picture_size: tuple[int, int]
 
 
 @dataclass
@@ -31,7 +49,7 @@ class ComposeCounters:
 
 
 def run_compose(out: Any, inp: Channel[Item], outp: Channel[Item], counters: ComposeCounters,
-                preview: PreviewServer | None = None) -> None:
+                preview: PreviewServer | None = None, spec: ComposeSpec | None = None) -> None:
     """Turn every Frame into a Picture ready to encode; other items pass straight through.
 
     `out` is the sink's `OpenedOutput`, or None for a live preview without an output (then
@@ -43,12 +61,15 @@ def run_compose(out: Any, inp: Channel[Item], outp: Channel[Item], counters: Com
                 outp.put(item)
             continue
         t0 = time.perf_counter()
-        if out is not None and out.native:
-            vf = merge_planes(item.y, item.crcb, out.color_range == 2, out.padded)
+        y: Any = item.y
+        if spec is not None and spec.picture_size != (y.shape[1], y.shape[0]):
+            y = cv2.resize(y, spec.picture_size, interpolation=cv2.INTER_CUBIC)
+        if out is not None and spec is not None and spec.native:
+            vf = merge_planes(y, item.crcb, spec.src_depth, out.pix_fmt, out.color_range == 2, out.padded)
             if preview is not None:
                 preview.publish(frame_to_bgr(vf))
         else:
-            bgr = merge_upscaled(item.y, item.crcb)
+            bgr = merge_upscaled(y, item.crcb)
             if preview is not None:
                 preview.publish(bgr)
             if out is None:

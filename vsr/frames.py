@@ -104,6 +104,9 @@ class VideoInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     codec: str = ""
     bit_depth: int = 8
+    sar: Fraction = Fraction(1)  # sample (pixel) aspect ratio; 1 when square or unknown
+    hdr10: Any = None  # signalling.Hdr10 from the first frame's side data, or None
+    dolby_vision: bool = False  # Dolby Vision metadata present (it cannot survive scaling)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,7 @@ class StreamInfo:
     passthrough: tuple[Any, ...]
     container_metadata: dict[str, str]
     is_image: bool
+    dropped_streams: tuple[str, ...] = ()  # "#2 data (tmcd)": streams no output carries
 
 
 @dataclass(frozen=True, slots=True)

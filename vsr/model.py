@@ -158,6 +158,11 @@ class OnnxUpscaler:
             float16 / the bound engine asked for without the `onnx` package.
     """
 
+    input_name: str
+    output_name: str
+    fixed: tuple[int, int] | None
+    batch_fixed: bool
+
     def __init__(self, path: str | Path, device: Device = Device.AUTO, tile: int = 0,
                  threads: int = 0, max_run_pixels: int = 0, precision: Precision = Precision.AUTO,
                  engine: str = "auto", provider_options: dict[str, str] | None = None) -> None:
@@ -187,6 +192,7 @@ class OnnxUpscaler:
         session = self._load(ort, str(self.path), so, ["CPUExecutionProvider"] if bound
                              else _with_options(providers, provider_options))
         self._check_io(session)
+        float_names = (self.input_name, self.output_name)  # the original graph's, for float input
         self.scale = self._probe_scale(session)
         self.metadata = dict(session.get_modelmeta().custom_metadata_map)
         fp16 = precision is Precision.FP16 or (precision is Precision.AUTO and cuda)
@@ -205,7 +211,9 @@ class OnnxUpscaler:
             if probed_on_cpu:
                 session = self._load(ort, str(self.path), so, _with_options(providers, provider_options))
         self.session = session
+        self._plain: Any = None
         self.engine = "bound" if bound else "plain"
+        self._float_input, self._float_output = float_names
         # An int8 model stays int8 on every engine (vsr.graph leaves quantized graphs alone).
         self.precision = "fp16" if fp16 else quant.precision_of(self.path, self.metadata)
         self.provider = self.session.get_providers()[0]
@@ -283,12 +291,15 @@ class OnnxUpscaler:
                              "only equal scales are supported")
         return int(r)
 
-    def _infer(self, x: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """One onnxruntime call: uint8 [n,1,h,w] -> uint8 [n,1,sh,sw]."""
+    def _infer(self, x: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """One onnxruntime call: uint8 [n,1,h,w] -> uint8 [n,1,sh,sw]; uint16 (0..65535:
+        high bit depth luma, never rounded to 8 bits) -> uint16 likewise."""
         if self.batch_fixed and x.shape[0] != 1:
             return np.concatenate([self._infer(x[i : i + 1]) for i in range(x.shape[0])])
+        deep = x.dtype == np.uint16
+        session = self._float_session() if deep else self.session
         try:
-            if self.engine == "bound":
+            if self.engine == "bound" and not deep:
                 n, _, h, w = x.shape
                 out = np.empty((n, 1, h * self.scale, w * self.scale), np.uint8)
                 self._binding.bind_cpu_input(self.input_name, np.ascontiguousarray(x))
@@ -297,16 +308,29 @@ class OnnxUpscaler:
                 self.session.run_with_iobinding(self._binding)
                 return out
             xf = x.astype(np.float32)
-            xf *= 1.0 / 255.0
-            result: npt.NDArray[np.float32] = self.session.run([self.output_name],
-                                                               {self.input_name: xf})[0]
+            xf *= 1.0 / (65535.0 if deep else 255.0)
+            result: npt.NDArray[np.float32] = session.run([self._float_output],
+                                                          {self._float_input: xf})[0]
         except Exception as exc:  # onnxruntime's own error types; a bug-free model never raises
             raise ModelRunError(f"model '{self.path.name}' failed on a [{', '.join(map(str, x.shape))}] "
                                 f"batch: {_first_line(exc)}") from exc
-        return _to_uint8(result)
+        return _to_uint16(result) if deep else _to_uint8(result)
 
-    def __call__(self, y: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """Upscale (N, H, W) uint8 luma to (N, sH, sW) uint8."""
+    def _float_session(self) -> Any:
+        """The session that takes float32 0..1 input: the main one, except for the bound
+        engine, whose graph takes uint8; high bit depth frames there get a plain session of
+        the original model, made on first use."""
+        if self.engine != "bound":
+            return self.session
+        if self._plain is None:
+            ort = import_onnxruntime()
+            self._plain = self._load(ort, str(self.path), ort.SessionOptions(),
+                                     _with_options(self.session.get_providers(), None))
+            log.info("high bit depth frames: model %s runs its float32 graph", self.path.name)
+        return self._plain
+
+    def __call__(self, y: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """Upscale (N, H, W) uint8 luma to (N, sH, sW) uint8 (uint16 to uint16)."""
         n, h, w = y.shape
         tile_hw = self.fixed or ((self.tile, self.tile) if self.tile else None)
         if tile_hw is None and h * w > self.max_run_pixels:
@@ -319,7 +343,7 @@ class OnnxUpscaler:
             return outs[0] if len(outs) == 1 else np.concatenate(outs)
         return self._tiled(y, tile_hw)
 
-    def _tiled(self, y: npt.NDArray[np.uint8], tile_hw: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    def _tiled(self, y: npt.NDArray[Any], tile_hw: tuple[int, int]) -> npt.NDArray[Any]:
         th, tw = tile_hw
         n, h, w = y.shape
         s = self.scale
@@ -334,10 +358,10 @@ class OnnxUpscaler:
         jobs = [(i, t) for i in range(n) for t in tile_grid(H, W, th, tw)]
         per_run = max(1, self.max_run_pixels // (th * tw))  # all tiles of all frames, in chunks
         # uint8 per pixel is the same whether converted before or after stitching.
-        hr = np.empty((n, H * s, W * s), np.uint8)
+        hr = np.empty((n, H * s, W * s), y.dtype)
         for c in range(0, len(jobs), per_run):
             chunk = jobs[c : c + per_run]
-            x = np.empty((len(chunk), 1, th, tw), np.uint8)
+            x = np.empty((len(chunk), 1, th, tw), y.dtype)
             for k, (i, t) in enumerate(chunk):
                 x[k, 0] = src[i, t.y0 : t.y0 + th, t.x0 : t.x0 + tw]
             out = self._infer(x)
@@ -413,6 +437,15 @@ def _to_uint8(x: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
     x *= 255.0
     np.clip(x, 0.0, 255.0, out=x)
     return np.rint(x, out=x).astype(np.uint8)
+
+
+def _to_uint16(x: npt.NDArray[np.float32]) -> npt.NDArray[np.uint16]:
+    """0..1 floats -> uint16 0..65535, in place like `_to_uint8`."""
+    if not x.flags.writeable or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+    x *= 65535.0
+    np.clip(x, 0.0, 65535.0, out=x)
+    return np.rint(x, out=x).astype(np.uint16)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from . import pixfmt
 from . import sink as sink_mod
 from .channel import Channel
-from .color import NATIVE_FORMATS
-from .compose import ComposeCounters, run_compose
+from .compose import ComposeCounters, ComposeSpec, run_compose
 from .errors import Cancelled, VsrError
 from .frames import AudioFrame, AudioPacket, Frame, Item, StageTimes, Stats, seconds_of
 from .live import LiveCounters, run_live_source
@@ -119,6 +119,12 @@ class Pipeline:
         self.native = self._native_path(color)
         if self.output is not None:
             self.output.native = self.native
+        layout = pixfmt.native_input(v.pix_fmt)
+        scale = self.upscaler.scale
+        self.compose_spec = ComposeSpec(
+            self.native, layout.depth if layout else 8,
+            self.output.picture_size if self.output is not None and self.output.picture_size[0]
+            else (v.width * scale, v.height * scale))
         self.src_counters = SourceCounters()
         self.live_counters = LiveCounters()
         self.up_counters = UpscaleCounters()
@@ -140,14 +146,15 @@ class Pipeline:
         self._done = False
 
     def _native_path(self, color: str) -> bool:
-        """Whether frames take the native YUV path: 8-bit 4:2:0 in and out, a video output."""
+        """Whether frames take the native YUV path: planar (or semi-planar) YUV in, planar
+        YUV out, a video output; any depth and chroma subsampling."""
         if color == "ycrcb":
             return False
         out = self.output
-        ok = (out is not None and not out.is_image and out.pix_fmt == "yuv420p"
-              and self.input.info.video.pix_fmt in NATIVE_FORMATS)
+        ok = (out is not None and not out.is_image and pixfmt.layout_of(out.pix_fmt) is not None
+              and pixfmt.native_input(self.input.info.video.pix_fmt) is not None)
         if color == "native" and not ok:
-            log.warning("the native colour path needs 8-bit 4:2:0 video in and yuv420p video "
+            log.warning("the native colour path needs YUV video in and planar YUV video "
                         "out: using the YCrCb path")
         return ok
 
@@ -195,7 +202,7 @@ class Pipeline:
             self._stage("vsr-upscale", run_upscaler, self.upscaler, self.ch_in, self.ch_out,
                         self.batch, self.up_counters, self.tuning.batch_wait, max_latency),
             self._stage("vsr-compose", run_compose, self.output, self.ch_out, self.ch_enc,
-                        self.compose_counters, self.preview),
+                        self.compose_counters, self.preview, self.compose_spec),
             self._stage("vsr-sink", sink_mod.run_sink, self.output, self.ch_enc,
                         self.sink_counters),
         ]

@@ -24,11 +24,13 @@ from typing import Any
 
 import av
 
+from . import pixfmt
 from .channel import Channel
 from .color import sws_colorspace
 from .errors import EncodeError, SinkError, reason
 from .frames import AudioFrame, AudioPacket, Item, Picture, StreamInfo, VideoPacket, seconds_of
 from .options import SinkOptions
+from .signalling import SAR_IN_BITSTREAM, hdr_codec_options, set_stream_sar
 from .streams import STALE_TAGS, copy_tags, default_codec, plan_stream
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class OpenedOutput:
     native: bool = False  # frames arrive by the native YUV path (set by the pipeline)
     negative_ts: bool = True  # the muxer stores negative timestamps (AVFMT_TS_NEGATIVE)
     copy_video: bool = False  # video arrives encoded (VideoPacket): no encoder to feed or flush
+    picture_size: tuple[int, int] = (0, 0)  # (w, h) the compose stage makes before padding
 
 
 def default_output(input_url: str, scale: int) -> str:
@@ -187,12 +190,24 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
     if video_template is not None:
         stream, out_w, out_h, pix_fmt = _copied_video(container, video_template, info)
         colorspace, color_range, padded = None, None, False
+        picture_size = (out_w, out_h)
     else:
-        stream, out_w, out_h, pix_fmt, padded, colorspace, color_range = _video_encoder(
+        stream, out_w, out_h, pix_fmt, padded, colorspace, color_range, picture_size = _video_encoder(
             container, opts, info, scale, final, is_image, live, notes)
-    return _finish_streams(container, opts, info, final, temp, is_image, stream, out_w, out_h,
-                           pix_fmt, padded, colorspace, color_range, notes,
-                           copy_video=video_template is not None)
+    if info.dropped_streams and not is_image:
+        notes.append(f"dropped {len(info.dropped_streams)} stream(s) no output carries: "
+                     + ", ".join(info.dropped_streams))
+    if (container.format.name.split(",")[0] in ("mov", "mp4") and color_range in (1, 2)
+            and "movflags" not in opts.container_options):
+        # MP4 writes the range in its `colr` box only when a primaries/transfer/matrix tag is
+        # set, and x264 leaves limited range out of the bitstream: an untagged "tv" clip
+        # came out with no range at all. write_colr writes the box always.
+        container.options["movflags"] = "+write_colr"
+    opened = _finish_streams(container, opts, info, final, temp, is_image, stream, out_w, out_h,
+                             pix_fmt, padded, colorspace, color_range, notes,
+                             copy_video=video_template is not None)
+    opened.picture_size = picture_size
+    return opened
 
 
 def _copied_video(container: Any, template: Any, info: StreamInfo) -> tuple[Any, int, int, str]:
@@ -217,10 +232,14 @@ def _copied_video(container: Any, template: Any, info: StreamInfo) -> tuple[Any,
 
 def _video_encoder(container: Any, opts: SinkOptions, info: StreamInfo, scale: int,
                    final: Path | None, is_image: bool, live: bool,
-                   notes: list[str]) -> tuple[Any, int, int, str, bool, int | None, int | None]:
+                   notes: list[str]) -> tuple[Any, int, int, str, bool, int | None, int | None,
+                                              tuple[int, int]]:
     """The output's video stream with its encoder opened (so bad options fail now)."""
     v = info.video
     codec_name, pix_fmt = opts.codec or default_codec(container), opts.pix_fmt
+    source_layout = pixfmt.native_input(v.pix_fmt)
+    if not is_image and opts.codec is None and pix_fmt is None and source_layout and source_layout.depth > 8:
+        codec_name = _deep_codec(container, codec_name, source_layout)
     if is_image:
         assert final is not None
         codec_name, image_fmt = IMAGE_CODECS[final.suffix.lower()]
@@ -234,11 +253,26 @@ def _video_encoder(container: Any, opts: SinkOptions, info: StreamInfo, scale: i
         raise SinkError(f"{codec_name!r} is not a video encoder")
     supported = [f.name for f in codec.video_formats or []]
     if pix_fmt is None:
-        pix_fmt = "yuv420p" if not supported or "yuv420p" in supported else supported[0]
+        choice = pixfmt.choose_output(codec_name, supported, source_layout)
+        pix_fmt = choice.pix_fmt
+        notes.extend(choice.notes)
     elif supported and pix_fmt not in supported:
         raise SinkError(f"encoder {codec_name!r} cannot take pixel format {pix_fmt!r}",
                         hint=f"it takes: {', '.join(supported)}")
+    elif v.color_trc in (16, 18) and max(c.bits for c in av.VideoFormat(pix_fmt).components) <= 8:
+        notes.append(f"the input is HDR ({'PQ' if v.color_trc == 16 else 'HLG'}) and --pix-fmt "
+                     f"{pix_fmt} is 8-bit: expect banding (drop --pix-fmt to keep "
+                     f"{v.bit_depth}-bit)")
     out_w, out_h = v.width * scale, v.height * scale
+    sar = v.sar if not is_image else Fraction(1)
+    if sar != 1 and opts.square_pixels:
+        fmt0 = av.VideoFormat(pix_fmt)
+        even = fmt0.chroma_width(2) == 1
+        out_w = max(2, round(out_w * sar / (2 if even else 1)) * (2 if even else 1))
+        notes_sar = f"non-square pixels (SAR {sar}) resampled to square: {out_w}x{out_h}"
+        log.info("%s", notes_sar)
+        sar = Fraction(1)
+    picture_size = (out_w, out_h)
     fmt = av.VideoFormat(pix_fmt)
     # 4:2:0 / 4:2:2 encoders need even sizes where the chroma is subsampled.
     padded = bool((out_w % 2 and fmt.chroma_width(2) == 1) or (out_h % 2 and fmt.chroma_height(2) == 1))
@@ -262,6 +296,13 @@ def _video_encoder(container: Any, opts: SinkOptions, info: StreamInfo, scale: i
     if not is_image:
         cc.time_base = v.time_base
         stream.time_base = v.time_base
+    if sar != 1:
+        cc.sample_aspect_ratio = sar  # the bitstream (H.264/HEVC VUI) and MP4's pasp box
+        matroska = container.format.name.split(",")[0] in ("matroska", "webm")
+        if matroska and codec_name not in SAR_IN_BITSTREAM and not set_stream_sar(stream, sar):
+            raise SinkError(f"cannot carry the pixel aspect ratio {sar} into "
+                            f"{container.format.name.split(',')[0]} with {codec_name}",
+                            hint="pass --square-pixels, or use libx264/libx265")
     private = {o.name for o in cc.supported_options.private}
     codec_opts = {}
     if opts.crf is not None and "crf" in private:
@@ -281,10 +322,19 @@ def _video_encoder(container: Any, opts: SinkOptions, info: StreamInfo, scale: i
         # libvpx's defaults are its slowest ("good", cpu-used 0, one thread per frame):
         # about 1 fps at 1080p; these stay near libx264 medium in speed and quality.
         codec_opts.update({"cpu-used": "4", "row-mt": "1", "deadline": "good"})
+    if codec_name == "libsvtav1":
+        codec_opts.update(_svtav1_options(opts))
+    if v.hdr10 is not None and not is_image and av.VideoFormat(pix_fmt).components[0].bits > 8:
+        why = hdr_codec_options(codec_name, v.hdr10, codec_opts)
+        if why:
+            notes.append(f"HDR10 metadata ({v.hdr10.describe()}) dropped: {why}")
+    if v.dolby_vision:
+        notes.append("Dolby Vision metadata dropped: it cannot stay valid after scaling "
+                     "(the HDR10/HLG base layer and its tags are kept)")
     codec_opts.update(opts.codec_options)
     cc.options = codec_opts
     colorspace = color_range = None
-    if not fmt.is_rgb and fmt.name not in ("gray", "gray16le"):
+    if not fmt.is_rgb and not fmt.name.startswith("gray"):
         colorspace = sws_colorspace(v.colorspace)
         # Keep the input's range; for an unspecified one, decoding assumed limited range.
         color_range = v.color_range if v.color_range in (1, 2) else 1
@@ -308,7 +358,43 @@ def _video_encoder(container: Any, opts: SinkOptions, info: StreamInfo, scale: i
         raise SinkError(f"cannot open video encoder {codec_name!r} for {out_w}x{out_h} {pix_fmt}: "
                         f"{reason(exc)}", hint="check --codec, --pix-fmt, --crf, --preset and "
                         "--codec-option values") from exc
-    return stream, out_w, out_h, pix_fmt, padded, colorspace, color_range
+    return stream, out_w, out_h, pix_fmt, padded, colorspace, color_range, picture_size
+
+
+#: x264-style preset names on SVT-AV1's numeric scale (0 slowest .. 13 fastest).
+SVTAV1_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
+                  "medium": 7, "slow": 5, "slower": 4, "veryslow": 2, "placebo": 1}
+
+
+def _svtav1_options(opts: SinkOptions) -> dict[str, str]:
+    """SVT-AV1 speaks its own numbers: a named preset is mapped to its scale, and the CRF
+    (x264's scale, 18 by default) to SVT-AV1's 0..63 one (+12: 18 -> 30, 23 -> 35, its
+    default), so the same command gives a comparable quality whichever encoder is chosen."""
+    out = {"svtav1-params": "log-level=1"}  # its banner is a page long otherwise
+    if opts.preset is not None:
+        out["preset"] = str(SVTAV1_PRESETS.get(str(opts.preset), opts.preset))
+    if opts.crf is not None:
+        out["crf"] = str(min(63, opts.crf + 12))
+    return out
+
+
+def _deep_codec(container: Any, codec_name: str, layout: pixfmt.Layout) -> str:
+    """`codec_name`, or the first encoder the container takes that keeps the input's bit
+    depth when it cannot (10-bit into WebM: SVT-AV1, VP9 being 8-bit in this build)."""
+    def depth_ok(name: str) -> bool:
+        try:
+            formats = {f.name for f in av.Codec(name, "w").video_formats or []}
+        except (av.error.FFmpegError, ValueError):
+            return False
+        return pixfmt.planar_name(layout.depth, 1, 1) in formats
+    if depth_ok(codec_name):
+        return codec_name
+    accepted = container.supported_codecs
+    for name, family in (("libx265", "hevc"), ("libsvtav1", "av1")):
+        if (family in accepted or name in accepted) and depth_ok(name):
+            log.info("%s cannot encode %d-bit video: using %s to keep it", codec_name, layout.depth, name)
+            return name
+    return codec_name
 
 
 def _finish_streams(container: Any, opts: SinkOptions, info: StreamInfo, final: Path | None,

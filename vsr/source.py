@@ -27,6 +27,7 @@ from .color import split_frame
 from .errors import DecodeError, NoVideoFrame, SourceError, reason
 from .frames import AudioFrame, AudioPacket, Item, StreamInfo, VideoInfo, seconds_of
 from .options import SourceOptions
+from .signalling import has_dolby_vision, hdr10_of
 from .timestamps import Pending, TimestampRepair
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ def open_input(opts: SourceOptions) -> OpenedInput:
             passthrough=tuple(passthrough),
             container_metadata=dict(container.metadata),
             is_image=container.format.name in IMAGE_FORMATS,
+            dropped_streams=_dropped_streams(container, video),
         )
     except BaseException:
         container.close()
@@ -251,6 +253,38 @@ def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
                       hint="the file may be truncated or damaged")
 
 
+def _dropped_streams(container: Any, video: Any) -> tuple[str, ...]:
+    """"#2 data (GoPro MET)": the input's streams that no output carries (data tracks, extra
+    video such as cover art or a depth map, attachments). A timecode track is not among
+    them: its tag travels on the video stream, from which MP4/MOV rebuild the track."""
+    dropped = []
+    for s in container.streams:
+        if s.type in ("audio", "subtitle") or s is video:
+            continue
+        if "timecode" in s.metadata and video.metadata.get("timecode") == s.metadata["timecode"]:
+            continue
+        cc = s.codec_context
+        name = s.metadata.get("handler_name") or (cc.name if cc is not None else "") or "unknown"
+        dropped.append(f"#{s.index} {s.type} ({name.strip()})")
+    return tuple(dropped)
+
+
+def _tag(frame_value: Any, stream_value: Any, unspecified: int) -> int:
+    """A colour tag from the first frame, or from the stream (container boxes such as MP4's
+    `colr`) when the bitstream leaves it unspecified."""
+    v = int(frame_value)
+    if v in (unspecified, 0) and stream_value is not None and int(stream_value) not in (unspecified, 0):
+        return int(stream_value)
+    return v
+
+
+def _sar(video: Any) -> Fraction:
+    for sar in (video.sample_aspect_ratio, video.codec_context.sample_aspect_ratio):
+        if sar and sar > 0:
+            return Fraction(sar)
+    return Fraction(1)
+
+
 def _video_info(container: Any, video: Any, first: Any) -> VideoInfo:
     cc = video.codec_context
     rate = video.average_rate or video.guessed_rate or None
@@ -270,10 +304,13 @@ def _video_info(container: Any, video: Any, first: Any) -> VideoInfo:
         rate=Fraction(rate) if rate else None,
         frames=frames, duration=duration,
         pix_fmt=fmt.name,
-        colorspace=int(first.colorspace), color_range=int(first.color_range),
-        color_primaries=int(first.color_primaries), color_trc=int(first.color_trc),
+        colorspace=_tag(first.colorspace, cc.colorspace, 2),
+        color_range=_tag(first.color_range, cc.color_range, 0),
+        color_primaries=_tag(first.color_primaries, cc.color_primaries, 2),
+        color_trc=_tag(first.color_trc, cc.color_trc, 2),
         rotation=int(round(first.rotation or 0)),
         metadata=dict(video.metadata), codec=cc.name, bit_depth=depth,
+        sar=_sar(video), hdr10=hdr10_of(first), dolby_vision=has_dolby_vision(first, video),
     )
 
 
