@@ -9,6 +9,15 @@ image at a time, the median of the images). Any folder of images works:
     python scripts/eval.py                           # Set5 and Set14 from ../shared/data/eval
     python scripts/eval.py --sets ~/my_photos --model models/espcn_x3.onnx
     python scripts/eval.py --lr-codec libx264 --crf 23   # LR frames H.264-compressed first
+    python scripts/eval.py --videos                      # temporal: the shared camera clips
+
+Video counts, not just stills: `--videos` takes consecutive frames of real clips (by default
+the phone, flower and stream-of-water clips of ../shared/videos), degrades each by the
+protocol (Pillow bicubic downscale) and upscales it, and reports two figures per model and
+for bicubic: the mean frame Y-PSNR, and the Y-PSNR of frame-to-frame differences,
+(out_t - out_{t-1}) against (orig_t - orig_{t-1}). The second is the temporal error: a model
+that flickers (its error changes from frame to frame) scores lower on it than one whose
+error, however large, stays put. Both shave `scale` pixels at each border, as the protocol.
 """
 
 from __future__ import annotations
@@ -72,6 +81,59 @@ def evaluate(run, scale: int, folder: Path, lr_codec: str | None, crf: int):  # 
     return float(np.mean(psnrs)), float(np.mean(ssims)), statistics.median(ms_per_mp)
 
 
+DEFAULT_VIDEOS = ("phone_fire2_1280x720_vfr_rot180_h264_aac.mp4", "mdn_flower_960x540_vp8_vorbis.webm",
+                  "mdn_stream_of_water_480x360_h264_aac.mp4")
+
+
+def video_frames(path: Path, count: int) -> list[Image.Image]:
+    """The first `count` frames of a clip as RGB images (as stored: rotation ignored)."""
+    import av
+
+    frames = []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            frames.append(f.to_image())
+            if len(frames) == count:
+                break
+    return frames
+
+
+def temporal(run, scale: int, frames: list[Image.Image]) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(mean frame PSNR, PSNR of frame differences) of `run` on one clip's frames."""
+    psnrs, diffs = [], []
+    prev: tuple[np.ndarray, np.ndarray] | None = None
+    for img in frames:
+        w, h = img.width - img.width % scale, img.height - img.height % scale
+        hr = img.crop((0, 0, w, h))
+        lr = hr.resize((w // scale, h // scale), Image.BICUBIC)
+        hy = sr_protocol.y_channel(hr).astype(np.float64)
+        sy = np.asarray(run(lr), np.float64)
+        psnrs.append(sr_protocol.psnr_y(sy.astype(np.uint8), hy.astype(np.uint8), scale))
+        if prev is not None:
+            d = (sy - prev[0]) - (hy - prev[1])
+            d = d[scale:-scale, scale:-scale]
+            mse = float(np.mean(d * d))
+            diffs.append(float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse))
+        prev = (sy, hy)
+    return float(np.mean(psnrs)), float(np.mean(diffs)) if diffs else float("nan")
+
+
+def temporal_table(rows: list[tuple[str, int, object]], clips: list[Path], count: int) -> None:
+    """Print the temporal table: per row, each clip's frame PSNR and difference PSNR, and
+    the mean of each over the clips."""
+    loaded = {c: video_frames(c, count) for c in clips}
+    names = [c.stem.split("_")[1] if "_" in c.stem else c.stem for c in clips]
+    print(f"{count} frames per clip; frame PSNR / frame-difference PSNR (dB, Y, shared protocol)\n")
+    print("| model | scale | " + " | ".join(names) + " | mean frame | mean difference |")
+    print("|" + "---|" * (4 + len(clips)))
+    for name, scale, run in rows:
+        results = [temporal(run, scale, loaded[c]) for c in clips]
+        cells = [f"{p:.2f} / {d:.2f}" for p, d in results]
+        mf = float(np.mean([p for p, _ in results]))
+        md = float(np.mean([d for _, d in results]))
+        print(f"| {name} | x{scale} | " + " | ".join(cells) + f" | {mf:.2f} | {md:.2f} |", flush=True)
+
+
 def onnx_runner(path: Path, device: str = "cpu", precision: str = "fp32"):  # type: ignore[no-untyped-def]
     from vsr.model import OnnxUpscaler
     from vsr.options import Device, Precision
@@ -96,9 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", nargs="*", default=["fp32"], choices=["fp32", "fp16"],
                     help="rows for each of these (default fp32; fp16 rows are marked)")
     ap.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic rows")
+    ap.add_argument("--videos", nargs="*", type=Path,
+                    help="temporal table on these clips (none given: the shared camera clips)")
+    ap.add_argument("--frames", type=int, default=30, help="frames per clip for --videos")
     args = ap.parse_args(argv)
     sets = [s for s in args.sets if s.is_dir()]
-    if not sets:
+    clips: list[Path] = []
+    if args.videos is not None:
+        clips = args.videos or [SHARED.parent / "videos" / n for n in DEFAULT_VIDEOS]
+        clips = [c for c in clips if c.is_file()]
+        if not clips:
+            print("no video clips found (pass --videos FILE ...)", file=sys.stderr)
+            return 2
+    elif not sets:
         print("no image folders found (pass --sets DIR ...)", file=sys.stderr)
         return 2
     rows: list[tuple[str, int, object]] = []
@@ -115,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             if scale in args.scales:
                 rows.append((m.stem + (" (fp16)" if precision == "fp16" else ""), scale, run))
     rows.sort(key=lambda r: r[1])
+    if clips:
+        temporal_table(rows, clips, args.frames)
+        return 0
     head = "| model | scale | " + " | ".join(f"{s.name} PSNR | {s.name} SSIM" for s in sets) + " | ms/MP |"
     if args.lr_codec:
         print(f"LR images compressed with {args.lr_codec} at {'quality' if args.lr_codec == 'jpeg' else 'CRF'} {args.crf}\n")

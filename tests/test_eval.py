@@ -109,3 +109,26 @@ def test_int8_variant_agrees_with_the_float_model_on_a_frame() -> None:
     a = OnnxUpscaler(ROOT / "models" / "espcn_x3.onnx", Device.CPU)(y).astype(int)
     b = OnnxUpscaler(ROOT / "models" / "espcn_x3_int8.onnx", Device.CPU)(y).astype(int)
     assert np.abs(a - b).mean() < 1.5
+
+
+def test_temporal_table_reports_frame_and_difference_psnr(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`eval.py --videos CLIP` prints, for bicubic and each model, a frame PSNR and a
+    frame-difference PSNR per clip; a static clip's differences are perfect for bicubic."""
+    from conftest import synth_video
+
+    clip = synth_video(tmp_path / "clip_a.mp4", n=4, size=(96, 72), audio=None)
+    assert sr_eval.main(["--videos", str(clip), "--frames", "4", "--scales", "3", "--model",
+                         str(ROOT / "models" / "espcn_x3.onnx")]) == 0
+    rows = {line.split(" | ")[0]: line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| bicubic") or line.startswith("| espcn")}
+    assert set(rows) == {"| bicubic x3", "| espcn_x3"}
+    for line in rows.values():
+        frame, diff = (float(x) for x in line.split(" | ")[2].split(" / "))
+        assert 10 < frame < 60 and diff > 10
+
+    y = np.zeros((30, 30), np.uint8)
+    from PIL import Image
+
+    still = [Image.fromarray(np.stack([y + 128] * 3, -1))] * 3
+    assert sr_eval.temporal(lambda lr: sr_protocol.bicubic_y(lr, 3), 3, still)[1] == float("inf")
