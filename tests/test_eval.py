@@ -121,7 +121,7 @@ def test_temporal_table_reports_frame_and_difference_psnr(tmp_path: Path,
     assert sr_eval.main(["--videos", str(clip), "--frames", "4", "--scales", "3", "--model",
                          str(ROOT / "models" / "espcn_x3.onnx")]) == 0
     rows = {line.split(" | ")[0]: line for line in capsys.readouterr().out.splitlines()
-            if line.startswith("| bicubic") or line.startswith("| espcn")}
+            if line.startswith(("| bicubic", "| espcn"))}
     assert set(rows) == {"| bicubic x3", "| espcn_x3"}
     for line in rows.values():
         frame, diff = (float(x) for x in line.split(" | ")[2].split(" / "))
