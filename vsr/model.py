@@ -458,7 +458,7 @@ def load(options: ModelOptions) -> OnnxUpscaler:
     from .registry import resolve
 
     scale = options.scale
-    path = resolve(options.model, scale)
+    path = resolve(options.model, scale, options.quality)
     if options.device is Device.CPU or "CUDAExecutionProvider" not in import_onnxruntime().get_available_providers():
         path = _exact_on_this_cpu(path)
     up = OnnxUpscaler(path, options.device, options.tile,

@@ -170,6 +170,8 @@ class ModelOptions:
             models always tile at their own size.
         threads: onnxruntime intra-op threads (0: onnxruntime's default, all cores).
         precision: float32 or float16 arithmetic (see `Precision`).
+        quality: the bundled model's tier with `scale`: "fast", "balanced" (None: the
+            default) or "quality" (`registry.TIERS`); not together with `model`.
     """
 
     model: str | None = None
@@ -179,6 +181,7 @@ class ModelOptions:
     tile: int = 0
     threads: int = 0
     precision: Precision = Precision.AUTO
+    quality: str | None = None
 
 
 @dataclass(frozen=True)

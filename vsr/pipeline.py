@@ -382,7 +382,7 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
                   preset: str | None = "medium", pix_fmt: str | None = None,
                   format: str | None = None, overwrite: bool = False, max_frames: int | None = None,
                   tile: int = 0, on_error: str = "skip", color: str = "auto",
-                  precision: str = "auto") -> Stats:
+                  precision: str = "auto", quality: str | None = None) -> Stats:
     """Upscale a video (or image) file end to end and return what was done.
 
     Args mirror `vsr upscale`'s options. Raises VsrError subclasses for user errors.
@@ -392,7 +392,7 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
     pipeline = Pipeline(
         SourceOptions(input, max_frames=max_frames),
         ModelOptions(model=model, scale=scale, device=Device(device), batch=batch, tile=tile,
-                     precision=Precision(precision)),
+                     precision=Precision(precision), quality=quality),
         SinkOptions(output, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                     overwrite=overwrite),
         on_error=on_error,

@@ -15,6 +15,10 @@ from pathlib import Path
 from .errors import ModelError
 
 DEFAULT_SCALE = 3
+#: Speed/quality tiers, cheapest first. "balanced" is the ESPCN of the model card (espcn_xN);
+#: "fast" costs at most a quarter of it, "quality" at most 16 times (README "Models").
+TIERS = ("fast", "balanced", "quality")
+DEFAULT_TIER = "balanced"
 
 
 def model_dirs() -> list[Path]:
@@ -37,6 +41,8 @@ class BundledModel:
     degradation: str
     psnr: dict[str, float]
     precision: str  # "fp32" or "int8"
+    tier: str = "balanced"  # "fast", "balanced" or "quality" (see TIERS)
+    macs_per_pixel: float = 0.0  # Conv multiply-accumulates per input pixel (0: unknown)
 
 
 def bundled_models() -> list[BundledModel]:
@@ -56,9 +62,19 @@ def _describe(path: Path) -> BundledModel:
     psnr = json.loads(meta.get("vsr.psnr", "{}") or "{}")
     from .quant import precision_of
 
+    macs = float(meta.get("vsr.macs_per_pixel", "0") or 0)
+    if not macs:
+        try:
+            from .cost import conv_macs_per_pixel
+
+            macs = conv_macs_per_pixel(path)
+        except (ImportError, ValueError):
+            macs = 0.0
+    tier = meta.get("vsr.tier", "") or DEFAULT_TIER
     return BundledModel(path.stem, path, int(meta.get("vsr.scale", "0") or 0),
                         int(meta.get("vsr.parameters", "0") or 0),
-                        meta.get("vsr.degradation", "?"), psnr, precision_of(path, meta))
+                        meta.get("vsr.degradation", "?"), psnr, precision_of(path, meta),
+                        tier if tier in TIERS else DEFAULT_TIER, macs)
 
 
 def read_metadata(path: Path) -> dict[str, str]:
@@ -73,12 +89,26 @@ def read_metadata(path: Path) -> dict[str, str]:
         return {}
 
 
-def resolve(model: str | None, scale: int | None) -> Path:
-    """The model file for `--model` (path or bundled name) and/or `--scale`.
+def default_for(scale: int | None = None, quality: str | None = None) -> BundledModel | None:
+    """The bundled model `--scale`/`--quality` pick: of that scale and tier, trained on clean
+    images, float (the int8 and video variants are chosen by name)."""
+    want, tier = scale or DEFAULT_SCALE, quality or DEFAULT_TIER
+    found = [m for m in bundled_models() if m.scale == want and m.tier == tier
+             and m.degradation == "clean" and m.precision == "fp32"]
+    found.sort(key=lambda m: (not m.name.startswith("espcn_"), m.name))  # balanced: espcn_xN
+    return found[0] if found else None
+
+
+def resolve(model: str | None, scale: int | None, quality: str | None = None) -> Path:
+    """The model file for `--model` (path or bundled name), or `--scale` and `--quality`.
 
     Raises:
-        ModelError: no such file or bundled name, or no bundled model for that scale.
+        ModelError: no such file or bundled name, or no bundled model for that scale and tier.
     """
+    if quality is not None and quality not in TIERS:
+        raise ModelError(f"unknown quality {quality!r}", hint=f"choose one of {', '.join(TIERS)}")
+    if model is not None and quality is not None:
+        raise ModelError("--model and --quality both pick a model", hint="pass only one of them")
     if model is not None:
         p = Path(model).expanduser()
         if p.suffix.lower() == ".onnx" or os.sep in model or p.exists():
@@ -93,9 +123,15 @@ def resolve(model: str | None, scale: int | None) -> Path:
         names = ", ".join(m.name for m in bundled_models()) or "none found"
         raise ModelError(f"unknown model {model!r}", hint=f"bundled models: {names}; or pass a path to an .onnx file")
     want = scale or DEFAULT_SCALE
-    for d in model_dirs():
-        cand = d / f"espcn_x{want}.onnx"
-        if cand.is_file():
-            return cand
-    raise ModelError(f"no bundled model for scale {want}",
-                     hint="pass --model PATH, or reinstall vsr so that its models/ folder is present")
+    if quality in (None, DEFAULT_TIER):
+        for d in model_dirs():
+            cand = d / f"espcn_x{want}.onnx"
+            if cand.is_file():
+                return cand
+    chosen = default_for(want, quality)
+    if chosen is not None:
+        return chosen.path
+    have = sorted({f"{m.tier} x{m.scale}" for m in bundled_models() if m.scale == want})
+    raise ModelError(f"no bundled {quality or DEFAULT_TIER} model for scale {want}",
+                     hint=(f"bundled at x{want}: {', '.join(have)}" if have else
+                           "pass --model PATH, or reinstall vsr so that its models/ folder is present"))

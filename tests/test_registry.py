@@ -1,0 +1,50 @@
+"""Behaviour of the bundled-model registry: tiers, the default per scale and tier, model cost."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import onnx
+import pytest
+from conftest import ROOT
+
+import vsr
+from vsr.cost import conv_macs_per_pixel
+from vsr.errors import ModelError
+from vsr.registry import bundled_models, default_for, resolve
+
+
+def test_every_bundled_model_has_a_tier_and_a_cost() -> None:
+    """Each bundled model names its tier (the espcn models are "balanced") and a MAC count
+    read from its graph: 59,488 per input pixel for espcn_x3 (the model card's ESPCN)."""
+    models = {m.name: m for m in bundled_models()}
+    assert models["espcn_x3"].tier == "balanced"
+    assert models["espcn_x3"].macs_per_pixel == 59488 == conv_macs_per_pixel(models["espcn_x3"].path)
+    assert all(m.macs_per_pixel > 0 and m.tier in ("fast", "balanced", "quality") for m in models.values())
+
+
+def test_quality_picks_the_tier_and_says_what_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--quality balanced is espcn_xN; a tier that is not bundled is a clear error naming the
+    tiers there are; a model file tagged vsr.tier=fast is found by --quality fast; --model and
+    --quality together are refused."""
+    assert resolve(None, 3, "balanced") == resolve(None, 3) == ROOT / "models" / "espcn_x3.onnx"
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(ROOT / "models" / "espcn_x3.onnx", folder / "espcn_x3.onnx")
+    monkeypatch.setenv("VSR_MODELS", str(folder))
+    with pytest.raises(ModelError, match="no bundled quality model for scale 2"):
+        resolve(None, 2, "quality")
+    m = onnx.load(str(ROOT / "models" / "espcn_x2.onnx"))
+    meta = {p.key: p.value for p in m.metadata_props}
+    meta["vsr.tier"] = "fast"
+    onnx.helper.set_model_props(m, meta)
+    onnx.save(m, str(folder / "tiny_x2.onnx"))
+    assert resolve(None, 2, "fast") == folder / "tiny_x2.onnx"
+    fast = default_for(2, "fast")
+    assert fast is not None and fast.name == "tiny_x2"
+    assert vsr.Upscaler(scale=2, quality="fast", device="cpu").model.path == folder / "tiny_x2.onnx"
+    with pytest.raises(ModelError, match="both pick a model"):
+        resolve("espcn_x3", None, "fast")
+    with pytest.raises(ModelError, match="unknown quality"):
+        resolve(None, 3, "best")
