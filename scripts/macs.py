@@ -25,6 +25,7 @@ from pathlib import Path
 
 from vsr.cost import conv_macs_per_pixel
 
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("models", nargs="+", type=Path)
