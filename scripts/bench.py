@@ -68,8 +68,8 @@ sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(ROOT))
 from make_sample import FPS, render
 
-from vsr.color import is_full_range, merge_planes, split_frame
 from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
+from vsr.color import is_full_range, merge_planes, split_frame
 from vsr.errors import VsrError
 from vsr.model import OnnxUpscaler, auto_batch
 from vsr.options import Device, Precision

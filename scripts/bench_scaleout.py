@@ -37,11 +37,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vsr import ModelOptions, SinkOptions, SourceOptions  # noqa: E402
-from vsr.pipeline import Pipeline  # noqa: E402
-from vsr.scaleout import LocalExecutor, RayExecutor, ScaleOutJob, ScaleOutOptions  # noqa: E402
-from vsr.scaleout.keyframes import scan  # noqa: E402
-from vsr.scaleout.worker import SegmentResult, SegmentTask  # noqa: E402
+from vsr import ModelOptions, SinkOptions, SourceOptions
+from vsr.pipeline import Pipeline
+from vsr.scaleout import LocalExecutor, RayExecutor, ScaleOutJob, ScaleOutOptions
+from vsr.scaleout.keyframes import scan
+from vsr.scaleout.worker import SegmentResult, SegmentTask
 
 
 def make_clip(path: Path, size: tuple[int, int], frames: int, fps: int, gop: int) -> None:

@@ -22,7 +22,7 @@ MODEL_X3 = ROOT / "models" / "espcn_x3.onnx"
 ZOO_MODEL = SHARED_DATA / "reference" / "super_resolution.onnx"
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from send_test_stream import pattern, tone  # noqa: E402  (the live tests' sender draws the same frames)
+from send_test_stream import pattern, tone
 
 
 def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: int = 25,

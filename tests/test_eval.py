@@ -14,8 +14,8 @@ pytest.importorskip("PIL")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import eval as sr_eval  # noqa: E402
-import sr_protocol  # noqa: E402
+import eval as sr_eval
+import sr_protocol
 
 
 def test_psnr_and_ssim_of_identical_images_are_perfect() -> None:

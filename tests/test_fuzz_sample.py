@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import fuzz  # noqa: E402
+import fuzz
 
 SEED = 0
 PER_KIND = 2

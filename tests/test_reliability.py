@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -197,19 +198,19 @@ def test_full_disk_during_the_run_removes_the_partial_file(tmp_path: Path) -> No
         pytest.skip("mounting a tmpfs needs root")
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=False,
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here")
     try:
         src = synth_video(tmp_path / "in.mp4", n=40, size=(160, 96))
         proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", str(src), str(mnt / "out.mp4"),
-                               "--preset", "ultrafast", "--crf", "0"], cwd=ROOT, capture_output=True,
+                               "--preset", "ultrafast", "--crf", "0"], check=False, cwd=ROOT, capture_output=True,
                               text=True, timeout=120)
         assert proc.returncode == 1, proc.stderr
         assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr
         assert list(mnt.iterdir()) == []
     finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
+        subprocess.run(["umount", str(mnt)], check=False, capture_output=True)
 
 
 def _rss_bytes() -> int:
@@ -255,7 +256,7 @@ def test_timestamp_repair_gives_strictly_increasing_pts(given: list[int | None],
     out += repair.flush()
     assert [f.index for f in out] == list(range(len(given)))
     got = [f.pts for f in out]
-    assert all(b > a for a, b in zip(got, got[1:]))
+    assert all(b > a for a, b in itertools.pairwise(got))
     assert got == expected
 
 
@@ -317,7 +318,7 @@ def test_unseekable_mp4_on_a_pipe_says_what_to_send_instead(tmp_path: Path) -> N
     src = ROOT / "samples" / "sample.mp4"
     with open(src, "rb") as f:
         data = f.read()
-    proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", "-", str(tmp_path / "o.mp4")],
+    proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", "-", str(tmp_path / "o.mp4")], check=False,
                           input=data, capture_output=True, cwd=ROOT, timeout=60)
     proc.stderr = proc.stderr.decode()
     assert proc.returncode == 2, proc.stderr
@@ -326,7 +327,7 @@ def test_unseekable_mp4_on_a_pipe_says_what_to_send_instead(tmp_path: Path) -> N
 
 def test_listing_into_a_closed_pipe_is_not_an_error() -> None:
     """`vsr models | head -1` exits 0 without a word on stderr."""
-    proc = subprocess.run(["bash", "-c", f'"{sys.executable}" -m vsr models | head -1 >/dev/null; '
-                                         'exit ${PIPESTATUS[0]}'], cwd=ROOT, capture_output=True,
+    proc = subprocess.run(["bash", "-c", (f'"{sys.executable}" -m vsr models | head -1 >/dev/null; '
+                                         'exit ${PIPESTATUS[0]}')], check=False, cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr

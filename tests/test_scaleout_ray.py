@@ -127,7 +127,7 @@ def test_a_node_removed_mid_job_still_completes(tmp_path: Path) -> None:
         ray.shutdown()
         cluster.shutdown()
     """)
-    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", script], check=False, cwd=ROOT, capture_output=True, text=True,
                        timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "FRAMES 240 REMOVED True" in r.stdout

@@ -2,19 +2,27 @@
 
 JSON lines go to stderr, one object per update, so stdout stays free for a video pipe:
 {"event": "progress", "frames": 120, "total": 300, "fps": 24.1, "elapsed": 4.98, "eta": 7.47}
+
+Many inputs (`show_batch`): one bar for the whole run (frames of all files, files done/total,
+the overall ETA), or JSON lines that add the files and a "file" record as each one ends.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
-from collections.abc import Iterator
-from typing import Any, TextIO
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .frames import Stats
 from .options import Progress as Mode
 from .pipeline import Progress
+
+if TYPE_CHECKING:
+    from .batch import BatchProgress, FileResult
 
 
 def resolve_mode(mode: Mode, stream: TextIO) -> Mode:
@@ -32,8 +40,8 @@ def show(snapshots: Iterator[Progress], mode: Mode, stream: TextIO = sys.stderr,
     elif mode is Mode.JSON:
         last = 0.0
         for p in snapshots:
-            for event in p.events:  # scale-out segment events: every one, not throttled
-                stream.write(json.dumps(event) + "\n")
+            # scale-out segment events: every one, not throttled
+            stream.writelines(json.dumps(event) + "\n" for event in p.events)
             now = time.monotonic()
             if now - last >= every:
                 last = now
@@ -94,3 +102,101 @@ def stats_record(stats: Stats) -> dict[str, Any]:
         "stages": {k: round(getattr(s, k), 3) for k in
                    ("decode", "color", "model", "encode", "wait_in", "wait_out")},
     }
+
+
+def plural(n: int, noun: str) -> str:
+    """`1 frame`, `2 frames`, `0 frames`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def show_batch(events: Iterable[BatchProgress | FileResult], mode: Mode,
+               stream: TextIO = sys.stderr, every: float = 0.5) -> None:
+    """Consume a batch run's events (vsr.batch.run_batch), drawing them as `mode` says.
+
+    JSON mode writes every file's record and scale-out segment event, and a progress line
+    at most every `every` seconds:
+    {"event": "progress", "file": "a.mp4", "files_done": 1, "files_total": 3, "frames": 40,
+     "file_frames": 16, "file_total": 24, "fps": 20.1, "elapsed": 2.0, "eta": 1.6}
+    """
+    from .batch import FileResult
+
+    if mode is Mode.BAR:
+        _batch_bar(events, stream)
+        return
+    last = 0.0
+    for e in events:
+        if mode is not Mode.JSON:
+            continue
+        if isinstance(e, FileResult):
+            stream.write(json.dumps(e.record()) + "\n")
+            stream.flush()
+            continue
+        for event in e.events:
+            stream.write(json.dumps(event) + "\n")
+        now = time.monotonic()
+        if now - last >= every and e.current is not None:
+            last = now
+            stream.write(json.dumps({
+                "event": "progress", "file": e.current.input, "files_done": e.files_done,
+                "files_total": e.files_total, "frames": e.frames,
+                "file_frames": e.file.frames if e.file else 0,
+                "file_total": (e.file.total or None) if e.file else None,
+                "fps": round(e.fps, 3), "elapsed": round(e.elapsed, 3),
+                "eta": None if e.eta is None else round(e.eta, 3)}) + "\n")
+            stream.flush()
+
+
+def _batch_bar(events: Iterable[BatchProgress | FileResult], stream: TextIO) -> None:
+    from tqdm import tqdm
+
+    from .batch import FileResult
+
+    bar: Any = tqdm(total=None, unit="frame", file=stream, dynamic_ncols=True, smoothing=0.1)
+    files = 0
+    try:
+        with _logging_above(bar, stream):
+            for e in events:
+                if isinstance(e, FileResult):
+                    files += 1
+                    bar.set_description(f"{files} file{'s' if files != 1 else ''} done",
+                                        refresh=False)
+                    continue
+                if e.total_estimate and bar.total != max(e.total_estimate, e.frames):
+                    bar.total = max(e.total_estimate, e.frames)
+                bar.set_description(f"file {e.files_done + 1}/{e.files_total}"
+                                    if e.current else f"{e.files_done}/{e.files_total} files",
+                                    refresh=False)
+                if e.current is not None:
+                    bar.set_postfix_str(e.current.input.rsplit("/", 1)[-1], refresh=False)
+                bar.update(e.frames - bar.n)
+    finally:
+        bar.close()
+
+
+class _AboveBar:
+    """A stream for log handlers that prints each line above the bar (tqdm.write)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(text.rstrip("\n"), file=self.stream)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@contextmanager
+def _logging_above(bar: Any, stream: TextIO) -> Iterator[None]:
+    """While the bar is drawn, vsr's log lines (warnings about a file) go above it."""
+    handlers = [h for h in logging.getLogger("vsr").handlers
+                if isinstance(h, logging.StreamHandler) and h.stream is stream]
+    for h in handlers:
+        h.setStream(_AboveBar(stream))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.setStream(stream)

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 IMAGE_CODECS = {".png": ("png", "rgb24"), ".jpg": ("mjpeg", "yuvj444p"),
                 ".jpeg": ("mjpeg", "yuvj444p"), ".bmp": ("bmp", "bgr24"),
                 ".tif": ("tiff", "rgb24"), ".tiff": ("tiff", "rgb24"), ".webp": ("libwebp", "yuv420p")}
+#: Input extensions read as still images: their default output is a .png.
+IMAGE_INPUTS = frozenset(IMAGE_CODECS) | {".gif", ".jpe", ".jfif"}
 STALE_CONTAINER_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration"}
 
 
@@ -82,7 +84,7 @@ class OpenedOutput:
 def default_output(input_url: str, scale: int) -> str:
     """`photo.jpg` -> `photo_x3.png`; `clip.webm` -> `clip_x3.webm`; a URL -> `<name>_x3.mp4`."""
     p = Path(input_url.split("?")[0].rstrip("/") or "output")
-    is_image = p.suffix.lower() in IMAGE_CODECS or p.suffix.lower() in {".gif", ".jpe", ".jfif"}
+    is_image = p.suffix.lower() in IMAGE_INPUTS
     suffix = ".png" if is_image else (p.suffix if p.suffix and "://" not in input_url else ".mp4")
     return str(Path(p.name if "://" in input_url else p).with_name(f"{p.stem}_x{scale}{suffix}"))
 
@@ -116,10 +118,10 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int, live: bool = Fa
                         hint="add --format matroska (or mpegts, nut)")
     temp: Path | None = None
     if final is not None:
+        if final.is_dir():  # first: --overwrite must not suggest a folder could be replaced
+            raise SinkError(f"output '{final}' is a directory")
         if final.exists() and not opts.overwrite:
             raise SinkError(f"output '{final}' already exists", hint="pass --overwrite to replace it")
-        if final.is_dir():
-            raise SinkError(f"output '{final}' is a directory")
         if info.url != "-" and Path(info.url).exists() and final.resolve() == Path(info.url).resolve():
             raise SinkError(f"output '{final}' is the input file", hint="choose another output name")
         folder = final.parent if str(final.parent) else Path(".")
@@ -543,7 +545,7 @@ def discard(out: OpenedOutput) -> None:
     """Close without caring about errors and delete the temporary file."""
     try:
         out.container.close()
-    except Exception:  # noqa: BLE001 - the run already failed; this only cleans up
+    except Exception:  # noqa: BLE001, S110 - the run already failed; this only cleans up
         pass
     if out.temp_path is not None:
         _remove(out.temp_path)

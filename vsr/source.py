@@ -295,7 +295,7 @@ def _video_info(container: Any, video: Any, first: Any) -> VideoInfo:
         duration = container.duration / av.time_base
     frames = int(video.frames or 0)
     if not frames and duration and rate:
-        frames = int(round(duration * float(rate)))
+        frames = round(duration * float(rate))
     fmt = first.format
     depth = max((c.bits for c in fmt.components), default=8)
     return VideoInfo(
@@ -308,7 +308,7 @@ def _video_info(container: Any, video: Any, first: Any) -> VideoInfo:
         color_range=_tag(first.color_range, cc.color_range, 0),
         color_primaries=_tag(first.color_primaries, cc.color_primaries, 2),
         color_trc=_tag(first.color_trc, cc.color_trc, 2),
-        rotation=int(round(first.rotation or 0)),
+        rotation=round(first.rotation or 0),
         metadata=dict(video.metadata), codec=cc.name, bit_depth=depth,
         sar=_sar(video), hdr10=hdr10_of(first), dolby_vision=has_dolby_vision(first, video),
     )

@@ -40,7 +40,7 @@ class TimestampRepair:
 
     def __init__(self, time_base: Fraction, rate: Fraction | None, depth: int) -> None:
         step = (1 / (rate * time_base)) if rate and time_base else 1
-        self.step = max(1, int(round(step)))
+        self.step = max(1, round(step))
         self.time_base = time_base
         self.depth = depth
         self.frames: collections.deque[Pending] = collections.deque()
