@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -131,8 +132,7 @@ def show_batch(events: Iterable[BatchProgress | FileResult], mode: Mode,
             stream.write(json.dumps(e.record()) + "\n")
             stream.flush()
             continue
-        for event in e.events:
-            stream.write(json.dumps(event) + "\n")
+        stream.writelines(json.dumps(event) + "\n" for event in e.events)
         now = time.monotonic()
         if now - last >= every and e.current is not None:
             last = now
@@ -152,22 +152,16 @@ def _batch_bar(events: Iterable[BatchProgress | FileResult], stream: TextIO) -> 
     from .batch import FileResult
 
     bar: Any = tqdm(total=None, unit="frame", file=stream, dynamic_ncols=True, smoothing=0.1)
-    files = 0
     try:
-        with _logging_above(bar, stream):
+        with _logging_above(stream):
             for e in events:
                 if isinstance(e, FileResult):
-                    files += 1
-                    bar.set_description(f"{files} file{'s' if files != 1 else ''} done",
-                                        refresh=False)
-                    continue
+                    continue  # the snapshot after it counts it
                 if e.total_estimate and bar.total != max(e.total_estimate, e.frames):
                     bar.total = max(e.total_estimate, e.frames)
-                bar.set_description(f"file {e.files_done + 1}/{e.files_total}"
-                                    if e.current else f"{e.files_done}/{e.files_total} files",
+                bar.set_description(f"{e.files_done}/{e.files_total} files", refresh=False)
+                bar.set_postfix_str(os.path.basename(e.current.input) if e.current else "",
                                     refresh=False)
-                if e.current is not None:
-                    bar.set_postfix_str(e.current.input.rsplit("/", 1)[-1], refresh=False)
                 bar.update(e.frames - bar.n)
     finally:
         bar.close()
@@ -189,12 +183,12 @@ class _AboveBar:
 
 
 @contextmanager
-def _logging_above(bar: Any, stream: TextIO) -> Iterator[None]:
+def _logging_above(stream: TextIO) -> Iterator[None]:
     """While the bar is drawn, vsr's log lines (warnings about a file) go above it."""
     handlers = [h for h in logging.getLogger("vsr").handlers
                 if isinstance(h, logging.StreamHandler) and h.stream is stream]
     for h in handlers:
-        h.setStream(_AboveBar(stream))  # type: ignore[arg-type]
+        h.setStream(_AboveBar(stream))
     try:
         yield
     finally:
