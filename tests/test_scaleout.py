@@ -481,7 +481,7 @@ def test_no_sliver_segments_next_to_a_stray_keyframe() -> None:
 def test_info_shows_where_a_file_can_be_cut(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = synth_video(tmp_path / "in.mp4", n=48, options=GOP12)
     assert cli("info", src, "--keyframes")[0] == 0
-    assert "3 clean keyframe cut(s), every 0.48s on average" in capsys.readouterr().out
+    assert "3 clean keyframe cuts, every 0.48s on average" in capsys.readouterr().out
     a = synth_video(tmp_path / "a.ts", n=24, options=GOP12, audio=None)
     joined = tmp_path / "joined.ts"
     joined.write_bytes(a.read_bytes() * 2)

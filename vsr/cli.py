@@ -9,22 +9,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
+import itertools
 import json
 import logging
 import os
 import signal
 import sys
-from fractions import Fraction
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO, TypeVar
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, NoReturn, TextIO, TypeVar
 
 from . import __version__
-from .errors import Interrupted, SourceError, UsageError, VsrError
+from .errors import Interrupted, SinkError, SourceError, UsageError, VsrError
 from .frames import Stats
-from .options import (DEFAULT_MAX_PIXELS, Device, ModelOptions, Precision, Progress, SinkOptions,
-                      SourceOptions)
+from .options import DEFAULT_MAX_PIXELS, Device, ModelOptions, Precision, Progress, SinkOptions, SourceOptions
 from .preview import PreviewServer
 
 log = logging.getLogger("vsr")
@@ -58,16 +60,29 @@ def _positive(text: str) -> int:
     return n
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vsr", description="Streaming video super-resolution "
-                                "(ESPCN on luma, bicubic chroma) with PyAV and onnxruntime.")
-    p.add_argument("--version", action="version", version=f"vsr {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors about one option's value (`--scale 5`) are one line
+    naming the choices, not the whole usage; other errors keep the usage."""
 
-    up = sub.add_parser("upscale", help="upscale a video or image file, URL or pipe")
-    up.add_argument("input", help="path, URL, or - for standard input")
-    up.add_argument("output", nargs="?", help="path or - for standard output "
-                    "(default: INPUT_x3.ext; images become .png)")
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("argument "):
+            self.exit(ExitStatus.USAGE, f"{self.prog}: {message}\n")
+        super().error(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="vsr", description="Streaming video super-resolution "
+                "(ESPCN on luma, bicubic chroma) with PyAV and onnxruntime.")
+    p.add_argument("--version", action="version", version=f"vsr {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    up = sub.add_parser("upscale", help="upscale video or image files, URLs or a pipe",
+                        usage="%(prog)s [options] INPUT [OUTPUT]\n"
+                              "       %(prog)s [options] INPUT|FOLDER ... --output-dir DIR")
+    up.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="path, URL, or - for standard input; then OUTPUT: a path or - for "
+                         "standard output (default: INPUT_x3.ext; images become .png). With "
+                         "--output-dir: any number of files and folders")
     m = _model_args(up, batch_help="frames per model call (default auto: 1 on the CPU, measured "
                     "on a GPU)")
     m.add_argument("--tile", type=int, default=0, help="run dynamic models in tiles of this size "
@@ -79,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="damaged input: skip what cannot be decoded and report it (default), "
                         "or stop at the first damage with exit 1")
     up.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
+    _batch_args(up)
     _scale_out_args(up)
     _common(up)
 
@@ -116,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--keyframes", action="store_true",
                       help="also scan the video's packets for where it can be cut into segments "
                            "(reads the whole file; no decoding)")
+    info.add_argument("--count", action="store_true",
+                      help="decode the whole video to report its real frame count and duration "
+                           "(headers can be wrong, e.g. an MP4 edit list)")
     _common(info, progress=False)
 
     models = sub.add_parser("models", help="list the bundled models")
@@ -171,6 +190,21 @@ def _input_args(p: argparse.ArgumentParser, format_help: str) -> argparse._Argum
                    help=f"refuse input frames larger than this many pixels "
                         f"(default {DEFAULT_MAX_PIXELS}, DCI 4K; 0: no limit)")
     return i
+
+
+def _batch_args(p: argparse.ArgumentParser) -> None:
+    b = p.add_argument_group("many inputs")
+    b.add_argument("--output-dir", metavar="DIR",
+                   help="write NAME_x3.EXT (images: .png) for every INPUT into DIR (created if "
+                        "missing); a FOLDER input means its video and image files")
+    b.add_argument("--recursive", "-r", action="store_true",
+                   help="also take the files in a FOLDER's sub-folders (their outputs go to the "
+                        "same sub-folders of DIR)")
+    b.add_argument("--skip-existing", action="store_true",
+                   help="skip files whose output exists (vsr only ever renames finished "
+                        "outputs into place): re-run an interrupted folder to resume it")
+    b.add_argument("--fail-fast", action="store_true",
+                   help="stop at the first file that fails (default: report it, go on)")
 
 
 def _scale_out_args(p: argparse.ArgumentParser) -> None:
@@ -307,41 +341,35 @@ _EXITING = False
 
 def _upscale(args: argparse.Namespace, err: TextIO) -> int:
     from .model import load
-    from .pipeline import Pipeline
-    from .progress import resolve_mode, show, stats_record
+    from .progress import plural, resolve_mode, show, stats_record
     from .sink import default_output
 
-    source = SourceOptions(args.input, format=args.input_format, options=dict(args.input_option),
-                           max_frames=args.frames, max_pixels=args.max_pixels)
-    model = ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
-                         batch=args.batch, tile=args.tile, threads=args.threads,
-                         precision=Precision(args.precision))
-    upscaler = load(model)
-    output = args.output
+    if args.output_dir is not None:
+        return _upscale_many(args, err)
+    if len(args.inputs) > 2:
+        raise UsageError(f"{len(args.inputs)} inputs need --output-dir DIR (only 'vsr upscale "
+                         "INPUT OUTPUT' names its output)")
+    url, output = args.inputs[0], (args.inputs[1] if len(args.inputs) == 2 else None)
+    if os.path.isdir(url):
+        raise UsageError(f"input '{url}' is a folder", hint="pass --output-dir DIR to upscale "
+                         "the video and image files in it")
+    if output is not None and output != "-" and os.path.isdir(output):
+        raise SinkError(f"output '{output}' is a directory",
+                        hint="to write into a folder, pass --output-dir")
+    upscaler = load(_model_options(args))
     if output is None:
-        if args.input == "-":
+        if url == "-":
             raise UsageError("an OUTPUT is required when reading standard input")
-        output = default_output(args.input, upscaler.scale)
-    sink = _sink_options(args, output)
-    pipeline: Any
-    if _scale_out_requested(args):
-        from .scaleout import ScaleOutJob, ScaleOutOptions
-
-        options = ScaleOutOptions(
-            segments=args.segments, segment_seconds=args.segment_seconds, workers=args.workers,
-            gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
-            ray_address=args.ray_address,
-            executor=args.executor, work_dir=args.work_dir, resume=args.resume,
-            restart=args.restart, keep_work=args.keep_work)
-        pipeline = ScaleOutJob(source, model, sink, options, on_error=args.on_error,
-                               color=args.color, upscaler=upscaler)
-    else:
-        pipeline = Pipeline(source, model, sink, upscaler=upscaler, on_error=args.on_error,
-                            color=args.color)
+        output = default_output(url, upscaler.scale)
+    if args.skip_existing and output != "-" and "://" not in output and os.path.exists(output):
+        if not args.quiet:
+            err.write(f"vsr: skipped {url}: '{output}' exists\n")
+        return ExitStatus.OK
+    pipeline = _open_job(args, url, output, upscaler, _scale_out_requested(args), args.work_dir)
     mode = resolve_mode(Progress(args.progress), err)
     if args.quiet and mode is Progress.AUTO:
         mode = Progress.NONE
-    log.info("%s -> %s (x%d)", args.input, output, pipeline.upscaler.scale)
+    log.info("%s -> %s (x%d)", url, output, pipeline.upscaler.scale)
     try:
         show(pipeline.progress(), mode, err)
     finally:
@@ -353,13 +381,141 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
     if mode is Progress.JSON:
         err.write(json.dumps(stats_record(stats)) + "\n")
     elif not args.quiet:
-        extra = (f", {stats.segments} segment{'s' if stats.segments > 1 else ''}"
-                 if stats.segments else "")
-        err.write(f"vsr: {stats.frames} frames {stats.input_size[0]}x{stats.input_size[1]} -> "
+        extra = f", {plural(stats.segments, 'segment')}" if stats.segments else ""
+        err.write(f"vsr: {plural(stats.frames, 'frame')} {stats.input_size[0]}x{stats.input_size[1]} -> "
                   f"{stats.output_size[0]}x{stats.output_size[1]} in {stats.seconds:.1f}s "
                   f"({stats.fps:.1f} fps, {stats.provider}"
                   f"{' ' + stats.precision if stats.precision else ''}){extra} -> {stats.output}\n")
     return ExitStatus.OK
+
+
+def _model_options(args: argparse.Namespace) -> ModelOptions:
+    return ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
+                        batch=args.batch, tile=args.tile, threads=args.threads,
+                        precision=Precision(args.precision))
+
+
+def _open_job(args: argparse.Namespace, url: str, output: str, upscaler: Any, scale_out: bool,
+              work_dir: str | None, label: str = "") -> Any:
+    """The Pipeline (or, for --segments and friends, the ScaleOutJob) upscaling one file with
+    the already loaded `upscaler`; warns (once, prefixed by `label`) if its output is huge."""
+    from .limits import large_output_warning
+    from .pipeline import Pipeline
+
+    source = SourceOptions(url, format=args.input_format, options=dict(args.input_option),
+                           max_frames=args.frames, max_pixels=args.max_pixels)
+    model = _model_options(args)
+    sink = _sink_options(args, output)
+    job: Any
+    if scale_out:
+        from .scaleout import ScaleOutJob, ScaleOutOptions
+
+        options = ScaleOutOptions(
+            segments=args.segments, segment_seconds=args.segment_seconds, workers=args.workers,
+            gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
+            ray_address=args.ray_address,
+            executor=args.executor, work_dir=work_dir, resume=args.resume,
+            restart=args.restart, keep_work=args.keep_work)
+        job = ScaleOutJob(source, model, sink, options, on_error=args.on_error,
+                          color=args.color, upscaler=upscaler)
+    else:
+        job = Pipeline(source, model, sink, upscaler=upscaler, on_error=args.on_error,
+                       color=args.color)
+    v = job.info.video
+    warning = large_output_warning(v.width, v.height, job.upscaler.scale,
+                                   getattr(job, "batch", model.batch))
+    if warning:
+        log.warning("%s%s", label, warning)
+    return job
+
+
+def _upscale_many(args: argparse.Namespace, err: TextIO) -> int:
+    """`vsr upscale A B FOLDER ... --output-dir DIR`: one model, the files one after another
+    (vsr.batch), a failure reported and passed over (unless --fail-fast), exit 1 if any failed."""
+    from .batch import BatchItem, BatchProgress, FileResult, Status, expand, plan, run_batch
+    from .model import load
+    from .progress import resolve_mode, show_batch
+
+    out_dir = Path(args.output_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--output-dir '{out_dir}' is a file, not a folder")
+    found = expand(args.inputs, args.recursive)
+    upscaler = load(_model_options(args))
+    items = plan(found, out_dir, upscaler.scale)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SinkError(f"cannot create output folder '{out_dir}': {exc.strerror or exc}") from exc
+    scale_out = _scale_out_requested(args)
+
+    def open_job(item: BatchItem) -> Any:
+        try:
+            item.output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkError(f"cannot create output folder '{item.output.parent}': "
+                            f"{exc.strerror or exc}") from exc
+        work_dir = (str(Path(args.work_dir) / f"{item.output.name}.vsr-work")
+                    if args.work_dir else None)
+        log.info("%s -> %s (x%d)", item.input, item.output, upscaler.scale)
+        return _open_job(args, item.input, str(item.output), upscaler,
+                         scale_out and not item.is_image, work_dir, label=f"{item.input}: ")
+
+    results: list[FileResult] = []
+
+    def collect(events: Iterator[BatchProgress | FileResult]) -> Iterator[BatchProgress | FileResult]:
+        for e in events:
+            if isinstance(e, FileResult):
+                results.append(e)
+                damage = _damage_report(e.stats) if e.stats else ""
+                if damage:
+                    log.warning("%s: %s", e.item.input, damage)
+                if e.status is Status.FAILED:
+                    log.info("%s failed: %s", e.item.input, e.error)
+            yield e
+
+    mode = resolve_mode(Progress(args.progress), err)
+    if args.quiet and mode is Progress.AUTO:
+        mode = Progress.NONE
+    t0 = time.monotonic()
+    try:
+        show_batch(collect(run_batch(items, open_job, skip_existing=args.skip_existing,
+                                     fail_fast=args.fail_fast)), mode, err)
+    except KeyboardInterrupt:
+        _batch_summary(args, err, mode, len(items), results, time.monotonic() - t0, True)
+        raise
+    _batch_summary(args, err, mode, len(items), results, time.monotonic() - t0, False)
+    failed = any(r.status is Status.FAILED for r in results)
+    return ExitStatus.ERROR if failed else ExitStatus.OK
+
+
+def _batch_summary(args: argparse.Namespace, err: TextIO, mode: Progress, total: int,
+                   results: list[Any], seconds: float, interrupted: bool) -> None:
+    """One line per failed file, then the totals (a JSON "summary" record with --progress json)."""
+    from .batch import Status, tally
+    from .progress import plural
+
+    counts = tally(results)
+    frames = sum(r.frames for r in results if r.status is Status.DONE)
+    unfinished = total - len(results)
+    if mode is Progress.JSON:
+        err.write(json.dumps({
+            "event": "summary", "files": total, **{s.value: counts[s] for s in Status},
+            "unfinished": unfinished, "frames": frames, "seconds": round(seconds, 3),
+            "output_dir": args.output_dir, "interrupted": interrupted}) + "\n")
+        return
+    for r in results:
+        if r.status is Status.FAILED:
+            err.write(f"vsr: failed {r.item.input}: {r.error}\n")
+    if args.quiet:
+        return
+    rest = ""
+    if unfinished:
+        rest = (f", {unfinished} not finished (interrupted)" if interrupted
+                else f", {unfinished} not started (--fail-fast)")
+    fps = frames / seconds if seconds > 0 else 0.0
+    err.write(f"vsr: {plural(total, 'file')}: {counts[Status.DONE]} done, "
+              f"{counts[Status.FAILED]} failed, {counts[Status.SKIPPED]} skipped{rest}; "
+              f"{plural(frames, 'frame')} in {seconds:.1f}s ({fps:.1f} fps) -> {args.output_dir}\n")
 
 
 def _sink_options(args: argparse.Namespace, url: str) -> SinkOptions:
@@ -477,6 +633,7 @@ def _damage_report(stats: Stats) -> str:
 
 def _info(args: argparse.Namespace) -> int:
     from .model import describe, load
+    from .progress import plural
     from .source import open_input
 
     src = open_input(SourceOptions(args.input))
@@ -494,11 +651,24 @@ def _info(args: argparse.Namespace) -> int:
 
     layout = native_input(v.pix_fmt)
     dar = Fraction(v.width * v.sar.numerator, v.height * v.sar.denominator)
+    # An image has one frame and no timing (FFmpeg's image demuxers say "25 fps").
+    frames, duration = (1, None) if info.is_image else (v.frames or None, v.duration)
+    count = None
+    if args.count:
+        from .probe import count_frames
+
+        count = count_frames(SourceOptions(args.input))
+        frames, duration = count.frames, count.duration
     rec = {
         "input": info.url, "format": info.format_name, "image": info.is_image,
         "video": {"codec": v.codec, "width": v.width, "height": v.height, "pix_fmt": v.pix_fmt,
-                  "bit_depth": v.bit_depth, "rate": str(v.rate) if v.rate else None,
-                  "frames": v.frames or None, "duration": v.duration, "rotation": v.rotation,
+                  "bit_depth": v.bit_depth,
+                  "rate": str(v.rate) if v.rate and not info.is_image else None,
+                  "frames": frames, "duration": duration,
+                  **({"counted": True, "header_frames": v.frames or None,
+                      "header_duration": v.duration, "decode_errors": count.decode_errors}
+                     if count else {}),
+                  "rotation": v.rotation,
                   "time_base": str(v.time_base), "sar": str(v.sar), "dar": str(dar),
                   "chroma": layout.chroma if layout else None,
                   "color": {"range": v.color_range, "primaries": v.color_primaries,
@@ -516,11 +686,25 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rec, indent=2))
         return ExitStatus.OK
-    rate = f"{float(v.rate):.3f} fps" if v.rate else "unknown rate"
-    dur = f"{v.duration:.2f}s" if v.duration else "unknown duration"
     print(f"{info.url}: {info.format_name}")
-    print(f"  video: {v.codec} {v.width}x{v.height} {v.pix_fmt}, {rate}, {dur}, "
-          f"{v.frames or 'unknown'} frames" + (f", rotation {v.rotation}" if v.rotation else ""))
+    rotation = f", rotation {v.rotation}" if v.rotation else ""
+    if info.is_image:
+        many = f", {plural(frames, 'frame')} (only the first is upscaled)" if frames and frames > 1 else ""
+        print(f"  image: {v.codec} {v.width}x{v.height} {v.pix_fmt}{many}{rotation}")
+    else:
+        rate = f"{float(v.rate):.3f} fps" if v.rate else "unknown rate"
+        dur = f"{duration:.2f}s" if duration else "unknown duration"
+        counted = ""
+        if count is not None:
+            header = [plural(v.frames, "frame")] if v.frames and v.frames != count.frames else []
+            if v.duration and duration and abs(v.duration - duration) >= 0.0005:
+                header.append(f"{v.duration:.3f}s")
+            counted = " (counted" + (f"; the header says {', '.join(header)}" if header else "") + ")"
+            if count.decode_errors:
+                counted += f", {plural(count.decode_errors, 'undecodable packet')}"
+        frame_text = plural(frames, "frame") if frames is not None else "unknown frame count"
+        print(f"  video: {v.codec} {v.width}x{v.height} {v.pix_fmt}, {rate}, {dur}, "
+              f"{frame_text}{counted}{rotation}")
     print(f"  pixels: {v.bit_depth}-bit" + (f" {layout.chroma}" if layout else "")
           + f", SAR {v.sar.numerator}:{v.sar.denominator}, DAR {dar.numerator}:{dar.denominator}"
           + (f", HDR10 {v.hdr10.describe()}" if v.hdr10 else "")
@@ -535,7 +719,7 @@ def _info(args: argparse.Namespace) -> int:
         if k["problem"]:
             print(f"  segments: cannot be split ({k['problem']})")
         else:
-            print(f"  segments: {k['cuts']} clean keyframe cut(s), every {k['mean_gap']:.2f}s on "
+            print(f"  segments: {plural(k['cuts'], 'clean keyframe cut')}, every {k['mean_gap']:.2f}s on "
                   f"average, longest gap {k['max_gap']:.2f}s: up to {k['cuts'] + 1} segments")
     return ExitStatus.OK
 
@@ -546,7 +730,7 @@ def _keyframe_summary(url: str) -> dict[str, Any]:
 
     index = scan(url)
     starts = [*index.keyframes, index.end_pts]
-    gaps = [float((b - a) * index.time_base) for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [float((b - a) * index.time_base) for a, b in itertools.pairwise(starts)]
     return {"cuts": len(index.keyframes) - 1, "problem": index.problem,
             "mean_gap": round(sum(gaps) / len(gaps), 3) if gaps else 0.0,
             "max_gap": round(max(gaps), 3) if gaps else 0.0,
