@@ -254,3 +254,72 @@ def test_streams_no_output_carries_are_named_once_and_timecode_survives(tmp_path
     with av.open(str(tmp_path / "tc_out.mov")) as c:
         assert [s.type for s in c.streams] == ["video", "data"]
         assert c.streams.video[0].metadata["timecode"] == "01:00:00:00"
+
+
+BT709_TV = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 1}
+
+
+@pytest.mark.parametrize(("src_name", "codec"), [("h264.mp4", "libx264"), ("hevc.mp4", "libx265"),
+                                                 ("vp9.mkv", "libvpx-vp9"), ("h264.ts", "libx264"),
+                                                 ("mpeg4.avi", "mpeg4")])
+def test_colour_range_and_tags_survive_every_codec_and_container(tmp_path: Path, src_name: str,
+                                                                 codec: str) -> None:
+    """BT.709 tags and limited range come out as they went in, from each input codec and
+    container into MP4, MKV and WebM (where the input said them; AVI cannot)."""
+    src = clip(tmp_path / src_name, codec, "yuv420p", tags=BT709_TV)
+    want = probe(src)
+    for out_name in ("out.mp4", "out.mkv", "out.webm"):
+        run(src, tmp_path / out_name)
+        got = probe(tmp_path / out_name)
+        # An untagged input (AVI's MPEG-4 cannot say its range) is decoded as limited range
+        # and said to be so.
+        assert got["range"] == (want["range"] or 1) == 1, out_name
+        assert got["tags"] == want["tags"], (out_name, got["tags"], want["tags"])
+
+
+def test_dolby_vision_is_dropped_with_one_warning_that_names_it(tmp_path: Path) -> None:
+    """An input whose frames carry Dolby Vision metadata opens an output that says, once,
+    that the Dolby Vision metadata is dropped (it cannot stay valid after scaling)."""
+    import dataclasses
+
+    from vsr import sink
+    from vsr.options import SinkOptions, SourceOptions
+    from vsr.source import open_input
+
+    src = clip(tmp_path / "in.mp4", "libx264", "yuv420p")
+    opened = open_input(SourceOptions(str(src)))
+    try:
+        info = dataclasses.replace(opened.info, video=dataclasses.replace(opened.info.video, dolby_vision=True))
+        out = sink.open_output(SinkOptions(str(tmp_path / "o.mp4")), info, 3)
+        sink.discard(out)
+    finally:
+        opened.container.close()
+    assert sum("Dolby Vision" in n for n in out.notes) == 1
+
+
+def test_dolby_vision_is_recognised_by_its_rpus_or_codec_tag() -> None:
+    """Frames with DOVI side data, or a stream tagged dvh1/dvhe/dav1, count as Dolby Vision."""
+    from types import SimpleNamespace
+
+    from vsr.signalling import has_dolby_vision
+
+    rpu = SimpleNamespace(side_data=[SimpleNamespace(type="Type.DOVI_RPU_BUFFER")])
+    plain = SimpleNamespace(side_data=[])
+    assert has_dolby_vision(rpu, SimpleNamespace(codec_tag="hvc1"))
+    assert has_dolby_vision(plain, SimpleNamespace(codec_tag="dvh1"))
+    assert not has_dolby_vision(plain, SimpleNamespace(codec_tag="hvc1"))
+
+
+def test_output_format_follows_the_input_layout_and_says_what_changed() -> None:
+    """The output keeps depth and chroma layout where the encoder takes them; otherwise it
+    steps down (depth first kept, then 4:2:0) and each step is a note."""
+    from vsr.pixfmt import choose_output, layout_of
+
+    x264 = [f.name for f in av.Codec("libx264", "w").video_formats or []]
+    assert choose_output("libx264", x264, layout_of("yuv422p10le")).pix_fmt == "yuv422p10le"
+    twelve = choose_output("libx264", x264, layout_of("yuv444p12le"))
+    assert twelve.pix_fmt == "yuv444p10le" and "12-bit" in twelve.notes[0]
+    mpeg4 = choose_output("mpeg4", ["yuv420p"], layout_of("yuv422p"))
+    assert mpeg4.pix_fmt == "yuv420p" and "4:2:2" in mpeg4.notes[0]
+    assert choose_output("libx264", x264, layout_of("yuv420p")) .pix_fmt == "yuv420p"
+    assert choose_output("libx264", x264, None).pix_fmt == "yuv420p"
