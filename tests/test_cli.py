@@ -202,7 +202,7 @@ def test_int8_model_is_called_int8_in_the_summary_the_record_and_models(
     assert json.loads(err.splitlines()[-1])["precision"] == "int8"
     capsys.readouterr()
     assert run_cli("models")[0] == 0
-    rows = {line.split()[0]: line.split()[3] for line in capsys.readouterr().out.splitlines()[1:]}
+    rows = {line[2:].split()[0]: line[2:].split()[5] for line in capsys.readouterr().out.splitlines()[1:-1]}
     assert rows["espcn_x3_int8"] == "int8" and rows["espcn_x3"] == "fp32"
     assert run_cli("models", "--json")[0] == 0
     listed = {m["name"]: m["precision"] for m in json.loads(capsys.readouterr().out)}
@@ -482,19 +482,44 @@ def test_models_lists_the_bundled_models_with_their_scale(capsys) -> None:
     """`vsr models` lists espcn_x2, espcn_x3 and espcn_x4, each with its x2/x3/x4 scale."""
     status, err = run_cli("models")
     assert status == 0, err
-    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]}
+    rows = {line[2:].split()[0]: line[2:].split()[1] for line in capsys.readouterr().out.splitlines()[1:-1]}
     assert rows["espcn_x2"] == "x2"
     assert rows["espcn_x3"] == "x3"
     assert rows["espcn_x4"] == "x4"
 
 
 def test_models_json_gives_names_and_scales(capsys) -> None:
-    """`vsr models --json` is a JSON list whose espcn_x2/x3/x4 entries carry scales 2, 3 and 4."""
+    """`vsr models --json` is a JSON list whose espcn_x2/x3/x4 entries carry scales 2, 3 and 4,
+    and every entry its tier, MAC count, parameters, degradation, precision, PSNR and speed;
+    espcn_x3 is the one default; the text listing marks it with a star."""
     status, err = run_cli("models", "--json")
     assert status == 0, err
-    scales = {m["name"]: m["scale"] for m in json.loads(capsys.readouterr().out)}
+    listed = json.loads(capsys.readouterr().out)
+    scales = {m["name"]: m["scale"] for m in listed}
     assert {k: scales[k] for k in ("espcn_x2", "espcn_x3", "espcn_x4")} == \
         {"espcn_x2": 2, "espcn_x3": 3, "espcn_x4": 4}
+    keys = {"name", "path", "scale", "tier", "macs_per_pixel", "parameters", "degradation",
+            "precision", "psnr", "ms_per_output_mp_cpu", "default"}
+    assert all(keys <= set(m) for m in listed)
+    assert [m["name"] for m in listed if m["default"]] == ["espcn_x3"]
+    x3 = next(m for m in listed if m["name"] == "espcn_x3")
+    assert x3["tier"] == "balanced" and x3["macs_per_pixel"] == 59488 and x3["ms_per_output_mp_cpu"] > 0
+    assert run_cli("models", "--no-timing")[0] == 0
+    starred = [line for line in capsys.readouterr().out.splitlines() if line.startswith("* ")]
+    assert len(starred) == 1 and starred[0].split()[1] == "espcn_x3"
+
+
+def test_quality_picks_a_tier_or_says_which_exist(sample_video: Path, out_dir: Path) -> None:
+    """--quality balanced runs the default model; a tier not bundled at that scale is one
+    clear line (exit 2) naming the tiers that are."""
+    status, err = run_cli("upscale", sample_video, out_dir / "b.mkv", *FAST, "--quality", "balanced")
+    assert status == 0, err
+    status, err = run_cli("upscale", sample_video, out_dir / "q.mkv", *FAST, "--scale", "2",
+                          "--quality", "quality")
+    if status == 0:  # a quality x2 model is bundled
+        return
+    line = assert_user_error(status, err, mentions="no bundled quality model for scale 2")
+    assert "espcn" not in line
 
 
 # --------------------------------------------------------------------------- defaults and scale

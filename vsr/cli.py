@@ -28,6 +28,7 @@ from .errors import Interrupted, SinkError, SourceError, UsageError, VsrError
 from .frames import Stats
 from .options import DEFAULT_MAX_PIXELS, Device, ModelOptions, Precision, Progress, SinkOptions, SourceOptions
 from .preview import PreviewServer
+from .registry import TIERS
 
 log = logging.getLogger("vsr")
 T = TypeVar("T")
@@ -139,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the bundled models")
     models.add_argument("--json", action="store_true", help="print JSON")
+    models.add_argument("--no-timing", action="store_true",
+                        help="skip measuring each model's speed on this CPU")
     _common(models, progress=False)
     return p
 
@@ -149,6 +152,8 @@ def _model_args(p: argparse.ArgumentParser, batch_help: str) -> argparse._Argume
     m = p.add_argument_group("model")
     m.add_argument("--model", help="bundled model name (see 'vsr models') or path to .onnx")
     m.add_argument("--scale", type=int, choices=(2, 3, 4), help="pick the bundled model of this scale")
+    m.add_argument("--quality", choices=TIERS, help="pick the bundled model of this tier with "
+                   "--scale: fast, balanced (default) or quality ('vsr models' lists them)")
     m.add_argument("--device", choices=[x.value for x in Device], default="auto")
     m.add_argument("--batch", type=_batch, default=0, metavar="N|auto", help=batch_help)
     m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
@@ -392,7 +397,7 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
 def _model_options(args: argparse.Namespace) -> ModelOptions:
     return ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
                         batch=args.batch, tile=args.tile, threads=args.threads,
-                        precision=Precision(args.precision))
+                        precision=Precision(args.precision), quality=args.quality)
 
 
 def _open_job(args: argparse.Namespace, url: str, output: str, upscaler: Any, scale_out: bool,
@@ -553,7 +558,8 @@ def _live(args: argparse.Namespace, err: TextIO) -> int:
     source = SourceOptions(args.input, format=args.input_format, options=dict(args.input_option),
                            max_pixels=args.max_pixels, timeout=timeout)
     model = ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
-                         batch=args.batch, threads=args.threads, precision=Precision(args.precision))
+                         batch=args.batch, threads=args.threads, precision=Precision(args.precision),
+                         quality=args.quality)
     upscaler = load(model)
     sink = _sink_options(args, args.output) if args.output is not None else None
     live = LiveOptions(max_latency=args.max_latency / 1000.0, duration=args.duration,
@@ -738,20 +744,40 @@ def _keyframe_summary(url: str) -> dict[str, Any]:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .registry import bundled_models
+    from .cost import ms_per_output_megapixel
+    from .model import OnnxUpscaler
+    from .registry import bundled_models, default_for
 
     models = bundled_models()
+    default = default_for()
+    timing: dict[str, float | None] = {}
+    for m in models:
+        if args.no_timing:
+            timing[m.name] = None
+            continue
+        try:  # one CPU thread each: the same conditions for every model, quick to measure
+            timing[m.name] = round(ms_per_output_megapixel(OnnxUpscaler(m.path, Device.CPU, threads=1)), 1)
+        except VsrError:
+            timing[m.name] = None
     if args.json:
-        print(json.dumps([{"name": m.name, "path": str(m.path), "scale": m.scale,
-                           "parameters": m.parameters, "degradation": m.degradation,
-                           "precision": m.precision, "psnr": m.psnr} for m in models], indent=2))
+        print(json.dumps([{"name": m.name, "path": str(m.path), "scale": m.scale, "tier": m.tier,
+                           "macs_per_pixel": round(m.macs_per_pixel), "parameters": m.parameters,
+                           "degradation": m.degradation, "precision": m.precision, "psnr": m.psnr,
+                           "ms_per_output_mp_cpu": timing[m.name],
+                           "default": default is not None and m.path == default.path}
+                          for m in models], indent=2))
         return ExitStatus.OK
-    print(f"{'name':<18} {'scale':>5} {'params':>7}  {'precision':<9} {'trained on':<10} "
-          "PSNR (Set5 / Set14, shared protocol)")
+    print(f"  {'name':<18} {'scale':>5} {'tier':<8} {'MACs/px':>8} {'params':>7}  {'precision':<9} "
+          f"{'trained on':<10} {'PSNR Set5 / Set14':<17} {'ms/MP':>6}")
     for m in models:
         psnr = " / ".join(f"{m.psnr[k]:.2f}" for k in ("Set5", "Set14") if k in m.psnr) or "-"
-        print(f"{m.name:<18} {'x' + str(m.scale):>5} {m.parameters:>7}  {m.precision:<9} "
-              f"{m.degradation:<10} {psnr} dB")
+        mark = "*" if default is not None and m.path == default.path else " "
+        ms = timing[m.name]
+        print(f"{mark} {m.name:<18} {'x' + str(m.scale):>5} {m.tier:<8} {m.macs_per_pixel:>8,.0f} "
+              f"{m.parameters:>7}  {m.precision:<9} {m.degradation:<10} {psnr:<17} "
+              f"{'-' if ms is None else f'{ms:.0f}':>6}")
+    print("(* the default; --scale picks x2/x4, --quality the tier. MACs per input pixel; PSNR in dB "
+          "under the shared protocol; ms per output megapixel on this CPU, one thread)")
     return ExitStatus.OK
 
 
