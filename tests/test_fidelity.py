@@ -115,8 +115,9 @@ def test_square_pixels_resamples_to_the_display_width(tmp_path: Path) -> None:
 
 def test_ten_bit_hlg_hevc_keeps_depth_tags_and_mastering_metadata(tmp_path: Path) -> None:
     """A 10-bit HEVC HLG MP4 with mastering display and light level metadata comes out 10-bit
-    (x264 High 10 by default, x265 Main10 on request) with BT.2020/HLG tags, limited range and
-    the same HDR10 metadata; luma keeps its 10-bit precision (not rounded to 8 bits)."""
+    (x264 High 10 by default, x265 Main10 on request, AV1 in WebM) with BT.2020/HLG tags,
+    limited range and the same HDR10 metadata; luma keeps its 10-bit precision (not rounded
+    to 8 bits)."""
     src = clip(tmp_path / "hlg.mp4", "libx265", "yuv420p10le", tags=HLG, options={
         "x265-params": f"log-level=error:master-display={MASTER}:max-cll=1000,400"})
     want = probe(src)["hdr10"]
@@ -130,6 +131,11 @@ def test_ten_bit_hlg_hevc_keeps_depth_tags_and_mastering_metadata(tmp_path: Path
         assert got["hdr10"] == want, (got["hdr10"], want)
         y = got["luma"]
         assert (y % 4 != 0).mean() > 0.5  # 10-bit codes, not 8-bit ones shifted
+    run(src, tmp_path / "out.webm", "--preset", "12")  # AV1 (SVT-AV1) 10-bit, metadata OBUs
+    got = probe(tmp_path / "out.webm")
+    assert got["pix_fmt"] == "yuv420p10le" and got["tags"] == (9, 18, 9)
+    assert got["hdr10"] is not None and got["hdr10"].max_cll == want.max_cll
+    assert got["hdr10"].luminance == want.luminance  # (AV1 stores chromaticity in other units)
 
 
 def test_eight_bit_pix_fmt_on_hdr_input_warns_about_banding(tmp_path: Path) -> None:

@@ -432,20 +432,22 @@ def auto_batch(upscaler: Upscaler, height: int, width: int, limit: int = 16,
 
 def _to_uint8(x: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
     """0..1 floats -> uint8, in place (the array is the model's own output, used once)."""
-    if not x.flags.writeable or not x.flags.c_contiguous:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-    x *= 255.0
-    np.clip(x, 0.0, 255.0, out=x)
-    return np.rint(x, out=x).astype(np.uint8)
+    out: npt.NDArray[np.uint8] = _to_codes(x, 255.0, np.uint8)
+    return out
 
 
 def _to_uint16(x: npt.NDArray[np.float32]) -> npt.NDArray[np.uint16]:
-    """0..1 floats -> uint16 0..65535, in place like `_to_uint8`."""
+    """0..1 floats -> uint16 0..65535 (high bit depth luma), in place like `_to_uint8`."""
+    out: npt.NDArray[np.uint16] = _to_codes(x, 65535.0, np.uint16)
+    return out
+
+
+def _to_codes(x: npt.NDArray[np.float32], top: float, dtype: Any) -> npt.NDArray[Any]:
     if not x.flags.writeable or not x.flags.c_contiguous:
         x = np.ascontiguousarray(x, dtype=np.float32)
-    x *= 65535.0
-    np.clip(x, 0.0, 65535.0, out=x)
-    return np.rint(x, out=x).astype(np.uint16)
+    x *= top
+    np.clip(x, 0.0, top, out=x)
+    return np.rint(x, out=x).astype(dtype)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -121,40 +121,34 @@ def has_dolby_vision(frame: Any, stream: Any) -> bool:
     return bool(kinds & {"DOVI_METADATA", "DOVI_RPU_BUFFER"}) or tag in ("dvh1", "dvhe", "dav1", "dva1")
 
 
+#: Per encoder: (its parameter option, the mastering display key, the light level key).
+_HDR_PARAMS = {"libx265": ("x265-params", "master-display", "max-cll"),
+               "libx264": ("x264-params", "mastering-display", "cll"),
+               "libsvtav1": ("svtav1-params", "mastering-display", "content-light")}
+
+
+def _svt_display(hdr: Hdr10) -> str:
+    """SVT-AV1 takes the same G/B/R/WP/L form in plain numbers (0..1, cd/m2)."""
+    g, b, r, wp, lum = hdr.green, hdr.blue, hdr.red, hdr.white, hdr.luminance
+    assert g and b and r and wp and lum
+    c = [x / 50000 for x in (*g, *b, *r, *wp)]
+    return (f"G({c[0]},{c[1]})B({c[2]},{c[3]})R({c[4]},{c[5]})WP({c[6]},{c[7]})"
+            f"L({lum[0] / 10000},{lum[1] / 10000})")
+
+
 def hdr_codec_options(codec: str, hdr: Hdr10, options: dict[str, str]) -> str | None:
     """Add the encoder parameters that write `hdr` as SEI/OBU metadata to `options`.
 
     Returns None on success, or the reason the encoder cannot carry it.
     """
-    if codec == "libx265":
-        extra = []
-        if hdr.has_display:
-            extra.append(f"master-display={hdr.master_display()}")
-        if hdr.max_cll is not None:
-            extra.append(f"max-cll={hdr.max_cll},{hdr.max_fall}")
-        params = options.get("x265-params", "")
-        options["x265-params"] = ":".join(p for p in (params, *extra) if p)
-        return None
-    if codec == "libx264":
-        extra = []
-        if hdr.has_display:
-            extra.append(f"mastering-display={hdr.master_display()}")
-        if hdr.max_cll is not None:
-            extra.append(f"cll={hdr.max_cll},{hdr.max_fall}")
-        params = options.get("x264-params", "")
-        options["x264-params"] = ":".join(p for p in (params, *extra) if p)
-        return None
-    if codec == "libsvtav1":
-        extra = []
-        if hdr.has_display:
-            g, b, r, wp, lum = hdr.green, hdr.blue, hdr.red, hdr.white, hdr.luminance
-            assert g and b and r and wp and lum
-            extra.append(f"mastering-display=G({g[0] / 50000},{g[1] / 50000})B({b[0] / 50000},"
-                         f"{b[1] / 50000})R({r[0] / 50000},{r[1] / 50000})WP({wp[0] / 50000},"
-                         f"{wp[1] / 50000})L({lum[0] / 10000},{lum[1] / 10000})")
-        if hdr.max_cll is not None:
-            extra.append(f"content-light={hdr.max_cll},{hdr.max_fall}")
-        params = options.get("svtav1-params", "")
-        options["svtav1-params"] = ":".join(p for p in (params, *extra) if p)
-        return None
-    return f"{codec} has no way for vsr to write it"
+    if codec not in _HDR_PARAMS:
+        return f"{codec} has no way for vsr to write it"
+    option, display_key, cll_key = _HDR_PARAMS[codec]
+    extra = []
+    if hdr.has_display:
+        display = _svt_display(hdr) if codec == "libsvtav1" else hdr.master_display()
+        extra.append(f"{display_key}={display}")
+    if hdr.max_cll is not None:
+        extra.append(f"{cll_key}={hdr.max_cll},{hdr.max_fall}")
+    options[option] = ":".join(p for p in (options.get(option, ""), *extra) if p)
+    return None
