@@ -132,3 +132,19 @@ def test_temporal_table_reports_frame_and_difference_psnr(tmp_path: Path,
 
     still = [Image.fromarray(np.stack([y + 128] * 3, -1))] * 3
     assert sr_eval.temporal(lambda lr: sr_protocol.bicubic_y(lr, 3), 3, still)[1] == float("inf")
+
+
+@needs(SHARED_DATA / "eval" / "Set14")
+@pytest.mark.parametrize("set_name", ["Set5", "Set14"])
+def test_fast_tier_costs_a_quarter_and_keeps_the_default_quality(set_name: str) -> None:
+    """A bundled x3 fast model costs at most a quarter of espcn_x3's MACs per pixel and is at
+    most 0.05 dB below it (the model family's bar); skipped while none is bundled."""
+    from vsr.cost import conv_macs_per_pixel
+    from vsr.registry import default_for
+
+    fast = default_for(3, "fast")
+    if fast is None:
+        pytest.skip("no x3 fast model bundled yet")
+    assert conv_macs_per_pixel(fast.path) <= 59488 / 4
+    ours = protocol_psnr(fast.name, 3, set_name)[0]
+    assert ours >= protocol_psnr("espcn_x3", 3, set_name)[0] - 0.05
