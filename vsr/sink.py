@@ -24,7 +24,7 @@ from typing import Any
 
 import av
 
-from . import pixfmt
+from . import encoders, pixfmt
 from .channel import Channel
 from .color import sws_colorspace
 from .errors import EncodeError, SinkError, reason
@@ -256,7 +256,7 @@ def _video_encoder(container: Any, opts: SinkOptions, info: StreamInfo, scale: i
     supported = [f.name for f in codec.video_formats or []]
     if pix_fmt is None:
         choice = pixfmt.choose_output(codec_name, supported, source_layout)
-        pix_fmt = choice.pix_fmt
+        pix_fmt = encoders.preferred_pix_fmt(codec_name, choice.pix_fmt)
         notes.extend(choice.notes)
     elif supported and pix_fmt not in supported:
         raise SinkError(f"encoder {codec_name!r} cannot take pixel format {pix_fmt!r}",
@@ -306,26 +306,16 @@ def _video_encoder(container: Any, opts: SinkOptions, info: StreamInfo, scale: i
                             f"{container.format.name.split(',')[0]} with {codec_name}",
                             hint="pass --square-pixels, or use libx264/libx265")
     private = {o.name for o in cc.supported_options.private}
-    codec_opts = {}
-    if opts.crf is not None and "crf" in private:
-        codec_opts["crf"] = str(opts.crf)
-        if codec_name.startswith("libvpx"):
-            cc.bit_rate = 0  # libvpx needs b=0 for constant-quality mode
-    if opts.preset and "preset" in private:
-        codec_opts["preset"] = str(opts.preset)
-    if live and "tune" in private and codec_name in ("libx264", "libx265"):
-        codec_opts["tune"] = "zerolatency"  # no lookahead or B-frames: frames leave at once
-    if codec_name == "mjpeg":
-        codec_opts["qscale"] = "2"
-        cc.qmin, cc.qmax = 1, 3
-    if codec_name == "libx265":
-        codec_opts["x265-params"] = "log-level=warning"  # x265 prints a page of info otherwise
-    if codec_name in ("libvpx", "libvpx-vp9"):
-        # libvpx's defaults are its slowest ("good", cpu-used 0, one thread per frame):
-        # about 1 fps at 1080p; these stay near libx264 medium in speed and quality.
-        codec_opts.update({"cpu-used": "4", "row-mt": "1", "deadline": "good"})
+    verbose = logging.getLogger("vsr").isEnabledFor(logging.INFO)
     if codec_name == "libsvtav1":
-        codec_opts.update(_svtav1_options(opts))
+        # SVT-AV1 logs through its own printf before any option applies ("Svt[warn]: Failed
+        # to set thread priority"); its level comes from the environment.
+        os.environ.setdefault("SVT_LOG", "3" if verbose else "1")
+    m = encoders.mapping(codec_name, private, opts.crf, opts.preset, live, v.rate, verbose)
+    if m.note:
+        notes.append(m.note)
+    encoders.apply(cc, m)
+    codec_opts = dict(m.options)
     if v.hdr10 is not None and not is_image and av.VideoFormat(pix_fmt).components[0].bits > 8:
         why = hdr_codec_options(codec_name, v.hdr10, codec_opts)
         if why:
@@ -357,27 +347,16 @@ def _video_encoder(container: Any, opts: SinkOptions, info: StreamInfo, scale: i
     try:
         cc.open()  # now, not at the first frame: bad options fail before any work is done
     except (av.error.FFmpegError, ValueError) as exc:
+        need = encoders.hardware_of(codec_name)
+        if need is not None:
+            raise SinkError(f"cannot use the hardware encoder {codec_name!r}: it needs {need}, and "
+                            f"none is usable here ({reason(exc)})",
+                            hint="use a software encoder: libx264, libx265 or libsvtav1") from exc
+        hint = ("DNxHR takes frames at least 256 pixels wide" if codec_name == "dnxhd" and out_w < 256
+                else "check --codec, --pix-fmt, --crf, --preset and --codec-option values")
         raise SinkError(f"cannot open video encoder {codec_name!r} for {out_w}x{out_h} {pix_fmt}: "
-                        f"{reason(exc)}", hint="check --codec, --pix-fmt, --crf, --preset and "
-                        "--codec-option values") from exc
+                        f"{reason(exc)}", hint=hint) from exc
     return stream, out_w, out_h, pix_fmt, padded, colorspace, color_range, picture_size
-
-
-#: x264-style preset names on SVT-AV1's numeric scale (0 slowest .. 13 fastest).
-SVTAV1_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
-                  "medium": 7, "slow": 5, "slower": 4, "veryslow": 2, "placebo": 1}
-
-
-def _svtav1_options(opts: SinkOptions) -> dict[str, str]:
-    """SVT-AV1 speaks its own numbers: a named preset is mapped to its scale, and the CRF
-    (x264's scale, 18 by default) to SVT-AV1's 0..63 one (+12: 18 -> 30, 23 -> 35, its
-    default), so the same command gives a comparable quality whichever encoder is chosen."""
-    out = {"svtav1-params": "log-level=1"}  # its banner is a page long otherwise
-    if opts.preset is not None:
-        out["preset"] = str(SVTAV1_PRESETS.get(str(opts.preset), opts.preset))
-    if opts.crf is not None:
-        out["crf"] = str(min(63, opts.crf + 12))
-    return out
 
 
 def _deep_codec(container: Any, codec_name: str, layout: pixfmt.Layout) -> str:

@@ -1,0 +1,96 @@
+"""Every software encoder of the build works with no extra flags, with its own meaning of
+--crf and --preset (vsr/encoders.py); a hardware encoder without its hardware is one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+from conftest import ROOT, synth_video
+
+from vsr.encoders import mapping
+
+#: encoder -> output extension (a container that holds it)
+SOFTWARE = {"libx264": ".mp4", "libx265": ".mp4", "libsvtav1": ".mkv", "libvpx-vp9": ".webm",
+            "libvpx": ".webm", "mpeg4": ".mp4", "mpeg2video": ".mpg", "mpeg1video": ".mpg",
+            "ffv1": ".mkv", "prores_ks": ".mov", "dnxhd": ".mov", "mjpeg": ".mkv",
+            "rawvideo": ".mkv", "huffyuv": ".avi", "utvideo": ".avi"}
+
+
+def run(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vsr", "upscale", *map(str, args), "--progress", "none",
+                           "-y"], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # 96x48 -> 288x144: wide enough for DNxHR (256), small enough to be quick.
+    return synth_video(tmp_path_factory.mktemp("enc") / "in.mp4", n=6, size=(96, 48), audio=None,
+                       bframes=False)
+
+
+@pytest.mark.parametrize("codec", sorted(c for c in SOFTWARE if c in av.codecs_available))
+def test_every_software_encoder_works_with_no_extra_flags(codec: str, clip: Path, tmp_path: Path) -> None:
+    """Each encoder, given only --codec, writes every frame at 3x with the input's timing,
+    and prints nothing but vsr's own summary line (no encoder banner)."""
+    out = tmp_path / f"out{SOFTWARE[codec]}"
+    proc = run(clip, out, "--codec", codec)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert all(line.startswith("vsr: ") for line in lines), proc.stderr
+    with av.open(str(out)) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 6 and (frames[0].width, frames[0].height) == (288, 144)
+    times = [float(f.pts * f.time_base) for f in frames if f.pts is not None]
+    # (MPEG program streams start their clock at about 0.5 s: compare from the first frame.)
+    assert [t - times[0] for t in times] == pytest.approx([i / 25 for i in range(6)], abs=0.021), codec
+
+
+@pytest.mark.parametrize("codec", ["libx265", "libsvtav1", "prores_ks", "ffv1"])
+def test_ten_bit_input_stays_ten_bit_with_each_deep_encoder(codec: str, tmp_path: Path) -> None:
+    """The encoders that take 10-bit get the input's 10 bits (their mapping does not force 8)."""
+    src = synth_video(tmp_path / "in10.mkv", n=3, size=(96, 48), codec="ffv1", pix_fmt="yuv420p10le",
+                      audio=None)
+    out = tmp_path / f"out{SOFTWARE[codec]}"
+    proc = run(src, out, "--codec", codec)
+    assert proc.returncode == 0, proc.stderr
+    with av.open(str(out)) as c:
+        fmt = next(c.decode(video=0)).format.name
+    assert "10" in fmt, fmt
+
+
+@pytest.mark.parametrize("codec", ["h264_nvenc", "hevc_qsv", "av1_amf"])
+def test_hardware_encoder_without_its_hardware_is_one_line_exit_2(codec: str, clip: Path,
+                                                                 tmp_path: Path) -> None:
+    """No GPU here: the hardware encoder is refused in one line that says what it needs."""
+    if codec not in av.codecs_available:
+        pytest.skip(f"{codec} not in this FFmpeg build")
+    proc = run(clip, tmp_path / "o.mp4", "--codec", codec)
+    if proc.returncode == 0:
+        pytest.skip(f"{codec} has its hardware here")
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith(f"vsr: cannot use the hardware encoder '{codec}': it needs")
+    assert len(lines) <= 2 and not list(tmp_path.glob("*.partial*"))
+
+
+def test_crf_and_preset_mean_the_same_to_every_family() -> None:
+    """x264's scale and names are mapped onto each encoder's own: SVT-AV1's numeric presets
+    and 0..63 CRF, libvpx's cpu-used and b:v 0, NVENC's p1..p7 and cq, MPEG's quantiser."""
+    svt = mapping("libsvtav1", set(), 18, "medium", False, None)
+    assert svt.options["preset"] == "7" and svt.options["crf"] == "30"
+    assert mapping("libsvtav1", set(), 23, "4", False, None).options["preset"] == "4"
+    vp9 = mapping("libvpx-vp9", set(), 18, "medium", False, None)
+    assert vp9.bit_rate == 0 and vp9.options["crf"] == "31" and vp9.options["row-mt"] == "1"
+    nv = mapping("h264_nvenc", {"cq"}, 18, "slow", False, None)
+    assert nv.options == {"preset": "p5", "cq": "19"} and nv.bit_rate == 0
+    assert mapping("hevc_qsv", set(), 18, None, False, None).options == {"global_quality": "20"}
+    m2 = mapping("mpeg2video", set(), 18, "medium", False, Fraction(30000, 1001))
+    assert m2.time_base == Fraction(1001, 30000) and not m2.note and m2.qrange == (3, 3)
+    assert "standard frame rates" in mapping("mpeg2video", set(), 18, None, False, Fraction(12)).note
+    assert mapping("libx264", set(), 18, "medium", True, None).options == {
+        "crf": "18", "preset": "medium", "tune": "zerolatency"}
