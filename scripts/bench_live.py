@@ -29,6 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from send_test_stream import first_times  # this folder: the stream the benchmark sends
+
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP = 2.0  # seconds of each run left out of the steady-state figures
 
@@ -37,19 +39,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def first_times(path: Path) -> dict[str, float]:
-    """The earliest packet time (seconds) of each stream type in a recording."""
-    import av
-
-    first: dict[str, float] = {}
-    with av.open(str(path)) as c:
-        for pk in c.demux():
-            if pk.pts is not None:
-                t = float(pk.pts * pk.time_base)
-                first[pk.stream.type] = min(first.get(pk.stream.type, t), t)
-    return first
 
 
 def run_one(size: str, fps: int, seconds: float, device: str, model: str | None, batch: int,

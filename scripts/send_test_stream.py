@@ -25,6 +25,18 @@ import av
 import numpy as np
 
 
+def first_times(path: Path) -> dict[str, float]:
+    """The earliest packet time (seconds) of each stream type in a recording: whether what
+    `vsr live` recorded from this stream starts its video with its audio."""
+    first: dict[str, float] = {}
+    with av.open(str(path)) as c:
+        for pk in c.demux():
+            if pk.pts is not None:
+                t = float(pk.pts * pk.time_base)
+                first[pk.stream.type] = min(first.get(pk.stream.type, t), t)
+    return first
+
+
 def pattern(i: int, w: int, h: int) -> np.ndarray:
     """A BGR frame with gradients, a checkerboard that flips each frame and a moving square."""
     yy, xx = np.mgrid[0:h, 0:w]

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import video_stats
+from send_test_stream import first_times
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = ROOT / "scripts" / "send_test_stream.py"
@@ -109,19 +110,6 @@ def test_realtime_udp_stream_to_file_is_3x_with_latency_reported(tmp_path: Path)
     times = stats["times"]
     assert len(times) == rec["frames"] and times[0] < 1.5 and np.all(np.diff(times) > 0)
     assert 2.0 < times[-1] < 4.0  # output time follows the source clock
-
-
-def first_times(path: Path) -> dict[str, float]:
-    """The earliest packet time (seconds) of each stream type in a recording."""
-    import av
-
-    first: dict[str, float] = {}
-    with av.open(str(path)) as c:
-        for pk in c.demux():
-            if pk.pts is not None:
-                t = float(pk.pts * pk.time_base)
-                first[pk.stream.type] = min(first.get(pk.stream.type, t), t)
-    return first
 
 
 def test_tcp_stream_with_aac_keeps_its_bursts_and_starts_video_with_audio(tmp_path: Path) -> None:

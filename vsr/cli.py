@@ -138,6 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
                            "(headers can be wrong, e.g. an MP4 edit list)")
     _common(info, progress=False)
 
+    cmp = sub.add_parser("compare", help="one frame as bicubic | vsr side by side (PNG or HTML page)")
+    cmp.add_argument("input", help="video or image")
+    cmp.add_argument("--at", type=float, metavar="SECONDS",
+                     help="which frame of a video (default: the middle)")
+    cmp.add_argument("--model", help="bundled model name (see 'vsr models') or path to .onnx")
+    cmp.add_argument("--scale", type=int, choices=(2, 3, 4), help="pick the bundled model of this scale")
+    cmp.add_argument("--quality", choices=TIERS, help="pick the bundled model of this tier with --scale")
+    cmp.add_argument("--device", choices=[x.value for x in Device], default="auto")
+    cmp.add_argument("--against", metavar="NAME|PATH|TIER",
+                     help="add a third panel: another model, or a tier (fast, balanced, quality)")
+    cmp.add_argument("-o", "--output", metavar="FILE.png|FILE.html",
+                     help="a PNG sheet or a self-contained HTML page with a slider and zoom "
+                          "(default: INPUT_compare.png)")
+    cmp.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
+    _common(cmp, progress=False)
+
     models = sub.add_parser("models", help="list the bundled models")
     models.add_argument("--json", action="store_true", help="print JSON")
     models.add_argument("--no-timing", action="store_true",
@@ -265,6 +281,8 @@ def main(argv: list[str] | None = None, stderr: TextIO | None = None) -> int:
                 return _live(args, err)
             if args.command == "info":
                 return _info(args)
+            if args.command == "compare":
+                return _compare(args, err)
             return _models(args)
     except VsrError as exc:
         if args.debug:
@@ -741,6 +759,22 @@ def _keyframe_summary(url: str) -> dict[str, Any]:
             "mean_gap": round(sum(gaps) / len(gaps), 3) if gaps else 0.0,
             "max_gap": round(max(gaps), 3) if gaps else 0.0,
             "seconds": round(index.seconds, 3)}
+
+
+def _compare(args: argparse.Namespace, err: TextIO) -> int:
+    """`vsr compare`: the work is in vsr.compare; this only maps options and says what it wrote."""
+    from .compare import CompareOptions, run
+
+    model = ModelOptions(model=args.model, scale=args.scale, quality=args.quality,
+                         device=Device(args.device))
+    result = run(CompareOptions(args.input, args.output, args.at, model, args.against, args.overwrite))
+    if not args.quiet:
+        h, w = result.panels[0].image.shape[:2]
+        when = f" at {result.seconds:.2f}s" if result.seconds is not None else ""
+        r = result.region
+        err.write(f"vsr: {' | '.join(p.label for p in result.panels)}{when}, {w}x{h} each, detail "
+                  f"{r.size}x{r.size} at {r.x},{r.y} -> {result.output}\n")
+    return ExitStatus.OK
 
 
 def _models(args: argparse.Namespace) -> int:
