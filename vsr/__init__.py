@@ -9,8 +9,6 @@ Public API:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from .errors import (
                      Cancelled,
                      DecodeError,
@@ -29,6 +27,7 @@ from .options import Device, ModelOptions, Precision, Progress, SinkOptions, Sou
 from .pipeline import Pipeline, upscale_video
 from .scaleout import LocalExecutor, RayExecutor, ScaleOutJob, ScaleOutOptions
 from .upscaler import Upscaler
+from .version import __version__
 
 __all__ = [
                      "Cancelled",

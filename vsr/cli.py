@@ -23,12 +23,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, NoReturn, TextIO, TypeVar
 
-from . import __version__
 from .errors import Interrupted, SinkError, SourceError, UsageError, VsrError
 from .frames import Stats
 from .options import DEFAULT_MAX_PIXELS, Device, ModelOptions, Precision, Progress, SinkOptions, SourceOptions
 from .preview import PreviewServer
 from .registry import TIERS
+from .version import __version__
 
 log = logging.getLogger("vsr")
 T = TypeVar("T")

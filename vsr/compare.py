@@ -15,20 +15,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 
 from .color import merge_upscaled, split_ycrcb
+from .compare_page import Image, Panel, Region, render_html, render_png
 from .errors import SinkError, UsageError, reason
 from .grab import grab_frame
 from .model import OnnxUpscaler, load
 from .options import ModelOptions
 from .registry import TIERS
 
-#: Nearest-neighbour enlargement of the detail crops: 3x makes single output pixels visible
-#: without the crop outgrowing its panel (the crop is a quarter of the shorter side).
-ZOOM = 3
 WRITERS = (".png", ".html", ".htm")
-Image = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
@@ -50,23 +46,6 @@ class CompareOptions:
     model: ModelOptions = field(default_factory=ModelOptions)
     against: str | None = None
     overwrite: bool = False
-
-
-@dataclass(frozen=True)
-class Panel:
-    """One upscaled version of the frame, at output size, and what made it."""
-
-    label: str
-    image: Image
-
-
-@dataclass(frozen=True)
-class Region:
-    """A square of the output (x, y: top-left corner; size: side, in output pixels)."""
-
-    x: int
-    y: int
-    size: int
 
 
 @dataclass(frozen=True)
@@ -143,16 +122,8 @@ def detail_region(bgr: Image) -> Region:
     return Region(int(x), int(y), size)
 
 
-def crop(image: Image, r: Region, zoom: int = ZOOM) -> Image:
-    """The region, enlarged `zoom` times with nearest neighbour (every pixel a visible block)."""
-    part = image[r.y:r.y + r.size, r.x:r.x + r.size]
-    return np.asarray(cv2.resize(part, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST), np.uint8)
-
-
 def run(opts: CompareOptions) -> Result:
     """Grab, upscale, render and write; the output appears only once complete."""
-    from .compare_page import render_html, render_png
-
     out = output_path(opts)
     grabbed = grab_frame(opts.input, opts.at)
     main = load(opts.model)

@@ -14,12 +14,41 @@ from __future__ import annotations
 
 import base64
 import html
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
-from .compare import ZOOM, Image, Panel, Region, crop
 from .errors import SinkError
+
+#: Nearest-neighbour enlargement of the detail crops: 3x makes single output pixels visible
+#: without the crop outgrowing its panel (the crop is a quarter of the shorter side).
+ZOOM = 3
+Image = npt.NDArray[np.uint8]
+
+@dataclass(frozen=True)
+class Panel:
+    """One upscaled version of the frame, at output size, and what made it."""
+
+    label: str
+    image: Image
+
+
+@dataclass(frozen=True)
+class Region:
+    """A square of the output (x, y: top-left corner; size: side, in output pixels)."""
+
+    x: int
+    y: int
+    size: int
+
+
+def crop(image: Image, r: Region, zoom: int = ZOOM) -> Image:
+    """The region, enlarged `zoom` times with nearest neighbour (every pixel a visible block)."""
+    part = image[r.y:r.y + r.size, r.x:r.x + r.size]
+    return np.asarray(cv2.resize(part, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST), np.uint8)
+
 
 BACKGROUND = (32, 32, 32)
 BOX = (0, 215, 255)  # BGR amber: visible on most pictures

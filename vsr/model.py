@@ -29,6 +29,7 @@ import numpy.typing as npt
 from . import quant
 from .errors import ModelError, ModelRunError, ProviderUnavailable
 from .options import Device, ModelOptions, Precision
+from .runtime import import_onnxruntime
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +58,6 @@ class Upscaler(Protocol):
     scale: int
 
     def __call__(self, y: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]: ...
-
-
-def import_onnxruntime() -> ModuleType:
-    """onnxruntime, or a ProviderUnavailable that says which extra to install."""
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise ProviderUnavailable(
-            "onnxruntime is not installed",
-            hint="pip install 'vsr[cpu]' (or 'vsr[gpu]' for NVIDIA GPUs; never both)") from exc
-    module: ModuleType = ort
-    return module
 
 
 def providers_for(device: Device, available: list[str]) -> list[str]:

@@ -79,7 +79,7 @@ def _describe(path: Path) -> BundledModel:
 
 def read_metadata(path: Path) -> dict[str, str]:
     """The model's custom metadata (empty when the file cannot be read)."""
-    from .model import import_onnxruntime
+    from .runtime import import_onnxruntime
 
     ort = import_onnxruntime()
     try:

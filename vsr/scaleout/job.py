@@ -24,7 +24,6 @@ from typing import Any
 
 import av
 
-from .. import __version__
 from .. import sink as sink_mod
 from ..errors import SourceError, UsageError, VsrError
 from ..frames import StageTimes, Stats
@@ -32,6 +31,7 @@ from ..model import Upscaler, load
 from ..options import ModelOptions, SinkOptions, SourceOptions
 from ..pipeline import Progress
 from ..source import open_input
+from ..version import __version__
 from . import keyframes as kf
 from .executors import Executor, LocalExecutor, RayExecutor, Running, SegmentDone, SegmentFailed
 from .join import join, verify
