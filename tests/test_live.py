@@ -271,9 +271,30 @@ def test_preview_serves_mjpeg_frames_of_the_upscaled_stream(tmp_path: Path) -> N
             while data.count(b"\xff\xd9") < 3 and len(data) < 5_000_000:
                 data += resp.read(4096)
         assert data.count(b"Content-Type: image/jpeg") >= 3
+        # The split view: bicubic on the left, vsr on the right, of the same frame; bicubic is
+        # the softer one (less edge energy over the pattern's even checkerboard).
+        assert b"split.mjpg" in page
+        split = cv2.imdecode(np.frombuffer(urllib.request.urlopen(url + "split.jpg", timeout=10).read(),
+                                           np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert split is not None and split.shape == (192, 288)
+        lap = np.abs(cv2.Laplacian(split.astype(np.float32), cv2.CV_32F))
+        assert lap[:, 20:120].mean() < lap[:, 168:268].mean()
     finally:
         rc, err = stop_both(vsr, sender)
     assert rc == 0, err
+
+
+def test_split_view_is_bicubic_left_and_vsr_right_of_one_picture() -> None:
+    """The preview's split picture takes its left half from the bicubic frame and its right
+    half from the upscaled one, and is nothing until both exist."""
+    from vsr.preview import split_view
+
+    before = np.full((4, 10, 3), 10, np.uint8)
+    after = np.full((4, 10, 3), 200, np.uint8)
+    both = split_view(before, after)
+    assert both is not None
+    assert (both[:, :4] == 10).all() and (both[:, 6:] == 200).all()
+    assert split_view(None, after) is None and split_view(before, None) is None
 
 
 def test_missing_v4l2_device_is_a_clear_error() -> None:

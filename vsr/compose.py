@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,25 @@ class ComposeCounters:
     latencies: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=100_000))
 
 
+def _picture_luma(y: Any, spec: ComposeSpec | None) -> Any:
+    """The upscaled luma at the picture's size (resampled only for --square-pixels)."""
+    if spec is not None and spec.picture_size != (y.shape[1], y.shape[0]):
+        return cv2.resize(y, spec.picture_size, interpolation=cv2.INTER_CUBIC)
+    return y
+
+
+def _before(preview: PreviewServer, item: Frame, spec: ComposeSpec | None,
+            to_bgr: Callable[[Any, Any], Any]) -> Any:
+    """The bicubic picture of the same frame, for the preview's split view: made only while
+    someone watches it, by the same colour path as the upscaled one, so that the two halves
+    differ by the model's luma alone."""
+    if not preview.split_viewers or item.source_y is None:
+        return None
+    h, w = item.y.shape
+    bicubic = cv2.resize(item.source_y, (w, h), interpolation=cv2.INTER_CUBIC)
+    return to_bgr(_picture_luma(bicubic, spec), item.crcb)
+
+
 def run_compose(out: Any, inp: Channel[Item], outp: Channel[Item], counters: ComposeCounters,
                 preview: PreviewServer | None = None, spec: ComposeSpec | None = None) -> None:
     """Turn every Frame into a Picture ready to encode; other items pass straight through.
@@ -61,17 +81,16 @@ def run_compose(out: Any, inp: Channel[Item], outp: Channel[Item], counters: Com
                 outp.put(item)
             continue
         t0 = time.perf_counter()
-        y: Any = item.y
-        if spec is not None and spec.picture_size != (y.shape[1], y.shape[0]):
-            y = cv2.resize(y, spec.picture_size, interpolation=cv2.INTER_CUBIC)
+        y = _picture_luma(item.y, spec)
         if out is not None and spec is not None and spec.native:
             vf = merge_planes(y, item.crcb, spec.src_depth, out.pix_fmt, out.color_range == 2, out.padded)
             if preview is not None:
-                preview.publish(frame_to_bgr(vf))
+                preview.publish(frame_to_bgr(vf), _before(preview, item, spec, lambda yb, c: frame_to_bgr(
+                    merge_planes(yb, c, spec.src_depth, out.pix_fmt, out.color_range == 2, out.padded))))
         else:
             bgr = merge_upscaled(y, item.crcb)
             if preview is not None:
-                preview.publish(bgr)
+                preview.publish(bgr, _before(preview, item, spec, merge_upscaled))
             if out is None:
                 counters.color_seconds += time.perf_counter() - t0
                 counters.frames += 1

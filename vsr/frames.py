@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Union
 
-import numpy as np
 import numpy.typing as npt
 
 
@@ -25,16 +24,21 @@ class Frame:
         pts: presentation timestamp in `time_base` units (repaired if the input had none).
         time_base: unit of `pts`.
         captured: `time.monotonic()` when the frame left the decoder (latency metric).
-        y: (H, W) uint8 luma before the upscaler, (sH, sW) after it.
-        crcb: (H, W, 2) uint8 Cr/Cb at source resolution (OpenCV's YCrCb order).
+        y: (H, W) luma before the upscaler, (sH, sW) after it: uint8, or uint16 (0..65535)
+            for high bit depth input.
+        crcb: chroma at source resolution: (H, W, 2) uint8 Cr/Cb (OpenCV's YCrCb order) on
+            the YCrCb path, (cH, cW, 2) Cb/Cr planes at the source's depth on the native path.
+        source_y: after the upscaler, the luma it was given (the live preview's bicubic half
+            is made from it); None before.
     """
 
     index: int
     pts: int
     time_base: Fraction
     captured: float
-    y: npt.NDArray[np.uint8]
-    crcb: npt.NDArray[np.uint8]
+    y: npt.NDArray[Any]
+    crcb: npt.NDArray[Any]
+    source_y: npt.NDArray[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,13 +25,29 @@ from .errors import UsageError
 log = logging.getLogger(__name__)
 
 PAGE = b"""<!doctype html><html><head><title>vsr live preview</title>
-<style>body{margin:0;background:#111;color:#ccc;font:14px sans-serif}img{max-width:100%}</style>
-</head><body><img src="/stream.mjpg" alt="vsr live preview"></body></html>"""
+<style>body{margin:0;background:#111;color:#ccc;font:14px sans-serif}img{max-width:100%;display:block}
+button{margin:6px;font:inherit}</style></head><body>
+<button id="mode" type="button">split view: bicubic | vsr</button><span id="what">vsr</span>
+<img id="view" src="/stream.mjpg" alt="vsr live preview">
+<script>
+const img = document.getElementById("view"), btn = document.getElementById("mode"),
+      what = document.getElementById("what");
+let split = new URLSearchParams(location.search).get("split") === "1";
+function show() {
+  img.src = split ? "/split.mjpg" : "/stream.mjpg";
+  btn.textContent = split ? "vsr only" : "split view: bicubic | vsr";
+  what.textContent = split ? "left: bicubic, right: vsr" : "vsr";
+}
+btn.onclick = () => { split = !split; show(); };
+show();
+</script></body></html>"""
 BOUNDARY = "vsrframe"
 
 
 class PreviewServer:
-    """Serve `/` (page), `/stream.mjpg` (multipart MJPEG) and `/frame.jpg` (newest frame).
+    """Serve `/` (page), `/stream.mjpg` (multipart MJPEG), `/frame.jpg` (newest frame), and
+    the split view: `/split.mjpg` and `/split.jpg`, the left half bicubic and the right half
+    vsr, of the same frame (the page's toggle switches between them).
 
     Args:
         host: address to bind (127.0.0.1 by default: local only).
@@ -42,7 +58,9 @@ class PreviewServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, max_fps: float = 15.0) -> None:
         self._cond = threading.Condition()
         self._frame: npt.NDArray[np.uint8] | None = None
+        self._before: npt.NDArray[np.uint8] | None = None
         self._seq = 0
+        self._split_viewers = 0
         self._closed = False
         self.max_fps = max_fps
         handler = _make_handler(self)
@@ -63,12 +81,27 @@ class PreviewServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
-    def publish(self, bgr: npt.NDArray[np.uint8]) -> None:
-        """Offer the newest frame (called by the sink; never blocks)."""
+    def publish(self, bgr: npt.NDArray[np.uint8], before: npt.NDArray[np.uint8] | None = None) -> None:
+        """Offer the newest frame, and its bicubic version for the split view when someone
+        watches that (`split_viewers`); called by the compose stage, never blocks."""
         with self._cond:
             self._frame = bgr
+            self._before = before
             self._seq += 1
             self._cond.notify_all()
+
+    @property
+    def split_viewers(self) -> int:
+        """How many viewers watch the split view (the bicubic half is only made for them)."""
+        return self._split_viewers
+
+    def _watch_split(self, delta: int) -> None:
+        with self._cond:
+            self._split_viewers += delta
+
+    def latest_split(self) -> npt.NDArray[np.uint8] | None:
+        with self._cond:
+            return split_view(self._before, self._frame)
 
     @property
     def closed(self) -> bool:
@@ -78,13 +111,15 @@ class PreviewServer:
         with self._cond:
             return self._frame
 
-    def wait_frame(self, after: int, timeout: float) -> tuple[int, npt.NDArray[np.uint8] | None]:
-        """The next frame newer than sequence number `after` (or None on timeout/close)."""
+    def wait_frame(self, after: int, timeout: float,
+                   split: bool = False) -> tuple[int, npt.NDArray[np.uint8] | None]:
+        """The next frame newer than sequence number `after` (or None on timeout/close); with
+        `split`, the split view of it (None while no bicubic half has arrived yet)."""
         with self._cond:
             self._cond.wait_for(lambda: self._seq > after or self._closed, timeout)
             if self._closed or self._seq <= after:
                 return after, None
-            return self._seq, self._frame
+            return self._seq, split_view(self._before, self._frame) if split else self._frame
 
     def close(self) -> None:
         with self._cond:
@@ -93,6 +128,20 @@ class PreviewServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+def split_view(before: npt.NDArray[np.uint8] | None,
+               after: npt.NDArray[np.uint8] | None) -> npt.NDArray[np.uint8] | None:
+    """The left half of `before` (bicubic) and the right half of `after` (vsr), one picture,
+    with a thin line where they meet: the same place in both, so the eye compares like with
+    like."""
+    if before is None or after is None or before.shape != after.shape:
+        return None
+    out = after.copy()
+    w = out.shape[1]
+    out[:, : w // 2] = before[:, : w // 2]
+    out[:, w // 2 - 1 : w // 2 + 1] = (0, 215, 255)
+    return out
 
 
 def _jpeg(bgr: npt.NDArray[np.uint8]) -> bytes:
@@ -115,8 +164,28 @@ def _make_handler(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
                     self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"no frame yet\n")
                 else:
                     self._send(HTTPStatus.OK, "image/jpeg", _jpeg(frame))
+            elif path == "/split.jpg":
+                server._watch_split(1)  # the next frames carry a bicubic half
+                try:
+                    deadline = time.monotonic() + 5
+                    frame = server.latest_split()
+                    while frame is None and time.monotonic() < deadline and not server.closed:
+                        server.wait_frame(0, timeout=0.5)
+                        frame = server.latest_split()
+                finally:
+                    server._watch_split(-1)
+                if frame is None:
+                    self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"no frame yet\n")
+                else:
+                    self._send(HTTPStatus.OK, "image/jpeg", _jpeg(frame))
             elif path == "/stream.mjpg":
                 self._stream()
+            elif path == "/split.mjpg":
+                server._watch_split(1)
+                try:
+                    self._stream(split=True)
+                finally:
+                    server._watch_split(-1)
             else:
                 self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
 
@@ -128,7 +197,7 @@ def _make_handler(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def _stream(self) -> None:
+        def _stream(self, split: bool = False) -> None:
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
             self.send_header("Cache-Control", "no-store")
@@ -138,7 +207,7 @@ def _make_handler(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
             last = 0.0
             try:
                 while True:
-                    seq, frame = server.wait_frame(seq, timeout=1.0)
+                    seq, frame = server.wait_frame(seq, timeout=1.0, split=split)
                     if frame is None:
                         if server.closed:
                             return

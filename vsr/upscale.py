@@ -96,5 +96,5 @@ def _run(upscaler: Upscaler, frames: list[Frame], inp: Channel[Item], out: Chann
                        f"{w}x{h}, expected {y.dtype} {[n, h * s, w * s]} (scale {s})")
     counters.batches += 1
     for f, y in zip(frames, hr):
-        out.put(dataclasses.replace(f, y=y))
+        out.put(dataclasses.replace(f, y=y, source_y=f.y))  # a reference: no copy
         counters.frames += 1
