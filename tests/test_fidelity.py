@@ -208,7 +208,8 @@ def test_twelve_bit_input_switches_to_an_encoder_that_keeps_twelve_bits(tmp_path
 
 
 def test_info_shows_aspect_depth_chroma_and_hdr(tmp_path: Path) -> None:
-    """`vsr info --json` reports SAR, DAR, bit depth, chroma layout, colour tags and HDR10."""
+    """`vsr info` (text and --json) reports SAR, DAR, bit depth, chroma layout, colour tags,
+    HDR10 and the keyframe interval."""
     import json as json_mod
 
     src = clip(tmp_path / "hlg.mp4", "libx265", "yuv420p10le", tags=HLG, options={
@@ -225,6 +226,12 @@ def test_info_shows_aspect_depth_chroma_and_hdr(tmp_path: Path) -> None:
     assert hdr["color"] == {"range": 1, "primaries": 9, "transfer": 18, "matrix": 9}
     assert "1000" in hdr["hdr10"] and "MaxCLL 1000" in hdr["hdr10"]
     assert sq["sar"] == "64/51" and sq["dar"] == str(Fraction(64 * 64, 48 * 51))
+    assert hdr["keyframe_interval"]["max"] > 0
+    text = subprocess.run([sys.executable, "-m", "vsr", "info", str(src)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60, check=False).stdout
+    assert "10-bit 4:2:0" in text and "HDR10 mastering 1000/0.005 cd/m2" in text
+    assert "colour: range tv (limited), primaries bt2020, transfer arib-std-b67 (HLG), matrix bt2020nc" in text
+    assert "keyframes: every" in text
 
 
 def test_streams_no_output_carries_are_named_once_and_timecode_survives(tmp_path: Path) -> None:

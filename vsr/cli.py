@@ -707,6 +707,9 @@ def _info(args: argparse.Namespace) -> int:
     cuts = _keyframe_summary(args.input) if args.keyframes else None
     if cuts is not None:
         rec["keyframes"] = cuts
+    gop = None if info.is_image or args.input == "-" or "://" in args.input else _keyframe_interval(args.input)
+    video_rec: dict[str, Any] = rec["video"]  # type: ignore[assignment]
+    video_rec["keyframe_interval"] = gop
     if args.json:
         print(json.dumps(rec, indent=2))
         return ExitStatus.OK
@@ -733,6 +736,11 @@ def _info(args: argparse.Namespace) -> int:
           + f", SAR {v.sar.numerator}:{v.sar.denominator}, DAR {dar.numerator}:{dar.denominator}"
           + (f", HDR10 {v.hdr10.describe()}" if v.hdr10 else "")
           + (", Dolby Vision" if v.dolby_vision else ""))
+    print(f"  colour: range {_name(COLOR_RANGES, v.color_range)}, primaries "
+          f"{_name(COLOR_PRIMARIES, v.color_primaries)}, transfer {_name(COLOR_TRANSFERS, v.color_trc)}, "
+          f"matrix {_name(COLOR_MATRICES, v.colorspace)}")
+    if gop is not None:
+        print(f"  keyframes: every {gop['mean']:.2f}s on average, longest gap {gop['max']:.2f}s")
     for s in streams:
         lang = f" [{s['language']}]" if s.get("language") else ""
         print(f"  {s['type']} #{s['index']}: {s['codec']}{lang}")
@@ -746,6 +754,34 @@ def _info(args: argparse.Namespace) -> int:
             print(f"  segments: {plural(k['cuts'], 'clean keyframe cut')}, every {k['mean_gap']:.2f}s on "
                   f"average, longest gap {k['max_gap']:.2f}s: up to {k['cuts'] + 1} segments")
     return ExitStatus.OK
+
+
+#: FFmpeg's names for the colour tags `vsr info` shows (the values of AVColorRange etc.).
+COLOR_RANGES = {0: "unspecified", 1: "tv (limited)", 2: "pc (full)"}
+COLOR_PRIMARIES = {1: "bt709", 2: "unspecified", 4: "bt470m", 5: "bt470bg", 6: "smpte170m",
+                   7: "smpte240m", 8: "film", 9: "bt2020", 10: "smpte428", 11: "smpte431",
+                   12: "smpte432", 22: "ebu3213"}
+COLOR_TRANSFERS = {1: "bt709", 2: "unspecified", 4: "gamma22", 5: "gamma28", 6: "smpte170m",
+                   7: "smpte240m", 8: "linear", 13: "iec61966-2-1 (sRGB)", 14: "bt2020-10",
+                   15: "bt2020-12", 16: "smpte2084 (PQ)", 17: "smpte428", 18: "arib-std-b67 (HLG)"}
+COLOR_MATRICES = {0: "gbr", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg", 6: "smpte170m",
+                  7: "smpte240m", 8: "ycgco", 9: "bt2020nc", 10: "bt2020c", 14: "ictcp"}
+
+
+def _name(names: dict[int, str], value: int) -> str:
+    return names.get(value, str(value))
+
+
+def _keyframe_interval(url: str) -> dict[str, float] | None:
+    """Mean and longest keyframe spacing in seconds (from packet headers: no decoding), or
+    None when the file cannot be scanned."""
+    try:
+        summary = _keyframe_summary(url)
+    except VsrError:
+        return None
+    if not summary["mean_gap"]:
+        return None
+    return {"mean": summary["mean_gap"], "max": summary["max_gap"]}
 
 
 def _keyframe_summary(url: str) -> dict[str, Any]:
