@@ -276,3 +276,22 @@ def test_bound_engine_refuses_clearly_what_it_cannot_rewrite(tmp_path: Path) -> 
     assert OnnxUpscaler(path, Device.CPU).scale == 2
     with pytest.raises(ModelError, match="bound engine"):
         OnnxUpscaler(path, Device.CPU, precision=Precision.FP16)
+
+
+def test_high_bit_depth_luma_runs_at_full_precision_on_both_engines() -> None:
+    """uint16 luma (0..65535, from 10/12-bit video) comes back uint16 at 3x, equal to the
+    8-bit result scaled up within rounding, and the bound (GPU-style) engine gives the plain
+    engine's values through its float session; batches, strips and tiles agree."""
+    pytest.importorskip("onnx")
+    y8 = _noise(2, 40, 52)
+    y16 = y8.astype(np.uint16) * 257 + np.random.default_rng(1).integers(0, 200, y8.shape).astype(np.uint16)
+    plain = OnnxUpscaler(MODEL_X3, Device.CPU)
+    out16 = plain(y16)
+    assert out16.dtype == np.uint16 and out16.shape == (2, 120, 156)
+    assert np.abs(out16.astype(float) / 257 - plain(y8)).mean() < 1.0
+    bound = OnnxUpscaler(MODEL_X3, Device.CPU, engine="bound", precision=Precision.FP32)
+    assert np.array_equal(bound(y16), out16)
+    tiled = OnnxUpscaler(MODEL_X3, Device.CPU, tile=24)
+    assert np.array_equal(tiled(y16), out16)  # the overlap covers the receptive field: exact
+    strips = OnnxUpscaler(MODEL_X3, Device.CPU, max_run_pixels=600)
+    assert np.array_equal(strips(y16), out16)
