@@ -117,8 +117,6 @@ class Pipeline:
         for note in self.output.notes if self.output and log_notes else []:
             log.warning("%s", note)
         self.native = self._native_path(color)
-        if self.output is not None:
-            self.output.native = self.native
         layout = pixfmt.native_input(v.pix_fmt)
         scale = self.upscaler.scale
         self.compose_spec = ComposeSpec(

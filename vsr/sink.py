@@ -75,7 +75,6 @@ class OpenedOutput:
     is_image: bool
     notes: list[str] = field(default_factory=list)
     url: str = ""  # the output as given (a path, "-" or a URL)
-    native: bool = False  # frames arrive by the native YUV path (set by the pipeline)
     negative_ts: bool = True  # the muxer stores negative timestamps (AVFMT_TS_NEGATIVE)
     copy_video: bool = False  # video arrives encoded (VideoPacket): no encoder to feed or flush
     picture_size: tuple[int, int] = (0, 0)  # (w, h) the compose stage makes before padding
