@@ -5,7 +5,6 @@ bundled model through onnxruntime; each run takes a second or two."""
 
 from __future__ import annotations
 
-import io
 import json
 import signal
 import time
@@ -15,11 +14,11 @@ import av
 import cv2
 import pytest
 from conftest import pattern, synth_video
+from helpers import listing, run_cli
 from test_signals import Vsr
 
 import vsr.model
 from vsr.batch import BatchItem, Status, expand, plan, run_batch
-from vsr.cli import main
 from vsr.errors import UsageError
 from vsr.limits import large_output_warning, memory_estimate
 from vsr.options import ModelOptions, SinkOptions, SourceOptions
@@ -27,18 +26,6 @@ from vsr.pipeline import Pipeline
 
 FAST = ["--preset", "ultrafast"]
 GOP12 = {"g": "12", "keyint_min": "12", "sc_threshold": "0"}
-
-
-def run_cli(*args: object) -> tuple[int, str]:
-    """Run `vsr ARGS...` in this process; (exit status, what it wrote to stderr)."""
-    err = io.StringIO()
-    status = main([str(a) for a in args], stderr=err)
-    return int(status), err.getvalue()
-
-
-def listing(folder: Path) -> list[str]:
-    """Every entry in `folder`, hidden temporary files included."""
-    return sorted(p.name for p in folder.iterdir())
 
 
 def frames_and_size(path: Path) -> tuple[int, set[tuple[int, int]]]:

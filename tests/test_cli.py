@@ -3,56 +3,23 @@ onnxruntime, exit statuses, the one-line error contract and the no-leftover-outp
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import av
 import cv2
 import pytest
-from conftest import ROOT, pattern, synth_video, video_stats
+from conftest import pattern, synth_video, video_stats
+from helpers import assert_user_error, listing, run_cli, run_process
 from send_test_stream import write_audio_only
 
-from vsr.cli import build_parser, main
+from vsr.cli import build_parser
 
 FAST = ["--preset", "ultrafast"]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def run_cli(*args: object) -> tuple[int, str]:
-    """Run `vsr ARGS...` in this process; (exit status, what it wrote to stderr)."""
-    err = io.StringIO()
-    status = main([str(a) for a in args], stderr=err)
-    return int(status), err.getvalue()
-
-
-def run_process(*args: object, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run `python -m vsr ARGS...` as a real process from the checkout."""
-    return subprocess.run([sys.executable, "-m", "vsr", *map(str, args)], cwd=ROOT, check=False,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def listing(folder: Path) -> list[str]:
-    """Every entry in `folder`, hidden ones (the '.NAME.vsr-*.partial.EXT' temp files) included."""
-    return sorted(p.name for p in folder.iterdir())
-
-
-def assert_user_error(status: int, err: str, expected: int = 2, *, mentions: str = "") -> str:
-    """A user error: the documented status, one 'vsr: ' line (+ optional 'hint: '), no traceback."""
-    assert status == expected, err
-    assert "Traceback" not in err, err
-    lines = err.splitlines()
-    assert 1 <= len(lines) <= 2, err
-    assert lines[0].startswith("vsr: "), err
-    if len(lines) == 2:
-        assert lines[1].startswith("hint: "), err
-    assert mentions.lower() in lines[0].lower(), err
-    return lines[0]
 
 
 def frame_size(path: Path) -> tuple[int, int]:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import pattern, synth_video
-from test_cli import assert_user_error, run_cli
+from helpers import assert_user_error, run_cli
 
 from vsr.color import frame_to_bgr
 from vsr.compare import bicubic, detail_region

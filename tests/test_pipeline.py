@@ -14,6 +14,7 @@ import av
 import numpy as np
 import pytest
 from conftest import FakeUpscaler, synth_video, video_stats
+from helpers import leftovers
 
 from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
 from vsr.errors import SinkError, VsrError
@@ -24,10 +25,6 @@ def _run(src: Path, dst: Path, up: FakeUpscaler, batch: int = 4, **sink: object)
                  SinkOptions(str(dst), preset="ultrafast", **sink), upscaler=up)  # type: ignore[arg-type]
     p.run()
     return p
-
-
-def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
 
 
 def test_every_frame_arrives_once_in_order_with_its_timestamp(tmp_path: Path) -> None:
@@ -60,7 +57,7 @@ def test_model_failure_is_reraised_with_its_type_and_stage_and_leaves_no_file(tm
         _run(src, dst, FakeUpscaler(2, fail_at=10), batch=2)
     if sys.version_info >= (3, 11):  # exception notes (add_note) exist from 3.11 on
         assert any("vsr-upscale" in n for n in info.value.__notes__)
-    assert not dst.exists() and _leftovers(tmp_path) == []
+    assert not dst.exists() and leftovers(tmp_path) == []
 
 
 def test_model_output_of_the_wrong_size_is_an_error_not_a_stretched_video(tmp_path: Path) -> None:
@@ -76,7 +73,7 @@ def test_model_output_of_the_wrong_size_is_an_error_not_a_stretched_video(tmp_pa
         _run(src, dst, WrongSize(2))
     if sys.version_info >= (3, 11):  # exception notes (add_note) exist from 3.11 on
         assert any("vsr-upscale" in n for n in info.value.__notes__)
-    assert not dst.exists() and _leftovers(tmp_path) == []
+    assert not dst.exists() and leftovers(tmp_path) == []
 
 
 def test_abort_from_another_thread_stops_promptly_and_removes_the_output(tmp_path: Path) -> None:
@@ -91,7 +88,7 @@ def test_abort_from_another_thread_stops_promptly_and_removes_the_output(tmp_pat
         pass
     timer.join()
     assert p.stats().frames < 60
-    assert not dst.exists() and _leftovers(tmp_path) == []
+    assert not dst.exists() and leftovers(tmp_path) == []
 
 
 def test_stop_finishes_a_valid_shorter_file(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 from conftest import FakeUpscaler, damage_middle, synth_video, video_stats
+from helpers import leftovers, run_cli
 
 from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
 from vsr.cli import main
@@ -20,14 +21,9 @@ from vsr.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*argv: str) -> tuple[int, str]:
-    err = io.StringIO()
-    rc = main(["upscale", *argv, "--preset", "ultrafast", "--progress", "none"], stderr=err)
-    return rc, err.getvalue()
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
+def upscale(*argv: str) -> tuple[int, str]:
+    """`vsr upscale ARGV --preset ultrafast --progress none` in this process."""
+    return run_cli("upscale", *argv, "--preset", "ultrafast", "--progress", "none")
 
 
 @pytest.fixture
@@ -56,7 +52,7 @@ def test_skip_keeps_every_decodable_frame_at_its_time_and_reports_the_damage(
     """--on-error skip (the default) upscales through damage and says where it was."""
     clean, damaged = damaged_ts
     out = tmp_path / "out.mp4"
-    rc, err = run_cli(str(damaged), str(out))
+    rc, err = upscale(str(damaged), str(out))
     assert rc == 0, err
     assert "input damage:" in err and "Traceback" not in err
     got = video_stats(out)["times"]
@@ -69,7 +65,7 @@ def test_stop_ends_at_the_first_damage_with_exit_1_and_no_output(
     """--on-error stop gives one line naming the frame and time, exit 1, no file."""
     _, damaged = damaged_ts
     out = tmp_path / "out.mp4"
-    rc, err = run_cli(str(damaged), str(out), "--on-error", "stop")
+    rc, err = upscale(str(damaged), str(out), "--on-error", "stop")
     assert rc == 1
     first = err.splitlines()[0]
     assert first.startswith("vsr: ") and "frame" in first and "s in" in first
@@ -86,7 +82,7 @@ def test_zeroed_range_loses_only_the_frames_it_destroyed(tmp_path: Path) -> None
     damaged = tmp_path / "zeroed.ts"
     damaged.write_bytes(bytes(data))
     out = tmp_path / "out.mkv"
-    rc, err = run_cli(str(damaged), str(out))
+    rc, err = upscale(str(damaged), str(out))
     assert rc == 0, err
     got = video_stats(out)["times"]
     expected = decoded_times(damaged)
@@ -116,7 +112,7 @@ def test_one_frame_and_two_by_two_videos_are_upscaled(size: tuple[int, int], n: 
     """A one-frame video and a 2x2 video both come out at 3x with every frame."""
     src = synth_video(tmp_path / "in.mkv", n=n, size=size, codec="ffv1", pix_fmt="yuv444p", audio=None)
     out = tmp_path / "out.mkv"
-    rc, err = run_cli(str(src), str(out))
+    rc, err = upscale(str(src), str(out))
     assert rc == 0, err
     stats = video_stats(out)
     assert len(stats["times"]) == n
@@ -127,7 +123,7 @@ def test_frames_beyond_the_pixel_budget_are_refused_before_any_work(tmp_path: Pa
     """--max-pixels refuses a larger input with exit 2 and a hint, before allocating for it."""
     src = synth_video(tmp_path / "in.mp4", n=2, size=(64, 48))
     out = tmp_path / "out.mp4"
-    rc, err = run_cli(str(src), str(out), "--max-pixels", "1000")
+    rc, err = upscale(str(src), str(out), "--max-pixels", "1000")
     assert rc == 2
     assert "64x48" in err and "--max-pixels" in err and not out.exists()
     assert leftovers(tmp_path) == []
@@ -160,7 +156,7 @@ def test_model_failing_mid_run_is_one_line_exit_1_and_no_output(tmp_path: Path) 
     model = _identity_model(tmp_path / "fails.onnx", fail_unless=(24, 20))
     src = synth_video(tmp_path / "in.mp4", n=8)
     out = tmp_path / "out.mp4"
-    rc, err = run_cli(str(src), str(out), "--model", str(model))
+    rc, err = upscale(str(src), str(out), "--model", str(model))
     assert rc == 1, err
     assert err.startswith("vsr: model 'fails.onnx' failed on a [") and "Traceback" not in err
     assert not out.exists() and leftovers(tmp_path) == []
@@ -171,7 +167,7 @@ def test_model_files_must_be_onnx(tmp_path: Path) -> None:
     model = _identity_model(tmp_path / "x1.onnx")
     renamed = model.rename(tmp_path / "x1.ort")
     src = synth_video(tmp_path / "in.mp4", n=2)
-    rc, err = run_cli(str(src), str(tmp_path / "out.mp4"), "--model", str(renamed))
+    rc, err = upscale(str(src), str(tmp_path / "out.mp4"), "--model", str(renamed))
     assert rc == 2 and ".onnx" in err
 
 
@@ -180,13 +176,13 @@ def test_runs_leave_no_open_file_descriptors(tmp_path: Path) -> None:
     if not Path("/proc/self/fd").is_dir():
         pytest.skip("needs /proc")
     src = synth_video(tmp_path / "in.mp4", n=6)
-    run_cli(str(src), str(tmp_path / "warm.mp4"))  # first-use imports may open files for good
+    upscale(str(src), str(tmp_path / "warm.mp4"))  # first-use imports may open files for good
     before = set(os.listdir("/proc/self/fd"))
-    rc, _ = run_cli(str(src), str(tmp_path / "ok.mp4"))
+    rc, _ = upscale(str(src), str(tmp_path / "ok.mp4"))
     assert rc == 0
-    rc, _ = run_cli(str(src), str(tmp_path / "ok.mp4"))  # exists: fails after opening the input
+    rc, _ = upscale(str(src), str(tmp_path / "ok.mp4"))  # exists: fails after opening the input
     assert rc == 2
-    rc, _ = run_cli(str(src), str(tmp_path / "bad.mp4"), "--model",
+    rc, _ = upscale(str(src), str(tmp_path / "bad.mp4"), "--model",
                     str(_identity_model(tmp_path / "f.onnx", fail_unless=(24, 20))))
     assert rc == 1
     assert set(os.listdir("/proc/self/fd")) - before == set()

@@ -8,7 +8,6 @@ The Ray executor has its own file (test_scaleout_ray.py), skipped without Ray.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import subprocess
@@ -19,9 +18,9 @@ import av
 import numpy as np
 import pytest
 from conftest import ROOT, SHARED_VIDEOS, damage_middle, needs, synth_video
+from helpers import run_cli
 
 from vsr import ModelOptions, SinkOptions, SourceOptions
-from vsr.cli import main
 from vsr.scaleout import LocalExecutor, ScaleOutJob, ScaleOutOptions
 from vsr.scaleout.job import FAULT_ENV
 from vsr.scaleout.keyframes import KeyframeIndex, plan, scan
@@ -32,9 +31,7 @@ OPEN_GOP = {"x264-params": "open-gop=1:keyint=12:min-keyint=12:scenecut=0"}
 LOSSLESS = ["--crf", "0", "--preset", "ultrafast"]
 
 
-def cli(*args: object) -> tuple[int, str]:
-    err = io.StringIO()
-    return int(main([str(a) for a in args], stderr=err)), err.getvalue()
+cli = run_cli
 
 
 def process(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
