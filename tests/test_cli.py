@@ -72,13 +72,15 @@ def test_upscale_and_live_parse_their_shared_options_alike() -> None:
               "--threads", "1", "--precision", "fp16", "--codec", "libx265", "--crf", "20",
               "--preset", "fast", "--pix-fmt", "yuv420p", "--format", "matroska",
               "--codec-option", "a=b", "--container-option", "c=d", "--no-audio", "--color",
-              "ycrcb", "--input-format", "mpegts", "--input-option", "e=f", "--max-pixels", "100"]
+              "ycrcb", "--input-format", "mpegts", "--input-option", "e=f", "--max-pixels", "100",
+              "--on-error", "stop", "--quality", "balanced", "--square-pixels"]
     parser = build_parser()
     up = vars(parser.parse_args(["upscale", "in.mp4", "out.mp4", *shared]))
     live = vars(parser.parse_args(["live", "in.mp4", "out.mp4", *shared]))
     both = (set(up) & set(live)) - {"command"}
     assert len(both) > 20
     assert {k: up[k] for k in both} == {k: live[k] for k in both}
+    assert {"on_error", "quality", "square_pixels"} <= both
     up_defaults = vars(parser.parse_args(["upscale", "in.mp4"]))
     live_defaults = vars(parser.parse_args(["live", "in.mp4"]))
     differ = {k for k in both if up_defaults[k] != live_defaults[k]}

@@ -23,7 +23,7 @@ from .errors import (
                      VsrError,
 )
 from .frames import StageTimes, Stats
-from .options import Device, ModelOptions, Precision, Progress, SinkOptions, SourceOptions
+from .options import ColorPath, Device, ModelOptions, OnError, Precision, Progress, SinkOptions, SourceOptions
 from .pipeline import Pipeline, upscale_video
 from .scaleout import LocalExecutor, RayExecutor, ScaleOutJob, ScaleOutOptions
 from .upscaler import Upscaler
@@ -31,6 +31,7 @@ from .version import __version__
 
 __all__ = [
                      "Cancelled",
+                     "ColorPath",
                      "DecodeError",
                      "Device",
                      "EncodeError",
@@ -39,6 +40,7 @@ __all__ = [
                      "ModelError",
                      "ModelOptions",
                      "ModelRunError",
+                     "OnError",
                      "Pipeline",
                      "Precision",
                      "Progress",

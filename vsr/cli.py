@@ -25,7 +25,17 @@ from typing import Any, NoReturn, TextIO, TypeVar
 
 from .errors import Interrupted, SinkError, SourceError, UsageError, VsrError
 from .frames import Stats
-from .options import DEFAULT_MAX_PIXELS, Device, ModelOptions, Precision, Progress, SinkOptions, SourceOptions
+from .options import (
+    DEFAULT_MAX_PIXELS,
+    ColorPath,
+    Device,
+    ModelOptions,
+    OnError,
+    Precision,
+    Progress,
+    SinkOptions,
+    SourceOptions,
+)
 from .preview import PreviewServer
 from .registry import TIERS
 from .version import __version__
@@ -91,9 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     _encoding_args(up, crf=18, preset="medium")
     i = _input_args(up, format_help="force the demuxer (e.g. mpegts)")
     i.add_argument("--frames", type=_positive, help="stop after this many frames")
-    i.add_argument("--on-error", choices=("skip", "stop"), default="skip",
-                   help="damaged input: skip what cannot be decoded and report it (default), "
-                        "or stop at the first damage with exit 1")
     up.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
     _batch_args(up)
     _scale_out_args(up)
@@ -196,7 +203,7 @@ def _encoding_args(p: argparse.ArgumentParser, crf: int, preset: str) -> None:
     e.add_argument("--container-option", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="extra muxer option, e.g. movflags=+faststart")
     e.add_argument("--no-audio", action="store_true", help="drop audio and subtitle streams")
-    e.add_argument("--color", choices=("auto", "native", "ycrcb"), default="auto",
+    e.add_argument("--color", choices=[x.value for x in ColorPath], default=ColorPath.AUTO.value,
                    help="colour handling: native 4:2:0 planes when input and output allow "
                         "(auto, the default), or the model card's OpenCV YCrCb round trip")
 
@@ -210,6 +217,9 @@ def _input_args(p: argparse.ArgumentParser, format_help: str) -> argparse._Argum
     i.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse input frames larger than this many pixels "
                         f"(default {DEFAULT_MAX_PIXELS}, DCI 4K; 0: no limit)")
+    i.add_argument("--on-error", choices=[x.value for x in OnError], default=OnError.SKIP.value,
+                   help="damaged input: skip what cannot be decoded and report it (default), "
+                        "or stop at the first damage with exit 1")
     return i
 
 
@@ -439,11 +449,11 @@ def _open_job(args: argparse.Namespace, url: str, output: str, upscaler: Any, sc
             ray_address=args.ray_address,
             executor=args.executor, work_dir=work_dir, resume=args.resume,
             restart=args.restart, keep_work=args.keep_work)
-        job = ScaleOutJob(source, model, sink, options, on_error=args.on_error,
-                          color=args.color, upscaler=upscaler)
+        job = ScaleOutJob(source, model, sink, options, on_error=OnError(args.on_error),
+                          color=ColorPath(args.color), upscaler=upscaler)
     else:
-        job = Pipeline(source, model, sink, upscaler=upscaler, on_error=args.on_error,
-                       color=args.color)
+        job = Pipeline(source, model, sink, upscaler=upscaler, on_error=OnError(args.on_error),
+                       color=ColorPath(args.color))
     v = job.info.video
     warning = large_output_warning(v.width, v.height, job.upscaler.scale,
                                    getattr(job, "batch", model.batch))
@@ -584,7 +594,7 @@ def _live(args: argparse.Namespace, err: TextIO) -> int:
                        reconnect=args.reconnect, preview=args.preview,
                        preview_host=args.preview_host, preview_port=args.preview_port)
     pipeline = Pipeline(source, model, sink, upscaler=upscaler, mode=Mode.LIVE, live=live,
-                        color=args.color)
+                        color=ColorPath(args.color), on_error=OnError(args.on_error))
     _Signals.graceful = pipeline.stop
     mode = Progress.JSON if args.stats == "json" else resolve_mode(Progress.AUTO, err)
     if args.quiet:

@@ -25,7 +25,7 @@ from .channel import Channel
 from .color import split_frame
 from .errors import reason
 from .frames import AudioPacket, Frame, Item, seconds_of
-from .options import LiveOptions
+from .options import LiveOptions, OnError
 from .source import OpenedInput, SourceCounters, _decode_packet, open_input, passthrough_items
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class _Rebase:
 
 def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                     decode_audio: frozenset[int], counters: SourceCounters,
-                    live_counters: LiveCounters, live: LiveOptions, on_error: str = "skip",
+                    live_counters: LiveCounters, live: LiveOptions, on_error: OnError = OnError.SKIP,
                     native: bool = False) -> None:
     """Decode in real time into `out` until the input ends, `stop` is set or the duration
     passes; reconnect network inputs that drop. Always closes `out` normally (the recording
@@ -141,7 +141,7 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
 
 
 def _items(src: OpenedInput, decode_audio: frozenset[int], counters: SourceCounters,
-           on_error: str) -> Iterator[Any]:
+           on_error: OnError) -> Iterator[Any]:
     """Video frames and passthrough items of one connection, until it ends or fails."""
     yield src.first_frame
     for packet in src.pending:

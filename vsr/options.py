@@ -33,6 +33,25 @@ class Precision(enum.Enum):
     FP16 = "fp16"
 
 
+class OnError(str, enum.Enum):
+    """What damaged input does. SKIP: what cannot be decoded is skipped and reported, frames
+    with concealed damage are kept (FFmpeg's behaviour). STOP: the first damage ends the run
+    with exit 1. (A str enum: "skip"/"stop" from the API or a manifest compare equal.)"""
+
+    SKIP = "skip"
+    STOP = "stop"
+
+
+class ColorPath(str, enum.Enum):
+    """How frames get from YUV to the model and back. AUTO: the native planes wherever input
+    and output are planar YUV, else the YCrCb path; NATIVE: insist (with a warning when it
+    cannot); YCRCB: the model card's OpenCV YCrCb round trip."""
+
+    AUTO = "auto"
+    NATIVE = "native"
+    YCRCB = "ycrcb"
+
+
 class Mode(enum.Enum):
     """FILE: lossless and as fast as possible. LIVE: real time, bounded latency, drops frames
     at the input rather than fall behind. `tuning_for()` lists every difference."""

@@ -31,7 +31,16 @@ from .errors import Cancelled, VsrError
 from .frames import AudioFrame, AudioPacket, Frame, Item, StageTimes, Stats, seconds_of
 from .live import LiveCounters, run_live_source
 from .model import Upscaler, auto_batch, load
-from .options import LiveOptions, Mode, ModelOptions, SinkOptions, SourceOptions, tuning_for
+from .options import (
+    ColorPath,
+    LiveOptions,
+    Mode,
+    ModelOptions,
+    OnError,
+    SinkOptions,
+    SourceOptions,
+    tuning_for,
+)
 from .preview import PreviewServer
 from .source import OpenedInput, SourceCounters, open_input, run_source
 from .upscale import UpscaleCounters, run_upscaler, warm_up
@@ -72,10 +81,10 @@ class Pipeline:
         source: what to read.
         model: which model; or pass `upscaler` to use an already loaded one (tests, API).
         sink: what to write; None only for a live preview without an output.
-        on_error: "skip" or "stop" for damaged input.
+        on_error: what damaged input does (`OnError`; its string values are taken too).
         mode: FILE (lossless, back-pressure) or LIVE (real time, drops at the input).
         live: live-mode settings.
-        color: "auto" (native 4:2:0 planes where possible), "native" or "ycrcb".
+        color: the colour path (`ColorPath`; its string values are taken too).
         log_notes: log the output's notes (padding, dropped streams); a scale-out segment
             leaves that to the job, which says them once.
 
@@ -84,9 +93,9 @@ class Pipeline:
     """
 
     def __init__(self, source: SourceOptions, model: ModelOptions, sink: SinkOptions | None,
-                 upscaler: Upscaler | None = None, on_error: str = "skip",
+                 upscaler: Upscaler | None = None, on_error: OnError | str = OnError.SKIP,
                  mode: Mode = Mode.FILE, live: LiveOptions | None = None,
-                 color: str = "auto", log_notes: bool = True) -> None:
+                 color: ColorPath | str = ColorPath.AUTO, log_notes: bool = True) -> None:
         if model.batch < 0:
             raise VsrError("--batch must be 'auto' or at least 1")
         if sink is None and not (mode is Mode.LIVE and live is not None and live.preview):
@@ -94,7 +103,7 @@ class Pipeline:
         self.mode = mode
         self.live = live or LiveOptions()
         self.model_options = model
-        self.on_error = on_error
+        self.on_error = OnError(on_error)
         self.upscaler: Upscaler = upscaler or load(model)
         self.input: OpenedInput = open_input(
             dataclasses.replace(source, decoder_threads=tuning_for(mode, 1).decoder_threads))
@@ -116,7 +125,7 @@ class Pipeline:
             raise
         for note in self.output.notes if self.output and log_notes else []:
             log.warning("%s", note)
-        self.native = self._native_path(color)
+        self.native = self._native_path(ColorPath(color))
         layout = pixfmt.native_input(v.pix_fmt)
         scale = self.upscaler.scale
         self.compose_spec = ComposeSpec(
@@ -143,15 +152,15 @@ class Pipeline:
         self._t0 = 0.0
         self._done = False
 
-    def _native_path(self, color: str) -> bool:
+    def _native_path(self, color: ColorPath) -> bool:
         """Whether frames take the native YUV path: planar (or semi-planar) YUV in, planar
         YUV out, a video output; any depth and chroma subsampling."""
-        if color == "ycrcb":
+        if color is ColorPath.YCRCB:
             return False
         out = self.output
         ok = (out is not None and not out.is_image and pixfmt.layout_of(out.pix_fmt) is not None
               and pixfmt.native_input(self.input.info.video.pix_fmt) is not None)
-        if color == "native" and not ok:
+        if color is ColorPath.NATIVE and not ok:
             log.warning("the native colour path needs YUV video in and planar YUV video "
                         "out: using the YCrCb path")
         return ok
@@ -379,7 +388,8 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
                   device: str = "auto", batch: int = 0, codec: str | None = None, crf: int | None = 18,
                   preset: str | None = "medium", pix_fmt: str | None = None,
                   format: str | None = None, overwrite: bool = False, max_frames: int | None = None,
-                  tile: int = 0, on_error: str = "skip", color: str = "auto",
+                  tile: int = 0, on_error: OnError | str = OnError.SKIP,
+                  color: ColorPath | str = ColorPath.AUTO,
                   precision: str = "auto", quality: str | None = None) -> Stats:
     """Upscale a video (or image) file end to end and return what was done.
 

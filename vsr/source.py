@@ -26,7 +26,7 @@ from .channel import Channel
 from .color import split_frame
 from .errors import DecodeError, NoVideoFrame, SourceError, reason
 from .frames import AudioFrame, AudioPacket, Item, StreamInfo, VideoInfo, seconds_of
-from .options import SourceOptions
+from .options import OnError, SourceOptions
 from .signalling import has_dolby_vision, hdr10_of
 from .timestamps import Pending, TimestampRepair
 
@@ -316,7 +316,7 @@ def _video_info(container: Any, video: Any, first: Any) -> VideoInfo:
 
 def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                decode_audio: frozenset[int], counters: SourceCounters,
-               on_error: str = "skip", reorder_depth: int = 4, native: bool = False) -> None:
+               on_error: OnError = OnError.SKIP, reorder_depth: int = 4, native: bool = False) -> None:
     """Demux and decode everything, putting Frames and passthrough items into `out`.
 
     Closes `out` on normal end of stream (or when `stop` is set); on an exception the
@@ -325,8 +325,8 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
     Args:
         decode_audio: input stream indexes whose packets the sink wants decoded (it must
             re-encode them); other passthrough packets travel compressed.
-        on_error: "skip" drops frames that fail to decode (counted, timestamps of the
-            others untouched); "stop" raises DecodeError at the first one.
+        on_error: SKIP drops frames that fail to decode (counted, timestamps of the
+            others untouched); STOP raises DecodeError at the first one.
         reorder_depth: frames held back to put timestamps in order.
         native: split by the native YUV path (`color.split_planes`) instead of YCrCb.
     """
@@ -395,7 +395,7 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                 # The decoder concealed damage in this frame. FFmpeg keeps such frames, and
                 # so does "skip" (a concealed frame is better than a gap); "stop" refuses it.
                 when = float(frame.pts * tb) if frame.pts is not None else None
-                if on_error == "stop":
+                if on_error is OnError.STOP:
                     at = f" at {when:.3f}s" if when is not None else ""
                     raise DecodeError(f"damaged frame {index}{at} in {src.info.url!r}: the decoder "
                                       "had to conceal errors", hint="use --on-error skip to "
@@ -435,7 +435,7 @@ def _start(item: Any) -> float | None:
 
 
 def _demux_decode(src: OpenedInput, decode_audio: frozenset[int], counters: SourceCounters,
-                  on_error: str, skip_video: list[float] | None = None) -> Iterator[Any]:
+                  on_error: OnError, skip_video: list[float] | None = None) -> Iterator[Any]:
     """Video frames (first one included) and passthrough items, in demux order."""
     yield src.first_frame
     container, video = src.container, src.video
@@ -457,7 +457,7 @@ def _demux_decode(src: OpenedInput, decode_audio: frozenset[int], counters: Sour
             # A demuxer error mid-file (truncation, garbage): what was read stays valid.
             counters.decode_errors += 1
             log.warning("cannot read past this point of the input: %s", reason(exc))
-            if on_error == "stop":
+            if on_error is OnError.STOP:
                 raise DecodeError(f"cannot read input {src.info.url!r} after frame "
                                   f"{counters.frames}: {reason(exc)}") from exc
             break
@@ -499,7 +499,7 @@ def flush_audio(src: OpenedInput, decode_audio: frozenset[int]) -> Iterator[Item
             pass
 
 
-def _decode_packet(video: Any, packet: Any, counters: SourceCounters, on_error: str,
+def _decode_packet(video: Any, packet: Any, counters: SourceCounters, on_error: OnError,
                    url: str) -> Iterator[Any]:
     t0 = time.perf_counter()
     try:
@@ -511,7 +511,7 @@ def _decode_packet(video: Any, packet: Any, counters: SourceCounters, on_error: 
         when = seconds_of(packet)
         if when is not None:
             counters.error_times.append(when)
-        if on_error == "stop":
+        if on_error is OnError.STOP:
             at = f" at {when:.3f}s" if when is not None else ""
             raise DecodeError(f"cannot decode frame {counters.frames}{at} of {url!r}: "
                               f"{reason(exc)}") from exc

@@ -28,7 +28,7 @@ from .. import sink as sink_mod
 from ..errors import SourceError, UsageError, VsrError
 from ..frames import StageTimes, Stats
 from ..model import Upscaler, load
-from ..options import ModelOptions, SinkOptions, SourceOptions
+from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
 from ..pipeline import Progress
 from ..source import open_input
 from ..version import __version__
@@ -97,14 +97,15 @@ class ScaleOutJob:
     """
 
     def __init__(self, source: SourceOptions, model: ModelOptions, sink: SinkOptions,
-                 options: ScaleOutOptions, on_error: str = "skip", color: str = "auto",
+                 options: ScaleOutOptions, on_error: OnError | str = OnError.SKIP,
+                 color: ColorPath | str = ColorPath.AUTO,
                  upscaler: Upscaler | None = None, executor: Executor | None = None) -> None:
         _check_request(source, sink, options)
         # Absolute paths: a worker on another node (or a Ray worker in its own directory)
         # must find the same files.
         source = replace(source, url=str(Path(source.url).resolve()))
         self.source, self.model, self.sink, self.options = source, model, sink, options
-        self.on_error, self.color = on_error, color
+        self.on_error, self.color = OnError(on_error), ColorPath(color)
         self.upscaler = upscaler or load(model)
         self.scale = self.upscaler.scale
         opened = open_input(source)

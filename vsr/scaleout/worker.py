@@ -22,7 +22,7 @@ import av
 
 from ..errors import Cancelled, NoVideoFrame, SourceError, VsrError
 from ..model import Upscaler, load
-from ..options import ModelOptions, SinkOptions, SourceOptions
+from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
 from .manifest import file_sha256
 
 
@@ -34,8 +34,8 @@ class SegmentTask:
     source: SourceOptions  # with start_pts / end_pts / video_only set
     sink: SinkOptions  # the part's path (.mp4 or .mkv) and the job's encoder settings
     model: ModelOptions
-    color: str = "auto"
-    on_error: str = "skip"
+    color: ColorPath = ColorPath.AUTO
+    on_error: OnError = OnError.SKIP
     seconds: float = 0.0  # expected length, for longest-first scheduling
 
 
