@@ -203,3 +203,17 @@ def test_native_yuv_path_matches_the_ycrcb_path_and_keeps_colour_tags(tmp_path: 
             outs[color] = np.stack([frame_to_bgr(f) for f in frames]).astype(int)
     diff = np.abs(outs["native"] - outs["ycrcb"])
     assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 8
+
+
+def test_usage_errors_of_the_pipeline_are_usage_errors(tmp_path: Path) -> None:
+    """A negative batch or a missing output are UsageError (exit 2 at the CLI), raised before
+    anything is opened."""
+    from vsr.errors import UsageError
+
+    src = synth_video(tmp_path / "in.mp4", n=2)
+    with pytest.raises(UsageError, match="--batch"):
+        Pipeline(SourceOptions(str(src)), ModelOptions(batch=-1), SinkOptions(str(tmp_path / "o.mp4")),
+                 upscaler=FakeUpscaler(2))
+    with pytest.raises(UsageError, match="an output is required"):
+        Pipeline(SourceOptions(str(src)), ModelOptions(), None, upscaler=FakeUpscaler(2))
+    assert leftovers(tmp_path) == [] and not (tmp_path / "o.mp4").exists()

@@ -27,7 +27,7 @@ from . import pixfmt
 from . import sink as sink_mod
 from .channel import Channel
 from .compose import ComposeCounters, ComposeSpec, run_compose
-from .errors import Cancelled, VsrError
+from .errors import Cancelled, UsageError
 from .frames import AudioFrame, AudioPacket, Frame, Item, StageTimes, Stats, seconds_of
 from .live import LiveCounters, run_live_source
 from .model import Upscaler, auto_batch, load
@@ -97,9 +97,9 @@ class Pipeline:
                  mode: Mode = Mode.FILE, live: LiveOptions | None = None,
                  color: ColorPath | str = ColorPath.AUTO, log_notes: bool = True) -> None:
         if model.batch < 0:
-            raise VsrError("--batch must be 'auto' or at least 1")
+            raise UsageError("--batch must be 'auto' or at least 1")
         if sink is None and not (mode is Mode.LIVE and live is not None and live.preview):
-            raise VsrError("an output is required (or --preview in live mode)")
+            raise UsageError("an output is required (or --preview in live mode)")
         self.mode = mode
         self.live = live or LiveOptions()
         self.model_options = model
