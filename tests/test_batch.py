@@ -277,7 +277,7 @@ def test_ctrl_c_keeps_finished_files_and_exits_130(tmp_path: Path) -> None:
     folder = tmp_path / "f"
     folder.mkdir()
     synth_video(folder / "a.mp4", n=6, audio=None)
-    synth_video(folder / "b.mp4", n=60, size=(160, 90), bframes=False)
+    synth_video(folder / "b.mp4", n=300, size=(160, 90), bframes=False)  # long enough to catch mid-run
     out = tmp_path / "out"
     old = signal.getsignal(signal.SIGINT)
     if old is signal.SIG_IGN:  # children inherit an ignored SIGINT (see test_signals.py)
