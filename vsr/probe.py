@@ -1,4 +1,5 @@
 """Measure what an input's header only claims, by decoding it (`vsr info --count`; main thread).
+Also the one way a whole-file reader (this count, the scale-out keyframe scan) opens an input.
 
 A header's frame count and duration can be wrong: an MP4 edit list hides frames that the
 sample table still counts, a cut or damaged file ends early, some containers say nothing.
@@ -9,11 +10,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import av
 
 from .errors import SourceError, reason
 from .options import SourceOptions
+
+
+def open_video(url: str, format: str | None = None,
+               options: dict[str, str] | None = None) -> tuple[Any, Any]:
+    """(container, its first video stream), for readers that go through a whole file.
+
+    Raises:
+        SourceError: the input cannot be opened or has no video stream (the container is
+            closed then).
+    """
+    try:
+        container = av.open(url, format=format, options=dict(options or {}))
+    except FileNotFoundError as exc:
+        raise SourceError(f"cannot open input {url!r}: no such file or directory") from exc
+    except (av.error.FFmpegError, OSError) as exc:
+        raise SourceError(f"cannot open input {url!r}: {reason(exc)}") from exc
+    if not container.streams.video:
+        container.close()
+        raise SourceError(f"no video stream in {url!r}")
+    return container, container.streams.video[0]
 
 
 @dataclass(frozen=True)
@@ -38,14 +60,8 @@ def count_frames(opts: SourceOptions) -> FrameCount:
     Raises:
         SourceError: the input cannot be opened or has no video stream.
     """
-    try:
-        container = av.open(opts.url, "r", format=opts.format, options=dict(opts.options))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise SourceError(f"cannot open input {opts.url!r}: {reason(exc)}") from exc
+    container, video = open_video(opts.url, opts.format, dict(opts.options))
     with container:
-        if not container.streams.video:
-            raise SourceError(f"no video stream in {opts.url!r}")
-        video = container.streams.video[0]
         video.thread_type = "AUTO"
         rate = video.average_rate or video.guessed_rate
         frames = errors = 0

@@ -19,7 +19,8 @@ from fractions import Fraction
 
 import av
 
-from ..errors import SourceError, reason
+from ..errors import SourceError
+from ..probe import open_video
 
 
 @dataclass(frozen=True)
@@ -59,16 +60,8 @@ def scan(url: str, format: str | None = None, options: dict[str, str] | None = N
     Raises:
         SourceError: the input cannot be opened, has no video, or no timed video packets.
     """
-    try:
-        container = av.open(url, format=format, options=dict(options or {}))
-    except FileNotFoundError as exc:
-        raise SourceError(f"cannot open input {url!r}: no such file or directory") from exc
-    except (av.error.FFmpegError, OSError) as exc:
-        raise SourceError(f"cannot open input {url!r}: {reason(exc)}") from exc
+    container, video = open_video(url, format, options)
     with container:
-        if not container.streams.video:
-            raise SourceError(f"no video stream in {url!r}")
-        video = container.streams.video[0]
         tb = video.time_base or Fraction(1, 90000)
         pts: list[int] = []
         keys: list[int] = []  # decode positions of keyframes
