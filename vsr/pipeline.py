@@ -130,8 +130,7 @@ class Pipeline:
         scale = self.upscaler.scale
         self.compose_spec = ComposeSpec(
             self.native, layout.depth if layout else 8,
-            self.output.picture_size if self.output is not None and self.output.picture_size[0]
-            else (v.width * scale, v.height * scale))
+            self.output.picture_size if self.output is not None else (v.width * scale, v.height * scale))
         self.src_counters = SourceCounters()
         self.live_counters = LiveCounters()
         self.up_counters = UpscaleCounters()

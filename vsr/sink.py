@@ -253,6 +253,7 @@ def _video_encoder(container: Any, opts: SinkOptions, info: StreamInfo, scale: i
     if codec.type != "video":
         raise SinkError(f"{codec_name!r} is not a video encoder")
     supported = [f.name for f in codec.video_formats or []]
+    asked = pix_fmt is not None  # by --pix-fmt, or an image format's own
     if pix_fmt is None:
         choice = pixfmt.choose_output(codec_name, supported, source_layout)
         pix_fmt = encoders.preferred_pix_fmt(codec_name, choice.pix_fmt)
@@ -260,21 +261,20 @@ def _video_encoder(container: Any, opts: SinkOptions, info: StreamInfo, scale: i
     elif supported and pix_fmt not in supported:
         raise SinkError(f"encoder {codec_name!r} cannot take pixel format {pix_fmt!r}",
                         hint=f"it takes: {', '.join(supported)}")
-    elif v.color_trc in (16, 18) and max(c.bits for c in av.VideoFormat(pix_fmt).components) <= 8:
+    fmt = av.VideoFormat(pix_fmt)
+    deep = max(c.bits for c in fmt.components) > 8
+    if asked and v.color_trc in (16, 18) and not deep:
         notes.append(f"the input is HDR ({'PQ' if v.color_trc == 16 else 'HLG'}) and --pix-fmt "
                      f"{pix_fmt} is 8-bit: expect banding (drop --pix-fmt to keep "
                      f"{v.bit_depth}-bit)")
     out_w, out_h = v.width * scale, v.height * scale
     sar = v.sar if not is_image else Fraction(1)
     if sar != 1 and opts.square_pixels:
-        fmt0 = av.VideoFormat(pix_fmt)
-        even = fmt0.chroma_width(2) == 1
-        out_w = max(2, round(out_w * sar / (2 if even else 1)) * (2 if even else 1))
-        notes_sar = f"non-square pixels (SAR {sar}) resampled to square: {out_w}x{out_h}"
-        log.info("%s", notes_sar)
+        step = 2 if fmt.chroma_width(2) == 1 else 1  # 4:2:x: an even width
+        out_w = max(2, round(out_w * sar / step) * step)
+        log.info("non-square pixels (SAR %s) resampled to square: %dx%d", sar, out_w, out_h)
         sar = Fraction(1)
     picture_size = (out_w, out_h)
-    fmt = av.VideoFormat(pix_fmt)
     # 4:2:0 / 4:2:2 encoders need even sizes where the chroma is subsampled.
     padded = bool((out_w % 2 and fmt.chroma_width(2) == 1) or (out_h % 2 and fmt.chroma_height(2) == 1))
     if padded:
@@ -315,7 +315,7 @@ def _video_encoder(container: Any, opts: SinkOptions, info: StreamInfo, scale: i
         notes.append(m.note)
     encoders.apply(cc, m)
     codec_opts = dict(m.options)
-    if v.hdr10 is not None and not is_image and av.VideoFormat(pix_fmt).components[0].bits > 8:
+    if v.hdr10 is not None and not is_image and deep:
         why = hdr_codec_options(codec_name, v.hdr10, codec_opts)
         if why:
             notes.append(f"HDR10 metadata ({v.hdr10.describe()}) dropped: {why}")
