@@ -472,8 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     ap.add_argument("--max-minutes", type=float, default=0,
-                    help="fit the run into this many minutes: after a short calibration, "
-                         "--steps is lowered (and recorded) if the device is too slow for it")
+                    help="fit the whole run into this many minutes: the schedule follows the "
+                         "clock and training stops when its share is spent (at --steps at most); "
+                         "the steps done are recorded")
     ap.add_argument("--checkpoint", type=Path, help="checkpoint file (default <out>.ckpt)")
     ap.add_argument("--checkpoint-every", type=int, default=500)
     ap.add_argument("--log-every", type=int, default=100)
@@ -485,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed batch and patch shapes: tune convs once
     out: Path = args.out or ROOT / "models" / f"espcn_x{args.scale}.onnx"
     ckpt_path = args.checkpoint or out.with_name(out.name + ".ckpt")
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
@@ -537,31 +540,43 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, steps=saved["steps"])  # a --max-minutes run may have lowered it
         print(f"resumed from {ckpt_path} at step {start}", flush=True)
 
+    # --max-minutes makes the schedule follow the clock instead of the step count: warm-up,
+    # cosine decay and the MSE phase are fractions of the time left for training, and the
+    # run stops when it is spent. A step-count estimate from a short calibration is not safe
+    # when several runs share one GPU and start at different times (the rate changes as the
+    # others start and finish); the clock is. Such a run does not resume (the steps it
+    # managed are recorded instead).
+    timed = bool(args.max_minutes) and start == 0
+    t_train = time.monotonic()
+    reserve = 30.0  # final Set5/Set14 evaluation, export and export check
+    train_seconds = args.max_minutes * 60 - (t_train - t0) - reserve
+    if timed and train_seconds <= 30:
+        raise SystemExit(f"--max-minutes {args.max_minutes} leaves no time to train "
+                         f"(the patch bank took {t_train - t0:.0f}s)")
+
+    def progress(step: int) -> float:
+        if timed:
+            return (time.monotonic() - t_train) / train_seconds
+        return step / max(1, cfg.steps)
+
     def lr_at(step: int) -> float:
         warm = 200
         if step < warm:
             return cfg.lr * (step + 1) / warm
-        t = (step - warm) / max(1, cfg.steps - warm)
+        t = progress(step)
+        if not timed:
+            t = (step - warm) / max(1, cfg.steps - warm)
+        t = min(max(t, 0.0), 1.0)
         return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
 
     requested_steps = cfg.steps
-    mse_from = int(cfg.steps * (1 - cfg.mse_fraction))
     n = len(lr_bank)
     t_start = time.monotonic()
     step = start
-    t_calib = t_start
     while step < cfg.steps:
-        if args.max_minutes and start == 0 and step == 200:
-            t_calib = time.monotonic()  # after start-up (CUDA init, autotuning) is paid
-        if args.max_minutes and start == 0 and step == 600:
-            rate = 400 / (time.monotonic() - t_calib)
-            budget = args.max_minutes * 60 - (time.monotonic() - t0) - 20
-            fit = 600 + int(rate * max(budget, 0) * 0.95)
-            if fit < cfg.steps:
-                cfg = replace(cfg, steps=fit)
-                mse_from = int(cfg.steps * (1 - cfg.mse_fraction))
-                print(f"{rate:.0f} steps/s: lowering --steps from {requested_steps} to {fit} "
-                      f"to fit --max-minutes {args.max_minutes}", flush=True)
+        if timed and progress(step) >= 1.0:
+            break
+        mse = progress(step) >= 1 - cfg.mse_fraction
         idx = torch.randint(0, n, (cfg.batch,), generator=gen)
         k = int(torch.randint(0, 8, (1,), generator=gen))
         x = lr_t[idx.to(device)].float().div_(255).unsqueeze(1)
@@ -573,14 +588,14 @@ def main(argv: list[str] | None = None) -> int:
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         pred = model(x)
-        loss = torch.nn.functional.mse_loss(pred, y) if step >= mse_from else (pred - y).abs().mean()
+        loss = torch.nn.functional.mse_loss(pred, y) if mse else (pred - y).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if (step + 1) % args.log_every == 0:
             done = step + 1 - start
             rate = done / (time.monotonic() - t_start)
-            eta = (cfg.steps - step - 1) / rate
+            eta = ((1 - progress(step)) * train_seconds if timed else (cfg.steps - step - 1) / rate)
             print(f"step {step + 1}/{cfg.steps} loss {loss.item():.5f} lr {lr_at(step):.2e} "
                   f"{rate:.1f} steps/s eta {eta / 60:.1f} min", flush=True)
         if (step + 1) % args.checkpoint_every == 0 or step + 1 == cfg.steps:
@@ -596,6 +611,10 @@ def main(argv: list[str] | None = None) -> int:
                       "kept out)", flush=True)
         step += 1
 
+    if timed:
+        cfg = replace(cfg, steps=step)
+        print(f"trained {step} steps in {time.monotonic() - t_train:.0f}s (--max-minutes "
+              f"{args.max_minutes})", flush=True)
     model.eval()
     psnr: dict[str, float] = {}
     for name in ("Set5", "Set14"):
@@ -631,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
         "vsr.train_command": "python scripts/train.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "vsr.train_config": json.dumps(asdict(cfg)),
         "vsr.train_steps": str(cfg.steps) + ("" if cfg.steps == requested_steps
-                                             else f" (lowered from {requested_steps} by --max-minutes)"),
+                                             else f" (the steps {args.max_minutes} minutes allowed)"),
         "vsr.train_device": device,
         "vsr.train_seconds": f"{time.monotonic() - t0:.0f}",
     }
