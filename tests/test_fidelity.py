@@ -295,16 +295,16 @@ def test_dolby_vision_is_dropped_with_one_warning_that_names_it(tmp_path: Path) 
     that the Dolby Vision metadata is dropped (it cannot stay valid after scaling)."""
     import dataclasses
 
-    from vsr import sink
+    from vsr import output
+    from vsr.input import open_input
     from vsr.options import SinkOptions, SourceOptions
-    from vsr.source import open_input
 
     src = clip(tmp_path / "in.mp4", "libx264", "yuv420p")
     opened = open_input(SourceOptions(str(src)))
     try:
         info = dataclasses.replace(opened.info, video=dataclasses.replace(opened.info.video, dolby_vision=True))
-        out = sink.open_output(SinkOptions(str(tmp_path / "o.mp4")), info, 3)
-        sink.discard(out)
+        out = output.open_output(SinkOptions(str(tmp_path / "o.mp4")), info, 3)
+        output.discard(out)
     finally:
         opened.container.close()
     assert sum("Dolby Vision" in n for n in out.notes) == 1

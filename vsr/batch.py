@@ -22,10 +22,10 @@ from typing import Protocol
 
 from .errors import UsageError, VsrError
 from .frames import Stats
+from .output import IMAGE_INPUTS, default_output
 from .pipeline import Progress
-from .sink import IMAGE_INPUTS, default_output
 
-#: Extensions a folder is searched for (images: sink.IMAGE_INPUTS). Named files are taken
+#: Extensions a folder is searched for (images: output.IMAGE_INPUTS). Named files are taken
 #: whatever their extension.
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",

@@ -374,8 +374,8 @@ _EXITING = False
 
 def _upscale(args: argparse.Namespace, err: TextIO) -> int:
     from .model import load
+    from .output import default_output
     from .progress import plural, resolve_mode, show, stats_record
-    from .sink import default_output
 
     if args.output_dir is not None:
         return _upscale_many(args, err)
@@ -666,9 +666,9 @@ def _damage_report(stats: Stats) -> str:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from .input import open_input
     from .model import describe, load
     from .progress import plural
-    from .source import open_input
 
     src = open_input(SourceOptions(args.input))
     try:

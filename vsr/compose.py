@@ -2,9 +2,9 @@
 
 It sits between the model and the encoder so that the colour work (chroma upscaling, range
 and pixel-format conversion) overlaps with encoding instead of adding to it: on a GPU, where
-the model is fast, one thread doing both was the limit. It reads the output's settings (pixel
-format, range, padding) from `OpenedOutput` but never touches its container, which the sink
-thread owns.
+the model is fast, one thread doing both was the limit. It reads what the encoder takes (pixel
+format, range, padding) from the output's frozen `EncodeFormat`, never the output's container,
+which the sink thread owns.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import cv2
 from .channel import Channel
 from .color import bgr_to_frame, frame_to_bgr, merge_planes, merge_upscaled, pad_to_even
 from .frames import Frame, Item, Picture
+from .output import EncodeFormat
 from .preview import PreviewServer
 
 
@@ -32,11 +33,14 @@ class ComposeSpec:
         src_depth: bits per chroma sample of the input (native path).
         picture_size: (width, height) of the picture before padding; differs from the
             model's output only for --square-pixels (luma resampled horizontally).
+        encode: what the encoder takes; None for a live preview without an output (then
+            frames only go to the preview, and the sink gets nothing but the end of stream).
     """
 
     native: bool
     src_depth: int
     picture_size: tuple[int, int]
+    encode: EncodeFormat | None
 
 
 @dataclass
@@ -49,14 +53,14 @@ class ComposeCounters:
     latencies: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=100_000))
 
 
-def _picture_luma(y: Any, spec: ComposeSpec | None) -> Any:
+def _picture_luma(y: Any, spec: ComposeSpec) -> Any:
     """The upscaled luma at the picture's size (resampled only for --square-pixels)."""
-    if spec is not None and spec.picture_size != (y.shape[1], y.shape[0]):
+    if spec.picture_size != (y.shape[1], y.shape[0]):
         return cv2.resize(y, spec.picture_size, interpolation=cv2.INTER_CUBIC)
     return y
 
 
-def _before(preview: PreviewServer, item: Frame, spec: ComposeSpec | None,
+def _before(preview: PreviewServer, item: Frame, spec: ComposeSpec,
             to_bgr: Callable[[Any, Any], Any]) -> Any:
     """The bicubic picture of the same frame, for the preview's split view: made only while
     someone watches it, by the same colour path as the upscaled one, so that the two halves
@@ -68,13 +72,18 @@ def _before(preview: PreviewServer, item: Frame, spec: ComposeSpec | None,
     return to_bgr(_picture_luma(bicubic, spec), item.crcb)
 
 
-def run_compose(out: Any, inp: Channel[Item], outp: Channel[Item], counters: ComposeCounters,
-                preview: PreviewServer | None = None, spec: ComposeSpec | None = None) -> None:
+def run_compose(inp: Channel[Item], outp: Channel[Item], spec: ComposeSpec, *,
+                counters: ComposeCounters, preview: PreviewServer | None = None) -> None:
     """Turn every Frame into a Picture ready to encode; other items pass straight through.
 
-    `out` is the sink's `OpenedOutput`, or None for a live preview without an output (then
-    frames only go to `preview`, and the sink gets nothing but the end of the stream).
+    Args:
+        inp: upscaled Frames and passthrough items.
+        outp: Pictures and passthrough items, for the sink.
+        spec: the colour path and what the encoder takes (`spec.encode` None: preview only).
+        counters: frames composed, colour time, and (preview only) latencies.
+        preview: the live preview to publish every picture to, if any.
     """
+    out = spec.encode
     for item in inp:
         if not isinstance(item, Frame):
             if out is not None:
@@ -82,7 +91,7 @@ def run_compose(out: Any, inp: Channel[Item], outp: Channel[Item], counters: Com
             continue
         t0 = time.perf_counter()
         y = _picture_luma(item.y, spec)
-        if out is not None and spec is not None and spec.native:
+        if out is not None and spec.native:
             vf = merge_planes(y, item.crcb, spec.src_depth, out.pix_fmt, out.color_range == 2, out.padded)
             if preview is not None:
                 preview.publish(frame_to_bgr(vf), _before(preview, item, spec, lambda yb, c: frame_to_bgr(

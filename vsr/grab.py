@@ -18,9 +18,9 @@ import numpy.typing as npt
 
 from .color import frame_to_bgr
 from .errors import UsageError
+from .input import open_input
 from .options import SourceOptions
 from .probe import count_frames
-from .source import open_input
 
 log = logging.getLogger(__name__)
 Image = npt.NDArray[np.uint8]

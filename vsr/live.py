@@ -23,10 +23,11 @@ import av
 
 from .channel import Channel
 from .color import split_frame
+from .decode import Decoder, DecodeSpec, SourceCounters
 from .errors import reason
 from .frames import AudioPacket, Frame, Item, seconds_of
-from .options import LiveOptions, OnError
-from .source import OpenedInput, SourceCounters, _decode_packet, open_input, passthrough_items
+from .input import OpenedInput, open_input
+from .options import LiveOptions
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +81,22 @@ class _Rebase:
         return t if t >= 0 else None
 
 
-def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
-                    decode_audio: frozenset[int], counters: SourceCounters,
-                    live_counters: LiveCounters, live: LiveOptions, on_error: OnError = OnError.SKIP,
-                    native: bool = False) -> None:
+def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec: DecodeSpec,
+                    live: LiveOptions, *, counters: SourceCounters,
+                    live_counters: LiveCounters) -> None:
     """Decode in real time into `out` until the input ends, `stop` is set or the duration
     passes; reconnect network inputs that drop. Always closes `out` normally (the recording
-    is finalised) unless an exception escapes, and always closes the input."""
+    is finalised) unless an exception escapes, and always closes the input.
+
+    Args:
+        src: the opened input; this thread owns its container (and its reconnections).
+        out: the DROP_OLDEST channel Frames and passthrough items go into.
+        stop: set for a graceful stop: the recording ends here.
+        spec: streams to decode, the damage policy, the colour path.
+        live: duration and reconnection settings.
+        counters: what was decoded and skipped.
+        live_counters: reconnections, and why the input was lost.
+    """
     t0 = time.monotonic()
     rebase = _Rebase(t0)
     tb = src.info.video.time_base
@@ -96,7 +106,7 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
     current = src
     try:
         while True:
-            for item in _items(current, decode_audio, counters, on_error):
+            for item in _items(Decoder(current, spec, counters)):
                 if stop.is_set() or (live.duration is not None and time.monotonic() - t0 >= live.duration):
                     out.close()
                     return
@@ -107,7 +117,7 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                         frame = frame.reformat(width=width, height=height)
                     t_in = float(frame.pts * tb) if frame.pts is not None else None
                     t_out = rebase.video(t_in)
-                    y, crcb = split_frame(frame, native)
+                    y, crcb = split_frame(frame, spec.native)
                     out.put(Frame(index, round(t_out / out_tb), out_tb, time.monotonic(), y, crcb))
                     index += 1
                     counters.frames = index
@@ -140,21 +150,22 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
         current.container.close()  # closing twice is harmless
 
 
-def _items(src: OpenedInput, decode_audio: frozenset[int], counters: SourceCounters,
-           on_error: OnError) -> Iterator[Any]:
-    """Video frames and passthrough items of one connection, until it ends or fails."""
+def _items(decoder: Decoder) -> Iterator[Any]:
+    """Video frames and passthrough items of one connection, until it ends or fails.
+
+    Audio before the first video frame is trimmed (see `Decoder.early`): copied packets by
+    their time (`_Rebase.other`), the early packets of re-encoded streams left out.
+    """
+    src = decoder.src
     yield src.first_frame
-    for packet in src.pending:
-        if packet.stream.index not in decode_audio:
-            yield AudioPacket(packet.stream.index, packet)
+    yield from decoder.early(reencoded=False)
     video = src.video
-    streams = [video, *src.info.passthrough]
     try:
-        for packet in src.container.demux(streams):
+        for packet in src.container.demux([video, *src.info.passthrough]):
             if packet.stream.index == video.index:
-                yield from _decode_packet(video, packet, counters, on_error, src.info.url)
+                yield from decoder.video(packet)
             else:
-                yield from passthrough_items(packet, decode_audio)
+                yield from decoder.passthrough(packet)
     except (av.error.FFmpegError, OSError) as exc:
         log.warning("input %r lost: %s", src.info.url, reason(exc))
 

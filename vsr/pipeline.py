@@ -23,12 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from . import output as output_mod
 from . import pixfmt
-from . import sink as sink_mod
 from .channel import Channel
 from .compose import ComposeCounters, ComposeSpec, run_compose
+from .decode import DecodeSpec, SourceCounters
 from .errors import Cancelled, UsageError
 from .frames import AudioFrame, AudioPacket, Frame, Item, StageTimes, Stats, seconds_of
+from .input import OpenedInput, open_input
 from .live import LiveCounters, run_live_source
 from .model import Upscaler, auto_batch, load
 from .options import (
@@ -42,7 +44,8 @@ from .options import (
     tuning_for,
 )
 from .preview import PreviewServer
-from .source import OpenedInput, SourceCounters, open_input, run_source
+from .sink import SinkCounters, run_sink
+from .source import run_source
 from .upscale import UpscaleCounters, run_upscaler, warm_up
 
 log = logging.getLogger(__name__)
@@ -108,34 +111,39 @@ class Pipeline:
         self.input: OpenedInput = open_input(
             dataclasses.replace(source, decoder_threads=tuning_for(mode, 1).decoder_threads))
         v = self.input.info.video
-        self.output: sink_mod.OpenedOutput | None = None
+        self.output: output_mod.OpenedOutput | None = None
         self.preview: PreviewServer | None = None
         try:
             self.batch = model.batch or auto_batch(self.upscaler, v.height, v.width)
             self.tuning = tuning_for(mode, self.batch, self.live.max_latency)
             if sink is not None:
-                self.output = sink_mod.open_output(sink, self.input.info, self.upscaler.scale,
-                                                   live=mode is Mode.LIVE)
+                self.output = output_mod.open_output(sink, self.input.info, self.upscaler.scale,
+                                                     live=mode is Mode.LIVE)
             if mode is Mode.LIVE and self.live.preview:
                 self.preview = PreviewServer(self.live.preview_host, self.live.preview_port)
         except BaseException:
             self.input.container.close()
             if self.output is not None:
-                sink_mod.discard(self.output)
+                output_mod.discard(self.output)
             raise
         for note in self.output.notes if self.output and log_notes else []:
             log.warning("%s", note)
         self.native = self._native_path(ColorPath(color))
         layout = pixfmt.native_input(v.pix_fmt)
         scale = self.upscaler.scale
+        encode = self.output.format if self.output is not None else None
         self.compose_spec = ComposeSpec(
             self.native, layout.depth if layout else 8,
-            self.output.picture_size if self.output is not None else (v.width * scale, v.height * scale))
+            encode.picture_size if encode is not None else (v.width * scale, v.height * scale),
+            encode)
+        self.decode_spec = DecodeSpec(
+            decode_audio=self.output.decode_audio if self.output else frozenset(),
+            on_error=self.on_error, native=self.native, reorder_depth=self.tuning.reorder_depth)
         self.src_counters = SourceCounters()
         self.live_counters = LiveCounters()
         self.up_counters = UpscaleCounters()
         self.compose_counters = ComposeCounters()
-        self.sink_counters = sink_mod.SinkCounters()
+        self.sink_counters = SinkCounters()
         t = self.tuning
         self.ch_in: Channel[Item] = Channel(
             t.input.capacity, "decoded", t.input.policy, droppable=lambda item: isinstance(item, Frame),
@@ -157,7 +165,7 @@ class Pipeline:
         if color is ColorPath.YCRCB:
             return False
         out = self.output
-        ok = (out is not None and not out.is_image and pixfmt.layout_of(out.pix_fmt) is not None
+        ok = (out is not None and not out.is_image and pixfmt.layout_of(out.format.pix_fmt) is not None
               and pixfmt.native_input(self.input.info.video.pix_fmt) is not None)
         if color is ColorPath.NATIVE and not ok:
             log.warning("the native colour path needs YUV video in and planar YUV video "
@@ -172,10 +180,10 @@ class Pipeline:
     def provider(self) -> str:
         return str(getattr(self.upscaler, "provider", "custom"))
 
-    def _stage(self, name: str, fn: Callable[..., None], *args: Any) -> threading.Thread:
+    def _stage(self, name: str, run: Callable[[], None]) -> threading.Thread:
         def body() -> None:
             try:
-                fn(*args)
+                run()
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 if not isinstance(exc, Cancelled):
                     with self._lock:
@@ -192,25 +200,24 @@ class Pipeline:
     def start(self) -> None:
         """Start the three stage threads."""
         self._t0 = time.monotonic()
-        decode_audio = self.output.decode_audio if self.output else frozenset()
         if self.mode is Mode.LIVE:
-            source = self._stage("vsr-source", run_live_source, self.input, self.ch_in, self._stop,
-                                 decode_audio, self.src_counters, self.live_counters, self.live,
-                                 self.on_error, self.native)
+            source = self._stage("vsr-source", lambda: run_live_source(
+                self.input, self.ch_in, self._stop, self.decode_spec, self.live,
+                counters=self.src_counters, live_counters=self.live_counters))
             max_latency: float | None = self.live.max_latency
         else:
-            source = self._stage("vsr-source", run_source, self.input, self.ch_in, self._stop,
-                                 decode_audio, self.src_counters, self.on_error,
-                                 self.tuning.reorder_depth, self.native)
+            source = self._stage("vsr-source", lambda: run_source(
+                self.input, self.ch_in, self._stop, self.decode_spec, counters=self.src_counters))
             max_latency = None
         self._threads = [
             source,
-            self._stage("vsr-upscale", run_upscaler, self.upscaler, self.ch_in, self.ch_out,
-                        self.batch, self.up_counters, self.tuning.batch_wait, max_latency),
-            self._stage("vsr-compose", run_compose, self.output, self.ch_out, self.ch_enc,
-                        self.compose_counters, self.preview, self.compose_spec),
-            self._stage("vsr-sink", sink_mod.run_sink, self.output, self.ch_enc,
-                        self.sink_counters),
+            self._stage("vsr-upscale", lambda: run_upscaler(
+                self.upscaler, self.ch_in, self.ch_out, self.batch, self.up_counters,
+                self.tuning.batch_wait, max_latency)),
+            self._stage("vsr-compose", lambda: run_compose(
+                self.ch_out, self.ch_enc, self.compose_spec, counters=self.compose_counters,
+                preview=self.preview)),
+            self._stage("vsr-sink", lambda: run_sink(self.output, self.ch_enc, self.sink_counters)),
         ]
 
     def stop(self) -> None:
@@ -275,11 +282,11 @@ class Pipeline:
             elif self.mode is Mode.LIVE:
                 # A recording is kept whatever happened: close it properly (trailer, index)
                 # so that what was recorded so far plays.
-                sink_mod.close_in_place(self.output)
+                output_mod.close_in_place(self.output)
             elif failed:
-                sink_mod.discard(self.output)
+                output_mod.discard(self.output)
             else:
-                sink_mod.finish(self.output)
+                output_mod.finish(self.output)
         finally:
             if self.preview is not None:
                 self.preview.close()
@@ -305,7 +312,7 @@ class Pipeline:
             self._done = True
             self.input.container.close()
             if self.output is not None:
-                sink_mod.discard(self.output)
+                output_mod.discard(self.output)
             if self.preview is not None:
                 self.preview.close()
 
@@ -315,7 +322,7 @@ class Pipeline:
             frames=self._frames_done(),
             seconds=getattr(self, "_seconds", time.monotonic() - self._t0),
             input_size=(v.width, v.height),
-            output_size=(self.output.width, self.output.height) if self.output else
+            output_size=(self.output.format.width, self.output.format.height) if self.output else
             (v.width * self.upscaler.scale, v.height * self.upscaler.scale),
             scale=self.upscaler.scale,
             provider=self.provider,

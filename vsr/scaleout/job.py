@@ -24,13 +24,14 @@ from typing import Any
 
 import av
 
-from .. import sink as sink_mod
+from .. import output as output_mod
 from ..errors import SourceError, UsageError, VsrError
 from ..frames import StageTimes, Stats
+from ..input import open_input
 from ..model import Upscaler, load
 from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
 from ..pipeline import Progress
-from ..source import open_input
+from ..sink import SinkCounters
 from ..version import __version__
 from . import keyframes as kf
 from .executors import Executor, LocalExecutor, RayExecutor, Running, SegmentDone, SegmentFailed
@@ -135,7 +136,7 @@ class ScaleOutJob:
             if executor is None and hasattr(self, "executor"):
                 self.executor.close()  # a Ray started to ask for its size
             raise
-        self.sink_counters = sink_mod.SinkCounters()
+        self.sink_counters = SinkCounters()
         self._t0 = time.monotonic()
         self._seconds = 0.0
         self._running: dict[int, int] = {}
@@ -187,9 +188,9 @@ class ScaleOutJob:
         """Open (and discard) the real output now, so an existing file, a missing folder or a
         codec the container cannot hold fails before any segment runs; and the parts' codec.
         Its notes (padding, audio re-encoded or dropped) are said here, once for the job."""
-        out = sink_mod.open_output(self.sink, self.info, self.scale)
-        codec, pix_fmt = out.video.codec_context.name, out.pix_fmt
-        sink_mod.discard(out)
+        out = output_mod.open_output(self.sink, self.info, self.scale)
+        codec, pix_fmt = out.video.codec_context.name, out.format.pix_fmt
+        output_mod.discard(out)
         for note in out.notes:
             log.warning("%s", note)
         return codec, pix_fmt

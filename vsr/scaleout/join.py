@@ -17,11 +17,13 @@ from pathlib import Path
 
 import av
 
-from .. import sink as sink_mod
+from .. import output as output_mod
+from ..decode import Decoder, DecodeSpec
 from ..errors import EncodeError, VsrError, reason
 from ..frames import AudioFrame, AudioPacket, Item, VideoPacket
+from ..input import open_input
 from ..options import SinkOptions, SourceOptions
-from ..source import OpenedInput, flush_audio, open_input, passthrough_items
+from ..sink import SinkCounters, run_sink
 from .manifest import SegmentRecord
 from .worker import describe_part
 
@@ -73,24 +75,24 @@ def verify(work: Path, records: Sequence[SegmentRecord], time_base: Fraction) ->
 
 
 def join(parts: Sequence[Path], source: SourceOptions, sink: SinkOptions, scale: int,
-         counters: sink_mod.SinkCounters | None = None) -> sink_mod.OpenedOutput:
+         counters: SinkCounters | None = None) -> output_mod.OpenedOutput:
     """Write the output from the parts and the original's other streams; renamed into place
     only when complete (the sink's temporary-file rule)."""
-    counters = counters or sink_mod.SinkCounters()
+    counters = counters or SinkCounters()
     original = open_input(SourceOptions(source.url, format=source.format,
                                         options=dict(source.options), max_pixels=0))
     try:
         with av.open(str(parts[0])) as first:
-            out = sink_mod.open_output(sink, original.info, scale,
-                                       video_template=first.streams.video[0])
+            out = output_mod.open_output(sink, original.info, scale,
+                                         video_template=first.streams.video[0])
         try:
-            items = heapq.merge(_video_packets(parts), _passthrough(original, out.decode_audio),
-                                key=_Clock().key)
-            sink_mod.run_sink(out, items, counters)
+            audio = Decoder(original, DecodeSpec(decode_audio=out.decode_audio))
+            items = heapq.merge(_video_packets(parts), _passthrough(audio), key=_Clock().key)
+            run_sink(out, items, counters)
         except BaseException:
-            sink_mod.discard(out)
+            output_mod.discard(out)
             raise
-        sink_mod.finish(out)
+        output_mod.finish(out)
         return out
     finally:
         original.container.close()
@@ -123,19 +125,18 @@ def _video_packets(parts: Sequence[Path]) -> Iterator[Item]:
             raise EncodeError(f"cannot read segment part '{path}': {reason(exc)}") from exc
 
 
-def _passthrough(src: OpenedInput, decode_audio: frozenset[int]) -> Iterator[Item]:
+def _passthrough(decoder: Decoder) -> Iterator[Item]:
     """The original's audio and subtitle packets (decoded where the output re-encodes them)."""
-    streams = list(src.info.passthrough)
+    streams = list(decoder.src.info.passthrough)
     if not streams:
         return
-    for packet in src.pending:
-        yield from passthrough_items(packet, decode_audio)
+    yield from decoder.early()
     try:
-        for packet in src.container.demux(streams):
-            yield from passthrough_items(packet, decode_audio)
+        for packet in decoder.src.container.demux(streams):
+            yield from decoder.passthrough(packet)
     except av.error.FFmpegError as exc:
         log.warning("cannot read the input's audio past this point: %s", reason(exc))
-    yield from flush_audio(src, decode_audio)
+    yield from decoder.flush_audio()
 
 
 class _Clock:
