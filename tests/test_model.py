@@ -11,9 +11,11 @@ import pytest
 from conftest import MODEL_X3, SHARED_DATA, ZOO_MODEL, needs
 
 import vsr
+from vsr.engines import providers_for
 from vsr.errors import ModelError, ProviderUnavailable
-from vsr.model import OnnxUpscaler, providers_for, tile_grid
+from vsr.model import OnnxUpscaler
 from vsr.options import Device, Precision
+from vsr.tiling import tile_grid
 
 
 def _noise(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -162,7 +164,7 @@ def test_batch_auto_is_1_on_the_cpu_and_a_measured_power_of_two_on_a_gpu() -> No
     timed choice is a valid batch within the memory cap."""
     import sys
 
-    from vsr.model import auto_batch
+    from vsr.batching import auto_batch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from conftest import FakeUpscaler

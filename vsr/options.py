@@ -184,7 +184,7 @@ class ModelOptions:
             bundled model for `scale` (default x3).
         scale: 2, 3 or 4 to pick a bundled model; checked against `model` when both given.
         device: execution provider choice.
-        batch: frames per model call; 0 chooses by measurement (`model.auto_batch`).
+        batch: frames per model call; 0 chooses by measurement (`batching.auto_batch`).
         tile: tile edge in input pixels for dynamic models (0: whole frames). Fixed-size
             models always tile at their own size.
         threads: onnxruntime intra-op threads (0: onnxruntime's default, all cores).

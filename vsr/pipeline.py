@@ -25,6 +25,7 @@ import numpy as np
 
 from . import output as output_mod
 from . import pixfmt
+from .batching import auto_batch
 from .channel import Channel
 from .compose import ComposeCounters, ComposeSpec, run_compose
 from .decode import DecodeSpec, SourceCounters
@@ -32,7 +33,7 @@ from .errors import Cancelled, UsageError
 from .frames import AudioFrame, AudioPacket, Frame, Item, StageTimes, Stats, seconds_of
 from .input import OpenedInput, open_input
 from .live import LiveCounters, run_live_source
-from .model import Upscaler, auto_batch, load
+from .model import Upscaler, load, precision_of, provider_of
 from .options import (
     ColorPath,
     LiveOptions,
@@ -178,7 +179,7 @@ class Pipeline:
 
     @property
     def provider(self) -> str:
-        return str(getattr(self.upscaler, "provider", "custom"))
+        return provider_of(self.upscaler)
 
     def _stage(self, name: str, run: Callable[[], None]) -> threading.Thread:
         def body() -> None:
@@ -326,7 +327,7 @@ class Pipeline:
             (v.width * self.upscaler.scale, v.height * self.upscaler.scale),
             scale=self.upscaler.scale,
             provider=self.provider,
-            precision=str(getattr(self.upscaler, "precision", "")),
+            precision=precision_of(self.upscaler),
             batch=self.batch,
             stages=StageTimes(
                 decode=self.src_counters.decode_seconds,

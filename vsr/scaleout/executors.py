@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import Cancelled, UsageError, VsrError
-from ..model import Upscaler, load
+from ..model import Upscaler, load, provider_of
 from ..options import ModelOptions
 from .worker import SegmentProgress, SegmentResult, SegmentTask, SegmentWorker, run_segment
 
@@ -86,7 +86,7 @@ class LocalExecutor:
     def start(self, model: ModelOptions, input_url: str, work: Path) -> None:
         if self.upscaler is None:
             self.upscaler = load(model)
-        self.provider = str(getattr(self.upscaler, "provider", "custom"))
+        self.provider = provider_of(self.upscaler)
 
     def run(self, tasks: Sequence[SegmentTask]) -> Iterator[Event]:
         todo: deque[SegmentTask] = deque(tasks)

@@ -28,7 +28,7 @@ from .. import output as output_mod
 from ..errors import SourceError, UsageError, VsrError
 from ..frames import StageTimes, Stats
 from ..input import open_input
-from ..model import Upscaler, load
+from ..model import Upscaler, load, precision_of
 from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
 from ..pipeline import Progress
 from ..sink import SinkCounters
@@ -394,7 +394,7 @@ class ScaleOutJob:
             input_size=(v.width, v.height),
             output_size=(v.width * self.scale, v.height * self.scale),
             scale=self.scale, provider=self.executor.provider or self.executor.name,
-            precision=str(getattr(self.upscaler, "precision", "")),
+            precision=precision_of(self.upscaler),
             batch=self.model.batch, stages=StageTimes(encode=self._join_seconds),
             audio_streams=self._audio_streams,
             decode_errors=sum(r.decode_errors for r in segs),

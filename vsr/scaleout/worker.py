@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 
 from ..errors import Cancelled, NoVideoFrame, SourceError, VsrError
-from ..model import Upscaler, load
+from ..model import Upscaler, load, provider_of
 from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
 from .manifest import file_sha256
 
@@ -160,7 +160,7 @@ class SegmentWorker:
         return self.progress.index, self.progress.frames
 
     def provider(self) -> str:
-        return str(getattr(self.upscaler, "provider", "custom"))
+        return provider_of(self.upscaler)
 
     def probe(self, input_url: str, marker: str) -> str:
         """Check, on this worker's machine, that the input and the work directory are shared:
