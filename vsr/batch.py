@@ -18,12 +18,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from .errors import UsageError, VsrError
 from .frames import Stats
 from .output import IMAGE_INPUTS, default_output
-from .pipeline import Progress
+from .run import Run, Snapshot
 
 #: Extensions a folder is searched for (images: output.IMAGE_INPUTS). Named files are taken
 #: whatever their extension.
@@ -82,7 +81,7 @@ class BatchProgress:
     files_total: int
     files_done: int  # finished, whatever the outcome
     current: BatchItem | None
-    file: Progress | None  # the current file's own snapshot
+    file: Snapshot | None  # the current file's own snapshot
     frames: int  # frames finished in all files, the current one included
     elapsed: float  # seconds since the batch started
     total_estimate: int
@@ -97,14 +96,6 @@ class BatchProgress:
         if not self.total_estimate or not self.frames or self.frames >= self.total_estimate:
             return None
         return (self.total_estimate - self.frames) / self.fps
-
-
-class Job(Protocol):
-    """What `run_batch` needs of a `Pipeline` or `ScaleOutJob`."""
-
-    def progress(self, interval: float = 0.25) -> Iterator[Progress]: ...
-    def close(self) -> None: ...
-    def stats(self) -> Stats: ...
 
 
 def expand(inputs: Sequence[str], recursive: bool = False) -> list[tuple[str, Path]]:
@@ -166,7 +157,7 @@ def _key(path: Path) -> str:
     return os.path.normcase(os.path.abspath(path))
 
 
-def run_batch(items: Sequence[BatchItem], open_job: Callable[[BatchItem], Job], *,
+def run_batch(items: Sequence[BatchItem], open_job: Callable[[BatchItem], Run], *,
               skip_existing: bool = False, fail_fast: bool = False,
               interval: float = 0.25) -> Iterator[BatchProgress | FileResult]:
     """Run every item, yielding progress snapshots and one FileResult per file, each
@@ -188,7 +179,7 @@ def run_batch(items: Sequence[BatchItem], open_job: Callable[[BatchItem], Job], 
     finished_frames = 0
     known: list[int] = []  # frame counts of the files seen, for the estimate
 
-    def snapshot(done: int, item: BatchItem | None, p: Progress | None) -> BatchProgress:
+    def snapshot(done: int, item: BatchItem | None, p: Snapshot | None) -> BatchProgress:
         """`done` files finished; the ones after the current file (or after `done`, between
         files) are still to come."""
         current = max(p.total, p.frames) if p else 0
@@ -206,7 +197,7 @@ def run_batch(items: Sequence[BatchItem], open_job: Callable[[BatchItem], Job], 
             yield snapshot(i + 1, None, None)
             continue
         started = time.monotonic()
-        last: Progress | None = None
+        last: Snapshot | None = None
         try:
             job = open_job(item)
             try:

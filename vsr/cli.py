@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, NoReturn, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from .errors import Interrupted, SinkError, SourceError, UsageError, VsrError
 from .frames import Stats
@@ -39,6 +39,9 @@ from .options import (
 from .preview import PreviewServer
 from .registry import TIERS
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .run import Run
 
 log = logging.getLogger("vsr")
 T = TypeVar("T")
@@ -429,7 +432,7 @@ def _model_options(args: argparse.Namespace) -> ModelOptions:
 
 
 def _open_job(args: argparse.Namespace, url: str, output: str, upscaler: Any, scale_out: bool,
-              work_dir: str | None, label: str = "") -> Any:
+              work_dir: str | None, label: str = "") -> Run:
     """The Pipeline (or, for --segments and friends, the ScaleOutJob) upscaling one file with
     the already loaded `upscaler`; warns (once, prefixed by `label`) if its output is huge."""
     from .limits import large_output_warning
@@ -439,7 +442,7 @@ def _open_job(args: argparse.Namespace, url: str, output: str, upscaler: Any, sc
                            max_frames=args.frames, max_pixels=args.max_pixels)
     model = _model_options(args)
     sink = _sink_options(args, output)
-    job: Any
+    job: Run
     if scale_out:
         from .scaleout import ScaleOutJob, ScaleOutOptions
 
@@ -455,8 +458,7 @@ def _open_job(args: argparse.Namespace, url: str, output: str, upscaler: Any, sc
         job = Pipeline(source, model, sink, upscaler=upscaler, on_error=OnError(args.on_error),
                        color=ColorPath(args.color))
     v = job.info.video
-    warning = large_output_warning(v.width, v.height, job.upscaler.scale,
-                                   getattr(job, "batch", model.batch))
+    warning = large_output_warning(v.width, v.height, job.upscaler.scale, job.batch)
     if warning:
         log.warning("%s%s", label, warning)
     return job

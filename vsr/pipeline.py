@@ -18,7 +18,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,10 +29,10 @@ from .channel import Channel
 from .compose import ComposeCounters, ComposeSpec, run_compose
 from .decode import DecodeSpec, SourceCounters
 from .errors import Cancelled, UsageError
-from .frames import AudioFrame, AudioPacket, Frame, Item, StageTimes, Stats, seconds_of
+from .frames import AudioFrame, AudioPacket, Frame, Item, StageTimes, Stats, StreamInfo, seconds_of
 from .input import OpenedInput, open_input
 from .live import LiveCounters, run_live_source
-from .model import Upscaler, load, precision_of, provider_of
+from .model import Upscaler, load, provider_of
 from .options import (
     ColorPath,
     LiveOptions,
@@ -45,37 +44,12 @@ from .options import (
     tuning_for,
 )
 from .preview import PreviewServer
+from .run import Damage, Snapshot, build_stats
 from .sink import SinkCounters, run_sink
 from .source import run_source
 from .upscale import UpscaleCounters, run_upscaler, warm_up
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot for progress displays, taken in the caller's thread."""
-
-    frames: int
-    total: int  # 0 when the input does not say
-    elapsed: float
-    frames_in: int = 0  # decoded so far
-    dropped: int = 0  # dropped at the input (live)
-    latency: float | None = None  # recent median seconds from decode to encode
-    batch: int = 0  # the batch size in force (live: adaptive)
-    segments: int = 0  # scale-out: segments in the job (0: not split)
-    segments_done: int = 0
-    events: tuple[dict[str, Any], ...] = ()  # scale-out: segment events since the last snapshot
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def eta(self) -> float | None:
-        if not self.total or not self.frames or self.frames >= self.total:
-            return None
-        return (self.total - self.frames) / self.fps
 
 
 class Pipeline:
@@ -158,6 +132,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._t0 = 0.0
+        self._seconds: float | None = None  # set when the run ends
         self._done = False
 
     def _native_path(self, color: ColorPath) -> bool:
@@ -174,7 +149,7 @@ class Pipeline:
         return ok
 
     @property
-    def info(self) -> Any:
+    def info(self) -> StreamInfo:
         return self.input.info
 
     @property
@@ -231,7 +206,7 @@ class Pipeline:
         self.ch_out.cancel()
         self.ch_enc.cancel()
 
-    def progress(self, interval: float = 0.25) -> Iterator[Progress]:
+    def progress(self, interval: float = 0.25) -> Iterator[Snapshot]:
         """Run to the end, yielding a progress snapshot every `interval` seconds.
 
         Re-raises the first stage error; on KeyboardInterrupt aborts, cleans up and re-raises.
@@ -293,19 +268,19 @@ class Pipeline:
                 self.preview.close()
             self._seconds = time.monotonic() - self._t0
 
-    def snapshot(self) -> Progress:
+    def snapshot(self) -> Snapshot:
         """Where the run is; live-only figures (drops, latency) are None/0 in file mode."""
         done = self._frames_done()
         elapsed = time.monotonic() - self._t0
         if self.mode is Mode.LIVE:
             recent = list(self._latencies())[-200:]
-            return Progress(done, 0, elapsed, self.src_counters.frames, self.ch_in.dropped,
+            return Snapshot(done, 0, elapsed, self.src_counters.frames, self.ch_in.dropped,
                             float(np.median(recent)) if recent else None,
                             self.up_counters.batch_limit or self.batch)
         total = self.info.video.frames
         if self.input.options.max_frames:
             total = min(total, self.input.options.max_frames) if total else self.input.options.max_frames
-        return Progress(done, total, elapsed, self.src_counters.frames, batch=self.batch)
+        return Snapshot(done, total, elapsed, self.src_counters.frames, batch=self.batch)
 
     def close(self) -> None:
         """Release everything if the run never started (the API's error path)."""
@@ -318,36 +293,33 @@ class Pipeline:
                 self.preview.close()
 
     def stats(self) -> Stats:
-        v = self.info.video
-        return Stats(
+        """What the run did (so far: it can be called while it runs)."""
+        src = self.src_counters
+        out = self.output
+        return build_stats(
+            self,
             frames=self._frames_done(),
-            seconds=getattr(self, "_seconds", time.monotonic() - self._t0),
-            input_size=(v.width, v.height),
-            output_size=(self.output.format.width, self.output.format.height) if self.output else
-            (v.width * self.upscaler.scale, v.height * self.upscaler.scale),
-            scale=self.upscaler.scale,
+            seconds=self._seconds if self._seconds is not None else time.monotonic() - self._t0,
             provider=self.provider,
-            precision=precision_of(self.upscaler),
-            batch=self.batch,
+            output=self._output_name(),
+            damage=Damage(src.decode_errors, src.corrupt_frames,
+                          tuple(src.error_times + src.corrupt_times)),
             stages=StageTimes(
-                decode=self.src_counters.decode_seconds,
-                color=self.src_counters.color_seconds + self.compose_counters.color_seconds,
+                decode=src.decode_seconds,
+                color=src.color_seconds + self.compose_counters.color_seconds,
                 model=self.up_counters.model_seconds,
                 encode=self.sink_counters.encode_seconds,
                 wait_in=self.ch_in.wait_get,
                 wait_out=self.ch_out.wait_put,
             ),
-            audio_streams=len(self.output.stream_map) if self.output else 0,
-            decode_errors=self.src_counters.decode_errors,
-            corrupt_frames=self.src_counters.corrupt_frames,
-            damage_times=tuple(sorted(self.src_counters.error_times + self.src_counters.corrupt_times)),
-            repaired_timestamps=self.src_counters.repaired_pts,
-            output=self._output_name(),
-            frames_in=self.src_counters.frames,
+            output_size=(out.format.width, out.format.height) if out is not None else None,
+            audio_streams=len(out.stream_map) if out is not None else 0,
+            frames_in=src.frames,
             dropped=self.ch_in.dropped,
             latency=_percentiles(self._latencies()),
             reconnects=self.live_counters.reconnects,
             input_lost=self.live_counters.lost,
+            repaired_timestamps=src.repaired_pts,
         )
 
     def _frames_done(self) -> int:
@@ -416,4 +388,4 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
     return pipeline.run()
 
 
-__all__ = ["Pipeline", "Progress", "upscale_video"]
+__all__ = ["Pipeline", "upscale_video"]

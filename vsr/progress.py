@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .frames import Stats
 from .options import Progress as Mode
-from .pipeline import Progress
+from .run import Snapshot
 
 if TYPE_CHECKING:
     from .batch import BatchProgress, FileResult
@@ -33,7 +33,7 @@ def resolve_mode(mode: Mode, stream: TextIO) -> Mode:
     return mode
 
 
-def show(snapshots: Iterator[Progress], mode: Mode, stream: TextIO = sys.stderr,
+def show(snapshots: Iterator[Snapshot], mode: Mode, stream: TextIO = sys.stderr,
          every: float = 0.5, label: str = "") -> None:
     """Consume the pipeline's progress snapshots, drawing them as `mode` says."""
     if mode is Mode.BAR:
@@ -52,7 +52,7 @@ def show(snapshots: Iterator[Progress], mode: Mode, stream: TextIO = sys.stderr,
             pass
 
 
-def _bar(snapshots: Iterator[Progress], stream: TextIO, label: str) -> None:
+def _bar(snapshots: Iterator[Snapshot], stream: TextIO, label: str) -> None:
     from tqdm import tqdm
 
     bar: Any = tqdm(total=None, unit="frame", file=stream, desc=label or None, dynamic_ncols=True,
@@ -71,7 +71,7 @@ def _bar(snapshots: Iterator[Progress], stream: TextIO, label: str) -> None:
         bar.close()
 
 
-def _json_line(stream: TextIO, event: str, p: Progress) -> None:
+def _json_line(stream: TextIO, event: str, p: Snapshot) -> None:
     rec: dict[str, Any] = {"event": event, "frames": p.frames, "total": p.total or None,
                            "fps": round(p.fps, 3), "elapsed": round(p.elapsed, 3),
                            "eta": None if p.eta is None else round(p.eta, 3)}

@@ -28,9 +28,9 @@ from .. import output as output_mod
 from ..errors import SourceError, UsageError, VsrError
 from ..frames import StageTimes, Stats
 from ..input import open_input
-from ..model import Upscaler, load, precision_of
+from ..model import Upscaler, load
 from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
-from ..pipeline import Progress
+from ..run import Damage, Snapshot, build_stats
 from ..sink import SinkCounters
 from ..version import __version__
 from . import keyframes as kf
@@ -281,7 +281,7 @@ class ScaleOutJob:
         return SegmentTask(rec.index, source, part, self.model, self.color, self.on_error,
                            self.segments[rec.index].seconds)
 
-    def progress(self, interval: float = 0.25) -> Iterator[Progress]:
+    def progress(self, interval: float = 0.25) -> Iterator[Snapshot]:
         """Run the job, yielding progress snapshots (with segment events) as it goes.
 
         Raises:
@@ -377,30 +377,33 @@ class ScaleOutJob:
     def close(self) -> None:
         self.executor.close()
 
-    def snapshot(self) -> Progress:
+    def snapshot(self) -> Snapshot:
         done = [r for r in self.manifest.segments if r.status == "done"]
         frames = sum(r.frames for r in done) + sum(self._running.values())
         events, self._events = tuple(self._events), []
-        return Progress(frames, self.info.video.frames, time.monotonic() - self._t0,
+        return Snapshot(frames, self.info.video.frames, time.monotonic() - self._t0,
                         segments=len(self.manifest.segments), segments_done=len(done),
                         events=events)
 
+    @property
+    def batch(self) -> int:
+        """Frames per model call as asked (0: each segment chooses)."""
+        return self.model.batch
+
     def stats(self) -> Stats:
-        v = self.info.video
+        """What the job did (so far: it can be called while it runs)."""
         segs = self.manifest.segments
-        return Stats(
-            frames=self.sink_counters.frames or sum(r.frames for r in self.manifest.segments),
+        return build_stats(
+            self,
+            frames=self.sink_counters.frames or sum(r.frames for r in segs),
             seconds=self._seconds or time.monotonic() - self._t0,
-            input_size=(v.width, v.height),
-            output_size=(v.width * self.scale, v.height * self.scale),
-            scale=self.scale, provider=self.executor.provider or self.executor.name,
-            precision=precision_of(self.upscaler),
-            batch=self.model.batch, stages=StageTimes(encode=self._join_seconds),
+            provider=self.executor.provider or self.executor.name,
+            output=str(self.final),
+            damage=Damage(sum(r.decode_errors for r in segs), sum(r.corrupt_frames for r in segs),
+                          tuple(t for r in segs for t in r.damage_times)),
+            stages=StageTimes(encode=self._join_seconds),
             audio_streams=self._audio_streams,
-            decode_errors=sum(r.decode_errors for r in segs),
-            corrupt_frames=sum(r.corrupt_frames for r in segs),
-            damage_times=tuple(sorted(t for r in segs for t in r.damage_times)),
-            output=str(self.final), segments=len(segs),
+            segments=len(segs),
         )
 
 
