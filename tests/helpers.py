@@ -1,16 +1,83 @@
-"""Helpers the test files share: running vsr's CLI (in this process or as a real one) and
-looking for leftovers. One definition each, imported as `from helpers import ...`."""
+"""Helpers the test files share: where things are, the numpy fake upscaler, reading what a
+run wrote, running vsr's CLI (in this process or as a real one) and the project's scripts,
+memory readings, and looking for leftovers. One definition each, imported as
+`from helpers import ...`. Media made by code (`synth_video`, `pattern`, ...) comes from
+`vsr.lab.media`, which the scripts share."""
 
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import av
+import numpy as np
+import numpy.typing as npt
+import pytest
 
 from vsr.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SHARED_VIDEOS = SHARED / "videos"
+SHARED_DATA = SHARED / "data"
+MODEL_X3 = ROOT / "models" / "espcn_x3.onnx"
+ZOO_MODEL = SHARED_DATA / "reference" / "super_resolution.onnx"
+
+
+def needs(path: Path) -> pytest.MarkDecorator:
+    """Skip unless `path` (usually under ../shared) exists."""
+    return pytest.mark.skipif(not path.exists(), reason=f"{path} not present")
+
+
+class FakeUpscaler:
+    """Nearest-neighbour numpy 'model': fast and exact, with optional delay or failure."""
+
+    provider = "fake"
+
+    def __init__(self, scale: int = 2, delay: float = 0.0, fail_at: int | None = None) -> None:
+        self.scale = scale
+        self.delay = delay
+        self.fail_at = fail_at
+        self.calls = 0
+        self.frames = 0
+
+    def __call__(self, y: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        self.calls += 1
+        if self.fail_at is not None and self.frames + len(y) > self.fail_at:
+            raise RuntimeError(f"fake model failure at frame {self.fail_at}")
+        self.frames += len(y)
+        if self.delay:
+            time.sleep(self.delay)
+        return np.repeat(np.repeat(y, self.scale, axis=1), self.scale, axis=2)
+
+
+def damage_middle(clean: Path, damaged: Path, flips: int = 60, span: int = 6000) -> Path:
+    """Write `damaged`: `clean` with `flips` bytes inverted in the `span` bytes after its middle
+    (seeded: the same bytes every run)."""
+    data = bytearray(clean.read_bytes())
+    rng = np.random.default_rng(1)
+    for i in rng.integers(len(data) // 2, len(data) // 2 + span, flips):
+        data[i] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    return damaged
+
+
+def video_stats(path: Path) -> dict[str, object]:
+    """Decode a file and return frame pts (seconds), sizes and audio packet count."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        times = []
+        sizes = set()
+        for f in c.decode(v):
+            times.append(float(f.pts * f.time_base))
+            sizes.add((f.width, f.height))
+    with av.open(str(path)) as c:
+        audio = sum(1 for s in c.streams if s.type == "audio")
+    return {"times": times, "sizes": sizes, "audio_streams": audio}
 
 
 def run_cli(*args: object) -> tuple[int, str]:
@@ -20,11 +87,54 @@ def run_cli(*args: object) -> tuple[int, str]:
     return int(status), err.getvalue()
 
 
-def run_process(*args: object, timeout: float = 60,
+def run_process(*args: object, timeout: float = 120,
                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m vsr ARGS...` as a real process from the checkout."""
+    """Run `python -m vsr ARGS...` as a real process from the checkout; `env` adds variables
+    to this process's environment."""
     return subprocess.run([sys.executable, "-m", "vsr", *map(str, args)], cwd=ROOT, check=False,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env} if env else None)
+
+
+def run_script(script: str, *args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run one of the project's scripts by its path, `python scripts/SCRIPT ARGS...`, from the
+    checkout (e.g. `run_script("models/eval.py", "--sets", folder)`)."""
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *map(str, args)], cwd=ROOT,
+                          check=False, capture_output=True, text=True, timeout=timeout)
+
+
+#: Runs the CLI in a fresh interpreter and prints its own peak RSS (KiB on Linux) last.
+_PEAK_RSS = """\
+import io, resource, sys
+from vsr.cli import main
+err = io.StringIO()
+status = main(sys.argv[1:], stderr=err)
+sys.stderr.write(err.getvalue())
+print(status, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss_kib(*args: object, timeout: float = 120) -> int:
+    """`vsr ARGS...` in a fresh interpreter, which must succeed; its peak RSS in KiB (Linux)."""
+    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, proc.stderr
+    status, rss = proc.stdout.split()[-2:]
+    assert status == "0", proc.stderr
+    return int(rss)
+
+
+def rss_kib(pid: int | None = None) -> int:
+    """The resident memory (VmRSS, KiB) of process `pid`, or of this one; 0 once it is gone."""
+    status = Path(f"/proc/{pid if pid is not None else 'self'}/status")
+    try:
+        lines = status.read_text().splitlines()
+    except FileNotFoundError:
+        return 0
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def listing(folder: Path) -> list[str]:

@@ -13,13 +13,13 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-from conftest import pattern, synth_video
 from helpers import listing, run_cli
 from test_signals import Vsr
 
 import vsr.model
 from vsr.batch import BatchItem, Status, expand, plan, run_batch
 from vsr.errors import UsageError
+from vsr.lab.media import pattern, synth_video
 from vsr.limits import large_output_warning, memory_estimate
 from vsr.options import ModelOptions, SinkOptions, SourceOptions
 from vsr.pipeline import Pipeline

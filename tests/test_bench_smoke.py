@@ -1,21 +1,16 @@
-"""scripts/bench.py runs end to end on a tiny clip and writes every row (no timing assertions)."""
+"""scripts/bench/bench.py runs end to end on a tiny clip and writes every row (no timing assertions)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import run_script
 
 
 def test_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--size", "64x48", "--frames", "4",
-         "--device", "cpu", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    proc = run_script("bench/bench.py", "--size", "64x48", "--frames", "4", "--device", "cpu", "--json", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| **vsr end to end** |" in proc.stdout
     rows = {r["key"]: r for r in json.loads(out.read_text())["rows"]}
@@ -32,10 +27,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
 def test_bench_runs_a_chosen_subset_of_anchors_at_batch_auto(tmp_path: Path) -> None:
     """--anchors and --batch auto (the GPU runs use both)."""
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--size", "64x48", "--frames", "3",
-         "--device", "cpu", "--batch", "auto", "--anchors", "a", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    proc = run_script("bench/bench.py", "--size", "64x48", "--frames", "3", "--device", "cpu",
+                      "--batch", "auto", "--anchors", "a", "--json", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rec = json.loads(out.read_text())
     assert {r["key"] for r in rec["rows"]} == {"decode", "model", "encode", "vsr", "free", "bicubic"}

@@ -10,11 +10,10 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-from conftest import pattern, synth_video, video_stats
-from helpers import assert_user_error, listing, run_cli, run_process
-from send_test_stream import write_audio_only
+from helpers import assert_user_error, listing, run_cli, run_process, video_stats
 
 from vsr.cli import build_parser
+from vsr.lab.media import pattern, synth_video, write_audio_only
 
 FAST = ["--preset", "ultrafast"]
 

@@ -13,12 +13,12 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import pattern, synth_video
 from helpers import assert_user_error, run_cli
 
 from vsr.color import frame_to_bgr
 from vsr.compare import bicubic, detail_region
 from vsr.grab import grab_frame
+from vsr.lab.media import pattern, synth_video
 
 W, H = 96, 64  # the clip; the bundled default model makes it 288x192
 OUT_W, OUT_H = W * 3, H * 3

@@ -1,5 +1,5 @@
 """Behaviour across containers and codecs with the real bundled x3 model: generated inputs
-(tests/conftest.synth_video, 64x48) in mp4, mkv, webm, avi and mpegts, with H.264 (with and
+(vsr.lab.media.synth_video, 64x48) in mp4, mkv, webm, avi and mpegts, with H.264 (with and
 without B-frames), HEVC (8 and 10 bit), VP8, VP9 and MPEG-4, constant and variable frame rate,
 go to .mp4, .mkv, standard output and come from standard input, keeping frames, timestamps,
 size and audio; a lossless output shows the pixels are exactly what the in-memory API gives.
@@ -16,9 +16,10 @@ import av
 import numpy as np
 import numpy.typing as npt
 import pytest
-from conftest import ROOT, synth_video
+from helpers import ROOT
 
 import vsr
+from vsr.lab.media import synth_video
 
 X265 = {"x265-params": "log-level=error"}
 SIZE = (64, 48)

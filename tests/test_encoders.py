@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
-from conftest import ROOT, synth_video
+from helpers import run_process
 
 from vsr.encoders import mapping
+from vsr.lab.media import synth_video
 
 #: encoder -> output extension (a container that holds it)
 SOFTWARE = {"libx264": ".mp4", "libx265": ".mp4", "libsvtav1": ".mkv", "libvpx-vp9": ".webm",
@@ -22,8 +22,8 @@ SOFTWARE = {"libx264": ".mp4", "libx265": ".mp4", "libsvtav1": ".mkv", "libvpx-v
 
 
 def run(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vsr", "upscale", *map(str, args), "--progress", "none",
-                           "-y"], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    """`vsr upscale ARGS --progress none -y` as a real process."""
+    return run_process("upscale", *args, "--progress", "none", "-y")
 
 
 @pytest.fixture(scope="module")

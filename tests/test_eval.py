@@ -3,43 +3,41 @@
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, needs
+from helpers import ROOT, SHARED_DATA, needs, run_script
+
+from vsr.lab import protocol
+from vsr.lab.media import synth_video
 
 pytest.importorskip("PIL")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import eval as sr_eval
-import sr_protocol
 
 
 def test_psnr_and_ssim_of_identical_images_are_perfect() -> None:
     """The metrics are inf dB and 1.0 for an exact reconstruction, and shave the border."""
     y = np.random.default_rng(0).integers(0, 256, (40, 50), dtype=np.uint8)
-    assert sr_protocol.psnr_y(y, y, 3) == float("inf")
-    assert sr_protocol.ssim_y(y, y, 3) == pytest.approx(1.0)
+    assert protocol.psnr_y(y, y, 3) == float("inf")
+    assert protocol.ssim_y(y, y, 3) == pytest.approx(1.0)
     z = y.copy()
     z[:3] = 0  # damage only inside the shaved border
-    assert sr_protocol.psnr_y(z, y, 3) == float("inf")
+    assert protocol.psnr_y(z, y, 3) == float("inf")
 
 
 @needs(SHARED_DATA / "eval" / "Set5" / "baby.png")
-def test_bicubic_figure_for_a_fixed_image_is_the_protocols(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bicubic_figure_for_a_fixed_image_is_the_protocols(tmp_path: Path) -> None:
     """eval.py on a folder holding Set5's baby.png prints its known bicubic x3 figure."""
     folder = tmp_path / "one"
     folder.mkdir()
     (folder / "baby.png").write_bytes((SHARED_DATA / "eval" / "Set5" / "baby.png").read_bytes())
-    assert sr_eval.main(["--sets", str(folder), "--scales", "3", "--model"]) == 0
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| bicubic x3")]
+    proc = run_script("models/eval.py", "--sets", folder, "--scales", "3", "--model")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| bicubic x3")]
     assert rows == ["| bicubic x3 | x3 | 32.58 | 0.8919 | - |"]
 
 
-def test_eval_table_lists_bicubic_and_the_given_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_table_lists_bicubic_and_the_given_model(tmp_path: Path) -> None:
     """A user's own folder of images gets a row for bicubic and for each model passed."""
     import cv2
 
@@ -47,9 +45,10 @@ def test_eval_table_lists_bicubic_and_the_given_model(tmp_path: Path, capsys: py
     folder.mkdir()
     rng = np.random.default_rng(1)
     cv2.imwrite(str(folder / "a.png"), cv2.GaussianBlur(rng.integers(0, 256, (60, 72, 3), dtype=np.uint8), (5, 5), 2))
-    assert sr_eval.main(["--sets", str(folder), "--scales", "3", "--model",
-                         str(ROOT / "models" / "espcn_x3.onnx")]) == 0
-    out = capsys.readouterr().out
+    proc = run_script("models/eval.py", "--sets", folder, "--scales", "3", "--model",
+                      ROOT / "models" / "espcn_x3.onnx")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
     assert "| bicubic x3 | x3 |" in out and "| espcn_x3 | x3 |" in out
 
 
@@ -62,11 +61,11 @@ def protocol_psnr(model: str, scale: int, set_name: str) -> tuple[float, float]:
 
     up = OnnxUpscaler(ROOT / "models" / f"{model}.onnx", Device.CPU)
     ours, bicubic = [], []
-    for path in sr_protocol.list_images(SHARED_DATA / "eval" / set_name):
-        hr, lr = sr_protocol.hr_lr_pair(path, scale)
-        hr_y = sr_protocol.y_channel(hr)
-        ours.append(sr_protocol.psnr_y(up(sr_protocol.y_channel(lr)[None])[0], hr_y, scale))
-        bicubic.append(sr_protocol.psnr_y(sr_protocol.bicubic_y(lr, scale), hr_y, scale))
+    for path in protocol.list_images(SHARED_DATA / "eval" / set_name):
+        hr, lr = protocol.hr_lr_pair(path, scale)
+        hr_y = protocol.y_channel(hr)
+        ours.append(protocol.psnr_y(up(protocol.y_channel(lr)[None])[0], hr_y, scale))
+        bicubic.append(protocol.psnr_y(protocol.bicubic_y(lr, scale), hr_y, scale))
     return float(np.mean(ours)), float(np.mean(bicubic))
 
 
@@ -111,16 +110,14 @@ def test_int8_variant_agrees_with_the_float_model_on_a_frame() -> None:
     assert np.abs(a - b).mean() < 1.5
 
 
-def test_temporal_table_reports_frame_and_difference_psnr(tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_temporal_table_reports_frame_and_difference_psnr(tmp_path: Path) -> None:
     """`eval.py --videos CLIP` prints, for bicubic and each model, a frame PSNR and a
     frame-difference PSNR per clip; a static clip's differences are perfect for bicubic."""
-    from conftest import synth_video
-
     clip = synth_video(tmp_path / "clip_a.mp4", n=4, size=(96, 72), audio=None)
-    assert sr_eval.main(["--videos", str(clip), "--frames", "4", "--scales", "3", "--model",
-                         str(ROOT / "models" / "espcn_x3.onnx")]) == 0
-    rows = {line.split(" | ")[0]: line for line in capsys.readouterr().out.splitlines()
+    proc = run_script("models/eval.py", "--videos", clip, "--frames", "4", "--scales", "3", "--model",
+                      ROOT / "models" / "espcn_x3.onnx")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split(" | ")[0]: line for line in proc.stdout.splitlines()
             if line.startswith(("| bicubic", "| espcn"))}
     assert set(rows) == {"| bicubic x3", "| espcn_x3"}
     for line in rows.values():
@@ -131,7 +128,7 @@ def test_temporal_table_reports_frame_and_difference_psnr(tmp_path: Path,
     from PIL import Image
 
     still = [Image.fromarray(np.stack([y + 128] * 3, -1))] * 3
-    assert sr_eval.temporal(lambda lr: sr_protocol.bicubic_y(lr, 3), 3, still)[1] == float("inf")
+    assert protocol.temporal_psnr(lambda lr: protocol.bicubic_y(lr, 3), 3, still)[1] == float("inf")
 
 
 @needs(SHARED_DATA / "eval" / "Set14")

@@ -5,7 +5,6 @@ clip that has the property, run through the real CLI (PyAV/FFmpeg and onnxruntim
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -15,9 +14,10 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import run_process
 
-from vsr.signalling import hdr10_of, set_stream_sar
+from vsr.lab.media import gradient_clip
+from vsr.signalling import hdr10_of
 
 HLG = {"color_primaries": 9, "color_trc": 18, "colorspace": 9, "color_range": 1}
 MASTER = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"
@@ -26,51 +26,27 @@ MASTER = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"
 def clip(path: Path, codec: str, pix_fmt: str, size: tuple[int, int] = (64, 48), n: int = 4,
          sar: Fraction | None = None, tags: dict[str, int] | None = None,
          options: dict[str, str] | None = None) -> Path:
-    """A small clip: a smooth gradient (so 10-bit precision shows) with colour, `n` frames.
+    """A small clip: a smooth gradient (so 10-bit precision shows) with colour, `n` frames
+    (`vsr.lab.media.gradient_clip`).
 
     libx265 runs in a child process: this PyAV build's x265 corrupted the heap now and then
     on frames this small ("corrupted size vs. prev_size"; 48x32 every time, 64x48 never in
     our runs), which would take the whole test run down with it."""
-    if codec == "libx265" and not os.environ.get("VSR_CLIP_CHILD"):
-        code = ("import sys, json; from fractions import Fraction; from pathlib import Path; "
-                "sys.path.insert(0, sys.argv[1]); import test_fidelity as t; a = json.loads(sys.argv[2]); "
-                "t.clip(Path(a['path']), a['codec'], a['pix_fmt'], tuple(a['size']), a['n'], None, "
-                "a['tags'], a['options']); import os; os._exit(0)")
+    if codec == "libx265":
+        code = ("import json, os, sys; from pathlib import Path; from vsr.lab.media import gradient_clip; "
+                "a = json.loads(sys.argv[1]); gradient_clip(Path(a['path']), a['codec'], a['pix_fmt'], "
+                "tuple(a['size']), a['n'], None, a['tags'], a['options']); os._exit(0)")
         args = {"path": str(path), "codec": codec, "pix_fmt": pix_fmt, "size": size, "n": n,
                 "tags": tags, "options": options}
         assert sar is None
-        subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), json.dumps(args)],
-                       check=True, timeout=60, env={**os.environ, "VSR_CLIP_CHILD": "1"})
+        subprocess.run([sys.executable, "-c", code, json.dumps(args)], check=True, timeout=60)
         return path
-    w, h = size
-    with av.open(str(path), "w") as out:
-        s = out.add_stream(codec, rate=25)
-        s.width, s.height, s.pix_fmt = w, h, pix_fmt
-        cc = s.codec_context
-        for k, v in (tags or {}).items():
-            setattr(cc, k, v)
-        s.time_base = Fraction(1, 25)
-        if sar is not None:
-            cc.sample_aspect_ratio = sar
-            assert set_stream_sar(s, sar)  # Matroska stores it only at the stream level
-        cc.options = {"preset": "ultrafast"} if codec == "libx264" else dict(options or {})
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        for i in range(n):
-            rgb = np.stack([xx / w, yy / h, (xx + yy + i) / (w + h)], -1)
-            frame = av.VideoFrame.from_ndarray((rgb * 65535).astype(np.uint16), format="rgb48le")
-            frame = frame.reformat(format=pix_fmt)
-            for k, v in (tags or {}).items():
-                setattr(frame, k, v)
-            frame.pts = i
-            out.mux(s.encode(frame))
-        out.mux(s.encode(None))
-    return path
+    return gradient_clip(path, codec, pix_fmt, size, n, sar, tags, options)
 
 
 def run(*args: object) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", *map(str, args), "--progress", "none",
-                           "--preset", "ultrafast", "-y"], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120, check=False)
+    """`vsr upscale ARGS --progress none --preset ultrafast -y` as a real process, which succeeds."""
+    proc = run_process("upscale", *args, "--progress", "none", "--preset", "ultrafast", "-y")
     assert proc.returncode == 0, proc.stderr
     return proc
 
@@ -217,8 +193,7 @@ def test_info_shows_aspect_depth_chroma_and_hdr(tmp_path: Path) -> None:
     sar = clip(tmp_path / "sar.mp4", "libx264", "yuv420p", sar=Fraction(64, 51))
     recs = []
     for path in (src, sar):
-        proc = subprocess.run([sys.executable, "-m", "vsr", "info", str(path), "--json"],
-                              capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+        proc = run_process("info", path, "--json", timeout=60)
         assert proc.returncode == 0, proc.stderr
         recs.append(json_mod.loads(proc.stdout)["video"])
     hdr, sq = recs
@@ -227,8 +202,7 @@ def test_info_shows_aspect_depth_chroma_and_hdr(tmp_path: Path) -> None:
     assert "1000" in hdr["hdr10"] and "MaxCLL 1000" in hdr["hdr10"]
     assert sq["sar"] == "64/51" and sq["dar"] == str(Fraction(64 * 64, 48 * 51))
     assert hdr["keyframe_interval"]["max"] > 0
-    text = subprocess.run([sys.executable, "-m", "vsr", "info", str(src)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60, check=False).stdout
+    text = run_process("info", src, timeout=60).stdout
     assert "10-bit 4:2:0" in text and "HDR10 mastering 1000/0.005 cd/m2" in text
     assert "colour: range tv (limited), primaries bt2020, transfer arib-std-b67 (HLG), matrix bt2020nc" in text
     assert "keyframes: every" in text

@@ -1,21 +1,18 @@
-"""A fixed sample of scripts/fuzz.py's corpus of damaged inputs, run through the real CLI.
+"""A fixed sample of the fuzz corpus of damaged inputs (vsr.lab.fuzz), run through the real CLI.
 
-The full corpus (~300 cases, minutes) runs with `python scripts/fuzz.py --jobs 2`; here two
+The full corpus (~300 cases, minutes) runs with `python scripts/media/fuzz.py --jobs 2`; here two
 cases of every mutation kind from the bundled sample and the small odd-sized VP9 clip, plus
 every generated edge case, run in parallel (about 45 cases, under a minute on 2 cores).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import fuzz
+from vsr.lab import fuzz
+from vsr.lab.media import synth_video
 
 SEED = 0
 PER_KIND = 2
@@ -97,8 +94,6 @@ def test_damaged_inputs_through_the_scale_out_path(tmp_path: Path) -> None:
     """One case of every mutation kind of a clip with a keyframe every 12 frames (so it
     really splits), through `--segments 3 --executor local`: upscaled or refused with one
     line, nothing left behind but a work directory kept on purpose for --resume."""
-    from conftest import synth_video
-
     clip = synth_video(tmp_path / "gop12.mp4", n=48, options={"g": "12", "keyint_min": "12",
                                                               "sc_threshold": "0"})
     cases = [next(c for c in fuzz.clip_cases(clip, SEED) if c.kind == kind) for kind in fuzz.KINDS

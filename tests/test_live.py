@@ -17,11 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import video_stats
-from send_test_stream import first_times
+from helpers import ROOT, rss_kib, video_stats
 
-ROOT = Path(__file__).resolve().parent.parent
-SENDER = ROOT / "scripts" / "send_test_stream.py"
+from vsr.lab.recording import first_times
+
+SENDER = ROOT / "scripts" / "media" / "send_test_stream.py"
 
 
 def free_port() -> int:
@@ -127,7 +127,7 @@ def test_tcp_stream_with_aac_keeps_its_bursts_and_starts_video_with_audio(tmp_pa
     assert rc == 0, err
     rec = done_record(err)
     frames_in, dropped = int(rec["frames_in"]), int(rec["dropped"])  # type: ignore[call-overload]
-    # How many frames a loaded CI host drops is a speed figure: scripts/bench_live.py
+    # How many frames a loaded CI host drops is a speed figure: scripts/bench/bench_live.py
     # measures it (0 of 245 over 9 s here, --proto tcp --audio); this checks the accounting.
     assert frames_in >= 50 and frames_in == rec["frames"] + dropped
     first = first_times(out)
@@ -153,13 +153,6 @@ def test_overload_drops_frames_at_the_input_and_latency_stays_bounded(tmp_path: 
     assert len(video_stats(out)["times"]) == rec["frames"]
 
 
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def test_memory_stays_flat_under_overload(tmp_path: Path) -> None:
     """While frames are being dropped, the process does not grow (nothing queues up)."""
     if not Path("/proc/self/status").exists():
@@ -172,7 +165,7 @@ def test_memory_stays_flat_under_overload(tmp_path: Path) -> None:
     try:
         t0 = time.monotonic()
         while vsr.poll() is None and time.monotonic() - t0 < 30:
-            samples.append((time.monotonic() - t0, _rss_kib(vsr.pid)))
+            samples.append((time.monotonic() - t0, rss_kib(vsr.pid)))
             time.sleep(0.25)
     finally:
         rc, err = stop_both(vsr, sender)

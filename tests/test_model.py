@@ -8,11 +8,12 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import MODEL_X3, SHARED_DATA, ZOO_MODEL, needs
+from helpers import MODEL_X3, SHARED_DATA, ZOO_MODEL, FakeUpscaler, needs, run_process, video_stats
 
 import vsr
 from vsr.engines import providers_for
 from vsr.errors import ModelError, ProviderUnavailable
+from vsr.lab.media import synth_video
 from vsr.model import OnnxUpscaler
 from vsr.options import Device, Precision
 from vsr.tiling import tile_grid
@@ -162,12 +163,7 @@ def test_image_api_upscales_colour_and_grey_images() -> None:
 def test_batch_auto_is_1_on_the_cpu_and_a_measured_power_of_two_on_a_gpu() -> None:
     """--batch auto: no batching on the CPU (it only costs memory); on a GPU provider, the
     timed choice is a valid batch within the memory cap."""
-    import sys
-
     from vsr.batching import auto_batch
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from conftest import FakeUpscaler
 
     assert auto_batch(OnnxUpscaler(MODEL_X3, Device.CPU), 360, 640) == 1
 
@@ -243,16 +239,10 @@ def test_cuda_pipeline_upscales_a_clip_end_to_end(tmp_path: Path) -> None:
     """`vsr upscale --device cuda` on a real clip: every frame, the right size, and the
     progress record names the provider and the precision."""
     import json
-    import subprocess
-    import sys
-
-    from conftest import synth_video, video_stats
 
     src = synth_video(tmp_path / "in.mp4", n=24, size=(96, 64))
     dst = tmp_path / "out.mp4"
-    proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", str(src), str(dst), "--device",
-                           "cuda", "--preset", "ultrafast", "--progress", "json"], check=False,
-                          cwd=MODEL_X3.parent.parent, capture_output=True, text=True, timeout=120)
+    proc = run_process("upscale", src, dst, "--device", "cuda", "--preset", "ultrafast", "--progress", "json")
     assert proc.returncode == 0, proc.stderr
     done = [json.loads(x) for x in proc.stderr.splitlines() if '"done"' in x][-1]
     assert done["provider"] == "CUDAExecutionProvider" and done["precision"] in ("fp16", "fp32")

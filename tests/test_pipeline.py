@@ -13,11 +13,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import FakeUpscaler, synth_video, video_stats
-from helpers import leftovers
+from helpers import FakeUpscaler, leftovers, video_stats
 
 from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
 from vsr.errors import SinkError, VsrError
+from vsr.lab.media import synth_video
 
 
 def _run(src: Path, dst: Path, up: FakeUpscaler, batch: int = 4, **sink: object) -> Pipeline:

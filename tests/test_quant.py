@@ -18,15 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MODEL_X3, ROOT
+from helpers import MODEL_X3, ROOT
 
 pytest.importorskip("onnx")
 pytest.importorskip("PIL")
 
-import hard_images
-import sr_protocol
-
 from vsr import quant
+from vsr.lab import hard_images, protocol
 from vsr.model import OnnxUpscaler
 from vsr.options import Device
 
@@ -60,8 +58,8 @@ def hard_lr(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[np.ndar
     """(LR Y, HR Y) at x3 for each generated hard image: text, line art, flat, contrast, dark."""
     pairs = {}
     for path in hard_images.write_all(tmp_path_factory.mktemp("hard")):
-        hr, lr = sr_protocol.hr_lr_pair(path, 3)
-        pairs[path.stem] = (sr_protocol.y_channel(lr), sr_protocol.y_channel(hr))
+        hr, lr = protocol.hr_lr_pair(path, 3)
+        pairs[path.stem] = (protocol.y_channel(lr), protocol.y_channel(hr))
     return pairs
 
 
@@ -99,8 +97,8 @@ def test_int8_model_matches_the_float_model_on_hard_content(hard_lr: dict[str, t
     deltas = []
     for name, (lr, hr) in hard_lr.items():
         a, b = fp32(lr[None])[0], int8(lr[None])[0]
-        assert sr_protocol.psnr_y(b, a, 3) >= 38.0, name
-        deltas.append(sr_protocol.psnr_y(a, hr, 3) - sr_protocol.psnr_y(b, hr, 3))
+        assert protocol.psnr_y(b, a, 3) >= 38.0, name
+        deltas.append(protocol.psnr_y(a, hr, 3) - protocol.psnr_y(b, hr, 3))
     assert float(np.mean(deltas)) <= 0.15, deltas
 
 
@@ -189,5 +187,5 @@ def test_int8_model_computes_the_same_pixels_on_an_avx2_only_cpu(
     if not quant.cpu_saturates_u8s8():
         # Only a VNNI host shows the contrast: without VNNI both runs saturate alike.
         full = [k for k in runs["native"].files if k.startswith("1/")]
-        worst = min(sr_protocol.psnr_y(runs["avx2"][k], runs["native"][k], 3) for k in full)
+        worst = min(protocol.psnr_y(runs["avx2"][k], runs["native"][k], 3) for k in full)
         assert worst < 36.0, worst

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 import vsr
 from vsr.cost import conv_macs_per_pixel

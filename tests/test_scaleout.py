@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +16,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import ROOT, SHARED_VIDEOS, damage_middle, needs, synth_video
-from helpers import run_cli
+from helpers import ROOT, SHARED_VIDEOS, FakeUpscaler, damage_middle, needs, run_cli, run_process
 
 from vsr import ModelOptions, SinkOptions, SourceOptions
+from vsr.lab.media import synth_video
 from vsr.scaleout import LocalExecutor, ScaleOutJob, ScaleOutOptions
 from vsr.scaleout.job import FAULT_ENV
 from vsr.scaleout.keyframes import KeyframeIndex, plan, scan
@@ -29,15 +28,6 @@ from vsr.scaleout.worker import SegmentWorker
 GOP12 = {"g": "12", "keyint_min": "12", "sc_threshold": "0"}
 OPEN_GOP = {"x264-params": "open-gop=1:keyint=12:min-keyint=12:scenecut=0"}
 LOSSLESS = ["--crf", "0", "--preset", "ultrafast"]
-
-
-cli = run_cli
-
-
-def process(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vsr", *map(str, args)], cwd=ROOT, check=False,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
 
 
 def video_pts(path: Path) -> list[float]:
@@ -59,7 +49,7 @@ def audio_packets(path: Path) -> list[tuple[int | None, bytes]]:
 
 
 def upscale(src: Path, out: Path, *extra: object) -> None:
-    status, err = cli("upscale", src, out, *LOSSLESS, "-q", *extra)
+    status, err = run_cli("upscale", src, out, *LOSSLESS, "-q", *extra)
     assert status == 0, err
 
 
@@ -123,10 +113,10 @@ def test_plan_uses_nearest_keyframes() -> None:
 def test_few_keyframes_report_the_effective_count(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.mp4", n=24, options={"g": "12", "sc_threshold": "0"})
     out = tmp_path / "out.mp4"
-    status, err = cli("upscale", src, out, "--segments", "5", "--executor", "local", "-q")
+    status, err = run_cli("upscale", src, out, "--segments", "5", "--executor", "local", "-q")
     assert status == 0, err
-    status, err = cli("upscale", src, tmp_path / "o2.mp4", "--segments", "5", "--executor", "local",
-                      "--progress", "none")
+    status, err = run_cli("upscale", src, tmp_path / "o2.mp4", "--segments", "5", "--executor", "local",
+                          "--progress", "none")
     assert status == 0
     assert "asked for 5 segments" in err and "2 segment(s)" in err
     assert "2 segments" in err.splitlines()[-1]
@@ -138,7 +128,7 @@ def test_non_monotonic_timestamps_are_refused_for_segments(tmp_path: Path) -> No
     a = synth_video(tmp_path / "a.ts", n=24, options=GOP12, audio=None)
     joined = tmp_path / "joined.ts"
     joined.write_bytes(a.read_bytes() * 2)
-    status, err = cli("upscale", joined, tmp_path / "o.mp4", "--segments", "2", "--executor", "local")
+    status, err = run_cli("upscale", joined, tmp_path / "o.mp4", "--segments", "2", "--executor", "local")
     assert status == 2
     assert "cannot split" in err and "backwards" in err and "Traceback" not in err
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.mp4.vsr-work").exists()
@@ -149,7 +139,7 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     whole, out = tmp_path / "whole.mp4", tmp_path / "out.mp4"
     upscale(src, whole, "--segments", "5", "--executor", "local")
     args = ["upscale", src, out, *LOSSLESS, "--segments", "5", "--executor", "local"]
-    killed = process(*args, env={FAULT_ENV: "2"})
+    killed = run_process(*args, env={FAULT_ENV: "2"})
     assert killed.returncode == 75, killed.stderr
     assert not out.exists()
     work = tmp_path / "out.mp4.vsr-work"
@@ -157,11 +147,11 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     assert [s["status"] for s in manifest["segments"]].count("done") == 2
 
     # Without --resume or --restart the unfinished job is not touched.
-    refused = process(*args)
+    refused = run_process(*args)
     assert refused.returncode == 2 and "--resume" in refused.stderr
     # --resume alone: the recorded plan is reused.
-    resumed = process("upscale", src, out, *LOSSLESS, "--executor", "local", "--resume",
-                      "--progress", "json")
+    resumed = run_process("upscale", src, out, *LOSSLESS, "--executor", "local", "--resume",
+                          "--progress", "json")
     assert resumed.returncode == 0, resumed.stderr
     events = [json.loads(line) for line in resumed.stderr.splitlines() if line.startswith("{")]
     ran = [e["index"] for e in events if e["event"] == "segment"]
@@ -176,13 +166,13 @@ def test_truncated_part_is_redone_and_corrupt_manifest_is_a_clear_error(tmp_path
     src = synth_video(tmp_path / "in.mp4", n=48, options=GOP12)
     out = tmp_path / "out.mp4"
     args = ["upscale", src, out, *LOSSLESS, "--segments", "4", "--executor", "local"]
-    assert process(*args, env={FAULT_ENV: "2"}).returncode == 75
+    assert run_process(*args, env={FAULT_ENV: "2"}).returncode == 75
     work = tmp_path / "out.mp4.vsr-work"
     manifest = json.loads((work / "manifest.json").read_text())
     done = [s for s in manifest["segments"] if s["status"] == "done"]
     part = work / done[0]["file"]
     part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
-    resumed = process(*args, "--resume", "--progress", "json")
+    resumed = run_process(*args, "--resume", "--progress", "json")
     assert resumed.returncode == 0, resumed.stderr
     assert f"segment {done[0]['index']}: its part is missing or damaged" in resumed.stderr
     ran = [json.loads(line)["index"] for line in resumed.stderr.splitlines()
@@ -193,12 +183,12 @@ def test_truncated_part_is_redone_and_corrupt_manifest_is_a_clear_error(tmp_path
     # A damaged manifest: one line, exit 2, a hint; --restart clears it.
     out2 = tmp_path / "out2.mp4"
     args2 = ["upscale", src, out2, *LOSSLESS, "--segments", "4", "--executor", "local"]
-    assert process(*args2, env={FAULT_ENV: "1"}).returncode == 75
+    assert run_process(*args2, env={FAULT_ENV: "1"}).returncode == 75
     manifest_path = tmp_path / "out2.mp4.vsr-work" / "manifest.json"
     manifest_path.write_text(manifest_path.read_text()[:40])
-    status, err = cli(*args2, "--resume")
+    status, err = run_cli(*args2, "--resume")
     assert status == 2 and "manifest" in err and "damaged" in err and "--restart" in err
-    status, err = cli(*args2, "--restart", "-q")
+    status, err = run_cli(*args2, "--restart", "-q")
     assert status == 0, err
     assert video_pts(out2) == video_pts(src)
 
@@ -207,14 +197,14 @@ def test_resume_refuses_a_changed_input_or_settings(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.mp4", n=48, options=GOP12)
     out = tmp_path / "out.mp4"
     args = ["upscale", src, out, *LOSSLESS, "--segments", "4", "--executor", "local"]
-    assert process(*args, env={FAULT_ENV: "1"}).returncode == 75
-    status, err = cli("upscale", src, out, "--crf", "10", "--preset", "ultrafast", "--segments", "4",
-                      "--executor", "local", "--resume")
+    assert run_process(*args, env={FAULT_ENV: "1"}).returncode == 75
+    status, err = run_cli("upscale", src, out, "--crf", "10", "--preset", "ultrafast", "--segments", "4",
+                          "--executor", "local", "--resume")
     assert status == 2 and "settings differ" in err and "crf" in err
-    status, err = cli(*args[:-2], "--segments", "3", "--executor", "local", "--resume")
+    status, err = run_cli(*args[:-2], "--segments", "3", "--executor", "local", "--resume")
     assert status == 2 and "segments" in err
     synth_video(src, n=48, options=GOP12, size=(64, 32))  # the input is replaced
-    status, err = cli(*args, "--resume")
+    status, err = run_cli(*args, "--resume")
     assert status == 2 and "input changed" in err
     assert not out.exists()
 
@@ -226,25 +216,24 @@ def test_usage_errors(tmp_path: Path) -> None:
         (["--frames", "5"], "--frames"),
         (["--resume"], "nothing to resume"),
     ]:
-        status, err = cli("upscale", src, out, "--segments", "2", "--executor", "local", *extra)
+        status, err = run_cli("upscale", src, out, "--segments", "2", "--executor", "local", *extra)
         assert status == 2 and words in err, err
-    status, err = cli("upscale", src, "-", "--format", "matroska", "--segments", "2")
+    status, err = run_cli("upscale", src, "-", "--format", "matroska", "--segments", "2")
     assert status == 2 and "writes a file" in err
-    status, err = cli("upscale", tmp_path / "missing.mp4", out, "--segments", "2")
+    status, err = run_cli("upscale", tmp_path / "missing.mp4", out, "--segments", "2")
     assert status == 2 and "no such file" in err
-    status, err = cli("upscale", src, out, "--segments", "2", "--resume", "--restart")
+    status, err = run_cli("upscale", src, out, "--segments", "2", "--resume", "--restart")
     assert status == 2
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "keep.txt").write_text("mine")
-    status, err = cli("upscale", src, out, "--segments", "2", "--executor", "local",
-                      "--work-dir", tmp_path / "foreign", "--restart")
+    status, err = run_cli("upscale", src, out, "--segments", "2", "--executor", "local",
+                          "--work-dir", tmp_path / "foreign", "--restart")
     assert status == 2 and "not a vsr work directory" in err
     assert (tmp_path / "foreign" / "keep.txt").exists()
     assert not out.exists()
 
 
 def test_api_with_the_local_executor_and_a_fake_model(tmp_path: Path) -> None:
-    from conftest import FakeUpscaler
 
     src = synth_video(tmp_path / "in.mp4", n=36, options=GOP12)
     fake = FakeUpscaler(scale=2)
@@ -264,7 +253,6 @@ def test_api_with_the_local_executor_and_a_fake_model(tmp_path: Path) -> None:
 
 
 def test_failed_segment_keeps_the_others_for_resume(tmp_path: Path) -> None:
-    from conftest import FakeUpscaler
 
     src = synth_video(tmp_path / "in.mp4", n=36, options=GOP12)
     failing = FakeUpscaler(scale=2, fail_at=20)  # the model breaks partway
@@ -325,8 +313,8 @@ def test_ctrl_c_keeps_finished_segments_for_resume(tmp_path: Path) -> None:
     assert "segments are done and kept" in rest and "--resume" in rest
     work = tmp_path / "out.mp4.vsr-work"
     assert not out.exists() and not list(work.glob(".*partial*"))
-    status, err = cli("upscale", src, out, *LOSSLESS, "--segments", "8", "--executor", "local",
-                      "--resume", "-q")
+    status, err = run_cli("upscale", src, out, *LOSSLESS, "--segments", "8", "--executor", "local",
+                          "--resume", "-q")
     assert status == 0, err
     assert video_pts(out) == video_pts(src) and len(frame_hashes(out)) == 96
 
@@ -347,8 +335,8 @@ def test_input_format_reaches_the_keyframe_scan(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.ts", n=24, options=GOP12, audio=None)
     odd = tmp_path / "in.bin"  # no extension FFmpeg can guess from
     odd.write_bytes(src.read_bytes())
-    status, err = cli("upscale", odd, tmp_path / "o.mp4", "--input-format", "mpegts", "--segments", "2",
-                      "--executor", "local", "-q")
+    status, err = run_cli("upscale", odd, tmp_path / "o.mp4", "--input-format", "mpegts", "--segments", "2",
+                          "--executor", "local", "-q")
     assert status == 0, err
     assert video_pts(tmp_path / "o.mp4") == video_pts(src)
 
@@ -377,8 +365,8 @@ def test_codecs_mp4_cannot_hold_use_matroska_parts_when_exact(tmp_path: Path) ->
     upscale(src, split, "--codec", "rawvideo", "--segments", "2", "--executor", "local")
     assert frame_hashes(split) == frame_hashes(single) and video_pts(split) == video_pts(src)
     mp4_src = synth_video(tmp_path / "in.mp4", n=24, options=GOP12, audio=None)  # 1/12800
-    status, err = cli("upscale", mp4_src, tmp_path / "o.mkv", "--codec", "rawvideo", "--segments", "2",
-                      "--executor", "local")
+    status, err = run_cli("upscale", mp4_src, tmp_path / "o.mkv", "--codec", "rawvideo", "--segments", "2",
+                          "--executor", "local")
     assert status == 2 and "cannot hold rawvideo" in err and "Traceback" not in err
 
 
@@ -394,8 +382,8 @@ def test_notes_are_said_once_and_damage_is_reported_with_times(tmp_path: Path) -
         for f in i.decode(video=0):
             o.mux(s.encode(f.reformat(65, 49, "yuv444p")))
         o.mux(s.encode(None))
-    status, err = cli("upscale", odd, tmp_path / "o.mkv", "--segments", "3", "--executor", "local",
-                      "--pix-fmt", "yuv420p")
+    status, err = run_cli("upscale", odd, tmp_path / "o.mkv", "--segments", "3", "--executor", "local",
+                          "--pix-fmt", "yuv420p")
     assert status == 0, err
     assert err.count("padding to 196x148") == 1, err
 
@@ -403,9 +391,9 @@ def test_notes_are_said_once_and_damage_is_reported_with_times(tmp_path: Path) -
     # for the job, with input times, and the same frames kept as on one machine.
     clip = synth_video(tmp_path / "in.ts", n=60, size=(160, 96), options=GOP12, audio=None)
     damaged = damage_middle(clip, tmp_path / "damaged.ts")
-    status, single_err = cli("upscale", damaged, tmp_path / "s.mp4")
+    status, single_err = run_cli("upscale", damaged, tmp_path / "s.mp4")
     assert status == 0 and "input damage:" in single_err
-    status, err = cli("upscale", damaged, tmp_path / "d.mp4", "--segments", "3", "--executor", "local")
+    status, err = run_cli("upscale", damaged, tmp_path / "d.mp4", "--segments", "3", "--executor", "local")
     assert status == 0, err
     assert err.count("input damage:") == 1 and " at " in err.split("input damage:")[1], err
     assert video_pts(tmp_path / "d.mp4") == video_pts(tmp_path / "s.mp4")
@@ -477,12 +465,12 @@ def test_no_sliver_segments_next_to_a_stray_keyframe() -> None:
 
 def test_info_shows_where_a_file_can_be_cut(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = synth_video(tmp_path / "in.mp4", n=48, options=GOP12)
-    assert cli("info", src, "--keyframes")[0] == 0
+    assert run_cli("info", src, "--keyframes")[0] == 0
     assert "3 clean keyframe cuts, every 0.48s on average" in capsys.readouterr().out
     a = synth_video(tmp_path / "a.ts", n=24, options=GOP12, audio=None)
     joined = tmp_path / "joined.ts"
     joined.write_bytes(a.read_bytes() * 2)
-    assert cli("info", joined, "--keyframes", "--json")[0] == 0
+    assert run_cli("info", joined, "--keyframes", "--json")[0] == 0
     rec = json.loads(capsys.readouterr().out)
     assert "backwards" in rec["keyframes"]["problem"]
 

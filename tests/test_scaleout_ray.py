@@ -13,10 +13,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, synth_video
+from helpers import ROOT
 from test_scaleout import GOP12, LOSSLESS, audio_packets, frame_hashes, upscale, video_pts
 
 from vsr import ModelOptions, SinkOptions, SourceOptions
+from vsr.lab.media import synth_video
 from vsr.scaleout import RayExecutor, ScaleOutJob, ScaleOutOptions
 
 ray = pytest.importorskip("ray")

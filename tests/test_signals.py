@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, synth_video
+from helpers import ROOT
+
+from vsr.lab.media import synth_video
 
 SIGNALS = [pytest.param(signal.SIGINT, 130, id="SIGINT"),
            pytest.param(signal.SIGTERM, 143, id="SIGTERM")]

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import av
 import pytest
-from conftest import FakeUpscaler, synth_video
+from helpers import FakeUpscaler
 
 from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
+from vsr.lab.media import synth_video
 
 
 def _with_subtitles(tmp_path: Path) -> Path:

@@ -1,28 +1,33 @@
-"""Behaviour of the training script: a few steps on tiny images produce a usable model.
+"""Behaviour of the training script (scripts/models/train.py, run as a process) and of the
+networks it trains (vsr.lab.networks): a few steps on tiny images produce a usable model.
 
 Skipped when PyTorch is not installed (it is the optional `train` extra, not a runtime need).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from helpers import ROOT, run_script
+
+from vsr.cost import conv_macs_per_pixel
+from vsr.lab import networks
 
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("PIL")
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import macs
-import train
-
 PLAIN_OPS = {"Conv", "Relu", "Add", "DepthToSpace"}
+
+
+def train(*args: object) -> str:
+    """`python scripts/models/train.py ARGS`, which must succeed; what it printed."""
+    proc = run_script("models/train.py", *args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
 
 
 def _images(folder: Path, n: int) -> Path:
@@ -43,10 +48,9 @@ def test_a_few_steps_write_a_loadable_model_with_metadata(tmp_path: Path) -> Non
         img = cv2.GaussianBlur(rng.integers(0, 256, (96, 120, 3), dtype=np.uint8), (5, 5), 2)
         cv2.imwrite(str(data / f"{i}.png"), img)
     out = tmp_path / "m.onnx"
-    rc = train.main(["--scale", "2", "--data", str(data), "--eval", str(tmp_path / "none"),
-                     "--steps", "30", "--batch", "8", "--patch", "16", "--log-every", "10",
-                     "--out", str(out), "--threads", "1"])
-    assert rc == 0 and out.exists()
+    train("--scale", "2", "--data", data, "--eval", tmp_path / "none", "--steps", "30", "--batch", "8",
+          "--patch", "16", "--log-every", "10", "--out", out, "--threads", "1")
+    assert out.exists()
     import vsr
 
     up = vsr.Upscaler(model=str(out), device="cpu")
@@ -55,12 +59,10 @@ def test_a_few_steps_write_a_loadable_model_with_metadata(tmp_path: Path) -> Non
     assert "train.py" in up.model.metadata["vsr.train_command"]
     assert up.upscale(np.zeros((9, 11, 3), np.uint8)).shape == (18, 22, 3)
     assert up.model.metadata["vsr.tier"] == "balanced"
-    assert float(up.model.metadata["vsr.macs_per_pixel"]) == macs.conv_macs_per_pixel(out) == 58048
+    assert float(up.model.metadata["vsr.macs_per_pixel"]) == conv_macs_per_pixel(out) == 58048
     # Resuming a finished run does no more steps and gives the same file content.
-    rc = train.main(["--scale", "2", "--data", str(data), "--eval", str(tmp_path / "none"),
-                     "--steps", "30", "--batch", "8", "--patch", "16", "--out", str(out),
-                     "--threads", "1"])
-    assert rc == 0
+    train("--scale", "2", "--data", data, "--eval", tmp_path / "none", "--steps", "30", "--batch", "8",
+          "--patch", "16", "--out", out, "--threads", "1")
 
 
 def test_a_deeper_model_initialised_from_a_shipped_one_starts_out_computing_the_same(tmp_path: Path) -> None:
@@ -72,8 +74,8 @@ def test_a_deeper_model_initialised_from_a_shipped_one_starts_out_computing_the_
     from vsr.options import Device
 
     src = ROOT / "models" / "espcn_x3.onnx"
-    model = train.build_model(3, extra=2)
-    copied = train.init_from(model, src)
+    model = networks.build_model(3, extra=2)
+    copied = networks.init_from(model, src)
     assert len(copied) == 8 and model.names == ["conv1", "conv2", "conv2b", "conv2c", "conv3", "conv4"]
     y = cv2.GaussianBlur(np.random.default_rng(1).integers(0, 256, (2, 30, 40), dtype=np.uint8), (3, 3), 1)
     with torch.no_grad():
@@ -81,8 +83,8 @@ def test_a_deeper_model_initialised_from_a_shipped_one_starts_out_computing_the_
     ref = OnnxUpscaler(src, Device.CPU)(y)
     assert np.abs(np.rint(np.clip(deep, 0, 1) * 255) - ref).max() <= 1
     out = tmp_path / "deep.onnx"
-    train.export_onnx(model, 3, out, {"vsr.scale": "3"})
-    assert train.check_export(model, out) < 1e-4
+    networks.export_onnx(model, 3, out, {"vsr.scale": "3"})
+    assert networks.check_export(model, out) < 1e-4
     up = OnnxUpscaler(out, Device.CPU)
     assert up.scale == 3 and np.abs(up(y).astype(int) - ref).max() <= 1
 
@@ -99,7 +101,7 @@ def test_ecb_trains_a_few_steps_and_exports_a_plain_graph_vsr_loads(tmp_path: Pa
             "--data", str(data), "--eval", str(tmp_path / "none"), "--steps", "20", "--batch", "8",
             "--patch", "12", "--holdout", "1", "--checkpoint-every", "10", "--log-every", "10",
             "--out", str(out), "--threads", "1"]
-    assert train.main(args) == 0
+    train(*args)
     m = onnx.load(str(out))
     ops = [n.op_type for n in m.graph.node]
     assert set(ops) <= PLAIN_OPS and ops.count("Conv") == 4 and ops.count("Add") == 1
@@ -109,16 +111,16 @@ def test_ecb_trains_a_few_steps_and_exports_a_plain_graph_vsr_loads(tmp_path: Pa
     up = vsr.Upscaler(model=str(out), device="cpu")
     meta = up.model.metadata
     assert up.scale == 3 and meta["vsr.tier"] == "fast"
-    assert float(meta["vsr.macs_per_pixel"]) == macs.conv_macs_per_pixel(out) \
-        == train.ecb_macs_per_pixel(3, 4, 2) == 9 * (4 + 2 * 16 + 4 * 9)
+    assert float(meta["vsr.macs_per_pixel"]) == conv_macs_per_pixel(out) \
+        == networks.ecb_macs_per_pixel(3, 4, 2) == 9 * (4 + 2 * 16 + 4 * 9)
     assert "ECB" in meta["vsr.architecture"] and meta["vsr.training_data"].startswith("2 images")
     assert "1.png" in meta["vsr.train_holdout_psnr"]
     assert up.upscale(np.zeros((9, 11, 3), np.uint8)).shape == (27, 33, 3)
     before = onnx.load(str(out)).graph
-    assert train.main(args) == 0  # resumed at its end: no more steps, the same network
+    train(*args)  # resumed at its end: no more steps, the same network
     assert onnx.load(str(out)).graph == before
-    with pytest.raises(SystemExit, match="other settings"):
-        train.main([*args[:3], "8", *args[4:]])  # --channels 8 against a --channels 4 checkpoint
+    refused = run_script("models/train.py", *args[:3], "8", *args[4:])  # --channels 8 against 4
+    assert refused.returncode == 1 and "other settings" in refused.stderr, refused.stderr[-2000:]
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -129,7 +131,7 @@ def test_ecb_export_equals_the_multi_branch_model(tmp_path: Path, scale: int) ->
     import torch
 
     torch.manual_seed(scale)
-    model = train.build_ecb(scale, channels=6, blocks=2)
+    model = networks.build_ecb(scale, channels=6, blocks=2)
     with torch.no_grad():  # move every parameter (tail and edge scales start near zero) off its init
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -138,9 +140,9 @@ def test_ecb_export_equals_the_multi_branch_model(tmp_path: Path, scale: int) ->
         ref = model(x, branches=True)
         assert 0.1 < ref.std() < 10 and (model(x) - ref).abs().max() < 1e-5
     out = tmp_path / "m.onnx"
-    train.export_onnx(model, scale, out, {"vsr.scale": str(scale)})
-    assert train.check_export(model, out) < 1e-4  # compares against forward(branches=True)
-    assert macs.conv_macs_per_pixel(out) == train.ecb_macs_per_pixel(scale, 6, 2)
+    networks.export_onnx(model, scale, out, {"vsr.scale": str(scale)})
+    assert networks.check_export(model, out) < 1e-4  # compares against forward(branches=True)
+    assert conv_macs_per_pixel(out) == networks.ecb_macs_per_pixel(scale, 6, 2)
 
 
 def test_mac_counter_counts_per_input_pixel(tmp_path: Path) -> None:
@@ -149,7 +151,7 @@ def test_mac_counter_counts_per_input_pixel(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    assert macs.conv_macs_per_pixel(ROOT / "models" / "espcn_x3.onnx") == 59488 == \
+    assert conv_macs_per_pixel(ROOT / "models" / "espcn_x3.onnx") == 59488 == \
         1 * 64 * 25 + 64 * 64 * 9 + 64 * 32 * 9 + 32 * 9 * 9
     w1 = numpy_helper.from_array(np.zeros((4, 1, 3, 3), np.float32), "w1")
     w2 = numpy_helper.from_array(np.zeros((1, 1, 3, 3), np.float32), "w2")
@@ -160,4 +162,4 @@ def test_mac_counter_counts_per_input_pixel(tmp_path: Path) -> None:
                           [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], [w1, w2])
     path = tmp_path / "hr.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
-    assert macs.conv_macs_per_pixel(path) == 4 * 9 + 9 * 4
+    assert conv_macs_per_pixel(path) == 4 * 9 + 9 * 4

@@ -5,18 +5,23 @@ Every PSNR figure this project publishes goes through these functions, so that n
 HR cropped to a multiple of the scale; LR = Pillow bicubic downscale; PSNR on the full-range
 Y channel (Pillow `YCbCr`) with `scale` pixels shaved at each border.
 
-Only Pillow and numpy are needed, so the device machine (no PyAV) can run it too.
+Pillow is imported inside the functions that need it (the test and train extras), so that the
+tests use the same functions (`temporal_psnr`: the same for video). Caller's thread.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -28,10 +33,12 @@ def list_images(folder: Path) -> list[Path]:
 
 def hr_lr_pair(path: Path, scale: int) -> tuple[Image.Image, Image.Image]:
     """The protocol's (HR, LR) RGB pair for one image file."""
+    from PIL import Image
+
     hr = Image.open(path).convert("RGB")
     w, h = hr.size
     hr = hr.crop((0, 0, w - w % scale, h - h % scale))
-    lr = hr.resize((hr.width // scale, hr.height // scale), Image.BICUBIC)
+    lr = hr.resize((hr.width // scale, hr.height // scale), Image.Resampling.BICUBIC)
     return hr, lr
 
 
@@ -42,7 +49,9 @@ def y_channel(img: Image.Image) -> npt.NDArray[np.uint8]:
 
 def bicubic_y(lr: Image.Image, scale: int) -> npt.NDArray[np.uint8]:
     """The bicubic baseline: the LR image upscaled by Pillow, then its Y."""
-    return y_channel(lr.resize((lr.width * scale, lr.height * scale), Image.BICUBIC))
+    from PIL import Image
+
+    return y_channel(lr.resize((lr.width * scale, lr.height * scale), Image.Resampling.BICUBIC))
 
 
 def psnr_y(sr_y: npt.NDArray[np.uint8], hr_y: npt.NDArray[np.uint8], scale: int) -> float:
@@ -64,7 +73,7 @@ def ssim_y(sr_y: npt.NDArray[np.uint8], hr_y: npt.NDArray[np.uint8], scale: int)
         # 'valid' filtering, as in the reference implementation: filter, then drop the
         # 5-pixel rim where the window would leave the image.
         out = cv2.sepFilter2D(x, cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT)
-        return out[5:-5, 5:-5]
+        return np.asarray(out[5:-5, 5:-5], dtype=np.float64)
 
     mu_a, mu_b = blur(a), blur(b)
     var_a = blur(a * a) - mu_a**2
@@ -78,9 +87,46 @@ def ssim_y(sr_y: npt.NDArray[np.uint8], hr_y: npt.NDArray[np.uint8], scale: int)
 def _gaussian_kernel(size: int, sigma: float) -> npt.NDArray[np.float64]:
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2
     k = np.exp(-(x**2) / (2 * sigma**2))
-    return k / k.sum()
+    return np.asarray(k / k.sum(), dtype=np.float64)
 
 
 def to_uint8(y: npt.NDArray[np.floating]) -> npt.NDArray[np.uint8]:
     """Model output in 0..1 → uint8 the way a video pipeline stores it (clip, round)."""
-    return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(np.rint(y * 255.0), 0, 255), dtype=np.uint8)
+
+
+def temporal_psnr(run: Callable[[Image.Image], npt.NDArray[np.uint8]], scale: int,
+                  frames: Sequence[Image.Image]) -> tuple[float, float]:
+    """Frame and temporal quality of an upscaler on one clip's consecutive frames.
+
+    Each frame is degraded by the protocol (crop, Pillow bicubic downscale) and upscaled by
+    `run`. The second figure compares frame-to-frame differences, (out_t - out_{t-1})
+    against (orig_t - orig_{t-1}): a model that flickers scores lower on it than one whose
+    error, however large, stays put.
+
+    Args:
+        run: LR RGB image -> upscaled Y plane, shape (sH, sW) uint8.
+        scale: the upscaling factor; `scale` pixels are shaved at each border.
+        frames: the clip's frames as RGB images, in order.
+
+    Returns:
+        (mean frame Y-PSNR, mean Y-PSNR of frame differences; NaN with fewer than 2 frames).
+    """
+    from PIL import Image
+
+    psnrs, diffs = [], []
+    prev: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
+    for img in frames:
+        w, h = img.width - img.width % scale, img.height - img.height % scale
+        hr = img.crop((0, 0, w, h))
+        lr = hr.resize((w // scale, h // scale), Image.Resampling.BICUBIC)
+        hy = y_channel(hr).astype(np.float64)
+        sy = np.asarray(run(lr), np.float64)
+        psnrs.append(psnr_y(sy.astype(np.uint8), hy.astype(np.uint8), scale))
+        if prev is not None:
+            d = (sy - prev[0]) - (hy - prev[1])
+            d = d[scale:-scale, scale:-scale]
+            mse = float(np.mean(d * d))
+            diffs.append(float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse))
+        prev = (sy, hy)
+    return float(np.mean(psnrs)), float(np.mean(diffs)) if diffs else float("nan")

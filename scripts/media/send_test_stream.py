@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""A real-time test stream: `python scripts/send_test_stream.py URL SECONDS [--size WxH --fps N --audio]`.
+"""A real-time test stream: `python scripts/media/send_test_stream.py URL SECONDS [--size WxH --fps N --audio]`.
 
 Renders moving test frames (plus a 440 Hz tone with --audio) and sends them as MPEG-TS at
 their native rate, as a camera or an encoder on the network would, so `vsr live` sees a
-genuinely real-time input. Used by tests/test_live.py and scripts/bench_live.py on loopback
+genuinely real-time input. Used by tests/test_live.py and scripts/bench/bench_live.py on loopback
 (udp://127.0.0.1:PORT, or tcp://127.0.0.1:PORT to a `vsr live tcp://...?listen=1`, which
 it keeps trying to reach for --connect-wait seconds); also handy to try `vsr live` by hand.
 With --audio, the MPEG-TS muxer interleaves AAC as a real encoder does: video frames then
 arrive in pairs around audio packets, and the first ~0.8 s in one burst after probing.
 
-Its picture (`pattern`) and sound (`tone`, `write_audio_only`) are also what the tests'
-generated clips and the fuzz corpus are made of: one source of test media.
+Its picture (`pattern`) and sound (`tone`) come from `vsr.lab.media`, which the tests'
+generated clips and the fuzz corpus are made of too: one source of test media.
 """
 
 from __future__ import annotations
@@ -18,57 +18,11 @@ from __future__ import annotations
 import argparse
 import time
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
 
-
-def first_times(path: Path) -> dict[str, float]:
-    """The earliest packet time (seconds) of each stream type in a recording: whether what
-    `vsr live` recorded from this stream starts its video with its audio."""
-    first: dict[str, float] = {}
-    with av.open(str(path)) as c:
-        for pk in c.demux():
-            if pk.pts is not None:
-                t = float(pk.pts * pk.time_base)
-                first[pk.stream.type] = min(first.get(pk.stream.type, t), t)
-    return first
-
-
-def pattern(i: int, w: int, h: int) -> np.ndarray:
-    """A BGR frame with gradients, a checkerboard that flips each frame and a moving square."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = np.empty((h, w, 3), np.uint8)
-    img[..., 0] = (xx * 255 // max(1, w - 1)).astype(np.uint8)
-    img[..., 1] = (yy * 255 // max(1, h - 1)).astype(np.uint8)
-    img[..., 2] = ((xx // 4 + yy // 4 + i) % 2 * 200 + 20).astype(np.uint8)
-    s = max(2, min(w, h) // 4)
-    x0 = (i * 3) % max(1, w - s)
-    img[2 : 2 + s, x0 : x0 + s] = (255, 255, 255)
-    return img
-
-
-def tone(start: int, samples: int, channels: int = 2, rate: int = 48000) -> av.AudioFrame:
-    """`samples` of a 440 Hz sine from sample `start`, float planar, timed in samples."""
-    t = np.arange(start, start + samples) / rate
-    chunk = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-    frame = av.AudioFrame.from_ndarray(np.tile(chunk, (channels, 1)), format="fltp",
-                                       layout="stereo" if channels == 2 else "mono")
-    frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
-    return frame
-
-
-def write_audio_only(path: Path, seconds: float = 1.0) -> Path:
-    """A real media file without any video stream: `seconds` of stereo AAC tone."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=48000, layout="stereo")
-        total = int(seconds * 48000)
-        for start in range(0, total, 1024):
-            out.mux(stream.encode(tone(start, min(1024, total - start))))
-        out.mux(stream.encode(None))
-    return path
+from vsr.lab.media import pattern, tone
 
 
 def _connect(args: argparse.Namespace, w: int, h: int) -> tuple[Any, Any, Any]:

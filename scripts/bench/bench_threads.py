@@ -7,26 +7,23 @@ vsr already runs its stages in parallel (decode, model, compose, encode); OpenCV
 calls (chroma resize, LUT) would also fan out over every core, where libx264 is working.
 This measures whether that helps or hurts, per machine.
 
-    python scripts/bench_threads.py --device cuda --frames 300
+    python scripts/bench/bench_threads.py --device cuda --frames 300
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
 
-SCRIPTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(SCRIPTS))
-sys.path.insert(0, str(SCRIPTS.parent))
-
-import bench
-
-from vsr.model import OnnxUpscaler, auto_batch
+from vsr.batching import auto_batch
+from vsr.color import split_frame
+from vsr.lab.floors import floor_encode, load_clip, make_clip, output_frames, run_pipeline
+from vsr.lab.paths import MODELS
+from vsr.model import OnnxUpscaler
 from vsr.options import Device
 
 
@@ -42,18 +39,18 @@ def main() -> int:
     default_threads = cv2.getNumThreads()
     with tempfile.TemporaryDirectory(prefix="vsr-threads-") as tmpdir:
         tmp = Path(tmpdir)
-        bench.make_clip(tmp / "clip.mp4", w, h, args.frames)
-        clip = bench.load_clip(str(tmp / "clip.mp4"), args.frames)
-        up = OnnxUpscaler(bench.ROOT / "models" / "espcn_x3.onnx", Device(args.device))
+        make_clip(tmp / "clip.mp4", w, h, args.frames)
+        clip = load_clip(str(tmp / "clip.mp4"), args.frames)
+        up = OnnxUpscaler(MODELS / "espcn_x3.onnx", Device(args.device))
         batch = auto_batch(up, h, w)
-        ys = [bench.split_frame(f, native=True)[0] for f in clip.frames]
+        ys = [split_frame(f, native=True)[0] for f in clip.frames]
         luma = [up(ys[i][None]) for i in range(len(ys))]
-        pictures = bench.output_frames(clip, luma, up.scale)
+        pictures = output_frames(clip, luma, up.scale)
         del luma
 
         def pipeline() -> float:
             t0 = time.perf_counter()
-            bench.run_pipeline(clip, up, batch, args.preset, tmp / "out.mp4")
+            run_pipeline(clip, up, batch, args.preset, tmp / "out.mp4")
             return time.perf_counter() - t0
 
         pipeline()  # warm-up: cuDNN's algorithm search for this batch shape
@@ -64,7 +61,7 @@ def main() -> int:
         print("|---|---:|---:|---:|---:|---:|")
         for r in range(args.rounds):
             t0 = time.perf_counter()
-            bench.floor_encode(pictures, clip, up.scale, args.preset, tmp)
+            floor_encode(pictures, clip, up.scale, args.preset, tmp)
             enc = time.perf_counter() - t0
             cv2.setNumThreads(default_threads)
             many = pipeline()

@@ -15,8 +15,8 @@ work replaced by a sleep of its length x --sim-speed (as a GPU worker would take
 fps), on 1-8 Ray actors with fake GPUs. It measures vsr's own scheduler (RayExecutor, longest
 segment first) and Ray's dispatch overhead; not encoding or I/O contention.
 
-    python scripts/bench_scaleout.py                       # 320x180, 240 frames, 4 segments
-    python scripts/bench_scaleout.py --size 640x360 --frames 300 --json scaleout.json
+    python scripts/bench/bench_scaleout.py                       # 320x180, 240 frames, 4 segments
+    python scripts/bench/bench_scaleout.py --size 640x360 --frames 300 --json scaleout.json
 """
 
 from __future__ import annotations
@@ -34,10 +34,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from vsr import ModelOptions, SinkOptions, SourceOptions
+from vsr.lab.media import synth_video
 from vsr.pipeline import Pipeline
 from vsr.scaleout import LocalExecutor, RayExecutor, ScaleOutJob, ScaleOutOptions
 from vsr.scaleout.keyframes import scan
@@ -46,9 +44,6 @@ from vsr.scaleout.worker import SegmentResult, SegmentTask
 
 def make_clip(path: Path, size: tuple[int, int], frames: int, fps: int, gop: int) -> None:
     """A clip with a keyframe every `gop` frames (what an encoder's default GOP gives)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import synth_video
-
     synth_video(path, n=frames, size=size, fps=fps,
                 options={"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"})
 

@@ -1,4 +1,4 @@
-"""Fuzz `vsr upscale` with a corpus of damaged and odd inputs; check that it fails well.
+"""The fuzz corpus: damaged and odd inputs for `vsr upscale`, and how a run of each is judged.
 
 Why: real files arrive truncated (interrupted downloads), bit-rotted, spliced or not media at
 all. Whatever the input, `vsr upscale` must either produce a decodable output or exit 1/2 with
@@ -24,41 +24,35 @@ frame, 2x2 video, 1x1 image, and Y4M headers declaring 65536x65536 (beyond FFmpe
 subprocess of its own process group (killed on `--timeout`). The x1 model is one ONNX Identity
 node, so the run costs decoding and encoding only (`--real-model`: the bundled x3 instead).
 
-A case is "recoverable" when a tolerant PyAV decode (first video stream, every error caught,
-demuxers vsr refuses on purpose for text excluded) yields at least one frame. The bars:
+A case is "recoverable" when a tolerant PyAV decode (`vsr.lab.tolerant_decode`, in a process
+of its own) yields at least one frame. The bars (scripts/media/fuzz.py reports them):
 0 hangs, 0 crashes, 0 tracebacks, 0 bad outputs, 0 leftovers, >= 95 % of recoverable inputs
-upscaled. Exit status 0 when met, 1 otherwise. Also reported, not a bar: "frames lost", runs
-that succeeded with fewer frames than the tolerant decode got from the same input.
+upscaled. Also reported, not a bar: "frames lost", runs that succeeded with fewer frames than
+the tolerant decode got from the same input.
 
-    .venv/bin/python scripts/fuzz.py --jobs 2 --json /tmp/fuzz.json     # ~300 cases
-    .venv/bin/python scripts/fuzz.py --cases 'bear.*flip' --work /tmp/fz  # a few, kept
-    .venv/bin/python scripts/fuzz.py --jobs 2 --extra='--segments 3 --executor local'  # scale-out
+Shared by scripts/media/fuzz.py (the whole corpus) and tests/test_fuzz_sample.py (a fixed
+sample of it). Cases run in a thread pool, each in a subprocess.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
 import os
 import random
 import re
-import shlex
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_VIDEOS = ROOT.parent / "shared" / "videos"
-SAMPLE = ROOT / "samples" / "sample.mp4"
+from . import tolerant_decode
+from .media import write_audio_only
+from .paths import ROOT, SAMPLE, SHARED_VIDEOS
+
 HEADER = 4096
 KINDS = ("truncate_header", "truncate_mid", "truncate_end", "flip_header", "flip_payload",
          "zero", "dup", "remove", "intact", "edge")
@@ -68,8 +62,6 @@ EDGE_FILES = {"zero_bytes": "empty.mp4", "random_bytes": "random.mp4", "text_txt
               "text_mp4": "notes.mp4", "audio_only": "audio_only.m4a", "one_frame": "one_frame.mp4",
               "tiny_2x2": "tiny_2x2.mp4", "pixel_1x1": "pixel_1x1.png", "huge_y4m": "huge.y4m",
               "big_y4m": "big.y4m"}
-#: Demuxers that render any text as video; vsr refuses them unless named (vsr/source.py).
-TEXT_FORMATS = {"tty", "bin", "adf", "idf", "xbin"}
 #: ONNX Identity model, [N,1,H,W] float32 -> same: what `identity_model` builds with onnx.helper,
 #: used as is where the onnx package is not installed (it is only in the `train` extra).
 IDENTITY_ONNX = bytes.fromhex(
@@ -202,7 +194,6 @@ def materialize(case: Case, folder: Path, clips: dict[str, Path], seed: int = 0)
 def _write_edge(edge: str, path: Path, seed: int) -> None:
     import av
     import numpy as np
-    from send_test_stream import write_audio_only  # (scripts/ is on the path: this script's folder)
 
     text = b"vsr fuzz corpus: this is a plain text file, not a video.\n" * 40
     raw = {"zero_bytes": b"", "text_txt": text, "text_mp4": text,
@@ -248,32 +239,6 @@ def identity_model(folder: Path) -> Path:
     return path
 
 
-def tolerant_decode(path: str) -> int:
-    """Frames PyAV can get out of the first video stream, whatever errors come on the way."""
-    import av
-
-    try:
-        container = av.open(path)
-    except Exception:  # noqa: BLE001 - anything unreadable is simply not recoverable
-        return 0
-    frames = 0
-    with container:
-        if container.format.name in TEXT_FORMATS or not container.streams.video:
-            return 0
-        video = container.streams.video[0]
-        packets = container.demux(video)
-        while True:
-            try:
-                packet = next(packets)
-            except Exception:  # noqa: BLE001 - StopIteration or a demuxer error: the end
-                break
-            with contextlib.suppress(Exception):
-                frames += len(video.decode(packet))
-        with contextlib.suppress(Exception):
-            frames += len(video.decode(None))
-    return frames
-
-
 def _run(cmd: list[str], timeout: float) -> tuple[int | None, str, str, float]:
     """Run in a new process group: (exit code, None on timeout; stdout; stderr; seconds)."""
     t0 = time.monotonic()
@@ -290,8 +255,11 @@ def _run(cmd: list[str], timeout: float) -> tuple[int | None, str, str, float]:
 
 
 def probe_frames(path: Path, timeout: float = 30) -> int:
-    """`tolerant_decode` in a subprocess (PyAV may crash on damaged data); -1 if that fails."""
-    code, out, _, _ = _run([sys.executable, str(Path(__file__).resolve()), "--probe", str(path)],
+    """`tolerant_decode` in a subprocess (PyAV may crash on damaged data); -1 if that fails.
+
+    The module runs by its path, so the probe imports PyAV alone, not vsr (a second each).
+    """
+    code, out, _, _ = _run([sys.executable, str(Path(tolerant_decode.__file__).resolve()), str(path)],
                            timeout)
     return int(out.strip()) if code == 0 and out.strip().isdigit() else -1
 
@@ -343,96 +311,3 @@ def run_all(cases: Sequence[Case], work: Path, seed: int = 0, jobs: int = 1, tim
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return list(pool.map(one, cases))
-
-
-def non_clean(r: Result) -> bool:
-    return r.status not in ("upscaled", "clean_error") or bool(r.leftover) or \
-        (r.recoverable and r.status != "upscaled")
-
-
-def report(results: Sequence[Result]) -> tuple[str, bool]:
-    """The markdown table and the list of non-clean cases; and whether the bars are met."""
-    cols = ["cases", "upscaled", "clean error", "hang", "crash", "traceback", "leftover",
-            "recoverable", "recoverable upscaled %", "bad output", "frames lost"]
-
-    def row(label: str, rs: Sequence[Result]) -> list[str]:
-        rec = [r for r in rs if r.recoverable]
-        ok = sum(r.status == "upscaled" for r in rec)
-        pct = f"{100 * ok / len(rec):.1f}" if rec else "-"
-        counts = [len(rs), *(sum(r.status == s for r in rs) for s in STATUSES[:5]),
-                  sum(bool(r.leftover) for r in rs), len(rec)]
-        extra = [sum(r.status == "bad_output" for r in rs), sum(r.frames_lost for r in rs)]
-        return [label, *map(str, counts), pct, *map(str, extra)]
-
-    rows = [row(k, [r for r in results if r.kind == k]) for k in KINDS if any(r.kind == k for r in results)]
-    rows.append(row("**total**", results))
-    lines = ["| kind | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    bad = [r for r in results if non_clean(r)]
-    if bad:
-        lines += ["", "Non-clean cases:", ""]
-        for r in bad:
-            why = r.status + (f" +leftover {r.leftover}" if r.leftover else "") + \
-                (f" (recoverable: {r.input_frames} frames)" if r.recoverable and r.status != "upscaled" else "")
-            lines.append(f"- `{r.name}`: {why}, exit {r.exit_code}: {r.last_stderr}")
-    lost = [r for r in results if r.frames_lost]
-    if lost:
-        lines += ["", "Upscaled with frames lost (not a bar; output vs tolerant decode of the input):", ""]
-        lines += [f"- `{r.name}`: {r.output_frames} of {r.input_frames} frames" for r in lost]
-    rec = [r for r in results if r.recoverable]
-    met = (not any(r.status in ("hang", "crash", "traceback", "bad_output") or r.leftover for r in results)
-           and (not rec or sum(r.status == "upscaled" for r in rec) >= 0.95 * len(rec)))
-    lines += ["", (f"bars {'met' if met else 'NOT met'}: 0 hangs, crashes, tracebacks, bad outputs "
-                   "and leftovers; >= 95% of recoverable inputs upscaled")]
-    return "\n".join(lines), met
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
-    p.add_argument("--keep", action="store_true", help="keep the temporary work folder")
-    p.add_argument("--jobs", type=int, default=1, help="parallel cases (default 1)")
-    p.add_argument("--timeout", type=float, default=60, help="seconds per case (default 60)")
-    p.add_argument("--real-model", action="store_true", help="use the bundled x3 model, not x1")
-    p.add_argument("--limit", type=int, help="run only the first N (matching) cases")
-    p.add_argument("--cases", help="regular expression the case names must match")
-    p.add_argument("--json", type=Path, help="write per-case results here")
-    p.add_argument("--extra", default="", help="more `vsr upscale` arguments for every case, "
-                   "e.g. --extra='--segments 3 --executor local' (the scale-out path)")
-    p.add_argument("--probe", help=argparse.SUPPRESS)  # internal: tolerant decode of one file
-    args = p.parse_args(argv)
-    if args.probe:
-        print(tolerant_decode(args.probe))
-        return 0
-    cases = build_cases(args.seed)
-    if args.cases:
-        cases = [c for c in cases if re.search(args.cases, c.name)]
-    cases = cases[:args.limit] if args.limit is not None else cases
-    work = args.work or Path(tempfile.mkdtemp(prefix="vsr-fuzz-"))
-    work.mkdir(parents=True, exist_ok=True)
-    done: list[Result] = []
-
-    def progress(r: Result) -> None:
-        done.append(r)
-        print(f"[{len(done)}/{len(cases)}] {r.status:<11} {r.seconds:6.1f}s {r.name}", file=sys.stderr)
-
-    t0 = time.monotonic()
-    try:
-        results = run_all(cases, work, args.seed, args.jobs, args.timeout, args.real_model, progress,
-                          shlex.split(args.extra))
-    finally:
-        if args.work is None and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    text, met = report(results)
-    print(text)
-    print(f"\n{len(results)} cases in {time.monotonic() - t0:.0f}s (seed {args.seed}, work {work})")
-    if args.json:
-        rows: list[dict[str, Any]] = [{**asdict(r), "recoverable": r.recoverable,
-                                       "frames_lost": r.frames_lost} for r in results]
-        args.json.write_text(json.dumps({"seed": args.seed, "met": met, "cases": rows}, indent=1))
-    return 0 if met else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Offline benchmark: `vsr upscale` beside its floors and anchors, one run, on the same frames.
 
-    python scripts/bench.py                                  # 640x360, 60 frames, x3, veryfast
-    python scripts/bench.py --size 1280x720 --device cuda --batch auto --json bench.json
-    python scripts/bench.py --device cuda --frames 600 --precision fp32 --anchors a
-    python scripts/bench.py --input clip.mp4 --frames 0      # a given clip, all of its frames
+    python scripts/bench/bench.py                                  # 640x360, 60 frames, x3, veryfast
+    python scripts/bench/bench.py --size 1280x720 --device cuda --batch auto --json bench.json
+    python scripts/bench/bench.py --device cuda --frames 600 --precision fp32 --anchors a
+    python scripts/bench/bench.py --input clip.mp4 --frames 0      # a given clip, all of its frames
 
 Every row runs alone, one after another, on the same decoded clip (generated deterministically
-from scripts/make_sample.py's `render()`, or `--input`), with the same encoder settings
+from the sample scene, `vsr.lab.scene.render()`, or `--input`), with the same encoder settings
 (libx264, `--preset`, CRF 18, yuv420p); `--repeat N` keeps each row's fastest of N runs.
 
 Floors are work that cannot be avoided on this hardware, each measured alone: an upscaler
@@ -53,7 +53,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -62,19 +61,28 @@ import av
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(SCRIPTS))
-sys.path.insert(0, str(ROOT))
-from make_sample import FPS, render
-
-from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
-from vsr.color import is_full_range, merge_planes, split_frame
+from vsr.batching import auto_batch
+from vsr.color import split_frame
 from vsr.errors import VsrError
-from vsr.model import OnnxUpscaler, auto_batch
+from vsr.lab.floors import (
+    CRF,
+    Clip,
+    Encoder,
+    decode_frames,
+    even,
+    floor_decode,
+    floor_encode,
+    floor_model,
+    load_clip,
+    make_clip,
+    output_frames,
+    run_pipeline,
+)
+from vsr.lab.paths import ROOT
+from vsr.lab.scene import FPS
+from vsr.model import OnnxUpscaler
 from vsr.options import Device, Precision
 
-CRF = 18
 #: Runs `python -m vsr` and then reports its own resource usage as a last JSON line on stderr.
 WRAPPER = (
     "import json, resource, runpy, sys\n"
@@ -108,54 +116,6 @@ class Row:
         return self.frames / self.seconds if self.seconds else None
 
 
-@dataclass
-class Clip:
-    path: str
-    width: int
-    height: int
-    rate: Fraction
-    time_base: Fraction
-    frames: list[Any]  # decoded av.VideoFrames, in order
-
-
-def make_clip(path: Path, w: int, h: int, n: int) -> None:
-    """Render `n` frames of the sample scene at w x h, H.264 yuv420p (deterministic)."""
-    with av.open(str(path), "w", options={"fflags": "+bitexact"}) as out:
-        vs = out.add_stream("libx264", rate=FPS, options={"crf": "20", "preset": "medium"})
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        for i in range(n):
-            bgr = render(i / FPS)
-            if bgr.shape[:2] != (h, w):
-                shrink = w * h < bgr.shape[0] * bgr.shape[1]
-                bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-            vf = av.VideoFrame.from_ndarray(bgr, format="bgr24")
-            vf.pts, vf.time_base = i, Fraction(1, FPS)
-            out.mux(vs.encode(vf))
-        out.mux(vs.encode(None))
-
-
-def decode_frames(path: str, limit: int) -> Any:
-    """Yield up to `limit` (0: all) decoded frames, slice-threaded like vsr."""
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "SLICE"
-        for count, frame in enumerate(container.decode(stream), 1):
-            yield frame
-            if limit and count >= limit:
-                return
-
-
-def load_clip(path: str, limit: int) -> Clip:
-    with av.open(path) as container:
-        s = container.streams.video[0]
-        rate = Fraction(s.average_rate or s.guessed_rate or FPS)
-        tb = s.time_base or Fraction(1, 90000)
-    frames = list(decode_frames(path, limit))
-    if not frames:
-        raise SystemExit(f"bench: no decodable video frame in {path}")
-    return Clip(path, frames[0].width, frames[0].height, rate, tb, frames)
-
-
 def timed(fn: Callable[[], int], repeat: int) -> tuple[float, float, int]:
     """Best of `repeat` runs of fn (which returns its frame count): (seconds, CPU %, frames)."""
     best: tuple[float, float, int] | None = None
@@ -171,56 +131,6 @@ def timed(fn: Callable[[], int], repeat: int) -> tuple[float, float, int]:
     return best
 
 
-class Encoder:
-    """libx264 (preset, CRF 18, yuv420p) into an .mp4, set up like vsr's sink."""
-
-    def __init__(self, path: Path, clip: Clip, w: int, h: int, preset: str) -> None:
-        self.out = av.open(str(path), "w")
-        self.stream = self.out.add_stream("libx264", rate=clip.rate,
-                                          options={"crf": str(CRF), "preset": preset})
-        self.stream.width, self.stream.height, self.stream.pix_fmt = w, h, "yuv420p"
-        self.stream.codec_context.time_base = clip.time_base
-        self.stream.time_base = clip.time_base
-        self.time_base = clip.time_base
-
-    def encode(self, vf: Any, pts: int | None) -> None:
-        vf.pts, vf.time_base = pts, self.time_base
-        self.out.mux(self.stream.encode(vf))
-
-    def close(self) -> None:
-        self.out.mux(self.stream.encode(None))
-        self.out.close()
-
-
-def even(n: int) -> int:
-    return n + n % 2
-
-
-def floor_decode(clip: Clip, limit: int) -> int:
-    return sum(1 for _ in decode_frames(clip.path, limit))
-
-
-def floor_model(up: OnnxUpscaler, batches: list[np.ndarray], keep: list[np.ndarray]) -> int:
-    """The model on every batch; the outputs are kept (a reference, no copy) for the encode
-    floor, so that it encodes the very pictures vsr encodes."""
-    keep.clear()
-    for b in batches:
-        keep.append(up(b))
-    return sum(len(b) for b in batches)
-
-
-def output_frames(clip: Clip, luma: list[np.ndarray], s: int) -> list[Any]:
-    """The upscaled pictures as vsr's native path composes them (its luma, bicubic chroma,
-    yuv420p), for the encode floor: sharper pictures cost the encoder more than bicubic
-    ones (about 10% with libx264 veryfast here), so a bicubic floor would flatter it."""
-    frames = []
-    for f, y in zip(clip.frames, (y for batch in luma for y in batch)):
-        vf = merge_planes(y, split_frame(f, native=True)[1], 8, "yuv420p", is_full_range(f), pad=True)
-        vf.pts = f.pts
-        frames.append(vf)
-    return frames
-
-
 def transcode(clip: Clip, limit: int, s: int, preset: str, out: Path, convert: Callable[[Any], Any]) -> int:
     """Decode, `convert` each frame to an output-size av.VideoFrame, encode: the anchors' loop."""
     enc = Encoder(out, clip, even(clip.width * s), even(clip.height * s), preset)
@@ -229,15 +139,6 @@ def transcode(clip: Clip, limit: int, s: int, preset: str, out: Path, convert: C
         enc.encode(convert(frame), frame.pts)
     enc.close()
     return n
-
-
-def floor_encode(frames: list[Any], clip: Clip, s: int, preset: str, tmp: Path) -> int:
-    """The encoder alone: `frames` are already output-size yuv420p."""
-    enc = Encoder(tmp / "floor_encode.mp4", clip, even(clip.width * s), even(clip.height * s), preset)
-    for f in frames:
-        enc.encode(f, f.pts)
-    enc.close()
-    return len(frames)
 
 
 def bicubic(clip: Clip, s: int) -> Callable[[Any], Any]:
@@ -319,14 +220,6 @@ class FreeModel:
         for i in range(n):
             cv2.resize(y[i], (w * s, h * s), dst=out[i], interpolation=cv2.INTER_CUBIC)
         return out
-
-
-def run_pipeline(clip: Clip, upscaler: Any, batch: int, preset: str, out: Path,
-                 frames: int = 0) -> int:
-    """vsr's Pipeline in this process, as `vsr upscale` builds it, with a given upscaler."""
-    p = Pipeline(SourceOptions(clip.path, max_frames=frames or None), ModelOptions(batch=batch),
-                 SinkOptions(str(out), preset=preset, crf=CRF, overwrite=True), upscaler=upscaler)
-    return p.run().frames
 
 
 def run_vsr(clip: Clip, model: Path, args: argparse.Namespace, tmp: Path) -> Row:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Make the int8 CPU variant of a model: static QDQ quantization calibrated on training images.
 
-    python scripts/quantize.py                      # models/espcn_x3.onnx -> models/espcn_x3_int8.onnx
-    python scripts/quantize.py --model models/espcn_x2.onnx --out models/espcn_x2_int8.onnx
+    python scripts/models/quantize.py               # models/espcn_x3.onnx -> models/espcn_x3_int8.onnx
+    python scripts/models/quantize.py --model models/espcn_x2.onnx --out models/espcn_x2_int8.onnx
 
 Weights are int8 per output channel *within 7 bits* (`reduce_range`), activations uint8 with
 ranges calibrated (MinMax) on 96x96 LR luma crops of every 6th image of ../shared/data/train,
@@ -20,7 +20,7 @@ The first and last convolutions stay float: they are 7% of the arithmetic (1 inp
 in, r*r out) and the most sensitive to rounding; quantizing them cost 0.02 dB on Set5.
 
 The result is checked against the float model under the shared protocol on Set5/Set14 and on
-generated hard content (scripts/hard_images.py), timed against it on this CPU, and the
+generated hard content (vsr/lab/hard_images.py), timed against it on this CPU, and the
 figures are written into its metadata next to the source model's own.
 """
 
@@ -37,19 +37,15 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import hard_images
-import sr_protocol
-
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
+from vsr.lab import hard_images, protocol
+from vsr.lab.paths import MODELS, SHARED_DATA
 
 
 def calibration_batches(scale: int, folder: Path, every: int = 6, crop: int = 96) -> list[dict[str, np.ndarray]]:
     batches = []
-    for path in sr_protocol.list_images(folder)[::every]:
-        _, lr = sr_protocol.hr_lr_pair(path, scale)
-        y = sr_protocol.y_channel(lr)[:crop, :crop].astype(np.float32) / 255.0
+    for path in protocol.list_images(folder)[::every]:
+        _, lr = protocol.hr_lr_pair(path, scale)
+        y = protocol.y_channel(lr)[:crop, :crop].astype(np.float32) / 255.0
         batches.append({"input": y[None, None]})
     return batches
 
@@ -60,10 +56,10 @@ def psnr_of(model: Path, scale: int, folder: Path) -> float:
 
     up = OnnxUpscaler(model, Device.CPU)
     scores = []
-    for path in sr_protocol.list_images(folder):
-        hr, lr = sr_protocol.hr_lr_pair(path, scale)
-        sr = up(sr_protocol.y_channel(lr)[None])[0]
-        scores.append(sr_protocol.psnr_y(sr, sr_protocol.y_channel(hr), scale))
+    for path in protocol.list_images(folder):
+        hr, lr = protocol.hr_lr_pair(path, scale)
+        sr = up(protocol.y_channel(lr)[None])[0]
+        scores.append(protocol.psnr_y(sr, protocol.y_channel(hr), scale))
     return round(float(np.mean(scores)), 3)
 
 
@@ -103,10 +99,10 @@ def main() -> int:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "espcn_x3.onnx")
+    ap.add_argument("--model", type=Path, default=MODELS / "espcn_x3.onnx")
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--data", type=Path, default=DATA / "train")
-    ap.add_argument("--eval", type=Path, default=DATA / "eval")
+    ap.add_argument("--data", type=Path, default=SHARED_DATA / "train")
+    ap.add_argument("--eval", type=Path, default=SHARED_DATA / "eval")
     args = ap.parse_args()
     out = args.out or args.model.with_name(args.model.stem + "_int8.onnx")
     src = onnx.load(str(args.model))
@@ -136,7 +132,7 @@ def main() -> int:
                          f"activations; {', '.join(keep_float) or 'no layer'} kept float)",
         "vsr.float_model": args.model.stem,
         "vsr.float_psnr": meta.get("vsr.psnr", "{}"),
-        "vsr.quantize_command": "python scripts/quantize.py " + " ".join(sys.argv[1:]),
+        "vsr.quantize_command": "python scripts/models/quantize.py " + " ".join(sys.argv[1:]),
         "vsr.calibration": f"{len(batches)} LR crops of {args.data.name}",
     })
     del q.metadata_props[:]

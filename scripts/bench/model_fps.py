@@ -17,23 +17,22 @@ uint8 conversions are included. Rows differ in the engine and its options:
 Each row's output is compared with the CPU's float32 result (max abs difference, share of
 pixels that differ). Prints one markdown row per size, variant and batch.
 
-    python scripts/model_fps.py --device cuda --sizes 640x360 1280x720 --variants all
+    python scripts/bench/model_fps.py --device cuda --sizes 640x360 1280x720 --variants all
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from vsr.model import CUDA_OPTIONS, OnnxUpscaler, auto_batch
+from vsr.batching import auto_batch
+from vsr.engines import CUDA_OPTIONS
+from vsr.lab.paths import MODELS
+from vsr.model import OnnxUpscaler
 from vsr.options import Device, Precision
 
 #: name -> (engine, precision, CUDA provider options: None for vsr's own)
@@ -52,7 +51,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", nargs="*", default=["640x360", "1280x720"])
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--model", default=str(ROOT / "models" / "espcn_x3.onnx"))
+    ap.add_argument("--model", default=str(MODELS / "espcn_x3.onnx"))
     ap.add_argument("--batch", type=int, default=0, help="frames per call (0: --batch auto's choice)")
     ap.add_argument("--also-batches", default="", help="comma-separated extra batch sizes for the "
                     "default variant, e.g. 1,16")

@@ -8,7 +8,7 @@ weights with cuDNN measures what the network costs on that GPU; the *ratio* betw
 measured side by side here is what carries over to onnxruntime's CUDA engine, whose absolute
 figure for espcn_x3 was measured in an earlier session. It says nothing about decode/encode.
 
-    python scripts/gpu_model_speed.py models/espcn_x3.onnx models/fast_x3.onnx q.onnx --size 640x360
+    python scripts/bench/gpu_model_speed.py models/espcn_x3.onnx models/fast_x3.onnx q.onnx --size 640x360
 """
 
 from __future__ import annotations

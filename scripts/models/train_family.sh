@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The model family on the speed/quality frontier: every tier x scale training run, resumable.
 #
-#   scripts/train_family.sh --list                 # print every run's exact command
-#   scripts/train_family.sh x3_fast x3_quality     # start (or resume) these runs in the background
-#   scripts/train_family.sh --status               # last log line of every run
+#   scripts/models/train_family.sh --list                 # print every run's exact command
+#   scripts/models/train_family.sh x3_fast x3_quality     # start (or resume) these runs in the background
+#   scripts/models/train_family.sh --status               # last log line of every run
 #
-# Tiers (cost = Conv multiply-accumulates per LR input pixel, `python scripts/macs.py FILE`):
+# Tiers (cost = Conv multiply-accumulates per LR input pixel, `python scripts/models/macs.py FILE`):
 #   fast      ECBSR-style M5C16 (`train.py --arch ecb --channels 16 --blocks 5`), re-parameterised
 #             to six plain 3x3 convs + global residual: 12,240 / 12,960 / 13,968 MACs/px at x2/x3/x4
 #             (budget at x3: 14,872 = espcn_x3 / 4); 80k steps of batch 64: ~2-2.5 h at ~10 steps/s (1 thread).
@@ -26,7 +26,7 @@
 # outside the repository; copy a finished model into models/ only after it is evaluated.
 # On a GPU machine, pass DEVICE=cuda THREADS=0: the checkpoint resumes there unchanged.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-/work/train_runs}
 PY=${PY:-.venv/bin/python}
 THREADS=${THREADS:-1}
@@ -51,7 +51,7 @@ ALL=(x3_fast x3_quality x2_fast x4_fast x2_quality x4_quality)
 case ${1:---list} in
     --list)
         for n in "${ALL[@]}"; do
-            echo "nohup $PY scripts/train.py $(args_for "$n") >> $RUNS/$n.log 2>&1 &"
+            echo "nohup $PY scripts/models/train.py $(args_for "$n") >> $RUNS/$n.log 2>&1 &"
         done ;;
     --status)
         for n in "${ALL[@]}"; do
@@ -68,10 +68,10 @@ case ${1:---list} in
             if [ -f "$RUNS/$n.onnx" ]; then echo "$n: finished ($RUNS/$n.onnx)"; continue; fi
             pid=$(cat "$RUNS/$n.pid" 2>/dev/null || true)
             if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "$n: already running (pid $pid)"; continue; fi
-            echo "=== $(date -Is) $PY scripts/train.py $a" >> "$RUNS/$n.log"
+            echo "=== $(date -Is) $PY scripts/models/train.py $a" >> "$RUNS/$n.log"
             # shellcheck disable=SC2086  # $a is a word list by design
             # setsid: its own session, so it outlives the shell (and the process group) that started it
-            setsid nohup "$PY" scripts/train.py $a >> "$RUNS/$n.log" 2>&1 < /dev/null &
+            setsid nohup "$PY" scripts/models/train.py $a >> "$RUNS/$n.log" 2>&1 < /dev/null &
             echo $! > "$RUNS/$n.pid"
             echo "$n: started pid $! (log $RUNS/$n.log)"
         done ;;

@@ -6,9 +6,10 @@ Architecture (the ONNX model zoo's Super Resolution card, Shi et al. 2016): conv
 Input and output are the luma channel, float32 in 0..1, [N,1,H,W] -> [N,1,rH,rW].
 `--arch ecb --channels C --blocks M` trains the model family's fast and quality tiers instead:
 edge-oriented multi-branch blocks merged at export into a plain stack of 3x3 convs with a
-global residual (`build_ecb` says why); `scripts/train_family.sh` has every tier's command.
+global residual (`vsr.lab.networks.build_ecb` says why); `scripts/models/train_family.sh` has
+every tier's command.
 `--tier` is recorded in the metadata (`vsr.tier`) with the cost (`vsr.macs_per_pixel`: conv
-multiply-accumulates per input pixel, as `scripts/macs.py` counts them on the exported graph).
+multiply-accumulates per input pixel, as `scripts/models/macs.py` counts them on the exported graph).
 `--holdout N` keeps N training images out of training as a validation set whose PSNR is
 logged at every checkpoint: choices are made on it, never on Set5/Set14 (evaluation only).
 
@@ -24,13 +25,14 @@ Why the recipe looks like this:
 - L1 for most of the run (robust, converges faster), MSE at the end (what PSNR measures),
   Adam with a cosine schedule. Fixed seeds: a run is reproducible on one device type.
 
-The exported graph is written directly with `onnx.helper` rather than via torch.onnx: the
-model is a handful of nodes, and this keeps the file identical whichever torch version trained it.
+The networks and their export live in `vsr.lab.networks`: the exported graph is written
+directly with `onnx.helper` rather than via torch.onnx (the model is a handful of nodes, and
+this keeps the file identical whichever torch version trained it).
 
 Usage:
-    python scripts/train.py --scale 3 --out models/espcn_x3.onnx
-    python scripts/train.py --scale 3 --degrade video --out models/espcn_x3_video.onnx
-    python scripts/train.py --scale 3 --arch ecb --channels 16 --blocks 5 --tier fast --holdout 4 ...
+    python scripts/models/train.py --scale 3 --out models/espcn_x3.onnx
+    python scripts/models/train.py --scale 3 --degrade video --out models/espcn_x3_video.onnx
+    python scripts/models/train.py --scale 3 --arch ecb --channels 16 --blocks 5 --tier fast --holdout 4 ...
 A run writes a checkpoint every `--checkpoint-every` steps next to `--out`
 (`<out>.ckpt`) and resumes from it when started again with the same settings.
 """
@@ -52,12 +54,12 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFilter
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import sr_protocol
+from vsr.lab import protocol
+from vsr.lab.networks import build_ecb, build_model, check_export, ecb_macs_per_pixel, export_onnx, init_from
+from vsr.lab.paths import MODELS, SHARED_DATA
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "train"
-DEFAULT_EVAL = ROOT.parent / "shared" / "data" / "eval"
+DEFAULT_DATA = SHARED_DATA / "train"
+DEFAULT_EVAL = SHARED_DATA / "eval"
 
 
 @dataclass(frozen=True)
@@ -87,214 +89,6 @@ CONFIG_DEFAULTS = {"extra_layers": 0, "init": "", "arch": "espcn", "channels": 0
                    "holdout": 0, "tier": ""}
 
 
-def layer_names(extra: int) -> list[str]:
-    """The convolutions in order: conv1, conv2, the extra 3x3x64 ones (conv2b, conv2c, ...),
-    conv3, conv4. The names are the ONNX initializers' prefixes, so a model with extra
-    layers can start from one without (`--init`)."""
-    return ["conv1", "conv2", *(f"conv2{chr(ord('b') + i)}" for i in range(extra)), "conv3", "conv4"]
-
-
-def build_model(scale: int, extra: int = 0):  # type: ignore[no-untyped-def]
-    import torch
-    from torch import nn
-
-    class ESPCN(nn.Module):
-        def __init__(self, r: int) -> None:
-            super().__init__()
-            self.names = layer_names(extra)
-            shapes = {"conv1": (1, 64, 5), "conv3": (64, 32, 3), "conv4": (32, r * r, 3)}
-            for name in self.names:
-                cin, cout, k = shapes.get(name, (64, 64, 3))
-                setattr(self, name, nn.Conv2d(cin, cout, k, padding=k // 2))
-            self.shuffle = nn.PixelShuffle(r)
-            for name in self.names[:-1]:
-                conv = getattr(self, name)
-                nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-                nn.init.zeros_(conv.bias)
-            # A small last layer starts the network near a flat output; the bias of 0.5
-            # starts it at mid-grey, where the loss surface is tame.
-            nn.init.normal_(self.conv4.weight, std=1e-3)
-            nn.init.constant_(self.conv4.bias, 0.5)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            for name in self.names[:-1]:
-                x = torch.relu(getattr(self, name)(x))
-            return self.shuffle(self.conv4(x))
-
-    return ESPCN(scale)
-
-
-def ecb_macs_per_pixel(scale: int, channels: int, blocks: int) -> int:
-    """Conv MACs per LR pixel of the exported ECB model: head 1->C, `blocks` C->C, tail C->r*r,
-    all 3x3 (what `scripts/macs.py` counts on the exported graph)."""
-    return 9 * (channels + blocks * channels * channels + channels * scale * scale)
-
-
-def build_ecb(scale: int, channels: int = 16, blocks: int = 4):  # type: ignore[no-untyped-def]
-    """An ECBSR-style network (Zhang et al. 2021, "Edge-oriented Convolution Block for Real-time
-    Super Resolution on Mobile Devices"), re-parameterised at export to a plain conv stack.
-
-    Exported graph: Conv3x3 1->C, Relu, `blocks` x (Conv3x3 C->C, Relu), Conv3x3 C->r*r,
-    Add(input) (broadcast [N,r*r,H,W] + [N,1,H,W]: a nearest-neighbour global residual),
-    DepthToSpace(CRD). Why this shape:
-    - Cost: every layer is a 3x3 conv at LR resolution, so cost per pixel is exactly
-      9*(C + blocks*C*C + C*r*r) (`ecb_macs_per_pixel`), and it is what runs: no branches,
-      no BatchNorm, nothing the runtime's uint8/float16 rewrite or int8 QDQ quantizer does not
-      already handle for ESPCN (Conv, Relu, Add, DepthToSpace).
-    - Quality per MAC: during training each conv is an Edge-oriented Conv Block, the sum of
-      a 3x3 conv, a 1x1 (expand x2) -> 3x3 conv, 1x1 convs followed by fixed Sobel-x, Sobel-y
-      and Laplacian filters with learned per-channel scales, and the identity (when Cin ==
-      Cout). All branches are linear, so their sum IS one 3x3 conv (`ECB.merged`), but the
-      over-parameterisation and the edge priors train better than a plain conv of the same
-      cost (ECBSR's ablation: +0.2..0.4 dB at these sizes).
-    - Relu, not ECBSR's PReLU: int8 quantization and fp16 treat Relu best (no negative
-      slope to represent; onnxruntime fuses Conv+Relu).
-    - The global residual (the input added to each of the r*r sub-pixel channels, i.e. the
-      nearest-neighbour upscale) lets the network learn only the detail: deep plain stacks
-      then train quickly and stably from a start that already outputs a sane picture (the
-      tail starts near zero).
-
-    Training forward uses the merged kernels (`forward` = a plain conv per block computed
-    from the branch parameters, differentiably): the same function of the same parameters
-    as the branch sum, hence the same gradients, at the cost of the exported network instead
-    of ~3x that. `forward_branches` evaluates the branches one by one as ECBSR does (the
-    1x1 branches' intermediate maps are padded with their bias, not zero, which is what makes
-    the sum exactly one zero-padded 3x3 conv); the tests check the export against it.
-    """
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
-
-    sobel_x = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
-    sobel_y = sobel_x.t().contiguous()
-    laplacian = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
-
-    class ECB(nn.Module):
-        def __init__(self, cin: int, cout: int, expand: int = 2, identity: bool = True,
-                     last: bool = False) -> None:
-            super().__init__()
-            self.cin, self.cout = cin, cout
-            self.identity = identity and cin == cout
-            mid = expand * cout
-            self.k3 = nn.Conv2d(cin, cout, 3)
-            self.e1 = nn.Conv2d(cin, mid, 1)  # expand
-            self.e3 = nn.Conv2d(mid, cout, 3)  # squeeze
-            self.d1 = nn.Conv2d(cin, 3 * cout, 1)  # 1x1 in front of the three edge filters
-            self.d_scale = nn.Parameter(torch.randn(3 * cout) * 1e-3)
-            self.d_bias = nn.Parameter(torch.randn(3 * cout) * 1e-3)
-            self.register_buffer("mask", torch.stack([sobel_x, sobel_y, laplacian]), persistent=False)
-            if last:  # the tail starts near zero: the model starts as the nearest-neighbour upscale
-                for p in (self.k3.weight, self.e3.weight):
-                    nn.init.normal_(p, std=1e-3)
-                for p in (self.k3.bias, self.e3.bias):
-                    nn.init.zeros_(p)
-                with torch.no_grad():
-                    self.d_scale.mul_(1e-2)
-
-        def _edge_kernels(self):  # type: ignore[no-untyped-def]
-            # [3*cout, 1, 3, 3]: filter t of channel o is scale * mask[t]; order (t, o)
-            m = self.mask.repeat_interleave(self.cout, dim=0)
-            return (self.d_scale[:, None, None] * m)[:, None]
-
-        def merged(self):  # type: ignore[no-untyped-def]
-            """(weight [cout, cin, 3, 3], bias [cout]) of the one conv equal to all branches."""
-            w = self.k3.weight
-            b = self.k3.bias
-            # 1x1 (w1, b1) then 3x3 (w3, b3): W = w3 . w1 over the middle channels
-            w1 = self.e1.weight[:, :, 0, 0]  # [mid, cin]
-            w = w + torch.einsum("omhw,mi->oihw", self.e3.weight, w1)
-            b = b + self.e3.bias + torch.einsum("omhw,m->o", self.e3.weight, self.e1.bias)
-            # 1x1 (v, c) then per-channel edge filter k: W[o, i] = k[o] * v[o, i]
-            k = self._edge_kernels()[:, 0]  # [3*cout, 3, 3]
-            v = self.d1.weight[:, :, 0, 0]  # [3*cout, cin]
-            we = k[:, None] * v[:, :, None, None]  # [3*cout, cin, 3, 3]
-            be = self.d1.bias * k.sum((1, 2)) + self.d_bias
-            w = w + we.view(3, self.cout, self.cin, 3, 3).sum(0)
-            b = b + be.view(3, self.cout).sum(0)
-            if self.identity:
-                eye = torch.zeros_like(w)
-                idx = torch.arange(self.cout)
-                eye[idx, idx, 1, 1] = 1.0
-                w = w + eye
-            return w, b
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            w, b = self.merged()
-            return F.conv2d(x, w, b, padding=1)
-
-        def forward_branches(self, x: torch.Tensor) -> torch.Tensor:
-            def bias_pad(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-                y = F.pad(y, (1, 1, 1, 1))
-                border = torch.ones_like(y[:1])
-                border[:, :, 1:-1, 1:-1] = 0
-                return y + border * bias[None, :, None, None]
-
-            out = self.k3(F.pad(x, (1, 1, 1, 1)))
-            out = out + self.e3(bias_pad(self.e1(x), self.e1.bias))
-            edges = F.conv2d(bias_pad(self.d1(x), self.d1.bias), self._edge_kernels(), self.d_bias,
-                             groups=3 * self.cout)
-            out = out + edges.view(x.shape[0], 3, self.cout, *edges.shape[2:]).sum(1)
-            if self.identity:
-                out = out + x
-            return out
-
-    class ECBNet(nn.Module):
-        def __init__(self, r: int) -> None:
-            super().__init__()
-            self.scale, self.channels, self.blocks = r, channels, blocks
-            self.names = ["head", *(f"body{i + 1}" for i in range(blocks)), "tail"]
-            self.head = ECB(1, channels)
-            for name in self.names[1:-1]:
-                setattr(self, name, ECB(channels, channels))
-            self.tail = ECB(channels, r * r, last=True)
-            self.shuffle = nn.PixelShuffle(r)
-
-        def forward(self, x: torch.Tensor, branches: bool = False) -> torch.Tensor:
-            y = x
-            for name in self.names:
-                block = getattr(self, name)
-                y = block.forward_branches(y) if branches else block(y)
-                if name != "tail":
-                    y = torch.relu(y)
-            return self.shuffle(y + x)  # x broadcasts over the r*r channels
-
-        def export_layers(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
-            """(name, weight, bias) of each plain 3x3 conv, in order (float32 numpy)."""
-            with torch.no_grad():
-                return [(name, *(t.detach().cpu().numpy().astype(np.float32)
-                                 for t in getattr(self, name).merged())) for name in self.names]
-
-    return ECBNet(scale)
-
-
-def init_from(model, path: Path) -> list[str]:  # type: ignore[no-untyped-def]
-    """Copy the weights of an exported vsr ESPCN model into `model` wherever the names and
-    shapes match; extra 3x3x64 layers it lacks start as the identity (a centred one-hot
-    kernel, zero bias), which passes the ReLU output before it through unchanged, so the
-    deeper network starts out computing exactly what the given model computes."""
-    import onnx
-    import torch
-    from onnx import numpy_helper
-
-    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
-    copied = []
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            w = weights.get(name)
-            if w is not None and tuple(w.shape) == tuple(param.shape):
-                param.copy_(torch.from_numpy(np.array(w, np.float32)))
-                copied.append(name)
-            elif w is None and name.endswith(".weight") and tuple(param.shape) == (64, 64, 3, 3):
-                param.zero_()
-                for c in range(64):
-                    param[c, c, 1, 1] = 1.0
-            elif name.endswith(".bias") and w is None:
-                param.zero_()
-            else:
-                raise SystemExit(f"--init {path}: no weights for {name} {tuple(param.shape)}")
-    return copied
-
-
 def degrade_lr(lr: Image.Image, rng: random.Random) -> Image.Image:
     """Video-like damage on an LR RGB image: noise, then JPEG at a realistic quality."""
     arr = np.asarray(lr).astype(np.float32)
@@ -313,7 +107,7 @@ def split_holdout(cfg: TrainConfig) -> tuple[list[Path], list[Path]]:
     """(training images, held-out images): `cfg.holdout` images, evenly spaced through the
     sorted list, are kept out of training and used to watch progress (validation), so that
     Set5/Set14 stay evaluation-only."""
-    files = sr_protocol.list_images(Path(cfg.data))
+    files = protocol.list_images(Path(cfg.data))
     if cfg.holdout <= 0 or not files:
         return files, []
     n = min(cfg.holdout, len(files) - 1)
@@ -349,7 +143,7 @@ def patch_bank(cfg: TrainConfig) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.
                 lr = src.resize((w // s, h // s), Image.BICUBIC)
                 if cfg.degrade == "video" and (c > 0 or rng.random() < 0.7):
                     lr = degrade_lr(lr, rng)
-                ly, hy = sr_protocol.y_channel(lr), sr_protocol.y_channel(hr)
+                ly, hy = protocol.y_channel(lr), protocol.y_channel(hr)
                 stride = p // 2
                 for i in range(0, ly.shape[0] - p + 1, stride):
                     for j in range(0, ly.shape[1] - p + 1, stride):
@@ -363,82 +157,14 @@ def evaluate(model, scale: int, folder: Path | list[Path], device: str) -> float
     import torch
 
     scores = []
-    files = folder if isinstance(folder, list) else sr_protocol.list_images(folder)
+    files = folder if isinstance(folder, list) else protocol.list_images(folder)
     with torch.no_grad():
         for path in files:
-            hr, lr = sr_protocol.hr_lr_pair(path, scale)
-            x = torch.from_numpy(sr_protocol.y_channel(lr)).float().div(255)[None, None]
+            hr, lr = protocol.hr_lr_pair(path, scale)
+            x = torch.from_numpy(protocol.y_channel(lr)).float().div(255)[None, None]
             y = model(x.to(device))[0, 0].cpu().numpy()
-            scores.append(sr_protocol.psnr_y(sr_protocol.to_uint8(y), sr_protocol.y_channel(hr), scale))
+            scores.append(protocol.psnr_y(protocol.to_uint8(y), protocol.y_channel(hr), scale))
     return float(np.mean(scores))
-
-
-def export_onnx(model, scale: int, out: Path, metadata: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
-    """Write the model as a plain graph with dynamic batch/height/width: ESPCN's Conv/Relu
-    chain and DepthToSpace; an ECB model's merged 3x3 convs, then its global residual Add."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    residual = hasattr(model, "export_layers")
-    if residual:
-        sd = {}
-        for name, w, b in model.export_layers():
-            sd[f"{name}.weight"], sd[f"{name}.bias"] = w, b
-    else:
-        sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
-    inits = [numpy_helper.from_array(sd[k], name=k) for k in sd]
-    nodes = []
-    x = "input"
-    names = model.names
-    for name in names:
-        pad = sd[f"{name}.weight"].shape[2] // 2
-        conv_out = f"{name}_out"
-        nodes.append(helper.make_node("Conv", [x, f"{name}.weight", f"{name}.bias"], [conv_out],
-                                      pads=[pad] * 4, kernel_shape=[2 * pad + 1] * 2, name=name))
-        x = conv_out
-        if name != names[-1]:
-            relu = f"relu_{name}" if residual else "relu" + name.removeprefix("conv")
-            nodes.append(helper.make_node("Relu", [x], [f"{relu}_out"], name=relu))
-            x = f"{relu}_out"
-    if residual:  # [N,r*r,H,W] + [N,1,H,W]: the nearest-neighbour upscale of the input
-        nodes.append(helper.make_node("Add", [x, "input"], ["residual_out"], name="residual"))
-        x = "residual_out"
-    nodes.append(helper.make_node("DepthToSpace", [x], ["output"], blocksize=scale, mode="CRD",
-                                  name="pixel_shuffle"))
-    graph = helper.make_graph(
-        nodes, "ecbsr" if residual else "espcn",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, "height", "width"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT,
-                                       ["batch", 1, f"height*{scale}", f"width*{scale}"])],
-        inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-                          producer_name="vsr scripts/train.py")
-    m.ir_version = 8
-    helper.set_model_props(m, metadata)
-    onnx.checker.check_model(m)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".onnx.tmp")
-    onnx.save(m, str(tmp))
-    tmp.replace(out)
-
-
-def check_export(model, out: Path) -> float:  # type: ignore[no-untyped-def]
-    """Largest |ONNX - PyTorch| on a random odd-sized batch; raises if not ~equal. An ECB
-    model is compared in its multi-branch form, so this also checks the re-parameterisation."""
-    import onnxruntime as ort
-    import torch
-
-    x = np.random.default_rng(0).random((2, 1, 37, 53), dtype=np.float32)
-    model = model.cpu()
-    with torch.no_grad():
-        t = torch.from_numpy(x)
-        ref = (model(t, branches=True) if hasattr(model, "export_layers") else model(t)).numpy()
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"input": x})[0]
-    err = float(np.abs(got - ref).max())
-    if got.shape != ref.shape or err > 1e-4:
-        raise SystemExit(f"ONNX export differs from PyTorch: shape {got.shape} vs {ref.shape}, max err {err}")
-    return err
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -488,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if device == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed batch and patch shapes: tune convs once
-    out: Path = args.out or ROOT / "models" / f"espcn_x{args.scale}.onnx"
+    out: Path = args.out or MODELS / f"espcn_x{args.scale}.onnx"
     ckpt_path = args.checkpoint or out.with_name(out.name + ".ckpt")
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -647,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         "vsr.training_data": f"{len(split_holdout(cfg)[0])} images in "
         + ", ".join(sorted(d.name for d in Path(cfg.data).iterdir() if d.is_dir()) or [Path(cfg.data).name]),
         "vsr.psnr": json.dumps(psnr),
-        "vsr.train_command": "python scripts/train.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "vsr.train_command": "python scripts/models/train.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "vsr.train_config": json.dumps(asdict(cfg)),
         "vsr.train_steps": str(cfg.steps) + ("" if cfg.steps == requested_steps
                                              else f" (the steps {args.max_minutes} minutes allowed)"),

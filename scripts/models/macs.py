@@ -2,7 +2,7 @@
 """Count a super-resolution model's convolution cost: multiply-accumulates per INPUT pixel
 (the counting itself is `vsr.cost.conv_macs_per_pixel`, which `vsr models` uses too).
 
-    python scripts/macs.py models/espcn_x3.onnx [more.onnx ...]
+    python scripts/models/macs.py models/espcn_x3.onnx [more.onnx ...]
 
 The cost is read from the exported graph, not from the training code, so it is the cost of
 what vsr actually runs. Only `Conv` (and `ConvTranspose`) nodes are counted: in these models

@@ -6,10 +6,10 @@ bundled model (or the --model files given); columns: Y-PSNR and SSIM per image f
 milliseconds per output megapixel of the model on this machine's CPU (onnxruntime, one
 image at a time, the median of the images). Any folder of images works:
 
-    python scripts/eval.py                           # Set5 and Set14 from ../shared/data/eval
-    python scripts/eval.py --sets ~/my_photos --model models/espcn_x3.onnx
-    python scripts/eval.py --lr-codec libx264 --crf 23   # LR frames H.264-compressed first
-    python scripts/eval.py --videos                      # temporal: the shared camera clips
+    python scripts/models/eval.py                           # Set5 and Set14 from ../shared/data/eval
+    python scripts/models/eval.py --sets ~/my_photos --model models/espcn_x3.onnx
+    python scripts/models/eval.py --lr-codec libx264 --crf 23   # LR frames H.264-compressed first
+    python scripts/models/eval.py --videos                      # temporal: the shared camera clips
 
 Video counts, not just stills: `--videos` takes consecutive frames of real clips (by default
 the phone, flower and stream-of-water clips of ../shared/videos), degrades each by the
@@ -17,7 +17,8 @@ protocol (Pillow bicubic downscale) and upscales it, and reports two figures per
 for bicubic: the mean frame Y-PSNR, and the Y-PSNR of frame-to-frame differences,
 (out_t - out_{t-1}) against (orig_t - orig_{t-1}). The second is the temporal error: a model
 that flickers (its error changes from frame to frame) scores lower on it than one whose
-error, however large, stays put. Both shave `scale` pixels at each border, as the protocol.
+error, however large, stays put. Both shave `scale` pixels at each border, as the protocol
+(`vsr.lab.protocol`, where both figures are computed).
 """
 
 from __future__ import annotations
@@ -32,12 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import sr_protocol
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
+from vsr.lab import protocol
+from vsr.lab.paths import MODELS, SHARED_DATA, SHARED_VIDEOS
 
 
 def compress(lr: Image.Image, codec: str, crf: int) -> Image.Image:
@@ -66,17 +63,17 @@ def compress(lr: Image.Image, codec: str, crf: int) -> Image.Image:
 
 def evaluate(run, scale: int, folder: Path, lr_codec: str | None, crf: int):  # type: ignore[no-untyped-def]
     psnrs, ssims, ms_per_mp = [], [], []
-    for path in sr_protocol.list_images(folder):
-        hr, lr = sr_protocol.hr_lr_pair(path, scale)
+    for path in protocol.list_images(folder):
+        hr, lr = protocol.hr_lr_pair(path, scale)
         if lr_codec:
             lr = compress(lr, lr_codec, crf)
             hr = hr.crop((0, 0, lr.width * scale, lr.height * scale))
         t0 = time.perf_counter()
         sr = run(lr)
         dt = time.perf_counter() - t0
-        hy = sr_protocol.y_channel(hr)
-        psnrs.append(sr_protocol.psnr_y(sr, hy, scale))
-        ssims.append(sr_protocol.ssim_y(sr, hy, scale))
+        hy = protocol.y_channel(hr)
+        psnrs.append(protocol.psnr_y(sr, hy, scale))
+        ssims.append(protocol.ssim_y(sr, hy, scale))
         ms_per_mp.append(dt * 1000 / (sr.size / 1e6))
     return float(np.mean(psnrs)), float(np.mean(ssims)), statistics.median(ms_per_mp)
 
@@ -98,26 +95,6 @@ def video_frames(path: Path, count: int) -> list[Image.Image]:
     return frames
 
 
-def temporal(run, scale: int, frames: list[Image.Image]) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """(mean frame PSNR, PSNR of frame differences) of `run` on one clip's frames."""
-    psnrs, diffs = [], []
-    prev: tuple[np.ndarray, np.ndarray] | None = None
-    for img in frames:
-        w, h = img.width - img.width % scale, img.height - img.height % scale
-        hr = img.crop((0, 0, w, h))
-        lr = hr.resize((w // scale, h // scale), Image.BICUBIC)
-        hy = sr_protocol.y_channel(hr).astype(np.float64)
-        sy = np.asarray(run(lr), np.float64)
-        psnrs.append(sr_protocol.psnr_y(sy.astype(np.uint8), hy.astype(np.uint8), scale))
-        if prev is not None:
-            d = (sy - prev[0]) - (hy - prev[1])
-            d = d[scale:-scale, scale:-scale]
-            mse = float(np.mean(d * d))
-            diffs.append(float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse))
-        prev = (sy, hy)
-    return float(np.mean(psnrs)), float(np.mean(diffs)) if diffs else float("nan")
-
-
 def temporal_table(rows: list[tuple[str, int, object]], clips: list[Path], count: int) -> None:
     """Print the temporal table: per row, each clip's frame PSNR and difference PSNR, and
     the mean of each over the clips."""
@@ -127,7 +104,7 @@ def temporal_table(rows: list[tuple[str, int, object]], clips: list[Path], count
     print("| model | scale | " + " | ".join(names) + " | mean frame | mean difference |")
     print("|" + "---|" * (4 + len(clips)))
     for name, scale, run in rows:
-        results = [temporal(run, scale, loaded[c]) for c in clips]
+        results = [protocol.temporal_psnr(run, scale, loaded[c]) for c in clips]
         cells = [f"{p:.2f} / {d:.2f}" for p, d in results]
         mf = float(np.mean([p for p, _ in results]))
         md = float(np.mean([d for _, d in results]))
@@ -141,7 +118,7 @@ def onnx_runner(path: Path, device: str = "cpu", precision: str = "fp32"):  # ty
     up = OnnxUpscaler(path, Device(device), precision=Precision(precision))
 
     def run(lr: Image.Image) -> np.ndarray:
-        return up(sr_protocol.y_channel(lr)[None])[0]
+        return up(protocol.y_channel(lr)[None])[0]
 
     return up.scale, run
 
@@ -149,7 +126,7 @@ def onnx_runner(path: Path, device: str = "cpu", precision: str = "fp32"):  # ty
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sets", nargs="*", type=Path,
-                    default=[SHARED / "eval" / "Set5", SHARED / "eval" / "Set14"])
+                    default=[SHARED_DATA / "eval" / "Set5", SHARED_DATA / "eval" / "Set14"])
     ap.add_argument("--model", nargs="*", type=Path, help="ONNX files (default: bundled models)")
     ap.add_argument("--scales", nargs="*", type=int, default=[2, 3, 4])
     ap.add_argument("--lr-codec", help="compress LR images first: libx264, libx265 or jpeg")
@@ -165,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = [s for s in args.sets if s.is_dir()]
     clips: list[Path] = []
     if args.videos is not None:
-        clips = args.videos or [SHARED.parent / "videos" / n for n in DEFAULT_VIDEOS]
+        clips = args.videos or [SHARED_VIDEOS / n for n in DEFAULT_VIDEOS]
         clips = [c for c in clips if c.is_file()]
         if not clips:
             print("no video clips found (pass --videos FILE ...)", file=sys.stderr)
@@ -176,11 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, int, object]] = []
     for scale in [] if args.no_bicubic else args.scales:
         rows.append((f"bicubic x{scale}", scale,
-                     lambda lr, s=scale: sr_protocol.bicubic_y(lr, s)))
-    zoo = SHARED / "reference" / "super_resolution.onnx"
+                     lambda lr, s=scale: protocol.bicubic_y(lr, s)))
+    zoo = SHARED_DATA / "reference" / "super_resolution.onnx"
     if args.model is None and zoo.exists() and 3 in args.scales:
         rows.append(("zoo super_resolution.onnx", 3, onnx_runner(zoo)[1]))
-    models = args.model if args.model is not None else sorted((ROOT / "models").glob("*.onnx"))
+    models = args.model if args.model is not None else sorted(MODELS.glob("*.onnx"))
     for m in models:
         for precision in args.precision:
             scale, run = onnx_runner(m, args.device, precision)

@@ -6,14 +6,13 @@ are the opposite kind: black text on white and white on black, anti-aliased line
 colour fields with hard edges, full-contrast stripes and checkerboards, and a dark scene
 (values in the bottom 15% of the range, where a banding error of one level is 10% of the
 signal). They are made deterministically from a seed, at sizes divisible by 2, 3 and 4, so
-the shared protocol applies unchanged (`sr_protocol.hr_lr_pair` on the written PNGs).
+the shared protocol applies unchanged (`vsr.lab.protocol.hr_lr_pair` on the written PNGs).
 
-    python scripts/hard_images.py OUT_DIR        # writes text.png, lineart.png, ...
+    python scripts/media/hard_images.py OUT_DIR        # writes text.png, lineart.png, ...
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,7 +96,15 @@ KINDS: dict[str, Callable[[np.random.Generator], Image]] = {
 
 
 def write_all(folder: Path, seed: int = 0) -> list[Path]:
-    """Write one PNG of every kind into `folder` and return their paths (sorted by name)."""
+    """Write one PNG of every kind into `folder` (created if missing).
+
+    Args:
+        folder: where the PNGs go.
+        seed: the seed of every kind's generator.
+
+    Returns:
+        The written paths, sorted by name.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, make in KINDS.items():
@@ -106,9 +113,3 @@ def write_all(folder: Path, seed: int = 0) -> list[Path]:
         paths.append(path)
     return sorted(paths)
 
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python scripts/hard_images.py OUT_DIR")
-    for p in write_all(Path(sys.argv[1])):
-        print(p)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The model family's trainings on one borrowed GPU, all at once, in a fixed number of minutes.
 #
-#   scripts/train_family_gpu.sh OUT_DIR [MINUTES]     # default 8 minutes
+#   scripts/models/train_family_gpu.sh OUT_DIR [MINUTES]     # default 8 minutes
 #
 # Why this exists beside train_family.sh: the device machine is lent for ~10 minutes per
 # command, so every run starts together and follows the clock (`train.py --max-minutes`:
@@ -10,14 +10,18 @@
 # launches, not by the GPU, so they cost the quality runs little.
 # Data comes from .data/train and .data/eval (copies of ../shared/data, which does not travel).
 # Writes OUT_DIR/<run>.onnx, OUT_DIR/train.log (every run's lines, prefixed) and
-# OUT_DIR/speed.json (model-stage fps of the x3 tiers, scripts/gpu_model_speed.py).
+# OUT_DIR/speed.json (model-stage fps of the x3 tiers, scripts/bench/gpu_model_speed.py).
+# train.py imports vsr.lab (the shared protocol and networks), and with it the vsr package,
+# whose dependencies include PyAV: source .gpu/p1/install-on-device first where PyAV is
+# missing (../shared/tools/gpu/README.md). The checkout itself goes on PYTHONPATH below.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT_DIR=$1
 MINUTES=${2:-8}
 PY=${PY:-python3}
 mkdir -p "$OUT_DIR" /tmp/vsr_ckpt
 export PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # vsr from this checkout, installed or not
 
 common() { echo --scale "$1" --arch ecb --holdout 4 --device "${DEVICE:-cuda}" --threads 2 --data .data/train \
     --eval .data/eval --max-minutes "$MINUTES" --steps 1000000 --log-every 1000 --no-resume; }
@@ -35,11 +39,11 @@ declare -A RUNS=(
 nvidia-smi -L || true
 for name in "${!RUNS[@]}"; do
     # shellcheck disable=SC2086  # a word list by design
-    ( $PY scripts/train.py ${RUNS[$name]} --out "$OUT_DIR/$name.onnx" \
+    ( $PY scripts/models/train.py ${RUNS[$name]} --out "$OUT_DIR/$name.onnx" \
           --checkpoint "/tmp/vsr_ckpt/$name.ckpt" 2>&1 | sed -u "s/^/[$name] /" >> "$OUT_DIR/train.log" ) &
 done
 wait
 nvidia-smi --query-gpu=name,driver_version,memory.used --format=csv || true
-$PY scripts/gpu_model_speed.py models/espcn_x3.onnx models/fast_x3.onnx "$OUT_DIR/x3_quality.onnx" \
+$PY scripts/bench/gpu_model_speed.py models/espcn_x3.onnx models/fast_x3.onnx "$OUT_DIR/x3_quality.onnx" \
     --size 640x360 --batch 8 --seconds 3 --json "$OUT_DIR/speed.json" 2>&1 | tee -a "$OUT_DIR/train.log"
 ls -la "$OUT_DIR"

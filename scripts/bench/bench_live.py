@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Live benchmark: which input sizes `vsr live` sustains in real time on this machine.
 
-For each input size, a real-time MPEG-TS stream (scripts/send_test_stream.py) is sent over
+For each input size, a real-time MPEG-TS stream (scripts/media/send_test_stream.py) is sent over
 UDP (or TCP, --proto tcp; with interleaved AAC, --audio) on loopback at --fps, `vsr live`
 upscales it for --seconds (recording to a file, as a user would), and its final statistics
 are collected: frames out per second, the share of frames dropped at the input to keep up
@@ -10,9 +10,9 @@ latency from arrival to encoded output (p50/p95/p99), and how far the recording'
 video frame is from its first audio packet. A size runs "in real time" when under 2% of
 frames are dropped in the steady state.
 
-    python scripts/bench_live.py                          # 160x90 ... 640x360 at 25 fps, x3, CPU
-    python scripts/bench_live.py --sizes 160x90 --proto tcp --audio --seconds 9
-    python scripts/bench_live.py --sizes 1280x720 --device cuda --fps 30 --json out.json
+    python scripts/bench/bench_live.py                          # 160x90 ... 640x360 at 25 fps, x3, CPU
+    python scripts/bench/bench_live.py --sizes 160x90 --proto tcp --audio --seconds 9
+    python scripts/bench/bench_live.py --sizes 1280x720 --device cuda --fps 30 --json out.json
 
 The sender runs on the same machine and takes some CPU itself (about 5% of a core at 640x360).
 """
@@ -29,9 +29,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from send_test_stream import first_times  # this folder: the stream the benchmark sends
+from vsr.lab.paths import ROOT
+from vsr.lab.recording import first_times
 
-ROOT = Path(__file__).resolve().parent.parent
+SENDER = ROOT / "scripts" / "media" / "send_test_stream.py"  # the stream the benchmark sends
 WARMUP = 2.0  # seconds of each run left out of the steady-state figures
 
 
@@ -51,7 +52,7 @@ def run_one(size: str, fps: int, seconds: float, device: str, model: str | None,
         url_in, url_send, delay = f"udp://127.0.0.1:{port}", f"udp://127.0.0.1:{port}?pkt_size=1316", 1.5
     sender = subprocess.Popen(
         ["sh", "-c", f'sleep {delay}; exec "$0" "$@"', sys.executable,
-         str(ROOT / "scripts" / "send_test_stream.py"), url_send, str(seconds + 4), "--size", size,
+         str(SENDER), url_send, str(seconds + 4), "--size", size,
          "--fps", str(fps), "--connect-wait", "60"] + (["--audio"] if audio else []),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     recording = workdir / f"{size}.mkv"

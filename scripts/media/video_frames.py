@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Extract still frames from videos into a folder of PNGs, for `scripts/eval.py --sets DIR`:
+"""Extract still frames from videos into a folder of PNGs, for `scripts/models/eval.py --sets DIR`:
 natural images the models never saw, unlike Set5/Set14 (which every SR paper tunes for).
 
-    python scripts/video_frames.py ../shared/videos/*.mp4 ../shared/videos/*.webm --out frames
-    python scripts/eval.py --sets frames
+    python scripts/media/video_frames.py ../shared/videos/*.mp4 ../shared/videos/*.webm --out frames
+    python scripts/models/eval.py --sets frames
 
 Takes the frames at 1/4 and 3/4 of each clip, as stored (rotation metadata ignored).
 """

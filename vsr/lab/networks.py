@@ -1,0 +1,302 @@
+"""The networks that scripts/models/train.py trains, and their export to vsr's ONNX models.
+
+ESPCN (the ONNX model zoo's Super Resolution card, Shi et al. 2016; `build_model`, optionally
+deeper with identity-initialised layers, `init_from`) and the model family's ECBSR-style
+network (`build_ecb`: edge-oriented multi-branch blocks merged at export into a plain stack
+of 3x3 convs with a global residual). The export (`export_onnx`) writes the graph directly
+with `onnx.helper`, so the file is the same whichever torch version trained it, and
+`check_export` compares it with PyTorch. Shared by the training script and tests/test_train.py.
+
+PyTorch and onnx are imported inside the functions (the `train` extra); a network is a
+`torch.nn.Module`, typed `Any` here since PyTorch is optional (mypy skips it). Runs in the
+caller's thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+#: A `torch.nn.Module` built here (PyTorch is optional, so not typed further).
+Network = Any
+
+
+def layer_names(extra: int) -> list[str]:
+    """The convolutions in order: conv1, conv2, the extra 3x3x64 ones (conv2b, conv2c, ...),
+    conv3, conv4. The names are the ONNX initializers' prefixes, so a model with extra
+    layers can start from one without (`--init`)."""
+    return ["conv1", "conv2", *(f"conv2{chr(ord('b') + i)}" for i in range(extra)), "conv3", "conv4"]
+
+
+def build_model(scale: int, extra: int = 0) -> Network:
+    """ESPCN at `scale`: conv 5x5x64, 3x3x64, `extra` more 3x3x64, 3x3x32, 3x3x(r*r), ReLU
+    between them, pixel shuffle. Input and output are luma in 0..1, [N,1,H,W] -> [N,1,rH,rW]."""
+    import torch
+    from torch import nn
+
+    class ESPCN(nn.Module):  # type: ignore[misc]  # nn.Module is Any to mypy
+        def __init__(self, r: int) -> None:
+            super().__init__()
+            self.names = layer_names(extra)
+            shapes = {"conv1": (1, 64, 5), "conv3": (64, 32, 3), "conv4": (32, r * r, 3)}
+            for name in self.names:
+                cin, cout, k = shapes.get(name, (64, 64, 3))
+                setattr(self, name, nn.Conv2d(cin, cout, k, padding=k // 2))
+            self.shuffle = nn.PixelShuffle(r)
+            for name in self.names[:-1]:
+                conv = getattr(self, name)
+                nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+                nn.init.zeros_(conv.bias)
+            # A small last layer starts the network near a flat output; the bias of 0.5
+            # starts it at mid-grey, where the loss surface is tame.
+            nn.init.normal_(self.conv4.weight, std=1e-3)
+            nn.init.constant_(self.conv4.bias, 0.5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for name in self.names[:-1]:
+                x = torch.relu(getattr(self, name)(x))
+            return self.shuffle(self.conv4(x))
+
+    return ESPCN(scale)
+
+
+def ecb_macs_per_pixel(scale: int, channels: int, blocks: int) -> int:
+    """Conv MACs per LR pixel of the exported ECB model: head 1->C, `blocks` C->C, tail C->r*r,
+    all 3x3 (what `vsr.cost.conv_macs_per_pixel` counts on the exported graph)."""
+    return 9 * (channels + blocks * channels * channels + channels * scale * scale)
+
+
+def build_ecb(scale: int, channels: int = 16, blocks: int = 4) -> Network:
+    """An ECBSR-style network (Zhang et al. 2021, "Edge-oriented Convolution Block for Real-time
+    Super Resolution on Mobile Devices"), re-parameterised at export to a plain conv stack.
+
+    Exported graph: Conv3x3 1->C, Relu, `blocks` x (Conv3x3 C->C, Relu), Conv3x3 C->r*r,
+    Add(input) (broadcast [N,r*r,H,W] + [N,1,H,W]: a nearest-neighbour global residual),
+    DepthToSpace(CRD). Why this shape:
+    - Cost: every layer is a 3x3 conv at LR resolution, so cost per pixel is exactly
+      9*(C + blocks*C*C + C*r*r) (`ecb_macs_per_pixel`), and it is what runs: no branches,
+      no BatchNorm, nothing the runtime's uint8/float16 rewrite or int8 QDQ quantizer does not
+      already handle for ESPCN (Conv, Relu, Add, DepthToSpace).
+    - Quality per MAC: during training each conv is an Edge-oriented Conv Block, the sum of
+      a 3x3 conv, a 1x1 (expand x2) -> 3x3 conv, 1x1 convs followed by fixed Sobel-x, Sobel-y
+      and Laplacian filters with learned per-channel scales, and the identity (when Cin ==
+      Cout). All branches are linear, so their sum IS one 3x3 conv (`ECB.merged`), but the
+      over-parameterisation and the edge priors train better than a plain conv of the same
+      cost (ECBSR's ablation: +0.2..0.4 dB at these sizes).
+    - Relu, not ECBSR's PReLU: int8 quantization and fp16 treat Relu best (no negative
+      slope to represent; onnxruntime fuses Conv+Relu).
+    - The global residual (the input added to each of the r*r sub-pixel channels, i.e. the
+      nearest-neighbour upscale) lets the network learn only the detail: deep plain stacks
+      then train quickly and stably from a start that already outputs a sane picture (the
+      tail starts near zero).
+
+    Training forward uses the merged kernels (`forward` = a plain conv per block computed
+    from the branch parameters, differentiably): the same function of the same parameters
+    as the branch sum, hence the same gradients, at the cost of the exported network instead
+    of ~3x that. `forward_branches` evaluates the branches one by one as ECBSR does (the
+    1x1 branches' intermediate maps are padded with their bias, not zero, which is what makes
+    the sum exactly one zero-padded 3x3 conv); the tests check the export against it.
+    """
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    sobel_x = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+    sobel_y = sobel_x.t().contiguous()
+    laplacian = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+    class ECB(nn.Module):  # type: ignore[misc]  # nn.Module is Any to mypy
+        def __init__(self, cin: int, cout: int, expand: int = 2, identity: bool = True,
+                     last: bool = False) -> None:
+            super().__init__()
+            self.cin, self.cout = cin, cout
+            self.identity = identity and cin == cout
+            mid = expand * cout
+            self.k3 = nn.Conv2d(cin, cout, 3)
+            self.e1 = nn.Conv2d(cin, mid, 1)  # expand
+            self.e3 = nn.Conv2d(mid, cout, 3)  # squeeze
+            self.d1 = nn.Conv2d(cin, 3 * cout, 1)  # 1x1 in front of the three edge filters
+            self.d_scale = nn.Parameter(torch.randn(3 * cout) * 1e-3)
+            self.d_bias = nn.Parameter(torch.randn(3 * cout) * 1e-3)
+            self.register_buffer("mask", torch.stack([sobel_x, sobel_y, laplacian]), persistent=False)
+            if last:  # the tail starts near zero: the model starts as the nearest-neighbour upscale
+                for p in (self.k3.weight, self.e3.weight):
+                    nn.init.normal_(p, std=1e-3)
+                for p in (self.k3.bias, self.e3.bias):
+                    nn.init.zeros_(p)
+                with torch.no_grad():
+                    self.d_scale.mul_(1e-2)
+
+        def _edge_kernels(self) -> torch.Tensor:
+            # [3*cout, 1, 3, 3]: filter t of channel o is scale * mask[t]; order (t, o)
+            m = self.mask.repeat_interleave(self.cout, dim=0)
+            return (self.d_scale[:, None, None] * m)[:, None]
+
+        def merged(self) -> tuple[torch.Tensor, torch.Tensor]:
+            """(weight [cout, cin, 3, 3], bias [cout]) of the one conv equal to all branches."""
+            w = self.k3.weight
+            b = self.k3.bias
+            # 1x1 (w1, b1) then 3x3 (w3, b3): W = w3 . w1 over the middle channels
+            w1 = self.e1.weight[:, :, 0, 0]  # [mid, cin]
+            w = w + torch.einsum("omhw,mi->oihw", self.e3.weight, w1)
+            b = b + self.e3.bias + torch.einsum("omhw,m->o", self.e3.weight, self.e1.bias)
+            # 1x1 (v, c) then per-channel edge filter k: W[o, i] = k[o] * v[o, i]
+            k = self._edge_kernels()[:, 0]  # [3*cout, 3, 3]
+            v = self.d1.weight[:, :, 0, 0]  # [3*cout, cin]
+            we = k[:, None] * v[:, :, None, None]  # [3*cout, cin, 3, 3]
+            be = self.d1.bias * k.sum((1, 2)) + self.d_bias
+            w = w + we.view(3, self.cout, self.cin, 3, 3).sum(0)
+            b = b + be.view(3, self.cout).sum(0)
+            if self.identity:
+                eye = torch.zeros_like(w)
+                idx = torch.arange(self.cout)
+                eye[idx, idx, 1, 1] = 1.0
+                w = w + eye
+            return w, b
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            w, b = self.merged()
+            return F.conv2d(x, w, b, padding=1)
+
+        def forward_branches(self, x: torch.Tensor) -> torch.Tensor:
+            def bias_pad(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+                y = F.pad(y, (1, 1, 1, 1))
+                border = torch.ones_like(y[:1])
+                border[:, :, 1:-1, 1:-1] = 0
+                return y + border * bias[None, :, None, None]
+
+            out = self.k3(F.pad(x, (1, 1, 1, 1)))
+            out = out + self.e3(bias_pad(self.e1(x), self.e1.bias))
+            edges = F.conv2d(bias_pad(self.d1(x), self.d1.bias), self._edge_kernels(), self.d_bias,
+                             groups=3 * self.cout)
+            out = out + edges.view(x.shape[0], 3, self.cout, *edges.shape[2:]).sum(1)
+            if self.identity:
+                out = out + x
+            return out
+
+    class ECBNet(nn.Module):  # type: ignore[misc]  # nn.Module is Any to mypy
+        def __init__(self, r: int) -> None:
+            super().__init__()
+            self.scale, self.channels, self.blocks = r, channels, blocks
+            self.names = ["head", *(f"body{i + 1}" for i in range(blocks)), "tail"]
+            self.head = ECB(1, channels)
+            for name in self.names[1:-1]:
+                setattr(self, name, ECB(channels, channels))
+            self.tail = ECB(channels, r * r, last=True)
+            self.shuffle = nn.PixelShuffle(r)
+
+        def forward(self, x: torch.Tensor, branches: bool = False) -> torch.Tensor:
+            y = x
+            for name in self.names:
+                block = getattr(self, name)
+                y = block.forward_branches(y) if branches else block(y)
+                if name != "tail":
+                    y = torch.relu(y)
+            return self.shuffle(y + x)  # x broadcasts over the r*r channels
+
+        def export_layers(self) -> list[tuple[str, npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
+            """(name, weight, bias) of each plain 3x3 conv, in order (float32 numpy)."""
+            with torch.no_grad():
+                return [(name, *(t.detach().cpu().numpy().astype(np.float32)
+                                 for t in getattr(self, name).merged())) for name in self.names]
+
+    return ECBNet(scale)
+
+
+def init_from(model: Network, path: Path) -> list[str]:
+    """Copy the weights of an exported vsr ESPCN model into `model` wherever the names and
+    shapes match; extra 3x3x64 layers it lacks start as the identity (a centred one-hot
+    kernel, zero bias), which passes the ReLU output before it through unchanged, so the
+    deeper network starts out computing exactly what the given model computes."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    copied = []
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            w = weights.get(name)
+            if w is not None and tuple(w.shape) == tuple(param.shape):
+                param.copy_(torch.from_numpy(np.array(w, np.float32)))
+                copied.append(name)
+            elif w is None and name.endswith(".weight") and tuple(param.shape) == (64, 64, 3, 3):
+                param.zero_()
+                for c in range(64):
+                    param[c, c, 1, 1] = 1.0
+            elif name.endswith(".bias") and w is None:
+                param.zero_()
+            else:
+                raise SystemExit(f"--init {path}: no weights for {name} {tuple(param.shape)}")
+    return copied
+
+
+def export_onnx(model: Network, scale: int, out: Path, metadata: dict[str, str]) -> None:
+    """Write the model as a plain graph with dynamic batch/height/width: ESPCN's Conv/Relu
+    chain and DepthToSpace; an ECB model's merged 3x3 convs, then its global residual Add."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    residual = hasattr(model, "export_layers")
+    if residual:
+        sd = {}
+        for name, w, b in model.export_layers():
+            sd[f"{name}.weight"], sd[f"{name}.bias"] = w, b
+    else:
+        sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    inits = [numpy_helper.from_array(sd[k], name=k) for k in sd]
+    nodes = []
+    x = "input"
+    names = model.names
+    for name in names:
+        pad = sd[f"{name}.weight"].shape[2] // 2
+        conv_out = f"{name}_out"
+        nodes.append(helper.make_node("Conv", [x, f"{name}.weight", f"{name}.bias"], [conv_out],
+                                      pads=[pad] * 4, kernel_shape=[2 * pad + 1] * 2, name=name))
+        x = conv_out
+        if name != names[-1]:
+            relu = f"relu_{name}" if residual else "relu" + name.removeprefix("conv")
+            nodes.append(helper.make_node("Relu", [x], [f"{relu}_out"], name=relu))
+            x = f"{relu}_out"
+    if residual:  # [N,r*r,H,W] + [N,1,H,W]: the nearest-neighbour upscale of the input
+        nodes.append(helper.make_node("Add", [x, "input"], ["residual_out"], name="residual"))
+        x = "residual_out"
+    nodes.append(helper.make_node("DepthToSpace", [x], ["output"], blocksize=scale, mode="CRD",
+                                  name="pixel_shuffle"))
+    graph = helper.make_graph(
+        nodes, "ecbsr" if residual else "espcn",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, "height", "width"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT,
+                                       ["batch", 1, f"height*{scale}", f"width*{scale}"])],
+        inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                          producer_name="vsr scripts/models/train.py")
+    m.ir_version = 8
+    helper.set_model_props(m, metadata)
+    onnx.checker.check_model(m)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".onnx.tmp")
+    onnx.save(m, str(tmp))
+    tmp.replace(out)
+
+
+def check_export(model: Network, out: Path) -> float:
+    """Largest |ONNX - PyTorch| on a random odd-sized batch; raises if not ~equal. An ECB
+    model is compared in its multi-branch form, so this also checks the re-parameterisation."""
+    import onnxruntime as ort
+    import torch
+
+    x = np.random.default_rng(0).random((2, 1, 37, 53), dtype=np.float32)
+    model = model.cpu()
+    with torch.no_grad():
+        t = torch.from_numpy(x)
+        ref = (model(t, branches=True) if hasattr(model, "export_layers") else model(t)).numpy()
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x})[0]
+    err = float(np.abs(got - ref).max())
+    if got.shape != ref.shape or err > 1e-4:
+        raise SystemExit(f"ONNX export differs from PyTorch: shape {got.shape} vs {ref.shape}, max err {err}")
+    return err
