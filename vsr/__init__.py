@@ -2,9 +2,13 @@
 
 Public API:
     upscale_video(input, output, **options) -> Stats   # a whole file, URL or pipe
-    Upscaler(model=None, device="auto", batch=4)       # images in memory (BGR numpy arrays)
+    ImageUpscaler(model=None, device="auto", batch=4)  # images in memory (BGR numpy arrays)
     Pipeline(SourceOptions, ModelOptions, SinkOptions) # the streaming pipeline itself
     ScaleOutJob(..., ScaleOutOptions(segments=8), executor=RayExecutor())  # one file, many workers
+
+Aliases kept for code written against earlier names (the same objects, not copies):
+    Upscaler = ImageUpscaler       # the image API's earlier name
+    Progress = ProgressStyle       # the --progress enum's earlier name
 """
 
 from __future__ import annotations
@@ -23,11 +27,23 @@ from .errors import (
                      VsrError,
 )
 from .frames import StageTimes, Stats
-from .options import ColorPath, Device, ModelOptions, OnError, Precision, Progress, SinkOptions, SourceOptions
+from .images import ImageUpscaler
+from .options import (
+                     ColorPath,
+                     Device,
+                     ModelOptions,
+                     OnError,
+                     Precision,
+                     ProgressStyle,
+                     SinkOptions,
+                     SourceOptions,
+)
 from .pipeline import Pipeline, upscale_video
 from .scaleout import LocalExecutor, RayExecutor, ScaleOutJob, ScaleOutOptions
-from .upscaler import Upscaler
 from .version import __version__
+
+Upscaler = ImageUpscaler
+Progress = ProgressStyle
 
 __all__ = [
                      "Cancelled",
@@ -35,6 +51,7 @@ __all__ = [
                      "DecodeError",
                      "Device",
                      "EncodeError",
+                     "ImageUpscaler",
                      "Interrupted",
                      "LocalExecutor",
                      "ModelError",
@@ -44,6 +61,7 @@ __all__ = [
                      "Pipeline",
                      "Precision",
                      "Progress",
+                     "ProgressStyle",
                      "ProviderUnavailable",
                      "RayExecutor",
                      "ScaleOutJob",

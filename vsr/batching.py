@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 
-from .model import Upscaler, provider_of
+from .model import LumaUpscaler, provider_of
 
 log = logging.getLogger(__name__)
 
 
-def auto_batch(upscaler: Upscaler, height: int, width: int, limit: int = 16,
+def auto_batch(upscaler: LumaUpscaler, height: int, width: int, limit: int = 16,
                memory_budget: int = 2 << 30) -> int:
     """The batch size to use when the user did not choose one.
 

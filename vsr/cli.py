@@ -32,7 +32,7 @@ from .options import (
     ModelOptions,
     OnError,
     Precision,
-    Progress,
+    ProgressStyle,
     SinkOptions,
     SourceOptions,
 )
@@ -271,7 +271,7 @@ def _scale_out_args(p: argparse.ArgumentParser) -> None:
 
 def _common(p: argparse.ArgumentParser, progress: bool = True) -> None:
     if progress:
-        p.add_argument("--progress", choices=[m.value for m in Progress], default="auto",
+        p.add_argument("--progress", choices=[m.value for m in ProgressStyle], default="auto",
                        help="bar on a terminal (auto), bar, json lines on stderr, or none")
     p.add_argument("--quiet", "-q", action="store_true", help="only errors")
     p.add_argument("--verbose", "-v", action="store_true", help="more log detail")
@@ -378,7 +378,7 @@ _EXITING = False
 def _upscale(args: argparse.Namespace, err: TextIO) -> int:
     from .model import load
     from .output import default_output
-    from .progress import plural, resolve_mode, show, stats_record
+    from .progress import plural, resolve_style, show, stats_record
 
     if args.output_dir is not None:
         return _upscale_many(args, err)
@@ -402,19 +402,19 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
             err.write(f"vsr: skipped {url}: '{output}' exists\n")
         return ExitStatus.OK
     pipeline = _open_job(args, url, output, upscaler, _scale_out_requested(args), args.work_dir)
-    mode = resolve_mode(Progress(args.progress), err)
-    if args.quiet and mode is Progress.AUTO:
-        mode = Progress.NONE
+    style = resolve_style(ProgressStyle(args.progress), err)
+    if args.quiet and style is ProgressStyle.AUTO:
+        style = ProgressStyle.NONE
     log.info("%s -> %s (x%d)", url, output, pipeline.upscaler.scale)
     try:
-        show(pipeline.progress(), mode, err)
+        show(pipeline.progress(), style, err)
     finally:
         pipeline.close()  # interrupted before the stages started: remove the temporary file
     stats = pipeline.stats()
     damage = _damage_report(stats)
     if damage:
         log.warning("%s", damage)
-    if mode is Progress.JSON:
+    if style is ProgressStyle.JSON:
         err.write(json.dumps(stats_record(stats)) + "\n")
     elif not args.quiet:
         extra = f", {plural(stats.segments, 'segment')}" if stats.segments else ""
@@ -469,7 +469,7 @@ def _upscale_many(args: argparse.Namespace, err: TextIO) -> int:
     (vsr.batch), a failure reported and passed over (unless --fail-fast), exit 1 if any failed."""
     from .batch import BatchItem, BatchProgress, FileResult, Status, expand, plan, run_batch
     from .model import load
-    from .progress import resolve_mode, show_batch
+    from .progress import resolve_style, show_batch
 
     out_dir = Path(args.output_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -508,22 +508,22 @@ def _upscale_many(args: argparse.Namespace, err: TextIO) -> int:
                     log.info("%s failed: %s", e.item.input, e.error)
             yield e
 
-    mode = resolve_mode(Progress(args.progress), err)
-    if args.quiet and mode is Progress.AUTO:
-        mode = Progress.NONE
+    style = resolve_style(ProgressStyle(args.progress), err)
+    if args.quiet and style is ProgressStyle.AUTO:
+        style = ProgressStyle.NONE
     t0 = time.monotonic()
     try:
         show_batch(collect(run_batch(items, open_job, skip_existing=args.skip_existing,
-                                     fail_fast=args.fail_fast)), mode, err)
+                                     fail_fast=args.fail_fast)), style, err)
     except KeyboardInterrupt:
-        _batch_summary(args, err, mode, len(items), results, time.monotonic() - t0, True)
+        _batch_summary(args, err, style, len(items), results, time.monotonic() - t0, True)
         raise
-    _batch_summary(args, err, mode, len(items), results, time.monotonic() - t0, False)
+    _batch_summary(args, err, style, len(items), results, time.monotonic() - t0, False)
     failed = any(r.status is Status.FAILED for r in results)
     return ExitStatus.ERROR if failed else ExitStatus.OK
 
 
-def _batch_summary(args: argparse.Namespace, err: TextIO, mode: Progress, total: int,
+def _batch_summary(args: argparse.Namespace, err: TextIO, style: ProgressStyle, total: int,
                    results: list[Any], seconds: float, interrupted: bool) -> None:
     """One line per failed file, then the totals (a JSON "summary" record with --progress json)."""
     from .batch import Status, tally
@@ -532,7 +532,7 @@ def _batch_summary(args: argparse.Namespace, err: TextIO, mode: Progress, total:
     counts = tally(results)
     frames = sum(r.frames for r in results if r.status is Status.DONE)
     unfinished = total - len(results)
-    if mode is Progress.JSON:
+    if style is ProgressStyle.JSON:
         err.write(json.dumps({
             "event": "summary", "files": total, **{s.value: counts[s] for s in Status},
             "unfinished": unfinished, "frames": frames, "seconds": round(seconds, 3),
@@ -574,7 +574,7 @@ def _live(args: argparse.Namespace, err: TextIO) -> int:
     from .model import load
     from .options import LiveOptions, Mode
     from .pipeline import Pipeline
-    from .progress import resolve_mode, show, stats_record
+    from .progress import resolve_style, show, stats_record
 
     if args.output is None and not args.preview:
         raise UsageError("nothing to do: give an OUTPUT, --preview, or both")
@@ -598,14 +598,14 @@ def _live(args: argparse.Namespace, err: TextIO) -> int:
     pipeline = Pipeline(source, model, sink, upscaler=upscaler, mode=Mode.LIVE, live=live,
                         color=ColorPath(args.color), on_error=OnError(args.on_error))
     _Signals.graceful = pipeline.stop
-    mode = Progress.JSON if args.stats == "json" else resolve_mode(Progress.AUTO, err)
+    style = ProgressStyle.JSON if args.stats == "json" else resolve_style(ProgressStyle.AUTO, err)
     if args.quiet:
-        mode = Progress.NONE
+        style = ProgressStyle.NONE
     snapshots = pipeline.progress()
     if pipeline.preview is not None:
         snapshots = _with_window(snapshots, pipeline.preview)
     try:
-        show(snapshots, mode, err, every=1.0)
+        show(snapshots, style, err, every=1.0)
     finally:
         pipeline.close()
     stats = pipeline.stats()

@@ -45,8 +45,10 @@ CPU_RUN_PIXELS = 250_000
 GPU_RUN_PIXELS = 16_000_000
 
 
-class Upscaler(Protocol):
-    """Anything that turns (N, H, W) uint8 luma into (N, sH, sW) uint8 luma."""
+class LumaUpscaler(Protocol):
+    """Anything that turns (N, H, W) uint8 luma into (N, sH, sW) uint8 luma: what the model
+    stage runs (`OnnxUpscaler`, or a test's numpy fake). Not the image API
+    (`vsr.ImageUpscaler`), which takes whole BGR images."""
 
     scale: int
 
@@ -291,7 +293,7 @@ def _exact_on_this_cpu(path: Path) -> Path:
     return path
 
 
-def provider_of(up: Upscaler) -> str:
+def provider_of(up: LumaUpscaler) -> str:
     """Where `up` runs: onnxruntime's provider for a loaded model; for another upscaler (a
     test's fake, an API caller's own) its `provider` attribute if it has one, else "custom"."""
     if isinstance(up, OnnxUpscaler):
@@ -299,7 +301,7 @@ def provider_of(up: Upscaler) -> str:
     return str(getattr(up, "provider", "custom"))
 
 
-def precision_of(up: Upscaler) -> str:
+def precision_of(up: LumaUpscaler) -> str:
     """The arithmetic `up` computes in: "fp32", "fp16" or "int8"; "" when not a loaded model."""
     return up.precision if isinstance(up, OnnxUpscaler) else ""
 

@@ -133,8 +133,8 @@ class LiveOptions:
     preview_port: int = 8080
 
 
-class Progress(enum.Enum):
-    """How progress is shown. AUTO: a bar on a terminal, nothing in pipes."""
+class ProgressStyle(enum.Enum):
+    """How progress is shown (--progress). AUTO: a bar on a terminal, nothing in pipes."""
 
     AUTO = "auto"
     BAR = "bar"

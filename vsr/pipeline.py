@@ -32,7 +32,8 @@ from .errors import Cancelled, UsageError
 from .frames import AudioFrame, AudioPacket, Frame, Item, StageTimes, Stats, StreamInfo, seconds_of
 from .input import OpenedInput, open_input
 from .live import LiveCounters, run_live_source
-from .model import Upscaler, load, provider_of
+from .model import LumaUpscaler, load, provider_of
+from .model_stage import Batching, ModelCounters, run_model, warm_up
 from .options import (
     ColorPath,
     LiveOptions,
@@ -47,7 +48,6 @@ from .preview import PreviewServer
 from .run import Damage, Snapshot, build_stats
 from .sink import SinkCounters, run_sink
 from .source import run_source
-from .upscale import UpscaleCounters, run_upscaler, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Pipeline:
     """
 
     def __init__(self, source: SourceOptions, model: ModelOptions, sink: SinkOptions | None,
-                 upscaler: Upscaler | None = None, on_error: OnError | str = OnError.SKIP,
+                 upscaler: LumaUpscaler | None = None, on_error: OnError | str = OnError.SKIP,
                  mode: Mode = Mode.FILE, live: LiveOptions | None = None,
                  color: ColorPath | str = ColorPath.AUTO, log_notes: bool = True) -> None:
         if model.batch < 0:
@@ -82,7 +82,7 @@ class Pipeline:
         self.live = live or LiveOptions()
         self.model_options = model
         self.on_error = OnError(on_error)
-        self.upscaler: Upscaler = upscaler or load(model)
+        self.upscaler: LumaUpscaler = upscaler or load(model)
         self.input: OpenedInput = open_input(
             dataclasses.replace(source, decoder_threads=tuning_for(mode, 1).decoder_threads))
         v = self.input.info.video
@@ -116,7 +116,7 @@ class Pipeline:
             on_error=self.on_error, native=self.native, reorder_depth=self.tuning.reorder_depth)
         self.src_counters = SourceCounters()
         self.live_counters = LiveCounters()
-        self.up_counters = UpscaleCounters()
+        self.model_counters = ModelCounters()
         self.compose_counters = ComposeCounters()
         self.sink_counters = SinkCounters()
         t = self.tuning
@@ -187,9 +187,10 @@ class Pipeline:
             max_latency = None
         self._threads = [
             source,
-            self._stage("vsr-upscale", lambda: run_upscaler(
-                self.upscaler, self.ch_in, self.ch_out, self.batch, self.up_counters,
-                self.tuning.batch_wait, max_latency)),
+            self._stage("vsr-upscale", lambda: run_model(
+                self.upscaler, self.ch_in, self.ch_out,
+                Batching(self.batch, self.tuning.batch_wait, max_latency),
+                counters=self.model_counters)),
             self._stage("vsr-compose", lambda: run_compose(
                 self.ch_out, self.ch_enc, self.compose_spec, counters=self.compose_counters,
                 preview=self.preview)),
@@ -276,7 +277,7 @@ class Pipeline:
             recent = list(self._latencies())[-200:]
             return Snapshot(done, 0, elapsed, self.src_counters.frames, self.ch_in.dropped,
                             float(np.median(recent)) if recent else None,
-                            self.up_counters.batch_limit or self.batch)
+                            self.model_counters.batch_limit or self.batch)
         total = self.info.video.frames
         if self.input.options.max_frames:
             total = min(total, self.input.options.max_frames) if total else self.input.options.max_frames
@@ -307,7 +308,7 @@ class Pipeline:
             stages=StageTimes(
                 decode=src.decode_seconds,
                 color=src.color_seconds + self.compose_counters.color_seconds,
-                model=self.up_counters.model_seconds,
+                model=self.model_counters.model_seconds,
                 encode=self.sink_counters.encode_seconds,
                 wait_in=self.ch_in.wait_get,
                 wait_out=self.ch_out.wait_put,

@@ -19,26 +19,26 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .frames import Stats
-from .options import Progress as Mode
+from .options import ProgressStyle
 from .run import Snapshot
 
 if TYPE_CHECKING:
     from .batch import BatchProgress, FileResult
 
 
-def resolve_mode(mode: Mode, stream: TextIO) -> Mode:
+def resolve_style(style: ProgressStyle, stream: TextIO) -> ProgressStyle:
     """AUTO becomes BAR on a terminal and NONE otherwise (pipes, CI logs)."""
-    if mode is Mode.AUTO:
-        return Mode.BAR if getattr(stream, "isatty", lambda: False)() else Mode.NONE
-    return mode
+    if style is ProgressStyle.AUTO:
+        return ProgressStyle.BAR if getattr(stream, "isatty", lambda: False)() else ProgressStyle.NONE
+    return style
 
 
-def show(snapshots: Iterator[Snapshot], mode: Mode, stream: TextIO = sys.stderr,
+def show(snapshots: Iterator[Snapshot], style: ProgressStyle, stream: TextIO = sys.stderr,
          every: float = 0.5, label: str = "") -> None:
-    """Consume the pipeline's progress snapshots, drawing them as `mode` says."""
-    if mode is Mode.BAR:
+    """Consume the pipeline's progress snapshots, drawing them as `style` says."""
+    if style is ProgressStyle.BAR:
         _bar(snapshots, stream, label)
-    elif mode is Mode.JSON:
+    elif style is ProgressStyle.JSON:
         last = 0.0
         for p in snapshots:
             # scale-out segment events: every one, not throttled
@@ -110,9 +110,9 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def show_batch(events: Iterable[BatchProgress | FileResult], mode: Mode,
+def show_batch(events: Iterable[BatchProgress | FileResult], style: ProgressStyle,
                stream: TextIO = sys.stderr, every: float = 0.5) -> None:
-    """Consume a batch run's events (vsr.batch.run_batch), drawing them as `mode` says.
+    """Consume a batch run's events (vsr.batch.run_batch), drawing them as `style` says.
 
     JSON mode writes every file's record and scale-out segment event, and a progress line
     at most every `every` seconds:
@@ -121,12 +121,12 @@ def show_batch(events: Iterable[BatchProgress | FileResult], mode: Mode,
     """
     from .batch import FileResult
 
-    if mode is Mode.BAR:
+    if style is ProgressStyle.BAR:
         _batch_bar(events, stream)
         return
     last = 0.0
     for e in events:
-        if mode is not Mode.JSON:
+        if style is not ProgressStyle.JSON:
             continue
         if isinstance(e, FileResult):
             stream.write(json.dumps(e.record()) + "\n")

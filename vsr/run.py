@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .frames import StageTimes, Stats, StreamInfo
-from .model import Upscaler, precision_of
+from .model import LumaUpscaler, precision_of
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Run(Protocol):
         """The opened input."""
 
     @property
-    def upscaler(self) -> Upscaler:
+    def upscaler(self) -> LumaUpscaler:
         """The model that runs."""
 
     @property

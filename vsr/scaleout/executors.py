@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import Cancelled, UsageError, VsrError
-from ..model import Upscaler, load, provider_of
+from ..model import LumaUpscaler, load, provider_of
 from ..options import ModelOptions
 from .worker import SegmentProgress, SegmentResult, SegmentTask, SegmentWorker, run_segment
 
@@ -74,7 +74,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, workers: int = 1, upscaler: Upscaler | None = None) -> None:
+    def __init__(self, workers: int = 1, upscaler: LumaUpscaler | None = None) -> None:
         self.workers = max(1, workers)
         self.upscaler = upscaler
         self.provider = ""

@@ -28,7 +28,7 @@ from .. import output as output_mod
 from ..errors import SourceError, UsageError, VsrError
 from ..frames import StageTimes, Stats
 from ..input import open_input
-from ..model import Upscaler, load
+from ..model import LumaUpscaler, load
 from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
 from ..run import Damage, Snapshot, build_stats
 from ..sink import SinkCounters
@@ -100,7 +100,7 @@ class ScaleOutJob:
     def __init__(self, source: SourceOptions, model: ModelOptions, sink: SinkOptions,
                  options: ScaleOutOptions, on_error: OnError | str = OnError.SKIP,
                  color: ColorPath | str = ColorPath.AUTO,
-                 upscaler: Upscaler | None = None, executor: Executor | None = None) -> None:
+                 upscaler: LumaUpscaler | None = None, executor: Executor | None = None) -> None:
         _check_request(source, sink, options)
         # Absolute paths: a worker on another node (or a Ray worker in its own directory)
         # must find the same files.

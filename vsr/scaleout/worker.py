@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 
 from ..errors import Cancelled, NoVideoFrame, SourceError, VsrError
-from ..model import Upscaler, load, provider_of
+from ..model import LumaUpscaler, load, provider_of
 from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
 from .manifest import file_sha256
 
@@ -73,7 +73,7 @@ class PartInfo:
     pts: tuple[int, ...] = field(default=(), repr=False)
 
 
-def run_segment(task: SegmentTask, upscaler: Upscaler | None = None,
+def run_segment(task: SegmentTask, upscaler: LumaUpscaler | None = None,
                 progress: SegmentProgress | None = None) -> SegmentResult:
     """Upscale one segment into its part file and describe the result.
 

@@ -1,5 +1,11 @@
 """The in-memory Python API: upscale BGR images (numpy arrays) with the same model and colour
-recipe as the video pipeline, for callers that bring their own frames."""
+recipe as the video pipeline, for callers that bring their own frames. Runs in the caller's
+thread.
+
+`ImageUpscaler` is exported as `vsr.ImageUpscaler`, and also as `vsr.Upscaler`, its earlier
+name, kept as an alias. It takes whole images; the model stage's luma interface is
+`model.LumaUpscaler`.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,8 @@ from .model import OnnxUpscaler, load
 from .options import Device, ModelOptions, Precision
 
 
-class Upscaler:
-    """Upscale images: `Upscaler().upscale(bgr)` -> (sH, sW, 3) uint8.
+class ImageUpscaler:
+    """Upscale images: `ImageUpscaler().upscale(bgr)` -> (sH, sW, 3) uint8.
 
     Args:
         model: bundled model name or .onnx path (None: the bundled x3, or `scale`'s).

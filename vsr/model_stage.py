@@ -1,4 +1,4 @@
-"""The model stage (thread "vsr-upscale"): batches of Y planes through the Upscaler.
+"""The model stage (thread "vsr-upscale"): batches of Y planes through a `LumaUpscaler`.
 
 It only stacks luma, runs the model and unstacks; colour work stays in the decoder and
 encoder threads so the three overlap. Order is preserved by construction (one consumer, one
@@ -16,12 +16,12 @@ import numpy as np
 from .channel import Channel
 from .errors import VsrError
 from .frames import Frame, Item
-from .model import Upscaler
+from .model import LumaUpscaler
 
 
 @dataclass
-class UpscaleCounters:
-    """Written by the upscaler thread, read by the pipeline after it ends."""
+class ModelCounters:
+    """Written by the model stage's thread, read by the pipeline after it ends."""
 
     frames: int = 0
     batches: int = 0
@@ -31,9 +31,25 @@ class UpscaleCounters:
     batch_limit: int = 0  # live: the adaptive batch size in force
 
 
-def run_upscaler(upscaler: Upscaler, inp: Channel[Item], out: Channel[Item], batch: int,
-                 counters: UpscaleCounters, max_wait: float | None = None,
-                 max_latency: float | None = None) -> None:
+@dataclass(frozen=True)
+class Batching:
+    """How the model stage gathers frames into model calls, decided once by the pipeline.
+
+    Attributes:
+        batch: frames per model call at most.
+        max_wait: seconds a batch may wait to fill (`Tuning.batch_wait`: None waits until it
+            is full or the stream ends, 0 takes what is queued).
+        max_latency: live mode's latency budget, which the batch size adapts to (None: the
+            batch size is fixed).
+    """
+
+    batch: int
+    max_wait: float | None = None
+    max_latency: float | None = None
+
+
+def run_model(upscaler: LumaUpscaler, inp: Channel[Item], out: Channel[Item], batching: Batching,
+              *, counters: ModelCounters) -> None:
     """Upscale every Frame from `inp` into `out`; other items pass straight through.
 
     A batch holds frames of one size only (a size change flushes the batch), so one model
@@ -44,6 +60,7 @@ def run_upscaler(upscaler: Upscaler, inp: Channel[Item], out: Channel[Item], bat
     especially) are used only while they fit. How many frames wait is the channel's policy
     (`options.tuning_for`), not this stage's.
     """
+    batch, max_wait, max_latency = batching.batch, batching.max_wait, batching.max_latency
     limit = batch if max_latency is None else 1
     while (items := inp.next_batch(limit, max_wait)) is not None:  # `limit` may change
         frames: list[Frame] = []
@@ -63,7 +80,7 @@ def run_upscaler(upscaler: Upscaler, inp: Channel[Item], out: Channel[Item], bat
     out.close()
 
 
-def warm_up(upscaler: Upscaler, height: int, width: int, calls: int = 2) -> float:
+def warm_up(upscaler: LumaUpscaler, height: int, width: int, calls: int = 2) -> float:
     """Run the model on blank frames of the input's size and return the last call's seconds.
 
     The first call on a shape pays one-off costs (onnxruntime allocates its buffers, cuDNN
@@ -79,8 +96,8 @@ def warm_up(upscaler: Upscaler, height: int, width: int, calls: int = 2) -> floa
     return seconds
 
 
-def _run(upscaler: Upscaler, frames: list[Frame], inp: Channel[Item], out: Channel[Item],
-         counters: UpscaleCounters) -> None:
+def _run(upscaler: LumaUpscaler, frames: list[Frame], inp: Channel[Item], out: Channel[Item],
+         counters: ModelCounters) -> None:
     t0 = time.perf_counter()
     y = np.stack([f.y for f in frames])
     hr = upscaler(y)
