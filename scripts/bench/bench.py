@@ -5,6 +5,7 @@
     python scripts/bench/bench.py --size 1280x720 --device cuda --batch auto --json bench.json
     python scripts/bench/bench.py --device cuda --frames 600 --precision fp32 --anchors a
     python scripts/bench/bench.py --input clip.mp4 --frames 0      # a given clip, all of its frames
+    python scripts/bench/bench.py --tiers all --anchors none       # a row per model tier
 
 Every row runs alone, one after another, on the same decoded clip (generated deterministically
 from the sample scene, `vsr.lab.scene.render()`, or `--input`), with the same encoder settings
@@ -28,6 +29,10 @@ Anchors are what users would otherwise run:
       session (on vsr's provider: CUDA when vsr runs there) one frame per call, Pillow
       bicubic chroma.
   Model loading for (b) and (c) is untimed, so they are favoured against vsr's wall time.
+
+Tiers (`--tiers fast,balanced,quality` or `all`): for each tier's bundled float model at the
+model's scale, its model-only floor and `vsr upscale` end to end on the same clip, batch and
+encoder, so the table shows what each tier costs a user on this machine side by side.
 
 Columns: seconds (wall clock, best of --repeat); fps = frames / seconds; ms/frame = 1000 /
 fps; CPU % = process CPU time (user + system, all threads) / wall * 100, so up to cores x
@@ -222,6 +227,21 @@ class FreeModel:
         return out
 
 
+def models_for_tiers(spec: str, scale: int) -> list[tuple[str, Path | None]]:
+    """(tier, its bundled float model at `scale`, or None) for `--tiers`."""
+    from vsr.registry import TIERS, default_for
+
+    tiers = list(TIERS) if spec == "all" else [t.strip() for t in spec.split(",") if t.strip()]
+    unknown = [t for t in tiers if t not in TIERS]
+    if unknown:
+        raise SystemExit(f"bench: --tiers: unknown tier {unknown[0]!r} (choose from {', '.join(TIERS)})")
+    out: list[tuple[str, Path | None]] = []
+    for t in tiers:
+        m = default_for(scale, t)
+        out.append((t, m.path if m else None))
+    return out
+
+
 def run_vsr(clip: Clip, model: Path, args: argparse.Namespace, tmp: Path) -> Row:
     row = Row("vsr", "**vsr end to end**")
     cmd = [sys.executable, "-c", WRAPPER, "upscale", clip.path, str(tmp / "vsr.mp4"),
@@ -295,6 +315,10 @@ def main() -> int:
     ap.add_argument("--input", help="benchmark this clip instead of a generated one")
     ap.add_argument("--repeat", type=int, default=1, help="keep each row's best of N runs")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--tiers", default="",
+                    help="also a model-only and an end-to-end row for each of these tiers' "
+                         "bundled models at the model's scale (comma-separated: fast,balanced,"
+                         "quality; 'all': every tier bundled)")
     args = ap.parse_args()
     anchors = set() if args.anchors == "none" else set(args.anchors.split(","))
     if not anchors <= {"a", "b", "c"}:
@@ -330,7 +354,7 @@ def main() -> int:
         ow, oh = even(clip.width * s), even(clip.height * s)
         info = machine(up.provider)
         settings = {"input": args.input or f"generated ({FPS} fps, make_sample.render)",
-                    "size": f"{clip.width}x{clip.height}", "output": f"{ow}x{oh}", "frames": n,
+                    "size": f"{clip.width}x{clip.height}", "output": f"{ow}x{oh}", "output_pixels": ow * oh, "frames": n,
                     "model": str(model), "scale": s, "device": args.device, "batch": args.batch,
                     "engine": f"{up.engine} {up.precision}",
                     "encoder": f"libx264 {args.preset} CRF {CRF} yuv420p", "repeat": args.repeat}
@@ -356,6 +380,14 @@ def main() -> int:
         batches = [np.stack(ys[i : i + args.batch]) for i in range(0, n, args.batch)]
         luma: list[np.ndarray] = []
         add("model", "Floor — model only", partial(floor_model, up, batches, luma))
+        tier_models = models_for_tiers(args.tiers, s) if args.tiers else []
+        for tier, tier_model in tier_models:
+            if tier_model is None:
+                continue
+            tier_up = OnnxUpscaler(tier_model, Device(args.device), precision=Precision(args.precision))
+            add(f"model_{tier}", f"Tier {tier} ({tier_model.stem}) — model only",
+                partial(floor_model, tier_up, batches, []))
+            del tier_up
         del up, batches, ys
         big = output_frames(clip, luma, s)
         del luma
@@ -363,6 +395,15 @@ def main() -> int:
         del big
         print("running: vsr end to end ...", file=sys.stderr, flush=True)
         rows.append(run_vsr(clip, model, args, tmp))
+        for tier, tier_model in tier_models:
+            if tier_model is None:
+                rows.append(Row(f"vsr_{tier}", f"Tier {tier} — vsr end to end",
+                                note=f"no bundled {tier} model at x{s}"))
+                continue
+            print(f"running: tier {tier} end to end ...", file=sys.stderr, flush=True)
+            row = run_vsr(clip, tier_model, args, tmp)
+            row.key, row.name = f"vsr_{tier}", f"Tier {tier} ({tier_model.stem}) — vsr end to end"
+            rows.append(row)
         add("free", "vsr pipeline, model replaced by bicubic (in process)",
             partial(run_pipeline, clip, FreeModel(s), args.batch, args.preset, tmp / "free_model.mp4",
                     args.frames))
@@ -436,6 +477,28 @@ def report(rows: list[Row], info: dict[str, Any], settings: dict[str, Any], path
                 ratios["pipeline_fps_over_encode_fps"] = vsr.extra["pipeline_fps"] / enc.fps
                 line += f", {ratios['pipeline_fps_over_encode_fps']:.2f} once started"
             print(line + " (the encoder is the limit wherever the model is faster)")
+    tiers = [r for r in rows if r.key.startswith("vsr_")]
+    if tiers:
+        out_mp = settings["output_pixels"] / 1e6
+        print("- tiers (bundled models at this scale; same clip, encoder and batch):")
+        for r in tiers:
+            tier = r.key.removeprefix("vsr_")
+            m = by.get(f"model_{tier}")
+            if not r.fps:
+                print(f"  - {r.name}: {r.note or 'n/a'}")
+                continue
+            ratios[f"tier_{tier}_fps"] = r.fps
+            line = f"  - {tier}: end to end {r.fps:.1f} fps"
+            if r.extra:
+                ratios[f"tier_{tier}_pipeline_fps"] = r.extra["pipeline_fps"]
+                line += f" ({r.extra['pipeline_fps']:.1f} once started)"
+            if m is not None and m.fps:
+                ratios[f"tier_{tier}_model_fps"] = m.fps
+                line += (f", model only {m.fps:.1f} fps ({1000 / m.fps / out_mp:.0f} ms per output MP)")
+            if vsr.fps:
+                ratios[f"tier_{tier}_over_vsr"] = r.fps / vsr.fps
+                line += f"; {r.fps / vsr.fps:.2f}x the main row's end-to-end fps"
+            print(line)
     for r in anchors:
         ratios[f"vsr_fps_over_{r.key}"] = r.vs_vsr
         print(f"- vsr fps / {r.name} fps: {fmt(r.vs_vsr, '.2f')}")
