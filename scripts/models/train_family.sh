@@ -9,7 +9,11 @@
 #   fast      ECBSR-style M5C16 (`train.py --arch ecb --channels 16 --blocks 5`), re-parameterised
 #             to six plain 3x3 convs + global residual: 12,240 / 12,960 / 13,968 MACs/px at x2/x3/x4
 #             (budget at x3: 14,872 = espcn_x3 / 4); 80k steps of batch 64: ~2-2.5 h at ~10 steps/s (1 thread).
-#   balanced  the shipped espcn_xN models (58,048 / 59,488 / 208,960): nothing to train.
+#   balanced  the shipped espcn_xN models (58,048 / 59,488 / 208,960). x3_balanced is a candidate
+#             to replace espcn_x3 as the default at the same cost: ECB M6C32, 58,176 MACs/px; it
+#             replaces it only if it wins by >= 0.2 dB (issue #14's bar).
+#   *_video   the same tier trained with `--degrade video` (blur, noise, JPEG): with H.264-compressed
+#             LR frames espcn_x3_video is +0.6 dB over espcn_x3 (scripts/models/eval.py --lr-codec).
 #   quality   ECBSR-style M12C64: 445,248 / 448,128 / 452,160 MACs/px (budget at x3: 951,808 =
 #             16 x espcn_x3); batch 32 and lr 5e-4 (a deep plain stack: ECBSR's rate); ~1.2 steps/s
 #             on 1 CPU thread: 150k steps is ~35 h, over several sessions (resume = same command).
@@ -24,7 +28,8 @@
 # Re-running the same command resumes from the checkpoint (a finished run is not restarted:
 # its .onnx exists). Checkpoints, logs and models live in $RUNS (default /work/train_runs),
 # outside the repository; copy a finished model into models/ only after it is evaluated.
-# On a GPU machine, pass DEVICE=cuda THREADS=0: the checkpoint resumes there unchanged.
+# On a GPU machine, pass DEVICE=cuda THREADS=0: the checkpoint resumes there unchanged; for a
+# short lease, scripts/models/train_family_gpu.sh runs them all at once against the clock.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-/work/train_runs}
@@ -32,13 +37,17 @@ PY=${PY:-.venv/bin/python}
 THREADS=${THREADS:-1}
 DEVICE=${DEVICE:-auto}
 
-args_for() {  # run name -> train.py arguments
-    local name=$1 scale tier
+args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
+    local name=$1 scale tier degrade=clean
     scale=${name%%_*}; scale=${scale#x}; tier=${name#*_}
+    case $tier in *_video) degrade=video; tier=${tier%_video} ;; esac
     local common=(--scale "$scale" --arch ecb --tier "$tier" --holdout 4 --threads "$THREADS"
-                  --device "$DEVICE" --out "$RUNS/$name.onnx" --checkpoint "$RUNS/$name.ckpt")
+                  --device "$DEVICE" --degrade "$degrade" --out "$RUNS/$name.onnx"
+                  --checkpoint "$RUNS/$name.ckpt")
     case $tier in
         fast) echo "${common[@]}" --channels 16 --blocks 5 --batch 64 --lr 1e-3 --steps 80000 \
+                   --checkpoint-every 1000 --log-every 500 ;;
+        balanced) echo "${common[@]}" --channels 32 --blocks 6 --batch 64 --lr 1e-3 --steps 80000 \
                    --checkpoint-every 1000 --log-every 500 ;;
         quality) echo "${common[@]}" --channels 64 --blocks 12 --batch 32 --lr 5e-4 --steps 150000 \
                    --checkpoint-every 250 --log-every 250 ;;
@@ -46,7 +55,7 @@ args_for() {  # run name -> train.py arguments
     esac
 }
 
-ALL=(x3_fast x3_quality x2_fast x4_fast x2_quality x4_quality)
+ALL=(x3_fast x3_quality x2_fast x4_fast x2_quality x4_quality x3_balanced x3_fast_video)
 
 case ${1:---list} in
     --list)

@@ -35,6 +35,7 @@ declare -A RUNS=(
     [x2_fast]="$(common 2) $fast"
     [x4_fast]="$(common 4) $fast"
     [x3_fast_video]="$(common 3) $fast --degrade video"
+    [x3_balanced]="$(common 3) --tier balanced --channels 32 --blocks 6 --batch 64 --patch 24 --lr 1e-3 --checkpoint-every 5000"
 )
 nvidia-smi -L || true
 for name in "${!RUNS[@]}"; do
