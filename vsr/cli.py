@@ -17,12 +17,12 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+from . import interrupts
 from .errors import Interrupted, SinkError, SourceError, UsageError, VsrError
 from .frames import Stats
 from .options import (
@@ -36,7 +36,6 @@ from .options import (
     SinkOptions,
     SourceOptions,
 )
-from .preview import PreviewServer
 from .registry import TIERS
 from .version import __version__
 
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
     from .run import Run
 
 log = logging.getLogger("vsr")
-T = TypeVar("T")
 
 
 class ExitStatus(enum.IntEnum):
@@ -287,11 +285,11 @@ def main(argv: list[str] | None = None, stderr: TextIO | None = None) -> int:
         return int(exc.code or 0) if exc.code in (0, None) else ExitStatus.USAGE
     _configure_logging(args, err)
     try:
-        with _signals_raise():
+        with interrupts.handled() as signals:
             if args.command == "upscale":
                 return _upscale(args, err)
             if args.command == "live":
-                return _live(args, err)
+                return _live(args, err, signals)
             if args.command == "info":
                 return _info(args)
             if args.command == "compare":
@@ -327,52 +325,6 @@ def _configure_logging(args: argparse.Namespace, err: TextIO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
-
-
-class _Signals:
-    """What SIGINT/SIGTERM do. By default the first one raises Interrupted (abort and clean
-    up: file mode); a live run sets `graceful`, so the first one only asks the pipeline to
-    finish its recording and the second aborts. Later ones are ignored: a Ctrl-C must not
-    interrupt the cleanup of the previous one (that skipped cleanup, printed stray
-    tracebacks, or aborted the process inside onnxruntime)."""
-
-    graceful: Callable[[], None] | None = None
-    received: int = 0  # the first signal's number, 0 if none
-    count: int = 0
-
-
-@contextmanager
-def _signals_raise() -> Iterator[None]:
-    """Install the handlers described in `_Signals` for the duration of a command."""
-    _Signals.graceful, _Signals.received, _Signals.count = None, 0, 0
-
-    def on_signal(signum: int, _frame: object) -> None:
-        _Signals.count += 1
-        if _Signals.count == 1:
-            _Signals.received = signum
-            if _Signals.graceful is not None:
-                log.warning("stopping: finishing the recording (press Ctrl-C again to abort)")
-                _Signals.graceful()
-                return
-            raise Interrupted(signum)
-        if _Signals.count == 2 and _Signals.graceful is not None:
-            raise Interrupted(signum)
-
-    try:
-        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread (embedded use): leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            # Once interrupted, the process is on its way out: keep ignoring repeats.
-            signal.signal(s, signal.SIG_IGN if _Signals.count and _EXITING else handler)
-
-
-#: True when running as the `vsr` command (main_exit), not called from Python code.
-_EXITING = False
 
 
 def _upscale(args: argparse.Namespace, err: TextIO) -> int:
@@ -569,12 +521,13 @@ def _scale_out_requested(args: argparse.Namespace) -> bool:
         "resume", "restart", "keep_work")) or args.executor != "auto" or args.cpus_per_worker != 1.0
 
 
-def _live(args: argparse.Namespace, err: TextIO) -> int:
+def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts) -> int:
     from .live import DEVICE_FORMATS, is_network
     from .model import load
     from .options import LiveOptions, Mode
     from .pipeline import Pipeline
     from .progress import resolve_style, show, stats_record
+    from .window import with_window
 
     if args.output is None and not args.preview:
         raise UsageError("nothing to do: give an OUTPUT, --preview, or both")
@@ -597,13 +550,13 @@ def _live(args: argparse.Namespace, err: TextIO) -> int:
                        preview_host=args.preview_host, preview_port=args.preview_port)
     pipeline = Pipeline(source, model, sink, upscaler=upscaler, mode=Mode.LIVE, live=live,
                         color=ColorPath(args.color), on_error=OnError(args.on_error))
-    _Signals.graceful = pipeline.stop
+    signals.graceful = pipeline.stop
     style = ProgressStyle.JSON if args.stats == "json" else resolve_style(ProgressStyle.AUTO, err)
     if args.quiet:
         style = ProgressStyle.NONE
     snapshots = pipeline.progress()
     if pipeline.preview is not None:
-        snapshots = _with_window(snapshots, pipeline.preview)
+        snapshots = with_window(snapshots, pipeline.preview)
     try:
         show(snapshots, style, err, every=1.0)
     finally:
@@ -621,35 +574,9 @@ def _live(args: argparse.Namespace, err: TextIO) -> int:
     if stats.input_lost:
         err.write(f"vsr: {stats.input_lost}; the output holds what arrived before\n")
         return ExitStatus.ERROR
-    if _Signals.received:
-        return ExitStatus.TERMINATED if _Signals.received == signal.SIGTERM else ExitStatus.INTERRUPTED
+    if signals.received:
+        return ExitStatus.TERMINATED if signals.received == signal.SIGTERM else ExitStatus.INTERRUPTED
     return ExitStatus.OK
-
-
-def _with_window(snapshots: Iterator[T], preview: PreviewServer) -> Iterator[T]:
-    """Also show the preview in an OpenCV window, when OpenCV was built with a GUI.
-
-    The window lives in the main thread (GUI toolkits insist), fed from the preview's newest
-    frame between progress snapshots. With opencv-python-headless there is no GUI: the
-    HTTP preview is the only one, and that is said once at debug level.
-    """
-    import cv2
-
-    try:
-        cv2.namedWindow("vsr live", cv2.WINDOW_NORMAL)
-    except cv2.error:
-        log.debug("OpenCV has no GUI here: preview over HTTP only (%s)", preview.url)
-        yield from snapshots
-        return
-    try:
-        for snap in snapshots:
-            frame = preview.latest()
-            if frame is not None:
-                cv2.imshow("vsr live", frame)
-            cv2.waitKey(1)
-            yield snap
-    finally:
-        cv2.destroyAllWindows()
 
 
 def _damage_report(stats: Stats) -> str:
@@ -865,6 +792,5 @@ def _models(args: argparse.Namespace) -> int:
 
 def main_exit() -> None:
     """Console-script entry point."""
-    global _EXITING
-    _EXITING = True
+    interrupts.exiting_process()
     sys.exit(main())
