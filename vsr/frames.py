@@ -3,7 +3,7 @@
 One `Frame` type travels from the decoder to the compose stage. Its `y` plane is at source
 resolution on the way into the upscaler and at `scale` x resolution on the way out; the chroma
 stays at source resolution until the compose stage merges it into a `Picture` for the encoder,
-so the upscaler thread only touches luma.
+so the model stage's thread only touches luma.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """Wires the stages together and supervises their threads; the only module that knows them all.
 
 Everything that can fail on configuration (input, model, output) is opened here, in the
-caller's thread, before any stage starts. Then three named threads run:
+caller's thread, before any stage starts. Then four named threads run:
 
     vsr-source --ch_in--> vsr-upscale --ch_out--> vsr-compose --ch_enc--> vsr-sink
 
 The first exception in any stage wins: it gets a note naming the stage, every channel is
 cancelled so the other stages unwind at once, and it is re-raised in the caller's thread with
-its own type and traceback. The output is renamed into place only after all three stages
+its own type and traceback. The output is renamed into place only after all four stages
 ended normally; on error or abort it is deleted.
 """
 
@@ -174,7 +174,7 @@ class Pipeline:
         return t
 
     def start(self) -> None:
-        """Start the three stage threads."""
+        """Start the four stage threads."""
         self._t0 = time.monotonic()
         if self.mode is Mode.LIVE:
             source = self._stage("vsr-source", lambda: run_live_source(

@@ -42,7 +42,7 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item],
     """Encode and mux every item until the channel is closed, then flush the encoders.
 
     With `out` None (live preview only) there is nothing to write. Leaves the container
-    open: `finish()` (success) or `discard()` (failure) closes it.
+    open: `output.finish()` (success) or `output.discard()` (failure) closes it.
     """
     for item in items:
         if isinstance(item, Picture):
