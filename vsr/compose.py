@@ -83,32 +83,32 @@ def run_compose(inp: Channel[Item], outp: Channel[Item], spec: ComposeSpec, *,
         counters: frames composed, colour time, and (preview only) latencies.
         preview: the live preview to publish every picture to, if any.
     """
-    out = spec.encode
+    enc = spec.encode
     for item in inp:
         if not isinstance(item, Frame):
-            if out is not None:
+            if enc is not None:
                 outp.put(item)
             continue
         t0 = time.perf_counter()
         y = _picture_luma(item.y, spec)
-        if out is not None and spec.native:
-            vf = merge_planes(y, item.crcb, spec.src_depth, out.pix_fmt, out.color_range == 2, out.padded)
+        if enc is not None and spec.native:
+            vf = merge_planes(y, item.crcb, spec.src_depth, enc.pix_fmt, enc.color_range == 2, enc.padded)
             if preview is not None:
                 preview.publish(frame_to_bgr(vf), _before(preview, item, spec, lambda yb, c: frame_to_bgr(
-                    merge_planes(yb, c, spec.src_depth, out.pix_fmt, out.color_range == 2, out.padded))))
+                    merge_planes(yb, c, spec.src_depth, enc.pix_fmt, enc.color_range == 2, enc.padded))))
         else:
             bgr = merge_upscaled(y, item.crcb)
             if preview is not None:
                 preview.publish(bgr, _before(preview, item, spec, merge_upscaled))
-            if out is None:
+            if enc is None:
                 counters.color_seconds += time.perf_counter() - t0
                 counters.frames += 1
                 counters.latencies.append(time.monotonic() - item.captured)
                 continue
-            if out.padded:
+            if enc.padded:
                 bgr = pad_to_even(bgr)
-            vf = bgr_to_frame(bgr, out.pix_fmt, out.colorspace, out.color_range)
-        if not out.is_image:
+            vf = bgr_to_frame(bgr, enc.pix_fmt, enc.colorspace, enc.color_range)
+        if not enc.is_image:
             vf.pts = item.pts
             vf.time_base = item.time_base
         counters.color_seconds += time.perf_counter() - t0
