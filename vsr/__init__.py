@@ -13,68 +13,102 @@ Aliases kept for code written against earlier names (the same objects, not copie
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
-                     Cancelled,
-                     DecodeError,
-                     EncodeError,
-                     Interrupted,
-                     ModelError,
-                     ModelRunError,
-                     ProviderUnavailable,
-                     SinkError,
-                     SourceError,
-                     UsageError,
-                     VsrError,
+    Cancelled,
+    DecodeError,
+    EncodeError,
+    Interrupted,
+    ModelError,
+    ModelRunError,
+    ProviderUnavailable,
+    SinkError,
+    SourceError,
+    UsageError,
+    VsrError,
 )
-from .frames import StageTimes, Stats
-from .images import ImageUpscaler
-from .options import (
-                     ColorPath,
-                     Device,
-                     ModelOptions,
-                     OnError,
-                     Precision,
-                     ProgressStyle,
-                     SinkOptions,
-                     SourceOptions,
-)
-from .pipeline import Pipeline, upscale_video
-from .scaleout import LocalExecutor, RayExecutor, ScaleOutJob, ScaleOutOptions
 from .version import __version__
 
-Upscaler = ImageUpscaler
-Progress = ProgressStyle
+if TYPE_CHECKING:
+    from .frames import StageTimes, Stats
+    from .images import ImageUpscaler
+    from .options import (
+        ColorPath,
+        Device,
+        ModelOptions,
+        OnError,
+        Precision,
+        ProgressStyle,
+        SinkOptions,
+        SourceOptions,
+    )
+    from .pipeline import Pipeline, upscale_video
+    from .scaleout import LocalExecutor, RayExecutor, ScaleOutJob, ScaleOutOptions
+
+    Upscaler = ImageUpscaler
+    Progress = ProgressStyle
+
+# Loaded on first use (PEP 562): `import vsr` or `import vsr.lab.protocol` must not import
+# PyAV, onnxruntime and OpenCV through every stage. Training on a machine without PyAV (the
+# borrowed GPU) imports vsr.lab, and every script and `vsr --version` starts faster.
+_LAZY = {
+    "StageTimes": "frames", "Stats": "frames",
+    "ImageUpscaler": "images", "Upscaler": "images:ImageUpscaler",
+    "ColorPath": "options", "Device": "options", "ModelOptions": "options", "OnError": "options",
+    "Precision": "options", "ProgressStyle": "options", "Progress": "options:ProgressStyle",
+    "SinkOptions": "options", "SourceOptions": "options",
+    "Pipeline": "pipeline", "upscale_video": "pipeline",
+    "LocalExecutor": "scaleout", "RayExecutor": "scaleout", "ScaleOutJob": "scaleout",
+    "ScaleOutOptions": "scaleout",
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'vsr' has no attribute {name!r}")
+    module, _, attr = where.partition(":")
+    value = getattr(importlib.import_module(f".{module}", __name__), attr or name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
-                     "Cancelled",
-                     "ColorPath",
-                     "DecodeError",
-                     "Device",
-                     "EncodeError",
-                     "ImageUpscaler",
-                     "Interrupted",
-                     "LocalExecutor",
-                     "ModelError",
-                     "ModelOptions",
-                     "ModelRunError",
-                     "OnError",
-                     "Pipeline",
-                     "Precision",
-                     "Progress",
-                     "ProgressStyle",
-                     "ProviderUnavailable",
-                     "RayExecutor",
-                     "ScaleOutJob",
-                     "ScaleOutOptions",
-                     "SinkError",
-                     "SinkOptions",
-                     "SourceError",
-                     "SourceOptions",
-                     "StageTimes",
-                     "Stats",
-                     "Upscaler",
-                     "UsageError",
-                     "VsrError",
-                     "__version__",
-                     "upscale_video",
+    "Cancelled",
+    "ColorPath",
+    "DecodeError",
+    "Device",
+    "EncodeError",
+    "ImageUpscaler",
+    "Interrupted",
+    "LocalExecutor",
+    "ModelError",
+    "ModelOptions",
+    "ModelRunError",
+    "OnError",
+    "Pipeline",
+    "Precision",
+    "Progress",
+    "ProgressStyle",
+    "ProviderUnavailable",
+    "RayExecutor",
+    "ScaleOutJob",
+    "ScaleOutOptions",
+    "SinkError",
+    "SinkOptions",
+    "SourceError",
+    "SourceOptions",
+    "StageTimes",
+    "Stats",
+    "Upscaler",
+    "UsageError",
+    "VsrError",
+    "__version__",
+    "upscale_video",
 ]

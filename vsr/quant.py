@@ -9,7 +9,7 @@ Weights kept within 7 bits (|q| <= 64, onnxruntime's `reduce_range`) bound a pai
 2 x 255 x 64 = 32640, so it cannot saturate. VNNI (`vpdpbusd`) sums into int32, and ARM64's
 kernels widen to 16 bits before adding, so neither is affected.
 
-vsr's own int8 models are quantized within 7 bits (scripts/quantize.py). For any other int8
+vsr's own int8 models are quantized within 7 bits (scripts/models/quantize.py). For any other int8
 model, `load()` asks `saturation_risk()`; where the CPU would clip, a bundled model falls
 back to its float version and any other model gets one warning.
 

@@ -11,9 +11,9 @@
 # Data comes from .data/train and .data/eval (copies of ../shared/data, which does not travel).
 # Writes OUT_DIR/<run>.onnx, OUT_DIR/train.log (every run's lines, prefixed) and
 # OUT_DIR/speed.json (model-stage fps of the x3 tiers, scripts/bench/gpu_model_speed.py).
-# train.py imports vsr.lab (the shared protocol and networks), and with it the vsr package,
-# whose dependencies include PyAV: source .gpu/p1/install-on-device first where PyAV is
-# missing (../shared/tools/gpu/README.md). The checkout itself goes on PYTHONPATH below.
+# train.py imports vsr.lab (the shared protocol and networks: numpy, OpenCV, Pillow, torch,
+# onnx); vsr's __init__ loads its stages lazily, so PyAV and onnxruntime-gpu need not be there
+# (the device image has neither). The checkout itself goes on PYTHONPATH below.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT_DIR=$1
