@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import av
 import cv2
 import pytest
-from helpers import assert_user_error, listing, run_cli, run_process, video_stats
+from helpers import ROOT, assert_user_error, listing, run_cli, run_process, video_stats
 
 from vsr.cli import build_parser
 from vsr.lab.media import pattern, synth_video, write_audio_only
@@ -450,10 +451,37 @@ def test_models_lists_the_bundled_models_with_their_scale(capsys) -> None:
     """`vsr models` lists espcn_x2, espcn_x3 and espcn_x4, each with its x2/x3/x4 scale."""
     status, err = run_cli("models")
     assert status == 0, err
-    rows = {line[2:].split()[0]: line[2:].split()[1] for line in capsys.readouterr().out.splitlines()[1:-1]}
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line[2:].split()[0]: line[2:].split()[1] for line in lines[1:]
+            if not line.startswith(("(", "not bundled"))}
     assert rows["espcn_x2"] == "x2"
     assert rows["espcn_x3"] == "x3"
     assert rows["espcn_x4"] == "x4"
+
+
+def test_models_says_which_tiers_are_not_bundled(capsys, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """With only espcn_x3 and fast_x3 in the model folder, `vsr models` ends with the seven
+    (tier, scale) pairs of the family that are missing; with all nine there is no such line."""
+    import shutil
+
+    from vsr.cli import missing_tiers
+    from vsr.registry import bundled_models
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in ("espcn_x3", "fast_x3"):
+        shutil.copy(ROOT / "models" / f"{name}.onnx", folder)
+    monkeypatch.setenv("VSR_MODELS", str(folder))
+    monkeypatch.setattr("vsr.registry.model_dirs", lambda: [folder])
+    status, err = run_cli("models", "--no-timing")
+    assert status == 0, err
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        "not bundled in this version: fast x2, fast x4, balanced x2, balanced x4, quality x2, "
+        "quality x3, quality x4")
+    models = bundled_models()
+    every = [replace(models[0], tier=t, scale=s) for t in ("fast", "balanced", "quality") for s in (2, 3, 4)]
+    assert missing_tiers(every) == []
 
 
 def test_models_json_gives_names_and_scales(capsys) -> None:

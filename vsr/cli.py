@@ -36,7 +36,7 @@ from .options import (
     SinkOptions,
     SourceOptions,
 )
-from .registry import TIERS
+from .registry import TIERS, BundledModel
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -787,7 +787,17 @@ def _models(args: argparse.Namespace) -> int:
               f"{'-' if ms is None else f'{ms:.0f}':>6}")
     print("(* the default; --scale picks x2/x4, --quality the tier. MACs per input pixel; PSNR in dB "
           "under the shared protocol; ms per output megapixel on this CPU, one thread)")
+    missing = missing_tiers(models)
+    if missing:
+        print(f"not bundled in this version: {', '.join(missing)} (--quality with --scale says so "
+              "when asked for one)")
     return ExitStatus.OK
+
+
+def missing_tiers(models: list[BundledModel]) -> list[str]:
+    """The "tier xN" pairs of the family that no bundled float model covers."""
+    have = {(m.tier, m.scale) for m in models if m.precision == "fp32" and m.degradation == "clean"}
+    return [f"{t} x{s}" for t in TIERS for s in (2, 3, 4) if (t, s) not in have]
 
 
 def main_exit() -> None:
