@@ -103,6 +103,31 @@ def run_script(script: str, *args: object, timeout: float = 300) -> subprocess.C
                           check=False, capture_output=True, text=True, timeout=timeout)
 
 
+def script_main(script: str, *args: object) -> tuple[int, str, str]:
+    """Run one of the project's scripts' `main(argv)` in this process: (exit status, stdout,
+    stderr). For scripts whose start-up dominates a short run (train.py imports torch: ~5 s
+    per process), where the test checks what the script computes, not how it exits."""
+    import contextlib
+    import importlib.util
+    import io
+
+    path = ROOT / "scripts" / script
+    spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = module.main([str(a) for a in args])
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if exc.code is not None and not isinstance(exc.code, int):
+                err.write(f"{exc.code}\n")
+    return int(status or 0), out.getvalue(), err.getvalue()
+
+
 #: Runs the CLI in a fresh interpreter and prints its own peak RSS (KiB on Linux) last.
 _PEAK_RSS = """\
 import io, resource, sys

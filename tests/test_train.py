@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import ROOT, run_script
+from helpers import ROOT, run_script, script_main
 
 from vsr.cost import conv_macs_per_pixel
 from vsr.lab import networks
@@ -24,10 +24,11 @@ PLAIN_OPS = {"Conv", "Relu", "Add", "DepthToSpace"}
 
 
 def train(*args: object) -> str:
-    """`python scripts/models/train.py ARGS`, which must succeed; what it printed."""
-    proc = run_script("models/train.py", *args)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
+    """scripts/models/train.py's main(ARGS) in this process (torch is imported once for the
+    whole file, not once per run), which must succeed; what it printed."""
+    status, out, err = script_main("models/train.py", *args)
+    assert status == 0, err[-2000:]
+    return out
 
 
 def _images(folder: Path, n: int) -> Path:
@@ -48,9 +49,10 @@ def test_a_few_steps_write_a_loadable_model_with_metadata(tmp_path: Path) -> Non
         img = cv2.GaussianBlur(rng.integers(0, 256, (96, 120, 3), dtype=np.uint8), (5, 5), 2)
         cv2.imwrite(str(data / f"{i}.png"), img)
     out = tmp_path / "m.onnx"
-    train("--scale", "2", "--data", data, "--eval", tmp_path / "none", "--steps", "30", "--batch", "8",
-          "--patch", "16", "--log-every", "10", "--out", out, "--threads", "1")
-    assert out.exists()
+    proc = run_script("models/train.py", "--scale", "2", "--data", data, "--eval", tmp_path / "none",
+                      "--steps", "30", "--batch", "8", "--patch", "16", "--log-every", "10", "--out", out,
+                      "--threads", "1")  # once as a user runs it: a process of its own
+    assert proc.returncode == 0 and out.exists(), proc.stderr[-2000:]
     import vsr
 
     up = vsr.Upscaler(model=str(out), device="cpu")
@@ -119,8 +121,8 @@ def test_ecb_trains_a_few_steps_and_exports_a_plain_graph_vsr_loads(tmp_path: Pa
     before = onnx.load(str(out)).graph
     train(*args)  # resumed at its end: no more steps, the same network
     assert onnx.load(str(out)).graph == before
-    refused = run_script("models/train.py", *args[:3], "8", *args[4:])  # --channels 8 against 4
-    assert refused.returncode == 1 and "other settings" in refused.stderr, refused.stderr[-2000:]
+    status, _, err = script_main("models/train.py", *args[:3], "8", *args[4:])  # --channels 8 against 4
+    assert status == 1 and "other settings" in err, err[-2000:]
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
