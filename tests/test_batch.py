@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 from pathlib import Path
 
 import av
 import cv2
 import pytest
-from helpers import listing, run_cli
+from helpers import leftovers, listing, run_cli
 from test_signals import Vsr
 
 import vsr.model
@@ -271,34 +272,74 @@ def test_run_batch_shares_one_upscaler_and_estimates_the_total(clips: Path, tmp_
     assert last.frames == 20 and last.files_done == 3 and last.eta is None
 
 
-def test_ctrl_c_keeps_finished_files_and_exits_130(tmp_path: Path) -> None:
+def _file_record(input_name: str, status: str = "done"):
+    """A predicate: the --progress json "file" record of `input_name` with `status`."""
+    def match(line: str) -> bool:
+        rec = _record(line)
+        return (rec.get("event") == "file" and Path(str(rec.get("input"))).name == input_name
+                and rec.get("status") == status)
+    return match
+
+
+def _running(input_name: str):
+    """A predicate: a --progress json "progress" record of `input_name` with frames done."""
+    def match(line: str) -> bool:
+        rec = _record(line)
+        return (rec.get("event") == "progress" and Path(str(rec.get("file"))).name == input_name
+                and int(rec.get("file_frames") or 0) > 0)
+    return match
+
+
+def _record(line: str) -> dict[str, object]:
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return {}
+    return rec if isinstance(rec, dict) else {}
+
+
+@pytest.fixture
+def sigint_default():
+    """Children start with SIGINT at its default (an ignored one is inherited: test_signals.py)."""
+    old = signal.getsignal(signal.SIGINT)
+    if old is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if old is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, old)
+
+
+def _assert_interrupted(child: Vsr, out: Path, sent: float) -> dict[str, object]:
+    """Exit 130 within seconds, the one-line message after the summary, no traceback, no
+    temporary file; returns the summary record."""
+    status = child.wait_exit(timeout=15)
+    assert status == 130, f"exit {status} (negative: killed by that signal): {child.stderr}"
+    assert time.monotonic() - sent < 8, child.stderr
+    assert "Traceback" not in child.stderr and "Exception ignored" not in child.stderr, child.stderr
+    assert child.lines[-1] == "vsr: interrupted; partial output removed\n", child.stderr
+    summary = json.loads(child.lines[-2])
+    assert summary["event"] == "summary" and summary["interrupted"] is True, child.stderr
+    assert leftovers(out) == [], child.stderr
+    return summary
+
+
+def test_ctrl_c_keeps_finished_files_and_exits_130(tmp_path: Path, sigint_default: None) -> None:
     """SIGINT while the second file runs: exit 130 within seconds, the first output stays, the
     second's temporary file is gone, and a --skip-existing re-run finishes the rest."""
     folder = tmp_path / "f"
     folder.mkdir()
     synth_video(folder / "a.mp4", n=6, audio=None)
-    synth_video(folder / "b.mp4", n=300, size=(160, 90), bframes=False)  # long enough to catch mid-run
+    synth_video(folder / "b.mp4", n=300, size=(160, 90), bframes=False)  # seconds of work
     out = tmp_path / "out"
-    old = signal.getsignal(signal.SIGINT)
-    if old is signal.SIG_IGN:  # children inherit an ignored SIGINT (see test_signals.py)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     child = Vsr("upscale", folder, "--output-dir", out, *FAST, "--progress", "json")
     try:
-        child.wait_line(lambda line: '"status": "done"' in line)
-        deadline = time.monotonic() + 20
-        while not list(out.glob(".b_x3.vsr-*.partial.mp4")):
-            assert child.proc.poll() is None and time.monotonic() < deadline, child.stderr
-            time.sleep(0.01)
+        child.wait_line(_file_record("a.mp4"))
+        child.wait_line(_running("b.mp4"))  # b is being encoded, and far from its end
+        sent = time.monotonic()
         child.proc.send_signal(signal.SIGINT)
-        assert child.wait_exit(timeout=15) == 130, child.stderr
+        summary = _assert_interrupted(child, out, sent)
     finally:
         child.kill()
-        if old is signal.SIG_IGN:
-            signal.signal(signal.SIGINT, old)
-    assert "Traceback" not in child.stderr, child.stderr
-    assert child.lines[-1] == "vsr: interrupted; partial output removed\n", child.stderr
-    summary = json.loads(child.lines[-2])
-    assert summary["event"] == "summary" and summary["interrupted"] is True
     assert (summary["done"], summary["unfinished"]) == (1, 1)
     assert listing(out) == ["a_x3.mp4"]
     before = mtimes(out)
@@ -307,6 +348,75 @@ def test_ctrl_c_keeps_finished_files_and_exits_130(tmp_path: Path) -> None:
     assert "2 files: 1 done, 0 failed, 1 skipped" in err, err
     assert listing(out) == ["a_x3.mp4", "b_x3.mp4"]
     assert mtimes(out)["a_x3.mp4"] == before["a_x3.mp4"]
+
+
+@pytest.fixture
+def three_clips(tmp_path: Path) -> Path:
+    """a.mp4 (6 frames), b.mp4 (60 frames, a second or two of work), c.mp4 (300 frames: the
+    run never reaches its end within the test)."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    synth_video(folder / "a.mp4", n=6, audio=None)
+    synth_video(folder / "b.mp4", n=60, size=(160, 90), bframes=False)
+    synth_video(folder / "c.mp4", n=300, size=(160, 90), bframes=False)
+    return folder
+
+
+#: What is seen on stderr, and how long after it the SIGINT is sent: b being opened, its
+#: stages starting, b running, b finishing (or c opening), c opening.
+CTRL_C_POINTS = [
+    *((("a.mp4", "done"), delay) for delay in (0.0, 0.01, 0.02, 0.03, 0.05, 0.1)),
+    (("b.mp4", "running"), 0.0),
+    (("b.mp4", "running"), 0.6),
+    (("b.mp4", "done"), 0.0),
+]
+
+
+def test_ctrl_c_at_any_point_of_a_batch_exits_130_cleanly(
+        three_clips: Path, tmp_path: Path, sigint_default: None) -> None:
+    """Ctrl-C wherever it lands (a file opening, its stages starting, running, finishing, the
+    next one opening; one run each, all at once): exit 130, never a crash (a negative
+    status), the one-line message, no traceback, no temporary file, and every output under
+    its final name complete."""
+    runs = []
+    for i, (seen, delay) in enumerate(CTRL_C_POINTS):
+        out = tmp_path / f"out{i}"
+        runs.append((seen, delay, out, Vsr("upscale", three_clips, "--output-dir", out, *FAST,
+                                           "--progress", "json")))
+    sent: dict[int, float] = {}
+    failures: list[BaseException] = []
+
+    def interrupt(i: int, seen: tuple[str, str], delay: float, child: Vsr) -> None:
+        try:
+            name, what = seen
+            child.wait_line(_running(name) if what == "running" else _file_record(name), 60)
+            time.sleep(delay)
+            sent[i] = time.monotonic()
+            child.proc.send_signal(signal.SIGINT)
+        except BaseException as exc:  # noqa: BLE001 - pytest.fail, reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=interrupt, args=(i, seen, delay, child))
+               for i, (seen, delay, _, child) in enumerate(runs)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        if failures:
+            raise failures[0]
+        for i, (seen, delay, out, child) in enumerate(runs):
+            summary = _assert_interrupted(child, out, sent[i])
+            kept = listing(out)
+            assert set(kept) <= {"a_x3.mp4", "b_x3.mp4"} and "a_x3.mp4" in kept, (seen, delay, kept)
+            # b may be finished and renamed just as the signal lands, before it is counted
+            assert summary["done"] in (len(kept) - 1, len(kept)), (seen, delay, summary, kept)
+            for name, frames in (("a_x3.mp4", 6), ("b_x3.mp4", 60)):
+                if name in kept:
+                    assert frames_and_size(out / name)[0] == frames, (seen, delay, name)
+    finally:
+        for *_, child in runs:
+            child.kill()
 
 
 # --------------------------------------------------------------------------- guard rails

@@ -91,6 +91,33 @@ def test_abort_from_another_thread_stops_promptly_and_removes_the_output(tmp_pat
     assert not dst.exists() and leftovers(tmp_path) == []
 
 
+def test_ctrl_c_as_the_stages_start_joins_the_started_ones_before_closing_anything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KeyboardInterrupt as the stage threads start (here: right after the third one started,
+    where a signal waiting in Thread.start() lands) is re-raised only after every started stage
+    has ended; then close() (what a batch calls next) touches nothing a stage still uses: no
+    crash, no thread left, no output. (Before: the decode thread went on reading an input
+    the main thread had closed - a segfault.)"""
+    src = synth_video(tmp_path / "in.mp4", n=120, size=(160, 90), bframes=False)
+    dst = tmp_path / "out.mp4"
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        real_start(thread)
+        if thread.name == "vsr-compose":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    p = Pipeline(SourceOptions(str(src)), ModelOptions(), SinkOptions(str(dst), preset="ultrafast"))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            p.run()
+        assert [t.name for t in threading.enumerate() if t.name.startswith("vsr-")] == []
+    finally:
+        p.close()
+    assert not dst.exists() and leftovers(tmp_path) == []
+
+
 def test_stop_finishes_a_valid_shorter_file(tmp_path: Path) -> None:
     """stop() ends the input early but still flushes and keeps a playable output."""
     src = synth_video(tmp_path / "in.mp4", n=60)

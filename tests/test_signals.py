@@ -9,11 +9,14 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
 from helpers import ROOT
 
+from vsr import interrupts
+from vsr.errors import Interrupted
 from vsr.lab.media import synth_video
 
 SIGNALS = [pytest.param(signal.SIGINT, 130, id="SIGINT"),
@@ -225,3 +228,28 @@ def test_repeated_sigint_while_unwinding_still_exits_130(long_clip: Path, out_di
     assert time.monotonic() - sent < EXIT_WITHIN
     assert "Traceback" not in child.stderr, child.stderr
     assert sorted(p.name for p in out_dir.iterdir()) == []
+
+
+def test_a_signal_whose_exception_python_cannot_raise_is_kept_for_the_next_check() -> None:
+    """A SIGINT handled where Python can only print and drop an exception (a weakref callback,
+    as when a finished run's threads are freed) is not lost and prints nothing: the command's
+    next check raises it. (Before: 'Exception ignored ... Interrupted' and the run went on
+    to exit 0.)"""
+    seen: list[object] = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = seen.append
+    try:
+        with interrupts.handled() as signals:
+            class Dropped:
+                pass
+
+            obj = Dropped()
+            ref = weakref.ref(obj, lambda _: signal.raise_signal(signal.SIGINT))
+            del obj
+            assert ref() is None and seen == []
+            with pytest.raises(Interrupted) as raised:
+                signals.check()
+            assert raised.value.signum == signal.SIGINT
+            signals.check()  # raised once only
+    finally:
+        sys.unraisablehook = old_hook

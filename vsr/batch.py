@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,7 +159,7 @@ def _key(path: Path) -> str:
 
 def run_batch(items: Sequence[BatchItem], open_job: Callable[[BatchItem], Run], *,
               skip_existing: bool = False, fail_fast: bool = False,
-              interval: float = 0.25) -> Iterator[BatchProgress | FileResult]:
+              interval: float = 0.25) -> Generator[BatchProgress | FileResult, None, None]:
     """Run every item, yielding progress snapshots and one FileResult per file, each
     followed by a snapshot.
 
@@ -198,14 +198,16 @@ def run_batch(items: Sequence[BatchItem], open_job: Callable[[BatchItem], Run], 
             continue
         started = time.monotonic()
         last: Snapshot | None = None
+        job: Run | None = None
         try:
-            job = open_job(item)
             try:
+                job = open_job(item)
                 for last in job.progress(interval):
                     yield snapshot(i, item, last)
+                stats = job.stats()
             finally:
-                job.close()
-            stats = job.stats()
+                if job is not None:  # also when interrupted, or when the caller stops here
+                    job.close()
         except VsrError as exc:
             frames = last.frames if last else 0
             finished_frames += frames

@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from . import interrupts
 from .errors import Interrupted, SinkError, SourceError, UsageError, VsrError
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .run import Run
 
 log = logging.getLogger("vsr")
+T = TypeVar("T")
 
 
 class ExitStatus(enum.IntEnum):
@@ -286,15 +287,9 @@ def main(argv: list[str] | None = None, stderr: TextIO | None = None) -> int:
     _configure_logging(args, err)
     try:
         with interrupts.handled() as signals:
-            if args.command == "upscale":
-                return _upscale(args, err)
-            if args.command == "live":
-                return _live(args, err, signals)
-            if args.command == "info":
-                return _info(args)
-            if args.command == "compare":
-                return _compare(args, err)
-            return _models(args)
+            status = _command(args, err, signals)
+            signals.check()  # a signal whose exception was lost (see vsr.interrupts)
+            return status
     except VsrError as exc:
         if args.debug:
             traceback.print_exc(file=err)
@@ -317,6 +312,25 @@ def main(argv: list[str] | None = None, stderr: TextIO | None = None) -> int:
         return ExitStatus.ERROR
 
 
+def _command(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts) -> int:
+    if args.command == "upscale":
+        return _upscale(args, err, signals)
+    if args.command == "live":
+        return _live(args, err, signals)
+    if args.command == "info":
+        return _info(args)
+    if args.command == "compare":
+        return _compare(args, err)
+    return _models(args)
+
+
+def _checked(events: Iterator[T], signals: interrupts.Interrupts) -> Iterator[T]:
+    """`events`, raising at each one the Interrupted of a signal that was lost on its way."""
+    for e in events:
+        signals.check()
+        yield e
+
+
 def _configure_logging(args: argparse.Namespace, err: TextIO) -> None:
     level = logging.ERROR if args.quiet else logging.DEBUG if args.verbose else logging.WARNING
     handler = logging.StreamHandler(err)
@@ -327,13 +341,13 @@ def _configure_logging(args: argparse.Namespace, err: TextIO) -> None:
     root.propagate = False
 
 
-def _upscale(args: argparse.Namespace, err: TextIO) -> int:
+def _upscale(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts) -> int:
     from .model import load
     from .output import default_output
     from .progress import plural, resolve_style, show, stats_record
 
     if args.output_dir is not None:
-        return _upscale_many(args, err)
+        return _upscale_many(args, err, signals)
     if len(args.inputs) > 2:
         raise UsageError(f"{len(args.inputs)} inputs need --output-dir DIR (only 'vsr upscale "
                          "INPUT OUTPUT' names its output)")
@@ -359,9 +373,9 @@ def _upscale(args: argparse.Namespace, err: TextIO) -> int:
         style = ProgressStyle.NONE
     log.info("%s -> %s (x%d)", url, output, pipeline.upscaler.scale)
     try:
-        show(pipeline.progress(), style, err)
+        show(_checked(pipeline.progress(), signals), style, err)
     finally:
-        pipeline.close()  # interrupted before the stages started: remove the temporary file
+        pipeline.close()  # interrupted: stop what runs, remove the temporary file
     stats = pipeline.stats()
     damage = _damage_report(stats)
     if damage:
@@ -416,7 +430,7 @@ def _open_job(args: argparse.Namespace, url: str, output: str, upscaler: Any, sc
     return job
 
 
-def _upscale_many(args: argparse.Namespace, err: TextIO) -> int:
+def _upscale_many(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts) -> int:
     """`vsr upscale A B FOLDER ... --output-dir DIR`: one model, the files one after another
     (vsr.batch), a failure reported and passed over (unless --fail-fast), exit 1 if any failed."""
     from .batch import BatchItem, BatchProgress, FileResult, Status, expand, plan, run_batch
@@ -464,10 +478,11 @@ def _upscale_many(args: argparse.Namespace, err: TextIO) -> int:
     if args.quiet and style is ProgressStyle.AUTO:
         style = ProgressStyle.NONE
     t0 = time.monotonic()
+    events = run_batch(items, open_job, skip_existing=args.skip_existing, fail_fast=args.fail_fast)
     try:
-        show_batch(collect(run_batch(items, open_job, skip_existing=args.skip_existing,
-                                     fail_fast=args.fail_fast)), style, err)
+        show_batch(collect(_checked(events, signals)), style, err)
     except KeyboardInterrupt:
+        events.close()  # the file in progress stops and its temporary file goes, now
         _batch_summary(args, err, style, len(items), results, time.monotonic() - t0, True)
         raise
     _batch_summary(args, err, style, len(items), results, time.monotonic() - t0, False)

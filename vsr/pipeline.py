@@ -17,13 +17,14 @@ import dataclasses
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
+from . import interrupts, pixfmt
 from . import output as output_mod
-from . import pixfmt
 from .batching import auto_batch
 from .channel import Channel
 from .compose import ComposeCounters, ComposeSpec, run_compose
@@ -96,44 +97,46 @@ class Pipeline:
                                                      live=mode is Mode.LIVE)
             if mode is Mode.LIVE and self.live.preview:
                 self.preview = PreviewServer(self.live.preview_host, self.live.preview_port)
+            for note in self.output.notes if self.output and log_notes else []:
+                log.warning("%s", note)
+            self.native = self._native_path(ColorPath(color))
+            layout = pixfmt.native_input(v.pix_fmt)
+            scale = self.upscaler.scale
+            encode = self.output.format if self.output is not None else None
+            self.compose_spec = ComposeSpec(
+                self.native, layout.depth if layout else 8,
+                encode.picture_size if encode is not None else (v.width * scale, v.height * scale),
+                encode)
+            self.decode_spec = DecodeSpec(
+                decode_audio=self.output.decode_audio if self.output else frozenset(),
+                on_error=self.on_error, native=self.native, reorder_depth=self.tuning.reorder_depth)
+            self.src_counters = SourceCounters()
+            self.live_counters = LiveCounters()
+            self.model_counters = ModelCounters()
+            self.compose_counters = ComposeCounters()
+            self.sink_counters = SinkCounters()
+            t = self.tuning
+            self.ch_in: Channel[Item] = Channel(
+                t.input.capacity, "decoded", t.input.policy, droppable=lambda item: isinstance(item, Frame),
+                budget=t.input.budget, span=_span if t.input.trim_audio else None)
+            if mode is Mode.LIVE:  # the channel's drop plans start from a warm call's time
+                self.ch_in.served(1, warm_up(self.upscaler, v.height, v.width))
+            self.ch_out: Channel[Item] = Channel(t.output_queue, "upscaled")
+            self.ch_enc: Channel[Item] = Channel(t.output_queue, "composed")
+            self._stop = threading.Event()
+            self._error: BaseException | None = None
+            self._lock = threading.Lock()
+            self._threads: list[threading.Thread] = []
+            self._t0 = 0.0
+            self._seconds: float | None = None  # set when the run ends
+            self._done = False
+            # Given back when dropped unclosed (an interruption between this constructor and
+            # its caller's try/finally): close() or the run's end detaches it.
+            self._unreleased = weakref.finalize(self, _release, self.input, self.output,
+                                                self.preview)
         except BaseException:
-            self.input.container.close()
-            if self.output is not None:
-                output_mod.discard(self.output)
+            _release(self.input, self.output, self.preview)
             raise
-        for note in self.output.notes if self.output and log_notes else []:
-            log.warning("%s", note)
-        self.native = self._native_path(ColorPath(color))
-        layout = pixfmt.native_input(v.pix_fmt)
-        scale = self.upscaler.scale
-        encode = self.output.format if self.output is not None else None
-        self.compose_spec = ComposeSpec(
-            self.native, layout.depth if layout else 8,
-            encode.picture_size if encode is not None else (v.width * scale, v.height * scale),
-            encode)
-        self.decode_spec = DecodeSpec(
-            decode_audio=self.output.decode_audio if self.output else frozenset(),
-            on_error=self.on_error, native=self.native, reorder_depth=self.tuning.reorder_depth)
-        self.src_counters = SourceCounters()
-        self.live_counters = LiveCounters()
-        self.model_counters = ModelCounters()
-        self.compose_counters = ComposeCounters()
-        self.sink_counters = SinkCounters()
-        t = self.tuning
-        self.ch_in: Channel[Item] = Channel(
-            t.input.capacity, "decoded", t.input.policy, droppable=lambda item: isinstance(item, Frame),
-            budget=t.input.budget, span=_span if t.input.trim_audio else None)
-        if mode is Mode.LIVE:  # the channel's drop plans start from a warm call's time
-            self.ch_in.served(1, warm_up(self.upscaler, v.height, v.width))
-        self.ch_out: Channel[Item] = Channel(t.output_queue, "upscaled")
-        self.ch_enc: Channel[Item] = Channel(t.output_queue, "composed")
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._t0 = 0.0
-        self._seconds: float | None = None  # set when the run ends
-        self._done = False
 
     def _native_path(self, color: ColorPath) -> bool:
         """Whether frames take the native YUV path: planar (or semi-planar) YUV in, planar
@@ -156,7 +159,7 @@ class Pipeline:
     def provider(self) -> str:
         return provider_of(self.upscaler)
 
-    def _stage(self, name: str, run: Callable[[], None]) -> threading.Thread:
+    def _stage(self, name: str, run: Callable[[], None]) -> None:
         def body() -> None:
             try:
                 run()
@@ -170,32 +173,35 @@ class Pipeline:
                 self.abort()
 
         t = threading.Thread(target=body, name=name)
+        # Recorded before it starts: a running stage owns its libav objects, and the main
+        # thread closes none of them before every recorded stage has been joined.
+        self._threads.append(t)
         t.start()
-        return t
 
     def start(self) -> None:
         """Start the four stage threads."""
+        with interrupts.deferred():  # a Ctrl-C inside Thread.start() would hide a running stage
+            self._start()
+
+    def _start(self) -> None:
         self._t0 = time.monotonic()
         if self.mode is Mode.LIVE:
-            source = self._stage("vsr-source", lambda: run_live_source(
+            self._stage("vsr-source", lambda: run_live_source(
                 self.input, self.ch_in, self._stop, self.decode_spec, self.live,
                 counters=self.src_counters, live_counters=self.live_counters))
             max_latency: float | None = self.live.max_latency
         else:
-            source = self._stage("vsr-source", lambda: run_source(
+            self._stage("vsr-source", lambda: run_source(
                 self.input, self.ch_in, self._stop, self.decode_spec, counters=self.src_counters))
             max_latency = None
-        self._threads = [
-            source,
-            self._stage("vsr-upscale", lambda: run_model(
-                self.upscaler, self.ch_in, self.ch_out,
-                Batching(self.batch, self.tuning.batch_wait, max_latency),
-                counters=self.model_counters)),
-            self._stage("vsr-compose", lambda: run_compose(
-                self.ch_out, self.ch_enc, self.compose_spec, counters=self.compose_counters,
-                preview=self.preview)),
-            self._stage("vsr-sink", lambda: run_sink(self.output, self.ch_enc, self.sink_counters)),
-        ]
+        self._stage("vsr-upscale", lambda: run_model(
+            self.upscaler, self.ch_in, self.ch_out,
+            Batching(self.batch, self.tuning.batch_wait, max_latency),
+            counters=self.model_counters))
+        self._stage("vsr-compose", lambda: run_compose(
+            self.ch_out, self.ch_enc, self.compose_spec, counters=self.compose_counters,
+            preview=self.preview))
+        self._stage("vsr-sink", lambda: run_sink(self.output, self.ch_enc, self.sink_counters))
 
     def stop(self) -> None:
         """Graceful stop: end the input here, finish and keep what was already decoded."""
@@ -210,24 +216,22 @@ class Pipeline:
     def progress(self, interval: float = 0.25) -> Iterator[Snapshot]:
         """Run to the end, yielding a progress snapshot every `interval` seconds.
 
-        Re-raises the first stage error; on KeyboardInterrupt aborts, cleans up and re-raises.
+        Re-raises the first stage error; on KeyboardInterrupt (or when the caller stops
+        iterating) aborts, cleans up and re-raises.
         """
-        if not self._threads:
-            self.start()
+        ended = False
         try:
+            if not self._threads:
+                self.start()
             while any(t.is_alive() for t in self._threads):
                 self._threads[-1].join(interval)
                 for t in self._threads:
                     if not t.is_alive():
                         t.join()
                 yield self.snapshot()
-        except BaseException:
-            self.abort()
-            self._join_all()
-            self._finish(failed=True)
-            raise
-        self._join_all()
-        self._finish(failed=self._error is not None or self.ch_enc.cancelled)
+            ended = True
+        finally:
+            self._end(failed=not ended)
         if self._error is not None:
             raise self._error
         yield self.snapshot()
@@ -238,18 +242,36 @@ class Pipeline:
             pass
         return self.stats()
 
+    def _end(self, failed: bool) -> None:
+        """Join every stage (aborted first if the run `failed`), then finish or discard the
+        output: only then, as every libav object belongs to a stage until it has ended."""
+        if failed:
+            self.abort()
+        try:
+            self._join_all()
+        finally:
+            with interrupts.deferred():  # an output half closed or half renamed would stay
+                self._finish(failed=failed or self._error is not None or self.ch_enc.cancelled)
+
     def _join_all(self) -> None:
+        """Wait for every stage; a KeyboardInterrupt meanwhile aborts them, and is re-raised
+        once all have ended."""
+        interrupted: KeyboardInterrupt | None = None
         for t in self._threads:
             while t.is_alive():
                 try:
                     t.join(0.1)
-                except KeyboardInterrupt:
-                    self.abort()  # a second Ctrl-C while unwinding: keep unwinding
+                except KeyboardInterrupt as exc:
+                    self.abort()
+                    interrupted = interrupted or exc
+        if interrupted is not None:
+            raise interrupted
 
     def _finish(self, failed: bool) -> None:
         if self._done:
             return
         self._done = True
+        self._unreleased.detach()
         if self.ch_in.trimmed:
             log.info("%d audio packet(s) before the first upscaled frame trimmed (its "
                      "frames were dropped)", self.ch_in.trimmed)
@@ -284,14 +306,16 @@ class Pipeline:
         return Snapshot(done, total, elapsed, self.src_counters.frames, batch=self.batch)
 
     def close(self) -> None:
-        """Release everything if the run never started (the API's error path)."""
-        if not self._threads and not self._done:
+        """Release everything the run still holds (the API's and an interruption's path):
+        the input and output of a run never started; a started run that did not end (its
+        `progress()` abandoned) is aborted, its stages joined and its output discarded."""
+        if self._done:
+            return
+        if self._threads:
+            self._end(failed=True)
+        else:
             self._done = True
-            self.input.container.close()
-            if self.output is not None:
-                output_mod.discard(self.output)
-            if self.preview is not None:
-                self.preview.close()
+            self._unreleased()
 
     def stats(self) -> Stats:
         """What the run did (so far: it can be called while it runs)."""
@@ -337,6 +361,17 @@ class Pipeline:
         if self.output.final_path is not None:
             return str(self.output.final_path)
         return self.output.url
+
+
+def _release(opened: OpenedInput, output: output_mod.OpenedOutput | None,
+             preview: PreviewServer | None) -> None:
+    """Give back what a run that never started holds: close the input, discard the output
+    (its temporary file) and stop the preview. Harmless to repeat."""
+    opened.container.close()
+    if output is not None:
+        output_mod.discard(output)
+    if preview is not None:
+        preview.close()
 
 
 def _span(item: Item) -> tuple[float, float] | None:

@@ -73,7 +73,7 @@ class Run(Protocol):
         """What the run did (so far)."""
 
     def close(self) -> None:
-        """Release everything if the run never started."""
+        """Release what the run still holds (whatever happened: called in a finally)."""
 
 
 @dataclass(frozen=True)
