@@ -96,6 +96,34 @@ def run_process(*args: object, timeout: float = 120,
                           env={**os.environ, **env} if env else None)
 
 
+def run_on_terminal(*args: object, timeout: float = 120) -> tuple[int, bytes]:
+    """Run `python -m vsr ARGS...` on a terminal (a pty of 40x100 as its stdin, stdout and
+    stderr); (exit status, everything it wrote there)."""
+    pty = pytest.importorskip("pty")  # and with it fcntl and termios: POSIX only
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "vsr", *map(str, args)], cwd=ROOT,
+                            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+    return proc.wait(timeout=timeout), out
+
+
 def run_script(script: str, *args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run one of the project's scripts by its path, `python scripts/SCRIPT ARGS...`, from the
     checkout (e.g. `run_script("models/eval.py", "--sets", folder)`)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-from helpers import ROOT, assert_user_error, listing, run_cli, run_process, video_stats
+from helpers import ROOT, assert_user_error, listing, run_cli, run_on_terminal, run_process, video_stats
 
 from vsr.cli import build_parser
 from vsr.lab.media import pattern, synth_video, write_audio_only
@@ -114,6 +114,19 @@ def test_python_dash_m_vsr_runs_as_a_real_process(sample_video: Path, out_dir: P
     assert proc.stderr.startswith("vsr: 12 frames"), proc.stderr
     assert listing(out_dir) == ["out.mkv"]
     assert video_stats(out)["sizes"] == {(192, 144)}
+
+
+def test_quiet_on_a_terminal_draws_no_progress_bar(sample_video: Path, out_dir: Path) -> None:
+    """On a terminal `--quiet` writes nothing at all, for one file and for --output-dir (no
+    bar, no summary), while without it the bar is drawn there."""
+    status, shown = run_on_terminal("upscale", sample_video, out_dir / "a.mp4", *FAST)
+    assert status == 0 and b"frame/s" in shown, shown
+    status, quiet = run_on_terminal("upscale", sample_video, out_dir / "b.mp4", *FAST, "--quiet")
+    assert (status, quiet) == (0, b"")
+    status, quiet = run_on_terminal("upscale", sample_video, "--output-dir", out_dir / "many",
+                                    *FAST, "-q")
+    assert (status, quiet) == (0, b"")
+    assert listing(out_dir) == ["a.mp4", "b.mp4", "many"] and listing(out_dir / "many") == ["in_x3.mp4"]
 
 
 def test_progress_json_is_json_lines_ending_with_done(sample_video: Path, out_dir: Path) -> None:

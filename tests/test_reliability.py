@@ -12,7 +12,17 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers import ROOT, FakeUpscaler, damage_middle, leftovers, rss_kib, run_cli, run_process, video_stats
+from helpers import (
+    ROOT,
+    FakeUpscaler,
+    damage_middle,
+    leftovers,
+    rss_kib,
+    run_cli,
+    run_on_terminal,
+    run_process,
+    video_stats,
+)
 
 from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
 from vsr.cli import main
@@ -274,28 +284,9 @@ def test_progress_total_respects_frames_and_the_bar_draws_on_a_terminal(tmp_path
     records = [json.loads(x) for x in err.getvalue().splitlines() if x.startswith('{"event": "progress"')]
     assert records and all(r["total"] == 10 for r in records)
 
-    pty = pytest.importorskip("pty")
-    import fcntl
-    import struct
-    import termios
-
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "vsr", "upscale", str(src), str(tmp_path / "b.mp4"),
-                             "--preset", "ultrafast", "--frames", "10"], cwd=ROOT, stdin=slave,
-                            stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
-    assert proc.wait(timeout=60) == 0
+    status, out = run_on_terminal("upscale", src, tmp_path / "b.mp4", "--preset", "ultrafast",
+                                  "--frames", "10")
+    assert status == 0
     assert b"10/10" in out and b"frame/s" in out
 
 

@@ -344,7 +344,7 @@ def _configure_logging(args: argparse.Namespace, err: TextIO) -> None:
 def _upscale(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts) -> int:
     from .model import load
     from .output import default_output
-    from .progress import plural, resolve_style, show, stats_record
+    from .progress import plural, show, stats_record
 
     if args.output_dir is not None:
         return _upscale_many(args, err, signals)
@@ -368,9 +368,7 @@ def _upscale(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrup
             err.write(f"vsr: skipped {url}: '{output}' exists\n")
         return ExitStatus.OK
     pipeline = _open_job(args, url, output, upscaler, _scale_out_requested(args), args.work_dir)
-    style = resolve_style(ProgressStyle(args.progress), err)
-    if args.quiet and style is ProgressStyle.AUTO:
-        style = ProgressStyle.NONE
+    style = _progress_style(args, err)
     log.info("%s -> %s (x%d)", url, output, pipeline.upscaler.scale)
     try:
         show(_checked(pipeline.progress(), signals), style, err)
@@ -389,6 +387,17 @@ def _upscale(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrup
                   f"({stats.fps:.1f} fps, {stats.provider}"
                   f"{' ' + stats.precision if stats.precision else ''}){extra} -> {stats.output}\n")
     return ExitStatus.OK
+
+
+def _progress_style(args: argparse.Namespace, err: TextIO) -> ProgressStyle:
+    """--progress as drawn on `err`: --quiet turns the automatic bar off (a --progress asked
+    for by name stays)."""
+    from .progress import resolve_style
+
+    asked = ProgressStyle(args.progress)
+    if args.quiet and asked is ProgressStyle.AUTO:
+        return ProgressStyle.NONE
+    return resolve_style(asked, err)
 
 
 def _model_options(args: argparse.Namespace) -> ModelOptions:
@@ -435,7 +444,7 @@ def _upscale_many(args: argparse.Namespace, err: TextIO, signals: interrupts.Int
     (vsr.batch), a failure reported and passed over (unless --fail-fast), exit 1 if any failed."""
     from .batch import BatchItem, BatchProgress, FileResult, Status, expand, plan, run_batch
     from .model import load
-    from .progress import resolve_style, show_batch
+    from .progress import show_batch
 
     out_dir = Path(args.output_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -474,9 +483,7 @@ def _upscale_many(args: argparse.Namespace, err: TextIO, signals: interrupts.Int
                     log.info("%s failed: %s", e.item.input, e.error)
             yield e
 
-    style = resolve_style(ProgressStyle(args.progress), err)
-    if args.quiet and style is ProgressStyle.AUTO:
-        style = ProgressStyle.NONE
+    style = _progress_style(args, err)
     t0 = time.monotonic()
     events = run_batch(items, open_job, skip_existing=args.skip_existing, fail_fast=args.fail_fast)
     try:
