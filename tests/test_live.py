@@ -37,13 +37,15 @@ def free_tcp_port() -> int:
 
 
 def start_sender(port: int, seconds: float, size: str = "96x64", fps: int = 25,
-                 audio: bool = False, delay: float = 1.0, tcp: bool = False) -> subprocess.Popen[bytes]:
+                 audio: bool = False, delay: float = 1.0, tcp: bool = False,
+                 extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     """Start sending a real-time MPEG-TS stream to udp://127.0.0.1:port after `delay` s
     (vsr binds the port first; UDP packets sent before that are lost, as on a real network),
-    or to tcp://127.0.0.1:port, retrying until vsr listens there."""
+    or to tcp://127.0.0.1:port, retrying until vsr listens there. `extra`: more of the
+    sender's options (--audio-codec, --start)."""
     url = f"tcp://127.0.0.1:{port}" if tcp else f"udp://127.0.0.1:{port}?pkt_size=1316"
-    cmd = [sys.executable, str(SENDER), url, str(seconds),
-           "--size", size, "--fps", str(fps), "--connect-wait", "30"] + (["--audio"] if audio else [])
+    cmd = [sys.executable, str(SENDER), url, str(seconds), "--size", size, "--fps", str(fps),
+           "--connect-wait", "30", *(["--audio"] if audio else []), *extra]
     return subprocess.Popen(["sh", "-c", f'sleep {delay}; exec "$0" "$@"', *cmd],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -134,6 +136,30 @@ def test_tcp_stream_with_aac_keeps_its_bursts_and_starts_video_with_audio(tmp_pa
     assert set(first) == {"video", "audio"}
     assert abs(first["video"] - first["audio"]) <= 1 / 25, first  # one frame
     assert len(video_stats(out)["times"]) == rec["frames"]
+
+
+def test_reencoded_audio_is_trimmed_on_the_video_clock_and_starts_with_the_video(tmp_path: Path) -> None:
+    """A stream whose timestamps start at 1.4 s (as FFmpeg's MPEG-TS muxer starts them) with MP2
+    audio, which an FLV recording re-encodes to AAC; --max-latency 20 ms drops the first
+    frames of the start-up burst. The re-encoded audio is timed on the video's clock: the
+    audio before the first upscaled frame is trimmed, and the recording's video and audio
+    start within one frame of each other. (Before: the decoded audio kept the input's times,
+    1.4 s ahead of the re-based video, so nothing was trimmed, and the encoder timed it from
+    0: the audio started 0.2-0.6 s before the video.)"""
+    port = free_tcp_port()
+    out = tmp_path / "rec.flv"
+    vsr = start_vsr(f"tcp://127.0.0.1:{port}?listen=1", str(out), "--duration", "4",
+                    "--max-latency", "20", "--stats", "json", "--verbose")
+    sender = start_sender(port, 10, size="160x90", audio=True, delay=0.0, tcp=True,
+                          extra=("--audio-codec", "mp2", "--start", "1.4"))
+    rc, err = stop_both(vsr, sender)
+    assert rc == 0, err
+    assert "audio stream #1 (mp2) re-encoded to aac" in err, err
+    first = first_times(out)
+    assert set(first) == {"video", "audio"}
+    assert first["video"] > 1 / 25, f"the start was not dropped, nothing to trim: {first}"
+    assert abs(first["video"] - first["audio"]) <= 1 / 25, first  # one frame
+    assert "audio packet(s) before the first upscaled frame trimmed" in err, err
 
 
 def test_overload_drops_frames_at_the_input_and_latency_stays_bounded(tmp_path: Path) -> None:

@@ -76,20 +76,11 @@ class Decoder:
         self.on_error = spec.on_error
         self.counters = counters if counters is not None else SourceCounters()
 
-    def early(self, *, reencoded: bool = True) -> Iterator[Item]:
+    def early(self) -> Iterator[Item]:
         """The passthrough packets demuxed before the first video frame, as `passthrough()`
-        hands them on.
-
-        Args:
-            reencoded: also those of the streams the output re-encodes (decoded). Live mode
-                leaves them out: it trims audio before the first upscaled frame, and decoded
-                audio loses its timestamps at the encoder (which times it by its sample
-                count), so audio from before the first frame would play late; copied
-                packets keep theirs and are trimmed by time.
-        """
+        hands them on."""
         for packet in self.src.pending:
-            if reencoded or packet.stream.index not in self.decode_audio:
-                yield from self.passthrough(packet)
+            yield from self.passthrough(packet)
 
     def video(self, packet: Any) -> Iterator[Any]:
         """The av.VideoFrames of one video packet (None: flush the decoder).

@@ -61,10 +61,16 @@ class VideoPacket:
 
 @dataclass(frozen=True, slots=True)
 class AudioFrame:
-    """A decoded audio frame, for output containers that cannot take the input's codec."""
+    """A decoded audio frame, for output containers that cannot take the input's codec.
+
+    `timed`: its pts/time_base are on the output's clock (live mode re-bases them as it does
+    the video's) and the encoder keeps them; otherwise the encoder times it by its sample
+    count, from 0.
+    """
 
     stream_index: int
     frame: Any  # av.AudioFrame
+    timed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

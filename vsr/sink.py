@@ -86,7 +86,8 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item],
         elif isinstance(item, AudioFrame):
             target = out.stream_map.get(item.stream_index)
             if target is not None:
-                item.frame.pts = None  # the encoder times audio by its sample count
+                if not item.timed:
+                    item.frame.pts = None  # the encoder times audio by its sample count
                 _mux(out.container, target.encode(item.frame), out)
     if out is None:
         return
