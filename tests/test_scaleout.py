@@ -252,6 +252,23 @@ def test_api_with_the_local_executor_and_a_fake_model(tmp_path: Path) -> None:
     assert video_pts(tmp_path / "out.mkv") == video_pts(src)
 
 
+def test_odd_sizes_report_the_padded_size_that_is_encoded(tmp_path: Path) -> None:
+    """33x25 at x3 is 99x75, encoded as 100x76 (yuv420p needs even sizes): with --segments 2
+    and without, the summary line and the JSON "done" record give the size the file has."""
+    src = synth_video(tmp_path / "odd.mkv", n=24, size=(33, 25), codec="ffv1", audio=None)
+    for name, extra in (("seg.mp4", ["--segments", "2", "--executor", "local"]), ("one.mp4", [])):
+        out = tmp_path / name
+        status, err = run_cli("upscale", src, out, "--preset", "ultrafast", *extra)
+        assert status == 0, err
+        assert "33x25 -> 100x76 in " in err.splitlines()[-1], err
+        with av.open(str(out)) as c:
+            assert {(f.width, f.height) for f in c.decode(video=0)} == {(100, 76)}
+        status, err = run_cli("upscale", src, out, "--preset", "ultrafast", *extra, "--overwrite",
+                              "--progress", "json")
+        assert status == 0, err
+        assert json.loads(err.splitlines()[-1])["output_size"] == [100, 76], err
+
+
 def test_failed_segment_keeps_the_others_for_resume(tmp_path: Path) -> None:
 
     src = synth_video(tmp_path / "in.mp4", n=36, options=GOP12)

@@ -115,7 +115,7 @@ class ScaleOutJob:
             self.info = opened.info
             if self.info.is_image:
                 raise UsageError(f"'{source.url}' is an image: segments are for video files")
-            self.part_codec, self.part_pix_fmt = self._preflight_output()
+            self.part_codec, self.part_pix_fmt, self.output_size = self._preflight_output()
         finally:
             opened.container.close()
         self.index = kf.scan(source.url, source.format, source.options)
@@ -184,16 +184,18 @@ class ScaleOutJob:
             return LocalExecutor(o.workers or 1, self.upscaler)
         raise UsageError(f"unknown executor {kind!r}: use auto, ray or local")
 
-    def _preflight_output(self) -> tuple[str, str]:
+    def _preflight_output(self) -> tuple[str, str, tuple[int, int]]:
         """Open (and discard) the real output now, so an existing file, a missing folder or a
-        codec the container cannot hold fails before any segment runs; and the parts' codec.
+        codec the container cannot hold fails before any segment runs; and the parts' codec,
+        pixel format and encoded size (padded to even, as the segments' pipelines pad it).
         Its notes (padding, audio re-encoded or dropped) are said here, once for the job."""
         out = output_mod.open_output(self.sink, self.info, self.scale)
         codec, pix_fmt = out.video.codec_context.name, out.format.pix_fmt
+        size = (out.format.width, out.format.height)
         output_mod.discard(out)
         for note in out.notes:
             log.warning("%s", note)
-        return codec, pix_fmt
+        return codec, pix_fmt, size
 
     def _settings(self) -> dict[str, Any]:
         s = self.sink
@@ -327,6 +329,7 @@ class ScaleOutJob:
         parts = verify(self.work, self.manifest.segments, self.index.time_base)
         joined = join(parts, self.source, self.sink, self.scale, self.sink_counters)
         self._audio_streams = len(joined.stream_map)
+        self.output_size = (joined.format.width, joined.format.height)  # what the parts hold
         self._join_seconds = time.monotonic() - t0
         if not self.options.keep_work:
             shutil.rmtree(self.work, ignore_errors=True)
@@ -402,6 +405,7 @@ class ScaleOutJob:
             damage=Damage(sum(r.decode_errors for r in segs), sum(r.corrupt_frames for r in segs),
                           tuple(t for r in segs for t in r.damage_times)),
             stages=StageTimes(encode=self._join_seconds),
+            output_size=self.output_size,
             audio_streams=self._audio_streams,
             segments=len(segs),
         )
