@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ import pytest
 from helpers import ROOT
 
 import vsr
-from vsr.lab.media import synth_video
+from vsr.lab.media import synth_video, tone
+from vsr.lab.recording import audible, first_times
 
 X265 = {"x265-params": "log-level=error"}
 SIZE = (64, 48)
@@ -275,3 +277,80 @@ def test_explicit_codec_the_container_cannot_hold_is_a_usage_error(tmp_path: Pat
     assert main(["upscale", str(src), str(tmp_path / "o.webm"), "--codec", "libx264"], stderr=err) == 2
     assert "cannot put libx264 video into webm" in err.getvalue() and "Traceback" not in err.getvalue()
     assert [p.name for p in tmp_path.iterdir()] == ["in.mp4"]
+
+
+#: (name, input extension, synth_video arguments, output extension, the output's audio codec)
+OFFSET_CLIPS = [
+    # FFmpeg's MPEG-TS muxer starts at 1.4 s; FLV cannot hold MP2: re-encoded to AAC.
+    ("ts-1.4s-mp2-to-flv", "ts", {"container_format": "mpegts", "audio": "mp2", "start": 1.4}, ".flv", "aac"),
+    # A camera's audio starting 0.5 s after its video.
+    ("ts-1.4s-mp2-late-to-flv", "ts", {"container_format": "mpegts", "audio": "mp2", "start": 1.4,
+                                       "audio_offset": 0.5}, ".flv", "aac"),
+    ("mkv-vorbis-late-to-mp4", "mkv", {"audio": "vorbis", "audio_offset": 0.5}, ".mp4", "aac"),
+    # From 0 into a muxer that cannot store negative times: the AAC encoder's priming packet
+    # (before 0) must not shift the video off its times.
+    ("mkv-vorbis-to-flv", "mkv", {"audio": "vorbis"}, ".flv", "aac"),
+    ("mkv-pcm-late-to-ts", "mkv", {"audio": "pcm_s16le", "audio_offset": 0.3}, ".ts", "aac"),
+]
+
+
+@pytest.mark.parametrize(("name", "ext", "kwargs", "out_ext", "out_codec"), OFFSET_CLIPS,
+                         ids=[c[0] for c in OFFSET_CLIPS])
+def test_reencoded_audio_keeps_its_place_next_to_the_video(name: str, ext: str, kwargs: dict[str, Any],
+                                                           out_ext: str, out_codec: str,
+                                                           tmp_path: Path) -> None:
+    """Audio the output re-encodes keeps the input's timing against the video: the video
+    keeps its input times, the audio starts where it started relative to the video (its
+    packets within one video frame, the encoder's priming included; the tone heard within
+    one audio frame), and it lasts as long (within one audio frame). Before, the encoder
+    timed it from 0: an MPEG-TS input starting at 1.4 s came out with its audio 1.4 s before
+    its video."""
+    src = synth_video(tmp_path / f"{name}.{ext}", n=25, size=SIZE, bframes=False, **kwargs)
+    out = tmp_path / f"out{out_ext}"
+    upscale(src, out)
+    assert audio(out)[0] == out_codec != audio(src)[0]
+    frame = 1 / 25
+    first_in, first_out = first_times(src), first_times(out)
+    assert first_out["video"] == pytest.approx(first_in["video"], abs=1e-3)
+    offset_in = first_in["audio"] - first_in["video"]
+    assert abs((first_out["audio"] - first_out["video"]) - offset_in) <= frame, (first_in, first_out)
+    heard_in, heard_out = audible(src), audible(out)
+    assert heard_in is not None and heard_out is not None
+    assert heard_in[0] - first_in["video"] == pytest.approx(kwargs.get("audio_offset", 0.0), abs=1e-3)
+    audio_frame = 1024 / 48000  # AAC's
+    assert heard_out[0] - first_out["video"] == pytest.approx(heard_in[0] - first_in["video"], abs=audio_frame)
+    assert heard_out[1] - heard_out[0] == pytest.approx(heard_in[1] - heard_in[0], abs=audio_frame)
+
+
+def test_reencoded_audio_times_are_increasing_keep_gaps_and_close_rounding() -> None:
+    """Decoded MP2 frames (1152 samples) timed in MPEG-TS ticks go to the AAC encoder (1024)
+    with times in samples: rounding to the input's tick is closed up, a real gap (lost
+    packets) is kept so that what follows stays in place, and a frame that overlaps the one
+    before it starts where that one ended; the encoder's packets strictly increase."""
+    from vsr.decode import AudioTimeline
+
+    def mp2_frame(ticks: int) -> av.AudioFrame:
+        frame = tone(0, 1152)
+        frame.pts, frame.time_base = ticks, Fraction(1, 90000)
+        return frame
+
+    start, step = 126_000, 2160  # 1.4 s; 1152 samples in 1/90000 ticks
+    ticks = [start + step * i for i in range(3)]
+    ticks += [start + step * 3 + 1]  # rounded a tick late
+    ticks += [start + step * 8, start + step * 9]  # after 4 lost frames
+    ticks += [start + step * 10 - 900]  # overlapping the frame before it by 10 ms
+    timeline = AudioTimeline()
+    placed = [timeline.place(1, mp2_frame(t)) for t in ticks]
+    assert all(item is not None and item.frame.time_base == Fraction(1, 48000) for item in placed)
+    pts = [item.frame.pts for item in placed if item is not None]
+    assert pts == [67_200 + 1152 * i for i in (0, 1, 2, 3, 8, 9, 10)]
+    aac = av.CodecContext.create("aac", "w")
+    aac.sample_rate, aac.layout, aac.format = 48000, "stereo", "fltp"
+    aac.time_base = Fraction(1, 48000)
+    aac.open()
+    packets = [p for item in placed if item is not None for p in aac.encode(item.frame)]
+    packets += aac.encode(None)
+    times = [p.pts for p in packets]
+    assert times == sorted(set(times))
+    after_gap = next(t for t in times if t > 67_200 + 1152 * 4)
+    assert 67_200 + 1152 * 8 <= after_gap < 67_200 + 1152 * 8 + 1024  # within one AAC frame

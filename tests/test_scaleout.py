@@ -448,6 +448,26 @@ def test_join_keeps_decode_timestamps_increasing_across_parts(tmp_path: Path) ->
     assert sorted(float(p.pts * tb) for p in packets) == [i / 25 for i in range(24)]
 
 
+def test_join_times_reencoded_audio_on_the_video_clock(tmp_path: Path) -> None:
+    """The join re-encodes audio the output cannot hold (MP2 into FLV) on the video's clock:
+    an MPEG-TS input starting at 1.4 s, its audio 0.5 s after its video, keeps both (the video
+    to the millisecond, the heard audio within one AAC frame). Before, the encoder timed the
+    audio from 0, 1.4 s ahead of the video."""
+    from vsr.lab.recording import audible, first_times
+
+    src = synth_video(tmp_path / "in.ts", n=24, options=GOP12, bframes=False, audio="mp2",
+                      container_format="mpegts", start=1.4, audio_offset=0.5)
+    out = tmp_path / "out.flv"
+    upscale(src, out, "--segments", "2", "--executor", "local")
+    first_in, first_out = first_times(src), first_times(out)
+    assert first_in["video"] == pytest.approx(1.4)
+    assert first_out["video"] == pytest.approx(first_in["video"], abs=1e-3)
+    heard_in, heard_out = audible(src), audible(out)
+    assert heard_in is not None and heard_out is not None
+    assert heard_out[0] == pytest.approx(heard_in[0], abs=1024 / 48000)
+    assert heard_out[1] == pytest.approx(heard_in[1], abs=1024 / 48000)
+
+
 def test_a_segment_damage_left_without_frames_is_empty_not_failed(tmp_path: Path) -> None:
     from vsr.scaleout.join import verify
     from vsr.scaleout.manifest import SegmentRecord

@@ -4,16 +4,19 @@
 `Decoder` is the one place that decodes a video packet under the `OnError` policy, hands a
 passthrough (audio, subtitle) packet on, copied or decoded for an output that re-encodes its
 stream, hands on the packets demuxed before the first video frame, and flushes the audio
-decoders at the end. The demux loops stay with their callers: each ends and reports a lost
+decoders at the end. Decoded audio is timed for the encoder by `AudioTimeline`, on the same
+clock as the video. The demux loops stay with their callers: each ends and reports a lost
 input its own way.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import av
@@ -60,6 +63,53 @@ class DecodeSpec:
     reorder_depth: int = 4
 
 
+class AudioTimeline:
+    """Times decoded audio frames (streams the output re-encodes) on the video's clock, in
+    samples, for the encoder, which keeps these times.
+
+    The encoder must not be left to time audio by its sample count from 0: the video keeps
+    the input's times (file mode, the scale-out join) or is re-based (live), and an input
+    whose streams start at 1.4 s (MPEG-TS) would come out with its audio 1.4 s early. Encoders
+    with a fixed frame size (AAC: 1024 samples) re-chunk what they get and take each chunk's
+    time from the frame it starts in, so the times must increase: a frame never starts before
+    its stream's previous one ended (a damaged input's overlap, live's re-anchor after a
+    reconnect), and a difference the input's timestamps are too coarse to express (rounding
+    to their tick: 1 ms in Matroska) is closed; a real gap (lost packets) is kept, so what
+    follows it stays in sync.
+
+    Args:
+        to_output: input time -> output time, in seconds; None leaves the frame out (live:
+            before the first video frame). None (the default): the input's own times, as the
+            file source keeps them for the video and for copied audio.
+    """
+
+    def __init__(self, to_output: Callable[[float], float | None] | None = None) -> None:
+        self.to_output = to_output
+        self.ends: dict[int, int] = {}  # stream -> where its last frame ended, in samples
+
+    def place(self, stream_index: int, af: Any) -> AudioFrame | None:
+        """The decoded frame `af` of input stream `stream_index`, its pts and time_base set
+        on the output's clock (1/sample rate); None when `to_output` leaves it out. A frame
+        without a time follows its stream's previous one (the first at 0)."""
+        rate = af.sample_rate
+        end = self.ends.get(stream_index)
+        t_in = seconds_of(af)
+        if t_in is None:
+            start = end if end is not None else 0
+        else:
+            t = self.to_output(t_in) if self.to_output is not None else t_in
+            if t is None:
+                return None
+            start = round(t * rate)
+            # Overlapping its stream's previous frame, or apart from it by no more than the
+            # input's rounding (one tick, in samples): it follows on.
+            if end is not None and start - end <= math.ceil(rate * af.time_base):
+                start = end
+        af.pts, af.time_base = start, Fraction(1, rate)
+        self.ends[stream_index] = start + af.samples
+        return AudioFrame(stream_index, af)
+
+
 class Decoder:
     """Turns one opened input's packets into video frames and passthrough items.
 
@@ -67,14 +117,18 @@ class Decoder:
         src: the input; its container belongs to the calling thread.
         spec: which streams to decode and what a decode error does.
         counters: where decode errors and decode time are counted (None: not kept).
+        audio: times the decoded audio; one for the whole run, where a run reads several
+            inputs (live reconnects). None: a new one on the input's own times.
     """
 
     def __init__(self, src: OpenedInput, spec: DecodeSpec,
-                 counters: SourceCounters | None = None) -> None:
+                 counters: SourceCounters | None = None, *,
+                 audio: AudioTimeline | None = None) -> None:
         self.src = src
         self.decode_audio = spec.decode_audio
         self.on_error = spec.on_error
         self.counters = counters if counters is not None else SourceCounters()
+        self.audio = audio if audio is not None else AudioTimeline()
 
     def early(self) -> Iterator[Item]:
         """The passthrough packets demuxed before the first video frame, as `passthrough()`
@@ -110,12 +164,13 @@ class Decoder:
 
     def passthrough(self, packet: Any) -> Iterator[Item]:
         """An audio/subtitle packet as the output wants it: decoded (the output re-encodes
-        that stream) or as it is (copied); a packet the decoder refuses is skipped."""
+        that stream; timed by `self.audio`) or as it is (copied); a packet the decoder
+        refuses is skipped."""
         idx = packet.stream.index
         if idx in self.decode_audio:
             try:
                 for af in packet.decode():
-                    yield AudioFrame(idx, af)
+                    yield from self._timed(idx, af)
             except av.error.FFmpegError as exc:
                 log.debug("audio packet at %s: %s", packet.pts, reason(exc))
         elif packet.size:
@@ -127,6 +182,11 @@ class Decoder:
             stream = next(s for s in self.src.info.passthrough if s.index == idx)
             try:
                 for af in stream.decode(None):
-                    yield AudioFrame(idx, af)
+                    yield from self._timed(idx, af)
             except av.error.FFmpegError:
                 pass
+
+    def _timed(self, idx: int, af: Any) -> Iterator[AudioFrame]:
+        item = self.audio.place(idx, af)
+        if item is not None:
+            yield item

@@ -63,14 +63,12 @@ class VideoPacket:
 class AudioFrame:
     """A decoded audio frame, for output containers that cannot take the input's codec.
 
-    `timed`: its pts/time_base are on the output's clock (live mode re-bases them as it does
-    the video's) and the encoder keeps them; otherwise the encoder times it by its sample
-    count, from 0.
+    Its pts/time_base (1/sample rate) are on the output's clock, the video's, and the encoder
+    keeps them (`decode.AudioTimeline` sets them).
     """
 
     stream_index: int
     frame: Any  # av.AudioFrame
-    timed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,9 @@ import av
 
 from .channel import Channel
 from .color import split_frame
-from .decode import Decoder, DecodeSpec, SourceCounters
+from .decode import AudioTimeline, Decoder, DecodeSpec, SourceCounters
 from .errors import reason
-from .frames import AudioFrame, AudioPacket, Frame, Item, seconds_of
+from .frames import AudioPacket, Frame, Item, seconds_of
 from .input import OpenedInput, open_input
 from .options import LiveOptions
 
@@ -103,11 +103,13 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
     out_tb = Fraction(1, 90000)
     width, height = src.info.video.width, src.info.video.height
     index = 0
-    audio_end: dict[int, int] = {}  # re-encoded stream -> where its last frame ended, in samples
+    # Re-encoded audio is timed by the same re-basing, across reconnections (the input
+    # channel's trim compares its times with the video's).
+    audio = AudioTimeline(rebase.other)
     current = src
     try:
         while True:
-            for item in _items(Decoder(current, spec, counters)):
+            for item in _items(Decoder(current, spec, counters, audio=audio)):
                 if stop.is_set() or (live.duration is not None and time.monotonic() - t0 >= live.duration):
                     out.close()
                     return
@@ -133,10 +135,6 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                     if pk.dts is not None:
                         pk.dts += shift
                     out.put(item)
-                elif isinstance(item, AudioFrame):
-                    timed = _rebase_audio(item, rebase, audio_end)
-                    if timed is not None:
-                        out.put(timed)
                 else:
                     out.put(item)
             # The input ended (or failed): files end here, network inputs get reconnected.
@@ -173,24 +171,6 @@ def _items(decoder: Decoder) -> Iterator[Any]:
                 yield from decoder.passthrough(packet)
     except (av.error.FFmpegError, OSError) as exc:
         log.warning("input %r lost: %s", src.info.url, reason(exc))
-
-
-def _rebase_audio(item: AudioFrame, rebase: _Rebase, ends: dict[int, int]) -> AudioFrame | None:
-    """A decoded audio frame timed on the output's clock, in samples (the encoder keeps these
-    times, and the input channel trims the audio before the first upscaled frame by comparing
-    them with the video's); None before the first video frame. A frame never starts before its
-    stream's previous one ended (a reconnect's re-anchor can overlap it): the encoder needs
-    increasing times."""
-    af = item.frame
-    t_in = seconds_of(af)
-    t = rebase.other(t_in) if t_in is not None else None
-    if t is None:
-        return None
-    rate = af.sample_rate
-    start = max(round(t * rate), ends.get(item.stream_index, 0))
-    af.pts, af.time_base = start, Fraction(1, rate)
-    ends[item.stream_index] = start + af.samples
-    return AudioFrame(item.stream_index, af, timed=True)
 
 
 def _reconnect(src: OpenedInput, live: LiveOptions, stop: threading.Event,

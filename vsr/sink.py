@@ -68,8 +68,8 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item],
             if target is None:
                 continue
             pk = item.packet
-            if (not out.negative_ts and pk.pts is not None and pk.pts + (pk.duration or 0) <= 0):
-                continue  # pure pre-roll (AAC priming): it would shift every timestamp in the file
+            if _pre_roll(pk, out):
+                continue
             item.packet.stream = target
             try:
                 out.container.mux_one(item.packet)
@@ -86,9 +86,7 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item],
         elif isinstance(item, AudioFrame):
             target = out.stream_map.get(item.stream_index)
             if target is not None:
-                if not item.timed:
-                    item.frame.pts = None  # the encoder times audio by its sample count
-                _mux(out.container, target.encode(item.frame), out)
+                _mux(out.container, _audible(target.encode(item.frame), out), out)
     if out is None:
         return
     container = out.container
@@ -97,8 +95,21 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item],
         _mux(container, out.video.encode(None), out)
     for idx, target in out.stream_map.items():
         if idx in out.decode_audio:
-            _mux(container, target.encode(None), out)
+            _mux(container, _audible(target.encode(None), out), out)
     counters.encode_seconds += time.perf_counter() - t0
+
+
+def _pre_roll(packet: Any, out: OpenedOutput) -> bool:
+    """A packet that ends at or before time 0 (AAC priming, copied or from the encoder, which
+    times its first packet before the first sample) in an output whose muxer cannot store
+    negative times: it would shift every timestamp in the file, the video's too."""
+    return (not out.negative_ts and packet.pts is not None
+            and packet.pts + (packet.duration or 0) <= 0)
+
+
+def _audible(packets: list[Any], out: OpenedOutput) -> list[Any]:
+    """An audio encoder's packets without pre-roll (`_pre_roll`)."""
+    return [p for p in packets if not _pre_roll(p, out)]
 
 
 def _mux(container: Any, packets: Any, out: OpenedOutput) -> None:

@@ -58,7 +58,8 @@ def write_audio_only(path: Path, seconds: float = 1.0) -> Path:
 def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: int = 25,
                 codec: str = "libx264", pix_fmt: str = "yuv420p", audio: str | None = "aac",
                 container_format: str | None = None, vfr: bool = False, bframes: bool = True,
-                options: dict[str, str] | None = None, bt709: bool = False) -> Path:
+                options: dict[str, str] | None = None, bt709: bool = False, start: float = 0.0,
+                audio_offset: float = 0.0) -> Path:
     """Write a small real video with PyAV: `n` frames of `pattern()`, optional audio.
 
     Args:
@@ -74,6 +75,9 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
         bframes: libx264 with B-frames (preset medium) or without (ultrafast, bf 0).
         options: more encoder options.
         bt709: tag the video BT.709, limited range.
+        start: the first frame's time in seconds (FFmpeg's MPEG-TS muxer starts at 1.4).
+        audio_offset: seconds the audio starts after the first frame (a camera's audio
+            often starts later; negative: before).
 
     Returns:
         `path`.
@@ -99,7 +103,9 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
         if audio:
             aus = cast(av.AudioStream, out.add_stream(audio, rate=48000,
                                                       layout="stereo" if audio != "pcm_s16le" else "mono"))
-        pts = 0
+            if audio == "vorbis":  # FFmpeg's own Vorbis encoder (no libvorbis in PyAV's build)
+                aus.codec_context.options = {"strict": "experimental"}
+        first = pts = round(start * rate)
         for i in range(n):
             vf = av.VideoFrame.from_ndarray(pattern(i, w, h), format="bgr24")
             vf.pts = pts
@@ -108,10 +114,13 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
             out.mux(vs.encode(vf))
         out.mux(vs.encode(None))
         if aus is not None:
-            total = int(pts / rate * 48000)
+            total = int((pts - first) / rate * 48000)
             channels = 2 if audio != "pcm_s16le" else 1
-            for start in range(0, total, 1024):
-                out.mux(aus.encode(tone(start, min(1024, total - start), channels)))
+            delay = round((first / rate + audio_offset) * 48000)
+            for at in range(0, total, 1024):
+                af = tone(at, min(1024, total - at), channels)
+                af.pts = at + delay
+                out.mux(aus.encode(af))
             out.mux(aus.encode(None))
     return path
 
