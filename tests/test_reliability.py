@@ -215,11 +215,13 @@ def test_full_disk_during_the_run_removes_the_partial_file(tmp_path: Path) -> No
         subprocess.run(["umount", str(mnt)], check=False, capture_output=True)
 
 
-def test_memory_stays_flat_over_a_10000_frame_stream(tmp_path: Path) -> None:
-    """RSS after 10 000 frames is what it was after the first 1 000 (bounded queues, no leaks)."""
+def test_memory_stays_flat_over_a_6000_frame_stream(tmp_path: Path) -> None:
+    """RSS after 6 000 frames is what it was after the first 1 000 (bounded queues, no leaks:
+    a leak of 2 KB a frame would show; 6 000 rather than 10 000 frames keeps that power at
+    half the suite time)."""
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc")
-    src = synth_video(tmp_path / "long.ts", n=10_000, size=(32, 32), container_format="mpegts",
+    src = synth_video(tmp_path / "long.ts", n=6_000, size=(32, 32), container_format="mpegts",
                       audio="aac", bframes=False)
     out = tmp_path / "out.ts"
     p = Pipeline(SourceOptions(str(src)), ModelOptions(batch=4),
@@ -227,9 +229,9 @@ def test_memory_stays_flat_over_a_10000_frame_stream(tmp_path: Path) -> None:
     samples: list[tuple[int, int]] = []
     for snap in p.progress(interval=0.05):
         samples.append((snap.frames, rss_kib()))
-    assert p.stats().frames == 10_000
+    assert p.stats().frames == 6_000
     early = max(r for f, r in samples if 500 <= f <= 1500)
-    late = max(r for f, r in samples if f >= 8000)
+    late = max(r for f, r in samples if f >= 5000)
     assert late <= early * 1.05 + 8 * 1024, (early, late)  # KiB
 
 
