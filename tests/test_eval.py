@@ -131,17 +131,30 @@ def test_temporal_table_reports_frame_and_difference_psnr(tmp_path: Path) -> Non
     assert protocol.temporal_psnr(lambda lr: protocol.bicubic_y(lr, 3), 3, still)[1] == float("inf")
 
 
+FAST_BARS = [  # (scale, dB the fast tier may be below espcn_xN: issue #14's bars)
+    pytest.param(2, 0.1, id="x2"),
+    pytest.param(3, 0.05, id="x3"),
+    # fast_x4 (M5C16, 7% of espcn_x4's arithmetic) is 0.30 / 0.20 dB below espcn_x4, whose four
+    # extra layers make it the family's dearest balanced model: the bar is not met yet (#14).
+    pytest.param(4, 0.1, id="x4", marks=pytest.mark.xfail(
+        strict=True, reason="fast_x4 is 0.30 / 0.20 dB below espcn_x4 (Set5 / Set14)")),
+]
+
+
 @needs(SHARED_DATA / "eval" / "Set14")
+@pytest.mark.parametrize("scale,allowed", FAST_BARS)
 @pytest.mark.parametrize("set_name", ["Set5", "Set14"])
-def test_fast_tier_costs_a_quarter_and_keeps_the_default_quality(set_name: str) -> None:
-    """A bundled x3 fast model costs at most a quarter of espcn_x3's MACs per pixel and is at
-    most 0.05 dB below it (the model family's bar); skipped while none is bundled."""
+def test_fast_tier_costs_a_quarter_and_keeps_the_default_quality(set_name: str, scale: int,
+                                                                allowed: float) -> None:
+    """A bundled fast model costs at most a quarter of espcn_x3's MACs per pixel (the issue's
+    budget, 14,872) and is at most 0.05 dB (x3) or 0.1 dB (x2, x4) below espcn_xN under the
+    shared protocol (the model family's bars); skipped while none is bundled at that scale."""
     from vsr.cost import conv_macs_per_pixel
     from vsr.registry import default_for
 
-    fast = default_for(3, "fast")
+    fast = default_for(scale, "fast")
     if fast is None:
-        pytest.skip("no x3 fast model bundled yet")
+        pytest.skip(f"no x{scale} fast model bundled yet")
     assert conv_macs_per_pixel(fast.path) <= 59488 / 4
-    ours = protocol_psnr(fast.name, 3, set_name)[0]
-    assert ours >= protocol_psnr("espcn_x3", 3, set_name)[0] - 0.05
+    ours = protocol_psnr(fast.name, scale, set_name)[0]
+    assert ours >= protocol_psnr(f"espcn_x{scale}", scale, set_name)[0] - allowed
