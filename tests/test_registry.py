@@ -33,6 +33,7 @@ def test_quality_picks_the_tier_and_says_what_exists(tmp_path: Path, monkeypatch
     folder.mkdir()
     shutil.copy(ROOT / "models" / "espcn_x3.onnx", folder / "espcn_x3.onnx")
     monkeypatch.setenv("VSR_MODELS", str(folder))
+    monkeypatch.setattr("vsr.registry.model_dirs", lambda: [folder])  # the bundled ones aside
     with pytest.raises(ModelError, match="no bundled quality model for scale 2"):
         resolve(None, 2, "quality")
     m = onnx.load(str(ROOT / "models" / "espcn_x2.onnx"))
