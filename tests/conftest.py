@@ -3,6 +3,7 @@ its test. Helpers the tests import live in helpers.py; generated media in vsr.la
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -30,3 +31,17 @@ def no_leaked_threads() -> Iterator[None]:
             return
         time.sleep(0.05)
     pytest.fail(f"threads still running after the test: {alive}")
+
+
+@pytest.fixture
+def sigint_default() -> Iterator[None]:
+    """Children must start with SIGINT at its default, or Python never installs
+    KeyboardInterrupt in them: a test run started without job control (`cmd &` in a script)
+    has SIGINT ignored, and an ignored signal stays ignored across exec (a handled one is
+    reset to the default)."""
+    old = signal.getsignal(signal.SIGINT)
+    if old is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if old is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, old)

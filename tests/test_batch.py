@@ -298,17 +298,6 @@ def _record(line: str) -> dict[str, object]:
     return rec if isinstance(rec, dict) else {}
 
 
-@pytest.fixture
-def sigint_default():
-    """Children start with SIGINT at its default (an ignored one is inherited: test_signals.py)."""
-    old = signal.getsignal(signal.SIGINT)
-    if old is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    if old is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, old)
-
-
 def _assert_interrupted(child: Vsr, out: Path, sent: float) -> dict[str, object]:
     """Exit 130 within seconds, the one-line message after the summary, no traceback, no
     temporary file; returns the summary record."""

@@ -32,19 +32,7 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
                        bframes=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sigint_reaches_children():
-    """Children must start with SIGINT at its default, or Python never installs KeyboardInterrupt.
-
-    A test run started without job control (`cmd &` in a script) has SIGINT ignored, and an
-    ignored signal stays ignored across exec; a handled one is reset to the default.
-    """
-    old = signal.getsignal(signal.SIGINT)
-    if old is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    if old is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, old)
+pytestmark = pytest.mark.usefixtures("sigint_default")  # tests/conftest.py
 
 
 class Vsr:
