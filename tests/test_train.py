@@ -145,23 +145,3 @@ def test_ecb_export_equals_the_multi_branch_model(tmp_path: Path, scale: int) ->
     networks.export_onnx(model, scale, out, {"vsr.scale": str(scale)})
     assert networks.check_export(model, out) < 1e-4  # compares against forward(branches=True)
     assert conv_macs_per_pixel(out) == networks.ecb_macs_per_pixel(scale, 6, 2)
-
-
-def test_mac_counter_counts_per_input_pixel(tmp_path: Path) -> None:
-    """espcn_x3 costs 1*64*25 + 64*64*9 + 64*32*9 + 32*9*9 per LR pixel; a conv after
-    DepthToSpace runs at r*r times the input's area and counts that much more."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    assert conv_macs_per_pixel(ROOT / "models" / "espcn_x3.onnx") == 59488 == \
-        1 * 64 * 25 + 64 * 64 * 9 + 64 * 32 * 9 + 32 * 9 * 9
-    w1 = numpy_helper.from_array(np.zeros((4, 1, 3, 3), np.float32), "w1")
-    w2 = numpy_helper.from_array(np.zeros((1, 1, 3, 3), np.float32), "w2")
-    nodes = [helper.make_node("Conv", ["input", "w1"], ["a"], pads=[1] * 4),
-             helper.make_node("DepthToSpace", ["a"], ["b"], blocksize=2, mode="CRD"),
-             helper.make_node("Conv", ["b", "w2"], ["output"], pads=[1] * 4)]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, "h", "w"])],
-                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], [w1, w2])
-    path = tmp_path / "hr.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
-    assert conv_macs_per_pixel(path) == 4 * 9 + 9 * 4
