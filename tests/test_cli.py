@@ -453,6 +453,28 @@ def test_info_json_is_valid_json_with_the_video_size(sample_video: Path, capsys)
     assert [s["type"] for s in rec["streams"]] == ["audio"]
 
 
+def test_info_says_the_encoded_size_of_an_odd_output(tmp_path: Path, capsys) -> None:
+    """A 33x25 4:2:0 VP9 clip becomes 99x75 at x3, which 4:2:0 cannot hold: `vsr info` says it
+    is encoded as 100x76 (text and JSON `output_size`), the size `vsr upscale` then writes."""
+    src = tmp_path / "odd.webm"
+    with av.open(str(src), "w") as o:
+        s = o.add_stream("libvpx-vp9", rate=25)
+        s.width, s.height, s.pix_fmt = 33, 25, "yuv420p"
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(pattern(i, 33, 25), format="bgr24").reformat(format="yuv420p")
+            o.mux(s.encode(f))
+        o.mux(s.encode(None))
+    assert run_cli("info", src)[0] == 0
+    assert "output: 99x75, encoded as 100x76" in capsys.readouterr().out
+    assert run_cli("info", "--json", src)[0] == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["output_size"] == [100, 76] and rec["upscaled_size"] == [99, 75]
+    out = tmp_path / "o.mp4"
+    status, err = run_cli("upscale", src, out, "--preset", "ultrafast")
+    assert status == 0, err
+    assert video_stats(out)["sizes"] == {(100, 76)}
+
+
 def test_info_on_a_missing_file_is_a_usage_error(tmp_path: Path, capsys) -> None:
     """`vsr info` on a missing file exits 2 with one 'vsr:' line and prints nothing on stdout."""
     status, err = run_cli("info", tmp_path / "nope.mp4")

@@ -635,6 +635,13 @@ def _info(args: argparse.Namespace) -> int:
     from .pixfmt import native_input
 
     layout = native_input(v.pix_fmt)
+    out_w, out_h = v.width * up.scale, v.height * up.scale
+    # The output keeps the input's chroma layout (4:2:0 where there is none, as libx264's
+    # default), and a subsampled axis of odd length is padded by one (vsr/output.py).
+    sub_w, sub_h = (layout.sub_w, layout.sub_h) if layout else (1, 1)
+    enc_w, enc_h = out_w + (out_w % 2 if sub_w else 0), out_h + (out_h % 2 if sub_h else 0)
+    if info.is_image:
+        enc_w, enc_h = out_w, out_h
     dar = Fraction(v.width * v.sar.numerator, v.height * v.sar.denominator)
     # An image has one frame and no timing (FFmpeg's image demuxers say "25 fps").
     frames, duration = (1, None) if info.is_image else (v.frames or None, v.duration)
@@ -663,7 +670,8 @@ def _info(args: argparse.Namespace) -> int:
         "streams": streams,
         "model": {"path": str(up.path), "scale": up.scale,
                   "input": [None, 1, *(up.fixed or ("H", "W"))], "provider": up.provider},
-        "output_size": [v.width * up.scale, v.height * up.scale],
+        "output_size": [enc_w, enc_h],  # as encoded (padded to even where the chroma needs it)
+        "upscaled_size": [out_w, out_h],
     }
     cuts = _keyframe_summary(args.input) if args.keyframes else None
     if cuts is not None:
@@ -706,7 +714,9 @@ def _info(args: argparse.Namespace) -> int:
         lang = f" [{s['language']}]" if s.get("language") else ""
         print(f"  {s['type']} #{s['index']}: {s['codec']}{lang}")
     print(f"  model: {describe(up)}")
-    print(f"  output: {v.width * up.scale}x{v.height * up.scale}")
+    padded = f", encoded as {enc_w}x{enc_h} (the last row/column repeated: {layout.chroma if layout else '4:2:0'} " \
+        "needs even sizes)" if (enc_w, enc_h) != (out_w, out_h) else ""
+    print(f"  output: {out_w}x{out_h}{padded}")
     if cuts is not None:
         k = cuts
         if k["problem"]:
