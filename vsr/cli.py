@@ -632,16 +632,14 @@ def _info(args: argparse.Namespace) -> int:
         src.container.close()
     up = load(ModelOptions(model=args.model, scale=args.scale, device=Device.CPU))
     v = info.video
-    from .pixfmt import native_input
+    from .pixfmt import encoded_size, native_input
 
     layout = native_input(v.pix_fmt)
     out_w, out_h = v.width * up.scale, v.height * up.scale
     # The output keeps the input's chroma layout (4:2:0 where there is none, as libx264's
-    # default), and a subsampled axis of odd length is padded by one (vsr/output.py).
-    sub_w, sub_h = (layout.sub_w, layout.sub_h) if layout else (1, 1)
-    enc_w, enc_h = out_w + (out_w % 2 if sub_w else 0), out_h + (out_h % 2 if sub_h else 0)
-    if info.is_image:
-        enc_w, enc_h = out_w, out_h
+    # default); an image is written as it is.
+    enc_w, enc_h = (out_w, out_h) if info.is_image else \
+        encoded_size(out_w, out_h, layout.name if layout else "yuv420p")
     dar = Fraction(v.width * v.sar.numerator, v.height * v.sar.denominator)
     # An image has one frame and no timing (FFmpeg's image demuxers say "25 fps").
     frames, duration = (1, None) if info.is_image else (v.frames or None, v.duration)

@@ -319,9 +319,9 @@ def _video_encoder(container: Any, opts: SinkOptions, info: StreamInfo, scale: i
         sar = Fraction(1)
     picture_size = (out_w, out_h)
     # 4:2:0 / 4:2:2 encoders need even sizes where the chroma is subsampled.
-    padded = bool((out_w % 2 and fmt.chroma_width(2) == 1) or (out_h % 2 and fmt.chroma_height(2) == 1))
+    pw, ph = pixfmt.encoded_size(out_w, out_h, pix_fmt)
+    padded = (pw, ph) != (out_w, out_h)
     if padded:
-        pw, ph = out_w + out_w % 2, out_h + out_h % 2
         notes.append(f"{out_w}x{out_h} is odd and {pix_fmt} needs even sizes: "
                      f"padding to {pw}x{ph} (the last row/column repeated)")
         out_w, out_h = pw, ph

@@ -42,6 +42,16 @@ class Layout:
         return -(-width // (1 << self.sub_w)), -(-height // (1 << self.sub_h))
 
 
+def encoded_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
+    """The size an encoder of `pix_fmt` takes a `width` x `height` picture at: where its chroma
+    is subsampled and either side is odd, both odd sides grow by one (the last row/column is
+    repeated: `vsr/output.py` pads; `vsr info` predicts it)."""
+    fmt = av.VideoFormat(pix_fmt)
+    if (width % 2 and fmt.chroma_width(2) == 1) or (height % 2 and fmt.chroma_height(2) == 1):
+        return width + width % 2, height + height % 2
+    return width, height
+
+
 def layout_of(pix_fmt: str) -> Layout | None:
     """The planar YUV layout of `pix_fmt`; None for RGB, grey, alpha, palette, big-endian and
     semi-planar formats (see `SEMI_PLANAR`) and anything else the native path does not take."""
