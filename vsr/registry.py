@@ -99,6 +99,20 @@ def default_for(scale: int | None = None, quality: str | None = None) -> Bundled
     return found[0] if found else None
 
 
+def tier_defaults(spec: str, scale: int) -> list[tuple[str, BundledModel | None]]:
+    """(tier, the model `--quality TIER --scale` picks, or None) for a benchmark's `--tiers`
+    list: comma-separated tier names, or "all".
+
+    Raises:
+        ModelError: an unknown tier name.
+    """
+    tiers = list(TIERS) if spec == "all" else [t.strip() for t in spec.split(",") if t.strip()]
+    for t in tiers:
+        if t not in TIERS:
+            raise ModelError(f"unknown tier {t!r}", hint=f"choose from {', '.join(TIERS)}, or all")
+    return [(t, default_for(scale, t)) for t in tiers]
+
+
 def resolve(model: str | None, scale: int | None, quality: str | None = None) -> Path:
     """The model file for `--model` (path or bundled name), or `--scale` and `--quality`.
 

@@ -229,17 +229,12 @@ class FreeModel:
 
 def models_for_tiers(spec: str, scale: int) -> list[tuple[str, Path | None]]:
     """(tier, its bundled float model at `scale`, or None) for `--tiers`."""
-    from vsr.registry import TIERS, default_for
+    from vsr.registry import tier_defaults
 
-    tiers = list(TIERS) if spec == "all" else [t.strip() for t in spec.split(",") if t.strip()]
-    unknown = [t for t in tiers if t not in TIERS]
-    if unknown:
-        raise SystemExit(f"bench: --tiers: unknown tier {unknown[0]!r} (choose from {', '.join(TIERS)})")
-    out: list[tuple[str, Path | None]] = []
-    for t in tiers:
-        m = default_for(scale, t)
-        out.append((t, m.path if m else None))
-    return out
+    try:
+        return [(t, m.path if m else None) for t, m in tier_defaults(spec, scale)]
+    except VsrError as exc:
+        raise SystemExit(f"bench: --tiers: {exc} ({exc.hint})") from None
 
 
 def run_vsr(clip: Clip, model: Path, args: argparse.Namespace, tmp: Path) -> Row:

@@ -46,14 +46,15 @@ def models_to_run(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     """(label, --model value) for each model the benchmark runs: --model, or each --tiers tier."""
     if not args.tiers:
         return [(args.model or "default", args.model)]
-    from vsr.registry import TIERS, bundled_models, default_for
+    from vsr.errors import VsrError
+    from vsr.registry import bundled_models, tier_defaults
 
-    tiers = list(TIERS) if args.tiers == "all" else [t.strip() for t in args.tiers.split(",")]
+    try:
+        tiers = tier_defaults(args.tiers, args.scale)
+    except VsrError as exc:
+        raise SystemExit(f"bench_live: --tiers: {exc} ({exc.hint})") from None
     out: list[tuple[str, str | None]] = []
-    for t in tiers:
-        if t not in TIERS:
-            raise SystemExit(f"bench_live: --tiers: unknown tier {t!r} (choose from {', '.join(TIERS)})")
-        m = default_for(args.scale, t)
+    for t, m in tiers:
         if m is None:
             print(f"bench_live: no bundled {t} model at x{args.scale}: skipped", file=sys.stderr)
             continue
