@@ -125,6 +125,45 @@ def test_ecb_trains_a_few_steps_and_exports_a_plain_graph_vsr_loads(tmp_path: Pa
     assert status == 1 and "other settings" in err, err[-2000:]
 
 
+def test_a_timed_bf16_run_resumes_on_the_clock_and_another_scale_starts_from_its_body(tmp_path: Path) -> None:
+    """--precision bf16 with --max-minutes: a run stopped part-way (a checkpoint, as a killed
+    run leaves) resumes with the rest of its schedule fitted into its new minutes, and ends
+    with a model whose metadata says how it was trained. --init with an ECB checkpoint starts
+    an x4 network from that x3 run's head and body (every tensor but the tail's)."""
+    import torch
+
+    data = _images(tmp_path / "imgs", 3)
+    out, ckpt = tmp_path / "q3.onnx", tmp_path / "q3.ckpt"
+    common = ["--arch", "ecb", "--channels", "4", "--blocks", "2", "--tier", "quality",
+              "--data", str(data), "--eval", str(tmp_path / "none"), "--batch", "4", "--patch", "12",
+              "--precision", "bf16", "--threads", "1", "--checkpoint-every", "5", "--log-every", "5"]
+    train(*common, "--scale", "3", "--steps", "10", "--out", str(out), "--checkpoint", str(ckpt))
+    ck = torch.load(ckpt, weights_only=False)
+    assert ck["step"] == 10 and ck["progress"] == 1.0
+    # As if it had been stopped half-way through its schedule (capped at 30 steps, so that
+    # the clock, a minute here, is not what ends this test):
+    ck["config"]["steps"], ck["progress"] = 30, 0.5
+    torch.save(ck, ckpt)
+    out.unlink()
+    log = train(*common, "--scale", "3", "--steps", "30", "--max-minutes", "1.1",
+                "--out", str(out), "--checkpoint", str(ckpt))
+    assert "resumed from" in log and "trained 20 steps (to step 30)" in log
+    assert 0.5 < torch.load(ckpt, weights_only=False)["progress"] < 1.0  # the clock's, not 30/30
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["vsr.train_precision"] == "bf16" and meta["vsr.train_steps"] == "30"
+
+    x4 = networks.build_ecb(4, 4, 2)
+    copied = networks.init_from_checkpoint(x4, ckpt)
+    state = torch.load(ckpt, weights_only=False)["model"]
+    assert torch.equal(x4.body1.k3.weight, state["body1.k3.weight"])
+    assert copied and not any(n.startswith("tail.") for n in copied)  # r*r outputs: left fresh
+    assert {n.split(".")[0] for n in copied} == {"head", "body1", "body2"}
+    log = train(*common, "--scale", "4", "--steps", "5", "--init", str(ckpt), "--out", str(tmp_path / "q4.onnx"))
+    assert f"initialised {len(copied)} tensors" in log
+
+
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_ecb_export_equals_the_multi_branch_model(tmp_path: Path, scale: int) -> None:
     """Re-parameterisation: the exported plain graph computes what the sum of branches

@@ -55,7 +55,15 @@ import numpy.typing as npt
 from PIL import Image, ImageFilter
 
 from vsr.lab import protocol
-from vsr.lab.networks import build_ecb, build_model, check_export, ecb_macs_per_pixel, export_onnx, init_from
+from vsr.lab.networks import (
+    build_ecb,
+    build_model,
+    check_export,
+    ecb_macs_per_pixel,
+    export_onnx,
+    init_from,
+    init_from_checkpoint,
+)
 from vsr.lab.paths import MODELS, SHARED_DATA
 
 DEFAULT_DATA = SHARED_DATA / "train"
@@ -182,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--extra-layers", type=int, default=0,
                     help="3x3x64 convolutions added after the second layer (default 0: ESPCN)")
-    ap.add_argument("--init", type=Path, help="start from this exported model's weights "
-                    "(added layers start as the identity)")
+    ap.add_argument("--init", type=Path, help="espcn: start from this exported model's weights "
+                    "(added layers start as the identity); ecb: from this training checkpoint's "
+                    "tensors of matching name and shape (e.g. another scale's head and body)")
     ap.add_argument("--arch", choices=("espcn", "ecb"), default="espcn",
                     help="espcn (default): the model zoo's network; ecb: ECBSR-style blocks "
                          "re-parameterised to plain 3x3 convs with a global residual")
@@ -205,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint-every", type=int, default=500)
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: mixed precision (bfloat16 convs, float32 weights and loss) in "
+                         "channels-last layout; 4-5x faster on CPUs with AMX, and on GPUs")
     args = ap.parse_args(argv)
 
     import torch
@@ -219,8 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     ecb = args.arch == "ecb"
-    if ecb and (args.extra_layers or args.init):
-        raise SystemExit("--extra-layers and --init are for --arch espcn")
+    if ecb and args.extra_layers:
+        raise SystemExit("--extra-layers is for --arch espcn")
+    if args.init and (args.init.suffix == ".ckpt") != ecb:
+        raise SystemExit("--init takes an exported .onnx model for --arch espcn and a training "
+                         ".ckpt for --arch ecb")
     cfg = TrainConfig(args.scale, str(Path(args.data)), args.degrade, args.steps, args.batch,
                       args.patch, args.lr, args.mse_fraction, args.seed, (1.0, 0.8, 0.6, 0.5),
                       args.extra_layers, str(args.init or ""), args.arch,
@@ -246,12 +261,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model = build_model(cfg.scale, cfg.extra_layers)
     if args.init:
-        copied = init_from(model, args.init)
+        copied = (init_from_checkpoint if ecb else init_from)(model, args.init)
         print(f"initialised {len(copied)} tensors from {args.init}", flush=True)
     model = model.to(device)
+    bf16 = args.precision == "bf16"
+    if bf16:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     start = 0
+    done_before = 0.0  # fraction of the schedule a resumed run had already done
     if ckpt_path.exists() and not args.no_resume:
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         saved = dict(ck["config"])
@@ -264,15 +283,17 @@ def main(argv: list[str] | None = None) -> int:
         gen.set_state(ck["gen"])
         start = ck["step"]
         cfg = replace(cfg, steps=saved["steps"])  # a --max-minutes run may have lowered it
+        done_before = float(ck.get("progress", start / max(1, cfg.steps)))
         print(f"resumed from {ckpt_path} at step {start}", flush=True)
 
     # --max-minutes makes the schedule follow the clock instead of the step count: warm-up,
     # cosine decay and the MSE phase are fractions of the time left for training, and the
     # run stops when it is spent. A step-count estimate from a short calibration is not safe
     # when several runs share one GPU and start at different times (the rate changes as the
-    # others start and finish); the clock is. Such a run does not resume (the steps it
-    # managed are recorded instead).
-    timed = bool(args.max_minutes) and start == 0
+    # others start and finish); the clock is. A resumed timed run fits the rest of the
+    # schedule (from where the checkpoint left it) into its minutes, so a run can be carried
+    # across working days, each ending with a usable model.
+    timed = bool(args.max_minutes)
     t_train = time.monotonic()
     reserve = 30.0  # final Set5/Set14 evaluation, export and export check
     train_seconds = args.max_minutes * 60 - (t_train - t0) - reserve
@@ -282,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(step: int) -> float:
         if timed:
-            return (time.monotonic() - t_train) / train_seconds
+            return done_before + (1 - done_before) * (time.monotonic() - t_train) / train_seconds
         return step / max(1, cfg.steps)
 
     def lr_at(step: int) -> float:
@@ -313,7 +334,13 @@ def main(argv: list[str] | None = None) -> int:
             x, y = x.flip(3), y.flip(3)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        pred = model(x)
+        if bf16:
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type=device, dtype=torch.bfloat16):
+                pred = model(x)
+            pred = pred.float()
+        else:
+            pred = model(x)
         loss = torch.nn.functional.mse_loss(pred, y) if mse else (pred - y).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -321,13 +348,14 @@ def main(argv: list[str] | None = None) -> int:
         if (step + 1) % args.log_every == 0:
             done = step + 1 - start
             rate = done / (time.monotonic() - t_start)
-            eta = ((1 - progress(step)) * train_seconds if timed else (cfg.steps - step - 1) / rate)
+            eta = ((1 - progress(step)) / (1 - done_before) * train_seconds if timed
+                   else (cfg.steps - step - 1) / rate)
             print(f"step {step + 1}/{cfg.steps} loss {loss.item():.5f} lr {lr_at(step):.2e} "
                   f"{rate:.1f} steps/s eta {eta / 60:.1f} min", flush=True)
         if (step + 1) % args.checkpoint_every == 0 or step + 1 == cfg.steps:
             tmp = ckpt_path.with_suffix(".tmp")
             torch.save({"config": asdict(cfg), "model": model.state_dict(), "opt": opt.state_dict(),
-                        "gen": gen.get_state(), "step": step + 1}, tmp)
+                        "gen": gen.get_state(), "step": step + 1, "progress": progress(step + 1)}, tmp)
             tmp.replace(ckpt_path)
             if held:
                 model.eval()
@@ -339,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if timed:
         cfg = replace(cfg, steps=step)
-        print(f"trained {step} steps in {time.monotonic() - t_train:.0f}s (--max-minutes "
+        print(f"trained {step - start} steps (to step {step}) in {time.monotonic() - t_train:.0f}s (--max-minutes "
               f"{args.max_minutes})", flush=True)
     model.eval()
     psnr: dict[str, float] = {}
@@ -378,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         "vsr.train_steps": str(cfg.steps) + ("" if cfg.steps == requested_steps
                                              else f" (the steps {args.max_minutes} minutes allowed)"),
         "vsr.train_device": device,
+        "vsr.train_precision": args.precision,
         "vsr.train_seconds": f"{time.monotonic() - t0:.0f}",
     }
     if held:

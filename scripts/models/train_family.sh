@@ -15,8 +15,11 @@
 #   *_video   the same tier trained with `--degrade video` (blur, noise, JPEG): with H.264-compressed
 #             LR frames espcn_x3_video is +0.6 dB over espcn_x3 (scripts/models/eval.py --lr-codec).
 #   quality   ECBSR-style M12C64: 445,248 / 448,128 / 452,160 MACs/px (budget at x3: 951,808 =
-#             16 x espcn_x3); batch 32 and lr 5e-4 (a deep plain stack: ECBSR's rate); ~1.2 steps/s
-#             on 1 CPU thread: 150k steps is ~35 h, over several sessions (resume = same command).
+#             16 x espcn_x3); batch 32 and lr 5e-4 (a deep plain stack: ECBSR's rate). fp32: ~1.6
+#             steps/s on 1 CPU thread; --precision bf16 (AMX): 7.4 steps/s on 1 thread, 10 on 2
+#             (run the quality runs one after another with THREADS=2: two 1-thread runs side by
+#             side make 8.7 in all). x2/x4 start from x3_quality's checkpoint (head and body).
+#             MINUTES=45 fits the rest of a run's schedule into 45 minutes (resumable again).
 #
 # Each run holds out 4 training images (--holdout 4) and logs their PSNR at every checkpoint:
 # that is the validation signal. Set5/Set14 are evaluated once at the end, for reporting only.
@@ -36,6 +39,7 @@ RUNS=${RUNS:-/work/train_runs}
 PY=${PY:-.venv/bin/python}
 THREADS=${THREADS:-1}
 DEVICE=${DEVICE:-auto}
+MINUTES=${MINUTES:-0}  # > 0: each run fits the rest of its schedule into this many minutes (--max-minutes)
 
 args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
     local name=$1 scale tier degrade=clean
@@ -43,14 +47,16 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
     case $tier in *_video) degrade=video; tier=${tier%_video} ;; esac
     local common=(--scale "$scale" --arch ecb --tier "$tier" --holdout 4 --threads "$THREADS"
                   --device "$DEVICE" --degrade "$degrade" --out "$RUNS/$name.onnx"
-                  --checkpoint "$RUNS/$name.ckpt")
+                  --checkpoint "$RUNS/$name.ckpt" --max-minutes "$MINUTES")
     case $tier in
         fast) echo "${common[@]}" --channels 16 --blocks 5 --batch 64 --lr 1e-3 --steps 80000 \
                    --checkpoint-every 1000 --log-every 500 ;;
         balanced) echo "${common[@]}" --channels 32 --blocks 6 --batch 64 --lr 1e-3 --steps 80000 \
                    --checkpoint-every 1000 --log-every 500 ;;
-        quality) echo "${common[@]}" --channels 64 --blocks 12 --batch 32 --lr 5e-4 --steps 150000 \
-                   --checkpoint-every 250 --log-every 250 ;;
+        quality)  # x2/x4 start from x3's head and body (only the tail's shape differs)
+            local init=(); [ "$scale" != 3 ] && init=(--init "$RUNS/x3_quality.ckpt")
+            echo "${common[@]}" "${init[@]}" --channels 64 --blocks 12 --batch 32 --lr 5e-4 \
+                   --steps 150000 --precision bf16 --checkpoint-every 1000 --log-every 500 ;;
         *) echo "unknown tier in $name" >&2; return 1 ;;
     esac
 }

@@ -234,6 +234,30 @@ def init_from(model: Network, path: Path) -> list[str]:
     return copied
 
 
+def init_from_checkpoint(model: Network, path: Path) -> list[str]:
+    """Copy a training checkpoint's tensors into `model` wherever the names and shapes match.
+
+    Why: the quality tier is one network shape at every scale except its tail (r*r output
+    channels), so an x2 or x4 run can start from the x3 run's head and body, which already
+    know natural-image detail, and spend its steps on what differs (a known trick: EDSR and
+    RCAN train x3/x4 from x2). The rest (the tail) keeps its fresh initialisation, which
+    starts the network as the nearest-neighbour upscale. Nothing is copied silently across
+    shapes: a checkpoint sharing no tensor with `model` is refused."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    copied = []
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            w = state.get(name)
+            if w is not None and tuple(w.shape) == tuple(param.shape):
+                param.copy_(w)
+                copied.append(name)
+    if not copied:
+        raise SystemExit(f"--init {path}: no tensor of this network's shape in the checkpoint")
+    return copied
+
+
 def export_onnx(model: Network, scale: int, out: Path, metadata: dict[str, str]) -> None:
     """Write the model as a plain graph with dynamic batch/height/width: ESPCN's Conv/Relu
     chain and DepthToSpace; an ECB model's merged 3x3 convs, then its global residual Add."""
