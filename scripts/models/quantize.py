@@ -41,11 +41,16 @@ from vsr.lab import hard_images, protocol
 from vsr.lab.paths import MODELS, SHARED_DATA
 
 
-def calibration_batches(scale: int, folder: Path, every: int = 6, crop: int = 96) -> list[dict[str, np.ndarray]]:
+def calibration_batches(scale: int, folder: Path, every: int = 6, crop: int = 96,
+                        uniform: bool = False) -> list[dict[str, np.ndarray]]:
+    """LR luma crops of every `every`th image. `uniform`: only full `crop`-sized ones (the
+    histogram calibrators stack all outputs, so their shapes must agree)."""
     batches = []
     for path in protocol.list_images(folder)[::every]:
         _, lr = protocol.hr_lr_pair(path, scale)
         y = protocol.y_channel(lr)[:crop, :crop].astype(np.float32) / 255.0
+        if uniform and y.shape != (crop, crop):
+            continue
         batches.append({"input": y[None, None]})
     return batches
 
@@ -96,21 +101,33 @@ def cpu_features() -> str:
 
 def main() -> int:
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=MODELS / "espcn_x3.onnx")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--data", type=Path, default=SHARED_DATA / "train")
     ap.add_argument("--eval", type=Path, default=SHARED_DATA / "eval")
+    ap.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax",
+                    help="activation ranges: the calibration crops' min/max, or their 99.999th "
+                         "percentile (deep models: a few outliers otherwise waste the 8 bits)")
+    ap.add_argument("--keep-float", type=int, default=1, metavar="N",
+                    help="convolutions kept float at each end (default 1: the first and the last)")
     args = ap.parse_args()
     out = args.out or args.model.with_name(args.model.stem + "_int8.onnx")
     src = onnx.load(str(args.model))
     meta = {p.key: p.value for p in src.metadata_props}
     convs = [n.name for n in src.graph.node if n.op_type == "Conv"]
-    keep_float = [convs[0], convs[-1]] if len(convs) > 2 else []
+    n = args.keep_float
+    keep_float = convs[:n] + convs[-n:] if len(convs) > 2 * n else []
     scale = int(meta.get("vsr.scale", "3"))
-    batches = calibration_batches(scale, args.data)
+    batches = calibration_batches(scale, args.data, uniform=args.calibration != "minmax")
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -123,12 +140,17 @@ def main() -> int:
         raw = Path(tmp) / "q.onnx"
         quantize_static(str(args.model), str(raw), Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=True, reduce_range=True, nodes_to_exclude=keep_float)
+                        per_channel=True, reduce_range=True, nodes_to_exclude=keep_float,
+                        calibrate_method=(CalibrationMethod.Percentile if args.calibration == "percentile"
+                                          else CalibrationMethod.MinMax),
+                        extra_options={"CalibPercentile": 99.999})
         q = onnx.load(str(raw))
     psnr = {name: psnr_of(args.model, scale, args.eval / name) for name in ("Set5", "Set14")
             if (args.eval / name).is_dir()}
     meta.update({
-        "vsr.precision": "int8 (static QDQ: per-channel 7-bit weights, MinMax-calibrated uint8 "
+        "vsr.precision": "int8 (static QDQ: per-channel 7-bit weights, "
+                         + ("MinMax" if args.calibration == "minmax" else "99.999th-percentile")
+                         + "-calibrated uint8 "
                          f"activations; {', '.join(keep_float) or 'no layer'} kept float)",
         "vsr.float_model": args.model.stem,
         "vsr.float_psnr": meta.get("vsr.psnr", "{}"),
