@@ -47,6 +47,53 @@ def test_forced_tiling_equals_whole_frames_exactly() -> None:
     assert np.abs(tiled.astype(int) - whole).max() <= 1
 
 
+def _shifting_model(path: Path, depth: int) -> Path:
+    """An x2 model of `depth` 3x3 convolutions that each move the picture one pixel up and
+    left (a one-hot corner kernel), then DepthToSpace: its output at p is its input at
+    p + depth, so it reaches exactly `depth` pixels, and a tile with less context than that
+    reads padding zeros where the whole frame has picture."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    shift = np.zeros((1, 1, 3, 3), np.float32)
+    shift[0, 0, 2, 2] = 1.0
+    inits = [numpy_helper.from_array(shift, "shift"),
+             numpy_helper.from_array(np.ones((4, 1, 1, 1), np.float32), "spread")]
+    nodes, x = [], "input"
+    for i in range(depth):
+        nodes.append(helper.make_node("Conv", [x, "shift"], [f"c{i}"], pads=[1, 1, 1, 1]))
+        x = f"c{i}"
+    nodes += [helper.make_node("Conv", [x, "spread"], ["s"]),
+              helper.make_node("DepthToSpace", ["s"], ["output"], blocksize=2, mode="CRD")]
+    g = helper.make_graph(nodes, "shifts", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                          ["N", 1, "H", "W"])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H2", "W2"])],
+                          inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def test_strips_and_tiles_keep_as_much_context_as_the_model_reaches(tmp_path: Path) -> None:
+    """The overlap follows the model's receptive field, read from its graph (14 pixels for
+    fourteen 3x3 convolutions, like the quality tier; 5 for ESPCN): strips of a large frame
+    and explicit tiles give the whole-frame pixels exactly, where the fixed 8-pixel overlap
+    of before did not (checked: it is what `overlap=8` gives here)."""
+    from vsr.tiling import receptive_radius, upscale_planes
+
+    deep = _shifting_model(tmp_path / "deep.onnx", 14)
+    assert receptive_radius(deep) == 14 and receptive_radius(MODEL_X3) == 5
+    y = _noise(2, 120, 90)
+    whole = OnnxUpscaler(deep, Device.CPU)(y)
+    assert np.array_equal(whole[:, : 2 * 106 : 2, : 2 * 76 : 2], y[:, 14:, 14:])  # it shifts, as meant
+    strips = OnnxUpscaler(deep, Device.CPU, max_run_pixels=3000)
+    assert strips.overlap == 14 and np.array_equal(strips(y), whole)
+    assert np.array_equal(OnnxUpscaler(deep, Device.CPU, tile=40)(y), whole)
+    short = upscale_planes(y, strips._infer, 2, fixed=None, tile=0, max_run_pixels=3000, overlap=8)
+    assert not np.array_equal(short, whole)
+    with pytest.raises(ModelError, match="too small for deep.onnx: use more than 28"):
+        OnnxUpscaler(deep, Device.CPU, tile=24)
+
+
 def test_tile_grid_kept_regions_partition_the_frame() -> None:
     """Every pixel is kept from exactly one tile, and each tile lies inside the frame."""
     for h, w, t in [(100, 37, 32), (224, 224, 224), (300, 500, 224), (50, 50, 20)]:

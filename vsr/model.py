@@ -33,7 +33,7 @@ from .engines import (
 from .errors import ModelError, ProviderUnavailable
 from .options import Device, ModelOptions, Precision
 from .runtime import import_onnxruntime
-from .tiling import TILE_OVERLAP, upscale_planes
+from .tiling import TILE_OVERLAP, receptive_radius, upscale_planes
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,12 @@ class OnnxUpscaler:
         log.info("model %s on %s (%s engine, %s)", self.path.name, self.provider, self.engine,
                  self.precision)
         self.tile = tile
-        if self.fixed is None and tile and tile <= 2 * TILE_OVERLAP:
-            raise ModelError(f"tile size {tile} is too small: use more than {2 * TILE_OVERLAP}")
+        #: LR pixels of context kept around each tile or strip: the model's receptive field
+        #: (8 when the graph cannot tell), so tiled output is the whole-frame output.
+        self.overlap = max(TILE_OVERLAP, receptive_radius(self.path) or TILE_OVERLAP)
+        if self.fixed is None and tile and tile <= 2 * self.overlap:
+            raise ModelError(f"tile size {tile} is too small for {self.path.name}: use more than "
+                             f"{2 * self.overlap}")
         self.max_run_pixels = max_run_pixels or (
             GPU_RUN_PIXELS if self.provider == "CUDAExecutionProvider" else CPU_RUN_PIXELS)
 
@@ -169,7 +173,7 @@ class OnnxUpscaler:
     def __call__(self, y: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Upscale (N, H, W) uint8 luma to (N, sH, sW) uint8 (uint16 to uint16)."""
         return upscale_planes(y, self._infer, self.scale, fixed=self.fixed, tile=self.tile,
-                              max_run_pixels=self.max_run_pixels)
+                              max_run_pixels=self.max_run_pixels, overlap=self.overlap)
 
     def _infer(self, x: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """One model call, [n,1,h,w] -> [n,1,sh,sw]; one frame at a time for a model whose

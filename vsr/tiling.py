@@ -4,8 +4,9 @@ Pure functions, run in the model stage's thread (and by the image API). Whole fr
 in chunks of at most a pixel budget per call; a model with a fixed input size (the zoo's
 224x224), an explicit tile size, or a frame over the budget is run tile by tile, the tiles of
 every frame in the batch going through the model's dynamic N axis together. Every kept pixel
-of a tile has `TILE_OVERLAP` pixels of real context, or lies on the frame's own border, so a
-model that sees no further gives the whole-frame result (tests/test_model.py).
+of a tile has as many pixels of real context as the model's receptive field reaches
+(`receptive_radius`, at least `TILE_OVERLAP`), or lies on the frame's own border, so the
+result is the whole-frame result (tests/test_model.py).
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-#: LR pixels of context each tile keeps on every side it shares with another tile. ESPCN's
-#: receptive field reaches 5 pixels (5x5 + three 3x3 convolutions); 8 leaves margin for
-#: slightly deeper models while costing little.
+#: LR pixels of context each tile keeps on every side it shares with another tile, at least.
+#: ESPCN's receptive field reaches 5 pixels (5x5 + three 3x3 convolutions); 8 leaves margin
+#: while costing little. A deeper model gets its own reach (`receptive_radius`): the quality
+#: tier's fourteen 3x3 convolutions see 14 pixels, and with 8 its strips differed from the
+#: whole frame by one level at a few pixels near each seam.
 TILE_OVERLAP = 8
 
 #: One model call: uint8 (or uint16) [n, 1, h, w] -> the same dtype [n, 1, s*h, s*w].
@@ -37,6 +41,40 @@ class Tile:
     keep_y1: int
     keep_x0: int
     keep_x1: int
+
+
+def receptive_radius(path: str | Path) -> int | None:
+    """How many LR pixels away a model's output still depends on its input, read from the
+    graph: each convolution adds dilation * (k - 1) / 2 (rounded up), one run at HR
+    resolution (after DepthToSpace) a 1/scale of that; None when the graph cannot be read
+    (no `onnx` package) or holds an operation this does not know to be local.
+
+    Why from the graph: the overlap must cover the receptive field for tiles to stitch into
+    exactly the whole-frame result, and it differs by 3x between the family's tiers."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    g = onnx.load(str(path), load_external_data=False).graph
+    shapes = {i.name: list(i.dims) for i in g.initializer}
+    local = {"Relu", "PRelu", "LeakyRelu", "Add", "Sub", "Mul", "Div", "Clip", "Sigmoid", "Tanh",
+             "Cast", "Identity", "QuantizeLinear", "DequantizeLinear", "Constant", "Round",
+             "Max", "Min"}
+    reach = 0.0
+    upscaled = 1
+    for node in g.node:
+        if node.op_type in ("Conv", "ConvTranspose"):
+            attrs = {a.name: list(a.ints) for a in node.attribute}
+            if any(v != 1 for v in attrs.get("strides", [])):
+                return None
+            kernel = attrs.get("kernel_shape") or shapes.get(node.input[1], [0, 0, 1, 1])[2:]
+            dil = attrs.get("dilations") or [1] * len(kernel)
+            reach += max(math.ceil(d * (k - 1) / 2) for k, d in zip(kernel, dil)) / upscaled
+        elif node.op_type == "DepthToSpace":
+            upscaled *= next((a.i for a in node.attribute if a.name == "blocksize"), 1)
+        elif node.op_type not in local:
+            return None
+    return math.ceil(reach)
 
 
 def tile_grid(h: int, w: int, tile_h: int, tile_w: int, overlap: int = TILE_OVERLAP) -> list[Tile]:
@@ -71,7 +109,7 @@ def _starts(n: int, t: int, overlap: int) -> list[int]:
 
 
 def upscale_planes(y: npt.NDArray[Any], infer: Infer, scale: int, *, fixed: tuple[int, int] | None,
-                   tile: int, max_run_pixels: int) -> npt.NDArray[Any]:
+                   tile: int, max_run_pixels: int, overlap: int = TILE_OVERLAP) -> npt.NDArray[Any]:
     """Upscale (N, H, W) luma to (N, sH, sW) through `infer`, one model call at a time.
 
     Args:
@@ -82,22 +120,23 @@ def upscale_planes(y: npt.NDArray[Any], infer: Infer, scale: int, *, fixed: tupl
         tile: tile edge for a model of any size (0: whole frames, in strips when large).
         max_run_pixels: input pixels per call at most: bigger frames run in whole-width
             strips, bigger batches in chunks of frames.
+        overlap: LR pixels of context a tile keeps on each shared side (the model's reach).
     """
     n, h, w = y.shape
     tile_hw = fixed or ((tile, tile) if tile else None)
     if tile_hw is None and h * w > max_run_pixels:
         # Whole-width strips: one run's activations (64 float32 channels per pixel, a
         # few layers deep) are what makes the memory peak, so bound the pixels per run.
-        tile_hw = (min(h, max(4 * TILE_OVERLAP, max_run_pixels // w)), w)
+        tile_hw = (min(h, max(4 * overlap, max_run_pixels // w)), w)
     if tile_hw is None:
         per_run = max(1, max_run_pixels // (h * w))
         outs = [infer(y[i : i + per_run, None])[:, 0] for i in range(0, n, per_run)]
         return outs[0] if len(outs) == 1 else np.concatenate(outs)
-    return _tiled(y, infer, scale, tile_hw, fixed is not None, max_run_pixels)
+    return _tiled(y, infer, scale, tile_hw, fixed is not None, max_run_pixels, overlap)
 
 
 def _tiled(y: npt.NDArray[Any], infer: Infer, scale: int, tile_hw: tuple[int, int], fixed: bool,
-           max_run_pixels: int) -> npt.NDArray[Any]:
+           max_run_pixels: int, overlap: int) -> npt.NDArray[Any]:
     th, tw = tile_hw
     n, h, w = y.shape
     s = scale
@@ -109,7 +148,7 @@ def _tiled(y: npt.NDArray[Any], infer: Infer, scale: int, tile_hw: tuple[int, in
     H, W = src.shape[1:]
     if not fixed:
         th, tw = min(th, H), min(tw, W)
-    jobs = [(i, t) for i in range(n) for t in tile_grid(H, W, th, tw)]
+    jobs = [(i, t) for i in range(n) for t in tile_grid(H, W, th, tw, overlap)]
     per_run = max(1, max_run_pixels // (th * tw))  # all tiles of all frames, in chunks
     # uint8 per pixel is the same whether converted before or after stitching.
     hr = np.empty((n, H * s, W * s), y.dtype)
