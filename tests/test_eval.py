@@ -158,3 +158,31 @@ def test_fast_tier_costs_a_quarter_and_keeps_the_default_quality(set_name: str, 
     assert conv_macs_per_pixel(fast.path) <= 59488 / 4
     ours = protocol_psnr(fast.name, scale, set_name)[0]
     assert ours >= protocol_psnr(f"espcn_x{scale}", scale, set_name)[0] - allowed
+
+
+QUALITY_BARS = [  # (scale, dB the quality tier must gain over espcn_xN on Set5, on Set14: #14's bars)
+    pytest.param(2, 0.4, 0.4, id="x2"),
+    pytest.param(3, 0.6, 0.4, id="x3"),
+    pytest.param(4, 0.4, 0.4, id="x4"),
+]
+
+
+@needs(SHARED_DATA / "eval" / "Set14")
+@pytest.mark.parametrize("scale,gain_set5,gain_set14", QUALITY_BARS)
+def test_quality_tier_costs_at_most_16x_and_gains_the_bar(scale: int, gain_set5: float,
+                                                         gain_set14: float) -> None:
+    """A bundled quality model costs at most 16x espcn_x3's MACs per pixel (951,808) and gains
+    at least +0.6 / +0.4 dB (x3, Set5 / Set14) or +0.4 dB (x2, x4) over espcn_xN under the
+    shared protocol; skipped while none is bundled at that scale."""
+    from vsr.cost import conv_macs_per_pixel
+    from vsr.registry import default_for
+
+    quality = default_for(scale, "quality")
+    if quality is None:
+        pytest.skip(f"no x{scale} quality model bundled yet")
+    assert conv_macs_per_pixel(quality.path) <= 16 * 59488
+    for set_name, gain in (("Set5", gain_set5), ("Set14", gain_set14)):
+        ours = protocol_psnr(quality.name, scale, set_name)[0]
+        base = protocol_psnr(f"espcn_x{scale}", scale, set_name)[0]
+        assert ours >= base + gain, (set_name, ours, base)
+
