@@ -540,17 +540,31 @@ def test_models_json_gives_names_and_scales(capsys) -> None:
     assert len(starred) == 1 and starred[0].split()[1] == "espcn_x3"
 
 
-def test_quality_picks_a_tier_or_says_which_exist(sample_video: Path, out_dir: Path) -> None:
-    """--quality balanced runs the default model; a tier not bundled at that scale is one
-    clear line (exit 2) naming the tiers that are."""
+def test_quality_picks_a_tier_or_says_which_exist(sample_video: Path, out_dir: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """--quality balanced runs the default model, --quality quality --scale 2 the quality x2
+    model (when bundled); a tier not bundled at that scale is one clear line (exit 2)
+    naming the tiers that are."""
+    import shutil
+
+    from vsr.registry import default_for
+
     status, err = run_cli("upscale", sample_video, out_dir / "b.mkv", *FAST, "--quality", "balanced")
     assert status == 0, err
-    status, err = run_cli("upscale", sample_video, out_dir / "q.mkv", *FAST, "--scale", "2",
+    if default_for(2, "quality") is not None:
+        status, err = run_cli("upscale", sample_video, out_dir / "q.mkv", *FAST, "--scale", "2",
+                              "--quality", "quality")
+        assert status == 0, err
+        with av.open(str(out_dir / "q.mkv")) as c:
+            assert (c.streams.video[0].width, c.streams.video[0].height) == (128, 96)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(ROOT / "models" / "espcn_x3.onnx", folder)
+    monkeypatch.setattr("vsr.registry.model_dirs", lambda: [folder])  # only espcn_x3 bundled
+    status, err = run_cli("upscale", sample_video, out_dir / "none.mkv", *FAST, "--scale", "2",
                           "--quality", "quality")
-    if status == 0:  # a quality x2 model is bundled
-        return
     line = assert_user_error(status, err, mentions="no bundled quality model for scale 2")
-    assert "espcn" not in line
+    assert "espcn" not in line and not (out_dir / "none.mkv").exists()
 
 
 # --------------------------------------------------------------------------- defaults and scale
