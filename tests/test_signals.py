@@ -241,3 +241,42 @@ def test_a_signal_whose_exception_python_cannot_raise_is_kept_for_the_next_check
             signals.check()  # raised once only
     finally:
         sys.unraisablehook = old_hook
+
+
+_START_UP = """
+import builtins, os, signal, sys
+point = sys.argv[1]
+sys.argv = ["vsr", *sys.argv[2:]]
+real_import = builtins.__import__
+
+def interrupt_on_import(name, *args, **kwargs):
+    if name == point:
+        builtins.__import__ = real_import
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_import(name, *args, **kwargs)
+
+builtins.__import__ = interrupt_on_import
+if point == "parse":  # after the CLI's imports, before its handlers: while parsing arguments
+    import argparse
+    parse = argparse.ArgumentParser.parse_args
+    def parse_and_interrupt(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return parse(self, *args, **kwargs)
+    argparse.ArgumentParser.parse_args = parse_and_interrupt
+from vsr.__main__ import run
+run()
+"""
+
+
+@pytest.mark.parametrize("point", ["cli", "numpy", "parse"])  # cli: `from .cli import`, relative
+def test_ctrl_c_during_start_up_is_one_line_and_130(point: str, long_clip: Path, out_dir: Path) -> None:
+    """Ctrl-C while the `vsr` command is still importing (the CLI, numpy) or parsing its
+    arguments, before vsr.interrupts handles signals, ends with one line and status 130, not
+    a KeyboardInterrupt traceback and -2; nothing is written. The signal is sent from inside
+    the process at that exact point, so the test does not race start-up time."""
+    out = out_dir / "o.mp4"
+    proc = subprocess.run([sys.executable, "-c", _START_UP, point, "upscale", str(long_clip), str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("vsr: interrupted")
+    assert not list(out_dir.iterdir())
