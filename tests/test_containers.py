@@ -291,6 +291,9 @@ OFFSET_CLIPS = [
     # (before 0) must not shift the video off its times.
     ("mkv-vorbis-to-flv", "mkv", {"audio": "vorbis"}, ".flv", "aac"),
     ("mkv-pcm-late-to-ts", "mkv", {"audio": "pcm_s16le", "audio_offset": 0.3}, ".ts", "aac"),
+    # FLV takes PCM, but not at 48 kHz (its header's rate field): the muxer refused it
+    # ("cannot open output: Function not implemented"); now re-encoded to AAC.
+    ("mkv-pcm-48k-to-flv", "mkv", {"audio": "pcm_s16le"}, ".flv", "aac"),
 ]
 
 

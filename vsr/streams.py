@@ -17,6 +17,11 @@ MP4_FAMILY = {"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
 NOT_PORTABLE = {"mp4": {"vorbis"}, "mov": {"vorbis"}, "ipod": {"vorbis"}}
 # Muxers without a codec tag table, for which FFmpeg cannot answer "does it take X?".
 ALSO_ACCEPTED = {"mpegts": {"aac", "mp3", "mp2", "ac3", "eac3", "opus", "dts", "truehd", "aac_latm"}}
+# FLV's audio header has a 2-bit rate field: codecs other than AAC (whose rate it ignores)
+# and Speex (16 kHz only) must be at one of these rates, MP3 also at 48 kHz (stored as
+# 44.1). FFmpeg's muxer refuses anything else when the header is written ("Function not
+# implemented"), so such audio is re-encoded to AAC instead (which keeps the rate).
+FLV_RATES = {44100, 22050, 11025}
 # Per-stream metadata that describes the old encoding and would be wrong on the new one.
 STALE_TAGS = {"encoder", "duration", "bps", "number_of_frames", "number_of_bytes",
               "_statistics_writing_app", "_statistics_writing_date_utc", "_statistics_tags",
@@ -61,6 +66,9 @@ def plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] | 
     canonical = s.codec_context.codec.canonical_name
     accepted = ((codec in container.supported_codecs or canonical in ALSO_ACCEPTED.get(fmt, set()))
                 and codec not in NOT_PORTABLE.get(fmt, set()))
+    why = f"{fmt} cannot hold {codec}"
+    if accepted and s.type == "audio" and not _rate_fits(fmt, canonical, s.codec_context.sample_rate):
+        accepted, why = False, f"{fmt} cannot hold {codec} at {s.codec_context.sample_rate} Hz"
     if accepted:
         out = container.add_stream_from_template(s)
         copy_tags(s.metadata, out.metadata, STALE_TAGS)
@@ -86,8 +94,17 @@ def plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] | 
         out.codec_context.layout = "mono" if layout.nb_channels == 1 else "stereo"
     out.time_base = Fraction(1, rate)
     copy_tags(s.metadata, out.metadata, STALE_TAGS)
-    notes.append(f"audio stream #{s.index} ({codec}) re-encoded to {target}: {fmt} cannot hold {codec}")
+    notes.append(f"audio stream #{s.index} ({codec}) re-encoded to {target}: {why}")
     return out, True
+
+
+def _rate_fits(fmt: str, codec: str, rate: int) -> bool:
+    """Whether the muxer can write audio of this codec at this sample rate (see FLV_RATES)."""
+    if fmt != "flv" or codec == "aac":
+        return True
+    if codec == "speex":
+        return rate == 16000
+    return rate in FLV_RATES or (codec == "mp3" and rate == 48000)
 
 
 def audio_encoder_for(container: Any, fmt: str) -> str | None:
