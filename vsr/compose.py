@@ -20,8 +20,8 @@ import cv2
 from .channel import Channel
 from .color import bgr_to_frame, frame_to_bgr, merge_planes, merge_upscaled, pad_to_even
 from .frames import Frame, Item, Picture
-from .output import EncodeFormat
 from .preview import PreviewServer
+from .video_stream import EncodeFormat
 
 
 @dataclass(frozen=True)
