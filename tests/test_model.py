@@ -232,20 +232,29 @@ def test_large_frames_run_in_strips_and_batches_in_chunks_with_identical_results
         assert np.array_equal(got, whole), budget
 
 
-def test_bound_engine_matches_the_plain_engine() -> None:
+@pytest.mark.parametrize("tier", ["balanced", "fast", "quality"])
+def test_bound_engine_matches_the_plain_engine(tier: str) -> None:
     """The GPU engine (uint8 graph + I/O binding, vsr.graph) runs on the CPU too: at float32
     it gives the plain engine's pixels exactly, whole, in strips, tiled and batched; float16
-    stays within one grey level on almost every pixel."""
+    stays within one grey level on almost every pixel. For every tier's x3 model: ESPCN, and
+    the family's deeper ECB graphs with their global residual Add (skipped while a tier is
+    not bundled)."""
     pytest.importorskip("onnx")
-    frame = cv2.cvtColor(vsr_sample_frame(), cv2.COLOR_BGR2GRAY)
+    from vsr.registry import default_for
+
+    bundled = default_for(3, tier)
+    if bundled is None:
+        pytest.skip(f"no x3 {tier} model bundled")
+    model = bundled.path
+    frame = cv2.cvtColor(vsr_sample_frame(), cv2.COLOR_BGR2GRAY)[40:136, 60:220]  # 160x96
     y = np.stack([frame, frame[::-1], frame[:, ::-1]])
-    reference = OnnxUpscaler(MODEL_X3, Device.CPU)(y)
-    for kwargs in ({}, {"max_run_pixels": 30_000}, {"tile": 64}):
-        bound = OnnxUpscaler(MODEL_X3, Device.CPU, engine="bound", precision=Precision.FP32, **kwargs)
+    reference = OnnxUpscaler(model, Device.CPU)(y)
+    for kwargs in ({}, {"max_run_pixels": 20_000}, {"tile": 64}):
+        bound = OnnxUpscaler(model, Device.CPU, engine="bound", precision=Precision.FP32, **kwargs)
         assert (bound.engine, bound.precision) == ("bound", "fp32")
         assert np.array_equal(bound(y), reference), kwargs
         assert np.array_equal(bound(y[:1]), reference[:1])  # a smaller batch after a larger one
-    fp16 = OnnxUpscaler(MODEL_X3, Device.CPU, precision=Precision.FP16)
+    fp16 = OnnxUpscaler(model, Device.CPU, precision=Precision.FP16)
     assert (fp16.engine, fp16.precision) == ("bound", "fp16")
     out = fp16(y)
     assert out.dtype == np.uint8 and out.shape == reference.shape
