@@ -25,7 +25,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # vsr from this checkout, i
 
 common() { echo --scale "$1" --arch ecb --holdout 4 --device "${DEVICE:-cuda}" --threads 2 --data .data/train \
     --eval .data/eval --max-minutes "$MINUTES" --steps 1000000 --log-every 1000 --no-resume; }
-quality="--tier quality --channels 64 --blocks 12 --batch 64 --patch 32 --lr 5e-4 --checkpoint-every 2000"
+quality="--tier quality --channels 64 --blocks 12 --batch 64 --patch 32 --lr 5e-4 --precision bf16 --checkpoint-every 2000"
 fast="--tier fast --channels 16 --blocks 5 --batch 64 --patch 24 --lr 1e-3 --checkpoint-every 5000"
 
 declare -A RUNS=(
