@@ -153,6 +153,10 @@ def test_a_timed_bf16_run_resumes_on_the_clock_and_another_scale_starts_from_its
 
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["vsr.train_precision"] == "bf16" and meta["vsr.train_steps"] == "30"
+    import json
+
+    history = json.loads(meta["vsr.train_history"])  # both runs, as the checkpoint carried them
+    assert [(h["steps"], h["precision"], h["device"]) for h in history] == [(10, "bf16", "cpu"), (20, "bf16", "cpu")]
 
     x4 = networks.build_ecb(4, 4, 2)
     copied = networks.init_from_checkpoint(x4, ckpt)

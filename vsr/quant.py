@@ -42,7 +42,10 @@ def precision_of(path: Path, metadata: dict[str, str] | None = None) -> str:
 
 def saturating_weights(path: Path) -> list[str]:
     """Names of int8 weights that a non-VNNI x86 CPU can saturate on: those with
-    |q| > SAFE_WEIGHT multiplied by integer activations. int8 activations are no safer than
+    |q| > SAFE_WEIGHT multiplied by integer activations, and float convolution weights
+    between a DequantizeLinear and a QuantizeLinear (onnxruntime fuses such a node into a
+    QLinearConv with weights it quantizes itself, to the full range: a shipped int8 model
+    differed by up to 57 grey levels under AVX2 that way). int8 activations are no safer than
     uint8 ones: onnxruntime shifts them to uint8 and runs the same kernel there (measured:
     S8S8 lost the same 0.6 dB as U8S8). Empty for float models, models quantized within 7
     bits, uint8 weights, weight-only quantization (float arithmetic), and when `onnx` is not
@@ -64,8 +67,30 @@ def saturating_weights(path: Path) -> list[str]:
             name = node.input[0]
         return inits.get(name)
 
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def quantized_after(name: str) -> bool:
+        """Whether `name` (through at most one Relu) goes into a QuantizeLinear."""
+        for node in consumers.get(name, []):
+            if node.op_type == "QuantizeLinear" or (
+                    node.op_type == "Relu" and any(c.op_type == "QuantizeLinear"
+                                                   for c in consumers.get(node.output[0], []))):
+                return True
+        return False
+
     risky = []
     for node in graph.node:
+        if node.op_type == "Conv" and len(node.input) > 1:
+            init, x_node = inits.get(node.input[1]), producer.get(node.input[0])
+            if (init is not None and init.data_type == TensorProto.FLOAT and x_node is not None
+                    and x_node.op_type == "DequantizeLinear" and quantized_after(node.output[0])):
+                # Float weights between integer activations: onnxruntime fuses the node into a
+                # QLinearConv and quantizes these weights itself, to the full int8 range.
+                risky.append(init.name)
+                continue
         if node.op_type in ("Conv", "MatMul", "Gemm"):
             x, w = node.input[0], node.input[1]
         elif node.op_type in ("QLinearConv", "QLinearMatMul"):

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,44 @@ def psnr_of(model: Path, scale: int, folder: Path) -> float:
         sr = up(protocol.y_channel(lr)[None])[0]
         scores.append(protocol.psnr_y(sr, protocol.y_channel(hr), scale))
     return round(float(np.mean(scores)), 3)
+
+
+def split_identity(model: Any) -> tuple[Any, list[str]]:
+    """The same network with the identity taken out of each square 3x3 convolution whose
+    weights hold one: W = W' + I becomes Conv(x, W') + x (an Add), equal in float.
+
+    Why: the family's ECB models are trained with an identity branch merged into each body
+    convolution, so every output channel's largest weight is its own centre tap (~0.4..1.0
+    against ~0.2 for the rest). Per-channel int8 weights spend their range on that one tap,
+    leaving the kernel that carries the detail ~10-20 levels of 7 bits; without it the rest
+    gets the whole range. Returns the rewritten model and the convolutions changed."""
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    nodes, changed = [], []
+    for node in model.graph.node:
+        w_init = inits.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        w = numpy_helper.to_array(w_init) if w_init is not None else None
+        if w is None or w.ndim != 4 or w.shape[0] != w.shape[1] or w.shape[2:] != (3, 3):
+            nodes.append(node)
+            continue
+        c = np.arange(w.shape[0])
+        rest = np.abs(np.where(np.eye(w.shape[0], dtype=bool)[:, :, None, None]
+                               & (np.arange(9).reshape(3, 3) == 4), 0, w)).reshape(w.shape[0], -1).max(1)
+        if not (w[c, c, 1, 1] > rest).mean() > 0.5:
+            nodes.append(node)
+            continue
+        w = w.copy()
+        w[c, c, 1, 1] -= 1.0
+        w_init.CopyFrom(numpy_helper.from_array(w.astype(np.float32), w_init.name))
+        out = node.output[0]
+        node.output[0] = out + "_without_identity"
+        nodes += [node, helper.make_node("Add", [node.output[0], node.input[0]], [out],
+                                         name=node.name + "_identity")]
+        changed.append(node.name)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model, changed
 
 
 def speedup(fp32: Path, int8: Path, rounds: int = 7) -> float:
@@ -117,6 +156,9 @@ def main() -> int:
     ap.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax",
                     help="activation ranges: the calibration crops' min/max, or their 99.999th "
                          "percentile (deep models: a few outliers otherwise waste the 8 bits)")
+    ap.add_argument("--split-identity", action="store_true",
+                    help="take the identity out of convolutions that hold one (ECB models) "
+                         "before quantizing: see split_identity()")
     ap.add_argument("--keep-float", type=int, default=1, metavar="N",
                     help="convolutions kept float at each end (default 1: the first and the last)")
     args = ap.parse_args()
@@ -126,6 +168,15 @@ def main() -> int:
     convs = [n.name for n in src.graph.node if n.op_type == "Conv"]
     n = args.keep_float
     keep_float = convs[:n] + convs[-n:] if len(convs) > 2 * n else []
+    # What follows the last convolution (the family's global residual Add, DepthToSpace) stays
+    # float too: quantizing the Add quantized the model's input for it, and onnxruntime then
+    # fused the float first convolution, between that input's DequantizeLinear and its own
+    # QuantizeLinear, into a QLinearConv with weights it quantized itself to full 8 bits,
+    # which AVX2 kernels saturate on (vsr.quant.saturating_weights now finds that); it also
+    # rounded the output to 8 bits before vsr does.
+    names = [node.name for node in src.graph.node]
+    last_conv = max((i for i, node in enumerate(src.graph.node) if node.op_type == "Conv"), default=-1)
+    keep_float += [name for name in names[last_conv + 1 :] if name]
     scale = int(meta.get("vsr.scale", "3"))
     batches = calibration_batches(scale, args.data, uniform=args.calibration != "minmax")
 
@@ -138,7 +189,13 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "q.onnx"
-        quantize_static(str(args.model), str(raw), Reader(), quant_format=QuantFormat.QDQ,
+        source = str(args.model)
+        split: list[str] = []
+        if args.split_identity:
+            rewritten, split = split_identity(onnx.load(source))
+            source = str(Path(tmp) / "split.onnx")
+            onnx.save(rewritten, source)
+        quantize_static(source, str(raw), Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         per_channel=True, reduce_range=True, nodes_to_exclude=keep_float,
                         calibrate_method=(CalibrationMethod.Percentile if args.calibration == "percentile"
@@ -151,7 +208,9 @@ def main() -> int:
         "vsr.precision": "int8 (static QDQ: per-channel 7-bit weights, "
                          + ("MinMax" if args.calibration == "minmax" else "99.999th-percentile")
                          + "-calibrated uint8 "
-                         f"activations; {', '.join(keep_float) or 'no layer'} kept float)",
+                         f"activations; {', '.join(keep_float) or 'no layer'} kept float"
+                         + (f"; identity split out of {len(split)} convolutions as an Add" if split else "")
+                         + ")",
         "vsr.float_model": args.model.stem,
         "vsr.float_psnr": meta.get("vsr.psnr", "{}"),
         "vsr.quantize_command": "python scripts/models/quantize.py " + " ".join(sys.argv[1:]),

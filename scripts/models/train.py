@@ -271,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     start = 0
     done_before = 0.0  # fraction of the schedule a resumed run had already done
+    # How the steps so far were trained, one entry per run of this script (a model can be
+    # carried across days, machines and precisions; its metadata says how):
+    history: list[dict[str, object]] = []
     if ckpt_path.exists() and not args.no_resume:
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         saved = dict(ck["config"])
@@ -284,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         start = ck["step"]
         cfg = replace(cfg, steps=saved["steps"])  # a --max-minutes run may have lowered it
         done_before = float(ck.get("progress", start / max(1, cfg.steps)))
+        history = list(ck.get("history", [{"steps": start, "recorded": "steps only"}]))
         print(f"resumed from {ckpt_path} at step {start}", flush=True)
 
     # --max-minutes makes the schedule follow the clock instead of the step count: warm-up,
@@ -315,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
             t = (step - warm) / max(1, cfg.steps - warm)
         t = min(max(t, 0.0), 1.0)
         return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def segment(step: int) -> dict[str, object]:
+        return {"steps": step - start, "precision": args.precision, "device": device,
+                "threads": torch.get_num_threads() if device == "cpu" else None,
+                "seconds": round(time.monotonic() - t_train), "date": time.strftime("%Y-%m-%d")}
 
     requested_steps = cfg.steps
     n = len(lr_bank)
@@ -355,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         if (step + 1) % args.checkpoint_every == 0 or step + 1 == cfg.steps:
             tmp = ckpt_path.with_suffix(".tmp")
             torch.save({"config": asdict(cfg), "model": model.state_dict(), "opt": opt.state_dict(),
-                        "gen": gen.get_state(), "step": step + 1, "progress": progress(step + 1)}, tmp)
+                        "gen": gen.get_state(), "step": step + 1, "progress": progress(step + 1),
+                        "history": [*history, segment(step + 1)]}, tmp)
             tmp.replace(ckpt_path)
             if held:
                 model.eval()
@@ -407,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                                              else f" (the steps {args.max_minutes} minutes allowed)"),
         "vsr.train_device": device,
         "vsr.train_precision": args.precision,
+        "vsr.train_history": json.dumps([*history, segment(step)] if step > start or not history else history),
         "vsr.train_seconds": f"{time.monotonic() - t0:.0f}",
     }
     if held:
