@@ -92,6 +92,27 @@ def test_strips_and_tiles_keep_as_much_context_as_the_model_reaches(tmp_path: Pa
     assert not np.array_equal(short, whole)
     with pytest.raises(ModelError, match="too small for deep.onnx: use more than 28"):
         OnnxUpscaler(deep, Device.CPU, tile=24)
+    # Without kernel_shape attributes the reach comes from the weights, through the int8
+    # model's DequantizeLinear; a weight whose shape cannot be known gives no answer (the
+    # default overlap), never a reach of 0.
+    import onnx
+
+    int8 = onnx.load(str(MODEL_X3.parent / "espcn_x3_int8.onnx"))
+    for node in int8.graph.node:
+        kept = [a for a in node.attribute if a.name != "kernel_shape"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+    onnx.save(int8, str(tmp_path / "int8_no_kernel_shape.onnx"))
+    assert receptive_radius(tmp_path / "int8_no_kernel_shape.onnx") == 5
+    unknown = onnx.load(str(deep))
+    unknown.graph.node[0].input[1] = "computed"
+    unknown.graph.node.insert(0, onnx.helper.make_node("Identity", ["shift"], ["computed"]))
+    for node in unknown.graph.node:
+        kept = [a for a in node.attribute if a.name != "kernel_shape"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+    onnx.save(unknown, str(tmp_path / "unknown.onnx"))
+    assert receptive_radius(tmp_path / "unknown.onnx") is None
 
 
 def test_tile_grid_kept_regions_partition_the_frame() -> None:

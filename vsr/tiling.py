@@ -57,6 +57,9 @@ def receptive_radius(path: str | Path) -> int | None:
         return None
     g = onnx.load(str(path), load_external_data=False).graph
     shapes = {i.name: list(i.dims) for i in g.initializer}
+    # An int8 model's weights come through a DequantizeLinear: its input has the shape.
+    shapes.update({n.output[0]: shapes[n.input[0]] for n in g.node
+                   if n.op_type == "DequantizeLinear" and n.input[0] in shapes})
     local = {"Relu", "PRelu", "LeakyRelu", "Add", "Sub", "Mul", "Div", "Clip", "Sigmoid", "Tanh",
              "Cast", "Identity", "QuantizeLinear", "DequantizeLinear", "Constant", "Round",
              "Max", "Min"}
@@ -67,7 +70,9 @@ def receptive_radius(path: str | Path) -> int | None:
             attrs = {a.name: list(a.ints) for a in node.attribute}
             if any(v != 1 for v in attrs.get("strides", [])):
                 return None
-            kernel = attrs.get("kernel_shape") or shapes.get(node.input[1], [0, 0, 1, 1])[2:]
+            kernel = attrs.get("kernel_shape") or shapes.get(node.input[1], [])[2:]
+            if not kernel:
+                return None  # a reach not known is not taken as none
             dil = attrs.get("dilations") or [1] * len(kernel)
             reach += max(math.ceil(d * (k - 1) / 2) for k, d in zip(kernel, dil)) / upscaled
         elif node.op_type == "DepthToSpace":
