@@ -42,16 +42,11 @@ from vsr.lab import hard_images, protocol
 from vsr.lab.paths import MODELS, SHARED_DATA
 
 
-def calibration_batches(scale: int, folder: Path, every: int = 6, crop: int = 96,
-                        uniform: bool = False) -> list[dict[str, np.ndarray]]:
-    """LR luma crops of every `every`th image. `uniform`: only full `crop`-sized ones (the
-    histogram calibrators stack all outputs, so their shapes must agree)."""
+def calibration_batches(scale: int, folder: Path, every: int = 6, crop: int = 96) -> list[dict[str, np.ndarray]]:
     batches = []
     for path in protocol.list_images(folder)[::every]:
         _, lr = protocol.hr_lr_pair(path, scale)
         y = protocol.y_channel(lr)[:crop, :crop].astype(np.float32) / 255.0
-        if uniform and y.shape != (crop, crop):
-            continue
         batches.append({"input": y[None, None]})
     return batches
 
@@ -89,13 +84,14 @@ def split_identity(model: Any) -> tuple[Any, list[str]]:
             nodes.append(node)
             continue
         c = np.arange(w.shape[0])
-        rest = np.abs(np.where(np.eye(w.shape[0], dtype=bool)[:, :, None, None]
-                               & (np.arange(9).reshape(3, 3) == 4), 0, w)).reshape(w.shape[0], -1).max(1)
-        if not (w[c, c, 1, 1] > rest).mean() > 0.5:
+        without = w.copy()
+        without[c, c, 1, 1] -= 1.0
+        others = w.copy()
+        others[c, c, 1, 1] = 0.0
+        if not (w[c, c, 1, 1] > np.abs(others).reshape(len(c), -1).max(1)).mean() > 0.5:
             nodes.append(node)
             continue
-        w = w.copy()
-        w[c, c, 1, 1] -= 1.0
+        w = without
         w_init.CopyFrom(numpy_helper.from_array(w.astype(np.float32), w_init.name))
         out = node.output[0]
         node.output[0] = out + "_without_identity"
@@ -140,22 +136,13 @@ def cpu_features() -> str:
 
 def main() -> int:
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=MODELS / "espcn_x3.onnx")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--data", type=Path, default=SHARED_DATA / "train")
     ap.add_argument("--eval", type=Path, default=SHARED_DATA / "eval")
-    ap.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax",
-                    help="activation ranges: the calibration crops' min/max, or their 99.999th "
-                         "percentile (deep models: a few outliers otherwise waste the 8 bits)")
     ap.add_argument("--split-identity", action="store_true",
                     help="take the identity out of convolutions that hold one (ECB models) "
                          "before quantizing: see split_identity()")
@@ -178,7 +165,7 @@ def main() -> int:
     last_conv = max((i for i, node in enumerate(src.graph.node) if node.op_type == "Conv"), default=-1)
     keep_float += [name for name in names[last_conv + 1 :] if name]
     scale = int(meta.get("vsr.scale", "3"))
-    batches = calibration_batches(scale, args.data, uniform=args.calibration != "minmax")
+    batches = calibration_batches(scale, args.data)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -197,17 +184,12 @@ def main() -> int:
             onnx.save(rewritten, source)
         quantize_static(source, str(raw), Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=True, reduce_range=True, nodes_to_exclude=keep_float,
-                        calibrate_method=(CalibrationMethod.Percentile if args.calibration == "percentile"
-                                          else CalibrationMethod.MinMax),
-                        extra_options={"CalibPercentile": 99.999})
+                        per_channel=True, reduce_range=True, nodes_to_exclude=keep_float)
         q = onnx.load(str(raw))
     psnr = {name: psnr_of(args.model, scale, args.eval / name) for name in ("Set5", "Set14")
             if (args.eval / name).is_dir()}
     meta.update({
-        "vsr.precision": "int8 (static QDQ: per-channel 7-bit weights, "
-                         + ("MinMax" if args.calibration == "minmax" else "99.999th-percentile")
-                         + "-calibrated uint8 "
+        "vsr.precision": "int8 (static QDQ: per-channel 7-bit weights, MinMax-calibrated uint8 "
                          f"activations; {', '.join(keep_float) or 'no layer'} kept float"
                          + (f"; identity split out of {len(split)} convolutions as an Add" if split else "")
                          + ")",
