@@ -14,6 +14,9 @@
 #             replaces it only if it wins by >= 0.2 dB (issue #14's bar).
 #   *_video   the same tier trained with `--degrade video` (blur, noise, JPEG): with H.264-compressed
 #             LR frames espcn_x3_video is +0.6 dB over espcn_x3 (scripts/models/eval.py --lr-codec).
+#             A tier's video run starts from its clean run's checkpoint (every tensor, --init; or
+#             INIT=FILE) and learns only the damage: a third of the clean run's peak rate, 20k
+#             steps (MINUTES fits them to the clock).
 #   quality   ECBSR-style M12C64: 445,248 / 448,128 / 452,160 MACs/px (budget at x3: 951,808 =
 #             16 x espcn_x3); batch 32 and lr 5e-4 (a deep plain stack: ECBSR's rate). fp32: ~1.6
 #             steps/s on 1 CPU thread; --precision bf16 (AMX): 7.4 steps/s on 1 thread, 10 on 2
@@ -44,24 +47,36 @@ MINUTES=${MINUTES:-0}  # > 0: each run fits the rest of its schedule into this m
 args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
     local name=$1 scale tier degrade=clean
     scale=${name%%_*}; scale=${scale#x}; tier=${name#*_}
-    case $tier in *_video) degrade=video; tier=${tier%_video} ;; esac
+    local init=()
+    case $tier in *_video) degrade=video; tier=${tier%_video}
+                           init=(--init "${INIT:-$RUNS/x${scale}_$tier.ckpt}") ;; esac
     local common=(--scale "$scale" --arch ecb --tier "$tier" --holdout 4 --threads "$THREADS"
                   --device "$DEVICE" --degrade "$degrade" --out "$RUNS/$name.onnx"
                   --checkpoint "$RUNS/$name.ckpt" --max-minutes "$MINUTES")
+    if [ "$degrade" = video ]; then  # a fine-tune of the clean run: lower rate, fewer steps
+        case $tier in
+            fast) echo "${common[@]}" "${init[@]}" --channels 16 --blocks 5 --batch 64 --lr 3e-4 \
+                       --steps 20000 --checkpoint-every 1000 --log-every 500 ;;
+            quality) echo "${common[@]}" "${init[@]}" --channels 64 --blocks 12 --batch 32 --lr 1.5e-4 \
+                       --steps 20000 --precision bf16 --checkpoint-every 1000 --log-every 500 ;;
+            *) echo "no video run for tier $tier" >&2; return 1 ;;
+        esac
+        return
+    fi
     case $tier in
         fast) echo "${common[@]}" --channels 16 --blocks 5 --batch 64 --lr 1e-3 --steps 80000 \
                    --checkpoint-every 1000 --log-every 500 ;;
         balanced) echo "${common[@]}" --channels 32 --blocks 6 --batch 64 --lr 1e-3 --steps 80000 \
                    --checkpoint-every 1000 --log-every 500 ;;
         quality)  # x2/x4 start from x3's head and body (only the tail's shape differs)
-            local init=(); [ "$scale" != 3 ] && init=(--init "$RUNS/x3_quality.ckpt")
+            [ "$scale" != 3 ] && init=(--init "$RUNS/x3_quality.ckpt")
             echo "${common[@]}" "${init[@]}" --channels 64 --blocks 12 --batch 32 --lr 5e-4 \
                    --steps 150000 --precision bf16 --checkpoint-every 1000 --log-every 500 ;;
         *) echo "unknown tier in $name" >&2; return 1 ;;
     esac
 }
 
-ALL=(x3_fast x3_quality x2_fast x4_fast x2_quality x4_quality x3_balanced x3_fast_video)
+ALL=(x3_fast x3_quality x2_fast x4_fast x2_quality x4_quality x3_balanced x3_fast_video x3_quality_video)
 
 case ${1:---list} in
     --list)
