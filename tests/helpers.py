@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -131,13 +132,10 @@ def run_script(script: str, *args: object, timeout: float = 300) -> subprocess.C
                           check=False, capture_output=True, text=True, timeout=timeout)
 
 
-def script_main(script: str, *args: object) -> tuple[int, str, str]:
-    """Run one of the project's scripts' `main(argv)` in this process: (exit status, stdout,
-    stderr). For scripts whose start-up dominates a short run (train.py imports torch: ~5 s
-    per process), where the test checks what the script computes, not how it exits."""
-    import contextlib
+def load_script(script: str) -> Any:
+    """One of the project's scripts (`scripts/SCRIPT`) imported as a module, for tests of its
+    functions."""
     import importlib.util
-    import io
 
     path = ROOT / "scripts" / script
     spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
@@ -145,6 +143,17 @@ def script_main(script: str, *args: object) -> tuple[int, str, str]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
+    return module
+
+
+def script_main(script: str, *args: object) -> tuple[int, str, str]:
+    """Run one of the project's scripts' `main(argv)` in this process: (exit status, stdout,
+    stderr). For scripts whose start-up dominates a short run (train.py imports torch: ~5 s
+    per process), where the test checks what the script computes, not how it exits."""
+    import contextlib
+    import io
+
+    module = load_script(script)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:

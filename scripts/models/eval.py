@@ -18,7 +18,9 @@ for bicubic: the mean frame Y-PSNR, and the Y-PSNR of frame-to-frame differences
 (out_t - out_{t-1}) against (orig_t - orig_{t-1}). The second is the temporal error: a model
 that flickers (its error changes from frame to frame) scores lower on it than one whose
 error, however large, stays put. Both shave `scale` pixels at each border, as the protocol
-(`vsr.lab.protocol`, where both figures are computed).
+(`vsr.lab.protocol`, where both figures are computed). An image given to `--videos` is
+panned by 1-2 pixels a frame into a six-frame clip: a temporal figure for images that are not
+the evaluation clips (train.py's held-out images, for choosing between training runs).
 """
 
 from __future__ import annotations
@@ -83,9 +85,12 @@ DEFAULT_VIDEOS = ("phone_fire2_1280x720_vfr_rot180_h264_aac.mp4", "mdn_flower_96
 
 
 def video_frames(path: Path, count: int) -> list[Image.Image]:
-    """The first `count` frames of a clip as RGB images (as stored: rotation ignored)."""
+    """The first `count` frames of a clip as RGB images (as stored: rotation ignored); a
+    still image is panned into a clip (`protocol.panned_frames`)."""
     import av
 
+    if path.suffix.lower() in protocol.IMAGE_SUFFIXES:
+        return protocol.panned_frames(Image.open(path).convert("RGB"))[:count]
     frames = []
     with av.open(str(path)) as c:
         for f in c.decode(video=0):

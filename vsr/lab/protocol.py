@@ -95,6 +95,21 @@ def to_uint8(y: npt.NDArray[np.floating]) -> npt.NDArray[np.uint8]:
     return np.asarray(np.clip(np.rint(y * 255.0), 0, 255), dtype=np.uint8)
 
 
+#: HR offsets of a still image's "camera" frame by frame (`panned_frames`): steps of 1-2
+#: pixels, diagonal too; at x2..x4 that moves the LR sampling grid by fractions of a pixel,
+#: the motion that makes a super-resolution network flicker.
+PAN = ((0, 0), (1, 0), (2, 1), (4, 1), (5, 3), (7, 4))
+
+
+def panned_frames(img: Image.Image, pan: Sequence[tuple[int, int]] = PAN) -> list[Image.Image]:
+    """A still image as a clip whose motion is known: one crop per offset of `pan`, all of
+    the same size (the image less the largest offset). A temporal measure for data that has
+    no video (the training script's held-out images): `temporal_psnr` of these frames."""
+    mx, my = max(dx for dx, _ in pan), max(dy for _, dy in pan)
+    w, h = img.width - mx, img.height - my
+    return [img.crop((dx, dy, dx + w, dy + h)) for dx, dy in pan]
+
+
 def temporal_psnr(run: Callable[[Image.Image], npt.NDArray[np.uint8]], scale: int,
                   frames: Sequence[Image.Image]) -> tuple[float, float]:
     """Frame and temporal quality of an upscaler on one clip's consecutive frames.
