@@ -133,6 +133,9 @@ def test_temporal_table_reports_frame_and_difference_psnr(tmp_path: Path) -> Non
     y = np.zeros((30, 30), np.uint8)
     from PIL import Image
 
+    frames = protocol.panned_frames(Image.new("RGB", (40, 30)))
+    assert len(frames) == len(protocol.PAN) and {f.size for f in frames} == {(40 - 7, 30 - 4)}
+
     still = [Image.fromarray(np.stack([y + 128] * 3, -1))] * 3
     assert protocol.temporal_psnr(lambda lr: protocol.bicubic_y(lr, 3), 3, still)[1] == float("inf")
 

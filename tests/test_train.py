@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import ROOT, load_script, run_script, script_main
+from helpers import ROOT, run_script, script_main
 
 from vsr.cost import conv_macs_per_pixel
 from vsr.lab import networks
@@ -188,38 +188,3 @@ def test_ecb_export_equals_the_multi_branch_model(tmp_path: Path, scale: int) ->
     networks.export_onnx(model, scale, out, {"vsr.scale": str(scale)})
     assert networks.check_export(model, out) < 1e-4  # compares against forward(branches=True)
     assert conv_macs_per_pixel(out) == networks.ecb_macs_per_pixel(scale, 6, 2)
-
-
-def test_temporal_training_pairs_each_patch_with_its_moved_twin(tmp_path: Path) -> None:
-    """--temporal: the bank holds each patch's twin from the picture moved by a pixel or two
-    (the LR twin is the moved HR degraded by the protocol, not a shifted LR patch), the run
-    logs the held-out difference PSNR of panned clips, and --temporal asks for clean data."""
-    from PIL import Image
-
-    from vsr.lab import protocol
-
-    mod = load_script("models/train.py")
-    data = _images(tmp_path / "imgs", 3)
-    cfg = mod.TrainConfig(3, str(data), "clean", 10, 4, 8, 1e-3, 0.25, 0, (1.0,), temporal=1.0)
-    bank = mod.patch_bank(cfg)
-    assert bank.moved_lr is not None and bank.moved_hr is not None
-    assert bank.moved_lr.shape == bank.lr.shape and bank.moved_hr.shape == bank.hr.shape == (len(bank.lr), 24, 24)
-    # Each twin is its patch's picture moved by at most MAX_MOVE pixels: some offset matches it
-    # exactly in the interior, and the pair is not identical.
-    m = mod.MAX_MOVE
-    for a, b in zip(bank.hr[:6].astype(int), bank.moved_hr[:6].astype(int), strict=True):
-        inner = (slice(m, -m), slice(m, -m))
-        assert not np.array_equal(a, b)
-        assert any(np.array_equal(a[m + dy : a.shape[0] - m + dy, m + dx : a.shape[1] - m + dx], b[inner])
-                   for dx in range(-m, m + 1) for dy in range(-m, m + 1))
-    frames = protocol.panned_frames(Image.new("RGB", (40, 30)))
-    assert len(frames) == len(protocol.PAN) and {f.size for f in frames} == {(40 - 7, 30 - 4)}
-
-    out = tmp_path / "t.onnx"
-    args = ["--arch", "ecb", "--channels", "4", "--blocks", "1", "--scale", "3", "--data", str(data),
-            "--eval", str(tmp_path / "none"), "--steps", "6", "--batch", "4", "--patch", "8",
-            "--holdout", "1", "--checkpoint-every", "6", "--out", str(out), "--threads", "1"]
-    log = train(*args, "--temporal", "1")
-    assert "each with a moved twin" in log and "difference PSNR" in log and out.exists()
-    status, _, err = script_main("models/train.py", *args, "--temporal", "1", "--degrade", "video")
-    assert status != 0 and "clean" in err

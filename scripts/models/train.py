@@ -89,28 +89,12 @@ class TrainConfig:
     blocks: int = 0
     holdout: int = 0
     tier: str = ""
-    temporal: float = 0.0
 
 
 # Defaults of the settings added after the first checkpoints were written, so that those still
 # resume (and a resume with any other value is refused like any other change).
 CONFIG_DEFAULTS = {"extra_layers": 0, "init": "", "arch": "espcn", "channels": 0, "blocks": 0,
-                   "holdout": 0, "tier": "", "temporal": 0.0}
-#: The largest move, in HR pixels per axis, between the two frames of a temporal pair.
-MAX_MOVE = 2
-
-
-@dataclass
-class PatchBank:
-    """LR/HR Y patch pairs ([n, p, p] and [n, p*s, p*s], uint8) and, for temporal training,
-    the same places one frame later (`moved_*`): the picture moved by a pixel or two, so
-    the LR sampling grid moved by a fraction of a pixel, the motion that makes a network
-    flicker."""
-
-    lr: npt.NDArray[np.uint8]
-    hr: npt.NDArray[np.uint8]
-    moved_lr: npt.NDArray[np.uint8] | None = None
-    moved_hr: npt.NDArray[np.uint8] | None = None
+                   "holdout": 0, "tier": ""}
 
 
 def degrade_lr(lr: Image.Image, rng: random.Random) -> Image.Image:
@@ -140,55 +124,22 @@ def split_holdout(cfg: TrainConfig) -> tuple[list[Path], list[Path]]:
     return [f for f in files if f not in held], sorted(held)
 
 
-def _cut(lr: Image.Image, hr: Image.Image, p: int, s: int,
-         lrs: list[npt.NDArray[np.uint8]], hrs: list[npt.NDArray[np.uint8]]) -> None:
-    """Append the Y patches of one (LR, HR) pair, with half-patch stride."""
-    ly, hy = protocol.y_channel(lr), protocol.y_channel(hr)
-    stride = p // 2
-    for i in range(0, ly.shape[0] - p + 1, stride):
-        for j in range(0, ly.shape[1] - p + 1, stride):
-            lrs.append(ly[i : i + p, j : j + p])
-            hrs.append(hy[i * s : (i + p) * s, j * s : (j + p) * s])
-
-
-def _moved_pair(img: Image.Image, s: int, rng: random.Random) -> tuple[Image.Image, Image.Image]:
-    """Two HR crops of `img` of one size (a multiple of `s`), the second moved by up to
-    MAX_MOVE pixels on each axis (not both 0): two frames of a camera pan."""
-    while True:
-        dx, dy = rng.randint(-MAX_MOVE, MAX_MOVE), rng.randint(-MAX_MOVE, MAX_MOVE)
-        if dx or dy:
-            break
-    m = MAX_MOVE
-    w, h = img.width - 2 * m, img.height - 2 * m
-    w, h = w - w % s, h - h % s
-    return img.crop((m, m, m + w, m + h)), img.crop((m + dx, m + dy, m + dx + w, m + dy + h))
-
-
-def patch_bank(cfg: TrainConfig) -> PatchBank:
-    """All (LR, HR) Y patches, cut with half-patch stride from every image at every size
-    (and, with `cfg.temporal`, each with its moved twin: `PatchBank`)."""
+def patch_bank(cfg: TrainConfig) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """All (LR, HR) Y patches, cut with half-patch stride from every image at every size."""
     rng = random.Random(cfg.seed)
     s, p = cfg.scale, cfg.patch
     lrs: list[npt.NDArray[np.uint8]] = []
     hrs: list[npt.NDArray[np.uint8]] = []
-    moved_lrs: list[npt.NDArray[np.uint8]] = []
-    moved_hrs: list[npt.NDArray[np.uint8]] = []
     files, _ = split_holdout(cfg)
     if not files:
         raise SystemExit(f"no training images under {cfg.data}")
     copies = 2 if cfg.degrade == "video" else 1
-    margin = 2 * MAX_MOVE if cfg.temporal else 0
     for path in files:
         base = Image.open(path).convert("RGB")
         for f in cfg.resize_factors:
             img = base if f == 1.0 else base.resize(
-                (max(p * s + margin, round(base.width * f)), max(p * s + margin, round(base.height * f))),
+                (max(p * s, round(base.width * f)), max(p * s, round(base.height * f))),
                 Image.BICUBIC, reducing_gap=None)
-            if cfg.temporal:
-                now, later = _moved_pair(img, s, rng)
-                for hr, (ls, hs) in ((now, (lrs, hrs)), (later, (moved_lrs, moved_hrs))):
-                    _cut(hr.resize((hr.width // s, hr.height // s), Image.BICUBIC), hr, p, s, ls, hs)
-                continue
             w, h = img.width - img.width % s, img.height - img.height % s
             hr = img.crop((0, 0, w, h))
             for c in range(copies):
@@ -200,10 +151,13 @@ def patch_bank(cfg: TrainConfig) -> PatchBank:
                 lr = src.resize((w // s, h // s), Image.BICUBIC)
                 if cfg.degrade == "video" and (c > 0 or rng.random() < 0.7):
                     lr = degrade_lr(lr, rng)
-                _cut(lr, hr, p, s, lrs, hrs)
-    if not cfg.temporal:
-        return PatchBank(np.stack(lrs), np.stack(hrs))
-    return PatchBank(np.stack(lrs), np.stack(hrs), np.stack(moved_lrs), np.stack(moved_hrs))
+                ly, hy = protocol.y_channel(lr), protocol.y_channel(hr)
+                stride = p // 2
+                for i in range(0, ly.shape[0] - p + 1, stride):
+                    for j in range(0, ly.shape[1] - p + 1, stride):
+                        lrs.append(ly[i : i + p, j : j + p])
+                        hrs.append(hy[i * s : (i + p) * s, j * s : (j + p) * s])
+    return np.stack(lrs), np.stack(hrs)
 
 
 def evaluate(model, scale: int, folder: Path | list[Path], device: str) -> float:  # type: ignore[no-untyped-def]
@@ -218,25 +172,6 @@ def evaluate(model, scale: int, folder: Path | list[Path], device: str) -> float
             x = torch.from_numpy(protocol.y_channel(lr)).float().div(255)[None, None]
             y = model(x.to(device))[0, 0].cpu().numpy()
             scores.append(protocol.psnr_y(protocol.to_uint8(y), protocol.y_channel(hr), scale))
-    return float(np.mean(scores))
-
-
-def evaluate_temporal(model, scale: int, files: list[Path], device: str) -> float:  # type: ignore[no-untyped-def]
-    """Mean PSNR of frame-to-frame differences (`protocol.temporal_psnr`) of `model` on the
-    images of `files`, each panned into a short clip (`protocol.panned_frames`): the
-    validation figure for flicker, from held-out training images rather than the evaluation
-    clips of `eval.py --videos`."""
-    import torch
-
-    def run(lr: Image.Image) -> npt.NDArray[np.uint8]:
-        x = torch.from_numpy(protocol.y_channel(lr)).float().div(255)[None, None]
-        with torch.no_grad():
-            return protocol.to_uint8(model(x.to(device))[0, 0].cpu().numpy())
-
-    scores = []
-    for path in files:
-        frames = protocol.panned_frames(Image.open(path).convert("RGB"))
-        scores.append(protocol.temporal_psnr(run, scale, frames)[1])
     return float(np.mean(scores))
 
 
@@ -282,13 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                     help="bf16: mixed precision (bfloat16 convs, float32 weights and loss) in "
                          "channels-last layout; 4-5x faster on CPUs with AMX, and on GPUs")
-    ap.add_argument("--temporal", type=float, default=0.0,
-                    help="weight of the flicker loss: each patch comes with its twin from a moved "
-                         "picture, and the error of the frame-to-frame difference counts this much "
-                         "beside the frames' own (clean degradation only; --batch counts pairs)")
     args = ap.parse_args(argv)
-    if args.temporal and args.degrade != "clean":
-        raise SystemExit("--temporal trains on clean pairs only (--degrade clean)")
 
     import torch
 
@@ -311,21 +240,17 @@ def main(argv: list[str] | None = None) -> int:
                       args.patch, args.lr, args.mse_fraction, args.seed, (1.0, 0.8, 0.6, 0.5),
                       args.extra_layers, str(args.init or ""), args.arch,
                       args.channels if ecb else 0, args.blocks if ecb else 0, args.holdout,
-                      args.tier or "", args.temporal)
+                      args.tier or "")
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
     t0 = time.monotonic()
-    bank = patch_bank(cfg)
-    print(f"patch bank: {len(bank.lr)} pairs of {cfg.patch}px LR patches from {cfg.data}"
-          + (" (each with a moved twin)" if bank.moved_lr is not None else "")
-          + f" ({time.monotonic() - t0:.1f}s)", flush=True)
-    lr_t = torch.from_numpy(bank.lr).to(device)
-    hr_t = torch.from_numpy(bank.hr).to(device)
-    moved = None
-    if bank.moved_lr is not None and bank.moved_hr is not None:
-        moved = (torch.from_numpy(bank.moved_lr).to(device), torch.from_numpy(bank.moved_hr).to(device))
+    lr_bank, hr_bank = patch_bank(cfg)
+    print(f"patch bank: {len(lr_bank)} pairs of {cfg.patch}px LR patches from {cfg.data} "
+          f"({time.monotonic() - t0:.1f}s)", flush=True)
+    lr_t = torch.from_numpy(lr_bank).to(device)
+    hr_t = torch.from_numpy(hr_bank).to(device)
 
     held = split_holdout(cfg)[1]
     if held:
@@ -401,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": round(time.monotonic() - t_train), "date": time.strftime("%Y-%m-%d")}
 
     requested_steps = cfg.steps
-    n = len(bank.lr)
+    n = len(lr_bank)
     t_start = time.monotonic()
     step = start
     while step < cfg.steps:
@@ -412,9 +337,6 @@ def main(argv: list[str] | None = None) -> int:
         k = int(torch.randint(0, 8, (1,), generator=gen))
         x = lr_t[idx.to(device)].float().div_(255).unsqueeze(1)
         y = hr_t[idx.to(device)].float().div_(255).unsqueeze(1)
-        if moved is not None:  # the twins follow their patches: [now..., later...]
-            x = torch.cat([x, moved[0][idx.to(device)].float().div_(255).unsqueeze(1)])
-            y = torch.cat([y, moved[1][idx.to(device)].float().div_(255).unsqueeze(1)])
         # One dihedral transform per batch (rot90 x flip): the same for input and target.
         x, y = torch.rot90(x, k % 4, (2, 3)), torch.rot90(y, k % 4, (2, 3))
         if k >= 4:
@@ -428,17 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             pred = pred.float()
         else:
             pred = model(x)
-        err = pred - y
-        if moved is not None:
-            # The flicker term: the error of the frame-to-frame difference, what `eval.py
-            # --videos` measures; it rewards errors that stay put while the picture moves.
-            # In the loss's own form (L1 or MSE), beside the frames' errors.
-            b = cfg.batch
-            flicker = err[b:] - err[:b]
-            loss = (err.pow(2).mean() + cfg.temporal * flicker.pow(2).mean() if mse
-                    else err.abs().mean() + cfg.temporal * flicker.abs().mean())
-        else:
-            loss = err.pow(2).mean() if mse else err.abs().mean()
+        loss = torch.nn.functional.mse_loss(pred, y) if mse else (pred - y).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -458,12 +370,9 @@ def main(argv: list[str] | None = None) -> int:
             if held:
                 model.eval()
                 val = evaluate(model, cfg.scale, held, device)
-                flicker = ""
-                if cfg.temporal:
-                    flicker = f", difference PSNR {evaluate_temporal(model, cfg.scale, held, device):.3f} dB panned"
                 model.train()
-                print(f"step {step + 1}: holdout PSNR {val:.3f} dB{flicker} ({len(held)} training "
-                      "images kept out)", flush=True)
+                print(f"step {step + 1}: holdout PSNR {val:.3f} dB ({len(held)} training images "
+                      "kept out)", flush=True)
         step += 1
 
     if timed:
