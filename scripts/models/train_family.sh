@@ -11,7 +11,8 @@
 #             (budget at x3: 14,872 = espcn_x3 / 4); 80k steps of batch 64: ~2-2.5 h at ~10 steps/s (1 thread).
 #   balanced  the shipped espcn_xN models (58,048 / 59,488 / 208,960). x3_balanced is a candidate
 #             to replace espcn_x3 as the default at the same cost: ECB M6C32, 58,176 MACs/px; it
-#             replaces it only if it wins by >= 0.2 dB (issue #14's bar).
+#             replaces it only if it wins by >= 0.2 dB (issue #14's bar). bf16: 15.4 steps/s on one
+#             thread of the AMX Xeon against 0.7-1.4 in float32 (80k steps: ~85 min).
 #   *_video   the same tier trained with `--degrade video` (blur, noise, JPEG): with H.264-compressed
 #             LR frames espcn_x3_video is +0.6 dB over espcn_x3 (scripts/models/eval.py --lr-codec).
 #             A tier's video run starts from its clean run's checkpoint (every tensor, --init; or
@@ -66,7 +67,7 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
     case $tier in
         fast) echo "${common[@]}" --channels 16 --blocks 5 --batch 64 --lr 1e-3 --steps 80000 \
                    --checkpoint-every 1000 --log-every 500 ;;
-        balanced) echo "${common[@]}" --channels 32 --blocks 6 --batch 64 --lr 1e-3 --steps 80000 \
+        balanced) echo "${common[@]}" --channels 32 --blocks 6 --batch 64 --lr 1e-3 --steps 80000 --precision bf16 \
                    --checkpoint-every 1000 --log-every 500 ;;
         quality)  # x2/x4 start from x3's head and body (only the tail's shape differs)
             [ "$scale" != 3 ] && init=(--init "$RUNS/x3_quality.ckpt")
