@@ -127,8 +127,9 @@ def test_ecb_trains_a_few_steps_and_exports_a_plain_graph_vsr_loads(tmp_path: Pa
 
 def test_a_timed_bf16_run_resumes_on_the_clock_and_another_scale_starts_from_its_body(tmp_path: Path) -> None:
     """--precision bf16 with --max-minutes: a run stopped part-way (a checkpoint, as a killed
-    run leaves) resumes with the rest of its schedule fitted into its new minutes, and ends
-    with a model whose metadata says how it was trained. --init with an ECB checkpoint starts
+    run leaves) resumes with the rest of its schedule fitted into its new minutes or its
+    remaining steps, whichever runs out first, and ends with a model whose metadata says how
+    it was trained. --init with an ECB checkpoint starts
     an x4 network from that x3 run's head and body (every tensor but the tail's)."""
     import torch
 
@@ -148,7 +149,9 @@ def test_a_timed_bf16_run_resumes_on_the_clock_and_another_scale_starts_from_its
     log = train(*common, "--scale", "3", "--steps", "30", "--max-minutes", "1.1",
                 "--out", str(out), "--checkpoint", str(ckpt))
     assert "resumed from" in log and "trained 20 steps (to step 30)" in log
-    assert 0.5 < torch.load(ckpt, weights_only=False)["progress"] < 1.0  # the clock's, not 30/30
+    # The steps ran out before the clock: the schedule followed them to its end (annealed),
+    # not cut off part-way down the cosine at the clock's 0.5+.
+    assert torch.load(ckpt, weights_only=False)["progress"] == 1.0
     import onnx
 
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}

@@ -296,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     # when several runs share one GPU and start at different times (the rate changes as the
     # others start and finish); the clock is. A resumed timed run fits the rest of the
     # schedule (from where the checkpoint left it) into its minutes, so a run can be carried
-    # across working days, each ending with a usable model.
+    # across working days, each ending with a usable model. `--steps` still caps a timed run,
+    # and then the schedule follows whichever runs out first: a fast network that reaches
+    # its steps before the clock ends annealed, not cut off at a high rate.
     timed = bool(args.max_minutes)
     t_train = time.monotonic()
     reserve = 30.0  # final Set5/Set14 evaluation, export and export check
@@ -306,9 +308,11 @@ def main(argv: list[str] | None = None) -> int:
                          f"(the patch bank took {t_train - t0:.0f}s)")
 
     def progress(step: int) -> float:
+        by_steps = step / max(1, cfg.steps)
         if timed:
-            return done_before + (1 - done_before) * (time.monotonic() - t_train) / train_seconds
-        return step / max(1, cfg.steps)
+            by_clock = done_before + (1 - done_before) * (time.monotonic() - t_train) / train_seconds
+            return max(by_steps, by_clock)
+        return by_steps
 
     def lr_at(step: int) -> float:
         warm = 200
