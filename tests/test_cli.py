@@ -567,6 +567,20 @@ def test_quality_picks_a_tier_or_says_which_exist(sample_video: Path, out_dir: P
     assert "espcn" not in line and not (out_dir / "none.mkv").exists()
 
 
+def test_degrade_video_runs_the_video_model_of_the_tier(sample_video: Path, out_dir: Path) -> None:
+    """`--quality fast --degrade video` upscales with fast_x3_video; at a scale with no video
+    model it is one clear line (exit 2) saying where there is one, and nothing is written."""
+    status, err = run_cli("upscale", sample_video, out_dir / "v.mkv", *FAST, "--quality", "fast",
+                          "--degrade", "video", "--progress", "json")
+    assert status == 0, err
+    done = json.loads(err.strip().splitlines()[-1])
+    assert done["event"] == "done" and done["model"] == "fast_x3_video", done
+    status, err = run_cli("upscale", sample_video, out_dir / "none.mkv", *FAST, "--scale", "2",
+                          "--degrade", "video")
+    assert_user_error(status, err, mentions="trained for video input")
+    assert not (out_dir / "none.mkv").exists()
+
+
 # --------------------------------------------------------------------------- defaults and scale
 
 

@@ -52,6 +52,26 @@ def test_quality_picks_the_tier_and_says_what_exists(tmp_path: Path, monkeypatch
         resolve(None, 3, "best")
 
 
+def test_degrade_video_picks_the_tiers_video_model_or_says_where_there_is_one() -> None:
+    """--degrade video picks the bundled model trained on video of that tier and scale
+    (balanced: espcn_xN_video); where there is none, one error names the (tier, scale) pairs
+    that have one; --degrade clean is the default; --model with --degrade is refused."""
+    models = ROOT / "models"
+    assert resolve(None, 3, None, "video") == models / "espcn_x3_video.onnx"
+    assert resolve(None, 3, "fast", "video") == models / "fast_x3_video.onnx"
+    assert resolve(None, 3, "quality", "video") == models / "quality_x3_video.onnx"
+    assert resolve(None, 3, "quality", "clean") == resolve(None, 3, "quality") == models / "quality_x3.onnx"
+    with pytest.raises(ModelError, match="no bundled balanced model for scale 2 trained for video") as exc:
+        resolve(None, 2, None, "video")
+    assert exc.value.hint is not None and "quality x3" in exc.value.hint and "fast x3" in exc.value.hint
+    with pytest.raises(ModelError, match="--model and --degrade both pick a model"):
+        resolve("espcn_x3", None, None, "video")
+    with pytest.raises(ModelError, match="unknown degradation"):
+        resolve(None, 3, None, "jpeg")
+    up = vsr.Upscaler(quality="fast", degrade="video", device="cpu")
+    assert up.model.path == models / "fast_x3_video.onnx"
+
+
 def test_mac_counter_counts_per_input_pixel(tmp_path: Path) -> None:
     """espcn_x3 costs 1*64*25 + 64*64*9 + 64*32*9 + 32*9*9 per LR pixel; a conv after
     DepthToSpace runs at r*r times the input's area and counts that much more."""

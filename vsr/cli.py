@@ -36,7 +36,7 @@ from .options import (
     SinkOptions,
     SourceOptions,
 )
-from .registry import TIERS, BundledModel
+from .registry import DEGRADATIONS, TIERS, BundledModel
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -179,6 +179,9 @@ def _model_args(p: argparse.ArgumentParser, batch_help: str) -> argparse._Argume
     m.add_argument("--scale", type=int, choices=(2, 3, 4), help="pick the bundled model of this scale")
     m.add_argument("--quality", choices=TIERS, help="pick the bundled model of this tier with "
                    "--scale: fast, balanced (default) or quality ('vsr models' lists them)")
+    m.add_argument("--degrade", choices=DEGRADATIONS, help="pick the bundled model trained for this "
+                   "input: clean (default) or video, for input an encoder has already damaged "
+                   "(streams, downloads, phone clips; the *_video models)")
     m.add_argument("--device", choices=[x.value for x in Device], default="auto")
     m.add_argument("--batch", type=_batch, default=0, metavar="N|auto", help=batch_help)
     m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
@@ -384,7 +387,7 @@ def _upscale(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrup
         extra = f", {plural(stats.segments, 'segment')}" if stats.segments else ""
         err.write(f"vsr: {plural(stats.frames, 'frame')} {stats.input_size[0]}x{stats.input_size[1]} -> "
                   f"{stats.output_size[0]}x{stats.output_size[1]} in {stats.seconds:.1f}s "
-                  f"({stats.fps:.1f} fps, {stats.provider}"
+                  f"({stats.fps:.1f} fps, {stats.model + ', ' if stats.model else ''}{stats.provider}"
                   f"{' ' + stats.precision if stats.precision else ''}){extra} -> {stats.output}\n")
     return ExitStatus.OK
 
@@ -403,7 +406,8 @@ def _progress_style(args: argparse.Namespace, err: TextIO) -> ProgressStyle:
 def _model_options(args: argparse.Namespace) -> ModelOptions:
     return ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
                         batch=args.batch, tile=args.tile, threads=args.threads,
-                        precision=Precision(args.precision), quality=args.quality)
+                        precision=Precision(args.precision), quality=args.quality,
+                        degrade=args.degrade)
 
 
 def _open_job(args: argparse.Namespace, url: str, output: str, upscaler: Any, scale_out: bool,
@@ -564,7 +568,7 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
                            max_pixels=args.max_pixels, timeout=timeout)
     model = ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
                          batch=args.batch, threads=args.threads, precision=Precision(args.precision),
-                         quality=args.quality)
+                         quality=args.quality, degrade=args.degrade)
     upscaler = load(model)
     sink = _sink_options(args, args.output) if args.output is not None else None
     live = LiveOptions(max_latency=args.max_latency / 1000.0, duration=args.duration,
@@ -815,8 +819,9 @@ def _models(args: argparse.Namespace) -> int:
         print(f"{mark} {m.name:<18} {'x' + str(m.scale):>5} {m.tier:<8} {m.macs_per_pixel:>8,.0f} "
               f"{m.parameters:>7}  {m.precision:<9} {m.degradation:<10} {psnr:<17} "
               f"{'-' if ms is None else f'{ms:.0f}':>6}")
-    print("(* the default; --scale picks x2/x4, --quality the tier. MACs per input pixel; PSNR in dB "
-          "under the shared protocol; ms per output megapixel on this CPU, one thread)")
+    print("(* the default; --scale picks x2/x4, --quality the tier, --degrade video the models trained "
+          "on video. MACs per input pixel; PSNR in dB under the shared protocol; ms per output "
+          "megapixel on this CPU, one thread)")
     missing = missing_tiers(models)
     if missing:
         print(f"not bundled in this version: {', '.join(missing)} (--quality with --scale says so "

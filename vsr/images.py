@@ -31,17 +31,18 @@ class ImageUpscaler:
         tile: tile size for dynamic models (0: whole images).
         precision: "auto", "fp32" or "fp16" (auto: fp16 on CUDA).
         quality: the bundled model's tier with `scale`: "fast", "balanced" or "quality".
+        degrade: "video" picks the bundled model trained for encoder-damaged input.
     """
 
     def __init__(self, model: str | None = None, device: str = "auto", batch: int = 4,
                  scale: int | None = None, tile: int = 0, precision: str = "auto",
-                 quality: str | None = None) -> None:
+                 quality: str | None = None, degrade: str | None = None) -> None:
         if batch < 1:
             raise UsageError("batch must be at least 1")
         self.batch = batch
         self.model: OnnxUpscaler = load(ModelOptions(model=model, scale=scale, device=Device(device),
                                                      tile=tile, precision=Precision(precision),
-                                                     quality=quality))
+                                                     quality=quality, degrade=degrade))
         self.scale = self.model.scale
         self.provider = self.model.provider
 

@@ -258,7 +258,7 @@ def load(options: ModelOptions) -> OnnxUpscaler:
     from .registry import resolve
 
     scale = options.scale
-    path = resolve(options.model, scale, options.quality)
+    path = resolve(options.model, scale, options.quality, options.degrade)
     if options.device is Device.CPU or "CUDAExecutionProvider" not in import_onnxruntime().get_available_providers():
         path = _exact_on_this_cpu(path)
     up = OnnxUpscaler(path, options.device, options.tile,
@@ -308,6 +308,12 @@ def provider_of(up: LumaUpscaler) -> str:
 def precision_of(up: LumaUpscaler) -> str:
     """The arithmetic `up` computes in: "fp32", "fp16" or "int8"; "" when not a loaded model."""
     return up.precision if isinstance(up, OnnxUpscaler) else ""
+
+
+def name_of(up: LumaUpscaler) -> str:
+    """The model file that runs, without .onnx ("" when not a loaded model): what `--quality`
+    and `--degrade` chose, or the float model an AVX2-only CPU runs instead of an int8 one."""
+    return up.path.stem if isinstance(up, OnnxUpscaler) else ""
 
 
 def describe(up: OnnxUpscaler) -> str:

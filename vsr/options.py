@@ -191,6 +191,9 @@ class ModelOptions:
         precision: float32 or float16 arithmetic (see `Precision`).
         quality: the bundled model's tier with `scale`: "fast", "balanced" (None: the
             default) or "quality" (`registry.TIERS`); not together with `model`.
+        degrade: what the bundled model was trained to undo: "clean" (None: the default)
+            or "video", for input already damaged by an encoder (`registry.DEGRADATIONS`);
+            not together with `model`.
     """
 
     model: str | None = None
@@ -201,6 +204,7 @@ class ModelOptions:
     threads: int = 0
     precision: Precision = Precision.AUTO
     quality: str | None = None
+    degrade: str | None = None
 
 
 @dataclass(frozen=True)

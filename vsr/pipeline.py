@@ -405,7 +405,8 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
                   format: str | None = None, overwrite: bool = False, max_frames: int | None = None,
                   tile: int = 0, on_error: OnError | str = OnError.SKIP,
                   color: ColorPath | str = ColorPath.AUTO,
-                  precision: str = "auto", quality: str | None = None) -> Stats:
+                  precision: str = "auto", quality: str | None = None,
+                  degrade: str | None = None) -> Stats:
     """Upscale a video (or image) file end to end and return what was done.
 
     Args mirror `vsr upscale`'s options. Raises VsrError subclasses for user errors.
@@ -415,7 +416,7 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
     pipeline = Pipeline(
         SourceOptions(input, max_frames=max_frames),
         ModelOptions(model=model, scale=scale, device=Device(device), batch=batch, tile=tile,
-                     precision=Precision(precision), quality=quality),
+                     precision=Precision(precision), quality=quality, degrade=degrade),
         SinkOptions(output, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                     overwrite=overwrite),
         on_error=on_error,

@@ -19,6 +19,11 @@ DEFAULT_SCALE = 3
 #: "fast" costs at most a quarter of it, "quality" at most 16 times (README "Models").
 TIERS = ("fast", "balanced", "quality")
 DEFAULT_TIER = "balanced"
+#: What a model was trained to undo (metadata `vsr.degradation`): "clean" (the protocol's
+#: bicubic downscale) or "video" (blur, noise and compression too: the *_video models, for
+#: input an encoder has already damaged). `--degrade` picks by it.
+DEGRADATIONS = ("clean", "video")
+DEFAULT_DEGRADATION = "clean"
 
 
 def model_dirs() -> list[Path]:
@@ -89,12 +94,13 @@ def read_metadata(path: Path) -> dict[str, str]:
         return {}
 
 
-def default_for(scale: int | None = None, quality: str | None = None) -> BundledModel | None:
-    """The bundled model `--scale`/`--quality` pick: of that scale and tier, trained on clean
-    images, float (the int8 and video variants are chosen by name)."""
+def default_for(scale: int | None = None, quality: str | None = None,
+                degrade: str | None = None) -> BundledModel | None:
+    """The bundled model `--scale`/`--quality`/`--degrade` pick: of that scale and tier,
+    trained for that degradation (clean by default), float (int8 variants are chosen by name)."""
     want, tier = scale or DEFAULT_SCALE, quality or DEFAULT_TIER
     found = [m for m in bundled_models() if m.scale == want and m.tier == tier
-             and m.degradation == "clean" and m.precision == "fp32"]
+             and m.degradation == (degrade or DEFAULT_DEGRADATION) and m.precision == "fp32"]
     found.sort(key=lambda m: (not m.name.startswith("espcn_"), m.name))  # balanced: espcn_xN
     return found[0] if found else None
 
@@ -113,16 +119,22 @@ def tier_defaults(spec: str, scale: int) -> list[tuple[str, BundledModel | None]
     return [(t, default_for(scale, t)) for t in tiers]
 
 
-def resolve(model: str | None, scale: int | None, quality: str | None = None) -> Path:
-    """The model file for `--model` (path or bundled name), or `--scale` and `--quality`.
+def resolve(model: str | None, scale: int | None, quality: str | None = None,
+            degrade: str | None = None) -> Path:
+    """The model file for `--model` (path or bundled name), or `--scale`, `--quality` and
+    `--degrade`.
 
     Raises:
-        ModelError: no such file or bundled name, or no bundled model for that scale and tier.
+        ModelError: no such file or bundled name, or no bundled model for that scale, tier
+            and degradation.
     """
     if quality is not None and quality not in TIERS:
         raise ModelError(f"unknown quality {quality!r}", hint=f"choose one of {', '.join(TIERS)}")
-    if model is not None and quality is not None:
-        raise ModelError("--model and --quality both pick a model", hint="pass only one of them")
+    if degrade is not None and degrade not in DEGRADATIONS:
+        raise ModelError(f"unknown degradation {degrade!r}", hint=f"choose one of {', '.join(DEGRADATIONS)}")
+    if model is not None and (quality is not None or degrade is not None):
+        flag = "--quality" if quality is not None else "--degrade"
+        raise ModelError(f"--model and {flag} both pick a model", hint="pass only one of them")
     if model is not None:
         p = Path(model).expanduser()
         if p.suffix.lower() == ".onnx" or os.sep in model or p.exists():
@@ -137,15 +149,23 @@ def resolve(model: str | None, scale: int | None, quality: str | None = None) ->
         names = ", ".join(m.name for m in bundled_models()) or "none found"
         raise ModelError(f"unknown model {model!r}", hint=f"bundled models: {names}; or pass a path to an .onnx file")
     want = scale or DEFAULT_SCALE
-    if quality in (None, DEFAULT_TIER):
+    video = degrade not in (None, DEFAULT_DEGRADATION)
+    if quality in (None, DEFAULT_TIER) and not video:
         for d in model_dirs():
             cand = d / f"espcn_x{want}.onnx"
             if cand.is_file():
                 return cand
-    chosen = default_for(want, quality)
+    chosen = default_for(want, quality, degrade)
     if chosen is not None:
         return chosen.path
+    tier = quality or DEFAULT_TIER
+    if video:
+        have = sorted({f"{m.tier} x{m.scale}" for m in bundled_models()
+                       if m.degradation == degrade and m.precision == "fp32"})
+        raise ModelError(f"no bundled {tier} model for scale {want} trained for {degrade} input",
+                         hint=(f"{degrade}-trained models are bundled for: {', '.join(have)}" if have
+                               else "drop --degrade, or pass --model PATH"))
     have = sorted({f"{m.tier} x{m.scale}" for m in bundled_models() if m.scale == want})
-    raise ModelError(f"no bundled {quality or DEFAULT_TIER} model for scale {want}",
+    raise ModelError(f"no bundled {tier} model for scale {want}",
                      hint=(f"bundled at x{want}: {', '.join(have)}" if have else
                            "pass --model PATH, or reinstall vsr so that its models/ folder is present"))

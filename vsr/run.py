@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .frames import StageTimes, Stats, StreamInfo
-from .model import LumaUpscaler, precision_of
+from .model import LumaUpscaler, name_of, precision_of
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,7 @@ def build_stats(run: Run, *, frames: int, seconds: float, provider: str, output:
         scale=scale,
         provider=provider,
         precision=precision_of(run.upscaler),
+        model=name_of(run.upscaler),
         batch=run.batch,
         stages=stages or StageTimes(),
         audio_streams=audio_streams,
