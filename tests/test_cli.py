@@ -183,10 +183,10 @@ def test_int8_model_is_called_int8_in_the_summary_the_record_and_models(
     assert status == 0, err
     assert json.loads(err.splitlines()[-1])["precision"] == "int8"
     capsys.readouterr()
-    assert run_cli("models")[0] == 0
+    assert run_cli("models", "--no-timing")[0] == 0  # timing: test_models_json_gives_names_and_scales
     rows = {line[2:].split()[0]: line[2:].split()[5] for line in capsys.readouterr().out.splitlines()[1:-1]}
     assert rows["espcn_x3_int8"] == "int8" and rows["espcn_x3"] == "fp32"
-    assert run_cli("models", "--json")[0] == 0
+    assert run_cli("models", "--json", "--no-timing")[0] == 0
     listed = {m["name"]: m["precision"] for m in json.loads(capsys.readouterr().out)}
     assert listed["espcn_x3_int8"] == "int8" and listed["espcn_x3"] == "fp32"
 
@@ -484,7 +484,7 @@ def test_info_on_a_missing_file_is_a_usage_error(tmp_path: Path, capsys) -> None
 
 def test_models_lists_the_bundled_models_with_their_scale(capsys) -> None:
     """`vsr models` lists espcn_x2, espcn_x3 and espcn_x4, each with its x2/x3/x4 scale."""
-    status, err = run_cli("models")
+    status, err = run_cli("models", "--no-timing")
     assert status == 0, err
     lines = capsys.readouterr().out.splitlines()
     rows = {line[2:].split()[0]: line[2:].split()[1] for line in lines[1:]
