@@ -48,33 +48,30 @@ MINUTES=${MINUTES:-0}  # > 0: each run fits the rest of its schedule into this m
 args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
     local name=$1 scale tier degrade=clean
     scale=${name%%_*}; scale=${scale#x}; tier=${name#*_}
-    local init=()
-    case $tier in *_video) degrade=video; tier=${tier%_video}
-                           init=(--init "${INIT:-$RUNS/x${scale}_$tier.ckpt}") ;; esac
-    local common=(--scale "$scale" --arch ecb --tier "$tier" --holdout 4 --threads "$THREADS"
-                  --device "$DEVICE" --degrade "$degrade" --out "$RUNS/$name.onnx"
-                  --checkpoint "$RUNS/$name.ckpt" --max-minutes "$MINUTES")
-    if [ "$degrade" = video ]; then  # a fine-tune of the clean run: lower rate, fewer steps
-        case $tier in
-            fast) echo "${common[@]}" "${init[@]}" --channels 16 --blocks 5 --batch 64 --lr 3e-4 \
-                       --steps 20000 --checkpoint-every 1000 --log-every 500 ;;
-            quality) echo "${common[@]}" "${init[@]}" --channels 64 --blocks 12 --batch 32 --lr 1.5e-4 \
-                       --steps 20000 --precision bf16 --checkpoint-every 1000 --log-every 500 ;;
-            *) echo "no video run for tier $tier" >&2; return 1 ;;
-        esac
-        return
-    fi
+    case $tier in *_video) degrade=video; tier=${tier%_video} ;; esac
+    # net: the tier's network (its clean and video runs share it, so one starts from the
+    # other's checkpoint); rate: its schedule
+    local net rate init=()
     case $tier in
-        fast) echo "${common[@]}" --channels 16 --blocks 5 --batch 64 --lr 1e-3 --steps 80000 \
-                   --checkpoint-every 1000 --log-every 500 ;;
-        balanced) echo "${common[@]}" --channels 32 --blocks 6 --batch 64 --lr 1e-3 --steps 80000 --precision bf16 \
-                   --checkpoint-every 1000 --log-every 500 ;;
+        fast) net=(--channels 16 --blocks 5 --batch 64); rate=(--lr 1e-3 --steps 80000) ;;
+        balanced) net=(--channels 32 --blocks 6 --batch 64 --precision bf16); rate=(--lr 1e-3 --steps 80000) ;;
         quality)  # x2/x4 start from x3's head and body (only the tail's shape differs)
-            [ "$scale" != 3 ] && init=(--init "$RUNS/x3_quality.ckpt")
-            echo "${common[@]}" "${init[@]}" --channels 64 --blocks 12 --batch 32 --lr 5e-4 \
-                   --steps 150000 --precision bf16 --checkpoint-every 1000 --log-every 500 ;;
+            net=(--channels 64 --blocks 12 --batch 32 --precision bf16); rate=(--lr 5e-4 --steps 150000)
+            [ "$scale" != 3 ] && init=(--init "$RUNS/x3_quality.ckpt") ;;
         *) echo "unknown tier in $name" >&2; return 1 ;;
     esac
+    if [ "$degrade" = video ]; then  # a fine-tune of the clean run: a third of its rate, 20k steps
+        case $tier in
+            fast) rate=(--lr 3e-4 --steps 20000) ;;
+            quality) rate=(--lr 1.5e-4 --steps 20000) ;;
+            *) echo "no video run for tier $tier" >&2; return 1 ;;
+        esac
+        init=(--init "${INIT:-$RUNS/x${scale}_$tier.ckpt}")
+    fi
+    echo --scale "$scale" --arch ecb --tier "$tier" --holdout 4 --threads "$THREADS" \
+         --device "$DEVICE" --degrade "$degrade" --out "$RUNS/$name.onnx" \
+         --checkpoint "$RUNS/$name.ckpt" --max-minutes "$MINUTES" "${init[@]}" "${net[@]}" \
+         "${rate[@]}" --checkpoint-every 1000 --log-every 500
 }
 
 ALL=(x3_fast x3_quality x2_fast x4_fast x2_quality x4_quality x3_balanced x3_fast_video x3_quality_video)
