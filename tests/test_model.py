@@ -97,22 +97,20 @@ def test_strips_and_tiles_keep_as_much_context_as_the_model_reaches(tmp_path: Pa
     # default overlap), never a reach of 0.
     import onnx
 
+    def without_kernel_shapes(model: onnx.ModelProto, name: str) -> Path:
+        for node in model.graph.node:
+            kept = [a for a in node.attribute if a.name != "kernel_shape"]
+            del node.attribute[:]
+            node.attribute.extend(kept)
+        onnx.save(model, str(tmp_path / name))
+        return tmp_path / name
+
     int8 = onnx.load(str(MODEL_X3.parent / "espcn_x3_int8.onnx"))
-    for node in int8.graph.node:
-        kept = [a for a in node.attribute if a.name != "kernel_shape"]
-        del node.attribute[:]
-        node.attribute.extend(kept)
-    onnx.save(int8, str(tmp_path / "int8_no_kernel_shape.onnx"))
-    assert receptive_radius(tmp_path / "int8_no_kernel_shape.onnx") == 5
+    assert receptive_radius(without_kernel_shapes(int8, "int8_no_kernel_shape.onnx")) == 5
     unknown = onnx.load(str(deep))
     unknown.graph.node[0].input[1] = "computed"
     unknown.graph.node.insert(0, onnx.helper.make_node("Identity", ["shift"], ["computed"]))
-    for node in unknown.graph.node:
-        kept = [a for a in node.attribute if a.name != "kernel_shape"]
-        del node.attribute[:]
-        node.attribute.extend(kept)
-    onnx.save(unknown, str(tmp_path / "unknown.onnx"))
-    assert receptive_radius(tmp_path / "unknown.onnx") is None
+    assert receptive_radius(without_kernel_shapes(unknown, "unknown.onnx")) is None
 
 
 def test_tile_grid_kept_regions_partition_the_frame() -> None:
