@@ -224,11 +224,10 @@ def test_a_video_variant_beats_its_clean_model_on_compressed_frames(variant: str
     from vsr.options import Device
 
     ev = load_script("models/eval.py")
-    scale = int(variant.split("_x")[1][0])
 
     def psnr(model: str) -> float:
         up = OnnxUpscaler(ROOT / "models" / f"{model}.onnx", Device.CPU)
-        return float(ev.evaluate(lambda lr: up(protocol.y_channel(lr)[None])[0], scale,
+        return float(ev.evaluate(lambda lr: up(protocol.y_channel(lr)[None])[0], up.scale,
                                  SHARED_DATA / "eval" / "Set5", "libx264", 23)[0])
 
     clean = variant.removesuffix("_video")
