@@ -436,7 +436,7 @@ def test_info_prints_streams_model_and_output_size(sample_video: Path, capsys) -
     assert "video: h264 64x48 yuv420p" in out
     assert "12 frames" in out
     assert "audio #1: aac" in out
-    assert "model: espcn_x3.onnx: x3, input [N,1,H,W]" in out
+    assert "model: balanced_x3.onnx: x3, input [N,1,H,W]" in out
     assert "output: 192x144" in out
 
 
@@ -522,7 +522,8 @@ def test_models_says_which_tiers_are_not_bundled(capsys, tmp_path: Path,
 def test_models_json_gives_names_and_scales(capsys) -> None:
     """`vsr models --json` is a JSON list whose espcn_x2/x3/x4 entries carry scales 2, 3 and 4,
     and every entry its tier, MAC count, parameters, degradation, precision, PSNR and speed;
-    espcn_x3 is the one default; the text listing marks it with a star."""
+    balanced_x3 is the one default (espcn_x3 is balanced too, at 59,488 MACs per pixel); the
+    text listing marks the default with a star."""
     status, err = run_cli("models", "--json")
     assert status == 0, err
     listed = json.loads(capsys.readouterr().out)
@@ -532,12 +533,12 @@ def test_models_json_gives_names_and_scales(capsys) -> None:
     keys = {"name", "path", "scale", "tier", "macs_per_pixel", "parameters", "degradation",
             "precision", "psnr", "ms_per_output_mp_cpu", "default"}
     assert all(keys <= set(m) for m in listed)
-    assert [m["name"] for m in listed if m["default"]] == ["espcn_x3"]
+    assert [m["name"] for m in listed if m["default"]] == ["balanced_x3"]
     x3 = next(m for m in listed if m["name"] == "espcn_x3")
     assert x3["tier"] == "balanced" and x3["macs_per_pixel"] == 59488 and x3["ms_per_output_mp_cpu"] > 0
     assert run_cli("models", "--no-timing")[0] == 0
     starred = [line for line in capsys.readouterr().out.splitlines() if line.startswith("* ")]
-    assert len(starred) == 1 and starred[0].split()[1] == "espcn_x3"
+    assert len(starred) == 1 and starred[0].split()[1] == "balanced_x3"
 
 
 def test_quality_picks_a_tier_or_says_which_exist(sample_video: Path, out_dir: Path, tmp_path: Path,

@@ -55,7 +55,7 @@ def test_png_puts_bicubic_and_vsr_side_by_side_at_output_size_with_crops_below(c
     out = tmp_path / "c.png"
     status, err = run_cli("compare", clip, "-o", out)
     assert status == 0, err
-    assert "bicubic | vsr espcn_x3" in err and str(out) in err
+    assert "bicubic | vsr balanced_x3" in err and str(out) in err
     sheet = cv2.imread(str(out))
     assert sheet.shape[1] >= 2 * OUT_W
     assert sheet.shape[0] > OUT_H + OUT_H // 4 * 3  # panels plus crops (a quarter side, 3x)
@@ -120,7 +120,7 @@ def test_against_adds_a_third_panel(clip: Path, tmp_path: Path) -> None:
     png, page = tmp_path / "c.png", tmp_path / "c.html"
     status, err = run_cli("compare", clip, "-o", png, "--against", "espcn_x3_video")
     assert status == 0, err
-    assert "bicubic | vsr espcn_x3 | vsr espcn_x3_video" in err
+    assert "bicubic | vsr balanced_x3 | vsr espcn_x3_video" in err
     assert cv2.imread(str(png)).shape[1] >= 3 * OUT_W
     status, err = run_cli("compare", clip, "-o", page, "--against", "espcn_x3_video", "-q")
     assert status == 0 and err == ""

@@ -26,15 +26,20 @@ def test_every_bundled_model_has_a_tier_and_a_cost() -> None:
 
 
 def test_quality_picks_the_tier_and_says_what_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """--quality balanced is espcn_xN; a tier that is not bundled is a clear error naming the
-    tiers there are; a model file tagged vsr.tier=fast is found by --quality fast; --model and
-    --quality together are refused."""
-    assert resolve(None, 3, "balanced") == resolve(None, 3) == ROOT / "models" / "espcn_x3.onnx"
+    """--quality balanced is balanced_xN where it is bundled (x3), espcn_xN elsewhere; a tier
+    that is not bundled is a clear error naming the tiers there are; a model file tagged
+    vsr.tier=fast is found by --quality fast; --model and --quality together are refused."""
+    models = ROOT / "models"
+    assert resolve(None, 3, "balanced") == resolve(None, 3) == models / "balanced_x3.onnx"
+    assert default_for(3) == default_for(3, "balanced") and default_for(3).path == models / "balanced_x3.onnx"
+    assert resolve(None, 2, "balanced") == models / "espcn_x2.onnx" == default_for(2).path
+    assert resolve(None, 3, "fast") == models / "fast_x3.onnx"
     folder = tmp_path / "models"
     folder.mkdir()
-    shutil.copy(ROOT / "models" / "espcn_x3.onnx", folder / "espcn_x3.onnx")
+    shutil.copy(models / "espcn_x3.onnx", folder / "espcn_x3.onnx")
     monkeypatch.setenv("VSR_MODELS", str(folder))
     monkeypatch.setattr("vsr.registry.model_dirs", lambda: [folder])  # the bundled ones aside
+    assert resolve(None, 3) == folder / "espcn_x3.onnx" == default_for(3).path
     with pytest.raises(ModelError, match="no bundled quality model for scale 2"):
         resolve(None, 2, "quality")
     m = onnx.load(str(ROOT / "models" / "espcn_x2.onnx"))

@@ -15,8 +15,10 @@ from pathlib import Path
 from .errors import ModelError
 
 DEFAULT_SCALE = 3
-#: Speed/quality tiers, cheapest first. "balanced" is the ESPCN of the model card (espcn_xN);
-#: "fast" costs at most a quarter of it, "quality" at most 16 times (README "Models").
+#: Speed/quality tiers, cheapest first. "balanced" costs what the model card's ESPCN (espcn_xN)
+#: costs: balanced_xN where one beats it at that cost, espcn_xN elsewhere; "fast" costs at most
+#: a quarter of it, "quality" at most 16 times (README "Models"). The file a tier picks at xN
+#: is named TIER_xN (espcn_xN for balanced when there is no balanced_xN).
 TIERS = ("fast", "balanced", "quality")
 DEFAULT_TIER = "balanced"
 #: What a model was trained to undo (metadata `vsr.degradation`): "clean" (the protocol's
@@ -101,8 +103,14 @@ def default_for(scale: int | None = None, quality: str | None = None,
     want, tier = scale or DEFAULT_SCALE, quality or DEFAULT_TIER
     found = [m for m in bundled_models() if m.scale == want and m.tier == tier
              and m.degradation == (degrade or DEFAULT_DEGRADATION) and m.precision == "fp32"]
-    found.sort(key=lambda m: (not m.name.startswith("espcn_"), m.name))  # balanced: espcn_xN
+    names = _tier_names(tier, want)
+    found.sort(key=lambda m: (names.index(m.name) if m.name in names else len(names), m.name))
     return found[0] if found else None
+
+
+def _tier_names(tier: str, scale: int) -> list[str]:
+    """The names that mark a model as its tier's pick at `scale`, first choice first."""
+    return [f"{tier}_x{scale}"] + ([f"espcn_x{scale}"] if tier == "balanced" else [])
 
 
 def tier_defaults(spec: str, scale: int) -> list[tuple[str, BundledModel | None]]:
@@ -150,11 +158,11 @@ def resolve(model: str | None, scale: int | None, quality: str | None = None,
         raise ModelError(f"unknown model {model!r}", hint=f"bundled models: {names}; or pass a path to an .onnx file")
     want = scale or DEFAULT_SCALE
     video = degrade not in (None, DEFAULT_DEGRADATION)
-    if quality in (None, DEFAULT_TIER) and not video:
-        for d in model_dirs():
-            cand = d / f"espcn_x{want}.onnx"
-            if cand.is_file():
-                return cand
+    if not video:  # the tier's file by name, without reading every model's metadata
+        for name in _tier_names(quality or DEFAULT_TIER, want):
+            for d in model_dirs():
+                if (d / f"{name}.onnx").is_file():
+                    return d / f"{name}.onnx"
     chosen = default_for(want, quality, degrade)
     if chosen is not None:
         return chosen.path

@@ -66,6 +66,7 @@ import av
 import cv2
 import numpy as np
 
+from vsr import registry
 from vsr.batching import auto_batch
 from vsr.color import split_frame
 from vsr.errors import VsrError
@@ -297,7 +298,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="640x360", help="generated clip size WxH (default 640x360)")
     ap.add_argument("--frames", type=int, default=60, help="frames (default 60; 0: all of --input; all are held in memory)")
-    ap.add_argument("--model", help="ONNX model (default models/espcn_x3.onnx)")
+    ap.add_argument("--model", help="ONNX model or bundled name (default: the default model, `vsr models`' *)")
     ap.add_argument("--device", choices=[d.value for d in Device], default="auto")
     ap.add_argument("--preset", default="veryfast", help="libx264 preset (default veryfast)")
     ap.add_argument("--batch", type=batch_size, default=4,
@@ -328,7 +329,7 @@ def main() -> int:
         ap.error(f"--size {args.size!r}: expected WxH, e.g. 640x360")
     if not args.input and (w < 16 or h < 16 or w % 2 or h % 2):
         ap.error("--size: width and height must be even and at least 16 (H.264 yuv420p)")
-    model = Path(args.model).resolve() if args.model else ROOT / "models" / "espcn_x3.onnx"
+    model = registry.resolve(args.model, None).resolve()
 
     with tempfile.TemporaryDirectory(prefix="vsr-bench-") as tmpdir:
         tmp = Path(tmpdir)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import cv2
 
+from vsr import registry
 from vsr.batching import auto_batch
 from vsr.color import split_frame
 from vsr.lab.floors import floor_encode, load_clip, make_clip, output_frames, run_pipeline
-from vsr.lab.paths import MODELS
 from vsr.model import OnnxUpscaler
 from vsr.options import Device
 
@@ -41,7 +41,7 @@ def main() -> int:
         tmp = Path(tmpdir)
         make_clip(tmp / "clip.mp4", w, h, args.frames)
         clip = load_clip(str(tmp / "clip.mp4"), args.frames)
-        up = OnnxUpscaler(MODELS / "espcn_x3.onnx", Device(args.device))
+        up = OnnxUpscaler(registry.resolve(None, None), Device(args.device))
         batch = auto_batch(up, h, w)
         ys = [split_frame(f, native=True)[0] for f in clip.frames]
         luma = [up(ys[i][None]) for i in range(len(ys))]

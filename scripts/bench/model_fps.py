@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vsr import registry
 from vsr.batching import auto_batch
 from vsr.engines import CUDA_OPTIONS
-from vsr.lab.paths import MODELS
 from vsr.model import OnnxUpscaler
 from vsr.options import Device, Precision
 
@@ -51,7 +51,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", nargs="*", default=["640x360", "1280x720"])
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--model", default=str(MODELS / "espcn_x3.onnx"))
+    ap.add_argument("--model", help="ONNX model or bundled name (default: the default model)")
     ap.add_argument("--batch", type=int, default=0, help="frames per call (0: --batch auto's choice)")
     ap.add_argument("--also-batches", default="", help="comma-separated extra batch sizes for the "
                     "default variant, e.g. 1,16")
@@ -60,6 +60,7 @@ def main() -> int:
                     help=f"comma-separated from: {', '.join(VARIANTS)}; 'default' (vsr's own "
                     "choice for --device) or 'all'")
     args = ap.parse_args()
+    args.model = str(registry.resolve(args.model, None))
     t0 = time.perf_counter()
     default = OnnxUpscaler(args.model, Device(args.device))
     default_load = time.perf_counter() - t0

@@ -62,7 +62,7 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
     esac
     if [ "$degrade" = video ]; then  # a fine-tune of the clean run: a third of its rate, 20k steps
         case $tier in
-            fast) rate=(--lr 3e-4 --steps 20000) ;;
+            fast|balanced) rate=(--lr 3e-4 --steps 20000) ;;
             quality) rate=(--lr 1.5e-4 --steps 20000) ;;
             *) echo "no video run for tier $tier" >&2; return 1 ;;
         esac
@@ -74,7 +74,7 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
          "${rate[@]}" --checkpoint-every 1000 --log-every 500
 }
 
-ALL=(x3_fast x3_quality x2_fast x4_fast x2_quality x4_quality x3_balanced x3_fast_video x3_quality_video)
+ALL=(x3_fast x3_quality x2_fast x4_fast x2_quality x4_quality x3_balanced x3_fast_video x3_balanced_video x3_quality_video)
 
 case ${1:---list} in
     --list)
