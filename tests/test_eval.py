@@ -113,15 +113,16 @@ def test_int8_variant_agrees_with_the_float_model_on_a_frame() -> None:
 
 def test_temporal_table_reports_frame_and_difference_psnr(tmp_path: Path) -> None:
     """`eval.py --videos CLIP IMAGE` prints, for bicubic and each model, a frame PSNR and a
-    frame-difference PSNR per clip (an image is panned into one); a static clip's differences
-    are perfect for bicubic."""
+    frame-difference PSNR per clip (an image is panned into one), over every frame of each
+    by default; a static clip's differences are perfect for bicubic."""
     clip = synth_video(tmp_path / "clip_a.mp4", n=4, size=(96, 72), audio=None)
     image = tmp_path / "still_b.png"
     cv2.imwrite(str(image), cv2.GaussianBlur(
         np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8), (5, 5), 2))
-    proc = run_script("models/eval.py", "--videos", clip, image, "--frames", "4", "--scales", "3",
+    proc = run_script("models/eval.py", "--videos", clip, image, "--scales", "3",
                       "--model", ROOT / "models" / "espcn_x3.onnx")
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("4 + 6 frames (every frame of each clip)"), proc.stdout
     rows = {line.split(" | ")[0]: line for line in proc.stdout.splitlines()
             if line.startswith(("| bicubic", "| espcn"))}
     assert set(rows) == {"| bicubic x3", "| espcn_x3"}

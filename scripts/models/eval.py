@@ -11,8 +11,9 @@ image at a time, the median of the images). Any folder of images works:
     python scripts/models/eval.py --lr-codec libx264 --crf 23   # LR frames H.264-compressed first
     python scripts/models/eval.py --videos                      # temporal: the shared camera clips
 
-Video counts, not just stills: `--videos` takes consecutive frames of real clips (by default
-the phone, flower and stream-of-water clips of ../shared/videos), degrades each by the
+Video counts, not just stills: `--videos` takes every frame of real clips (by default the
+phone, flower and stream-of-water clips of ../shared/videos: 25 + 150 + 90 frames; `--frames N`
+takes the first N of each instead), degrades each by the
 protocol (Pillow bicubic downscale) and upscales it, and reports two figures per model and
 for bicubic: the mean frame Y-PSNR, and the Y-PSNR of frame-to-frame differences,
 (out_t - out_{t-1}) against (orig_t - orig_{t-1}). The second is the temporal error: a model
@@ -85,12 +86,12 @@ DEFAULT_VIDEOS = ("phone_fire2_1280x720_vfr_rot180_h264_aac.mp4", "mdn_flower_96
 
 
 def video_frames(path: Path, count: int) -> list[Image.Image]:
-    """The first `count` frames of a clip as RGB images (as stored: rotation ignored); a
-    still image is panned into a clip (`protocol.panned_frames`)."""
+    """The first `count` frames of a clip (0: all of them) as RGB images (as stored: rotation
+    ignored); a still image is panned into a clip (`protocol.panned_frames`)."""
     import av
 
     if path.suffix.lower() in protocol.IMAGE_SUFFIXES:
-        return protocol.panned_frames(Image.open(path).convert("RGB"))[:count]
+        return protocol.panned_frames(Image.open(path).convert("RGB"))[:count or None]
     frames = []
     with av.open(str(path)) as c:
         for f in c.decode(video=0):
@@ -105,7 +106,10 @@ def temporal_table(rows: list[tuple[str, int, object]], clips: list[Path], count
     the mean of each over the clips."""
     loaded = {c: video_frames(c, count) for c in clips}
     names = [c.stem.split("_")[1] if "_" in c.stem else c.stem for c in clips]
-    print(f"{count} frames per clip; frame PSNR / frame-difference PSNR (dB, Y, shared protocol)\n")
+    sizes = " + ".join(str(len(f)) for f in loaded.values())
+    which = "every frame" if not count else f"at most {count}"
+    print(f"{sizes} frames ({which} of each clip); frame PSNR / frame-difference PSNR "
+          "(dB, Y, shared protocol)\n")
     print("| model | scale | " + " | ".join(names) + " | mean frame | mean difference |")
     print("|" + "---|" * (4 + len(clips)))
     for name, scale, run in rows:
@@ -142,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic rows")
     ap.add_argument("--videos", nargs="*", type=Path,
                     help="temporal table on these clips (none given: the shared camera clips)")
-    ap.add_argument("--frames", type=int, default=30, help="frames per clip for --videos")
+    ap.add_argument("--frames", type=int, default=0,
+                    help="frames per clip for --videos: the first N (default 0: every frame)")
     args = ap.parse_args(argv)
     sets = [s for s in args.sets if s.is_dir()]
     clips: list[Path] = []
