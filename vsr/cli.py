@@ -36,7 +36,7 @@ from .options import (
     SinkOptions,
     SourceOptions,
 )
-from .registry import DEGRADATIONS, TIERS, BundledModel
+from .registry import DEFAULT_DEGRADATION, DEGRADATIONS, TIERS, BundledModel
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -831,7 +831,7 @@ def _models(args: argparse.Namespace) -> int:
 
 def missing_tiers(models: list[BundledModel]) -> list[str]:
     """The "tier xN" pairs of the family that no bundled float model covers."""
-    have = {(m.tier, m.scale) for m in models if m.precision == "fp32" and m.degradation == "clean"}
+    have = {(m.tier, m.scale) for m in models if m.precision == "fp32" and m.degradation == DEFAULT_DEGRADATION}
     return [f"{t} x{s}" for t in TIERS for s in (2, 3, 4) if (t, s) not in have]
 
 

@@ -100,17 +100,19 @@ def default_for(scale: int | None = None, quality: str | None = None,
                 degrade: str | None = None) -> BundledModel | None:
     """The bundled model `--scale`/`--quality`/`--degrade` pick: of that scale and tier,
     trained for that degradation (clean by default), float (int8 variants are chosen by name)."""
-    want, tier = scale or DEFAULT_SCALE, quality or DEFAULT_TIER
+    want, tier, degrade = scale or DEFAULT_SCALE, quality or DEFAULT_TIER, degrade or DEFAULT_DEGRADATION
     found = [m for m in bundled_models() if m.scale == want and m.tier == tier
-             and m.degradation == (degrade or DEFAULT_DEGRADATION) and m.precision == "fp32"]
-    names = _tier_names(tier, want)
+             and m.degradation == degrade and m.precision == "fp32"]
+    names = _tier_names(tier, want, degrade)
     found.sort(key=lambda m: (names.index(m.name) if m.name in names else len(names), m.name))
     return found[0] if found else None
 
 
-def _tier_names(tier: str, scale: int) -> list[str]:
-    """The names that mark a model as its tier's pick at `scale`, first choice first."""
-    return [f"{tier}_x{scale}"] + ([f"espcn_x{scale}"] if tier == "balanced" else [])
+def _tier_names(tier: str, scale: int, degrade: str = DEFAULT_DEGRADATION) -> list[str]:
+    """The names that mark a model as its tier's pick at `scale` for `degrade` input, first
+    choice first: TIER_xN (balanced: then espcn_xN), with _video for video input."""
+    suffix = "" if degrade == DEFAULT_DEGRADATION else f"_{degrade}"
+    return [f"{tier}_x{scale}{suffix}"] + ([f"espcn_x{scale}{suffix}"] if tier == "balanced" else [])
 
 
 def tier_defaults(spec: str, scale: int) -> list[tuple[str, BundledModel | None]]:

@@ -54,7 +54,9 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
     local net rate init=()
     case $tier in
         fast) net=(--channels 16 --blocks 5 --batch 64); rate=(--lr 1e-3 --steps 80000) ;;
-        balanced) net=(--channels 32 --blocks 6 --batch 64 --precision bf16); rate=(--lr 1e-3 --steps 80000) ;;
+        balanced)  # x2 starts from x3's head and body, as the quality tier does
+            net=(--channels 32 --blocks 6 --batch 64 --precision bf16); rate=(--lr 1e-3 --steps 80000)
+            [ "$scale" != 3 ] && init=(--init "$RUNS/x3_balanced.ckpt") ;;
         quality)  # x2/x4 start from x3's head and body (only the tail's shape differs)
             net=(--channels 64 --blocks 12 --batch 32 --precision bf16); rate=(--lr 5e-4 --steps 150000)
             [ "$scale" != 3 ] && init=(--init "$RUNS/x3_quality.ckpt") ;;
@@ -74,7 +76,7 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
          "${rate[@]}" --checkpoint-every 1000 --log-every 500
 }
 
-ALL=(x3_fast x3_quality x2_fast x4_fast x2_quality x4_quality x3_balanced x3_fast_video x3_balanced_video x3_quality_video)
+ALL=(x3_fast x3_quality x2_fast x4_fast x2_quality x4_quality x3_balanced x2_balanced x3_fast_video x3_balanced_video x3_quality_video)
 
 case ${1:---list} in
     --list)
