@@ -200,6 +200,26 @@ def test_quality_tier_costs_at_most_16x_and_gains_the_bar(scale: int, gain_set5:
         assert ours >= base + gain, (set_name, ours, base)
 
 
+@needs(SHARED_DATA / "eval" / "Set14")
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_a_balanced_model_replaces_espcn_only_at_its_cost_and_0_2_db_better(scale: int) -> None:
+    """Where the balanced tier (the default) picks another model than the model card's
+    espcn_xN, that model costs no more MACs per pixel than espcn_xN and beats it by >= 0.2 dB
+    on Set5 and on Set14 (#14's rule for replacing the default); skipped where espcn_xN is
+    still the pick."""
+    from vsr.cost import conv_macs_per_pixel
+    from vsr.registry import default_for
+
+    balanced = default_for(scale, "balanced")
+    if balanced is None or balanced.name == f"espcn_x{scale}":
+        pytest.skip(f"espcn_x{scale} is the balanced model at x{scale}")
+    assert conv_macs_per_pixel(balanced.path) <= conv_macs_per_pixel(ROOT / "models" / f"espcn_x{scale}.onnx")
+    for set_name in ("Set5", "Set14"):
+        ours = protocol_psnr(balanced.name, scale, set_name)[0]
+        base = protocol_psnr(f"espcn_x{scale}", scale, set_name)[0]
+        assert ours >= base + 0.2, (set_name, ours, base)
+
+
 def test_every_tier_is_bundled_at_every_scale() -> None:
     """The model family is complete: `vsr models --json` lists a model for each of the nine
     (tier, scale) pairs, float, clean-trained (the default of each pair): `vsr models` has no
