@@ -59,10 +59,11 @@ def test_quality_picks_the_tier_and_says_what_exists(tmp_path: Path, monkeypatch
 
 def test_degrade_video_picks_the_tiers_video_model_or_says_where_there_is_one() -> None:
     """--degrade video picks the bundled model trained on video of that tier and scale
-    (balanced: espcn_xN_video); where there is none, one error names the (tier, scale) pairs
-    that have one; --degrade clean is the default; --model with --degrade is refused."""
+    (balanced: balanced_xN_video before espcn_xN_video); where there is none, one error names
+    the (tier, scale) pairs that have one; --degrade clean is the default; --model with
+    --degrade is refused."""
     models = ROOT / "models"
-    assert resolve(None, 3, None, "video") == models / "espcn_x3_video.onnx"
+    assert resolve(None, 3, None, "video") == models / "balanced_x3_video.onnx" == default_for(3, None, "video").path
     assert resolve(None, 3, "fast", "video") == models / "fast_x3_video.onnx"
     assert resolve(None, 3, "quality", "video") == models / "quality_x3_video.onnx"
     assert resolve(None, 3, "quality", "clean") == resolve(None, 3, "quality") == models / "quality_x3.onnx"
