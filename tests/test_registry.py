@@ -26,13 +26,14 @@ def test_every_bundled_model_has_a_tier_and_a_cost() -> None:
 
 
 def test_quality_picks_the_tier_and_says_what_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """--quality balanced is balanced_xN where it is bundled (x3), espcn_xN elsewhere; a tier
+    """--quality balanced is balanced_xN where it is bundled (x2, x3), espcn_xN elsewhere; a tier
     that is not bundled is a clear error naming the tiers there are; a model file tagged
     vsr.tier=fast is found by --quality fast; --model and --quality together are refused."""
     models = ROOT / "models"
     assert resolve(None, 3, "balanced") == resolve(None, 3) == models / "balanced_x3.onnx"
     assert default_for(3) == default_for(3, "balanced") and default_for(3).path == models / "balanced_x3.onnx"
-    assert resolve(None, 2, "balanced") == models / "espcn_x2.onnx" == default_for(2).path
+    assert resolve(None, 2, "balanced") == models / "balanced_x2.onnx" == default_for(2).path
+    assert resolve(None, 4, "balanced") == models / "espcn_x4.onnx" == default_for(4).path
     assert resolve(None, 3, "fast") == models / "fast_x3.onnx"
     folder = tmp_path / "models"
     folder.mkdir()

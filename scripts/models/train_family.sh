@@ -9,10 +9,10 @@
 #   fast      ECBSR-style M5C16 (`train.py --arch ecb --channels 16 --blocks 5`), re-parameterised
 #             to six plain 3x3 convs + global residual: 12,240 / 12,960 / 13,968 MACs/px at x2/x3/x4
 #             (budget at x3: 14,872 = espcn_x3 / 4); 80k steps of batch 64: ~2-2.5 h at ~10 steps/s (1 thread).
-#   balanced  the shipped espcn_xN models (58,048 / 59,488 / 208,960). x3_balanced is a candidate
-#             to replace espcn_x3 as the default at the same cost: ECB M6C32, 58,176 MACs/px; it
-#             replaces it only if it wins by >= 0.2 dB (issue #14's bar). bf16: 15.4 steps/s on one
-#             thread of the AMX Xeon against 0.7-1.4 in float32 (80k steps: ~85 min).
+#   balanced  ECB M6C32 at the model card's ESPCN's cost (56,736 / 58,176 MACs/px at x2/x3 against
+#             espcn_xN's 58,048 / 59,488): it replaces espcn_xN as the default where it wins by
+#             >= 0.2 dB (issue #14's rule; x4 keeps espcn_x4, 208,960). x2 starts from x3's head
+#             and body. bf16: 15.4 steps/s on one thread of the AMX Xeon against 0.7-1.4 in float32.
 #   *_video   the same tier trained with `--degrade video` (blur, noise, JPEG): with H.264-compressed
 #             LR frames espcn_x3_video is +0.6 dB over espcn_x3 (scripts/models/eval.py --lr-codec).
 #             A tier's video run starts from its clean run's checkpoint (every tensor, --init; or
