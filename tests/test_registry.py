@@ -97,3 +97,13 @@ def test_mac_counter_counts_per_input_pixel(tmp_path: Path) -> None:
     path = tmp_path / "hr.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     assert conv_macs_per_pixel(path) == 4 * 9 + 9 * 4
+
+
+def test_a_wheel_installs_every_bundled_model() -> None:
+    """pyproject.toml's data-files (what a wheel puts in <prefix>/share/vsr/models, the
+    registry's last folder) lists exactly the files in models/: a model left out would be
+    missing from every non-editable install, and the default silently another one."""
+    tomllib = pytest.importorskip("tomllib")
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        listed = tomllib.load(f)["tool"]["setuptools"]["data-files"]["share/vsr/models"]
+    assert sorted(listed) == sorted(f"models/{p.name}" for p in (ROOT / "models").glob("*.onnx"))
