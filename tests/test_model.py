@@ -255,9 +255,9 @@ def test_large_frames_run_in_strips_and_batches_in_chunks_with_identical_results
 def test_bound_engine_matches_the_plain_engine(tier: str) -> None:
     """The GPU engine (uint8 graph + I/O binding, vsr.graph) runs on the CPU too: at float32
     it gives the plain engine's pixels exactly, whole, in strips, tiled and batched; float16
-    stays within one grey level on almost every pixel. For every tier's x3 model: ESPCN, and
-    the family's deeper ECB graphs with their global residual Add (skipped while a tier is
-    not bundled)."""
+    stays within one grey level on almost every pixel. For every tier's x3 model: the
+    family's ECB graphs with their global residual Add (espcn_x3, the model card's ESPCN, is
+    MODEL_X3 in the tests below; skipped while a tier is not bundled)."""
     pytest.importorskip("onnx")
     from vsr.registry import default_for
 
