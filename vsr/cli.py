@@ -404,8 +404,10 @@ def _progress_style(args: argparse.Namespace, err: TextIO) -> ProgressStyle:
 
 
 def _model_options(args: argparse.Namespace) -> ModelOptions:
+    """The ModelOptions of the options `_model_args` defines, for upscale and live alike (live
+    has no --tile: whole frames)."""
     return ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
-                        batch=args.batch, tile=args.tile, threads=args.threads,
+                        batch=args.batch, tile=getattr(args, "tile", 0), threads=args.threads,
                         precision=Precision(args.precision), quality=args.quality,
                         degrade=args.degrade)
 
@@ -566,9 +568,7 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
     timeout = args.stall_timeout if is_network(args.input) else 30.0
     source = SourceOptions(args.input, format=args.input_format, options=dict(args.input_option),
                            max_pixels=args.max_pixels, timeout=timeout)
-    model = ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
-                         batch=args.batch, threads=args.threads, precision=Precision(args.precision),
-                         quality=args.quality, degrade=args.degrade)
+    model = _model_options(args)
     upscaler = load(model)
     sink = _sink_options(args, args.output) if args.output is not None else None
     live = LiveOptions(max_latency=args.max_latency / 1000.0, duration=args.duration,
