@@ -158,18 +158,15 @@ def resolve(model: str | None, scale: int | None, quality: str | None = None,
                 return cand
         names = ", ".join(m.name for m in bundled_models()) or "none found"
         raise ModelError(f"unknown model {model!r}", hint=f"bundled models: {names}; or pass a path to an .onnx file")
-    want = scale or DEFAULT_SCALE
-    video = degrade not in (None, DEFAULT_DEGRADATION)
-    if not video:  # the tier's file by name, without reading every model's metadata
-        for name in _tier_names(quality or DEFAULT_TIER, want):
-            for d in model_dirs():
-                if (d / f"{name}.onnx").is_file():
-                    return d / f"{name}.onnx"
-    chosen = default_for(want, quality, degrade)
+    want, tier, degrade = scale or DEFAULT_SCALE, quality or DEFAULT_TIER, degrade or DEFAULT_DEGRADATION
+    for name in _tier_names(tier, want, degrade):  # by name, without reading every model's metadata
+        for d in model_dirs():
+            if (d / f"{name}.onnx").is_file():
+                return d / f"{name}.onnx"
+    chosen = default_for(want, tier, degrade)
     if chosen is not None:
         return chosen.path
-    tier = quality or DEFAULT_TIER
-    if video:
+    if degrade != DEFAULT_DEGRADATION:
         have = sorted({f"{m.tier} x{m.scale}" for m in bundled_models()
                        if m.degradation == degrade and m.precision == "fp32"})
         raise ModelError(f"no bundled {tier} model for scale {want} trained for {degrade} input",
