@@ -5,7 +5,7 @@ and audio length come out as the input dictates.
 Each clip is upscaled once (module-scoped fixture) into an .mp4; the tests then compare what a
 plain PyAV decode of the input and of the output gives. Clips are cut to their first ~10
 frames with `max_frames` to keep the run short, except the 25-frame VFR phone clip, which runs
-whole. The fast tier (fast_x3, a quarter of espcn_x3's arithmetic) is used because the model
+whole. The fast tier (fast_x3, a seventh of espcn_x3's arithmetic) is used because the model
 does not change what these tests check, and the 1280x720 phone clip becomes 4K: with the
 default model its 25 frames took a minute of the suite on 2 cores.
 """

@@ -34,7 +34,8 @@ declare -A RUNS=(
     [x4_quality]="$(common 4) $quality"
     [x2_fast]="$(common 2) $fast"
     [x4_fast]="$(common 4) $fast"
-    [x3_fast_video]="$(common 3) $fast --degrade video"
+    [x3_fast]="$(common 3) ${fast/--blocks 5/--blocks 3}"  # x3's fast model is M3C16 (train_family.sh says why)
+    [x3_fast_video]="$(common 3) ${fast/--blocks 5/--blocks 3} --degrade video"
     [x3_balanced]="$(common 3) --tier balanced --channels 32 --blocks 6 --batch 64 --patch 24 --lr 1e-3 --checkpoint-every 5000"
 )
 nvidia-smi -L || true
