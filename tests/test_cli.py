@@ -624,3 +624,24 @@ def test_video_without_output_keeps_its_extension(sample_video: Path) -> None:
     target = sample_video.with_name("in_x3.mp4")
     assert listing(sample_video.parent) == ["in.mp4", "in_x3.mp4"]
     assert frame_size(target) == (192, 144)
+
+
+def test_a_live_run_that_dropped_much_of_its_input_ends_with_a_hint_naming_the_fast_tier() -> None:
+    """A live run that drops over a fifth of its frames says what would drop fewer: the fast
+    tier (unless it already ran) or a smaller input; start-up's few drops say nothing."""
+    from vsr.cli import keep_up_hint
+    from vsr.frames import StageTimes, Stats
+
+    def stats(frames_in: int, dropped: int) -> Stats:
+        return Stats(frames=frames_in - dropped, seconds=10.0, input_size=(640, 360),
+                     output_size=(1920, 1080), scale=3, provider="CPUExecutionProvider", batch=1,
+                     stages=StageTimes(), frames_in=frames_in, dropped=dropped)
+
+    overloaded = stats(250, 125)
+    hint = keep_up_hint(overloaded, "balanced")
+    assert hint.startswith("50% of the frames were dropped") and "--quality fast" in hint
+    assert "--quality fast" in keep_up_hint(overloaded, "")  # a model without a tier
+    assert "--quality fast" not in keep_up_hint(overloaded, "fast")
+    assert "smaller input" in keep_up_hint(overloaded, "fast")
+    assert keep_up_hint(stats(125, 15), "balanced") == ""  # start-up drops in a 5 s run
+    assert keep_up_hint(stats(0, 0), "balanced") == ""
