@@ -57,12 +57,12 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
     # other's checkpoint); rate: its schedule
     local net rate init=()
     case $tier in
-        fast)  # x3: M3C16 (the live target), from the M5C16 run's head, first blocks and tail
+        fast|fast_m5)  # M5C16; x3_fast is M3C16 (the live target), from x3_fast_m5's head, first blocks and tail
             net=(--channels 16 --blocks 5 --batch 64); rate=(--lr 1e-3 --steps 80000)
-            if [ "$scale" = 3 ]; then
+            if [ "$tier" = fast ] && [ "$scale" = 3 ]; then
                 net=(--channels 16 --blocks 3 --batch 64 --precision bf16); init=(--init "$RUNS/x3_fast_m5.ckpt")
-            fi ;;
-        fast_m5) tier=fast; net=(--channels 16 --blocks 5 --batch 64); rate=(--lr 1e-3 --steps 80000) ;;
+            fi
+            tier=fast ;;
         balanced)  # x2 starts from x3's head and body, as the quality tier does
             net=(--channels 32 --blocks 6 --batch 64 --precision bf16); rate=(--lr 1e-3 --steps 80000)
             [ "$scale" != 3 ] && init=(--init "$RUNS/x3_balanced.ckpt") ;;

@@ -27,6 +27,7 @@ common() { echo --scale "$1" --arch ecb --holdout 4 --device "${DEVICE:-cuda}" -
     --eval .data/eval --max-minutes "$MINUTES" --steps 1000000 --log-every 1000 --no-resume; }
 quality="--tier quality --channels 64 --blocks 12 --batch 64 --patch 32 --lr 5e-4 --precision bf16 --checkpoint-every 2000"
 fast="--tier fast --channels 16 --blocks 5 --batch 64 --patch 24 --lr 1e-3 --checkpoint-every 5000"
+fast_x3="${fast/--blocks 5/--blocks 3}"  # x3's fast model is M3C16 (train_family.sh says why)
 
 declare -A RUNS=(
     [x3_quality]="$(common 3) $quality"
@@ -34,8 +35,8 @@ declare -A RUNS=(
     [x4_quality]="$(common 4) $quality"
     [x2_fast]="$(common 2) $fast"
     [x4_fast]="$(common 4) $fast"
-    [x3_fast]="$(common 3) ${fast/--blocks 5/--blocks 3}"  # x3's fast model is M3C16 (train_family.sh says why)
-    [x3_fast_video]="$(common 3) ${fast/--blocks 5/--blocks 3} --degrade video"
+    [x3_fast]="$(common 3) $fast_x3"
+    [x3_fast_video]="$(common 3) $fast_x3 --degrade video"
     [x3_balanced]="$(common 3) --tier balanced --channels 32 --blocks 6 --batch 64 --patch 24 --lr 1e-3 --checkpoint-every 5000"
 )
 nvidia-smi -L || true
