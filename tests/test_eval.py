@@ -178,17 +178,13 @@ def test_fast_x3_keeps_espcn_x3s_temporal_gain_on_camera_clips() -> None:
     frames of each, which keeps it to a few seconds (there: +0.00 as well)."""
     from helpers import load_script
 
-    from vsr.model import OnnxUpscaler
-    from vsr.options import Device
-
     ev = load_script("models/eval.py")
     clips = [SHARED_VIDEOS / name for name in ev.DEFAULT_VIDEOS]
     frames = {c: ev.video_frames(c, 10) for c in clips}
 
     def difference_psnr(model: str) -> float:
-        up = OnnxUpscaler(ROOT / "models" / f"{model}.onnx", Device.CPU)
-        run = lambda lr: up(protocol.y_channel(lr)[None])[0]
-        return float(np.mean([protocol.temporal_psnr(run, 3, frames[c])[1] for c in clips]))
+        scale, run = ev.onnx_runner(ROOT / "models" / f"{model}.onnx")
+        return float(np.mean([protocol.temporal_psnr(run, scale, frames[c])[1] for c in clips]))
 
     assert difference_psnr("fast_x3") >= difference_psnr("espcn_x3") - 0.1
 
@@ -264,15 +260,11 @@ def test_a_video_variant_beats_its_clean_model_on_compressed_frames(variant: str
     of its tier and scale by >= 0.3 dB on Set5 (measured: espcn_x3 +0.60, quality_x3 +0.77)."""
     from helpers import load_script
 
-    from vsr.model import OnnxUpscaler
-    from vsr.options import Device
-
     ev = load_script("models/eval.py")
 
     def psnr(model: str) -> float:
-        up = OnnxUpscaler(ROOT / "models" / f"{model}.onnx", Device.CPU)
-        return float(ev.evaluate(lambda lr: up(protocol.y_channel(lr)[None])[0], up.scale,
-                                 SHARED_DATA / "eval" / "Set5", "libx264", 23)[0])
+        scale, run = ev.onnx_runner(ROOT / "models" / f"{model}.onnx")
+        return float(ev.evaluate(run, scale, SHARED_DATA / "eval" / "Set5", "libx264", 23)[0])
 
     clean = variant.removesuffix("_video")
     assert psnr(variant) >= psnr(clean) + 0.3
