@@ -6,12 +6,13 @@ Skipped when PyTorch is not installed (it is the optional `train` extra, not a r
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from helpers import ROOT, run_script, script_main
+from helpers import ROOT, load_script, run_script, script_main
 
 from vsr.cost import conv_macs_per_pixel
 from vsr.lab import networks
@@ -191,3 +192,48 @@ def test_ecb_export_equals_the_multi_branch_model(tmp_path: Path, scale: int) ->
     networks.export_onnx(model, scale, out, {"vsr.scale": str(scale)})
     assert networks.check_export(model, out) < 1e-4  # compares against forward(branches=True)
     assert conv_macs_per_pixel(out) == networks.ecb_macs_per_pixel(scale, 6, 2)
+
+
+def test_sampling_phases_add_other_crops_of_the_same_pictures(tmp_path: Path) -> None:
+    """--phases K: besides the protocol's (0, 0) crop, K-1 other HR crop offsets per image and
+    size; each adds its own (LR, HR) pairs, degraded exactly as the protocol degrades, and
+    phases 1 is the bank as it always was."""
+    from PIL import Image
+
+    train_py = load_script("models/train.py")
+    data = _images(tmp_path / "train", 1)
+    cfg = train_py.TrainConfig(3, str(data), "clean", 1, 8, 8, 1e-3, 0.25, 0, (1.0,))
+    lr1, hr1 = train_py.patch_bank(cfg)
+    lr4, hr4 = train_py.patch_bank(replace(cfg, phases=4))
+    # (an offset crop is one LR row or column smaller: a few patches fewer per phase)
+    assert 3 * len(lr1) <= len(lr4) <= 4 * len(lr1)
+    assert np.array_equal(lr4[: len(lr1)], lr1) and np.array_equal(hr4[: len(hr1)], hr1)
+    assert not np.array_equal(hr4[len(hr1)], hr1[0])  # the next phase: the same place, other pixels
+    # Each pair of another phase is still an HR patch and its Pillow bicubic downscale: away
+    # from the patch's edges (the filter's reach), downscaling the HR patch's own Y gives the
+    # LR patch to within the rounding of doing it on Y instead of RGB.
+    for lr, hr in zip(lr4[-5:], hr4[-5:], strict=True):
+        down = np.asarray(Image.fromarray(hr).resize((8, 8), Image.BICUBIC), np.int16)
+        assert np.abs(down[2:-2, 2:-2] - lr[2:-2, 2:-2]).max() <= 2
+
+
+def test_a_deeper_ecb_started_from_a_checkpoint_computes_what_the_checkpoint_did(tmp_path: Path) -> None:
+    """init_from_checkpoint into a network with more body blocks: the blocks the checkpoint
+    lacks start as the identity, so the deeper network starts where the shallower one ended
+    (not with random blocks between a trained body and a trained tail)."""
+    import torch
+
+    torch.manual_seed(0)
+    small = networks.build_ecb(3, 4, 2)
+    with torch.no_grad():
+        for p in small.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    ckpt = tmp_path / "small.ckpt"
+    torch.save({"model": small.state_dict()}, ckpt)
+    deep = networks.build_ecb(3, 4, 5)
+    copied = networks.init_from_checkpoint(deep, ckpt)
+    assert {n.split(".")[0] for n in copied} == {"head", "body1", "body2", "tail"}
+    x = torch.rand(1, 1, 12, 12)
+    with torch.no_grad():
+        assert torch.allclose(deep(x), small(x), atol=1e-5)
+        assert torch.allclose(deep(x, branches=True), small(x), atol=1e-5)

@@ -89,12 +89,13 @@ class TrainConfig:
     blocks: int = 0
     holdout: int = 0
     tier: str = ""
+    phases: int = 1
 
 
 # Defaults of the settings added after the first checkpoints were written, so that those still
 # resume (and a resume with any other value is refused like any other change).
 CONFIG_DEFAULTS = {"extra_layers": 0, "init": "", "arch": "espcn", "channels": 0, "blocks": 0,
-                   "holdout": 0, "tier": ""}
+                   "holdout": 0, "tier": "", "phases": 1}
 
 
 def degrade_lr(lr: Image.Image, rng: random.Random) -> Image.Image:
@@ -140,24 +141,39 @@ def patch_bank(cfg: TrainConfig) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.
             img = base if f == 1.0 else base.resize(
                 (max(p * s, round(base.width * f)), max(p * s, round(base.height * f))),
                 Image.BICUBIC, reducing_gap=None)
-            w, h = img.width - img.width % s, img.height - img.height % s
-            hr = img.crop((0, 0, w, h))
-            for c in range(copies):
-                src = hr
-                if cfg.degrade == "video" and (c > 0 or rng.random() < 0.7):
-                    radius = rng.uniform(0.0, 1.0)
-                    if radius > 0.2:
-                        src = hr.filter(ImageFilter.GaussianBlur(radius))
-                lr = src.resize((w // s, h // s), Image.BICUBIC)
-                if cfg.degrade == "video" and (c > 0 or rng.random() < 0.7):
-                    lr = degrade_lr(lr, rng)
-                ly, hy = protocol.y_channel(lr), protocol.y_channel(hr)
-                stride = p // 2
-                for i in range(0, ly.shape[0] - p + 1, stride):
-                    for j in range(0, ly.shape[1] - p + 1, stride):
-                        lrs.append(ly[i : i + p, j : j + p])
-                        hrs.append(hy[i * s : (i + p) * s, j * s : (j + p) * s])
+            # Sampling phases: the protocol crops at (0, 0), so every LR pixel sees one fixed
+            # s x s block of HR pixels; other crop offsets give other, equally valid LR images
+            # of the same picture (up to s*s of them), more data at no cost to the contract.
+            offsets = [(0, 0), *rng.sample([(dy, dx) for dy in range(s) for dx in range(s)
+                                            if dy or dx], min(cfg.phases, s * s) - 1)]
+            for dy, dx in offsets:
+                w = img.width - dx - (img.width - dx) % s
+                h = img.height - dy - (img.height - dy) % s
+                hr = img.crop((dx, dy, dx + w, dy + h))
+                bank_pairs(cfg, hr, copies, rng, lrs, hrs)
     return np.stack(lrs), np.stack(hrs)
+
+
+def bank_pairs(cfg: TrainConfig, hr: Image.Image, copies: int, rng: random.Random,
+               lrs: list[npt.NDArray[np.uint8]], hrs: list[npt.NDArray[np.uint8]]) -> None:
+    """Degrade one HR image (`copies` times) and cut its (LR, HR) patch pairs into the lists."""
+    s, p = cfg.scale, cfg.patch
+    w, h = hr.width, hr.height
+    for c in range(copies):
+        src = hr
+        if cfg.degrade == "video" and (c > 0 or rng.random() < 0.7):
+            radius = rng.uniform(0.0, 1.0)
+            if radius > 0.2:
+                src = hr.filter(ImageFilter.GaussianBlur(radius))
+        lr = src.resize((w // s, h // s), Image.BICUBIC)
+        if cfg.degrade == "video" and (c > 0 or rng.random() < 0.7):
+            lr = degrade_lr(lr, rng)
+        ly, hy = protocol.y_channel(lr), protocol.y_channel(hr)
+        stride = p // 2
+        for i in range(0, ly.shape[0] - p + 1, stride):
+            for j in range(0, ly.shape[1] - p + 1, stride):
+                lrs.append(ly[i : i + p, j : j + p])
+                hrs.append(hy[i * s : (i + p) * s, j * s : (j + p) * s])
 
 
 def evaluate(model, scale: int, folder: Path | list[Path], device: str) -> float:  # type: ignore[no-untyped-def]
@@ -201,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="ecb: 3x3 CxC blocks between head and tail (default 4)")
     ap.add_argument("--tier", choices=("fast", "balanced", "quality"),
                     help="the speed/quality tier this model is meant for (recorded in metadata)")
+    ap.add_argument("--phases", type=int, default=1,
+                    help="HR crop offsets per image and size (1: the protocol's (0, 0) only; up "
+                         "to scale*scale): more distinct LR images from the same pictures")
     ap.add_argument("--holdout", type=int, default=0,
                     help="keep this many training images out of training and report their "
                          "PSNR at every checkpoint (validation; Set5/Set14 are evaluation only)")
@@ -240,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                       args.patch, args.lr, args.mse_fraction, args.seed, (1.0, 0.8, 0.6, 0.5),
                       args.extra_layers, str(args.init or ""), args.arch,
                       args.channels if ecb else 0, args.blocks if ecb else 0, args.holdout,
-                      args.tier or "")
+                      args.tier or "", args.phases)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)

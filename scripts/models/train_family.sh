@@ -57,10 +57,15 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
     # other's checkpoint); rate: its schedule
     local net rate init=()
     case $tier in
-        fast|fast_m5)  # M5C16; x3_fast is M3C16 (the live target), from x3_fast_m5's head, first blocks and tail
+        fast|fast_m5|fast_c16)  # M5C16; x3_fast is M3C16 (the live target), from x3_fast_m5's head,
+            # first blocks and tail; x4_fast is M5C32 (a quarter of espcn_x4's cost) from x3_balanced's
+            # head and first five blocks, with four sampling phases per image
             net=(--channels 16 --blocks 5 --batch 64); rate=(--lr 1e-3 --steps 80000)
             if [ "$tier" = fast ] && [ "$scale" = 3 ]; then
                 net=(--channels 16 --blocks 3 --batch 64 --precision bf16); init=(--init "$RUNS/x3_fast_m5.ckpt")
+            elif [ "$tier" = fast ] && [ "$scale" = 4 ]; then
+                net=(--channels 32 --blocks 5 --batch 64 --precision bf16 --phases 4)
+                rate=(--lr 1e-3 --steps 200000); init=(--init "$RUNS/x3_balanced.ckpt")
             fi
             tier=fast ;;
         balanced)  # x2 starts from x3's head and body, as the quality tier does
@@ -69,6 +74,9 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
         quality)  # x2/x4 start from x3's head and body (only the tail's shape differs)
             net=(--channels 64 --blocks 12 --batch 32 --precision bf16); rate=(--lr 5e-4 --steps 150000)
             [ "$scale" != 3 ] && init=(--init "$RUNS/x3_quality.ckpt") ;;
+        quality_deep)  # M18C64 from x4_quality (its six new blocks start as the identity), four phases
+            net=(--channels 64 --blocks 18 --batch 32 --precision bf16 --phases 4)
+            rate=(--lr 3e-4 --steps 150000); init=(--init "$RUNS/x${scale}_quality.ckpt"); tier=quality ;;
         *) echo "unknown tier in $name" >&2; return 1 ;;
     esac
     if [ "$degrade" = video ]; then  # a fine-tune of the clean run: a third of its rate, 20k steps
@@ -85,7 +93,7 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
          "${rate[@]}" --checkpoint-every 1000 --log-every 500
 }
 
-ALL=(x3_fast_m5 x3_fast x3_quality x2_fast x4_fast x2_quality x4_quality x3_balanced x2_balanced x3_fast_video x3_balanced_video x3_quality_video)
+ALL=(x3_fast_m5 x3_fast x3_quality x2_fast x4_fast_c16 x4_fast x2_quality x4_quality x4_quality_deep x3_balanced x2_balanced x3_fast_video x3_balanced_video x3_quality_video)
 
 case ${1:---list} in
     --list)

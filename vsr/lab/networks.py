@@ -242,7 +242,14 @@ def init_from_checkpoint(model: Network, path: Path) -> list[str]:
     know natural-image detail, and spend its steps on what differs (a known trick: EDSR and
     RCAN train x3/x4 from x2). The rest (the tail) keeps its fresh initialisation, which
     starts the network as the nearest-neighbour upscale. Nothing is copied silently across
-    shapes: a checkpoint sharing no tensor with `model` is refused."""
+    shapes: a checkpoint sharing no tensor with `model` is refused.
+
+    A body block the checkpoint lacks entirely (a deeper network than the one it saved) starts
+    as the identity: its 3x3 and squeeze weights zero, its edge scales near zero, so the merged
+    conv is the identity branch alone, which passes the ReLU output before it unchanged. The
+    deeper network then starts out computing exactly what the checkpoint's network computed
+    (as `init_from` does for ESPCN), instead of having random blocks in front of a trained
+    tail undo what the checkpoint learned."""
     import torch
 
     state = torch.load(path, map_location="cpu", weights_only=False)["model"]
@@ -253,6 +260,13 @@ def init_from_checkpoint(model: Network, path: Path) -> list[str]:
             if w is not None and tuple(w.shape) == tuple(param.shape):
                 param.copy_(w)
                 copied.append(name)
+        saved_blocks = {key.split(".")[0] for key in state}
+        for block in getattr(model, "names", [])[1:-1]:
+            if block not in saved_blocks and any(k.startswith("body") for k in saved_blocks):
+                ecb = getattr(model, block)
+                for t in (ecb.k3.weight, ecb.k3.bias, ecb.e3.weight, ecb.e3.bias, ecb.d_bias):
+                    t.zero_()
+                ecb.d_scale.mul_(1e-3)
     if not copied:
         raise SystemExit(f"--init {path}: no tensor of this network's shape in the checkpoint")
     return copied
