@@ -12,7 +12,10 @@
 #             M3C16 (8,352 MACs/px; budget 14,872 = espcn_x3 / 4), the largest of this family
 #             that runs 480x270 -> 1440x810 live on two cores (issue #14's target; M4C16 drops
 #             18%): x3_fast starts from the M5C16 run x3_fast_m5 (its head, first three blocks and
-#             tail) and trains 80k bf16 steps, ~30 min on 2 threads (~45-50 steps/s).
+#             tail) and trains 80k bf16 steps, ~30 min on 2 threads (~45-50 steps/s). At x4 the
+#             fast model is M5C32 (50,976 MACs/px: a quarter of espcn_x4's 208,960, as 14,872 is of
+#             espcn_x3's), from x3_balanced's head and first five blocks, bf16, with four sampling
+#             phases (--phases 4); x4_fast_c16 is the earlier M5C16 run (7% of espcn_x4's cost).
 #   balanced  ECB M6C32 at the model card's ESPCN's cost (56,736 / 58,176 MACs/px at x2/x3 against
 #             espcn_xN's 58,048 / 59,488): it replaces espcn_xN as the default where it wins by
 #             >= 0.2 dB (issue #14's rule; x4 keeps espcn_x4, 208,960). x2 starts from x3's head
@@ -28,6 +31,8 @@
 #             (run the quality runs one after another with THREADS=2: two 1-thread runs side by
 #             side make 8.7 in all). x2/x4 start from x3_quality's checkpoint (head and body).
 #             MINUTES=45 fits the rest of a run's schedule into 45 minutes (resumable again).
+#             x4_quality_deep: M18C64 (673,344 MACs/px) from x4_quality's checkpoint, its six new
+#             blocks starting as the identity, four sampling phases; ~3.4 steps/s on one thread.
 #
 # Each run holds out 4 training images (--holdout 4) and logs their PSNR at every checkpoint:
 # that is the validation signal. Set5/Set14 are evaluated once at the end, for reporting only.
