@@ -134,7 +134,6 @@ def patch_bank(cfg: TrainConfig) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.
     files, _ = split_holdout(cfg)
     if not files:
         raise SystemExit(f"no training images under {cfg.data}")
-    copies = 2 if cfg.degrade == "video" else 1
     for path in files:
         base = Image.open(path).convert("RGB")
         for f in cfg.resize_factors:
@@ -150,15 +149,17 @@ def patch_bank(cfg: TrainConfig) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.
                 w = img.width - dx - (img.width - dx) % s
                 h = img.height - dy - (img.height - dy) % s
                 hr = img.crop((dx, dy, dx + w, dy + h))
-                bank_pairs(cfg, hr, copies, rng, lrs, hrs)
+                bank_pairs(cfg, hr, rng, lrs, hrs)
     return np.stack(lrs), np.stack(hrs)
 
 
-def bank_pairs(cfg: TrainConfig, hr: Image.Image, copies: int, rng: random.Random,
+def bank_pairs(cfg: TrainConfig, hr: Image.Image, rng: random.Random,
                lrs: list[npt.NDArray[np.uint8]], hrs: list[npt.NDArray[np.uint8]]) -> None:
-    """Degrade one HR image (`copies` times) and cut its (LR, HR) patch pairs into the lists."""
+    """Degrade one HR image (twice for `--degrade video`: two draws of its damage) and cut its
+    (LR, HR) patch pairs into the lists."""
     s, p = cfg.scale, cfg.patch
     w, h = hr.width, hr.height
+    copies = 2 if cfg.degrade == "video" else 1
     for c in range(copies):
         src = hr
         if cfg.degrade == "video" and (c > 0 or rng.random() < 0.7):

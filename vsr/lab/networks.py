@@ -261,8 +261,9 @@ def init_from_checkpoint(model: Network, path: Path) -> list[str]:
                 param.copy_(w)
                 copied.append(name)
         saved_blocks = {key.split(".")[0] for key in state}
-        for block in getattr(model, "names", [])[1:-1]:
-            if block not in saved_blocks and any(k.startswith("body") for k in saved_blocks):
+        missing = [b for b in getattr(model, "names", [])[1:-1] if b not in saved_blocks]
+        if any(b.startswith("body") for b in saved_blocks):
+            for block in missing:
                 ecb = getattr(model, block)
                 for t in (ecb.k3.weight, ecb.k3.bias, ecb.e3.weight, ecb.e3.bias, ecb.d_bias):
                     t.zero_()
