@@ -82,6 +82,13 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
         quality_deep)  # M18C64 from x4_quality (its six new blocks start as the identity), four phases
             net=(--channels 64 --blocks 18 --batch 32 --precision bf16 --phases 4)
             rate=(--lr 3e-4 --steps 150000); init=(--init "$RUNS/x${scale}_quality.ckpt"); tier=quality ;;
+        quality_m25)  # M25C64 (931,392 MACs/px at x4, 15.7x espcn_x3) from x4_quality_deep, its seven new
+            # blocks starting as the identity; 40px LR patches (a 25-block stack sees 53px of context)
+            net=(--channels 64 --blocks 25 --batch 12 --patch 40 --precision bf16 --phases 4)
+            rate=(--lr 2e-4 --steps 150000); init=(--init "$RUNS/x${scale}_quality_deep.ckpt"); tier=quality ;;
+        quality_p40)  # x4_quality_deep's M18C64 fine-tuned on 40px LR patches (more context per pixel)
+            net=(--channels 64 --blocks 18 --batch 12 --patch 40 --precision bf16 --phases 4)
+            rate=(--lr 1e-4 --steps 150000); init=(--init "$RUNS/x${scale}_quality_deep.ckpt"); tier=quality ;;
         *) echo "unknown tier in $name" >&2; return 1 ;;
     esac
     if [ "$degrade" = video ]; then  # a fine-tune of the clean run: a third of its rate, 20k steps
@@ -98,7 +105,7 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
          "${rate[@]}" --checkpoint-every 1000 --log-every 500
 }
 
-ALL=(x3_fast_m5 x3_fast x3_quality x2_fast x4_fast_c16 x4_fast x2_quality x4_quality x4_quality_deep x3_balanced x2_balanced x3_fast_video x3_balanced_video x3_quality_video)
+ALL=(x3_fast_m5 x3_fast x3_quality x2_fast x4_fast_c16 x4_fast x2_quality x4_quality x4_quality_deep x4_quality_m25 x4_quality_p40 x3_balanced x2_balanced x3_fast_video x3_balanced_video x3_quality_video)
 
 case ${1:---list} in
     --list)
