@@ -33,6 +33,9 @@
 #             MINUTES=45 fits the rest of a run's schedule into 45 minutes (resumable again).
 #             x4_quality_deep: M18C64 (673,344 MACs/px) from x4_quality's checkpoint, its six new
 #             blocks starting as the identity, four sampling phases; ~3.4 steps/s on one thread.
+#             x4_quality_m25 (M25C64) and x4_quality_p40 (40px patches) went on from it for 115
+#             minutes each and did not beat it on held-out (25.213 / 25.206 against 25.210): not
+#             shipped, kept as the record of what was tried (models/README.md).
 #
 # Each run holds out 4 training images (--holdout 4) and logs their PSNR at every checkpoint:
 # that is the validation signal. Set5/Set14 are evaluated once at the end, for reporting only.
