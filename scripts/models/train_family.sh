@@ -36,6 +36,8 @@
 #             x4_quality_m25 (M25C64) and x4_quality_p40 (40px patches) went on from it for 115
 #             minutes each and did not beat it on held-out (25.213 / 25.206 against 25.210): not
 #             shipped, kept as the record of what was tried (models/README.md).
+#             x4_quality_c96 (M10C96, 844,128 MACs/px) tries width instead: started 2026-11-30
+#             with a 60k-step schedule (THREADS=2, no MINUTES), resumed by re-running it.
 #
 # Each run holds out 4 training images (--holdout 4) and logs their PSNR at every checkpoint:
 # that is the validation signal. Set5/Set14 are evaluated once at the end, for reporting only.
@@ -89,6 +91,10 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
             # blocks starting as the identity; 40px LR patches (a 25-block stack sees 53px of context)
             net=(--channels 64 --blocks 25 --batch 12 --patch 40 --precision bf16 --phases 4)
             rate=(--lr 2e-4 --steps 150000); init=(--init "$RUNS/x${scale}_quality_deep.ckpt"); tier=quality ;;
+        quality_c96)  # M10C96 (844,128 MACs/px at x4, 14.2x espcn_x3): wider, not deeper; from scratch
+            # (no checkpoint has its width); a step schedule (60k), to be carried across sessions
+            net=(--channels 96 --blocks 10 --batch 32 --precision bf16 --phases 4)
+            rate=(--lr 5e-4 --steps 60000); tier=quality ;;
         quality_p40)  # x4_quality_deep's M18C64 fine-tuned on 40px LR patches (more context per pixel)
             net=(--channels 64 --blocks 18 --batch 12 --patch 40 --precision bf16 --phases 4)
             rate=(--lr 1e-4 --steps 150000); init=(--init "$RUNS/x${scale}_quality_deep.ckpt"); tier=quality ;;
@@ -108,7 +114,7 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
          "${rate[@]}" --checkpoint-every 1000 --log-every 500
 }
 
-ALL=(x3_fast_m5 x3_fast x3_quality x2_fast x4_fast_c16 x4_fast x2_quality x4_quality x4_quality_deep x4_quality_m25 x4_quality_p40 x3_balanced x2_balanced x3_fast_video x3_balanced_video x3_quality_video)
+ALL=(x3_fast_m5 x3_fast x3_quality x2_fast x4_fast_c16 x4_fast x2_quality x4_quality x4_quality_deep x4_quality_m25 x4_quality_p40 x4_quality_c96 x3_balanced x2_balanced x3_fast_video x3_balanced_video x3_quality_video)
 
 case ${1:---list} in
     --list)
