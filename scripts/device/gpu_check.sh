@@ -1,39 +1,47 @@
 #!/usr/bin/env bash
-# The GPU checks, as one script for a device machine (../shared/tools/gpu/README.md explains
-# how onnxruntime-gpu and PyAV get there; onnx is already on that machine): the CUDA tests,
-# the model stage's engines (scripts/bench/model_fps.py), the benchmark against its anchors at
-# 640x360 and 1280x720 with a model-only and an end-to-end row per tier at 640x360 (what the
-# GPU default rule needs: README "Which tier by default, per device"), the 640x360 benchmark
-# at batch 4, and float16's quality under the shared protocol for each x3 tier. Everything lands in $OUT (or ./gpu_out) as it is produced, so a run cut
-# short still reports what it measured.
-#   ../shared/tools/gpu/prepare; cp -r ../shared/data/eval .data/   # here, once
-#   source .gpu/p1/install-on-device && bash scripts/device/gpu_check.sh     # there (carry .data)
+# The GPU checks, as one script for a device machine, in the order of what they are worth, so a
+# run cut short by the lease still reports the most important ones (everything lands in $OUT, or
+# ./gpu_out, as it is produced):
+#   1. the CUDA tests (tests/test_model.py: provider, bound engine, batch auto, a clip end to end);
+#   2. the GPU default rule's measurement (README "Which tier by default, per device"): the
+#      640x360 -> x3 benchmark with a model-only and an end-to-end row per tier, anchor (a);
+#   3. float16's quality under the shared protocol for each x3 tier (needs .data/eval);
+#   4. the model stage's engines at 640x360 (scripts/bench/model_fps.py);
+#   5. the x4 tiers' rows (the quality tier's dearest model).
+# Getting onnxruntime-gpu and PyAV there (../shared/tools/gpu/README.md; the device image has
+# CUDA PyTorch, onnx, numpy and OpenCV but neither of those two): unpack them into /tmp/site and
+# put /tmp/site and this checkout on PYTHONPATH before running this script, e.g.
+#   cat .gpu/p*/piece.* | python3 -c "import sys,tarfile; tarfile.open(fileobj=sys.stdin.buffer,
+#     mode='r|xz').extractall('/tmp')"; export PYTHONPATH=/tmp/site; bash scripts/device/gpu_check.sh
 set -u
 out=${OUT:-gpu_out}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 # The scripts import vsr (and vsr.lab) from this checkout, installed or not.
 export PYTHONPATH="$(cd "$(dirname "$0")/../.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
+# onnxruntime-gpu dlopens cuDNN/cuBLAS by soname: the image has them as NVIDIA's pip packages.
+nvlibs=$(python3 -c "import glob,os,site; print(':'.join(d for p in site.getsitepackages() for d in glob.glob(os.path.join(p,'nvidia','*','lib'))+glob.glob(os.path.join(p,'nvidia','cu*','lib'))))")
+export LD_LIBRARY_PATH="$nvlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 log="$out/log.txt"
-{ date; nvidia-smi -L; nproc; python3 -c "import onnxruntime as o, av, onnx; print('onnxruntime', o.__version__, o.get_available_providers(), 'av', av.__version__, 'onnx', onnx.__version__)"; } >> "$log" 2>&1
-timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_model.py -k "cuda or bound or batch_auto" >> "$log" 2>&1
-tail -3 "$log"
-timeout 150 python3 scripts/bench/model_fps.py --device cuda --sizes 640x360 1280x720 --seconds 2 \
-  --variants all --also-batches 1,32 > "$out/model_fps.md" 2>&1
-cat "$out/model_fps.md"
-timeout 300 python3 scripts/bench/bench.py --device cuda --frames 600 --batch auto --tiers all \
-  --json "$out/bench.json" > "$out/bench.md" 2>&1
-tail -34 "$out/bench.md"
-timeout 100 python3 scripts/bench/bench.py --device cuda --size 1280x720 --frames 150 --batch auto \
-  --anchors a > "$out/bench_720.md" 2>&1
-tail -16 "$out/bench_720.md"
-timeout 60 python3 scripts/bench/bench.py --device cuda --frames 600 --batch 4 --anchors none \
-  > "$out/bench_b4.md" 2>&1
-tail -14 "$out/bench_b4.md"
+{ date; nvidia-smi -L; nproc; grep -m1 'model name' /proc/cpuinfo
+  python3 -c "import onnxruntime as o, av, onnx; print('onnxruntime', o.__version__, o.get_available_providers(), 'av', av.__version__, 'onnx', onnx.__version__)"; } >> "$log" 2>&1
+cat "$log"
+timeout 100 python3 -m pytest -q -p no:cacheprovider -n 0 tests/test_model.py \
+  -k "cuda or bound or batch_auto" >> "$log" 2>&1
+tail -4 "$log"
+timeout 200 python3 scripts/bench/bench.py --device cuda --frames 600 --batch auto --tiers all \
+  --anchors a --json "$out/bench.json" > "$out/bench.md" 2>&1
+tail -30 "$out/bench.md"
 if [ -d .data/eval ]; then
-  timeout 120 python3 scripts/models/eval.py --sets .data/eval/Set5 .data/eval/Set14 --scales 3 --device cuda \
+  timeout 90 python3 scripts/models/eval.py --sets .data/eval/Set5 .data/eval/Set14 --scales 3 --device cuda \
     --model models/fast_x3.onnx models/balanced_x3.onnx models/quality_x3.onnx --precision fp32 fp16 \
     --no-bicubic > "$out/eval.md" 2>&1
   cat "$out/eval.md"
 fi
+timeout 70 python3 scripts/bench/model_fps.py --device cuda --sizes 640x360 --seconds 1 \
+  --variants all > "$out/model_fps.md" 2>&1
+cat "$out/model_fps.md"
+timeout 90 python3 scripts/bench/bench.py --device cuda --frames 300 --batch auto --tiers all \
+  --model models/espcn_x4.onnx --anchors none --json "$out/bench_x4.json" > "$out/bench_x4.md" 2>&1
+tail -24 "$out/bench_x4.md"
 date >> "$log"
