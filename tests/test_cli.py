@@ -41,7 +41,7 @@ def make_rgb_onnx(path: Path) -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, "H", "W"])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "rgb_identity", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     model.ir_version = 8  # readable by any onnxruntime >= 1.10
     onnx.checker.check_model(model)
     onnx.save(model, str(path))

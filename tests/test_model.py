@@ -69,7 +69,7 @@ def _shifting_model(path: Path, depth: int) -> Path:
                                                                           ["N", 1, "H", "W"])],
                           [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H2", "W2"])],
                           inits)
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
     return path
 
 
@@ -171,7 +171,7 @@ def test_wrong_shape_model_is_refused_with_the_expected_layout(tmp_path: Path) -
                           [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
                           [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H", "W"])])
     path = tmp_path / "rgb.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
     with pytest.raises(ModelError, match=r"\[N,1,H,W\]"):
         OnnxUpscaler(path, Device.CPU)
 
@@ -337,7 +337,7 @@ def test_bound_engine_refuses_clearly_what_it_cannot_rewrite(tmp_path: Path) -> 
     nodes = [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest"),
              helper.make_node("Identity", ["x"], ["z"])]
     model = helper.make_model(helper.make_graph(nodes, "two", [x], outs, [scales]),
-                              opset_imports=[helper.make_opsetid("", 13)])
+                              opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     path = tmp_path / "two_outputs.onnx"
     onnx.save(model, str(path))
     assert OnnxUpscaler(path, Device.CPU).scale == 2

@@ -95,11 +95,31 @@ class Hdr10:
         return ", ".join(parts)
 
 
+def side_data(frame: Any) -> list[tuple[str, Any]]:
+    """(type name, side data) for each of a frame's side data, under PyAV 18 and 19 alike.
+
+    Why: PyAV 19 (what Python 3.12+ installs) made `Frame.side_data` a real mapping whose
+    iteration yields `sidedata.Type` keys; PyAV 18 yields the `SideData` objects themselves,
+    each with a `.type`. Reading either through this one function keeps the HDR and Dolby
+    Vision checks identical on both."""
+    container = getattr(frame, "side_data", None)
+    if container is None:
+        return []
+    found = []
+    for item in container:
+        kind = getattr(item, "type", None)
+        sd = item
+        if kind is None:  # PyAV >= 19: `item` is the key
+            kind, sd = item, container[item]
+        name = getattr(kind, "name", None) or str(kind).rsplit(".", 1)[-1]
+        found.append((str(name), sd))
+    return found
+
+
 def hdr10_of(frame: Any) -> Hdr10 | None:
     """The HDR10 static metadata in a decoded frame's side data, or None."""
     found: dict[str, Any] = {}
-    for sd in getattr(frame, "side_data", ()):
-        kind = str(sd.type).rsplit(".", 1)[-1]
+    for kind, sd in side_data(frame):
         raw = bytes(sd)
         if kind == "MASTERING_DISPLAY_METADATA" and len(raw) >= 88:
             v = struct.unpack_from("<22i", raw)  # 3x2 primaries, white point, min, max, flags
@@ -116,7 +136,7 @@ def hdr10_of(frame: Any) -> Hdr10 | None:
 
 def has_dolby_vision(frame: Any, stream: Any) -> bool:
     """Whether the input carries Dolby Vision metadata (RPUs in the frames, or a DV codec tag)."""
-    kinds = {str(sd.type).rsplit(".", 1)[-1] for sd in getattr(frame, "side_data", ())}
+    kinds = {kind for kind, _ in side_data(frame)}
     tag = str(getattr(stream, "codec_tag", "") or "")
     return bool(kinds & {"DOVI_METADATA", "DOVI_RPU_BUFFER"}) or tag in ("dvh1", "dvhe", "dav1", "dva1")
 

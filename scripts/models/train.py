@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                              "hint: pass --no-resume or delete it")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
-        gen.set_state(ck["gen"])
+        gen.set_state(ck["gen"].cpu())  # map_location moved it to the device with the weights
         start = ck["step"]
         cfg = replace(cfg, steps=saved["steps"])  # a --max-minutes run may have lowered it
         done_before = float(ck.get("progress", start / max(1, cfg.steps)))

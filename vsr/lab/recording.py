@@ -41,7 +41,7 @@ def audible(path: Path, threshold: float = 0.05) -> tuple[float, float] | None:
         if not c.streams.audio:
             return None
         for frame in c.decode(c.streams.audio[0]):
-            if frame.pts is None or frame.time_base is None:
+            if frame.pts is None or not frame.time_base:
                 continue
             x = frame.to_ndarray()
             if not frame.format.is_planar:

@@ -156,7 +156,7 @@ class _Clock:
             ts = obj.pts
         else:
             return 0.0
-        if ts is None or obj.time_base is None:
+        if ts is None or not obj.time_base:
             return self.last.get(stream, float("-inf"))
         t = float(ts * obj.time_base)
         self.last[stream] = t
