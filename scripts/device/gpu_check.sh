@@ -26,22 +26,35 @@ log="$out/log.txt"
 { date; nvidia-smi -L; nproc; grep -m1 'model name' /proc/cpuinfo
   python3 -c "import onnxruntime as o, av, onnx; print('onnxruntime', o.__version__, o.get_available_providers(), 'av', av.__version__, 'onnx', onnx.__version__)"; } >> "$log" 2>&1
 cat "$log"
-timeout 100 python3 -m pytest -q -p no:cacheprovider -n 0 tests/test_model.py \
-  -k "cuda or bound or batch_auto" >> "$log" 2>&1
-tail -4 "$log"
-timeout 200 python3 scripts/bench/bench.py --device cuda --frames 600 --batch auto --tiers all \
-  --anchors a --json "$out/bench.json" > "$out/bench.md" 2>&1
-tail -30 "$out/bench.md"
-if [ -d .data/eval ]; then
+tests() {
+  timeout 100 python3 -m pytest -q -p no:cacheprovider -n 0 tests/test_model.py \
+    -k "cuda or bound or batch_auto" >> "$log" 2>&1
+  tail -4 "$log"
+}
+bench() {
+  timeout 200 python3 scripts/bench/bench.py --device cuda --frames 600 --batch auto --tiers all \
+    --anchors a --json "$out/bench.json" > "$out/bench.md" 2>&1
+  tail -30 "$out/bench.md"
+}
+fp16() {
+  [ -d .data/eval ] || { echo "fp16: no .data/eval carried"; return; }
   timeout 90 python3 scripts/models/eval.py --sets .data/eval/Set5 .data/eval/Set14 --scales 3 --device cuda \
     --model models/fast_x3.onnx models/balanced_x3.onnx models/quality_x3.onnx --precision fp32 fp16 \
     --no-bicubic > "$out/eval.md" 2>&1
   cat "$out/eval.md"
-fi
-timeout 70 python3 scripts/bench/model_fps.py --device cuda --sizes 640x360 --seconds 1 \
-  --variants all > "$out/model_fps.md" 2>&1
-cat "$out/model_fps.md"
-timeout 90 python3 scripts/bench/bench.py --device cuda --frames 300 --batch auto --tiers all \
-  --model models/espcn_x4.onnx --anchors none --json "$out/bench_x4.json" > "$out/bench_x4.md" 2>&1
-tail -24 "$out/bench_x4.md"
+}
+engines() {
+  timeout 70 python3 scripts/bench/model_fps.py --device cuda --sizes 640x360 --seconds 1 \
+    --variants all > "$out/model_fps.md" 2>&1
+  cat "$out/model_fps.md"
+}
+bench_x4() {
+  timeout 90 python3 scripts/bench/bench.py --device cuda --frames 300 --batch auto --tiers all \
+    --model models/espcn_x4.onnx --anchors none --json "$out/bench_x4.json" > "$out/bench_x4.md" 2>&1
+  tail -24 "$out/bench_x4.md"
+}
+# Steps by name on the command line (a rerun of what a cut-short lease missed), else all.
+for step in "${@:-tests bench fp16 engines bench_x4}"; do
+  for s in $step; do "$s"; done
+done
 date >> "$log"
