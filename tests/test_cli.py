@@ -16,7 +16,9 @@ from helpers import ROOT, assert_user_error, listing, run_cli, run_on_terminal, 
 from vsr.cli import build_parser
 from vsr.lab.media import pattern, synth_video, write_audio_only
 
-FAST = ["--preset", "ultrafast"]
+# On the CPU even where a GPU is present: these tests read the CPU's provider, precision and
+# pixels in the summary (the CUDA tests are in test_model.py, marked gpu).
+FAST = ["--preset", "ultrafast", "--device", "cpu"]
 
 
 # --------------------------------------------------------------------------- helpers

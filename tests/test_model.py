@@ -362,3 +362,18 @@ def test_high_bit_depth_luma_runs_at_full_precision_on_both_engines() -> None:
     assert np.array_equal(tiled(y16), out16)  # the overlap covers the receptive field: exact
     strips = OnnxUpscaler(MODEL_X3, Device.CPU, max_run_pixels=600)
     assert np.array_equal(strips(y16), out16)
+
+
+def test_bound_engine_is_safe_to_call_from_several_threads_at_once() -> None:
+    """Scale-out runs its segments as threads sharing one upscaler: concurrent calls with
+    different batch sizes each get their own result (one shared I/O binding once mixed their
+    shapes up on a GPU: "Tensor size mismatch")."""
+    pytest.importorskip("onnx")
+    from concurrent.futures import ThreadPoolExecutor
+
+    bound = OnnxUpscaler(MODEL_X3, Device.CPU, engine="bound", precision=Precision.FP32)
+    inputs = [_noise(n, 48, 64, seed=i) for i, n in enumerate([1, 2, 4, 3] * 8)]
+    expected = [bound(x) for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(bound, inputs))
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))

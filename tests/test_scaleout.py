@@ -27,7 +27,9 @@ from vsr.scaleout.worker import SegmentWorker
 
 GOP12 = {"g": "12", "keyint_min": "12", "sc_threshold": "0"}
 OPEN_GOP = {"x264-params": "open-gop=1:keyint=12:min-keyint=12:scenecut=0"}
-LOSSLESS = ["--crf", "0", "--preset", "ultrafast"]
+# --device cpu: segments equal one machine bit for bit only where every batch size gives the
+# same pixels (float16 on a GPU picks its kernels per shape).
+LOSSLESS = ["--crf", "0", "--preset", "ultrafast", "--device", "cpu"]
 
 
 def video_pts(path: Path) -> list[float]:

@@ -138,7 +138,8 @@ def test_a_timed_bf16_run_resumes_on_the_clock_and_another_scale_starts_from_its
     out, ckpt = tmp_path / "q3.onnx", tmp_path / "q3.ckpt"
     common = ["--arch", "ecb", "--channels", "4", "--blocks", "2", "--tier", "quality",
               "--data", str(data), "--eval", str(tmp_path / "none"), "--batch", "4", "--patch", "12",
-              "--precision", "bf16", "--threads", "1", "--checkpoint-every", "5", "--log-every", "5"]
+              "--precision", "bf16", "--threads", "1", "--checkpoint-every", "5", "--log-every", "5",
+              "--device", "cpu"]
     train(*common, "--scale", "3", "--steps", "10", "--out", str(out), "--checkpoint", str(ckpt))
     ck = torch.load(ckpt, weights_only=False)
     assert ck["step"] == 10 and ck["progress"] == 1.0

@@ -18,6 +18,7 @@ Both give identical pixels at float32 (tests/test_model.py).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -132,24 +133,31 @@ class BoundEngine:
         self.scale = scale
         self.precision = precision
         self.input_name, self.output_name = io_names
-        self._binding = session.io_binding()
+        # One I/O binding per calling thread: a binding holds the shapes of the call it was
+        # last bound for, and scale-out's segments call one upscaler from several threads at
+        # once (a shared binding mixed their batches up: "Tensor size mismatch").
+        self._local = threading.local()
         self._make_float = float_engine
         self._float: PlainEngine | None = None
+        self._float_lock = threading.Lock()
 
     def run(self, x: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """uint8 [n,1,h,w] -> uint8 [n,1,sh,sw]; uint16 through the original float graph."""
         if x.dtype == np.uint16:
-            if self._float is None:
-                self._float = self._make_float()
-                log.info("high bit depth frames: model %s runs its float32 graph", self.model_name)
+            with self._float_lock:
+                if self._float is None:
+                    self._float = self._make_float()
+                    log.info("high bit depth frames: model %s runs its float32 graph", self.model_name)
             return self._float.run(x)
         n, _, h, w = x.shape
         out = np.empty((n, 1, h * self.scale, w * self.scale), np.uint8)
+        binding = getattr(self._local, "binding", None)
+        if binding is None:
+            binding = self._local.binding = self.session.io_binding()
         try:
-            self._binding.bind_cpu_input(self.input_name, np.ascontiguousarray(x))
-            self._binding.bind_output(self.output_name, "cpu", 0, np.uint8, out.shape,
-                                      out.ctypes.data)
-            self.session.run_with_iobinding(self._binding)
+            binding.bind_cpu_input(self.input_name, np.ascontiguousarray(x))
+            binding.bind_output(self.output_name, "cpu", 0, np.uint8, out.shape, out.ctypes.data)
+            self.session.run_with_iobinding(binding)
         except Exception as exc:  # onnxruntime's own error types; a bug-free model never raises
             raise run_error(self.model_name, x, exc) from exc
         return out
