@@ -8,11 +8,11 @@
 #   3. float16's quality under the shared protocol for each x3 tier (needs .data/eval);
 #   4. the model stage's engines at 640x360 (scripts/bench/model_fps.py);
 #   5. the x4 tiers' rows (the quality tier's dearest model).
-# Getting onnxruntime-gpu and PyAV there (../shared/tools/gpu/README.md; the device image has
-# CUDA PyTorch, onnx, numpy and OpenCV but neither of those two): unpack them into /tmp/site and
-# put /tmp/site and this checkout on PYTHONPATH before running this script, e.g.
-#   cat .gpu/p*/piece.* | python3 -c "import sys,tarfile; tarfile.open(fileobj=sys.stdin.buffer,
-#     mode='r|xz').extractall('/tmp')"; export PYTHONPATH=/tmp/site; bash scripts/device/gpu_check.sh
+# Getting onnxruntime-gpu and PyAV there (the device image has CUDA PyTorch, onnx, numpy and
+# OpenCV but neither of those two, and its Python is 3.12): scripts/device/stage_wheels.sh here
+# makes .gpu/p1..p5, each carried in its own call; the last call unpacks them into /tmp/site and
+# puts /tmp/site on PYTHONPATH before running this script (stage_wheels.sh shows the command).
+# Name steps to run only those: `bash scripts/device/gpu_check.sh tests bench bench_x4`.
 set -u
 out=${OUT:-gpu_out}
 mkdir -p "$out"
