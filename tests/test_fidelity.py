@@ -86,7 +86,7 @@ def test_square_pixels_resamples_to_the_display_width(tmp_path: Path) -> None:
     run(src, out, "--square-pixels")
     got = probe(out)
     assert got["size"] == (150, 90)
-    assert got["sar"] in (None, Fraction(1))
+    assert not got["sar"] or got["sar"] == 1  # unset: None in PyAV 18, AVRational(0, 1) in 19
 
 
 def test_ten_bit_hlg_hevc_keeps_depth_tags_and_mastering_metadata(tmp_path: Path) -> None:
