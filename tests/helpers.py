@@ -56,6 +56,15 @@ class FakeUpscaler:
         return np.repeat(np.repeat(y, self.scale, axis=1), self.scale, axis=2)
 
 
+def onnx_model(graph: Any) -> Any:
+    """A test graph as a model onnxruntime loads: opset 13 at IR version 8. onnx writes its own
+    newest IR version by default (1.23: IR 14), which can be newer than the installed
+    onnxruntime reads (1.31: up to 13); the bundled models are IR 8 too."""
+    from onnx import helper
+
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
 def damage_middle(clean: Path, damaged: Path, flips: int = 60, span: int = 6000) -> Path:
     """Write `damaged`: `clean` with `flips` bytes inverted in the `span` bytes after its middle
     (seeded: the same bytes every run)."""

@@ -11,7 +11,16 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-from helpers import ROOT, assert_user_error, listing, run_cli, run_on_terminal, run_process, video_stats
+from helpers import (
+    ROOT,
+    assert_user_error,
+    listing,
+    onnx_model,
+    run_cli,
+    run_on_terminal,
+    run_process,
+    video_stats,
+)
 
 from vsr.cli import build_parser
 from vsr.lab.media import pattern, synth_video, write_audio_only
@@ -43,7 +52,7 @@ def make_rgb_onnx(path: Path) -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, "H", "W"])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "rgb_identity", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    model = onnx_model(graph)
     model.ir_version = 8  # readable by any onnxruntime >= 1.10
     onnx.checker.check_model(model)
     onnx.save(model, str(path))

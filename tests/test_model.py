@@ -8,7 +8,16 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
-from helpers import MODEL_X3, SHARED_DATA, ZOO_MODEL, FakeUpscaler, needs, run_process, video_stats
+from helpers import (
+    MODEL_X3,
+    SHARED_DATA,
+    ZOO_MODEL,
+    FakeUpscaler,
+    needs,
+    onnx_model,
+    run_process,
+    video_stats,
+)
 
 import vsr
 from vsr.engines import providers_for
@@ -69,7 +78,7 @@ def _shifting_model(path: Path, depth: int) -> Path:
                                                                           ["N", 1, "H", "W"])],
                           [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H2", "W2"])],
                           inits)
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+    onnx.save(onnx_model(g), str(path))
     return path
 
 
@@ -171,7 +180,7 @@ def test_wrong_shape_model_is_refused_with_the_expected_layout(tmp_path: Path) -
                           [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
                           [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H", "W"])])
     path = tmp_path / "rgb.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+    onnx.save(onnx_model(g), str(path))
     with pytest.raises(ModelError, match=r"\[N,1,H,W\]"):
         OnnxUpscaler(path, Device.CPU)
 
@@ -336,8 +345,7 @@ def test_bound_engine_refuses_clearly_what_it_cannot_rewrite(tmp_path: Path) -> 
     scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2])
     nodes = [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest"),
              helper.make_node("Identity", ["x"], ["z"])]
-    model = helper.make_model(helper.make_graph(nodes, "two", [x], outs, [scales]),
-                              opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    model = onnx_model(helper.make_graph(nodes, "two", [x], outs, [scales]))
     path = tmp_path / "two_outputs.onnx"
     onnx.save(model, str(path))
     assert OnnxUpscaler(path, Device.CPU).scale == 2

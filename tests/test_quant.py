@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import MODEL_X3, ROOT
+from helpers import MODEL_X3, ROOT, onnx_model
 
 pytest.importorskip("onnx")
 pytest.importorskip("PIL")
@@ -231,7 +231,7 @@ def test_float_weights_between_integer_activations_count_as_saturating(tmp_path:
         g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], inits)
         path = tmp_path / f"fused_{quantized_input}.onnx"
-        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+        onnx.save(onnx_model(g), str(path))
         return path
 
     assert quant.saturating_weights(model(True)) == ["w"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from helpers import ROOT
+from helpers import ROOT, onnx_model
 
 import vsr
 from vsr.cost import conv_macs_per_pixel
@@ -95,7 +95,7 @@ def test_mac_counter_counts_per_input_pixel(tmp_path: Path) -> None:
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, "h", "w"])],
                           [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], [w1, w2])
     path = tmp_path / "hr.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+    onnx.save(onnx_model(g), str(path))
     assert conv_macs_per_pixel(path) == 4 * 9 + 9 * 4
 
 

@@ -17,6 +17,7 @@ from helpers import (
     FakeUpscaler,
     damage_middle,
     leftovers,
+    onnx_model,
     rss_kib,
     run_cli,
     run_on_terminal,
@@ -153,7 +154,7 @@ def _identity_model(path: Path, fail_unless: tuple[int, int] | None = None) -> P
                           [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, "H", "W"])],
                           [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H", "W"])],
                           inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    m = onnx_model(g)
     m.ir_version = 8
     onnx.save(m, str(path))
     return path

@@ -20,7 +20,7 @@ export PYTHONUNBUFFERED=1
 # The scripts import vsr (and vsr.lab) from this checkout, installed or not.
 export PYTHONPATH="$(cd "$(dirname "$0")/../.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 # onnxruntime-gpu dlopens cuDNN/cuBLAS by soname: the image has them as NVIDIA's pip packages.
-nvlibs=$(python3 -c "import glob,os,site; print(':'.join(d for p in site.getsitepackages() for d in glob.glob(os.path.join(p,'nvidia','*','lib'))+glob.glob(os.path.join(p,'nvidia','cu*','lib'))))")
+nvlibs=$(python3 -c "import glob,os,site; print(':'.join(d for p in site.getsitepackages() for d in glob.glob(os.path.join(p,'nvidia','*','lib'))))")
 export LD_LIBRARY_PATH="$nvlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 log="$out/log.txt"
 { date; nvidia-smi -L; nproc; grep -m1 'model name' /proc/cpuinfo

@@ -233,7 +233,7 @@ def identity_model(folder: Path) -> Path:
     graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "x1",
                               [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, dims)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8, producer_name="fuzz")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="fuzz")
     model.ir_version = 8
     save(model, str(path))
     return path
