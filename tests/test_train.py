@@ -238,3 +238,63 @@ def test_a_deeper_ecb_started_from_a_checkpoint_computes_what_the_checkpoint_did
     with torch.no_grad():
         assert torch.allclose(deep(x), small(x), atol=1e-5)
         assert torch.allclose(deep(x, branches=True), small(x), atol=1e-5)
+
+
+def test_an_ecb_started_from_an_exported_model_computes_what_the_file_does(tmp_path: Path) -> None:
+    """--init FILE.onnx with --arch ecb: a shipped model (its merged convs; the checkpoint that
+    made it may be long gone) starts a network of its shape, or a deeper one, computing what
+    the file computes; the branches it lacks train from there. A file of another width is
+    refused with a message, not a traceback."""
+    import onnxruntime as ort
+    import torch
+
+    torch.manual_seed(1)
+    src = networks.build_ecb(3, 4, 2)
+    with torch.no_grad():
+        for p in src.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    onnx_path = tmp_path / "shipped.onnx"
+    networks.export_onnx(src, 3, onnx_path, {"vsr.scale": "3"})
+    x = np.random.default_rng(0).random((1, 1, 11, 13), dtype=np.float32)
+    ref = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    for blocks in (2, 4):
+        net = networks.build_ecb(3, 4, blocks)
+        copied = networks.init_ecb_from_onnx(net, onnx_path)
+        assert {n.split(".")[0] for n in copied} == {"head", "body1", "body2", "tail"}
+        with torch.no_grad():
+            assert np.abs(net(torch.from_numpy(x)).numpy() - ref).max() < 1e-4
+            assert np.abs(net(torch.from_numpy(x), branches=True).numpy() - ref).max() < 1e-4
+    with pytest.raises(SystemExit, match="shipped.onnx"):
+        networks.init_ecb_from_onnx(networks.build_ecb(3, 8, 2), onnx_path)
+    data = _images(tmp_path / "imgs", 2)
+    log = train("--arch", "ecb", "--channels", "4", "--blocks", "3", "--scale", "3", "--data", data,
+                "--eval", tmp_path / "none", "--batch", "4", "--patch", "12", "--steps", "3",
+                "--threads", "1", "--device", "cpu", "--init", onnx_path, "--out", tmp_path / "ft.onnx")
+    assert f"initialised {len(copied)} tensors from {onnx_path}" in log
+
+
+def test_colour_mixes_add_grey_pictures_whose_pairs_follow_the_protocol(tmp_path: Path) -> None:
+    """--colour-mixes N: each picture also enters the bank as N grey images, random convex
+    mixes of its R, G and B, each cut exactly as the picture's own Y is (the bank without
+    them is unchanged); --sizes sets the scales every picture is used at."""
+    from PIL import Image
+
+    train_py = load_script("models/train.py")
+    data = _images(tmp_path / "train", 1)
+    cfg = train_py.TrainConfig(3, str(data), "clean", 1, 8, 8, 1e-3, 0.25, 0, (1.0,))
+    lr1, hr1 = train_py.patch_bank(cfg)
+    lr2, hr2 = train_py.patch_bank(replace(cfg, colour_mixes=1))
+    assert len(lr2) == 2 * len(lr1)
+    assert np.array_equal(lr2[: len(lr1)], lr1) and np.array_equal(hr2[: len(hr1)], hr1)
+    assert np.abs(hr2[len(hr1):].astype(int) - hr1.astype(int)).mean() > 1  # other greys
+    rgb = np.asarray(Image.open(next(data.iterdir())).convert("RGB"), np.float64)
+    mix = np.asarray(train_py.colour_mix(Image.fromarray(rgb.astype(np.uint8)), __import__("random").Random(3)))
+    assert (mix[:, :, 0] == mix[:, :, 1]).all() and (mix[:, :, 1] == mix[:, :, 2]).all()
+    assert rgb.min(2).min() - 1 <= mix[:, :, 0].min() and mix[:, :, 0].max() <= rgb.max(2).max() + 1
+    for lr, hr in zip(lr2[-5:], hr2[-5:], strict=True):  # the protocol's downscale, as above
+        down = np.asarray(Image.fromarray(hr).resize((8, 8), Image.BICUBIC), np.int16)
+        assert np.abs(down[2:-2, 2:-2] - lr[2:-2, 2:-2]).max() <= 2
+    two_sizes = train_py.patch_bank(replace(cfg, resize_factors=(1.0, 0.5)))[0]
+    assert len(lr1) < len(two_sizes) < 2 * len(lr1)
+    status, _, err = script_main("models/train.py", "--sizes", "1.0,2", "--data", data)
+    assert status != 0 and "--sizes" in err

@@ -61,6 +61,7 @@ from vsr.lab.networks import (
     check_export,
     ecb_macs_per_pixel,
     export_onnx,
+    init_ecb_from_onnx,
     init_from,
     init_from_checkpoint,
 )
@@ -90,12 +91,13 @@ class TrainConfig:
     holdout: int = 0
     tier: str = ""
     phases: int = 1
+    colour_mixes: int = 0
 
 
 # Defaults of the settings added after the first checkpoints were written, so that those still
 # resume (and a resume with any other value is refused like any other change).
 CONFIG_DEFAULTS = {"extra_layers": 0, "init": "", "arch": "espcn", "channels": 0, "blocks": 0,
-                   "holdout": 0, "tier": "", "phases": 1}
+                   "holdout": 0, "tier": "", "phases": 1, "colour_mixes": 0}
 
 
 def degrade_lr(lr: Image.Image, rng: random.Random) -> Image.Image:
@@ -128,29 +130,52 @@ def split_holdout(cfg: TrainConfig) -> tuple[list[Path], list[Path]]:
 def patch_bank(cfg: TrainConfig) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
     """All (LR, HR) Y patches, cut with half-patch stride from every image at every size."""
     rng = random.Random(cfg.seed)
-    s, p = cfg.scale, cfg.patch
     lrs: list[npt.NDArray[np.uint8]] = []
     hrs: list[npt.NDArray[np.uint8]] = []
     files, _ = split_holdout(cfg)
     if not files:
         raise SystemExit(f"no training images under {cfg.data}")
     for path in files:
-        base = Image.open(path).convert("RGB")
-        for f in cfg.resize_factors:
-            img = base if f == 1.0 else base.resize(
-                (max(p * s, round(base.width * f)), max(p * s, round(base.height * f))),
-                Image.BICUBIC, reducing_gap=None)
-            # Sampling phases: the protocol crops at (0, 0), so every LR pixel sees one fixed
-            # s x s block of HR pixels; other crop offsets give other, equally valid LR images
-            # of the same picture (up to s*s of them), more data at no cost to the contract.
-            offsets = [(0, 0), *rng.sample([(dy, dx) for dy in range(s) for dx in range(s)
-                                            if dy or dx], min(cfg.phases, s * s) - 1)]
-            for dy, dx in offsets:
-                w = img.width - dx - (img.width - dx) % s
-                h = img.height - dy - (img.height - dy) % s
-                hr = img.crop((dx, dy, dx + w, dy + h))
-                bank_pairs(cfg, hr, rng, lrs, hrs)
+        rgb = Image.open(path).convert("RGB")
+        for base in [rgb, *(colour_mix(rgb, rng) for _ in range(cfg.colour_mixes))]:
+            cut_image(cfg, base, rng, lrs, hrs)
     return np.stack(lrs), np.stack(hrs)
+
+
+def colour_mix(rgb: Image.Image, rng: random.Random) -> Image.Image:
+    """The picture as another grey image: a random convex mix of its R, G and B (as an RGB
+    image whose three channels are that grey, so its protocol Y is the mix itself).
+
+    Why: the network sees only luma, and luma is one fixed mix of the colours; other mixes
+    of the same scene are just as natural as grey pictures (a red sign on green leaves is a
+    bright edge in one and a faint one in another), so each gives the network edges and
+    textures at contrasts the Y of the 133 images lacks: more data without new pictures.
+    Mixing commutes with the bicubic downscale, so the (LR, HR) pair stays the protocol's."""
+    a, b, c = (rng.expovariate(1.0) for _ in range(3))  # uniform on the simplex
+    t = a + b + c
+    r, g, bl = (np.asarray(rgb, np.float32)[:, :, i] for i in range(3))
+    grey = Image.fromarray(np.clip(np.rint((a * r + b * g + c * bl) / t), 0, 255).astype(np.uint8))
+    return Image.merge("RGB", (grey, grey, grey))
+
+
+def cut_image(cfg: TrainConfig, base: Image.Image, rng: random.Random,
+              lrs: list[npt.NDArray[np.uint8]], hrs: list[npt.NDArray[np.uint8]]) -> None:
+    """Every size and sampling phase of one picture, cut into (LR, HR) patch pairs."""
+    s, p = cfg.scale, cfg.patch
+    for f in cfg.resize_factors:
+        img = base if f == 1.0 else base.resize(
+            (max(p * s, round(base.width * f)), max(p * s, round(base.height * f))),
+            Image.BICUBIC, reducing_gap=None)
+        # Sampling phases: the protocol crops at (0, 0), so every LR pixel sees one fixed
+        # s x s block of HR pixels; other crop offsets give other, equally valid LR images
+        # of the same picture (up to s*s of them), more data at no cost to the contract.
+        offsets = [(0, 0), *rng.sample([(dy, dx) for dy in range(s) for dx in range(s)
+                                        if dy or dx], min(cfg.phases, s * s) - 1)]
+        for dy, dx in offsets:
+            w = img.width - dx - (img.width - dx) % s
+            h = img.height - dy - (img.height - dy) % s
+            hr = img.crop((dx, dy, dx + w, dy + h))
+            bank_pairs(cfg, hr, rng, lrs, hrs)
 
 
 def bank_pairs(cfg: TrainConfig, hr: Image.Image, rng: random.Random,
@@ -209,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="3x3x64 convolutions added after the second layer (default 0: ESPCN)")
     ap.add_argument("--init", type=Path, help="espcn: start from this exported model's weights "
                     "(added layers start as the identity); ecb: from this training checkpoint's "
-                    "tensors of matching name and shape (e.g. another scale's head and body)")
+                    "tensors of matching name and shape (e.g. another scale's head and body), "
+                    "or from an exported ECB model's merged convs (a shipped model)")
     ap.add_argument("--arch", choices=("espcn", "ecb"), default="espcn",
                     help="espcn (default): the model zoo's network; ecb: ECBSR-style blocks "
                          "re-parameterised to plain 3x3 convs with a global residual")
@@ -221,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phases", type=int, default=1,
                     help="HR crop offsets per image and size (1: the protocol's (0, 0) only; up "
                          "to scale*scale): more distinct LR images from the same pictures")
+    ap.add_argument("--colour-mixes", type=int, default=0,
+                    help="per picture, this many more grey images made from random mixes of its "
+                         "R, G and B (luma is one such mix): more varied edges from the same data")
+    ap.add_argument("--sizes", default="1.0,0.8,0.6,0.5",
+                    help="comma-separated factors each picture is also used at (Pillow bicubic): "
+                         "more scales of texture from the same data")
     ap.add_argument("--holdout", type=int, default=0,
                     help="keep this many training images out of training and report their "
                          "PSNR at every checkpoint (validation; Set5/Set14 are evaluation only)")
@@ -253,14 +285,20 @@ def main(argv: list[str] | None = None) -> int:
     ecb = args.arch == "ecb"
     if ecb and args.extra_layers:
         raise SystemExit("--extra-layers is for --arch espcn")
-    if args.init and (args.init.suffix == ".ckpt") != ecb:
-        raise SystemExit("--init takes an exported .onnx model for --arch espcn and a training "
-                         ".ckpt for --arch ecb")
+    if args.init and not ecb and args.init.suffix != ".onnx":
+        raise SystemExit("--init takes an exported .onnx model for --arch espcn (and a training "
+                         ".ckpt or an exported .onnx model for --arch ecb)")
+    try:
+        sizes = tuple(float(f) for f in args.sizes.split(","))
+    except ValueError:
+        raise SystemExit(f"--sizes {args.sizes!r}: expected comma-separated factors, e.g. 1.0,0.8") from None
+    if not sizes or not all(0 < f <= 1 for f in sizes):
+        raise SystemExit(f"--sizes {args.sizes!r}: each factor must be in (0, 1]")
     cfg = TrainConfig(args.scale, str(Path(args.data)), args.degrade, args.steps, args.batch,
-                      args.patch, args.lr, args.mse_fraction, args.seed, (1.0, 0.8, 0.6, 0.5),
+                      args.patch, args.lr, args.mse_fraction, args.seed, sizes,
                       args.extra_layers, str(args.init or ""), args.arch,
                       args.channels if ecb else 0, args.blocks if ecb else 0, args.holdout,
-                      args.tier or "", args.phases)
+                      args.tier or "", args.phases, args.colour_mixes)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -281,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model = build_model(cfg.scale, cfg.extra_layers)
     if args.init:
-        copied = (init_from_checkpoint if ecb else init_from)(model, args.init)
+        load = (init_ecb_from_onnx if args.init.suffix == ".onnx" else init_from_checkpoint) if ecb else init_from
+        copied = load(model, args.init)
         print(f"initialised {len(copied)} tensors from {args.init}", flush=True)
     model = model.to(device)
     bf16 = args.precision == "bf16"

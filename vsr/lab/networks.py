@@ -273,6 +273,54 @@ def init_from_checkpoint(model: Network, path: Path) -> list[str]:
     return copied
 
 
+def init_ecb_from_onnx(model: Network, path: Path) -> list[str]:
+    """Start an ECB network from an exported one: each merged 3x3 conv of the file becomes
+    its block's plain 3x3 branch (less the identity, which the block adds itself), and the
+    other branches start silent (squeeze weights zero, edge scales near zero), so the network
+    starts out computing what the file computes.
+
+    Why: a shipped model is the record that lasts (training checkpoints live outside the
+    repository and are lost with the machine), so a later fine-tune, say on more varied
+    data, must be able to start from the model itself. The silent branches then train from
+    there as they would from a fresh start. Blocks the file lacks (a deeper network) start as
+    the identity, as in `init_from_checkpoint`."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    convs = [(np.array(inits[n.input[1]], np.float32), np.array(inits[n.input[2]], np.float32))
+             for n in graph.node if n.op_type == "Conv"]
+    names: list[str] = list(getattr(model, "names", []))
+    if len(convs) < 2 or len(convs) > len(names):
+        raise SystemExit(f"--init {path}: {len(convs)} convolutions, this network has {len(names)}")
+    # the file's head and body fill this network's first blocks; its tail is this tail
+    pairs = [*zip(names[: len(convs) - 1], convs[:-1], strict=True), (names[-1], convs[-1])]
+    copied = []
+    with torch.no_grad():
+        for name in names:
+            ecb = getattr(model, name)
+            for t in (ecb.e3.weight, ecb.e3.bias, ecb.d_bias):
+                t.zero_()
+            ecb.d_scale.mul_(1e-3)
+            ecb.k3.weight.zero_()
+            ecb.k3.bias.zero_()
+        for name, (w, b) in pairs:
+            ecb = getattr(model, name)
+            if tuple(ecb.k3.weight.shape) != w.shape:
+                raise SystemExit(f"--init {path}: {name} is {w.shape} there, "
+                                 f"{tuple(ecb.k3.weight.shape)} here")
+            wt = torch.from_numpy(w.copy())
+            if ecb.identity:
+                idx = torch.arange(ecb.cout)
+                wt[idx, idx, 1, 1] -= 1.0
+            ecb.k3.weight.copy_(wt)
+            ecb.k3.bias.copy_(torch.from_numpy(b))
+            copied += [f"{name}.k3.weight", f"{name}.k3.bias"]
+    return copied
+
+
 def export_onnx(model: Network, scale: int, out: Path, metadata: dict[str, str]) -> None:
     """Write the model as a plain graph with dynamic batch/height/width: ESPCN's Conv/Relu
     chain and DepthToSpace; an ECB model's merged 3x3 convs, then its global residual Add."""
