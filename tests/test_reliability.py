@@ -65,7 +65,10 @@ def test_skip_keeps_every_decodable_frame_at_its_time_and_reports_the_damage(
     assert rc == 0, err
     assert "input damage:" in err and "Traceback" not in err
     got = video_stats(out)["times"]
-    assert got == pytest.approx(decoded_times(damaged), abs=1e-3)
+    # The frames in the decoder's order with its timestamps, put in increasing order
+    # (vsr.timestamps: a damaged stream can attach them out of order, as FFmpeg 8's decoder
+    # does to one frame here; the frames themselves are never reordered).
+    assert got == pytest.approx(sorted(decoded_times(damaged)), abs=1e-3)
     assert got == pytest.approx(video_stats(clean)["times"][: len(got)], abs=1e-3) or len(got) < 60
 
 

@@ -155,8 +155,9 @@ class Decoder:
                 counters.error_times.append(when)
             if self.on_error is OnError.STOP:
                 at = f" at {when:.3f}s" if when is not None else ""
-                raise DecodeError(f"cannot decode frame {counters.frames}{at} of "
-                                  f"{self.src.info.url!r}: {reason(exc)}") from exc
+                raise DecodeError(f"cannot decode frame {counters.frames}{at} in "
+                                  f"{self.src.info.url!r}: {reason(exc)}", hint="use --on-error "
+                                  "skip to keep going past damage") from exc
             return
         finally:
             counters.decode_seconds += time.perf_counter() - t0

@@ -10,7 +10,7 @@
 # The compression takes about 6 minutes on two cores.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-av=$(python3 -c "import tomllib; d=tomllib.load(open('pyproject.toml','rb'))['project']['dependencies']; print(next(x for x in d if x.startswith('av')))" 2>/dev/null || echo 'av>=18,<19')
+av=$(python3 -c "import tomllib; d=tomllib.load(open('pyproject.toml','rb'))['project']['dependencies']; print(next(x for x in d if x.startswith('av')))" 2>/dev/null || echo 'av>=18,<20')
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
