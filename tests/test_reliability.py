@@ -157,9 +157,7 @@ def _identity_model(path: Path, fail_unless: tuple[int, int] | None = None) -> P
                           [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, "H", "W"])],
                           [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H", "W"])],
                           inits)
-    m = onnx_model(g)
-    m.ir_version = 8
-    onnx.save(m, str(path))
+    onnx.save(onnx_model(g), str(path))
     return path
 
 

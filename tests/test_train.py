@@ -6,6 +6,7 @@ Skipped when PyTorch is not installed (it is the optional `train` extra, not a r
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,6 +40,18 @@ def _images(folder: Path, n: int) -> Path:
         img = cv2.GaussianBlur(rng.integers(0, 256, (96, 120, 3), dtype=np.uint8), (5, 5), 2)
         cv2.imwrite(str(folder / f"{i}.png"), img)
     return folder
+
+
+def _off_init(model, seed: int):  # type: ignore[no-untyped-def]  # torch is optional: Any
+    """`model` with every parameter moved off its initialisation (seeded), so that a test
+    sees each branch at work: the tail and the edge scales start near zero."""
+    import torch
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
 
 
 def test_a_few_steps_write_a_loadable_model_with_metadata(tmp_path: Path) -> None:
@@ -180,11 +193,7 @@ def test_ecb_export_equals_the_multi_branch_model(tmp_path: Path, scale: int) ->
     included; so does the merged-kernel forward used in training."""
     import torch
 
-    torch.manual_seed(scale)
-    model = networks.build_ecb(scale, channels=6, blocks=2)
-    with torch.no_grad():  # move every parameter (tail and edge scales start near zero) off its init
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    model = _off_init(networks.build_ecb(scale, channels=6, blocks=2), seed=scale)
     x = torch.rand(3, 1, 13, 17)
     with torch.no_grad():
         ref = model(x, branches=True)
@@ -224,11 +233,7 @@ def test_a_deeper_ecb_started_from_a_checkpoint_computes_what_the_checkpoint_did
     (not with random blocks between a trained body and a trained tail)."""
     import torch
 
-    torch.manual_seed(0)
-    small = networks.build_ecb(3, 4, 2)
-    with torch.no_grad():
-        for p in small.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    small = _off_init(networks.build_ecb(3, 4, 2), seed=0)
     ckpt = tmp_path / "small.ckpt"
     torch.save({"model": small.state_dict()}, ckpt)
     deep = networks.build_ecb(3, 4, 5)
@@ -248,11 +253,7 @@ def test_an_ecb_started_from_an_exported_model_computes_what_the_file_does(tmp_p
     import onnxruntime as ort
     import torch
 
-    torch.manual_seed(1)
-    src = networks.build_ecb(3, 4, 2)
-    with torch.no_grad():
-        for p in src.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    src = _off_init(networks.build_ecb(3, 4, 2), seed=1)
     onnx_path = tmp_path / "shipped.onnx"
     networks.export_onnx(src, 3, onnx_path, {"vsr.scale": "3"})
     x = np.random.default_rng(0).random((1, 1, 11, 13), dtype=np.float32)
@@ -288,7 +289,7 @@ def test_colour_mixes_add_grey_pictures_whose_pairs_follow_the_protocol(tmp_path
     assert np.array_equal(lr2[: len(lr1)], lr1) and np.array_equal(hr2[: len(hr1)], hr1)
     assert np.abs(hr2[len(hr1):].astype(int) - hr1.astype(int)).mean() > 1  # other greys
     rgb = np.asarray(Image.open(next(data.iterdir())).convert("RGB"), np.float64)
-    mix = np.asarray(train_py.colour_mix(Image.fromarray(rgb.astype(np.uint8)), __import__("random").Random(3)))
+    mix = np.asarray(train_py.colour_mix(Image.fromarray(rgb.astype(np.uint8)), random.Random(3)))
     assert (mix[:, :, 0] == mix[:, :, 1]).all() and (mix[:, :, 1] == mix[:, :, 2]).all()
     assert rgb.min(2).min() - 1 <= mix[:, :, 0].min() and mix[:, :, 0].max() <= rgb.max(2).max() + 1
     for lr, hr in zip(lr2[-5:], hr2[-5:], strict=True):  # the protocol's downscale, as above

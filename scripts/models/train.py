@@ -153,7 +153,7 @@ def colour_mix(rgb: Image.Image, rng: random.Random) -> Image.Image:
     Mixing commutes with the bicubic downscale, so the (LR, HR) pair stays the protocol's."""
     a, b, c = (rng.expovariate(1.0) for _ in range(3))  # uniform on the simplex
     t = a + b + c
-    r, g, bl = (np.asarray(rgb, np.float32)[:, :, i] for i in range(3))
+    r, g, bl = np.moveaxis(np.asarray(rgb, np.float32), 2, 0)  # one conversion, three views
     grey = Image.fromarray(np.clip(np.rint((a * r + b * g + c * bl) / t), 0, 255).astype(np.uint8))
     return Image.merge("RGB", (grey, grey, grey))
 

@@ -264,13 +264,19 @@ def init_from_checkpoint(model: Network, path: Path) -> list[str]:
         missing = [b for b in getattr(model, "names", [])[1:-1] if b not in saved_blocks]
         if any(b.startswith("body") for b in saved_blocks):
             for block in missing:
-                ecb = getattr(model, block)
-                for t in (ecb.k3.weight, ecb.k3.bias, ecb.e3.weight, ecb.e3.bias, ecb.d_bias):
-                    t.zero_()
-                ecb.d_scale.mul_(1e-3)
+                _silence(getattr(model, block))
     if not copied:
         raise SystemExit(f"--init {path}: no tensor of this network's shape in the checkpoint")
     return copied
+
+
+def _silence(ecb: Any) -> None:
+    """Every branch of an ECB block but the identity set to (almost) nothing: its 3x3 and
+    squeeze weights zero, its edge scales near zero (not zero, so that they still get
+    gradients). The merged conv is then the identity alone (or zero, without one)."""
+    for t in (ecb.k3.weight, ecb.k3.bias, ecb.e3.weight, ecb.e3.bias, ecb.d_bias):
+        t.zero_()
+    ecb.d_scale.mul_(1e-3)
 
 
 def init_ecb_from_onnx(model: Network, path: Path) -> list[str]:
@@ -300,12 +306,7 @@ def init_ecb_from_onnx(model: Network, path: Path) -> list[str]:
     copied = []
     with torch.no_grad():
         for name in names:
-            ecb = getattr(model, name)
-            for t in (ecb.e3.weight, ecb.e3.bias, ecb.d_bias):
-                t.zero_()
-            ecb.d_scale.mul_(1e-3)
-            ecb.k3.weight.zero_()
-            ecb.k3.bias.zero_()
+            _silence(getattr(model, name))
         for name, (w, b) in pairs:
             ecb = getattr(model, name)
             if tuple(ecb.k3.weight.shape) != w.shape:
