@@ -299,3 +299,41 @@ def test_colour_mixes_add_grey_pictures_whose_pairs_follow_the_protocol(tmp_path
     assert len(lr1) < len(two_sizes) < 2 * len(lr1)
     status, _, err = script_main("models/train.py", "--sizes", "1.0,2", "--data", data)
     assert status != 0 and "--sizes" in err
+
+
+def test_ema_exports_and_resumes_the_average_of_the_weights(tmp_path: Path) -> None:
+    """--ema D: the checkpoint carries the moving average of the weights next to the weights,
+    a resumed run carries it on, and the exported model is the average (what validation saw),
+    not the last step's weights. A decay outside [0, 1) is refused."""
+    import onnxruntime as ort
+    import torch
+
+    data = _images(tmp_path / "imgs", 2)
+    out, ckpt = tmp_path / "ema.onnx", tmp_path / "ema.ckpt"
+    common = ["--arch", "ecb", "--channels", "4", "--blocks", "2", "--scale", "2", "--data", data,
+              "--eval", tmp_path / "none", "--batch", "4", "--patch", "12", "--threads", "1",
+              "--device", "cpu", "--lr", "1e-2", "--ema", "0.9", "--checkpoint-every", "6",
+              "--out", out, "--checkpoint", ckpt]
+    train(*common, "--steps", "6")
+    ck = torch.load(ckpt, weights_only=False)
+    assert ck["ema"]["updates"] == 6
+    ck["config"]["steps"], ck["progress"] = 12, 0.5  # as if stopped half-way
+    torch.save(ck, ckpt)
+    out.unlink()
+    log = train(*common, "--steps", "12")
+    assert "resumed from" in log
+    ck = torch.load(ckpt, weights_only=False)
+    assert ck["ema"]["updates"] == 12
+    net = networks.build_ecb(2, 4, 2)
+    net.load_state_dict(ck["model"])
+    last = [p.detach().clone() for p in net.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(last, ck["ema"]["shadow"], strict=True))
+    with torch.no_grad():
+        for p, s in zip(net.parameters(), ck["ema"]["shadow"], strict=True):
+            p.copy_(s)
+    x = np.random.default_rng(0).random((1, 1, 11, 13), dtype=np.float32)
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    with torch.no_grad():
+        assert np.abs(net(torch.from_numpy(x)).numpy() - got).max() < 1e-5
+    status, _, err = script_main("models/train.py", "--ema", "1", "--data", data)
+    assert status != 0 and "--ema" in err

@@ -92,12 +92,58 @@ class TrainConfig:
     tier: str = ""
     phases: int = 1
     colour_mixes: int = 0
+    ema: float = 0.0
 
 
 # Defaults of the settings added after the first checkpoints were written, so that those still
 # resume (and a resume with any other value is refused like any other change).
 CONFIG_DEFAULTS = {"extra_layers": 0, "init": "", "arch": "espcn", "channels": 0, "blocks": 0,
-                   "holdout": 0, "tier": "", "phases": 1, "colour_mixes": 0}
+                   "holdout": 0, "tier": "", "phases": 1, "colour_mixes": 0, "ema": 0.0}
+
+
+class WeightAverage:
+    """An exponential moving average of a network's parameters (Polyak averaging), which is
+    what gets validated and exported when `--ema` is on.
+
+    Why: with 133 pictures the last steps' weights wander around a minimum with the batch
+    noise, and each batch's noise is fitted a little; the average of the recent weights sits
+    nearer the minimum's centre, which generalises better at no cost per step worth naming
+    (one lerp per parameter) and none at inference (it is the same network). The decay ramps
+    up from 0 ((1 + n) / (10 + n), as TensorFlow's ExponentialMovingAverage does), so a short
+    run or a fresh start is not dominated by its initial weights."""
+
+    def __init__(self, model, decay: float) -> None:  # type: ignore[no-untyped-def]
+        self.decay = decay
+        self.updates = 0
+        self.shadow = [p.detach().clone() for p in model.parameters()]
+
+    def update(self, model) -> None:  # type: ignore[no-untyped-def]
+        import torch
+
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in model.parameters()], 1 - d)
+
+    def swap(self, model) -> None:  # type: ignore[no-untyped-def]
+        """Exchange the model's weights and the average (call twice to undo)."""
+        import torch
+
+        with torch.no_grad():
+            for p, s in zip(model.parameters(), self.shadow, strict=True):
+                tmp = p.detach().clone()
+                p.copy_(s)
+                s.copy_(tmp)
+
+    def state_dict(self) -> dict[str, object]:
+        return {"shadow": self.shadow, "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        import torch
+
+        with torch.no_grad():
+            for s, t in zip(self.shadow, state["shadow"], strict=True):  # type: ignore[call-overload]
+                s.copy_(t)
+        self.updates = int(state["updates"])  # type: ignore[call-overload]
 
 
 def degrade_lr(lr: Image.Image, rng: random.Random) -> Image.Image:
@@ -253,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="1.0,0.8,0.6,0.5",
                     help="comma-separated factors each picture is also used at (Pillow bicubic): "
                          "more scales of texture from the same data")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="validate and export an exponential moving average of the weights with "
+                         "this decay per step (e.g. 0.999; 0: off, the last weights)")
     ap.add_argument("--holdout", type=int, default=0,
                     help="keep this many training images out of training and report their "
                          "PSNR at every checkpoint (validation; Set5/Set14 are evaluation only)")
@@ -298,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
                       args.patch, args.lr, args.mse_fraction, args.seed, sizes,
                       args.extra_layers, str(args.init or ""), args.arch,
                       args.channels if ecb else 0, args.blocks if ecb else 0, args.holdout,
-                      args.tier or "", args.phases, args.colour_mixes)
+                      args.tier or "", args.phases, args.colour_mixes, args.ema)
+    if not 0 <= cfg.ema < 1:
+        raise SystemExit(f"--ema {cfg.ema}: the decay must be in [0, 1)")
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -327,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     if bf16:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    ema = WeightAverage(model, cfg.ema) if cfg.ema else None
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     start = 0
     done_before = 0.0  # fraction of the schedule a resumed run had already done
@@ -342,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
                              "hint: pass --no-resume or delete it")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
+        if ema is not None:
+            ema.load_state_dict(ck["ema"])
         gen.set_state(ck["gen"].cpu())  # map_location moved it to the device with the weights
         start = ck["step"]
         cfg = replace(cfg, steps=saved["steps"])  # a --max-minutes run may have lowered it
@@ -417,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            ema.update(model)
         if (step + 1) % args.log_every == 0:
             done = step + 1 - start
             rate = done / (time.monotonic() - t_start)
@@ -428,11 +484,16 @@ def main(argv: list[str] | None = None) -> int:
             tmp = ckpt_path.with_suffix(".tmp")
             torch.save({"config": asdict(cfg), "model": model.state_dict(), "opt": opt.state_dict(),
                         "gen": gen.get_state(), "step": step + 1, "progress": progress(step + 1),
-                        "history": [*history, segment(step + 1)]}, tmp)
+                        "history": [*history, segment(step + 1)],
+                        **({"ema": ema.state_dict()} if ema is not None else {})}, tmp)
             tmp.replace(ckpt_path)
             if held:
                 model.eval()
+                if ema is not None:
+                    ema.swap(model)
                 val = evaluate(model, cfg.scale, held, device)
+                if ema is not None:
+                    ema.swap(model)
                 model.train()
                 print(f"step {step + 1}: holdout PSNR {val:.3f} dB ({len(held)} training images "
                       "kept out)", flush=True)
@@ -443,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trained {step - start} steps (to step {step}) in {time.monotonic() - t_train:.0f}s (--max-minutes "
               f"{args.max_minutes})", flush=True)
     model.eval()
+    if ema is not None:  # from here on the model is the average: evaluated, exported, checked
+        ema.swap(model)
     psnr: dict[str, float] = {}
     for name in ("Set5", "Set14"):
         folder = Path(args.eval) / name

@@ -106,6 +106,17 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
                 net+=(--sizes 1.0,0.9,0.8,0.7,0.6,0.5); rate=(--lr 3e-4 --mse-fraction 0.5 --steps 150000)
             fi
             init=(--init "$RUNS/x${scale}_quality_deep.onnx"); tier=quality ;;
+        quality_ema|quality_ema16)  # the shipped M18C64 (RUNS/x4_quality_deep.onnx, as for quality_mix)
+            # fine-tuned with a moving average of its weights exported (--ema 0.999: validation and
+            # the file see the average, not the last step's noise); quality_ema16 also cuts every
+            # picture at all 16 sampling phases (4x the distinct LR images) at twice the rate
+            net=(--channels 64 --blocks 18 --batch 32 --precision bf16 --phases 4 --ema 0.999)
+            rate=(--lr 1.5e-4 --mse-fraction 0.5 --steps 150000)
+            if [ "$tier" = quality_ema16 ]; then
+                net=(--channels 64 --blocks 18 --batch 32 --precision bf16 --phases 16 --ema 0.999)
+                rate=(--lr 3e-4 --mse-fraction 0.5 --steps 150000)
+            fi
+            init=(--init "$RUNS/x${scale}_quality_deep.onnx"); tier=quality ;;
         quality_p40)  # x4_quality_deep's M18C64 fine-tuned on 40px LR patches (more context per pixel)
             net=(--channels 64 --blocks 18 --batch 12 --patch 40 --precision bf16 --phases 4)
             rate=(--lr 1e-4 --steps 150000); init=(--init "$RUNS/x${scale}_quality_deep.ckpt"); tier=quality ;;
@@ -125,7 +136,7 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
          "${rate[@]}" --checkpoint-every 1000 --log-every 500
 }
 
-ALL=(x3_fast_m5 x3_fast x3_quality x2_fast x4_fast_c16 x4_fast x2_quality x4_quality x4_quality_deep x4_quality_m25 x4_quality_p40 x4_quality_c96 x4_quality_mix x4_quality_mixs x3_balanced x2_balanced x3_fast_video x3_balanced_video x3_quality_video)
+ALL=(x3_fast_m5 x3_fast x3_quality x2_fast x4_fast_c16 x4_fast x2_quality x4_quality x4_quality_deep x4_quality_m25 x4_quality_p40 x4_quality_c96 x4_quality_mix x4_quality_mixs x4_quality_ema x4_quality_ema16 x3_balanced x2_balanced x3_fast_video x3_balanced_video x3_quality_video)
 
 case ${1:---list} in
     --list)
