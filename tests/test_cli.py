@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import cv2
+import numpy as np
 import pytest
 from helpers import (
     ROOT,
@@ -483,6 +484,18 @@ def test_info_says_the_encoded_size_of_an_odd_output(tmp_path: Path, capsys) -> 
     status, err = run_cli("upscale", src, out, "--preset", "ultrafast")
     assert status == 0, err
     assert video_stats(out)["sizes"] == {(100, 76)}
+    # VP9 takes odd 4:2:0 sizes (the input is one): .webm output is exactly 3x, the same
+    # picture as the padded H.264 one less its repeated row and column.
+    exact = tmp_path / "o.webm"
+    status, err = run_cli("upscale", src, exact, "--crf", "4")
+    assert status == 0, err
+    assert video_stats(exact)["sizes"] == {(99, 75)} and "padding" not in err
+    with av.open(str(out)) as a, av.open(str(exact)) as b:
+        fa, fb = next(a.decode(video=0)), next(b.decode(video=0))
+        ya, yb = fa.to_ndarray(format="gray")[:75, :99], fb.to_ndarray(format="gray")
+        ua, ub = (np.asarray(f.planes[1], np.uint8).reshape(-1, f.planes[1].line_size) for f in (fa, fb))
+        assert np.abs(ya.astype(int) - yb).mean() < 3
+        assert np.abs(ua[:38, :50].astype(int) - ub[:38, :50]).mean() < 3  # chroma 50x38, not 49x37
 
 
 def test_info_on_a_missing_file_is_a_usage_error(tmp_path: Path, capsys) -> None:

@@ -13,6 +13,7 @@ from helpers import run_process
 
 from vsr.encoders import mapping
 from vsr.lab.media import synth_video
+from vsr.pixfmt import ODD_SIZE_ENCODERS
 
 #: encoder -> output extension (a container that holds it)
 SOFTWARE = {"libx264": ".mp4", "libx265": ".mp4", "libsvtav1": ".mkv", "libvpx-vp9": ".webm",
@@ -94,3 +95,36 @@ def test_crf_and_preset_mean_the_same_to_every_family() -> None:
     assert "standard frame rates" in mapping("mpeg2video", set(), 18, None, False, Fraction(12)).note
     assert mapping("libx264", set(), 18, "medium", True, None).options == {
         "crf": "18", "preset": "medium", "tune": "zerolatency"}
+
+
+@pytest.fixture(scope="module")
+def odd_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # 11x9 -> 33x27 at x3: odd both ways, with 4:2:0 chroma.
+    return synth_video(tmp_path_factory.mktemp("odd") / "odd.mkv", n=3, size=(11, 9), codec="ffv1",
+                       pix_fmt="yuv420p", audio=None)
+
+
+@pytest.mark.parametrize("codec", sorted(c for c in ODD_SIZE_ENCODERS if c in av.codecs_available))
+def test_encoders_that_take_odd_sizes_get_exactly_scale_times_the_input(codec: str, odd_clip: Path,
+                                                                         tmp_path: Path) -> None:
+    """The encoders vsr trusts with odd sizes (pixfmt.ODD_SIZE_ENCODERS) write 33x27 as it is,
+    in the subsampled format vsr picks for them, with no padding note; libx264 cannot, so it
+    gets 34x28 and the note."""
+    out = tmp_path / f"o{SOFTWARE[codec]}"
+    r = run(odd_clip, out, "--codec", codec)
+    assert r.returncode == 0, r.stderr
+    assert "padding" not in r.stderr
+    with av.open(str(out)) as c:
+        sizes = {(f.width, f.height, f.format.name) for f in c.decode(video=0)}
+    assert {(w, h) for w, h, _ in sizes} == {(33, 27)}
+    (fmt,) = {f for _, _, f in sizes}
+    assert av.VideoFormat(fmt).chroma_width(34) == 17, fmt  # subsampled chroma, as the input
+
+
+def test_libx264_pads_an_odd_size_and_says_so(odd_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.mp4"
+    r = run(odd_clip, out, "--preset", "ultrafast")
+    assert r.returncode == 0, r.stderr
+    assert "padding to 34x28" in r.stderr
+    with av.open(str(out)) as c:
+        assert {(f.width, f.height) for f in c.decode(video=0)} == {(34, 28)}

@@ -665,10 +665,10 @@ def _info(args: argparse.Namespace) -> int:
 
     layout = native_input(v.pix_fmt)
     out_w, out_h = v.width * up.scale, v.height * up.scale
-    # The output keeps the input's chroma layout (4:2:0 where there is none, as libx264's
-    # default); an image is written as it is.
+    # The default output (MP4, libx264) keeps the input's chroma layout (4:2:0 where there is
+    # none, as libx264's default); an image is written as it is.
     enc_w, enc_h = (out_w, out_h) if info.is_image else \
-        encoded_size(out_w, out_h, layout.name if layout else "yuv420p")
+        encoded_size(out_w, out_h, layout.name if layout else "yuv420p", "libx264")
     dar = Fraction(v.width * v.sar.numerator, v.height * v.sar.denominator)
     # An image has one frame and no timing (FFmpeg's image demuxers say "25 fps").
     frames, duration = (1, None) if info.is_image else (v.frames or None, v.duration)
@@ -742,7 +742,7 @@ def _info(args: argparse.Namespace) -> int:
         print(f"  {s['type']} #{s['index']}: {s['codec']}{lang}")
     print(f"  model: {describe(up)}")
     padded = f", encoded as {enc_w}x{enc_h} (the last row/column repeated: {layout.chroma if layout else '4:2:0'} " \
-        "needs even sizes)" if (enc_w, enc_h) != (out_w, out_h) else ""
+        "needs even sizes in libx264; VP9, AV1 or FFV1 output keeps the exact size)" if (enc_w, enc_h) != (out_w, out_h) else ""
     print(f"  output: {out_w}x{out_h}{padded}")
     if cuts is not None:
         k = cuts

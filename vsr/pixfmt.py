@@ -42,10 +42,19 @@ class Layout:
         return -(-width // (1 << self.sub_w)), -(-height // (1 << self.sub_h))
 
 
-def encoded_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
-    """The size an encoder of `pix_fmt` takes a `width` x `height` picture at: where its chroma
-    is subsampled and either side is odd, both odd sides grow by one (the last row/column is
-    repeated: `vsr/output.py` pads; `vsr info` predicts it)."""
+#: Encoders that take an odd width or height with subsampled chroma (the chroma plane's size
+#: rounds up, as in FFmpeg's own frames and in the odd-sized VP9 phone clips they decode),
+#: each checked by tests/test_encoders.py on this build. libx264, libx265 and the hardware
+#: encoders refuse such sizes, so for them the picture grows by one row/column.
+ODD_SIZE_ENCODERS = frozenset({"libvpx", "libvpx-vp9", "libsvtav1", "mpeg4", "ffv1", "mjpeg", "prores_ks"})
+
+
+def encoded_size(width: int, height: int, pix_fmt: str, codec: str) -> tuple[int, int]:
+    """The size `codec` takes a `width` x `height` picture at in `pix_fmt`: exactly that where
+    it can, else (its chroma subsampled and a side odd) both odd sides grow by one (the last
+    row/column is repeated: `vsr/compose.py` pads; `vsr info` predicts it)."""
+    if codec in ODD_SIZE_ENCODERS:
+        return width, height
     fmt = av.VideoFormat(pix_fmt)
     if (width % 2 and fmt.chroma_width(2) == 1) or (height % 2 and fmt.chroma_height(2) == 1):
         return width + width % 2, height + height % 2

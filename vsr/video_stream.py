@@ -2,8 +2,8 @@
 of the input's stream (main thread, when the output is opened).
 
 Everything the picture must keep is decided here, once: the codec (one that keeps the
-input's bit depth when the default cannot), the pixel format, the size (padded to even for
-subsampled chroma, resampled for --square-pixels), the pixel aspect ratio, the colour tags
+input's bit depth when the default cannot), the pixel format, the size (padded to even where
+the encoder needs it, resampled for --square-pixels), the pixel aspect ratio, the colour tags
 and range, HDR10 metadata, rotation, and the encoder's options. The result is a frozen
 `EncodeFormat` that the compose stage makes its pictures to; `vsr.output` adds the other
 streams, writes the header and owns the file.
@@ -134,11 +134,11 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
         log.info("non-square pixels (SAR %s) resampled to square: %dx%d", sar, out_w, out_h)
         sar = Fraction(1)
     picture_size = (out_w, out_h)
-    # 4:2:0 / 4:2:2 encoders need even sizes where the chroma is subsampled.
-    pw, ph = pixfmt.encoded_size(out_w, out_h, pix_fmt)
+    # Most 4:2:0 / 4:2:2 encoders need even sizes where the chroma is subsampled.
+    pw, ph = pixfmt.encoded_size(out_w, out_h, pix_fmt, codec_name)
     padded = (pw, ph) != (out_w, out_h)
     if padded:
-        notes.append(f"{out_w}x{out_h} is odd and {pix_fmt} needs even sizes: "
+        notes.append(f"{out_w}x{out_h} is odd and {codec_name} in {pix_fmt} needs even sizes: "
                      f"padding to {pw}x{ph} (the last row/column repeated)")
         out_w, out_h = pw, ph
 
