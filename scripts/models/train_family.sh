@@ -39,6 +39,9 @@
 #             x4_quality_c96 (M10C96, 844,128 MACs/px) tried width instead: 60k-step schedule
 #             (THREADS=2), carried across two sessions and annealed by the clock from step 39k
 #             (MINUTES=32): held-out 25.168, Set5/Set14 30.15/26.89, below the M18C64: not shipped.
+#             x4_quality_mix(s) and x4_quality_ema(16): the shipped M18C64 fine-tuned on colour mixes /
+#             more sizes, and with a moving average of its weights (--ema) / all 16 phases: held-out
+#             25.202-25.218, Set14 26.94-26.95 (models/README.md): not shipped.
 #
 # Each run holds out 4 training images (--holdout 4) and logs their PSNR at every checkpoint:
 # that is the validation signal. Set5/Set14 are evaluated once at the end, for reporting only.
