@@ -108,8 +108,7 @@ def odd_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_encoders_that_take_odd_sizes_get_exactly_scale_times_the_input(codec: str, odd_clip: Path,
                                                                          tmp_path: Path) -> None:
     """The encoders vsr trusts with odd sizes (pixfmt.ODD_SIZE_ENCODERS) write 33x27 as it is,
-    in the subsampled format vsr picks for them, with no padding note; libx264 cannot, so it
-    gets 34x28 and the note."""
+    in the subsampled format vsr picks for them, with no padding note."""
     out = tmp_path / f"o{SOFTWARE[codec]}"
     r = run(odd_clip, out, "--codec", codec)
     assert r.returncode == 0, r.stderr
@@ -122,6 +121,8 @@ def test_encoders_that_take_odd_sizes_get_exactly_scale_times_the_input(codec: s
 
 
 def test_libx264_pads_an_odd_size_and_says_so(odd_clip: Path, tmp_path: Path) -> None:
+    """libx264 cannot take odd 4:2:0 sizes: 33x27 gets one repeated row and column (34x28),
+    and the note says so."""
     out = tmp_path / "o.mp4"
     r = run(odd_clip, out, "--preset", "ultrafast")
     assert r.returncode == 0, r.stderr

@@ -43,7 +43,7 @@ class Layout:
 
 
 #: Encoders that take an odd width or height with subsampled chroma (the chroma plane's size
-#: rounds up, as in FFmpeg's own frames and in the odd-sized VP9 phone clips they decode),
+#: rounds up, as in FFmpeg's own frames and in odd-sized VP9 clips such as the shared bear one),
 #: each checked by tests/test_encoders.py on this build. libx264, libx265 and the hardware
 #: encoders refuse such sizes, so for them the picture grows by one row/column.
 ODD_SIZE_ENCODERS = frozenset({"libvpx", "libvpx-vp9", "libsvtav1", "mpeg4", "ffv1", "mjpeg", "prores_ks"})
@@ -52,7 +52,7 @@ ODD_SIZE_ENCODERS = frozenset({"libvpx", "libvpx-vp9", "libsvtav1", "mpeg4", "ff
 def encoded_size(width: int, height: int, pix_fmt: str, codec: str) -> tuple[int, int]:
     """The size `codec` takes a `width` x `height` picture at in `pix_fmt`: exactly that where
     it can, else (its chroma subsampled and a side odd) both odd sides grow by one (the last
-    row/column is repeated: `vsr/compose.py` pads; `vsr info` predicts it)."""
+    row/column is repeated: `vsr.color.merge_planes` or `pad_to_even` pads; `vsr info` predicts it)."""
     if codec in ODD_SIZE_ENCODERS:
         return width, height
     fmt = av.VideoFormat(pix_fmt)
