@@ -337,3 +337,81 @@ def test_ema_exports_and_resumes_the_average_of_the_weights(tmp_path: Path) -> N
         assert np.abs(net(torch.from_numpy(x)).numpy() - got).max() < 1e-5
     status, _, err = script_main("models/train.py", "--ema", "1", "--data", data)
     assert status != 0 and "--ema" in err
+
+
+@pytest.mark.parametrize(("scale", "factor"), [(4, 4), (4, 2), (3, 3), (2, 2)])
+def test_a_refinement_branch_exports_as_plain_ops_that_tiles_stitch_exactly(
+        tmp_path: Path, scale: int, factor: int) -> None:
+    """build_ecb(refine=K, refine_factor=F): the branch that leaves the LR features for F x
+    their resolution exports as plain Conv/Relu/Add/DepthToSpace equal to the multi-branch
+    model, costs what `ecb_macs_per_pixel` says (counted on the graph: its convs above LR
+    count F*F times), and tiles of a frame stitch into exactly the whole-frame result: the
+    receptive field is read per path, the branch's HR convs at 1/F of a pixel each."""
+    from vsr.model import OnnxUpscaler
+    from vsr.options import Device
+    from vsr.tiling import receptive_radius
+
+    model = _off_init(networks.build_ecb(scale, channels=6, blocks=2, refine=4, refine_factor=factor),
+                      seed=scale + factor)
+    out = tmp_path / "refine.onnx"
+    networks.export_onnx(model, scale, out, {"vsr.scale": str(scale)})
+    assert networks.check_export(model, out) < 1e-4
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    assert set(ops) <= PLAIN_OPS and ops.count("Conv") == 7
+    assert ops.count("DepthToSpace") == (2 if factor == scale else 3)
+    macs = networks.ecb_macs_per_pixel(scale, 6, 2, 4, factor)
+    assert conv_macs_per_pixel(out) == macs == 9 * (6 + 2 * 36 + 6 * scale ** 2) \
+        + 9 * 6 * factor ** 2 * 4 + factor ** 2 * 9 * (16 + 4 * (scale // factor) ** 2)
+    # reach: head + 2 blocks + the branch's LR conv = 4 LR pixels, then two convs at F x
+    assert receptive_radius(out) == 5
+    y = np.random.default_rng(1).integers(0, 256, (1, 70, 90), dtype=np.uint8)
+    whole = OnnxUpscaler(out, Device.CPU)(y)
+    assert np.array_equal(OnnxUpscaler(out, Device.CPU, tile=24)(y), whole)
+    assert np.array_equal(OnnxUpscaler(out, Device.CPU, max_run_pixels=1500)(y), whole)
+
+
+def test_a_refinement_branch_added_to_a_trained_network_starts_from_its_output(tmp_path: Path) -> None:
+    """--refine on top of a checkpoint without the branch: the branch's last conv starts near
+    zero, so the network starts out computing (almost) what the checkpoint's did. An exported
+    branched model starts a branched network exactly, and one without the branch refuses it.
+    train.py takes --refine only with --arch ecb and a factor that divides the scale."""
+    import torch
+
+    plain = _off_init(networks.build_ecb(4, 4, 2), seed=2)
+    ckpt = tmp_path / "plain.ckpt"
+    torch.save({"model": plain.state_dict()}, ckpt)
+    branched = networks.build_ecb(4, 4, 2, refine=4, refine_factor=2)
+    copied = networks.init_from_checkpoint(branched, ckpt)
+    assert not any(n.startswith("refine_") for n in copied)
+    x = torch.rand(1, 1, 12, 12)
+    with torch.no_grad():  # within a few grey levels (of 255), not exactly: the branch must get gradients
+        assert (branched(x) - plain(x)).abs().max() < 0.02
+    src = _off_init(networks.build_ecb(4, 4, 2, refine=4, refine_factor=2), seed=3)
+    onnx_path = tmp_path / "branched.onnx"
+    networks.export_onnx(src, 4, onnx_path, {"vsr.scale": "4"})
+    again = networks.build_ecb(4, 4, 2, refine=4, refine_factor=2)
+    assert {n.split(".")[0] for n in networks.init_ecb_from_onnx(again, onnx_path)} >= {
+        "refine_up", "refine_mid", "refine_out"}
+    with torch.no_grad():
+        assert (again(x, branches=True) - src(x, branches=True)).abs().max() < 1e-4
+    with pytest.raises(SystemExit, match="refinement branch"):
+        networks.init_ecb_from_onnx(networks.build_ecb(4, 4, 2), onnx_path)
+    data = _images(tmp_path / "imgs", 2)
+    common = ["--data", data, "--eval", tmp_path / "none", "--batch", "4", "--patch", "12",
+              "--steps", "3", "--threads", "1", "--device", "cpu"]
+    out = tmp_path / "r.onnx"
+    train("--arch", "ecb", "--channels", "4", "--blocks", "2", "--scale", "4", "--refine", "4",
+          "--refine-factor", "2", "--init", ckpt, "--out", out, *common)
+    import vsr
+
+    up = vsr.Upscaler(model=str(out), device="cpu")
+    assert float(up.model.metadata["vsr.macs_per_pixel"]) == conv_macs_per_pixel(out)
+    assert "refinement branch" in up.model.metadata["vsr.architecture"]
+    assert up.upscale(np.zeros((9, 11, 3), np.uint8)).shape == (36, 44, 3)
+    for bad, why in [(["--refine", "4"], "--arch ecb"),
+                     (["--arch", "ecb", "--refine", "4", "--refine-factor", "3", "--scale", "4"], "divide"),
+                     (["--arch", "ecb", "--refine-factor", "2"], "--refine K")]:
+        status, _, err = script_main("models/train.py", *bad, "--data", data)
+        assert status != 0 and why in err, err

@@ -45,12 +45,16 @@ class Tile:
 
 def receptive_radius(path: str | Path) -> int | None:
     """How many LR pixels away a model's output still depends on its input, read from the
-    graph: each convolution adds dilation * (k - 1) / 2 (rounded up), one run at HR
-    resolution (after DepthToSpace) a 1/scale of that; None when the graph cannot be read
-    (no `onnx` package) or holds an operation this does not know to be local.
+    graph: each convolution adds dilation * (k - 1) / 2 (rounded up) to the reach of its
+    input, one run at HR resolution (after DepthToSpace) a 1/scale of that; where paths join
+    (Add), the longer reach counts. None when the graph cannot be read (no `onnx` package) or
+    holds an operation this does not know to be local.
 
     Why from the graph: the overlap must cover the receptive field for tiles to stitch into
-    exactly the whole-frame result, and it differs by 3x between the family's tiers."""
+    exactly the whole-frame result, and it differs by 3x between the family's tiers. Why per
+    tensor, not per node in file order: a branch (the quality tier's refinement branch leaves
+    the LR features for HR) has its own resolution and reach, whatever order its nodes are
+    written in."""
     try:
         import onnx
     except ImportError:
@@ -63,9 +67,12 @@ def receptive_radius(path: str | Path) -> int | None:
     local = {"Relu", "PRelu", "LeakyRelu", "Add", "Sub", "Mul", "Div", "Clip", "Sigmoid", "Tanh",
              "Cast", "Identity", "QuantizeLinear", "DequantizeLinear", "Constant", "Round",
              "Max", "Min"}
-    reach = 0.0
-    upscaled = 1
-    for node in g.node:
+    # tensor -> (reach in LR pixels, how many times the input's resolution it is at)
+    at: dict[str, tuple[float, int]] = {i.name: (0.0, 1) for i in g.input}
+    for node in g.node:  # ONNX graphs are stored in topological order
+        known = [at[t] for t in node.input if t in at]  # weights and constants carry no reach
+        reach = max((r for r, _ in known), default=0.0)
+        upscaled = max((u for _, u in known), default=1)
         if node.op_type in ("Conv", "ConvTranspose"):
             attrs = {a.name: list(a.ints) for a in node.attribute}
             if any(v != 1 for v in attrs.get("strides", [])):
@@ -79,7 +86,10 @@ def receptive_radius(path: str | Path) -> int | None:
             upscaled *= next((a.i for a in node.attribute if a.name == "blocksize"), 1)
         elif node.op_type not in local:
             return None
-    return math.ceil(reach)
+        if known:
+            at.update({t: (reach, upscaled) for t in node.output})
+    outputs = [at[o.name] for o in g.output if o.name in at]
+    return math.ceil(max(r for r, _ in outputs)) if outputs else None
 
 
 def tile_grid(h: int, w: int, tile_h: int, tile_w: int, overlap: int = TILE_OVERLAP) -> list[Tile]:

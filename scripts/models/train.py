@@ -93,12 +93,15 @@ class TrainConfig:
     phases: int = 1
     colour_mixes: int = 0
     ema: float = 0.0
+    refine: int = 0
+    refine_factor: int = 0
 
 
 # Defaults of the settings added after the first checkpoints were written, so that those still
 # resume (and a resume with any other value is refused like any other change).
 CONFIG_DEFAULTS = {"extra_layers": 0, "init": "", "arch": "espcn", "channels": 0, "blocks": 0,
-                   "holdout": 0, "tier": "", "phases": 1, "colour_mixes": 0, "ema": 0.0}
+                   "holdout": 0, "tier": "", "phases": 1, "colour_mixes": 0, "ema": 0.0,
+                   "refine": 0, "refine_factor": 0}
 
 
 class WeightAverage:
@@ -288,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--channels", type=int, default=16, help="ecb: feature channels (default 16)")
     ap.add_argument("--blocks", type=int, default=4,
                     help="ecb: 3x3 CxC blocks between head and tail (default 4)")
+    ap.add_argument("--refine", type=int, default=0, metavar="K",
+                    help="ecb: add a refinement branch of K channels above the input's resolution "
+                         "(vsr.lab.networks.build_ecb says why; 0: none)")
+    ap.add_argument("--refine-factor", type=int, default=0, metavar="F",
+                    help="ecb: the branch works at F x the input's resolution (default: the scale)")
     ap.add_argument("--tier", choices=("fast", "balanced", "quality"),
                     help="the speed/quality tier this model is meant for (recorded in metadata)")
     ap.add_argument("--phases", type=int, default=1,
@@ -334,6 +342,14 @@ def main(argv: list[str] | None = None) -> int:
     ecb = args.arch == "ecb"
     if ecb and args.extra_layers:
         raise SystemExit("--extra-layers is for --arch espcn")
+    if (args.refine or args.refine_factor) and not ecb:
+        raise SystemExit("--refine is for --arch ecb")
+    if args.refine_factor and not args.refine:
+        raise SystemExit("--refine-factor needs --refine K")
+    if args.refine and (args.refine_factor or args.scale) not in range(2, args.scale + 1) \
+            or args.refine and args.scale % (args.refine_factor or args.scale):
+        raise SystemExit(f"--refine-factor {args.refine_factor}: must be at least 2 and divide "
+                         f"the scale {args.scale}")
     if args.init and not ecb and args.init.suffix != ".onnx":
         raise SystemExit("--init takes an exported .onnx model for --arch espcn (and a training "
                          ".ckpt or an exported .onnx model for --arch ecb)")
@@ -347,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
                       args.patch, args.lr, args.mse_fraction, args.seed, sizes,
                       args.extra_layers, str(args.init or ""), args.arch,
                       args.channels if ecb else 0, args.blocks if ecb else 0, args.holdout,
-                      args.tier or "", args.phases, args.colour_mixes, args.ema)
+                      args.tier or "", args.phases, args.colour_mixes, args.ema,
+                      args.refine, (args.refine_factor or args.scale) if args.refine else 0)
     if not 0 <= cfg.ema < 1:
         raise SystemExit(f"--ema {cfg.ema}: the decay must be in [0, 1)")
     random.seed(cfg.seed)
@@ -366,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"holding out {len(held)} images for validation: "
               + ", ".join(p.name for p in held), flush=True)
     if ecb:
-        model = build_ecb(cfg.scale, cfg.channels, cfg.blocks)
+        model = build_ecb(cfg.scale, cfg.channels, cfg.blocks, cfg.refine, cfg.refine_factor)
     else:
         model = build_model(cfg.scale, cfg.extra_layers)
     if args.init:
@@ -516,10 +533,15 @@ def main(argv: list[str] | None = None) -> int:
     if ecb:
         # what the exported graph holds: the merged convs (the branch parameters are training-only)
         params = sum(w.size + b.size for _, w, b in model.export_layers())
-        macs = ecb_macs_per_pixel(cfg.scale, cfg.channels, cfg.blocks)
+        macs = ecb_macs_per_pixel(cfg.scale, cfg.channels, cfg.blocks, cfg.refine, cfg.refine_factor)
+        f, k = cfg.refine_factor, cfg.refine
+        branch = (f"; plus a refinement branch from the last Relu: conv3x3x{f * f * k}-DepthToSpace({f})-"
+                  f"relu-conv3x3x{k}-relu-conv3x3x{(cfg.scale // f) ** 2}"
+                  + (f"-DepthToSpace({cfg.scale // f})" if cfg.scale > f else "") + ", added to the output"
+                  if k else "")
         arch = (f"ECBSR-style M{cfg.blocks}C{cfg.channels}: conv3x3x{cfg.channels}-relu-"
-                f"(conv3x3x{cfg.channels}-relu)x{cfg.blocks}-conv3x3xr2-Add(input)-DepthToSpace(CRD); "
-                "trained as edge-oriented multi-branch blocks, re-parameterised to plain convs")
+                f"(conv3x3x{cfg.channels}-relu)x{cfg.blocks}-conv3x3xr2-Add(input)-DepthToSpace(CRD)"
+                f"{branch}; trained as edge-oriented multi-branch blocks, re-parameterised to plain convs")
     else:
         params = sum(p.numel() for p in model.parameters())
         k = [(1, 64, 5), (64, 64, 3), *[(64, 64, 3)] * cfg.extra_layers, (64, 32, 3),

@@ -120,6 +120,15 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
                 rate=(--lr 3e-4 --mse-fraction 0.5 --steps 150000)
             fi
             init=(--init "$RUNS/x${scale}_quality_deep.onnx"); tier=quality ;;
+        quality_refine|quality_refine2)  # x4_quality_ema16's M18C64 (checkpoint) with a refinement
+            # branch above LR (train.py --refine K --refine-factor F, vsr.lab.networks.build_ecb): K=16
+            # channels at HR (859,968 MACs/px at x4) / K=48 at 2x LR (873,792); the branch starts near
+            # zero, so the run starts from the M18C64's output; all 16 phases, --ema 0.999
+            net=(--channels 64 --blocks 18 --batch 32 --precision bf16 --phases 16 --ema 0.999 --refine 16)
+            [ "$tier" = quality_refine2 ] && net=(--channels 64 --blocks 18 --batch 32 --precision bf16
+                                                  --phases 16 --ema 0.999 --refine 48 --refine-factor 2)
+            rate=(--lr 3e-4 --mse-fraction 0.5 --steps 150000)
+            init=(--init "$RUNS/x${scale}_quality_ema16.ckpt"); tier=quality ;;
         quality_p40)  # x4_quality_deep's M18C64 fine-tuned on 40px LR patches (more context per pixel)
             net=(--channels 64 --blocks 18 --batch 12 --patch 40 --precision bf16 --phases 4)
             rate=(--lr 1e-4 --steps 150000); init=(--init "$RUNS/x${scale}_quality_deep.ckpt"); tier=quality ;;
@@ -139,7 +148,7 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
          "${rate[@]}" --checkpoint-every 1000 --log-every 500
 }
 
-ALL=(x3_fast_m5 x3_fast x3_quality x2_fast x4_fast_c16 x4_fast x2_quality x4_quality x4_quality_deep x4_quality_m25 x4_quality_p40 x4_quality_c96 x4_quality_mix x4_quality_mixs x4_quality_ema x4_quality_ema16 x3_balanced x2_balanced x3_fast_video x3_balanced_video x3_quality_video)
+ALL=(x3_fast_m5 x3_fast x3_quality x2_fast x4_fast_c16 x4_fast x2_quality x4_quality x4_quality_deep x4_quality_m25 x4_quality_p40 x4_quality_c96 x4_quality_mix x4_quality_mixs x4_quality_ema x4_quality_ema16 x4_quality_refine x4_quality_refine2 x3_balanced x2_balanced x3_fast_video x3_balanced_video x3_quality_video)
 
 case ${1:---list} in
     --list)

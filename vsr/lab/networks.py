@@ -63,13 +63,22 @@ def build_model(scale: int, extra: int = 0) -> Network:
     return ESPCN(scale)
 
 
-def ecb_macs_per_pixel(scale: int, channels: int, blocks: int) -> int:
+def ecb_macs_per_pixel(scale: int, channels: int, blocks: int, refine: int = 0,
+                       refine_factor: int = 0) -> int:
     """Conv MACs per LR pixel of the exported ECB model: head 1->C, `blocks` C->C, tail C->r*r,
-    all 3x3 (what `vsr.cost.conv_macs_per_pixel` counts on the exported graph)."""
-    return 9 * (channels + blocks * channels * channels + channels * scale * scale)
+    all 3x3 (what `vsr.cost.conv_macs_per_pixel` counts on the exported graph); with a
+    refinement branch (`refine` channels at `refine_factor` x the input's resolution) also its
+    LR conv C->f*f*K and its two convs at f x resolution, K->K and K->(r/f)^2, each counted
+    f*f times per LR pixel."""
+    macs = 9 * (channels + blocks * channels * channels + channels * scale * scale)
+    if refine:
+        f = refine_factor or scale
+        macs += 9 * channels * f * f * refine + f * f * 9 * (refine * refine + refine * (scale // f) ** 2)
+    return macs
 
 
-def build_ecb(scale: int, channels: int = 16, blocks: int = 4) -> Network:
+def build_ecb(scale: int, channels: int = 16, blocks: int = 4, refine: int = 0,
+              refine_factor: int = 0) -> Network:
     """An ECBSR-style network (Zhang et al. 2021, "Edge-oriented Convolution Block for Real-time
     Super Resolution on Mobile Devices"), re-parameterised at export to a plain conv stack.
 
@@ -99,6 +108,16 @@ def build_ecb(scale: int, channels: int = 16, blocks: int = 4) -> Network:
     of ~3x that. `forward_branches` evaluates the branches one by one as ECBSR does (the
     1x1 branches' intermediate maps are padded with their bias, not zero, which is what makes
     the sum exactly one zero-padded 3x3 conv); the tests check the export against it.
+
+    `refine` > 0 adds a refinement branch that works above the input's resolution: from the
+    last body features, a 3x3 conv to f*f*K channels, DepthToSpace(f) (K channels at f x the
+    input's resolution, f = `refine_factor`, default the scale), Relu, a 3x3 K->K block, Relu,
+    a 3x3 conv to (r/f)^2 channels, DepthToSpace(r/f), added to the main output. Why: every
+    layer of the plain network runs at LR, and the r*r sub-pixels of one LR pixel come out of
+    one linear map (the tail) of its features; the branch gives the output pixels a
+    non-linearity of their own, among their HR neighbours, for the budget the quality tier
+    has left at x4. Its last conv starts near zero (like the tail), so a branch added to a
+    trained network starts out computing that network's output.
     """
     import torch
     from torch import nn
@@ -177,31 +196,52 @@ def build_ecb(scale: int, channels: int = 16, blocks: int = 4) -> Network:
                 out = out + x
             return out
 
+    f = refine_factor or scale
+    if refine and (f < 2 or scale % f):
+        raise ValueError(f"refine factor {f} must be at least 2 and divide the scale {scale}")
+
     class ECBNet(nn.Module):  # type: ignore[misc]  # nn.Module is Any to mypy
         def __init__(self, r: int) -> None:
             super().__init__()
             self.scale, self.channels, self.blocks = r, channels, blocks
+            self.refine, self.refine_factor = refine, f if refine else 0
             self.names = ["head", *(f"body{i + 1}" for i in range(blocks)), "tail"]
             self.head = ECB(1, channels)
             for name in self.names[1:-1]:
                 setattr(self, name, ECB(channels, channels))
             self.tail = ECB(channels, r * r, last=True)
             self.shuffle = nn.PixelShuffle(r)
+            # the refinement branch (not in `names`: those are the main path, in order)
+            self.refine_names = ["refine_up", "refine_mid", "refine_out"] if refine else []
+            if refine:
+                self.refine_up = ECB(channels, f * f * refine)
+                self.refine_mid = ECB(refine, refine)
+                self.refine_out = ECB(refine, (r // f) ** 2, identity=False, last=True)
+                self.refine_shuffle = nn.PixelShuffle(f)
+                self.refine_shuffle_out = nn.PixelShuffle(r // f)
 
         def forward(self, x: torch.Tensor, branches: bool = False) -> torch.Tensor:
-            y = x
-            for name in self.names:
+            def run(name: str, t: torch.Tensor) -> torch.Tensor:
                 block = getattr(self, name)
-                y = block.forward_branches(y) if branches else block(y)
-                if name != "tail":
-                    y = torch.relu(y)
-            return self.shuffle(y + x)  # x broadcasts over the r*r channels
+                return block.forward_branches(t) if branches else block(t)
+
+            y = x
+            for name in self.names[:-1]:
+                y = torch.relu(run(name, y))
+            out = self.shuffle(run("tail", y) + x)  # x broadcasts over the r*r channels
+            if not self.refine:
+                return out
+            z = torch.relu(self.refine_shuffle(run("refine_up", y)))
+            z = run("refine_out", torch.relu(run("refine_mid", z)))
+            return out + self.refine_shuffle_out(z)
 
         def export_layers(self) -> list[tuple[str, npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
-            """(name, weight, bias) of each plain 3x3 conv, in order (float32 numpy)."""
+            """(name, weight, bias) of each plain 3x3 conv, the main path in order, then the
+            refinement branch's (float32 numpy)."""
             with torch.no_grad():
                 return [(name, *(t.detach().cpu().numpy().astype(np.float32)
-                                 for t in getattr(self, name).merged())) for name in self.names]
+                                 for t in getattr(self, name).merged()))
+                        for name in [*self.names, *self.refine_names]]
 
     return ECBNet(scale)
 
@@ -296,16 +336,26 @@ def init_ecb_from_onnx(model: Network, path: Path) -> list[str]:
 
     graph = onnx.load(str(path)).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    convs = [(np.array(inits[n.input[1]], np.float32), np.array(inits[n.input[2]], np.float32))
-             for n in graph.node if n.op_type == "Conv"]
+
+    def weights(n: Any) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        return np.array(inits[n.input[1]], np.float32), np.array(inits[n.input[2]], np.float32)
+
+    # the refinement branch's convs are named; a network without the branch refuses them
+    branch = {n.name: weights(n) for n in graph.node if n.op_type == "Conv" and n.name.startswith("refine_")}
+    convs = [weights(n) for n in graph.node if n.op_type == "Conv" and n.name not in branch]
     names: list[str] = list(getattr(model, "names", []))
+    refine_names: list[str] = list(getattr(model, "refine_names", []))
     if len(convs) < 2 or len(convs) > len(names):
         raise SystemExit(f"--init {path}: {len(convs)} convolutions, this network has {len(names)}")
+    if branch and set(branch) != set(refine_names):
+        raise SystemExit(f"--init {path}: the file has a refinement branch this network lacks "
+                         "(pass the --refine settings it was trained with)")
     # the file's head and body fill this network's first blocks; its tail is this tail
-    pairs = [*zip(names[: len(convs) - 1], convs[:-1], strict=True), (names[-1], convs[-1])]
+    pairs = [*zip(names[: len(convs) - 1], convs[:-1], strict=True), (names[-1], convs[-1]),
+             *branch.items()]
     copied = []
     with torch.no_grad():
-        for name in names:
+        for name in [*names, *(refine_names if branch else [])]:
             _silence(getattr(model, name))
         for name, (w, b) in pairs:
             ecb = getattr(model, name)
@@ -324,7 +374,8 @@ def init_ecb_from_onnx(model: Network, path: Path) -> list[str]:
 
 def export_onnx(model: Network, scale: int, out: Path, metadata: dict[str, str]) -> None:
     """Write the model as a plain graph with dynamic batch/height/width: ESPCN's Conv/Relu
-    chain and DepthToSpace; an ECB model's merged 3x3 convs, then its global residual Add."""
+    chain and DepthToSpace; an ECB model's merged 3x3 convs, then its global residual Add (and
+    its refinement branch, from the last Relu to an Add after the DepthToSpace)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -337,23 +388,39 @@ def export_onnx(model: Network, scale: int, out: Path, metadata: dict[str, str])
         sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
     inits = [numpy_helper.from_array(sd[k], name=k) for k in sd]
     nodes = []
+
+    def conv(name: str, x: str) -> str:
+        pad = sd[f"{name}.weight"].shape[2] // 2
+        nodes.append(helper.make_node("Conv", [x, f"{name}.weight", f"{name}.bias"], [f"{name}_out"],
+                                      pads=[pad] * 4, kernel_shape=[2 * pad + 1] * 2, name=name))
+        return f"{name}_out"
+
+    def relu(name: str, x: str) -> str:
+        nodes.append(helper.make_node("Relu", [x], [f"{name}_out"], name=name))
+        return f"{name}_out"
+
+    def shuffle(name: str, x: str, r: int, y: str) -> str:
+        nodes.append(helper.make_node("DepthToSpace", [x], [y], blocksize=r, mode="CRD", name=name))
+        return y
+
     x = "input"
     names = model.names
-    for name in names:
-        pad = sd[f"{name}.weight"].shape[2] // 2
-        conv_out = f"{name}_out"
-        nodes.append(helper.make_node("Conv", [x, f"{name}.weight", f"{name}.bias"], [conv_out],
-                                      pads=[pad] * 4, kernel_shape=[2 * pad + 1] * 2, name=name))
-        x = conv_out
-        if name != names[-1]:
-            relu = f"relu_{name}" if residual else "relu" + name.removeprefix("conv")
-            nodes.append(helper.make_node("Relu", [x], [f"{relu}_out"], name=relu))
-            x = f"{relu}_out"
+    for name in names[:-1]:
+        x = relu(f"relu_{name}" if residual else "relu" + name.removeprefix("conv"), conv(name, x))
+    features = x
+    x = conv(names[-1], x)
+    refine = getattr(model, "refine", 0)
     if residual:  # [N,r*r,H,W] + [N,1,H,W]: the nearest-neighbour upscale of the input
         nodes.append(helper.make_node("Add", [x, "input"], ["residual_out"], name="residual"))
         x = "residual_out"
-    nodes.append(helper.make_node("DepthToSpace", [x], ["output"], blocksize=scale, mode="CRD",
-                                  name="pixel_shuffle"))
+    shuffle("pixel_shuffle", x, scale, "main_out" if refine else "output")
+    if refine:  # the refinement branch, from the last body features, added at HR
+        f = model.refine_factor
+        z = relu("relu_refine_up", shuffle("refine_shuffle", conv("refine_up", features), f, "refine_hr"))
+        z = conv("refine_out", relu("relu_refine_mid", conv("refine_mid", z)))
+        if scale // f > 1:
+            z = shuffle("refine_shuffle_out", z, scale // f, "refine_shuffle_out_out")
+        nodes.append(helper.make_node("Add", ["main_out", z], ["output"], name="refine_add"))
     graph = helper.make_graph(
         nodes, "ecbsr" if residual else "espcn",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, "height", "width"])],
