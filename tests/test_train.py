@@ -415,3 +415,42 @@ def test_a_refinement_branch_added_to_a_trained_network_starts_from_its_output(t
                      (["--arch", "ecb", "--refine-factor", "2"], "--refine K")]:
         status, _, err = script_main("models/train.py", *bad, "--data", data)
         assert status != 0 and why in err, err
+
+
+def test_quantize_keeps_every_path_end_of_a_branched_model_float(tmp_path: Path) -> None:
+    """quantize.py's float_nodes on a model with a refinement branch: the main path's tail and
+    residual Add come before the branch's convolutions in the file, and still stay float with
+    everything else from which no convolution follows (file order alone quantized them, which
+    makes onnxruntime fuse the first convolution into full-range int8 weights). The int8 model
+    made with it cannot saturate and stays close to the float one; a chain keeps what it did."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from vsr import quant
+    from vsr.model import OnnxUpscaler
+    from vsr.options import Device
+
+    quantize = load_script("models/quantize.py")
+    assert quantize.float_nodes(onnx.load(str(ROOT / "models" / "espcn_x3.onnx"))) == [
+        "conv1", "conv4", "pixel_shuffle"]
+    model = _off_init(networks.build_ecb(4, 8, 2, refine=4, refine_factor=2), seed=5)
+    src = tmp_path / "branched.onnx"
+    networks.export_onnx(model, 4, src, {"vsr.scale": "4"})
+    keep = quantize.float_nodes(onnx.load(str(src)))
+    assert keep == ["head", "refine_out", "tail", "residual", "pixel_shuffle",
+                    "refine_shuffle_out", "refine_add"]
+    rng = np.random.default_rng(0)
+    batches = iter([{"input": rng.random((1, 1, 24, 24), dtype=np.float32)} for _ in range(2)])
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(batches, None)
+
+    out = tmp_path / "branched_int8.onnx"
+    quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    per_channel=True, reduce_range=True, nodes_to_exclude=keep)
+    assert quant.saturating_weights(out) == [] and quant.precision_of(out) == "int8"
+    y = cv2.GaussianBlur(rng.integers(0, 256, (1, 30, 40), dtype=np.uint8)[0], (5, 5), 2)[None]
+    diff = np.abs(OnnxUpscaler(out, Device.CPU)(y).astype(int) - OnnxUpscaler(src, Device.CPU)(y).astype(int))
+    assert diff.mean() < 2

@@ -103,6 +103,30 @@ def split_identity(model: Any) -> tuple[Any, list[str]]:
     return model, changed
 
 
+def float_nodes(model: Any, n: int = 1) -> list[str]:
+    """The nodes to leave float: the first and last `n` convolutions, and every node from
+    which no convolution follows (each path's last convolution, the global residual Add,
+    DepthToSpace, a refinement branch's Add).
+
+    Why the ends of every path: quantizing the residual Add quantized the model's input for
+    it, and onnxruntime then fused the float first convolution, between that input's
+    DequantizeLinear and its own QuantizeLinear, into a QLinearConv with weights it quantized
+    itself to full 8 bits, which AVX2 kernels saturate on (vsr.quant.saturating_weights now
+    finds that); it also rounded the output to 8 bits before vsr does. In a chain these are
+    the nodes after the last convolution; with a branch (`train.py --refine`) the main path's
+    tail and residual Add come before the branch's convolutions in the file, so file order
+    alone would quantize them."""
+    nodes = list(model.graph.node)
+    convs = [node.name for node in nodes if node.op_type == "Conv"]
+    keep = convs[:n] + convs[-n:] if len(convs) > 2 * n else []
+    feeds_conv: set[str] = set()  # tensors from which a convolution follows
+    for node in reversed(nodes):  # topological order, read backwards
+        if node.op_type == "Conv" or any(t in feeds_conv for t in node.output):
+            feeds_conv.update(node.input)
+    ends = [node.name for node in nodes if node.name and not any(t in feeds_conv for t in node.output)]
+    return [*keep, *(name for name in ends if name not in keep)]
+
+
 def speedup(fp32: Path, int8: Path, rounds: int = 15) -> float:
     """Median float time / median int8 time for a 640x360 frame, the two runs interleaved so
     that other load on the machine hits both alike, after three warm-up calls each (with one,
@@ -154,18 +178,7 @@ def main() -> int:
     out = args.out or args.model.with_name(args.model.stem + "_int8.onnx")
     src = onnx.load(str(args.model))
     meta = {p.key: p.value for p in src.metadata_props}
-    convs = [n.name for n in src.graph.node if n.op_type == "Conv"]
-    n = args.keep_float
-    keep_float = convs[:n] + convs[-n:] if len(convs) > 2 * n else []
-    # What follows the last convolution (the family's global residual Add, DepthToSpace) stays
-    # float too: quantizing the Add quantized the model's input for it, and onnxruntime then
-    # fused the float first convolution, between that input's DequantizeLinear and its own
-    # QuantizeLinear, into a QLinearConv with weights it quantized itself to full 8 bits,
-    # which AVX2 kernels saturate on (vsr.quant.saturating_weights now finds that); it also
-    # rounded the output to 8 bits before vsr does.
-    names = [node.name for node in src.graph.node]
-    last_conv = max((i for i, node in enumerate(src.graph.node) if node.op_type == "Conv"), default=-1)
-    keep_float += [name for name in names[last_conv + 1 :] if name]
+    keep_float = float_nodes(src, args.keep_float)
     scale = int(meta.get("vsr.scale", "3"))
     batches = calibration_batches(scale, args.data)
 
