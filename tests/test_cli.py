@@ -477,10 +477,19 @@ def test_info_says_the_encoded_size_of_an_odd_output(tmp_path: Path, capsys) -> 
             o.mux(s.encode(f))
         o.mux(s.encode(None))
     assert run_cli("info", src)[0] == 0
-    assert "output: 99x75, encoded as 100x76" in capsys.readouterr().out
+    assert "output: 99x75 (libx264, yuv420p), encoded as 100x76" in capsys.readouterr().out
     assert run_cli("info", "--json", src)[0] == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["output_size"] == [100, 76] and rec["upscaled_size"] == [99, 75]
+    # --codec predicts another encoder's output: VP9 keeps the odd size, MJPEG writes yuvj
+    assert run_cli("info", "--codec", "libvpx-vp9", src)[0] == 0
+    assert "output: 99x75 (libvpx-vp9, yuv420p)\n" in capsys.readouterr().out
+    assert run_cli("info", "--json", "--codec", "mjpeg", "--scale", "2", "--quality", "fast", src)[0] == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["output"] == {"codec": "mjpeg", "pix_fmt": "yuvj420p", "notes": []}
+    assert rec["output_size"] == [66, 50] and rec["model"]["path"].endswith("fast_x2.onnx")
+    status, err = run_cli("info", "--codec", "nosuch", src)
+    assert status != 0 and "unknown video encoder 'nosuch'" in err and "Traceback" not in err
     out = tmp_path / "o.mp4"
     status, err = run_cli("upscale", src, out, "--preset", "ultrafast")
     assert status == 0, err

@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("input")
     info.add_argument("--model", help="model to describe (default: the bundled x3)")
     info.add_argument("--scale", type=int, choices=(2, 3, 4))
+    info.add_argument("--quality", choices=TIERS, help="the bundled model of this tier with --scale")
+    info.add_argument("--codec", default="libx264",
+                      help="predict the output for this encoder (default libx264, MP4's): its pixel "
+                           "format, and its size where it needs even sizes")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.add_argument("--keyframes", action="store_true",
                       help="also scan the video's packets for where it can be cut into segments "
@@ -659,16 +663,18 @@ def _info(args: argparse.Namespace) -> int:
                     "language": s.metadata.get("language")} for s in info.passthrough]
     finally:
         src.container.close()
-    up = load(ModelOptions(model=args.model, scale=args.scale, device=Device.CPU))
+    up = load(ModelOptions(model=args.model, scale=args.scale, quality=args.quality, device=Device.CPU))
     v = info.video
     from .pixfmt import encoded_size, native_input
+    from .video_stream import output_pix_fmt
 
     layout = native_input(v.pix_fmt)
     out_w, out_h = v.width * up.scale, v.height * up.scale
-    # The default output (MP4, libx264) keeps the input's chroma layout (4:2:0 where there is
-    # none, as libx264's default); an image is written as it is.
-    enc_w, enc_h = (out_w, out_h) if info.is_image else \
-        encoded_size(out_w, out_h, layout.name if layout else "yuv420p", "libx264")
+    # What `vsr upscale` picks for --codec (the input's depth and chroma where the encoder
+    # takes them) and the size it then encodes; an image is written as it is.
+    format_notes: list[str] = []
+    out_fmt = output_pix_fmt(args.codec, None, layout, format_notes)
+    enc_w, enc_h = (out_w, out_h) if info.is_image else encoded_size(out_w, out_h, out_fmt, args.codec)
     dar = Fraction(v.width * v.sar.numerator, v.height * v.sar.denominator)
     # An image has one frame and no timing (FFmpeg's image demuxers say "25 fps").
     frames, duration = (1, None) if info.is_image else (v.frames or None, v.duration)
@@ -699,6 +705,9 @@ def _info(args: argparse.Namespace) -> int:
                   "input": [None, 1, *(up.fixed or ("H", "W"))], "provider": up.provider},
         "output_size": [enc_w, enc_h],  # as encoded (padded to even where the chroma needs it)
         "upscaled_size": [out_w, out_h],
+        "output": {"codec": None if info.is_image else args.codec,
+                   "pix_fmt": None if info.is_image else out_fmt,
+                   "notes": [] if info.is_image else format_notes},
     }
     cuts = _keyframe_summary(args.input) if args.keyframes else None
     if cuts is not None:
@@ -741,9 +750,12 @@ def _info(args: argparse.Namespace) -> int:
         lang = f" [{s['language']}]" if s.get("language") else ""
         print(f"  {s['type']} #{s['index']}: {s['codec']}{lang}")
     print(f"  model: {describe(up)}")
-    padded = f", encoded as {enc_w}x{enc_h} (the last row/column repeated: {layout.chroma if layout else '4:2:0'} " \
-        "needs even sizes in libx264; VP9, AV1 or FFV1 output keeps the exact size)" if (enc_w, enc_h) != (out_w, out_h) else ""
-    print(f"  output: {out_w}x{out_h}{padded}")
+    padded = f", encoded as {enc_w}x{enc_h} (the last row/column repeated: {out_fmt} needs even sizes " \
+        f"in {args.codec}; VP9, AV1 or FFV1 output keeps the exact size)" if (enc_w, enc_h) != (out_w, out_h) else ""
+    encoder = "" if info.is_image else f" ({args.codec}, {out_fmt})"
+    print(f"  output: {out_w}x{out_h}{encoder}{padded}")
+    for note in [] if info.is_image else format_notes:
+        print(f"  note: {note}")
     if cuts is not None:
         k = cuts
         if k["problem"]:

@@ -90,6 +90,34 @@ def copy_video_stream(container: Any, template: Any, info: StreamInfo, is_image:
                                        picture_size=(cc.width, cc.height), is_image=is_image))
 
 
+def output_pix_fmt(codec_name: str, pix_fmt: str | None, source_layout: pixfmt.Layout | None,
+                   notes: list[str]) -> str:
+    """The pixel format encoder `codec_name` gets: `pix_fmt` when one was asked for (checked
+    against what the encoder takes), else the input's depth and chroma layout as far as the
+    encoder takes them (each step away from them added to `notes`). Shared with `vsr info`,
+    so that what it predicts is what `vsr upscale` writes.
+
+    Raises:
+        SinkError: the encoder is unknown, not a video encoder, or refuses `pix_fmt`.
+    """
+    try:
+        codec = av.Codec(codec_name, "w")
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise SinkError(f"unknown video encoder {codec_name!r}",
+                        hint="see 'ffmpeg -encoders'; common: libx264, libx265, libsvtav1, ffv1") from exc
+    if codec.type != "video":
+        raise SinkError(f"{codec_name!r} is not a video encoder")
+    supported = [f.name for f in codec.video_formats or []]
+    if pix_fmt is None:
+        choice = pixfmt.choose_output(codec_name, supported, source_layout)
+        notes.extend(choice.notes)
+        return encoders.preferred_pix_fmt(codec_name, choice.pix_fmt)
+    if supported and pix_fmt not in supported:
+        raise SinkError(f"encoder {codec_name!r} cannot take pixel format {pix_fmt!r}",
+                        hint=f"it takes: {', '.join(supported)}")
+    return pix_fmt
+
+
 def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale: int, *,
                       image_suffix: str | None, live: bool, notes: list[str]) -> VideoStream:
     """The output's video stream with its encoder opened (so bad options fail now); what
@@ -104,22 +132,8 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
     if image_suffix is not None:
         codec_name, image_fmt = IMAGE_CODECS[image_suffix]
         pix_fmt = pix_fmt or image_fmt
-    try:
-        codec = av.Codec(codec_name, "w")
-    except (av.error.FFmpegError, ValueError) as exc:
-        raise SinkError(f"unknown video encoder {codec_name!r}",
-                        hint="see 'ffmpeg -encoders'; common: libx264, libx265, libsvtav1, ffv1") from exc
-    if codec.type != "video":
-        raise SinkError(f"{codec_name!r} is not a video encoder")
-    supported = [f.name for f in codec.video_formats or []]
     asked = pix_fmt is not None  # by --pix-fmt, or an image format's own
-    if pix_fmt is None:
-        choice = pixfmt.choose_output(codec_name, supported, source_layout)
-        pix_fmt = encoders.preferred_pix_fmt(codec_name, choice.pix_fmt)
-        notes.extend(choice.notes)
-    elif supported and pix_fmt not in supported:
-        raise SinkError(f"encoder {codec_name!r} cannot take pixel format {pix_fmt!r}",
-                        hint=f"it takes: {', '.join(supported)}")
+    pix_fmt = output_pix_fmt(codec_name, pix_fmt, source_layout, notes)
     fmt = av.VideoFormat(pix_fmt)
     deep = max(c.bits for c in fmt.components) > 8
     if asked and v.color_trc in (16, 18) and not deep:
