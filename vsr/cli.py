@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
-import itertools
 import json
 import logging
 import os
@@ -18,7 +17,6 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
@@ -650,161 +648,13 @@ def _damage_report(stats: Stats) -> str:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .input import open_input
-    from .model import describe, load
-    from .progress import plural
+    """`vsr info`: the work is in vsr.info; this only maps options and prints."""
+    from .info import InfoOptions, report, text
 
-    src = open_input(SourceOptions(args.input))
-    try:
-        info = src.info
-        streams = [{"index": s.index, "type": s.type, "codec": s.codec_context.name,
-                    **({"sample_rate": s.codec_context.sample_rate,
-                        "channels": s.codec_context.channels} if s.type == "audio" else {}),
-                    "language": s.metadata.get("language")} for s in info.passthrough]
-    finally:
-        src.container.close()
-    up = load(ModelOptions(model=args.model, scale=args.scale, quality=args.quality, device=Device.CPU))
-    v = info.video
-    from .pixfmt import encoded_size, native_input
-    from .video_stream import output_pix_fmt
-
-    layout = native_input(v.pix_fmt)
-    out_w, out_h = v.width * up.scale, v.height * up.scale
-    # What `vsr upscale` picks for --codec (the input's depth and chroma where the encoder
-    # takes them) and the size it then encodes; an image is written as it is.
-    format_notes: list[str] = []
-    out_fmt = output_pix_fmt(args.codec, None, layout, format_notes)
-    enc_w, enc_h = (out_w, out_h) if info.is_image else encoded_size(out_w, out_h, out_fmt, args.codec)
-    dar = Fraction(v.width * v.sar.numerator, v.height * v.sar.denominator)
-    # An image has one frame and no timing (FFmpeg's image demuxers say "25 fps").
-    frames, duration = (1, None) if info.is_image else (v.frames or None, v.duration)
-    count = None
-    if args.count:
-        from .probe import count_frames
-
-        count = count_frames(SourceOptions(args.input))
-        frames, duration = count.frames, count.duration
-    rec = {
-        "input": info.url, "format": info.format_name, "image": info.is_image,
-        "video": {"codec": v.codec, "width": v.width, "height": v.height, "pix_fmt": v.pix_fmt,
-                  "bit_depth": v.bit_depth,
-                  "rate": str(v.rate) if v.rate and not info.is_image else None,
-                  "frames": frames, "duration": duration,
-                  **({"counted": True, "header_frames": v.frames or None,
-                      "header_duration": v.duration, "decode_errors": count.decode_errors}
-                     if count else {}),
-                  "rotation": v.rotation,
-                  "time_base": str(v.time_base), "sar": str(v.sar), "dar": str(dar),
-                  "chroma": layout.chroma if layout else None,
-                  "color": {"range": v.color_range, "primaries": v.color_primaries,
-                            "transfer": v.color_trc, "matrix": v.colorspace},
-                  "hdr10": v.hdr10.describe() if v.hdr10 else None,
-                  "dolby_vision": v.dolby_vision},
-        "streams": streams,
-        "model": {"path": str(up.path), "scale": up.scale,
-                  "input": [None, 1, *(up.fixed or ("H", "W"))], "provider": up.provider},
-        "output_size": [enc_w, enc_h],  # as encoded (padded to even where the chroma needs it)
-        "upscaled_size": [out_w, out_h],
-        "output": {"codec": None if info.is_image else args.codec,
-                   "pix_fmt": None if info.is_image else out_fmt,
-                   "notes": [] if info.is_image else format_notes},
-    }
-    cuts = _keyframe_summary(args.input) if args.keyframes else None
-    if cuts is not None:
-        rec["keyframes"] = cuts
-    gop = None if info.is_image or args.input == "-" or "://" in args.input else _keyframe_interval(args.input)
-    video_rec: dict[str, Any] = rec["video"]  # type: ignore[assignment]
-    video_rec["keyframe_interval"] = gop
-    if args.json:
-        print(json.dumps(rec, indent=2))
-        return ExitStatus.OK
-    print(f"{info.url}: {info.format_name}")
-    rotation = f", rotation {v.rotation}" if v.rotation else ""
-    if info.is_image:
-        many = f", {plural(frames, 'frame')} (only the first is upscaled)" if frames and frames > 1 else ""
-        print(f"  image: {v.codec} {v.width}x{v.height} {v.pix_fmt}{many}{rotation}")
-    else:
-        rate = f"{float(v.rate):.3f} fps" if v.rate else "unknown rate"
-        dur = f"{duration:.2f}s" if duration else "unknown duration"
-        counted = ""
-        if count is not None:
-            header = [plural(v.frames, "frame")] if v.frames and v.frames != count.frames else []
-            if v.duration and duration and abs(v.duration - duration) >= 0.0005:
-                header.append(f"{v.duration:.3f}s")
-            counted = " (counted" + (f"; the header says {', '.join(header)}" if header else "") + ")"
-            if count.decode_errors:
-                counted += f", {plural(count.decode_errors, 'undecodable packet')}"
-        frame_text = plural(frames, "frame") if frames is not None else "unknown frame count"
-        print(f"  video: {v.codec} {v.width}x{v.height} {v.pix_fmt}, {rate}, {dur}, "
-              f"{frame_text}{counted}{rotation}")
-    print(f"  pixels: {v.bit_depth}-bit" + (f" {layout.chroma}" if layout else "")
-          + f", SAR {v.sar.numerator}:{v.sar.denominator}, DAR {dar.numerator}:{dar.denominator}"
-          + (f", HDR10 {v.hdr10.describe()}" if v.hdr10 else "")
-          + (", Dolby Vision" if v.dolby_vision else ""))
-    print(f"  colour: range {_name(COLOR_RANGES, v.color_range)}, primaries "
-          f"{_name(COLOR_PRIMARIES, v.color_primaries)}, transfer {_name(COLOR_TRANSFERS, v.color_trc)}, "
-          f"matrix {_name(COLOR_MATRICES, v.colorspace)}")
-    if gop is not None:
-        print(f"  keyframes: every {gop['mean']:.2f}s on average, longest gap {gop['max']:.2f}s")
-    for s in streams:
-        lang = f" [{s['language']}]" if s.get("language") else ""
-        print(f"  {s['type']} #{s['index']}: {s['codec']}{lang}")
-    print(f"  model: {describe(up)}")
-    padded = f", encoded as {enc_w}x{enc_h} (the last row/column repeated: {out_fmt} needs even sizes " \
-        f"in {args.codec}; VP9, AV1 or FFV1 output keeps the exact size)" if (enc_w, enc_h) != (out_w, out_h) else ""
-    encoder = "" if info.is_image else f" ({args.codec}, {out_fmt})"
-    print(f"  output: {out_w}x{out_h}{encoder}{padded}")
-    for note in [] if info.is_image else format_notes:
-        print(f"  note: {note}")
-    if cuts is not None:
-        k = cuts
-        if k["problem"]:
-            print(f"  segments: cannot be split ({k['problem']})")
-        else:
-            print(f"  segments: {plural(k['cuts'], 'clean keyframe cut')}, every {k['mean_gap']:.2f}s on "
-                  f"average, longest gap {k['max_gap']:.2f}s: up to {k['cuts'] + 1} segments")
+    model = ModelOptions(model=args.model, scale=args.scale, quality=args.quality, device=Device.CPU)
+    rec = report(InfoOptions(args.input, model, args.codec, args.keyframes, args.count))
+    print(json.dumps(rec, indent=2) if args.json else "\n".join(text(rec)))
     return ExitStatus.OK
-
-
-#: FFmpeg's names for the colour tags `vsr info` shows (the values of AVColorRange etc.).
-COLOR_RANGES = {0: "unspecified", 1: "tv (limited)", 2: "pc (full)"}
-COLOR_PRIMARIES = {1: "bt709", 2: "unspecified", 4: "bt470m", 5: "bt470bg", 6: "smpte170m",
-                   7: "smpte240m", 8: "film", 9: "bt2020", 10: "smpte428", 11: "smpte431",
-                   12: "smpte432", 22: "ebu3213"}
-COLOR_TRANSFERS = {1: "bt709", 2: "unspecified", 4: "gamma22", 5: "gamma28", 6: "smpte170m",
-                   7: "smpte240m", 8: "linear", 13: "iec61966-2-1 (sRGB)", 14: "bt2020-10",
-                   15: "bt2020-12", 16: "smpte2084 (PQ)", 17: "smpte428", 18: "arib-std-b67 (HLG)"}
-COLOR_MATRICES = {0: "gbr", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg", 6: "smpte170m",
-                  7: "smpte240m", 8: "ycgco", 9: "bt2020nc", 10: "bt2020c", 14: "ictcp"}
-
-
-def _name(names: dict[int, str], value: int) -> str:
-    return names.get(value, str(value))
-
-
-def _keyframe_interval(url: str) -> dict[str, float] | None:
-    """Mean and longest keyframe spacing in seconds (from packet headers: no decoding), or
-    None when the file cannot be scanned."""
-    try:
-        summary = _keyframe_summary(url)
-    except VsrError:
-        return None
-    if not summary["mean_gap"]:
-        return None
-    return {"mean": summary["mean_gap"], "max": summary["max_gap"]}
-
-
-def _keyframe_summary(url: str) -> dict[str, Any]:
-    """Where a file can be cut for `--segments` (vsr.scaleout.keyframes)."""
-    from .scaleout.keyframes import scan
-
-    index = scan(url)
-    starts = [*index.keyframes, index.end_pts]
-    gaps = [float((b - a) * index.time_base) for a, b in itertools.pairwise(starts)]
-    return {"cuts": len(index.keyframes) - 1, "problem": index.problem,
-            "mean_gap": round(sum(gaps) / len(gaps), 3) if gaps else 0.0,
-            "max_gap": round(max(gaps), 3) if gaps else 0.0,
-            "seconds": round(index.seconds, 3)}
 
 
 def _compare(args: argparse.Namespace, err: TextIO) -> int:
