@@ -677,3 +677,15 @@ def test_a_live_run_that_dropped_much_of_its_input_ends_with_a_hint_naming_the_f
     assert "smaller input" in keep_up_hint(overloaded, "fast")
     assert keep_up_hint(stats(125, 15), "balanced") == ""  # start-up drops in a 5 s run
     assert keep_up_hint(stats(0, 0), "balanced") == ""
+    # With a steady state long enough to judge, only it counts: 15 start-up drops and then
+    # none is keeping up; a run that keeps dropping a tenth after start-up is not, though
+    # that is under a fifth of the whole run.
+    from dataclasses import replace
+
+    from vsr.frames import Steady
+
+    assert keep_up_hint(replace(stats(250, 15), steady=Steady(8.0, 200, 0)), "balanced") == ""
+    slow = keep_up_hint(replace(stats(250, 35), steady=Steady(8.0, 200, 20)), "balanced")
+    assert slow.startswith("10% of the frames were dropped after start-up") and "--quality fast" in slow
+    # too short a steady state to judge: the whole run, with its margin
+    assert keep_up_hint(replace(stats(60, 10), steady=Steady(0.5, 12, 3)), "balanced") == ""

@@ -107,6 +107,10 @@ def test_realtime_udp_stream_to_file_is_3x_with_latency_reported(tmp_path: Path)
     assert rec["frames_in"] >= 30 and rec["frames"] >= 10 and rec["output_size"] == [288, 192]
     assert rec["frames_in"] == rec["frames"] + rec["dropped"]
     assert set(rec["latency_ms"]) == {"p50", "p95", "p99", "max"}  # type: ignore[arg-type]
+    # after start-up (2 s after the first upscaled frame): a part of the run, in its own counts
+    steady = rec["steady"]
+    if steady is not None:  # None when the first frame came later than 1 s in (a loaded host)
+        assert 0 < steady["seconds"] < 3 and 0 <= steady["dropped"] <= steady["frames_in"] <= rec["frames_in"]
     stats = video_stats(out)
     assert stats["sizes"] == {(288, 192)} and stats["audio_streams"] == 1
     times = stats["times"]
@@ -177,6 +181,8 @@ def test_overload_drops_frames_at_the_input_and_latency_stays_bounded(tmp_path: 
     rec = done_record(err)
     assert rec["dropped"] > 0 and rec["frames"] > 0
     assert rec["frames_in"] == rec["frames"] + rec["dropped"]
+    steady = rec["steady"]  # 2 s after the first frame of a 5 s run: overloaded throughout
+    assert steady is not None and steady["frames_in"] > 0 and steady["dropped"] > 0, rec
     lat = rec["latency_ms"]
     assert lat["p95"] < 1500, lat  # type: ignore[index]
     assert len(video_stats(out)["times"]) == rec["frames"]

@@ -596,8 +596,11 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
         lat = stats.latency
         lat_text = (f", latency p50 {lat['p50'] * 1000:.0f} / p95 {lat['p95'] * 1000:.0f} / "
                     f"p99 {lat['p99'] * 1000:.0f} ms") if lat else ""
+        steady = stats.steady
+        after = (f"; {steady.dropped} of the {steady.frames_in} after start-up"
+                 if steady and steady.frames_in else "")
         err.write(f"vsr: {stats.frames} of {stats.frames_in} frames upscaled "
-                  f"({stats.dropped} dropped to keep up){lat_text}, {stats.seconds:.1f}s, "
+                  f"({stats.dropped} dropped to keep up{after}){lat_text}, {stats.seconds:.1f}s, "
                   f"{stats.provider} -> {stats.output or 'preview'}\n")
         hint = keep_up_hint(stats, upscaler.metadata.get("vsr.tier", ""))
         if hint:
@@ -610,10 +613,14 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
     return ExitStatus.OK
 
 
-#: Share of a live run's frames dropped above which the run ends with a hint. Start-up alone
-#: drops about 15 frames (the model warming up: 0.6 s at 25 fps), 12% of a 5-second run;
-#: a model too dear for the machine drops half or more (bench_live.py).
+#: Share of a live run's frames dropped above which the run ends with a hint, over the whole
+#: run: start-up alone drops about 15 frames (the stream probed, the first frames through:
+#: 0.6 s at 25 fps), 12% of a 5-second run; a model too dear for the machine drops half or
+#: more (bench_live.py).
 KEEP_UP_SHARE = 0.2
+#: The same after start-up (`Stats.steady`), where a model that keeps up drops none
+#: (bench_live.py's real-time bar is under 2%), over at least this many frames.
+STEADY_KEEP_UP_SHARE, STEADY_MIN_FRAMES = 0.05, 50
 
 
 def keep_up_hint(stats: Stats, tier: str) -> str:
@@ -622,13 +629,21 @@ def keep_up_hint(stats: Stats, tier: str) -> str:
     Why: dropping frames is live mode working as designed, so nothing fails, and a user who
     sees "1,200 dropped" may not know that a cheaper model exists; on two CPU cores the
     default (balanced) tier keeps up to about 320x180 input, the fast tier to 480x270.
-    `tier` is the model's `vsr.tier` metadata ("" for a model without it).
+    Judged on the steady state when the run had enough of one (start-up's drops are not the
+    model's fault), else on the whole run with a margin for them. `tier` is the model's
+    `vsr.tier` metadata ("" for a model without it).
     """
-    if stats.frames_in <= 0 or stats.dropped <= KEEP_UP_SHARE * stats.frames_in:
+    steady = stats.steady
+    if steady is not None and steady.frames_in >= STEADY_MIN_FRAMES:
+        if steady.dropped_share <= STEADY_KEEP_UP_SHARE:
+            return ""
+        share, when = steady.dropped_share, " after start-up"
+    elif stats.frames_in <= 0 or stats.dropped <= KEEP_UP_SHARE * stats.frames_in:
         return ""
-    share = round(100 * stats.dropped / stats.frames_in)
+    else:
+        share, when = stats.dropped / stats.frames_in, ""
     remedy = "a smaller input" if tier == "fast" else "--quality fast (a cheaper model) or a smaller input"
-    return (f"{share}% of the frames were dropped to keep up with the input; "
+    return (f"{round(100 * share)}% of the frames were dropped{when} to keep up with the input; "
             f"{remedy} drops fewer on this machine")
 
 

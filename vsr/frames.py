@@ -147,6 +147,28 @@ class StageTimes:
 
 
 @dataclass(frozen=True, slots=True)
+class Steady:
+    """A live run after its start-up: from `STEADY_AFTER` seconds after its first upscaled
+    frame to its end.
+
+    Why: every live run drops the frames that queued up while the stream was probed and the
+    first frames went through, so its whole-run drop count mixes start-up with keeping up;
+    these figures are only the latter (whether the model keeps up with the input here)."""
+
+    seconds: float
+    frames_in: int  # decoded in that span
+    dropped: int  # of those, dropped at the input to keep up
+
+    @property
+    def dropped_share(self) -> float:
+        return self.dropped / self.frames_in if self.frames_in > 0 else 0.0
+
+
+#: Seconds after a live run's first upscaled frame at which its steady state (`Steady`) begins.
+STEADY_AFTER = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     """What a finished run did, returned by `upscale_video()` and printed by the CLI."""
 
@@ -167,6 +189,7 @@ class Stats:
     frames_in: int = 0  # frames decoded (live: frames_in - frames = dropped at the input)
     dropped: int = 0  # frames dropped at the input because the model could not keep up (live)
     latency: dict[str, float] = field(default_factory=dict)  # seconds: p50, p95, p99, max
+    steady: Steady | None = None  # live: after start-up (None: the run ended before it began)
     reconnects: int = 0
     input_lost: str = ""  # live: why the input ended early, if it did
     segments: int = 0  # scale-out: segments the job was split into (0: not split)

@@ -30,7 +30,18 @@ from .channel import Channel
 from .compose import ComposeCounters, ComposeSpec, run_compose
 from .decode import DecodeSpec, SourceCounters
 from .errors import Cancelled, UsageError
-from .frames import AudioFrame, AudioPacket, Frame, Item, StageTimes, Stats, StreamInfo, seconds_of
+from .frames import (
+    STEADY_AFTER,
+    AudioFrame,
+    AudioPacket,
+    Frame,
+    Item,
+    StageTimes,
+    Stats,
+    Steady,
+    StreamInfo,
+    seconds_of,
+)
 from .input import OpenedInput, open_input
 from .live import LiveCounters, run_live_source
 from .model import LumaUpscaler, load, provider_of
@@ -129,6 +140,10 @@ class Pipeline:
             self._threads: list[threading.Thread] = []
             self._t0 = 0.0
             self._seconds: float | None = None  # set when the run ends
+            # live: when the first upscaled frame was seen, and (time, frames in, dropped)
+            # where the steady state began (frames.Steady)
+            self._first_out: float | None = None
+            self._steady_from: tuple[float, int, int] | None = None
             self._done = False
             # Given back when dropped unclosed (an interruption between this constructor and
             # its caller's try/finally): close() or the run's end detaches it.
@@ -228,6 +243,7 @@ class Pipeline:
                 for t in self._threads:
                     if not t.is_alive():
                         t.join()
+                self._mark_steady()
                 yield self.snapshot()
             ended = True
         finally:
@@ -291,6 +307,26 @@ class Pipeline:
                 self.preview.close()
             self._seconds = time.monotonic() - self._t0
 
+    def _mark_steady(self) -> None:
+        """Note where a live run's steady state begins (`frames.Steady`): polled with the
+        progress, so to within its interval."""
+        if self.mode is not Mode.LIVE or self._steady_from is not None:
+            return
+        now = time.monotonic()
+        if self._first_out is None:
+            if self._frames_done() > 0:
+                self._first_out = now
+        elif now - self._first_out >= STEADY_AFTER:
+            self._steady_from = (now, self.src_counters.frames, self.ch_in.dropped)
+
+    def _steady(self) -> Steady | None:
+        if self._steady_from is None:
+            return None
+        t, frames_in, dropped = self._steady_from
+        end = self._t0 + self._seconds if self._seconds is not None else time.monotonic()
+        return Steady(round(max(0.0, end - t), 3), self.src_counters.frames - frames_in,
+                      self.ch_in.dropped - dropped)
+
     def snapshot(self) -> Snapshot:
         """Where the run is; live-only figures (drops, latency) are None/0 in file mode."""
         done = self._frames_done()
@@ -341,6 +377,7 @@ class Pipeline:
             audio_streams=len(out.stream_map) if out is not None else 0,
             frames_in=src.frames,
             dropped=self.ch_in.dropped,
+            steady=self._steady(),
             latency=_percentiles(self._latencies()),
             reconnects=self.live_counters.reconnects,
             input_lost=self.live_counters.lost,

@@ -98,6 +98,8 @@ def stats_record(stats: Stats) -> dict[str, Any]:
         "damage_times": [round(t, 3) for t in stats.damage_times],
         "repaired_timestamps": stats.repaired_timestamps,
         "frames_in": stats.frames_in, "dropped": stats.dropped,
+        "steady": {"seconds": stats.steady.seconds, "frames_in": stats.steady.frames_in,
+                   "dropped": stats.steady.dropped} if stats.steady else None,
         "latency_ms": {k: round(v * 1000, 1) for k, v in stats.latency.items()},
         "reconnects": stats.reconnects, "input_lost": stats.input_lost or None,
         **({"segments": stats.segments} if stats.segments else {}),

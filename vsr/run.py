@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .frames import StageTimes, Stats, StreamInfo
+from .frames import StageTimes, Stats, Steady, StreamInfo
 from .model import LumaUpscaler, name_of, precision_of
 
 
@@ -89,7 +89,8 @@ class Damage:
 def build_stats(run: Run, *, frames: int, seconds: float, provider: str, output: str,
                 damage: Damage = Damage(), stages: StageTimes | None = None,
                 output_size: tuple[int, int] | None = None, audio_streams: int = 0,
-                frames_in: int = 0, dropped: int = 0, latency: dict[str, float] | None = None,
+                frames_in: int = 0, dropped: int = 0, steady: Steady | None = None,
+                latency: dict[str, float] | None = None,
                 reconnects: int = 0, input_lost: str = "", repaired_timestamps: int = 0,
                 segments: int = 0) -> Stats:
     """A run's `Stats`: the figures given, with what follows from the run itself.
@@ -119,6 +120,7 @@ def build_stats(run: Run, *, frames: int, seconds: float, provider: str, output:
         output=output,
         frames_in=frames_in,
         dropped=dropped,
+        steady=steady,
         latency=latency or {},
         reconnects=reconnects,
         input_lost=input_lost,
