@@ -346,10 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--refine is for --arch ecb")
     if args.refine_factor and not args.refine:
         raise SystemExit("--refine-factor needs --refine K")
-    if args.refine and (args.refine_factor or args.scale) not in range(2, args.scale + 1) \
-            or args.refine and args.scale % (args.refine_factor or args.scale):
-        raise SystemExit(f"--refine-factor {args.refine_factor}: must be at least 2 and divide "
-                         f"the scale {args.scale}")
+    refine_factor = (args.refine_factor or args.scale) if args.refine else 0
+    if args.refine < 0 or refine_factor and (refine_factor < 2 or args.scale % refine_factor):
+        raise SystemExit(f"--refine {args.refine} --refine-factor {args.refine_factor}: K must be "
+                         f"positive and F at least 2 and divide the scale {args.scale}")
     if args.init and not ecb and args.init.suffix != ".onnx":
         raise SystemExit("--init takes an exported .onnx model for --arch espcn (and a training "
                          ".ckpt or an exported .onnx model for --arch ecb)")
@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                       args.extra_layers, str(args.init or ""), args.arch,
                       args.channels if ecb else 0, args.blocks if ecb else 0, args.holdout,
                       args.tier or "", args.phases, args.colour_mixes, args.ema,
-                      args.refine, (args.refine_factor or args.scale) if args.refine else 0)
+                      args.refine, refine_factor)
     if not 0 <= cfg.ema < 1:
         raise SystemExit(f"--ema {cfg.ema}: the decay must be in [0, 1)")
     random.seed(cfg.seed)
