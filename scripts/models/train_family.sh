@@ -42,6 +42,9 @@
 #             x4_quality_mix(s) and x4_quality_ema(16): the shipped M18C64 fine-tuned on colour mixes /
 #             more sizes, and with a moving average of its weights (--ema) / all 16 phases: held-out
 #             25.202-25.218, Set14 26.94-26.95 (models/README.md): not shipped.
+#             x4_quality_refine(2): x4_quality_ema16's checkpoint with a refinement branch above LR
+#             (--refine 16 at HR / --refine 48 --refine-factor 2): held-out 25.216 / 25.212, Set14
+#             26.96 / 26.95 after ~30k steps (112 min): not shipped.
 #
 # Each run holds out 4 training images (--holdout 4) and logs their PSNR at every checkpoint:
 # that is the validation signal. Set5/Set14 are evaluated once at the end, for reporting only.
