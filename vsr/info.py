@@ -98,7 +98,7 @@ def report(opts: InfoOptions) -> dict[str, Any]:
                             "transfer": v.color_trc, "matrix": v.colorspace},
                   "hdr10": v.hdr10.describe() if v.hdr10 else None,
                   "dolby_vision": v.dolby_vision,
-                  "keyframe_interval": keyframe_interval(opts.url) if local else None},
+                  "keyframe_interval": None},
         "streams": streams,
         "model": {"path": str(up.path), "scale": up.scale,
                   "input": [None, 1, *(up.fixed or ("H", "W"))], "provider": up.provider,
@@ -109,8 +109,12 @@ def report(opts: InfoOptions) -> dict[str, Any]:
                    "pix_fmt": None if info.is_image else out_fmt,
                    "notes": [] if info.is_image else format_notes},
     }
-    if opts.keyframes:
-        rec["keyframes"] = keyframe_summary(opts.url)
+    # One scan of the packets serves both: --keyframes' cut summary and the interval.
+    cuts = keyframe_summary(opts.url) if opts.keyframes else None
+    if cuts is not None:
+        rec["keyframes"] = cuts
+    if local:
+        rec["video"]["keyframe_interval"] = keyframe_interval(opts.url, cuts)
     return rec
 
 
@@ -180,11 +184,11 @@ def _name(names: dict[int, str], value: int) -> str:
     return names.get(value, str(value))
 
 
-def keyframe_interval(url: str) -> dict[str, float] | None:
+def keyframe_interval(url: str, summary: dict[str, Any] | None = None) -> dict[str, float] | None:
     """Mean and longest keyframe spacing in seconds (from packet headers: no decoding), or
-    None when the file cannot be scanned."""
+    None when the file cannot be scanned; from `summary` (`keyframe_summary`'s) when given."""
     try:
-        summary = keyframe_summary(url)
+        summary = summary if summary is not None else keyframe_summary(url)
     except VsrError:
         return None
     if not summary["mean_gap"]:
