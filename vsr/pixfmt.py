@@ -53,12 +53,19 @@ def encoded_size(width: int, height: int, pix_fmt: str, codec: str) -> tuple[int
     """The size `codec` takes a `width` x `height` picture at in `pix_fmt`: exactly that where
     it can, else (its chroma subsampled and a side odd) both odd sides grow by one (the last
     row/column is repeated: `vsr.color.merge_planes` or `pad_to_even` pads; `vsr info` predicts it)."""
-    if codec in ODD_SIZE_ENCODERS:
-        return width, height
-    fmt = av.VideoFormat(pix_fmt)
-    if (width % 2 and fmt.chroma_width(2) == 1) or (height % 2 and fmt.chroma_height(2) == 1):
+    even_w, even_h = needs_even(pix_fmt, codec)
+    if (width % 2 and even_w) or (height % 2 and even_h):
         return width + width % 2, height + height % 2
     return width, height
+
+
+def needs_even(pix_fmt: str, codec: str) -> tuple[bool, bool]:
+    """Whether `codec` needs an even (width, height) in `pix_fmt`: where its chroma is
+    subsampled that way, unless the encoder takes odd sizes (`ODD_SIZE_ENCODERS`)."""
+    if codec in ODD_SIZE_ENCODERS:
+        return False, False
+    fmt = av.VideoFormat(pix_fmt)
+    return fmt.chroma_width(2) == 1, fmt.chroma_height(2) == 1
 
 
 def layout_of(pix_fmt: str) -> Layout | None:

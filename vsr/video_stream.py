@@ -143,8 +143,8 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
     out_w, out_h = v.width * scale, v.height * scale
     sar = v.sar if not is_image else Fraction(1)
     if sar != 1 and opts.square_pixels:
-        # 4:2:x: an even width, where the encoder needs one (else it would pad a column)
-        step = 2 if fmt.chroma_width(2) == 1 and codec_name not in pixfmt.ODD_SIZE_ENCODERS else 1
+        # an even width where the encoder needs one (4:2:x; else it would pad a column)
+        step = 2 if pixfmt.needs_even(pix_fmt, codec_name)[0] else 1
         out_w = max(2, round(out_w * sar / step) * step)
         log.info("non-square pixels (SAR %s) resampled to square: %dx%d", sar, out_w, out_h)
         sar = Fraction(1)
