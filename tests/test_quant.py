@@ -163,6 +163,24 @@ def test_a_full_range_int8_model_falls_back_or_warns_on_a_saturating_cpu(
     assert not [r for r in caplog.records if "saturate" in r.getMessage()]
 
 
+
+def test_a_file_that_is_not_onnx_gets_the_loaders_error_on_a_saturating_cpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The saturation check reads the graph before onnxruntime does; on an AVX2-only CPU a
+    file that is not a model reached it first and escaped as protobuf's DecodeError, a
+    traceback (found on a real AVX2 machine). The check now leaves such a file alone and the
+    loader's one-line 'cannot load model' error is what the user gets, on every CPU."""
+    from vsr import model as model_mod
+    from vsr.errors import ModelError
+    from vsr.options import ModelOptions
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"this is not a protobuf\x00\xff" * 10)
+    assert quant.saturating_weights(junk) == []
+    monkeypatch.setattr(quant, "cpu_saturates_u8s8", lambda *a, **k: True)
+    with pytest.raises(ModelError, match="cannot load"):
+        model_mod.load(ModelOptions(model=str(junk), device=Device.CPU))
+
 _RUN_MODELS = """
 import sys
 import numpy as np

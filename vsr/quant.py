@@ -49,15 +49,20 @@ def saturating_weights(path: Path) -> list[str]:
     uint8 ones: onnxruntime shifts them to uint8 and runs the same kernel there (measured:
     S8S8 lost the same 0.6 dB as U8S8). Empty for float models, models quantized within 7
     bits, uint8 weights, weight-only quantization (float arithmetic), and when `onnx` is not
-    installed (nothing can be read then)."""
+    installed or cannot parse the file (nothing can be read then: onnxruntime, which loads the
+    model next, says what is wrong with it in the words the user gets for any bad model)."""
     try:
         import onnx
+        from google.protobuf.message import DecodeError
         from onnx import TensorProto, numpy_helper
     except ImportError:
         return []
     import numpy as np
 
-    graph = onnx.load(str(path), load_external_data=False).graph
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except (DecodeError, OSError, ValueError):  # not a model (or not readable): not ours to judge
+        return []
     inits = {i.name: i for i in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
 
