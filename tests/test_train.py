@@ -339,6 +339,39 @@ def test_ema_exports_and_resumes_the_average_of_the_weights(tmp_path: Path) -> N
     assert status != 0 and "--ema" in err
 
 
+
+def test_the_psnr_loss_weighs_each_patch_as_the_metric_does_and_is_kept_in_the_checkpoint(tmp_path: Path) -> None:
+    """--loss psnr: each patch's loss is minus its PSNR (floored at 40 dB), so halving a smooth
+    patch's error counts as much as halving a textured one's, where MSE over the batch lets the
+    textured patch's large error decide. A run with it trains, writes a model and refuses to
+    resume its checkpoint under the other loss (the setting is part of the run)."""
+    import torch
+
+    trainer = load_script("models/train.py")
+    y = torch.zeros(2, 1, 4, 4)
+    pred = y.clone()
+    pred[0] += 0.3  # textured: MSE 0.09
+    pred[1] += 0.03  # smooth: MSE 0.0009
+    floor = trainer.PSNR_LOSS_FLOOR
+    want = 10 * np.log10(np.array([0.09, 0.0009]) + floor).mean()
+    assert float(trainer.psnr_loss(pred, y)) == pytest.approx(want, rel=1e-5)
+    pred.requires_grad_(True)
+    trainer.psnr_loss(pred, y).backward()
+    g = pred.grad.abs().sum(dim=(1, 2, 3))
+    # d/de of log(e^2): 2/e per pixel, so the smooth patch's gradient is the larger (MSE: 2e)
+    assert g[1] > 5 * g[0]
+
+    data = _images(tmp_path / "imgs", 2)
+    out, ckpt = tmp_path / "p.onnx", tmp_path / "p.ckpt"
+    common = ["--arch", "ecb", "--channels", "4", "--blocks", "1", "--scale", "2", "--data", data,
+              "--eval", tmp_path / "none", "--batch", "4", "--patch", "12", "--threads", "1",
+              "--device", "cpu", "--out", out, "--checkpoint", ckpt]
+    log = train(*common, "--steps", "4", "--loss", "psnr", "--log-every", "2")
+    assert out.is_file() and "loss -" in log  # minus a PSNR in dB
+    out.unlink()
+    status, _, err = script_main("models/train.py", *map(str, common), "--steps", "8")
+    assert status != 0 and "other settings" in err
+
 @pytest.mark.parametrize(("scale", "factor"), [(4, 4), (4, 2), (3, 3), (2, 2)])
 def test_a_refinement_branch_exports_as_plain_ops_that_tiles_stitch_exactly(
         tmp_path: Path, scale: int, factor: int) -> None:

@@ -95,13 +95,14 @@ class TrainConfig:
     ema: float = 0.0
     refine: int = 0
     refine_factor: int = 0
+    loss: str = "l1-mse"
 
 
 # Defaults of the settings added after the first checkpoints were written, so that those still
 # resume (and a resume with any other value is refused like any other change).
 CONFIG_DEFAULTS = {"extra_layers": 0, "init": "", "arch": "espcn", "channels": 0, "blocks": 0,
                    "holdout": 0, "tier": "", "phases": 1, "colour_mixes": 0, "ema": 0.0,
-                   "refine": 0, "refine_factor": 0}
+                   "refine": 0, "refine_factor": 0, "loss": "l1-mse"}
 
 
 class WeightAverage:
@@ -174,6 +175,24 @@ def split_holdout(cfg: TrainConfig) -> tuple[list[Path], list[Path]]:
     step = len(files) / n
     held = {files[int(step * k + step / 2)] for k in range(n)}
     return [f for f in files if f not in held], sorted(held)
+
+
+PSNR_LOSS_FLOOR = 1e-4  # MSE of a 40 dB patch, in 0..1 units
+
+
+def psnr_loss(pred, target):  # type: ignore[no-untyped-def]
+    """The batch's mean per-patch log MSE (in dB, so the loss reads as minus a PSNR).
+
+    Why: the figures we are judged by average PSNR over images, and a PSNR's gradient weighs
+    an image's squared error by 1/MSE: a smooth picture's small errors count as much as a
+    textured one's large errors. Plain MSE over a batch lets the textured patches (large
+    errors) set the direction of every step. Taking each patch's log MSE gives each patch
+    the weight the metric gives it (as NAFNet's and HINet's PSNR loss do per image). The floor
+    keeps flat patches, whose MSE is near the uint8 rounding noise, from taking over."""
+    import torch
+
+    mse = (pred - target).square().mean(dim=(1, 2, 3))
+    return 10 * torch.log10(mse + PSNR_LOSS_FLOOR).mean()
 
 
 def patch_bank(cfg: TrainConfig) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
@@ -310,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ema", type=float, default=0.0,
                     help="validate and export an exponential moving average of the weights with "
                          "this decay per step (e.g. 0.999; 0: off, the last weights)")
+    ap.add_argument("--loss", choices=("l1-mse", "psnr"), default="l1-mse",
+                    help="l1-mse: L1, then MSE for the last --mse-fraction of the run (default); "
+                    "psnr: the mean over patches of each patch's log MSE, the way the PSNR "
+                    "figures average over images")
     ap.add_argument("--holdout", type=int, default=0,
                     help="keep this many training images out of training and report their "
                          "PSNR at every checkpoint (validation; Set5/Set14 are evaluation only)")
@@ -364,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                       args.extra_layers, str(args.init or ""), args.arch,
                       args.channels if ecb else 0, args.blocks if ecb else 0, args.holdout,
                       args.tier or "", args.phases, args.colour_mixes, args.ema,
-                      args.refine, refine_factor)
+                      args.refine, refine_factor, args.loss)
     if not 0 <= cfg.ema < 1:
         raise SystemExit(f"--ema {cfg.ema}: the decay must be in [0, 1)")
     random.seed(cfg.seed)
@@ -484,7 +507,10 @@ def main(argv: list[str] | None = None) -> int:
             pred = pred.float()
         else:
             pred = model(x)
-        loss = torch.nn.functional.mse_loss(pred, y) if mse else (pred - y).abs().mean()
+        if cfg.loss == "psnr":
+            loss = psnr_loss(pred, y)
+        else:
+            loss = torch.nn.functional.mse_loss(pred, y) if mse else (pred - y).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

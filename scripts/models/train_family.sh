@@ -45,6 +45,8 @@
 #             x4_quality_refine(2): x4_quality_ema16's checkpoint with a refinement branch above LR
 #             (--refine 16 at HR / --refine 48 --refine-factor 2): held-out 25.216 / 25.212, Set14
 #             26.96 / 26.95 after ~30k steps (112 min): not shipped.
+#             x4_fast_psnr / x4_fast_l1mse: an A/B of train.py --loss psnr against the usual loss,
+#             on the shipped fast_x4 (cheap enough to run in float32 on an AVX2-only CPU).
 #
 # Each run holds out 4 training images (--holdout 4) and logs their PSNR at every checkpoint:
 # that is the validation signal. Set5/Set14 are evaluated once at the end, for reporting only.
@@ -132,6 +134,14 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
                                                   --phases 16 --ema 0.999 --refine 48 --refine-factor 2)
             rate=(--lr 3e-4 --mse-fraction 0.5 --steps 150000)
             init=(--init "$RUNS/x${scale}_quality_ema16.ckpt"); tier=quality ;;
+        fast_psnr|fast_l1mse)  # the loss, A/B on the cheap x4 network: the shipped fast_x4 (M5C32)
+            # fine-tuned with --loss psnr (each patch's log MSE: the metric's weighting) against the
+            # same run with the usual L1-then-MSE; float32 (for AVX2-only machines, where bf16 is
+            # emulated and ~10x slower than float32)
+            net=(--channels 32 --blocks 5 --batch 64 --phases 4); init=(--init models/fast_x4.onnx)
+            rate=(--lr 3e-4 --mse-fraction 0.5 --steps 150000)
+            [ "$tier" = fast_psnr ] && rate+=(--loss psnr)
+            tier=fast ;;
         quality_p40)  # x4_quality_deep's M18C64 fine-tuned on 40px LR patches (more context per pixel)
             net=(--channels 64 --blocks 18 --batch 12 --patch 40 --precision bf16 --phases 4)
             rate=(--lr 1e-4 --steps 150000); init=(--init "$RUNS/x${scale}_quality_deep.ckpt"); tier=quality ;;
@@ -151,7 +161,7 @@ args_for() {  # run name -> train.py arguments; NAME = xSCALE_TIER[_video]
          "${rate[@]}" --checkpoint-every 1000 --log-every 500
 }
 
-ALL=(x3_fast_m5 x3_fast x3_quality x2_fast x4_fast_c16 x4_fast x2_quality x4_quality x4_quality_deep x4_quality_m25 x4_quality_p40 x4_quality_c96 x4_quality_mix x4_quality_mixs x4_quality_ema x4_quality_ema16 x4_quality_refine x4_quality_refine2 x3_balanced x2_balanced x3_fast_video x3_balanced_video x3_quality_video)
+ALL=(x3_fast_m5 x3_fast x3_quality x2_fast x4_fast_c16 x4_fast x2_quality x4_quality x4_quality_deep x4_quality_m25 x4_quality_p40 x4_quality_c96 x4_quality_mix x4_quality_mixs x4_quality_ema x4_quality_ema16 x4_quality_refine x4_quality_refine2 x4_fast_psnr x4_fast_l1mse x3_balanced x2_balanced x3_fast_video x3_balanced_video x3_quality_video)
 
 case ${1:---list} in
     --list)
