@@ -357,7 +357,10 @@ def test_stream_that_drops_and_comes_back_is_reconnected_with_a_gap(tmp_path: Pa
     parts with the outage as a gap in time, then ends normally."""
     port = free_port()
     first = start_sender(port, 2)
-    second = start_sender(port, 6, delay=5.0)  # starts ~2.5 s after the first one ended
+    # The second starts ~2.5 s after the first one ended and outlasts --duration 9 (it is
+    # stopped when vsr ends): on a slow 2-core machine vsr came up late, caught only 1 s of the
+    # first sender, and a 6 s second one ended before 9 s of stream, so vsr waited to reconnect.
+    second = start_sender(port, 10, delay=5.0)
     out = tmp_path / "rec.mkv"
     vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--stall-timeout", "1", "--reconnect", "15",
                     "--duration", "9", "--stats", "json")
