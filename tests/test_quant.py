@@ -254,3 +254,16 @@ def test_float_weights_between_integer_activations_count_as_saturating(tmp_path:
 
     assert quant.saturating_weights(model(True)) == ["w"]
     assert quant.saturating_weights(model(False)) == []
+
+
+def test_the_ship_rule_names_what_a_measurement_misses() -> None:
+    """quantize.py and bench_int8.py judge by one rule: >= 1.4x the float model and <= 0.1 dB
+    below it; a miss is said in figures (three decimals for the speed, so 1.399x does not read
+    as 1.40x and a pass)."""
+    from vsr.lab.ship_rule import misses
+
+    assert misses(0.1, 1.4) == []
+    assert misses(0.096, 2.6) == []
+    assert misses(0.11, 1.5) == ["0.110 dB below float (at most 0.1)"]
+    assert misses(0.0, 1.399) == ["1.399x the float model (at least 1.4x)"]
+    assert len(misses(0.2, 1.0)) == 2
