@@ -110,7 +110,9 @@ def test_realtime_udp_stream_to_file_is_3x_with_latency_reported(tmp_path: Path)
     # after start-up (2 s after the first upscaled frame): a part of the run, in its own counts
     steady = rec["steady"]
     if steady is not None:  # None when the first frame came later than 1 s in (a loaded host)
-        assert 0 < steady["seconds"] < 3 and 0 <= steady["dropped"] <= steady["frames_in"] <= rec["frames_in"]
+        # (within the run's own wall time: on a loaded 2-core host a 3 s --duration took 7.7 s)
+        assert 0 < steady["seconds"] < rec["seconds"]
+        assert 0 <= steady["dropped"] <= steady["frames_in"] <= rec["frames_in"]
     stats = video_stats(out)
     assert stats["sizes"] == {(288, 192)} and stats["audio_streams"] == 1
     times = stats["times"]
