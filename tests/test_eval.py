@@ -98,7 +98,6 @@ def test_int8_variant_is_within_0_1_db_of_the_float_model(set_name: str) -> None
     assert fp32 - int8 <= 0.1, (fp32, int8)
 
 
-
 INT8_MODELS = sorted(p.stem for p in (ROOT / "models").glob("*_int8.onnx"))
 
 
@@ -116,6 +115,7 @@ def test_int8_models_score_here_what_they_scored_where_they_were_made(name: str)
     recorded = json.loads(meta["vsr.psnr"])["Set5"]
     here = protocol_psnr(name, int(meta["vsr.scale"]), "Set5")[0]
     assert abs(here - recorded) <= 0.005, (name, here, recorded, meta.get("vsr.int8_speedup"))
+
 
 def test_int8_variant_agrees_with_the_float_model_on_a_frame() -> None:
     """On any frame the int8 model's output stays close to the float model's."""

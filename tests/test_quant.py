@@ -163,7 +163,6 @@ def test_a_full_range_int8_model_falls_back_or_warns_on_a_saturating_cpu(
     assert not [r for r in caplog.records if "saturate" in r.getMessage()]
 
 
-
 def test_a_file_that_is_not_onnx_gets_the_loaders_error_on_a_saturating_cpu(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The saturation check reads the graph before onnxruntime does; on an AVX2-only CPU a
@@ -180,6 +179,7 @@ def test_a_file_that_is_not_onnx_gets_the_loaders_error_on_a_saturating_cpu(
     monkeypatch.setattr(quant, "cpu_saturates_u8s8", lambda *a, **k: True)
     with pytest.raises(ModelError, match="cannot load"):
         model_mod.load(ModelOptions(model=str(junk), device=Device.CPU))
+
 
 _RUN_MODELS = """
 import sys

@@ -339,7 +339,6 @@ def test_ema_exports_and_resumes_the_average_of_the_weights(tmp_path: Path) -> N
     assert status != 0 and "--ema" in err
 
 
-
 def test_the_psnr_loss_weighs_each_patch_as_the_metric_does_and_is_kept_in_the_checkpoint(tmp_path: Path) -> None:
     """--loss psnr: each patch's loss is minus its PSNR (floored at 40 dB), so halving a smooth
     patch's error counts as much as halving a textured one's, where MSE over the batch lets the
@@ -371,6 +370,7 @@ def test_the_psnr_loss_weighs_each_patch_as_the_metric_does_and_is_kept_in_the_c
     out.unlink()
     status, _, err = script_main("models/train.py", *map(str, common), "--steps", "8")
     assert status != 0 and "other settings" in err
+
 
 @pytest.mark.parametrize(("scale", "factor"), [(4, 4), (4, 2), (3, 3), (2, 2)])
 def test_a_refinement_branch_exports_as_plain_ops_that_tiles_stitch_exactly(

@@ -47,6 +47,10 @@ def main() -> int:
     print("| int8 model | float here | int8 here | int8 when made | speed vs float | ship rule here |")
     print("|---|---|---|---|---|---|")
     failed = 0
+
+    def fig(d: dict[str, float]) -> str:
+        return " / ".join(f"{d[s]:.3f}" for s in sets if s in d) or "—"
+
     for path in paths:
         meta = read_metadata(path)
         fp32 = MODELS / f"{meta['vsr.float_model']}.onnx"
@@ -60,10 +64,6 @@ def main() -> int:
         missed = misses(loss, ratio)
         failed += bool(missed)
         same = all(made.get(s) == here[s] for s in sets)
-
-        def fig(d: dict[str, float]) -> str:
-            return " / ".join(f"{d[s]:.3f}" for s in sets if s in d) or "—"
-
         print(f"| {path.stem} | {fig(base)} | {fig(here)} | {fig(made)} ({'same' if same else 'DIFFERENT'}; "
               f"{made_on}) | {ratio:.2f}x | {'holds' if not missed else 'MISSES: ' + '; '.join(missed)} |",
               flush=True)
