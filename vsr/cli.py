@@ -64,6 +64,30 @@ def _batch(text: str) -> int:
     return 0 if text == "auto" else _positive(text)
 
 
+def _time(text: str) -> float:
+    """--start/--duration: seconds ("90", "1.5") or [HH:]MM:SS[.fraction], as FFmpeg's -ss."""
+    parts = text.split(":")
+    try:
+        if len(parts) > 3 or any(not p for p in parts):
+            raise ValueError
+        seconds = 0.0
+        for p in parts:
+            seconds = seconds * 60 + float(p)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds or [HH:]MM:SS[.ms], got {text!r}") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
+    return seconds
+
+
+def _length(text: str) -> float:
+    """--duration: a `_time` above 0."""
+    seconds = _time(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return seconds
+
+
 def _positive(text: str) -> int:
     n = int(text)
     if n < 1:
@@ -101,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     _encoding_args(up, crf=18, preset="medium")
     i = _input_args(up, format_help="force the demuxer (e.g. mpegts)")
     i.add_argument("--frames", type=_positive, help="stop after this many frames")
+    i.add_argument("--start", type=_time, default=0.0, metavar="TIME",
+                   help="begin at this time (seconds or [HH:]MM:SS[.ms] after the first frame, as "
+                        "'vsr compare --at'); audio and subtitles are trimmed with the video")
+    i.add_argument("--duration", type=_length, metavar="TIME",
+                   help="upscale this much of the input from --start (seconds or [HH:]MM:SS[.ms])")
     up.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
     _batch_args(up)
     _scale_out_args(up)
@@ -422,7 +451,8 @@ def _open_job(args: argparse.Namespace, url: str, output: str, upscaler: Any, sc
     from .pipeline import Pipeline
 
     source = SourceOptions(url, format=args.input_format, options=dict(args.input_option),
-                           max_frames=args.frames, max_pixels=args.max_pixels)
+                           max_frames=args.frames, max_pixels=args.max_pixels,
+                           start=args.start, duration=args.duration)
     model = _model_options(args)
     sink = _sink_options(args, output)
     job: Run

@@ -11,6 +11,7 @@ which owns the container from there on.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -18,7 +19,7 @@ from typing import Any
 
 import av
 
-from .errors import NoVideoFrame, SourceError, reason
+from .errors import NoVideoFrame, SourceError, UsageError, reason
 from .frames import StreamInfo, VideoInfo, seconds_of
 from .options import SourceOptions
 from .signalling import has_dolby_vision, hdr10_of
@@ -30,6 +31,32 @@ IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "ti
 
 
 @dataclass(frozen=True)
+class Span:
+    """The part of the input a run reads, as the source thread applies it.
+
+    A scale-out segment is a keyframe-aligned range that keeps the input's times (the join
+    lays the parts end to end); a trim (`--start`, `--duration`) starts anywhere and moves
+    every output time `shift` seconds earlier, video, audio and subtitles alike, so they stay
+    in sync and the output starts where an untrimmed run's would.
+
+    Attributes:
+        start_pts: frames before this pts (video time base) are decoded but not kept.
+        end_pts: frames at or after it end the video (None: to the end).
+        begin: audio and subtitles timed before this (input seconds) are left out (None: kept).
+        shift: seconds subtracted from every output time.
+    """
+
+    start_pts: int | None = None
+    end_pts: int | None = None
+    begin: float | None = None
+    shift: Fraction = Fraction(0)
+
+    def before(self, seconds: float | None) -> bool:
+        """Whether a passthrough item starting at `seconds` lies before the span (untimed: no)."""
+        return self.begin is not None and seconds is not None and seconds < self.begin - 1e-6
+
+
+@dataclass(frozen=True)
 class OpenedInput:
     """An open container positioned just after the first decoded video frame.
 
@@ -37,8 +64,9 @@ class OpenedInput:
         container: the av.container.InputContainer (owned by the one thread it is handed to).
         video: its video stream that is decoded.
         info: what was probed (geometry, colour, rate, passthrough streams).
-        first_frame: the first decoded av.VideoFrame (at or after `options.start_pts`).
+        first_frame: the first decoded av.VideoFrame (at or after `span.start_pts`).
         pending: passthrough packets demuxed before the first frame, in order.
+        span: the part of the input the run reads (all of it unless a segment or a trim).
         options: what it was opened with (a live reconnect opens it again the same way).
         early_errors: input times of the packets that failed to decode before the first frame
             (None where a packet has no time).
@@ -51,6 +79,7 @@ class OpenedInput:
     pending: list[Any]
     options: SourceOptions
     early_errors: list[float | None] = field(default_factory=list)
+    span: Span = Span()
 
 
 def open_input(opts: SourceOptions) -> OpenedInput:
@@ -94,17 +123,22 @@ def open_input(opts: SourceOptions) -> OpenedInput:
         passthrough = [] if opts.video_only else \
             [s for s in container.streams if s.type in ("audio", "subtitle")]
         early_errors: list[float | None] = []
+        span = Span(opts.start_pts, opts.end_pts)
         try:
             if opts.start_pts is not None:
-                first, pending = _seek_first_frame(container, video, opts, name, early_errors)
+                first, pending = _seek_first_frame(container, video, opts.start_pts, [], name,
+                                                   early_errors, "scale-out segments need")
             else:
                 first, pending = _first_frame(container, video, passthrough, name, early_errors)
+                if opts.start or opts.duration is not None:
+                    first, pending, span = _trim(container, video, passthrough, opts, name,
+                                                 early_errors, first, pending)
         finally:
             if stdin is not None:
                 stdin.reraise()
-        if opts.end_pts is not None and first.pts is not None and first.pts >= opts.end_pts:
-            raise NoVideoFrame(f"no video frame in {name} between pts {opts.start_pts} and "
-                              f"{opts.end_pts}")
+        if span.end_pts is not None and first.pts is not None and first.pts >= span.end_pts:
+            raise NoVideoFrame(f"no video frame in {name} between pts {span.start_pts} and "
+                              f"{span.end_pts}")
         _check_size(first.width, first.height, opts.max_pixels, name, "has")
         info = StreamInfo(
             url=url,
@@ -118,7 +152,7 @@ def open_input(opts: SourceOptions) -> OpenedInput:
     except BaseException:
         container.close()
         raise
-    return OpenedInput(container, video, info, first, pending, opts, early_errors)
+    return OpenedInput(container, video, info, first, pending, opts, early_errors, span)
 
 
 def _check_size(width: int, height: int, max_pixels: int, name: str, verb: str) -> None:
@@ -128,6 +162,10 @@ def _check_size(width: int, height: int, max_pixels: int, name: str, verb: str) 
                           f"more than the budget of {max_pixels}",
                           hint="raise --max-pixels if this is intended (memory grows with scale "
                                "squared and --batch)")
+
+
+class CannotSeek(SourceError):
+    """The input refuses to seek (a pipe, a stream, some raw formats)."""
 
 
 PIPE_HINT = ("a pipe cannot be rewound: send a streamable container (MPEG-TS, Matroska, NUT) "
@@ -165,16 +203,19 @@ class _InterruptibleReader:
             raise exc
 
 
-def _seek_first_frame(container: Any, video: Any, opts: SourceOptions, name: str,
-                      errors: list[float | None]) -> tuple[Any, list[Any]]:
-    """Seek to the keyframe at `opts.start_pts` and decode the segment's first frame.
+def _seek_first_frame(container: Any, video: Any, start: int, passthrough: list[Any], name: str,
+                      errors: list[float | None], needs: str) -> tuple[Any, list[Any]]:
+    """Seek to the keyframe at or before pts `start` and decode up to the first frame at or
+    after it, gathering the `passthrough` packets demuxed on the way.
 
     Seeking by timestamp can land past the wanted keyframe in containers without an index
     (MPEG-TS): then frames would be lost, so it retries from further back; landing before it
-    only costs decoding a few frames that are skipped.
+    only costs decoding a few frames that are skipped. `needs` says what needs the seek, for
+    the error of an input that cannot seek.
+
+    Raises:
+        CannotSeek: the input refuses to seek.
     """
-    start = opts.start_pts
-    assert start is not None
     second = max(1, int(1 / video.time_base)) if video.time_base else 90000
     first: Any = None
     pending: list[Any] = []
@@ -182,20 +223,21 @@ def _seek_first_frame(container: Any, video: Any, opts: SourceOptions, name: str
         try:
             container.seek(start - back * second, stream=video, backward=True, any_frame=False)
         except av.error.FFmpegError as exc:
-            raise SourceError(f"cannot seek in input {name}: {reason(exc)}",
-                              hint="scale-out segments need a seekable file") from exc
+            raise CannotSeek(f"cannot seek in input {name}: {reason(exc)}",
+                             hint=f"{needs} a seekable file") from exc
         video.codec_context.flush_buffers()
         errors.clear()
+        earlier: list[Any] = []
         try:
-            first, pending = _first_frame(container, video, [], name, errors, start)
+            first, pending = _first_frame(container, video, passthrough, name, errors, start, earlier)
         except SourceError:
             # Landed on frames that need an earlier keyframe and found none after them
             # (MPEG-TS seeks by decode time): try from further back.
             if back == 31:
                 raise
             continue
-        if first.pts is None or first.pts <= start:
-            return first, pending
+        if first.pts is None or first.pts <= start or earlier:
+            return first, pending  # at the start, or decoded from a frame before it
     if first is None:
         raise SourceError(f"cannot seek to pts {start} in {name}")
     log.warning("seeking to pts %d in %s landed after it: frames before pts %s may be missing",
@@ -203,15 +245,84 @@ def _seek_first_frame(container: Any, video: Any, opts: SourceOptions, name: str
     return first, pending
 
 
+def _trim(container: Any, video: Any, passthrough: list[Any], opts: SourceOptions, name: str,
+          errors: list[float | None], first: Any, pending: list[Any]) -> tuple[Any, list[Any], Span]:
+    """The first frame, early packets and `Span` of a trimmed run (`opts.start`,
+    `opts.duration`), given the input's first frame.
+
+    Times count from the first video frame, as `vsr compare --at` does, so a frame picked
+    there starts the same trim here. Every output time is the input's less the start, so the
+    start instant lands where an untrimmed run starts (the first frame at or after it up to a
+    frame later), audio and subtitles from that same instant. A file is sought (to the keyframe before the start); a
+    pipe is decoded forward and what lies before the start is dropped.
+
+    Raises:
+        UsageError: the input has no timestamps, or the start is at or past its end.
+    """
+    if opts.start < 0 or (opts.duration is not None and opts.duration <= 0):
+        raise UsageError(f"cannot trim {name} to start {opts.start:g}s, duration "
+                         f"{opts.duration:g}s" if opts.duration is not None else
+                         f"cannot trim {name} to start {opts.start:g}s",
+                         hint="a start is 0 or more seconds, a duration more than 0")
+    tb = video.time_base
+    if first.pts is None or not tb:
+        raise UsageError(f"cannot trim {name}: its frames have no timestamps",
+                         hint="leave out --start and --duration (--frames still works)")
+    t0_pts = first.pts
+    # Frames at or after the start, before its end: whole ticks up from the first frame's.
+    start_pts = t0_pts + math.ceil(opts.start / tb - 1e-6)
+    end_pts = None if opts.duration is None else \
+        t0_pts + math.ceil((opts.start + opts.duration) / tb - 1e-6)
+    length = _duration(container, video)
+    if opts.start and length is not None and opts.start >= length:
+        raise UsageError(f"--start {opts.start:g}s is past the end of {name} ({length:.3f}s long)",
+                         hint=f"pick a start below {length:.3f}")
+    if opts.start and container.format.name in IMAGE_FORMATS and not video.frames > 1:
+        raise UsageError(f"--start {opts.start:g}s is past the end of {name}: it is an image "
+                         "(one frame)", hint="leave out --start")
+    if opts.start:
+        try:
+            try:
+                if opts.url == "-":
+                    raise CannotSeek("standard input")
+                first, pending = _seek_first_frame(container, video, start_pts, passthrough, name,
+                                                   errors, "--start needs")
+            except CannotSeek:  # a pipe or an unseekable stream: decode up to the start
+                more: list[Any] = []
+                first, more = _first_frame(container, video, passthrough, name, errors, start_pts)
+                pending = pending + more
+        except NoVideoFrame as exc:
+            raise UsageError(f"--start {opts.start:g}s is past the last video frame of {name}",
+                             hint="pick an earlier start") from exc
+    # Not the first frame decoded after the seek: frames can come out of order (AVI).
+    return first, pending, Span(start_pts, end_pts, begin=float(start_pts * tb),
+                                shift=Fraction((start_pts - t0_pts) * tb))
+
+
+def _duration(container: Any, video: Any) -> float | None:
+    """The input's length in seconds as its headers give it (None when they do not)."""
+    if video.duration and video.time_base:
+        return float(video.duration * video.time_base)
+    if container.duration:
+        return float(container.duration / av.time_base)
+    return None
+
+
 def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
-                 errors: list[float | None], start: int | None = None) -> tuple[Any, list[Any]]:
+                 errors: list[float | None], start: int | None = None,
+                 earlier: list[Any] | None = None) -> tuple[Any, list[Any]]:
     """Decode up to the first video frame (the first at or after pts `start` when given);
-    packets that fail on the way are noted in `errors`."""
+    packets that fail on the way are noted in `errors`, frames decoded before `start` are
+    counted in `earlier`."""
     pending: list[Any] = []
     wanted = {s.index for s in passthrough}
 
     def wanted_frame(frame: Any) -> bool:
-        return start is None or frame.pts is None or frame.pts >= start
+        if start is None or frame.pts is None or frame.pts >= start:
+            return True
+        if earlier is not None:
+            earlier.append(frame.pts)
+        return False
 
     try:
         for packet in container.demux([video, *passthrough]):

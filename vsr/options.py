@@ -158,6 +158,9 @@ class SourceOptions:
         start_pts, end_pts: read only frames with start_pts <= pts < end_pts (a scale-out
             segment; start_pts is a keyframe's pts, end_pts None means to the end).
         video_only: ignore audio and subtitle streams.
+        start: seconds after the first video frame where the output begins (`--start`): a
+            trim, which moves every output time that much earlier (`input.Span`).
+        duration: seconds of input from `start` to read (`--duration`; None: to the end).
     """
 
     url: str
@@ -173,6 +176,8 @@ class SourceOptions:
     start_pts: int | None = None
     end_pts: int | None = None
     video_only: bool = False
+    start: float = 0.0
+    duration: float | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 import weakref
@@ -327,6 +328,22 @@ class Pipeline:
         return Steady(round(max(0.0, end - t), 3), self.src_counters.frames - frames_in,
                       self.ch_in.dropped - dropped)
 
+    @property
+    def _total(self) -> int:
+        """Frames this run is expected to write, for progress (0: unknown): the header's count,
+        less what a trim leaves out, at most --frames."""
+        v = self.info.video
+        total = v.frames
+        opts = self.input.options
+        frames_in = math.ceil(opts.duration * v.rate - 1e-9) if opts.duration and v.rate else 0
+        if total and opts.start and v.rate:
+            total = max(1, total - round(opts.start * v.rate))
+        if frames_in:
+            total = min(total, frames_in) if total else frames_in
+        if opts.max_frames:
+            total = min(total, opts.max_frames) if total else opts.max_frames
+        return total
+
     def snapshot(self) -> Snapshot:
         """Where the run is; live-only figures (drops, latency) are None/0 in file mode."""
         done = self._frames_done()
@@ -336,10 +353,7 @@ class Pipeline:
             return Snapshot(done, 0, elapsed, self.src_counters.frames, self.ch_in.dropped,
                             float(np.median(recent)) if recent else None,
                             self.model_counters.batch_limit or self.batch)
-        total = self.info.video.frames
-        if self.input.options.max_frames:
-            total = min(total, self.input.options.max_frames) if total else self.input.options.max_frames
-        return Snapshot(done, total, elapsed, self.src_counters.frames, batch=self.batch)
+        return Snapshot(done, self._total, elapsed, self.src_counters.frames, batch=self.batch)
 
     def close(self) -> None:
         """Release everything the run still holds (the API's and an interruption's path):
@@ -443,7 +457,8 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
                   tile: int = 0, on_error: OnError | str = OnError.SKIP,
                   color: ColorPath | str = ColorPath.AUTO,
                   precision: str = "auto", quality: str | None = None,
-                  degrade: str | None = None) -> Stats:
+                  degrade: str | None = None, start: float = 0.0,
+                  duration: float | None = None) -> Stats:
     """Upscale a video (or image) file end to end and return what was done.
 
     Args mirror `vsr upscale`'s options. Raises VsrError subclasses for user errors.
@@ -451,7 +466,7 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
     from .options import Device, Precision
 
     pipeline = Pipeline(
-        SourceOptions(input, max_frames=max_frames),
+        SourceOptions(input, max_frames=max_frames, start=start, duration=duration),
         ModelOptions(model=model, scale=scale, device=Device(device), batch=batch, tile=tile,
                      precision=Precision(precision), quality=quality, degrade=degrade),
         SinkOptions(output, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,

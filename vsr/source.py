@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from typing import Any
 
 import av
@@ -21,7 +22,7 @@ from .channel import Channel
 from .color import split_frame
 from .decode import Decoder, DecodeSpec, SourceCounters
 from .errors import DecodeError, reason
-from .frames import AudioPacket, Item, seconds_of
+from .frames import AudioFrame, AudioPacket, Item, seconds_of
 from .input import OpenedInput
 from .options import OnError
 from .timestamps import Pending, TimestampRepair
@@ -51,27 +52,32 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec
     counters.error_times += [t for t in src.early_errors if t is not None]
     try:
         video = src.info.video
-        stamps = TimestampRepair(video.time_base, video.rate, spec.reorder_depth)
-        max_frames = src.options.max_frames
-        start_pts, end_pts = src.options.start_pts, src.options.end_pts
-        index = 0
         tb = video.time_base
+        stamps = TimestampRepair(tb, video.rate, spec.reorder_depth)
+        max_frames = src.options.max_frames
+        span = src.span
+        start_pts, end_pts = span.start_pts, span.end_pts
+        shift_pts = round(span.shift / tb)  # whole ticks: the trim starts on one
+        index = 0
         # Passthrough items timed after the latest decoded video frame wait here, so that a
-        # cut (max_frames, stop) can drop what lies after the video's end; after a max_frames
+        # cut (max_frames, end_pts, stop) can drop what lies after the video's end; after a max_frames
         # cut, demuxing goes on (without decoding video) until every passthrough stream has
         # passed the cut, so audio interleaved late (mp4 chunks) is not lost.
         held: collections.deque[Item] = collections.deque()
         video_time = float("-inf")
         max_pts: int | None = None
-        cut: float | None = None  # the end of the video in seconds, once max_frames is reached
+        cut: float | None = None  # the end of the video in seconds, once a cut is reached
         waiting = {s.index for s in src.info.passthrough if s.type == "audio"}
+
+        def send(item: Item) -> None:
+            out.put(_shifted(item, span.shift) if span.shift else item)
 
         def release(limit: float) -> None:
             while held:
                 t = _start(held[0])
                 if t is not None and t > limit:
                     break
-                out.put(held.popleft())
+                send(held.popleft())
 
         def end_of_video() -> float:
             return float((max_pts + stamps.step) * tb) if max_pts is not None else video_time
@@ -83,21 +89,26 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec
             if stop.is_set():
                 break
             if not isinstance(item, av.VideoFrame):
+                if span.before(_start(item)):
+                    continue  # a trim's audio before its first frame
                 if cut is None:
                     held.append(item)
                     release(video_time)
                     if len(held) > MAX_HELD:  # audio far past the video: stop holding it back
-                        out.put(held.popleft())
+                        send(held.popleft())
                     continue
                 t = _start(item)
                 if t is None or t < cut:
-                    out.put(item)
+                    send(item)
                 else:
                     waiting.discard(item.stream_index)
                     if not waiting:
                         break
                 continue
-            if max_frames is not None and index >= max_frames:
+            if (max_frames is not None and index >= max_frames) or \
+                    (end_pts is not None and item.pts is not None and item.pts >= end_pts):
+                # The end of the video (frames come in presentation order, so nothing
+                # earlier follows the first one past a range's end).
                 cut = end_of_video()
                 release(cut - 1e-9)
                 waiting -= {getattr(i, "stream_index", -1) for i in held}  # already past it
@@ -108,8 +119,6 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec
             frame = item
             if frame.pts is not None and (start_pts is not None and frame.pts < start_pts):
                 continue  # decoded after the seek, before the segment (open-GOP leading frames)
-            if frame.pts is not None and end_pts is not None and frame.pts >= end_pts:
-                break  # the next segment's first frame: presentation order, nothing earlier follows
             t0 = time.perf_counter()
             if frame.is_corrupt:
                 # The decoder concealed damage in this frame. FFmpeg keeps such frames, and
@@ -132,7 +141,8 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec
                 frame = frame.reformat(width=video.width, height=video.height)
             y, crcb = split_frame(frame, spec.native)
             counters.color_seconds += time.perf_counter() - t0
-            for ready in stamps.push(Pending(index, time.monotonic(), y, crcb), frame.pts):
+            pts = frame.pts - shift_pts if frame.pts is not None else None
+            for ready in stamps.push(Pending(index, time.monotonic(), y, crcb), pts):
                 out.put(ready)
             index += 1
             counters.frames = index
@@ -147,6 +157,35 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec
         out.close()
     finally:
         src.container.close()
+
+
+def _shifted(item: Item, seconds: Fraction) -> Item:
+    """A passthrough item timed `seconds` earlier (a trim's output clock).
+
+    A copied packet moves by whole ticks of its time base; where the shift is not a whole
+    number of them (AVI times MP3 in packets of 1152 samples: 26 ms ticks) the packet is first
+    re-timed in samples, so the audio stays in sync to the sample, not to the tick."""
+    if isinstance(item, AudioPacket):
+        pk = item.packet
+        if pk.pts is None or not pk.time_base:
+            return item
+        rate = getattr(pk.stream.codec_context, "sample_rate", 0) or 0
+        if (seconds / pk.time_base).denominator != 1 and rate:
+            fine = Fraction(1, rate)
+            scale = Fraction(pk.time_base) / fine
+            pk.pts = round(pk.pts * scale)
+            if pk.dts is not None:
+                pk.dts = round(pk.dts * scale)
+            if pk.duration:
+                pk.duration = round(pk.duration * scale)
+            pk.time_base = fine
+        ticks = round(seconds / pk.time_base)
+        pk.pts -= ticks
+        if pk.dts is not None:
+            pk.dts -= ticks
+    elif isinstance(item, AudioFrame):  # timed in samples by decode.AudioTimeline
+        item.frame.pts -= round(seconds * item.frame.sample_rate)
+    return item
 
 
 def _start(item: Any) -> float | None:

@@ -438,6 +438,9 @@ def _check_request(source: SourceOptions, sink: SinkOptions, o: ScaleOutOptions)
                          hint="write to a file, or run without --segments")
     if source.max_frames is not None:
         raise UsageError("--frames cannot be combined with segments")
+    if source.start or source.duration is not None:
+        raise UsageError("--start and --duration cannot be combined with segments",
+                         hint="run without --segments to upscale part of a file")
     if o.segments is not None and o.segments < 1:
         raise UsageError("--segments must be at least 1")
     if o.segment_seconds is not None and o.segment_seconds <= 0:
