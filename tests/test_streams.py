@@ -78,3 +78,14 @@ def test_colour_tags_are_carried_over(tmp_path: Path) -> None:
         f = next(c.decode(video=0))
         assert (int(f.colorspace), int(f.color_primaries), int(f.color_trc)) == (1, 1, 1)
         assert int(f.color_range) in (0, 1)
+
+
+def test_a_trim_keeps_the_subtitles_inside_it_moved_with_the_video(tmp_path: Path) -> None:
+    """--start 0.55: the subtitle shown from 0.6 s stays, 0.55 s earlier; the one at 0.1 s goes."""
+    src = _with_subtitles(tmp_path)
+    dst = tmp_path / "out.mkv"
+    Pipeline(SourceOptions(str(src), start=0.55), ModelOptions(),
+             SinkOptions(str(dst), preset="ultrafast"), upscaler=FakeUpscaler(2)).run()
+    with av.open(str(dst)) as c:
+        subs = [(bytes(p), float(p.pts * p.time_base)) for p in c.demux(subtitles=0) if p.size]
+    assert subs == [(b"world", pytest.approx(0.05, abs=1e-3))]
