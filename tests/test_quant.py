@@ -91,6 +91,18 @@ def test_bundled_int8_models_cannot_saturate_and_the_old_scheme_is_caught(full_r
     assert quant.precision_of(MODEL_X3) == "fp32"
 
 
+def test_a_float_model_is_judged_without_importing_onnx() -> None:
+    """Telling a float model's precision and checking it for saturation reads its bytes only:
+    importing onnx would add 0.1-0.2 s to every run of a float model."""
+    code = ("import sys; from pathlib import Path; from vsr import quant; "
+            f"p = Path({str(MODEL_X3)!r}); "
+            "assert quant.precision_of(p) == 'fp32' and quant.saturating_weights(p) == []; "
+            "print('onnx' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
+
+
 def test_only_x86_without_vnni_counts_as_saturating() -> None:
     """AVX2 and plain AVX-512 x86 saturate; VNNI x86, ARM64 and unknown-ARM do not."""
     assert quant.cpu_saturates_u8s8({"avx2", "fma"}, "x86_64")
