@@ -573,6 +573,15 @@ def test_models_json_gives_names_and_scales(capsys) -> None:
     assert len(starred) == 1 and starred[0].split()[1] == "balanced_x3"
 
 
+def test_models_times_dear_models_on_smaller_frames() -> None:
+    """`vsr models` times cheap models at 160x120 and the quality tier on a frame of about
+    the same work, so listing stays quick on two cores."""
+    from vsr.cost import timing_size
+
+    assert timing_size(8_352) == timing_size(59_488) == (160, 120)
+    assert timing_size(448_128) == timing_size(673_344) == (64, 48)
+
+
 def test_quality_picks_a_tier_or_says_which_exist(sample_video: Path, out_dir: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """--quality balanced runs the default model, --quality quality --scale 2 the quality x2

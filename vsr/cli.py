@@ -719,7 +719,7 @@ def _compare(args: argparse.Namespace, err: TextIO) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .cost import ms_per_output_megapixel
+    from .cost import ms_per_output_megapixel, timing_size
     from .model import OnnxUpscaler
     from .registry import bundled_models, default_for
 
@@ -731,7 +731,8 @@ def _models(args: argparse.Namespace) -> int:
             timing[m.name] = None
             continue
         try:  # one CPU thread each: the same conditions for every model, quick to measure
-            timing[m.name] = round(ms_per_output_megapixel(OnnxUpscaler(m.path, Device.CPU, threads=1)), 1)
+            up = OnnxUpscaler(m.path, Device.CPU, threads=1)
+            timing[m.name] = round(ms_per_output_megapixel(up, timing_size(m.macs_per_pixel)), 1)
         except VsrError:
             timing[m.name] = None
     if args.json:

@@ -74,6 +74,25 @@ def conv_macs_per_pixel(path: str | Path) -> float:
     return total
 
 
+#: Frame sizes `vsr models` times on, largest first, and the most work (MACs) a call may take.
+TIMING_SIZES = ((160, 120), (96, 72), (64, 48))
+TIMING_WORK = 2e9
+
+
+def timing_size(macs_per_pixel: float) -> tuple[int, int]:
+    """The frame to time a model on: the largest of `TIMING_SIZES` whose call costs at most
+    `TIMING_WORK` (the smallest for dearer models).
+
+    Why: at 160x120 the quality tier takes a second a model (8 of `vsr models`' 9 s on two
+    cores), while its figure per megapixel moves by under 5% down to 64x48 (1190 / 1201 / 1178
+    ms for quality_x3 here); cheap models keep 160x120, where a call's fixed cost stays small
+    (fast_x3: 43 ms at 160x120, 49 at 64x48)."""
+    for w, h in TIMING_SIZES:
+        if w * h * macs_per_pixel <= TIMING_WORK:
+            return w, h
+    return TIMING_SIZES[-1]
+
+
 def ms_per_output_megapixel(upscaler: Any, size: tuple[int, int] = (160, 120), runs: int = 3) -> float:
     """Median milliseconds per output megapixel of `upscaler` on a (width, height) frame of
     blurred noise, after one warm-up call."""
