@@ -61,14 +61,10 @@ def protocol_psnr(model: str, scale: int, set_name: str) -> tuple[float, float]:
     from vsr.model import OnnxUpscaler
     from vsr.options import Device
 
+    folder = SHARED_DATA / "eval" / set_name
     up = OnnxUpscaler(ROOT / "models" / f"{model}.onnx", Device.CPU)
-    ours, bicubic = [], []
-    for path in protocol.list_images(SHARED_DATA / "eval" / set_name):
-        hr, lr = protocol.hr_lr_pair(path, scale)
-        hr_y = protocol.y_channel(hr)
-        ours.append(protocol.psnr_y(up(protocol.y_channel(lr)[None])[0], hr_y, scale))
-        bicubic.append(protocol.psnr_y(protocol.bicubic_y(lr, scale), hr_y, scale))
-    return float(np.mean(ours)), float(np.mean(bicubic))
+    return (protocol.mean_psnr(protocol.luma_runner(up), scale, folder),
+            protocol.mean_psnr(lambda lr: protocol.bicubic_y(lr, scale), scale, folder))
 
 
 @needs(SHARED_DATA / "eval" / "Set5")

@@ -30,6 +30,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until_bound(port: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Wait until a UDP socket is bound to `port` on this machine (Linux's /proc/net/udp; where
+    it cannot be read, three seconds), so that a sender started now is heard from its first
+    packet however long the `process` binding it takes to start."""
+    tables = [Path("/proc/net/udp"), Path("/proc/net/udp6")]
+    if not tables[0].exists():
+        time.sleep(3)
+        return
+    local = f":{port:04X}"  # rows: "sl local_address:port rem_address:port ...", in hex
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(line.split()[1].endswith(local) for t in tables if t.exists()
+               for line in t.read_text().splitlines()[1:]):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing bound UDP port {port} within {timeout} s")
+
+
 def free_tcp_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -358,14 +376,15 @@ def test_stream_that_drops_and_comes_back_is_reconnected_with_a_gap(tmp_path: Pa
     """A sender that stops and restarts: vsr reports the loss, reconnects, and records both
     parts with the outage as a gap in time, then ends normally."""
     port = free_port()
-    first = start_sender(port, 2)
-    # The second starts ~2.5 s after the first one ended and outlasts --duration 9 (it is
-    # stopped when vsr ends): on a slow 2-core machine vsr came up late, caught only 1 s of the
-    # first sender, and a 6 s second one ended before 9 s of stream, so vsr waited to reconnect.
-    second = start_sender(port, 10, delay=5.0)
     out = tmp_path / "rec.mkv"
     vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--stall-timeout", "1", "--reconnect", "15",
                     "--duration", "9", "--stats", "json")
+    # The senders start once vsr listens: on a loaded 2-core machine vsr once came up after
+    # the whole first sender, and saw one stream, not two. The second starts 2.5 s after the
+    # first ends and outlasts --duration 9 (it is stopped when vsr ends).
+    wait_until_bound(port, vsr)
+    first = start_sender(port, 2, delay=0)
+    second = start_sender(port, 10, delay=4.5)
     try:
         rc, err = stop_both(vsr, first)
     finally:

@@ -125,11 +125,7 @@ def onnx_runner(path: Path, device: str = "cpu", precision: str = "fp32"):  # ty
     from vsr.options import Device, Precision
 
     up = OnnxUpscaler(path, Device(device), precision=Precision(precision))
-
-    def run(lr: Image.Image) -> np.ndarray:
-        return up(protocol.y_channel(lr)[None])[0]
-
-    return up.scale, run
+    return up.scale, protocol.luma_runner(up)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,6 +62,26 @@ def psnr_y(sr_y: npt.NDArray[np.uint8], hr_y: npt.NDArray[np.uint8], scale: int)
     return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
+def luma_runner(upscaler: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]]
+                ) -> Callable[[Image.Image], npt.NDArray[np.uint8]]:
+    """LR image -> SR Y plane through a vsr upscaler ([N,H,W] uint8 luma in and out), the way
+    vsr runs a model on a frame's luma."""
+    def run(lr: Image.Image) -> npt.NDArray[np.uint8]:
+        sr: npt.NDArray[np.uint8] = upscaler(y_channel(lr)[None])[0]
+        return sr
+    return run
+
+
+def mean_psnr(run: Callable[[Image.Image], npt.NDArray[np.uint8]], scale: int, folder: Path) -> float:
+    """Mean Y-PSNR over a folder of images of `run` (LR image -> SR Y plane; `luma_runner`, or
+    `lambda lr: bicubic_y(lr, scale)` for the baseline)."""
+    scores = []
+    for path in list_images(folder):
+        hr, lr = hr_lr_pair(path, scale)
+        scores.append(psnr_y(run(lr), y_channel(hr), scale))
+    return float(np.mean(scores))
+
+
 def ssim_y(sr_y: npt.NDArray[np.uint8], hr_y: npt.NDArray[np.uint8], scale: int) -> float:
     """SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) on the shaved Y planes."""
     a = sr_y[scale:-scale, scale:-scale].astype(np.float64)

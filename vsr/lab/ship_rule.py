@@ -30,13 +30,7 @@ def psnr_of(model: Path, scale: int, folder: Path) -> float:
     from vsr.model import OnnxUpscaler
     from vsr.options import Device
 
-    up = OnnxUpscaler(model, Device.CPU)
-    scores = []
-    for path in protocol.list_images(folder):
-        hr, lr = protocol.hr_lr_pair(path, scale)
-        sr = up(protocol.y_channel(lr)[None])[0]
-        scores.append(protocol.psnr_y(sr, protocol.y_channel(hr), scale))
-    return round(float(np.mean(scores)), 3)
+    return round(protocol.mean_psnr(protocol.luma_runner(OnnxUpscaler(model, Device.CPU)), scale, folder), 3)
 
 
 def speedup(fp32: Path, int8: Path, rounds: int = 15, threads: int = 0) -> float:
