@@ -104,3 +104,9 @@ def test_damaged_inputs_through_the_scale_out_path(tmp_path: Path) -> None:
     for r in results:
         assert r.status in ("upscaled", "clean_error") and not r.leftover, _describe(r)
         assert not r.recoverable or r.status == "upscaled", _describe(r)
+
+
+def test_one_probe_process_counts_several_files(tmp_path: Path) -> None:
+    """A case's input and output are counted by one probe process, in order; a file PyAV
+    cannot open counts 0."""
+    assert fuzz.probe_frames(fuzz.SAMPLE, tmp_path / "missing.mp4", fuzz.SAMPLE) == [100, 0, 100]

@@ -1,8 +1,8 @@
 """How many frames a tolerant PyAV decode gets out of a file, whatever is wrong with it: what
 makes a fuzz case "recoverable" (vsr.lab.fuzz).
 
-Run by its path as a process of its own (`python .../tolerant_decode.py FILE` prints the
-count), since PyAV may crash on damaged data; that way it imports PyAV alone, not vsr.
+Run by its path as a process of its own (`python .../tolerant_decode.py FILE...` prints one
+count a line), since PyAV may crash on damaged data; that way it imports PyAV alone, not vsr.
 """
 
 from __future__ import annotations
@@ -45,4 +45,5 @@ def tolerant_decode(path: str) -> int:
 
 
 if __name__ == "__main__":
-    print(tolerant_decode(sys.argv[1]))
+    for arg in sys.argv[1:]:
+        print(tolerant_decode(arg), flush=True)
