@@ -233,6 +233,12 @@ def _encoding_args(p: argparse.ArgumentParser, crf: int, preset: str) -> None:
     e.add_argument("--square-pixels", action="store_true",
                    help="resample non-square pixels to square ones (width x SAR) instead of "
                         "carrying the pixel aspect ratio, for players that ignore it")
+    e.add_argument("--width", type=_positive, metavar="W",
+                   help="output width: the model's output resampled to it (with --height alone: "
+                        "from the aspect ratio)")
+    e.add_argument("--height", type=_positive, metavar="H",
+                   help="output height, e.g. --height 1080 (with --width alone: from the aspect "
+                        "ratio); beyond the model's scale the rest is bicubic")
     e.add_argument("--format", help="container format, required for - (e.g. matroska, mpegts, nut)")
     e.add_argument("--codec-option", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="extra encoder option (repeatable)")
@@ -572,7 +578,7 @@ def _sink_options(args: argparse.Namespace, url: str) -> SinkOptions:
                        codec_options=dict(args.codec_option),
                        container_options=dict(args.container_option),
                        overwrite=args.overwrite, audio="none" if args.no_audio else "auto",
-                       square_pixels=args.square_pixels)
+                       square_pixels=args.square_pixels, width=args.width, height=args.height)
 
 
 def _scale_out_requested(args: argparse.Namespace) -> bool:

@@ -32,7 +32,8 @@ class ComposeSpec:
         native: frames carry planar YUV (luma + chroma planes), else YCrCb from BGR.
         src_depth: bits per chroma sample of the input (native path).
         picture_size: (width, height) of the picture before padding; differs from the
-            model's output only for --square-pixels (luma resampled horizontally).
+            model's output for --square-pixels (luma resampled horizontally) and for
+            --width/--height.
         encode: what the encoder takes; None for a live preview without an output (then
             frames only go to the preview, and the sink gets nothing but the end of stream).
     """
@@ -54,10 +55,14 @@ class ComposeCounters:
 
 
 def _picture_luma(y: Any, spec: ComposeSpec) -> Any:
-    """The upscaled luma at the picture's size (resampled only for --square-pixels)."""
-    if spec.picture_size != (y.shape[1], y.shape[0]):
-        return cv2.resize(y, spec.picture_size, interpolation=cv2.INTER_CUBIC)
-    return y
+    """The upscaled luma at the picture's size (resampled for --square-pixels and
+    --width/--height): averaged over its area where it shrinks both ways (bicubic would
+    alias the detail the model made), bicubic otherwise."""
+    w, h = spec.picture_size
+    if (w, h) == (y.shape[1], y.shape[0]):
+        return y
+    shrink = w <= y.shape[1] and h <= y.shape[0]
+    return cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
 def _before(preview: PreviewServer, item: Frame, spec: ComposeSpec,

@@ -230,6 +230,9 @@ class SinkOptions:
         audio: copy or re-encode the input's audio ("auto"), or drop it ("none").
         square_pixels: resample non-square pixels to square ones (width = scale x width x
             SAR) instead of carrying the sample aspect ratio, for players that ignore it.
+        width, height: the output picture's size (`--width`, `--height`): the model's output
+            resampled to it; one alone keeps the picture's aspect (None, None: the model's
+            size).
     """
 
     url: str
@@ -243,3 +246,5 @@ class SinkOptions:
     overwrite: bool = False
     audio: str = "auto"
     square_pixels: bool = False
+    width: int | None = None
+    height: int | None = None

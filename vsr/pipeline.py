@@ -458,7 +458,8 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
                   color: ColorPath | str = ColorPath.AUTO,
                   precision: str = "auto", quality: str | None = None,
                   degrade: str | None = None, start: float = 0.0,
-                  duration: float | None = None) -> Stats:
+                  duration: float | None = None, width: int | None = None,
+                  height: int | None = None) -> Stats:
     """Upscale a video (or image) file end to end and return what was done.
 
     Args mirror `vsr upscale`'s options. Raises VsrError subclasses for user errors.
@@ -470,7 +471,7 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
         ModelOptions(model=model, scale=scale, device=Device(device), batch=batch, tile=tile,
                      precision=Precision(precision), quality=quality, degrade=degrade),
         SinkOptions(output, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
-                    overwrite=overwrite),
+                    overwrite=overwrite, width=width, height=height),
         on_error=on_error,
         color=color,
     )

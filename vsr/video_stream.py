@@ -21,7 +21,7 @@ import av
 
 from . import encoders, pixfmt
 from .color import sws_colorspace
-from .errors import SinkError, reason
+from .errors import SinkError, UsageError, reason
 from .frames import StreamInfo
 from .options import SinkOptions
 from .signalling import SAR_IN_BITSTREAM, hdr_codec_options, set_stream_sar
@@ -46,7 +46,8 @@ class EncodeFormat:
         color_range: 1 limited, 2 full (None: RGB or grey output).
         padded: the last row/column is repeated to make the size even for the chroma.
         picture_size: (width, height) the compose stage makes before padding; differs from
-            the model's output only for --square-pixels (luma resampled horizontally).
+            the model's output for --square-pixels (luma resampled horizontally) and for
+            --width/--height.
         is_image: a still image: one picture, no timestamps.
     """
 
@@ -148,6 +149,9 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
         out_w = max(2, round(out_w * sar / step) * step)
         log.info("non-square pixels (SAR %s) resampled to square: %dx%d", sar, out_w, out_h)
         sar = Fraction(1)
+    if opts.width or opts.height:
+        out_w, out_h = target_size(opts.width, opts.height, (v.width, v.height), (out_w, out_h),
+                                   scale, pixfmt.needs_even(pix_fmt, codec_name), notes)
     picture_size = (out_w, out_h)
     # Most 4:2:0 / 4:2:2 encoders need even sizes where the chroma is subsampled.
     pw, ph = pixfmt.encoded_size(out_w, out_h, pix_fmt, codec_name)
@@ -231,6 +235,44 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
                         f"{reason(exc)}", hint=hint) from exc
     return VideoStream(stream, EncodeFormat(out_w, out_h, pix_fmt, colorspace, color_range, padded,
                                        picture_size, is_image))
+
+
+def target_size(width: int | None, height: int | None, source: tuple[int, int],
+                upscaled: tuple[int, int], scale: int, even: tuple[bool, bool],
+                notes: list[str]) -> tuple[int, int]:
+    """The picture size `--width`/`--height` ask for: both as given; one alone with the other
+    from the upscaled picture's aspect (its pixel aspect ratio is carried, or was resampled
+    away by --square-pixels), rounded to even where the encoder's chroma needs it. What the
+    model cannot give is said in `notes`: beyond its scale the rest is bicubic.
+
+    Raises:
+        UsageError: a size below the input's: vsr upscales, it does not shrink.
+    """
+    uw, uh = upscaled
+
+    def side(exact: float, needs_even: bool) -> int:  # one rounding, to a step of 1 or 2
+        step = 2 if needs_even else 1
+        return max(step, round(exact / step) * step)
+
+    if width and height:
+        w, h = width, height
+    elif width:
+        w, h = width, side(width * uh / uw, even[1])
+    elif height:
+        w, h = side(height * uw / uh, even[0]), height
+    else:
+        return upscaled
+    sw, sh = source
+    if w < sw or h < sh:
+        raise UsageError(f"an output of {w}x{h} is smaller than the input's {sw}x{sh} frames: "
+                         "vsr upscales", hint="ask for a size at least the input's, or leave out "
+                                              "--width/--height")
+    ratio = max(w / sw, h / sh)
+    if ratio > scale + 1e-9:
+        more = " (--scale 4 gives more)" if scale < 4 else ""
+        notes.append(f"{w}x{h} is x{ratio:.2f} the input and the model x{scale}: the rest is "
+                     f"bicubic{more}")
+    return w, h
 
 
 def _deep_codec(container: Any, codec_name: str, layout: pixfmt.Layout) -> str:
