@@ -10,7 +10,6 @@ default to a fresh process per call, which made scheduling slower than one machi
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import threading
 import time
@@ -90,7 +89,11 @@ class LocalExecutor:
 
     def run(self, tasks: Sequence[SegmentTask]) -> Iterator[Event]:
         todo: deque[SegmentTask] = deque(tasks)
-        events: queue.Queue[Event] = queue.Queue()
+        # A deque polled with sleeps, not a queue.Queue: the main thread waits here, and a
+        # Ctrl-C raises wherever it is (vsr.interrupts); raised inside Condition.wait, between
+        # its release and re-acquire of the queue's lock, it became "RuntimeError: release
+        # unlocked lock", a traceback and exit 1 instead of 130. append/popleft take no lock.
+        events: deque[Event] = deque()
         lock = threading.Lock()
         self._progress = [SegmentProgress() for _ in range(min(self.workers, len(tasks)))]
 
@@ -101,13 +104,13 @@ class LocalExecutor:
                         return
                     task = todo.popleft()
                 try:
-                    events.put(SegmentDone(run_segment(task, self.upscaler, progress)))
+                    events.append(SegmentDone(run_segment(task, self.upscaler, progress)))
                 except Cancelled:
                     return
                 except VsrError as exc:
-                    events.put(SegmentFailed(task.index, str(exc), 1))
+                    events.append(SegmentFailed(task.index, str(exc), 1))
                 except Exception as exc:  # noqa: BLE001 - reported as this segment's failure
-                    events.put(SegmentFailed(task.index, f"{type(exc).__name__}: {exc}", 1))
+                    events.append(SegmentFailed(task.index, f"{type(exc).__name__}: {exc}", 1))
                 finally:
                     progress.index, progress.frames = -1, 0
 
@@ -116,17 +119,20 @@ class LocalExecutor:
         for t in threads:
             t.start()
         finished = 0
+        quiet_since = time.monotonic()
         try:
             while finished < len(tasks):
-                try:
-                    event = events.get(timeout=0.5)
-                except queue.Empty:
-                    if not any(t.is_alive() for t in threads) and events.empty():
-                        raise VsrError("segment workers stopped with segments left") from None
-                    yield Running({p.index: p.frames for p in self._progress if p.index >= 0})
+                if not events:
+                    if time.monotonic() - quiet_since >= 0.5:
+                        if not any(t.is_alive() for t in threads) and not events:
+                            raise VsrError("segment workers stopped with segments left")
+                        yield Running({p.index: p.frames for p in self._progress if p.index >= 0})
+                        quiet_since = time.monotonic()
+                    time.sleep(0.02)
                     continue
                 finished += 1
-                yield event
+                quiet_since = time.monotonic()
+                yield events.popleft()
         finally:
             self._cancel()
             for t in threads:
