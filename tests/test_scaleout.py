@@ -91,6 +91,29 @@ def test_segments_equal_one_machine(tmp_path: Path, name: str) -> None:
     assert sum(len(p) for p in parts) == len({t for p in parts for t in p})
 
 
+def test_segments_make_the_picture_one_machine_makes(tmp_path: Path) -> None:
+    """--height and --square-pixels reach every segment: the joined file has the size, pixel
+    aspect and pixels of the one-machine run (both were once left out of the parts)."""
+    from fractions import Fraction
+
+    from vsr.lab.media import gradient_clip
+
+    def picture(path: Path) -> tuple[int, int, object]:
+        with av.open(str(path)) as c:
+            f = next(c.decode(video=0))
+            return f.width, f.height, c.streams.video[0].sample_aspect_ratio or 1
+
+    src = gradient_clip(tmp_path / "sar.mp4", "mpeg4", "yuv420p", size=(34, 26), n=24,
+                        sar=Fraction(64, 51), options={"g": "12"})
+    for extra, expected in ((["--height", "60"], (78, 60, Fraction(64, 51))),
+                            (["--square-pixels"], (128, 78, 1))):
+        one, split = tmp_path / "one.mp4", tmp_path / "split.mp4"
+        upscale(src, one, "-y", *extra)
+        upscale(src, split, "-y", "--segments", "2", "--executor", "local", *extra)
+        assert picture(split) == picture(one) == expected, extra
+        assert frame_hashes(split) == frame_hashes(one) and len(frame_hashes(one)) == 24
+
+
 def test_keyframes_found_from_packets_and_plan(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.mp4", n=48, options=GOP12)
     index = scan(str(src))

@@ -207,6 +207,9 @@ class ScaleOutJob:
             "on_error": self.on_error, "codec": self.part_codec, "pix_fmt": self.part_pix_fmt,
             "crf": s.crf, "preset": s.preset, "codec_options": dict(sorted(s.codec_options.items())),
             "segments": [[g.start_pts, g.end_pts] for g in self.segments],
+            # Only when set, so that work done before these options existed still resumes.
+            **({"square_pixels": True} if s.square_pixels else {}),
+            **({"picture": [s.width, s.height]} if s.width or s.height else {}),
         }
 
     def _open_work(self) -> Manifest:
@@ -276,10 +279,11 @@ class ScaleOutJob:
     def _task(self, rec: SegmentRecord) -> SegmentTask:
         source = replace(self.source, start_pts=rec.start_pts if rec.index else None,
                          end_pts=rec.end_pts, video_only=True)
-        part = SinkOptions(str(self.work / rec.file), codec=self.part_codec, crf=self.sink.crf,
-                           preset=self.sink.preset, pix_fmt=self.part_pix_fmt,
-                           codec_options=dict(self.sink.codec_options), overwrite=True,
-                           audio="none")
+        s = self.sink
+        part = SinkOptions(str(self.work / rec.file), codec=self.part_codec, crf=s.crf,
+                           preset=s.preset, pix_fmt=self.part_pix_fmt,
+                           codec_options=dict(s.codec_options), overwrite=True, audio="none",
+                           square_pixels=s.square_pixels, width=s.width, height=s.height)
         return SegmentTask(rec.index, source, part, self.model, self.color, self.on_error,
                            self.segments[rec.index].seconds)
 
