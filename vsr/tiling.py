@@ -124,7 +124,8 @@ def _starts(n: int, t: int, overlap: int) -> list[int]:
 
 
 def upscale_planes(y: npt.NDArray[Any], infer: Infer, scale: int, *, fixed: tuple[int, int] | None,
-                   tile: int, max_run_pixels: int, overlap: int = TILE_OVERLAP) -> npt.NDArray[Any]:
+                   tile: int, max_run_pixels: int,
+                   overlap: int | Callable[[], int] = TILE_OVERLAP) -> npt.NDArray[Any]:
     """Upscale (N, H, W) luma to (N, sH, sW) through `infer`, one model call at a time.
 
     Args:
@@ -135,19 +136,21 @@ def upscale_planes(y: npt.NDArray[Any], infer: Infer, scale: int, *, fixed: tupl
         tile: tile edge for a model of any size (0: whole frames, in strips when large).
         max_run_pixels: input pixels per call at most: bigger frames run in whole-width
             strips, bigger batches in chunks of frames.
-        overlap: LR pixels of context a tile keeps on each shared side (the model's reach).
+        overlap: LR pixels of context a tile keeps on each shared side (the model's reach),
+            or what gives it, asked only when the frame is tiled (reading it can be dear).
     """
     n, h, w = y.shape
     tile_hw = fixed or ((tile, tile) if tile else None)
-    if tile_hw is None and h * w > max_run_pixels:
-        # Whole-width strips: one run's activations (64 float32 channels per pixel, a
-        # few layers deep) are what makes the memory peak, so bound the pixels per run.
-        tile_hw = (min(h, max(4 * overlap, max_run_pixels // w)), w)
-    if tile_hw is None:
+    if tile_hw is None and h * w <= max_run_pixels:
         per_run = max(1, max_run_pixels // (h * w))
         outs = [infer(y[i : i + per_run, None])[:, 0] for i in range(0, n, per_run)]
         return outs[0] if len(outs) == 1 else np.concatenate(outs)
-    return _tiled(y, infer, scale, tile_hw, fixed is not None, max_run_pixels, overlap)
+    reach = overlap() if callable(overlap) else overlap
+    if tile_hw is None:
+        # Whole-width strips: one run's activations (64 float32 channels per pixel, a
+        # few layers deep) are what makes the memory peak, so bound the pixels per run.
+        tile_hw = (min(h, max(4 * reach, max_run_pixels // w)), w)
+    return _tiled(y, infer, scale, tile_hw, fixed is not None, max_run_pixels, reach)
 
 
 def _tiled(y: npt.NDArray[Any], infer: Infer, scale: int, tile_hw: tuple[int, int], fixed: bool,
