@@ -91,29 +91,29 @@ def test_bundled_int8_models_cannot_saturate_and_the_old_scheme_is_caught(full_r
     assert quant.precision_of(MODEL_X3) == "fp32"
 
 
+def _imports_onnx(statements: str) -> bool:
+    """Whether running `statements` in a fresh interpreter (which must succeed) imports onnx."""
+    proc = subprocess.run([sys.executable, "-c", f"import sys; {statements}; print('onnx' in sys.modules)"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip() == "True"
+
+
 def test_a_float_model_is_judged_without_importing_onnx() -> None:
     """Telling a float model's precision and checking it for saturation reads its bytes only:
     importing onnx would add 0.1-0.2 s to every run of a float model."""
-    code = ("import sys; from pathlib import Path; from vsr import quant; "
-            f"p = Path({str(MODEL_X3)!r}); "
-            "assert quant.precision_of(p) == 'fp32' and quant.saturating_weights(p) == []; "
-            "print('onnx' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
+    assert not _imports_onnx(f"from pathlib import Path; from vsr import quant; p = Path({str(MODEL_X3)!r}); "
+                             "assert quant.precision_of(p) == 'fp32' and quant.saturating_weights(p) == []")
 
 
 def test_a_float_model_run_never_imports_onnx(sample_video: Path, tmp_path: Path) -> None:
     """`vsr upscale` with a float model on the CPU, whole frames, reads no graph: importing
     onnx took 1.2 s a process with ml_dtypes 0.7 on a 2-core AMD EPYC (a 0.7 s run became
     2.1 s; the suite's subprocess-heavy tests two minutes slower). Tiling still reads it."""
-    code = ("import sys; from vsr.cli import main; "
-            f"assert main(['upscale', {str(sample_video)!r}, {str(tmp_path / 'o.mp4')!r}, '--frames', "
-            "'2', '--device', 'cpu', '--preset', 'ultrafast', '-q']) == 0; "
-            "print('onnx' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
+    assert not _imports_onnx(
+        f"from vsr.cli import main; assert main(['upscale', {str(sample_video)!r}, "
+        f"{str(tmp_path / 'o.mp4')!r}, '--frames', '2', '--device', 'cpu', '--preset', 'ultrafast', "
+        "'-q']) == 0")
 
 
 def test_only_x86_without_vnni_counts_as_saturating() -> None:
