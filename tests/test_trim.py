@@ -123,6 +123,10 @@ def test_the_api_trims_and_progress_counts_the_span(clip: Path, tmp_path: Path) 
     stats = vsr.upscale_video(str(clip), str(tmp_path / "api.mp4"), quality="fast", device="cpu",
                               preset="ultrafast", start=3.0, duration=5.0)
     assert stats.frames == 25  # from 3 s to the end
+    for bad, words in (({"start": -1.0}, "a start is 0 or more"), ({"duration": 0.0}, "more than 0")):
+        with pytest.raises(vsr.UsageError, match=words):
+            vsr.upscale_video(str(clip), str(tmp_path / "bad.mp4"), quality="fast", **bad)  # type: ignore[arg-type]
+    assert not (tmp_path / "bad.mp4").exists()
     proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", str(clip), str(tmp_path / "p.mp4"),
                            *MODEL, "--start", "1", "--duration", "0.5", "--progress", "json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)

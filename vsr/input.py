@@ -253,17 +253,18 @@ def _trim(container: Any, video: Any, passthrough: list[Any], opts: SourceOption
     Times count from the first video frame, as `vsr compare --at` does, so a frame picked
     there starts the same trim here. Every output time is the input's less the start, so the
     start instant lands where an untrimmed run starts (the first frame at or after it up to a
-    frame later), audio and subtitles from that same instant. A file is sought (to the keyframe before the start); a
-    pipe is decoded forward and what lies before the start is dropped.
+    frame later), audio and subtitles from that same instant. A file is sought (to the
+    keyframe before the start); a pipe, or anything else that cannot seek, is decoded
+    forward and what lies before the start is dropped.
 
     Raises:
-        UsageError: the input has no timestamps, or the start is at or past its end.
+        UsageError: a negative start or a duration of 0 or less, an input without
+            timestamps, or a start at or past its end.
     """
-    if opts.start < 0 or (opts.duration is not None and opts.duration <= 0):
-        raise UsageError(f"cannot trim {name} to start {opts.start:g}s, duration "
-                         f"{opts.duration:g}s" if opts.duration is not None else
-                         f"cannot trim {name} to start {opts.start:g}s",
-                         hint="a start is 0 or more seconds, a duration more than 0")
+    if opts.start < 0:
+        raise UsageError(f"--start {opts.start:g}s: a start is 0 or more seconds")
+    if opts.duration is not None and opts.duration <= 0:
+        raise UsageError(f"--duration {opts.duration:g}s: a duration is more than 0 seconds")
     tb = video.time_base
     if first.pts is None or not tb:
         raise UsageError(f"cannot trim {name}: its frames have no timestamps",
@@ -277,9 +278,6 @@ def _trim(container: Any, video: Any, passthrough: list[Any], opts: SourceOption
     if opts.start and length is not None and opts.start >= length:
         raise UsageError(f"--start {opts.start:g}s is past the end of {name} ({length:.3f}s long)",
                          hint=f"pick a start below {length:.3f}")
-    if opts.start and container.format.name in IMAGE_FORMATS and not video.frames > 1:
-        raise UsageError(f"--start {opts.start:g}s is past the end of {name}: it is an image "
-                         "(one frame)", hint="leave out --start")
     if opts.start:
         try:
             try:
@@ -292,6 +290,9 @@ def _trim(container: Any, video: Any, passthrough: list[Any], opts: SourceOption
                 first, more = _first_frame(container, video, passthrough, name, errors, start_pts)
                 pending = pending + more
         except NoVideoFrame as exc:
+            if container.format.name in IMAGE_FORMATS and length is None:  # not a sequence
+                raise UsageError(f"--start {opts.start:g}s is past the end of {name}: it is an "
+                                 "image (one frame)", hint="leave out --start") from exc
             raise UsageError(f"--start {opts.start:g}s is past the last video frame of {name}",
                              hint="pick an earlier start") from exc
     # Not the first frame decoded after the seek: frames can come out of order (AVI).
