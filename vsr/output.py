@@ -133,26 +133,29 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int, *, live: bool =
     # its own hint.)
     if fmt is None and final is not None:
         _require_extension(final)
+    # One handler from the file's creation to the streams' end: a Ctrl-C lands anywhere (it
+    # raises where the main thread is), and one between two handlers left a hidden temporary
+    # file behind in a batch interrupted as its next file opened.
+    container: Any = None
     try:
-        target: Any = sys.stdout.buffer if to_stdout else str(temp)
-        if temp is not None:
-            # PyAV creates the file only at the first mux: create it now, so an unwritable
-            # folder fails here (exit 2) and not after the model ran (exit 1).
-            with open(temp, "wb" if live else "xb"):
-                pass
-        container = av.open(target, "w", format=fmt, options=dict(opts.container_options))
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        if temp is not None:
-            _remove(temp)
-        where = "standard output" if to_stdout else f"'{final}'"
-        raise SinkError(f"cannot write output {where}: {reason(exc)}") from exc
-    # Live: written in place, so there is nothing to rename or delete.
-    target_ = _Target(final, None if live else temp, is_image)
-    try:
+        try:
+            target: Any = sys.stdout.buffer if to_stdout else str(temp)
+            if temp is not None:
+                # PyAV creates the file only at the first mux: create it now, so an unwritable
+                # folder fails here (exit 2) and not after the model ran (exit 1).
+                with open(temp, "wb" if live else "xb"):
+                    pass
+            container = av.open(target, "w", format=fmt, options=dict(opts.container_options))
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            where = "standard output" if to_stdout else f"'{final}'"
+            raise SinkError(f"cannot write output {where}: {reason(exc)}") from exc
+        # Live: written in place, so there is nothing to rename or delete.
+        target_ = _Target(final, None if live else temp, is_image)
         return _add_streams(container, opts, info, scale, target_, live=live,
                             video_template=video_template)
     except BaseException:
-        container.close()
+        if container is not None:
+            container.close()
         if temp is not None:
             _remove(temp)
         raise
