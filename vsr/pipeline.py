@@ -13,6 +13,7 @@ ended normally; on error or abort it is deleted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -105,8 +106,12 @@ class Pipeline:
             self.batch = model.batch or auto_batch(self.upscaler, v.height, v.width)
             self.tuning = tuning_for(mode, self.batch, self.live.max_latency)
             if sink is not None:
-                self.output = output_mod.open_output(sink, self.input.info, self.upscaler.scale,
-                                                     live=mode is Mode.LIVE)
+                # A file output is held from its creation to this assignment: a Ctrl-C between
+                # open_output returning and the store would leave its temporary file with no
+                # one to remove it. Not a network output: connecting may take seconds.
+                with contextlib.nullcontext() if "://" in sink.url else interrupts.deferred():
+                    self.output = output_mod.open_output(sink, self.input.info, self.upscaler.scale,
+                                                         live=mode is Mode.LIVE)
             if mode is Mode.LIVE and self.live.preview:
                 self.preview = PreviewServer(self.live.preview_host, self.live.preview_port)
             for note in self.output.notes if self.output and log_notes else []:
