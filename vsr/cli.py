@@ -234,11 +234,11 @@ def _encoding_args(p: argparse.ArgumentParser, crf: int, preset: str) -> None:
                    help="resample non-square pixels to square ones (width x SAR) instead of "
                         "carrying the pixel aspect ratio, for players that ignore it")
     e.add_argument("--width", type=_positive, metavar="W",
-                   help="output width: the model's output resampled to it (with --height alone: "
-                        "from the aspect ratio)")
+                   help="output width: the model's output resampled to it; alone, the height "
+                        "follows the aspect ratio")
     e.add_argument("--height", type=_positive, metavar="H",
-                   help="output height, e.g. --height 1080 (with --width alone: from the aspect "
-                        "ratio); beyond the model's scale the rest is bicubic")
+                   help="output height, e.g. 1080; alone, the width follows the aspect ratio. "
+                        "Beyond the model's scale the rest is bicubic")
     e.add_argument("--format", help="container format, required for - (e.g. matroska, mpegts, nut)")
     e.add_argument("--codec-option", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="extra encoder option (repeatable)")
