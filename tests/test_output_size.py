@@ -92,3 +92,17 @@ def test_a_size_below_the_input_is_one_clear_line(clip: Path, tmp_path: Path) ->
     status, err = run_cli("upscale", clip, tmp_path / "out.mp4", *MODEL, "--height", "40")
     assert_user_error(status, err, mentions="smaller than the input's 64x48")
     assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
+
+
+def test_info_predicts_the_size_upscale_makes(clip: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`vsr info` with --height / --square-pixels gives the size `vsr upscale` writes."""
+    import json
+
+    assert run_cli("info", clip, "--quality", "fast", "--height", "216", "--json")[0] == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["upscaled_size"] == rec["output_size"] == [288, 216]
+    assert any("the rest is bicubic" in note for note in rec["output"]["notes"])
+    src = gradient_clip(tmp_path / "sar.mp4", "libx264", "yuv420p", size=(34, 26), sar=Fraction(64, 51))
+    assert run_cli("info", src, "--quality", "fast", "--square-pixels", "--height", "52")[0] == 0
+    assert "output: 86x52 (libx264, yuv420p)" in capsys.readouterr().out

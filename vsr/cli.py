@@ -169,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--codec", default="libx264",
                       help="predict the output for this encoder (default libx264, MP4's): its pixel "
                            "format, and its size where it needs even sizes")
+    info.add_argument("--width", type=_positive, metavar="W", help="the output width to predict for")
+    info.add_argument("--height", type=_positive, metavar="H", help="the output height to predict for")
+    info.add_argument("--square-pixels", action="store_true",
+                      help="predict the output with non-square pixels resampled to square ones")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.add_argument("--keyframes", action="store_true",
                       help="also scan the video's packets for where it can be cut into segments "
@@ -703,7 +707,8 @@ def _info(args: argparse.Namespace) -> int:
     from .info import InfoOptions, report, text
 
     model = ModelOptions(model=args.model, scale=args.scale, quality=args.quality, device=Device.CPU)
-    rec = report(InfoOptions(args.input, model, args.codec, args.keyframes, args.count))
+    picture = SinkOptions("-", width=args.width, height=args.height, square_pixels=args.square_pixels)
+    rec = report(InfoOptions(args.input, model, args.codec, args.keyframes, args.count, picture))
     print(json.dumps(rec, indent=2) if args.json else "\n".join(text(rec)))
     return ExitStatus.OK
 

@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 from .errors import VsrError
-from .options import ModelOptions, SourceOptions
+from .options import ModelOptions, SinkOptions, SourceOptions
 
 #: FFmpeg's names for the colour tags `vsr info` shows (the values of AVColorRange etc.).
 COLOR_RANGES = {0: "unspecified", 1: "tv (limited)", 2: "pc (full)"}
@@ -32,13 +32,15 @@ COLOR_MATRICES = {0: "gbr", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg"
 class InfoOptions:
     """What to describe. `codec`: the encoder the output is predicted for (MP4's default);
     `keyframes`: also scan where the file can be cut into segments (reads every packet);
-    `count`: decode the whole video for its real frame count and duration."""
+    `count`: decode the whole video for its real frame count and duration; `picture`: the
+    output picture options (`--width`, `--height`, `--square-pixels`) to predict with."""
 
     url: str
     model: ModelOptions
     codec: str = "libx264"
     keyframes: bool = False
     count: bool = False
+    picture: SinkOptions | None = None  # --width/--height/--square-pixels, as `vsr upscale` has them
 
 
 def report(opts: InfoOptions) -> dict[str, Any]:
@@ -52,7 +54,7 @@ def report(opts: InfoOptions) -> dict[str, Any]:
     from .input import open_input
     from .model import describe, load
     from .pixfmt import encoded_size, native_input
-    from .video_stream import output_pix_fmt
+    from .video_stream import output_pix_fmt, picture_geometry
 
     src = open_input(SourceOptions(opts.url))
     try:
@@ -66,11 +68,14 @@ def report(opts: InfoOptions) -> dict[str, Any]:
     up = load(opts.model)
     v = info.video
     layout = native_input(v.pix_fmt)
-    out_w, out_h = v.width * up.scale, v.height * up.scale
     # What `vsr upscale` picks for the codec (the input's depth and chroma where the encoder
-    # takes them) and the size it then encodes; an image is written as it is.
+    # takes them), the picture it makes and the size it then encodes; an image is written
+    # as it is.
     format_notes: list[str] = []
     out_fmt = output_pix_fmt(opts.codec, None, layout, format_notes)
+    out_w, out_h, _ = picture_geometry(v.width, v.height, Fraction(1) if info.is_image else v.sar,
+                                       up.scale, opts.picture or SinkOptions("-"), out_fmt,
+                                       opts.codec, format_notes)
     enc_w, enc_h = (out_w, out_h) if info.is_image else encoded_size(out_w, out_h, out_fmt, opts.codec)
     dar = Fraction(v.width * v.sar.numerator, v.height * v.sar.denominator)
     # An image has one frame and no timing (FFmpeg's image demuxers say "25 fps").
@@ -104,7 +109,7 @@ def report(opts: InfoOptions) -> dict[str, Any]:
                   "input": [None, 1, *(up.fixed or ("H", "W"))], "provider": up.provider,
                   "description": describe(up)},
         "output_size": [enc_w, enc_h],  # as encoded (padded to even where the chroma needs it)
-        "upscaled_size": [out_w, out_h],
+        "upscaled_size": [out_w, out_h],  # the picture: the model's, or --width/--height's
         "output": {"codec": None if info.is_image else opts.codec,
                    "pix_fmt": None if info.is_image else out_fmt,
                    "notes": [] if info.is_image else format_notes},

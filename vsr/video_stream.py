@@ -141,17 +141,8 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
         notes.append(f"the input is HDR ({'PQ' if v.color_trc == 16 else 'HLG'}) and --pix-fmt "
                      f"{pix_fmt} is 8-bit: expect banding (drop --pix-fmt to keep "
                      f"{v.bit_depth}-bit)")
-    out_w, out_h = v.width * scale, v.height * scale
-    sar = v.sar if not is_image else Fraction(1)
-    if sar != 1 and opts.square_pixels:
-        # an even width where the encoder needs one (4:2:x; else it would pad a column)
-        step = 2 if pixfmt.needs_even(pix_fmt, codec_name)[0] else 1
-        out_w = max(2, round(out_w * sar / step) * step)
-        log.info("non-square pixels (SAR %s) resampled to square: %dx%d", sar, out_w, out_h)
-        sar = Fraction(1)
-    if opts.width or opts.height:
-        out_w, out_h = target_size(opts.width, opts.height, (v.width, v.height), (out_w, out_h),
-                                   scale, pixfmt.needs_even(pix_fmt, codec_name), notes)
+    out_w, out_h, sar = picture_geometry(v.width, v.height, v.sar if not is_image else Fraction(1),
+                                         scale, opts, pix_fmt, codec_name, notes)
     picture_size = (out_w, out_h)
     # Most 4:2:0 / 4:2:2 encoders need even sizes where the chroma is subsampled.
     pw, ph = pixfmt.encoded_size(out_w, out_h, pix_fmt, codec_name)
@@ -235,6 +226,30 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
                         f"{reason(exc)}", hint=hint) from exc
     return VideoStream(stream, EncodeFormat(out_w, out_h, pix_fmt, colorspace, color_range, padded,
                                        picture_size, is_image))
+
+
+def picture_geometry(width: int, height: int, sar: Fraction, scale: int, opts: SinkOptions,
+                     pix_fmt: str, codec_name: str, notes: list[str]) -> tuple[int, int, Fraction]:
+    """The picture the compose stage makes from a `width` x `height` input with pixel aspect
+    `sar`: its (width, height) before any padding, and the pixel aspect ratio it carries.
+    The model's size, resampled to square pixels for --square-pixels, then to --width /
+    --height (`target_size`). `vsr info` predicts the output with it too.
+
+    Raises:
+        UsageError: --width/--height below the input's size.
+    """
+    out_w, out_h = width * scale, height * scale
+    even = pixfmt.needs_even(pix_fmt, codec_name)
+    if sar != 1 and opts.square_pixels:
+        # an even width where the encoder needs one (4:2:x; else it would pad a column)
+        step = 2 if even[0] else 1
+        out_w = max(2, round(out_w * sar / step) * step)
+        log.info("non-square pixels (SAR %s) resampled to square: %dx%d", sar, out_w, out_h)
+        sar = Fraction(1)
+    if opts.width or opts.height:
+        out_w, out_h = target_size(opts.width, opts.height, (width, height), (out_w, out_h),
+                                   scale, even, notes)
+    return out_w, out_h, sar
 
 
 def target_size(width: int | None, height: int | None, source: tuple[int, int],
