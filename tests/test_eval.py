@@ -55,31 +55,36 @@ def test_eval_table_lists_bicubic_and_the_given_model(tmp_path: Path) -> None:
 
 
 @functools.cache
-def protocol_psnr(model: str, scale: int, set_name: str) -> tuple[float, float]:
-    """(model, bicubic) mean Y-PSNR of a bundled model on one evaluation set, run the way vsr
-    runs it (uint8 luma through OnnxUpscaler on the CPU). Cached: three tests ask for x3 on Set5."""
+def protocol_psnr(model: str, scale: int, set_name: str) -> float:
+    """Mean Y-PSNR of a bundled model on one evaluation set, run the way vsr runs it (uint8
+    luma through OnnxUpscaler on the CPU). Cached: three tests ask for x3 on Set5."""
     from vsr.model import OnnxUpscaler
     from vsr.options import Device
 
-    folder = SHARED_DATA / "eval" / set_name
     up = OnnxUpscaler(ROOT / "models" / f"{model}.onnx", Device.CPU)
-    return (protocol.mean_psnr(protocol.luma_runner(up), scale, folder),
-            protocol.mean_psnr(lambda lr: protocol.bicubic_y(lr, scale), scale, folder))
+    return protocol.mean_psnr(protocol.luma_runner(up), scale, SHARED_DATA / "eval" / set_name)
+
+
+@functools.cache
+def bicubic_psnr(scale: int, set_name: str) -> float:
+    """Bicubic's mean Y-PSNR on one evaluation set, once per scale (not once per model)."""
+    return protocol.mean_psnr(lambda lr: protocol.bicubic_y(lr, scale), scale,
+                              SHARED_DATA / "eval" / set_name)
 
 
 @needs(SHARED_DATA / "eval" / "Set5")
 def test_bundled_x3_model_meets_the_quality_bar_on_set5() -> None:
     """The default model beats the zoo model's 29.30 dB by a wide margin (>= 31.0 dB) on Set5."""
-    assert protocol_psnr("espcn_x3", 3, "Set5")[0] >= 31.0
+    assert protocol_psnr("espcn_x3", 3, "Set5") >= 31.0
 
 
 @needs(SHARED_DATA / "eval" / "Set14")
 @pytest.mark.parametrize("set_name", ["Set5", "Set14"])
 def test_x2_and_x4_beat_bicubic_by_at_least_the_margin_x3_does(set_name: str) -> None:
     """Each scale's gain over its own bicubic is at least the default x3 model's gain."""
-    x3, bicubic_x3 = protocol_psnr("espcn_x3", 3, set_name)
+    x3, bicubic_x3 = protocol_psnr("espcn_x3", 3, set_name), bicubic_psnr(3, set_name)
     for model, scale in (("espcn_x2", 2), ("espcn_x4", 4)):
-        ours, bicubic = protocol_psnr(model, scale, set_name)
+        ours, bicubic = protocol_psnr(model, scale, set_name), bicubic_psnr(scale, set_name)
         assert ours - bicubic >= x3 - bicubic_x3, (model, set_name, ours, bicubic, x3, bicubic_x3)
 
 
@@ -89,8 +94,8 @@ def test_int8_variant_is_within_0_1_db_of_the_float_model(set_name: str) -> None
     """The shipped int8 CPU model, run by this CPU's own kernels at onnxruntime's default
     graph optimisation (as vsr runs it), loses at most 0.1 dB against the float model. On a
     CPU whose kernels saturate, this fails (the first int8 model: 0.60 dB on AVX2)."""
-    fp32 = protocol_psnr("espcn_x3", 3, set_name)[0]
-    int8 = protocol_psnr("espcn_x3_int8", 3, set_name)[0]
+    fp32 = protocol_psnr("espcn_x3", 3, set_name)
+    int8 = protocol_psnr("espcn_x3_int8", 3, set_name)
     assert fp32 - int8 <= 0.1, (fp32, int8)
 
 
@@ -109,7 +114,7 @@ def test_int8_models_score_here_what_they_scored_where_they_were_made(name: str)
 
     meta = read_metadata(ROOT / "models" / f"{name}.onnx")
     recorded = json.loads(meta["vsr.psnr"])["Set5"]
-    here = protocol_psnr(name, int(meta["vsr.scale"]), "Set5")[0]
+    here = protocol_psnr(name, int(meta["vsr.scale"]), "Set5")
     assert abs(here - recorded) <= 0.005, (name, here, recorded, meta.get("vsr.int8_speedup"))
 
 
@@ -182,8 +187,8 @@ def test_fast_tier_costs_a_quarter_and_keeps_the_default_quality(set_name: str, 
         pytest.skip(f"no x{scale} fast model bundled yet")
     espcn = ROOT / "models" / f"espcn_x{scale}.onnx"
     assert conv_macs_per_pixel(fast.path) <= conv_macs_per_pixel(espcn) / 4
-    ours = protocol_psnr(fast.name, scale, set_name)[0]
-    assert ours >= protocol_psnr(f"espcn_x{scale}", scale, set_name)[0] - allowed
+    ours = protocol_psnr(fast.name, scale, set_name)
+    assert ours >= protocol_psnr(f"espcn_x{scale}", scale, set_name) - allowed
 
 
 @needs(SHARED_VIDEOS)
@@ -230,8 +235,8 @@ def test_quality_tier_costs_at_most_16x_and_gains_the_bar(scale: int, gain_set5:
         pytest.skip(f"no x{scale} quality model bundled yet")
     assert conv_macs_per_pixel(quality.path) <= 16 * 59488
     for set_name, gain in (("Set5", gain_set5), ("Set14", gain_set14)):
-        ours = protocol_psnr(quality.name, scale, set_name)[0]
-        base = protocol_psnr(f"espcn_x{scale}", scale, set_name)[0]
+        ours = protocol_psnr(quality.name, scale, set_name)
+        base = protocol_psnr(f"espcn_x{scale}", scale, set_name)
         assert ours >= base + gain, (set_name, ours, base)
 
 
@@ -250,8 +255,8 @@ def test_a_balanced_model_replaces_espcn_only_at_its_cost_and_0_2_db_better(scal
         pytest.skip(f"espcn_x{scale} is the balanced model at x{scale}")
     assert conv_macs_per_pixel(balanced.path) <= conv_macs_per_pixel(ROOT / "models" / f"espcn_x{scale}.onnx")
     for set_name in ("Set5", "Set14"):
-        ours = protocol_psnr(balanced.name, scale, set_name)[0]
-        base = protocol_psnr(f"espcn_x{scale}", scale, set_name)[0]
+        ours = protocol_psnr(balanced.name, scale, set_name)
+        base = protocol_psnr(f"espcn_x{scale}", scale, set_name)
         assert ours >= base + 0.2, (set_name, ours, base)
 
 
