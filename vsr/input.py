@@ -389,11 +389,7 @@ def _sar(video: Any) -> Fraction:
 def _video_info(container: Any, video: Any, first: Any) -> VideoInfo:
     cc = video.codec_context
     rate = video.average_rate or video.guessed_rate or None
-    duration: float | None = None
-    if video.duration and video.time_base:
-        duration = float(video.duration * video.time_base)
-    elif container.duration:
-        duration = container.duration / av.time_base
+    duration = _duration(container, video)
     frames = int(video.frames or 0)
     if not frames and duration and rate:
         frames = round(duration * float(rate))
