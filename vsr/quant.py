@@ -38,7 +38,7 @@ def _may_be_integer(path: Path) -> bool:
             data = f.read()
     except OSError:
         return False  # unreadable: the loader says so in its own words
-    return any(op in data for op in (b"QuantizeLinear", b"QLinear", b"Integer"))
+    return any(op.encode() in data for op in _QUANT_OPS)
 
 
 def precision_of(path: Path, metadata: dict[str, str] | None = None) -> str:
