@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from vsr.cli import main
+from vsr.app.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -177,7 +177,7 @@ def script_main(script: str, *args: object) -> tuple[int, str, str]:
 #: Runs the CLI in a fresh interpreter and prints its own peak RSS (KiB on Linux) last.
 _PEAK_RSS = """\
 import io, resource, sys
-from vsr.cli import main
+from vsr.app.cli import main
 err = io.StringIO()
 status = main(sys.argv[1:], stderr=err)
 sys.stderr.write(err.getvalue())

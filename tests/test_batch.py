@@ -17,13 +17,13 @@ import pytest
 from helpers import leftovers, listing, run_cli
 from test_signals import Vsr
 
-import vsr.model
-from vsr.batch import BatchItem, Status, expand, plan, run_batch
+import vsr.model.load
+from vsr.app.batch import BatchItem, Status, expand, plan, run_batch
+from vsr.app.limits import large_output_warning, memory_estimate
 from vsr.errors import UsageError
 from vsr.lab.media import pattern, synth_video
-from vsr.limits import large_output_warning, memory_estimate
 from vsr.options import ModelOptions, SinkOptions, SourceOptions
-from vsr.pipeline import Pipeline
+from vsr.pipeline.pipeline import Pipeline
 
 FAST = ["--preset", "ultrafast"]
 GOP12 = {"g": "12", "keyint_min": "12", "sc_threshold": "0"}
@@ -58,15 +58,15 @@ def clips(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def load_calls(monkeypatch: pytest.MonkeyPatch) -> list[ModelOptions]:
-    """Every call of vsr.model.load (the real one runs; this only counts)."""
+    """Every call of vsr.model.load.load (the real one runs; this only counts)."""
     calls: list[ModelOptions] = []
-    real = vsr.model.load
+    real = vsr.model.load.load
 
     def counting(options: ModelOptions, *args: object, **kw: object) -> object:
         calls.append(options)
         return real(options, *args, **kw)
 
-    monkeypatch.setattr(vsr.model, "load", counting)
+    monkeypatch.setattr(vsr.model.load, "load", counting)
     return calls
 
 
@@ -254,7 +254,7 @@ def test_plan_names_outputs_and_refuses_collisions(tmp_path: Path) -> None:
 def test_run_batch_shares_one_upscaler_and_estimates_the_total(clips: Path, tmp_path: Path) -> None:
     """run_batch() with Pipelines sharing one loaded model: a result per file in order,
     progress that counts all files' frames, and an estimated total covering files not started."""
-    upscaler = vsr.model.load(ModelOptions())
+    upscaler = vsr.model.load.load(ModelOptions())
     items = [BatchItem(str(clips / n), tmp_path / f"{n}.mkv") for n in ("a.mp4", "broken.mp4", "b.mkv")]
 
     def open_job(item: BatchItem) -> Pipeline:

@@ -23,9 +23,9 @@ from helpers import (
     video_stats,
 )
 
-from vsr.cli import build_parser
-from vsr.color import split_planes
+from vsr.app.cli import build_parser
 from vsr.lab.media import pattern, synth_video, write_audio_only
+from vsr.media.color import split_planes
 
 # On the CPU even where a GPU is present: these tests read the CPU's provider, precision and
 # pixels in the summary (the CUDA tests are in test_model.py, marked gpu).
@@ -532,15 +532,15 @@ def test_models_says_which_tiers_are_not_bundled(capsys, tmp_path: Path,
     (tier, scale) pairs of the family that are missing; with all nine there is no such line."""
     import shutil
 
-    from vsr.cli import missing_tiers
-    from vsr.registry import bundled_models
+    from vsr.app.cli import missing_tiers
+    from vsr.model.registry import bundled_models
 
     folder = tmp_path / "models"
     folder.mkdir()
     for name in ("espcn_x3", "fast_x3"):
         shutil.copy(ROOT / "models" / f"{name}.onnx", folder)
     monkeypatch.setenv("VSR_MODELS", str(folder))
-    monkeypatch.setattr("vsr.registry.model_dirs", lambda: [folder])
+    monkeypatch.setattr("vsr.model.registry.model_dirs", lambda: [folder])
     status, err = run_cli("models", "--no-timing")
     assert status == 0, err
     assert capsys.readouterr().out.splitlines()[-1].startswith(
@@ -576,7 +576,7 @@ def test_models_json_gives_names_and_scales(capsys) -> None:
 def test_models_times_dear_models_on_smaller_frames() -> None:
     """`vsr models` times cheap models at 160x120 and the quality tier on a frame of about
     the same work, so listing stays quick on two cores."""
-    from vsr.cost import timing_size
+    from vsr.model.cost import timing_size
 
     assert timing_size(8_352) == timing_size(59_488) == (160, 120)
     assert timing_size(448_128) == timing_size(673_344) == (64, 48)
@@ -589,7 +589,7 @@ def test_quality_picks_a_tier_or_says_which_exist(sample_video: Path, out_dir: P
     naming the tiers that are."""
     import shutil
 
-    from vsr.registry import default_for
+    from vsr.model.registry import default_for
 
     status, err = run_cli("upscale", sample_video, out_dir / "b.mkv", *FAST, "--quality", "balanced")
     assert status == 0, err
@@ -602,7 +602,7 @@ def test_quality_picks_a_tier_or_says_which_exist(sample_video: Path, out_dir: P
     folder = tmp_path / "models"
     folder.mkdir()
     shutil.copy(ROOT / "models" / "espcn_x3.onnx", folder)
-    monkeypatch.setattr("vsr.registry.model_dirs", lambda: [folder])  # only espcn_x3 bundled
+    monkeypatch.setattr("vsr.model.registry.model_dirs", lambda: [folder])  # only espcn_x3 bundled
     status, err = run_cli("upscale", sample_video, out_dir / "none.mkv", *FAST, "--scale", "2",
                           "--quality", "quality")
     line = assert_user_error(status, err, mentions="no bundled quality model for scale 2")
@@ -670,7 +670,7 @@ def test_video_without_output_keeps_its_extension(sample_video: Path) -> None:
 def test_a_live_run_that_dropped_much_of_its_input_ends_with_a_hint_naming_the_fast_tier() -> None:
     """A live run that drops over a fifth of its frames says what would drop fewer: the fast
     tier (unless it already ran) or a smaller input; start-up's few drops say nothing."""
-    from vsr.cli import keep_up_hint
+    from vsr.app.cli import keep_up_hint
     from vsr.frames import StageTimes, Stats
 
     def stats(frames_in: int, dropped: int) -> Stats:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vsr.color import merge_upscaled, pad_to_even, split_ycrcb
+from vsr.media.color import merge_upscaled, pad_to_even, split_ycrcb
 
 
 def test_split_gives_bt601_full_range_luma() -> None:
@@ -47,7 +47,7 @@ def test_pad_to_even_repeats_the_last_row_and_column() -> None:
 def test_yuv420p_round_trip_through_bgr_has_no_brightness_bias() -> None:
     """Decoding to BGR and encoding back to yuv420p keeps the mean level (swscale's default
     rounding made every frame 1-2.5 levels darker)."""
-    from vsr.color import bgr_to_frame, frame_to_bgr
+    from vsr.media.color import bgr_to_frame, frame_to_bgr
 
     rng = np.random.default_rng(4)
     bgr = cv2.GaussianBlur(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), (7, 7), 3)
@@ -63,7 +63,7 @@ def test_native_planes_round_trip_exactly_for_limited_and_full_range() -> None:
     lossless for both ranges, odd sizes included."""
     import av
 
-    from vsr.color import merge_planes, split_planes
+    from vsr.media.color import merge_planes, split_planes
 
     rng = np.random.default_rng(5)
     for full in (False, True):

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from helpers import assert_user_error, run_cli
 
-from vsr.color import frame_to_bgr
-from vsr.compare import bicubic, detail_region
-from vsr.grab import grab_frame
+from vsr.app.compare import bicubic, detail_region
 from vsr.lab.media import pattern, synth_video
+from vsr.media.color import frame_to_bgr
+from vsr.media.grab import grab_frame
 
 W, H = 96, 64  # the clip; the bundled default model makes it 288x192
 OUT_W, OUT_H = W * 3, H * 3

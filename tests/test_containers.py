@@ -91,7 +91,7 @@ def assert_copied(src: Path, out_packets: list[bytes]) -> None:
 
 def bgr_frames(path: Path) -> list[npt.NDArray[np.uint8]]:
     """Decoded frames as BGR, converted the way vsr's decoder stage converts them."""
-    from vsr.color import frame_to_bgr
+    from vsr.media.color import frame_to_bgr
 
     with av.open(str(path)) as c:
         return [frame_to_bgr(f) for f in c.decode(c.streams.video[0])]
@@ -272,7 +272,7 @@ def test_explicit_codec_the_container_cannot_hold_is_a_usage_error(tmp_path: Pat
     """--codec libx264 into .webm is refused before any work, with a hint."""
     import io
 
-    from vsr.cli import main
+    from vsr.app.cli import main
 
     src = synth_video(tmp_path / "in.mp4", n=2)
     err = io.StringIO()
@@ -332,7 +332,7 @@ def test_reencoded_audio_times_are_increasing_keep_gaps_and_close_rounding() -> 
     with times in samples: rounding to the input's tick is closed up, a real gap (lost
     packets) is kept so that what follows stays in place, and a frame that overlaps the one
     before it starts where that one ended; the encoder's packets strictly increase."""
-    from vsr.decode import AudioTimeline
+    from vsr.media.decode import AudioTimeline
 
     def mp2_frame(ticks: int) -> av.AudioFrame:
         frame = tone(0, 1152)

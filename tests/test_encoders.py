@@ -1,5 +1,5 @@
 """Every software encoder of the build works with no extra flags, with its own meaning of
---crf and --preset (vsr/encoders.py); a hardware encoder without its hardware is one line."""
+--crf and --preset (vsr/media/encoders.py); a hardware encoder without its hardware is one line."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import av
 import pytest
 from helpers import run_process
 
-from vsr.encoders import mapping
 from vsr.lab.media import synth_video
-from vsr.pixfmt import ODD_SIZE_ENCODERS
+from vsr.media.encoders import mapping
+from vsr.media.pixfmt import ODD_SIZE_ENCODERS
 
 #: encoder -> output extension (a container that holds it)
 SOFTWARE = {"libx264": ".mp4", "libx265": ".mp4", "libsvtav1": ".mkv", "libvpx-vp9": ".webm",

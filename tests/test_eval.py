@@ -58,7 +58,7 @@ def test_eval_table_lists_bicubic_and_the_given_model(tmp_path: Path) -> None:
 def protocol_psnr(model: str, scale: int, set_name: str) -> float:
     """Mean Y-PSNR of a bundled model on one evaluation set, run the way vsr runs it (uint8
     luma through OnnxUpscaler on the CPU). Cached: three tests ask for x3 on Set5."""
-    from vsr.model import OnnxUpscaler
+    from vsr.model.load import OnnxUpscaler
     from vsr.options import Device
 
     up = OnnxUpscaler(ROOT / "models" / f"{model}.onnx", Device.CPU)
@@ -110,7 +110,7 @@ def test_int8_models_score_here_what_they_scored_where_they_were_made(name: str)
     of x86 CPU CI lands on. A saturating int16 kernel moves it by tenths of a dB (the first int8
     model: 0.53 on Set5 under AVX2); on a real AVX2-only AMD EPYC all six matched to the last
     digit. This checks the real kernels where the qemu test (tests/test_quant.py) emulates them."""
-    from vsr.registry import read_metadata
+    from vsr.model.registry import read_metadata
 
     meta = read_metadata(ROOT / "models" / f"{name}.onnx")
     recorded = json.loads(meta["vsr.psnr"])["Set5"]
@@ -122,7 +122,7 @@ def test_int8_variant_agrees_with_the_float_model_on_a_frame() -> None:
     """On any frame the int8 model's output stays close to the float model's."""
     import cv2
 
-    from vsr.model import OnnxUpscaler
+    from vsr.model.load import OnnxUpscaler
     from vsr.options import Device
 
     y = cv2.GaussianBlur(np.random.default_rng(2).integers(0, 256, (1, 48, 64), dtype=np.uint8)[0],
@@ -179,8 +179,8 @@ def test_fast_tier_costs_a_quarter_and_keeps_the_default_quality(set_name: str, 
     own balanced model's, 14,512 and 52,240: espcn_x4 carries four extra layers) and is at most
     0.05 dB (x3) or 0.1 dB (x2, x4) below espcn_xN under the shared protocol (the model
     family's bars); skipped while none is bundled at that scale."""
-    from vsr.cost import conv_macs_per_pixel
-    from vsr.registry import default_for
+    from vsr.model.cost import conv_macs_per_pixel
+    from vsr.model.registry import default_for
 
     fast = default_for(scale, "fast")
     if fast is None:
@@ -227,8 +227,8 @@ def test_quality_tier_costs_at_most_16x_and_gains_the_bar(scale: int, gain_set5:
     """A bundled quality model costs at most 16x espcn_x3's MACs per pixel (951,808) and gains
     at least +0.6 / +0.4 dB (x3, Set5 / Set14) or +0.4 dB (x2, x4) over espcn_xN under the
     shared protocol; skipped while none is bundled at that scale."""
-    from vsr.cost import conv_macs_per_pixel
-    from vsr.registry import default_for
+    from vsr.model.cost import conv_macs_per_pixel
+    from vsr.model.registry import default_for
 
     quality = default_for(scale, "quality")
     if quality is None:
@@ -247,8 +247,8 @@ def test_a_balanced_model_replaces_espcn_only_at_its_cost_and_0_2_db_better(scal
     espcn_xN, that model costs no more MACs per pixel than espcn_xN and beats it by >= 0.2 dB
     on Set5 and on Set14 (#14's rule for replacing the default); skipped where espcn_xN is
     still the pick."""
-    from vsr.cost import conv_macs_per_pixel
-    from vsr.registry import default_for
+    from vsr.model.cost import conv_macs_per_pixel
+    from vsr.model.registry import default_for
 
     balanced = default_for(scale, "balanced")
     if balanced is None or balanced.name == f"espcn_x{scale}":
@@ -264,8 +264,8 @@ def test_every_tier_is_bundled_at_every_scale() -> None:
     """The model family is complete: `vsr models --json` lists a model for each of the nine
     (tier, scale) pairs, float, clean-trained (the default of each pair): `vsr models` has no
     "not bundled" pair to name (`cli.missing_tiers`)."""
-    from vsr.cli import missing_tiers
-    from vsr.registry import bundled_models
+    from vsr.app.cli import missing_tiers
+    from vsr.model.registry import bundled_models
 
     assert missing_tiers(bundled_models()) == []
 

@@ -17,7 +17,7 @@ import pytest
 from helpers import run_process
 
 from vsr.lab.media import gradient_clip
-from vsr.signalling import hdr10_of
+from vsr.media.signalling import hdr10_of
 
 HLG = {"color_primaries": 9, "color_trc": 18, "colorspace": 9, "color_range": 1}
 MASTER = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"
@@ -150,7 +150,7 @@ def test_tv_range_hevc_mp4_keeps_its_range(tmp_path: Path) -> None:
 def test_semi_planar_p010_splits_like_its_planar_twin() -> None:
     """A P010 frame (10 bits in the top of 16) gives the native path the same planes as the
     same picture in yuv420p10le."""
-    from vsr.color import split_frame
+    from vsr.media.color import split_frame
 
     rgb = (np.random.default_rng(0).random((16, 20, 3)) * 65535).astype(np.uint16)
     planar = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(format="yuv420p10le")
@@ -271,8 +271,8 @@ def test_dolby_vision_is_dropped_with_one_warning_that_names_it(tmp_path: Path) 
     that the Dolby Vision metadata is dropped (it cannot stay valid after scaling)."""
     import dataclasses
 
-    from vsr import output
-    from vsr.input import open_input
+    from vsr.media import output
+    from vsr.media.input import open_input
     from vsr.options import SinkOptions, SourceOptions
 
     src = clip(tmp_path / "in.mp4", "libx264", "yuv420p")
@@ -290,7 +290,7 @@ def test_dolby_vision_is_recognised_by_its_rpus_or_codec_tag() -> None:
     """Frames with DOVI side data, or a stream tagged dvh1/dvhe/dav1, count as Dolby Vision."""
     from types import SimpleNamespace
 
-    from vsr.signalling import has_dolby_vision
+    from vsr.media.signalling import has_dolby_vision
 
     rpu = SimpleNamespace(side_data=[SimpleNamespace(type="Type.DOVI_RPU_BUFFER")])
     plain = SimpleNamespace(side_data=[])
@@ -302,7 +302,7 @@ def test_dolby_vision_is_recognised_by_its_rpus_or_codec_tag() -> None:
 def test_output_format_follows_the_input_layout_and_says_what_changed() -> None:
     """The output keeps depth and chroma layout where the encoder takes them; otherwise it
     steps down (depth first kept, then 4:2:0) and each step is a note."""
-    from vsr.pixfmt import choose_output, layout_of
+    from vsr.media.pixfmt import choose_output, layout_of
 
     x264 = [f.name for f in av.Codec("libx264", "w").video_formats or []]
     assert choose_output("libx264", x264, layout_of("yuv422p10le")).pix_fmt == "yuv422p10le"

@@ -335,7 +335,7 @@ def test_preview_serves_mjpeg_frames_of_the_upscaled_stream(tmp_path: Path) -> N
 def test_split_view_is_bicubic_left_and_vsr_right_of_one_picture() -> None:
     """The preview's split picture takes its left half from the bicubic frame and its right
     half from the upscaled one, and is nothing until both exist."""
-    from vsr.preview import split_view
+    from vsr.pipeline.preview import split_view
 
     before = np.full((4, 10, 3), 10, np.uint8)
     after = np.full((4, 10, 3), 200, np.uint8)
@@ -362,7 +362,7 @@ def test_live_needs_an_output_or_a_preview() -> None:
 
 def test_preview_binds_loopback_by_default() -> None:
     """The preview server listens on 127.0.0.1 unless told otherwise."""
-    from vsr.preview import PreviewServer
+    from vsr.pipeline.preview import PreviewServer
 
     server = PreviewServer(port=0)
     try:

@@ -20,12 +20,12 @@ from helpers import (
 )
 
 import vsr
-from vsr.engines import providers_for
 from vsr.errors import ModelError, ProviderUnavailable
 from vsr.lab.media import synth_video
-from vsr.model import OnnxUpscaler
+from vsr.model.engines import providers_for
+from vsr.model.load import OnnxUpscaler
+from vsr.model.tiling import tile_grid
 from vsr.options import Device, Precision
-from vsr.tiling import tile_grid
 
 
 def _noise(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -87,7 +87,7 @@ def test_strips_and_tiles_keep_as_much_context_as_the_model_reaches(tmp_path: Pa
     fourteen 3x3 convolutions, like the quality tier; 5 for ESPCN): strips of a large frame
     and explicit tiles give the whole-frame pixels exactly, where the fixed 8-pixel overlap
     of before did not (checked: it is what `overlap=8` gives here)."""
-    from vsr.tiling import receptive_radius, upscale_planes
+    from vsr.model.tiling import receptive_radius, upscale_planes
 
     deep = _shifting_model(tmp_path / "deep.onnx", 14)
     assert receptive_radius(deep) == 14 and receptive_radius(MODEL_X3) == 5
@@ -144,7 +144,7 @@ def test_zoo_model_with_fixed_224_input_runs_on_any_frame_size() -> None:
 @needs(ZOO_MODEL)
 def test_zoo_model_reproduces_the_tutorial_cat(tmp_path: Path) -> None:
     """`vsr upscale cat.jpg` with the zoo model matches the tutorial's result (>= 38 dB RGB)."""
-    from vsr.cli import main
+    from vsr.app.cli import main
 
     out = tmp_path / "cat_x3.png"
     rc = main(["upscale", str(SHARED_DATA / "reference" / "cat.jpg"), str(out), "--model",
@@ -238,7 +238,7 @@ def test_image_api_upscales_colour_and_grey_images() -> None:
 def test_batch_auto_is_1_on_the_cpu_and_a_measured_power_of_two_on_a_gpu() -> None:
     """--batch auto: no batching on the CPU (it only costs memory); on a GPU provider, the
     timed choice is a valid batch within the memory cap."""
-    from vsr.batching import auto_batch
+    from vsr.model.batch_size import auto_batch
 
     assert auto_batch(OnnxUpscaler(MODEL_X3, Device.CPU), 360, 640) == 1
 
@@ -262,13 +262,13 @@ def test_large_frames_run_in_strips_and_batches_in_chunks_with_identical_results
 
 @pytest.mark.parametrize("tier", ["balanced", "fast", "quality"])
 def test_bound_engine_matches_the_plain_engine(tier: str) -> None:
-    """The GPU engine (uint8 graph + I/O binding, vsr.graph) runs on the CPU too: at float32
+    """The GPU engine (uint8 graph + I/O binding, vsr.model.graph) runs on the CPU too: at float32
     it gives the plain engine's pixels exactly, whole, in strips, tiled and batched; float16
     stays within one grey level on almost every pixel. For every tier's x3 model: the
     family's ECB graphs with their global residual Add (espcn_x3, the model card's ESPCN, is
     MODEL_X3 in the tests below; skipped while a tier is not bundled)."""
     pytest.importorskip("onnx")
-    from vsr.registry import default_for
+    from vsr.model.registry import default_for
 
     bundled = default_for(3, tier)
     if bundled is None:

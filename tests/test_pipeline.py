@@ -197,7 +197,7 @@ def test_native_yuv_path_matches_the_ycrcb_path_and_keeps_colour_tags(tmp_path: 
     card's YCrCb path within rounding, and keeps the input's colour tags."""
     import cv2
 
-    from vsr.color import frame_to_bgr
+    from vsr.media.color import frame_to_bgr
 
     # Natural-looking (smooth) content: on synth_video's hard checkerboards the two paths
     # differ by their chroma filters rather than by their colour handling.

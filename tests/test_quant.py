@@ -23,9 +23,9 @@ from helpers import MODEL_X3, ROOT, onnx_model
 pytest.importorskip("onnx")
 pytest.importorskip("PIL")
 
-from vsr import quant
 from vsr.lab import hard_images, protocol
-from vsr.model import OnnxUpscaler
+from vsr.model import quant
+from vsr.model.load import OnnxUpscaler
 from vsr.options import Device
 
 INT8 = ROOT / "models" / "espcn_x3_int8.onnx"
@@ -102,7 +102,7 @@ def _imports_onnx(statements: str) -> bool:
 def test_a_float_model_is_judged_without_importing_onnx() -> None:
     """Telling a float model's precision and checking it for saturation reads its bytes only:
     importing onnx would add 0.1-0.2 s to every run of a float model."""
-    assert not _imports_onnx(f"from pathlib import Path; from vsr import quant; p = Path({str(MODEL_X3)!r}); "
+    assert not _imports_onnx(f"from pathlib import Path; from vsr.model import quant; p = Path({str(MODEL_X3)!r}); "
                              "assert quant.precision_of(p) == 'fp32' and quant.saturating_weights(p) == []")
 
 
@@ -111,7 +111,7 @@ def test_a_float_model_run_never_imports_onnx(sample_video: Path, tmp_path: Path
     onnx took 1.2 s a process with ml_dtypes 0.7 on a 2-core AMD EPYC (a 0.7 s run became
     2.1 s; the suite's subprocess-heavy tests two minutes slower). Tiling still reads it."""
     assert not _imports_onnx(
-        f"from vsr.cli import main; assert main(['upscale', {str(sample_video)!r}, "
+        f"from vsr.app.cli import main; assert main(['upscale', {str(sample_video)!r}, "
         f"{str(tmp_path / 'o.mp4')!r}, '--frames', '2', '--device', 'cpu', '--preset', 'ultrafast', "
         "'-q']) == 0")
 
@@ -156,7 +156,7 @@ def test_a_full_range_int8_model_falls_back_or_warns_on_a_saturating_cpu(
     """On a CPU without VNNI, a bundled int8 model whose weights could saturate is replaced by
     its float model with one log line; any other such model runs with one warning. On a VNNI
     CPU both run as they are."""
-    from vsr import model as model_mod
+    from vsr.model import load as model_mod
     from vsr.options import ModelOptions
 
     bundled = tmp_path / "models"
@@ -194,8 +194,8 @@ def test_a_file_that_is_not_onnx_gets_the_loaders_error_on_a_saturating_cpu(
     file that is not a model reached it first and escaped as protobuf's DecodeError, a
     traceback (found on a real AVX2 machine). The check now leaves such a file alone and the
     loader's one-line 'cannot load model' error is what the user gets, on every CPU."""
-    from vsr import model as model_mod
     from vsr.errors import ModelError
+    from vsr.model import load as model_mod
     from vsr.options import ModelOptions
 
     junk = tmp_path / "junk.onnx"

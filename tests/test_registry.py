@@ -11,9 +11,9 @@ import pytest
 from helpers import ROOT, onnx_model
 
 import vsr
-from vsr.cost import conv_macs_per_pixel
 from vsr.errors import ModelError
-from vsr.registry import bundled_models, default_for, resolve
+from vsr.model.cost import conv_macs_per_pixel
+from vsr.model.registry import bundled_models, default_for, resolve
 
 
 def test_every_bundled_model_has_a_tier_and_a_cost() -> None:
@@ -39,7 +39,7 @@ def test_quality_picks_the_tier_and_says_what_exists(tmp_path: Path, monkeypatch
     folder.mkdir()
     shutil.copy(models / "espcn_x3.onnx", folder / "espcn_x3.onnx")
     monkeypatch.setenv("VSR_MODELS", str(folder))
-    monkeypatch.setattr("vsr.registry.model_dirs", lambda: [folder])  # the bundled ones aside
+    monkeypatch.setattr("vsr.model.registry.model_dirs", lambda: [folder])  # the bundled ones aside
     assert resolve(None, 3) == folder / "espcn_x3.onnx" == default_for(3).path
     with pytest.raises(ModelError, match="no bundled quality model for scale 2"):
         resolve(None, 2, "quality")

@@ -26,7 +26,7 @@ from helpers import (
 )
 
 from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
-from vsr.cli import main
+from vsr.app.cli import main
 from vsr.lab.media import synth_video
 
 
@@ -66,7 +66,7 @@ def test_skip_keeps_every_decodable_frame_at_its_time_and_reports_the_damage(
     assert "input damage:" in err and "Traceback" not in err
     got = video_stats(out)["times"]
     # The frames in the decoder's order with its timestamps, put in increasing order
-    # (vsr.timestamps: a damaged stream can attach them out of order, as FFmpeg 8's decoder
+    # (vsr.media.timestamps: a damaged stream can attach them out of order, as FFmpeg 8's decoder
     # does to one frame here; the frames themselves are never reordered).
     assert got == pytest.approx(sorted(decoded_times(damaged)), abs=1e-3)
     assert got == pytest.approx(video_stats(clean)["times"][: len(got)], abs=1e-3) or len(got) < 60
@@ -248,7 +248,7 @@ def test_timestamp_repair_gives_strictly_increasing_pts(given: list[int | None],
     """Missing, repeated and out-of-order pts come out strictly increasing, frames unmoved."""
     from fractions import Fraction
 
-    from vsr.timestamps import Pending, TimestampRepair
+    from vsr.media.timestamps import Pending, TimestampRepair
 
     repair = TimestampRepair(Fraction(1, 25), Fraction(25), depth=4)
     out = []

@@ -329,7 +329,7 @@ def test_storage_probe_names_what_a_worker_cannot_see(tmp_path: Path) -> None:
 
 def test_single_machine_path_does_not_import_ray(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.mp4", n=4)
-    code = ("import sys; from vsr.cli import main; "
+    code = ("import sys; from vsr.app.cli import main; "
             f"s = main(['upscale', {str(src)!r}, {str(tmp_path / 'o.mp4')!r}, '-q']); "
             "print(s, 'ray' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True,
@@ -363,7 +363,7 @@ def test_ctrl_c_keeps_finished_segments_for_resume(tmp_path: Path) -> None:
 
 def test_without_ray_the_cli_says_what_to_install(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.mp4", n=24, options=GOP12)
-    code = ("import sys; sys.modules['ray'] = None; from vsr.cli import main; "  # import ray fails
+    code = ("import sys; sys.modules['ray'] = None; from vsr.app.cli import main; "  # import ray fails
             f"sys.exit(main(['upscale', {str(src)!r}, {str(tmp_path / 'o.mp4')!r}, '--segments', '2']))")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        timeout=60, check=False)

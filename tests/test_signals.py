@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
-from vsr import interrupts
 from vsr.errors import Interrupted
 from vsr.lab.media import synth_video
+from vsr.pipeline import interrupts
 
 SIGNALS = [pytest.param(signal.SIGINT, 130, id="SIGINT"),
            pytest.param(signal.SIGTERM, 143, id="SIGTERM")]
@@ -268,10 +268,10 @@ run()
 """
 
 
-@pytest.mark.parametrize("point", ["cli", "numpy", "parse"])  # cli: `from .cli import`, relative
+@pytest.mark.parametrize("point", ["app.cli", "numpy", "parse"])  # app.cli: `from .app.cli import`, relative
 def test_ctrl_c_during_start_up_is_one_line_and_130(point: str, long_clip: Path, out_dir: Path) -> None:
     """Ctrl-C while the `vsr` command is still importing (the CLI, numpy) or parsing its
-    arguments, before vsr.interrupts handles signals, ends with one line and status 130, not
+    arguments, before vsr.pipeline.interrupts handles signals, ends with one line and status 130, not
     a KeyboardInterrupt traceback and -2; nothing is written. The signal is sent from inside
     the process at that exact point, so the test does not race start-up time."""
     out = out_dir / "o.mp4"

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from helpers import ROOT, load_script, run_script, script_main
 
-from vsr.cost import conv_macs_per_pixel
 from vsr.lab import networks
+from vsr.model.cost import conv_macs_per_pixel
 
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
@@ -86,7 +86,7 @@ def test_a_deeper_model_initialised_from_a_shipped_one_starts_out_computing_the_
     any step the deeper network gives the shipped model's output; its export loads in vsr."""
     import torch
 
-    from vsr.model import OnnxUpscaler
+    from vsr.model.load import OnnxUpscaler
     from vsr.options import Device
 
     src = ROOT / "models" / "espcn_x3.onnx"
@@ -380,9 +380,9 @@ def test_a_refinement_branch_exports_as_plain_ops_that_tiles_stitch_exactly(
     model, costs what `ecb_macs_per_pixel` says (counted on the graph: its convs above LR
     count F*F times), and tiles of a frame stitch into exactly the whole-frame result: the
     receptive field is read per path, the branch's HR convs at 1/F of a pixel each."""
-    from vsr.model import OnnxUpscaler
+    from vsr.model.load import OnnxUpscaler
+    from vsr.model.tiling import receptive_radius
     from vsr.options import Device
-    from vsr.tiling import receptive_radius
 
     model = _off_init(networks.build_ecb(scale, channels=6, blocks=2, refine=4, refine_factor=factor),
                       seed=scale + factor)
@@ -459,8 +459,8 @@ def test_quantize_keeps_every_path_end_of_a_branched_model_float(tmp_path: Path)
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from vsr import quant
-    from vsr.model import OnnxUpscaler
+    from vsr.model import quant
+    from vsr.model.load import OnnxUpscaler
     from vsr.options import Device
 
     quantize = load_script("models/quantize.py")

@@ -33,7 +33,7 @@ from .version import __version__
 
 if TYPE_CHECKING:
     from .frames import StageTimes, Stats
-    from .images import ImageUpscaler
+    from .model.images import ImageUpscaler
     from .options import (
         ColorPath,
         Device,
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         SinkOptions,
         SourceOptions,
     )
-    from .pipeline import Pipeline, upscale_video
+    from .pipeline.pipeline import Pipeline, upscale_video
     from .scaleout import LocalExecutor, RayExecutor, ScaleOutJob, ScaleOutOptions
 
     Upscaler = ImageUpscaler
@@ -55,11 +55,11 @@ if TYPE_CHECKING:
 # borrowed GPU) imports vsr.lab, and every script and `vsr --version` starts faster.
 _LAZY = {
     "StageTimes": "frames", "Stats": "frames",
-    "ImageUpscaler": "images", "Upscaler": "images:ImageUpscaler",
+    "ImageUpscaler": "model.images", "Upscaler": "model.images:ImageUpscaler",
     "ColorPath": "options", "Device": "options", "ModelOptions": "options", "OnError": "options",
     "Precision": "options", "ProgressStyle": "options", "Progress": "options:ProgressStyle",
     "SinkOptions": "options", "SourceOptions": "options",
-    "Pipeline": "pipeline", "upscale_video": "pipeline",
+    "Pipeline": "pipeline.pipeline", "upscale_video": "pipeline.pipeline",
     "LocalExecutor": "scaleout", "RayExecutor": "scaleout", "ScaleOutJob": "scaleout",
     "ScaleOutOptions": "scaleout",
 }

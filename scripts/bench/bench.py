@@ -66,9 +66,6 @@ import av
 import cv2
 import numpy as np
 
-from vsr import registry
-from vsr.batching import auto_batch
-from vsr.color import split_frame
 from vsr.errors import VsrError
 from vsr.lab.floors import (
     CRF,
@@ -86,7 +83,10 @@ from vsr.lab.floors import (
 )
 from vsr.lab.paths import ROOT
 from vsr.lab.scene import FPS
-from vsr.model import OnnxUpscaler
+from vsr.media.color import split_frame
+from vsr.model import registry
+from vsr.model.batch_size import auto_batch
+from vsr.model.load import OnnxUpscaler
 from vsr.options import Device, Precision
 
 #: Runs `python -m vsr` and then reports its own resource usage as a last JSON line on stderr.
@@ -230,7 +230,7 @@ class FreeModel:
 
 def models_for_tiers(spec: str, scale: int) -> list[tuple[str, Path | None]]:
     """(tier, its bundled float model at `scale`, or None) for `--tiers`."""
-    from vsr.registry import tier_defaults
+    from vsr.model.registry import tier_defaults
 
     try:
         return [(t, m.path if m else None) for t, m in tier_defaults(spec, scale)]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from vsr.lab.paths import MODELS, SHARED_DATA
 from vsr.lab.ship_rule import SPEED_SIZE, cpu_features, misses, psnr_of, speedup
-from vsr.registry import read_metadata
+from vsr.model.registry import read_metadata
 
 SETS = ("Set5", "Set14")
 

@@ -48,7 +48,7 @@ def models_to_run(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     if not args.tiers:
         return [(args.model or "default", args.model)]
     from vsr.errors import VsrError
-    from vsr.registry import bundled_models, tier_defaults
+    from vsr.model.registry import bundled_models, tier_defaults
 
     try:
         tiers = tier_defaults(args.tiers, args.scale)

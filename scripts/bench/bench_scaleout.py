@@ -36,7 +36,7 @@ from typing import Any
 
 from vsr import ModelOptions, SinkOptions, SourceOptions
 from vsr.lab.media import synth_video
-from vsr.pipeline import Pipeline
+from vsr.pipeline.pipeline import Pipeline
 from vsr.scaleout import LocalExecutor, RayExecutor, ScaleOutJob, ScaleOutOptions
 from vsr.scaleout.keyframes import scan
 from vsr.scaleout.worker import SegmentResult, SegmentTask

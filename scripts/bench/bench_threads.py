@@ -19,11 +19,11 @@ from pathlib import Path
 
 import cv2
 
-from vsr import registry
-from vsr.batching import auto_batch
-from vsr.color import split_frame
 from vsr.lab.floors import floor_encode, load_clip, make_clip, output_frames, run_pipeline
-from vsr.model import OnnxUpscaler
+from vsr.media.color import split_frame
+from vsr.model import registry
+from vsr.model.batch_size import auto_batch
+from vsr.model.load import OnnxUpscaler
 from vsr.options import Device
 
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Model-stage throughput: frames per second of vsr's model stage alone, per input size.
 
-Every row times `vsr.model.OnnxUpscaler` exactly as the pipeline calls it: uint8 luma batches
+Every row times `vsr.model.load.OnnxUpscaler` exactly as the pipeline calls it: uint8 luma batches
 in host memory in, uint8 luma batches in host memory out, so host<->device copies and the
 uint8 conversions are included. Rows differ in the engine and its options:
 
   plain fp32            float32 planes through session.run(), conversions in numpy on the
                         host (the engine vsr used on CUDA before the bound one)
-  bound fp32            uint8 in and out of the graph (vsr.graph), I/O binding into the
+  bound fp32            uint8 in and out of the graph (vsr.model.graph), I/O binding into the
                         output array, conversions on the device
   bound fp16            the same, float16 inside (vsr's default on CUDA)
   ... nchw              without the CUDA provider's prefer_nhwc (vsr's default sets it)
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vsr import registry
-from vsr.batching import auto_batch
-from vsr.engines import CUDA_OPTIONS
-from vsr.model import OnnxUpscaler
+from vsr.model import registry
+from vsr.model.batch_size import auto_batch
+from vsr.model.engines import CUDA_OPTIONS
+from vsr.model.load import OnnxUpscaler
 from vsr.options import Device, Precision
 
 #: name -> (engine, precision, CUDA provider options: None for vsr's own)

@@ -121,7 +121,7 @@ def temporal_table(rows: list[tuple[str, int, object]], clips: list[Path], count
 
 
 def onnx_runner(path: Path, device: str = "cpu", precision: str = "fp32"):  # type: ignore[no-untyped-def]
-    from vsr.model import OnnxUpscaler
+    from vsr.model.load import OnnxUpscaler
     from vsr.options import Device, Precision
 
     up = OnnxUpscaler(path, Device(device), precision=Precision(precision))

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Count a super-resolution model's convolution cost: multiply-accumulates per INPUT pixel
-(the counting itself is `vsr.cost.conv_macs_per_pixel`, which `vsr models` uses too).
+(the counting itself is `vsr.model.cost.conv_macs_per_pixel`, which `vsr models` uses too).
 
     python scripts/models/macs.py models/espcn_x3.onnx [more.onnx ...]
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vsr.cost import conv_macs_per_pixel
+from vsr.model.cost import conv_macs_per_pixel
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ format, which onnxruntime fuses into integer convolutions.
 Why 7-bit weights: on x86 CPUs without VNNI (AVX2, plain AVX-512) onnxruntime's kernels add
 pairs of uint8 x int8 products into a saturating int16; full-range weights overflowed it and
 the first int8 model lost 0.6 dB on Set5 there while losing 0.07 on a VNNI machine. With
-|q| <= 64 no pair can overflow (vsr/quant.py), so the model computes the same on every CPU.
+|q| <= 64 no pair can overflow (vsr/model/quant.py), so the model computes the same on every CPU.
 Measured on this project's Set5/Set14 with the AVX2 kernels (qemu-x86_64 -cpu Haswell):
 U8U8 is as exact but 2.5x slower than float on VNNI; S8S8 saturates like U8S8.
 
@@ -96,7 +96,7 @@ def float_nodes(model: Any, n: int = 1) -> list[str]:
     Why the ends of every path: quantizing the residual Add quantized the model's input for
     it, and onnxruntime then fused the float first convolution, between that input's
     DequantizeLinear and its own QuantizeLinear, into a QLinearConv with weights it quantized
-    itself to full 8 bits, which AVX2 kernels saturate on (vsr.quant.saturating_weights now
+    itself to full 8 bits, which AVX2 kernels saturate on (vsr.model.quant.saturating_weights now
     finds that); it also rounded the output to 8 bits before vsr does. In a chain these are
     the nodes after the last convolution; with a branch (`train.py --refine`) the main path's
     tail and residual Add come before the branch's convolutions in the file, so file order
@@ -168,7 +168,7 @@ def main() -> int:
     del q.metadata_props[:]
     onnx.helper.set_model_props(q, meta)
     onnx.save(q, str(out))
-    from vsr import quant
+    from vsr.model import quant
 
     risky = quant.saturating_weights(out)
     if risky:

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
-from vsr.color import is_full_range, merge_planes, split_frame
+from vsr.media.color import is_full_range, merge_planes, split_frame
 
 from .scene import FPS, render
 

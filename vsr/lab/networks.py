@@ -66,7 +66,7 @@ def build_model(scale: int, extra: int = 0) -> Network:
 def ecb_macs_per_pixel(scale: int, channels: int, blocks: int, refine: int = 0,
                        refine_factor: int = 0) -> int:
     """Conv MACs per LR pixel of the exported ECB model: head 1->C, `blocks` C->C, tail C->r*r,
-    all 3x3 (what `vsr.cost.conv_macs_per_pixel` counts on the exported graph); with a
+    all 3x3 (what `vsr.model.cost.conv_macs_per_pixel` counts on the exported graph); with a
     refinement branch (`refine` channels at `refine_factor` x the input's resolution) also its
     LR conv C->f*f*K and its two convs at f x resolution, K->K and K->(r/f)^2, each counted
     f*f times per LR pixel."""

@@ -27,7 +27,7 @@ SPEED_SIZE = (640, 360)
 
 def psnr_of(model: Path, scale: int, folder: Path) -> float:
     """Mean PSNR of `model` on a folder of images under the shared protocol, as vsr runs it."""
-    from vsr.model import OnnxUpscaler
+    from vsr.model.load import OnnxUpscaler
     from vsr.options import Device
 
     return round(protocol.mean_psnr(protocol.luma_runner(OnnxUpscaler(model, Device.CPU)), scale, folder), 3)
@@ -39,7 +39,7 @@ def speedup(fp32: Path, int8: Path, rounds: int = 15, threads: int = 0) -> float
     the same model pair measured 1.42x and 1.86x in two runs on an idle machine)."""
     import cv2
 
-    from vsr.model import OnnxUpscaler
+    from vsr.model.load import OnnxUpscaler
     from vsr.options import Device
 
     rng = np.random.default_rng(0)
@@ -60,7 +60,7 @@ def speedup(fp32: Path, int8: Path, rounds: int = 15, threads: int = 0) -> float
 
 def cpu_features() -> str:
     """The x86 features that decide which int8 kernels onnxruntime runs here."""
-    from vsr import quant
+    from vsr.model import quant
 
     flags = quant._cpu_flags() or set()
     named = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-#: Demuxers that render any text as video; vsr refuses them unless named (vsr/source.py).
+#: Demuxers that render any text as video; vsr refuses them unless named (vsr/pipeline/source.py).
 TEXT_FORMATS = {"tty", "bin", "adf", "idf", "xbin"}
 
 

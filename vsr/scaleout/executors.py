@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import Cancelled, UsageError, VsrError
-from ..model import LumaUpscaler, load, provider_of
+from ..model.load import LumaUpscaler, load, provider_of
 from ..options import ModelOptions
 from .worker import SegmentProgress, SegmentResult, SegmentTask, SegmentWorker, run_segment
 
@@ -90,7 +90,7 @@ class LocalExecutor:
     def run(self, tasks: Sequence[SegmentTask]) -> Iterator[Event]:
         todo: deque[SegmentTask] = deque(tasks)
         # A deque polled with sleeps, not a queue.Queue: the main thread waits here, and a
-        # Ctrl-C raises wherever it is (vsr.interrupts); raised inside Condition.wait, between
+        # Ctrl-C raises wherever it is (vsr.pipeline.interrupts); raised inside Condition.wait, between
         # its release and re-acquire of the queue's lock, it became "RuntimeError: release
         # unlocked lock", a traceback and exit 1 instead of 130. append/popleft take no lock.
         events: deque[Event] = deque()

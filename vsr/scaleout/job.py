@@ -24,14 +24,14 @@ from typing import Any
 
 import av
 
-from .. import output as output_mod
 from ..errors import SourceError, UsageError, VsrError
 from ..frames import StageTimes, Stats
-from ..input import open_input
-from ..model import LumaUpscaler, load
+from ..media import output as output_mod
+from ..media.input import open_input
+from ..model.load import LumaUpscaler, load
 from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
-from ..run import Damage, Snapshot, build_stats
-from ..sink import SinkCounters
+from ..pipeline.run import Damage, Snapshot, build_stats
+from ..pipeline.sink import SinkCounters
 from ..version import __version__
 from . import keyframes as kf
 from .executors import Executor, LocalExecutor, RayExecutor, Running, SegmentDone, SegmentFailed

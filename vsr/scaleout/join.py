@@ -17,13 +17,13 @@ from pathlib import Path
 
 import av
 
-from .. import output as output_mod
-from ..decode import Decoder, DecodeSpec
 from ..errors import EncodeError, VsrError, reason
 from ..frames import AudioFrame, AudioPacket, Item, VideoPacket
-from ..input import open_input
+from ..media import output as output_mod
+from ..media.decode import Decoder, DecodeSpec
+from ..media.input import open_input
 from ..options import SinkOptions, SourceOptions
-from ..sink import SinkCounters, run_sink
+from ..pipeline.sink import SinkCounters, run_sink
 from .manifest import SegmentRecord
 from .worker import describe_part
 

@@ -20,7 +20,7 @@ from fractions import Fraction
 import av
 
 from ..errors import SourceError
-from ..probe import open_video
+from ..media.probe import open_video
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 
 from ..errors import Cancelled, NoVideoFrame, SourceError, VsrError
-from ..model import LumaUpscaler, load, provider_of
+from ..model.load import LumaUpscaler, load, provider_of
 from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
 from .manifest import file_sha256
 
@@ -80,7 +80,7 @@ def run_segment(task: SegmentTask, upscaler: LumaUpscaler | None = None,
     Raises:
         VsrError subclasses, as `vsr upscale` would for the same input range.
     """
-    from ..pipeline import Pipeline
+    from ..pipeline.pipeline import Pipeline
 
     t0 = time.monotonic()
     try:
