@@ -23,7 +23,7 @@ from helpers import (
     video_stats,
 )
 
-from vsr.app.cli import build_parser
+from vsr.app.arguments import build_parser
 from vsr.lab.media import pattern, synth_video, write_audio_only
 from vsr.media.color import split_planes
 

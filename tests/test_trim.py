@@ -161,7 +161,7 @@ def test_a_time_that_is_not_one_is_one_line(clip: Path, tmp_path: Path, args: li
 
 def test_times_read_as_ffmpeg_writes_them() -> None:
     """Seconds, MM:SS and HH:MM:SS, with fractions."""
-    from vsr.app.cli import _time
+    from vsr.app.arguments import time_value as _time
     assert [_time(t) for t in ("90", "1.5", "1:30", "01:00:01.25", "0")] == [90, 1.5, 90, 3601.25, 0]
 
 

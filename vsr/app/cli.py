@@ -18,27 +18,23 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from ..errors import Interrupted, SinkError, SourceError, UsageError, VsrError
 from ..frames import Stats
-from ..model.registry import DEFAULT_DEGRADATION, DEGRADATIONS, TIERS, BundledModel
+from ..model.registry import DEFAULT_DEGRADATION, TIERS, BundledModel
 from ..options import (
-    DEFAULT_MAX_PIXELS,
     ColorPath,
     Device,
     ModelOptions,
     OnError,
-    Precision,
     ProgressStyle,
     SinkOptions,
     SourceOptions,
 )
 from ..pipeline import interrupts
-from ..version import __version__
-
-if TYPE_CHECKING:
-    from ..pipeline.run import Run
+from .arguments import build_parser
+from .jobs import model_options, open_job, scale_out_requested, sink_options
 
 log = logging.getLogger("vsr")
 T = TypeVar("T")
@@ -50,275 +46,6 @@ class ExitStatus(enum.IntEnum):
     USAGE = 2
     INTERRUPTED = 130  # 128 + SIGINT
     TERMINATED = 143  # 128 + SIGTERM
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    k, v = text.split("=", 1)
-    return k, v
-
-
-def _batch(text: str) -> int:
-    """--batch: 'auto' (0) or a positive number."""
-    return 0 if text == "auto" else _positive(text)
-
-
-def _time(text: str) -> float:
-    """--start/--duration: seconds ("90", "1.5") or [HH:]MM:SS[.fraction], as FFmpeg's -ss."""
-    parts = text.split(":")
-    try:
-        if len(parts) > 3 or any(not p for p in parts):
-            raise ValueError
-        seconds = 0.0
-        for p in parts:
-            seconds = seconds * 60 + float(p)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds or [HH:]MM:SS[.ms], got {text!r}") from None
-    if not seconds >= 0 or seconds == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
-    return seconds
-
-
-def _length(text: str) -> float:
-    """--duration: a `_time` above 0."""
-    seconds = _time(text)
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
-    return seconds
-
-
-def _positive(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argparse parser whose errors about one option's value (`--scale 5`) are one line
-    naming the choices, not the whole usage; other errors keep the usage."""
-
-    def error(self, message: str) -> NoReturn:
-        if message.startswith("argument "):
-            self.exit(ExitStatus.USAGE, f"{self.prog}: {message}\n")
-        super().error(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="vsr", description="Streaming video super-resolution "
-                "(ESPCN on luma, bicubic chroma) with PyAV and onnxruntime.")
-    p.add_argument("--version", action="version", version=f"vsr {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-
-    up = sub.add_parser("upscale", help="upscale video or image files, URLs or a pipe",
-                        usage="%(prog)s [options] INPUT [OUTPUT]\n"
-                              "       %(prog)s [options] INPUT|FOLDER ... --output-dir DIR")
-    up.add_argument("inputs", nargs="+", metavar="INPUT",
-                    help="path, URL, or - for standard input; then OUTPUT: a path or - for "
-                         "standard output (default: INPUT_x3.ext; images become .png). With "
-                         "--output-dir: any number of files and folders")
-    m = _model_args(up, batch_help="frames per model call (default auto: 1 on the CPU, measured "
-                    "on a GPU)")
-    m.add_argument("--tile", type=int, default=0, help="run dynamic models in tiles of this size "
-                   "(input pixels; 0: whole frames)")
-    _encoding_args(up, crf=18, preset="medium")
-    i = _input_args(up, format_help="force the demuxer (e.g. mpegts)")
-    i.add_argument("--frames", type=_positive, help="stop after this many frames")
-    i.add_argument("--start", type=_time, default=0.0, metavar="TIME",
-                   help="begin at this time (seconds or [HH:]MM:SS[.ms] after the first frame, as "
-                        "'vsr compare --at'); audio and subtitles are trimmed with the video")
-    i.add_argument("--duration", type=_length, metavar="TIME",
-                   help="upscale this much of the input from --start (seconds or [HH:]MM:SS[.ms])")
-    up.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
-    _batch_args(up)
-    _scale_out_args(up)
-    _common(up)
-
-    lv = sub.add_parser("live", help="upscale a webcam or network stream in real time")
-    lv.add_argument("input", help="device (/dev/video0), URL (udp://, rtsp://, srt://, http://), "
-                    "file, or - for standard input")
-    lv.add_argument("output", nargs="?", help="file (.mkv/.ts survive crashes; .mp4 is finalised "
-                    "on exit), URL (udp://, tcp://, rtmp://, srt://), or - (needs --format)")
-    _model_args(lv, batch_help="largest batch (default auto); it adapts to --max-latency")
-    r = lv.add_argument_group("real time")
-    r.add_argument("--max-latency", type=float, default=500, metavar="MS",
-                   help="latency target in milliseconds from arrival to output (default 500)")
-    r.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    r.add_argument("--reconnect", type=float, default=10, metavar="S",
-                   help="keep retrying a network input that drops for S seconds (default 10; 0: off)")
-    r.add_argument("--stall-timeout", type=float, default=5, metavar="S",
-                   help="a network input silent for S seconds counts as dropped (default 5)")
-    r.add_argument("--preview", action="store_true",
-                   help="serve a live MJPEG preview page (http://127.0.0.1:8080/)")
-    r.add_argument("--preview-host", default="127.0.0.1", help="preview address (default 127.0.0.1)")
-    r.add_argument("--preview-port", type=int, default=8080, help="preview port (0: any free port)")
-    r.add_argument("--stats", choices=("text", "json"), default="text",
-                   help="final statistics as a text line (default) or a JSON record on stderr; "
-                        "json also prints a JSON line every second")
-    _encoding_args(lv, crf=23, preset="veryfast")
-    _input_args(lv, format_help="force the demuxer/device (v4l2, mpegts, rtsp, ...)")
-    lv.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output file")
-    _common(lv, progress=False)
-
-    info = sub.add_parser("info", help="describe an input and a model")
-    info.add_argument("input")
-    info.add_argument("--model", help="model to describe (default: the bundled x3)")
-    info.add_argument("--scale", type=int, choices=(2, 3, 4))
-    info.add_argument("--quality", choices=TIERS, help="the bundled model of this tier with --scale")
-    info.add_argument("--codec", default="libx264",
-                      help="predict the output for this encoder (default libx264, MP4's): its pixel "
-                           "format, and its size where it needs even sizes")
-    info.add_argument("--width", type=_positive, metavar="W", help="the output width to predict for")
-    info.add_argument("--height", type=_positive, metavar="H", help="the output height to predict for")
-    info.add_argument("--square-pixels", action="store_true",
-                      help="predict the output with non-square pixels resampled to square ones")
-    info.add_argument("--json", action="store_true", help="print JSON")
-    info.add_argument("--keyframes", action="store_true",
-                      help="also scan the video's packets for where it can be cut into segments "
-                           "(reads the whole file; no decoding)")
-    info.add_argument("--count", action="store_true",
-                      help="decode the whole video to report its real frame count and duration "
-                           "(headers can be wrong, e.g. an MP4 edit list)")
-    _common(info, progress=False)
-
-    cmp = sub.add_parser("compare", help="one frame as bicubic | vsr side by side (PNG or HTML page)")
-    cmp.add_argument("input", help="video or image")
-    cmp.add_argument("--at", type=float, metavar="SECONDS",
-                     help="which frame of a video (default: the middle)")
-    cmp.add_argument("--model", help="bundled model name (see 'vsr models') or path to .onnx")
-    cmp.add_argument("--scale", type=int, choices=(2, 3, 4), help="pick the bundled model of this scale")
-    cmp.add_argument("--quality", choices=TIERS, help="pick the bundled model of this tier with --scale")
-    cmp.add_argument("--device", choices=[x.value for x in Device], default="auto")
-    cmp.add_argument("--against", metavar="NAME|PATH|TIER",
-                     help="add a third panel: another model, or a tier (fast, balanced, quality)")
-    cmp.add_argument("-o", "--output", metavar="FILE.png|FILE.html",
-                     help="a PNG sheet or a self-contained HTML page with a slider and zoom "
-                          "(default: INPUT_compare.png)")
-    cmp.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
-    _common(cmp, progress=False)
-
-    models = sub.add_parser("models", help="list the bundled models")
-    models.add_argument("--json", action="store_true", help="print JSON")
-    models.add_argument("--no-timing", action="store_true",
-                        help="skip measuring each model's speed on this CPU")
-    _common(models, progress=False)
-    return p
-
-
-def _model_args(p: argparse.ArgumentParser, batch_help: str) -> argparse._ArgumentGroup:
-    """The model options upscale and live share (one definition, so their names, choices and
-    defaults cannot drift apart); each command adds its own to the group returned."""
-    m = p.add_argument_group("model")
-    m.add_argument("--model", help="bundled model name (see 'vsr models') or path to .onnx")
-    m.add_argument("--scale", type=int, choices=(2, 3, 4), help="pick the bundled model of this scale")
-    m.add_argument("--quality", choices=TIERS, help="pick the bundled model of this tier with "
-                   "--scale: fast, balanced (default) or quality ('vsr models' lists them)")
-    m.add_argument("--degrade", choices=DEGRADATIONS, help="pick the bundled model trained for this "
-                   "input: clean (default) or video, for input an encoder has already damaged "
-                   "(streams, downloads, phone clips; the *_video models)")
-    m.add_argument("--device", choices=[x.value for x in Device], default="auto")
-    m.add_argument("--batch", type=_batch, default=0, metavar="N|auto", help=batch_help)
-    m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
-    m.add_argument("--precision", choices=[x.value for x in Precision], default="auto",
-                   help="model arithmetic (default auto: fp16 on CUDA, fp32 on the CPU)")
-    return m
-
-
-def _encoding_args(p: argparse.ArgumentParser, crf: int, preset: str) -> None:
-    """Output encoding options; only the defaults differ (live favours speed over size)."""
-    e = p.add_argument_group("output encoding")
-    e.add_argument("--codec", help="video encoder (default libx264, or the container's own "
-                   "where it cannot hold H.264: VP9 for .webm)")
-    e.add_argument("--crf", type=int, default=crf, help=f"quality for encoders with CRF (default {crf})")
-    e.add_argument("--preset", default=preset, help=f"encoder preset (default {preset})")
-    e.add_argument("--pix-fmt", help="output pixel format (default: the input's bit depth and "
-                   "chroma layout where the encoder takes them, else yuv420p)")
-    e.add_argument("--square-pixels", action="store_true",
-                   help="resample non-square pixels to square ones (width x SAR) instead of "
-                        "carrying the pixel aspect ratio, for players that ignore it")
-    e.add_argument("--width", type=_positive, metavar="W",
-                   help="output width: the model's output resampled to it; alone, the height "
-                        "follows the aspect ratio")
-    e.add_argument("--height", type=_positive, metavar="H",
-                   help="output height, e.g. 1080; alone, the width follows the aspect ratio. "
-                        "Beyond the model's scale the rest is bicubic")
-    e.add_argument("--format", help="container format, required for - (e.g. matroska, mpegts, nut)")
-    e.add_argument("--codec-option", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE", help="extra encoder option (repeatable)")
-    e.add_argument("--container-option", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE", help="extra muxer option, e.g. movflags=+faststart")
-    e.add_argument("--no-audio", action="store_true", help="drop audio and subtitle streams")
-    e.add_argument("--color", choices=[x.value for x in ColorPath], default=ColorPath.AUTO.value,
-                   help="colour handling: native 4:2:0 planes when input and output allow "
-                        "(auto, the default), or the model card's OpenCV YCrCb round trip")
-
-
-def _input_args(p: argparse.ArgumentParser, format_help: str) -> argparse._ArgumentGroup:
-    i = p.add_argument_group("input")
-    i.add_argument("--input-format", help=format_help)
-    i.add_argument("--input-option", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE", help="demuxer/device/protocol option (repeatable), "
-                   "e.g. video_size=640x480")
-    i.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                   help=f"refuse input frames larger than this many pixels "
-                        f"(default {DEFAULT_MAX_PIXELS}, DCI 4K; 0: no limit)")
-    i.add_argument("--on-error", choices=[x.value for x in OnError], default=OnError.SKIP.value,
-                   help="damaged input: skip what cannot be decoded and report it (default), "
-                        "or stop at the first damage with exit 1")
-    return i
-
-
-def _batch_args(p: argparse.ArgumentParser) -> None:
-    b = p.add_argument_group("many inputs")
-    b.add_argument("--output-dir", metavar="DIR",
-                   help="write NAME_x3.EXT (images: .png) for every INPUT into DIR (created if "
-                        "missing); a FOLDER input means its video and image files")
-    b.add_argument("--recursive", "-r", action="store_true",
-                   help="also take the files in a FOLDER's sub-folders (their outputs go to the "
-                        "same sub-folders of DIR)")
-    b.add_argument("--skip-existing", action="store_true",
-                   help="skip files whose output exists (vsr only ever renames finished "
-                        "outputs into place): re-run an interrupted folder to resume it")
-    b.add_argument("--fail-fast", action="store_true",
-                   help="stop at the first file that fails (default: report it, go on)")
-
-
-def _scale_out_args(p: argparse.ArgumentParser) -> None:
-    so = p.add_argument_group("scale-out (a file split at keyframes over many workers; "
-                               "any of these turns it on)")
-    so.add_argument("--segments", type=_positive, metavar="N",
-                    help="split into N segments (cut at the nearest keyframes)")
-    so.add_argument("--segment-seconds", type=float, metavar="S", help="or segments of about S seconds")
-    so.add_argument("--workers", type=_positive, metavar="W",
-                    help="workers (default: every GPU slot of the Ray cluster, or its CPUs)")
-    so.add_argument("--gpus-per-worker", type=float, metavar="G",
-                    help="GPUs per Ray worker; 0.5 puts two workers on each card (default 1, or 0 "
-                         "without GPUs)")
-    so.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C",
-                    help="CPUs per Ray worker (default 1)")
-    so.add_argument("--ray-address", metavar="ADDR",
-                    help="join a Ray cluster: auto, or ray://HEAD:10001 (default: a local Ray)")
-    so.add_argument("--executor", choices=("auto", "ray", "local"), default="auto",
-                    help="where segments run: ray, or local threads in this process (default "
-                         "auto: Ray for more than one segment)")
-    so.add_argument("--work-dir", metavar="DIR",
-                    help="parts and manifest (default OUTPUT.vsr-work; shared storage on a cluster)")
-    resume = so.add_mutually_exclusive_group()
-    resume.add_argument("--resume", action="store_true",
-                        help="continue the job in the work directory (same input and settings)")
-    resume.add_argument("--restart", action="store_true",
-                        help="delete the work directory's job and start over")
-    so.add_argument("--keep-work", action="store_true", help="keep parts and manifest after the join")
-
-
-def _common(p: argparse.ArgumentParser, progress: bool = True) -> None:
-    if progress:
-        p.add_argument("--progress", choices=[m.value for m in ProgressStyle], default="auto",
-                       help="bar on a terminal (auto), bar, json lines on stderr, or none")
-    p.add_argument("--quiet", "-q", action="store_true", help="only errors")
-    p.add_argument("--verbose", "-v", action="store_true", help="more log detail")
-    p.add_argument("--debug", action="store_true", help="show tracebacks for all errors")
 
 
 def main(argv: list[str] | None = None, stderr: TextIO | None = None) -> int:
@@ -402,7 +129,7 @@ def _upscale(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrup
     if output is not None and output != "-" and os.path.isdir(output):
         raise SinkError(f"output '{output}' is a directory",
                         hint="to write into a folder, pass --output-dir")
-    upscaler = load(_model_options(args))
+    upscaler = load(model_options(args))
     if output is None:
         if url == "-":
             raise UsageError("an OUTPUT is required when reading standard input")
@@ -411,7 +138,7 @@ def _upscale(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrup
         if not args.quiet:
             err.write(f"vsr: skipped {url}: '{output}' exists\n")
         return ExitStatus.OK
-    pipeline = _open_job(args, url, output, upscaler, _scale_out_requested(args), args.work_dir)
+    pipeline = open_job(args, url, output, upscaler, scale_out_requested(args), args.work_dir)
     style = _progress_style(args, err)
     log.info("%s -> %s (x%d)", url, output, pipeline.upscaler.scale)
     try:
@@ -444,49 +171,6 @@ def _progress_style(args: argparse.Namespace, err: TextIO) -> ProgressStyle:
     return resolve_style(asked, err)
 
 
-def _model_options(args: argparse.Namespace) -> ModelOptions:
-    """The ModelOptions of the options `_model_args` defines, for upscale and live alike (live
-    has no --tile: whole frames)."""
-    return ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
-                        batch=args.batch, tile=getattr(args, "tile", 0), threads=args.threads,
-                        precision=Precision(args.precision), quality=args.quality,
-                        degrade=args.degrade)
-
-
-def _open_job(args: argparse.Namespace, url: str, output: str, upscaler: Any, scale_out: bool,
-              work_dir: str | None, label: str = "") -> Run:
-    """The Pipeline (or, for --segments and friends, the ScaleOutJob) upscaling one file with
-    the already loaded `upscaler`; warns (once, prefixed by `label`) if its output is huge."""
-    from ..pipeline.pipeline import Pipeline
-    from .limits import large_output_warning
-
-    source = SourceOptions(url, format=args.input_format, options=dict(args.input_option),
-                           max_frames=args.frames, max_pixels=args.max_pixels,
-                           start=args.start, duration=args.duration)
-    model = _model_options(args)
-    sink = _sink_options(args, output)
-    job: Run
-    if scale_out:
-        from ..scaleout import ScaleOutJob, ScaleOutOptions
-
-        options = ScaleOutOptions(
-            segments=args.segments, segment_seconds=args.segment_seconds, workers=args.workers,
-            gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
-            ray_address=args.ray_address,
-            executor=args.executor, work_dir=work_dir, resume=args.resume,
-            restart=args.restart, keep_work=args.keep_work)
-        job = ScaleOutJob(source, model, sink, options, on_error=OnError(args.on_error),
-                          color=ColorPath(args.color), upscaler=upscaler)
-    else:
-        job = Pipeline(source, model, sink, upscaler=upscaler, on_error=OnError(args.on_error),
-                       color=ColorPath(args.color))
-    v = job.info.video
-    warning = large_output_warning(v.width, v.height, job.upscaler.scale, job.batch)
-    if warning:
-        log.warning("%s%s", label, warning)
-    return job
-
-
 def _upscale_many(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts) -> int:
     """`vsr upscale A B FOLDER ... --output-dir DIR`: one model, the files one after another
     (vsr.app.batch), a failure reported and passed over (unless --fail-fast), exit 1 if any failed."""
@@ -498,15 +182,15 @@ def _upscale_many(args: argparse.Namespace, err: TextIO, signals: interrupts.Int
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--output-dir '{out_dir}' is a file, not a folder")
     found = expand(args.inputs, args.recursive)
-    upscaler = load(_model_options(args))
+    upscaler = load(model_options(args))
     items = plan(found, out_dir, upscaler.scale)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SinkError(f"cannot create output folder '{out_dir}': {exc.strerror or exc}") from exc
-    scale_out = _scale_out_requested(args)
+    scale_out = scale_out_requested(args)
 
-    def open_job(item: BatchItem) -> Any:
+    def open_item(item: BatchItem) -> Any:
         try:
             item.output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -515,7 +199,7 @@ def _upscale_many(args: argparse.Namespace, err: TextIO, signals: interrupts.Int
         work_dir = (str(Path(args.work_dir) / f"{item.output.name}.vsr-work")
                     if args.work_dir else None)
         log.info("%s -> %s (x%d)", item.input, item.output, upscaler.scale)
-        return _open_job(args, item.input, str(item.output), upscaler,
+        return open_job(args, item.input, str(item.output), upscaler,
                          scale_out and not item.is_image, work_dir, label=f"{item.input}: ")
 
     results: list[FileResult] = []
@@ -533,7 +217,7 @@ def _upscale_many(args: argparse.Namespace, err: TextIO, signals: interrupts.Int
 
     style = _progress_style(args, err)
     t0 = time.monotonic()
-    events = run_batch(items, open_job, skip_existing=args.skip_existing, fail_fast=args.fail_fast)
+    events = run_batch(items, open_item, skip_existing=args.skip_existing, fail_fast=args.fail_fast)
     try:
         show_batch(collect(_checked(events, signals)), style, err)
     except KeyboardInterrupt:
@@ -575,22 +259,6 @@ def _batch_summary(args: argparse.Namespace, err: TextIO, style: ProgressStyle, 
               f"{plural(frames, 'frame')} in {seconds:.1f}s ({fps:.1f} fps) -> {args.output_dir}\n")
 
 
-def _sink_options(args: argparse.Namespace, url: str) -> SinkOptions:
-    """The output options `upscale` and `live` share."""
-    return SinkOptions(url, format=args.format, codec=args.codec, crf=args.crf,
-                       preset=args.preset, pix_fmt=args.pix_fmt,
-                       codec_options=dict(args.codec_option),
-                       container_options=dict(args.container_option),
-                       overwrite=args.overwrite, audio="none" if args.no_audio else "auto",
-                       square_pixels=args.square_pixels, width=args.width, height=args.height)
-
-
-def _scale_out_requested(args: argparse.Namespace) -> bool:
-    return any(getattr(args, name) not in (None, False) for name in (
-        "segments", "segment_seconds", "workers", "gpus_per_worker", "ray_address", "work_dir",
-        "resume", "restart", "keep_work")) or args.executor != "auto" or args.cpus_per_worker != 1.0
-
-
 def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts) -> int:
     from ..model.load import load
     from ..options import LiveOptions, Mode
@@ -610,9 +278,9 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
     timeout = args.stall_timeout if is_network(args.input) else 30.0
     source = SourceOptions(args.input, format=args.input_format, options=dict(args.input_option),
                            max_pixels=args.max_pixels, timeout=timeout)
-    model = _model_options(args)
+    model = model_options(args)
     upscaler = load(model)
-    sink = _sink_options(args, args.output) if args.output is not None else None
+    sink = sink_options(args, args.output) if args.output is not None else None
     live = LiveOptions(max_latency=args.max_latency / 1000.0, duration=args.duration,
                        reconnect=args.reconnect, preview=args.preview,
                        preview_host=args.preview_host, preview_port=args.preview_port)
