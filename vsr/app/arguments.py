@@ -176,6 +176,31 @@ def build_parser(raising: bool = False) -> argparse.ArgumentParser:
     cmp.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
     common(cmp, progress=False)
 
+    srv = sub.add_parser("serve", help="run a job service: an HTTP API, a durable queue, metrics "
+                         "and a web page")
+    srv.add_argument("--root", required=True, metavar="DIR",
+                     help="the folder jobs read from and write to; nothing outside it is reachable")
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default 127.0.0.1; any other needs a token)")
+    srv.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
+    srv.add_argument("--jobs", type=positive, default=1, metavar="N", help="jobs run at once (default 1)")
+    srv.add_argument("--state", metavar="PATH",
+                     help="the jobs database (default ROOT/.vsr/jobs.sqlite)")
+    srv.add_argument("--token-file", metavar="PATH",
+                     help="a file holding the bearer token every endpoint but /healthz needs "
+                          "(or set VSR_TOKEN)")
+    srv.add_argument("--allow-urls", action="store_true",
+                     help="take http(s), rtmp, rtsp, srt, udp and tcp URLs as job inputs")
+    srv.add_argument("--grace", type=float, default=30.0, metavar="S",
+                     help="on SIGTERM, seconds running jobs have to finish before they are "
+                          "queued again (default 30)")
+    srv.add_argument("--ray-address", metavar="ADDR",
+                     help="run jobs with segments on this Ray cluster (default: in this process)")
+    model_args(srv, batch_help="most frames in one model call, merged from concurrent jobs "
+               "(default auto: 8 on CUDA, 1 on the CPU)")
+    encoding_args(srv, crf=18, preset="medium")
+    common(srv, progress=False)
+
     models = sub.add_parser("models", help="list the bundled models")
     models.add_argument("--json", action="store_true", help="print JSON")
     models.add_argument("--no-timing", action="store_true",
@@ -200,6 +225,9 @@ def model_args(p: argparse.ArgumentParser, batch_help: str) -> argparse._Argumen
     m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     m.add_argument("--precision", choices=[x.value for x in Precision], default="auto",
                    help="model arithmetic (default auto: fp16 on CUDA, fp32 on the CPU)")
+    m.add_argument("--require-gpu", action="store_true",
+                   help="fail (exit 2) unless the model runs on a GPU (onnxruntime's CUDA "
+                        "provider): never fall back to the CPU silently")
     return m
 
 

@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None, stderr: TextIO | None = None) -> int:
         return int(exc.code or 0) if exc.code in (0, None) else ExitStatus.USAGE
     _configure_logging(args, err)
     try:
+        if args.command == "serve":  # the server handles its signals itself: a drain, exit 0
+            return _serve(args)
         with interrupts.handled() as signals:
             status = _command(args, err, signals)
             signals.check()  # a signal whose exception was lost (see vsr.pipeline.interrupts)
@@ -95,6 +97,35 @@ def _command(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrup
     return _models(args)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """`vsr serve`: the job service (vsr.app.serve) until SIGTERM or Ctrl-C drains it."""
+    try:
+        from .serve.jobspec import DEFAULT_DESTS
+        from .serve.server import serve
+        from .serve.service import ServeOptions
+    except ImportError as exc:
+        raise UsageError(f"vsr serve needs the 'serve' extra ({exc.name} is missing)",
+                         hint="pip install 'vsr[serve]' (FastAPI, uvicorn, prometheus-client)") from exc
+
+    if not args.quiet and not args.verbose:
+        logging.getLogger("vsr").setLevel(logging.INFO)  # a service logs each job's start and end
+    token = os.environ.get("VSR_TOKEN") or None
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read --token-file '{args.token_file}': {exc.strerror or exc}") from exc
+        if not token:
+            raise UsageError(f"--token-file '{args.token_file}' is empty")
+    defaults = {dest: getattr(args, dest) for dest in DEFAULT_DESTS}
+    options = ServeOptions(
+        Path(args.root), host=args.host, port=args.port, jobs=args.jobs,
+        state=Path(args.state) if args.state else None, token=token, allow_urls=args.allow_urls,
+        require_gpu=args.require_gpu, grace=args.grace, ray_address=args.ray_address,
+        batch=args.batch, defaults=defaults)
+    return serve(options)
+
+
 def _checked(events: Iterator[T], signals: interrupts.Interrupts) -> Iterator[T]:
     """`events`, raising at each one the Interrupted of a signal that was lost on its way."""
     for e in events:
@@ -114,7 +145,7 @@ def _configure_logging(args: argparse.Namespace, err: TextIO) -> None:
 
 def _upscale(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts) -> int:
     from ..media.output import default_output
-    from ..model.load import load
+    from ..model.load import load, require_cuda
     from .progress import plural, show, stats_record
 
     if args.output_dir is not None:
@@ -130,6 +161,8 @@ def _upscale(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrup
         raise SinkError(f"output '{output}' is a directory",
                         hint="to write into a folder, pass --output-dir")
     upscaler = load(model_options(args))
+    if args.require_gpu:
+        require_cuda(upscaler)
     if output is None:
         if url == "-":
             raise UsageError("an OUTPUT is required when reading standard input")
@@ -174,7 +207,7 @@ def _progress_style(args: argparse.Namespace, err: TextIO) -> ProgressStyle:
 def _upscale_many(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts) -> int:
     """`vsr upscale A B FOLDER ... --output-dir DIR`: one model, the files one after another
     (vsr.app.batch), a failure reported and passed over (unless --fail-fast), exit 1 if any failed."""
-    from ..model.load import load
+    from ..model.load import load, require_cuda
     from .batch import BatchItem, BatchProgress, FileResult, Status, expand, plan, run_batch
     from .progress import show_batch
 
@@ -183,6 +216,8 @@ def _upscale_many(args: argparse.Namespace, err: TextIO, signals: interrupts.Int
         raise UsageError(f"--output-dir '{out_dir}' is a file, not a folder")
     found = expand(args.inputs, args.recursive)
     upscaler = load(model_options(args))
+    if args.require_gpu:
+        require_cuda(upscaler)
     items = plan(found, out_dir, upscaler.scale)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -260,7 +295,7 @@ def _batch_summary(args: argparse.Namespace, err: TextIO, style: ProgressStyle, 
 
 
 def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts) -> int:
-    from ..model.load import load
+    from ..model.load import load, require_cuda
     from ..options import LiveOptions, Mode
     from ..pipeline.live import DEVICE_FORMATS, is_network
     from ..pipeline.pipeline import Pipeline
@@ -280,6 +315,8 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
                            max_pixels=args.max_pixels, timeout=timeout)
     model = model_options(args)
     upscaler = load(model)
+    if args.require_gpu:
+        require_cuda(upscaler)
     sink = sink_options(args, args.output) if args.output is not None else None
     live = LiveOptions(max_latency=args.max_latency / 1000.0, duration=args.duration,
                        reconnect=args.reconnect, preview=args.preview,

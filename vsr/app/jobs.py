@@ -28,6 +28,13 @@ def model_options(args: argparse.Namespace) -> ModelOptions:
 
 
 
+def source_options(args: argparse.Namespace, url: str) -> SourceOptions:
+    """The input options of `vsr upscale`."""
+    return SourceOptions(url, format=args.input_format, options=dict(args.input_option),
+                         max_frames=args.frames, max_pixels=args.max_pixels,
+                         start=args.start, duration=args.duration)
+
+
 def open_job(args: argparse.Namespace, url: str, output: str, upscaler: Any, scale_out: bool,
               work_dir: str | None, label: str = "") -> Run:
     """The Pipeline (or, for --segments and friends, the ScaleOutJob) upscaling one file with
@@ -35,9 +42,7 @@ def open_job(args: argparse.Namespace, url: str, output: str, upscaler: Any, sca
     from ..pipeline.pipeline import Pipeline
     from .limits import large_output_warning
 
-    source = SourceOptions(url, format=args.input_format, options=dict(args.input_option),
-                           max_frames=args.frames, max_pixels=args.max_pixels,
-                           start=args.start, duration=args.duration)
+    source = source_options(args, url)
     model = model_options(args)
     sink = sink_options(args, output)
     job: Run

@@ -313,14 +313,35 @@ def provider_of(up: LumaUpscaler) -> str:
 
 
 def precision_of(up: LumaUpscaler) -> str:
-    """The arithmetic `up` computes in: "fp32", "fp16" or "int8"; "" when not a loaded model."""
-    return up.precision if isinstance(up, OnnxUpscaler) else ""
+    """The arithmetic `up` computes in: "fp32", "fp16" or "int8"; "" when not a loaded model
+    (a wrapper such as the job service's shared model says its model's)."""
+    return up.precision if isinstance(up, OnnxUpscaler) else str(getattr(up, "precision", ""))
 
 
 def name_of(up: LumaUpscaler) -> str:
     """The model file that runs, without .onnx ("" when not a loaded model): what `--quality`
     and `--degrade` chose, or the float model an AVX2-only CPU runs instead of an int8 one."""
-    return up.path.stem if isinstance(up, OnnxUpscaler) else ""
+    if isinstance(up, OnnxUpscaler):
+        return up.path.stem
+    return str(getattr(up, "name", ""))
+
+
+def require_cuda(up: LumaUpscaler) -> None:
+    """`--require-gpu`: a model that does not run on CUDA is an error, never a silent CPU run.
+
+    Raises:
+        ProviderUnavailable: `up` runs on another provider (with what onnxruntime offers here).
+    """
+    provider = provider_of(up)
+    if "CUDA" in provider:
+        return
+    try:
+        offered = ", ".join(import_onnxruntime().get_available_providers())
+    except ProviderUnavailable:
+        offered = "none"
+    raise ProviderUnavailable(f"--require-gpu: the model would run on {provider}, not on a GPU "
+                              f"(onnxruntime here offers: {offered})",
+                              hint="install onnxruntime-gpu with a working CUDA, or drop --require-gpu")
 
 
 def describe(up: OnnxUpscaler) -> str:

@@ -101,7 +101,7 @@ class ScaleOutJob:
                  options: ScaleOutOptions, on_error: OnError | str = OnError.SKIP,
                  color: ColorPath | str = ColorPath.AUTO,
                  upscaler: LumaUpscaler | None = None, executor: Executor | None = None) -> None:
-        _check_request(source, sink, options)
+        check_request(source, sink, options)
         # Absolute paths: a worker on another node (or a Ray worker in its own directory)
         # must find the same files.
         source = replace(source, url=str(Path(source.url).resolve()))
@@ -431,7 +431,13 @@ def _part_suffix(codec_name: str, time_base: Fraction) -> str:
                           "or run without --segments")
 
 
-def _check_request(source: SourceOptions, sink: SinkOptions, o: ScaleOutOptions) -> None:
+def check_request(source: SourceOptions, sink: SinkOptions, o: ScaleOutOptions) -> None:
+    """What a job in segments cannot be, checked before anything opens (the job service
+    checks a submitted job with it too).
+
+    Raises:
+        UsageError: the request cannot be split (a pipe, a trim, a bad count).
+    """
     if o.resume and o.restart:
         raise UsageError("--resume and --restart exclude each other")
     if source.url == "-" or "://" in source.url:
