@@ -229,3 +229,111 @@ def assert_user_error(status: int, err: str, expected: int = 2, *, mentions: str
         assert lines[1].startswith("hint: "), err
     assert mentions.lower() in lines[0].lower(), err
     return lines[0]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Served:
+    """A real `vsr serve` process on loopback, and a real HTTP client for it (http.client).
+
+    `request()` returns (status, parsed JSON or raw bytes, headers); `wait()` polls a job
+    until it ends. The process is stopped (SIGKILL) by `stop()` if it is still running.
+    """
+
+    def __init__(self, root: Path, *args: object, token: str | None = None,
+                 env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.root = root
+        self.port = port or free_port()
+        self.token = token
+        self.log = root.parent / f"serve-{self.port}.log"
+        self._log = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vsr", "serve", "--root", str(root), "--port", str(self.port), *map(str, args)],
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"vsr serve exited {self.proc.returncode}: {self.output()}")
+            try:
+                if self.request("GET", "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"vsr serve did not answer: {self.output()}")
+            time.sleep(0.1)
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log.read_text(errors="replace")
+
+    def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+                headers: dict[str, str] | None = None, token: str | None = None,
+                timeout: float = 30) -> tuple[int, Any, dict[str, str]]:
+        import http.client
+        import json
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            h = dict(headers or {})
+            bearer = token if token is not None else self.token
+            if bearer:
+                h["Authorization"] = f"Bearer {bearer}"
+            data = raw
+            if body is not None:
+                data = json.dumps(body).encode()
+                h["Content-Type"] = "application/json"
+            conn.request(method, path, body=data, headers=h)
+            r = conn.getresponse()
+            payload = r.read()
+            got = {k.lower(): v for k, v in r.getheaders()}
+            if got.get("content-type", "").startswith("application/json"):
+                return r.status, json.loads(payload), got
+            return r.status, payload, got
+        finally:
+            conn.close()
+
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        status, job, _ = self.request("POST", "/v1/jobs", body)
+        assert status == 201, (status, job)
+        return dict(job)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        status, job, _ = self.request("GET", f"/v1/jobs/{job_id}")
+        assert status == 200, (status, job)
+        return dict(job)
+
+    def wait(self, job_id: str, until: tuple[str, ...] = ("done", "failed", "cancelled"),
+             timeout: float = 120, frames: int = 0) -> dict[str, Any]:
+        """Poll until the job's status is one of `until` (and, for running, `frames` done)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job["status"] in until and (job["progress"].get("frames") or 0) >= frames:
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s: {self.output()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self._log.close()
+
+
+def decoded(path: Path) -> tuple[list[npt.NDArray[np.uint8]], list[int]]:
+    """Every video frame of `path` as its planes stacked (exact pixels), and their pts."""
+    frames, pts = [], []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            frames.append(np.asarray(f.to_ndarray()).copy())
+            pts.append(int(f.pts) if f.pts is not None else -1)
+    return frames, pts

@@ -194,6 +194,10 @@ def build_parser(raising: bool = False) -> argparse.ArgumentParser:
     srv.add_argument("--grace", type=float, default=30.0, metavar="S",
                      help="on SIGTERM, seconds running jobs have to finish before they are "
                           "queued again (default 30)")
+    srv.add_argument("--max-connections", type=positive, default=256, metavar="N",
+                     help="open connections at once; more are closed as they arrive (default 256)")
+    srv.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                     help="seconds a connection has to send a whole request head (default 10)")
     srv.add_argument("--ray-address", metavar="ADDR",
                      help="run jobs with segments on this Ray cluster (default: in this process)")
     model_args(srv, batch_help="most frames in one model call, merged from concurrent jobs "

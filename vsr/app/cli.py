@@ -122,7 +122,8 @@ def _serve(args: argparse.Namespace) -> int:
         Path(args.root), host=args.host, port=args.port, jobs=args.jobs,
         state=Path(args.state) if args.state else None, token=token, allow_urls=args.allow_urls,
         require_gpu=args.require_gpu, grace=args.grace, ray_address=args.ray_address,
-        batch=args.batch, defaults=defaults)
+        batch=args.batch, defaults=defaults, max_connections=args.max_connections,
+        header_timeout=args.header_timeout)
     return serve(options)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import VsrError
+from ...errors import SinkError, VsrError
 from ...frames import Stats
 from ...model.load import load, require_cuda
 from ...model.registry import resolve
@@ -205,6 +205,10 @@ class Runner:
         try:
             source = check_input(s.paths.root, job.input, allow_urls=s.allow_urls, state=s.paths.state)
             output = inside(s.paths.root, job.output, what="output", state=s.paths.state)
+            try:  # inside the root, so a job may name a folder that does not exist yet
+                output.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SinkError(f"cannot create folder '{job.output}': {exc.strerror or exc}") from exc
             args = jobspec.parse(source.url, str(output), job.options, s.defaults)
             args = jobspec.with_run_paths(args, source, s.paths.work_dir(job.id), s.ray_address)
             model = self.pool.get(model_options(args))

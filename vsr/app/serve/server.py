@@ -1,7 +1,7 @@
 """`vsr serve`: the HTTP server (uvicorn) around one `Service`, and how it stops.
 
 Limits a stranger cannot lift: at most `max_connections` open connections (more are closed
-as they arrive), a request's headers must arrive within `HEADER_TIMEOUT` seconds (a
+as they arrive), a request's head must arrive within `--header-timeout` seconds (a
 slowloris client is cut off), bodies are capped (`BodyLimit`), an idle keep-alive connection
 closes after 5 s, and at most `max_connections` requests run at once (uvicorn answers 503
 beyond that).
@@ -31,10 +31,6 @@ from .service import ServeOptions, Service
 
 log = logging.getLogger(__name__)
 
-#: Seconds a new connection has to send a whole request head.
-HEADER_TIMEOUT = 10.0
-
-
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -56,7 +52,7 @@ def check_exposure(options: ServeOptions) -> None:
                          hint="pass --token-file PATH or set VSR_TOKEN, or listen on 127.0.0.1")
 
 
-def _guarded_protocol(max_connections: int) -> type[H11Protocol]:
+def _guarded_protocol(max_connections: int, header_timeout: float) -> type[H11Protocol]:
     class GuardedH11Protocol(H11Protocol):
         """uvicorn's HTTP/1.1 protocol with a connection cap and a deadline for the request head."""
 
@@ -65,7 +61,7 @@ def _guarded_protocol(max_connections: int) -> type[H11Protocol]:
             if len(self.connections) > max_connections:
                 transport.close()
                 return
-            self._head_timer = self.loop.call_later(HEADER_TIMEOUT, self._head_deadline)
+            self._head_timer = self.loop.call_later(header_timeout, self._head_deadline)
 
         def _head_deadline(self) -> None:
             if self.cycle is None and not self.transport.is_closing():
@@ -116,7 +112,7 @@ def serve(options: ServeOptions) -> int:
         app: Any = BodyLimit(create_app(service), options.max_body)
         config = uvicorn.Config(
             app, host=options.host, port=options.port, log_config=None, access_log=False,
-            http=_guarded_protocol(options.max_connections), limit_concurrency=options.max_connections,
+            http=_guarded_protocol(options.max_connections, options.header_timeout), limit_concurrency=options.max_connections,
             timeout_keep_alive=5, timeout_graceful_shutdown=5, lifespan="off", server_header=False)
         server = _Server(config, service)
         log.warning("serving %s on http://%s:%d/ (%d job%s at once%s)", options.root, options.host,

@@ -45,6 +45,7 @@ class ServeOptions:
         defaults: `vsr upscale` options (by argparse name) every job starts from.
         max_body: largest request body in bytes.
         max_connections: open connections at once; more are closed at once.
+        header_timeout: seconds a connection has to send a whole request head.
     """
 
     root: Path
@@ -61,6 +62,7 @@ class ServeOptions:
     defaults: dict[str, Any] = field(default_factory=dict)
     max_body: int = 64 * 1024
     max_connections: int = 256
+    header_timeout: float = 10.0
 
     @property
     def state_path(self) -> Path:
