@@ -271,7 +271,8 @@ class Served:
             time.sleep(0.1)
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log.read_text(errors="replace")
 
     def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
