@@ -194,7 +194,7 @@ def test_every_endpoint_but_healthz_needs_the_token(tmp_path: Path) -> None:
                              ("GET", "/v1/jobs/x"), ("DELETE", "/v1/jobs/x"), ("GET", "/docs"),
                              ("GET", "/openapi.json"), ("POST", "/v1/jobs")]:
             for bearer in ("", "wrong"):
-                status, reply, headers = s.request(method, path, token=bearer)
+                status, _reply, headers = s.request(method, path, token=bearer)
                 assert status == 401, (method, path, bearer)
                 assert headers.get("www-authenticate") == "Bearer"
         status, page, _ = s.request("GET", "/", token="")
