@@ -344,6 +344,39 @@ def test_a_job_in_segments_runs_split_and_equals_the_plain_job(served: Served, r
     assert not (root / ".vsr" / "work" / split["id"]).exists()
 
 
+def test_a_sigkilled_job_in_segments_resumes_from_its_finished_segments(tmp_path: Path) -> None:
+    """SIGKILL after some segments of a job are done: the restarted service keeps them (the
+    job's work folder under the state folder) and runs only the rest; the output equals a
+    job without segments, and the work folder is gone."""
+    root = tmp_path / "root"
+    (root / "in").mkdir(parents=True)
+    synth_video(root / "in" / "gop.mp4", n=240, size=(160, 90),
+                options={"g": "30", "keyint_min": "30", "sc_threshold": "0"})
+    s = Served(root, "--preset", "ultrafast", "--codec", "ffv1")
+    job = s.submit({"input": "in/gop.mp4", "output": "o/split.mp4", "options": {"segments": 8}})
+    deadline = time.monotonic() + 120
+    while (s.job(job["id"])["progress"].get("segments_done") or 0) < 2:
+        assert time.monotonic() < deadline, s.output()
+        time.sleep(0.02)
+    s.proc.send_signal(signal.SIGKILL)
+    s.stop()
+    done_before = json.loads((root / ".vsr" / "work" / job["id"] / "manifest.json").read_text())
+    kept = [g["index"] for g in done_before["segments"] if g["status"] == "done"]
+    assert 2 <= len(kept) < 8
+    again = Served(root, "--preset", "ultrafast", "--codec", "ffv1")
+    try:
+        done = again.wait(job["id"], timeout=180)
+        assert done["status"] == "done", done
+        plain = again.submit({"input": "in/gop.mp4", "output": "o/plain.mp4"})
+        assert again.wait(plain["id"], timeout=180)["status"] == "done"
+    finally:
+        again.stop()
+    _same_frames(root / "o" / "split.mp4", root / "o" / "plain.mp4")
+    assert not (root / ".vsr" / "work" / job["id"]).exists() and leftovers(root / "o") == []
+    assert f"{8 - len(kept)} segment(s) to run" in again.output(), again.output()
+    assert "resumes from the segments finished" in again.output()
+
+
 def test_require_gpu_without_cuda_is_one_line_and_status_2(tmp_path: Path) -> None:
     """`--require-gpu` on a machine without CUDA: `upscale` and `live` exit 2 with one line,
     never a silent CPU run; `serve` answers but is not ready (503, with the reason) and

@@ -211,6 +211,8 @@ class Runner:
                 raise SinkError(f"cannot create folder '{job.output}': {exc.strerror or exc}") from exc
             args = jobspec.parse(source.url, str(output), job.options, s.defaults)
             args = jobspec.with_run_paths(args, source, s.paths.work_dir(job.id), s.ray_address)
+            if args.segments and args.resume:
+                log.info("job %s resumes from the segments finished before the service stopped", job.id)
             model = self.pool.get(model_options(args))
             if s.require_gpu:
                 require_cuda(model)
@@ -224,6 +226,8 @@ class Runner:
                     raise _Stop
                 running.progress = {"frames": snap.frames, "total": snap.total, "fps": round(snap.fps, 2),
                                     "eta_s": round(snap.eta, 1) if snap.eta is not None else None}
+                if snap.segments:
+                    running.progress.update(segments=snap.segments, segments_done=snap.segments_done)
                 if time.monotonic() - stored >= STORE_EVERY:
                     self.store.progress(job.id, running.progress)
                     stored = time.monotonic()
