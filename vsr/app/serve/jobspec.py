@@ -31,7 +31,9 @@ JOB_OPTIONS = ("scale", "quality", "model", "codec", "crf", "preset", "pix_fmt",
 #: Of those, the ones that are flags (true or false in JSON).
 FLAGS = frozenset({"square_pixels", "no_audio", "overwrite"})
 #: The service's own options that are defaults for every job (the model and the encoder).
-DEFAULT_DESTS = ("model", "scale", "quality", "degrade", "device", "batch", "threads", "precision",
+#: (`--batch` is not one: it sizes the shared model's merged calls; each job batches as
+#: `vsr upscale --batch auto` does, and the shared model merges the jobs' calls.)
+DEFAULT_DESTS = ("model", "scale", "quality", "degrade", "device", "threads", "precision",
                  "codec", "crf", "preset", "pix_fmt", "square_pixels", "no_audio", "color",
                  "codec_option", "container_option", "require_gpu")
 
