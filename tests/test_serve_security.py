@@ -112,6 +112,7 @@ def web(root: Path) -> Iterator[tuple[str, Path]]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", folder
     server.shutdown()
+    server.server_close()
 
 
 def _playlist(segment: str) -> str:
