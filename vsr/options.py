@@ -158,6 +158,8 @@ class SourceOptions:
         start_pts, end_pts: read only frames with start_pts <= pts < end_pts (a scale-out
             segment; start_pts is a keyframe's pts, end_pts None means to the end).
         video_only: ignore audio and subtitle streams.
+        video_prime: NAL units (H.264/HEVC) put in front of a segment's first packet: what a
+            straight decode learnt before start_pts (`scaleout.keyframes.KeyframeIndex.prime`).
         start: seconds after the first video frame where the output begins (`--start`): a
             trim, which moves every output time that much earlier (`input.Span`).
         duration: seconds of input from `start` to read (`--duration`; None: to the end).
@@ -176,6 +178,7 @@ class SourceOptions:
     start_pts: int | None = None
     end_pts: int | None = None
     video_only: bool = False
+    video_prime: tuple[bytes, ...] = ()
     start: float = 0.0
     duration: float | None = None
 

@@ -7,6 +7,7 @@ Runs in the caller's thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import cast
@@ -55,18 +56,19 @@ def write_audio_only(path: Path, seconds: float = 1.0) -> Path:
     return path
 
 
-def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: int = 25,
+def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: int | Fraction = 25,
                 codec: str = "libx264", pix_fmt: str = "yuv420p", audio: str | None = "aac",
                 container_format: str | None = None, vfr: bool = False, bframes: bool = True,
                 options: dict[str, str] | None = None, bt709: bool = False, start: float = 0.0,
-                audio_offset: float = 0.0) -> Path:
+                audio_offset: float = 0.0, time_base: Fraction | None = None,
+                container_options: dict[str, str] | None = None) -> Path:
     """Write a small real video with PyAV: `n` frames of `pattern()`, optional audio.
 
     Args:
         path: the file to write; its suffix picks the container unless `container_format`.
         n: frames.
         size: (width, height).
-        fps: frame rate.
+        fps: frame rate (30000/1001 as a Fraction).
         codec, pix_fmt: the video encoder and its pixel format.
         audio: the audio encoder (a tone as long as the video), or None for none.
         container_format: FFmpeg's name of the container, when not the suffix's.
@@ -78,13 +80,18 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
         start: the first frame's time in seconds (FFmpeg's MPEG-TS muxer starts at 1.4).
         audio_offset: seconds the audio starts after the first frame (a camera's audio
             often starts later; negative: before).
+        time_base: the video's time base (default 1/rate: one tick a frame); the muxer may
+            store a finer one (MP4 raises timescales below 10000 unless
+            `video_track_timescale` is set).
+        container_options: muxer options (`video_track_timescale`, `movflags`, ...).
 
     Returns:
         `path`.
     """
     w, h = size
-    with av.open(str(path), "w", format=container_format) as out:
-        rate = fps * 2 if vfr else fps
+    with av.open(str(path), "w", format=container_format,
+                 options=dict(container_options or {})) as out:
+        rate = Fraction(fps) * 2 if vfr else Fraction(fps)
         vs = cast(av.VideoStream, out.add_stream(codec, rate=rate))
         vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
         opts = dict(options or {})
@@ -97,26 +104,31 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
             cc = vs.codec_context
             cc.colorspace = cc.color_primaries = cc.color_trc = 1
             cc.color_range = 1
-        tb = Fraction(1, rate)
+        tb = time_base or 1 / rate
+        step = 1 / (rate * tb)
+        if step.denominator != 1:
+            raise ValueError(f"a frame at {rate} fps is not a whole number of ticks of {tb}")
         vs.codec_context.time_base = tb
+        if time_base is not None:
+            vs.time_base = tb
         aus: av.AudioStream | None = None
         if audio:
             aus = cast(av.AudioStream, out.add_stream(audio, rate=48000,
                                                       layout="stereo" if audio != "pcm_s16le" else "mono"))
             if audio == "vorbis":  # FFmpeg's own Vorbis encoder (no libvorbis in PyAV's build)
                 aus.codec_context.options = {"strict": "experimental"}
-        first = pts = round(start * rate)
+        first = pts = round(start / tb)
         for i in range(n):
             vf = av.VideoFrame.from_ndarray(pattern(i, w, h), format="bgr24")
             vf.pts = pts
             vf.time_base = tb
-            pts += (1 + i % 2) if vfr else 1
+            pts += int(step) * ((1 + i % 2) if vfr else 1)
             out.mux(vs.encode(vf))
         out.mux(vs.encode(None))
         if aus is not None:
-            total = int((pts - first) / rate * 48000)
+            total = int((pts - first) * tb * 48000)
             channels = 2 if audio != "pcm_s16le" else 1
-            delay = round((first / rate + audio_offset) * 48000)
+            delay = round((first * tb + audio_offset) * 48000)
             for at in range(0, total, 1024):
                 af = tone(at, min(1024, total - at), channels)
                 af.pts = at + delay
@@ -170,3 +182,54 @@ def gradient_clip(path: Path, codec: str, pix_fmt: str, size: tuple[int, int] = 
             out.mux(s.encode(frame))
         out.mux(s.encode(None))
     return path
+
+
+def remux(src: Path, dst: Path, *, shift: float = 0.0, keyframes: tuple[int, ...] = (),
+          first_packet: Callable[[bytes], bytes] | None = None, format: str | None = None,
+          container_options: dict[str, str] | None = None) -> Path:
+    """Copy `src`'s video and audio packets into `dst`, changing what real files get wrong
+    or do differently, without re-encoding.
+
+    Args:
+        src, dst: the files; `dst`'s suffix picks its container unless `format`.
+        shift: seconds added to every timestamp; negative moves the first frames before 0,
+            which MP4 hides behind an edit list (its demuxer then marks them to be discarded).
+        keyframes: decode positions of video packets to flag as keyframes although they are
+            not (muxers that flag every I-frame, or a damaged index).
+        first_packet: rewrites the bytes of the first video packet (an SEI saying another
+            encoder version, ...).
+        container_options: muxer options for `dst`.
+
+    Returns:
+        `dst`.
+    """
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format=format,
+                                           options=dict(container_options or {})) as out:
+        streams = [s for s in inp.streams if s.type in ("video", "audio")]
+        mapping = {}
+        for s in streams:
+            o = out.add_stream_from_template(s)
+            o.time_base = s.time_base
+            mapping[s.index] = o
+        position = 0
+        for packet in inp.demux(streams):
+            if not packet.size:
+                continue
+            target = mapping[packet.stream.index]
+            if packet.stream.type == "video":
+                if position == 0 and first_packet is not None:
+                    new = av.Packet(first_packet(bytes(packet)))
+                    new.pts, new.dts, new.duration = packet.pts, packet.dts, packet.duration
+                    new.time_base, new.is_keyframe = packet.time_base, packet.is_keyframe
+                    packet = new
+                if position in keyframes:
+                    packet.is_keyframe = True
+                position += 1
+            ticks = round(Fraction(shift) / packet.time_base) if packet.time_base else 0
+            if packet.pts is not None:
+                packet.pts += ticks
+            if packet.dts is not None:
+                packet.dts += ticks
+            packet.stream = target
+            out.mux(packet)
+    return dst

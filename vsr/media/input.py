@@ -10,9 +10,11 @@ which owns the container from there on.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -22,6 +24,7 @@ import av
 from ..errors import NoVideoFrame, SourceError, UsageError, reason
 from ..frames import StreamInfo, VideoInfo, seconds_of
 from ..options import SourceOptions
+from . import bitstream
 from .signalling import has_dolby_vision, hdr10_of
 
 log = logging.getLogger(__name__)
@@ -126,8 +129,8 @@ def open_input(opts: SourceOptions) -> OpenedInput:
         span = Span(opts.start_pts, opts.end_pts)
         try:
             if opts.start_pts is not None:
-                first, pending = _seek_first_frame(container, video, opts.start_pts, [], name,
-                                                   early_errors, "scale-out segments need")
+                first, pending = _start_at_cut(container, video, opts.start_pts,
+                                               opts.video_prime, name, early_errors)
             else:
                 first, pending = _first_frame(container, video, passthrough, name, early_errors)
                 if opts.start or opts.duration is not None:
@@ -245,6 +248,57 @@ def _seek_first_frame(container: Any, video: Any, start: int, passthrough: list[
     return first, pending
 
 
+def _start_at_cut(container: Any, video: Any, start: int, prime: tuple[bytes, ...], name: str,
+                  errors: list[float | None]) -> tuple[Any, list[Any]]:
+    """Start decoding a scale-out segment at its cut: the keyframe packet with pts `start`,
+    and decode up to the first frame at or after it.
+
+    The first packet the decoder sees is that keyframe, wherever the container's seek lands:
+    packets demuxed before it are passed over, not decoded. Decoding from an earlier
+    keyframe instead would leave the decoder in a state a straight decode does not have at
+    the cut (concealment of damaged frames reaches into the pictures before an IDR), and a
+    seek that lands on a packet that is no keyframe (an index that flags too much) would
+    feed the decoder frames without their references. `prime` (NAL units: what a straight
+    decode learnt before the cut, see `bitstream`) goes in front of the keyframe's bytes.
+    A seek that lands after the keyframe (MPEG-TS seeks by decode time, without an index)
+    is retried from further back.
+
+    Raises:
+        CannotSeek: the input refuses to seek.
+        SourceError: no packet at pts `start` is found.
+    """
+    second = max(1, int(1 / video.time_base)) if video.time_base else 90000
+    cc = video.codec_context
+    length_size = bitstream.nal_length_size(cc.name, bytes(cc.extradata or b""))
+    for back in (0, 1, 3, 7, 15, 31):  # seconds before the keyframe
+        try:
+            container.seek(start - back * second, stream=video, backward=True, any_frame=False)
+        except av.error.FFmpegError as exc:
+            raise CannotSeek(f"cannot seek in input {name}: {reason(exc)}",
+                             hint="scale-out segments need a seekable file") from exc
+        video.codec_context.flush_buffers()
+        errors.clear()
+        packets = container.demux(video)
+        try:
+            for packet in packets:
+                if not packet.size or packet.pts is None:
+                    continue
+                if packet.pts > start:
+                    break  # landed after the cut (every packet before it presents earlier)
+                if packet.pts == start:
+                    cut = av.Packet(bitstream.prepend(cc.name, bytes(packet), prime, length_size))
+                    cut.pts, cut.dts, cut.duration = packet.pts, packet.dts, packet.duration
+                    cut.time_base, cut.is_keyframe = packet.time_base, True
+                    cut.stream = video
+                    return _first_frame(container, video, [], name, errors, start,
+                                        packets=itertools.chain([cut], packets))
+        except av.error.FFmpegError as exc:
+            raise SourceError(f"cannot read input {name}: {reason(exc)}") from exc
+    raise SourceError(f"cannot find the keyframe at pts {start} in {name}",
+                      hint="the file changed since its keyframes were scanned, or its index "
+                           "is damaged: run it without --segments")
+
+
 def _trim(container: Any, video: Any, passthrough: list[Any], opts: SourceOptions, name: str,
           errors: list[float | None], first: Any, pending: list[Any]) -> tuple[Any, list[Any], Span]:
     """The first frame, early packets and `Span` of a trimmed run (`opts.start`,
@@ -311,10 +365,11 @@ def _duration(container: Any, video: Any) -> float | None:
 
 def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
                  errors: list[float | None], start: int | None = None,
-                 earlier: list[Any] | None = None) -> tuple[Any, list[Any]]:
+                 earlier: list[Any] | None = None,
+                 packets: Iterator[Any] | None = None) -> tuple[Any, list[Any]]:
     """Decode up to the first video frame (the first at or after pts `start` when given);
     packets that fail on the way are noted in `errors`, frames decoded before `start` are
-    counted in `earlier`."""
+    counted in `earlier`. `packets`: where the packets come from (default: the demuxer)."""
     pending: list[Any] = []
     wanted = {s.index for s in passthrough}
 
@@ -326,7 +381,7 @@ def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
         return False
 
     try:
-        for packet in container.demux([video, *passthrough]):
+        for packet in packets if packets is not None else container.demux([video, *passthrough]):
             if packet.stream.index in wanted:
                 if packet.size:
                     pending.append(packet)

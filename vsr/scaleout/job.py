@@ -278,11 +278,14 @@ class ScaleOutJob:
 
     def _task(self, rec: SegmentRecord) -> SegmentTask:
         source = replace(self.source, start_pts=rec.start_pts if rec.index else None,
-                         end_pts=rec.end_pts, video_only=True)
+                         end_pts=rec.end_pts, video_only=True,
+                         video_prime=self.index.prime(rec.start_pts) if rec.index else ())
         s = self.sink
         part = SinkOptions(str(self.work / rec.file), codec=self.part_codec, crf=s.crf,
                            preset=s.preset, pix_fmt=self.part_pix_fmt,
                            codec_options=dict(s.codec_options), overwrite=True, audio="none",
+                           container_options=_part_container_options(self.part_suffix,
+                                                                     self.index.time_base),
                            square_pixels=s.square_pixels, width=s.width, height=s.height)
         return SegmentTask(rec.index, source, part, self.model, self.color, self.on_error,
                            self.segments[rec.index].seconds)
@@ -429,6 +432,19 @@ def _part_suffix(codec_name: str, time_base: Fraction) -> str:
                      f"(and Matroska would round this input's {time_base} timestamps)",
                      hint="pick a codec MP4 holds (libx264, libx265, libsvtav1, libvpx-vp9, ffv1), "
                           "or run without --segments")
+
+
+def _part_container_options(suffix: str, time_base: Fraction) -> dict[str, str]:
+    """Muxer options that keep a part's timestamps exact.
+
+    An MP4 part whose first frame is not at 0 (every part but the first) or whose frames
+    are B-frame delayed gets an edit list, and the MP4 muxer writes edit lists in the movie
+    timescale, 1/1000 by default: a start of 55/30 s read back as 1833 ms is no tick of 1/30,
+    and 250250/30000 s came back 20 ticks early. Counting the movie in the source's own
+    ticks keeps every edit exact."""
+    if suffix != ".mp4":
+        return {}
+    return {"movie_timescale": str(time_base.denominator)}
 
 
 def check_request(source: SourceOptions, sink: SinkOptions, o: ScaleOutOptions) -> None:
