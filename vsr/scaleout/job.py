@@ -34,8 +34,9 @@ from ..pipeline.run import Damage, Snapshot, build_stats
 from ..pipeline.sink import SinkCounters
 from ..version import __version__
 from . import keyframes as kf
+from . import verify as checks
 from .executors import Executor, LocalExecutor, RayExecutor, Running, SegmentDone, SegmentFailed
-from .join import join, verify
+from .join import JoinError, join, verify
 from .manifest import (
     NAME,
     VERSION,
@@ -46,7 +47,7 @@ from .manifest import (
     input_signature,
     settings_hash,
 )
-from .worker import SegmentTask
+from .worker import SegmentTask, describe_part
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,8 @@ class ScaleOutJob:
         self._events: list[dict[str, Any]] = []
         self._join_seconds = 0.0
         self._audio_streams = 0  # streams the joined output carries besides video
+        self._straight: checks.StraightDecode | None = None  # made once, only when needed
+        self._finished_here = 0
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -168,6 +171,11 @@ class ScaleOutJob:
             log.warning("asked for %d segments, but '%s' has %d keyframe(s) to cut at: "
                         "%d segment(s)", wanted, self.source.url, len(self.index.keyframes),
                         len(segments))
+        if o.resume and not o.restart and (self.work / NAME).exists():
+            # Cuts this job already found not to be exact stay dropped.
+            dropped = {int(pts) for pts, _ in Manifest.load(self.work).dropped_cuts}
+            segments = kf.segments_at(self.index, [g.start_pts for g in segments
+                                                   if g.index == 0 or g.start_pts not in dropped])
         return segments
 
     def _executor(self, segments: int) -> Executor:
@@ -270,7 +278,7 @@ class ScaleOutJob:
             ok = path.is_file() and path.stat().st_size == rec.bytes and file_sha256(path) == rec.sha256
             if not ok:
                 log.warning("segment %d: its part is missing or damaged: running it again", rec.index)
-                rec.status = "pending"
+                rec.status, rec.checked = "pending", False
                 path.unlink(missing_ok=True)
         m.save(self.work)
 
@@ -297,33 +305,25 @@ class ScaleOutJob:
             VsrError: a segment failed (the others are kept for --resume) or the join failed.
         """
         self._t0 = time.monotonic()
-        todo = [r for r in self.manifest.segments if r.status != "done"]
-        todo.sort(key=lambda r: -self.segments[r.index].seconds)  # longest first
-        fault = int(os.environ.get(FAULT_ENV, "0") or 0)
-        finished_here = 0
+        started = False
         try:
-            if todo:
-                self.executor.start(self.model, self.source.url, self.work)
-                log.info("%d segment(s) to run on %d %s worker(s)", len(todo),
-                         self.executor.workers, self.executor.name)
-                for event in self.executor.run([self._task(r) for r in todo]):
-                    if isinstance(event, Running):
-                        self._running = event.frames
-                    elif isinstance(event, SegmentDone):
-                        self._record_done(event)
-                        finished_here += 1
-                        if fault and finished_here >= fault:
-                            os._exit(75)
-                    elif isinstance(event, SegmentFailed):
-                        self._record_failed(event)
-                    yield self.snapshot()
+            while True:
+                todo = [r for r in self.manifest.segments if r.status != "done"]
+                if todo and not started:
+                    self.executor.start(self.model, self.source.url, self.work)
+                    started = True
+                yield from self._run_segments(todo)
+                failed = [r for r in self.manifest.segments if r.status != "done"]
+                if failed:
+                    break
+                if not self._drop_inexact_cuts():
+                    break
         except BaseException:
             self.executor.close()
             self._after_failure()
             raise
         self.executor.close()
         self._running = {}
-        failed = [r for r in self.manifest.segments if r.status != "done"]
         if failed:
             self._after_failure()
             first = failed[0]
@@ -343,6 +343,90 @@ class ScaleOutJob:
         self._seconds = time.monotonic() - self._t0
         yield self.snapshot()
 
+    def _run_segments(self, todo: list[SegmentRecord]) -> Iterator[Snapshot]:
+        """Run the segments of `todo` on the executor (longest first), recording each."""
+        if not todo:
+            return
+        todo = sorted(todo, key=lambda r: -self.segments[r.index].seconds)
+        fault = int(os.environ.get(FAULT_ENV, "0") or 0)
+        log.info("%d segment(s) to run on %d %s worker(s)", len(todo), self.executor.workers,
+                 self.executor.name)
+        for event in self.executor.run([self._task(r) for r in todo]):
+            if isinstance(event, Running):
+                self._running = event.frames
+            elif isinstance(event, SegmentDone):
+                self._record_done(event)
+                self._finished_here += 1
+                if fault and self._finished_here >= fault:
+                    os._exit(75)
+            elif isinstance(event, SegmentFailed):
+                self._record_failed(event)
+            yield self.snapshot()
+
+    def _drop_inexact_cuts(self) -> bool:
+        """Check every finished segment against the plan, and those that differ from it
+        against a straight decode (`verify`); drop the cut before each segment that is not
+        a straight decode's frames, merging it into the one before, with one line saying
+        why. Returns whether a cut was dropped (the merged segments then run again).
+
+        Raises:
+            JoinError: the first segment, which starts where a straight decode starts,
+                differs from it (never joined: a bug, not a cut).
+        """
+        tb = self.index.time_base
+        bad: dict[int, str] = {}
+        for rec in self.manifest.segments:
+            if rec.checked:
+                continue
+            pts = describe_part(self.work / rec.file, tb).pts if rec.frames else ()
+            why = None
+            if not checks.planned_ok(self.index, rec, pts):
+                if self._straight is None:
+                    log.info("segment %d differs from the plan: comparing with a straight "
+                             "decode of '%s'", rec.index, self.source.url)
+                    self._straight = checks.straight_decode(self.source)
+                why = checks.mismatch(self.index, rec, pts, self._straight)
+            if why is None:
+                rec.checked = True
+                continue
+            if rec.index == 0:
+                raise JoinError(f"segment 0 of '{self.source.url}' differs from a straight decode: "
+                                f"{why}", hint="run it without --segments")
+            bad[rec.index] = why
+        if not bad:
+            self.manifest.save(self.work)
+            return False
+        starts = [g.start_pts for g in self.segments if g.index not in bad]
+        for index, why in sorted(bad.items()):
+            start = self.segments[index].start_pts
+            log.warning("cannot cut '%s' exactly at %.3fs: %s; running %d segment(s) instead "
+                        "of %d", self.source.url, self.index.at(start), why, len(starts),
+                        len(self.segments))
+            self.manifest.dropped_cuts.append([start, why])
+        self._replan(starts)
+        return True
+
+    def _replan(self, starts: list[int]) -> None:
+        """Segments that begin at `starts`: those unchanged keep their parts, the others are
+        new (their old parts deleted), and the manifest records the new plan."""
+        old = {(r.start_pts, r.end_pts): r for r in self.manifest.segments}
+        self.segments = kf.segments_at(self.index, starts)
+        records = []
+        for g in self.segments:
+            rec = old.pop((g.start_pts, g.end_pts), None)
+            if rec is None:
+                rec = SegmentRecord(g.index, g.start_pts, g.end_pts,
+                                    f"seg-{g.index:05d}-{g.start_pts}{self.part_suffix}")
+            rec.index = g.index
+            records.append(rec)
+        for gone in old.values():
+            (self.work / gone.file).unlink(missing_ok=True)
+        self.settings = self._settings()
+        self.manifest.segments = records
+        self.manifest.settings = self.settings
+        self.manifest.settings_hash = settings_hash(self.settings)
+        self.manifest.save(self.work)
+
     def _after_failure(self) -> None:
         """Keep what is done for --resume; with nothing done, leave nothing behind."""
         for leftover in self.work.glob(".*.partial.*"):  # parts of killed workers
@@ -357,7 +441,7 @@ class ScaleOutJob:
     def _record_done(self, event: SegmentDone) -> None:
         r = event.result
         rec = self.manifest.segments[r.index]
-        rec.status, rec.error = "done", None
+        rec.status, rec.error, rec.checked = "done", None, False
         rec.attempts += 1
         rec.frames, rec.first_pts, rec.last_pts = r.frames, r.first_pts, r.last_pts
         rec.bytes, rec.sha256, rec.extradata = r.bytes, r.sha256, r.extradata

@@ -46,6 +46,7 @@ class SegmentRecord:
     decode_errors: int = 0  # undecodable packets in this segment's range (frames lost)
     corrupt_frames: int = 0  # frames kept with concealed damage
     damage_times: list[float] = field(default_factory=list)  # input seconds of both
+    checked: bool = False  # its frames were found to be a straight decode's (verify.py)
 
 
 @dataclass
@@ -57,6 +58,9 @@ class Manifest:
     output: str
     time_base: str
     segments: list[SegmentRecord] = field(default_factory=list)
+    # Cuts found not to be exact, [pts, why]: their segments were merged into the ones
+    # before, and a --resume plans without them.
+    dropped_cuts: list[list[Any]] = field(default_factory=list)
 
     def save(self, work: Path) -> None:
         """Atomically replace WORK/manifest.json."""
