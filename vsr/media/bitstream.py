@@ -160,20 +160,56 @@ def _unescape(data: bytes) -> bytes:
 def vpx_keyframe(codec: str, data: bytes) -> bool | None:
     """Whether a VP8/VP9 packet's (first) frame is a key frame, from its frame header; None
     for other codecs (their keyframe flag is taken as it is)."""
-    if not data:
+    if codec not in ("vp8", "vp9") or not data:
         return None
     if codec == "vp8":
         return not data[0] & 1
-    if codec == "vp9":
-        b = data[0]
-        if b >> 6 != 0b10:  # frame_marker
-            return False
-        profile = ((b >> 5) & 1) | (((b >> 4) & 1) << 1)
-        bit = 3 if profile < 3 else 2  # profile 3 has a reserved bit before show_existing_frame
-        if (b >> bit) & 1:  # show_existing_frame: shows a decoded frame again
-            return False
-        return not (b >> (bit - 1)) & 1
-    return None
+    header = _vp9_header(_vp9_frames(data)[0])
+    return header is not None and header[0] == "key"
+
+
+def vpx_shows(codec: str, data: bytes) -> bool | None:
+    """Whether a VP8/VP9 packet puts a frame on screen (hidden alt-ref frames do not: they
+    are decoded as references only); None for other codecs."""
+    if codec not in ("vp8", "vp9") or not data:
+        return None
+    if codec == "vp8":
+        return bool(data[0] & 0x10)
+    headers = [_vp9_header(f) for f in _vp9_frames(data)]
+    return any(h is not None and h[1] for h in headers)
+
+
+def _vp9_frames(data: bytes) -> list[bytes]:
+    """The frames of a VP9 packet: one, or several packed in a superframe (its index at the
+    end: a marker byte, the frame sizes, the marker again)."""
+    last = data[-1]
+    if last & 0xE0 == 0xC0:
+        count, width = (last & 7) + 1, ((last >> 3) & 3) + 1
+        size = 2 + width * count
+        if len(data) >= size and data[-size] == last:
+            frames, pos = [], 0
+            for i in range(count):
+                at = len(data) - size + 1 + i * width
+                n = int.from_bytes(data[at:at + width], "little")
+                frames.append(data[pos:pos + n])
+                pos += n
+            return [f for f in frames if f] or [data]
+    return [data]
+
+
+def _vp9_header(frame: bytes) -> tuple[str, bool] | None:
+    """(key | inter, shown) from a VP9 frame's uncompressed header; None if it is not one."""
+    if not frame or frame[0] >> 6 != 0b10:  # frame_marker
+        return None
+    b = frame[0]
+    profile = ((b >> 5) & 1) | (((b >> 4) & 1) << 1)
+    bit = 3 if profile < 3 else 2  # profile 3 has a reserved bit before show_existing_frame
+    if (b >> bit) & 1:  # show_existing_frame: shows a decoded frame again
+        return "inter", True
+    bits = int.from_bytes(frame[:2], "big") if len(frame) > 1 else b << 8
+    kind = "inter" if (bits >> (8 + bit - 1)) & 1 else "key"
+    shown = bool((bits >> (8 + bit - 2)) & 1)
+    return kind, shown
 
 
 def prepend(codec: str, data: bytes, units: tuple[bytes, ...], length_size: int) -> bytes:

@@ -53,8 +53,9 @@ class KeyframeIndex:
         first_pts, end_pts: the first shown frame's pts; one past the last frame's end.
         packets: video packets read.
         problem: why the input cannot be split at all, None when it can.
-        frames: pts of the frames a decode shows (edit-list discards left out), ascending and
-            distinct: what each segment must hold (`expected`).
+        frames: pts of the frames a decode shows (edit-list discards and hidden VP8/VP9
+            alt-ref frames left out), ascending and distinct: what each segment must hold
+            (`expected`).
         refused: (pts, why) of keyframes the container flags that are not cuts.
         primes: (cut pts, NAL units) for cuts whose decoder must first learn what a straight
             decode learnt before them.
@@ -150,6 +151,7 @@ def scan(url: str, format: str | None = None, options: dict[str, str] | None = N
         tb = video.time_base or Fraction(1, 90000)
         codec = video.codec_context.name
         nal = codec in bitstream.NAL_CODECS
+        read_bytes = nal or codec in ("vp8", "vp9")
         length_size = bitstream.nal_length_size(codec, bytes(video.codec_context.extradata or b""))
         learnt = _Learnt()
         seen = _Packets()
@@ -164,8 +166,9 @@ def scan(url: str, format: str | None = None, options: dict[str, str] | None = N
                     continue
                 pts = int(packet.pts)
                 position = len(seen.pts)
-                unit = bitstream.access_unit(codec, bytes(packet), length_size) if nal else None
-                why = _not_a_start(codec, packet, unit, learnt)
+                data = bytes(packet) if read_bytes else b""
+                unit = bitstream.access_unit(codec, data, length_size) if nal else None
+                why = _not_a_start(codec, packet, data, unit, learnt)
                 if packet.is_keyframe or (unit is not None and unit.random_access):
                     if why is None and not packet.is_discard:
                         seen.keys.append(position)
@@ -176,7 +179,7 @@ def scan(url: str, format: str | None = None, options: dict[str, str] | None = N
                 if unit is not None:
                     learnt.learn(unit)
                 seen.pts.append(pts)
-                if not packet.is_discard:
+                if not packet.is_discard and bitstream.vpx_shows(codec, data) is not False:
                     seen.shown.append(pts)
                 last_duration = int(packet.duration or 0)
         except av.error.FFmpegError:
@@ -187,7 +190,7 @@ def scan(url: str, format: str | None = None, options: dict[str, str] | None = N
                               refused=seen.refused, primes=seen.primes)
 
 
-def _not_a_start(codec: str, packet: Any, unit: bitstream.AccessUnit | None,
+def _not_a_start(codec: str, packet: Any, data: bytes, unit: bitstream.AccessUnit | None,
                  learnt: _Learnt) -> str | None:
     """Why a decoder cannot start at this packet (None: it can)."""
     if unit is not None:
@@ -197,7 +200,7 @@ def _not_a_start(codec: str, packet: Any, unit: bitstream.AccessUnit | None,
         if learnt.overflow:
             return f"more than {MAX_PRIMING_UNITS} distinct in-band parameter sets before it"
         return None
-    key = bitstream.vpx_keyframe(codec, bytes(packet)) if codec in ("vp8", "vp9") else None
+    key = bitstream.vpx_keyframe(codec, data)
     if key is False:
         return f"flagged as a keyframe, but its {codec.upper()} frame header says otherwise"
     return None if packet.is_keyframe else "not a keyframe"
