@@ -13,6 +13,7 @@ what is under test there is the cutting, seeking and joining of real files, not 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,6 +28,7 @@ from helpers import SHARED_VIDEOS, FakeUpscaler, run_cli
 
 from vsr import ModelOptions, SinkOptions, SourceOptions
 from vsr.lab.media import remux, synth_video
+from vsr.media import bitstream
 from vsr.pipeline.pipeline import Pipeline
 from vsr.scaleout import LocalExecutor, ScaleOutJob, ScaleOutOptions
 from vsr.scaleout.keyframes import scan
@@ -184,14 +186,30 @@ def test_generated_clips_are_really_cut(generated: Runs) -> None:
         assert "cannot cut" not in generated.log
 
 
-def test_flagged_frames_that_are_no_random_access_point_are_not_cuts(tmp_path: Path) -> None:
-    """P-frames a container flags as keyframes are refused as cuts, with the reason; the IDRs
-    next to them are used instead."""
-    index = scan(str(_fake_keyframes(tmp_path / "fake.nut")))
+def test_flagged_frames_that_are_no_random_access_point_are_not_cuts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """P-frames a container flags as keyframes are refused as cuts, with the reason (which
+    `vsr info --keyframes` says too); the IDRs next to them are used instead."""
+    src = _fake_keyframes(tmp_path / "fake.nut")
+    index = scan(str(src))
     at = index.frames  # frame n's pts
     assert index.keyframes == (at[0], at[20], at[40])
     assert [pts for pts, _ in index.refused] == [at[16], at[32]]
     assert all("not an IDR or recovery point" in why for _, why in index.refused)
+    assert run_cli("info", src, "--keyframes")[0] == 0
+    assert "not cut at: 2 flagged keyframes (first at 0.64s: not an IDR" in capsys.readouterr().out
+
+
+def test_nal_units_go_in_front_in_the_streams_own_framing() -> None:
+    """Priming units are framed as the stream frames its own (length prefixes or start
+    codes) and go after an access unit delimiter, which must stay first."""
+    sps, pps, aud, idr = b"\x67\x64\x00\x1f", b"\x68\xee", b"\x09\xf0", b"\x65\x88\x84"
+    avcc = bitstream.frame([aud, idr], 4)
+    primed = bitstream.prepend("h264", avcc, (sps, pps), 4)
+    assert list(bitstream.nal_units(primed, 4)) == [aud, sps, pps, idr]
+    annexb = bitstream.frame([idr], 0)
+    assert list(bitstream.nal_units(bitstream.prepend("h264", annexb, (sps,), 0), 0)) == [sps, idr]
+    assert bitstream.access_unit("h264", primed, 4) == bitstream.AccessUnit("idr", (sps, pps))
 
 
 def test_a_cut_learns_the_x264_version_of_the_first_packet(tmp_path: Path) -> None:
@@ -247,3 +265,21 @@ def test_real_clips_in_segments_keep_timestamps_and_audio(shared: Runs) -> None:
     whole, split = shared.frames
     assert [t for t, _ in split] == [t for t, _ in whole]
     assert shared.audio[1] == shared.audio[0]
+
+
+def test_a_resumed_job_plans_without_the_cuts_it_dropped(tmp_path: Path) -> None:
+    """A job that dropped a cut records it: --resume with the same --segments plans without
+    it, finds its work done and joins the same frames again, running no segment."""
+    src = _textured_444(tmp_path / "x264.mp4")
+    out = tmp_path / "out.mkv"
+    args = ["upscale", src, out, *FAST, "--segments", "3", "--executor", "local"]
+    status, err = run_cli(*args, "--keep-work")
+    assert status == 0 and "cannot cut" in err, err
+    manifest = json.loads((tmp_path / "out.mkv.vsr-work" / "manifest.json").read_text())
+    assert [pts for pts, _ in manifest["dropped_cuts"]] == [list(scan(str(src)).keyframes)[1]]
+    first = decoded(out)
+    status, err = run_cli(*args, "--resume", "--overwrite", "--progress", "json")
+    assert status == 0, err
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert not [e for e in events if e.get("event") == "segment"]
+    assert decoded(out) == first

@@ -182,6 +182,10 @@ def text(rec: dict[str, Any]) -> list[str]:
             lines.append(f"  segments: {plural(cuts['cuts'], 'clean keyframe cut')}, every "
                          f"{cuts['mean_gap']:.2f}s on average, longest gap {cuts['max_gap']:.2f}s: "
                          f"up to {cuts['cuts'] + 1} segments")
+        if cuts.get("refused_count"):
+            first = cuts["refused"][0]
+            lines.append(f"  not cut at: {plural(cuts['refused_count'], 'flagged keyframe')} "
+                         f"(first at {first['at']:.2f}s: {first['why']})")
     return lines
 
 
@@ -211,4 +215,7 @@ def keyframe_summary(url: str) -> dict[str, Any]:
     return {"cuts": len(index.keyframes) - 1, "problem": index.problem,
             "mean_gap": round(sum(gaps) / len(gaps), 3) if gaps else 0.0,
             "max_gap": round(max(gaps), 3) if gaps else 0.0,
-            "seconds": round(index.seconds, 3)}
+            "seconds": round(index.seconds, 3),
+            # Keyframes the container flags where a decoder cannot start (first 20).
+            "refused": [{"at": round(index.at(pts), 3), "why": why} for pts, why in index.refused[:20]],
+            "refused_count": len(index.refused)}

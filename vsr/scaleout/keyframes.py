@@ -195,8 +195,7 @@ def _not_a_start(codec: str, packet: Any, data: bytes, unit: bitstream.AccessUni
     """Why a decoder cannot start at this packet (None: it can)."""
     if unit is not None:
         if unit.random_access is None:
-            return "an I-frame that is not an IDR or recovery point: frames after it may " \
-                   "reference frames before it"
+            return "not an IDR or recovery point: frames after it may reference frames before it"
         if learnt.overflow:
             return f"more than {MAX_PRIMING_UNITS} distinct in-band parameter sets before it"
         return None
