@@ -20,20 +20,23 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import av
 
 from ..media.probe import open_video
-from ..options import SourceOptions
+from ..media.timestamps import Pending, TimestampRepair
+from ..options import Mode, SourceOptions, tuning_for
 from .keyframes import KeyframeIndex
 from .manifest import SegmentRecord
 
 
 @dataclass
 class StraightDecode:
-    """What decoding the whole input from its start shows: every frame's pts (ascending) and
-    which of them the decoder concealed damage in; pts of packets it refused."""
+    """What decoding the whole input from its start shows: every frame's pts as one machine's
+    run writes it (ascending), the decoder's pts of the frames it concealed damage in, and
+    the pts of packets it refused."""
 
     frames: list[int] = field(default_factory=list)
     concealed: list[int] = field(default_factory=list)
@@ -54,9 +57,17 @@ def _between(values: Sequence[int], start: int, end: int | None) -> list[int]:
     return list(values[lo:hi])
 
 
+class _Repair(TimestampRepair):
+    """The source's timestamp repair, without its log line (the run said it already)."""
+
+    def _note(self, what: str) -> None:
+        self.repaired += 1
+
+
 def straight_decode(source: SourceOptions) -> StraightDecode:
     """Decode the input's video from the start, as one machine's run does (slice threads,
-    damaged packets skipped), keeping only timestamps and damage.
+    damaged packets skipped, timestamps repaired as the file source repairs them), keeping
+    only timestamps and damage (at the decoder's own timestamps, as runs report it).
 
     Raises:
         SourceError: the input cannot be opened or has no video stream.
@@ -65,13 +76,15 @@ def straight_decode(source: SourceOptions) -> StraightDecode:
     result = StraightDecode()
     with container:
         video.thread_type = "SLICE"
+        rate = video.average_rate or video.guessed_rate
+        stamps = _Repair(video.time_base or Fraction(1, 90000), Fraction(rate) if rate else None,
+                         tuning_for(Mode.FILE, 1).reorder_depth)
 
         def keep(frames: Any) -> None:
             for f in frames:
-                if f.pts is None:
-                    continue
-                result.frames.append(int(f.pts))
-                if f.is_corrupt:
+                pending = Pending(len(result.frames), 0.0, None, None)
+                result.frames += [int(r.pts) for r in stamps.push(pending, f.pts) if r.pts is not None]
+                if f.pts is not None and f.is_corrupt:
                     result.concealed.append(int(f.pts))
 
         try:
@@ -88,6 +101,7 @@ def straight_decode(source: SourceOptions) -> StraightDecode:
             pass
         except av.error.FFmpegError:
             pass  # a demuxer error: the run stops reading there too
+        result.frames += [int(r.pts) for r in stamps.flush() if r.pts is not None]
     result.frames.sort()
     result.concealed.sort()
     result.refused.sort()
