@@ -224,17 +224,20 @@ def test_a_cut_learns_the_x264_version_of_the_first_packet(tmp_path: Path) -> No
 # -- ../shared/videos -------------------------------------------------------------------
 
 
-SHARED_CLIPS = sorted(p.name for p in SHARED_VIDEOS.glob("*") if p.suffix != ".md") \
-    if SHARED_VIDEOS.is_dir() else ["(../shared/videos absent)"]
+def _cuttable(folder: Path) -> list[str]:
+    """The clips in `folder` with more than one keyframe (a scan reads packets only: ms)."""
+    clips = [p for p in sorted(folder.glob("*")) if p.suffix != ".md"] if folder.is_dir() else []
+    return [p.name for p in clips if len(scan(str(p)).keyframes) > 1] or ["(no clips to cut)"]
+
+
+SHARED_CLIPS = _cuttable(SHARED_VIDEOS)
 
 
 @pytest.fixture(scope="module", params=SHARED_CLIPS)
 def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     src = SHARED_VIDEOS / request.param
     if not src.is_file():
-        pytest.skip(f"{SHARED_VIDEOS} not present")
-    if len(scan(str(src)).keyframes) < 2:
-        pytest.skip(f"{src.name} has one keyframe: nothing to cut")
+        pytest.skip(f"no clip with several keyframes in {SHARED_VIDEOS}")
     tmp = tmp_path_factory.mktemp(src.stem)
     identity = FakeUpscaler(scale=1)
     one, split = tmp / "one.mkv", tmp / "split.mkv"
