@@ -1,6 +1,7 @@
 """Live preview over HTTP: a page and an MJPEG stream of the newest upscaled frame.
 
-Runs its own server thread ("vsr-preview") plus one short-lived thread per viewer. The sink
+Runs its own server thread ("vsr-preview") plus one thread per viewer, at most
+`HttpLimits.max_clients` of them (`preview_http`: the bounds hostile clients meet). The sink
 only hands over its newest frame (`publish`), which never blocks and never queues: a slow or
 absent viewer cannot slow the pipeline. JPEG encoding happens in the viewers' threads, only
 for frames someone is watching. Binds to 127.0.0.1 unless told otherwise, so a preview is
@@ -13,14 +14,13 @@ import logging
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import UsageError
+from .preview_http import Connection, Handler, HttpCounters, HttpLimits, HttpServer, Request
 
 log = logging.getLogger(__name__)
 
@@ -49,37 +49,53 @@ class PreviewServer:
     the split view: `/split.mjpg` and `/split.jpg`, the left half bicubic and the right half
     vsr, of the same frame (the page's toggle switches between them).
 
+    Each frame is JPEG-encoded once, by the first viewer that wants it, and shared with the
+    others: more viewers cost sockets, not encodes (CPU the pipeline needs to keep up).
+
     Args:
         host: address to bind (127.0.0.1 by default: local only).
         port: TCP port; 0 picks a free one (see `url`).
         max_fps: frames per second sent to each viewer at most.
+        limits: what clients can make the server hold (viewers at once, request size and
+            time, write time); `preview_http.HttpLimits`' defaults when None.
+
+    Raises:
+        UsageError: the address cannot be bound.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, max_fps: float = 15.0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, max_fps: float = 15.0,
+                 limits: HttpLimits | None = None) -> None:
         self._cond = threading.Condition()
         self._frame: npt.NDArray[np.uint8] | None = None
         self._before: npt.NDArray[np.uint8] | None = None
         self._seq = 0
         self._split_viewers = 0
         self._closed = False
+        self._encode_lock = threading.Lock()
+        self._encoded: dict[bool, tuple[int, bytes]] = {}  # split? -> (seq, JPEG)
         self.max_fps = max_fps
-        handler = _make_handler(self)
         try:
-            self._server = ThreadingHTTPServer((host, port), handler)
+            self._server = HttpServer(host, port, _make_handler(self), limits)
         except OSError as exc:
             raise UsageError(f"cannot start the preview on {host}:{port}: {exc.strerror or exc}",
                              hint="pick another --preview-port") from exc
-        self._server.daemon_threads = True
-        host_, port_ = self._server.server_address[:2]
+        host_, port_ = self._server.address
         self.host, self.port = str(host_), int(port_)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="vsr-preview",
-                                        kwargs={"poll_interval": 0.2})
-        self._thread.start()
         log.warning("preview at %s", self.url)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
+
+    @property
+    def counters(self) -> HttpCounters:
+        """What the HTTP server did: connections served, turned away, timed out, ..."""
+        return self._server.counters
+
+    @property
+    def connections(self) -> int:
+        """Connections being served now."""
+        return self._server.active
 
     def publish(self, bgr: npt.NDArray[np.uint8], before: npt.NDArray[np.uint8] | None = None) -> None:
         """Offer the newest frame, and its bicubic version for the split view when someone
@@ -111,6 +127,11 @@ class PreviewServer:
         with self._cond:
             return self._frame
 
+    def newest(self, split: bool = False) -> tuple[int, npt.NDArray[np.uint8] | None]:
+        """The newest frame (or split view) with its sequence number, without waiting."""
+        with self._cond:
+            return self._seq, split_view(self._before, self._frame) if split else self._frame
+
     def wait_frame(self, after: int, timeout: float,
                    split: bool = False) -> tuple[int, npt.NDArray[np.uint8] | None]:
         """The next frame newer than sequence number `after` (or None on timeout/close); with
@@ -121,13 +142,21 @@ class PreviewServer:
                 return after, None
             return self._seq, split_view(self._before, self._frame) if split else self._frame
 
+    def jpeg(self, seq: int, frame: npt.NDArray[np.uint8], split: bool = False) -> bytes:
+        """`frame` (sequence number `seq`) as JPEG, encoded once for every viewer."""
+        with self._encode_lock:
+            cached = self._encoded.get(split)
+            if cached is not None and cached[0] == seq:
+                return cached[1]
+            data = _jpeg(frame)
+            self._encoded[split] = (seq, data)
+            return data
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._server.close()
 
 
 def split_view(before: npt.NDArray[np.uint8] | None,
@@ -149,78 +178,66 @@ def _jpeg(bgr: npt.NDArray[np.uint8]) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-def _make_handler(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("preview: " + format, *args)
-
-        def do_GET(self) -> None:
-            path = self.path.split("?")[0]
-            if path == "/":
-                self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE)
-            elif path == "/frame.jpg":
-                frame = server.latest()
-                if frame is None:
-                    self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"no frame yet\n")
-                else:
-                    self._send(HTTPStatus.OK, "image/jpeg", _jpeg(frame))
-            elif path == "/split.jpg":
-                server._watch_split(1)  # the next frames carry a bicubic half
-                try:
-                    deadline = time.monotonic() + 5
-                    frame = server.latest_split()
-                    while frame is None and time.monotonic() < deadline and not server.closed:
-                        server.wait_frame(0, timeout=0.5)
-                        frame = server.latest_split()
-                finally:
-                    server._watch_split(-1)
-                if frame is None:
-                    self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"no frame yet\n")
-                else:
-                    self._send(HTTPStatus.OK, "image/jpeg", _jpeg(frame))
-            elif path == "/stream.mjpg":
-                self._stream()
-            elif path == "/split.mjpg":
-                server._watch_split(1)
-                try:
-                    self._stream(split=True)
-                finally:
-                    server._watch_split(-1)
-            else:
-                self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
-
-        def _send(self, status: HTTPStatus, ctype: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _stream(self, split: bool = False) -> None:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            seq = 0
-            min_gap = 1.0 / server.max_fps
-            last = 0.0
+def _make_handler(server: PreviewServer) -> Handler:
+    def single(conn: Connection, head_only: bool, split: bool) -> None:
+        """One JPEG: the newest frame, or (split) the newest split view, waiting up to 5 s
+        for the first bicubic half to be made once someone asks for it."""
+        if split:
+            server._watch_split(1)  # the next frames carry a bicubic half
             try:
-                while True:
-                    seq, frame = server.wait_frame(seq, timeout=1.0, split=split)
-                    if frame is None:
-                        if server.closed:
-                            return
-                        continue
-                    now = time.monotonic()
-                    if now - last < min_gap:
-                        time.sleep(min_gap - (now - last))
-                    last = time.monotonic()
-                    data = _jpeg(frame)
-                    self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                                     f"Content-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n")
-                    self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                return  # the viewer went away
+                deadline = time.monotonic() + 5
+                seq, frame = server.newest(split=True)
+                while frame is None and time.monotonic() < deadline and not server.closed:
+                    server.wait_frame(0, timeout=0.5)
+                    seq, frame = server.newest(split=True)
+            finally:
+                server._watch_split(-1)
+        else:
+            seq, frame = server.newest()
+        if frame is None:
+            conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"no frame yet\n",
+                         head_only=head_only)
+        else:
+            conn.respond(HTTPStatus.OK, "image/jpeg", server.jpeg(seq, frame, split),
+                         head_only=head_only)
 
-    return Handler
+    def stream(conn: Connection, head_only: bool, split: bool) -> None:
+        conn.send_head(HTTPStatus.OK, f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        if head_only:
+            return
+        seq = 0
+        min_gap = 1.0 / server.max_fps
+        last = 0.0
+        while True:
+            seq, frame = server.wait_frame(seq, timeout=1.0, split=split)
+            if frame is None:
+                if server.closed:
+                    return
+                continue
+            now = time.monotonic()
+            if now - last < min_gap:
+                time.sleep(min_gap - (now - last))
+            last = time.monotonic()
+            data = server.jpeg(seq, frame, split)
+            conn.send(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                      f"Content-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n")
+
+    def handle(conn: Connection, request: Request) -> None:
+        head_only = request.method == "HEAD"
+        path = request.path
+        if path == "/":
+            conn.respond(HTTPStatus.OK, "text/html; charset=utf-8", PAGE, head_only=head_only)
+        elif path in ("/frame.jpg", "/split.jpg"):
+            single(conn, head_only, split=path == "/split.jpg")
+        elif path == "/stream.mjpg":
+            stream(conn, head_only, split=False)
+        elif path == "/split.mjpg":
+            server._watch_split(1)
+            try:
+                stream(conn, head_only, split=True)
+            finally:
+                server._watch_split(-1)
+        else:
+            conn.respond(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n", head_only=head_only)
+
+    return handle
