@@ -3,14 +3,20 @@ cluster (`RayExecutor`). Both take the same tasks and yield the same events, so 
 driver neither knows nor cares which one it has.
 
 Ray is imported only inside `RayExecutor.start()`: the single-machine path never loads it.
+A local Ray that vsr starts is watched by a small reaper process (`RayReaper`), so that its
+processes end with the driver even when the driver is killed with SIGKILL.
 One actor per GPU slot keeps its onnxruntime session warm across segments (Ray's GPU *tasks*
 default to a fresh process per call, which made scheduling slower than one machine).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -176,6 +182,7 @@ class RayExecutor:
         self.provider = ""
         self._actors: list[Any] = []
         self._started_ray = False
+        self._reaper: RayReaper | None = None
         self._actor_class: Any = None
         self._model: ModelOptions | None = None
         self._gpus: float | None = None  # cluster resources, once connected
@@ -196,12 +203,17 @@ class RayExecutor:
             raise UsageError("scale-out over Ray needs Ray: pip install 'vsr[ray]'",
                              hint="or pass --executor local to run the segments in this process") from exc
         if not ray.is_initialized():
+            if self.address is None:
+                self._reaper = RayReaper.start()
             try:
                 # ERROR: Ray's start-up warnings (token authentication, /dev/shm size) are
                 # not the user's business in a vsr run; vsr reports its own failures.
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.ERROR)
+                context = ray.init(address=self.address, include_dashboard=False,
+                                   log_to_driver=False, logging_level=logging.ERROR)
             except (ConnectionError, RuntimeError, ValueError) as exc:
+                if self._reaper is not None:
+                    self._reaper.close(clean=False)  # whatever it started goes
+                    self._reaper = None
                 hint = "check --ray-address (auto on a cluster node, or ray://HEAD:10001)"
                 if (self.address or "").startswith("ray://"):
                     hint += ("; a cluster with token authentication (Ray's default) also needs "
@@ -210,6 +222,8 @@ class RayExecutor:
                                  f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                                  hint=hint) from exc
             self._started_ray = True
+            if self._reaper is not None:
+                self._reaper.watch(str(getattr(context, "address_info", {}).get("session_dir") or ""))
         res = ray.cluster_resources()  # type: ignore[no-untyped-call]
         gpus, cpus = float(res.get("GPU", 0)), float(res.get("CPU", 1))
         g = self.gpus_per_worker if self.gpus_per_worker is not None else (1.0 if gpus else 0.0)
@@ -339,6 +353,173 @@ class RayExecutor:
             ray.shutdown()
             self._started_ray = False
             self._gpus = None
+        if self._reaper is not None:
+            self._reaper.close(clean=True)
+            self._reaper = None
+
+
+class RayReaper:
+    """A watchdog process that ends the local Ray this driver started when the driver dies,
+    however it dies: `kill -9` of a `--segments` run left Ray's dashboard and runtime-env
+    agents running for good, adopted by init (the raylet, GCS and workers follow the driver
+    by themselves; those agents do not, and ignore SIGTERM for seconds).
+
+    The reaper is a plain Python process (no vsr, no Ray imported: it starts in tens of ms) in
+    a session of its own, so a Ctrl-C or a signal to the driver's process group does not
+    reach it. It reads a pipe from the driver, whose end only the driver holds; while the
+    driver lives it notes the driver's descendants every second (pid and start time, so a
+    reused pid is never touched). At end of file without the driver's "done" (the driver
+    died before `close()`), it SIGKILLs those that are left, then any process of this user
+    with Ray's session directory in its command line or among its open files (Ray's
+    processes all write their logs there), for that session only, and only if this driver
+    started it (a descendant named it). Linux only (/proc); elsewhere a no-op.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes] | None) -> None:
+        self._process = process
+
+    @classmethod
+    def start(cls) -> RayReaper:
+        if not sys.platform.startswith("linux") or not os.path.isdir("/proc/self"):
+            return cls(None)
+        try:
+            process = subprocess.Popen([sys.executable, "-S", "-c", _REAPER, str(os.getpid())],
+                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, start_new_session=True,
+                                       close_fds=True)
+        except OSError as exc:  # the run works without it; only a kill -9 would leave processes
+            log.debug("cannot start the Ray reaper: %s", exc)
+            return cls(None)
+        return cls(process)
+
+    def _say(self, line: str) -> None:
+        if self._process is None or self._process.stdin is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self._process.stdin.write(line.encode() + b"\n")
+            self._process.stdin.flush()
+
+    def watch(self, session_dir: str) -> None:
+        """Name the session directory of the Ray just started (and note its processes now)."""
+        if session_dir:
+            self._say(f"session {session_dir}")
+
+    def close(self, clean: bool) -> None:
+        """`clean`: Ray was shut down here, the reaper only exits; else it ends what is left."""
+        if self._process is None:
+            return
+        if clean:
+            self._say("done")
+        with contextlib.suppress(OSError, ValueError):
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+
+#: The reaper's program (`RayReaper`): argv[1] is the driver's pid, stdin the driver's pipe.
+_REAPER = r"""
+import os, select, signal, sys, time
+
+driver, me, uid = int(sys.argv[1]), os.getpid(), os.getuid()
+for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(sig, signal.SIG_IGN)
+
+
+def stat(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rindex(b")") + 2:].split()
+    return int(rest[1]), int(rest[19])  # ppid, start time
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def pids():
+    return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+
+
+def descendants():
+    table = {p: st for p in pids() if (st := stat(p)) is not None}
+    children = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = {}, [driver]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child != me and child not in found:
+                found[child] = table[child][1]
+                todo.append(child)
+    return found
+
+
+def in_session(pid, session):
+    try:
+        if os.stat(f"/proc/{pid}").st_uid != uid:
+            return False
+    except OSError:
+        return False
+    if session.encode() in cmdline(pid):
+        return True
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(session):
+                return True
+    except OSError:
+        pass
+    return False
+
+
+def kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+known, mine, session, buf = {}, set(), None, b""
+while True:
+    ready, _, _ = select.select([0], [], [], 1.0)
+    if ready:
+        chunk = os.read(0, 4096)
+        if not chunk:
+            break
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            if line == b"done":
+                sys.exit(0)
+            if line.startswith(b"session "):
+                session = line[8:].decode()
+    for pid, start in descendants().items():
+        known[pid] = start
+        if session and pid not in mine and session.encode() in cmdline(pid):
+            mine.add(pid)
+
+for pid, start in known.items():
+    st = stat(pid)
+    if st is not None and st[1] == start:
+        kill(pid)
+if session and mine:
+    for _ in range(3):
+        for pid in pids():
+            if pid != me and in_session(pid, session):
+                kill(pid)
+        time.sleep(0.5)
+"""
 
 
 def _cause(exc: BaseException) -> str:
