@@ -30,6 +30,8 @@ class Frame:
             the YCrCb path, (cH, cW, 2) Cb/Cr planes at the source's depth on the native path.
         source_y: after the upscaler, the luma it was given (the live preview's bicubic half
             is made from it); None before.
+        captions: the frame's closed captions (A53 side data: CEA-608/708), for the encoder
+            to write back (`vsr.media.captions`); None when it has none.
     """
 
     index: int
@@ -39,6 +41,7 @@ class Frame:
     y: npt.NDArray[Any]
     crcb: npt.NDArray[Any]
     source_y: npt.NDArray[Any] | None = None
+    captions: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,20 @@ class VideoInfo:
     sar: Fraction = Fraction(1)  # sample (pixel) aspect ratio; 1 when square or unknown
     hdr10: Any = None  # signalling.Hdr10 from the first frame's side data, or None
     dolby_vision: bool = False  # Dolby Vision metadata present (it cannot survive scaling)
+    captions: bool = False  # the first frame carries closed captions (A53 side data)
+
+
+@dataclass(frozen=True, slots=True)
+class Chapter:
+    """A chapter of the input, on the output's clock (a trim's shift applied, cut to its span).
+
+    `start`/`end` count in `time_base` units; `metadata` holds its title (and any other tag).
+    """
+
+    start: int
+    end: int
+    time_base: Fraction
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +149,7 @@ class StreamInfo:
     container_metadata: dict[str, str]
     is_image: bool
     dropped_streams: tuple[str, ...] = ()  # "#2 data (tmcd)": streams no output carries
+    chapters: tuple[Chapter, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,10 @@ from typing import Any
 import av
 
 from ..errors import NoVideoFrame, SourceError, UsageError, reason
-from ..frames import StreamInfo, VideoInfo, seconds_of
+from ..frames import Chapter, StreamInfo, VideoInfo, seconds_of
 from ..options import SourceOptions
 from . import bitstream
+from .captions import a53_of
 from .signalling import has_dolby_vision, hdr10_of
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ def open_input(opts: SourceOptions) -> OpenedInput:
             container_metadata=dict(container.metadata),
             is_image=container.format.name in IMAGE_FORMATS,
             dropped_streams=_dropped_streams(container, video),
+            chapters=() if opts.video_only else _chapters(container, video, span),
         )
     except BaseException:
         container.close()
@@ -409,6 +411,32 @@ def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
                       hint="the file may be truncated or damaged")
 
 
+def _chapters(container: Any, video: Any, span: Span) -> tuple[Chapter, ...]:
+    """The input's chapters on the output's clock: those a trim leaves out dropped, the
+    others cut to its span and moved by its shift (as every stream is)."""
+    try:
+        raw = container.chapters()
+    except (AttributeError, av.error.FFmpegError):  # a PyAV without chapters
+        return ()
+    tb_v = video.time_base or Fraction(1, 90000)
+    begin = Fraction(span.start_pts * tb_v) if span.start_pts is not None else None
+    end = Fraction(span.end_pts * tb_v) if span.end_pts is not None else None
+    chapters = []
+    for c in raw:
+        tb = Fraction(c["time_base"])
+        start, stop = Fraction(c["start"]) * tb, Fraction(c["end"]) * tb
+        if (begin is not None and stop <= begin) or (end is not None and start >= end):
+            continue
+        if begin is not None:
+            start = max(start, begin)
+        if end is not None:
+            stop = min(stop, end)
+        start, stop = start - span.shift, stop - span.shift
+        chapters.append(Chapter(round(start / tb), round(stop / tb), tb,
+                                {str(k): str(v) for k, v in dict(c["metadata"]).items()}))
+    return tuple(chapters)
+
+
 def _dropped_streams(container: Any, video: Any) -> tuple[str, ...]:
     """"#2 data (GoPro MET)": the input's streams that no output carries (data tracks, extra
     video such as cover art or a depth map, attachments). A timecode track is not among
@@ -463,5 +491,6 @@ def _video_info(container: Any, video: Any, first: Any) -> VideoInfo:
         rotation=round(first.rotation or 0),
         metadata=dict(video.metadata), codec=cc.name, bit_depth=depth,
         sar=_sar(video), hdr10=hdr10_of(first), dolby_vision=has_dolby_vision(first, video),
+        captions=a53_of(first) is not None,
     )
 

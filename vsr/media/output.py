@@ -23,7 +23,7 @@ from typing import Any
 import av
 
 from ..errors import EncodeError, SinkError, reason
-from ..frames import StreamInfo
+from ..frames import Chapter, StreamInfo
 from ..options import SinkOptions
 from .streams import copy_tags, plan_stream
 from .video_stream import IMAGE_CODECS, EncodeFormat, copy_video_stream, open_video_stream
@@ -207,6 +207,8 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
         container.options["movflags"] = "+write_colr"
     if not target.is_image:
         copy_tags(info.container_metadata, container.metadata, STALE_CONTAINER_TAGS)
+        if info.chapters and not live:
+            copy_chapters(container, info.chapters, notes)
     stream_map, decode_audio = _passthrough_streams(container, opts, info, target.is_image, notes)
     _write_header(container, opts.url, target.final)
     return OpenedOutput(
@@ -215,6 +217,27 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
         final_path=target.final, temp_path=target.temp,
         negative_ts=bool(container.format.flags & 0x40000),
         copy_video=video_template is not None)
+
+
+#: Muxers that write chapters (MP4/MOV as a QuickTime text track plus Nero's `chpl`, as FFmpeg
+#: does); the others would drop them without a word.
+CHAPTER_MUXERS = {"matroska", "webm", "mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v",
+                  "nut", "ogg", "ffmetadata"}
+
+
+def copy_chapters(container: Any, chapters: tuple[Chapter, ...], notes: list[str]) -> None:
+    """The input's chapters, with their titles, into a container that holds them (FFmpeg
+    copies chapters by default); a note says when it cannot."""
+    fmt = container.format.name.split(",")[0]
+    if fmt not in CHAPTER_MUXERS:
+        notes.append(f"{len(chapters)} chapter(s) dropped: {fmt} cannot hold chapters "
+                     "(.mkv and .mp4 can)")
+        return
+    try:
+        container.set_chapters([{"id": i + 1, "start": c.start, "end": c.end, "time_base": c.time_base,
+                                  "metadata": dict(c.metadata)} for i, c in enumerate(chapters)])
+    except (AttributeError, TypeError, ValueError, av.error.FFmpegError) as exc:  # a PyAV without them
+        notes.append(f"{len(chapters)} chapter(s) dropped: {reason(exc)}")
 
 
 def _passthrough_streams(container: Any, opts: SinkOptions, info: StreamInfo, is_image: bool,

@@ -25,6 +25,7 @@ class Pending:
     captured: float
     y: Any
     crcb: Any
+    captions: bytes | None = None
 
 
 class TimestampRepair:
@@ -74,7 +75,7 @@ class TimestampRepair:
             pts = self.last + 1
             self._note("repeated or non-increasing")
         self.last = pts
-        return Frame(p.index, pts, self.time_base, p.captured, p.y, p.crcb)
+        return Frame(p.index, pts, self.time_base, p.captured, p.y, p.crcb, captions=p.captions)
 
     def _note(self, what: str) -> None:
         if not self.repaired:

@@ -23,6 +23,7 @@ from ..errors import SinkError, UsageError, reason
 from ..frames import StreamInfo
 from ..options import SinkOptions
 from . import encoders, pixfmt
+from .captions import A53_OPTION, carries_captions
 from .color import sws_colorspace
 from .signalling import SAR_IN_BITSTREAM, hdr_codec_options, set_stream_sar
 from .streams import STALE_TAGS, copy_tags, default_codec
@@ -49,6 +50,8 @@ class EncodeFormat:
             the model's output for --square-pixels (luma resampled horizontally) and for
             --width/--height.
         is_image: a still image: one picture, no timestamps.
+        captions: the encoder writes closed captions (A53 side data) as SEI
+            (`vsr.media.captions`), so the compose stage attaches them to its pictures.
     """
 
     width: int
@@ -59,6 +62,7 @@ class EncodeFormat:
     padded: bool
     picture_size: tuple[int, int]
     is_image: bool = False
+    captions: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,12 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
     if v.dolby_vision:
         notes.append("Dolby Vision metadata dropped: it cannot stay valid after scaling "
                      "(the HDR10/HLG base layer and its tags are kept)")
+    captions = not is_image and carries_captions(cc)
+    if captions:
+        codec_opts[A53_OPTION] = "1"  # libx265's default is off
+    elif v.captions and not is_image:
+        notes.append(f"closed captions (CEA-608/708) dropped: {codec_name} cannot carry them "
+                     "(libx264 and libx265 can)")
     codec_opts.update(opts.codec_options)
     cc.options = codec_opts
     colorspace = color_range = None
@@ -225,7 +235,7 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
         raise SinkError(f"cannot open video encoder {codec_name!r} for {out_w}x{out_h} {pix_fmt}: "
                         f"{reason(exc)}", hint=hint) from exc
     return VideoStream(stream, EncodeFormat(out_w, out_h, pix_fmt, colorspace, color_range, padded,
-                                       picture_size, is_image))
+                                       picture_size, is_image, captions))
 
 
 def picture_geometry(width: int, height: int, sar: Fraction, scale: int, opts: SinkOptions,

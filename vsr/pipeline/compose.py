@@ -19,6 +19,7 @@ import cv2
 
 from ..channel import Channel
 from ..frames import Frame, Item, Picture
+from ..media.captions import attach_a53
 from ..media.color import bgr_to_frame, frame_to_bgr, merge_planes, merge_upscaled, pad_to_even
 from ..media.video_stream import EncodeFormat
 from .preview import PreviewServer
@@ -116,6 +117,8 @@ def run_compose(inp: Channel[Item], outp: Channel[Item], spec: ComposeSpec, *,
         if not enc.is_image:
             vf.pts = item.pts
             vf.time_base = item.time_base
+            if item.captions is not None and enc.captions:
+                attach_a53(vf, item.captions)
         counters.color_seconds += time.perf_counter() - t0
         counters.frames += 1
         outp.put(Picture(item.index, item.captured, vf))

@@ -24,6 +24,7 @@ import av
 from ..channel import Channel
 from ..errors import reason
 from ..frames import AudioPacket, Frame, Item, seconds_of
+from ..media.captions import a53_of
 from ..media.color import split_frame
 from ..media.decode import AudioTimeline, Decoder, DecodeSpec, SourceCounters
 from ..media.input import OpenedInput, open_input
@@ -121,7 +122,8 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                     t_in = float(frame.pts * tb) if frame.pts is not None else None
                     t_out = rebase.video(t_in)
                     y, crcb = split_frame(frame, spec.native)
-                    out.put(Frame(index, round(t_out / out_tb), out_tb, time.monotonic(), y, crcb))
+                    out.put(Frame(index, round(t_out / out_tb), out_tb, time.monotonic(), y, crcb,
+                                  captions=a53_of(frame)))
                     index += 1
                     counters.frames = index
                 elif isinstance(item, AudioPacket):

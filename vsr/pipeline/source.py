@@ -21,6 +21,7 @@ import av
 from ..channel import Channel
 from ..errors import DecodeError, reason
 from ..frames import AudioFrame, AudioPacket, Item, seconds_of
+from ..media.captions import a53_of
 from ..media.color import split_frame
 from ..media.decode import Decoder, DecodeSpec, SourceCounters
 from ..media.input import OpenedInput
@@ -142,7 +143,7 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec
             y, crcb = split_frame(frame, spec.native)
             counters.color_seconds += time.perf_counter() - t0
             pts = frame.pts - shift_pts if frame.pts is not None else None
-            for ready in stamps.push(Pending(index, time.monotonic(), y, crcb), pts):
+            for ready in stamps.push(Pending(index, time.monotonic(), y, crcb, a53_of(frame)), pts):
                 out.put(ready)
             index += 1
             counters.frames = index

@@ -1,0 +1,145 @@
+"""Broadcast metadata survives an upscale: closed captions (CEA-608/708 as A53 side data)
+follow their frames through the model into encoders that carry them, and chapters with their
+titles are copied into containers that hold them, moved and cut by --start/--duration."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from helpers import SHARED_VIDEOS, needs, run_cli
+
+from vsr.lab.media import pattern, synth_video
+from vsr.media.captions import a53_of, attach_a53
+
+CEA608 = SHARED_VIDEOS / "hls_cea608_640x360_h264_aac.ts"
+CHAPTERS = SHARED_VIDEOS / "chapters_320x240_h264_yuv444p_aac.mkv"
+FAST = ("--quality", "fast", "--preset", "ultrafast", "--device", "cpu", "-y")
+
+
+def captioned_clip(path: Path, captions: dict[int, bytes], n: int = 16) -> Path:
+    """A 64x48 H.264 clip (with B-frames) whose frame i carries `captions[i]` as A53 side data."""
+    with av.open(str(path), "w") as out:
+        vs: Any = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        for i in range(n):
+            vf = av.VideoFrame.from_ndarray(pattern(i, 64, 48), format="bgr24").reformat(format="yuv420p")
+            vf.pts, vf.time_base = i, Fraction(1, 25)
+            if i in captions:
+                assert attach_a53(vf, captions[i])
+            out.mux(vs.encode(vf))
+        out.mux(vs.encode(None))
+    return path
+
+
+def frame_captions(path: Path) -> list[bytes | None]:
+    """Each decoded frame's A53 payload, in presentation order."""
+    with av.open(str(path)) as c:
+        return [a53_of(f) for f in c.decode(video=0)]
+
+
+def chapters_of(path: Path) -> list[tuple[float, float, str]]:
+    """(start, end, title) of each chapter, in seconds rounded to the millisecond."""
+    with av.open(str(path)) as c:
+        return [(round(float(ch["start"] * ch["time_base"]), 3), round(float(ch["end"] * ch["time_base"]), 3),
+                 ch["metadata"].get("title", "")) for ch in c.chapters()]
+
+
+def with_chapters(src: Path, dst: Path, chapters: list[tuple[int, int, str]]) -> Path:
+    """`src` remuxed into `dst` with chapters (start ms, end ms, title)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        out.set_chapters([{"id": i + 1, "start": a, "end": b, "time_base": Fraction(1, 1000),
+                           "metadata": {"title": t}} for i, (a, b, t) in enumerate(chapters)])
+        for pk in inp.demux():
+            if not pk.size:  # the demuxer's end-of-stream packets
+                continue
+            pk.stream = streams[pk.stream.index]
+            out.mux(pk)
+    return dst
+
+
+def cc(i: int) -> bytes:
+    """Two CEA-608 byte pairs (cc_valid, field 1), different for each `i`."""
+    return bytes([0xFC, 0x94, 0x20 + i, 0xFC, 0xC1 + i, 0xC2])
+
+
+@pytest.mark.parametrize("suffix,codec", [(".mkv", "libx264"), (".mp4", "libx265")])
+def test_captions_follow_their_frames_into_the_encoder(tmp_path: Path, suffix: str, codec: str) -> None:
+    """Each frame's closed captions come out on the same frame (B-frames reorder them in the
+    bitstream), through libx264 and libx265 (whose a53cc option vsr turns on)."""
+    src = captioned_clip(tmp_path / "in.mkv", {0: cc(0), 3: cc(3), 7: cc(7), 8: cc(8), 15: cc(15)})
+    assert sum(c is not None for c in frame_captions(src)) == 5
+    out = tmp_path / f"out{suffix}"
+    status, err = run_cli("upscale", src, out, "--codec", codec, *FAST)
+    assert status == 0, err
+    assert frame_captions(out) == frame_captions(src)
+
+
+def test_captions_of_a_trim_are_those_of_its_frames(tmp_path: Path) -> None:
+    """--start keeps the captions of the frames it keeps, on those frames."""
+    caps = {i: cc(i) for i in (1, 5, 9, 12)}
+    src = captioned_clip(tmp_path / "in.mkv", caps)
+    out = tmp_path / "out.mkv"
+    status, err = run_cli("upscale", src, out, "--start", "0.2", *FAST)  # from frame 5
+    assert status == 0, err
+    assert frame_captions(out) == frame_captions(src)[5:]
+
+
+def test_an_encoder_without_captions_says_they_are_dropped(tmp_path: Path) -> None:
+    """An encoder that cannot write A53 captions (VP9) gets a note naming them."""
+    src = captioned_clip(tmp_path / "in.mkv", {0: cc(0)}, n=4)
+    status, err = run_cli("upscale", src, tmp_path / "out.webm", *FAST)
+    assert status == 0, err
+    assert "closed captions (CEA-608/708) dropped: libvpx-vp9 cannot carry them" in err
+
+
+def test_chapters_are_copied_moved_and_cut_by_a_trim(tmp_path: Path) -> None:
+    """Chapters with their titles go into MKV and MP4 as they were; --start/--duration moves
+    them by the start, cuts them to the part kept and leaves out those outside it; MPEG-TS,
+    which cannot hold chapters, gets a note."""
+    src = with_chapters(synth_video(tmp_path / "plain.mkv", n=50), tmp_path / "in.mkv",
+                        [(0, 600, "Intro"), (600, 1400, "Middle"), (1400, 2000, "End")])
+    assert chapters_of(src) == [(0.0, 0.6, "Intro"), (0.6, 1.4, "Middle"), (1.4, 2.0, "End")]
+    for suffix in (".mkv", ".mp4"):
+        out = tmp_path / f"out{suffix}"
+        status, err = run_cli("upscale", src, out, *FAST)
+        assert status == 0, err
+        assert chapters_of(out) == chapters_of(src), suffix
+    out = tmp_path / "part.mkv"
+    status, err = run_cli("upscale", src, out, "--start", "0.8", "--duration", "0.4", *FAST)
+    assert status == 0, err
+    assert chapters_of(out) == [(0.0, 0.4, "Middle")]
+    status, err = run_cli("upscale", src, tmp_path / "out.ts", *FAST)
+    assert status == 0 and "3 chapter(s) dropped: mpegts cannot hold chapters" in err, err
+
+
+@needs(CEA608)
+def test_hls_segment_keeps_its_cea608_captions(tmp_path: Path) -> None:
+    """The HLS segment's CEA-608 captions (frames 0, 19 and 26) survive an upscale, frame
+    for frame."""
+    out = tmp_path / "out.mkv"
+    status, err = run_cli("upscale", CEA608, out, "--frames", "30", "--scale", "2", *FAST)
+    assert status == 0, err
+    expected = frame_captions(CEA608)[:30]
+    assert sum(c is not None for c in expected) == 3
+    assert frame_captions(out) == expected
+
+
+@needs(CHAPTERS)
+def test_real_chapters_survive_and_move_with_start(tmp_path: Path) -> None:
+    """The clip's 2 chapters keep their titles and times in MKV and MP4 output; with --start
+    2.5 only the second is left, starting at 0."""
+    for suffix in (".mkv", ".mp4"):
+        out = tmp_path / f"out{suffix}"
+        status, err = run_cli("upscale", CHAPTERS, out, "--frames", "10", "--scale", "2", *FAST)
+        assert status == 0, err
+        assert [t for *_, t in chapters_of(out)] == ["Chapter 1", "Chapter 2"]
+        assert [s for s, *_ in chapters_of(out)] == [0.0, 2.0]
+    out = tmp_path / "late.mkv"
+    status, err = run_cli("upscale", CHAPTERS, out, "--start", "2.5", "--scale", "2", *FAST)
+    assert status == 0, err
+    assert chapters_of(out) == [(0.0, 2.499, "Chapter 2")]
