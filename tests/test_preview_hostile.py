@@ -145,6 +145,7 @@ def _fds_threads(pid: int) -> tuple[int, int]:
     return fds, threads
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
 def test_live_preview_survives_hostile_clients(tmp_path: Path) -> None:
     """While `vsr live --preview` runs in real time, 500 concurrent connections, slow readers,

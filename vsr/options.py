@@ -236,6 +236,10 @@ class SinkOptions:
         width, height: the output picture's size (`--width`, `--height`): the model's output
             resampled to it; one alone keeps the picture's aspect (None, None: the model's
             size).
+        record: with a network `url`: also write the encoded stream to this local file
+            (`--record`), which is kept, finished, if the network output goes away.
+        reconnect: with a network `url`: seconds to keep reopening it when its receiver
+            goes away (`--output-reconnect`; 0: the run ends at once, with one line).
     """
 
     url: str
@@ -251,3 +255,5 @@ class SinkOptions:
     square_pixels: bool = False
     width: int | None = None
     height: int | None = None
+    record: str | None = None
+    reconnect: float = 0.0

@@ -127,6 +127,12 @@ def build_parser(raising: bool = False) -> argparse.ArgumentParser:
                    help="keep retrying a network input that drops for S seconds (default 10; 0: off)")
     r.add_argument("--stall-timeout", type=float, default=5, metavar="S",
                    help="a network input silent for S seconds counts as dropped (default 5)")
+    r.add_argument("--output-reconnect", type=float, default=0, metavar="S",
+                   help="a network OUTPUT whose receiver goes away is reopened for up to S seconds "
+                        "(default 0: the run ends, with one line); meanwhile frames are not sent")
+    r.add_argument("--record", metavar="FILE",
+                   help="with a network OUTPUT: also record the stream to this local file, kept "
+                        "finished if the network output goes away")
     r.add_argument("--preview", action="store_true",
                    help="serve a live MJPEG preview page (http://127.0.0.1:8080/)")
     r.add_argument("--preview-host", default="127.0.0.1", help="preview address (default 127.0.0.1)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import enum
 import json
 import logging
@@ -318,7 +319,15 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
     upscaler = load(model)
     if args.require_gpu:
         require_cuda(upscaler)
+    if (args.record or args.output_reconnect) and (args.output is None or "://" not in args.output):
+        flag = "--record" if args.record else "--output-reconnect"
+        raise UsageError(f"{flag} is for a network OUTPUT (udp://, tcp://, rtmp://, srt://)",
+                         hint="give a file as OUTPUT to record to it")
+    if args.output_reconnect < 0:
+        raise UsageError("--output-reconnect must be 0 or more seconds")
     sink = sink_options(args, args.output) if args.output is not None else None
+    if sink is not None:
+        sink = dataclasses.replace(sink, record=args.record, reconnect=args.output_reconnect)
     live = LiveOptions(max_latency=args.max_latency / 1000.0, duration=args.duration,
                        reconnect=args.reconnect, preview=args.preview,
                        preview_host=args.preview_host, preview_port=args.preview_port)

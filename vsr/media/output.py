@@ -11,6 +11,8 @@ what its encoder takes (`EncodeFormat`, read by the compose stage) come from
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -22,9 +24,10 @@ from typing import Any
 
 import av
 
-from ..errors import EncodeError, SinkError, reason
+from ..errors import EncodeError, SinkError, UsageError, reason
 from ..frames import Chapter, StreamInfo
 from ..options import SinkOptions
+from .network_output import LinkSpec, NetworkLink
 from .streams import copy_tags, plan_stream
 from .video_stream import IMAGE_CODECS, EncodeFormat, copy_video_stream, open_video_stream
 
@@ -51,6 +54,9 @@ class OpenedOutput:
         temp_path: the hidden file `finish()` renames (None when written in place).
         negative_ts: the muxer stores negative timestamps (AVFMT_TS_NEGATIVE).
         copy_video: video arrives encoded (VideoPacket): no encoder to feed or flush.
+        link: a network output's side (`network_output.NetworkLink`): the sink relays every
+            packet through it, so a receiver that goes away is reconnected or reported; with
+            a recording (`SinkOptions.record`) the container here is the recording's.
     """
 
     container: Any
@@ -64,10 +70,20 @@ class OpenedOutput:
     temp_path: Path | None
     negative_ts: bool = True
     copy_video: bool = False
+    link: NetworkLink | None = None
 
     @property
     def is_image(self) -> bool:
         return self.format.is_image
+
+    @property
+    def name(self) -> str:
+        """The output as the user named it: the file, the URL, or standard output."""
+        if self.link is not None and self.link.mirror:
+            return f"{self.url} (recording {self.final_path})"
+        if self.final_path is not None:
+            return str(self.final_path)
+        return "standard output" if self.url == "-" else self.url
 
 
 @dataclass(frozen=True)
@@ -94,13 +110,15 @@ URL_FORMATS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts", 
 
 
 def open_output(opts: SinkOptions, info: StreamInfo, scale: int, *, live: bool = False,
-                video_template: Any = None) -> OpenedOutput:
+                video_template: Any = None, global_header: bool = False) -> OpenedOutput:
     """Create the output container and its streams.
 
     In file mode the output goes to a hidden temporary file that `finish()` renames; in live
     mode it is written in place (a recording must exist while it grows) or sent to a URL.
     With `video_template` (an input stream of already upscaled video: the scale-out join) the
     video is copied from it, not encoded; everything else (audio, tags, rotation) is the same.
+    `global_header`: the encoder puts its parameters in the header even where this container
+    would not ask for it (a recording whose stream a network output mirrors).
 
     Raises:
         SinkError: output exists (without overwrite), folder missing or unwritable, unknown
@@ -108,6 +126,9 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int, *, live: bool =
     """
     if "://" in opts.url:
         return _open_url(opts, info, scale, live)
+    if opts.record:
+        raise UsageError(f"--record is for a network output, not {opts.url!r}",
+                         hint="give the file as OUTPUT, or a udp://, tcp://, rtmp:// or srt:// URL")
     to_stdout = opts.url == "-"
     final: Path | None = None if to_stdout else Path(opts.url)
     suffix = final.suffix.lower() if final else ""
@@ -152,7 +173,7 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int, *, live: bool =
         # Live: written in place, so there is nothing to rename or delete.
         target_ = _Target(final, None if live else temp, is_image)
         return _add_streams(container, opts, info, scale, target_, live=live,
-                            video_template=video_template)
+                            video_template=video_template, global_header=global_header)
     except BaseException:
         if container is not None:
             container.close()
@@ -161,22 +182,43 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int, *, live: bool =
         raise
 
 
+_URL_HINT = ("check that the receiver is listening (tcp://, rtmp://) and the URL; pass --format "
+             "if the protocol needs another muxer")
+
+
 def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> OpenedOutput:
-    """A network output (udp://, tcp://, rtmp://, srt://, ...): the muxer connects now."""
+    """A network output (udp://, tcp://, rtmp://, srt://, ...): the muxer connects now.
+
+    With `opts.record`, the recording is opened first and owns the encoder (its header
+    flags: global, so that both containers get the codec's parameters); the network
+    output mirrors its streams (`NetworkLink`)."""
     scheme = opts.url.split("://", 1)[0].lower()
     fmt = opts.format or URL_FORMATS.get(scheme)
+    spec = LinkSpec(opts.url, fmt, dict(opts.container_options), opts.reconnect, opts.record)
+    if opts.record:
+        rec = open_output(dataclasses.replace(opts, url=opts.record, format=None, container_options={},
+                                              record=None), info, scale, live=True, global_header=True)
+        try:
+            link = NetworkLink(spec, rec.container, rec.video, mirror=True)
+        except BaseException as exc:
+            discard(rec)
+            if rec.final_path is not None:
+                _remove(rec.final_path)  # nothing was recorded: leave no empty file
+            if isinstance(exc, (av.error.FFmpegError, OSError, ValueError)):
+                raise SinkError(f"cannot open output {opts.url!r}: {reason(exc)}", hint=_URL_HINT) from exc
+            raise
+        return dataclasses.replace(rec, url=opts.url, link=link)
     try:
         container = av.open(opts.url, "w", format=fmt, options=dict(opts.container_options),
                             timeout=(10.0, 30.0))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise SinkError(f"cannot open output {opts.url!r}: {reason(exc)}",
-                        hint="check that the receiver is listening (tcp://, rtmp://) and the "
-                             "URL; pass --format if the protocol needs another muxer") from exc
+        raise SinkError(f"cannot open output {opts.url!r}: {reason(exc)}", hint=_URL_HINT) from exc
     try:
-        return _add_streams(container, opts, info, scale, _Target(None, None, False), live=live)
+        opened = _add_streams(container, opts, info, scale, _Target(None, None, False), live=live)
     except BaseException:
         container.close()
         raise
+    return dataclasses.replace(opened, link=NetworkLink(spec, container, opened.video, mirror=False))
 
 
 def _require_extension(path: Path) -> None:
@@ -187,13 +229,15 @@ def _require_extension(path: Path) -> None:
 
 
 def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int,
-                 target: _Target, *, live: bool, video_template: Any = None) -> OpenedOutput:
+                 target: _Target, *, live: bool, video_template: Any = None,
+                 global_header: bool = False) -> OpenedOutput:
     """The video stream, the passthrough streams, the tags and the header."""
     notes: list[str] = []
     if video_template is not None:
         video = copy_video_stream(container, video_template, info, target.is_image)
     else:
         video = open_video_stream(container, opts, info, scale, live=live, notes=notes,
+                                  global_header=global_header,
                                   image_suffix=target.final.suffix.lower()
                                   if target.final is not None and target.is_image else None)
     if info.dropped_streams and not target.is_image:
@@ -272,14 +316,21 @@ def _write_header(container: Any, url: str, final: Path | None) -> None:
 _WRITE_FAILURES = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EPIPE, errno.EFBIG}
 
 
-def write_error(final: Path | None, exc: BaseException) -> EncodeError:
-    """The error for a failed write to the output (the disk, the pipe or the network)."""
-    where = "standard output" if final is None else f"'{final}'"
+def write_error(final: Path | str | None, exc: BaseException) -> EncodeError:
+    """The error for a failed write to the output (the disk, the pipe or the network);
+    `final`: the file or URL (None: standard output)."""
+    where = "standard output" if final is None or final == "-" else f"'{final}'"
     return EncodeError(f"cannot write output {where}: {reason(exc)}")
+
+
+def _close_link(out: OpenedOutput) -> None:
+    if out.link is not None:
+        out.link.close()
 
 
 def finish(out: OpenedOutput) -> None:
     """Close the container and move the temporary file to its final name."""
+    _close_link(out)
     try:
         out.container.close()
     except (av.error.FFmpegError, OSError) as exc:
@@ -296,14 +347,18 @@ def finish(out: OpenedOutput) -> None:
 
 def close_in_place(out: OpenedOutput) -> None:
     """Live mode: close the output where it is (it was written in place or to a URL)."""
+    _close_link(out)
     try:
         out.container.close()
     except (av.error.FFmpegError, OSError) as exc:
-        log.warning("closing the output %s: %s", out.final_path or out.url, reason(exc))
+        if out.link is None or not out.link.primary_lost:  # else already said, when it went away
+            log.warning("closing the output %s: %s", out.name, reason(exc))
 
 
 def discard(out: OpenedOutput) -> None:
     """Close without caring about errors and delete the temporary file."""
+    with contextlib.suppress(Exception):
+        _close_link(out)
     try:
         out.container.close()
     except Exception:  # noqa: BLE001, S110 - the run already failed; this only cleans up

@@ -35,6 +35,10 @@ IMAGE_CODECS = {".png": ("png", "rgb24"), ".jpg": ("mjpeg", "yuvj444p"),
                 ".jpeg": ("mjpeg", "yuvj444p"), ".bmp": ("bmp", "bgr24"),
                 ".tif": ("tiff", "rgb24"), ".tiff": ("tiff", "rgb24"), ".webp": ("libwebp", "yuv420p")}
 
+#: AV_CODEC_FLAG_GLOBAL_HEADER: codec parameters in the extradata, not before each keyframe.
+GLOBAL_HEADER = 1 << 22
+
+
 @dataclass(frozen=True)
 class EncodeFormat:
     """What the video encoder takes, decided when the output is opened; the compose stage
@@ -124,10 +128,12 @@ def output_pix_fmt(codec_name: str, pix_fmt: str | None, source_layout: pixfmt.L
 
 
 def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale: int, *,
-                      image_suffix: str | None, live: bool, notes: list[str]) -> VideoStream:
+                      image_suffix: str | None, live: bool, notes: list[str],
+                      global_header: bool = False) -> VideoStream:
     """The output's video stream with its encoder opened (so bad options fail now); what
     the user should know about it is added to `notes`. `image_suffix`: the output is one
-    still image of that type (".png", ...)."""
+    still image of that type (".png", ...). `global_header`: the codec's parameters go in
+    the header (extradata) whatever the container asks (see `open_output`)."""
     v = info.video
     is_image = image_suffix is not None
     codec_name, pix_fmt = opts.codec or default_codec(container), opts.pix_fmt
@@ -203,6 +209,11 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
                      "(libx264 and libx265 can)")
     codec_opts.update(opts.codec_options)
     cc.options = codec_opts
+    if global_header and not is_image:
+        # The recording's encoder feeds a network output too: its parameters go in the
+        # header (extradata) for both; FLV needs them there, and MPEG-TS repeats them
+        # before each keyframe from the extradata.
+        cc.flags |= GLOBAL_HEADER
     colorspace = color_range = None
     if not fmt.is_rgb and not fmt.name.startswith("gray"):
         colorspace = sws_colorspace(v.colorspace)

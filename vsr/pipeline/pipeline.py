@@ -415,6 +415,8 @@ class Pipeline:
     def _output_name(self) -> str:
         if self.output is None:
             return self.preview.url if self.preview else ""
+        if self.output.link is not None and self.output.link.mirror:
+            return self.output.name  # "udp://... (recording rec.mkv)"
         if self.output.final_path is not None:
             return str(self.output.final_path)
         return self.output.url

@@ -19,7 +19,11 @@ import av
 from ..channel import Channel
 from ..errors import EncodeError, reason
 from ..frames import AudioFrame, AudioPacket, Item, Picture, VideoPacket, seconds_of
+from ..media.network_output import OutputLost
 from ..media.output import OpenedOutput, write_error
+
+#: AVPictureType's I: a frame given it is encoded as a keyframe.
+KEYFRAME = 1
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,8 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item],
             if out is None:
                 continue
             t1 = time.perf_counter()
+            if out.link is not None and out.link.wants_keyframe():
+                item.frame.pict_type = KEYFRAME  # a reconnected receiver starts on it
             _mux(out.container, out.video.encode(item.frame), out)
             counters.encode_seconds += time.perf_counter() - t1
             counters.frames += 1
@@ -72,8 +78,11 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item],
                 continue
             item.packet.stream = target
             try:
-                out.container.mux_one(item.packet)
+                for kept in out.link.relay([pk]) if out.link is not None else [pk]:
+                    out.container.mux_one(kept)
                 counters.audio_packets += 1
+            except OutputLost:
+                raise
             except (av.error.InvalidDataError, av.error.ArgumentError) as exc:
                 # A damaged copied packet (broken ADTS header, timestamps out of order) is
                 # refused by the muxer; losing it beats losing the whole video.
@@ -114,13 +123,17 @@ def _audible(packets: list[Any], out: OpenedOutput) -> list[Any]:
 
 def _mux(container: Any, packets: Any, out: OpenedOutput) -> None:
     try:
+        if out.link is not None:  # a network output: it may go away (and come back)
+            packets = out.link.relay(packets if isinstance(packets, list) else [packets])
         container.mux(packets)
+    except OutputLost:
+        raise
     except (av.error.FFmpegError, OSError) as exc:
         raise _write_error(out, exc) from exc
 
 
 def _write_error(out: OpenedOutput, exc: BaseException) -> EncodeError:
-    return write_error(out.final_path, exc)
+    return write_error(out.final_path or out.url, exc)
 
 
 def _time_of(packet: Any) -> str:

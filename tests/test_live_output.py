@@ -1,0 +1,154 @@
+"""`vsr live` to a network output whose receiver goes away: one clear line and exit 1, or a
+reconnection within --output-reconnect; a --record beside it is kept, finished. On loopback,
+with a TCP receiver that closes mid-stream."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from helpers import ROOT, run_cli, video_stats
+from test_live import done_record, free_port, start_sender, start_vsr, stop_both
+
+
+class Receiver:
+    """A TCP receiver on loopback: takes one connection, reads it for `first` seconds and
+    closes it; with `back_after`, listens again on the same port that much later and reads a
+    second connection to its end. What each connection brought is kept."""
+
+    def __init__(self, first: float, back_after: float | None = None) -> None:
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = int(self.listener.getsockname()[1])
+        self.first, self.back_after = first, back_after
+        self.data: list[bytes] = []
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def _read(self, conn: socket.socket, seconds: float) -> bytes:
+        data = b""
+        end = time.monotonic() + seconds
+        conn.settimeout(1)
+        while time.monotonic() < end:
+            try:
+                chunk = conn.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def _run(self) -> None:
+        self.listener.settimeout(30)
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            self.data.append(self._read(conn, self.first))
+        self.listener.close()
+        if self.back_after is None:
+            return
+        time.sleep(self.back_after)
+        with socket.socket() as again:
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", self.port))
+            again.listen(1)
+            again.settimeout(15)
+            try:
+                conn, _ = again.accept()
+            except OSError:
+                return
+            with conn:
+                self.data.append(self._read(conn, 30))
+
+    def frames(self, i: int) -> list[tuple[int, bool]]:
+        """(pts, keyframe) of the frames connection `i` brought, as a player would decode them."""
+        with av.open(io.BytesIO(self.data[i]), format="mpegts") as c:
+            return [(f.pts, f.key_frame) for f in c.decode(video=0)]
+
+    def join(self) -> None:
+        self.thread.join(60)
+
+
+def test_receiver_that_leaves_ends_the_run_with_one_line() -> None:
+    """Without --output-reconnect, a receiver that closes mid-stream ends the run: exit 1,
+    one line that names the output and why, a hint, no traceback."""
+    rx = Receiver(first=1.5)
+    port = free_port()
+    sender = start_sender(port, 8)
+    vsr = start_vsr(f"udp://127.0.0.1:{port}", rx.url, "--duration", "6")
+    rc, err = stop_both(vsr, sender)
+    rx.join()
+    assert rc == 1, err
+    assert f"vsr: output '{rx.url}' went away: " in err and "Traceback" not in err, err
+    assert "hint: pass --output-reconnect" in err
+    assert len(rx.frames(0)) > 5
+
+
+def test_recording_beside_a_network_output_is_kept_finished(tmp_path: Path) -> None:
+    """With --record and a receiver that goes away for good: the run ends after
+    --output-reconnect with one line that says the recording is complete, and the recording
+    is a finished file with every frame upscaled (also those after the receiver left)."""
+    rx = Receiver(first=1.5)
+    rec = tmp_path / "rec.mkv"
+    port = free_port()
+    sender = start_sender(port, 10)
+    vsr = start_vsr(f"udp://127.0.0.1:{port}", rx.url, "--record", str(rec), "--duration", "8",
+                    "--output-reconnect", "1.5")
+    rc, err = stop_both(vsr, sender)
+    rx.join()
+    assert rc == 1, err
+    assert "reconnecting for up to 1.5s" in err and "keeps recording" in err, err
+    assert "did not come back within 1.5s; the recording" in err and "Traceback" not in err, err
+    sent = rx.frames(0)
+    times = video_stats(rec)["times"]
+    assert len(times) > len(sent) + 20  # the recording went on while the output was away
+    assert np.all(np.diff(times) > 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("record", [False, True])
+def test_output_reconnects_to_a_receiver_that_comes_back(tmp_path: Path, record: bool) -> None:
+    """A receiver that goes away and listens again 1.5 s later is reconnected within
+    --output-reconnect: the new connection starts on a keyframe (asked of the encoder at
+    once) and plays; the run ends normally. With --record, the recording has every frame."""
+    rx = Receiver(first=2.0, back_after=1.5)
+    rec = tmp_path / "rec.mkv"
+    port = free_port()
+    sender = start_sender(port, 12)
+    vsr = start_vsr(f"udp://127.0.0.1:{port}", rx.url, "--duration", "7", "--output-reconnect", "5",
+                    "--stats", "json", *(["--record", str(rec)] if record else []))
+    rc, err = stop_both(vsr, sender)
+    rx.join()
+    assert rc == 0, err
+    assert "went away" in err and f"output {rx.url} is back after" in err, err
+    first, second = rx.frames(0), rx.frames(1)
+    assert len(first) > 5 and len(second) > 10, (len(first), len(second))
+    assert second[0][1], second[:3]  # the reconnected stream starts on a keyframe
+    assert second[0][0] > first[-1][0]  # and goes on where the stream is, later
+    if record:
+        assert len(video_stats(rec)["times"]) == done_record(err)["frames"]
+
+
+def test_record_and_output_reconnect_need_a_network_output(tmp_path: Path) -> None:
+    """--record and --output-reconnect with a file OUTPUT (or none) are usage errors."""
+    sample = ROOT / "samples" / "sample.mp4"
+    status, err = run_cli("live", sample, tmp_path / "o.mkv", "--record", tmp_path / "r.mkv")
+    assert status == 2 and "--record is for a network OUTPUT" in err, err
+    status, err = run_cli("live", sample, tmp_path / "o.mkv", "--output-reconnect", "5")
+    assert status == 2 and "--output-reconnect is for a network OUTPUT" in err, err
+    assert not (tmp_path / "o.mkv").exists() and not (tmp_path / "r.mkv").exists()
