@@ -143,3 +143,17 @@ def test_real_chapters_survive_and_move_with_start(tmp_path: Path) -> None:
     status, err = run_cli("upscale", CHAPTERS, out, "--start", "2.5", "--scale", "2", *FAST)
     assert status == 0, err
     assert chapters_of(out) == [(0.0, 2.499, "Chapter 2")]
+
+
+def test_live_mode_carries_captions_too(tmp_path: Path) -> None:
+    """`vsr live` puts each upscaled frame's captions on it as well (frames dropped to keep
+    up take theirs with them)."""
+    caps = {i: cc(i) for i in (0, 4, 9, 13)}
+    src = captioned_clip(tmp_path / "in.mkv", caps)
+    out = tmp_path / "out.mkv"
+    status, err = run_cli("live", src, out, "--quality", "fast", "--device", "cpu")
+    assert status == 0, err
+    got = frame_captions(out)
+    assert [c for c in got if c] and {c for c in got if c} <= set(caps.values())
+    if len(got) == 16:  # nothing dropped: frame for frame
+        assert got == frame_captions(src)
