@@ -9,7 +9,7 @@ prints each run's steady-state drop rate (vsr's own `steady` figure), the frames
 viewer got, and the difference of the means. The clients run on the same machine and take
 CPU of their own, which the difference includes.
 
-    python scripts/bench/bench_preview_hostile.py                   # 256x144, 2 pairs of 15 s
+    python scripts/bench/bench_preview_hostile.py                   # 160x90, 2 pairs of 15 s
     python scripts/bench/bench_preview_hostile.py --size 320x180 --repeat 3 --seconds 20
 """
 
@@ -89,7 +89,7 @@ def run_one(size: str, fps: int, seconds: float, hostile: bool, model: str | Non
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size", default="256x144")
+    ap.add_argument("--size", default="160x90")
     ap.add_argument("--fps", type=int, default=25)
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--repeat", type=int, default=2, help="pairs of runs (without, with)")
