@@ -32,6 +32,8 @@ class Frame:
             is made from it); None before.
         captions: the frame's closed captions (A53 side data: CEA-608/708), for the encoder
             to write back (`vsr.media.captions`); None when it has none.
+        sar: the frame's pixel aspect ratio when its size or aspect is not the first
+            frame's (the stream changed size mid-way: `media.resolution`); None when it is.
     """
 
     index: int
@@ -42,6 +44,7 @@ class Frame:
     crcb: npt.NDArray[Any]
     source_y: npt.NDArray[Any] | None = None
     captions: bytes | None = None
+    sar: Fraction | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +206,8 @@ class Stats:
     corrupt_frames: int = 0  # frames decoded with concealed damage (kept)
     damage_times: tuple[float, ...] = ()  # input times (s) of both kinds, sorted
     repaired_timestamps: int = 0
+    discontinuities: int = 0  # jumps of the input's clock, mended so the timeline goes on
+    size_changes: int = 0  # times the input's picture changed size (or pixel aspect) mid-stream
     output: str = ""
     frames_in: int = 0  # frames decoded (live: frames_in - frames = dropped at the input)
     dropped: int = 0  # frames dropped at the input because the model could not keep up (live)

@@ -122,9 +122,11 @@ def build_parser(raising: bool = False) -> argparse.ArgumentParser:
     r = lv.add_argument_group("real time")
     r.add_argument("--max-latency", type=float, default=500, metavar="MS",
                    help="latency target in milliseconds from arrival to output (default 500)")
-    r.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    r.add_argument("--duration", type=float, metavar="S",
+                   help="stop after S seconds of wall-clock time, waits for the input included")
     r.add_argument("--reconnect", type=float, default=10, metavar="S",
-                   help="keep retrying a network input that drops for S seconds (default 10; 0: off)")
+                   help="keep retrying a network input that drops for S seconds (default 10; 0: off); "
+                        "one that does not come back ends the run with exit 1")
     r.add_argument("--stall-timeout", type=float, default=5, metavar="S",
                    help="a network input silent for S seconds counts as dropped (default 5)")
     r.add_argument("--output-reconnect", type=float, default=0, metavar="S",

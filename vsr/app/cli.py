@@ -313,6 +313,9 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
         raise SourceError(f"cannot open input {args.input!r}: no such device",
                           hint="list cameras with 'v4l2-ctl --list-devices' (or ls /dev/video*)")
     timeout = args.stall_timeout if is_network(args.input) else 30.0
+    if args.duration:
+        # --duration is wall-clock time, waits included: no read may outlast it.
+        timeout = max(0.5, min(timeout, args.duration))
     source = SourceOptions(args.input, format=args.input_format, options=dict(args.input_option),
                            max_pixels=args.max_pixels, timeout=timeout)
     model = model_options(args)
@@ -345,6 +348,9 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
     finally:
         pipeline.close()
     stats = pipeline.stats()
+    damage = _damage_report(stats)
+    if damage:
+        log.warning("%s", damage)
     if args.stats == "json":
         err.write(json.dumps(stats_record(stats)) + "\n")
     elif not args.quiet:

@@ -97,6 +97,7 @@ def stats_record(stats: Stats) -> dict[str, Any]:
         "corrupt_frames": stats.corrupt_frames,
         "damage_times": [round(t, 3) for t in stats.damage_times],
         "repaired_timestamps": stats.repaired_timestamps,
+        "discontinuities": stats.discontinuities, "size_changes": stats.size_changes,
         "frames_in": stats.frames_in, "dropped": stats.dropped,
         "steady": {"seconds": stats.steady.seconds, "frames_in": stats.steady.frames_in,
                    "dropped": stats.steady.dropped} if stats.steady else None,

@@ -24,6 +24,7 @@ import av
 from ..errors import DecodeError, reason
 from ..frames import AudioFrame, AudioPacket, Item, seconds_of
 from ..options import OnError
+from .discontinuity import Discontinuity
 from .input import OpenedInput
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class SourceCounters:
     corrupt_frames: int = 0  # frames the decoder delivered with concealed damage (kept)
     corrupt_times: list[float] = field(default_factory=list)
     repaired_pts: int = 0
-    resized: int = 0
+    discontinuities: list[Discontinuity] = field(default_factory=list)  # jumps of the clock mended
+    size_changes: int = 0  # frames whose size (or pixel aspect) differs from the one before
     decode_seconds: float = 0.0
     color_seconds: float = 0.0
 

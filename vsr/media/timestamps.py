@@ -26,6 +26,7 @@ class Pending:
     y: Any
     crcb: Any
     captions: bytes | None = None
+    sar: Fraction | None = None  # set when the frame's geometry is not the first frame's
 
 
 class TimestampRepair:
@@ -75,7 +76,7 @@ class TimestampRepair:
             pts = self.last + 1
             self._note("repeated or non-increasing")
         self.last = pts
-        return Frame(p.index, pts, self.time_base, p.captured, p.y, p.crcb, captions=p.captions)
+        return Frame(p.index, pts, self.time_base, p.captured, p.y, p.crcb, captions=p.captions, sar=p.sar)
 
     def _note(self, what: str) -> None:
         if not self.repaired:

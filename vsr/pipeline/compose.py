@@ -13,14 +13,17 @@ import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import cv2
 
 from ..channel import Channel
 from ..frames import Frame, Item, Picture
+from ..media import pixfmt
 from ..media.captions import attach_a53
 from ..media.color import bgr_to_frame, frame_to_bgr, merge_planes, merge_upscaled, pad_to_even
+from ..media.resolution import Reference, fit_region, letterbox, resample
 from ..media.video_stream import EncodeFormat
 from .preview import PreviewServer
 
@@ -37,12 +40,16 @@ class ComposeSpec:
             --width/--height.
         encode: what the encoder takes; None for a live preview without an output (then
             frames only go to the preview, and the sink gets nothing but the end of stream).
+        reference: the first frame's geometry, which `picture_size` was made for; a frame
+            of another size or pixel aspect (`Frame.sar` set) is fitted into the picture by
+            it, its aspect kept (`media.resolution`). None: such frames are stretched.
     """
 
     native: bool
     src_depth: int
     picture_size: tuple[int, int]
     encode: EncodeFormat | None
+    reference: Reference | None = None
 
 
 @dataclass
@@ -55,15 +62,32 @@ class ComposeCounters:
     latencies: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=100_000))
 
 
-def _picture_luma(y: Any, spec: ComposeSpec) -> Any:
-    """The upscaled luma at the picture's size (resampled for --square-pixels and
-    --width/--height): averaged over its area where it shrinks both ways (bicubic would
-    alias the detail the model made), bicubic otherwise."""
-    w, h = spec.picture_size
-    if (w, h) == (y.shape[1], y.shape[0]):
-        return y
-    shrink = w <= y.shape[1] and h <= y.shape[0]
-    return cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+def _fit(y: Any, chroma: Any, sar: Fraction | None, spec: ComposeSpec) -> tuple[Any, Any]:
+    """The upscaled luma at the picture's size, and the chroma to merge with it.
+
+    A frame of the first frame's geometry (`sar` None) fills the picture: its luma is
+    resampled to it (for --square-pixels and --width/--height) and its chroma is merged as
+    it is. A frame of another size or pixel aspect is fitted into the picture with its
+    display aspect kept (`resolution.fit_region`), luma and chroma alike, and the rest is
+    black: luma 0 (full range), chroma at its neutral code.
+    """
+    size = spec.picture_size
+    ref = spec.reference
+    if sar is None or ref is None:
+        return resample(y, size), chroma
+    out_layout = pixfmt.layout_of(spec.encode.pix_fmt) if spec.encode is not None else None
+    even = (bool(out_layout.sub_w), bool(out_layout.sub_h)) if out_layout is not None else (False, False)
+    region = fit_region(ref, y.shape[1], y.shape[0], sar, even)
+    y_pic = letterbox(y, size, region, 0)
+    if spec.native and out_layout is not None:
+        # Planar chroma: placed at the output's chroma resolution, where merge_planes leaves it.
+        x, top, w, h = region
+        sw, sh = out_layout.sub_w, out_layout.sub_h
+        cw, ch = out_layout.chroma_size(w, h)
+        c_region = (x >> sw, top >> sh, cw, ch)
+        c_size = out_layout.chroma_size(*size)
+        return y_pic, letterbox(chroma, c_size, c_region, 1 << (spec.src_depth - 1))
+    return y_pic, letterbox(chroma, size, region, 128)  # YCrCb at the picture's size
 
 
 def _before(preview: PreviewServer, item: Frame, spec: ComposeSpec,
@@ -75,7 +99,7 @@ def _before(preview: PreviewServer, item: Frame, spec: ComposeSpec,
         return None
     h, w = item.y.shape
     bicubic = cv2.resize(item.source_y, (w, h), interpolation=cv2.INTER_CUBIC)
-    return to_bgr(_picture_luma(bicubic, spec), item.crcb)
+    return to_bgr(*_fit(bicubic, item.crcb, item.sar, spec))
 
 
 def run_compose(inp: Channel[Item], outp: Channel[Item], spec: ComposeSpec, *,
@@ -96,14 +120,14 @@ def run_compose(inp: Channel[Item], outp: Channel[Item], spec: ComposeSpec, *,
                 outp.put(item)
             continue
         t0 = time.perf_counter()
-        y = _picture_luma(item.y, spec)
+        y, chroma = _fit(item.y, item.crcb, item.sar, spec)
         if enc is not None and spec.native:
-            vf = merge_planes(y, item.crcb, spec.src_depth, enc.pix_fmt, enc.color_range == 2, enc.padded)
+            vf = merge_planes(y, chroma, spec.src_depth, enc.pix_fmt, enc.color_range == 2, enc.padded)
             if preview is not None:
                 preview.publish(frame_to_bgr(vf), _before(preview, item, spec, lambda yb, c: frame_to_bgr(
                     merge_planes(yb, c, spec.src_depth, enc.pix_fmt, enc.color_range == 2, enc.padded))))
         else:
-            bgr = merge_upscaled(y, item.crcb)
+            bgr = merge_upscaled(y, chroma)
             if preview is not None:
                 preview.publish(bgr, _before(preview, item, spec, merge_upscaled))
             if enc is None:

@@ -22,13 +22,15 @@ from typing import Any
 import av
 
 from ..channel import Channel
-from ..errors import reason
+from ..errors import DecodeError, reason
 from ..frames import AudioPacket, Frame, Item, seconds_of
 from ..media.captions import a53_of
 from ..media.color import split_frame
 from ..media.decode import AudioTimeline, Decoder, DecodeSpec, SourceCounters
+from ..media.discontinuity import Timeline
 from ..media.input import OpenedInput, open_input
-from ..options import LiveOptions
+from ..media.resolution import SizeWatch, sar_of
+from ..options import LiveOptions, OnError
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +52,21 @@ class LiveCounters:
     lost: str = ""  # why the input ended early (empty when it ended normally)
 
 
+@dataclass
+class _Ending:
+    """How one connection's input ended, in words (never FFmpeg's own error text alone)."""
+
+    why: str = "the input ended"
+
+
 class _Rebase:
     """Maps input times (seconds) to output times: start at 0, follow the source clock,
-    re-anchor to the wall clock after a reconnect, never go backwards."""
+    re-anchor to the wall clock after a reconnect, never go backwards. (Jumps of the source
+    clock itself are mended before, on the packets: `discontinuity.Timeline`.)"""
 
-    def __init__(self, t0: float) -> None:
+    def __init__(self, t0: float, step: float = 0.04) -> None:
         self.t0 = t0
+        self.step = step  # one frame: where a frame without a time goes
         self.anchor_in: float | None = None
         self.anchor_out = 0.0
         self.last_out = -1.0
@@ -68,7 +79,10 @@ class _Rebase:
         now = time.monotonic() - self.t0
         if self.anchor_in is None:
             self.anchor_in = t_in if t_in is not None else now
-        t = (t_in - self.anchor_in + self.anchor_out) if t_in is not None else now
+        if t_in is None:  # one frame after the last: the wall clock may be behind the stream's
+            t = self.last_out + self.step if self.last_out >= 0 else now
+        else:
+            t = t_in - self.anchor_in + self.anchor_out
         if t <= self.last_out:
             t = self.last_out + 0.001
         self.last_out = t
@@ -89,20 +103,26 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
     passes; reconnect network inputs that drop. Always closes `out` normally (the recording
     is finalised) unless an exception escapes, and always closes the input.
 
+    `live.duration` is wall-clock time from the start, waits for a silent or reconnecting
+    input included: reconnecting stops at it, and a connection opened after the start reads
+    with a timeout no longer than what is left of it.
+
     Args:
         src: the opened input; this thread owns its container (and its reconnections).
         out: the DROP_OLDEST channel Frames and passthrough items go into.
         stop: set for a graceful stop: the recording ends here.
         spec: streams to decode, the damage policy, the colour path.
         live: duration and reconnection settings.
-        counters: what was decoded and skipped.
+        counters: what was decoded, skipped, mended (timestamp jumps, size changes).
         live_counters: reconnections, and why the input was lost.
     """
     t0 = time.monotonic()
-    rebase = _Rebase(t0)
-    tb = src.info.video.time_base
+    end = t0 + live.duration if live.duration is not None else None
+    video = src.info.video
+    rate = video.rate
+    rebase = _Rebase(t0, float(1 / rate) if rate else 0.04)
     out_tb = Fraction(1, 90000)
-    width, height = src.info.video.width, src.info.video.height
+    sizes = SizeWatch(video.width, video.height, sar_of(src.first_frame), src.options.max_pixels)
     index = 0
     # Re-encoded audio is timed by the same re-basing, across reconnections (the input
     # channel's trim compares its times with the video's).
@@ -110,20 +130,21 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
     current = src
     try:
         while True:
-            for item in _items(Decoder(current, spec, counters, audio=audio)):
-                if stop.is_set() or (live.duration is not None and time.monotonic() - t0 >= live.duration):
+            tb = current.info.video.time_base
+            ending = _Ending()
+            for item in _items(Decoder(current, spec, counters, audio=audio), counters, ending):
+                if stop.is_set() or (end is not None and time.monotonic() >= end):
                     out.close()
                     return
                 if isinstance(item, av.VideoFrame):
-                    frame = item
-                    if frame.width != width or frame.height != height:
-                        counters.resized += 1
-                        frame = frame.reformat(width=width, height=height)
-                    t_in = float(frame.pts * tb) if frame.pts is not None else None
+                    t_in = float(item.pts * tb) if item.pts is not None else None
+                    _check_damage(item, t_in, index, spec, counters, current)
+                    frame, sar = sizes.check(item, t_in)
+                    counters.size_changes = sizes.changes
                     t_out = rebase.video(t_in)
                     y, crcb = split_frame(frame, spec.native)
                     out.put(Frame(index, round(t_out / out_tb), out_tb, time.monotonic(), y, crcb,
-                                  captions=a53_of(frame)))
+                                  captions=a53_of(frame), sar=sar))
                     index += 1
                     counters.frames = index
                 elif isinstance(item, AudioPacket):
@@ -140,12 +161,15 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                 else:
                     out.put(item)
             # The input ended (or failed): files end here, network inputs get reconnected.
-            if not is_network(src.info.url) or live.reconnect <= 0 or stop.is_set():
+            if stop.is_set() or (end is not None and time.monotonic() >= end):
+                break
+            if not is_network(src.info.url) or live.reconnect <= 0:
+                log.info("%s: the run ends", ending.why)
                 break
             # Close first: a UDP or listening input keeps its port until closed, and the new
             # connection needs it.
             current.container.close()
-            reopened = _reconnect(src, live, stop, live_counters)
+            reopened = _reconnect(src, live, stop, live_counters, ending.why, end)
             if reopened is None:
                 break
             current = reopened
@@ -155,46 +179,84 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
         current.container.close()  # closing twice is harmless
 
 
-def _items(decoder: Decoder) -> Iterator[Any]:
-    """Video frames and passthrough items of one connection, until it ends or fails.
+def _check_damage(frame: Any, when: float | None, index: int, spec: DecodeSpec,
+                  counters: SourceCounters, src: OpenedInput) -> None:
+    """Count a frame the decoder concealed damage in (kept, as in file mode), or refuse it
+    with `--on-error stop`."""
+    if not frame.is_corrupt:
+        return
+    if spec.on_error is OnError.STOP:
+        at = f" at {when:.3f}s" if when is not None else ""
+        raise DecodeError(f"damaged frame {index}{at} in {src.info.url!r}: the decoder had to "
+                          "conceal errors", hint="use --on-error skip to keep going past damage")
+    counters.corrupt_frames += 1
+    if when is not None:
+        counters.corrupt_times.append(when)
+
+
+def _items(decoder: Decoder, counters: SourceCounters, ending: _Ending) -> Iterator[Any]:
+    """Video frames and passthrough items of one connection, until it ends or fails; how it
+    ended goes into `ending`, in words.
 
     The first video frame comes first: it anchors the output's clock, by which the audio
-    before it is left out (`_Rebase.other`).
+    before it is left out (`_Rebase.other`). Packets go through a `discontinuity.Timeline`
+    first: a source restarted behind the same address (a UDP sender, an encoder) starts its
+    clock again, and its new part must follow the old one in time, after the real gap.
     """
     src = decoder.src
     yield src.first_frame
     yield from decoder.early()
     video = src.video
+    last = time.monotonic()
+    timeline = Timeline(video.index, rate=src.info.video.rate, live=True,
+                        found=counters.discontinuities)
     try:
-        for packet in src.container.demux([video, *src.info.passthrough]):
+        for packet in timeline.packets(src.container.demux([video, *src.info.passthrough])):
+            last = time.monotonic()
             if packet.stream.index == video.index:
                 yield from decoder.video(packet)
             else:
                 yield from decoder.passthrough(packet)
+    except av.error.ExitError:
+        # PyAV's read timeout (`SourceOptions.timeout`) interrupted a read: nothing came.
+        ending.why = f"input {src.info.url!r} stopped sending for {time.monotonic() - last:.1f} s"
     except (av.error.FFmpegError, OSError) as exc:
-        log.warning("input %r lost: %s", src.info.url, reason(exc))
+        ending.why = f"input {src.info.url!r} failed ({reason(exc)})"
+    else:
+        ending.why = f"input {src.info.url!r} ended"
 
 
 def _reconnect(src: OpenedInput, live: LiveOptions, stop: threading.Event,
-               live_counters: LiveCounters) -> OpenedInput | None:
-    """Reopen a dropped network input with back-off; None when `live.reconnect` runs out."""
-    deadline = time.monotonic() + live.reconnect
+               live_counters: LiveCounters, why: str, end: float | None) -> OpenedInput | None:
+    """Reopen a dropped network input with back-off; None when `live.reconnect` runs out
+    (then `live_counters.lost` says so) or the run's duration is reached first."""
+    started = time.monotonic()
+    deadline = started + live.reconnect
+    if end is not None:
+        deadline = min(deadline, end)
+    log.warning("%s; reconnecting (for up to %.0f s)", why, max(0.0, deadline - started))
     delay = 0.25
     attempt = 0
     while time.monotonic() < deadline and not stop.is_set():
         attempt += 1
-        log.warning("input %r stopped: reconnecting (attempt %d, up to %.0fs more)",
-                    src.info.url, attempt, max(0.0, deadline - time.monotonic()))
+        left = max(0.5, deadline - time.monotonic())
+        # A read of the new connection may wait no longer than the run has left either.
+        timeout = src.options.timeout if end is None else max(0.5, min(src.options.timeout,
+                                                                       end - time.monotonic()))
         try:
-            left = max(0.5, deadline - time.monotonic())
-            reopened = open_input(dataclasses.replace(src.options, open_timeout=left))
+            reopened = open_input(dataclasses.replace(src.options, open_timeout=left,
+                                                      timeout=timeout))
         except Exception as exc:  # noqa: BLE001 - any failure to reopen is retried until the deadline
-            log.debug("reconnect failed: %s", exc)
+            log.debug("reconnect attempt %d failed: %s", attempt, exc)
             stop.wait(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 4.0)
             continue
         live_counters.reconnects += 1
-        log.warning("input %r is back", src.info.url)
+        log.warning("input %r is back after %.1f s (a new connection: its clock starts again)",
+                    src.info.url, time.monotonic() - started)
         return reopened
-    live_counters.lost = f"input {src.info.url!r} stopped and did not come back within {live.reconnect:.0f}s"
+    if stop.is_set() or (end is not None and time.monotonic() >= end - 0.05):
+        log.warning("the run's --duration ended while reconnecting")
+        return None
+    live_counters.lost = f"{why} and did not come back within {live.reconnect:g} s"
     return None

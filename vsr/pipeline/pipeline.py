@@ -43,6 +43,7 @@ from ..media import output as output_mod
 from ..media import pixfmt
 from ..media.decode import DecodeSpec, SourceCounters
 from ..media.input import OpenedInput, open_input
+from ..media.resolution import Reference, sar_of
 from ..model.batch_size import auto_batch
 from ..model.load import LumaUpscaler, load, provider_of
 from ..options import (
@@ -121,10 +122,10 @@ class Pipeline:
             layout = pixfmt.native_input(v.pix_fmt)
             scale = self.upscaler.scale
             encode = self.output.format if self.output is not None else None
+            picture = encode.picture_size if encode is not None else (v.width * scale, v.height * scale)
             self.compose_spec = ComposeSpec(
-                self.native, layout.depth if layout else 8,
-                encode.picture_size if encode is not None else (v.width * scale, v.height * scale),
-                encode)
+                self.native, layout.depth if layout else 8, picture, encode,
+                Reference(v.width, v.height, sar_of(self.input.first_frame), picture))
             self.decode_spec = DecodeSpec(
                 decode_audio=self.output.decode_audio if self.output else frozenset(),
                 on_error=self.on_error, native=self.native, reorder_depth=self.tuning.reorder_depth)
@@ -402,6 +403,8 @@ class Pipeline:
             reconnects=self.live_counters.reconnects,
             input_lost=self.live_counters.lost,
             repaired_timestamps=src.repaired_pts,
+            discontinuities=len(src.discontinuities),
+            size_changes=src.size_changes,
         )
 
     def _frames_done(self) -> int:

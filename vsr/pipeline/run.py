@@ -92,7 +92,7 @@ def build_stats(run: Run, *, frames: int, seconds: float, provider: str, output:
                 frames_in: int = 0, dropped: int = 0, steady: Steady | None = None,
                 latency: dict[str, float] | None = None,
                 reconnects: int = 0, input_lost: str = "", repaired_timestamps: int = 0,
-                segments: int = 0) -> Stats:
+                segments: int = 0, discontinuities: int = 0, size_changes: int = 0) -> Stats:
     """A run's `Stats`: the figures given, with what follows from the run itself.
 
     Args:
@@ -117,6 +117,8 @@ def build_stats(run: Run, *, frames: int, seconds: float, provider: str, output:
         corrupt_frames=damage.corrupt_frames,
         damage_times=tuple(sorted(damage.times)),
         repaired_timestamps=repaired_timestamps,
+        discontinuities=discontinuities,
+        size_changes=size_changes,
         output=output,
         frames_in=frames_in,
         dropped=dropped,

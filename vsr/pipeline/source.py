@@ -24,7 +24,9 @@ from ..frames import AudioFrame, AudioPacket, Item, seconds_of
 from ..media.captions import a53_of
 from ..media.color import split_frame
 from ..media.decode import Decoder, DecodeSpec, SourceCounters
+from ..media.discontinuity import Timeline, discontinuous
 from ..media.input import OpenedInput
+from ..media.resolution import SizeWatch, sar_of
 from ..media.timestamps import Pending, TimestampRepair
 from ..options import OnError
 
@@ -69,6 +71,7 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec
         max_pts: int | None = None
         cut: float | None = None  # the end of the video in seconds, once a cut is reached
         waiting = {s.index for s in src.info.passthrough if s.type == "audio"}
+        sizes = SizeWatch(video.width, video.height, sar_of(src.first_frame), src.options.max_pixels)
 
         def send(item: Item) -> None:
             out.put(_shifted(item, span.shift) if span.shift else item)
@@ -133,17 +136,12 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec
                 counters.corrupt_frames += 1
                 if when is not None:
                     counters.corrupt_times.append(when)
-            if frame.width != video.width or frame.height != video.height:
-                if not counters.resized:
-                    log.warning("frame %d is %dx%d, not %dx%d: scaling it (and any later such "
-                                "frame) to the first frame's size", index, frame.width,
-                                frame.height, video.width, video.height)
-                counters.resized += 1
-                frame = frame.reformat(width=video.width, height=video.height)
+            frame, sar = sizes.check(frame, float(frame.pts * tb) if frame.pts is not None else None)
+            counters.size_changes = sizes.changes
             y, crcb = split_frame(frame, spec.native)
             counters.color_seconds += time.perf_counter() - t0
             pts = frame.pts - shift_pts if frame.pts is not None else None
-            for ready in stamps.push(Pending(index, time.monotonic(), y, crcb, a53_of(frame)), pts):
+            for ready in stamps.push(Pending(index, time.monotonic(), y, crcb, a53_of(frame), sar), pts):
                 out.put(ready)
             index += 1
             counters.frames = index
@@ -205,7 +203,13 @@ def _demux_decode(src: OpenedInput, decoder: Decoder,
     video = src.video
     counters = decoder.counters
     yield from decoder.early()
-    packets = src.container.demux([video, *src.info.passthrough])
+    packets: Iterator[Any] = src.container.demux([video, *src.info.passthrough])
+    if discontinuous(src.container) and src.options.start_pts is None:
+        # MPEG-TS and its kin may restart their clock (joined recordings): mended before
+        # decoding, so that the video and what goes with it move together. Not in a scale-out
+        # segment, whose frames the job places by the input's own times.
+        packets = Timeline(video.index, rate=src.info.video.rate,
+                           found=counters.discontinuities).packets(packets)
     while True:
         t0 = time.perf_counter()
         try:
