@@ -103,9 +103,12 @@ def test_zeroed_range_loses_only_the_frames_it_destroyed(tmp_path: Path) -> None
     assert np.array(got) - offset == pytest.approx(expected, abs=2e-3)
 
 
-def test_mid_stream_resolution_change_is_scaled_to_the_first_geometry(tmp_path: Path,
-                                                                      caplog: pytest.LogCaptureFixture) -> None:
-    """An MPEG-TS whose size changes mid-stream is upscaled whole, at the first frame's size."""
+def test_mid_stream_resolution_change_is_fitted_into_the_first_geometry(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """An MPEG-TS whose size changes mid-stream (two recordings joined, the second's clock
+    from 0 again) is upscaled whole into the first frame's output size, the change said
+    once and the clock's jump mended (tests/test_resolution.py and test_timeline.py check
+    the pictures and times)."""
     a = synth_video(tmp_path / "a.ts", n=10, size=(64, 48), container_format="mpegts", audio=None)
     b = synth_video(tmp_path / "b.ts", n=10, size=(80, 64), container_format="mpegts", audio=None)
     joined = tmp_path / "joined.ts"
@@ -116,7 +119,8 @@ def test_mid_stream_resolution_change_is_scaled_to_the_first_geometry(tmp_path: 
                          upscaler=FakeUpscaler(2)).run()
     assert stats.frames >= 19  # the join may cost the frame at the seam
     assert video_stats(out)["sizes"] == {(128, 96)}
-    assert sum("not 64x48: scaling it" in r.message for r in caplog.records) == 1
+    assert sum("picture changes from 64x48 to 80x64" in r.getMessage() for r in caplog.records) == 1
+    assert stats.discontinuities == 1 and stats.size_changes == 1
 
 
 @pytest.mark.parametrize("size,n", [((64, 48), 1), ((2, 2), 5)])

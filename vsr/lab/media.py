@@ -61,7 +61,8 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
                 container_format: str | None = None, vfr: bool = False, bframes: bool = True,
                 options: dict[str, str] | None = None, bt709: bool = False, start: float = 0.0,
                 audio_offset: float = 0.0, time_base: Fraction | None = None,
-                container_options: dict[str, str] | None = None) -> Path:
+                container_options: dict[str, str] | None = None,
+                sar: Fraction | None = None) -> Path:
     """Write a small real video with PyAV: `n` frames of `pattern()`, optional audio.
 
     Args:
@@ -84,6 +85,7 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
             store a finer one (MP4 raises timescales below 10000 unless
             `video_track_timescale` is set).
         container_options: muxer options (`video_track_timescale`, `movflags`, ...).
+        sar: the pixel aspect ratio written into the bitstream (None: square).
 
     Returns:
         `path`.
@@ -100,6 +102,8 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
             if not bframes:
                 opts.setdefault("bf", "0")
         vs.codec_context.options = opts
+        if sar is not None:
+            vs.codec_context.sample_aspect_ratio = sar
         if bt709:
             cc = vs.codec_context
             cc.colorspace = cc.color_primaries = cc.color_trc = 1
@@ -233,3 +237,36 @@ def remux(src: Path, dst: Path, *, shift: float = 0.0, keyframes: tuple[int, ...
             packet.stream = target
             out.mux(packet)
     return dst
+
+
+def joined_ts(path: Path, parts: list[tuple[tuple[int, int], int]], fps: int = 25,
+              start: float = 1.4, audio: str | None = "aac", restart: bool = False,
+              sar: list[Fraction | None] | None = None) -> Path:
+    """Write an MPEG-TS made of parts encoded one by one and joined byte for byte (as `cat`
+    joins recordings, and as a stream that switches resolution or restarts looks on the
+    wire): part i is `parts[i] = ((width, height), frames)` of `pattern()`.
+
+    Args:
+        path: the .ts to write (the parts are written beside it, then removed).
+        fps: frame rate of every part.
+        start: the first part's first time (FFmpeg's MPEG-TS muxer starts at 1.4 s).
+        audio: each part's audio encoder (a tone as long as the part), or None.
+        restart: every part's clock starts at `start` again (a restarted encoder), instead of
+            going on from the part before.
+        sar: each part's pixel aspect ratio (None: square).
+
+    Returns:
+        `path`.
+    """
+    at = start
+    data = b""
+    for i, (size, n) in enumerate(parts):
+        piece = path.with_name(f"{path.stem}.part{i}.ts")
+        synth_video(piece, n=n, size=size, fps=fps, audio=audio, start=at, bframes=False,
+                    sar=sar[i] if sar else None)
+        data += piece.read_bytes()
+        piece.unlink()
+        if not restart:
+            at += n / fps
+    path.write_bytes(data)
+    return path

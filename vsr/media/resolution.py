@@ -29,10 +29,8 @@ log = logging.getLogger(__name__)
 LOGGED_CHANGES = 20
 
 
-def sar_of(frame: Any) -> Fraction:
-    """A decoded frame's pixel aspect ratio (1 when it does not say)."""
-    sar = getattr(frame, "sample_aspect_ratio", None)
-    return Fraction(sar) if sar and sar > 0 else Fraction(1)
+def _positive(value: Any) -> Fraction | None:
+    return Fraction(value) if value and value > 0 else None
 
 
 class SizeWatch:
@@ -40,21 +38,40 @@ class SizeWatch:
     shrinks frames beyond the pixel budget (a damaged or hostile stream can declare any
     size) to fit it.
 
+    PyAV's frames do not carry their pixel aspect ratio; the decoder's context does, and
+    follows the bitstream (a new H.264 SPS). Until it changes, the input's own (which the
+    container may say instead: Matroska) holds.
+
     Args:
-        width, height, sar: the first frame's geometry, which the output was made for.
+        width, height, sar: the first frame's geometry (`VideoInfo`), which the output was
+            made for.
         max_pixels: the input pixel budget (0: none).
+        stream: the decoded video stream (its codec context's aspect ratio is watched).
     """
 
-    def __init__(self, width: int, height: int, sar: Fraction, max_pixels: int) -> None:
+    def __init__(self, width: int, height: int, sar: Fraction, max_pixels: int, stream: Any) -> None:
         self.first = (width, height, sar)
         self.current = (width, height, sar)
         self.max_pixels = max_pixels
         self.changes = 0
+        self._watch(stream)
 
-    def check(self, frame: Any, when: float | None) -> tuple[Any, Fraction | None]:
+    def _watch(self, stream: Any) -> None:
+        self.stream = stream
+        self.initial = _positive(stream.codec_context.sample_aspect_ratio)
+
+    def sar(self) -> Fraction:
+        """The pixel aspect ratio of the frame just decoded."""
+        now = _positive(self.stream.codec_context.sample_aspect_ratio)
+        return self.first[2] if now == self.initial else (now or Fraction(1))
+
+    def check(self, frame: Any, when: float | None, stream: Any = None) -> tuple[Any, Fraction | None]:
         """The frame to upscale (`frame`, or shrunk into the budget) and its pixel aspect
-        ratio when its geometry is not the first frame's (None when it is)."""
-        geometry = (frame.width, frame.height, sar_of(frame))
+        ratio when its geometry is not the first frame's (None when it is). `stream`: the
+        stream it came from, when not the first one's (a live reconnection)."""
+        if stream is not None and stream is not self.stream:
+            self._watch(stream)
+        geometry = (frame.width, frame.height, self.sar())
         if geometry != self.current:
             self.changes += 1
             old = self.current

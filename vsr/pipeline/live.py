@@ -29,7 +29,7 @@ from ..media.color import split_frame
 from ..media.decode import AudioTimeline, Decoder, DecodeSpec, SourceCounters
 from ..media.discontinuity import Timeline
 from ..media.input import OpenedInput, open_input
-from ..media.resolution import SizeWatch, sar_of
+from ..media.resolution import SizeWatch
 from ..options import LiveOptions, OnError
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
     rate = video.rate
     rebase = _Rebase(t0, float(1 / rate) if rate else 0.04)
     out_tb = Fraction(1, 90000)
-    sizes = SizeWatch(video.width, video.height, sar_of(src.first_frame), src.options.max_pixels)
+    sizes = SizeWatch(video.width, video.height, video.sar, src.options.max_pixels, src.video)
     index = 0
     # Re-encoded audio is timed by the same re-basing, across reconnections (the input
     # channel's trim compares its times with the video's).
@@ -139,7 +139,7 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                 if isinstance(item, av.VideoFrame):
                     t_in = float(item.pts * tb) if item.pts is not None else None
                     _check_damage(item, t_in, index, spec, counters, current)
-                    frame, sar = sizes.check(item, t_in)
+                    frame, sar = sizes.check(item, t_in, current.video)
                     counters.size_changes = sizes.changes
                     t_out = rebase.video(t_in)
                     y, crcb = split_frame(frame, spec.native)

@@ -43,7 +43,7 @@ from ..media import output as output_mod
 from ..media import pixfmt
 from ..media.decode import DecodeSpec, SourceCounters
 from ..media.input import OpenedInput, open_input
-from ..media.resolution import Reference, sar_of
+from ..media.resolution import Reference
 from ..model.batch_size import auto_batch
 from ..model.load import LumaUpscaler, load, provider_of
 from ..options import (
@@ -125,7 +125,7 @@ class Pipeline:
             picture = encode.picture_size if encode is not None else (v.width * scale, v.height * scale)
             self.compose_spec = ComposeSpec(
                 self.native, layout.depth if layout else 8, picture, encode,
-                Reference(v.width, v.height, sar_of(self.input.first_frame), picture))
+                Reference(v.width, v.height, v.sar, picture))
             self.decode_spec = DecodeSpec(
                 decode_audio=self.output.decode_audio if self.output else frozenset(),
                 on_error=self.on_error, native=self.native, reorder_depth=self.tuning.reorder_depth)

@@ -26,7 +26,7 @@ from ..media.color import split_frame
 from ..media.decode import Decoder, DecodeSpec, SourceCounters
 from ..media.discontinuity import Timeline, discontinuous
 from ..media.input import OpenedInput
-from ..media.resolution import SizeWatch, sar_of
+from ..media.resolution import SizeWatch
 from ..media.timestamps import Pending, TimestampRepair
 from ..options import OnError
 
@@ -71,7 +71,7 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec
         max_pts: int | None = None
         cut: float | None = None  # the end of the video in seconds, once a cut is reached
         waiting = {s.index for s in src.info.passthrough if s.type == "audio"}
-        sizes = SizeWatch(video.width, video.height, sar_of(src.first_frame), src.options.max_pixels)
+        sizes = SizeWatch(video.width, video.height, video.sar, src.options.max_pixels, src.video)
 
         def send(item: Item) -> None:
             out.put(_shifted(item, span.shift) if span.shift else item)
