@@ -57,6 +57,13 @@ class _Ending:
     """How one connection's input ended, in words (never FFmpeg's own error text alone)."""
 
     why: str = "the input ended"
+    last: float = 0.0  # monotonic time the latest packet arrived
+
+    def track(self, packets: Iterator[Any]) -> Iterator[Any]:
+        """`packets`, noting when each arrived (before anything holds it back)."""
+        for packet in packets:
+            self.last = time.monotonic()
+            yield packet
 
 
 class _Rebase:
@@ -207,19 +214,21 @@ def _items(decoder: Decoder, counters: SourceCounters, ending: _Ending) -> Itera
     yield src.first_frame
     yield from decoder.early()
     video = src.video
-    last = time.monotonic()
+    ending.last = time.monotonic()
     timeline = Timeline(video.index, rate=src.info.video.rate, live=True,
                         found=counters.discontinuities)
     try:
-        for packet in timeline.packets(src.container.demux([video, *src.info.passthrough])):
-            last = time.monotonic()
+        for packet in timeline.packets(ending.track(src.container.demux([video, *src.info.passthrough]))):
             if packet.stream.index == video.index:
                 yield from decoder.video(packet)
             else:
                 yield from decoder.passthrough(packet)
     except av.error.ExitError:
         # PyAV's read timeout (`SourceOptions.timeout`) interrupted a read: nothing came.
-        ending.why = f"input {src.info.url!r} stopped sending for {time.monotonic() - last:.1f} s"
+        # (The demuxer hands out what it held when the read fails: the last packet's arrival
+        # says nothing; the read waited its whole timeout.)
+        silent = max(src.options.timeout, time.monotonic() - ending.last)
+        ending.why = f"input {src.info.url!r} stopped sending for {silent:.1f} s"
     except (av.error.FFmpegError, OSError) as exc:
         ending.why = f"input {src.info.url!r} failed ({reason(exc)})"
     else:
