@@ -305,7 +305,8 @@ def _send_part(clip: Any, part: Part, muxer: _Muxer, offset: int, first: int, li
 def prepare_clip(source: Path | None, path: Path, size: tuple[int, int], seconds: float,
                  fps: int = 25) -> Path:
     """Write a small MPEG-TS for the sender: H.264 (ultrafast, zero latency, no B-frames, a
-    keyframe every half second so a loss heals soon) at `size`, `seconds` long, with AAC
+    keyframe every half second so a loss heals soon) at `size` (rounded down to even),
+    `seconds` long, with AAC
     stereo at 48 kHz, from a real clip (`source`, looped if short; its audio when it has
     some, else a tone) or from the test pattern (`source` None).
 
@@ -316,7 +317,7 @@ def prepare_clip(source: Path | None, path: Path, size: tuple[int, int], seconds
 
     from .media import pattern, tone
 
-    w, h = size
+    w, h = max(2, size[0] // 2 * 2), max(2, size[1] // 2 * 2)  # 4:2:0 needs even sizes
     n = round(seconds * fps)
     frames: list[Any] = []
     samples: list[Any] = []
