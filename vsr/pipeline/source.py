@@ -204,7 +204,7 @@ def _demux_decode(src: OpenedInput, decoder: Decoder,
     counters = decoder.counters
     yield from decoder.early()
     packets: Iterator[Any] = src.container.demux([video, *src.info.passthrough])
-    if discontinuous(src.container) and src.options.start_pts is None:
+    if discontinuous(src.container) and src.options.start_pts is None and src.options.end_pts is None:
         # MPEG-TS and its kin may restart their clock (joined recordings): mended before
         # decoding, so that the video and what goes with it move together. Not in a scale-out
         # segment, whose frames the job places by the input's own times.
