@@ -96,3 +96,23 @@ def test_wrapping_mpegts_clock_goes_on_without_a_discontinuity(tmp_path: Path) -
             before = [pts for k, pts, _, _ in packets if k == kind]
             after = [q.pts - shift for q in out if q.stream.type == kind]
             assert after == before  # every time moved by the same whole amount: no wrap left
+
+
+def test_one_damaged_timestamp_is_retimed_not_taken_for_a_discontinuity(tmp_path: Path) -> None:
+    """A single packet whose decode time is damaged (the clock jumps for it alone and comes
+    back at the next packet) is timed after the packet before it, keeps its presentation
+    time, and starts no new part of the timeline."""
+    clip = synth_video(tmp_path / "a.ts", n=30, size=(64, 36), start=1.4, audio=None)
+    with av.open(str(clip)) as c:
+        video = c.streams.video[0]
+        found: list[object] = []
+        timeline = Timeline(video.index, rate=video.average_rate, found=found)  # type: ignore[arg-type]
+        before, after = [], []
+        for i, p in enumerate(q for q in c.demux(video) if q.pts is not None):
+            before.append((p.pts, p.dts))
+            if i == 12:
+                p.dts = -1073644624  # what a flipped PES header gave in the reliability recipe
+            after += [(q.pts, q.dts) for q in timeline.push(p)]
+        after += [(q.pts, q.dts) for q in timeline.flush()]
+    assert not found and timeline.damaged == 1
+    assert after == before  # the damaged dts is back where it was due, its pts untouched

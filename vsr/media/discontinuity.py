@@ -301,13 +301,24 @@ class Timeline:
         return kept
 
     def _damaged(self, idx: int, s: _Stream, packet: Any) -> Any:
-        """A packet whose time jumped alone: it is timed where its stream was due."""
+        """A packet whose time jumped alone: its decode time is where its stream was due,
+        and its presentation time is kept where it still lies near that (often only one of
+        the two was damaged), else left to the decoder (video) or set to it (audio)."""
         self.damaged += 1
         if self.damaged == 1:
             log.info("input packet(s) with damaged timestamps: timing them after the one before")
-        ticks = s.due + round(self.offsets[s.epoch] / s.time_base)
+        offset = round(self.offsets[s.epoch] / s.time_base)
+        ticks = s.due + offset
+        pts = packet.pts
+        if pts is not None and packet.dts is not None and pts != packet.dts:
+            wraps = round((s.due - pts) / (1 << WRAP_BITS)) * (1 << WRAP_BITS) if self._wrapping(s.time_base) else 0
+            near = pts + wraps + offset
+            plausible = 0 <= (near - ticks) * s.time_base <= 1  # a B-frame delay, not a jump
+            pts = near if plausible else None
+        else:
+            pts = None
         packet.dts = ticks
-        packet.pts = None if idx == self.video_index else ticks
+        packet.pts = pts if pts is not None else (None if idx == self.video_index else ticks)
         s.last = s.due
         s.due = s.last + self._duration(idx, s, packet)
         return packet

@@ -204,10 +204,13 @@ def _demux_decode(src: OpenedInput, decoder: Decoder,
     counters = decoder.counters
     yield from decoder.early()
     packets: Iterator[Any] = src.container.demux([video, *src.info.passthrough])
-    if discontinuous(src.container) and src.options.start_pts is None and src.options.end_pts is None:
+    opts = src.options
+    segment = opts.video_only or opts.start_pts is not None or opts.end_pts is not None
+    if discontinuous(src.container) and not segment:
         # MPEG-TS and its kin may restart their clock (joined recordings): mended before
         # decoding, so that the video and what goes with it move together. Not in a scale-out
-        # segment, whose frames the job places by the input's own times.
+        # segment (video only, cut by the input's own ticks), whose frames the job checks
+        # against a straight decode and joins with the input's audio by the input's times.
         packets = Timeline(video.index, rate=src.info.video.rate,
                            found=counters.discontinuities).packets(packets)
     while True:
