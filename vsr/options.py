@@ -160,6 +160,8 @@ class SourceOptions:
         video_only: ignore audio and subtitle streams.
         video_prime: NAL units (H.264/HEVC) put in front of a segment's first packet: what a
             straight decode learnt before start_pts (`scaleout.keyframes.KeyframeIndex.prime`).
+        fingerprints: record a content fingerprint of every decoded frame kept
+            (`media.fingerprint`; a scale-out segment's, for the check against a straight decode).
         start: seconds after the first video frame where the output begins (`--start`): a
             trim, which moves every output time that much earlier (`input.Span`).
         duration: seconds of input from `start` to read (`--duration`; None: to the end).
@@ -179,6 +181,7 @@ class SourceOptions:
     end_pts: int | None = None
     video_only: bool = False
     video_prime: tuple[bytes, ...] = ()
+    fingerprints: bool = False
     start: float = 0.0
     duration: float | None = None
 

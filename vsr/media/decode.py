@@ -44,6 +44,9 @@ class SourceCounters:
     size_changes: int = 0  # frames whose size (or pixel aspect) differs from the one before
     decode_seconds: float = 0.0
     color_seconds: float = 0.0
+    # With SourceOptions.fingerprints: one media.fingerprint.SIZE-byte fingerprint per frame
+    # kept, in the order the frames go out (the order of their repaired timestamps).
+    fingerprints: bytearray = field(default_factory=bytearray)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from ..media.captions import a53_of
 from ..media.color import split_frame
 from ..media.decode import Decoder, DecodeSpec, SourceCounters
 from ..media.discontinuity import Timeline, discontinuous
+from ..media.fingerprint import frame_fingerprint
 from ..media.input import OpenedInput
 from ..media.resolution import SizeWatch
 from ..media.timestamps import Pending, TimestampRepair
@@ -123,23 +124,7 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec
             frame = item
             if frame.pts is not None and (start_pts is not None and frame.pts < start_pts):
                 continue  # decoded after the seek, before the segment (open-GOP leading frames)
-            t0 = time.perf_counter()
-            if frame.is_corrupt:
-                # The decoder concealed damage in this frame. FFmpeg keeps such frames, and
-                # so does "skip" (a concealed frame is better than a gap); "stop" refuses it.
-                when = float(frame.pts * tb) if frame.pts is not None else None
-                if spec.on_error is OnError.STOP:
-                    at = f" at {when:.3f}s" if when is not None else ""
-                    raise DecodeError(f"damaged frame {index}{at} in {src.info.url!r}: the decoder "
-                                      "had to conceal errors", hint="use --on-error skip to "
-                                      "keep going past damage")
-                counters.corrupt_frames += 1
-                if when is not None:
-                    counters.corrupt_times.append(when)
-            frame, sar = sizes.check(frame, float(frame.pts * tb) if frame.pts is not None else None)
-            counters.size_changes = sizes.changes
-            y, crcb = split_frame(frame, spec.native)
-            counters.color_seconds += time.perf_counter() - t0
+            y, crcb, sar = _picture(src, frame, index, spec, counters, sizes)
             pts = frame.pts - shift_pts if frame.pts is not None else None
             for ready in stamps.push(Pending(index, time.monotonic(), y, crcb, a53_of(frame), sar), pts):
                 out.put(ready)
@@ -156,6 +141,40 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec
         out.close()
     finally:
         src.container.close()
+
+
+def _picture(src: OpenedInput, frame: Any, index: int, spec: DecodeSpec,
+             counters: SourceCounters, sizes: SizeWatch) -> tuple[Any, Any, Any]:
+    """Luma and chroma of decoded frame `index`, as the model and the compose stage take them:
+    its damage counted (or refused with `OnError.STOP`), its size change noted (`SizeWatch`),
+    fingerprinted when the run records fingerprints (a scale-out segment:
+    `vsr.media.fingerprint`). Returns the planes and the frame's sample aspect ratio.
+
+    Raises:
+        DecodeError: the decoder concealed damage in it and `spec.on_error` is STOP.
+    """
+    video = src.info.video
+    t0 = time.perf_counter()
+    if frame.is_corrupt:
+        # The decoder concealed damage in this frame. FFmpeg keeps such frames, and so does
+        # "skip" (a concealed frame is better than a gap); "stop" refuses it.
+        when = float(frame.pts * video.time_base) if frame.pts is not None else None
+        if spec.on_error is OnError.STOP:
+            at = f" at {when:.3f}s" if when is not None else ""
+            raise DecodeError(f"damaged frame {index}{at} in {src.info.url!r}: the decoder "
+                              "had to conceal errors", hint="use --on-error skip to "
+                              "keep going past damage")
+        counters.corrupt_frames += 1
+        if when is not None:
+            counters.corrupt_times.append(when)
+    frame, sar = sizes.check(frame, float(frame.pts * video.time_base) if frame.pts is not None else None)
+    counters.size_changes = sizes.changes
+    if src.options.fingerprints:
+        # Before the colour split: what the rest of the run is made from.
+        counters.fingerprints += frame_fingerprint(frame)
+    y, crcb = split_frame(frame, spec.native)
+    counters.color_seconds += time.perf_counter() - t0
+    return y, crcb, sar
 
 
 def _shifted(item: Item, seconds: Fraction) -> Item:

@@ -3,7 +3,9 @@ manifest, join the parts. Runs in the caller's thread; presents the same `progre
 `run()` / `stats()` surface as `Pipeline`, so the CLI shows either the same way.
 
     scan keyframes -> plan segments -> work dir + manifest -> executor runs segments
-        (manifest updated after each) -> verify parts -> join -> rename output -> remove work
+        (manifest updated after each)  |  a straight decode fingerprints every frame
+    -> check each segment against it (drop inexact cuts, run merged segments) -> verify parts
+    -> join -> rename output -> remove work
 
 Only the driver writes the manifest. A driver killed at any point leaves a manifest whose
 "done" segments have whole parts on disk; `--resume` redoes the rest.
@@ -144,7 +146,14 @@ class ScaleOutJob:
         self._events: list[dict[str, Any]] = []
         self._join_seconds = 0.0
         self._audio_streams = 0  # streams the joined output carries besides video
-        self._straight: checks.StraightDecode | None = None  # made once, only when needed
+        # The straight decode the segments are checked against: started with the segments,
+        # made once per job (`verify.Reference`).
+        self._reference: checks.Reference | None = None
+        # Each finished, unchecked segment's frame fingerprints, by (start_pts, end_pts): they
+        # say which frames differ (the manifest keeps only their digest).
+        self._fingerprints: dict[tuple[int, int | None], bytes] = {}
+        self.check_seconds = 0.0  # the straight decode's own time
+        self.check_waited = 0.0  # of it, the time the job waited for it after the segments
         self._finished_here = 0
 
     # -- set-up ---------------------------------------------------------------------------
@@ -272,14 +281,21 @@ class ScaleOutJob:
         for leftover in self.work.glob(".*.partial.*"):
             leftover.unlink(missing_ok=True)
         for rec in m.segments:
-            if rec.status != "done" or rec.frames == 0:
+            if rec.status != "done":
                 continue
             path = self.work / rec.file
-            ok = path.is_file() and path.stat().st_size == rec.bytes and file_sha256(path) == rec.sha256
-            if not ok:
+            if rec.content is None:
+                # Made by a vsr that kept no fingerprints of its frames: it cannot be checked
+                # against a straight decode, so it is made again.
+                log.warning("segment %d: its part was made without fingerprints of its frames "
+                            "(an older vsr): running it again", rec.index)
+            elif rec.frames == 0 or (path.is_file() and path.stat().st_size == rec.bytes
+                                     and file_sha256(path) == rec.sha256):
+                continue
+            else:
                 log.warning("segment %d: its part is missing or damaged: running it again", rec.index)
-                rec.status, rec.checked = "pending", False
-                path.unlink(missing_ok=True)
+            rec.status, rec.checked = "pending", False
+            path.unlink(missing_ok=True)
         m.save(self.work)
 
     # -- running --------------------------------------------------------------------------
@@ -287,7 +303,8 @@ class ScaleOutJob:
     def _task(self, rec: SegmentRecord) -> SegmentTask:
         source = replace(self.source, start_pts=rec.start_pts if rec.index else None,
                          end_pts=rec.end_pts, video_only=True,
-                         video_prime=self.index.prime(rec.start_pts) if rec.index else ())
+                         video_prime=self.index.prime(rec.start_pts) if rec.index else (),
+                         fingerprints=True)
         s = self.sink
         part = SinkOptions(str(self.work / rec.file), codec=self.part_codec, crf=s.crf,
                            preset=s.preset, pix_fmt=self.part_pix_fmt,
@@ -306,6 +323,9 @@ class ScaleOutJob:
         """
         self._t0 = time.monotonic()
         started = False
+        if any(not r.checked for r in self.manifest.segments):
+            # While the segments run: on a cluster the driver's machine is idle meanwhile.
+            self._reference = checks.Reference(self.source)
         try:
             while True:
                 todo = [r for r in self.manifest.segments if r.status != "done"]
@@ -319,9 +339,11 @@ class ScaleOutJob:
                 if not self._drop_inexact_cuts():
                     break
         except BaseException:
+            self._stop_reference()
             self.executor.close()
             self._after_failure()
             raise
+        self._stop_reference()
         self.executor.close()
         self._running = {}
         if failed:
@@ -364,30 +386,24 @@ class ScaleOutJob:
             yield self.snapshot()
 
     def _drop_inexact_cuts(self) -> bool:
-        """Check every finished segment against the plan, and those that differ from it
-        against a straight decode (`verify`); drop the cut before each segment that is not
-        a straight decode's frames, merging it into the one before, with one line saying
-        why. Returns whether a cut was dropped (the merged segments then run again).
+        """Check every finished segment against the straight decode (`verify`): its
+        timestamps, its damage and its pictures' fingerprints. Drop the cut before each
+        segment that is not a straight decode's frames, merging it into the one before, with
+        one line saying why. Returns whether a cut was dropped (the merged segments then run
+        again).
 
         Raises:
             JoinError: the first segment, which starts where a straight decode starts,
                 differs from it (never joined: a bug, not a cut).
         """
-        tb = self.index.time_base
         bad: dict[int, str] = {}
         for rec in self.manifest.segments:
             if rec.checked:
                 continue
-            pts = describe_part(self.work / rec.file, tb).pts if rec.frames else ()
-            why = None
-            if not checks.planned_ok(self.index, rec, pts):
-                if self._straight is None:
-                    log.info("segment %d differs from the plan: comparing with a straight "
-                             "decode of '%s'", rec.index, self.source.url)
-                    self._straight = checks.straight_decode(self.source)
-                why = checks.mismatch(self.index, rec, pts, self._straight)
+            why = self._why_not_exact(rec)
             if why is None:
                 rec.checked = True
+                self._fingerprints.pop((rec.start_pts, rec.end_pts), None)
                 continue
             if rec.index == 0:
                 raise JoinError(f"segment 0 of '{self.source.url}' differs from a straight decode: "
@@ -405,6 +421,33 @@ class ScaleOutJob:
             self.manifest.dropped_cuts.append([start, why])
         self._replan(starts)
         return True
+
+    def _why_not_exact(self, rec: SegmentRecord) -> str | None:
+        """Why a finished segment is not what one machine's run has in its range (None: it
+        is), from its part's timestamps, its damage and its frames' fingerprints."""
+        pts = describe_part(self.work / rec.file, self.index.time_base).pts if rec.frames else ()
+        straight = self._straight()
+        return (checks.mismatch(self.index, rec, pts, straight)
+                or checks.content_mismatch(self.index, rec, straight,
+                                           self._fingerprints.get((rec.start_pts, rec.end_pts))))
+
+    def _straight(self) -> checks.StraightDecode:
+        """The straight decode, waiting for it if it still runs (started now if it was not)."""
+        if self._reference is None:
+            self._reference = checks.Reference(self.source)
+        fresh = not self.check_seconds
+        straight = self._reference.result()
+        self.check_seconds, self.check_waited = straight.seconds, self._reference.waited
+        if fresh:
+            log.info("checking the segments against a straight decode of '%s': %d frames "
+                     "decoded and fingerprinted in %.2fs (%.2fs of it after the segments ended)",
+                     self.source.url, len(straight.frames), straight.seconds, self.check_waited)
+        return straight
+
+    def _stop_reference(self) -> None:
+        """Stop the straight decode's thread (if it still runs) and join it."""
+        if self._reference is not None:
+            self._reference.cancel()
 
     def _replan(self, starts: list[int]) -> None:
         """Segments that begin at `starts`: those unchanged keep their parts, the others are
@@ -447,6 +490,8 @@ class ScaleOutJob:
         rec.bytes, rec.sha256, rec.extradata = r.bytes, r.sha256, r.extradata
         rec.decode_errors, rec.corrupt_frames = r.decode_errors, r.corrupt_frames
         rec.damage_times = list(r.damage_times)
+        rec.content = checks.content_digest(r.fingerprints)
+        self._fingerprints[(rec.start_pts, rec.end_pts)] = r.fingerprints
         self.manifest.save(self.work)
         self._running.pop(r.index, None)
         self._events.append({"event": "segment", "index": r.index, "status": "done",
@@ -469,6 +514,7 @@ class ScaleOutJob:
         return self.stats()
 
     def close(self) -> None:
+        self._stop_reference()
         self.executor.close()
 
     def snapshot(self) -> Snapshot:

@@ -47,6 +47,9 @@ class SegmentRecord:
     corrupt_frames: int = 0  # frames kept with concealed damage
     damage_times: list[float] = field(default_factory=list)  # input seconds of both
     checked: bool = False  # its frames were found to be a straight decode's (verify.py)
+    # sha256 of its frames' content fingerprints (verify.content_digest): what --resume checks
+    # a part made before the driver stopped by. None: made by a vsr that kept none.
+    content: str | None = None
 
 
 @dataclass

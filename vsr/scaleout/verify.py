@@ -1,23 +1,31 @@
-"""Check each finished segment before the join (driver's thread): does it hold the frames a
-straight decode of its range shows, and no damage a straight decode does not have?
+"""Check each finished segment before the join (driver's thread): does it hold the pictures
+a straight decode of its range shows, at the same timestamps, with no damage a straight decode
+does not have?
 
-The plan (`KeyframeIndex.expected`) says which frames a range holds, from the packets. A part
-whose timestamps are exactly those and whose decode reported no damage is accepted at once.
-Anything else (frames missing or extra, concealed frames) is compared with a straight decode
-of the input, made once per job and only then: if that decode shows the same frames and the
-same damage, the difference is the input's (a damaged file), and the segment is as good as
-one machine's run. Otherwise the cut at the segment's start is not exact and the job drops it
-(`job.ScaleOutJob` merges the segment into the one before).
+One straight decode of the whole input (decode only, no model) is the reference. It runs once
+per job, in its own thread ("vsr-reference", `Reference`) while the segments run, and keeps per
+frame only its timestamp and a 16-byte content fingerprint (`media.fingerprint`), so a long
+file costs 16 bytes and a timestamp per frame, never a picture. Each segment's worker
+fingerprints the frames its decoder made the same way. A segment is accepted when its
+timestamps are the straight decode's in its range, its damage is at the same places, and its
+fingerprints are the straight decode's: the model is deterministic per frame, so it then gives
+one machine's output. Anything else means the cut at the segment's start is not exact, and
+the job drops it (`job.ScaleOutJob` merges the segment into the one before). Timestamps and
+damage flags alone do not prove it: a decoder started at a cut whose state differs from a
+straight decode's there (an encoder-version SEI the keyframe scan does not recognise, ...)
+makes other pictures with neither.
 
 Damage in a segment's first GOP is never accepted after a cut: FFmpeg conceals a damaged
 picture from the picture decoded before it, which a straight decode has from before the cut
-and the segment's decoder does not, so even the same count of concealed frames can differ in
-every pixel.
+and the segment's decoder does not.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -25,6 +33,8 @@ from typing import Any
 
 import av
 
+from ..errors import Cancelled
+from ..media import fingerprint
 from ..media.probe import open_video
 from ..media.timestamps import Pending, TimestampRepair
 from ..options import Mode, SourceOptions, tuning_for
@@ -35,16 +45,25 @@ from .manifest import SegmentRecord
 @dataclass
 class StraightDecode:
     """What decoding the whole input from its start shows: every frame's pts as one machine's
-    run writes it (ascending), the decoder's pts of the frames it concealed damage in, and
-    the pts of packets it refused."""
+    run writes it (ascending), its content fingerprint (`fingerprint.SIZE` bytes each, in the
+    same order), the decoder's pts of the frames it concealed damage in, the pts of packets
+    it refused, and the seconds the decode took."""
 
     frames: list[int] = field(default_factory=list)
     concealed: list[int] = field(default_factory=list)
     refused: list[int] = field(default_factory=list)
+    fingerprints: bytearray = field(default_factory=bytearray)
+    seconds: float = 0.0
 
     def within(self, start: int, end: int | None) -> list[int]:
         """The pts of the frames shown with start <= pts < end."""
         return _between(self.frames, start, end)
+
+    def fingerprints_within(self, start: int, end: int | None) -> bytes:
+        """The fingerprints of the frames shown with start <= pts < end, in pts order."""
+        lo = bisect.bisect_left(self.frames, start)
+        hi = len(self.frames) if end is None else bisect.bisect_left(self.frames, end)
+        return bytes(self.fingerprints[lo * fingerprint.SIZE:max(lo, hi) * fingerprint.SIZE])
 
     def damaged(self, start: int, end: int | None) -> list[int]:
         """The pts of concealed frames and refused packets with start <= pts < end."""
@@ -64,14 +83,17 @@ class _Repair(TimestampRepair):
         self.repaired += 1
 
 
-def straight_decode(source: SourceOptions) -> StraightDecode:
+def straight_decode(source: SourceOptions, stop: threading.Event | None = None) -> StraightDecode:
     """Decode the input's video from the start, as one machine's run does (slice threads,
-    damaged packets skipped, timestamps repaired as the file source repairs them), keeping
-    only timestamps and damage (at the decoder's own timestamps, as runs report it).
+    damaged packets skipped, frames of another size scaled to the first one's, timestamps
+    repaired as the file source repairs them), keeping only timestamps, fingerprints and
+    damage (at the decoder's own timestamps, as runs report it).
 
     Raises:
         SourceError: the input cannot be opened or has no video stream.
+        Cancelled: `stop` was set.
     """
+    t0 = time.monotonic()
     container, video = open_video(source.url, source.format, dict(source.options))
     result = StraightDecode()
     with container:
@@ -79,9 +101,15 @@ def straight_decode(source: SourceOptions) -> StraightDecode:
         rate = video.average_rate or video.guessed_rate
         stamps = _Repair(video.time_base or Fraction(1, 90000), Fraction(rate) if rate else None,
                          tuning_for(Mode.FILE, 1).reorder_depth)
+        size: list[int] = []  # the first frame's (width, height): the run's picture size
 
         def keep(frames: Any) -> None:
             for f in frames:
+                if not size:
+                    size[:] = [f.width, f.height]
+                if (f.width, f.height) != tuple(size):
+                    f = f.reformat(width=size[0], height=size[1])  # as the file source does
+                result.fingerprints += fingerprint.frame_fingerprint(f)
                 pending = Pending(len(result.frames), 0.0, None, None)
                 result.frames += [int(r.pts) for r in stamps.push(pending, f.pts) if r.pts is not None]
                 if f.pts is not None and f.is_corrupt:
@@ -89,6 +117,8 @@ def straight_decode(source: SourceOptions) -> StraightDecode:
 
         try:
             for packet in container.demux(video):
+                if stop is not None and stop.is_set():
+                    raise Cancelled(f"the straight decode of {source.url!r} was stopped")
                 try:
                     keep(packet.decode())
                 except av.error.EOFError:
@@ -102,18 +132,63 @@ def straight_decode(source: SourceOptions) -> StraightDecode:
         except av.error.FFmpegError:
             pass  # a demuxer error: the run stops reading there too
         result.frames += [int(r.pts) for r in stamps.flush() if r.pts is not None]
-    result.frames.sort()
+    # Repaired timestamps rise strictly, so the frames are in order already and stay paired
+    # with their fingerprints.
     result.concealed.sort()
     result.refused.sort()
+    result.seconds = time.monotonic() - t0
     return result
 
 
-def planned_ok(index: KeyframeIndex, rec: SegmentRecord, part_pts: tuple[int, ...]) -> bool:
-    """Whether a finished segment is exactly what the plan says, with no damage: its part's
-    timestamps are the frames the scan found in its range."""
-    if rec.corrupt_frames or rec.decode_errors:
-        return False
-    return list(part_pts) == _between(index.frames, rec.start_pts, rec.end_pts)
+class Reference:
+    """The job's straight decode, started at once in its own thread ("vsr-reference") so that
+    it runs while the segments do; `result()` waits for it (and says how long it waited).
+
+    Each libav object it opens stays in its thread; `cancel()` stops it within a packet and
+    joins it, so no job leaves it running (call it on every way out).
+    """
+
+    def __init__(self, source: SourceOptions) -> None:
+        self.source = source
+        self.waited = 0.0  # seconds result() spent waiting for the decode to end
+        self._stop = threading.Event()
+        self._result: StraightDecode | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="vsr-reference")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = straight_decode(self.source, self._stop)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the driver's thread
+            self._error = exc
+
+    def result(self) -> StraightDecode:
+        """The straight decode, once it has ended.
+
+        Raises:
+            Whatever the decode raised (SourceError, ...), in the caller's thread.
+        """
+        t0 = time.monotonic()
+        self._thread.join()
+        self.waited += time.monotonic() - t0
+        if self._error is not None:
+            self._error.add_note("in vsr stage 'vsr-reference' (the straight decode the "
+                                 "segments are checked against)")
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def cancel(self) -> None:
+        """Stop the decode (if it still runs) and join its thread."""
+        self._stop.set()
+        self._thread.join()
+
+
+def content_digest(fingerprints: bytes) -> str:
+    """One digest of a segment's frame fingerprints (what the manifest keeps, so that a
+    --resume can check a part made before the driver stopped)."""
+    return hashlib.sha256(fingerprints).hexdigest()
 
 
 def mismatch(index: KeyframeIndex, rec: SegmentRecord, part_pts: tuple[int, ...],
@@ -142,3 +217,29 @@ def mismatch(index: KeyframeIndex, rec: SegmentRecord, part_pts: tuple[int, ...]
             return ("damage right after it, which a decoder started there conceals from other "
                     "pictures than a straight decode does")
     return None
+
+
+def content_mismatch(index: KeyframeIndex, rec: SegmentRecord, straight: StraightDecode,
+                     fingerprints: bytes | None) -> str | None:
+    """Why a segment's pictures are not a straight decode's (None: they are), in words for
+    the log line that drops its cut. Its timestamps must already be the straight decode's
+    (`mismatch`), so that both fingerprint lists are in the same order.
+
+    Args:
+        fingerprints: the segment's per-frame fingerprints when at hand (they say which
+            frames differ); None after a --resume, where the manifest keeps only their digest.
+    """
+    theirs = straight.fingerprints_within(rec.start_pts, rec.end_pts)
+    if rec.content is not None and content_digest(theirs) == rec.content:
+        return None
+    size = fingerprint.SIZE
+    if fingerprints is None or len(fingerprints) != len(theirs):
+        return "the pictures its decoder made are not a straight decode's"
+    differ = [i for i in range(len(theirs) // size)
+              if fingerprints[i * size:(i + 1) * size] != theirs[i * size:(i + 1) * size]]
+    if not differ:
+        return "its recorded content digest is not a straight decode's"
+    first = straight.within(rec.start_pts, rec.end_pts)[differ[0]]
+    return (f"the pictures its decoder made differ from a straight decode's in "
+            f"{len(differ)} of {len(theirs) // size} frame(s), from {index.at(first):.3f}s, "
+            "with no damage reported")

@@ -10,6 +10,7 @@ join will check (frame count, first/last pts, encoder extradata) and its hash fo
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import socket
@@ -21,6 +22,7 @@ from pathlib import Path
 import av
 
 from ..errors import Cancelled, NoVideoFrame, SourceError, VsrError
+from ..media import fingerprint
 from ..model.load import LumaUpscaler, load, provider_of
 from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
 from .manifest import file_sha256
@@ -53,6 +55,9 @@ class SegmentResult:
     corrupt_frames: int = 0
     damage_times: tuple[float, ...] = ()  # input seconds
     worker: str = ""
+    # One media.fingerprint.SIZE-byte fingerprint per frame, in the order of the part's
+    # timestamps: what the segment's decoder made, for the check against a straight decode.
+    fingerprints: builtins.bytes = b""  # (the field `bytes` above hides the type)
 
 
 @dataclass
@@ -107,10 +112,15 @@ def run_segment(task: SegmentTask, upscaler: LumaUpscaler | None = None,
     if part.frames != stats.frames:
         raise VsrError(f"segment {task.index}: {stats.frames} frames encoded but "
                        f"{part.frames} in '{path}'")
+    fingerprints = bytes(pipeline.src_counters.fingerprints)
+    if task.source.fingerprints and len(fingerprints) != part.frames * fingerprint.SIZE:
+        raise VsrError(f"segment {task.index}: {len(fingerprints) // fingerprint.SIZE} frames "
+                       f"fingerprinted but {part.frames} in '{path}'")
     return SegmentResult(task.index, part.frames, part.first_pts, part.last_pts,
                          path.stat().st_size, file_sha256(path), part.extradata,
                          time.monotonic() - t0, stats.decode_errors, stats.corrupt_frames,
-                         stats.damage_times, f"{socket.gethostname()}:{os.getpid()}")
+                         stats.damage_times, f"{socket.gethostname()}:{os.getpid()}",
+                         fingerprints)
 
 
 def describe_part(path: Path, time_base: Fraction) -> PartInfo:
