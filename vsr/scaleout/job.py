@@ -53,6 +53,9 @@ from .worker import SegmentTask, describe_part
 
 log = logging.getLogger(__name__)
 
+#: What `ScaleOutJob._why_not_exact` says of a segment only a new run of it can check.
+_REMAKE = "remake"
+
 #: Fault injection for tests: the driver dies (os._exit(75), no clean-up) right after the
 #: manifest records this many finished segments, as a killed or crashed driver would.
 FAULT_ENV = "VSR_FAULT_EXIT_AFTER_SEGMENTS"
@@ -389,29 +392,36 @@ class ScaleOutJob:
         """Check every finished segment against the straight decode (`verify`): its
         timestamps, its damage and its pictures' fingerprints. Drop the cut before each
         segment that is not a straight decode's frames, merging it into the one before, with
-        one line saying why. Returns whether a cut was dropped (the merged segments then run
-        again).
+        one line saying why. A part made before a --resume whose pictures cannot be compared
+        frame by frame (the manifest keeps only their digest) is made again instead. Returns
+        whether anything is to run again (merged or remade segments).
 
         Raises:
             JoinError: the first segment, which starts where a straight decode starts,
                 differs from it (never joined: a bug, not a cut).
         """
         bad: dict[int, str] = {}
+        again = False
         for rec in self.manifest.segments:
             if rec.checked:
                 continue
             why = self._why_not_exact(rec)
-            if why is None:
+            if why is _REMAKE:
+                log.info("segment %d: made before this run, its frames cannot be compared one "
+                         "by one with a straight decode: running it again", rec.index)
+                rec.status, again = "pending", True
+                (self.work / rec.file).unlink(missing_ok=True)
+            elif why is None:
                 rec.checked = True
                 self._fingerprints.pop((rec.start_pts, rec.end_pts), None)
-                continue
-            if rec.index == 0:
+            elif rec.index == 0:
                 raise JoinError(f"segment 0 of '{self.source.url}' differs from a straight decode: "
                                 f"{why}", hint="run it without --segments")
-            bad[rec.index] = why
+            else:
+                bad[rec.index] = why
         if not bad:
             self.manifest.save(self.work)
-            return False
+            return again
         starts = [g.start_pts for g in self.segments if g.index not in bad]
         for index, why in sorted(bad.items()):
             start = self.segments[index].start_pts
@@ -424,12 +434,17 @@ class ScaleOutJob:
 
     def _why_not_exact(self, rec: SegmentRecord) -> str | None:
         """Why a finished segment is not what one machine's run has in its range (None: it
-        is), from its part's timestamps, its damage and its frames' fingerprints."""
+        is), from its part's timestamps, its damage and its frames' fingerprints; `_REMAKE`
+        when only remaking it can tell (its fingerprints are gone and their digest differs)."""
         pts = describe_part(self.work / rec.file, self.index.time_base).pts if rec.frames else ()
         straight = self._straight()
-        return (checks.mismatch(self.index, rec, pts, straight)
-                or checks.content_mismatch(self.index, rec, straight,
-                                           self._fingerprints.get((rec.start_pts, rec.end_pts))))
+        why = checks.mismatch(self.index, rec, pts, straight)
+        if why is not None or checks.same_content(rec, straight):
+            return why
+        mine = self._fingerprints.get((rec.start_pts, rec.end_pts))
+        if mine is None:
+            return _REMAKE
+        return checks.content_mismatch(self.index, rec, straight, mine)
 
     def _straight(self) -> checks.StraightDecode:
         """The straight decode, waiting for it if it still runs (started now if it was not)."""

@@ -219,27 +219,61 @@ def mismatch(index: KeyframeIndex, rec: SegmentRecord, part_pts: tuple[int, ...]
     return None
 
 
+def same_content(rec: SegmentRecord, straight: StraightDecode) -> bool:
+    """Whether a segment's recorded content digest is the straight decode's over its range:
+    every picture equal (the quick answer, and the only one a --resume has for a part made
+    before the driver stopped)."""
+    theirs = straight.fingerprints_within(rec.start_pts, rec.end_pts)
+    return rec.content is not None and content_digest(theirs) == rec.content
+
+
+def undefined_spans(index: KeyframeIndex, straight: StraightDecode) -> list[tuple[float, float]]:
+    """The pts spans whose pictures FFmpeg does not define: around each place a straight
+    decode conceals damage or refuses a packet, from the cut at or before it to the next cut
+    after it (from the cut before, when the damage is at a cut: an open GOP's leading frames
+    are predicted from their keyframe).
+
+    Why: a concealed picture, and every picture predicted from it up to the next random
+    access point, is made partly of whatever the decoder's buffers held there; it changes
+    with the decoder's thread count and with how many frames the application still holds
+    (one machine's pipeline holds other frames than a segment's or the straight decode), so
+    two decodes of the same damaged file need not agree there, even on one machine.
+    """
+    keys = index.keyframes
+    spans = []
+    for d in sorted(straight.concealed + straight.refused):
+        i = bisect.bisect_right(keys, d) - 1  # keys[i] <= d
+        if i >= 1 and keys[i] == d:
+            i -= 1
+        lo = float(keys[i]) if i >= 0 else float("-inf")
+        after = bisect.bisect_right(keys, d)
+        hi = float(keys[after]) if after < len(keys) else float("inf")
+        spans.append((lo, hi))
+    return spans
+
+
 def content_mismatch(index: KeyframeIndex, rec: SegmentRecord, straight: StraightDecode,
-                     fingerprints: bytes | None) -> str | None:
+                     fingerprints: bytes) -> str | None:
     """Why a segment's pictures are not a straight decode's (None: they are), in words for
     the log line that drops its cut. Its timestamps must already be the straight decode's
-    (`mismatch`), so that both fingerprint lists are in the same order.
+    (`mismatch`), so that both fingerprint lists are in the same order. Pictures FFmpeg does
+    not define (`undefined_spans`) are not compared.
 
     Args:
-        fingerprints: the segment's per-frame fingerprints when at hand (they say which
-            frames differ); None after a --resume, where the manifest keeps only their digest.
+        fingerprints: the segment's per-frame fingerprints (`SegmentResult.fingerprints`).
     """
     theirs = straight.fingerprints_within(rec.start_pts, rec.end_pts)
-    if rec.content is not None and content_digest(theirs) == rec.content:
-        return None
+    frames = straight.within(rec.start_pts, rec.end_pts)
     size = fingerprint.SIZE
-    if fingerprints is None or len(fingerprints) != len(theirs):
-        return "the pictures its decoder made are not a straight decode's"
-    differ = [i for i in range(len(theirs) // size)
-              if fingerprints[i * size:(i + 1) * size] != theirs[i * size:(i + 1) * size]]
+    if len(fingerprints) != len(theirs):
+        return (f"it fingerprinted {len(fingerprints) // size} frame(s) where a straight decode "
+                f"shows {len(frames)}")
+    spans = undefined_spans(index, straight)
+    differ = [pts for i, pts in enumerate(frames)
+              if fingerprints[i * size:(i + 1) * size] != theirs[i * size:(i + 1) * size]
+              and not any(lo <= pts < hi for lo, hi in spans)]
     if not differ:
-        return "its recorded content digest is not a straight decode's"
-    first = straight.within(rec.start_pts, rec.end_pts)[differ[0]]
-    return (f"the pictures its decoder made differ from a straight decode's in "
-            f"{len(differ)} of {len(theirs) // size} frame(s), from {index.at(first):.3f}s, "
-            "with no damage reported")
+        return None
+    flagged = "" if rec.corrupt_frames or rec.decode_errors else ", with no damage flagged"
+    return (f"the pictures its decoder made differ from a straight decode's in {len(differ)} "
+            f"of {len(frames)} frame(s), from {index.at(differ[0]):.3f}s{flagged}")
