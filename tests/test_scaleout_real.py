@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,19 @@ import av
 import cv2
 import numpy as np
 import pytest
-from helpers import SHARED_VIDEOS, FakeUpscaler, run_cli
+from helpers import SHARED_VIDEOS, FakeUpscaler, run_cli, run_process
 
 from vsr import ModelOptions, SinkOptions, SourceOptions
 from vsr.lab.media import remux, synth_video
 from vsr.media import bitstream
+from vsr.media.fingerprint import frame_fingerprint
 from vsr.pipeline.pipeline import Pipeline
 from vsr.scaleout import LocalExecutor, ScaleOutJob, ScaleOutOptions
+from vsr.scaleout.executors import Event, SegmentDone
+from vsr.scaleout.job import FAULT_ENV
+from vsr.scaleout.join import JoinError
 from vsr.scaleout.keyframes import scan
+from vsr.scaleout.worker import SegmentTask
 
 FAST = ["--quality", "fast", "--codec", "ffv1", "--device", "cpu", "--progress", "none"]
 GOP12 = {"g": "12", "keyint_min": "12", "sc_threshold": "0"}
@@ -106,6 +112,35 @@ def _textured_444(path: Path) -> Path:
                                                              b, count=1))
 
 
+def _x264_version_in_tabs(path: Path) -> Path:
+    """Lossless H.264 (High 4:4:4 Predictive: x264 at qp 0) of stripes and checks that x264
+    predicts in 8x8 blocks vertically and horizontally, whose first packet's version SEI says
+    build 150 with tabs where x264 writes spaces ("x264\\t-\\tcore 150"). FFmpeg's decoder reads
+    the build anyway (sscanf's spaces match tabs) and predicts those blocks unfiltered, as x264
+    before build 151 did; the keyframe scan looks for the text with spaces, so a segment's
+    decoder is not primed with it. Its pictures then differ from a straight decode's in the
+    frames with such blocks, with no damage flag and the planned frames and timestamps: what
+    only the content check sees."""
+    w, h = 64, 48
+    rng = np.random.default_rng(0)
+    plain = path.with_name("plain_" + path.name)
+    with av.open(str(plain), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.codec_context.options = {**GOP12, "qp": "0", "preset": "medium"}
+        for i in range(36):
+            cols = np.broadcast_to(rng.integers(0, 255, (1, w * 2, 3), dtype=np.uint8), (h * 2, w * 2, 3))
+            rows = np.broadcast_to(rng.integers(0, 255, (h * 2, 1, 3), dtype=np.uint8), (h * 2, w * 2, 3))
+            checks = (np.arange(h * 2)[:, None, None] // 8 + np.arange(w * 2)[None, :, None] // 8) % 2
+            picture = np.where(checks == 0, cols, rows)[i % 16:i % 16 + h, i % 16:i % 16 + w]
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb24")
+            frame.pts = i
+            out.mux(s.encode(frame))
+        out.mux(s.encode(None))
+    return remux(plain, path, first_packet=lambda b: re.sub(rb"x264 - core \d+", b"x264\t-\tcore 150",
+                                                             b, count=1))
+
+
 def _fake_keyframes(path: Path) -> Path:
     """IDRs every 20 frames, and P-frames at 16 and 32 (where 3 segments would be cut) that
     the container's index calls keyframes too (NUT keeps the flags it is given; FFmpeg's MP4
@@ -133,6 +168,7 @@ GENERATED: dict[str, Any] = {
     "yuv444_mp3.mp4": lambda p: synth_video(p, n=48, pix_fmt="yuv444p", audio="libmp3lame",
                                             options={**GOP12, "g": "13"}),
     "x264_build_150_444.mp4": _textured_444,
+    "x264_version_in_tabs.mp4": _x264_version_in_tabs,
     "av1.mp4": lambda p: synth_video(p, n=48, codec="libsvtav1", options={
         "g": "13", "svtav1-params": "keyint=13:scd=0"}),
 }
@@ -180,6 +216,13 @@ def test_generated_clips_are_really_cut(generated: Runs) -> None:
         assert generated.segments == 1
         assert "cannot cut" in generated.log and "exactly at 0.480s" in generated.log
         assert generated.damage[1] == generated.damage[0] > 0
+    elif generated.src.name.startswith("x264_version_in_tabs"):
+        # Both cuts: each later segment's decoder makes other pictures, flagged nowhere.
+        assert generated.segments == 1
+        assert generated.log.count("cannot cut") == 2, generated.log
+        assert ("exactly at 0.480s: the pictures its decoder made differ from a straight "
+                "decode's in 2 of 12 frame(s), from 0.600s, with no damage flagged") in generated.log
+        assert generated.damage == (0, 0)
     else:
         assert generated.segments == 3, generated.log
         assert generated.damage == (0, 0)
@@ -286,3 +329,71 @@ def test_a_resumed_job_plans_without_the_cuts_it_dropped(tmp_path: Path) -> None
     events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert not [e for e in events if e.get("event") == "segment"]
     assert decoded(out) == first
+
+
+# -- the content check ------------------------------------------------------------------
+
+
+def test_a_resumed_job_remakes_the_parts_it_cannot_compare_frame_by_frame(tmp_path: Path) -> None:
+    """A driver killed after two segments leaves only a digest of their fingerprints: --resume
+    accepts the part whose digest is the straight decode's, makes the other one again to see
+    which of its frames differ, drops the cuts, and joins one machine's frames."""
+    src = _x264_version_in_tabs(tmp_path / "tabs.mp4")
+    one, out = tmp_path / "one.mkv", tmp_path / "out.mkv"
+    assert run_cli("upscale", src, one, *FAST)[0] == 0
+    args = ["upscale", src, out, *FAST, "--segments", "3", "--executor", "local"]
+    assert run_process(*args, env={FAULT_ENV: "2"}).returncode == 75
+    manifest = json.loads((tmp_path / "out.mkv.vsr-work" / "manifest.json").read_text())
+    assert [s["status"] for s in manifest["segments"]] == ["done", "done", "pending"]
+    assert all(len(s["content"]) == 64 for s in manifest["segments"][:2])
+    resumed = run_process(*args, "--resume", "--verbose")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "segment 1: made before this run" in resumed.stderr
+    assert "segment 0: made before" not in resumed.stderr
+    assert resumed.stderr.count("cannot cut") == 2 and "with no damage flagged" in resumed.stderr
+    assert decoded(out) == decoded(one)
+
+
+class _Tampering(LocalExecutor):
+    """A local executor whose segment 0 reports its first frame's fingerprint changed: a first
+    segment that differs from a straight decode, which no clip makes (it would be a bug)."""
+
+    def run(self, tasks: Sequence[SegmentTask]) -> Iterator[Event]:
+        for event in super().run(tasks):
+            if isinstance(event, SegmentDone) and event.result.index == 0:
+                changed = bytes([event.result.fingerprints[0] ^ 1]) + event.result.fingerprints[1:]
+                event = SegmentDone(replace(event.result, fingerprints=changed))
+            yield event
+
+
+def test_a_first_segment_whose_pictures_differ_is_never_joined(tmp_path: Path) -> None:
+    """The first segment starts where a straight decode starts, so pictures of its that differ
+    are no inexact cut to drop: the job stops (exit 1) and writes no output."""
+    src = synth_video(tmp_path / "in.mp4", n=36, options=GOP12, audio=None)
+    out = tmp_path / "out.mkv"
+    identity = FakeUpscaler(scale=1)
+    job = ScaleOutJob(SourceOptions(str(src)), ModelOptions(), SinkOptions(str(out), codec="ffv1"),
+                      ScaleOutOptions(segments=3), upscaler=identity,
+                      executor=_Tampering(1, identity))
+    with pytest.raises(JoinError, match=r"segment 0 of .* differs from a straight decode: the "
+                                        r"pictures its decoder made differ .* in 1 of 12 frame"):
+        job.run()
+    assert not out.exists()
+
+
+def test_a_fingerprint_is_of_the_visible_picture_only() -> None:
+    """Two frames of one picture with other row padding have one fingerprint; one sample or
+    the range tag changed gives another."""
+    rgb = np.random.default_rng(0).integers(0, 255, (18, 34, 3), dtype=np.uint8)
+    for fmt in ("yuv420p", "yuv420p10le", "nv12", "gbrp", "rgb24"):
+        padded = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=fmt)
+        tight = av.VideoFrame.from_ndarray(padded.to_ndarray(), format=fmt)
+        assert padded.planes[0].line_size != tight.planes[0].line_size or fmt == "rgb24"
+        assert frame_fingerprint(padded) == frame_fingerprint(tight), fmt
+    one = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    other = rgb.copy()
+    other[17, 33, 0] ^= 0x80
+    assert frame_fingerprint(av.VideoFrame.from_ndarray(other, format="rgb24").reformat(format="yuv420p")) \
+        != frame_fingerprint(one)
+    full = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_color_range=2)
+    assert frame_fingerprint(full) != frame_fingerprint(one)
