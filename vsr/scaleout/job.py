@@ -450,7 +450,7 @@ class ScaleOutJob:
         """The straight decode, waiting for it if it still runs (started now if it was not)."""
         if self._reference is None:
             self._reference = checks.Reference(self.source)
-        fresh = not self.check_seconds
+        fresh = not self._reference.returned
         straight = self._reference.result()
         self.check_seconds, self.check_waited = straight.seconds, self._reference.waited
         if fresh:

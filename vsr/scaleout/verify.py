@@ -151,6 +151,7 @@ class Reference:
     def __init__(self, source: SourceOptions) -> None:
         self.source = source
         self.waited = 0.0  # seconds result() spent waiting for the decode to end
+        self.returned = False  # result() has returned the decode (it no longer waits)
         self._stop = threading.Event()
         self._result: StraightDecode | None = None
         self._error: BaseException | None = None
@@ -177,6 +178,7 @@ class Reference:
                                  "segments are checked against)")
             raise self._error
         assert self._result is not None
+        self.returned = True
         return self._result
 
     def cancel(self) -> None:
