@@ -3,6 +3,7 @@ its test. Helpers the tests import live in helpers.py; generated media in vsr.la
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -12,6 +13,19 @@ from pathlib import Path
 import pytest
 
 from vsr.lab.media import synth_video
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The engine choices (`--engine auto`) of this test run, in one folder its workers share
+    (so each model is measured once a run, not once a test), never the user's own cache; the
+    CLI's subprocesses inherit it."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "vsr-engine-cache"
+    patch = pytest.MonkeyPatch()
+    patch.setenv("VSR_CACHE_DIR", str(folder))
+    yield folder
+    patch.undo()
 
 
 @pytest.fixture

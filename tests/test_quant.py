@@ -172,7 +172,7 @@ def test_a_full_range_int8_model_falls_back_or_warns_on_a_saturating_cpu(
     monkeypatch.setattr(quant, "cpu_saturates_u8s8", lambda *a, **k: True)
     with caplog.at_level("WARNING", logger="vsr"):
         up = model_mod.load(ModelOptions(model="espcn_x3_int8", device=Device.CPU))
-    assert up.path.name == "espcn_x3.onnx" and up.precision == "fp32"
+    assert up.path.name == "espcn_x3.onnx" and up.precision in ("fp32", "bf16")  # bf16: auto's choice
     assert sum("saturate" in r.getMessage() for r in caplog.records) == 1
     caplog.clear()
     with caplog.at_level("WARNING", logger="vsr"):

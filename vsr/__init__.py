@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .options import (
         ColorPath,
         Device,
+        Engine,
         ModelOptions,
         OnError,
         Precision,
@@ -56,7 +57,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "StageTimes": "frames", "Stats": "frames",
     "ImageUpscaler": "model.images", "Upscaler": "model.images:ImageUpscaler",
-    "ColorPath": "options", "Device": "options", "ModelOptions": "options", "OnError": "options",
+    "ColorPath": "options", "Device": "options", "Engine": "options", "ModelOptions": "options",
+    "OnError": "options",
     "Precision": "options", "ProgressStyle": "options", "Progress": "options:ProgressStyle",
     "SinkOptions": "options", "SourceOptions": "options",
     "Pipeline": "pipeline.pipeline", "upscale_video": "pipeline.pipeline",
@@ -85,6 +87,7 @@ __all__ = [
     "DecodeError",
     "Device",
     "EncodeError",
+    "Engine",
     "ImageUpscaler",
     "Interrupted",
     "LocalExecutor",

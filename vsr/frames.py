@@ -216,8 +216,9 @@ class Stats:
     reconnects: int = 0
     input_lost: str = ""  # live: why the input ended early, if it did
     segments: int = 0  # scale-out: segments the job was split into (0: not split)
-    precision: str = ""  # the model's arithmetic: "fp32", "fp16" or "int8" ("" for custom upscalers)
+    precision: str = ""  # the model's arithmetic: "fp32", "bf16", "fp16" or "int8" ("" for custom upscalers)
     model: str = ""  # the model file that ran, without .onnx (e.g. "fast_x3_video"; "" for custom upscalers)
+    engine: str = ""  # what ran it: "onnxruntime" or "openvino" ("" for custom upscalers)
 
     @property
     def fps(self) -> float:

@@ -24,12 +24,25 @@ class Device(enum.Enum):
     CUDA = "cuda"
 
 
+class Engine(enum.Enum):
+    """What runs the model. AUTO: on CUDA, onnxruntime; on the CPU, the fastest of onnxruntime
+    and OpenVINO (and of their precisions) that this CPU runs exactly enough, measured once
+    per model and CPU and cached (`vsr.model.engine_choice`). OPENVINO runs on the CPU only."""
+
+    AUTO = "auto"
+    ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
+
+
 class Precision(enum.Enum):
-    """The model's arithmetic. AUTO: float16 on CUDA (tensor cores; within one grey level of
-    float32, README "Performance"), float32 on the CPU, where float16 is no faster."""
+    """The model's float arithmetic. AUTO: float16 on CUDA (tensor cores; within one grey level
+    of float32, README "Performance"); on the CPU, bfloat16 where the CPU computes it natively
+    (avx512_bf16, AMX) and OpenVINO measured faster, else float32 (`Engine.AUTO`). An int8
+    model stays int8 whatever is asked, except that BF16 and FP16 refuse it."""
 
     AUTO = "auto"
     FP32 = "fp32"
+    BF16 = "bf16"
     FP16 = "fp16"
 
 
@@ -198,8 +211,9 @@ class ModelOptions:
         batch: frames per model call; 0 chooses by measurement (`batching.auto_batch`).
         tile: tile edge in input pixels for dynamic models (0: whole frames). Fixed-size
             models always tile at their own size.
-        threads: onnxruntime intra-op threads (0: onnxruntime's default, all cores).
-        precision: float32 or float16 arithmetic (see `Precision`).
+        threads: the model engine's threads (0: its default, all cores).
+        precision: the float arithmetic (see `Precision`).
+        engine: onnxruntime, OpenVINO, or the measured choice (see `Engine`).
         quality: the bundled model's tier with `scale`: "fast", "balanced" (None: the
             default) or "quality" (`registry.TIERS`); not together with `model`.
         degrade: what the bundled model was trained to undo: "clean" (None: the default)
@@ -216,6 +230,7 @@ class ModelOptions:
     precision: Precision = Precision.AUTO
     quality: str | None = None
     degrade: str | None = None
+    engine: Engine = Engine.AUTO
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from ..errors import UsageError
 from ..model.registry import DEGRADATIONS, TIERS
-from ..options import DEFAULT_MAX_PIXELS, ColorPath, Device, OnError, Precision, ProgressStyle
+from ..options import DEFAULT_MAX_PIXELS, ColorPath, Device, Engine, OnError, Precision, ProgressStyle
 from ..version import __version__
 
 
@@ -176,6 +176,7 @@ def build_parser(raising: bool = False) -> argparse.ArgumentParser:
     cmp.add_argument("--scale", type=int, choices=(2, 3, 4), help="pick the bundled model of this scale")
     cmp.add_argument("--quality", choices=TIERS, help="pick the bundled model of this tier with --scale")
     cmp.add_argument("--device", choices=[x.value for x in Device], default="auto")
+    engine_args(cmp)
     cmp.add_argument("--against", metavar="NAME|PATH|TIER",
                      help="add a third panel: another model, or a tier (fast, balanced, quality)")
     cmp.add_argument("-o", "--output", metavar="FILE.png|FILE.html",
@@ -216,7 +217,7 @@ def build_parser(raising: bool = False) -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the bundled models")
     models.add_argument("--json", action="store_true", help="print JSON")
     models.add_argument("--no-timing", action="store_true",
-                        help="skip measuring each model's speed on this CPU")
+                        help="skip measuring each model's speed and engine choice on this CPU")
     common(models, progress=False)
     return p
 
@@ -234,13 +235,23 @@ def model_args(p: argparse.ArgumentParser, batch_help: str) -> argparse._Argumen
                    "(streams, downloads, phone clips; the *_video models)")
     m.add_argument("--device", choices=[x.value for x in Device], default="auto")
     m.add_argument("--batch", type=batch_size, default=0, metavar="N|auto", help=batch_help)
-    m.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
-    m.add_argument("--precision", choices=[x.value for x in Precision], default="auto",
-                   help="model arithmetic (default auto: fp16 on CUDA, fp32 on the CPU)")
+    m.add_argument("--threads", type=int, default=0, help="model engine threads (0: all cores)")
+    engine_args(m)
     m.add_argument("--require-gpu", action="store_true",
                    help="fail (exit 2) unless the model runs on a GPU (onnxruntime's CUDA "
                         "provider): never fall back to the CPU silently")
     return m
+
+
+def engine_args(m: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
+    """--engine and --precision, for upscale, live and compare (and the job service's jobs)."""
+    m.add_argument("--engine", choices=[x.value for x in Engine], default="auto",
+                   help="what runs the model (default auto: onnxruntime on CUDA; on the CPU the "
+                        "fastest of onnxruntime and OpenVINO that runs it exactly enough, measured "
+                        "once per model and CPU)")
+    m.add_argument("--precision", choices=[x.value for x in Precision], default="auto",
+                   help="model arithmetic (default auto: fp16 on CUDA; on the CPU bf16 where it "
+                        "has bfloat16 units and it measured faster, else fp32)")
 
 
 def encoding_args(p: argparse.ArgumentParser, crf: int, preset: str) -> None:

@@ -27,8 +27,10 @@ from ..model.registry import DEFAULT_DEGRADATION, TIERS, BundledModel
 from ..options import (
     ColorPath,
     Device,
+    Engine,
     ModelOptions,
     OnError,
+    Precision,
     ProgressStyle,
     SinkOptions,
     SourceOptions,
@@ -362,7 +364,8 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
                  if steady and steady.frames_in else "")
         err.write(f"vsr: {stats.frames} of {stats.frames_in} frames upscaled "
                   f"({stats.dropped} dropped to keep up{after}){lat_text}, {stats.seconds:.1f}s, "
-                  f"{stats.provider} -> {stats.output or 'preview'}\n")
+                  f"{stats.provider}{' ' + stats.precision if stats.precision else ''} -> "
+                  f"{stats.output or 'preview'}\n")
         hint = keep_up_hint(stats, upscaler.metadata.get("vsr.tier", ""))
         if hint:
             err.write(f"vsr: hint: {hint}\n")
@@ -439,7 +442,8 @@ def _compare(args: argparse.Namespace, err: TextIO) -> int:
     from .compare import CompareOptions, run
 
     model = ModelOptions(model=args.model, scale=args.scale, quality=args.quality,
-                         device=Device(args.device))
+                         device=Device(args.device), engine=Engine(args.engine),
+                         precision=Precision(args.precision))
     result = run(CompareOptions(args.input, args.output, args.at, model, args.against, args.overwrite))
     if not args.quiet:
         h, w = result.panels[0].image.shape[:2]
@@ -458,35 +462,44 @@ def _models(args: argparse.Namespace) -> int:
     models = bundled_models()
     default = default_for()
     timing: dict[str, float | None] = {}
+    runs_as: dict[str, tuple[str, str] | None] = {}
     for m in models:
+        timing[m.name], runs_as[m.name] = None, None
         if args.no_timing:
-            timing[m.name] = None
             continue
-        try:  # one CPU thread each: the same conditions for every model, quick to measure
-            up = OnnxUpscaler(m.path, Device.CPU, threads=1)
-            timing[m.name] = round(ms_per_output_megapixel(up, timing_size(m.macs_per_pixel)), 1)
+        try:  # as `vsr upscale` runs it here: the engine and precision --engine auto picks
+            up = OnnxUpscaler(m.path, Device.CPU, engine=Engine.AUTO)
         except VsrError:
-            timing[m.name] = None
+            continue
+        runs_as[m.name] = (up.runtime.value, up.precision)
+        ms = up.choice.ms_per_output_megapixel(up.scale) if up.choice else None
+        if ms is None:  # nothing to choose between, so not measured: time it now
+            ms = ms_per_output_megapixel(up, timing_size(m.macs_per_pixel))
+        timing[m.name] = round(ms, 1)
     if args.json:
         print(json.dumps([{"name": m.name, "path": str(m.path), "scale": m.scale, "tier": m.tier,
                            "macs_per_pixel": round(m.macs_per_pixel), "parameters": m.parameters,
                            "degradation": m.degradation, "precision": m.precision, "psnr": m.psnr,
                            "ms_per_output_mp_cpu": timing[m.name],
+                           "engine": (runs_as[m.name] or ("", ""))[0],
+                           "run_precision": (runs_as[m.name] or ("", ""))[1],
                            "default": default is not None and m.path == default.path}
                           for m in models], indent=2))
         return ExitStatus.OK
     print(f"  {'name':<18} {'scale':>5} {'tier':<8} {'MACs/px':>8} {'params':>7}  {'precision':<9} "
-          f"{'trained on':<10} {'PSNR Set5 / Set14':<17} {'ms/MP':>6}")
+          f"{'trained on':<10} {'PSNR Set5 / Set14':<17} {'runs as':<16} {'ms/MP':>6}")
     for m in models:
         psnr = " / ".join(f"{m.psnr[k]:.2f}" for k in ("Set5", "Set14") if k in m.psnr) or "-"
         mark = "*" if default is not None and m.path == default.path else " "
         ms = timing[m.name]
+        ran = " ".join(runs_as[m.name] or ("-",))
         print(f"{mark} {m.name:<18} {'x' + str(m.scale):>5} {m.tier:<8} {m.macs_per_pixel:>8,.0f} "
-              f"{m.parameters:>7}  {m.precision:<9} {m.degradation:<10} {psnr:<17} "
+              f"{m.parameters:>7}  {m.precision:<9} {m.degradation:<10} {psnr:<17} {ran:<16} "
               f"{'-' if ms is None else f'{ms:.0f}':>6}")
     print("(* the default; --scale picks x2/x4, --quality the tier, --degrade video the models trained "
-          "on video. MACs per input pixel; PSNR in dB under the shared protocol; ms per output "
-          "megapixel on this CPU, one thread)")
+          "on video. MACs per input pixel; PSNR in dB under the shared protocol; runs as: the "
+          "engine and arithmetic --engine auto picks on this CPU; ms per output megapixel here, "
+          "all cores. The first listing on a CPU measures each model once, about a second each)")
     missing = missing_tiers(models)
     if missing:
         print(f"not bundled in this version: {', '.join(missing)} (--quality with --scale says so "

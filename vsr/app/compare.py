@@ -80,9 +80,10 @@ def output_path(opts: CompareOptions) -> Path:
 def load_against(name: str, main: OnnxUpscaler, base: ModelOptions) -> OnnxUpscaler:
     """`--against`: a tier name picks that tier at the main model's scale; else a model name/path."""
     if name in TIERS:
-        opts = ModelOptions(scale=main.scale, quality=name, device=base.device)
+        opts = ModelOptions(scale=main.scale, quality=name, device=base.device, engine=base.engine,
+                            precision=base.precision)
     else:
-        opts = ModelOptions(model=name, device=base.device)
+        opts = ModelOptions(model=name, device=base.device, engine=base.engine, precision=base.precision)
     up = load(opts)
     if up.scale != main.scale:
         raise UsageError(f"--against {name} upscales x{up.scale}, but {main.path.stem} upscales "

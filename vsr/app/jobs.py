@@ -10,7 +10,16 @@ import argparse
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..options import ColorPath, Device, ModelOptions, OnError, Precision, SinkOptions, SourceOptions
+from ..options import (
+    ColorPath,
+    Device,
+    Engine,
+    ModelOptions,
+    OnError,
+    Precision,
+    SinkOptions,
+    SourceOptions,
+)
 
 if TYPE_CHECKING:
     from ..pipeline.run import Run
@@ -24,7 +33,7 @@ def model_options(args: argparse.Namespace) -> ModelOptions:
     return ModelOptions(model=args.model, scale=args.scale, device=Device(args.device),
                         batch=args.batch, tile=getattr(args, "tile", 0), threads=args.threads,
                         precision=Precision(args.precision), quality=args.quality,
-                        degrade=args.degrade)
+                        degrade=args.degrade, engine=Engine(getattr(args, "engine", "auto")))
 
 
 

@@ -10,7 +10,6 @@ CPU says nothing certain about the other); both must measure the same way.
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -59,12 +58,10 @@ def speedup(fp32: Path, int8: Path, rounds: int = 15, threads: int = 0) -> float
 
 
 def cpu_features() -> str:
-    """The x86 features that decide which int8 kernels onnxruntime runs here."""
-    from vsr.model import quant
+    """The x86 features that decide which kernels onnxruntime and OpenVINO run here."""
+    from vsr.model import cpu
 
-    flags = quant._cpu_flags() or set()
-    named = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
-    return f"{platform.machine()} " + (" ".join(named) or "(flags unknown)")
+    return cpu.describe()
 
 
 def misses(loss_db: float, ratio: float) -> list[str]:

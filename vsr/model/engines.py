@@ -100,15 +100,12 @@ class PlainEngine:
     def run(self, x: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """uint8 [n,1,h,w] -> uint8 [n,1,sh,sw]; uint16 (0..65535: high bit depth luma,
         never rounded to 8 bits) -> uint16 likewise."""
-        deep = x.dtype == np.uint16
         try:
-            xf = x.astype(np.float32)
-            xf *= 1.0 / (65535.0 if deep else 255.0)
             result: npt.NDArray[np.float32] = self.session.run([self.output_name],
-                                                               {self.input_name: xf})[0]
+                                                               {self.input_name: to_unit(x)})[0]
         except Exception as exc:  # onnxruntime's own error types; a bug-free model never raises
             raise run_error(self.model_name, x, exc) from exc
-        return _to_uint16(result) if deep else _to_uint8(result)
+        return to_codes(result, x.dtype)
 
 
 class BoundEngine:
@@ -174,19 +171,17 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-def _to_uint8(x: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-    """0..1 floats -> uint8, in place (the array is the model's own output, used once)."""
-    out: npt.NDArray[np.uint8] = _to_codes(x, 255.0, np.uint8)
-    return out
+def to_unit(x: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """uint8 codes (uint16 for high bit depth) -> float32 0..1, what the model takes."""
+    xf = x.astype(np.float32)
+    xf *= 1.0 / (65535.0 if x.dtype == np.uint16 else 255.0)
+    return xf
 
 
-def _to_uint16(x: npt.NDArray[np.float32]) -> npt.NDArray[np.uint16]:
-    """0..1 floats -> uint16 0..65535 (high bit depth luma), in place like `_to_uint8`."""
-    out: npt.NDArray[np.uint16] = _to_codes(x, 65535.0, np.uint16)
-    return out
-
-
-def _to_codes(x: npt.NDArray[np.float32], top: float, dtype: Any) -> npt.NDArray[Any]:
+def to_codes(x: npt.NDArray[np.float32], dtype: Any) -> npt.NDArray[Any]:
+    """The model's 0..1 floats -> codes of `dtype` (uint8, or uint16 0..65535 for high bit
+    depth): scaled, clipped and rounded in place when `x` is the model's own output, used once."""
+    top = 65535.0 if dtype == np.uint16 else 255.0
     if not x.flags.writeable or not x.flags.c_contiguous:
         x = np.ascontiguousarray(x, dtype=np.float32)
     x *= top

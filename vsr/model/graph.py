@@ -3,7 +3,7 @@
 On a GPU the network is cheap and what surrounds it is not: float32 frames are 4x the bytes
 of uint8 over PCIe, and the x255 / clip / round / cast after the network is several passes
 over every output pixel on the host. Moving both conversions into the graph runs them on the
-device, next to the network, with results bit-identical to `model._to_uint8` (the same
+device, next to the network, with results bit-identical to `vsr.model.engines.to_codes` (the same
 float32 operations; ONNX Round and numpy's rint both round half to even).
 
 float16 weights and activations double the tensor-core rate and halve activation traffic;

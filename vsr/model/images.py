@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from ..errors import UsageError
 from ..media.color import merge_upscaled, split_ycrcb
-from ..options import Device, ModelOptions, Precision
+from ..options import Device, Engine, ModelOptions, Precision
 from .load import OnnxUpscaler, load
 
 
@@ -29,22 +29,27 @@ class ImageUpscaler:
         batch: images per model call in `upscale_batch`.
         scale: pick the bundled model of this scale.
         tile: tile size for dynamic models (0: whole images).
-        precision: "auto", "fp32" or "fp16" (auto: fp16 on CUDA).
+        precision: "auto", "fp32", "bf16" or "fp16" (auto: fp16 on CUDA; on the CPU bf16 where
+            the CPU has bfloat16 units and OpenVINO runs it faster, else fp32).
+        engine: "auto", "onnxruntime" or "openvino" (auto: measured on the CPU; `vsr.Engine`).
         quality: the bundled model's tier with `scale`: "fast", "balanced" or "quality".
         degrade: "video" picks the bundled model trained for encoder-damaged input.
     """
 
     def __init__(self, model: str | None = None, device: str = "auto", batch: int = 4,
                  scale: int | None = None, tile: int = 0, precision: str = "auto",
-                 quality: str | None = None, degrade: str | None = None) -> None:
+                 quality: str | None = None, degrade: str | None = None, engine: str = "auto") -> None:
         if batch < 1:
             raise UsageError("batch must be at least 1")
         self.batch = batch
         self.model: OnnxUpscaler = load(ModelOptions(model=model, scale=scale, device=Device(device),
                                                      tile=tile, precision=Precision(precision),
-                                                     quality=quality, degrade=degrade))
+                                                     quality=quality, degrade=degrade,
+                                                     engine=Engine(engine)))
         self.scale = self.model.scale
         self.provider = self.model.provider
+        self.engine = self.model.runtime.value
+        self.precision = self.model.precision
 
     def upscale(self, image_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """One (H, W, 3) BGR uint8 image (or (H, W) grey) -> upscaled, same layout."""

@@ -23,8 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelError, ProviderUnavailable
-from ..options import Device, ModelOptions, Precision
+from ..options import Device, Engine, ModelOptions, Precision
 from . import quant
+from .engine_choice import Choice
 from .engines import (
     BoundEngine,
     PlainEngine,
@@ -33,6 +34,7 @@ from .engines import (
     providers_for,
     with_options,
 )
+from .openvino_engine import OpenVinoEngine
 from .runtime import import_onnxruntime
 from .tiling import TILE_OVERLAP, receptive_radius, upscale_planes
 
@@ -59,43 +61,63 @@ class LumaUpscaler(Protocol):
 class OnnxUpscaler:
     """An ONNX super-resolution model, loaded and ready to upscale luma.
 
-    Two engines run the same network (`vsr.model.engines`): "plain" feeds float32 0..1 planes to
-    `session.run()`; "bound" runs the model rewritten with uint8 input and output
-    (`vsr.model.graph`, optionally float16 inside) through I/O binding. "auto" picks "bound" on
-    CUDA (and for float16), "plain" on the CPU, where the graph conversions measured no
-    faster.
+    Three engines run the same network. On onnxruntime (`vsr.model.engines`): "plain" feeds
+    float32 0..1 planes to `session.run()`; "bound" runs the model rewritten with uint8 input
+    and output (`vsr.model.graph`, optionally float16 inside) through I/O binding;
+    "onnxruntime" picks "bound" on CUDA (and for float16), "plain" on the CPU, where the graph
+    conversions measured no faster. "openvino" (`vsr.model.openvino_engine`) runs it on the
+    CPU through OpenVINO, in float32 or bfloat16. "auto" (`--engine auto`, the CLI's and
+    `load()`'s default) is "onnxruntime" on CUDA and, on the CPU, the fastest of onnxruntime and
+    OpenVINO and their precisions that runs the model exactly enough here, measured once and
+    cached (`vsr.model.engine_choice`). The constructor's default is "onnxruntime": the
+    reference the project's own measurements use, with no probe and no cache file.
 
     Args:
         path: the .onnx file.
         device: execution provider choice.
         tile: tile edge for dynamic models (0: whole frames, in strips when large).
-        threads: intra-op threads (0: onnxruntime's default).
+        threads: the engine's threads (0: its default, every core).
         max_run_pixels: input pixels per onnxruntime call at most (0: by provider); bigger
             frames or batches are run in overlapping strips or chunks, with identical results.
-        precision: float32 or float16 arithmetic (AUTO: float16 on CUDA).
-        engine: "auto", "plain" or "bound".
+        precision: the float arithmetic (AUTO: float16 on CUDA, the measured choice on the CPU
+            with engine "auto" or "openvino", else float32).
+        engine: "auto", "onnxruntime", "openvino", "plain" or "bound" (an `Engine` works too).
         provider_options: the CUDA execution provider's options (None: `CUDA_OPTIONS`).
 
     Raises:
         ModelError: unreadable file or wrong input/output shape.
-        ProviderUnavailable: onnxruntime missing, CUDA asked for but not available, or
-            float16 / the bound engine asked for without the `onnx` package.
+        ProviderUnavailable: onnxruntime missing, CUDA asked for but not available,
+            float16 / the bound engine asked for without the `onnx` package, or an engine and
+            precision this CPU or install cannot run (`vsr.model.engine_choice.allowed`).
     """
 
     fixed: tuple[int, int] | None
     batch_fixed: bool
+    scale: int
+    metadata: dict[str, str]
+    provider: str
+    _engine: PlainEngine | BoundEngine | OpenVinoEngine
+    #: How `--engine auto` (or openvino) decided on the CPU; None where nothing was chosen.
+    choice: Choice | None = None
 
     def __init__(self, path: str | Path, device: Device = Device.AUTO, tile: int = 0,
                  threads: int = 0, max_run_pixels: int = 0, precision: Precision = Precision.AUTO,
-                 engine: str = "auto", provider_options: dict[str, str] | None = None) -> None:
+                 engine: str | Engine = "onnxruntime",
+                 provider_options: dict[str, str] | None = None) -> None:
         ort = import_onnxruntime()
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"cannot open model '{self.path}': no such file")
         if self.path.suffix.lower() != ".onnx":
             raise ModelError(f"cannot use model '{self.path}': vsr loads only .onnx files")
-        if engine not in ("auto", "plain", "bound"):
-            raise ValueError(f"engine must be auto, plain or bound, not {engine!r}")
+        engine = engine.value if isinstance(engine, Engine) else engine
+        if engine not in ("auto", "onnxruntime", "openvino", "plain", "bound"):
+            raise ValueError(f"engine must be auto, onnxruntime, openvino, plain or bound, not {engine!r}")
+        if engine == "openvino":
+            if device is Device.CUDA:
+                raise ProviderUnavailable("--engine openvino runs on the CPU, not CUDA",
+                                          hint="pass --device cpu (or auto), or --engine onnxruntime")
+            device = Device.CPU
         so = ort.SessionOptions()
         if threads:
             so.intra_op_num_threads = threads
@@ -106,21 +128,73 @@ class OnnxUpscaler:
         providers = providers_for(device, list(ort.get_available_providers()))
         on_device = with_options(providers, provider_options)
         cuda = providers[0] == "CUDAExecutionProvider"
+        if engine == "openvino" or (engine == "auto" and not cuda and precision is not Precision.FP16):
+            self._choose_on_cpu(ort, so, Engine(engine), precision, threads)
+        else:
+            if precision is Precision.BF16:
+                raise ProviderUnavailable(
+                    "--precision bf16: onnxruntime has no bfloat16 convolutions" if engine != "auto"
+                    else "--precision bf16 runs on the CPU only (OpenVINO), not on CUDA",
+                    hint="pass --engine openvino (or auto) on the CPU" if engine != "auto"
+                    else "pass --device cpu, or --precision fp16 on CUDA")
+            self._onnxruntime(ort, so, "auto" if engine in ("auto", "onnxruntime") else engine,
+                              device, precision, providers, on_device, cuda)
+        log.info("model %s on %s (%s engine, %s)", self.path.name, self.provider, self.engine,
+                 self.precision)
+        self.tile = tile
+        if self.fixed is None and tile and tile <= 2 * self.overlap:
+            raise ModelError(f"tile size {tile} is too small for {self.path.name}: use more than "
+                             f"{2 * self.overlap}")
+        self.max_run_pixels = max_run_pixels or (
+            GPU_RUN_PIXELS if self.provider == "CUDAExecutionProvider" else CPU_RUN_PIXELS)
+
+    def _checked_session(self, ort: ModuleType, so: Any, providers: list[Any]) -> Any:
+        """A session of the model as it is, its input and output checked, its scale probed and
+        its metadata read."""
+        session = self._load(ort, str(self.path), so, providers)
+        self._check_io(session)
+        self.scale = self._probe_scale(session)
+        self.metadata = dict(session.get_modelmeta().custom_metadata_map)
+        return session
+
+    def _choose_on_cpu(self, ort: ModuleType, so: Any, engine: Engine, precision: Precision,
+                       threads: int) -> None:
+        """`--engine auto|openvino` on the CPU: the engine and precision `engine_choice` picks."""
+        from . import engine_choice, openvino_engine
+
+        session = self._checked_session(ort, so, ["CPUExecutionProvider"])
+        model_precision = quant.precision_of(self.path, self.metadata)
+        ov_version = openvino_engine.version()
+        every = engine_choice.available(model_precision, bool(ov_version))
+        here = engine_choice.allowed(every, engine, precision, model_precision, bool(ov_version))
+
+        def build(c: engine_choice.Candidate) -> PlainEngine | OpenVinoEngine:
+            if c.engine == "onnxruntime":
+                return PlainEngine(session, self.path.name, model_precision)
+            return openvino_engine.OpenVinoEngine(str(self.path), c.precision, threads)
+
+        versions = {"onnxruntime": str(ort.__version__), "openvino": ov_version}
+        self.choice, built = engine_choice.choose(self.path, every, here, threads, versions, build,
+                                                  self.fixed)
+        made = built.get(self.choice.candidate) or build(self.choice.candidate)
+        assert isinstance(made, (PlainEngine, OpenVinoEngine))
+        self._engine = made
+        self.provider = getattr(made, "provider", "CPUExecutionProvider")
+
+    def _onnxruntime(self, ort: ModuleType, so: Any, engine: str, device: Device, precision: Precision,
+                     providers: list[str], on_device: list[Any], cuda: bool) -> None:
+        """The model on onnxruntime: the plain or the bound engine (`engine` "auto": bound on
+        CUDA, plain on the CPU)."""
         graph = _graph_module(engine == "bound" or precision is Precision.FP16,
                               engine == "auto" and cuda)
         # The model is checked and probed on the CPU when the bound engine will run it: a
         # second CUDA session would only cost start-up time and device memory.
         try_bound = graph is not None and engine != "plain"
-        session = self._load(ort, str(self.path), so,
-                             ["CPUExecutionProvider"] if try_bound else on_device)
-        self._check_io(session)
-        self.scale = self._probe_scale(session)
-        self.metadata = dict(session.get_modelmeta().custom_metadata_map)
+        session = self._checked_session(ort, so, ["CPUExecutionProvider"] if try_bound else on_device)
         rewritten = self._rewrite(
             graph, precision is Precision.FP16 or (precision is Precision.AUTO and cuda),
             engine == "bound" or precision is Precision.FP16, precision,
         ) if graph is not None and try_bound else None
-        self._engine: PlainEngine | BoundEngine
         # An int8 model stays int8 on every engine (vsr.model.graph leaves quantized graphs alone).
         if graph is not None and rewritten is not None:
             data, fp16 = rewritten
@@ -139,19 +213,11 @@ class OnnxUpscaler:
                 session = self._load(ort, str(self.path), so, on_device)
             self._engine = PlainEngine(session, self.path.name,
                                        quant.precision_of(self.path, self.metadata))
-        self.provider: str = self.session.get_providers()[0]
+        self.provider = self.session.get_providers()[0]
         if device is Device.CUDA and self.provider != "CUDAExecutionProvider":
             raise ProviderUnavailable(
                 f"CUDA requested but onnxruntime is running on {self.session.get_providers()}",
                 hint="install onnxruntime-gpu matching your CUDA/cuDNN, or pass --device cpu")
-        log.info("model %s on %s (%s engine, %s)", self.path.name, self.provider, self.engine,
-                 self.precision)
-        self.tile = tile
-        if self.fixed is None and tile and tile <= 2 * self.overlap:
-            raise ModelError(f"tile size {tile} is too small for {self.path.name}: use more than "
-                             f"{2 * self.overlap}")
-        self.max_run_pixels = max_run_pixels or (
-            GPU_RUN_PIXELS if self.provider == "CUDAExecutionProvider" else CPU_RUN_PIXELS)
 
     @functools.cached_property
     def overlap(self) -> int:
@@ -164,18 +230,24 @@ class OnnxUpscaler:
 
     @property
     def engine(self) -> str:
-        """The engine that runs the model: "plain" or "bound"."""
+        """The engine that runs the model: "plain" or "bound" (onnxruntime's), or "openvino"."""
         return self._engine.name
 
     @property
+    def runtime(self) -> Engine:
+        """What runs the model, in `--engine`'s words: ONNXRUNTIME or OPENVINO."""
+        return Engine.OPENVINO if self._engine.name == "openvino" else Engine.ONNXRUNTIME
+
+    @property
     def precision(self) -> str:
-        """The model's arithmetic as run: "fp32", "fp16" or "int8"."""
+        """The model's arithmetic as run: "fp32", "bf16", "fp16" or "int8"."""
         return self._engine.precision
 
     @property
     def session(self) -> Any:
-        """The onnxruntime session that runs the model (of the rewritten graph when bound)."""
-        return self._engine.session
+        """The onnxruntime session that runs the model (of the rewritten graph when bound);
+        None when OpenVINO runs it (`runtime`)."""
+        return None if isinstance(self._engine, OpenVinoEngine) else self._engine.session
 
     def __call__(self, y: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Upscale (N, H, W) uint8 luma to (N, sH, sW) uint8 (uint16 to uint16)."""
@@ -269,7 +341,7 @@ def load(options: ModelOptions) -> OnnxUpscaler:
     if options.device is Device.CPU or "CUDAExecutionProvider" not in import_onnxruntime().get_available_providers():
         path = _exact_on_this_cpu(path)
     up = OnnxUpscaler(path, options.device, options.tile,
-                      options.threads, precision=options.precision)
+                      options.threads, precision=options.precision, engine=options.engine)
     if scale is not None and up.scale != scale:
         raise ModelError(f"model '{up.path}' upscales x{up.scale}, but --scale {scale} was asked for",
                          hint="drop --scale, or pick a model of that scale")
@@ -313,9 +385,17 @@ def provider_of(up: LumaUpscaler) -> str:
 
 
 def precision_of(up: LumaUpscaler) -> str:
-    """The arithmetic `up` computes in: "fp32", "fp16" or "int8"; "" when not a loaded model
-    (a wrapper such as the job service's shared model says its model's)."""
+    """The arithmetic `up` computes in: "fp32", "bf16", "fp16" or "int8"; "" when not a loaded
+    model (a wrapper such as the job service's shared model says its model's)."""
     return up.precision if isinstance(up, OnnxUpscaler) else str(getattr(up, "precision", ""))
+
+
+def engine_of(up: LumaUpscaler) -> str:
+    """What runs `up`, in `--engine`'s words: "onnxruntime" or "openvino"; "" when not a
+    loaded model (a wrapper such as the job service's shared model says its model's, as its
+    `runtime`)."""
+    runtime = up.runtime if isinstance(up, OnnxUpscaler) else getattr(up, "runtime", "")
+    return runtime.value if isinstance(runtime, Engine) else str(runtime)
 
 
 def name_of(up: LumaUpscaler) -> str:

@@ -19,13 +19,13 @@ model's `vsr.precision` metadata is all there is to go by.
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
+
+from . import cpu
+from .cpu import VNNI_FLAGS
 
 #: The largest |int8 weight| whose pair of products with uint8 activations fits in int16.
 SAFE_WEIGHT = 64
-#: CPU flags (Linux /proc/cpuinfo names) whose int8 dot products accumulate in 32 bits.
-VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 _QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger",
                         "MatMulInteger", "QLinearMatMul"})
 
@@ -130,32 +130,20 @@ def saturating_weights(path: Path) -> list[str]:
     return risky
 
 
-def cpu_saturates_u8s8(flags: set[str] | None = None, machine: str | None = None) -> bool:
+def cpu_saturates_u8s8(flags: set[str] | frozenset[str] | None = None, machine: str | None = None) -> bool:
     """Whether onnxruntime's uint8 x int8 kernels on this CPU sum products in int16.
 
     Args:
-        flags: the CPU's feature flags (default: read from /proc/cpuinfo on Linux).
+        flags: the CPU's feature flags (default: this CPU's, `vsr.model.cpu.flags`).
         machine: `platform.machine()` (default: this one's).
 
     True on x86 without VNNI; True as well on x86 whose flags cannot be read (assuming the
     worst costs only speed); False on ARM64 and other architectures.
     """
-    machine = (machine or platform.machine()).lower()
-    if machine not in ("x86_64", "amd64", "i386", "i686", "x86"):
+    if not cpu.is_x86(machine):
         return False
     if flags is None:
-        flags = _cpu_flags()
+        flags = cpu.flags()
         if flags is None:
             return True
     return not (flags & VNNI_FLAGS)
-
-
-def _cpu_flags() -> set[str] | None:
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return None

@@ -470,17 +470,18 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
                   precision: str = "auto", quality: str | None = None,
                   degrade: str | None = None, start: float = 0.0,
                   duration: float | None = None, width: int | None = None,
-                  height: int | None = None) -> Stats:
+                  height: int | None = None, engine: str = "auto") -> Stats:
     """Upscale a video (or image) file end to end and return what was done.
 
     Args mirror `vsr upscale`'s options. Raises VsrError subclasses for user errors.
     """
-    from ..options import Device, Precision
+    from ..options import Device, Engine, Precision
 
     pipeline = Pipeline(
         SourceOptions(input, max_frames=max_frames, start=start, duration=duration),
         ModelOptions(model=model, scale=scale, device=Device(device), batch=batch, tile=tile,
-                     precision=Precision(precision), quality=quality, degrade=degrade),
+                     precision=Precision(precision), quality=quality, degrade=degrade,
+                     engine=Engine(engine)),
         SinkOptions(output, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                     overwrite=overwrite, width=width, height=height),
         on_error=on_error,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..frames import StageTimes, Stats, Steady, StreamInfo
-from ..model.load import LumaUpscaler, name_of, precision_of
+from ..model.load import LumaUpscaler, engine_of, name_of, precision_of
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ def build_stats(run: Run, *, frames: int, seconds: float, provider: str, output:
         scale=scale,
         provider=provider,
         precision=precision_of(run.upscaler),
+        engine=engine_of(run.upscaler),
         model=name_of(run.upscaler),
         batch=run.batch,
         stages=stages or StageTimes(),
