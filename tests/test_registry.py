@@ -101,9 +101,11 @@ def test_mac_counter_counts_per_input_pixel(tmp_path: Path) -> None:
 
 def test_a_wheel_installs_every_bundled_model() -> None:
     """pyproject.toml's data-files (what a wheel puts in <prefix>/share/vsr/models, the
-    registry's last folder) lists exactly the files in models/: a model left out would be
-    missing from every non-editable install, and the default silently another one."""
+    registry's last folder) lists exactly the models in models/ and the bfloat16 guard's
+    figures beside them: a model left out would be missing from every non-editable install,
+    and the default silently another one."""
     tomllib = pytest.importorskip("tomllib")
     with open(ROOT / "pyproject.toml", "rb") as f:
         listed = tomllib.load(f)["tool"]["setuptools"]["data-files"]["share/vsr/models"]
-    assert sorted(listed) == sorted(f"models/{p.name}" for p in (ROOT / "models").glob("*.onnx"))
+    assert sorted(listed) == sorted(f"models/{p.name}" for p in [
+        *(ROOT / "models").glob("*.onnx"), ROOT / "models" / "bf16_guard.json"])

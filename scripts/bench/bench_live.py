@@ -15,6 +15,8 @@ frames are dropped in the steady state.
     python scripts/bench/bench_live.py --sizes 160x90 --proto tcp --audio --seconds 9
     python scripts/bench/bench_live.py --sizes 1280x720 --device cuda --fps 30 --json out.json
     python scripts/bench/bench_live.py --tiers all --int8     # the largest live input per model tier
+    python scripts/bench/bench_live.py --tiers fast --sizes 320x180 480x270 640x360 \
+        --engines onnxruntime:fp32,openvino:bf16 --repeat 2    # CPU engines side by side, twice
 
 The sender runs on the same machine and takes some CPU itself (about 5% of a core at 640x360).
 """
@@ -77,7 +79,7 @@ def free_port() -> int:
 
 def run_one(size: str, fps: int, seconds: float, device: str, model: str | None, batch: int,
             max_latency: float, preset: str, workdir: Path, proto: str = "udp",
-            audio: bool = False) -> dict[str, object]:
+            audio: bool = False, extra: tuple[str, ...] = ()) -> dict[str, object]:
     port = free_port()
     if proto == "tcp":  # vsr listens; the sender retries until it can connect
         url_in, url_send, delay = f"tcp://127.0.0.1:{port}?listen=1", f"tcp://127.0.0.1:{port}", 0.0
@@ -94,6 +96,7 @@ def run_one(size: str, fps: int, seconds: float, device: str, model: str | None,
            "--batch", str(batch), "--max-latency", str(max_latency), "--preset", preset]
     if model:
         cmd += ["--model", model]
+    cmd += list(extra)
     try:
         proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True,
                               timeout=seconds + 120)
@@ -122,7 +125,8 @@ def run_one(size: str, fps: int, seconds: float, device: str, model: str | None,
             "dropped_pct": round(100 * steady["dropped"] / max(1, steady["frames_in"]), 1) if steady
             else round(100 * (rec["dropped"] - base["dropped"]) / frames_in, 1),
             "startup_dropped": base["dropped"],
-            "latency_ms": rec["latency_ms"], "provider": rec["provider"],
+            "latency_ms": rec["latency_ms"],
+            "provider": f"{rec['provider']} {rec.get('precision', '')}".strip(),
             "output": rec["output_size"]}
 
 
@@ -147,26 +151,38 @@ def main() -> int:
     ap.add_argument("--int8", action="store_true",
                     help="with --tiers: also each tier's bundled int8 variant, where there is one")
     ap.add_argument("--all-sizes", action="store_true", help="with --tiers: run every size")
+    ap.add_argument("--engines", default="",
+                    help="comma-separated ENGINE:PRECISION pairs (e.g. onnxruntime:fp32,openvino:bf16,"
+                         "auto:auto): each model runs once per pair, the pairs one after another "
+                         "at each size, so load on the machine hits them alike")
+    ap.add_argument("--repeat", type=int, default=1, help="run everything N times (the spread)")
     args = ap.parse_args()
     runs = models_to_run(args)
+    engines = [tuple(e.split(":", 1)) for e in args.engines.split(",") if e] or [("", "")]
+    runs = [(f"{label}{' ' + e + ' ' + p if e else ''}", model,
+             ("--engine", e, "--precision", p) if e else ()) for label, model in runs for e, p in engines]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, model in runs:
-            missed = False
+        for _ in range(args.repeat):
+            missed = {label: False for label, _, _ in runs}
             for size in args.sizes:
-                if missed and len(runs) > 1 and not args.all_sizes:
-                    rows.append({"model": label, "size": size, "skipped": True})
-                    continue
-                r = run_one(size, args.fps, args.seconds, args.device, model, args.batch,
-                            args.max_latency, args.preset, Path(tmp), args.proto, args.audio)
-                r["model"] = label
-                rows.append(r)
-                missed = missed or not real_time(r)
-                print(f"{label} {size}: {r}", file=sys.stderr, flush=True)
+                for label, model, extra in runs:
+                    if missed[label] and len(runs) > 1 and not args.all_sizes:
+                        rows.append({"model": label, "size": size, "skipped": True})
+                        continue
+                    r = run_one(size, args.fps, args.seconds, args.device, model, args.batch,
+                                args.max_latency, args.preset, Path(tmp), args.proto, args.audio, extra)
+                    r["model"] = label
+                    rows.append(r)
+                    missed[label] = missed[label] or not real_time(r)
+                    print(f"{label} {size}: {r}", file=sys.stderr, flush=True)
+    from vsr.model import cpu
+
     print(f"`vsr live`, {args.fps} fps input{' with AAC' if args.audio else ''} over "
           f"{args.proto.upper()} loopback, {args.seconds:.0f} s per size, "
           f"libx264 {args.preset}; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs; real time = under 2% of frames dropped in the steady state\n")
+          f"{os.cpu_count()} CPUs; real time = under 2% of frames dropped in the steady state\n"
+          f"CPU: {cpu.describe()}\n")
     print("| model | input | output | provider | fps in | fps out | dropped (all) | dropped (steady) "
           "| latency p50 | p95 | p99 | video - audio start | real time |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -188,7 +204,7 @@ def main() -> int:
               f"{lat['p95']:.0f} ms | {lat['p99']:.0f} ms | "  # type: ignore[index]
               f"{'-' if r['av_start_ms'] is None else str(r['av_start_ms']) + ' ms'} | {ok} |")
     print()
-    for label, _ in runs:
+    for label, _, _ in runs:
         ok = [r["size"] for r in rows if r["model"] == label and real_time(r)]
         print(f"- {label}: largest input in real time at {args.fps} fps: "
               f"{ok[-1] if ok else 'none of ' + ', '.join(args.sizes)}")

@@ -161,11 +161,17 @@ class OnnxUpscaler:
                        threads: int) -> None:
         """`--engine auto|openvino` on the CPU: the engine and precision `engine_choice` picks."""
         from . import engine_choice, openvino_engine
+        from .registry import model_dirs
 
         session = self._checked_session(ort, so, ["CPUExecutionProvider"])
         model_precision = quant.precision_of(self.path, self.metadata)
         ov_version = openvino_engine.version()
-        every = engine_choice.available(model_precision, bool(ov_version))
+        digest = engine_choice.file_digest(self.path)
+        guarded_out = engine_choice.guard_verdict(self.path, digest, model_dirs())
+        if guarded_out and engine is not Engine.ONNXRUNTIME and precision is Precision.AUTO:
+            log.info("model %s: bfloat16 left out: %s (%s)", self.path.name, guarded_out,
+                     engine_choice.GUARD_FILE)
+        every = engine_choice.available(model_precision, bool(ov_version), bf16_guarded_out=guarded_out)
         here = engine_choice.allowed(every, engine, precision, model_precision, bool(ov_version))
 
         def build(c: engine_choice.Candidate) -> PlainEngine | OpenVinoEngine:
@@ -174,8 +180,8 @@ class OnnxUpscaler:
             return openvino_engine.OpenVinoEngine(str(self.path), c.precision, threads)
 
         versions = {"onnxruntime": str(ort.__version__), "openvino": ov_version}
-        self.choice, built = engine_choice.choose(self.path, every, here, threads, versions, build,
-                                                  self.fixed)
+        self.choice, built = engine_choice.choose(self.path, digest, every, here, threads, versions,
+                                                  build, self.fixed)
         made = built.get(self.choice.candidate) or build(self.choice.candidate)
         assert isinstance(made, (PlainEngine, OpenVinoEngine))
         self._engine = made
