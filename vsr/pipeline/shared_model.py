@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import Cancelled
-from ..model.load import LumaUpscaler, name_of, precision_of, provider_of
+from ..model.load import LumaUpscaler, engine_of, name_of, precision_of, provider_of
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class SharedModel:
         self.linger = linger
         self.provider = provider_of(model)
         self.precision = precision_of(model)
+        self.runtime = engine_of(model)
         self.name = name_of(model)
         self.path: Path | None = getattr(model, "path", None)
         self.metadata: dict[str, str] = dict(getattr(model, "metadata", {}) or {})
