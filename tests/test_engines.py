@@ -8,6 +8,7 @@ on CPUs without them, and those that need Set5/Set14 without ../shared, each say
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -175,6 +176,22 @@ def test_openvino_serves_tiles_batches_deep_frames_and_threads_alike() -> None:
     for t in threads:
         t.join()
     assert all(np.array_equal(results[i], whole[i]) for i in range(3))
+
+
+@needs_openvino
+def test_running_on_openvino_sends_no_telemetry_and_leaves_no_child_process(tmp_path: Path) -> None:
+    """Importing openvino would send a usage event to Google Analytics from a child process
+    and write a client id under ~/intel; vsr's OpenVINO engine runs a model with neither."""
+    code = ("import multiprocessing, sys\n"
+            "from vsr.model.load import OnnxUpscaler\n"
+            "up = OnnxUpscaler(sys.argv[1], engine='openvino')\n"
+            "up(__import__('numpy').zeros((1, 8, 8), 'uint8'))\n"
+            "print(len(multiprocessing.active_children()), 'openvino_telemetry' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(MODEL_X3)], check=False, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "False"] and not (tmp_path / "intel").exists()
 
 
 # -- auto: measured once, cached ----------------------------------------------------------------

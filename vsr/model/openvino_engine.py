@@ -28,6 +28,7 @@ import functools
 import importlib.metadata
 import importlib.util
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,9 @@ def version() -> str:
     return text
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
 @functools.cache
 def _core() -> Any:
     """One OpenVINO Core per process (it owns the CPU plugin and its thread pool).
@@ -79,12 +83,43 @@ def _core() -> Any:
     Raises:
         ProviderUnavailable: openvino cannot be imported.
     """
+    with _IMPORT_LOCK:
+        openvino = _import_without_telemetry()
+    return openvino.Core()
+
+
+def _import_without_telemetry() -> Any:
+    """`import openvino`, with its usage telemetry left out.
+
+    Why: importing openvino (2024 and later) imports its model converter, which sends a usage
+    event to Google Analytics from a child process and writes a client id under ~/intel,
+    unless the user has opted out with `opt_in_out --opt_out`. vsr uses none of the
+    converter, and must not make network calls its user did not ask for (nor leave a child
+    process that a Ctrl-C turns into a traceback). With `openvino_telemetry` unimportable for
+    the length of the import, OpenVINO falls back to its own no-op stub; the entries are
+    removed afterwards, so the package stays importable for anyone who wants it. (If
+    openvino was imported before vsr asked for it, the import already happened as its
+    importer chose.)
+
+    Raises:
+        ProviderUnavailable: openvino cannot be imported.
+    """
+    hidden = ("openvino_telemetry", "openvino_telemetry.backend")
+    saved = {name: sys.modules[name] for name in hidden if name in sys.modules}
+    if "openvino" not in sys.modules:
+        for name in hidden:
+            sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail
     try:
         import openvino
     except ImportError as exc:
         raise ProviderUnavailable(f"cannot import openvino: {first_line(exc)}",
                                   hint="pip install 'vsr[cpu]' again, or pass --engine onnxruntime") from exc
-    return openvino.Core()
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+        sys.modules.update(saved)
+    return openvino
 
 
 class OpenVinoEngine:
