@@ -34,3 +34,18 @@ def test_bench_runs_a_chosen_subset_of_anchors_at_batch_auto(tmp_path: Path) -> 
     assert {r["key"] for r in rec["rows"]} == {"decode", "model", "encode", "vsr", "free", "bicubic"}
     assert rec["settings"]["batch"] == 1  # auto on the CPU
     assert rec["ratios"]["vsr_fps_over_encode_fps"] > 0
+
+
+def test_bench_engines_prints_every_variant_with_its_ratio_and_the_cpu(tmp_path: Path) -> None:
+    """scripts/bench/bench_engines.py (model only, one round, the fast tier) prints a row per
+    engine and precision asked for, what ran, and the CPU's flags; JSON has the same rows."""
+    from vsr.model.openvino_engine import version
+
+    variants = "onnxruntime:fp32,openvino:fp32" if version() else "onnxruntime:fp32,auto:auto"
+    out = tmp_path / "engines.json"
+    proc = run_script("bench/bench_engines.py", "model", "--tiers", "fast", "--repeat", "1", "--calls", "1",
+                      "--variants", variants, "--json", out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "CPU: " in proc.stdout and "| fast | fast_x3 | onnxruntime:fp32 | onnxruntime fp32 |" in proc.stdout
+    rows = json.loads(out.read_text())["model"]
+    assert [r["variant"] for r in rows] == variants.split(",") and rows[0]["ratio"] == [1.0]

@@ -87,7 +87,7 @@ from vsr.media.color import split_frame
 from vsr.model import registry
 from vsr.model.batch_size import auto_batch
 from vsr.model.load import OnnxUpscaler
-from vsr.options import Device, Precision
+from vsr.options import Device, Engine, Precision
 
 #: Runs `python -m vsr` and then reports its own resource usage as a last JSON line on stderr.
 WRAPPER = (
@@ -242,7 +242,8 @@ def run_vsr(clip: Clip, model: Path, args: argparse.Namespace, tmp: Path) -> Row
     row = Row("vsr", "**vsr end to end**")
     cmd = [sys.executable, "-c", WRAPPER, "upscale", clip.path, str(tmp / "vsr.mp4"),
            "--preset", args.preset, "--crf", str(CRF), "--batch", str(args.batch),
-           "--device", args.device, "--precision", args.precision, "--model", str(model),
+           "--device", args.device, "--precision", args.precision, "--engine", args.engine,
+           "--model", str(model),
            "--progress", "json", "-y"]
     if args.frames:
         cmd += ["--frames", str(args.frames)]
@@ -306,6 +307,9 @@ def main() -> int:
                     "(vsr's measured choice, used by both the model floor and vsr)")
     ap.add_argument("--precision", choices=[p.value for p in Precision], default="auto",
                     help="model arithmetic for vsr and the model floor (default auto)")
+    ap.add_argument("--engine", choices=[e.value for e in Engine], default="auto",
+                    help="model engine for vsr and the model floor (default auto: what vsr picks "
+                         "here, measured once and cached)")
     ap.add_argument("--anchors", default="a,b,c", help="which anchors to run (default a,b,c; "
                     "'none' for none)")
     ap.add_argument("--input", help="benchmark this clip instead of a generated one")
@@ -341,12 +345,14 @@ def main() -> int:
         clip = load_clip(path, args.frames)
         n = len(clip.frames)
         try:
-            up = OnnxUpscaler(model, Device(args.device), precision=Precision(args.precision))
+            up = OnnxUpscaler(model, Device(args.device), precision=Precision(args.precision),
+                              engine=Engine(args.engine))
         except VsrError as exc:
             raise SystemExit(f"bench: {exc}") from None
         s = up.scale
         args.batch = args.batch or auto_batch(up, clip.height, clip.width)
-        providers = up.session.get_providers()
+        # Anchor (c) is onnxruntime's own recipe: on vsr's provider, OpenVINO's runs on the CPU one.
+        providers = up.session.get_providers() if up.session is not None else ["CPUExecutionProvider"]
         ow, oh = even(clip.width * s), even(clip.height * s)
         info = machine(up.provider)
         settings = {"input": args.input or f"generated ({FPS} fps, make_sample.render)",
@@ -380,7 +386,8 @@ def main() -> int:
         for tier, tier_model in tier_models:
             if tier_model is None:
                 continue
-            tier_up = OnnxUpscaler(tier_model, Device(args.device), precision=Precision(args.precision))
+            tier_up = OnnxUpscaler(tier_model, Device(args.device), precision=Precision(args.precision),
+                                   engine=Engine(args.engine))
             add(f"model_{tier}", f"Tier {tier} ({tier_model.stem}) — model only",
                 partial(floor_model, tier_up, batches, []))
             del tier_up
