@@ -28,8 +28,9 @@ from vsr.options import Device, Engine, Precision
 HAVE_OPENVINO = bool(openvino_version())
 needs_openvino = pytest.mark.skipif(not HAVE_OPENVINO, reason="openvino is not installed")
 needs_bf16 = pytest.mark.skipif(not (HAVE_OPENVINO and cpu.native_bf16()),
-                                reason="needs OpenVINO and a CPU with bfloat16 units (avx512_bf16 "
-                                       "or amx_bf16): bfloat16 is never emulated")
+                                reason="openvino is not installed" if not HAVE_OPENVINO else
+                                "this CPU has no bfloat16 units (avx512_bf16 or amx_bf16), and "
+                                "bfloat16 is never emulated")
 FAST = ["--preset", "ultrafast", "--device", "cpu", "--codec", "ffv1"]
 ORT, OV32, BF16 = Candidate("onnxruntime", "fp32"), Candidate("openvino", "fp32"), Candidate("openvino", "bf16")
 
