@@ -587,8 +587,9 @@ def test_models_json_gives_names_and_scales(capsys, tmp_path: Path, monkeypatch:
 
 
 def test_models_times_dear_models_on_smaller_frames() -> None:
-    """`vsr models` times cheap models at 160x120 and the quality tier on a frame of about
-    the same work, so listing stays quick on two cores."""
+    """Where `vsr models` has no engine measurement to read (one engine only: nothing to
+    choose between), it times cheap models at 160x120 and the quality tier on a frame of
+    about the same work, so listing stays quick on two cores."""
     from vsr.model.cost import timing_size
 
     assert timing_size(8_352) == timing_size(59_488) == (160, 120)
