@@ -303,7 +303,7 @@ sys.exit(main(sys.argv[1:]))
 
 def test_without_openvino_vsr_runs_on_onnxruntime_with_one_log_line(sample_video: Path, tmp_path: Path) -> None:
     """Where openvino cannot be imported, `vsr upscale` runs on onnxruntime, says so in one
-    log line (seen with --verbose; a warning on CPUs with bfloat16 units), and
+    log line (seen with --verbose, never as a second line before an error), and
     `--engine openvino` is one clear error."""
     out = tmp_path / "o.mkv"
     proc = subprocess.run([sys.executable, "-c", _WITHOUT_OPENVINO, "upscale", str(sample_video), str(out),

@@ -55,9 +55,9 @@ PROVIDER = "OpenVINO CPU"
 
 @functools.cache
 def version() -> str:
-    """OpenVINO's version, or "" when it is not installed (then said once: vsr runs every model
-    on onnxruntime). A warning where the CPU has bfloat16 units (the speed that is missed), an
-    info line elsewhere. Found without importing it (0.4 s), so a start whose cached choice is
+    """OpenVINO's version, or "" when it is not installed (then said once, at info level: vsr
+    runs every model on onnxruntime; where the CPU has bfloat16 units the line says what speed
+    is missed). Found without importing it (0.4 s), so a start whose cached choice is
     onnxruntime never pays for the import."""
     try:
         found = importlib.util.find_spec("openvino") is not None
@@ -65,11 +65,10 @@ def version() -> str:
     except (ImportError, ValueError):  # ValueError: a half-removed install
         text = ""
     if not text:
-        if native_bf16():
-            log.warning("openvino is not installed: models run on onnxruntime in float32, about "
-                        "half the speed this CPU's bfloat16 units give (pip install 'vsr[cpu]')")
-        else:
-            log.info("openvino is not installed: models run on onnxruntime")
+        # Info, not a warning: a warning would be a second line before every user error's
+        # one line, and in the output of `vsr models` (the suite without OpenVINO caught both).
+        missed = (", about half the speed this CPU's bfloat16 units give" if native_bf16() else "")
+        log.info("openvino is not installed: models run on onnxruntime%s (pip install 'vsr[cpu]')", missed)
     return text
 
 
