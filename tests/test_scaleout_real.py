@@ -388,7 +388,8 @@ def test_a_fingerprint_is_of_the_visible_picture_only() -> None:
     for fmt in ("yuv420p", "yuv420p10le", "nv12", "gbrp", "rgb24"):
         padded = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=fmt)
         tight = av.VideoFrame.from_ndarray(padded.to_ndarray(), format=fmt)
-        assert padded.planes[0].line_size != tight.planes[0].line_size or fmt == "rgb24"
+        # Whether the two differ in padding depends on FFmpeg's alignment for this CPU's SIMD
+        # (equal on some machines): the fingerprints must be equal either way.
         assert frame_fingerprint(padded) == frame_fingerprint(tight), fmt
     one = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
     other = rgb.copy()
