@@ -185,10 +185,8 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
                             hint="pass --square-pixels, or use libx264/libx265")
     private = {o.name for o in cc.supported_options.private}
     verbose = logging.getLogger("vsr").isEnabledFor(logging.INFO)
-    if codec_name == "libsvtav1":
-        # SVT-AV1 logs through its own printf before any option applies ("Svt[warn]: Failed
-        # to set thread priority"); its level comes from the environment.
-        os.environ.setdefault("SVT_LOG", "3" if verbose else "1")
+    for name, value in encoders.quiet_environment(codec_name, verbose).items():
+        os.environ.setdefault(name, value)
     m = encoders.mapping(codec_name, private, opts.crf, opts.preset, live, v.rate, verbose)
     if m.note:
         notes.append(m.note)
