@@ -20,7 +20,7 @@ from typing import Any
 import av
 
 from ..errors import SinkError, UsageError, reason
-from ..frames import StreamInfo
+from ..frames import StreamInfo, VideoInfo
 from ..options import SinkOptions
 from . import encoders, pixfmt
 from .captions import A53_OPTION, carries_captions
@@ -133,56 +133,153 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
     """The output's video stream with its encoder opened (so bad options fail now); what
     the user should know about it is added to `notes`. `image_suffix`: the output is one
     still image of that type (".png", ...). `global_header`: the codec's parameters go in
-    the header (extradata) whatever the container asks (see `open_output`)."""
+    the header (extradata) whatever the container asks (see `open_output`).
+
+    The steps, each its own function below: choose the encoder and the pixel format, the
+    picture's size and aspect, add the stream, set its aspect, the encoder's options
+    (quality, HDR10, captions), the colour tags, rotation and tags, then open it."""
     v = info.video
     is_image = image_suffix is not None
-    codec_name, pix_fmt = opts.codec or default_codec(container), opts.pix_fmt
-    source_layout = pixfmt.native_input(v.pix_fmt)
-    if not is_image and opts.codec is None and pix_fmt is None and source_layout and source_layout.depth > 8:
-        codec_name = _deep_codec(container, codec_name, source_layout)
-    if image_suffix is not None:
-        codec_name, image_fmt = IMAGE_CODECS[image_suffix]
-        pix_fmt = pix_fmt or image_fmt
-    asked = pix_fmt is not None  # by --pix-fmt, or an image format's own
-    pix_fmt = output_pix_fmt(codec_name, pix_fmt, source_layout, notes)
+    codec_name, asked_fmt = choose_encoder(container, opts, v, image_suffix)
+    pix_fmt = output_pix_fmt(codec_name, asked_fmt, pixfmt.native_input(v.pix_fmt), notes)
     fmt = av.VideoFormat(pix_fmt)
     deep = max(c.bits for c in fmt.components) > 8
-    if asked and v.color_trc in (16, 18) and not deep:
+    if asked_fmt is not None:
+        _note_hdr_banding(v, pix_fmt, deep, notes)
+    size = encoded_geometry(v, scale, opts, pix_fmt, codec_name, is_image, notes)
+    stream = _add_stream(container, codec_name, v, is_image)
+    stream.width, stream.height = size.width, size.height
+    stream.pix_fmt = pix_fmt
+    cc = stream.codec_context
+    _set_aspect(container, stream, codec_name, size.sar)
+    codec_opts, captions = _encoder_options(cc, codec_name, opts, v, live=live, is_image=is_image,
+                                            deep=deep, notes=notes)
+    cc.options = codec_opts
+    if global_header and not is_image:
+        # The recording's encoder feeds a network output too: its parameters go in the
+        # header (extradata) for both; FLV needs them there, and MPEG-TS repeats them
+        # before each keyframe from the extradata.
+        cc.flags |= GLOBAL_HEADER
+    colorspace, color_range = _set_colour_tags(cc, v, fmt)
+    if v.rotation and not is_image:
+        stream.set_display_rotation(v.rotation)
+    copy_tags(v.metadata, stream.metadata, STALE_TAGS)
+    if is_image:
+        container.options["update"] = "1"  # one file, not a numbered sequence
+    _open_encoder(cc, codec_name, size, pix_fmt)
+    return VideoStream(stream, EncodeFormat(size.width, size.height, pix_fmt, colorspace, color_range,
+                                            size.padded, size.picture_size, is_image, captions))
+
+
+def choose_encoder(container: Any, opts: SinkOptions, v: VideoInfo,
+                   image_suffix: str | None) -> tuple[str, str | None]:
+    """The encoder and the pixel format asked for (None: follow the input).
+
+    Why a choice at all: --codec wins; an image output's extension names its encoder and
+    format; otherwise the container's default encoder, unless the input is deeper than 8
+    bits and that encoder cannot keep it (12-bit into MP4: x265), when the user asked for
+    neither encoder nor pixel format."""
+    codec_name, pix_fmt = opts.codec or default_codec(container), opts.pix_fmt
+    if image_suffix is not None:
+        image_codec, image_fmt = IMAGE_CODECS[image_suffix]
+        return image_codec, pix_fmt or image_fmt
+    source_layout = pixfmt.native_input(v.pix_fmt)
+    if opts.codec is None and pix_fmt is None and source_layout and source_layout.depth > 8:
+        codec_name = _deep_codec(container, codec_name, source_layout)
+    return codec_name, pix_fmt
+
+
+def _note_hdr_banding(v: VideoInfo, pix_fmt: str, deep: bool, notes: list[str]) -> None:
+    """Say that an 8-bit pixel format the user asked for will band on HDR input (PQ or
+    HLG spread their range over codes 8 bits are too coarse for); vsr itself never picks it."""
+    if v.color_trc in (16, 18) and not deep:
         notes.append(f"the input is HDR ({'PQ' if v.color_trc == 16 else 'HLG'}) and --pix-fmt "
                      f"{pix_fmt} is 8-bit: expect banding (drop --pix-fmt to keep "
                      f"{v.bit_depth}-bit)")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The encoded picture's size and aspect.
+
+    Attributes:
+        width, height: the encoded size (after padding).
+        sar: the pixel aspect ratio the stream carries.
+        picture_size: (width, height) the compose stage makes, before padding.
+        padded: the last row/column is repeated to make the size even for the chroma.
+    """
+
+    width: int
+    height: int
+    sar: Fraction
+    picture_size: tuple[int, int]
+    padded: bool
+
+
+def encoded_geometry(v: VideoInfo, scale: int, opts: SinkOptions, pix_fmt: str, codec_name: str,
+                     is_image: bool, notes: list[str]) -> Geometry:
+    """The picture's size and aspect (`picture_geometry`), then padded to even where the
+    encoder needs it: most 4:2:0 / 4:2:2 encoders refuse odd sizes where the chroma is
+    subsampled, and a repeated row/column is less surprising than a lost one (said in
+    `notes`). An image has square pixels: image formats carry no aspect ratio."""
     out_w, out_h, sar = picture_geometry(v.width, v.height, v.sar if not is_image else Fraction(1),
                                          scale, opts, pix_fmt, codec_name, notes)
-    picture_size = (out_w, out_h)
-    # Most 4:2:0 / 4:2:2 encoders need even sizes where the chroma is subsampled.
     pw, ph = pixfmt.encoded_size(out_w, out_h, pix_fmt, codec_name)
     padded = (pw, ph) != (out_w, out_h)
     if padded:
         notes.append(f"{out_w}x{out_h} is odd and {codec_name} in {pix_fmt} needs even sizes: "
                      f"padding to {pw}x{ph} (the last row/column repeated)")
-        out_w, out_h = pw, ph
+    return Geometry(pw, ph, sar, (out_w, out_h), padded)
 
-    rate = v.rate or Fraction(25)
+
+def _add_stream(container: Any, codec_name: str, v: VideoInfo, is_image: bool) -> Any:
+    """The output's video stream on the input's time base, so that every frame keeps its
+    own timestamp (variable frame rate stays variable); an image has no clock.
+
+    Raises:
+        SinkError: the container cannot hold this encoder's video.
+    """
     try:
-        stream = container.add_stream(codec_name, rate=rate if not is_image else None)
+        stream = container.add_stream(codec_name, rate=(v.rate or Fraction(25)) if not is_image else None)
     except ValueError as exc:
         fmt_name = container.format.name.split(",")[0]
         raise SinkError(f"cannot put {codec_name} video into {fmt_name}",
                         hint=f"drop --codec to use {fmt_name}'s own ({default_codec(container)}), "
                              "or pick another output extension") from exc
-    stream.width, stream.height = out_w, out_h
-    stream.pix_fmt = pix_fmt
-    cc = stream.codec_context
     if not is_image:
-        cc.time_base = v.time_base
+        stream.codec_context.time_base = v.time_base
         stream.time_base = v.time_base
-    if sar != 1:
-        cc.sample_aspect_ratio = sar  # the bitstream (H.264/HEVC VUI) and MP4's pasp box
-        matroska = container.format.name.split(",")[0] in ("matroska", "webm")
-        if matroska and codec_name not in SAR_IN_BITSTREAM and not set_stream_sar(stream, sar):
-            raise SinkError(f"cannot carry the pixel aspect ratio {sar} into "
-                            f"{container.format.name.split(',')[0]} with {codec_name}",
-                            hint="pass --square-pixels, or use libx264/libx265")
+    return stream
+
+
+def _set_aspect(container: Any, stream: Any, codec_name: str, sar: Fraction) -> None:
+    """Carry a non-square pixel aspect ratio, so the display aspect stays the input's.
+
+    The encoder's context writes it into H.264/HEVC's VUI and MP4's `pasp` box; Matroska
+    and WebM keep it only in the container, which PyAV cannot set (`set_stream_sar`).
+
+    Raises:
+        SinkError: neither the bitstream nor the container can carry it here.
+    """
+    if sar == 1:
+        return
+    stream.codec_context.sample_aspect_ratio = sar
+    fmt_name = container.format.name.split(",")[0]
+    if fmt_name in ("matroska", "webm") and codec_name not in SAR_IN_BITSTREAM \
+            and not set_stream_sar(stream, sar):
+        raise SinkError(f"cannot carry the pixel aspect ratio {sar} into {fmt_name} with {codec_name}",
+                        hint="pass --square-pixels, or use libx264/libx265")
+
+
+def _encoder_options(cc: Any, codec_name: str, opts: SinkOptions, v: VideoInfo, *, live: bool,
+                    is_image: bool, deep: bool, notes: list[str]) -> tuple[dict[str, str], bool]:
+    """The encoder's private options, and whether it writes closed captions.
+
+    In order, each overriding the one before: the family's meaning of --crf/--preset
+    (`encoders.mapping`, which also sets codec-context fields), HDR10 metadata as the
+    encoder's SEI (only into a deep format: 8-bit HDR is not HDR10), captions, and last the
+    user's own --codec-option. What is dropped (Dolby Vision, HDR10 or captions the encoder
+    cannot carry) is said in `notes`."""
     private = {o.name for o in cc.supported_options.private}
     verbose = logging.getLogger("vsr").isEnabledFor(logging.INFO)
     for name, value in encoders.quiet_environment(codec_name, verbose).items():
@@ -206,45 +303,54 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
         notes.append(f"closed captions (CEA-608/708) dropped: {codec_name} cannot carry them "
                      "(libx264 and libx265 can)")
     codec_opts.update(opts.codec_options)
-    cc.options = codec_opts
-    if global_header and not is_image:
-        # The recording's encoder feeds a network output too: its parameters go in the
-        # header (extradata) for both; FLV needs them there, and MPEG-TS repeats them
-        # before each keyframe from the extradata.
-        cc.flags |= GLOBAL_HEADER
-    colorspace = color_range = None
-    if not fmt.is_rgb and not fmt.name.startswith("gray"):
-        colorspace = sws_colorspace(v.colorspace)
-        # Keep the input's range; for an unspecified one, decoding assumed limited range.
-        color_range = v.color_range if v.color_range in (1, 2) else 1
-        if pix_fmt.startswith("yuvj"):
-            color_range = 2
-        cc.color_range = color_range
-        if v.colorspace not in (0, 2):
-            cc.colorspace = v.colorspace
-        if v.color_primaries != 2:
-            cc.color_primaries = v.color_primaries
-        if v.color_trc != 2:
-            cc.color_trc = v.color_trc
-    if v.rotation and not is_image:
-        stream.set_display_rotation(v.rotation)
-    copy_tags(v.metadata, stream.metadata, STALE_TAGS)
-    if is_image:
-        container.options["update"] = "1"  # one file, not a numbered sequence
+    return codec_opts, captions
+
+
+def _set_colour_tags(cc: Any, v: VideoInfo, fmt: Any) -> tuple[int | None, int | None]:
+    """Tag the encoder with the input's colour: matrix, range, primaries, transfer; return
+    the swscale matrix and range the compose stage converts with (None, None for RGB or
+    grey output, which have neither).
+
+    Why: the output's samples are in the input's colour space (the model only sharpens
+    luma), so the input's tags describe them; an unspecified one stays unspecified rather
+    than guessed. The range is the input's, limited when it was unspecified (what decoding
+    assumed), full for the yuvj formats."""
+    if fmt.is_rgb or fmt.name.startswith("gray"):
+        return None, None
+    colorspace = sws_colorspace(v.colorspace)
+    color_range = v.color_range if v.color_range in (1, 2) else 1
+    if fmt.name.startswith("yuvj"):
+        color_range = 2
+    cc.color_range = color_range
+    if v.colorspace not in (0, 2):
+        cc.colorspace = v.colorspace
+    if v.color_primaries != 2:
+        cc.color_primaries = v.color_primaries
+    if v.color_trc != 2:
+        cc.color_trc = v.color_trc
+    return colorspace, color_range
+
+
+def _open_encoder(cc: Any, codec_name: str, size: Geometry, pix_fmt: str) -> None:
+    """Open the encoder now, not at the first frame, so bad options fail before any work
+    is done, in one line that says why: the hardware a hardware encoder needs, DNxHR's
+    minimum width, or which options to check.
+
+    Raises:
+        SinkError: the encoder refused to open.
+    """
     try:
-        cc.open()  # now, not at the first frame: bad options fail before any work is done
+        cc.open()
     except (av.error.FFmpegError, ValueError) as exc:
         need = encoders.hardware_of(codec_name)
         if need is not None:
             raise SinkError(f"cannot use the hardware encoder {codec_name!r}: it needs {need}, and "
                             f"none is usable here ({reason(exc)})",
                             hint="use a software encoder: libx264, libx265 or libsvtav1") from exc
-        hint = ("DNxHR takes frames at least 256 pixels wide" if codec_name == "dnxhd" and out_w < 256
+        hint = ("DNxHR takes frames at least 256 pixels wide" if codec_name == "dnxhd" and size.width < 256
                 else "check --codec, --pix-fmt, --crf, --preset and --codec-option values")
-        raise SinkError(f"cannot open video encoder {codec_name!r} for {out_w}x{out_h} {pix_fmt}: "
-                        f"{reason(exc)}", hint=hint) from exc
-    return VideoStream(stream, EncodeFormat(out_w, out_h, pix_fmt, colorspace, color_range, padded,
-                                       picture_size, is_image, captions))
+        raise SinkError(f"cannot open video encoder {codec_name!r} for {size.width}x{size.height} "
+                        f"{pix_fmt}: {reason(exc)}", hint=hint) from exc
 
 
 def picture_geometry(width: int, height: int, sar: Fraction, scale: int, opts: SinkOptions,
