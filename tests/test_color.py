@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from av.video.reformatter import ColorRange
 
-from vsr.media.color import merge_upscaled, pad_to_even, split_ycrcb
+from vsr.media.color import MatrixTag, bgr_to_frame, merge_upscaled, pad_to_even, split_ycrcb, sws_colorspace
 
 
 def test_split_gives_bt601_full_range_luma() -> None:
@@ -77,3 +78,21 @@ def test_native_planes_round_trip_exactly_for_limited_and_full_range() -> None:
         back = merge_planes(y_full, chroma, 8, "yuv420p", full, pad=True)
         got = np.frombuffer(back.planes[0], np.uint8).reshape(back.planes[0].height, -1)[:, : w + 1]
         assert np.array_equal(got, y)
+
+
+def test_each_matrix_tag_converts_with_its_own_swscale_matrix() -> None:
+    """A stream's matrix tag picks swscale's matrix for it: BT.2020 constant luminance
+    converts as BT.2020 (a raw tag number was no matrix to PyAV, so it came out BT.601),
+    SMPTE 170M as BT.601 and tagged so; unspecified and RGB use swscale's default (BT.601)."""
+    bgr = np.random.default_rng(3).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+
+    def planes(tag: int) -> tuple[bytes, int]:
+        vf = bgr_to_frame(bgr, "yuv420p", sws_colorspace(tag), ColorRange.MPEG)
+        return vf.to_ndarray().tobytes(), int(vf.colorspace)
+
+    bt601, bt2020 = planes(MatrixTag.BT470BG)[0], planes(MatrixTag.BT2020_NCL)[0]
+    assert bt601 != bt2020 and planes(MatrixTag.BT709)[0] not in (bt601, bt2020)
+    assert planes(MatrixTag.BT2020_CL)[0] == bt2020
+    assert planes(MatrixTag.SMPTE170M) == (bt601, MatrixTag.SMPTE170M)
+    assert sws_colorspace(MatrixTag.UNSPECIFIED) is None and sws_colorspace(MatrixTag.RGB) is None
+    assert planes(MatrixTag.UNSPECIFIED)[0] == bt601

@@ -9,13 +9,14 @@ parallel with the model.
 from __future__ import annotations
 
 import functools
+from enum import IntEnum
 from typing import Any
 
 import av
 import cv2
 import numpy as np
 import numpy.typing as npt
-from av.video.reformatter import Interpolation
+from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
 from . import pixfmt
 
@@ -54,14 +55,39 @@ def pad_to_even(bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return padded
 
 
-# AVColorSpace values that swscale's matrices cover; anything else (unspecified, RGB, ...)
-# converts with swscale's default (BT.601), which is also what decoding assumed.
-_SWS_MATRICES = {1, 4, 5, 6, 7, 9, 10}
+class MatrixTag(IntEnum):
+    """FFmpeg's AVColorSpace: the matrix a frame or stream is *tagged* with.
+
+    Why vsr names it: PyAV names the other colour tags (`ColorRange`, `ColorPrimaries`,
+    `ColorTrc` in `av.video.reformatter`), but its `Colorspace` is swscale's matrix
+    (SWS_CS_*), whose numbers differ (BT.601 is 5 there, 5 and 6 here), not this tag."""
+
+    RGB = 0
+    BT709 = 1
+    UNSPECIFIED = 2
+    FCC = 4
+    BT470BG = 5
+    SMPTE170M = 6
+    SMPTE240M = 7
+    YCGCO = 8
+    BT2020_NCL = 9
+    BT2020_CL = 10
+    ICTCP = 14
 
 
-def sws_colorspace(av_colorspace: int) -> int | None:
-    """The swscale matrix for an AVColorSpace, or None for swscale's default."""
-    return av_colorspace if av_colorspace in _SWS_MATRICES else None
+# The swscale matrix for each matrix tag it has one for; anything else (unspecified, RGB,
+# ...) converts with swscale's default (BT.601), which is also what decoding assumed.
+# (PyAV reads a plain number here as SWS_CS_*: SMPTE 170M's tag 6 and BT.2020 CL's 10
+# were no matrix to it, so BT.2020 CL converted as BT.601 and 170M output went untagged.)
+_SWS_MATRICES: dict[int, Colorspace] = {MatrixTag.BT709: Colorspace.ITU709, MatrixTag.FCC: Colorspace.FCC,
+                 MatrixTag.BT470BG: Colorspace.ITU601, MatrixTag.SMPTE170M: Colorspace.SMPTE170M,
+                 MatrixTag.SMPTE240M: Colorspace.SMPTE240M, MatrixTag.BT2020_NCL: Colorspace.BT2020,
+                 MatrixTag.BT2020_CL: Colorspace.BT2020}
+
+
+def sws_colorspace(tag: int) -> Colorspace | None:
+    """The swscale matrix for an AVColorSpace tag (`MatrixTag`), or None for swscale's default."""
+    return _SWS_MATRICES.get(tag)
 
 
 def frame_to_bgr(frame: Any) -> npt.NDArray[np.uint8]:
@@ -70,8 +96,8 @@ def frame_to_bgr(frame: Any) -> npt.NDArray[np.uint8]:
     return bgr
 
 
-def bgr_to_frame(bgr: npt.NDArray[np.uint8], pix_fmt: str, colorspace: int | None,
-                 color_range: int | None) -> Any:
+def bgr_to_frame(bgr: npt.NDArray[np.uint8], pix_fmt: str, colorspace: Colorspace | None,
+                 color_range: ColorRange | None) -> Any:
     """A (H, W, 3) BGR image as an av.VideoFrame in the encoder's pixel format and matrix."""
     vf = av.VideoFrame.from_ndarray(bgr, format="bgr24")
     if pix_fmt != "bgr24":
@@ -103,7 +129,7 @@ def _plane(frame: Any, i: int, dtype: Any = np.uint8) -> npt.NDArray[Any]:
 
 
 def is_full_range(frame: Any) -> bool:
-    return bool(frame.format.name.startswith("yuvj") or int(frame.color_range) == 2)
+    return bool(frame.format.name.startswith("yuvj") or frame.color_range == ColorRange.JPEG)
 
 
 @functools.cache
@@ -197,7 +223,7 @@ def merge_planes(y_hr: npt.NDArray[Any], chroma: npt.NDArray[Any], src_depth: in
         _plane(vf, 0, np.uint16)[:] = _luma_from_16(out.depth, full)[y16]
         _plane(vf, 1, np.uint16)[:] = c_hr[:, :, 0]
         _plane(vf, 2, np.uint16)[:] = c_hr[:, :, 1]
-    vf.color_range = 2 if full else 1
+    vf.color_range = ColorRange.JPEG if full else ColorRange.MPEG
     return vf
 
 

@@ -20,12 +20,14 @@ from fractions import Fraction
 from typing import Any
 
 import av
+from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc
 
 from ..errors import NoVideoFrame, SourceError, UsageError, reason
 from ..frames import Chapter, StreamInfo, VideoInfo, seconds_of
 from ..options import SourceOptions
 from . import bitstream
 from .captions import a53_of
+from .color import MatrixTag
 from .signalling import has_dolby_vision, hdr10_of
 
 log = logging.getLogger(__name__)
@@ -455,7 +457,8 @@ def _dropped_streams(container: Any, video: Any) -> tuple[str, ...]:
 
 def _tag(frame_value: Any, stream_value: Any, unspecified: int) -> int:
     """A colour tag from the first frame, or from the stream (container boxes such as MP4's
-    `colr`) when the bitstream leaves it unspecified."""
+    `colr`) when the bitstream leaves it unspecified (or at 0: the reserved value of the
+    primaries and transfer, RGB's matrix, which a decoder also reports for untagged input)."""
     v = int(frame_value)
     if v in (unspecified, 0) and stream_value is not None and int(stream_value) not in (unspecified, 0):
         return int(stream_value)
@@ -484,10 +487,10 @@ def _video_info(container: Any, video: Any, first: Any) -> VideoInfo:
         rate=Fraction(rate) if rate else None,
         frames=frames, duration=duration,
         pix_fmt=fmt.name,
-        colorspace=_tag(first.colorspace, cc.colorspace, 2),
-        color_range=_tag(first.color_range, cc.color_range, 0),
-        color_primaries=_tag(first.color_primaries, cc.color_primaries, 2),
-        color_trc=_tag(first.color_trc, cc.color_trc, 2),
+        colorspace=_tag(first.colorspace, cc.colorspace, MatrixTag.UNSPECIFIED),
+        color_range=_tag(first.color_range, cc.color_range, ColorRange.UNSPECIFIED),
+        color_primaries=_tag(first.color_primaries, cc.color_primaries, ColorPrimaries.UNSPECIFIED),
+        color_trc=_tag(first.color_trc, cc.color_trc, ColorTrc.UNSPECIFIED),
         rotation=round(first.rotation or 0),
         metadata=dict(video.metadata), codec=cc.name, bit_depth=depth,
         sar=_sar(video), hdr10=hdr10_of(first), dolby_vision=has_dolby_vision(first, video),

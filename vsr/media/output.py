@@ -243,7 +243,7 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
     if info.dropped_streams and not target.is_image:
         notes.append(f"dropped {len(info.dropped_streams)} stream(s) no output carries: "
                      + ", ".join(info.dropped_streams))
-    if (container.format.name.split(",")[0] in ("mov", "mp4") and video.format.color_range in (1, 2)
+    if (container.format.name.split(",")[0] in ("mov", "mp4") and video.format.color_range is not None
             and "movflags" not in opts.container_options):
         # MP4 writes the range in its `colr` box only when a primaries/transfer/matrix tag is
         # set, and x264 leaves limited range out of the bitstream: an untagged "tv" clip

@@ -18,13 +18,15 @@ from fractions import Fraction
 from typing import Any
 
 import av
+from av.codec.context import Flags
+from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
 from ..errors import SinkError, UsageError, reason
 from ..frames import StreamInfo, VideoInfo
 from ..options import SinkOptions
 from . import encoders, pixfmt
 from .captions import A53_OPTION, carries_captions
-from .color import sws_colorspace
+from .color import MatrixTag, sws_colorspace
 from .signalling import SAR_IN_BITSTREAM, hdr_codec_options, set_stream_sar
 from .streams import STALE_TAGS, copy_tags, default_codec
 
@@ -35,9 +37,6 @@ IMAGE_CODECS = {".png": ("png", "rgb24"), ".jpg": ("mjpeg", "yuvj444p"),
                 ".jpeg": ("mjpeg", "yuvj444p"), ".bmp": ("bmp", "bgr24"),
                 ".tif": ("tiff", "rgb24"), ".tiff": ("tiff", "rgb24"), ".webp": ("libwebp", "yuv420p")}
 
-#: AV_CODEC_FLAG_GLOBAL_HEADER: codec parameters in the extradata, not before each keyframe.
-GLOBAL_HEADER = 1 << 22
-
 
 @dataclass(frozen=True)
 class EncodeFormat:
@@ -47,8 +46,8 @@ class EncodeFormat:
     Attributes:
         width, height: the encoded size (after padding).
         pix_fmt: the encoder's pixel format.
-        colorspace: the sws colourspace of the YUV conversion (None: RGB or grey output).
-        color_range: 1 limited, 2 full (None: RGB or grey output).
+        colorspace: the swscale matrix of the YUV conversion (None: RGB or grey output).
+        color_range: limited (MPEG) or full (JPEG) (None: RGB or grey output).
         padded: the last row/column is repeated to make the size even for the chroma.
         picture_size: (width, height) the compose stage makes before padding; differs from
             the model's output for --square-pixels (luma resampled horizontally) and for
@@ -61,8 +60,8 @@ class EncodeFormat:
     width: int
     height: int
     pix_fmt: str
-    colorspace: int | None
-    color_range: int | None
+    colorspace: Colorspace | None
+    color_range: ColorRange | None
     padded: bool
     picture_size: tuple[int, int]
     is_image: bool = False
@@ -159,7 +158,7 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
         # The recording's encoder feeds a network output too: its parameters go in the
         # header (extradata) for both; FLV needs them there, and MPEG-TS repeats them
         # before each keyframe from the extradata.
-        cc.flags |= GLOBAL_HEADER
+        cc.flags |= Flags.global_header
     colorspace, color_range = _set_colour_tags(cc, v, fmt)
     if v.rotation and not is_image:
         stream.set_display_rotation(v.rotation)
@@ -192,8 +191,9 @@ def choose_encoder(container: Any, opts: SinkOptions, v: VideoInfo,
 def _note_hdr_banding(v: VideoInfo, pix_fmt: str, deep: bool, notes: list[str]) -> None:
     """Say that an 8-bit pixel format the user asked for will band on HDR input (PQ or
     HLG spread their range over codes 8 bits are too coarse for); vsr itself never picks it."""
-    if v.color_trc in (16, 18) and not deep:
-        notes.append(f"the input is HDR ({'PQ' if v.color_trc == 16 else 'HLG'}) and --pix-fmt "
+    if v.color_trc in (ColorTrc.SMPTE2084, ColorTrc.ARIB_STD_B67) and not deep:
+        curve = "PQ" if v.color_trc == ColorTrc.SMPTE2084 else "HLG"
+        notes.append(f"the input is HDR ({curve}) and --pix-fmt "
                      f"{pix_fmt} is 8-bit: expect banding (drop --pix-fmt to keep "
                      f"{v.bit_depth}-bit)")
 
@@ -306,7 +306,7 @@ def _encoder_options(cc: Any, codec_name: str, opts: SinkOptions, v: VideoInfo, 
     return codec_opts, captions
 
 
-def _set_colour_tags(cc: Any, v: VideoInfo, fmt: Any) -> tuple[int | None, int | None]:
+def _set_colour_tags(cc: Any, v: VideoInfo, fmt: Any) -> tuple[Colorspace | None, ColorRange | None]:
     """Tag the encoder with the input's colour: matrix, range, primaries, transfer; return
     the swscale matrix and range the compose stage converts with (None, None for RGB or
     grey output, which have neither).
@@ -318,15 +318,15 @@ def _set_colour_tags(cc: Any, v: VideoInfo, fmt: Any) -> tuple[int | None, int |
     if fmt.is_rgb or fmt.name.startswith("gray"):
         return None, None
     colorspace = sws_colorspace(v.colorspace)
-    color_range = v.color_range if v.color_range in (1, 2) else 1
-    if fmt.name.startswith("yuvj"):
-        color_range = 2
+    color_range = ColorRange.MPEG
+    if v.color_range == ColorRange.JPEG or fmt.name.startswith("yuvj"):
+        color_range = ColorRange.JPEG
     cc.color_range = color_range
-    if v.colorspace not in (0, 2):
+    if v.colorspace not in (MatrixTag.RGB, MatrixTag.UNSPECIFIED):
         cc.colorspace = v.colorspace
-    if v.color_primaries != 2:
+    if v.color_primaries != ColorPrimaries.UNSPECIFIED:
         cc.color_primaries = v.color_primaries
-    if v.color_trc != 2:
+    if v.color_trc != ColorTrc.UNSPECIFIED:
         cc.color_trc = v.color_trc
     return colorspace, color_range
 
