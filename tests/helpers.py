@@ -1,6 +1,6 @@
 """Helpers the test files share: where things are, the numpy fake upscaler, reading what a
-run wrote, running vsr's CLI (in this process or as a real one) and the project's scripts,
-memory readings, and looking for leftovers. One definition each, imported as
+run wrote, running vsr's CLI (in this process, as a real one, or as a child whose stderr is
+read as it comes) and the project's scripts, memory readings, and looking for leftovers. One definition each, imported as
 `from helpers import ...`. Media made by code (`synth_video`, `pattern`, ...) comes from
 `vsr.lab.media`, which the scripts share."""
 
@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +23,9 @@ import numpy.typing as npt
 import pytest
 
 from vsr.app.cli import main
+from vsr.lab.paths import MODELS, ROOT, SHARED_DATA
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-SHARED_VIDEOS = SHARED / "videos"
-SHARED_DATA = SHARED / "data"
-MODEL_X3 = ROOT / "models" / "espcn_x3.onnx"
+MODEL_X3 = MODELS / "espcn_x3.onnx"
 ZOO_MODEL = SHARED_DATA / "reference" / "super_resolution.onnx"
 
 
@@ -338,3 +338,66 @@ def decoded(path: Path) -> tuple[list[npt.NDArray[np.uint8]], list[int]]:
             frames.append(np.asarray(f.to_ndarray()).copy())
             pts.append(int(f.pts) if f.pts is not None else -1)
     return frames, pts
+
+
+class Vsr:
+    """A `python -m vsr` child whose stderr lines are collected by a thread as they come."""
+
+    def __init__(self, *args: object, stdin: int = subprocess.DEVNULL) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vsr", *map(str, args)], cwd=ROOT, stdin=stdin,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, name="test-stderr-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_line(self, predicate: Callable[[str], bool], timeout: float = 30.0) -> str:
+        """The first stderr line satisfying `predicate`; fails (killing the child) on timeout or EOF."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                line = self._queue.get(timeout=max(0.01, left))
+            except queue.Empty:
+                self.kill()
+                pytest.fail(f"no matching stderr line within {timeout}s; got {self.lines}")
+            if line is None:
+                self.proc.wait(timeout=10)
+                pytest.fail(f"vsr ended (status {self.proc.returncode}) before the expected line; "
+                            f"stderr: {self.lines}")
+            self.lines.append(line)
+            if predicate(line):
+                return line
+
+    def wait_exit(self, timeout: float) -> int:
+        """The exit status, after which the whole stderr is in `self.lines`; fails on timeout."""
+        try:
+            status = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"vsr still running {timeout}s after the signal; stderr: {self.lines}")
+        self._reader.join(timeout=5)
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.lines.append(line)
+        return status
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)

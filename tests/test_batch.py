@@ -14,8 +14,7 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-from helpers import leftovers, listing, run_cli
-from test_signals import Vsr
+from helpers import Vsr, leftovers, listing, run_cli
 
 import vsr.model.load
 from vsr.app.batch import BatchItem, Status, expand, plan, run_batch

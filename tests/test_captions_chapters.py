@@ -10,9 +10,10 @@ from typing import Any
 
 import av
 import pytest
-from helpers import SHARED_VIDEOS, needs, run_cli
+from helpers import needs, run_cli
 
 from vsr.lab.media import pattern, synth_video
+from vsr.lab.paths import SHARED_VIDEOS
 from vsr.media.captions import a53_of, attach_a53
 
 CEA608 = SHARED_VIDEOS / "hls_cea608_640x360_h264_aac.ts"

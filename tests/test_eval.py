@@ -9,10 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import ROOT, SHARED_DATA, SHARED_VIDEOS, needs, run_script
+from helpers import needs, run_script
 
 from vsr.lab import protocol
 from vsr.lab.media import synth_video
+from vsr.lab.paths import MODELS, SHARED_DATA, SHARED_VIDEOS
 
 pytest.importorskip("PIL")
 
@@ -48,7 +49,7 @@ def test_eval_table_lists_bicubic_and_the_given_model(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     cv2.imwrite(str(folder / "a.png"), cv2.GaussianBlur(rng.integers(0, 256, (60, 72, 3), dtype=np.uint8), (5, 5), 2))
     proc = run_script("models/eval.py", "--sets", folder, "--scales", "3", "--model",
-                      ROOT / "models" / "espcn_x3.onnx")
+                      MODELS / "espcn_x3.onnx")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "| bicubic x3 | x3 |" in out and "| espcn_x3 | x3 |" in out
@@ -61,7 +62,7 @@ def protocol_psnr(model: str, scale: int, set_name: str) -> float:
     from vsr.model.load import OnnxUpscaler
     from vsr.options import Device
 
-    up = OnnxUpscaler(ROOT / "models" / f"{model}.onnx", Device.CPU)
+    up = OnnxUpscaler(MODELS / f"{model}.onnx", Device.CPU)
     return protocol.mean_psnr(protocol.luma_runner(up), scale, SHARED_DATA / "eval" / set_name)
 
 
@@ -99,7 +100,7 @@ def test_int8_variant_is_within_0_1_db_of_the_float_model(set_name: str) -> None
     assert fp32 - int8 <= 0.1, (fp32, int8)
 
 
-INT8_MODELS = sorted(p.stem for p in (ROOT / "models").glob("*_int8.onnx"))
+INT8_MODELS = sorted(p.stem for p in MODELS.glob("*_int8.onnx"))
 
 
 @needs(SHARED_DATA / "eval" / "Set5")
@@ -112,7 +113,7 @@ def test_int8_models_score_here_what_they_scored_where_they_were_made(name: str)
     digit. This checks the real kernels where the qemu test (tests/test_quant.py) emulates them."""
     from vsr.model.registry import read_metadata
 
-    meta = read_metadata(ROOT / "models" / f"{name}.onnx")
+    meta = read_metadata(MODELS / f"{name}.onnx")
     recorded = json.loads(meta["vsr.psnr"])["Set5"]
     here = protocol_psnr(name, int(meta["vsr.scale"]), "Set5")
     assert abs(here - recorded) <= 0.005, (name, here, recorded, meta.get("vsr.int8_speedup"))
@@ -127,8 +128,8 @@ def test_int8_variant_agrees_with_the_float_model_on_a_frame() -> None:
 
     y = cv2.GaussianBlur(np.random.default_rng(2).integers(0, 256, (1, 48, 64), dtype=np.uint8)[0],
                          (5, 5), 2)[None]
-    a = OnnxUpscaler(ROOT / "models" / "espcn_x3.onnx", Device.CPU)(y).astype(int)
-    b = OnnxUpscaler(ROOT / "models" / "espcn_x3_int8.onnx", Device.CPU)(y).astype(int)
+    a = OnnxUpscaler(MODELS / "espcn_x3.onnx", Device.CPU)(y).astype(int)
+    b = OnnxUpscaler(MODELS / "espcn_x3_int8.onnx", Device.CPU)(y).astype(int)
     assert np.abs(a - b).mean() < 1.5
 
 
@@ -141,7 +142,7 @@ def test_temporal_table_reports_frame_and_difference_psnr(tmp_path: Path) -> Non
     cv2.imwrite(str(image), cv2.GaussianBlur(
         np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8), (5, 5), 2))
     proc = run_script("models/eval.py", "--videos", clip, image, "--scales", "3",
-                      "--model", ROOT / "models" / "espcn_x3.onnx")
+                      "--model", MODELS / "espcn_x3.onnx")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("4 + 6 frames (every frame of each clip)"), proc.stdout
     rows = {line.split(" | ")[0]: line for line in proc.stdout.splitlines()
@@ -185,7 +186,7 @@ def test_fast_tier_costs_a_quarter_and_keeps_the_default_quality(set_name: str, 
     fast = default_for(scale, "fast")
     if fast is None:
         pytest.skip(f"no x{scale} fast model bundled yet")
-    espcn = ROOT / "models" / f"espcn_x{scale}.onnx"
+    espcn = MODELS / f"espcn_x{scale}.onnx"
     assert conv_macs_per_pixel(fast.path) <= conv_macs_per_pixel(espcn) / 4
     ours = protocol_psnr(fast.name, scale, set_name)
     assert ours >= protocol_psnr(f"espcn_x{scale}", scale, set_name) - allowed
@@ -204,7 +205,7 @@ def test_fast_x3_keeps_espcn_x3s_temporal_gain_on_camera_clips() -> None:
     frames = {c: ev.video_frames(c, 10) for c in clips}
 
     def difference_psnr(model: str) -> float:
-        scale, run = ev.onnx_runner(ROOT / "models" / f"{model}.onnx")
+        scale, run = ev.onnx_runner(MODELS / f"{model}.onnx")
         return float(np.mean([protocol.temporal_psnr(run, scale, frames[c])[1] for c in clips]))
 
     assert difference_psnr("fast_x3") >= difference_psnr("espcn_x3") - 0.1
@@ -253,7 +254,7 @@ def test_a_balanced_model_replaces_espcn_only_at_its_cost_and_0_2_db_better(scal
     balanced = default_for(scale, "balanced")
     if balanced is None or balanced.name == f"espcn_x{scale}":
         pytest.skip(f"espcn_x{scale} is the balanced model at x{scale}")
-    assert conv_macs_per_pixel(balanced.path) <= conv_macs_per_pixel(ROOT / "models" / f"espcn_x{scale}.onnx")
+    assert conv_macs_per_pixel(balanced.path) <= conv_macs_per_pixel(MODELS / f"espcn_x{scale}.onnx")
     for set_name in ("Set5", "Set14"):
         ours = protocol_psnr(balanced.name, scale, set_name)
         base = protocol_psnr(f"espcn_x{scale}", scale, set_name)
@@ -270,7 +271,7 @@ def test_every_tier_is_bundled_at_every_scale() -> None:
     assert missing_tiers(bundled_models()) == []
 
 
-VIDEO_VARIANTS = sorted(p.stem for p in (ROOT / "models").glob("*_video.onnx"))
+VIDEO_VARIANTS = sorted(p.stem for p in MODELS.glob("*_video.onnx"))
 
 
 @needs(SHARED_DATA / "eval" / "Set5")
@@ -284,7 +285,7 @@ def test_a_video_variant_beats_its_clean_model_on_compressed_frames(variant: str
     ev = load_script("models/eval.py")
 
     def psnr(model: str) -> float:
-        scale, run = ev.onnx_runner(ROOT / "models" / f"{model}.onnx")
+        scale, run = ev.onnx_runner(MODELS / f"{model}.onnx")
         return float(ev.evaluate(run, scale, SHARED_DATA / "eval" / "Set5", "libx264", 23)[0])
 
     clean = variant.removesuffix("_video")

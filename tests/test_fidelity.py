@@ -17,7 +17,7 @@ import pytest
 from helpers import run_process
 
 from vsr.lab.media import gradient_clip
-from vsr.media.signalling import hdr10_of
+from vsr.media.picture_metadata import hdr10_of
 
 HLG = {"color_primaries": 9, "color_trc": 18, "colorspace": 9, "color_range": 1}
 MASTER = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"
@@ -290,7 +290,7 @@ def test_dolby_vision_is_recognised_by_its_rpus_or_codec_tag() -> None:
     """Frames with DOVI side data, or a stream tagged dvh1/dvhe/dav1, count as Dolby Vision."""
     from types import SimpleNamespace
 
-    from vsr.media.signalling import has_dolby_vision
+    from vsr.media.picture_metadata import has_dolby_vision
 
     rpu = SimpleNamespace(side_data=[SimpleNamespace(type="Type.DOVI_RPU_BUFFER")])
     plain = SimpleNamespace(side_data=[])

@@ -13,8 +13,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers import ROOT, run_cli, video_stats
+from helpers import run_cli, video_stats
 from test_live import done_record, free_port, start_sender, start_vsr, stop_both
+
+from vsr.lab.paths import SAMPLE
 
 
 class Receiver:
@@ -146,7 +148,7 @@ def test_output_reconnects_to_a_receiver_that_comes_back(tmp_path: Path, record:
 
 def test_record_and_output_reconnect_need_a_network_output(tmp_path: Path) -> None:
     """--record and --output-reconnect with a file OUTPUT (or none) are usage errors."""
-    sample = ROOT / "samples" / "sample.mp4"
+    sample = SAMPLE
     status, err = run_cli("live", sample, tmp_path / "o.mkv", "--record", tmp_path / "r.mkv")
     assert status == 2 and "--record is for a network OUTPUT" in err, err
     status, err = run_cli("live", sample, tmp_path / "o.mkv", "--output-reconnect", "5")

@@ -22,6 +22,7 @@ from helpers import (
 import vsr
 from vsr.errors import ModelError, ProviderUnavailable
 from vsr.lab.media import synth_video
+from vsr.lab.paths import SAMPLE
 from vsr.model.engines import providers_for
 from vsr.model.load import OnnxUpscaler
 from vsr.model.tiling import tile_grid
@@ -309,7 +310,7 @@ def vsr_sample_frame() -> np.ndarray:
     """A real frame: the middle of the bundled sample clip."""
     import av
 
-    with av.open(str(MODEL_X3.parent.parent / "samples" / "sample.mp4")) as c:
+    with av.open(str(SAMPLE)) as c:
         for i, f in enumerate(c.decode(video=0)):
             if i == 50:
                 return f.to_ndarray(format="bgr24")

@@ -18,6 +18,7 @@ from helpers import FakeUpscaler, leftovers, video_stats
 from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
 from vsr.errors import SinkError, VsrError
 from vsr.lab.media import synth_video
+from vsr.lab.paths import ROOT
 
 
 def _run(src: Path, dst: Path, up: FakeUpscaler, batch: int = 4, **sink: object) -> Pipeline:
@@ -187,7 +188,7 @@ def test_full_disk_on_the_output_is_one_line_and_exit_1(tmp_path: Path) -> None:
         proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", str(src), "-", "--format",
                                "matroska", "--preset", "ultrafast"], check=False, stdout=full,
                               stderr=subprocess.PIPE, text=True, timeout=120,
-                              cwd=Path(__file__).resolve().parent.parent)
+                              cwd=ROOT)
     assert proc.returncode == 1, proc.stderr
     assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -25,8 +25,9 @@ import numpy.typing as npt
 import pytest
 
 import vsr
+from vsr.lab.paths import SHARED_VIDEOS
 
-VIDEOS = Path(__file__).resolve().parent.parent.parent / "shared" / "videos"
+VIDEOS = SHARED_VIDEOS
 
 if not VIDEOS.is_dir():
     pytest.skip(f"{VIDEOS} not present", allow_module_level=True)

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from helpers import ROOT, onnx_model
+from helpers import onnx_model
 
 import vsr
 from vsr.errors import ModelError
+from vsr.lab.paths import MODELS, ROOT
 from vsr.model.cost import conv_macs_per_pixel
 from vsr.model.registry import bundled_models, default_for, resolve
 
@@ -29,7 +30,7 @@ def test_quality_picks_the_tier_and_says_what_exists(tmp_path: Path, monkeypatch
     """--quality balanced is balanced_xN where it is bundled (x2, x3), espcn_xN elsewhere; a tier
     that is not bundled is a clear error naming the tiers there are; a model file tagged
     vsr.tier=fast is found by --quality fast; --model and --quality together are refused."""
-    models = ROOT / "models"
+    models = MODELS
     assert resolve(None, 3, "balanced") == resolve(None, 3) == models / "balanced_x3.onnx"
     assert default_for(3) == default_for(3, "balanced") and default_for(3).path == models / "balanced_x3.onnx"
     assert resolve(None, 2, "balanced") == models / "balanced_x2.onnx" == default_for(2).path
@@ -43,7 +44,7 @@ def test_quality_picks_the_tier_and_says_what_exists(tmp_path: Path, monkeypatch
     assert resolve(None, 3) == folder / "espcn_x3.onnx" == default_for(3).path
     with pytest.raises(ModelError, match="no bundled quality model for scale 2"):
         resolve(None, 2, "quality")
-    m = onnx.load(str(ROOT / "models" / "espcn_x2.onnx"))
+    m = onnx.load(str(MODELS / "espcn_x2.onnx"))
     meta = {p.key: p.value for p in m.metadata_props}
     meta["vsr.tier"] = "fast"
     onnx.helper.set_model_props(m, meta)
@@ -63,7 +64,7 @@ def test_degrade_video_picks_the_tiers_video_model_or_says_where_there_is_one() 
     (balanced: balanced_xN_video before espcn_xN_video); where there is none, one error names
     the (tier, scale) pairs that have one; --degrade clean is the default; --model with
     --degrade is refused."""
-    models = ROOT / "models"
+    models = MODELS
     assert resolve(None, 3, None, "video") == models / "balanced_x3_video.onnx" == default_for(3, None, "video").path
     assert resolve(None, 3, "fast", "video") == models / "fast_x3_video.onnx"
     assert resolve(None, 3, "quality", "video") == models / "quality_x3_video.onnx"
@@ -85,7 +86,7 @@ def test_mac_counter_counts_per_input_pixel(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    assert conv_macs_per_pixel(ROOT / "models" / "espcn_x3.onnx") == 59488 == \
+    assert conv_macs_per_pixel(MODELS / "espcn_x3.onnx") == 59488 == \
         1 * 64 * 25 + 64 * 64 * 9 + 64 * 32 * 9 + 32 * 9 * 9
     w1 = numpy_helper.from_array(np.zeros((4, 1, 3, 3), np.float32), "w1")
     w2 = numpy_helper.from_array(np.zeros((1, 1, 3, 3), np.float32), "w2")
@@ -108,4 +109,4 @@ def test_a_wheel_installs_every_bundled_model() -> None:
     with open(ROOT / "pyproject.toml", "rb") as f:
         listed = tomllib.load(f)["tool"]["setuptools"]["data-files"]["share/vsr/models"]
     assert sorted(listed) == sorted(f"models/{p.name}" for p in [
-        *(ROOT / "models").glob("*.onnx"), ROOT / "models" / "bf16_guard.json"])
+        *MODELS.glob("*.onnx"), MODELS / "bf16_guard.json"])

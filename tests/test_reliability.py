@@ -28,6 +28,7 @@ from helpers import (
 from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
 from vsr.app.cli import main
 from vsr.lab.media import synth_video
+from vsr.lab.paths import SAMPLE
 
 
 def upscale(*argv: str) -> tuple[int, str]:
@@ -301,7 +302,7 @@ def test_progress_total_respects_frames_and_the_bar_draws_on_a_terminal(tmp_path
 def test_unseekable_mp4_on_a_pipe_says_what_to_send_instead(tmp_path: Path) -> None:
     """An MP4 with its index at the end cannot be read from a pipe: exit 2 with a hint.
     (Tiny files work: FFmpeg buffers them whole. The 140 kB sample does not fit.)"""
-    src = ROOT / "samples" / "sample.mp4"
+    src = SAMPLE
     with open(src, "rb") as f:
         data = f.read()
     proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", "-", str(tmp_path / "o.mp4")], check=False,

@@ -25,10 +25,11 @@ import av
 import cv2
 import numpy as np
 import pytest
-from helpers import SHARED_VIDEOS, FakeUpscaler, run_cli, run_process
+from helpers import FakeUpscaler, run_cli, run_process
 
 from vsr import ModelOptions, SinkOptions, SourceOptions
 from vsr.lab.media import remux, synth_video
+from vsr.lab.paths import SHARED_VIDEOS
 from vsr.media import bitstream
 from vsr.media.fingerprint import frame_fingerprint
 from vsr.pipeline.pipeline import Pipeline

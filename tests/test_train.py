@@ -13,9 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import ROOT, load_script, run_script, script_main
+from helpers import load_script, run_script, script_main
 
 from vsr.lab import networks
+from vsr.lab.paths import MODELS
 from vsr.model.cost import conv_macs_per_pixel
 
 pytest.importorskip("torch")
@@ -89,7 +90,7 @@ def test_a_deeper_model_initialised_from_a_shipped_one_starts_out_computing_the_
     from vsr.model.load import OnnxUpscaler
     from vsr.options import Device
 
-    src = ROOT / "models" / "espcn_x3.onnx"
+    src = MODELS / "espcn_x3.onnx"
     model = networks.build_model(3, extra=2)
     copied = networks.init_from(model, src)
     assert len(copied) == 8 and model.names == ["conv1", "conv2", "conv2b", "conv2c", "conv3", "conv4"]
@@ -464,7 +465,7 @@ def test_quantize_keeps_every_path_end_of_a_branched_model_float(tmp_path: Path)
     from vsr.options import Device
 
     quantize = load_script("models/quantize.py")
-    assert quantize.float_nodes(onnx.load(str(ROOT / "models" / "espcn_x3.onnx"))) == [
+    assert quantize.float_nodes(onnx.load(str(MODELS / "espcn_x3.onnx"))) == [
         "conv1", "conv4", "pixel_shuffle"]
     model = _off_init(networks.build_ecb(4, 8, 2, refine=4, refine_factor=2), seed=5)
     src = tmp_path / "branched.onnx"

@@ -33,8 +33,7 @@ import time
 from pathlib import Path
 
 from vsr.lab.media import synth_video
-
-ROOT = Path(__file__).resolve().parents[2]
+from vsr.lab.paths import ROOT
 
 
 def free_port() -> int:

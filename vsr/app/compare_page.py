@@ -18,14 +18,17 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 
 from ..errors import SinkError
+from ..media.color import Image
+
+# Image is exported with the page's own names: `vsr.app.compare` takes all of them from here.
+__all__ = ["BACKGROUND", "BOX", "GAP", "ZOOM", "Image", "Panel", "Region", "crop", "data_uri",
+           "render_html", "render_png"]
 
 #: Nearest-neighbour enlargement of the detail crops: 3x makes single output pixels visible
 #: without the crop outgrowing its panel (the crop is a quarter of the shorter side).
 ZOOM = 3
-Image = npt.NDArray[np.uint8]
 
 @dataclass(frozen=True)
 class Panel:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 
-Image = npt.NDArray[np.uint8]
+from ..media.color import Image
+
 SIZE = (192, 240)  # (height, width): multiples of 12, so x2, x3 and x4 crop nothing
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import av
 
-from .signalling import side_data
+from .picture_metadata import side_data
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeAlias
 
 import av
 import cv2
@@ -25,6 +25,10 @@ from . import pixfmt
 # side; FULL_CHR_H_INT the decode side (measured: mean error 0.0 instead of -0.5 to -2.6).
 _DECODE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 _ENCODE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
+
+#: An 8-bit picture as OpenCV holds it: (H, W, 3) BGR, or (H, W) grey. One name for the
+#: colour code, `vsr compare`'s panels and the lab's made-up images.
+Image: TypeAlias = npt.NDArray[np.uint8]
 
 
 def split_ycrcb(bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:

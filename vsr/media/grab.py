@@ -14,16 +14,14 @@ from typing import Any
 
 import av
 import numpy as np
-import numpy.typing as npt
 
 from ..errors import UsageError
 from ..options import SourceOptions
-from .color import frame_to_bgr
+from .color import Image, frame_to_bgr
 from .input import open_input
 from .probe import count_frames
 
 log = logging.getLogger(__name__)
-Image = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)

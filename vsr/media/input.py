@@ -28,7 +28,8 @@ from ..options import SourceOptions
 from . import bitstream
 from .captions import a53_of
 from .color import MatrixTag
-from .signalling import has_dolby_vision, hdr10_of
+from .picture_metadata import has_dolby_vision, hdr10_of
+from .probe import TEXT_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +178,6 @@ class CannotSeek(SourceError):
 
 PIPE_HINT = ("a pipe cannot be rewound: send a streamable container (MPEG-TS, Matroska, NUT) "
              "or an MP4 written with -movflags +faststart, or pass the file's path")
-
-#: Demuxers that turn any text file into video (ANSI art): only used when asked for by name.
-TEXT_FORMATS = {"tty", "bin", "adf", "idf", "xbin"}
-
 
 class _InterruptibleReader:
     """Standard input for PyAV that lets Ctrl-C through.

@@ -17,6 +17,12 @@ import av
 from ..errors import SourceError, reason
 from ..options import SourceOptions
 
+#: Demuxers that turn any text file into video (ANSI art): a file FFmpeg probes as one of
+#: these is text, not video, and is only read so when its format is asked for by name.
+#: (Here, in a module that imports little, because the fuzz corpus's per-case probe
+#: process, `vsr.lab.tolerant_decode`, imports it too.)
+TEXT_FORMATS = frozenset({"tty", "bin", "adf", "idf", "xbin"})
+
 
 def open_video(url: str, format: str | None = None,
                options: dict[str, str] | None = None) -> tuple[Any, Any]:

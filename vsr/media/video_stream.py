@@ -27,7 +27,7 @@ from ..options import SinkOptions
 from . import encoders, pixfmt
 from .captions import A53_OPTION, carries_captions
 from .color import MatrixTag, sws_colorspace
-from .signalling import SAR_IN_BITSTREAM, hdr_codec_options, set_stream_sar
+from .picture_metadata import SAR_IN_BITSTREAM, hdr_codec_options, set_stream_sar
 from .streams import STALE_TAGS, copy_tags, default_codec
 
 log = logging.getLogger(__name__)

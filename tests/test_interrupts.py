@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 import weakref
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, Vsr
 
 from vsr.errors import Interrupted
 from vsr.lab.media import synth_video
@@ -33,69 +31,6 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 pytestmark = pytest.mark.usefixtures("sigint_default")  # tests/conftest.py
-
-
-class Vsr:
-    """A `python -m vsr` child whose stderr lines are collected by a thread as they come."""
-
-    def __init__(self, *args: object, stdin: int = subprocess.DEVNULL) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vsr", *map(str, args)], cwd=ROOT, stdin=stdin,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, name="test-stderr-reader", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def wait_line(self, predicate, timeout: float = 30.0) -> str:
-        """The first stderr line satisfying `predicate`; fails (killing the child) on timeout or EOF."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                line = self._queue.get(timeout=max(0.01, left))
-            except queue.Empty:
-                self.kill()
-                pytest.fail(f"no matching stderr line within {timeout}s; got {self.lines}")
-            if line is None:
-                self.proc.wait(timeout=10)
-                pytest.fail(f"vsr ended (status {self.proc.returncode}) before the expected line; "
-                            f"stderr: {self.lines}")
-            self.lines.append(line)
-            if predicate(line):
-                return line
-
-    def wait_exit(self, timeout: float) -> int:
-        """The exit status, after which the whole stderr is in `self.lines`; fails on timeout."""
-        try:
-            status = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"vsr still running {timeout}s after the signal; stderr: {self.lines}")
-        self._reader.join(timeout=5)
-        while True:
-            try:
-                line = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if line is not None:
-                self.lines.append(line)
-        return status
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.lines)
 
 
 @pytest.fixture
