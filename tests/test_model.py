@@ -291,19 +291,25 @@ def test_bound_engine_matches_the_plain_engine(tier: str) -> None:
     assert diff.max() <= 1 and (diff > 0).mean() <= 0.05
 
 
-def test_bound_engine_runs_quantized_and_fixed_size_models() -> None:
-    """The int8 QDQ model, whose integer arithmetic float16 must leave alone, and the zoo's
-    fixed 224x224 model (run in tiles) give the plain engine's pixels."""
+def test_bound_engine_runs_quantized_models() -> None:
+    """The int8 QDQ model, whose integer arithmetic float16 must leave alone, gives the plain
+    engine's pixels."""
     pytest.importorskip("onnx")
     y = _noise(2, 100, 130)
     int8 = MODEL_X3.parent / "espcn_x3_int8.onnx"
     bound = OnnxUpscaler(int8, Device.CPU, precision=Precision.FP16)
     assert bound.precision == "int8"  # float16 was asked for and not applied
     assert np.array_equal(bound(y), OnnxUpscaler(int8, Device.CPU)(y))
-    if ZOO_MODEL.is_file():
-        zoo = OnnxUpscaler(ZOO_MODEL, Device.CPU, engine="bound", precision=Precision.FP32)
-        assert zoo.fixed == (224, 224)
-        assert np.array_equal(zoo(y), OnnxUpscaler(ZOO_MODEL, Device.CPU)(y))
+
+
+@needs(ZOO_MODEL)
+def test_bound_engine_runs_fixed_size_models() -> None:
+    """The zoo's fixed 224x224 model, run in tiles, gives the plain engine's pixels."""
+    pytest.importorskip("onnx")
+    y = _noise(2, 100, 130)
+    zoo = OnnxUpscaler(ZOO_MODEL, Device.CPU, engine="bound", precision=Precision.FP32)
+    assert zoo.fixed == (224, 224)
+    assert np.array_equal(zoo(y), OnnxUpscaler(ZOO_MODEL, Device.CPU)(y))
 
 
 def vsr_sample_frame() -> np.ndarray:

@@ -19,6 +19,7 @@ import pytest
 from helpers import FakeUpscaler, damage_middle, needs, run_cli, run_process
 
 from vsr import ModelOptions, SinkOptions, SourceOptions
+from vsr.errors import VsrError
 from vsr.lab.media import synth_video
 from vsr.lab.paths import ROOT, SHARED_VIDEOS
 from vsr.scaleout import LocalExecutor, ScaleOutJob, ScaleOutOptions
@@ -296,16 +297,18 @@ def test_odd_sizes_report_the_padded_size_that_is_encoded(tmp_path: Path) -> Non
 
 
 def test_failed_segment_keeps_the_others_for_resume(tmp_path: Path) -> None:
-
+    """A segment whose model fails ends the job with vsr's one-line error naming the failed
+    segment(s) and a --resume hint; the done segments are kept, and --resume redoes only the
+    rest."""
     src = synth_video(tmp_path / "in.mp4", n=36, options=GOP12)
     failing = FakeUpscaler(scale=2, fail_at=20)  # the model breaks partway
     opts = (SourceOptions(str(src)), ModelOptions(),
             SinkOptions(str(tmp_path / "out.mp4"), crf=0, preset="ultrafast"))
     job = ScaleOutJob(*opts, ScaleOutOptions(segments=3), upscaler=failing,
                       executor=LocalExecutor(workers=1, upscaler=failing))
-    with pytest.raises(Exception, match="segment") as info:
+    with pytest.raises(VsrError, match=r"of 3 segment\(s\) failed; segment ") as info:
         job.run()
-    assert "--resume" in (getattr(info.value, "hint", "") or "")
+    assert "--resume" in (info.value.hint or "")
     manifest = json.loads((tmp_path / "out.mp4.vsr-work" / "manifest.json").read_text())
     statuses = sorted(s["status"] for s in manifest["segments"])
     assert "done" in statuses and "failed" in statuses
