@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import MODEL_X3, ROOT, SHARED_DATA, assert_user_error, needs, run_cli
+from helpers import MODEL_X3, assert_user_error, needs, run_cli
 
 from vsr.errors import ProviderUnavailable
+from vsr.lab.paths import MODELS, ROOT, SHARED_DATA
 from vsr.model import choice_cache, cpu, engine_choice, quant
 from vsr.model.engine_choice import Candidate, Measurement, allowed, available, decide
 from vsr.model.load import OnnxUpscaler
@@ -104,7 +105,7 @@ def test_a_model_that_misses_the_psnr_bar_in_bf16_is_not_run_in_bf16_unasked(tmp
 
     assert "0.0219 dB" in verdict(0.0219)
     assert verdict(0.004) == "" and verdict(0.0219, sha="0" * 64) == ""
-    assert engine_choice.guard_verdict(ROOT / "models" / "fast_x3.onnx", digest, [tmp_path]) == ""
+    assert engine_choice.guard_verdict(MODELS / "fast_x3.onnx", digest, [tmp_path]) == ""
     assert BF16 not in available("fp32", True, {"avx512_bf16"}, bf16_guarded_out="loses 0.03 dB")
 
 
@@ -114,9 +115,9 @@ def test_the_bundled_models_that_miss_the_bar_in_bf16_run_in_float32() -> None:
     `--engine auto` runs them in float32; balanced_x3, which keeps the bar, runs in bfloat16
     where that measured faster. `--precision bf16` still runs any of them in bfloat16."""
     for name in ("espcn_x2", "espcn_x4"):
-        up = OnnxUpscaler(ROOT / "models" / f"{name}.onnx", Device.CPU, engine="auto")
+        up = OnnxUpscaler(MODELS / f"{name}.onnx", Device.CPU, engine="auto")
         assert up.precision == "fp32", name
-    asked = OnnxUpscaler(ROOT / "models" / "espcn_x4.onnx", Device.CPU, engine="auto",
+    asked = OnnxUpscaler(MODELS / "espcn_x4.onnx", Device.CPU, engine="auto",
                          precision=Precision.BF16)
     assert (asked.runtime, asked.precision) == (Engine.OPENVINO, "bf16")
 
@@ -141,7 +142,7 @@ def test_auto_keeps_onnxruntime_unless_another_is_clearly_faster_and_exact_enoug
 def test_openvino_and_onnxruntime_agree_in_float32(tier: str) -> None:
     """In float32 OpenVINO and onnxruntime compute the same model's output to within 1e-5
     (on 0..1 luma), for every tier's network."""
-    path = ROOT / "models" / f"{tier}_x3.onnx"
+    path = MODELS / f"{tier}_x3.onnx"
     ort = OnnxUpscaler(path, Device.CPU, engine="onnxruntime")
     ov = OnnxUpscaler(path, Device.CPU, engine="openvino", precision=Precision.FP32)
     assert (ov.engine, ov.precision, ov.provider) == ("openvino", "fp32", "OpenVINO CPU")
@@ -343,7 +344,7 @@ def test_bf16_stays_within_0_02_db_of_float32_on_set5_and_set14(name: str) -> No
     from vsr.lab.precision_guard import MAX_LOSS_DB, pair, psnr
 
     scale = int(name.split("_x")[1][0])
-    ref, cand = pair(ROOT / "models" / f"{name}.onnx", "bf16")
+    ref, cand = pair(MODELS / f"{name}.onnx", "bf16")
     assert cand.precision == "bf16"
     for s in ("Set5", "Set14"):
         folder = SHARED_DATA / "eval" / s
@@ -358,7 +359,7 @@ def test_openvino_int8_stays_within_0_02_db_of_onnxruntime_int8() -> None:
     Set5 and Set14."""
     from vsr.lab.precision_guard import MAX_LOSS_DB, pair, psnr
 
-    ref, cand = pair(ROOT / "models" / "espcn_x3_int8.onnx", "int8")
+    ref, cand = pair(MODELS / "espcn_x3_int8.onnx", "int8")
     assert (cand.runtime, cand.precision) == (Engine.OPENVINO, "int8")
     for s in ("Set5", "Set14"):
         folder = SHARED_DATA / "eval" / s
@@ -375,7 +376,7 @@ def test_bf16_pixels_stay_near_float32_on_the_hard_images(name: str, hard_folder
     from vsr.lab.precision_guard import MAX_LEVELS, hard_distance, pair
 
     scale = int(name.split("_x")[1][0])
-    ref, cand = pair(ROOT / "models" / f"{name}.onnx", "bf16")
+    ref, cand = pair(MODELS / f"{name}.onnx", "bf16")
     far = hard_distance(ref, cand, scale, hard_folder)
     assert far.max_levels <= engine_choice.MAX_LEVELS and far.share_over <= 0.01, far
     if far.max_levels > MAX_LEVELS:
