@@ -119,7 +119,7 @@ class VideoInfo:
     codec: str = ""
     bit_depth: int = 8
     sar: Fraction = Fraction(1)  # sample (pixel) aspect ratio; 1 when square or unknown
-    hdr10: Any = None  # signalling.Hdr10 from the first frame's side data, or None
+    hdr10: Any = None  # picture_metadata.Hdr10 from the first frame's side data, or None
     dolby_vision: bool = False  # Dolby Vision metadata present (it cannot survive scaling)
     captions: bool = False  # the first frame carries closed captions (A53 side data)
 

@@ -160,7 +160,7 @@ def gradient_clip(path: Path, codec: str, pix_fmt: str, size: tuple[int, int] = 
     Returns:
         `path`.
     """
-    from vsr.media.signalling import set_stream_sar
+    from vsr.media.picture_metadata import set_stream_sar
 
     w, h = size
     with av.open(str(path), "w") as out:

@@ -12,7 +12,7 @@ for the block's end; where Python cannot raise at all (a weakref callback, a `__
 callback from FFmpeg) the exception would be printed and lost, so it is kept as `pending`
 instead and `Interrupts.check()` raises it at the command's next progress step.
 
-(Not to be confused with `vsr.media.signalling`: what an output video signals about its pixels.)
+(Not to be confused with `vsr.media.picture_metadata`: what an output video says about its pixels.)
 """
 
 from __future__ import annotations
