@@ -56,8 +56,7 @@ def test_model_failure_is_reraised_with_its_type_and_stage_and_leaves_no_file(tm
     dst = tmp_path / "out.mp4"
     with pytest.raises(RuntimeError, match="fake model failure") as info:
         _run(src, dst, FakeUpscaler(2, fail_at=10), batch=2)
-    if sys.version_info >= (3, 11):  # exception notes (add_note) exist from 3.11 on
-        assert any("vsr-upscale" in n for n in info.value.__notes__)
+    assert any("vsr-upscale" in n for n in info.value.__notes__)
     assert not dst.exists() and leftovers(tmp_path) == []
 
 
@@ -72,8 +71,7 @@ def test_model_output_of_the_wrong_size_is_an_error_not_a_stretched_video(tmp_pa
     dst = tmp_path / "out.mp4"
     with pytest.raises(VsrError, match="expected uint8") as info:
         _run(src, dst, WrongSize(2))
-    if sys.version_info >= (3, 11):  # exception notes (add_note) exist from 3.11 on
-        assert any("vsr-upscale" in n for n in info.value.__notes__)
+    assert any("vsr-upscale" in n for n in info.value.__notes__)
     assert not dst.exists() and leftovers(tmp_path) == []
 
 
@@ -179,7 +177,6 @@ def test_bad_encoder_options_fail_before_any_work(tmp_path: Path) -> None:
 def test_full_disk_on_the_output_is_one_line_and_exit_1(tmp_path: Path) -> None:
     """Writing into a full device (stdout on /dev/full) fails with ENOSPC text, exit 1."""
     import subprocess
-    import sys
 
     if not Path("/dev/full").exists():
         pytest.skip("/dev/full not available")

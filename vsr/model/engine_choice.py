@@ -43,7 +43,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -349,7 +349,7 @@ def choose(path: Path, digest: str, every: Sequence[Candidate], allowed_here: Se
     chosen = decide(measured, allowed_here)
     choice_cache.put(key, {
         "model": path.name, "cpu": cpu.describe(), "threads": threads, "versions": dict(versions),
-        "size": list(size), "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "size": list(size), "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "measured": {c.label: {"ms": m.ms, "max_levels": m.max_levels,
                                "psnr": None if math.isinf(m.psnr) else round(m.psnr, 2)}
                      for c, m in measured.items()},
