@@ -607,12 +607,12 @@ def test_quality_picks_a_tier_or_says_which_exist(sample_video: Path, out_dir: P
 
     status, err = run_cli("upscale", sample_video, out_dir / "b.mkv", *FAST, "--quality", "balanced")
     assert status == 0, err
-    if default_for(2, "quality") is not None:
-        status, err = run_cli("upscale", sample_video, out_dir / "q.mkv", *FAST, "--scale", "2",
-                              "--quality", "quality")
-        assert status == 0, err
-        with av.open(str(out_dir / "q.mkv")) as c:
-            assert (c.streams.video[0].width, c.streams.video[0].height) == (128, 96)
+    assert default_for(2, "quality") is not None  # models/quality_x2.onnx is bundled
+    status, err = run_cli("upscale", sample_video, out_dir / "q.mkv", *FAST, "--scale", "2",
+                          "--quality", "quality")
+    assert status == 0, err
+    with av.open(str(out_dir / "q.mkv")) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (128, 96)
     folder = tmp_path / "models"
     folder.mkdir()
     shutil.copy(ROOT / "models" / "espcn_x3.onnx", folder)
