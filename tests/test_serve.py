@@ -286,10 +286,11 @@ def test_sigterm_lets_the_running_job_finish_and_exits_0(tmp_path: Path) -> None
     exits 0."""
     root = tmp_path / "root"
     (root / "in").mkdir(parents=True)
+    _long_clip(root / "in" / "long.mp4")  # still running when SIGTERM comes, however fast the engine
     synth_video(root / "in" / "mid.mp4", n=60, size=(160, 90))
     s = Served(root, "--preset", "ultrafast", "--grace", "60")
     try:
-        job = s.submit({"input": "in/mid.mp4", "output": "o/a.mp4"})
+        job = s.submit({"input": "in/long.mp4", "output": "o/a.mp4"})
         queued = s.submit({"input": "in/mid.mp4", "output": "o/b.mp4"})
         s.wait(job["id"], until=("running",), frames=1)
         s.proc.send_signal(signal.SIGTERM)
