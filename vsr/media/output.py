@@ -109,6 +109,16 @@ URL_FORMATS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts", 
                "rtp": "rtp_mpegts", "rtsp": "rtsp", "http": "mpegts", "https": "mpegts"}
 
 
+def partial_path(final: Path, token: str) -> Path:
+    """The hidden temporary file an output is written to before it is renamed to `final`."""
+    return final.with_name(f".{final.stem}.vsr-{token}.partial{final.suffix}")
+
+
+def partials_of(final: Path) -> list[Path]:
+    """The temporary files of `final` that runs stopped by force (SIGKILL) left behind."""
+    return sorted(final.parent.glob(partial_path(final, "*").name))
+
+
 def open_output(opts: SinkOptions, info: StreamInfo, scale: int, *, live: bool = False,
                 video_template: Any = None, global_header: bool = False) -> OpenedOutput:
     """Create the output container and its streams.
@@ -147,7 +157,7 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int, *, live: bool =
         folder = final.parent if str(final.parent) else Path(".")
         if not folder.is_dir():
             raise SinkError(f"cannot write output '{final}': folder '{folder}' does not exist")
-        temp = final if live else folder / f".{final.stem}.vsr-{secrets.token_hex(4)}.partial{final.suffix}"
+        temp = final if live else partial_path(final, secrets.token_hex(4))
     fmt = opts.format or ("image2" if is_image else None)
     # FFmpeg picks the muxer from the temporary name, which keeps the final suffix; an
     # explicit --format covers odd suffixes. (Outside the try below: its SinkError carries

@@ -108,14 +108,11 @@ def check(paths: Paths, body_input: str, body_output: str | None, options: dict[
     """
     source = check_input(paths.root, body_input, allow_urls=allow_urls, state=paths.state)
     options = dict(options)
-    model = options.get("model", defaults.get("model"))
-    if isinstance(model, str) and "model" in options:
-        options["model"] = _model_option(paths, model)
+    if isinstance(options.get("model"), str):
+        options["model"] = _model_option(paths, options["model"])
     # Parsed once with a placeholder output: the default output name needs the model's scale.
     placeholder = str(paths.root / "output.mp4")
     args = parse(source.url, placeholder, options, defaults)
-    if "model" in options:
-        args.model = options["model"]
     if body_output is None:
         named = default_output(body_input, scale_of(args))
         where = Path(body_input).parent if not source.is_url else Path(".")

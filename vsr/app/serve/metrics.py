@@ -85,8 +85,9 @@ class ServiceCollector:
         for r in running:
             f = float(r.progress.get("fps") or 0.0)
             fps.add_metric([r.job.id], f)
-            if r.rate:
-                rtf.add_metric([r.job.id], f / r.rate)
+            factor = r.realtime_factor(f)
+            if factor is not None:
+                rtf.add_metric([r.job.id], factor)
         yield rtf
         yield fps
         info = GaugeMetricFamily("vsr_model_info", "Loaded models and where they really run",

@@ -24,6 +24,7 @@ from typing import Any
 
 from ...errors import SinkError, VsrError
 from ...frames import Stats
+from ...media.output import partials_of
 from ...model.load import load, require_cuda
 from ...model.registry import resolve
 from ...options import ModelOptions
@@ -92,6 +93,10 @@ class Running:
     model: str = ""
     provider: str = ""
     precision: str = ""
+
+    def realtime_factor(self, fps: float) -> float | None:
+        """`fps` over the input's frame rate (None when the input does not say its rate)."""
+        return fps / self.rate if self.rate else None
 
 
 @dataclass(frozen=True)
@@ -262,13 +267,13 @@ class Runner:
                 self.on_finished(stats, running)
 
     def _remove_partials(self, job: Job) -> None:
-        """The hidden temporary files a killed run left beside its output (`open_output`
-        names them `.NAME.vsr-XXXXXXXX.partial.EXT`); the final name was never written."""
+        """The hidden temporary files a killed run left beside its output; the final name
+        was never written."""
         try:
             output = inside(self.settings.paths.root, job.output, what="output")
         except VsrError:
             return
-        for partial in output.parent.glob(f".{output.stem}.vsr-*.partial{output.suffix}"):
+        for partial in partials_of(output):
             log.info("removing %s, left by a stopped run", partial)
             partial.unlink(missing_ok=True)
 
@@ -280,7 +285,7 @@ def _figures(stats: Stats, running: Running) -> dict[str, Any]:
         "model": stats.model or running.model, "provider": stats.provider or running.provider,
         "precision": stats.precision or running.precision, "frames": stats.frames,
         "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 2),
-        "realtime_factor": round(stats.fps / running.rate, 3) if running.rate else None,
+        "realtime_factor": _rounded(running.realtime_factor(stats.fps)),
         "stage_seconds": {"decode": round(st.decode, 3), "model": round(st.model, 3),
                           "colour": round(st.color, 3), "encode": round(st.encode, 3)},
         "batch": stats.batch, "segments": stats.segments,
@@ -288,3 +293,6 @@ def _figures(stats: Stats, running: Running) -> dict[str, Any]:
         "decode_errors": stats.decode_errors, "corrupt_frames": stats.corrupt_frames,
     }
 
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

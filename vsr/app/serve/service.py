@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import UsageError, VsrError
+from ...errors import ProviderUnavailable, UsageError, VsrError
+from ...model.load import require_cuda
 from ..jobs import model_options
 from . import jobspec
 from .metrics import ServiceCollector, Totals, registry_for, render
@@ -120,12 +121,11 @@ class Service:
             model = self.pool.get(model_options(args))
         except VsrError as exc:
             return f"the default model does not load: {exc}"
-        if self.options.require_gpu and "CUDA" not in model.provider:
-            from ...model.runtime import import_onnxruntime
-
-            offered = ", ".join(import_onnxruntime().get_available_providers())
-            return (f"--require-gpu: the model would run on {model.provider}, not on a GPU "
-                    f"(onnxruntime here offers: {offered})")
+        if self.options.require_gpu:
+            try:
+                require_cuda(model)
+            except ProviderUnavailable as exc:
+                return str(exc)
         return None
 
     def readiness(self) -> tuple[bool, str]:
@@ -183,7 +183,8 @@ class Service:
             rec["provider"] = running.provider or None
             rec["precision"] = running.precision or None
             fps = float(running.progress.get("fps") or 0.0)
-            rec["figures"] = {"realtime_factor": round(fps / running.rate, 3) if running.rate else None}
+            factor = running.realtime_factor(fps)
+            rec["figures"] = {"realtime_factor": None if factor is None else round(factor, 3)}
         return rec
 
     def cancel(self, job_id: str) -> Job:
