@@ -97,13 +97,20 @@ def run_cli(*args: object) -> tuple[int, str]:
     return int(status), err.getvalue()
 
 
-def run_process(*args: object, timeout: float = 120,
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_process(
+    *args: object, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m vsr ARGS...` as a real process from the checkout; `env` adds variables
     to this process's environment."""
-    return subprocess.run([sys.executable, "-m", "vsr", *map(str, args)], cwd=ROOT, check=False,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **env} if env else None)
+    return subprocess.run(
+        [sys.executable, "-m", "vsr", *map(str, args)],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env} if env else None,
+    )
 
 
 def run_on_terminal(*args: object, timeout: float = 120) -> tuple[int, bytes]:
@@ -116,8 +123,14 @@ def run_on_terminal(*args: object, timeout: float = 120) -> tuple[int, bytes]:
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "vsr", *map(str, args)], cwd=ROOT,
-                            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vsr", *map(str, args)],
+        cwd=ROOT,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+    )
     os.close(slave)
     out = b""
     try:
@@ -137,8 +150,14 @@ def run_on_terminal(*args: object, timeout: float = 120) -> tuple[int, bytes]:
 def run_script(script: str, *args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run one of the project's scripts by its path, `python scripts/SCRIPT ARGS...`, from the
     checkout (e.g. `run_script("models/eval.py", "--sets", folder)`)."""
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *map(str, args)], cwd=ROOT,
-                          check=False, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *map(str, args)],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def load_script(script: str) -> Any:
@@ -187,8 +206,14 @@ print(status, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def peak_rss_kib(*args: object, timeout: float = 120) -> int:
     """`vsr ARGS...` in a fresh interpreter, which must succeed; its peak RSS in KiB (Linux)."""
-    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     status, rss = proc.stdout.split()[-2:]
     assert status == "0", proc.stderr
@@ -247,16 +272,36 @@ class Served:
     until it ends. The process is stopped (SIGKILL) by `stop()` if it is still running.
     """
 
-    def __init__(self, root: Path, *args: object, token: str | None = None,
-                 env: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *args: object,
+        token: str | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
         self.root = root
         self.port = port or free_port()
         self.token = token
         self.log = root.parent / f"serve-{self.port}.log"
         self._log = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vsr", "serve", "--root", str(root), "--port", str(self.port), *map(str, args)],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+            [
+                sys.executable,
+                "-m",
+                "vsr",
+                "serve",
+                "--root",
+                str(root),
+                "--port",
+                str(self.port),
+                *map(str, args),
+            ],
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
@@ -275,9 +320,17 @@ class Served:
             self._log.flush()
         return self.log.read_text(errors="replace")
 
-    def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-                headers: dict[str, str] | None = None, token: str | None = None,
-                timeout: float = 30) -> tuple[int, Any, dict[str, str]]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        token: str | None = None,
+        timeout: float = 30,
+    ) -> tuple[int, Any, dict[str, str]]:
         import http.client
         import json
 
@@ -311,8 +364,13 @@ class Served:
         assert status == 200, (status, job)
         return dict(job)
 
-    def wait(self, job_id: str, until: tuple[str, ...] = ("done", "failed", "cancelled"),
-             timeout: float = 120, frames: int = 0) -> dict[str, Any]:
+    def wait(
+        self,
+        job_id: str,
+        until: tuple[str, ...] = ("done", "failed", "cancelled"),
+        timeout: float = 120,
+        frames: int = 0,
+    ) -> dict[str, Any]:
         """Poll until the job's status is one of `until` (and, for running, `frames` done)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -345,8 +403,13 @@ class Vsr:
 
     def __init__(self, *args: object, stdin: int = subprocess.DEVNULL) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vsr", *map(str, args)], cwd=ROOT, stdin=stdin,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "vsr", *map(str, args)],
+            cwd=ROOT,
+            stdin=stdin,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, name="test-stderr-reader", daemon=True)
@@ -370,8 +433,10 @@ class Vsr:
                 pytest.fail(f"no matching stderr line within {timeout}s; got {self.lines}")
             if line is None:
                 self.proc.wait(timeout=10)
-                pytest.fail(f"vsr ended (status {self.proc.returncode}) before the expected line; "
-                            f"stderr: {self.lines}")
+                pytest.fail(
+                    f"vsr ended (status {self.proc.returncode}) before the expected line; "
+                    f"stderr: {self.lines}"
+                )
             self.lines.append(line)
             if predicate(line):
                 return line

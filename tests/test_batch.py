@@ -73,7 +73,8 @@ def load_calls(monkeypatch: pytest.MonkeyPatch) -> list[ModelOptions]:
 
 
 def test_folder_with_a_broken_file_gives_the_other_outputs_and_exit_1(
-        clips: Path, tmp_path: Path, load_calls: list[ModelOptions]) -> None:
+    clips: Path, tmp_path: Path, load_calls: list[ModelOptions]
+) -> None:
     """A folder of two clips and one broken file: both clips are upscaled (model loaded once),
     the broken file is named on its own line, a summary counts them, and the exit status is 1."""
     out = tmp_path / "out"
@@ -104,13 +105,16 @@ def test_rerun_with_skip_existing_touches_nothing(clips: Path, tmp_path: Path) -
     assert "vsr: 3 files: 0 done, 1 failed, 2 skipped" in err, err
     assert mtimes(out) == before
     (clips / "broken.mp4").unlink()
-    status, err = run_cli("upscale", clips, "--output-dir", out, *FAST, "--skip-existing",
-                          "--progress", "json")
+    status, err = run_cli(
+        "upscale", clips, "--output-dir", out, *FAST, "--skip-existing", "--progress", "json"
+    )
     assert status == 0, err
     records = [json.loads(line) for line in err.splitlines()]
     files = [r for r in records if r["event"] == "file"]
     assert [(Path(r["input"]).name, r["status"]) for r in files] == [
-        ("a.mp4", "skipped"), ("b.mkv", "skipped")]
+        ("a.mp4", "skipped"),
+        ("b.mkv", "skipped"),
+    ]
     assert records[-1]["event"] == "summary"
     assert (records[-1]["done"], records[-1]["failed"], records[-1]["skipped"]) == (0, 0, 2)
     assert mtimes(out) == before
@@ -127,16 +131,34 @@ def test_progress_json_has_a_record_per_file_and_a_summary(clips: Path, tmp_path
     records = [json.loads(line) for line in err.splitlines()]
     files = [r for r in records if r["event"] == "file"]
     assert [(r["input"], r["status"]) for r in files] == [
-        (str(inputs[0]), "done"), (str(inputs[1]), "failed"), (str(inputs[2]), "done")]
-    assert files[0] == {"event": "file", "input": str(inputs[0]), "output": str(out / "a_x3.mp4"),
-                        "status": "done", "frames": 12, "seconds": files[0]["seconds"],
-                        "error": None}
+        (str(inputs[0]), "done"),
+        (str(inputs[1]), "failed"),
+        (str(inputs[2]), "done"),
+    ]
+    assert files[0] == {
+        "event": "file",
+        "input": str(inputs[0]),
+        "output": str(out / "a_x3.mp4"),
+        "status": "done",
+        "frames": 12,
+        "seconds": files[0]["seconds"],
+        "error": None,
+    }
     assert files[1]["frames"] == 0 and "cannot open input" in files[1]["error"]
     assert files[2]["frames"] == 8
     progress = [r for r in records if r["event"] == "progress"]
     assert progress, err
-    assert {"file", "files_done", "files_total", "frames", "file_frames", "file_total", "fps",
-            "elapsed", "eta"} <= set(progress[0])
+    assert {
+        "file",
+        "files_done",
+        "files_total",
+        "frames",
+        "file_frames",
+        "file_total",
+        "fps",
+        "elapsed",
+        "eta",
+    } <= set(progress[0])
     assert all(r["files_total"] == 3 for r in progress)
     summary = records[-1]
     assert summary["event"] == "summary"
@@ -146,8 +168,16 @@ def test_progress_json_has_a_record_per_file_and_a_summary(clips: Path, tmp_path
 
 def test_progress_bar_counts_files_and_frames(clips: Path, tmp_path: Path) -> None:
     """--progress bar draws one bar for the run: files done/total and frames, then the lines."""
-    status, err = run_cli("upscale", clips / "a.mp4", clips / "b.mkv", "--output-dir",
-                          tmp_path / "out", *FAST, "--progress", "bar")
+    status, err = run_cli(
+        "upscale",
+        clips / "a.mp4",
+        clips / "b.mkv",
+        "--output-dir",
+        tmp_path / "out",
+        *FAST,
+        "--progress",
+        "bar",
+    )
     assert status == 0, err
     assert "2/2 files" in err and "20/20" in err, err
     assert err.splitlines()[-1].startswith("vsr: 2 files: 2 done, 0 failed, 0 skipped"), err
@@ -156,8 +186,9 @@ def test_progress_bar_counts_files_and_frames(clips: Path, tmp_path: Path) -> No
 def test_fail_fast_stops_at_the_first_failure(clips: Path, tmp_path: Path) -> None:
     """--fail-fast: the first failure ends the run (exit 1); later files are not started."""
     out = tmp_path / "out"
-    status, err = run_cli("upscale", clips / "broken.mp4", clips / "a.mp4", "--output-dir", out,
-                          *FAST, "--fail-fast")
+    status, err = run_cli(
+        "upscale", clips / "broken.mp4", clips / "a.mp4", "--output-dir", out, *FAST, "--fail-fast"
+    )
     assert status == 1, err
     assert listing(out) == []
     assert "vsr: 2 files: 0 done, 1 failed, 0 skipped, 1 not started (--fail-fast)" in err, err
@@ -167,8 +198,9 @@ def test_several_inputs_without_output_dir_are_refused_in_one_line(clips: Path) 
     """Three inputs without --output-dir: one 'vsr:' line, exit 2; two stay INPUT OUTPUT."""
     status, err = run_cli("upscale", clips / "a.mp4", clips / "b.mkv", clips / "c.mp4")
     assert status == 2
-    assert err.splitlines() == [("vsr: 3 inputs need --output-dir DIR (only 'vsr upscale INPUT "
-                                 "OUTPUT' names its output)")]
+    assert err.splitlines() == [
+        ("vsr: 3 inputs need --output-dir DIR (only 'vsr upscale INPUT OUTPUT' names its output)")
+    ]
     status, err = run_cli("upscale", clips / "a.mp4", clips / "a_big.mkv", *FAST)
     assert status == 0, err
     assert frames_and_size(clips / "a_big.mkv") == (12, {(192, 144)})
@@ -178,8 +210,10 @@ def test_a_folder_without_output_dir_says_to_pass_it(clips: Path) -> None:
     """A folder as the only input, without --output-dir: exit 2 with a hint naming --output-dir."""
     status, err = run_cli("upscale", clips)
     assert status == 2
-    assert err.splitlines() == [f"vsr: input '{clips}' is a folder",
-                                "hint: pass --output-dir DIR to upscale the video and image files in it"]
+    assert err.splitlines() == [
+        f"vsr: input '{clips}' is a folder",
+        "hint: pass --output-dir DIR to upscale the video and image files in it",
+    ]
 
 
 def test_recursive_repeats_the_sub_folders_and_images_become_png(tmp_path: Path) -> None:
@@ -195,8 +229,7 @@ def test_recursive_repeats_the_sub_folders_and_images_become_png(tmp_path: Path)
     status, err = run_cli("upscale", top, "--output-dir", out, *FAST)
     assert status == 0, err
     assert listing(out) == ["photo_x3.png"]
-    status, err = run_cli("upscale", top, "--output-dir", out, *FAST, "--recursive",
-                          "--skip-existing")
+    status, err = run_cli("upscale", top, "--output-dir", out, *FAST, "--recursive", "--skip-existing")
     assert status == 0, err
     assert "1 done, 0 failed, 1 skipped" in err, err
     assert listing(out / "sub") == ["clip_x3.mp4"]
@@ -225,8 +258,19 @@ def test_segments_run_each_file_over_the_scale_out_path(tmp_path: Path) -> None:
         synth_video(folder / name, n=24, options=GOP12)
     make_png(folder / "c.png")
     out = tmp_path / "out"
-    status, err = run_cli("upscale", folder, "--output-dir", out, *FAST, "--segments", "2",
-                          "--executor", "local", "--progress", "json")
+    status, err = run_cli(
+        "upscale",
+        folder,
+        "--output-dir",
+        out,
+        *FAST,
+        "--segments",
+        "2",
+        "--executor",
+        "local",
+        "--progress",
+        "json",
+    )
     assert status == 0, err
     records = [json.loads(line) for line in err.splitlines()]
     assert sum(r["event"] == "segment" and r["status"] == "done" for r in records) == 4
@@ -257,8 +301,12 @@ def test_run_batch_shares_one_upscaler_and_estimates_the_total(clips: Path, tmp_
     items = [BatchItem(str(clips / n), tmp_path / f"{n}.mkv") for n in ("a.mp4", "broken.mp4", "b.mkv")]
 
     def open_job(item: BatchItem) -> Pipeline:
-        return Pipeline(SourceOptions(item.input), ModelOptions(), SinkOptions(
-            str(item.output), preset="ultrafast"), upscaler=upscaler)
+        return Pipeline(
+            SourceOptions(item.input),
+            ModelOptions(),
+            SinkOptions(str(item.output), preset="ultrafast"),
+            upscaler=upscaler,
+        )
 
     events = list(run_batch(items, open_job))
     results = [e for e in events if hasattr(e, "status")]
@@ -273,19 +321,29 @@ def test_run_batch_shares_one_upscaler_and_estimates_the_total(clips: Path, tmp_
 
 def _file_record(input_name: str, status: str = "done"):
     """A predicate: the --progress json "file" record of `input_name` with `status`."""
+
     def match(line: str) -> bool:
         rec = _record(line)
-        return (rec.get("event") == "file" and Path(str(rec.get("input"))).name == input_name
-                and rec.get("status") == status)
+        return (
+            rec.get("event") == "file"
+            and Path(str(rec.get("input"))).name == input_name
+            and rec.get("status") == status
+        )
+
     return match
 
 
 def _running(input_name: str):
     """A predicate: a --progress json "progress" record of `input_name` with frames done."""
+
     def match(line: str) -> bool:
         rec = _record(line)
-        return (rec.get("event") == "progress" and Path(str(rec.get("file"))).name == input_name
-                and int(rec.get("file_frames") or 0) > 0)
+        return (
+            rec.get("event") == "progress"
+            and Path(str(rec.get("file"))).name == input_name
+            and int(rec.get("file_frames") or 0) > 0
+        )
+
     return match
 
 
@@ -361,7 +419,8 @@ CTRL_C_POINTS = [
 
 
 def test_ctrl_c_at_any_point_of_a_batch_exits_130_cleanly(
-        three_clips: Path, tmp_path: Path, sigint_default: None) -> None:
+    three_clips: Path, tmp_path: Path, sigint_default: None
+) -> None:
     """Ctrl-C wherever it lands (a file opening, its stages starting, running, finishing, the
     next one opening; one run each, all at once): exit 130, never a crash (a negative
     status), the one-line message, no traceback, no temporary file, and every output under
@@ -369,8 +428,9 @@ def test_ctrl_c_at_any_point_of_a_batch_exits_130_cleanly(
     runs = []
     for i, (seen, delay) in enumerate(CTRL_C_POINTS):
         out = tmp_path / f"out{i}"
-        runs.append((seen, delay, out, Vsr("upscale", three_clips, "--output-dir", out, *FAST,
-                                           "--progress", "json")))
+        runs.append(
+            (seen, delay, out, Vsr("upscale", three_clips, "--output-dir", out, *FAST, "--progress", "json"))
+        )
     sent: dict[int, float] = {}
     failures: list[BaseException] = []
 
@@ -384,8 +444,10 @@ def test_ctrl_c_at_any_point_of_a_batch_exits_130_cleanly(
         except BaseException as exc:  # noqa: BLE001 - pytest.fail, reported below
             failures.append(exc)
 
-    threads = [threading.Thread(target=interrupt, args=(i, seen, delay, child))
-               for i, (seen, delay, _, child) in enumerate(runs)]
+    threads = [
+        threading.Thread(target=interrupt, args=(i, seen, delay, child))
+        for i, (seen, delay, _, child) in enumerate(runs)
+    ]
     try:
         for t in threads:
             t.start()
@@ -418,8 +480,10 @@ def test_output_larger_than_4k_is_warned_with_size_memory_and_scale_2(tmp_path: 
     status, err = run_cli("upscale", wide, tmp_path / "wide_x3.png", "--device", "cpu")
     assert status == 0, err
     warning, summary = err.splitlines()
-    assert warning == ("vsr: output 4098x48 is larger than 4096x2160: expect about 0.4 GB of "
-                       "memory; --scale 2 makes it 2732x32")
+    assert warning == (
+        "vsr: output 4098x48 is larger than 4096x2160: expect about 0.4 GB of "
+        "memory; --scale 2 makes it 2732x32"
+    )
     assert summary.startswith("vsr: 1 frame 1366x16 -> 4098x48"), err
     assert large_output_warning(1280, 720, 3) is None  # 3840x2160
     assert large_output_warning(720, 1280, 3) is None  # portrait 2160x3840
@@ -434,20 +498,24 @@ def test_bad_scale_is_one_line_with_the_choices(tmp_path: Path, capsys: pytest.C
     status, _ = run_cli("upscale", tmp_path / "x.mp4", "--scale", "5")
     assert status == 2
     assert capsys.readouterr().err.splitlines() == [
-        "vsr upscale: argument --scale: invalid choice: 5 (choose from 2, 3, 4)"]
+        "vsr upscale: argument --scale: invalid choice: 5 (choose from 2, 3, 4)"
+    ]
 
 
 @pytest.mark.parametrize("extra", [[], ["--overwrite"]])
-def test_existing_folder_as_output_is_refused_at_once(clips: Path, tmp_path: Path, extra: list[str],
-                                                      load_calls: list[ModelOptions]) -> None:
+def test_existing_folder_as_output_is_refused_at_once(
+    clips: Path, tmp_path: Path, extra: list[str], load_calls: list[ModelOptions]
+) -> None:
     """A folder as OUTPUT is refused as 'is a directory' before the model loads, with or
     without --overwrite, and the folder is left as it was."""
     folder = tmp_path / "somewhere"
     folder.mkdir()
     status, err = run_cli("upscale", clips / "a.mp4", folder, *extra)
     assert status == 2
-    assert err.splitlines() == [f"vsr: output '{folder}' is a directory",
-                                "hint: to write into a folder, pass --output-dir"]
+    assert err.splitlines() == [
+        f"vsr: output '{folder}' is a directory",
+        "hint: to write into a folder, pass --output-dir",
+    ]
     assert load_calls == [] and listing(folder) == []
 
 
@@ -490,7 +558,8 @@ def test_info_count_decodes_the_real_frame_count(tmp_path: Path, capsys: pytest.
 
 
 def test_info_shows_an_image_as_an_image_and_counts_in_the_singular(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An image is 'image: png 40x30' without a frame rate (JSON: 1 frame, no rate); a
     one-frame video says '1 frame'."""
     photo = make_png(tmp_path / "photo.png")

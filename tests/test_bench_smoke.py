@@ -27,8 +27,21 @@ def test_bench_smoke(tmp_path: Path) -> None:
 def test_bench_runs_a_chosen_subset_of_anchors_at_batch_auto(tmp_path: Path) -> None:
     """--anchors and --batch auto (the GPU runs use both)."""
     out = tmp_path / "bench.json"
-    proc = run_script("bench/bench.py", "--size", "64x48", "--frames", "3", "--device", "cpu",
-                      "--batch", "auto", "--anchors", "a", "--json", out)
+    proc = run_script(
+        "bench/bench.py",
+        "--size",
+        "64x48",
+        "--frames",
+        "3",
+        "--device",
+        "cpu",
+        "--batch",
+        "auto",
+        "--anchors",
+        "a",
+        "--json",
+        out,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rec = json.loads(out.read_text())
     assert {r["key"] for r in rec["rows"]} == {"decode", "model", "encode", "vsr", "free", "bicubic"}
@@ -43,9 +56,23 @@ def test_bench_engines_prints_every_variant_with_its_ratio_and_the_cpu(tmp_path:
 
     variants = "onnxruntime:fp32,openvino:fp32" if version() else "onnxruntime:fp32,auto:auto"
     out = tmp_path / "engines.json"
-    proc = run_script("bench/bench_engines.py", "model", "--tiers", "fast", "--repeat", "1", "--calls", "1",
-                      "--variants", variants, "--json", out)
+    proc = run_script(
+        "bench/bench_engines.py",
+        "model",
+        "--tiers",
+        "fast",
+        "--repeat",
+        "1",
+        "--calls",
+        "1",
+        "--variants",
+        variants,
+        "--json",
+        out,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "CPU: " in proc.stdout and "| fast | fast_x3 | onnxruntime:fp32 | onnxruntime fp32 |" in proc.stdout
+    assert (
+        "CPU: " in proc.stdout and "| fast | fast_x3 | onnxruntime:fp32 | onnxruntime fp32 |" in proc.stdout
+    )
     rows = json.loads(out.read_text())["model"]
     assert [r["variant"] for r in rows] == variants.split(",") and rows[0]["ratio"] == [1.0]

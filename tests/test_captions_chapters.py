@@ -45,16 +45,26 @@ def frame_captions(path: Path) -> list[bytes | None]:
 def chapters_of(path: Path) -> list[tuple[float, float, str]]:
     """(start, end, title) of each chapter, in seconds rounded to the millisecond."""
     with av.open(str(path)) as c:
-        return [(round(float(ch["start"] * ch["time_base"]), 3), round(float(ch["end"] * ch["time_base"]), 3),
-                 ch["metadata"].get("title", "")) for ch in c.chapters()]
+        return [
+            (
+                round(float(ch["start"] * ch["time_base"]), 3),
+                round(float(ch["end"] * ch["time_base"]), 3),
+                ch["metadata"].get("title", ""),
+            )
+            for ch in c.chapters()
+        ]
 
 
 def with_chapters(src: Path, dst: Path, chapters: list[tuple[int, int, str]]) -> Path:
     """`src` remuxed into `dst` with chapters (start ms, end ms, title)."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
-        out.set_chapters([{"id": i + 1, "start": a, "end": b, "time_base": Fraction(1, 1000),
-                           "metadata": {"title": t}} for i, (a, b, t) in enumerate(chapters)])
+        out.set_chapters(
+            [
+                {"id": i + 1, "start": a, "end": b, "time_base": Fraction(1, 1000), "metadata": {"title": t}}
+                for i, (a, b, t) in enumerate(chapters)
+            ]
+        )
         for pk in inp.demux():
             if not pk.size:  # the demuxer's end-of-stream packets
                 continue
@@ -102,8 +112,11 @@ def test_chapters_are_copied_moved_and_cut_by_a_trim(tmp_path: Path) -> None:
     """Chapters with their titles go into MKV and MP4 as they were; --start/--duration moves
     them by the start, cuts them to the part kept and leaves out those outside it; MPEG-TS,
     which cannot hold chapters, gets a note."""
-    src = with_chapters(synth_video(tmp_path / "plain.mkv", n=50), tmp_path / "in.mkv",
-                        [(0, 600, "Intro"), (600, 1400, "Middle"), (1400, 2000, "End")])
+    src = with_chapters(
+        synth_video(tmp_path / "plain.mkv", n=50),
+        tmp_path / "in.mkv",
+        [(0, 600, "Intro"), (600, 1400, "Middle"), (1400, 2000, "End")],
+    )
     assert chapters_of(src) == [(0.0, 0.6, "Intro"), (0.6, 1.4, "Middle"), (1.4, 2.0, "End")]
     for suffix in (".mkv", ".mp4"):
         out = tmp_path / f"out{suffix}"

@@ -53,8 +53,10 @@ def test_cancel_wakes_a_blocked_put_and_a_blocked_get() -> None:
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(lambda: full.put(1),)),
-               threading.Thread(target=run, args=(empty.get,))]
+    threads = [
+        threading.Thread(target=run, args=(lambda: full.put(1),)),
+        threading.Thread(target=run, args=(empty.get,)),
+    ]
     for t in threads:
         t.start()
     time.sleep(0.1)
@@ -130,13 +132,20 @@ class FakeClock:
         return self.now
 
 
-def latency_channel(budget: float = 0.5, cost: float | None = None, maxsize: int = 64,
-                    span=None) -> tuple[Channel[str], FakeClock]:  # type: ignore[no-untyped-def]
+def latency_channel(
+    budget: float = 0.5, cost: float | None = None, maxsize: int = 64, span=None
+) -> tuple[Channel[str], FakeClock]:  # type: ignore[no-untyped-def]
     from vsr.channel import Policy
 
     clock = FakeClock()
-    ch: Channel[str] = Channel(maxsize, policy=Policy.LATENCY, droppable=lambda x: x.startswith("v"),
-                               budget=budget, span=span, clock=clock)
+    ch: Channel[str] = Channel(
+        maxsize,
+        policy=Policy.LATENCY,
+        droppable=lambda x: x.startswith("v"),
+        budget=budget,
+        span=span,
+        clock=clock,
+    )
     if cost is not None:
         ch.served(1, cost)
     return ch, clock
@@ -237,6 +246,7 @@ def test_latency_plans_with_the_median_call_so_one_slow_call_drops_nothing() -> 
 def test_latency_trims_audio_that_ends_before_the_first_frame_handed_out() -> None:
     """When the first frames had to be dropped, audio that would play before the first
     upscaled frame is trimmed (counted apart), also when it arrives late; the rest is kept."""
+
     def span(x: str) -> tuple[float, float]:
         t = float(x[1:]) / 100  # "v8" is at 0.08 s; "a7" plays 0.07-0.09 s
         return (t, t) if x.startswith("v") else (t, t + 0.02)
@@ -256,6 +266,7 @@ def test_latency_trims_audio_that_ends_before_the_first_frame_handed_out() -> No
 def test_latency_hands_out_the_first_frame_before_audio_queued_ahead_of_it() -> None:
     """Audio left at the head after its frames were dropped is not handed out before the
     first frame: had it been, a later drop could leave it playing before the video starts."""
+
     def span(x: str) -> tuple[float, float]:
         t = float(x[1:]) / 100
         return (t, t) if x.startswith("v") else (t, t + 0.02)

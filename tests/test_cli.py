@@ -80,12 +80,48 @@ def test_upscale_and_live_parse_their_shared_options_alike() -> None:
     """Model, encoding and input options are declared once for both commands: the same
     arguments give the same values, and only the encoder defaults differ (live is tuned for
     speed)."""
-    shared = ["--model", "espcn_x2", "--scale", "2", "--device", "cpu", "--batch", "auto",
-              "--threads", "1", "--precision", "fp16", "--codec", "libx265", "--crf", "20",
-              "--preset", "fast", "--pix-fmt", "yuv420p", "--format", "matroska",
-              "--codec-option", "a=b", "--container-option", "c=d", "--no-audio", "--color",
-              "ycrcb", "--input-format", "mpegts", "--input-option", "e=f", "--max-pixels", "100",
-              "--on-error", "stop", "--quality", "balanced", "--square-pixels"]
+    shared = [
+        "--model",
+        "espcn_x2",
+        "--scale",
+        "2",
+        "--device",
+        "cpu",
+        "--batch",
+        "auto",
+        "--threads",
+        "1",
+        "--precision",
+        "fp16",
+        "--codec",
+        "libx265",
+        "--crf",
+        "20",
+        "--preset",
+        "fast",
+        "--pix-fmt",
+        "yuv420p",
+        "--format",
+        "matroska",
+        "--codec-option",
+        "a=b",
+        "--container-option",
+        "c=d",
+        "--no-audio",
+        "--color",
+        "ycrcb",
+        "--input-format",
+        "mpegts",
+        "--input-option",
+        "e=f",
+        "--max-pixels",
+        "100",
+        "--on-error",
+        "stop",
+        "--quality",
+        "balanced",
+        "--square-pixels",
+    ]
     parser = build_parser()
     up = vars(parser.parse_args(["upscale", "in.mp4", "out.mp4", *shared]))
     live = vars(parser.parse_args(["live", "in.mp4", "out.mp4", *shared]))
@@ -135,8 +171,7 @@ def test_quiet_on_a_terminal_draws_no_progress_bar(sample_video: Path, out_dir: 
     assert status == 0 and b"frame/s" in shown, shown
     status, quiet = run_on_terminal("upscale", sample_video, out_dir / "b.mp4", *FAST, "--quiet")
     assert (status, quiet) == (0, b"")
-    status, quiet = run_on_terminal("upscale", sample_video, "--output-dir", out_dir / "many",
-                                    *FAST, "-q")
+    status, quiet = run_on_terminal("upscale", sample_video, "--output-dir", out_dir / "many", *FAST, "-q")
     assert (status, quiet) == (0, b"")
     assert listing(out_dir) == ["a.mp4", "b.mp4", "many"] and listing(out_dir / "many") == ["in_x3.mp4"]
 
@@ -162,8 +197,11 @@ def test_progress_json_is_json_lines_ending_with_done(sample_video: Path, out_di
         assert {"frames", "total", "fps", "elapsed", "eta"} <= set(r)
     assert out.exists()
     # --engine auto: what this CPU runs fastest exactly enough (bf16 only on OpenVINO)
-    assert (done["engine"], done["precision"]) in {("onnxruntime", "fp32"), ("openvino", "fp32"),
-                                                   ("openvino", "bf16")}
+    assert (done["engine"], done["precision"]) in {
+        ("onnxruntime", "fp32"),
+        ("openvino", "fp32"),
+        ("openvino", "bf16"),
+    }
 
 
 def test_precision_fp16_runs_the_bound_engine_on_the_cpu_too(sample_video: Path, out_dir: Path) -> None:
@@ -184,16 +222,28 @@ def test_precision_fp16_runs_the_bound_engine_on_the_cpu_too(sample_video: Path,
 
 
 def test_int8_model_is_called_int8_in_the_summary_the_record_and_models(
-        sample_video: Path, out_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sample_video: Path, out_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """With the int8 model, the summary line, the JSON done record and `vsr models` (text and
     JSON) say int8, not fp32."""
     pytest.importorskip("onnx")
-    status, err = run_cli("upscale", sample_video, out_dir / "a.mkv", *FAST, "--codec", "ffv1",
-                          "--model", "espcn_x3_int8")
+    status, err = run_cli(
+        "upscale", sample_video, out_dir / "a.mkv", *FAST, "--codec", "ffv1", "--model", "espcn_x3_int8"
+    )
     assert status == 0, err
     assert " int8)" in err, err  # on onnxruntime or OpenVINO, as --engine auto chose
-    status, err = run_cli("upscale", sample_video, out_dir / "b.mkv", *FAST, "--codec", "ffv1",
-                          "--model", "espcn_x3_int8", "--progress", "json")
+    status, err = run_cli(
+        "upscale",
+        sample_video,
+        out_dir / "b.mkv",
+        *FAST,
+        "--codec",
+        "ffv1",
+        "--model",
+        "espcn_x3_int8",
+        "--progress",
+        "json",
+    )
     assert status == 0, err
     assert json.loads(err.splitlines()[-1])["precision"] == "int8"
     capsys.readouterr()
@@ -257,8 +307,9 @@ def _faststart_copy(src: Path, dst: Path) -> Path:
 
 
 @pytest.mark.parametrize("suffix", [".mkv", ".ts", ".mp4"])
-def test_truncated_video_gives_fewer_frames_or_a_clear_error(tmp_path: Path, out_dir: Path,
-                                                             suffix: str) -> None:
+def test_truncated_video_gives_fewer_frames_or_a_clear_error(
+    tmp_path: Path, out_dir: Path, suffix: str
+) -> None:
     """A video cut at 60% either upscales the frames that survive or fails with one clear line; never a traceback or a leftover temp file."""
     full = synth_video(tmp_path / f"full{suffix}", n=30, bframes=False)
     if suffix == ".mp4":
@@ -297,8 +348,9 @@ def test_truncated_mp4_without_its_index_is_a_usage_error(tmp_path: Path, out_di
 
 def test_missing_model_path_is_a_usage_error(sample_video: Path, tmp_path: Path, out_dir: Path) -> None:
     """`--model` naming a missing .onnx file exits 2 with one line and a hint, writing nothing."""
-    status, err = run_cli("upscale", sample_video, out_dir / "out.mp4", *FAST,
-                          "--model", tmp_path / "missing.onnx")
+    status, err = run_cli(
+        "upscale", sample_video, out_dir / "out.mp4", *FAST, "--model", tmp_path / "missing.onnx"
+    )
     line = assert_user_error(status, err, mentions="missing.onnx")
     assert "no such file" in line
     assert "hint: " in err
@@ -314,8 +366,9 @@ def test_non_onnx_model_file_is_a_usage_error(sample_video: Path, tmp_path: Path
     assert listing(out_dir) == []
 
 
-def test_onnx_model_of_the_wrong_shape_is_a_usage_error(sample_video: Path, tmp_path: Path,
-                                                        out_dir: Path) -> None:
+def test_onnx_model_of_the_wrong_shape_is_a_usage_error(
+    sample_video: Path, tmp_path: Path, out_dir: Path
+) -> None:
     """A valid ONNX model taking [N,3,H,W] exits 2 with a message naming the expected [N,1,H,W]."""
     model = make_rgb_onnx(tmp_path / "rgb.onnx")
     status, err = run_cli("upscale", sample_video, out_dir / "out.mp4", *FAST, "--model", model)
@@ -521,15 +574,19 @@ def test_models_lists_the_bundled_models_with_their_scale(capsys) -> None:
     status, err = run_cli("models", "--no-timing")
     assert status == 0, err
     lines = capsys.readouterr().out.splitlines()
-    rows = {line[2:].split()[0]: line[2:].split()[1] for line in lines[1:]
-            if not line.startswith(("(", "not bundled"))}
+    rows = {
+        line[2:].split()[0]: line[2:].split()[1]
+        for line in lines[1:]
+        if not line.startswith(("(", "not bundled"))
+    }
     assert rows["espcn_x2"] == "x2"
     assert rows["espcn_x3"] == "x3"
     assert rows["espcn_x4"] == "x4"
 
 
-def test_models_says_which_tiers_are_not_bundled(capsys, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_models_says_which_tiers_are_not_bundled(
+    capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With only espcn_x3 and fast_x3 in the model folder, `vsr models` ends with the seven
     (tier, scale) pairs of the family that are missing; with all nine there is no such line."""
     import shutil
@@ -545,9 +602,14 @@ def test_models_says_which_tiers_are_not_bundled(capsys, tmp_path: Path,
     monkeypatch.setattr("vsr.model.registry.model_dirs", lambda: [folder])
     status, err = run_cli("models", "--no-timing")
     assert status == 0, err
-    assert capsys.readouterr().out.splitlines()[-1].startswith(
-        "not bundled in this version: fast x2, fast x4, balanced x2, balanced x4, quality x2, "
-        "quality x3, quality x4")
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[-1]
+        .startswith(
+            "not bundled in this version: fast x2, fast x4, balanced x2, balanced x4, quality x2, "
+            "quality x3, quality x4"
+        )
+    )
     models = bundled_models()
     every = [replace(models[0], tier=t, scale=s) for t in ("fast", "balanced", "quality") for s in (2, 3, 4)]
     assert missing_tiers(every) == []
@@ -570,10 +632,26 @@ def test_models_json_gives_names_and_scales(capsys, tmp_path: Path, monkeypatch:
     assert status == 0, err
     listed = json.loads(capsys.readouterr().out)
     scales = {m["name"]: m["scale"] for m in listed}
-    assert {k: scales[k] for k in ("espcn_x2", "espcn_x3", "espcn_x4")} == \
-        {"espcn_x2": 2, "espcn_x3": 3, "espcn_x4": 4}
-    keys = {"name", "path", "scale", "tier", "macs_per_pixel", "parameters", "degradation",
-            "precision", "psnr", "ms_per_output_mp_cpu", "engine", "run_precision", "default"}
+    assert {k: scales[k] for k in ("espcn_x2", "espcn_x3", "espcn_x4")} == {
+        "espcn_x2": 2,
+        "espcn_x3": 3,
+        "espcn_x4": 4,
+    }
+    keys = {
+        "name",
+        "path",
+        "scale",
+        "tier",
+        "macs_per_pixel",
+        "parameters",
+        "degradation",
+        "precision",
+        "psnr",
+        "ms_per_output_mp_cpu",
+        "engine",
+        "run_precision",
+        "default",
+    }
     assert all(keys <= set(m) for m in listed)
     assert [m["name"] for m in listed if m["default"]] == ["balanced_x3"]
     x3 = next(m for m in listed if m["name"] == "espcn_x3")
@@ -596,8 +674,9 @@ def test_models_times_dear_models_on_smaller_frames() -> None:
     assert timing_size(448_128) == timing_size(673_344) == (64, 48)
 
 
-def test_quality_picks_a_tier_or_says_which_exist(sample_video: Path, out_dir: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quality_picks_a_tier_or_says_which_exist(
+    sample_video: Path, out_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--quality balanced runs the default model, --quality quality --scale 2 the quality x2
     model (when bundled); a tier not bundled at that scale is one clear line (exit 2)
     naming the tiers that are."""
@@ -608,8 +687,9 @@ def test_quality_picks_a_tier_or_says_which_exist(sample_video: Path, out_dir: P
     status, err = run_cli("upscale", sample_video, out_dir / "b.mkv", *FAST, "--quality", "balanced")
     assert status == 0, err
     assert default_for(2, "quality") is not None  # models/quality_x2.onnx is bundled
-    status, err = run_cli("upscale", sample_video, out_dir / "q.mkv", *FAST, "--scale", "2",
-                          "--quality", "quality")
+    status, err = run_cli(
+        "upscale", sample_video, out_dir / "q.mkv", *FAST, "--scale", "2", "--quality", "quality"
+    )
     assert status == 0, err
     with av.open(str(out_dir / "q.mkv")) as c:
         assert (c.streams.video[0].width, c.streams.video[0].height) == (128, 96)
@@ -617,8 +697,9 @@ def test_quality_picks_a_tier_or_says_which_exist(sample_video: Path, out_dir: P
     folder.mkdir()
     shutil.copy(ROOT / "models" / "espcn_x3.onnx", folder)
     monkeypatch.setattr("vsr.model.registry.model_dirs", lambda: [folder])  # only espcn_x3 bundled
-    status, err = run_cli("upscale", sample_video, out_dir / "none.mkv", *FAST, "--scale", "2",
-                          "--quality", "quality")
+    status, err = run_cli(
+        "upscale", sample_video, out_dir / "none.mkv", *FAST, "--scale", "2", "--quality", "quality"
+    )
     line = assert_user_error(status, err, mentions="no bundled quality model for scale 2")
     assert "espcn" not in line and not (out_dir / "none.mkv").exists()
 
@@ -626,13 +707,24 @@ def test_quality_picks_a_tier_or_says_which_exist(sample_video: Path, out_dir: P
 def test_degrade_video_runs_the_video_model_of_the_tier(sample_video: Path, out_dir: Path) -> None:
     """`--quality fast --degrade video` upscales with fast_x3_video; at a scale with no video
     model it is one clear line (exit 2) saying where there is one, and nothing is written."""
-    status, err = run_cli("upscale", sample_video, out_dir / "v.mkv", *FAST, "--quality", "fast",
-                          "--degrade", "video", "--progress", "json")
+    status, err = run_cli(
+        "upscale",
+        sample_video,
+        out_dir / "v.mkv",
+        *FAST,
+        "--quality",
+        "fast",
+        "--degrade",
+        "video",
+        "--progress",
+        "json",
+    )
     assert status == 0, err
     done = json.loads(err.strip().splitlines()[-1])
     assert done["event"] == "done" and done["model"] == "fast_x3_video", done
-    status, err = run_cli("upscale", sample_video, out_dir / "none.mkv", *FAST, "--scale", "2",
-                          "--degrade", "video")
+    status, err = run_cli(
+        "upscale", sample_video, out_dir / "none.mkv", *FAST, "--scale", "2", "--degrade", "video"
+    )
     assert_user_error(status, err, mentions="trained for video input")
     assert not (out_dir / "none.mkv").exists()
 
@@ -688,9 +780,18 @@ def test_a_live_run_that_dropped_much_of_its_input_ends_with_a_hint_naming_the_f
     from vsr.frames import StageTimes, Stats
 
     def stats(frames_in: int, dropped: int) -> Stats:
-        return Stats(frames=frames_in - dropped, seconds=10.0, input_size=(640, 360),
-                     output_size=(1920, 1080), scale=3, provider="CPUExecutionProvider", batch=1,
-                     stages=StageTimes(), frames_in=frames_in, dropped=dropped)
+        return Stats(
+            frames=frames_in - dropped,
+            seconds=10.0,
+            input_size=(640, 360),
+            output_size=(1920, 1080),
+            scale=3,
+            provider="CPUExecutionProvider",
+            batch=1,
+            stages=StageTimes(),
+            frames_in=frames_in,
+            dropped=dropped,
+        )
 
     overloaded = stats(250, 125)
     hint = keep_up_hint(overloaded, "balanced")

@@ -71,8 +71,9 @@ def test_native_planes_round_trip_exactly_for_limited_and_full_range() -> None:
         h, w = 37, 53
         y = rng.integers(0 if full else 16, 256 if full else 236, (h + 1, w + 1), dtype=np.uint8)
         c = rng.integers(16, 241, ((h + 1) // 2 * 2, (w + 1) // 2), dtype=np.uint8)
-        frame = av.VideoFrame.from_ndarray(np.concatenate([y.ravel(), c.ravel()]).reshape(-1, w + 1),
-                                           format="yuv420p")
+        frame = av.VideoFrame.from_ndarray(
+            np.concatenate([y.ravel(), c.ravel()]).reshape(-1, w + 1), format="yuv420p"
+        )
         frame.color_range = 2 if full else 1
         y_full, chroma = split_planes(frame)
         back = merge_planes(y_full, chroma, 8, "yuv420p", full, pad=True)

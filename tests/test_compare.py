@@ -27,8 +27,14 @@ OUT_W, OUT_H = W * 3, H * 3
 @pytest.fixture
 def clip(tmp_path: Path) -> Path:
     """12 frames at 25 fps (0.48 s), a keyframe every 3 frames so --at really seeks."""
-    return synth_video(tmp_path / "clip.mp4", n=12, size=(W, H), audio=None, bframes=False,
-                       options={"g": "3", "keyint_min": "3", "sc_threshold": "0"})
+    return synth_video(
+        tmp_path / "clip.mp4",
+        n=12,
+        size=(W, H),
+        audio=None,
+        bframes=False,
+        options={"g": "3", "keyint_min": "3", "sc_threshold": "0"},
+    )
 
 
 def data_images(page: str) -> list[np.ndarray]:
@@ -36,8 +42,7 @@ def data_images(page: str) -> list[np.ndarray]:
     out = []
     for uri in re.findall(r'src="(data:[^"]*)"', page):
         assert uri.startswith("data:image/png;base64,"), uri[:40]
-        img = cv2.imdecode(np.frombuffer(base64.b64decode(uri.split(",", 1)[1]), np.uint8),
-                           cv2.IMREAD_COLOR)
+        img = cv2.imdecode(np.frombuffer(base64.b64decode(uri.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
         assert img is not None
         out.append(img)
     return out
@@ -48,8 +53,9 @@ def panels(page: str) -> list[np.ndarray]:
     return [img for img in data_images(page) if img.shape[:2] == (OUT_H, OUT_W)]
 
 
-def test_png_puts_bicubic_and_vsr_side_by_side_at_output_size_with_crops_below(clip: Path,
-                                                                               tmp_path: Path) -> None:
+def test_png_puts_bicubic_and_vsr_side_by_side_at_output_size_with_crops_below(
+    clip: Path, tmp_path: Path
+) -> None:
     """The PNG is at least twice the output width (both panels at full size) and taller than one
     panel (the crops row); the two panels differ, and stderr says what was compared."""
     out = tmp_path / "c.png"
@@ -60,15 +66,16 @@ def test_png_puts_bicubic_and_vsr_side_by_side_at_output_size_with_crops_below(c
     assert sheet.shape[1] >= 2 * OUT_W
     assert sheet.shape[0] > OUT_H + OUT_H // 4 * 3  # panels plus crops (a quarter side, 3x)
     bar = max(16, OUT_W // 24)
-    left = sheet[bar:bar + OUT_H, :OUT_W].astype(int)
-    right = sheet[bar:bar + OUT_H, -OUT_W:].astype(int)
+    left = sheet[bar : bar + OUT_H, :OUT_W].astype(int)
+    right = sheet[bar : bar + OUT_H, -OUT_W:].astype(int)
     assert np.abs(left - right).mean() > 1
     assert not list(tmp_path.glob(".*partial"))
 
 
 @pytest.mark.parametrize("kind", ["mp4", "ts"])
-def test_the_default_frame_is_the_middle_and_at_picks_the_frame_on_screen(clip: Path, tmp_path: Path,
-                                                                         kind: str) -> None:
+def test_the_default_frame_is_the_middle_and_at_picks_the_frame_on_screen(
+    clip: Path, tmp_path: Path, kind: str
+) -> None:
     """--at t gives the last frame starting at or before t, decoded after a real seek (MP4:
     keyframes every 3 frames), also where seeking lands on no usable frame (MPEG-TS with one
     keyframe: it seeks by byte position); without --at the middle of the clip (0.24 s: frame 6)."""
@@ -137,17 +144,19 @@ def test_an_image_is_compared_too(tmp_path: Path) -> None:
     assert sheet.shape[1] >= 2 * 100
 
 
-@pytest.mark.parametrize(("args", "mentions"), [
-    (["missing.mp4"], "cannot open input"),
-    (["{clip}", "--at", "5"], "beyond the end"),
-    (["{clip}", "--at", "-1"], "--at -1"),
-    (["{clip}", "-o", "{tmp}/c.jpg"], "writes .png or .html"),
-    (["{clip}", "-o", "{tmp}/exists.png"], "already exists"),
-    (["{clip}", "--against", "espcn_x2"], "upscales x2"),
-    (["{clip}", "--model", "{tmp}/nope.onnx"], "nope.onnx"),
-])
-def test_errors_are_one_line_with_exit_2(clip: Path, tmp_path: Path, args: list[str],
-                                         mentions: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [
+        (["missing.mp4"], "cannot open input"),
+        (["{clip}", "--at", "5"], "beyond the end"),
+        (["{clip}", "--at", "-1"], "--at -1"),
+        (["{clip}", "-o", "{tmp}/c.jpg"], "writes .png or .html"),
+        (["{clip}", "-o", "{tmp}/exists.png"], "already exists"),
+        (["{clip}", "--against", "espcn_x2"], "upscales x2"),
+        (["{clip}", "--model", "{tmp}/nope.onnx"], "nope.onnx"),
+    ],
+)
+def test_errors_are_one_line_with_exit_2(clip: Path, tmp_path: Path, args: list[str], mentions: str) -> None:
     """Missing input, --at outside the video, an unknown output type, an existing output, a
     model of another scale: one 'vsr:' line (plus a hint), exit 2, nothing written."""
     (tmp_path / "exists.png").write_bytes(b"keep")
@@ -167,11 +176,26 @@ def screenshot(page: Path, query: str, tmp_path: Path, name: str) -> np.ndarray:
     """Headless Chromium's picture of `page?query` (800x700 CSS pixels at 1 device pixel each)."""
     shot = tmp_path / f"{name}.png"
     assert CHROMIUM is not None
-    subprocess.run([CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
-                    "--force-device-scale-factor=1", "--no-first-run", "--disable-extensions",
-                    f"--user-data-dir={tmp_path / ('profile-' + name)}", "--window-size=800,700",
-                    "--virtual-time-budget=2000", f"--screenshot={shot}", f"{page.as_uri()}?{query}"],
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+            "--no-first-run",
+            "--disable-extensions",
+            f"--user-data-dir={tmp_path / ('profile-' + name)}",
+            "--window-size=800,700",
+            "--virtual-time-budget=2000",
+            f"--screenshot={shot}",
+            f"{page.as_uri()}?{query}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     img = cv2.imread(str(shot))
     assert img is not None
     return img
@@ -197,11 +221,11 @@ def test_slider_shows_bicubic_left_and_vsr_right_in_chromium(clip: Path, tmp_pat
     a = screenshot(page, "split=0.2&zoom=1", tmp_path, "a")
     b = screenshot(page, "split=0.8&zoom=1", tmp_path, "b")
     # Find the picture by its right-most 15% (vsr in both screenshots).
-    x0, y0 = locate(a, sr[:, int(OUT_W * 0.85):])
+    x0, y0 = locate(a, sr[:, int(OUT_W * 0.85) :])
     x0 -= int(OUT_W * 0.85)
-    assert locate(b, sr[:, int(OUT_W * 0.85):])[0] - int(OUT_W * 0.85) == x0
-    area_a = a[y0:y0 + OUT_H, x0:x0 + OUT_W].astype(int)
-    area_b = b[y0:y0 + OUT_H, x0:x0 + OUT_W].astype(int)
+    assert locate(b, sr[:, int(OUT_W * 0.85) :])[0] - int(OUT_W * 0.85) == x0
+    area_a = a[y0 : y0 + OUT_H, x0 : x0 + OUT_W].astype(int)
+    area_b = b[y0 : y0 + OUT_H, x0 : x0 + OUT_W].astype(int)
 
     def diff(img: np.ndarray, ref: np.ndarray, lo: float, hi: float) -> float:
         cols = slice(int(OUT_W * lo), int(OUT_W * hi))
@@ -216,6 +240,6 @@ def test_slider_shows_bicubic_left_and_vsr_right_in_chromium(clip: Path, tmp_pat
         assert diff(area, bic, 0, split - margin) < diff(area, sr, 0, split - margin)
         assert diff(area, sr, split + margin, 1) < diff(area, bic, split + margin, 1)
     moved = np.abs(area_a - area_b).mean(axis=(0, 2))
-    assert moved[int(OUT_W * (0.2 + margin)):int(OUT_W * (0.8 - margin))].mean() > 2
-    assert moved[:int(OUT_W * (0.2 - margin))].max() == 0
-    assert moved[int(OUT_W * (0.8 + margin)):].max() == 0
+    assert moved[int(OUT_W * (0.2 + margin)) : int(OUT_W * (0.8 - margin))].mean() > 2
+    assert moved[: int(OUT_W * (0.2 - margin))].max() == 0
+    assert moved[int(OUT_W * (0.8 + margin)) :].max() == 0

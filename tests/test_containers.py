@@ -70,8 +70,8 @@ def audio_packets(path: Path) -> tuple[str | None, list[tuple[float, bytes]]]:
             return None, []
         s = c.streams.audio[0]
         return s.codec_context.codec.canonical_name, [
-            (float((p.pts + (p.duration or 0)) * p.time_base), bytes(p))
-            for p in c.demux(s) if p.size]
+            (float((p.pts + (p.duration or 0)) * p.time_base), bytes(p)) for p in c.demux(s) if p.size
+        ]
 
 
 def assert_copied(src: Path, out_packets: list[bytes]) -> None:
@@ -86,7 +86,8 @@ def assert_copied(src: Path, out_packets: list[bytes]) -> None:
     assert len(everything) > 10
     assert out_packets in (everything, everything[preroll:]), (
         f"{len(out_packets)} output packets are not the {len(everything)} input packets "
-        f"({preroll} of them pre-roll)")
+        f"({preroll} of them pre-roll)"
+    )
 
 
 def bgr_frames(path: Path) -> list[npt.NDArray[np.uint8]]:
@@ -105,9 +106,14 @@ def upscale(src: Path, dst: Path, **kwargs: Any) -> vsr.Stats:
 def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     """`python -m vsr upscale ARGS` in a child process; stdin, stdout and stderr are real
     (non-seekable) pipes."""
-    return subprocess.run([sys.executable, "-m", "vsr", "upscale", *args, "--preset", "ultrafast",
-                           "--progress", "none"], cwd=ROOT, input=stdin if stdin is not None else b"",
-                          capture_output=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "vsr", "upscale", *args, "--preset", "ultrafast", "--progress", "none"],
+        cwd=ROOT,
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def upscale_to_stdout(src: Path, fmt: str, saved: Path) -> subprocess.CompletedProcess[bytes]:
@@ -165,13 +171,16 @@ def test_reads_standard_input(kind: str, tmp_path: Path) -> None:
     assert audio(out)[0] == audio(src)[0]
 
 
-@pytest.mark.parametrize(("kind", "ext"), [
-    ("mp4-h264-bframes-aac", ".mp4"),
-    ("mp4-h264-bframes-aac", ".mkv"),
-    ("avi-mpeg4-mp3", ".mp4"),
-    ("mkv-vp9-opus", ".mkv"),
-    ("webm-vp8-opus", ".mp4"),  # MP4 holds Opus (ISO/IEC 14496-12 Opus mapping): copied
-])
+@pytest.mark.parametrize(
+    ("kind", "ext"),
+    [
+        ("mp4-h264-bframes-aac", ".mp4"),
+        ("mp4-h264-bframes-aac", ".mkv"),
+        ("avi-mpeg4-mp3", ".mp4"),
+        ("mkv-vp9-opus", ".mkv"),
+        ("webm-vp8-opus", ".mp4"),  # MP4 holds Opus (ISO/IEC 14496-12 Opus mapping): copied
+    ],
+)
 def test_audio_is_copied_bit_exact(kind: str, ext: str, tmp_path: Path) -> None:
     """Audio the output container accepts is copied: the same packets, byte for byte, in the same order."""
     src = make(kind, tmp_path)
@@ -182,12 +191,16 @@ def test_audio_is_copied_bit_exact(kind: str, ext: str, tmp_path: Path) -> None:
     assert_copied(src, out_packets)
 
 
-@pytest.mark.parametrize(("kind", "ext", "codec", "expected"), [
-    ("avi-mpeg4-mulaw", ".mp4", "libx264", "aac"),  # MP4 cannot hold G.711 mu-law
-    ("mp4-h264-aac", ".webm", "libvpx-vp9", "opus"),  # WebM cannot hold AAC
-])
-def test_audio_is_reencoded_when_container_refuses_it(kind: str, ext: str, codec: str,
-                                                       expected: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kind", "ext", "codec", "expected"),
+    [
+        ("avi-mpeg4-mulaw", ".mp4", "libx264", "aac"),  # MP4 cannot hold G.711 mu-law
+        ("mp4-h264-aac", ".webm", "libvpx-vp9", "opus"),  # WebM cannot hold AAC
+    ],
+)
+def test_audio_is_reencoded_when_container_refuses_it(
+    kind: str, ext: str, codec: str, expected: str, tmp_path: Path
+) -> None:
     """Audio the output container cannot hold is re-encoded (AAC for .mp4, Opus for .webm), not dropped."""
     src = make(kind, tmp_path)
     out = tmp_path / f"out{ext}"
@@ -217,8 +230,7 @@ def test_aac_is_copied_into_mpegts_on_standard_output(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("pix_fmt", "tolerance"), [("bgr0", 2), ("yuv444p", 2)])
-def test_lossless_output_matches_in_memory_upscaler(pix_fmt: str, tolerance: int,
-                                                    tmp_path: Path) -> None:
+def test_lossless_output_matches_in_memory_upscaler(pix_fmt: str, tolerance: int, tmp_path: Path) -> None:
     """With lossless FFV1 and the card's YCrCb path, the output frames equal
     `Upscaler().upscale(input frame)` up to colour rounding."""
     # Measured with onnxruntime on CPU: bgr0 max 0 (identical), yuv444p max 2 (mean ~0.4).
@@ -242,22 +254,25 @@ def test_batch_size_does_not_change_pixels(tmp_path: Path) -> None:
     outs = {}
     for batch in (1, 8):
         out = tmp_path / f"batch{batch}.mkv"
-        upscale(src, out, codec="ffv1", pix_fmt="bgr0", crf=None, preset=None, batch=batch,
-                device="cpu")
+        upscale(src, out, codec="ffv1", pix_fmt="bgr0", crf=None, preset=None, batch=batch, device="cpu")
         outs[batch] = bgr_frames(out)
     assert len(outs[1]) == len(outs[8]) == 10
     for a, b in zip(outs[1], outs[8]):
         assert np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("ext,video,audio", [
-    (".webm", "vp9", "opus"),   # WebM cannot hold H.264 or AAC: its own codecs are chosen
-    (".ogv", "vp8", "opus"),
-    (".gif", "gif", None),      # no audio at all in a GIF: the stream is dropped with a note
-    (".ts", "h264", "aac"),     # MPEG-TS takes H.264 although FFmpeg lists no codec table
-])
-def test_output_container_gets_codecs_it_can_hold(ext: str, video: str, audio: str | None,
-                                                  tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "ext,video,audio",
+    [
+        (".webm", "vp9", "opus"),  # WebM cannot hold H.264 or AAC: its own codecs are chosen
+        (".ogv", "vp8", "opus"),
+        (".gif", "gif", None),  # no audio at all in a GIF: the stream is dropped with a note
+        (".ts", "h264", "aac"),  # MPEG-TS takes H.264 although FFmpeg lists no codec table
+    ],
+)
+def test_output_container_gets_codecs_it_can_hold(
+    ext: str, video: str, audio: str | None, tmp_path: Path
+) -> None:
     """Without --codec, every output extension gets a video (and audio) codec it accepts."""
     src = synth_video(tmp_path / "in.mp4", n=4)
     out = tmp_path / f"out{ext}"
@@ -286,8 +301,13 @@ OFFSET_CLIPS = [
     # FFmpeg's MPEG-TS muxer starts at 1.4 s; FLV cannot hold MP2: re-encoded to AAC.
     ("ts-1.4s-mp2-to-flv", "ts", {"container_format": "mpegts", "audio": "mp2", "start": 1.4}, ".flv", "aac"),
     # A camera's audio starting 0.5 s after its video.
-    ("ts-1.4s-mp2-late-to-flv", "ts", {"container_format": "mpegts", "audio": "mp2", "start": 1.4,
-                                       "audio_offset": 0.5}, ".flv", "aac"),
+    (
+        "ts-1.4s-mp2-late-to-flv",
+        "ts",
+        {"container_format": "mpegts", "audio": "mp2", "start": 1.4, "audio_offset": 0.5},
+        ".flv",
+        "aac",
+    ),
     ("mkv-vorbis-late-to-mp4", "mkv", {"audio": "vorbis", "audio_offset": 0.5}, ".mp4", "aac"),
     # From 0 into a muxer that cannot store negative times: the AAC encoder's priming packet
     # (before 0) must not shift the video off its times.
@@ -299,11 +319,12 @@ OFFSET_CLIPS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "ext", "kwargs", "out_ext", "out_codec"), OFFSET_CLIPS,
-                         ids=[c[0] for c in OFFSET_CLIPS])
-def test_reencoded_audio_keeps_its_place_next_to_the_video(name: str, ext: str, kwargs: dict[str, Any],
-                                                           out_ext: str, out_codec: str,
-                                                           tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "ext", "kwargs", "out_ext", "out_codec"), OFFSET_CLIPS, ids=[c[0] for c in OFFSET_CLIPS]
+)
+def test_reencoded_audio_keeps_its_place_next_to_the_video(
+    name: str, ext: str, kwargs: dict[str, Any], out_ext: str, out_codec: str, tmp_path: Path
+) -> None:
     """Audio the output re-encodes keeps the input's timing against the video: the video
     keeps its input times, the audio starts where it started relative to the video (its
     packets within one video frame, the encoder's priming included; the tone heard within
@@ -323,7 +344,9 @@ def test_reencoded_audio_keeps_its_place_next_to_the_video(name: str, ext: str, 
     assert heard_in is not None and heard_out is not None
     assert heard_in[0] - first_in["video"] == pytest.approx(kwargs.get("audio_offset", 0.0), abs=1e-3)
     audio_frame = 1024 / 48000  # AAC's
-    assert heard_out[0] - first_out["video"] == pytest.approx(heard_in[0] - first_in["video"], abs=audio_frame)
+    assert heard_out[0] - first_out["video"] == pytest.approx(
+        heard_in[0] - first_in["video"], abs=audio_frame
+    )
     assert heard_out[1] - heard_out[0] == pytest.approx(heard_in[1] - heard_in[0], abs=audio_frame)
 
 

@@ -16,10 +16,23 @@ from vsr.media.encoders import FAMILIES, GENERIC, family_of, hardware_of, mappin
 from vsr.media.pixfmt import ODD_SIZE_ENCODERS
 
 #: encoder -> output extension (a container that holds it)
-SOFTWARE = {"libx264": ".mp4", "libx265": ".mp4", "libsvtav1": ".mkv", "libvpx-vp9": ".webm",
-            "libvpx": ".webm", "mpeg4": ".mp4", "mpeg2video": ".mpg", "mpeg1video": ".mpg",
-            "ffv1": ".mkv", "prores_ks": ".mov", "dnxhd": ".mov", "mjpeg": ".mkv",
-            "rawvideo": ".mkv", "huffyuv": ".avi", "utvideo": ".avi"}
+SOFTWARE = {
+    "libx264": ".mp4",
+    "libx265": ".mp4",
+    "libsvtav1": ".mkv",
+    "libvpx-vp9": ".webm",
+    "libvpx": ".webm",
+    "mpeg4": ".mp4",
+    "mpeg2video": ".mpg",
+    "mpeg1video": ".mpg",
+    "ffv1": ".mkv",
+    "prores_ks": ".mov",
+    "dnxhd": ".mov",
+    "mjpeg": ".mkv",
+    "rawvideo": ".mkv",
+    "huffyuv": ".avi",
+    "utvideo": ".avi",
+}
 
 
 def run(*args: object, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
@@ -33,8 +46,9 @@ def run(*args: object, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedPr
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # 96x48 -> 288x144: wide enough for DNxHR (256), small enough to be quick.
-    return synth_video(tmp_path_factory.mktemp("enc") / "in.mp4", n=6, size=(96, 48), audio=None,
-                       bframes=False)
+    return synth_video(
+        tmp_path_factory.mktemp("enc") / "in.mp4", n=6, size=(96, 48), audio=None, bframes=False
+    )
 
 
 @pytest.mark.parametrize("codec", sorted(c for c in SOFTWARE if c in av.codecs_available))
@@ -56,8 +70,9 @@ def test_every_software_encoder_works_with_no_extra_flags(codec: str, clip: Path
 @pytest.mark.parametrize("codec", ["libx265", "libsvtav1", "prores_ks", "ffv1"])
 def test_ten_bit_input_stays_ten_bit_with_each_deep_encoder(codec: str, tmp_path: Path) -> None:
     """The encoders that take 10-bit get the input's 10 bits (their mapping does not force 8)."""
-    src = synth_video(tmp_path / "in10.mkv", n=3, size=(96, 48), codec="ffv1", pix_fmt="yuv420p10le",
-                      audio=None)
+    src = synth_video(
+        tmp_path / "in10.mkv", n=3, size=(96, 48), codec="ffv1", pix_fmt="yuv420p10le", audio=None
+    )
     out = tmp_path / f"out{SOFTWARE[codec]}"
     run(src, out, "--codec", codec)
     with av.open(str(out)) as c:
@@ -66,8 +81,9 @@ def test_ten_bit_input_stays_ten_bit_with_each_deep_encoder(codec: str, tmp_path
 
 
 @pytest.mark.parametrize("codec", ["h264_nvenc", "hevc_qsv", "av1_amf"])
-def test_hardware_encoder_without_its_hardware_is_one_line_exit_2(codec: str, clip: Path,
-                                                                 tmp_path: Path) -> None:
+def test_hardware_encoder_without_its_hardware_is_one_line_exit_2(
+    codec: str, clip: Path, tmp_path: Path
+) -> None:
     """No GPU here: the hardware encoder is refused in one line that says what it needs."""
     if codec not in av.codecs_available:
         pytest.skip(f"{codec} not in this FFmpeg build")
@@ -95,7 +111,10 @@ def test_crf_and_preset_mean_the_same_to_every_family() -> None:
     assert m2.time_base == Fraction(1001, 30000) and not m2.note and m2.qrange == (3, 3)
     assert "standard frame rates" in mapping("mpeg2video", set(), 18, None, False, Fraction(12)).note
     assert mapping("libx264", set(), 18, "medium", True, None).options == {
-        "crf": "18", "preset": "medium", "tune": "zerolatency"}
+        "crf": "18",
+        "preset": "medium",
+        "tune": "zerolatency",
+    }
 
 
 def test_each_encoder_reads_its_own_family_record() -> None:
@@ -110,7 +129,9 @@ def test_each_encoder_reads_its_own_family_record() -> None:
     assert len(set(names)) == len(names)
     assert mapping("ffv1", set(), 18, "medium", False, None).options == {}
     assert mapping("someenc", {"crf", "preset"}, 18, "slow", False, None).options == {
-        "crf": "18", "preset": "slow"}
+        "crf": "18",
+        "preset": "slow",
+    }
 
 
 def test_quantiser_intermediate_and_hardware_families_keep_their_meaning() -> None:
@@ -125,26 +146,38 @@ def test_quantiser_intermediate_and_hardware_families_keep_their_meaning() -> No
     assert mapping("prores_ks", set(), 18, "fast", False, None).options == {"profile": "standard"}
     assert mapping("prores_ks", set(), 18, "slow", False, None).options == {}
     assert mapping("hevc_amf", set(), 18, "slow", False, None).options == {
-        "rc": "cqp", "qp_i": "18", "qp_p": "20"}
+        "rc": "cqp",
+        "qp_i": "18",
+        "qp_p": "20",
+    }
     assert mapping("h264_vaapi", set(), 18, None, False, None).options == {"qp": "20"}
     assert mapping("h264_nvenc", set(), 18, None, False, None).bit_rate is None  # no cq option
     vp8 = mapping("libvpx", set(), None, None, True, None)
     assert vp8.options == {"row-mt": "1", "deadline": "realtime", "cpu-used": "4"}
     assert vp8.bit_rate is None
     assert mapping("libx265", set(), 18, None, False, None, verbose=True).options == {
-        "crf": "18", "x265-params": "log-level=info"}
+        "crf": "18",
+        "x265-params": "log-level=info",
+    }
 
 
 @pytest.fixture(scope="module")
 def odd_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # 11x9 -> 33x27 at x3: odd both ways, with 4:2:0 chroma.
-    return synth_video(tmp_path_factory.mktemp("odd") / "odd.mkv", n=3, size=(11, 9), codec="ffv1",
-                       pix_fmt="yuv420p", audio=None)
+    return synth_video(
+        tmp_path_factory.mktemp("odd") / "odd.mkv",
+        n=3,
+        size=(11, 9),
+        codec="ffv1",
+        pix_fmt="yuv420p",
+        audio=None,
+    )
 
 
 @pytest.mark.parametrize("codec", sorted(c for c in ODD_SIZE_ENCODERS if c in av.codecs_available))
-def test_encoders_that_take_odd_sizes_get_exactly_scale_times_the_input(codec: str, odd_clip: Path,
-                                                                         tmp_path: Path) -> None:
+def test_encoders_that_take_odd_sizes_get_exactly_scale_times_the_input(
+    codec: str, odd_clip: Path, tmp_path: Path
+) -> None:
     """The encoders vsr trusts with odd sizes (pixfmt.ODD_SIZE_ENCODERS) write 33x27 as it is,
     in the subsampled format vsr picks for them, with no padding note."""
     out = tmp_path / f"o{SOFTWARE[codec]}"

@@ -28,12 +28,18 @@ from vsr.options import Device, Engine, Precision
 
 HAVE_OPENVINO = bool(openvino_version())
 needs_openvino = pytest.mark.skipif(not HAVE_OPENVINO, reason="openvino is not installed")
-needs_bf16 = pytest.mark.skipif(not (HAVE_OPENVINO and cpu.native_bf16()),
-                                reason="openvino is not installed" if not HAVE_OPENVINO else
-                                "this CPU has no bfloat16 units (avx512_bf16 or amx_bf16), and "
-                                "bfloat16 is never emulated")
+needs_bf16 = pytest.mark.skipif(
+    not (HAVE_OPENVINO and cpu.native_bf16()),
+    reason="openvino is not installed"
+    if not HAVE_OPENVINO
+    else "this CPU has no bfloat16 units (avx512_bf16 or amx_bf16), and bfloat16 is never emulated",
+)
 FAST = ["--preset", "ultrafast", "--device", "cpu", "--codec", "ffv1"]
-ORT, OV32, BF16 = Candidate("onnxruntime", "fp32"), Candidate("openvino", "fp32"), Candidate("openvino", "bf16")
+ORT, OV32, BF16 = (
+    Candidate("onnxruntime", "fp32"),
+    Candidate("openvino", "fp32"),
+    Candidate("openvino", "bf16"),
+)
 
 
 def frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -41,13 +47,15 @@ def frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     import cv2
 
     rng = np.random.default_rng(seed)
-    out = np.stack([cv2.GaussianBlur(rng.integers(0, 256, (h, w), dtype=np.uint8), (5, 5), 1.5)
-                    for _ in range(n)])
+    out = np.stack(
+        [cv2.GaussianBlur(rng.integers(0, 256, (h, w), dtype=np.uint8), (5, 5), 1.5) for _ in range(n)]
+    )
     out[:, : h // 3, : w // 3] = 250
     return out
 
 
 # -- what the CPU offers, and what --engine / --precision leave ----------------------------------
+
 
 def test_bf16_is_offered_only_on_cpus_with_bf16_units() -> None:
     """A float model's candidates are onnxruntime, OpenVINO float32, and OpenVINO bfloat16 only
@@ -63,7 +71,9 @@ def test_openvino_int8_is_offered_only_where_int8_does_not_saturate() -> None:
     """An int8 model runs as int8 on OpenVINO only where int8 dot products sum in 32 bits
     (VNNI), the rule onnxruntime's int8 kernels already follow (vsr.model.quant)."""
     assert available("int8", True, {"avx2", "avx512_vnni"}) == [
-        Candidate("onnxruntime", "int8"), Candidate("openvino", "int8")]
+        Candidate("onnxruntime", "int8"),
+        Candidate("openvino", "int8"),
+    ]
     assert available("int8", True, {"avx2", "avx512_bf16"}) == [Candidate("onnxruntime", "int8")]
 
 
@@ -78,12 +88,14 @@ def test_engine_and_precision_narrow_the_candidates_or_say_why_not() -> None:
     assert allowed(every, Engine.OPENVINO, Precision.AUTO, "fp32", True, bf16_cpu) == [OV32, BF16]
     assert allowed(every, Engine.AUTO, Precision.FP32, "fp32", True, bf16_cpu) == [ORT, OV32]
     assert allowed(every, Engine.AUTO, Precision.BF16, "fp32", True, bf16_cpu) == [BF16]
-    cases = [((Engine.ONNXRUNTIME, Precision.BF16, "fp32", True, bf16_cpu), "no bfloat16 convolutions"),
-             ((Engine.AUTO, Precision.BF16, "fp32", True, avx2), "no bfloat16 units"),
-             ((Engine.AUTO, Precision.BF16, "fp32", False, bf16_cpu), "not installed"),
-             ((Engine.OPENVINO, Precision.FP16, "fp32", True, bf16_cpu), "no float16 units"),
-             ((Engine.AUTO, Precision.BF16, "int8", True, bf16_cpu), "the model is int8"),
-             ((Engine.OPENVINO, Precision.AUTO, "fp32", False, bf16_cpu), "not installed")]
+    cases = [
+        ((Engine.ONNXRUNTIME, Precision.BF16, "fp32", True, bf16_cpu), "no bfloat16 convolutions"),
+        ((Engine.AUTO, Precision.BF16, "fp32", True, avx2), "no bfloat16 units"),
+        ((Engine.AUTO, Precision.BF16, "fp32", False, bf16_cpu), "not installed"),
+        ((Engine.OPENVINO, Precision.FP16, "fp32", True, bf16_cpu), "no float16 units"),
+        ((Engine.AUTO, Precision.BF16, "int8", True, bf16_cpu), "the model is int8"),
+        ((Engine.OPENVINO, Precision.AUTO, "fp32", False, bf16_cpu), "not installed"),
+    ]
     for (engine, precision, model, have_ov, flags), says in cases:
         with pytest.raises(ProviderUnavailable, match=says) as caught:
             allowed(available(model, have_ov, flags), engine, precision, model, have_ov, flags)
@@ -99,8 +111,11 @@ def test_a_model_that_misses_the_psnr_bar_in_bf16_is_not_run_in_bf16_unasked(tmp
     digest = engine_choice.file_digest(MODEL_X3)
 
     def verdict(loss: float, sha: str = digest) -> str:
-        guard.write_text(json.dumps({"models": {"espcn_x3.onnx": {
-            "sha256": sha, "bf16": {"loss_db": loss, "max_levels": 3}}}}))
+        guard.write_text(
+            json.dumps(
+                {"models": {"espcn_x3.onnx": {"sha256": sha, "bf16": {"loss_db": loss, "max_levels": 3}}}}
+            )
+        )
         return engine_choice.guard_verdict(MODEL_X3, digest, [tmp_path / "none", tmp_path])
 
     assert "0.0219 dB" in verdict(0.0219)
@@ -117,8 +132,7 @@ def test_the_bundled_models_that_miss_the_bar_in_bf16_run_in_float32() -> None:
     for name in ("espcn_x2", "espcn_x4"):
         up = OnnxUpscaler(MODELS / f"{name}.onnx", Device.CPU, engine="auto")
         assert up.precision == "fp32", name
-    asked = OnnxUpscaler(MODELS / "espcn_x4.onnx", Device.CPU, engine="auto",
-                         precision=Precision.BF16)
+    asked = OnnxUpscaler(MODELS / "espcn_x4.onnx", Device.CPU, engine="auto", precision=Precision.BF16)
     assert (asked.runtime, asked.precision) == (Engine.OPENVINO, "bf16")
 
 
@@ -136,6 +150,7 @@ def test_auto_keeps_onnxruntime_unless_another_is_clearly_faster_and_exact_enoug
 
 
 # -- the engine itself ---------------------------------------------------------------------------
+
 
 @needs_openvino
 @pytest.mark.parametrize("tier", ["fast", "balanced", "quality"])
@@ -184,23 +199,33 @@ def test_openvino_serves_tiles_batches_deep_frames_and_threads_alike() -> None:
 def test_running_on_openvino_sends_no_telemetry_and_leaves_no_child_process(tmp_path: Path) -> None:
     """Importing openvino would send a usage event to Google Analytics from a child process
     and write a client id under ~/intel; vsr's OpenVINO engine runs a model with neither."""
-    code = ("import multiprocessing, sys\n"
-            "from vsr.model.load import OnnxUpscaler\n"
-            "up = OnnxUpscaler(sys.argv[1], engine='openvino')\n"
-            "up(__import__('numpy').zeros((1, 8, 8), 'uint8'))\n"
-            "print(len(multiprocessing.active_children()), 'openvino_telemetry' in sys.modules)\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(MODEL_X3)], check=False, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "HOME": str(tmp_path)})
+    code = (
+        "import multiprocessing, sys\n"
+        "from vsr.model.load import OnnxUpscaler\n"
+        "up = OnnxUpscaler(sys.argv[1], engine='openvino')\n"
+        "up(__import__('numpy').zeros((1, 8, 8), 'uint8'))\n"
+        "print(len(multiprocessing.active_children()), 'openvino_telemetry' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(MODEL_X3)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["0", "False"] and not (tmp_path / "intel").exists()
 
 
 # -- auto: measured once, cached ----------------------------------------------------------------
 
+
 @needs_openvino
 def test_auto_measures_once_per_model_and_cpu_then_reads_the_cache(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--engine auto measures a model's candidates on its first start and keeps the
     measurements in $VSR_CACHE_DIR/engines.json (the model file's hash, the CPU's kind, both
     engines' versions); the next start reads them and builds only the chosen engine. The
@@ -209,11 +234,15 @@ def test_auto_measures_once_per_model_and_cpu_then_reads_the_cache(
     first = OnnxUpscaler(MODEL_X3, Device.CPU, engine="auto")
     assert first.choice is not None and not first.choice.cached
     data = json.loads((tmp_path / "cache" / "engines.json").read_text())
-    (key, record), = data["entries"].items()
-    assert key == engine_choice.cache_key(engine_choice.file_digest(MODEL_X3), 0, {
-        "onnxruntime": __import__("onnxruntime").__version__, "openvino": openvino_version()})
+    ((key, record),) = data["entries"].items()
+    assert key == engine_choice.cache_key(
+        engine_choice.file_digest(MODEL_X3),
+        0,
+        {"onnxruntime": __import__("onnxruntime").__version__, "openvino": openvino_version()},
+    )
     assert record["model"] == "espcn_x3.onnx" and set(record["measured"]) == {
-        c.label for c in available("fp32", True)}
+        c.label for c in available("fp32", True)
+    }
     again = OnnxUpscaler(MODEL_X3, Device.CPU, engine="auto")
     assert again.choice is not None and again.choice.cached
     assert (again.runtime, again.precision) == (first.runtime, first.precision)
@@ -245,17 +274,20 @@ def test_the_cache_lives_where_the_user_keeps_caches(tmp_path: Path, monkeypatch
 
 # -- the command line ----------------------------------------------------------------------------
 
+
 @needs_openvino
 def test_engine_options_run_and_are_named_in_the_summary_and_done_record(
-        sample_video: Path, tmp_path: Path) -> None:
+    sample_video: Path, tmp_path: Path
+) -> None:
     """`--engine onnxruntime` and `--engine openvino --precision fp32` both upscale; the
     summary line names the engine and precision that ran, the done record has them as
     "engine" and "precision", and the two outputs agree within a grey level."""
     a, b = tmp_path / "ort.mkv", tmp_path / "ov.mkv"
     status, err = run_cli("upscale", sample_video, a, *FAST, "--engine", "onnxruntime")
     assert status == 0 and "CPUExecutionProvider fp32)" in err, err
-    status, err = run_cli("upscale", sample_video, b, *FAST, "--engine", "openvino", "--precision",
-                          "fp32", "--progress", "json")
+    status, err = run_cli(
+        "upscale", sample_video, b, *FAST, "--engine", "openvino", "--precision", "fp32", "--progress", "json"
+    )
     assert status == 0, err
     done = json.loads(err.strip().splitlines()[-1])
     assert (done["engine"], done["provider"], done["precision"]) == ("openvino", "OpenVINO CPU", "fp32")
@@ -271,7 +303,9 @@ def test_impossible_engine_and_precision_are_one_line_and_exit_2(sample_video: P
     """bfloat16 on onnxruntime, and OpenVINO on CUDA, are refused before any work in one line
     with a hint (exit 2); nothing is written."""
     out = tmp_path / "x.mkv"
-    status, err = run_cli("upscale", sample_video, out, *FAST, "--engine", "onnxruntime", "--precision", "bf16")
+    status, err = run_cli(
+        "upscale", sample_video, out, *FAST, "--engine", "onnxruntime", "--precision", "bf16"
+    )
     assert_user_error(status, err, mentions="bf16")
     status, err = run_cli("upscale", sample_video, out, "--engine", "openvino", "--device", "cuda")
     assert_user_error(status, err, mentions="openvino")
@@ -302,20 +336,53 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_without_openvino_vsr_runs_on_onnxruntime_with_one_log_line(sample_video: Path, tmp_path: Path) -> None:
+def test_without_openvino_vsr_runs_on_onnxruntime_with_one_log_line(
+    sample_video: Path, tmp_path: Path
+) -> None:
     """Where openvino cannot be imported, `vsr upscale` runs on onnxruntime, says so in one
     log line (seen with --verbose, never as a second line before an error), and
     `--engine openvino` is one clear error."""
     out = tmp_path / "o.mkv"
-    proc = subprocess.run([sys.executable, "-c", _WITHOUT_OPENVINO, "upscale", str(sample_video), str(out),
-                           *FAST, "--verbose", "--progress", "json"],
-                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _WITHOUT_OPENVINO,
+            "upscale",
+            str(sample_video),
+            str(out),
+            *FAST,
+            "--verbose",
+            "--progress",
+            "json",
+        ],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert sum("openvino is not installed" in line for line in proc.stderr.splitlines()) == 1, proc.stderr
     assert json.loads(proc.stderr.strip().splitlines()[-1])["engine"] == "onnxruntime"
-    proc = subprocess.run([sys.executable, "-c", _WITHOUT_OPENVINO, "upscale", str(sample_video),
-                           str(tmp_path / "p.mkv"), *FAST, "--engine", "openvino"],
-                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _WITHOUT_OPENVINO,
+            "upscale",
+            str(sample_video),
+            str(tmp_path / "p.mkv"),
+            *FAST,
+            "--engine",
+            "openvino",
+        ],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "openvino is not installed" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -380,5 +447,7 @@ def test_bf16_pixels_stay_near_float32_on_the_hard_images(name: str, hard_folder
     far = hard_distance(ref, cand, scale, hard_folder)
     assert far.max_levels <= engine_choice.MAX_LEVELS and far.share_over <= 0.01, far
     if far.max_levels > MAX_LEVELS:
-        pytest.xfail(f"bf16 is {far.max_levels} grey levels from float32 on {far.worst_image} "
-                     f"({100 * far.share_over:.3f}% of pixels more than {MAX_LEVELS}); issue 35 asks for {MAX_LEVELS}")
+        pytest.xfail(
+            f"bf16 is {far.max_levels} grey levels from float32 on {far.worst_image} "
+            f"({100 * far.share_over:.3f}% of pixels more than {MAX_LEVELS}); issue 35 asks for {MAX_LEVELS}"
+        )

@@ -23,9 +23,16 @@ HLG = {"color_primaries": 9, "color_trc": 18, "colorspace": 9, "color_range": 1}
 MASTER = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"
 
 
-def clip(path: Path, codec: str, pix_fmt: str, size: tuple[int, int] = (64, 48), n: int = 4,
-         sar: Fraction | None = None, tags: dict[str, int] | None = None,
-         options: dict[str, str] | None = None) -> Path:
+def clip(
+    path: Path,
+    codec: str,
+    pix_fmt: str,
+    size: tuple[int, int] = (64, 48),
+    n: int = 4,
+    sar: Fraction | None = None,
+    tags: dict[str, int] | None = None,
+    options: dict[str, str] | None = None,
+) -> Path:
     """A small clip: a smooth gradient (so 10-bit precision shows) with colour, `n` frames
     (`vsr.lab.media.gradient_clip`).
 
@@ -33,11 +40,20 @@ def clip(path: Path, codec: str, pix_fmt: str, size: tuple[int, int] = (64, 48),
     on frames this small ("corrupted size vs. prev_size"; 48x32 every time, 64x48 never in
     our runs), which would take the whole test run down with it."""
     if codec == "libx265":
-        code = ("import json, os, sys; from pathlib import Path; from vsr.lab.media import gradient_clip; "
-                "a = json.loads(sys.argv[1]); gradient_clip(Path(a['path']), a['codec'], a['pix_fmt'], "
-                "tuple(a['size']), a['n'], None, a['tags'], a['options']); os._exit(0)")
-        args = {"path": str(path), "codec": codec, "pix_fmt": pix_fmt, "size": size, "n": n,
-                "tags": tags, "options": options}
+        code = (
+            "import json, os, sys; from pathlib import Path; from vsr.lab.media import gradient_clip; "
+            "a = json.loads(sys.argv[1]); gradient_clip(Path(a['path']), a['codec'], a['pix_fmt'], "
+            "tuple(a['size']), a['n'], None, a['tags'], a['options']); os._exit(0)"
+        )
+        args = {
+            "path": str(path),
+            "codec": codec,
+            "pix_fmt": pix_fmt,
+            "size": size,
+            "n": n,
+            "tags": tags,
+            "options": options,
+        }
         assert sar is None
         subprocess.run([sys.executable, "-c", code, json.dumps(args)], check=True, timeout=60)
         return path
@@ -55,12 +71,19 @@ def probe(path: Path) -> dict[str, Any]:
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         f = next(c.decode(video=0))
-        return {"size": (f.width, f.height), "pix_fmt": f.format.name, "sar": s.sample_aspect_ratio,
-                "dar": Fraction(f.width * (s.sample_aspect_ratio or 1), f.height),
-                "range": int(f.color_range) or int(s.codec_context.color_range),
-                "tags": (int(f.color_primaries), int(f.color_trc), int(f.colorspace)),
-                "hdr10": hdr10_of(f), "codec": s.codec_context.name,
-                "luma": np.frombuffer(f.planes[0], np.uint16 if f.format.name.endswith("le") else np.uint8).copy()}
+        return {
+            "size": (f.width, f.height),
+            "pix_fmt": f.format.name,
+            "sar": s.sample_aspect_ratio,
+            "dar": Fraction(f.width * (s.sample_aspect_ratio or 1), f.height),
+            "range": int(f.color_range) or int(s.codec_context.color_range),
+            "tags": (int(f.color_primaries), int(f.color_trc), int(f.colorspace)),
+            "hdr10": hdr10_of(f),
+            "codec": s.codec_context.name,
+            "luma": np.frombuffer(
+                f.planes[0], np.uint16 if f.format.name.endswith("le") else np.uint8
+            ).copy(),
+        }
 
 
 @pytest.mark.parametrize(("name", "codec"), [("sar.mp4", "libx264"), ("sar.mkv", "libvpx-vp9")])
@@ -96,8 +119,13 @@ def test_ten_bit_hlg_hevc_keeps_depth_tags_and_mastering_metadata(tmp_path: Path
     (x264 High 10 by default, x265 Main10 on request, AV1 in WebM) with BT.2020/HLG tags,
     limited range and the same HDR10 metadata; luma keeps its 10-bit precision (not rounded
     to 8 bits)."""
-    src = clip(tmp_path / "hlg.mp4", "libx265", "yuv420p10le", tags=HLG, options={
-        "x265-params": f"log-level=error:master-display={MASTER}:max-cll=1000,400"})
+    src = clip(
+        tmp_path / "hlg.mp4",
+        "libx265",
+        "yuv420p10le",
+        tags=HLG,
+        options={"x265-params": f"log-level=error:master-display={MASTER}:max-cll=1000,400"},
+    )
     want = probe(src)["hdr10"]
     assert want is not None and want.max_cll == 1000
     for out_name, extra in (("out.mp4", ()), ("out265.mp4", ("--codec", "libx265"))):
@@ -118,8 +146,9 @@ def test_ten_bit_hlg_hevc_keeps_depth_tags_and_mastering_metadata(tmp_path: Path
 
 def test_eight_bit_pix_fmt_on_hdr_input_warns_about_banding(tmp_path: Path) -> None:
     """Asking for 8-bit output of an HLG clip works, and says it will band."""
-    src = clip(tmp_path / "hlg.mp4", "libx265", "yuv420p10le", tags=HLG,
-               options={"x265-params": "log-level=error"})
+    src = clip(
+        tmp_path / "hlg.mp4", "libx265", "yuv420p10le", tags=HLG, options={"x265-params": "log-level=error"}
+    )
     proc = run(src, tmp_path / "out.mp4", "--pix-fmt", "yuv420p")
     assert "banding" in proc.stderr
     assert probe(tmp_path / "out.mp4")["pix_fmt"] == "yuv420p"
@@ -139,8 +168,13 @@ def test_ten_bit_422_stays_ten_bit_422_and_webm_switches_to_a_ten_bit_codec(tmp_
 def test_tv_range_hevc_mp4_keeps_its_range(tmp_path: Path) -> None:
     """An HEVC MP4 tagged limited ("tv") range but no primaries/transfer/matrix keeps "tv"
     in MP4 with x264 and x265, and in MKV."""
-    src = clip(tmp_path / "tv.mp4", "libx265", "yuv420p", tags={"color_range": 1},
-               options={"x265-params": "log-level=error"})
+    src = clip(
+        tmp_path / "tv.mp4",
+        "libx265",
+        "yuv420p",
+        tags={"color_range": 1},
+        options={"x265-params": "log-level=error"},
+    )
     assert probe(src)["range"] == 1
     for out_name, extra in (("a.mp4", ()), ("b.mp4", ("--codec", "libx265")), ("c.mkv", ())):
         run(src, tmp_path / out_name, *extra)
@@ -192,8 +226,13 @@ def test_info_shows_aspect_depth_chroma_and_hdr(tmp_path: Path) -> None:
     HDR10 and the keyframe interval."""
     import json as json_mod
 
-    src = clip(tmp_path / "hlg.mp4", "libx265", "yuv420p10le", tags=HLG, options={
-        "x265-params": f"log-level=error:master-display={MASTER}:max-cll=1000,400"})
+    src = clip(
+        tmp_path / "hlg.mp4",
+        "libx265",
+        "yuv420p10le",
+        tags=HLG,
+        options={"x265-params": f"log-level=error:master-display={MASTER}:max-cll=1000,400"},
+    )
     sar = clip(tmp_path / "sar.mp4", "libx264", "yuv420p", sar=Fraction(64, 51))
     recs = []
     for path in (src, sar):
@@ -208,7 +247,9 @@ def test_info_shows_aspect_depth_chroma_and_hdr(tmp_path: Path) -> None:
     assert hdr["keyframe_interval"]["max"] > 0
     text = run_process("info", src, timeout=60).stdout
     assert "10-bit 4:2:0" in text and "HDR10 mastering 1000/0.005 cd/m2" in text
-    assert "colour: range tv (limited), primaries bt2020, transfer arib-std-b67 (HLG), matrix bt2020nc" in text
+    assert (
+        "colour: range tv (limited), primaries bt2020, transfer arib-std-b67 (HLG), matrix bt2020nc" in text
+    )
     assert "keyframes: every" in text
 
 
@@ -250,11 +291,19 @@ def test_streams_no_output_carries_are_named_once_and_timecode_survives(tmp_path
 BT709_TV = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 1}
 
 
-@pytest.mark.parametrize(("src_name", "codec"), [("h264.mp4", "libx264"), ("hevc.mp4", "libx265"),
-                                                 ("vp9.mkv", "libvpx-vp9"), ("h264.ts", "libx264"),
-                                                 ("mpeg4.avi", "mpeg4")])
-def test_colour_range_and_tags_survive_every_codec_and_container(tmp_path: Path, src_name: str,
-                                                                 codec: str) -> None:
+@pytest.mark.parametrize(
+    ("src_name", "codec"),
+    [
+        ("h264.mp4", "libx264"),
+        ("hevc.mp4", "libx265"),
+        ("vp9.mkv", "libvpx-vp9"),
+        ("h264.ts", "libx264"),
+        ("mpeg4.avi", "mpeg4"),
+    ],
+)
+def test_colour_range_and_tags_survive_every_codec_and_container(
+    tmp_path: Path, src_name: str, codec: str
+) -> None:
     """BT.709 tags and limited range come out as they went in, from each input codec and
     container into MP4, MKV and WebM (where the input said them; AVI cannot)."""
     src = clip(tmp_path / src_name, codec, "yuv420p", tags=BT709_TV)
@@ -280,7 +329,9 @@ def test_dolby_vision_is_dropped_with_one_warning_that_names_it(tmp_path: Path) 
     src = clip(tmp_path / "in.mp4", "libx264", "yuv420p")
     opened = open_input(SourceOptions(str(src)))
     try:
-        info = dataclasses.replace(opened.info, video=dataclasses.replace(opened.info.video, dolby_vision=True))
+        info = dataclasses.replace(
+            opened.info, video=dataclasses.replace(opened.info.video, dolby_vision=True)
+        )
         out = output.open_output(SinkOptions(str(tmp_path / "o.mp4")), info, 3)
         output.discard(out)
     finally:
@@ -312,5 +363,5 @@ def test_output_format_follows_the_input_layout_and_says_what_changed() -> None:
     assert twelve.pix_fmt == "yuv444p10le" and "12-bit" in twelve.notes[0]
     mpeg4 = choose_output("mpeg4", ["yuv420p"], layout_of("yuv422p"))
     assert mpeg4.pix_fmt == "yuv420p" and "4:2:2" in mpeg4.notes[0]
-    assert choose_output("libx264", x264, layout_of("yuv420p")) .pix_fmt == "yuv420p"
+    assert choose_output("libx264", x264, layout_of("yuv420p")).pix_fmt == "yuv420p"
     assert choose_output("libx264", x264, None).pix_fmt == "yuv420p"

@@ -30,8 +30,13 @@ def _params() -> list[object]:
     if SMALL_SHARED_CLIP.exists():
         params += [pytest.param(c, id=c.name) for c in _pick(SMALL_SHARED_CLIP)]
     else:
-        params.append(pytest.param(None, id=SMALL_SHARED_CLIP.name,
-                                   marks=pytest.mark.skip(reason=f"{SMALL_SHARED_CLIP} not present")))
+        params.append(
+            pytest.param(
+                None,
+                id=SMALL_SHARED_CLIP.name,
+                marks=pytest.mark.skip(reason=f"{SMALL_SHARED_CLIP} not present"),
+            )
+        )
     return params
 
 
@@ -46,13 +51,16 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, fuzz.Result]:
 
 
 def _describe(r: fuzz.Result) -> str:
-    return (f"{r.name}: {r.status}, exit {r.exit_code}, leftover {r.leftover}, input frames "
-            f"{r.input_frames}, last stderr line: {r.last_stderr!r}")
+    return (
+        f"{r.name}: {r.status}, exit {r.exit_code}, leftover {r.leftover}, input frames "
+        f"{r.input_frames}, last stderr line: {r.last_stderr!r}"
+    )
 
 
 @pytest.mark.parametrize("case", PARAMS)
 def test_damaged_input_is_upscaled_or_refused_with_one_line(
-        results: dict[str, fuzz.Result], case: fuzz.Case) -> None:
+    results: dict[str, fuzz.Result], case: fuzz.Case
+) -> None:
     """A damaged input is upscaled or refused with a 'vsr:' message and exit 1 or 2: it never
     hangs, crashes, prints a traceback or exits 0 without a decodable output."""
     r = results[case.name]
@@ -61,7 +69,8 @@ def test_damaged_input_is_upscaled_or_refused_with_one_line(
 
 @pytest.mark.parametrize("case", PARAMS)
 def test_only_the_finished_output_is_left_in_the_output_folder(
-        results: dict[str, fuzz.Result], case: fuzz.Case) -> None:
+    results: dict[str, fuzz.Result], case: fuzz.Case
+) -> None:
     """After a run the output folder holds the finished output on success and nothing on
     failure: no hidden partial file, no half-written output."""
     r = results[case.name]
@@ -69,8 +78,7 @@ def test_only_the_finished_output_is_left_in_the_output_folder(
 
 
 @pytest.mark.parametrize("case", PARAMS)
-def test_input_with_a_decodable_frame_is_upscaled(
-        results: dict[str, fuzz.Result], case: fuzz.Case) -> None:
+def test_input_with_a_decodable_frame_is_upscaled(results: dict[str, fuzz.Result], case: fuzz.Case) -> None:
     """An input from which a tolerant PyAV decode still gets a frame is upscaled, not refused."""
     r = results[case.name]
     assert not r.recoverable or r.status == "upscaled", _describe(r)
@@ -100,13 +108,24 @@ def test_damaged_inputs_through_the_scale_out_path(tmp_path: Path) -> None:
     """One case of every mutation kind of a clip with a keyframe every 12 frames (so it
     really splits), through `--segments 3 --executor local`: upscaled or refused with one
     line, nothing left behind but a work directory kept on purpose for --resume."""
-    clip = synth_video(tmp_path / "gop12.mp4", n=48, options={"g": "12", "keyint_min": "12",
-                                                              "sc_threshold": "0"})
-    cases = [next(c for c in fuzz.clip_cases(clip, SEED) if c.kind == kind) for kind in fuzz.KINDS
-             if kind != "edge"]
+    clip = synth_video(
+        tmp_path / "gop12.mp4", n=48, options={"g": "12", "keyint_min": "12", "sc_threshold": "0"}
+    )
+    cases = [
+        next(c for c in fuzz.clip_cases(clip, SEED) if c.kind == kind)
+        for kind in fuzz.KINDS
+        if kind != "edge"
+    ]
     (tmp_path / "work").mkdir()
-    results = fuzz.run_all(cases, tmp_path / "work", SEED, jobs=2, timeout=60,
-                           extra=["--segments", "3", "--executor", "local"], clips=[clip])
+    results = fuzz.run_all(
+        cases,
+        tmp_path / "work",
+        SEED,
+        jobs=2,
+        timeout=60,
+        extra=["--segments", "3", "--executor", "local"],
+        clips=[clip],
+    )
     for r in results:
         assert r.status in ("upscaled", "clean_error") and not r.leftover, _describe(r)
         assert not r.recoverable or r.status == "upscaled", _describe(r)

@@ -37,8 +37,9 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                 source = node.module or ""
             # `from . import pixfmt` imports the module vsr.media.pixfmt; `from .model import load`
             # imports vsr.model.load (and, through its __init__, nothing else of the package).
-            submodules = [f"{source}.{alias.name}" for alias in node.names
-                          if f"{source}.{alias.name}" in modules]
+            submodules = [
+                f"{source}.{alias.name}" for alias in node.names if f"{source}.{alias.name}" in modules
+            ]
             candidates = submodules if len(submodules) == len(node.names) else [source, *submodules]
         else:
             continue
@@ -61,7 +62,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:

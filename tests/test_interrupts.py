@@ -17,8 +17,7 @@ from vsr.errors import Interrupted
 from vsr.lab.media import synth_video
 from vsr.pipeline import interrupts
 
-SIGNALS = [pytest.param(signal.SIGINT, 130, id="SIGINT"),
-           pytest.param(signal.SIGTERM, 143, id="SIGTERM")]
+SIGNALS = [pytest.param(signal.SIGINT, 130, id="SIGINT"), pytest.param(signal.SIGTERM, 143, id="SIGTERM")]
 #: How long a signalled run may take to clean up and exit.
 EXIT_WITHIN = 5.0
 
@@ -26,8 +25,7 @@ EXIT_WITHIN = 5.0
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """400 frames of 160x90 H.264 + AAC: several seconds of work for vsr on two cores."""
-    return synth_video(tmp_path_factory.mktemp("signals") / "long.mp4", n=400, size=(160, 90),
-                       bframes=False)
+    return synth_video(tmp_path_factory.mktemp("signals") / "long.mp4", n=400, size=(160, 90), bframes=False)
 
 
 pytestmark = pytest.mark.usefixtures("sigint_default")  # tests/conftest.py
@@ -81,10 +79,10 @@ def _assert_clean_interrupt(child: Vsr, signum: int, expected: int, out_dir: Pat
 
 @pytest.mark.parametrize("signum, expected", SIGNALS)
 def test_signal_while_working_stops_and_removes_the_partial_output(
-        long_clip: Path, out_dir: Path, spawn, signum: int, expected: int) -> None:
+    long_clip: Path, out_dir: Path, spawn, signum: int, expected: int
+) -> None:
     """A signal in the middle of a run exits 128+signal within seconds and deletes the partial output."""
-    child = spawn("upscale", long_clip, out_dir / "out.mp4", "--preset", "ultrafast",
-                  "--progress", "json")
+    child = spawn("upscale", long_clip, out_dir / "out.mp4", "--preset", "ultrafast", "--progress", "json")
     child.wait_line(_is_progress_with_frames)
     # The hidden temporary file is there once the muxer has written (frames are encoding).
     deadline = time.monotonic() + 10
@@ -100,10 +98,12 @@ def test_signal_while_working_stops_and_removes_the_partial_output(
 
 @pytest.mark.parametrize("signum, expected", SIGNALS)
 def test_signal_before_the_first_frame_still_exits_cleanly(
-        long_clip: Path, out_dir: Path, spawn, signum: int, expected: int) -> None:
+    long_clip: Path, out_dir: Path, spawn, signum: int, expected: int
+) -> None:
     """A signal as soon as the model is loaded, before any frame is decoded, exits 128+signal with nothing left behind."""
-    child = spawn("upscale", long_clip, out_dir / "out.mp4", "--preset", "ultrafast",
-                  "--progress", "none", "--verbose")
+    child = spawn(
+        "upscale", long_clip, out_dir / "out.mp4", "--preset", "ultrafast", "--progress", "none", "--verbose"
+    )
     # Logged from the model loader inside the CLI's signal handling, before the input is opened.
     child.wait_line(lambda line: line.startswith("vsr: model "))
     sent = time.monotonic()
@@ -113,10 +113,20 @@ def test_signal_before_the_first_frame_still_exits_cleanly(
 
 @pytest.mark.parametrize("signum, expected", SIGNALS)
 def test_signal_while_waiting_for_standard_input_exits(
-        out_dir: Path, spawn, signum: int, expected: int) -> None:
+    out_dir: Path, spawn, signum: int, expected: int
+) -> None:
     """A signal while vsr waits for the first bytes on standard input stops it with 128+signal, without needing EOF."""
-    child = spawn("upscale", "-", out_dir / "out.mp4", "--input-format", "mpegts",
-                  "--preset", "ultrafast", "--verbose", stdin=subprocess.PIPE)
+    child = spawn(
+        "upscale",
+        "-",
+        out_dir / "out.mp4",
+        "--input-format",
+        "mpegts",
+        "--preset",
+        "ultrafast",
+        "--verbose",
+        stdin=subprocess.PIPE,
+    )
     child.wait_line(lambda line: line.startswith("vsr: model "))
     time.sleep(0.5)  # now blocked reading the (open, silent) pipe
     assert child.proc.poll() is None, child.stderr
@@ -132,15 +142,16 @@ def test_signal_while_waiting_for_standard_input_exits(
         assert child.proc.stdin is not None
         child.proc.stdin.close()
         status = child.wait_exit(timeout=10)
-        pytest.fail(f"{signal.Signals(signum).name} did not stop vsr while it waited for standard "
-                    f"input; after EOF it exited {status} with stderr: {child.stderr!r}")
+        pytest.fail(
+            f"{signal.Signals(signum).name} did not stop vsr while it waited for standard "
+            f"input; after EOF it exited {status} with stderr: {child.stderr!r}"
+        )
     _assert_clean_interrupt(child, signum, expected, out_dir, sent)
 
 
 def test_repeated_sigint_while_unwinding_still_exits_130(long_clip: Path, out_dir: Path, spawn) -> None:
     """Ctrl-C pressed again and again while vsr unwinds still ends in exit 130, no traceback and no partial output."""
-    child = spawn("upscale", long_clip, out_dir / "out.mp4", "--preset", "ultrafast",
-                  "--progress", "json")
+    child = spawn("upscale", long_clip, out_dir / "out.mp4", "--preset", "ultrafast", "--progress", "json")
     child.wait_line(_is_progress_with_frames)
     sent = time.monotonic()
     while child.proc.poll() is None and time.monotonic() - sent < EXIT_WITHIN:
@@ -163,6 +174,7 @@ def test_a_signal_whose_exception_python_cannot_raise_is_kept_for_the_next_check
     sys.unraisablehook = seen.append
     try:
         with interrupts.handled() as signals:
+
             class Dropped:
                 pass
 
@@ -210,8 +222,14 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(point: str, long_clip: Path,
     a KeyboardInterrupt traceback and -2; nothing is written. The signal is sent from inside
     the process at that exact point, so the test does not race start-up time."""
     out = out_dir / "o.mp4"
-    proc = subprocess.run([sys.executable, "-c", _START_UP, point, "upscale", str(long_clip), str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _START_UP, point, "upscale", str(long_clip), str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1].startswith("vsr: interrupted")
     assert not list(out_dir.iterdir())

@@ -41,8 +41,12 @@ def wait_until_bound(port: int, process: subprocess.Popen[str], timeout: float =
     local = f":{port:04X}"  # rows: "sl local_address:port rem_address:port ...", in hex
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
-        if any(line.split()[1].endswith(local) for t in tables if t.exists()
-               for line in t.read_text().splitlines()[1:]):
+        if any(
+            line.split()[1].endswith(local)
+            for t in tables
+            if t.exists()
+            for line in t.read_text().splitlines()[1:]
+        ):
             return
         time.sleep(0.05)
     raise AssertionError(f"nothing bound UDP port {port} within {timeout} s")
@@ -54,18 +58,40 @@ def free_tcp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_sender(port: int, seconds: float, size: str = "96x64", fps: int = 25,
-                 audio: bool = False, delay: float = 1.0, tcp: bool = False,
-                 extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+def start_sender(
+    port: int,
+    seconds: float,
+    size: str = "96x64",
+    fps: int = 25,
+    audio: bool = False,
+    delay: float = 1.0,
+    tcp: bool = False,
+    extra: tuple[str, ...] = (),
+) -> subprocess.Popen[bytes]:
     """Start sending a real-time MPEG-TS stream to udp://127.0.0.1:port after `delay` s
     (vsr binds the port first; UDP packets sent before that are lost, as on a real network),
     or to tcp://127.0.0.1:port, retrying until vsr listens there. `extra`: more of the
     sender's options (--audio-codec, --start)."""
     url = f"tcp://127.0.0.1:{port}" if tcp else f"udp://127.0.0.1:{port}?pkt_size=1316"
-    cmd = [sys.executable, str(SENDER), url, str(seconds), "--size", size, "--fps", str(fps),
-           "--connect-wait", "30", *(["--audio"] if audio else []), *extra]
-    return subprocess.Popen(["sh", "-c", f'sleep {delay}; exec "$0" "$@"', *cmd],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        str(SENDER),
+        url,
+        str(seconds),
+        "--size",
+        size,
+        "--fps",
+        str(fps),
+        "--connect-wait",
+        "30",
+        *(["--audio"] if audio else []),
+        *extra,
+    ]
+    return subprocess.Popen(
+        ["sh", "-c", f'sleep {delay}; exec "$0" "$@"', *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def start_receiver(url: str) -> tuple[threading.Thread, list[tuple[int, int]]]:
@@ -89,8 +115,13 @@ def start_receiver(url: str) -> tuple[threading.Thread, list[tuple[int, int]]]:
 
 
 def start_vsr(*argv: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "vsr", "live", *argv], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vsr", "live", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def done_record(stderr: str) -> dict[str, object]:
@@ -146,8 +177,7 @@ def test_tcp_stream_with_aac_keeps_its_bursts_and_starts_video_with_audio(tmp_pa
     whole burst: video started 0.84 s after audio."""
     port = free_tcp_port()
     out = tmp_path / "rec.mkv"
-    vsr = start_vsr(f"tcp://127.0.0.1:{port}?listen=1", str(out), "--duration", "4",
-                    "--stats", "json")
+    vsr = start_vsr(f"tcp://127.0.0.1:{port}?listen=1", str(out), "--duration", "4", "--stats", "json")
     sender = start_sender(port, 10, size="160x90", audio=True, delay=0.0, tcp=True)
     rc, err = stop_both(vsr, sender)
     assert rc == 0, err
@@ -172,10 +202,26 @@ def test_reencoded_audio_is_trimmed_on_the_video_clock_and_starts_with_the_video
     0: the audio started 0.2-0.6 s before the video.)"""
     port = free_tcp_port()
     out = tmp_path / "rec.flv"
-    vsr = start_vsr(f"tcp://127.0.0.1:{port}?listen=1", str(out), "--duration", "4",
-                    "--max-latency", "1", "--stats", "json", "--verbose")
-    sender = start_sender(port, 10, size="160x90", audio=True, delay=0.0, tcp=True,
-                          extra=("--audio-codec", "mp2", "--start", "1.4"))
+    vsr = start_vsr(
+        f"tcp://127.0.0.1:{port}?listen=1",
+        str(out),
+        "--duration",
+        "4",
+        "--max-latency",
+        "1",
+        "--stats",
+        "json",
+        "--verbose",
+    )
+    sender = start_sender(
+        port,
+        10,
+        size="160x90",
+        audio=True,
+        delay=0.0,
+        tcp=True,
+        extra=("--audio-codec", "mp2", "--start", "1.4"),
+    )
     rc, err = stop_both(vsr, sender)
     assert rc == 0, err
     assert "audio stream #1 (mp2) re-encoded to aac" in err, err
@@ -194,8 +240,9 @@ def test_overload_drops_frames_at_the_input_and_latency_stays_bounded(tmp_path: 
     port = free_port()
     sender = start_sender(port, 7, size="480x272", fps=30)
     out = tmp_path / "rec.ts"
-    vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--duration", "5", "--stats", "json",
-                    "--max-latency", "400")
+    vsr = start_vsr(
+        f"udp://127.0.0.1:{port}", str(out), "--duration", "5", "--stats", "json", "--max-latency", "400"
+    )
     rc, err = stop_both(vsr, sender)
     assert rc == 0, err
     rec = done_record(err)
@@ -214,8 +261,7 @@ def test_memory_stays_flat_under_overload(tmp_path: Path) -> None:
         pytest.skip("needs /proc")
     port = free_port()
     sender = start_sender(port, 9, size="480x272", fps=30)
-    vsr = start_vsr(f"udp://127.0.0.1:{port}", str(tmp_path / "rec.ts"), "--duration", "8",
-                    "--stats", "json")
+    vsr = start_vsr(f"udp://127.0.0.1:{port}", str(tmp_path / "rec.ts"), "--duration", "8", "--stats", "json")
     samples = []
     try:
         t0 = time.monotonic()
@@ -237,8 +283,9 @@ def test_stream_output_over_udp_and_stdout(tmp_path: Path) -> None:
     port_in, port_out = free_port(), free_port()
     sender = start_sender(port_in, 6)
     rx, received = start_receiver(f"udp://127.0.0.1:{port_out}")
-    vsr = start_vsr(f"udp://127.0.0.1:{port_in}", f"udp://127.0.0.1:{port_out}?pkt_size=1316",
-                    "--duration", "3")
+    vsr = start_vsr(
+        f"udp://127.0.0.1:{port_in}", f"udp://127.0.0.1:{port_out}?pkt_size=1316", "--duration", "3"
+    )
     rc, err = stop_both(vsr, sender)
     rx.join(30)
     assert rc == 0, err
@@ -246,9 +293,23 @@ def test_stream_output_over_udp_and_stdout(tmp_path: Path) -> None:
 
     port_in = free_port()
     sender = start_sender(port_in, 5)
-    proc = subprocess.Popen([sys.executable, "-m", "vsr", "live", f"udp://127.0.0.1:{port_in}", "-",
-                             "--format", "mpegts", "--duration", "3"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vsr",
+            "live",
+            f"udp://127.0.0.1:{port_in}",
+            "-",
+            "--format",
+            "mpegts",
+            "--duration",
+            "3",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     data, err_b = proc.communicate(timeout=60)
     sender.kill()
     sender.wait()
@@ -322,8 +383,10 @@ def test_preview_serves_mjpeg_frames_of_the_upscaled_stream(tmp_path: Path) -> N
         # The split view: bicubic on the left, vsr on the right, of the same frame; bicubic is
         # the softer one (less edge energy over the pattern's even checkerboard).
         assert b"split.mjpg" in page
-        split = cv2.imdecode(np.frombuffer(urllib.request.urlopen(url + "split.jpg", timeout=10).read(),
-                                           np.uint8), cv2.IMREAD_GRAYSCALE)
+        split = cv2.imdecode(
+            np.frombuffer(urllib.request.urlopen(url + "split.jpg", timeout=10).read(), np.uint8),
+            cv2.IMREAD_GRAYSCALE,
+        )
         assert split is not None and split.shape == (192, 288)
         lap = np.abs(cv2.Laplacian(split.astype(np.float32), cv2.CV_32F))
         assert lap[:, 20:120].mean() < lap[:, 168:268].mean()
@@ -347,16 +410,28 @@ def test_split_view_is_bicubic_left_and_vsr_right_of_one_picture() -> None:
 
 def test_missing_v4l2_device_is_a_clear_error() -> None:
     """A webcam path that does not exist gives exit 2 and one line, not a traceback."""
-    proc = subprocess.run([sys.executable, "-m", "vsr", "live", "/dev/video97", "--preview"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vsr", "live", "/dev/video97", "--preview"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("vsr: cannot open input '/dev/video97'") and "Traceback" not in proc.stderr
 
 
 def test_live_needs_an_output_or_a_preview() -> None:
     """`vsr live URL` alone is a usage error."""
-    proc = subprocess.run([sys.executable, "-m", "vsr", "live", "udp://127.0.0.1:9"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vsr", "live", "udp://127.0.0.1:9"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2 and "--preview" in proc.stderr
 
 
@@ -371,14 +446,23 @@ def test_preview_binds_loopback_by_default() -> None:
         server.close()
 
 
-
 def test_stream_that_drops_and_comes_back_is_reconnected_with_a_gap(tmp_path: Path) -> None:
     """A sender that stops and restarts: vsr reports the loss, reconnects, and records both
     parts with the outage as a gap in time, then ends normally."""
     port = free_port()
     out = tmp_path / "rec.mkv"
-    vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--stall-timeout", "1", "--reconnect", "15",
-                    "--duration", "9", "--stats", "json")
+    vsr = start_vsr(
+        f"udp://127.0.0.1:{port}",
+        str(out),
+        "--stall-timeout",
+        "1",
+        "--reconnect",
+        "15",
+        "--duration",
+        "9",
+        "--stats",
+        "json",
+    )
     # The senders start once vsr listens: on a loaded 2-core machine vsr once came up after
     # the whole first sender, and saw one stream, not two. The second starts 2.5 s after the
     # first ends and outlasts --duration 9 (it is stopped when vsr ends).
@@ -420,8 +504,14 @@ def test_unavailable_output_protocol_is_a_clear_error() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket closes
     for url in (f"tcp://127.0.0.1:{port}", f"srtx://127.0.0.1:{port}"):
-        proc = subprocess.run([sys.executable, "-m", "vsr", "live", str(ROOT / "samples" / "sample.mp4"),
-                               url], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "vsr", "live", str(ROOT / "samples" / "sample.mp4"), url],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith(f"vsr: cannot open output '{url}'") and "Traceback" not in proc.stderr
 
@@ -430,8 +520,7 @@ def _audio_times(path: Path) -> list[float]:
     import av
 
     with av.open(str(path)) as c:
-        return sorted(float(p.pts * p.time_base) for p in c.demux(c.streams.audio[0])
-                      if p.pts is not None)
+        return sorted(float(p.pts * p.time_base) for p in c.demux(c.streams.audio[0]) if p.pts is not None)
 
 
 def test_restarted_udp_sender_continues_the_timeline_after_the_real_gap(tmp_path: Path) -> None:
@@ -444,11 +533,20 @@ def test_restarted_udp_sender_continues_the_timeline_after_the_real_gap(tmp_path
     clip = prepare_clip(None, tmp_path / "pattern.ts", (96, 64), 3.0)
     port = free_port()
     out = tmp_path / "rec.mkv"
-    vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--stall-timeout", "3",
-                    "--duration", "8", "--stats", "json", "--quality", "fast")
+    vsr = start_vsr(
+        f"udp://127.0.0.1:{port}",
+        str(out),
+        "--stall-timeout",
+        "3",
+        "--duration",
+        "8",
+        "--stats",
+        "json",
+        "--quality",
+        "fast",
+    )
     wait_until_bound(port, vsr)
-    send([Part(clip, 3.0), Part(clip, 3.0, clock="restart", pause=0.8)],
-         Wire(f"udp://127.0.0.1:{port}"))
+    send([Part(clip, 3.0), Part(clip, 3.0, clock="restart", pause=0.8)], Wire(f"udp://127.0.0.1:{port}"))
     _, err = vsr.communicate(timeout=60)
     assert vsr.returncode == 0, err
     rec = done_record(err)
@@ -459,7 +557,7 @@ def test_restarted_udp_sender_continues_the_timeline_after_the_real_gap(tmp_path
     assert np.all(gaps > 0)
     cut = int(np.argmax(gaps))
     assert 0.6 < gaps[cut] < 1.6, (gaps[cut], [x for x in err.splitlines() if "{" not in x])
-    part2 = times[cut + 1:]
+    part2 = times[cut + 1 :]
     assert len(part2) > 20
     # the second part plays at the stream's speed: frames 40 ms apart (some dropped: wider)
     assert 0.035 < float(np.median(np.diff(part2))) < 0.08, np.diff(part2)

@@ -30,7 +30,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, live_fuzz.Res
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", SAMPLE, ids=[s.name for s in SAMPLE])
 def test_live_fault_ends_as_expected_with_a_clean_recording(
-        results: dict[str, live_fuzz.Result], scenario: live_fuzz.Scenario) -> None:
+    results: dict[str, live_fuzz.Result], scenario: live_fuzz.Scenario
+) -> None:
     """A live stream with a fault (restart, damaged datagrams, size switch, cut connection,
     clock jump, source gone) ends with the expected exit status and no traceback or FFmpeg
     text, and leaves a recording that decodes, whose timeline increases without a collapsed

@@ -109,8 +109,16 @@ def test_recording_beside_a_network_output_is_kept_finished(tmp_path: Path) -> N
     rec = tmp_path / "rec.mkv"
     port = free_port()
     sender = start_sender(port, 10)
-    vsr = start_vsr(f"udp://127.0.0.1:{port}", rx.url, "--record", str(rec), "--duration", "8",
-                    "--output-reconnect", "1.5")
+    vsr = start_vsr(
+        f"udp://127.0.0.1:{port}",
+        rx.url,
+        "--record",
+        str(rec),
+        "--duration",
+        "8",
+        "--output-reconnect",
+        "1.5",
+    )
     rc, err = stop_both(vsr, sender)
     rx.join()
     assert rc == 1, err
@@ -132,8 +140,17 @@ def test_output_reconnects_to_a_receiver_that_comes_back(tmp_path: Path, record:
     rec = tmp_path / "rec.mkv"
     port = free_port()
     sender = start_sender(port, 12)
-    vsr = start_vsr(f"udp://127.0.0.1:{port}", rx.url, "--duration", "7", "--output-reconnect", "5",
-                    "--stats", "json", *(["--record", str(rec)] if record else []))
+    vsr = start_vsr(
+        f"udp://127.0.0.1:{port}",
+        rx.url,
+        "--duration",
+        "7",
+        "--output-reconnect",
+        "5",
+        "--stats",
+        "json",
+        *(["--record", str(rec)] if record else []),
+    )
     rc, err = stop_both(vsr, sender)
     rx.join()
     assert rc == 0, err

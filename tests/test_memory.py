@@ -24,5 +24,7 @@ def test_peak_memory_does_not_grow_with_the_number_of_frames(tmp_path: Path) -> 
     short_kib = upscale_peak_kib(short, tmp_path / "short_x3.mp4")
     long_kib = upscale_peak_kib(long, tmp_path / "long_x3.mp4")
     limit = 1.15 * short_kib + 20 * 1024
-    assert long_kib <= limit, (f"400 frames peaked at {long_kib / 1024:.0f} MiB, 100 frames at "
-                               f"{short_kib / 1024:.0f} MiB (limit {limit / 1024:.0f} MiB)")
+    assert long_kib <= limit, (
+        f"400 frames peaked at {long_kib / 1024:.0f} MiB, 100 frames at "
+        f"{short_kib / 1024:.0f} MiB (limit {limit / 1024:.0f} MiB)"
+    )

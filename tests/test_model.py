@@ -67,18 +67,25 @@ def _shifting_model(path: Path, depth: int) -> Path:
 
     shift = np.zeros((1, 1, 3, 3), np.float32)
     shift[0, 0, 2, 2] = 1.0
-    inits = [numpy_helper.from_array(shift, "shift"),
-             numpy_helper.from_array(np.ones((4, 1, 1, 1), np.float32), "spread")]
+    inits = [
+        numpy_helper.from_array(shift, "shift"),
+        numpy_helper.from_array(np.ones((4, 1, 1, 1), np.float32), "spread"),
+    ]
     nodes, x = [], "input"
     for i in range(depth):
         nodes.append(helper.make_node("Conv", [x, "shift"], [f"c{i}"], pads=[1, 1, 1, 1]))
         x = f"c{i}"
-    nodes += [helper.make_node("Conv", [x, "spread"], ["s"]),
-              helper.make_node("DepthToSpace", ["s"], ["output"], blocksize=2, mode="CRD")]
-    g = helper.make_graph(nodes, "shifts", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                                                          ["N", 1, "H", "W"])],
-                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H2", "W2"])],
-                          inits)
+    nodes += [
+        helper.make_node("Conv", [x, "spread"], ["s"]),
+        helper.make_node("DepthToSpace", ["s"], ["output"], blocksize=2, mode="CRD"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "shifts",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H2", "W2"])],
+        inits,
+    )
     onnx.save(onnx_model(g), str(path))
     return path
 
@@ -148,8 +155,16 @@ def test_zoo_model_reproduces_the_tutorial_cat(tmp_path: Path) -> None:
     from vsr.app.cli import main
 
     out = tmp_path / "cat_x3.png"
-    rc = main(["upscale", str(SHARED_DATA / "reference" / "cat.jpg"), str(out), "--model",
-               str(ZOO_MODEL), "--quiet"])
+    rc = main(
+        [
+            "upscale",
+            str(SHARED_DATA / "reference" / "cat.jpg"),
+            str(out),
+            "--model",
+            str(ZOO_MODEL),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     ours = cv2.imread(str(out)).astype(np.float64)
     ref = cv2.imread(str(SHARED_DATA / "reference" / "cat_superres_with_ort.jpg")).astype(np.float64)
@@ -168,8 +183,10 @@ def test_cuda_request_without_cuda_is_a_clear_error() -> None:
 def test_auto_prefers_cuda_and_falls_back_to_cpu() -> None:
     """AUTO asks for CUDA first only when onnxruntime offers it."""
     assert providers_for(Device.AUTO, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
-    assert providers_for(Device.AUTO, ["CUDAExecutionProvider", "CPUExecutionProvider"])[0] == \
-        "CUDAExecutionProvider"
+    assert (
+        providers_for(Device.AUTO, ["CUDAExecutionProvider", "CPUExecutionProvider"])[0]
+        == "CUDAExecutionProvider"
+    )
 
 
 def test_wrong_shape_model_is_refused_with_the_expected_layout(tmp_path: Path) -> None:
@@ -177,9 +194,12 @@ def test_wrong_shape_model_is_refused_with_the_expected_layout(tmp_path: Path) -
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
-    g = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "g",
-                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H", "W"])])
+    g = helper.make_graph(
+        [helper.make_node("Identity", ["input"], ["output"])],
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+    )
     path = tmp_path / "rgb.onnx"
     onnx.save(onnx_model(g), str(path))
     with pytest.raises(ModelError, match=r"\[N,1,H,W\]"):
@@ -195,8 +215,10 @@ def test_non_onnx_file_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(),
-                    reason="onnxruntime has no CUDA execution provider here")
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" not in ort.get_available_providers(),
+    reason="onnxruntime has no CUDA execution provider here",
+)
 def test_cuda_provider_runs_the_bundled_model_like_the_cpu() -> None:
     """On a GPU the CUDA provider is active, its default is the bound float16 engine (with
     the onnx package), and every engine agrees with the CPU's float32 within 1/255."""
@@ -211,8 +233,11 @@ def test_cuda_provider_runs_the_bundled_model_like_the_cpu() -> None:
     else:
         assert (gpu.engine, gpu.precision) == ("bound", "fp16")
     assert np.abs(gpu(y) - cpu).max() <= 1
-    for engine, precision in (("plain", Precision.FP32), ("bound", Precision.FP32),
-                              ("bound", Precision.FP16)):
+    for engine, precision in (
+        ("plain", Precision.FP32),
+        ("bound", Precision.FP32),
+        ("bound", Precision.FP16),
+    ):
         if engine == "bound":
             pytest.importorskip("onnx")
         up = OnnxUpscaler(MODEL_X3, Device.CUDA, engine=engine, precision=precision)
@@ -256,8 +281,7 @@ def test_large_frames_run_in_strips_and_batches_in_chunks_with_identical_results
     y = _noise(3, 97, 131)
     whole = OnnxUpscaler(MODEL_X3, Device.CPU, max_run_pixels=10**9)(y)
     for budget in (3000, 20000, 13000):  # strips; chunks of whole frames; tiles in chunks
-        got = OnnxUpscaler(MODEL_X3, Device.CPU, max_run_pixels=budget,
-                           tile=40 if budget == 13000 else 0)(y)
+        got = OnnxUpscaler(MODEL_X3, Device.CPU, max_run_pixels=budget, tile=40 if budget == 13000 else 0)(y)
         assert np.array_equal(got, whole), budget
 
 
@@ -324,8 +348,10 @@ def vsr_sample_frame() -> np.ndarray:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(),
-                    reason="onnxruntime has no CUDA execution provider here")
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" not in ort.get_available_providers(),
+    reason="onnxruntime has no CUDA execution provider here",
+)
 def test_cuda_pipeline_upscales_a_clip_end_to_end(tmp_path: Path) -> None:
     """`vsr upscale --device cuda` on a real clip: every frame, the right size, and the
     progress record names the provider and the precision."""
@@ -350,8 +376,10 @@ def test_bound_engine_refuses_clearly_what_it_cannot_rewrite(tmp_path: Path) -> 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, "h", "w"])
     outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "z")]
     scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2])
-    nodes = [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest"),
-             helper.make_node("Identity", ["x"], ["z"])]
+    nodes = [
+        helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest"),
+        helper.make_node("Identity", ["x"], ["z"]),
+    ]
     model = onnx_model(helper.make_graph(nodes, "two", [x], outs, [scales]))
     path = tmp_path / "two_outputs.onnx"
     onnx.save(model, str(path))

@@ -62,8 +62,15 @@ def test_width_alone_rounds_the_other_side_to_even_for_420(clip: Path, tmp_path:
     out = tmp_path / "w.mp4"
     assert run_cli("upscale", clip, out, *MODEL, "--width", "100")[0] == 0
     assert shape(out)[:2] == (100, 76)
-    stats = vsr.upscale_video(str(clip), str(tmp_path / "api.mp4"), quality="fast", device="cpu",
-                              preset="ultrafast", width=150, height=100)
+    stats = vsr.upscale_video(
+        str(clip),
+        str(tmp_path / "api.mp4"),
+        quality="fast",
+        device="cpu",
+        preset="ultrafast",
+        width=150,
+        height=100,
+    )
     assert stats.output_size == (150, 100) and shape(tmp_path / "api.mp4")[:2] == (150, 100)
 
 
@@ -96,8 +103,9 @@ def test_a_size_below_the_input_is_one_clear_line(clip: Path, tmp_path: Path) ->
     assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
 
 
-def test_info_predicts_the_size_upscale_makes(clip: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_info_predicts_the_size_upscale_makes(
+    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`vsr info` with --height / --square-pixels gives the size `vsr upscale` writes."""
     import json
 

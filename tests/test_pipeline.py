@@ -22,8 +22,12 @@ from vsr.lab.paths import ROOT
 
 
 def _run(src: Path, dst: Path, up: FakeUpscaler, batch: int = 4, **sink: object) -> Pipeline:
-    p = Pipeline(SourceOptions(str(src)), ModelOptions(batch=batch),
-                 SinkOptions(str(dst), preset="ultrafast", **sink), upscaler=up)  # type: ignore[arg-type]
+    p = Pipeline(
+        SourceOptions(str(src)),
+        ModelOptions(batch=batch),
+        SinkOptions(str(dst), preset="ultrafast", **sink),
+        upscaler=up,
+    )  # type: ignore[arg-type]
     p.run()
     return p
 
@@ -79,8 +83,12 @@ def test_abort_from_another_thread_stops_promptly_and_removes_the_output(tmp_pat
     """abort() mid-run ends all stages quickly; the run raises nothing but keeps no file."""
     src = synth_video(tmp_path / "in.mp4", n=60)
     dst = tmp_path / "out.mp4"
-    p = Pipeline(SourceOptions(str(src)), ModelOptions(batch=2), SinkOptions(str(dst), preset="ultrafast"),
-                 upscaler=FakeUpscaler(2, delay=0.05))
+    p = Pipeline(
+        SourceOptions(str(src)),
+        ModelOptions(batch=2),
+        SinkOptions(str(dst), preset="ultrafast"),
+        upscaler=FakeUpscaler(2, delay=0.05),
+    )
     timer = threading.Timer(0.3, p.abort)
     timer.start()
     for _ in p.progress():
@@ -91,7 +99,8 @@ def test_abort_from_another_thread_stops_promptly_and_removes_the_output(tmp_pat
 
 
 def test_ctrl_c_as_the_stages_start_joins_the_started_ones_before_closing_anything(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A KeyboardInterrupt as the stage threads start (here: right after the third one started,
     where a signal waiting in Thread.start() lands) is re-raised only after every started stage
     has ended; then close() (what a batch calls next) touches nothing a stage still uses: no
@@ -121,8 +130,12 @@ def test_stop_finishes_a_valid_shorter_file(tmp_path: Path) -> None:
     """stop() ends the input early but still flushes and keeps a playable output."""
     src = synth_video(tmp_path / "in.mp4", n=60)
     dst = tmp_path / "out.mp4"
-    p = Pipeline(SourceOptions(str(src)), ModelOptions(batch=2), SinkOptions(str(dst), preset="ultrafast"),
-                 upscaler=FakeUpscaler(2, delay=0.03))
+    p = Pipeline(
+        SourceOptions(str(src)),
+        ModelOptions(batch=2),
+        SinkOptions(str(dst), preset="ultrafast"),
+        upscaler=FakeUpscaler(2, delay=0.03),
+    )
     threading.Timer(0.3, p.stop).start()
     stats = p.run()
     assert 0 < stats.frames < 60
@@ -139,7 +152,9 @@ def test_existing_output_is_refused_before_any_work(tmp_path: Path) -> None:
     assert dst.read_bytes() == b"keep me"
 
 
-def test_odd_output_size_is_padded_by_one_pixel_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_odd_output_size_is_padded_by_one_pixel_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """x3 of an odd size becomes even for yuv420p by one padded row/column, with a warning;
     a 4:4:4 input keeps 4:4:4 and so needs no padding."""
     src = synth_video(tmp_path / "odd.mkv", n=4, size=(21, 15), codec="ffv1", pix_fmt="yuv444p", audio=None)
@@ -157,8 +172,12 @@ def test_max_frames_limits_the_output(tmp_path: Path) -> None:
     """max_frames stops after that many frames."""
     src = synth_video(tmp_path / "in.mp4", n=12)
     dst = tmp_path / "out.mp4"
-    p = Pipeline(SourceOptions(str(src), max_frames=5), ModelOptions(), SinkOptions(str(dst), preset="ultrafast"),
-                 upscaler=FakeUpscaler(2))
+    p = Pipeline(
+        SourceOptions(str(src), max_frames=5),
+        ModelOptions(),
+        SinkOptions(str(dst), preset="ultrafast"),
+        upscaler=FakeUpscaler(2),
+    )
     assert p.run().frames == 5
     with av.open(str(dst)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 5
@@ -169,8 +188,12 @@ def test_bad_encoder_options_fail_before_any_work(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.mp4", n=3)
     dst = tmp_path / "out.mp4"
     with pytest.raises(SinkError, match="cannot open video encoder"):
-        Pipeline(SourceOptions(str(src)), ModelOptions(),
-                 SinkOptions(str(dst), codec_options={"crf": "abc"}), upscaler=FakeUpscaler(2))
+        Pipeline(
+            SourceOptions(str(src)),
+            ModelOptions(),
+            SinkOptions(str(dst), codec_options={"crf": "abc"}),
+            upscaler=FakeUpscaler(2),
+        )
     assert list(tmp_path.iterdir()) == [src]
 
 
@@ -182,10 +205,26 @@ def test_full_disk_on_the_output_is_one_line_and_exit_1(tmp_path: Path) -> None:
         pytest.skip("/dev/full not available")
     src = synth_video(tmp_path / "in.mp4", n=30, size=(96, 64))
     with open("/dev/full", "wb") as full:
-        proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", str(src), "-", "--format",
-                               "matroska", "--preset", "ultrafast"], check=False, stdout=full,
-                              stderr=subprocess.PIPE, text=True, timeout=120,
-                              cwd=ROOT)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vsr",
+                "upscale",
+                str(src),
+                "-",
+                "--format",
+                "matroska",
+                "--preset",
+                "ultrafast",
+            ],
+            check=False,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
     assert proc.returncode == 1, proc.stderr
     assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -210,16 +249,21 @@ def test_native_yuv_path_matches_the_ycrcb_path_and_keeps_colour_tags(tmp_path: 
             img = cv2.GaussianBlur(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), (0, 0), 4)
             img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX)
             vf = av.VideoFrame.from_ndarray(img, format="bgr24").reformat(
-                format="yuv420p", dst_colorspace=1, dst_color_range=1)
+                format="yuv420p", dst_colorspace=1, dst_color_range=1
+            )
             vf.pts = i
             c.mux(s.encode(vf))
         c.mux(s.encode(None))
     outs = {}
     for color in ("native", "ycrcb"):
         dst = tmp_path / f"{color}.mkv"
-        p = Pipeline(SourceOptions(str(src)), ModelOptions(),
-                     SinkOptions(str(dst), codec="ffv1", crf=None, preset=None),
-                     upscaler=FakeUpscaler(3), color=color)
+        p = Pipeline(
+            SourceOptions(str(src)),
+            ModelOptions(),
+            SinkOptions(str(dst), codec="ffv1", crf=None, preset=None),
+            upscaler=FakeUpscaler(3),
+            color=color,
+        )
         assert p.native == (color == "native")
         p.run()
         with av.open(str(dst)) as c:
@@ -237,8 +281,12 @@ def test_usage_errors_of_the_pipeline_are_usage_errors(tmp_path: Path) -> None:
 
     src = synth_video(tmp_path / "in.mp4", n=2)
     with pytest.raises(UsageError, match="--batch"):
-        Pipeline(SourceOptions(str(src)), ModelOptions(batch=-1), SinkOptions(str(tmp_path / "o.mp4")),
-                 upscaler=FakeUpscaler(2))
+        Pipeline(
+            SourceOptions(str(src)),
+            ModelOptions(batch=-1),
+            SinkOptions(str(tmp_path / "o.mp4")),
+            upscaler=FakeUpscaler(2),
+        )
     with pytest.raises(UsageError, match="an output is required"):
         Pipeline(SourceOptions(str(src)), ModelOptions(), None, upscaler=FakeUpscaler(2))
     assert leftovers(tmp_path) == [] and not (tmp_path / "o.mp4").exists()

@@ -47,9 +47,11 @@ def _request(port: int, raw: bytes) -> int:
 @pytest.fixture
 def preview() -> Iterator[PreviewServer]:
     """A preview with small limits, fed a new 48x64 frame every 20 ms by a thread."""
-    server = PreviewServer(port=0, max_fps=50,
-                           limits=HttpLimits(max_clients=4, request_seconds=0.5, send_seconds=0.5,
-                                             send_buffer=4096))
+    server = PreviewServer(
+        port=0,
+        max_fps=50,
+        limits=HttpLimits(max_clients=4, request_seconds=0.5, send_seconds=0.5, send_buffer=4096),
+    )
     stop = threading.Event()
 
     def feed() -> None:
@@ -71,9 +73,15 @@ def preview() -> Iterator[PreviewServer]:
 def test_malformed_requests_are_refused_with_a_4xx_status() -> None:
     """Anything but `GET|HEAD /path HTTP/1.x` with `Name: value` headers is a 400 (a 405 for
     other methods), never an exception of another kind."""
-    for head, status in [(b"garbage", 400), (b"GET /", 400), (b"GET / HTTP/2.0", 400),
-                         (b"GET x HTTP/1.1", 400), (b"GET / HTTP/1.1\r\nno colon", 400),
-                         (b"G\x00T / HTTP/1.1", 400), (b"POST / HTTP/1.1", 405)]:
+    for head, status in [
+        (b"garbage", 400),
+        (b"GET /", 400),
+        (b"GET / HTTP/2.0", 400),
+        (b"GET x HTTP/1.1", 400),
+        (b"GET / HTTP/1.1\r\nno colon", 400),
+        (b"G\x00T / HTTP/1.1", 400),
+        (b"POST / HTTP/1.1", 405),
+    ]:
         with pytest.raises(HttpError) as info:
             parse_request(head)
         assert info.value.status == status, head
@@ -111,8 +119,9 @@ def test_preview_caps_viewers_with_503_and_times_out_slow_clients(preview: Previ
     assert _request(port, b"GET /frame.jpg HTTP/1.1\r\n\r\n") == HTTPStatus.OK
 
 
-def test_viewers_that_leave_mid_response_are_routine(preview: PreviewServer,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_viewers_that_leave_mid_response_are_routine(
+    preview: PreviewServer, caplog: pytest.LogCaptureFixture
+) -> None:
     """Viewers hanging up (closing or resetting) mid-stream or mid-frame log nothing above
     debug level and leave no connection behind."""
     caplog.set_level(logging.DEBUG, logger="vsr")
@@ -147,10 +156,12 @@ def _fds_threads(pid: int) -> tuple[int, int]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
-@pytest.mark.xfail(reason="open bug (#33): on a quiet 2-core machine the vsr process's threads grow "
-                          "to 300+ under the hostile clients (31 before), past the 32-viewer cap; "
-                          "under heavy load it passed. Kept running so the figures show.",
-                   strict=False)
+@pytest.mark.xfail(
+    reason="open bug (#33): on a quiet 2-core machine the vsr process's threads grow "
+    "to 300+ under the hostile clients (31 before), past the 32-viewer cap; "
+    "under heavy load it passed. Kept running so the figures show.",
+    strict=False,
+)
 def test_live_preview_survives_hostile_clients(tmp_path: Path) -> None:
     """While `vsr live --preview` runs in real time, 500 concurrent connections, slow readers,
     slowloris, malformed requests and a client reconnecting 100 times a second: no traceback,
@@ -161,8 +172,18 @@ def test_live_preview_survives_hostile_clients(tmp_path: Path) -> None:
     sender = start_sender(port, 16)
     # onnxruntime: the threads and descriptors counted are the preview's, not an engine
     # pool's (OpenVINO's grew by hundreds of threads on a quiet run)
-    vsr = start_vsr(f"udp://127.0.0.1:{port}", "--preview", "--preview-port", "0",
-                    "--duration", "12", "--stats", "json", "--engine", "onnxruntime")
+    vsr = start_vsr(
+        f"udp://127.0.0.1:{port}",
+        "--preview",
+        "--preview-port",
+        "0",
+        "--duration",
+        "12",
+        "--stats",
+        "json",
+        "--engine",
+        "onnxruntime",
+    )
     try:
         assert vsr.stderr is not None
         preview_port = None

@@ -50,8 +50,15 @@ def full_range_int8(tmp_path_factory: pytest.TempPathFactory) -> Path:
             return next(self.it, None)
 
     out = tmp_path_factory.mktemp("q") / "full_range_int8.onnx"
-    quantize_static(str(MODEL_X3), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    quantize_static(
+        str(MODEL_X3),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
     return out
 
 
@@ -93,8 +100,14 @@ def test_bundled_int8_models_cannot_saturate_and_the_old_scheme_is_caught(full_r
 
 def _imports_onnx(statements: str) -> bool:
     """Whether running `statements` in a fresh interpreter (which must succeed) imports onnx."""
-    proc = subprocess.run([sys.executable, "-c", f"import sys; {statements}; print('onnx' in sys.modules)"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import sys; {statements}; print('onnx' in sys.modules)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip() == "True"
 
@@ -102,8 +115,10 @@ def _imports_onnx(statements: str) -> bool:
 def test_a_float_model_is_judged_without_importing_onnx() -> None:
     """Telling a float model's precision and checking it for saturation reads its bytes only:
     importing onnx would add 0.1-0.2 s to every run of a float model."""
-    assert not _imports_onnx(f"from pathlib import Path; from vsr.model import quant; p = Path({str(MODEL_X3)!r}); "
-                             "assert quant.precision_of(p) == 'fp32' and quant.saturating_weights(p) == []")
+    assert not _imports_onnx(
+        f"from pathlib import Path; from vsr.model import quant; p = Path({str(MODEL_X3)!r}); "
+        "assert quant.precision_of(p) == 'fp32' and quant.saturating_weights(p) == []"
+    )
 
 
 def test_a_float_model_run_never_imports_onnx(sample_video: Path, tmp_path: Path) -> None:
@@ -113,7 +128,8 @@ def test_a_float_model_run_never_imports_onnx(sample_video: Path, tmp_path: Path
     assert not _imports_onnx(
         f"from vsr.app.cli import main; assert main(['upscale', {str(sample_video)!r}, "
         f"{str(tmp_path / 'o.mp4')!r}, '--frames', '2', '--device', 'cpu', '--preset', 'ultrafast', "
-        "'-q']) == 0")
+        "'-q']) == 0"
+    )
 
 
 def test_only_x86_without_vnni_counts_as_saturating() -> None:
@@ -151,8 +167,8 @@ def test_the_summary_precision_of_an_int8_model_is_int8() -> None:
 
 
 def test_a_full_range_int8_model_falls_back_or_warns_on_a_saturating_cpu(
-        full_range_int8: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-        tmp_path: Path) -> None:
+    full_range_int8: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
     """On a CPU without VNNI, a bundled int8 model whose weights could saturate is replaced by
     its float model with one log line; any other such model runs with one warning. On a VNNI
     CPU both run as they are."""
@@ -189,7 +205,8 @@ def test_a_full_range_int8_model_falls_back_or_warns_on_a_saturating_cpu(
 
 
 def test_a_file_that_is_not_onnx_gets_the_loaders_error_on_a_saturating_cpu(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The saturation check reads the graph before onnxruntime does; on an AVX2-only CPU a
     file that is not a model reached it first and escaped as protobuf's DecodeError, a
     traceback (found on a real AVX2 machine). The check now leaves such a file alone and the
@@ -221,10 +238,13 @@ np.savez(sys.argv[2], **out)
 """
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not shutil.which("qemu-x86_64"),
-                    reason="needs qemu-x86_64 (Debian: qemu-user) on an x86_64 machine")
+@pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64") or not shutil.which("qemu-x86_64"),
+    reason="needs qemu-x86_64 (Debian: qemu-user) on an x86_64 machine",
+)
 def test_int8_model_computes_the_same_pixels_on_an_avx2_only_cpu(
-        full_range_int8: Path, hard_lr: dict[str, tuple[np.ndarray, np.ndarray]], tmp_path: Path) -> None:
+    full_range_int8: Path, hard_lr: dict[str, tuple[np.ndarray, np.ndarray]], tmp_path: Path
+) -> None:
     """Under an emulated AVX2-only CPU (no VNNI), every bundled int8 model gives this
     machine's pixels on hard content, while a full-range model drifts: so the emulation really
     runs the saturating kernels, and the shipped models are immune to them."""
@@ -235,16 +255,30 @@ def test_int8_model_computes_the_same_pixels_on_an_avx2_only_cpu(
     runs = {}
     for name, prefix in (("native", []), ("avx2", ["qemu-x86_64", "-cpu", "Haswell"])):
         out = tmp_path / f"{name}.npz"
-        proc = subprocess.run([*prefix, sys.executable, str(script), str(lr_file), str(out),
-                               str(full_range_int8), *map(str, BUNDLED_INT8)],
-                              capture_output=True, text=True, timeout=400, check=False)
+        proc = subprocess.run(
+            [
+                *prefix,
+                sys.executable,
+                str(script),
+                str(lr_file),
+                str(out),
+                str(full_range_int8),
+                *map(str, BUNDLED_INT8),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=400,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs[name] = np.load(out)
     shipped = [k for k in runs["native"].files if not k.startswith("0/")]
-    diff = np.concatenate([np.abs(runs["native"][k].astype(int) - runs["avx2"][k].astype(int)).ravel()
-                           for k in shipped])
+    diff = np.concatenate(
+        [np.abs(runs["native"][k].astype(int) - runs["avx2"][k].astype(int)).ravel() for k in shipped]
+    )
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, json.dumps(
-        {"max": int(diff.max()), "share": float((diff > 0).mean())})
+        {"max": int(diff.max()), "share": float((diff > 0).mean())}
+    )
     if not quant.cpu_saturates_u8s8():
         # Only a VNNI host shows the contrast: without VNNI both runs saturate alike.
         full = [k for k in runs["native"].files if k.startswith("0/")]
@@ -262,17 +296,32 @@ def test_float_weights_between_integer_activations_count_as_saturating(tmp_path:
     from onnx import TensorProto, helper, numpy_helper
 
     def model(quantized_input: bool) -> Path:
-        inits = [numpy_helper.from_array(np.full((4, 1, 3, 3), 0.5, np.float32), "w"),
-                 numpy_helper.from_array(np.array(1 / 255, np.float32), "s"),
-                 numpy_helper.from_array(np.array(0, np.uint8), "z")]
-        nodes = [helper.make_node("QuantizeLinear", ["input", "s", "z"], ["q"]),
-                 helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"])] if quantized_input else []
-        nodes += [helper.make_node("Conv", ["dq" if quantized_input else "input", "w"], ["c"], pads=[1] * 4),
-                  helper.make_node("Relu", ["c"], ["r"]),
-                  helper.make_node("QuantizeLinear", ["r", "s", "z"], ["q2"]),
-                  helper.make_node("DequantizeLinear", ["q2", "s", "z"], ["output"])]
-        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], inits)
+        inits = [
+            numpy_helper.from_array(np.full((4, 1, 3, 3), 0.5, np.float32), "w"),
+            numpy_helper.from_array(np.array(1 / 255, np.float32), "s"),
+            numpy_helper.from_array(np.array(0, np.uint8), "z"),
+        ]
+        nodes = (
+            [
+                helper.make_node("QuantizeLinear", ["input", "s", "z"], ["q"]),
+                helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"]),
+            ]
+            if quantized_input
+            else []
+        )
+        nodes += [
+            helper.make_node("Conv", ["dq" if quantized_input else "input", "w"], ["c"], pads=[1] * 4),
+            helper.make_node("Relu", ["c"], ["r"]),
+            helper.make_node("QuantizeLinear", ["r", "s", "z"], ["q2"]),
+            helper.make_node("DequantizeLinear", ["q2", "s", "z"], ["output"]),
+        ]
+        g = helper.make_graph(
+            nodes,
+            "g",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])],
+            [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)],
+            inits,
+        )
         path = tmp_path / f"fused_{quantized_input}.onnx"
         onnx.save(onnx_model(g), str(path))
         return path

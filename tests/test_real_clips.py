@@ -108,8 +108,9 @@ def probe(path: Path, frames: int | None = None) -> Media:
     step = statistics.median(steps)
     ordered = sorted(times)
     own = [b - a for a, b in itertools.pairwise(ordered)] or [step]
-    return Media(times, sizes, rotation, first_bgr, step, max(own), vpts[-1] + step, codec,
-                 packets, audio_end)
+    return Media(
+        times, sizes, rotation, first_bgr, step, max(own), vpts[-1] + step, codec, packets, audio_end
+    )
 
 
 @dataclass
@@ -127,8 +128,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     if not src.exists():
         pytest.skip(f"{src} not present")
     out = tmp_path_factory.mktemp("real") / f"{src.stem}_x3.mp4"
-    stats = vsr.upscale_video(str(src), str(out), max_frames=clip.frames, preset="ultrafast",
-                              quality="fast")
+    stats = vsr.upscale_video(str(src), str(out), max_frames=clip.frames, preset="ultrafast", quality="fast")
     return Run(clip, stats, probe(src, clip.frames), probe(out))
 
 
@@ -149,7 +149,7 @@ def test_timestamps(run: Run) -> None:
 
 def test_size(run: Run) -> None:
     """Every output frame is 3x the input, padded by one pixel to even where 3x is odd."""
-    (w, h), = run.src.sizes
+    ((w, h),) = run.src.sizes
     assert run.out.sizes == {run.clip.size}
     assert run.clip.size == (3 * w + (3 * w) % 2, 3 * h + (3 * h) % 2)
     assert run.stats.output_size == run.clip.size
@@ -185,7 +185,8 @@ def test_audio_ends_with_video(run: Run) -> None:
     allowed = abs(in_diff) + run.src.longest_step
     assert abs(out_diff) <= allowed, (
         f"output audio ends {out_diff:+.3f}s from its video end (input: {in_diff:+.3f}s); "
-        f"allowed {allowed:.3f}s")
+        f"allowed {allowed:.3f}s"
+    )
 
 
 def test_picture_resembles_input(run: Run) -> None:

@@ -65,7 +65,11 @@ def test_degrade_video_picks_the_tiers_video_model_or_says_where_there_is_one() 
     the (tier, scale) pairs that have one; --degrade clean is the default; --model with
     --degrade is refused."""
     models = MODELS
-    assert resolve(None, 3, None, "video") == models / "balanced_x3_video.onnx" == default_for(3, None, "video").path
+    assert (
+        resolve(None, 3, None, "video")
+        == models / "balanced_x3_video.onnx"
+        == default_for(3, None, "video").path
+    )
     assert resolve(None, 3, "fast", "video") == models / "fast_x3_video.onnx"
     assert resolve(None, 3, "quality", "video") == models / "quality_x3_video.onnx"
     assert resolve(None, 3, "quality", "clean") == resolve(None, 3, "quality") == models / "quality_x3.onnx"
@@ -86,15 +90,25 @@ def test_mac_counter_counts_per_input_pixel(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    assert conv_macs_per_pixel(MODELS / "espcn_x3.onnx") == 59488 == \
-        1 * 64 * 25 + 64 * 64 * 9 + 64 * 32 * 9 + 32 * 9 * 9
+    assert (
+        conv_macs_per_pixel(MODELS / "espcn_x3.onnx")
+        == 59488
+        == 1 * 64 * 25 + 64 * 64 * 9 + 64 * 32 * 9 + 32 * 9 * 9
+    )
     w1 = numpy_helper.from_array(np.zeros((4, 1, 3, 3), np.float32), "w1")
     w2 = numpy_helper.from_array(np.zeros((1, 1, 3, 3), np.float32), "w2")
-    nodes = [helper.make_node("Conv", ["input", "w1"], ["a"], pads=[1] * 4),
-             helper.make_node("DepthToSpace", ["a"], ["b"], blocksize=2, mode="CRD"),
-             helper.make_node("Conv", ["b", "w2"], ["output"], pads=[1] * 4)]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, "h", "w"])],
-                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], [w1, w2])
+    nodes = [
+        helper.make_node("Conv", ["input", "w1"], ["a"], pads=[1] * 4),
+        helper.make_node("DepthToSpace", ["a"], ["b"], blocksize=2, mode="CRD"),
+        helper.make_node("Conv", ["b", "w2"], ["output"], pads=[1] * 4),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)],
+        [w1, w2],
+    )
     path = tmp_path / "hr.onnx"
     onnx.save(onnx_model(g), str(path))
     assert conv_macs_per_pixel(path) == 4 * 9 + 9 * 4
@@ -108,5 +122,6 @@ def test_a_wheel_installs_every_bundled_model() -> None:
     tomllib = pytest.importorskip("tomllib")
     with open(ROOT / "pyproject.toml", "rb") as f:
         listed = tomllib.load(f)["tool"]["setuptools"]["data-files"]["share/vsr/models"]
-    assert sorted(listed) == sorted(f"models/{p.name}" for p in [
-        *MODELS.glob("*.onnx"), MODELS / "bf16_guard.json"])
+    assert sorted(listed) == sorted(
+        f"models/{p.name}" for p in [*MODELS.glob("*.onnx"), MODELS / "bf16_guard.json"]
+    )

@@ -39,8 +39,9 @@ def upscale(*argv: str) -> tuple[int, str]:
 @pytest.fixture
 def damaged_ts(tmp_path: Path) -> tuple[Path, Path]:
     """(clean, damaged) MPEG-TS pair: 60 frames, bytes flipped in the middle of the file."""
-    clean = synth_video(tmp_path / "clean.ts", n=60, size=(160, 96), container_format="mpegts",
-                        options={"g": "12"})
+    clean = synth_video(
+        tmp_path / "clean.ts", n=60, size=(160, 96), container_format="mpegts", options={"g": "12"}
+    )
     return clean, damage_middle(clean, tmp_path / "damaged.ts")
 
 
@@ -58,7 +59,8 @@ def decoded_times(path: Path) -> list[float]:
 
 
 def test_skip_keeps_every_decodable_frame_at_its_time_and_reports_the_damage(
-        damaged_ts: tuple[Path, Path], tmp_path: Path) -> None:
+    damaged_ts: tuple[Path, Path], tmp_path: Path
+) -> None:
     """--on-error skip (the default) upscales through damage and says where it was."""
     clean, damaged = damaged_ts
     out = tmp_path / "out.mp4"
@@ -74,7 +76,8 @@ def test_skip_keeps_every_decodable_frame_at_its_time_and_reports_the_damage(
 
 
 def test_stop_ends_at_the_first_damage_with_exit_1_and_no_output(
-        damaged_ts: tuple[Path, Path], tmp_path: Path) -> None:
+    damaged_ts: tuple[Path, Path], tmp_path: Path
+) -> None:
     """--on-error stop gives one line naming the frame and time, exit 1, no file."""
     _, damaged = damaged_ts
     out = tmp_path / "out.mp4"
@@ -87,8 +90,9 @@ def test_stop_ends_at_the_first_damage_with_exit_1_and_no_output(
 
 def test_zeroed_range_loses_only_the_frames_it_destroyed(tmp_path: Path) -> None:
     """Frames around a zeroed range come through with their own timestamps (no drift)."""
-    clean = synth_video(tmp_path / "clean.ts", n=60, size=(96, 64), container_format="mpegts",
-                        options={"g": "10"})
+    clean = synth_video(
+        tmp_path / "clean.ts", n=60, size=(96, 64), container_format="mpegts", options={"g": "10"}
+    )
     data = bytearray(clean.read_bytes())
     mid = len(data) // 2
     data[mid : mid + 3000] = bytes(3000)
@@ -104,8 +108,9 @@ def test_zeroed_range_loses_only_the_frames_it_destroyed(tmp_path: Path) -> None
     assert np.array(got) - offset == pytest.approx(expected, abs=2e-3)
 
 
-def test_mid_stream_resolution_change_is_fitted_into_the_first_geometry(tmp_path: Path,
-                                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_mid_stream_resolution_change_is_fitted_into_the_first_geometry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """An MPEG-TS whose size changes mid-stream (two recordings joined, the second's clock
     from 0 again) is upscaled whole into the first frame's output size, the change said
     once and the clock's jump mended (tests/test_resolution.py and test_timeline.py check
@@ -116,8 +121,12 @@ def test_mid_stream_resolution_change_is_fitted_into_the_first_geometry(tmp_path
     joined.write_bytes(a.read_bytes() + b.read_bytes())
     out = tmp_path / "out.mp4"
     with caplog.at_level("WARNING", logger="vsr"):
-        stats = Pipeline(SourceOptions(str(joined)), ModelOptions(), SinkOptions(str(out), preset="ultrafast"),
-                         upscaler=FakeUpscaler(2)).run()
+        stats = Pipeline(
+            SourceOptions(str(joined)),
+            ModelOptions(),
+            SinkOptions(str(out), preset="ultrafast"),
+            upscaler=FakeUpscaler(2),
+        ).run()
     assert stats.frames >= 19  # the join may cost the frame at the seam
     assert video_stats(out)["sizes"] == {(128, 96)}
     assert sum("picture changes from 64x48 to 80x64" in r.getMessage() for r in caplog.records) == 1
@@ -158,10 +167,13 @@ def _identity_model(path: Path, fail_unless: tuple[int, int] | None = None) -> P
         h, w = fail_unless
         inits.append(numpy_helper.from_array(np.zeros((1, 1, h, w), np.float32), "zero"))
         nodes.append(helper.make_node("Add", ["mid", "zero"], ["output"]))
-    g = helper.make_graph(nodes, "x1",
-                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, "H", "W"])],
-                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H", "W"])],
-                          inits)
+    g = helper.make_graph(
+        nodes,
+        "x1",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        inits,
+    )
     onnx.save(onnx_model(g), str(path))
     return path
 
@@ -197,8 +209,12 @@ def test_runs_leave_no_open_file_descriptors(tmp_path: Path) -> None:
     assert rc == 0
     rc, _ = upscale(str(src), str(tmp_path / "ok.mp4"))  # exists: fails after opening the input
     assert rc == 2
-    rc, _ = upscale(str(src), str(tmp_path / "bad.mp4"), "--model",
-                    str(_identity_model(tmp_path / "f.onnx", fail_unless=(24, 20))))
+    rc, _ = upscale(
+        str(src),
+        str(tmp_path / "bad.mp4"),
+        "--model",
+        str(_identity_model(tmp_path / "f.onnx", fail_unless=(24, 20))),
+    )
     assert rc == 1
     assert set(os.listdir("/proc/self/fd")) - before == set()
 
@@ -209,8 +225,12 @@ def test_full_disk_during_the_run_removes_the_partial_file(tmp_path: Path) -> No
         pytest.skip("mounting a tmpfs needs root")
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=False,
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=False, capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here")
     try:
         src = synth_video(tmp_path / "in.mp4", n=40, size=(160, 96))
@@ -228,11 +248,16 @@ def test_memory_stays_flat_over_a_6000_frame_stream(tmp_path: Path) -> None:
     half the suite time)."""
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc")
-    src = synth_video(tmp_path / "long.ts", n=6_000, size=(32, 32), container_format="mpegts",
-                      audio="aac", bframes=False)
+    src = synth_video(
+        tmp_path / "long.ts", n=6_000, size=(32, 32), container_format="mpegts", audio="aac", bframes=False
+    )
     out = tmp_path / "out.ts"
-    p = Pipeline(SourceOptions(str(src)), ModelOptions(batch=4),
-                 SinkOptions(str(out), preset="ultrafast"), upscaler=FakeUpscaler(2))
+    p = Pipeline(
+        SourceOptions(str(src)),
+        ModelOptions(batch=4),
+        SinkOptions(str(out), preset="ultrafast"),
+        upscaler=FakeUpscaler(2),
+    )
     samples: list[tuple[int, int]] = []
     for snap in p.progress(interval=0.05):
         samples.append((snap.frames, rss_kib()))
@@ -242,13 +267,16 @@ def test_memory_stays_flat_over_a_6000_frame_stream(tmp_path: Path) -> None:
     assert late <= early * 1.05 + 8 * 1024, (early, late)  # KiB
 
 
-@pytest.mark.parametrize("given,expected", [
-    ([0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]),            # clean: untouched
-    ([1, 2, 4, 3, 5, 7, 6, 8], [1, 2, 3, 4, 5, 6, 7, 8]),  # packed B-frames (AVI): reordered
-    ([0, None, 2, None, None, 5], [0, 1, 2, 3, 4, 5]),  # missing: extrapolated
-    ([0, 1, 1, 1, 4, 5], [0, 1, 2, 3, 4, 5]),            # duplicates: nudged forward
-    ([10, 11, 3, 4, 14, 15], [3, 4, 10, 11, 14, 15]),     # a jump back: sorted within the window
-])
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        ([0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]),  # clean: untouched
+        ([1, 2, 4, 3, 5, 7, 6, 8], [1, 2, 3, 4, 5, 6, 7, 8]),  # packed B-frames (AVI): reordered
+        ([0, None, 2, None, None, 5], [0, 1, 2, 3, 4, 5]),  # missing: extrapolated
+        ([0, 1, 1, 1, 4, 5], [0, 1, 2, 3, 4, 5]),  # duplicates: nudged forward
+        ([10, 11, 3, 4, 14, 15], [3, 4, 10, 11, 14, 15]),  # a jump back: sorted within the window
+    ],
+)
 def test_timestamp_repair_gives_strictly_increasing_pts(given: list[int | None], expected: list[int]) -> None:
     """Missing, repeated and out-of-order pts come out strictly increasing, frames unmoved."""
     from fractions import Fraction
@@ -274,8 +302,10 @@ def test_progress_works_when_the_container_does_not_say_how_many_frames(tmp_path
     with av.open(str(src)) as c:
         assert c.streams.video[0].frames == 0
     err = io.StringIO()
-    rc = main(["upscale", str(src), str(tmp_path / "out.mkv"), "--preset", "ultrafast",
-               "--progress", "json"], stderr=err)
+    rc = main(
+        ["upscale", str(src), str(tmp_path / "out.mkv"), "--preset", "ultrafast", "--progress", "json"],
+        stderr=err,
+    )
     assert rc == 0
     records = [json.loads(x) for x in err.getvalue().splitlines() if x.startswith("{")]
     assert records[-1]["event"] == "done" and records[-1]["frames"] == 40
@@ -288,13 +318,29 @@ def test_progress_total_respects_frames_and_the_bar_draws_on_a_terminal(tmp_path
 
     src = synth_video(tmp_path / "in.mp4", n=30)
     err = io.StringIO()
-    assert main(["upscale", str(src), str(tmp_path / "a.mp4"), "--preset", "ultrafast",
-                 "--progress", "json", "--frames", "10"], stderr=err) == 0
+    assert (
+        main(
+            [
+                "upscale",
+                str(src),
+                str(tmp_path / "a.mp4"),
+                "--preset",
+                "ultrafast",
+                "--progress",
+                "json",
+                "--frames",
+                "10",
+            ],
+            stderr=err,
+        )
+        == 0
+    )
     records = [json.loads(x) for x in err.getvalue().splitlines() if x.startswith('{"event": "progress"')]
     assert records and all(r["total"] == 10 for r in records)
 
-    status, out = run_on_terminal("upscale", src, tmp_path / "b.mp4", "--preset", "ultrafast",
-                                  "--frames", "10")
+    status, out = run_on_terminal(
+        "upscale", src, tmp_path / "b.mp4", "--preset", "ultrafast", "--frames", "10"
+    )
     assert status == 0
     assert b"10/10" in out and b"frame/s" in out
 
@@ -305,8 +351,14 @@ def test_unseekable_mp4_on_a_pipe_says_what_to_send_instead(tmp_path: Path) -> N
     src = SAMPLE
     with open(src, "rb") as f:
         data = f.read()
-    proc = subprocess.run([sys.executable, "-m", "vsr", "upscale", "-", str(tmp_path / "o.mp4")], check=False,
-                          input=data, capture_output=True, cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vsr", "upscale", "-", str(tmp_path / "o.mp4")],
+        check=False,
+        input=data,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     proc.stderr = proc.stderr.decode()
     assert proc.returncode == 2, proc.stderr
     assert "hint: a pipe cannot be rewound" in proc.stderr and not (tmp_path / "o.mp4").exists()
@@ -314,7 +366,12 @@ def test_unseekable_mp4_on_a_pipe_says_what_to_send_instead(tmp_path: Path) -> N
 
 def test_listing_into_a_closed_pipe_is_not_an_error() -> None:
     """`vsr models | head -1` exits 0 without a word on stderr."""
-    proc = subprocess.run(["bash", "-c", (f'"{sys.executable}" -m vsr models | head -1 >/dev/null; '
-                                         'exit ${PIPESTATUS[0]}')], check=False, cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", "-c", (f'"{sys.executable}" -m vsr models | head -1 >/dev/null; exit ${{PIPESTATUS[0]}}')],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr

@@ -28,16 +28,16 @@ def _planes(path: Path) -> list[tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint
             assert f.format.name == "yuv420p"
             arr = f.to_ndarray()  # (H * 3/2, W): Y, then U and V in quarter rows
             h = f.height
-            out.append((arr[:h].copy(), arr[h:h + h // 4].reshape(h // 2, -1).copy()))
+            out.append((arr[:h].copy(), arr[h : h + h // 4].reshape(h // 2, -1).copy()))
     return out
 
 
 def _upscale(src: Path, out: Path, *extra: str) -> dict[str, object]:
-    status, err = run_cli("upscale", src, out, "--quality", "fast", "--codec", "ffv1",
-                          "--progress", "json", *extra)
+    status, err = run_cli(
+        "upscale", src, out, "--quality", "fast", "--codec", "ffv1", "--progress", "json", *extra
+    )
     assert status == 0, err
-    return dict(json.loads(next(x for x in err.splitlines() if x.startswith('{"event": "done"'))),
-                log=err)
+    return dict(json.loads(next(x for x in err.splitlines() if x.startswith('{"event": "done"'))), log=err)
 
 
 def _psnr(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> float:
@@ -51,8 +51,7 @@ def test_each_part_of_a_switching_stream_keeps_its_detail_and_aspect(tmp_path: P
     and brought to the output size, not a 64x36 copy of it), the square part is pillarboxed
     at 108x108 with black bars, the anamorphic part fills the 16:9 picture; one log line and
     one count per change."""
-    joined = joined_ts(tmp_path / "switch.ts", PARTS, audio=None,
-                       sar=[None, None, None, Fraction(4, 3)])
+    joined = joined_ts(tmp_path / "switch.ts", PARTS, audio=None, sar=[None, None, None, Fraction(4, 3)])
     rec = _upscale(joined, tmp_path / "switch.mkv")
     assert rec["output_size"] == [192, 108] and rec["size_changes"] == 3 and rec["frames"] == 40
     log = str(rec["log"])
@@ -64,8 +63,9 @@ def test_each_part_of_a_switching_stream_keeps_its_detail_and_aspect(tmp_path: P
     # Each part alone, upscaled the same way, is the reference for its part of the stream.
     alone = []
     for i, (size, n) in enumerate(PARTS):
-        part = joined_ts(tmp_path / f"part{i}.ts", [(size, n)], audio=None,
-                         sar=[Fraction(4, 3) if i == 3 else None])
+        part = joined_ts(
+            tmp_path / f"part{i}.ts", [(size, n)], audio=None, sar=[Fraction(4, 3) if i == 3 else None]
+        )
         _upscale(part, tmp_path / f"part{i}.mkv")
         alone.append(_planes(tmp_path / f"part{i}.mkv"))
 
@@ -78,12 +78,15 @@ def test_each_part_of_a_switching_stream_keeps_its_detail_and_aspect(tmp_path: P
         # 96x96: 288x288 fitted into 108x108, centred; black bars (limited-range 16, neutral
         # chroma) left and right
         y3, u3 = frames[20 + k]
-        x, top, w, h = fit_region(Reference(64, 36, Fraction(1), (192, 108)), 96, 96,
-                                  Fraction(1), (True, True))
+        x, top, w, h = fit_region(
+            Reference(64, 36, Fraction(1), (192, 108)), 96, 96, Fraction(1), (True, True)
+        )
         assert (x, top, w, h) == (42, 0, 108, 108)
         centre = cv2.resize(alone[2][k][0], (108, 108), interpolation=cv2.INTER_AREA)
         assert _psnr(y3[:, 42:150], centre) > 38
-        assert np.all(np.abs(y3[:, :40].astype(int) - 16) <= 1) and np.all(np.abs(y3[:, 152:].astype(int) - 16) <= 1)
+        assert np.all(np.abs(y3[:, :40].astype(int) - 16) <= 1) and np.all(
+            np.abs(y3[:, 152:].astype(int) - 16) <= 1
+        )
         assert np.all(np.abs(u3[:, :20].astype(int) - 128) <= 1)
         # 96x72 with 4:3 pixels is 128x72 on screen: 16:9, the whole picture
         y4 = cv2.resize(alone[3][k][0], (192, 108), interpolation=cv2.INTER_AREA)
@@ -100,14 +103,18 @@ def test_ycrcb_path_fits_a_new_size_the_same_way(tmp_path: Path) -> None:
     assert np.all(np.abs(u[:, :20].astype(int) - 128) <= 2)
 
 
-@pytest.mark.parametrize("size,sar,expected", [
-    ((128, 72), Fraction(1), (0, 0, 192, 108)),  # same aspect: the whole picture
-    ((96, 96), Fraction(1), (42, 0, 108, 108)),  # square: pillarbox
-    ((128, 36), Fraction(1), (0, 26, 192, 54)),  # wider: letterbox (even offsets)
-    ((96, 72), Fraction(4, 3), (0, 0, 192, 108)),  # 4:3 pixels make it 16:9
-])
-def test_fit_region_keeps_the_display_aspect(size: tuple[int, int], sar: Fraction,
-                                             expected: tuple[int, int, int, int]) -> None:
+@pytest.mark.parametrize(
+    "size,sar,expected",
+    [
+        ((128, 72), Fraction(1), (0, 0, 192, 108)),  # same aspect: the whole picture
+        ((96, 96), Fraction(1), (42, 0, 108, 108)),  # square: pillarbox
+        ((128, 36), Fraction(1), (0, 26, 192, 54)),  # wider: letterbox (even offsets)
+        ((96, 72), Fraction(4, 3), (0, 0, 192, 108)),  # 4:3 pixels make it 16:9
+    ],
+)
+def test_fit_region_keeps_the_display_aspect(
+    size: tuple[int, int], sar: Fraction, expected: tuple[int, int, int, int]
+) -> None:
     """A frame's place in a 192x108 picture made for 64x36 square-pixel frames keeps the
     frame's display aspect (its size times its pixel aspect ratio), centred on even offsets."""
     ref = Reference(64, 36, Fraction(1), (192, 108))

@@ -105,10 +105,19 @@ def test_segments_make_the_picture_one_machine_makes(tmp_path: Path) -> None:
             f = next(c.decode(video=0))
             return f.width, f.height, c.streams.video[0].sample_aspect_ratio or 1
 
-    src = gradient_clip(tmp_path / "sar.mp4", "mpeg4", "yuv420p", size=(34, 26), n=24,
-                        sar=Fraction(64, 51), options={"g": "12"})
-    for extra, expected in ((["--height", "60"], (78, 60, Fraction(64, 51))),
-                            (["--square-pixels"], (128, 78, 1))):
+    src = gradient_clip(
+        tmp_path / "sar.mp4",
+        "mpeg4",
+        "yuv420p",
+        size=(34, 26),
+        n=24,
+        sar=Fraction(64, 51),
+        options={"g": "12"},
+    )
+    for extra, expected in (
+        (["--height", "60"], (78, 60, Fraction(64, 51))),
+        (["--square-pixels"], (128, 78, 1)),
+    ):
         one, split = tmp_path / "one.mp4", tmp_path / "split.mp4"
         upscale(src, one, "-y", *extra)
         upscale(src, split, "-y", "--segments", "2", "--executor", "local", *extra)
@@ -142,8 +151,9 @@ def test_few_keyframes_report_the_effective_count(tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     status, err = run_cli("upscale", src, out, "--segments", "5", "--executor", "local", "-q")
     assert status == 0, err
-    status, err = run_cli("upscale", src, tmp_path / "o2.mp4", "--segments", "5", "--executor", "local",
-                          "--progress", "none")
+    status, err = run_cli(
+        "upscale", src, tmp_path / "o2.mp4", "--segments", "5", "--executor", "local", "--progress", "none"
+    )
     assert status == 0
     assert "asked for 5 segments" in err and "2 segment(s)" in err
     assert "2 segments" in err.splitlines()[-1]
@@ -177,8 +187,9 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     refused = run_process(*args)
     assert refused.returncode == 2 and "--resume" in refused.stderr
     # --resume alone: the recorded plan is reused.
-    resumed = run_process("upscale", src, out, *LOSSLESS, "--executor", "local", "--resume",
-                          "--progress", "json")
+    resumed = run_process(
+        "upscale", src, out, *LOSSLESS, "--executor", "local", "--resume", "--progress", "json"
+    )
     assert resumed.returncode == 0, resumed.stderr
     events = [json.loads(line) for line in resumed.stderr.splitlines() if line.startswith("{")]
     ran = [e["index"] for e in events if e["event"] == "segment"]
@@ -202,8 +213,11 @@ def test_truncated_part_is_redone_and_corrupt_manifest_is_a_clear_error(tmp_path
     resumed = run_process(*args, "--resume", "--progress", "json")
     assert resumed.returncode == 0, resumed.stderr
     assert f"segment {done[0]['index']}: its part is missing or damaged" in resumed.stderr
-    ran = [json.loads(line)["index"] for line in resumed.stderr.splitlines()
-           if line.startswith('{"event": "segment"')]
+    ran = [
+        json.loads(line)["index"]
+        for line in resumed.stderr.splitlines()
+        if line.startswith('{"event": "segment"')
+    ]
     assert sorted(ran) == sorted({0, 1, 2, 3} - {done[1]["index"]})
     assert video_pts(out) == video_pts(src)
 
@@ -225,8 +239,20 @@ def test_resume_refuses_a_changed_input_or_settings(tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     args = ["upscale", src, out, *LOSSLESS, "--segments", "4", "--executor", "local"]
     assert run_process(*args, env={FAULT_ENV: "1"}).returncode == 75
-    status, err = run_cli("upscale", src, out, "--crf", "10", "--preset", "ultrafast", "--segments", "4",
-                          "--executor", "local", "--resume")
+    status, err = run_cli(
+        "upscale",
+        src,
+        out,
+        "--crf",
+        "10",
+        "--preset",
+        "ultrafast",
+        "--segments",
+        "4",
+        "--executor",
+        "local",
+        "--resume",
+    )
     assert status == 2 and "settings differ" in err and "crf" in err
     status, err = run_cli(*args[:-2], "--segments", "3", "--executor", "local", "--resume")
     assert status == 2 and "segments" in err
@@ -253,8 +279,18 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert status == 2
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "keep.txt").write_text("mine")
-    status, err = run_cli("upscale", src, out, "--segments", "2", "--executor", "local",
-                          "--work-dir", tmp_path / "foreign", "--restart")
+    status, err = run_cli(
+        "upscale",
+        src,
+        out,
+        "--segments",
+        "2",
+        "--executor",
+        "local",
+        "--work-dir",
+        tmp_path / "foreign",
+        "--restart",
+    )
     assert status == 2 and "not a vsr work directory" in err
     assert (tmp_path / "foreign" / "keep.txt").exists()
     assert not out.exists()
@@ -264,10 +300,14 @@ def test_api_with_the_local_executor_and_a_fake_model(tmp_path: Path) -> None:
 
     src = synth_video(tmp_path / "in.mp4", n=36, options=GOP12)
     fake = FakeUpscaler(scale=2)
-    job = ScaleOutJob(SourceOptions(str(src)), ModelOptions(),
-                      SinkOptions(str(tmp_path / "out.mkv"), crf=0, preset="ultrafast"),
-                      ScaleOutOptions(segments=3), upscaler=fake,
-                      executor=LocalExecutor(workers=2, upscaler=fake))
+    job = ScaleOutJob(
+        SourceOptions(str(src)),
+        ModelOptions(),
+        SinkOptions(str(tmp_path / "out.mkv"), crf=0, preset="ultrafast"),
+        ScaleOutOptions(segments=3),
+        upscaler=fake,
+        executor=LocalExecutor(workers=2, upscaler=fake),
+    )
     snapshots = list(job.progress())
     stats = job.stats()
     assert stats.frames == 36 and stats.segments == 3 and stats.output_size == (128, 96)
@@ -290,8 +330,9 @@ def test_odd_sizes_report_the_padded_size_that_is_encoded(tmp_path: Path) -> Non
         assert "33x25 -> 100x76 in " in err.splitlines()[-1], err
         with av.open(str(out)) as c:
             assert {(f.width, f.height) for f in c.decode(video=0)} == {(100, 76)}
-        status, err = run_cli("upscale", src, out, "--preset", "ultrafast", *extra, "--overwrite",
-                              "--progress", "json")
+        status, err = run_cli(
+            "upscale", src, out, "--preset", "ultrafast", *extra, "--overwrite", "--progress", "json"
+        )
         assert status == 0, err
         assert json.loads(err.splitlines()[-1])["output_size"] == [100, 76], err
 
@@ -302,10 +343,17 @@ def test_failed_segment_keeps_the_others_for_resume(tmp_path: Path) -> None:
     rest."""
     src = synth_video(tmp_path / "in.mp4", n=36, options=GOP12)
     failing = FakeUpscaler(scale=2, fail_at=20)  # the model breaks partway
-    opts = (SourceOptions(str(src)), ModelOptions(),
-            SinkOptions(str(tmp_path / "out.mp4"), crf=0, preset="ultrafast"))
-    job = ScaleOutJob(*opts, ScaleOutOptions(segments=3), upscaler=failing,
-                      executor=LocalExecutor(workers=1, upscaler=failing))
+    opts = (
+        SourceOptions(str(src)),
+        ModelOptions(),
+        SinkOptions(str(tmp_path / "out.mp4"), crf=0, preset="ultrafast"),
+    )
+    job = ScaleOutJob(
+        *opts,
+        ScaleOutOptions(segments=3),
+        upscaler=failing,
+        executor=LocalExecutor(workers=1, upscaler=failing),
+    )
     with pytest.raises(VsrError, match=r"of 3 segment\(s\) failed; segment ") as info:
         job.run()
     assert "--resume" in (info.value.hint or "")
@@ -314,8 +362,12 @@ def test_failed_segment_keeps_the_others_for_resume(tmp_path: Path) -> None:
     assert "done" in statuses and "failed" in statuses
     assert not (tmp_path / "out.mp4").exists()
     fine = FakeUpscaler(scale=2)
-    job = ScaleOutJob(*opts, ScaleOutOptions(segments=3, resume=True), upscaler=fine,
-                      executor=LocalExecutor(workers=1, upscaler=fine))
+    job = ScaleOutJob(
+        *opts,
+        ScaleOutOptions(segments=3, resume=True),
+        upscaler=fine,
+        executor=LocalExecutor(workers=1, upscaler=fine),
+    )
     job.run()
     assert video_pts(tmp_path / "out.mp4") == video_pts(src)
     assert fine.frames < 36  # only what had not been done
@@ -333,11 +385,14 @@ def test_storage_probe_names_what_a_worker_cannot_see(tmp_path: Path) -> None:
 
 def test_single_machine_path_does_not_import_ray(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.mp4", n=4)
-    code = ("import sys; from vsr.app.cli import main; "
-            f"s = main(['upscale', {str(src)!r}, {str(tmp_path / 'o.mp4')!r}, '-q']); "
-            "print(s, 'ray' in sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True,
-                       timeout=60)
+    code = (
+        "import sys; from vsr.app.cli import main; "
+        f"s = main(['upscale', {str(src)!r}, {str(tmp_path / 'o.mp4')!r}, '-q']); "
+        "print(s, 'ray' in sys.modules)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert r.stdout.split() == ["0", "False"], r.stderr
 
 
@@ -346,8 +401,21 @@ def test_ctrl_c_keeps_finished_segments_for_resume(tmp_path: Path) -> None:
 
     src = synth_video(tmp_path / "in.mp4", n=96, size=(160, 96), options=GOP12, bframes=False)
     out = tmp_path / "out.mp4"
-    args = [sys.executable, "-m", "vsr", "upscale", src, out, *LOSSLESS, "--segments", "8",
-            "--executor", "local", "--progress", "json"]
+    args = [
+        sys.executable,
+        "-m",
+        "vsr",
+        "upscale",
+        src,
+        out,
+        *LOSSLESS,
+        "--segments",
+        "8",
+        "--executor",
+        "local",
+        "--progress",
+        "json",
+    ]
     proc = subprocess.Popen([str(a) for a in args], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -359,18 +427,22 @@ def test_ctrl_c_keeps_finished_segments_for_resume(tmp_path: Path) -> None:
     assert "segments are done and kept" in rest and "--resume" in rest
     work = tmp_path / "out.mp4.vsr-work"
     assert not out.exists() and not list(work.glob(".*partial*"))
-    status, err = run_cli("upscale", src, out, *LOSSLESS, "--segments", "8", "--executor", "local",
-                          "--resume", "-q")
+    status, err = run_cli(
+        "upscale", src, out, *LOSSLESS, "--segments", "8", "--executor", "local", "--resume", "-q"
+    )
     assert status == 0, err
     assert video_pts(out) == video_pts(src) and len(frame_hashes(out)) == 96
 
 
 def test_without_ray_the_cli_says_what_to_install(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.mp4", n=24, options=GOP12)
-    code = ("import sys; sys.modules['ray'] = None; from vsr.app.cli import main; "  # import ray fails
-            f"sys.exit(main(['upscale', {str(src)!r}, {str(tmp_path / 'o.mp4')!r}, '--segments', '2']))")
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                       timeout=60, check=False)
+    code = (
+        "import sys; sys.modules['ray'] = None; from vsr.app.cli import main; "  # import ray fails
+        f"sys.exit(main(['upscale', {str(src)!r}, {str(tmp_path / 'o.mp4')!r}, '--segments', '2']))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     assert r.returncode == 2, r.stderr
     assert "pip install 'vsr[ray]'" in r.stderr and "--executor local" in r.stderr
     assert "Traceback" not in r.stderr
@@ -381,8 +453,18 @@ def test_input_format_reaches_the_keyframe_scan(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.ts", n=24, options=GOP12, audio=None)
     odd = tmp_path / "in.bin"  # no extension FFmpeg can guess from
     odd.write_bytes(src.read_bytes())
-    status, err = run_cli("upscale", odd, tmp_path / "o.mp4", "--input-format", "mpegts", "--segments", "2",
-                          "--executor", "local", "-q")
+    status, err = run_cli(
+        "upscale",
+        odd,
+        tmp_path / "o.mp4",
+        "--input-format",
+        "mpegts",
+        "--segments",
+        "2",
+        "--executor",
+        "local",
+        "-q",
+    )
     assert status == 0, err
     assert video_pts(tmp_path / "o.mp4") == video_pts(src)
 
@@ -395,11 +477,18 @@ def test_vp9_hidden_frames_sharing_a_timestamp_still_split(tmp_path: Path) -> No
     """VP9 alt-ref frames are packets without a picture of their own, sharing a pts with the
     next one: a clean cut all the same. 10-bit in, 10-bit out."""
     single, split = tmp_path / "single.mkv", tmp_path / "split.mkv"
-    ten_bit = ["--scale", "2", "--quality", "fast",  # the cut is tested, not the model
-               "--pix-fmt", "yuv420p10le", "--codec-option", "x264-params=qp=0"]
+    ten_bit = [
+        "--scale",
+        "2",
+        "--quality",
+        "fast",  # the cut is tested, not the model
+        "--pix-fmt",
+        "yuv420p10le",
+        "--codec-option",
+        "x264-params=qp=0",
+    ]
     upscale(ROADTRIP, single, *ten_bit)  # (crf 0 is lossless only at 8 bits; qp 0 at any)
-    upscale(ROADTRIP, split, *ten_bit, "--segments", "3",
-            "--executor", "local")
+    upscale(ROADTRIP, split, *ten_bit, "--segments", "3", "--executor", "local")
     assert frame_hashes(split) == frame_hashes(single)
     assert video_pts(split) == video_pts(single)
 
@@ -412,8 +501,17 @@ def test_codecs_mp4_cannot_hold_use_matroska_parts_when_exact(tmp_path: Path) ->
     upscale(src, split, "--codec", "rawvideo", "--segments", "2", "--executor", "local")
     assert frame_hashes(split) == frame_hashes(single) and video_pts(split) == video_pts(src)
     mp4_src = synth_video(tmp_path / "in.mp4", n=24, options=GOP12, audio=None)  # 1/12800
-    status, err = run_cli("upscale", mp4_src, tmp_path / "o.mkv", "--codec", "rawvideo", "--segments", "2",
-                          "--executor", "local")
+    status, err = run_cli(
+        "upscale",
+        mp4_src,
+        tmp_path / "o.mkv",
+        "--codec",
+        "rawvideo",
+        "--segments",
+        "2",
+        "--executor",
+        "local",
+    )
     assert status == 2 and "cannot hold rawvideo" in err and "Traceback" not in err
 
 
@@ -429,8 +527,9 @@ def test_notes_are_said_once_and_damage_is_reported_with_times(tmp_path: Path) -
         for f in i.decode(video=0):
             o.mux(s.encode(f.reformat(65, 49, "yuv444p")))
         o.mux(s.encode(None))
-    status, err = run_cli("upscale", odd, tmp_path / "o.mkv", "--segments", "3", "--executor", "local",
-                          "--pix-fmt", "yuv420p")
+    status, err = run_cli(
+        "upscale", odd, tmp_path / "o.mkv", "--segments", "3", "--executor", "local", "--pix-fmt", "yuv420p"
+    )
     assert status == 0, err
     assert err.count("padding to 196x148") == 1, err
 
@@ -485,8 +584,16 @@ def test_join_times_reencoded_audio_on_the_video_clock(tmp_path: Path) -> None:
     audio from 0, 1.4 s ahead of the video."""
     from vsr.lab.recording import audible, first_times
 
-    src = synth_video(tmp_path / "in.ts", n=24, options=GOP12, bframes=False, audio="mp2",
-                      container_format="mpegts", start=1.4, audio_offset=0.5)
+    src = synth_video(
+        tmp_path / "in.ts",
+        n=24,
+        options=GOP12,
+        bframes=False,
+        audio="mp2",
+        container_format="mpegts",
+        start=1.4,
+        audio_offset=0.5,
+    )
     out = tmp_path / "out.flv"
     upscale(src, out, "--segments", "2", "--executor", "local")
     first_in, first_out = first_times(src), first_times(out)
@@ -508,18 +615,25 @@ def test_a_segment_damage_left_without_frames_is_empty_not_failed(tmp_path: Path
     k = index.keyframes[1]
     sink = SinkOptions(str(tmp_path / "seg-00001.mp4"), preset="ultrafast", audio="none")
     # A range holding no decodable frame (as when damage took all of them).
-    empty = SegmentTask(1, SourceOptions(str(src), start_pts=k, end_pts=k, video_only=True), sink,
-                        ModelOptions())
+    empty = SegmentTask(
+        1, SourceOptions(str(src), start_pts=k, end_pts=k, video_only=True), sink, ModelOptions()
+    )
     result = run_segment(empty)
     assert result.frames == 0 and not Path(sink.url).exists()
-    whole = SegmentTask(0, SourceOptions(str(src), end_pts=k, video_only=True),
-                        SinkOptions(str(tmp_path / "seg-00000.mp4"), preset="ultrafast", audio="none"),
-                        ModelOptions())
+    whole = SegmentTask(
+        0,
+        SourceOptions(str(src), end_pts=k, video_only=True),
+        SinkOptions(str(tmp_path / "seg-00000.mp4"), preset="ultrafast", audio="none"),
+        ModelOptions(),
+    )
     first = run_segment(whole)
     assert first.frames == 12
-    records = [SegmentRecord(0, index.first_pts, k, "seg-00000.mp4", "done", 1, None, 12,
-                             first.first_pts, first.last_pts),
-               SegmentRecord(1, k, k, "seg-00001.mp4", "done", 1, None, 0)]
+    records = [
+        SegmentRecord(
+            0, index.first_pts, k, "seg-00000.mp4", "done", 1, None, 12, first.first_pts, first.last_pts
+        ),
+        SegmentRecord(1, k, k, "seg-00001.mp4", "done", 1, None, 0),
+    ]
     assert verify(tmp_path, records, index.time_base) == [tmp_path / "seg-00000.mp4"]
 
 

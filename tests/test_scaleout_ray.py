@@ -26,16 +26,19 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def cluster():
     """One local Ray for this module: 2 CPUs and 2 (fake) GPUs."""
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR")
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
 
 
 def run_job(src: Path, out: Path, executor: RayExecutor, segments: int = 4) -> ScaleOutJob:
-    job = ScaleOutJob(SourceOptions(str(src)), ModelOptions(),
-                      SinkOptions(str(out), crf=0, preset="ultrafast"),
-                      ScaleOutOptions(segments=segments, keep_work=True), executor=executor)
+    job = ScaleOutJob(
+        SourceOptions(str(src)),
+        ModelOptions(),
+        SinkOptions(str(out), crf=0, preset="ultrafast"),
+        ScaleOutOptions(segments=segments, keep_work=True),
+        executor=executor,
+    )
     job.run()
     return job
 
@@ -78,10 +81,29 @@ def test_cli_starts_a_local_ray(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.mp4", n=24, options=GOP12)
     out = tmp_path / "out.mp4"
     # Relative paths, as typed in a shell: Ray workers run in directories of their own.
-    r = subprocess.run([sys.executable, "-m", "vsr", "upscale", "in.mp4", "out.mp4", *LOSSLESS,
-                        "--segments", "2", "--gpus-per-worker", "0", "--workers", "2"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vsr",
+            "upscale",
+            "in.mp4",
+            "out.mp4",
+            *LOSSLESS,
+            "--segments",
+            "2",
+            "--gpus-per-worker",
+            "0",
+            "--workers",
+            "2",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip().splitlines()[-1].endswith("-> out.mp4")
     assert "(Ray)" in r.stderr and "2 segments" in r.stderr
@@ -92,9 +114,12 @@ def test_cli_starts_a_local_ray(tmp_path: Path) -> None:
 def test_without_a_count_two_segments_per_worker(tmp_path: Path, cluster: None) -> None:
     src = synth_video(tmp_path / "in.mp4", n=60, options=GOP12)
     out = tmp_path / "out.mp4"
-    job = ScaleOutJob(SourceOptions(str(src)), ModelOptions(),
-                      SinkOptions(str(out), crf=0, preset="ultrafast"),
-                      ScaleOutOptions(executor="ray", workers=2, gpus_per_worker=0))
+    job = ScaleOutJob(
+        SourceOptions(str(src)),
+        ModelOptions(),
+        SinkOptions(str(out), crf=0, preset="ultrafast"),
+        ScaleOutOptions(executor="ray", workers=2, gpus_per_worker=0),
+    )
     stats = job.run()
     assert stats.segments == 4 and stats.frames == 60
     assert video_pts(out) == video_pts(src)
@@ -117,7 +142,7 @@ def test_a_node_removed_mid_job_still_completes(tmp_path: Path) -> None:
         nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
         ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
         job = ScaleOutJob(SourceOptions({str(src)!r}), ModelOptions(quality="fast"),
-                          SinkOptions({str(tmp_path / 'out.mp4')!r}, preset="ultrafast"),
+                          SinkOptions({str(tmp_path / "out.mp4")!r}, preset="ultrafast"),
                           ScaleOutOptions(segments=4),
                           executor=RayExecutor(gpus_per_worker=0, workers=2))
         removed = False
@@ -129,8 +154,9 @@ def test_a_node_removed_mid_job_still_completes(tmp_path: Path) -> None:
         ray.shutdown()
         cluster.shutdown()
     """)
-    r = subprocess.run([sys.executable, "-c", script], check=False, cwd=ROOT, capture_output=True, text=True,
-                       timeout=240)
+    r = subprocess.run(
+        [sys.executable, "-c", script], check=False, cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "FRAMES 240 REMOVED True" in r.stdout
     assert "its worker was lost" in r.stderr
@@ -153,8 +179,12 @@ def test_worker_errors_come_back_as_one_line(tmp_path: Path, cluster: None) -> N
     executor = RayExecutor(workers=1, gpus_per_worker=0)
     executor.start(ModelOptions(), str(src), tmp_path)
     try:
-        task = SegmentTask(0, SourceOptions(str(tmp_path / "gone.mp4"), video_only=True),
-                           SinkOptions(str(tmp_path / "seg.mp4"), audio="none"), ModelOptions())
+        task = SegmentTask(
+            0,
+            SourceOptions(str(tmp_path / "gone.mp4"), video_only=True),
+            SinkOptions(str(tmp_path / "seg.mp4"), audio="none"),
+            ModelOptions(),
+        )
         events = [e for e in executor.run([task]) if isinstance(e, SegmentFailed)]
         assert len(events) == 1 and "no such file" in events[0].error
         assert "Traceback" not in events[0].error and len(events[0].error.splitlines()) == 1
@@ -191,8 +221,9 @@ def test_losing_every_node_fails_cleanly_and_keeps_finished_segments(tmp_path: P
         ray.shutdown()
         cluster.shutdown()
     """)
-    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
-                       timeout=240, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=240, check=False
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "ERROR" in r.stdout and "no Ray worker could be started" in r.stdout, r.stdout
     manifest = json.loads((tmp_path / "out.mp4.vsr-work" / "manifest.json").read_text())

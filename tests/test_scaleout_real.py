@@ -59,25 +59,37 @@ class Runs:
     audio: tuple[list[Any], list[Any]]  # (whole, split)
 
 
-def runs(src: Path, one: Path, split: Path, log: str, segments: int,
-         damage: tuple[int, int]) -> Runs:
-    return Runs(src, one, split, log, segments, damage, (decoded(one), decoded(split)),
-                (audio_packets(one), audio_packets(split)))
+def runs(src: Path, one: Path, split: Path, log: str, segments: int, damage: tuple[int, int]) -> Runs:
+    return Runs(
+        src,
+        one,
+        split,
+        log,
+        segments,
+        damage,
+        (decoded(one), decoded(split)),
+        (audio_packets(one), audio_packets(split)),
+    )
 
 
 def decoded(path: Path) -> list[tuple[Fraction, str]]:
     """(time, hash of the pixels) of every frame a file decodes to."""
     with av.open(str(path)) as c:
-        return [(f.pts * f.time_base, hashlib.sha1(f.to_ndarray().tobytes()).hexdigest())
-                for f in c.decode(video=0)]
+        return [
+            (f.pts * f.time_base, hashlib.sha1(f.to_ndarray().tobytes()).hexdigest())
+            for f in c.decode(video=0)
+        ]
 
 
 def audio_packets(path: Path) -> list[tuple[Fraction | None, bytes]]:
     with av.open(str(path)) as c:
         if not c.streams.audio:
             return []
-        return [(p.pts * p.time_base if p.pts is not None else None, bytes(p))
-                for p in c.demux(c.streams.audio[0]) if p.size]
+        return [
+            (p.pts * p.time_base if p.pts is not None else None, bytes(p))
+            for p in c.demux(c.streams.audio[0])
+            if p.size
+        ]
 
 
 # -- generated clips ----------------------------------------------------------------------
@@ -92,11 +104,13 @@ def _textured_444(path: Path) -> Path:
     at the IDR at 0.48 s)."""
     rng = np.random.default_rng(0)
     w, h = 128, 96
-    base = cv2.resize(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (w * 2, h * 2),
-                      interpolation=cv2.INTER_CUBIC)
+    base = cv2.resize(
+        rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (w * 2, h * 2), interpolation=cv2.INTER_CUBIC
+    )
     fine = rng.integers(0, 255, (h * 2, w * 2, 3), dtype=np.uint8)
-    mask = cv2.resize(rng.integers(0, 2, (6, 8), dtype=np.uint8), (w * 2, h * 2),
-                      interpolation=cv2.INTER_NEAREST)[..., None]
+    mask = cv2.resize(
+        rng.integers(0, 2, (6, 8), dtype=np.uint8), (w * 2, h * 2), interpolation=cv2.INTER_NEAREST
+    )[..., None]
     texture = np.where(mask > 0, fine // 3 + base // 2, base).astype(np.uint8)
     plain = path.with_name("plain_" + path.name)
     with av.open(str(plain), "w") as out:
@@ -104,13 +118,15 @@ def _textured_444(path: Path) -> Path:
         s.width, s.height, s.pix_fmt = w, h, "yuv444p"
         s.codec_context.options = {**GOP12, "preset": "medium", "crf": "20"}
         for i in range(24):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[i * 2:i * 2 + h, i * 3:i * 3 + w]),
-                                               format="rgb24")
+            frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(texture[i * 2 : i * 2 + h, i * 3 : i * 3 + w]), format="rgb24"
+            )
             frame.pts = i
             out.mux(s.encode(frame))
         out.mux(s.encode(None))
-    return remux(plain, path, first_packet=lambda b: re.sub(rb"x264 - core \d+", b"x264 - core 150",
-                                                             b, count=1))
+    return remux(
+        plain, path, first_packet=lambda b: re.sub(rb"x264 - core \d+", b"x264 - core 150", b, count=1)
+    )
 
 
 def _x264_version_in_tabs(path: Path) -> Path:
@@ -133,45 +149,70 @@ def _x264_version_in_tabs(path: Path) -> Path:
             cols = np.broadcast_to(rng.integers(0, 255, (1, w * 2, 3), dtype=np.uint8), (h * 2, w * 2, 3))
             rows = np.broadcast_to(rng.integers(0, 255, (h * 2, 1, 3), dtype=np.uint8), (h * 2, w * 2, 3))
             checks = (np.arange(h * 2)[:, None, None] // 8 + np.arange(w * 2)[None, :, None] // 8) % 2
-            picture = np.where(checks == 0, cols, rows)[i % 16:i % 16 + h, i % 16:i % 16 + w]
+            picture = np.where(checks == 0, cols, rows)[i % 16 : i % 16 + h, i % 16 : i % 16 + w]
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb24")
             frame.pts = i
             out.mux(s.encode(frame))
         out.mux(s.encode(None))
-    return remux(plain, path, first_packet=lambda b: re.sub(rb"x264 - core \d+", b"x264\t-\tcore 150",
-                                                             b, count=1))
+    return remux(
+        plain, path, first_packet=lambda b: re.sub(rb"x264 - core \d+", b"x264\t-\tcore 150", b, count=1)
+    )
 
 
 def _fake_keyframes(path: Path) -> Path:
     """IDRs every 20 frames, and P-frames at 16 and 32 (where 3 segments would be cut) that
     the container's index calls keyframes too (NUT keeps the flags it is given; FFmpeg's MP4
     and Matroska muxers would drop them)."""
-    plain = synth_video(path.with_name("plain.mp4"), n=48, bframes=False,
-                        options={"g": "20", "keyint_min": "20", "sc_threshold": "0"})
+    plain = synth_video(
+        path.with_name("plain.mp4"),
+        n=48,
+        bframes=False,
+        options={"g": "20", "keyint_min": "20", "sc_threshold": "0"},
+    )
     return remux(plain, path, keyframes=(16, 32))
 
 
 GENERATED: dict[str, Any] = {
     "open_gop.mp4": lambda p: synth_video(
-        p, n=48, options={"x264-params": "open-gop=1:keyint=12:min-keyint=12:scenecut=0"}),
+        p, n=48, options={"x264-params": "open-gop=1:keyint=12:min-keyint=12:scenecut=0"}
+    ),
     "b_pyramid.mp4": lambda p: synth_video(
-        p, n=48, options={**GOP12, "bf": "3", "x264-params": "b-pyramid=normal"}),
+        p, n=48, options={**GOP12, "bf": "3", "x264-params": "b-pyramid=normal"}
+    ),
     "fake_keyframes.nut": _fake_keyframes,
-    "edit_list_hides_frames.mp4": lambda p: remux(synth_video(p.with_name("plain.mp4"), n=48,
-                                                              options=GOP12), p, shift=-0.08),
-    "hevc10_tb600_edit_list.mov": lambda p: remux(synth_video(
-        p.with_name("plain.mov"), n=48, fps=30, codec="libx265", pix_fmt="yuv420p10le",
-        time_base=Fraction(1, 600), container_options={"video_track_timescale": "600"},
-        options={"x265-params": X265}), p, shift=0.05),
+    "edit_list_hides_frames.mp4": lambda p: remux(
+        synth_video(p.with_name("plain.mp4"), n=48, options=GOP12), p, shift=-0.08
+    ),
+    "hevc10_tb600_edit_list.mov": lambda p: remux(
+        synth_video(
+            p.with_name("plain.mov"),
+            n=48,
+            fps=30,
+            codec="libx265",
+            pix_fmt="yuv420p10le",
+            time_base=Fraction(1, 600),
+            container_options={"video_track_timescale": "600"},
+            options={"x265-params": X265},
+        ),
+        p,
+        shift=0.05,
+    ),
     "ntsc_1001_30000.mp4": lambda p: synth_video(
-        p, n=48, fps=Fraction(30000, 1001), time_base=Fraction(1, 30000),
-        container_options={"video_track_timescale": "30000"}, options={**GOP12, "g": "13"}),
-    "yuv444_mp3.mp4": lambda p: synth_video(p, n=48, pix_fmt="yuv444p", audio="libmp3lame",
-                                            options={**GOP12, "g": "13"}),
+        p,
+        n=48,
+        fps=Fraction(30000, 1001),
+        time_base=Fraction(1, 30000),
+        container_options={"video_track_timescale": "30000"},
+        options={**GOP12, "g": "13"},
+    ),
+    "yuv444_mp3.mp4": lambda p: synth_video(
+        p, n=48, pix_fmt="yuv444p", audio="libmp3lame", options={**GOP12, "g": "13"}
+    ),
     "x264_build_150_444.mp4": _textured_444,
     "x264_version_in_tabs.mp4": _x264_version_in_tabs,
-    "av1.mp4": lambda p: synth_video(p, n=48, codec="libsvtav1", options={
-        "g": "13", "svtav1-params": "keyint=13:scd=0"}),
+    "av1.mp4": lambda p: synth_video(
+        p, n=48, codec="libsvtav1", options={"g": "13", "svtav1-params": "keyint=13:scd=0"}
+    ),
 }
 
 
@@ -188,8 +229,10 @@ def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     status, log = run_cli("upscale", src, split, *FAST, "--segments", "3", "--executor", "local")
     assert status == 0, log
     segments = int(re.search(r"(\d+) segments? ->", log.splitlines()[-1]).group(1))  # type: ignore[union-attr]
-    damage = tuple(int(m.group(1)) if m else 0 for m in
-                   (re.search(r"(\d+) frame\(s\) with concealed damage", e) for e in (err, log)))
+    damage = tuple(
+        int(m.group(1)) if m else 0
+        for m in (re.search(r"(\d+) frame\(s\) with concealed damage", e) for e in (err, log))
+    )
     return runs(src, one, split, log, segments, damage)  # type: ignore[arg-type]
 
 
@@ -221,8 +264,10 @@ def test_generated_clips_are_really_cut(generated: Runs) -> None:
         # Both cuts: each later segment's decoder makes other pictures, flagged nowhere.
         assert generated.segments == 1
         assert generated.log.count("cannot cut") == 2, generated.log
-        assert ("exactly at 0.480s: the pictures its decoder made differ from a straight "
-                "decode's in 2 of 12 frame(s), from 0.600s, with no damage flagged") in generated.log
+        assert (
+            "exactly at 0.480s: the pictures its decoder made differ from a straight "
+            "decode's in 2 of 12 frame(s), from 0.600s, with no damage flagged"
+        ) in generated.log
         assert generated.damage == (0, 0)
     else:
         assert generated.segments == 3, generated.log
@@ -231,7 +276,8 @@ def test_generated_clips_are_really_cut(generated: Runs) -> None:
 
 
 def test_flagged_frames_that_are_no_random_access_point_are_not_cuts(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """P-frames a container flags as keyframes are refused as cuts, with the reason (which
     `vsr info --keyframes` says too); the IDRs next to them are used instead."""
     src = _fake_keyframes(tmp_path / "fake.nut")
@@ -260,7 +306,7 @@ def test_a_cut_learns_the_x264_version_of_the_first_packet(tmp_path: Path) -> No
     """The keyframe scan gives a cut after an x264 stream's first packet that packet's version
     SEI, for the segment's decoder to read first."""
     index = scan(str(_textured_444(tmp_path / "x264.mp4")))
-    (cut, units), = index.primes
+    ((cut, units),) = index.primes
     assert cut == index.keyframes[1]
     assert any(b"x264 - core 150" in u for u in units)
 
@@ -285,11 +331,17 @@ def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     tmp = tmp_path_factory.mktemp(src.stem)
     identity = FakeUpscaler(scale=1)
     one, split = tmp / "one.mkv", tmp / "split.mkv"
-    whole = Pipeline(SourceOptions(str(src)), ModelOptions(), SinkOptions(str(one), codec="ffv1"),
-                     upscaler=identity).run()
-    job = ScaleOutJob(SourceOptions(str(src)), ModelOptions(), SinkOptions(str(split), codec="ffv1"),
-                      ScaleOutOptions(segments=3), upscaler=identity,
-                      executor=LocalExecutor(1, identity))
+    whole = Pipeline(
+        SourceOptions(str(src)), ModelOptions(), SinkOptions(str(one), codec="ffv1"), upscaler=identity
+    ).run()
+    job = ScaleOutJob(
+        SourceOptions(str(src)),
+        ModelOptions(),
+        SinkOptions(str(split), codec="ffv1"),
+        ScaleOutOptions(segments=3),
+        upscaler=identity,
+        executor=LocalExecutor(1, identity),
+    )
     stats = job.run()
     return runs(src, one, split, "", stats.segments, (whole.corrupt_frames, stats.corrupt_frames))
 
@@ -373,11 +425,19 @@ def test_a_first_segment_whose_pictures_differ_is_never_joined(tmp_path: Path) -
     src = synth_video(tmp_path / "in.mp4", n=36, options=GOP12, audio=None)
     out = tmp_path / "out.mkv"
     identity = FakeUpscaler(scale=1)
-    job = ScaleOutJob(SourceOptions(str(src)), ModelOptions(), SinkOptions(str(out), codec="ffv1"),
-                      ScaleOutOptions(segments=3), upscaler=identity,
-                      executor=_Tampering(1, identity))
-    with pytest.raises(JoinError, match=r"segment 0 of .* differs from a straight decode: the "
-                                        r"pictures its decoder made differ .* in 1 of 12 frame"):
+    job = ScaleOutJob(
+        SourceOptions(str(src)),
+        ModelOptions(),
+        SinkOptions(str(out), codec="ffv1"),
+        ScaleOutOptions(segments=3),
+        upscaler=identity,
+        executor=_Tampering(1, identity),
+    )
+    with pytest.raises(
+        JoinError,
+        match=r"segment 0 of .* differs from a straight decode: the "
+        r"pictures its decoder made differ .* in 1 of 12 frame",
+    ):
         job.run()
     assert not out.exists()
 
@@ -395,7 +455,8 @@ def test_a_fingerprint_is_of_the_visible_picture_only() -> None:
     one = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
     other = rgb.copy()
     other[17, 33, 0] ^= 0x80
-    assert frame_fingerprint(av.VideoFrame.from_ndarray(other, format="rgb24").reformat(format="yuv420p")) \
-        != frame_fingerprint(one)
+    assert frame_fingerprint(
+        av.VideoFrame.from_ndarray(other, format="rgb24").reformat(format="yuv420p")
+    ) != frame_fingerprint(one)
     full = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_color_range=2)
     assert frame_fingerprint(full) != frame_fingerprint(one)

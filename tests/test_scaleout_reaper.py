@@ -60,9 +60,30 @@ def test_killed_driver_leaves_no_ray_process(tmp_path: Path) -> None:
     adopted by init)."""
     src = synth_video(tmp_path / "in.mp4", n=240, size=(160, 120), options=GOP12)
     driver = subprocess.Popen(
-        [sys.executable, "-m", "vsr", "upscale", str(src), str(tmp_path / "out.mp4"), "--segments", "4",
-         "--workers", "2", "--gpus-per-worker", "0", "--progress", "json", "--device", "cpu"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "vsr",
+            "upscale",
+            str(src),
+            str(tmp_path / "out.mp4"),
+            "--segments",
+            "4",
+            "--workers",
+            "2",
+            "--gpus-per-worker",
+            "0",
+            "--progress",
+            "json",
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert driver.stderr is not None
         deadline = time.monotonic() + 120
@@ -76,14 +97,21 @@ def test_killed_driver_leaves_no_ray_process(tmp_path: Path) -> None:
         ray_procs = _descendants(driver.pid)
         names = " ".join(cmd for _, cmd in ray_procs.values())
         assert "ray::SegmentWorker" in names and "raylet" in names, names
-        session = next(part.split("=", 1)[1] for _, cmd in ray_procs.values() for part in cmd.split()
-                       if part.startswith(("--session_dir=", "--session-dir=")))
+        session = next(
+            part.split("=", 1)[1]
+            for _, cmd in ray_procs.values()
+            for part in cmd.split()
+            if part.startswith(("--session_dir=", "--session-dir="))
+        )
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            left = {pid: cmd for pid, (start, cmd) in ray_procs.items()
-                    if (st := _stat(pid)) is not None and st[1] == start}
+            left = {
+                pid: cmd
+                for pid, (start, cmd) in ray_procs.items()
+                if (st := _stat(pid)) is not None and st[1] == start
+            }
             if not left:
                 break
             time.sleep(0.25)

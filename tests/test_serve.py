@@ -72,7 +72,8 @@ def _same_frames(a: Path, b: Path) -> None:
 
 
 def test_a_job_submitted_polled_and_downloaded_equals_the_cli_output(
-        served: Served, root: Path, alone: dict[str, Path], tmp_path: Path) -> None:
+    served: Served, root: Path, alone: dict[str, Path], tmp_path: Path
+) -> None:
     """POST a job, poll it to done, GET its output: the frames and timestamps are those of
     `vsr upscale` with the same options, and the record names the model and provider."""
     job = served.submit({"input": "in/c0.mp4", "output": "out/single.mp4"})
@@ -83,7 +84,12 @@ def test_a_job_submitted_polled_and_downloaded_equals_the_cli_output(
     assert done["model"] == "fast_x3" and (done["provider"], done["precision"]) in CPU_RUNS
     assert done["progress"]["frames"] == done["progress"]["total"] == 8
     figures = done["figures"]
-    assert figures["realtime_factor"] > 0 and set(figures["stage_seconds"]) == {"decode", "model", "colour", "encode"}
+    assert figures["realtime_factor"] > 0 and set(figures["stage_seconds"]) == {
+        "decode",
+        "model",
+        "colour",
+        "encode",
+    }
     assert done["started"] and done["finished"] and done["created"]
     status, data, headers = served.request("GET", f"/v1/jobs/{job['id']}/output")
     assert status == 200 and headers["content-type"] == "video/mp4"
@@ -102,7 +108,8 @@ def test_without_an_output_the_cli_name_is_used_beside_the_input(served: Served,
 
 
 def test_twenty_jobs_at_once_all_finish_with_the_outputs_they_give_alone(
-        served: Served, root: Path, alone: dict[str, Path]) -> None:
+    served: Served, root: Path, alone: dict[str, Path]
+) -> None:
     """20 jobs submitted together to a service running 2 at once, whose model calls merge
     frames of both: every job ends done, and every output equals the CLI's for its clip,
     frame for frame; the merged calls were fuller than one job's."""
@@ -332,13 +339,15 @@ def test_sigterm_past_the_grace_period_queues_the_running_job_again(tmp_path: Pa
         again.stop()
 
 
-def test_a_job_in_segments_runs_split_and_equals_the_plain_job(served: Served, root: Path,
-                                                                tmp_path: Path) -> None:
+def test_a_job_in_segments_runs_split_and_equals_the_plain_job(
+    served: Served, root: Path, tmp_path: Path
+) -> None:
     """`segments` in a job's options: the file is cut at keyframes, the parts run and are
     joined, and the frames equal a job without segments."""
     synth_video(root / "in" / "gop.mp4", n=24, options={"g": "8", "keyint_min": "8", "sc_threshold": "0"})
-    split = served.submit({"input": "in/gop.mp4", "output": "seg/split.mp4",
-                           "options": {"segments": 3, "codec": "ffv1"}})
+    split = served.submit(
+        {"input": "in/gop.mp4", "output": "seg/split.mp4", "options": {"segments": 3, "codec": "ffv1"}}
+    )
     plain = served.submit({"input": "in/gop.mp4", "output": "seg/plain.mp4", "options": {"codec": "ffv1"}})
     done = served.wait(split["id"])
     assert done["status"] == "done", done
@@ -354,8 +363,12 @@ def test_a_sigkilled_job_in_segments_resumes_from_its_finished_segments(tmp_path
     job without segments, and the work folder is gone."""
     root = tmp_path / "root"
     (root / "in").mkdir(parents=True)
-    synth_video(root / "in" / "gop.mp4", n=240, size=(160, 90),
-                options={"g": "30", "keyint_min": "30", "sc_threshold": "0"})
+    synth_video(
+        root / "in" / "gop.mp4",
+        n=240,
+        size=(160, 90),
+        options={"g": "30", "keyint_min": "30", "sc_threshold": "0"},
+    )
     s = Served(root, "--preset", "ultrafast", "--codec", "ffv1")
     job = s.submit({"input": "in/gop.mp4", "output": "o/split.mp4", "options": {"segments": 8}})
     deadline = time.monotonic() + 120
@@ -409,8 +422,7 @@ def test_require_gpu_without_cuda_is_one_line_and_status_2(tmp_path: Path) -> No
         s.stop()
 
 
-def test_the_web_page_lists_jobs_and_a_job_submitted_there_reaches_done(
-        served: Served, root: Path) -> None:
+def test_the_web_page_lists_jobs_and_a_job_submitted_there_reaches_done(served: Served, root: Path) -> None:
     """In headless Chromium: the page renders the job list, and a job submitted with its form
     appears and reaches done (skipped without chromium, chromedriver and selenium)."""
     if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
@@ -432,11 +444,11 @@ def test_the_web_page_lists_jobs_and_a_job_submitted_there_reaches_done(
         driver.find_element(By.ID, "in").send_keys("in/c2.mp4")
         driver.find_element(By.ID, "out").send_keys("web/o.mp4")
         driver.find_element(By.CSS_SELECTOR, "#submit button[type=submit]").click()
-        WebDriverWait(driver, 20).until(
-            lambda d: "queued job" in d.find_element(By.ID, "message").text)
+        WebDriverWait(driver, 20).until(lambda d: "queued job" in d.find_element(By.ID, "message").text)
         job_id = driver.find_element(By.ID, "message").text.split()[-1]
-        WebDriverWait(driver, 60).until(lambda d: d.find_elements(
-            By.CSS_SELECTOR, f"#jobs tr[data-id='{job_id}'][data-status='done']"))
+        WebDriverWait(driver, 60).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, f"#jobs tr[data-id='{job_id}'][data-status='done']")
+        )
         row = driver.find_element(By.CSS_SELECTOR, f"#jobs tr[data-id='{job_id}']")
         assert "web/o.mp4" in row.text and "Download" in row.text
     finally:
@@ -446,10 +458,13 @@ def test_the_web_page_lists_jobs_and_a_job_submitted_there_reaches_done(
 
 def test_the_serve_command_without_the_extra_says_what_to_install(tmp_path: Path) -> None:
     """Without FastAPI (the `serve` extra), `vsr serve` is one line naming the extra."""
-    code = ("import sys; sys.modules['fastapi'] = None; from vsr.app.cli import main; "
-            f"sys.exit(main(['serve', '--root', {str(tmp_path)!r}]))")
-    r = subprocess.run([os.sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                       timeout=60, check=False)
+    code = (
+        "import sys; sys.modules['fastapi'] = None; from vsr.app.cli import main; "
+        f"sys.exit(main(['serve', '--root', {str(tmp_path)!r}]))"
+    )
+    r = subprocess.run(
+        [os.sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     assert r.returncode == 2 and "'serve' extra" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -457,7 +472,20 @@ def test_job_records_are_plain_json(served: Served) -> None:
     """A job record round-trips through JSON with the documented fields."""
     job = served.submit({"input": "in/c0.mp4", "output": "json/o.mp4"})
     record = served.wait(job["id"])
-    assert set(record) >= {"id", "status", "input", "output", "options", "progress", "error", "model",
-                           "provider", "precision", "created", "started", "finished"}
+    assert set(record) >= {
+        "id",
+        "status",
+        "input",
+        "output",
+        "options",
+        "progress",
+        "error",
+        "model",
+        "provider",
+        "precision",
+        "created",
+        "started",
+        "finished",
+    }
     assert set(record["progress"]) == {"frames", "total", "fps", "eta_s"}
     assert json.loads(json.dumps(record)) == record

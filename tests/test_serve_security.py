@@ -43,8 +43,18 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def served(root: Path) -> Iterator[Served]:
-    s = Served(root, "--quality", "fast", "--preset", "ultrafast", "--allow-urls",
-               "--max-connections", "40", "--header-timeout", "1")
+    s = Served(
+        root,
+        "--quality",
+        "fast",
+        "--preset",
+        "ultrafast",
+        "--allow-urls",
+        "--max-connections",
+        "40",
+        "--header-timeout",
+        "1",
+    )
     yield s
     s.stop()
     assert "Traceback" not in s.output()
@@ -75,9 +85,17 @@ def test_paths_that_leave_the_root_are_refused_with_403(served: Served, root: Pa
 def test_ffmpeg_local_protocols_are_refused_even_with_allow_urls(served: Served) -> None:
     """`file:`, `concat:`, `subfile:`, `data:`, `pipe:` and friends name local data: refused,
     as are URLs of protocols not on the network list."""
-    for url in ["file:in/a.mp4", "file:///etc/passwd", "concat:in/a.ts|in/a.ts",
-                "subfile:,start,0,end,0,,:in/a.ts", "data:video/mp2t;base64,AAAA", "pipe:0",
-                "crypto+file:///etc/passwd", "ftp://127.0.0.1/x.mp4", "http:relative.mp4"]:
+    for url in [
+        "file:in/a.mp4",
+        "file:///etc/passwd",
+        "concat:in/a.ts|in/a.ts",
+        "subfile:,start,0,end,0,,:in/a.ts",
+        "data:video/mp2t;base64,AAAA",
+        "pipe:0",
+        "crypto+file:///etc/passwd",
+        "ftp://127.0.0.1/x.mp4",
+        "http:relative.mp4",
+    ]:
         status, reply, _ = served.request("POST", "/v1/jobs", {"input": url})
         assert status == 403, (url, reply)
 
@@ -116,12 +134,15 @@ def web(root: Path) -> Iterator[tuple[str, Path]]:
 
 
 def _playlist(segment: str) -> str:
-    return ("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n"
-            f"#EXTINF:0.24,\n{segment}\n#EXT-X-ENDLIST\n")
+    return (
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        f"#EXTINF:0.24,\n{segment}\n#EXT-X-ENDLIST\n"
+    )
 
 
-def test_a_network_playlist_cannot_open_a_local_file(served: Served, root: Path,
-                                                      web: tuple[str, Path]) -> None:
+def test_a_network_playlist_cannot_open_a_local_file(
+    served: Served, root: Path, web: tuple[str, Path]
+) -> None:
     """An HLS playlist fetched over HTTP whose segment is a local file (by path or by
     file: URL) fails to open it, so the job fails and nothing is written; the same playlist
     with an HTTP segment works, so it is the protocol whitelist that refuses."""
@@ -155,12 +176,19 @@ def test_bodies_too_large_malformed_or_with_unknown_fields_get_one_line(served: 
     """Over 64 KiB (declared or chunked): 413; not JSON: 400; not an object, unknown or
     missing fields, overlong values: 422. Always a JSON object with one `error` line."""
     big = b'{"input": "' + b"a" * 70000 + b'"}'
-    status, reply, _ = served.request("POST", "/v1/jobs", raw=big, headers={"Content-Type": "application/json"})
+    status, reply, _ = served.request(
+        "POST", "/v1/jobs", raw=big, headers={"Content-Type": "application/json"}
+    )
     assert status == 413 and "too large" in reply["error"]
     conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
     try:
-        conn.request("POST", "/v1/jobs", body=iter([b'{"input": "'] + [b"b" * 8192] * 8 + [b'"}']),
-                     headers={"Content-Type": "application/json"}, encode_chunked=True)
+        conn.request(
+            "POST",
+            "/v1/jobs",
+            body=iter([b'{"input": "'] + [b"b" * 8192] * 8 + [b'"}']),
+            headers={"Content-Type": "application/json"},
+            encode_chunked=True,
+        )
         r = conn.getresponse()
         assert r.status == 413, r.read()
     finally:
@@ -175,7 +203,9 @@ def test_bodies_too_large_malformed_or_with_unknown_fields_get_one_line(served: 
         (b'{"input": "in/a.mp4", "options": []}', 422, "options"),
     ]
     for raw, expected, mention in cases:
-        status, reply, _ = served.request("POST", "/v1/jobs", raw=raw, headers={"Content-Type": "application/json"})
+        status, reply, _ = served.request(
+            "POST", "/v1/jobs", raw=raw, headers={"Content-Type": "application/json"}
+        )
         assert status == expected, (raw[:40], reply)
         assert isinstance(reply, dict) and mention in reply["error"] and "\n" not in reply["error"]
 
@@ -191,9 +221,16 @@ def test_every_endpoint_but_healthz_needs_the_token(tmp_path: Path) -> None:
     s = Served(root, "--token-file", token_file, "--quality", "fast")
     try:
         assert s.request("GET", "/healthz", token="")[0] == 200
-        for method, path in [("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/v1/jobs"),
-                             ("GET", "/v1/jobs/x"), ("DELETE", "/v1/jobs/x"), ("GET", "/docs"),
-                             ("GET", "/openapi.json"), ("POST", "/v1/jobs")]:
+        for method, path in [
+            ("GET", "/readyz"),
+            ("GET", "/metrics"),
+            ("GET", "/v1/jobs"),
+            ("GET", "/v1/jobs/x"),
+            ("DELETE", "/v1/jobs/x"),
+            ("GET", "/docs"),
+            ("GET", "/openapi.json"),
+            ("POST", "/v1/jobs"),
+        ]:
             for bearer in ("", "wrong"):
                 status, _reply, headers = s.request(method, path, token=bearer)
                 assert status == 401, (method, path, bearer)
@@ -209,8 +246,17 @@ def test_every_endpoint_but_healthz_needs_the_token(tmp_path: Path) -> None:
 
 def test_listening_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> None:
     """`--host 0.0.0.0` without a token: one line, exit 2, nothing listening."""
-    r = run_process("serve", "--root", tmp_path, "--host", "0.0.0.0", "--port", free_port(), timeout=60,
-                    env={"VSR_TOKEN": ""})
+    r = run_process(
+        "serve",
+        "--root",
+        tmp_path,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        free_port(),
+        timeout=60,
+        env={"VSR_TOKEN": ""},
+    )
     assert_user_error(r.returncode, r.stderr, mentions="without a token")
 
 

@@ -35,8 +35,12 @@ def _with_subtitles(tmp_path: Path) -> Path:
 
 
 def _run(src: Path, dst: Path) -> None:
-    Pipeline(SourceOptions(str(src)), ModelOptions(), SinkOptions(str(dst), preset="ultrafast"),
-             upscaler=FakeUpscaler(2)).run()
+    Pipeline(
+        SourceOptions(str(src)),
+        ModelOptions(),
+        SinkOptions(str(dst), preset="ultrafast"),
+        upscaler=FakeUpscaler(2),
+    ).run()
 
 
 def test_subtitles_are_copied_into_matroska_with_language_and_title(tmp_path: Path) -> None:
@@ -46,15 +50,19 @@ def test_subtitles_are_copied_into_matroska_with_language_and_title(tmp_path: Pa
     _run(src, dst)
     with av.open(str(dst)) as c:
         kinds = [(s.type, s.codec_context.name, s.metadata.get("language")) for s in c.streams]
-        assert kinds == [("video", "h264", "fra"), ("audio", "aac", "fra"), ("subtitle", "subrip", "eng")] \
-            or kinds == [("video", "h264", "fra"), ("audio", "aac", "fra"), ("subtitle", "srt", "eng")]
+        assert kinds == [
+            ("video", "h264", "fra"),
+            ("audio", "aac", "fra"),
+            ("subtitle", "subrip", "eng"),
+        ] or kinds == [("video", "h264", "fra"), ("audio", "aac", "fra"), ("subtitle", "srt", "eng")]
         assert c.metadata.get("title") == "a title"
         texts = [bytes(p) for p in c.demux(subtitles=0) if p.size]
     assert texts == [b"hello", b"world"]
 
 
-def test_subtitles_mp4_cannot_hold_are_dropped_with_a_warning(tmp_path: Path,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_subtitles_mp4_cannot_hold_are_dropped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """MP4 cannot take SRT: the run succeeds, the stream is dropped and a warning says so."""
     src = _with_subtitles(tmp_path)
     dst = tmp_path / "out.mp4"
@@ -84,8 +92,12 @@ def test_a_trim_keeps_the_subtitles_inside_it_moved_with_the_video(tmp_path: Pat
     """--start 0.55: the subtitle shown from 0.6 s stays, 0.55 s earlier; the one at 0.1 s goes."""
     src = _with_subtitles(tmp_path)
     dst = tmp_path / "out.mkv"
-    Pipeline(SourceOptions(str(src), start=0.55), ModelOptions(),
-             SinkOptions(str(dst), preset="ultrafast"), upscaler=FakeUpscaler(2)).run()
+    Pipeline(
+        SourceOptions(str(src), start=0.55),
+        ModelOptions(),
+        SinkOptions(str(dst), preset="ultrafast"),
+        upscaler=FakeUpscaler(2),
+    ).run()
     with av.open(str(dst)) as c:
         subs = [(bytes(p), float(p.pts * p.time_base)) for p in c.demux(subtitles=0) if p.size]
     assert subs == [(b"world", pytest.approx(0.05, abs=1e-3))]

@@ -36,8 +36,9 @@ def test_joined_mpegts_recordings_continue_the_timeline_with_audio_in_sync(tmp_p
     joined = tmp_path / "ab.ts"
     joined.write_bytes(a.read_bytes() + b.read_bytes())
     out = tmp_path / "ab.mkv"
-    status, err = run_cli("upscale", joined, out, "--quality", "fast", "--progress", "json",
-                          "--preset", "ultrafast")
+    status, err = run_cli(
+        "upscale", joined, out, "--quality", "fast", "--progress", "json", "--preset", "ultrafast"
+    )
     assert status == 0, err
     assert "timestamp discontinuity at 3.400s" in err and "jumped back by 2.000s" in err, err
     assert _done(err)["discontinuities"] == 1
@@ -51,10 +52,10 @@ def test_joined_mpegts_recordings_continue_the_timeline_with_audio_in_sync(tmp_p
     # second by where its first frame landed. (The first part's sound runs 0.2 s past its
     # last frame: the second part's first packets overlap it and are left out.)
     moved = video[50] - b_video[0]
-    first, second = audio[:len(a_audio)], audio[len(a_audio):]
+    first, second = audio[: len(a_audio)], audio[len(a_audio) :]
     assert np.allclose(first, a_audio, atol=0.001) and np.isclose(video[0], a_video[0], atol=0.001)
     assert len(b_audio) - 8 <= len(second) < len(b_audio)  # 0.1 s overlap: 5 packets or so
-    assert np.allclose(second, np.array(b_audio[-len(second):]) + moved, atol=0.001)
+    assert np.allclose(second, np.array(b_audio[-len(second) :]) + moved, atol=0.001)
     assert np.all(np.diff(audio) > 0)
 
 
@@ -62,8 +63,9 @@ def test_single_file_keeps_its_times_and_counts_no_discontinuity(tmp_path: Path)
     """An ordinary MPEG-TS file is not re-timed: its frames keep the input's times."""
     clip = synth_video(tmp_path / "a.ts", n=20, size=(64, 36), start=1.4)
     out = tmp_path / "a.mkv"
-    status, err = run_cli("upscale", clip, out, "--quality", "fast", "--progress", "json",
-                          "--preset", "ultrafast")
+    status, err = run_cli(
+        "upscale", clip, out, "--quality", "fast", "--progress", "json", "--preset", "ultrafast"
+    )
     assert status == 0, err
     assert _done(err)["discontinuities"] == 0 and "discontinuity" not in err.split("{")[0]
     assert np.allclose(sorted(_times(out, "video")), sorted(_times(clip, "video")), atol=0.0015)

@@ -64,9 +64,27 @@ def test_a_few_steps_write_a_loadable_model_with_metadata(tmp_path: Path) -> Non
         img = cv2.GaussianBlur(rng.integers(0, 256, (96, 120, 3), dtype=np.uint8), (5, 5), 2)
         cv2.imwrite(str(data / f"{i}.png"), img)
     out = tmp_path / "m.onnx"
-    proc = run_script("models/train.py", "--scale", "2", "--data", data, "--eval", tmp_path / "none",
-                      "--steps", "30", "--batch", "8", "--patch", "16", "--log-every", "10", "--out", out,
-                      "--threads", "1")  # once as a user runs it: a process of its own
+    proc = run_script(
+        "models/train.py",
+        "--scale",
+        "2",
+        "--data",
+        data,
+        "--eval",
+        tmp_path / "none",
+        "--steps",
+        "30",
+        "--batch",
+        "8",
+        "--patch",
+        "16",
+        "--log-every",
+        "10",
+        "--out",
+        out,
+        "--threads",
+        "1",
+    )  # once as a user runs it: a process of its own
     assert proc.returncode == 0 and out.exists(), proc.stderr[-2000:]
     import vsr
 
@@ -78,8 +96,24 @@ def test_a_few_steps_write_a_loadable_model_with_metadata(tmp_path: Path) -> Non
     assert up.model.metadata["vsr.tier"] == "balanced"
     assert float(up.model.metadata["vsr.macs_per_pixel"]) == conv_macs_per_pixel(out) == 58048
     # Resuming a finished run does no more steps and gives the same file content.
-    train("--scale", "2", "--data", data, "--eval", tmp_path / "none", "--steps", "30", "--batch", "8",
-          "--patch", "16", "--out", out, "--threads", "1")
+    train(
+        "--scale",
+        "2",
+        "--data",
+        data,
+        "--eval",
+        tmp_path / "none",
+        "--steps",
+        "30",
+        "--batch",
+        "8",
+        "--patch",
+        "16",
+        "--out",
+        out,
+        "--threads",
+        "1",
+    )
 
 
 def test_a_deeper_model_initialised_from_a_shipped_one_starts_out_computing_the_same(tmp_path: Path) -> None:
@@ -114,10 +148,38 @@ def test_ecb_trains_a_few_steps_and_exports_a_plain_graph_vsr_loads(tmp_path: Pa
 
     data = _images(tmp_path / "imgs", 3)
     out = tmp_path / "ecb.onnx"
-    args = ["--arch", "ecb", "--channels", "4", "--blocks", "2", "--tier", "fast", "--scale", "3",
-            "--data", str(data), "--eval", str(tmp_path / "none"), "--steps", "20", "--batch", "8",
-            "--patch", "12", "--holdout", "1", "--checkpoint-every", "10", "--log-every", "10",
-            "--out", str(out), "--threads", "1"]
+    args = [
+        "--arch",
+        "ecb",
+        "--channels",
+        "4",
+        "--blocks",
+        "2",
+        "--tier",
+        "fast",
+        "--scale",
+        "3",
+        "--data",
+        str(data),
+        "--eval",
+        str(tmp_path / "none"),
+        "--steps",
+        "20",
+        "--batch",
+        "8",
+        "--patch",
+        "12",
+        "--holdout",
+        "1",
+        "--checkpoint-every",
+        "10",
+        "--log-every",
+        "10",
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+    ]
     train(*args)
     m = onnx.load(str(out))
     ops = [n.op_type for n in m.graph.node]
@@ -128,8 +190,12 @@ def test_ecb_trains_a_few_steps_and_exports_a_plain_graph_vsr_loads(tmp_path: Pa
     up = vsr.Upscaler(model=str(out), device="cpu")
     meta = up.model.metadata
     assert up.scale == 3 and meta["vsr.tier"] == "fast"
-    assert float(meta["vsr.macs_per_pixel"]) == conv_macs_per_pixel(out) \
-        == networks.ecb_macs_per_pixel(3, 4, 2) == 9 * (4 + 2 * 16 + 4 * 9)
+    assert (
+        float(meta["vsr.macs_per_pixel"])
+        == conv_macs_per_pixel(out)
+        == networks.ecb_macs_per_pixel(3, 4, 2)
+        == 9 * (4 + 2 * 16 + 4 * 9)
+    )
     assert "ECB" in meta["vsr.architecture"] and meta["vsr.training_data"].startswith("2 images")
     assert "1.png" in meta["vsr.train_holdout_psnr"]
     assert up.upscale(np.zeros((9, 11, 3), np.uint8)).shape == (27, 33, 3)
@@ -150,10 +216,34 @@ def test_a_timed_bf16_run_resumes_on_the_clock_and_another_scale_starts_from_its
 
     data = _images(tmp_path / "imgs", 3)
     out, ckpt = tmp_path / "q3.onnx", tmp_path / "q3.ckpt"
-    common = ["--arch", "ecb", "--channels", "4", "--blocks", "2", "--tier", "quality",
-              "--data", str(data), "--eval", str(tmp_path / "none"), "--batch", "4", "--patch", "12",
-              "--precision", "bf16", "--threads", "1", "--checkpoint-every", "5", "--log-every", "5",
-              "--device", "cpu"]
+    common = [
+        "--arch",
+        "ecb",
+        "--channels",
+        "4",
+        "--blocks",
+        "2",
+        "--tier",
+        "quality",
+        "--data",
+        str(data),
+        "--eval",
+        str(tmp_path / "none"),
+        "--batch",
+        "4",
+        "--patch",
+        "12",
+        "--precision",
+        "bf16",
+        "--threads",
+        "1",
+        "--checkpoint-every",
+        "5",
+        "--log-every",
+        "5",
+        "--device",
+        "cpu",
+    ]
     train(*common, "--scale", "3", "--steps", "10", "--out", str(out), "--checkpoint", str(ckpt))
     ck = torch.load(ckpt, weights_only=False)
     assert ck["step"] == 10 and ck["progress"] == 1.0
@@ -162,8 +252,19 @@ def test_a_timed_bf16_run_resumes_on_the_clock_and_another_scale_starts_from_its
     ck["config"]["steps"], ck["progress"] = 30, 0.5
     torch.save(ck, ckpt)
     out.unlink()
-    log = train(*common, "--scale", "3", "--steps", "30", "--max-minutes", "1.1",
-                "--out", str(out), "--checkpoint", str(ckpt))
+    log = train(
+        *common,
+        "--scale",
+        "3",
+        "--steps",
+        "30",
+        "--max-minutes",
+        "1.1",
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(ckpt),
+    )
     assert "resumed from" in log and "trained 20 steps (to step 30)" in log
     # The steps ran out before the clock: the schedule followed them to its end (annealed),
     # not cut off part-way down the cosine at the clock's 0.5+.
@@ -175,7 +276,10 @@ def test_a_timed_bf16_run_resumes_on_the_clock_and_another_scale_starts_from_its
     import json
 
     history = json.loads(meta["vsr.train_history"])  # both runs, as the checkpoint carried them
-    assert [(h["steps"], h["precision"], h["device"]) for h in history] == [(10, "bf16", "cpu"), (20, "bf16", "cpu")]
+    assert [(h["steps"], h["precision"], h["device"]) for h in history] == [
+        (10, "bf16", "cpu"),
+        (20, "bf16", "cpu"),
+    ]
 
     x4 = networks.build_ecb(4, 4, 2)
     copied = networks.init_from_checkpoint(x4, ckpt)
@@ -183,7 +287,9 @@ def test_a_timed_bf16_run_resumes_on_the_clock_and_another_scale_starts_from_its
     assert torch.equal(x4.body1.k3.weight, state["body1.k3.weight"])
     assert copied and not any(n.startswith("tail.") for n in copied)  # r*r outputs: left fresh
     assert {n.split(".")[0] for n in copied} == {"head", "body1", "body2"}
-    log = train(*common, "--scale", "4", "--steps", "5", "--init", str(ckpt), "--out", str(tmp_path / "q4.onnx"))
+    log = train(
+        *common, "--scale", "4", "--steps", "5", "--init", str(ckpt), "--out", str(tmp_path / "q4.onnx")
+    )
     assert f"initialised {len(copied)} tensors" in log
 
 
@@ -269,9 +375,34 @@ def test_an_ecb_started_from_an_exported_model_computes_what_the_file_does(tmp_p
     with pytest.raises(SystemExit, match="shipped.onnx"):
         networks.init_ecb_from_onnx(networks.build_ecb(3, 8, 2), onnx_path)
     data = _images(tmp_path / "imgs", 2)
-    log = train("--arch", "ecb", "--channels", "4", "--blocks", "3", "--scale", "3", "--data", data,
-                "--eval", tmp_path / "none", "--batch", "4", "--patch", "12", "--steps", "3",
-                "--threads", "1", "--device", "cpu", "--init", onnx_path, "--out", tmp_path / "ft.onnx")
+    log = train(
+        "--arch",
+        "ecb",
+        "--channels",
+        "4",
+        "--blocks",
+        "3",
+        "--scale",
+        "3",
+        "--data",
+        data,
+        "--eval",
+        tmp_path / "none",
+        "--batch",
+        "4",
+        "--patch",
+        "12",
+        "--steps",
+        "3",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--init",
+        onnx_path,
+        "--out",
+        tmp_path / "ft.onnx",
+    )
     assert f"initialised {len(copied)} tensors from {onnx_path}" in log
 
 
@@ -288,7 +419,7 @@ def test_colour_mixes_add_grey_pictures_whose_pairs_follow_the_protocol(tmp_path
     lr2, hr2 = train_py.patch_bank(replace(cfg, colour_mixes=1))
     assert len(lr2) == 2 * len(lr1)
     assert np.array_equal(lr2[: len(lr1)], lr1) and np.array_equal(hr2[: len(hr1)], hr1)
-    assert np.abs(hr2[len(hr1):].astype(int) - hr1.astype(int)).mean() > 1  # other greys
+    assert np.abs(hr2[len(hr1) :].astype(int) - hr1.astype(int)).mean() > 1  # other greys
     rgb = np.asarray(Image.open(next(data.iterdir())).convert("RGB"), np.float64)
     mix = np.asarray(train_py.colour_mix(Image.fromarray(rgb.astype(np.uint8)), random.Random(3)))
     assert (mix[:, :, 0] == mix[:, :, 1]).all() and (mix[:, :, 1] == mix[:, :, 2]).all()
@@ -311,10 +442,38 @@ def test_ema_exports_and_resumes_the_average_of_the_weights(tmp_path: Path) -> N
 
     data = _images(tmp_path / "imgs", 2)
     out, ckpt = tmp_path / "ema.onnx", tmp_path / "ema.ckpt"
-    common = ["--arch", "ecb", "--channels", "4", "--blocks", "2", "--scale", "2", "--data", data,
-              "--eval", tmp_path / "none", "--batch", "4", "--patch", "12", "--threads", "1",
-              "--device", "cpu", "--lr", "1e-2", "--ema", "0.9", "--checkpoint-every", "6",
-              "--out", out, "--checkpoint", ckpt]
+    common = [
+        "--arch",
+        "ecb",
+        "--channels",
+        "4",
+        "--blocks",
+        "2",
+        "--scale",
+        "2",
+        "--data",
+        data,
+        "--eval",
+        tmp_path / "none",
+        "--batch",
+        "4",
+        "--patch",
+        "12",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--lr",
+        "1e-2",
+        "--ema",
+        "0.9",
+        "--checkpoint-every",
+        "6",
+        "--out",
+        out,
+        "--checkpoint",
+        ckpt,
+    ]
     train(*common, "--steps", "6")
     ck = torch.load(ckpt, weights_only=False)
     assert ck["ema"]["updates"] == 6
@@ -340,7 +499,9 @@ def test_ema_exports_and_resumes_the_average_of_the_weights(tmp_path: Path) -> N
     assert status != 0 and "--ema" in err
 
 
-def test_the_psnr_loss_weighs_each_patch_as_the_metric_does_and_is_kept_in_the_checkpoint(tmp_path: Path) -> None:
+def test_the_psnr_loss_weighs_each_patch_as_the_metric_does_and_is_kept_in_the_checkpoint(
+    tmp_path: Path,
+) -> None:
     """--loss psnr: each patch's loss is minus its PSNR (floored at 40 dB), so halving a smooth
     patch's error counts as much as halving a textured one's, where MSE over the batch lets the
     textured patch's large error decide. A run with it trains, writes a model and refuses to
@@ -363,9 +524,32 @@ def test_the_psnr_loss_weighs_each_patch_as_the_metric_does_and_is_kept_in_the_c
 
     data = _images(tmp_path / "imgs", 2)
     out, ckpt = tmp_path / "p.onnx", tmp_path / "p.ckpt"
-    common = ["--arch", "ecb", "--channels", "4", "--blocks", "1", "--scale", "2", "--data", data,
-              "--eval", tmp_path / "none", "--batch", "4", "--patch", "12", "--threads", "1",
-              "--device", "cpu", "--out", out, "--checkpoint", ckpt]
+    common = [
+        "--arch",
+        "ecb",
+        "--channels",
+        "4",
+        "--blocks",
+        "1",
+        "--scale",
+        "2",
+        "--data",
+        data,
+        "--eval",
+        tmp_path / "none",
+        "--batch",
+        "4",
+        "--patch",
+        "12",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+        "--checkpoint",
+        ckpt,
+    ]
     log = train(*common, "--steps", "4", "--loss", "psnr", "--log-every", "2")
     assert out.is_file() and "loss -" in log  # minus a PSNR in dB
     out.unlink()
@@ -375,7 +559,8 @@ def test_the_psnr_loss_weighs_each_patch_as_the_metric_does_and_is_kept_in_the_c
 
 @pytest.mark.parametrize(("scale", "factor"), [(4, 4), (4, 2), (3, 3), (2, 2)])
 def test_a_refinement_branch_exports_as_plain_ops_that_tiles_stitch_exactly(
-        tmp_path: Path, scale: int, factor: int) -> None:
+    tmp_path: Path, scale: int, factor: int
+) -> None:
     """build_ecb(refine=K, refine_factor=F): the branch that leaves the LR features for F x
     their resolution exports as plain Conv/Relu/Add/DepthToSpace equal to the multi-branch
     model, costs what `ecb_macs_per_pixel` says (counted on the graph: its convs above LR
@@ -385,8 +570,9 @@ def test_a_refinement_branch_exports_as_plain_ops_that_tiles_stitch_exactly(
     from vsr.model.tiling import receptive_radius
     from vsr.options import Device
 
-    model = _off_init(networks.build_ecb(scale, channels=6, blocks=2, refine=4, refine_factor=factor),
-                      seed=scale + factor)
+    model = _off_init(
+        networks.build_ecb(scale, channels=6, blocks=2, refine=4, refine_factor=factor), seed=scale + factor
+    )
     out = tmp_path / "refine.onnx"
     networks.export_onnx(model, scale, out, {"vsr.scale": str(scale)})
     assert networks.check_export(model, out) < 1e-4
@@ -396,8 +582,13 @@ def test_a_refinement_branch_exports_as_plain_ops_that_tiles_stitch_exactly(
     assert set(ops) <= PLAIN_OPS and ops.count("Conv") == 7
     assert ops.count("DepthToSpace") == (2 if factor == scale else 3)
     macs = networks.ecb_macs_per_pixel(scale, 6, 2, 4, factor)
-    assert conv_macs_per_pixel(out) == macs == 9 * (6 + 2 * 36 + 6 * scale ** 2) \
-        + 9 * 6 * factor ** 2 * 4 + factor ** 2 * 9 * (16 + 4 * (scale // factor) ** 2)
+    assert (
+        conv_macs_per_pixel(out)
+        == macs
+        == 9 * (6 + 2 * 36 + 6 * scale**2)
+        + 9 * 6 * factor**2 * 4
+        + factor**2 * 9 * (16 + 4 * (scale // factor) ** 2)
+    )
     # reach: head + 2 blocks + the branch's LR conv = 4 LR pixels, then two convs at F x
     assert receptive_radius(out) == 5
     y = np.random.default_rng(1).integers(0, 256, (1, 70, 90), dtype=np.uint8)
@@ -427,26 +618,62 @@ def test_a_refinement_branch_added_to_a_trained_network_starts_from_its_output(t
     networks.export_onnx(src, 4, onnx_path, {"vsr.scale": "4"})
     again = networks.build_ecb(4, 4, 2, refine=4, refine_factor=2)
     assert {n.split(".")[0] for n in networks.init_ecb_from_onnx(again, onnx_path)} >= {
-        "refine_up", "refine_mid", "refine_out"}
+        "refine_up",
+        "refine_mid",
+        "refine_out",
+    }
     with torch.no_grad():
         assert (again(x, branches=True) - src(x, branches=True)).abs().max() < 1e-4
     with pytest.raises(SystemExit, match="refinement branch"):
         networks.init_ecb_from_onnx(networks.build_ecb(4, 4, 2), onnx_path)
     data = _images(tmp_path / "imgs", 2)
-    common = ["--data", data, "--eval", tmp_path / "none", "--batch", "4", "--patch", "12",
-              "--steps", "3", "--threads", "1", "--device", "cpu"]
+    common = [
+        "--data",
+        data,
+        "--eval",
+        tmp_path / "none",
+        "--batch",
+        "4",
+        "--patch",
+        "12",
+        "--steps",
+        "3",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    ]
     out = tmp_path / "r.onnx"
-    train("--arch", "ecb", "--channels", "4", "--blocks", "2", "--scale", "4", "--refine", "4",
-          "--refine-factor", "2", "--init", ckpt, "--out", out, *common)
+    train(
+        "--arch",
+        "ecb",
+        "--channels",
+        "4",
+        "--blocks",
+        "2",
+        "--scale",
+        "4",
+        "--refine",
+        "4",
+        "--refine-factor",
+        "2",
+        "--init",
+        ckpt,
+        "--out",
+        out,
+        *common,
+    )
     import vsr
 
     up = vsr.Upscaler(model=str(out), device="cpu")
     assert float(up.model.metadata["vsr.macs_per_pixel"]) == conv_macs_per_pixel(out)
     assert "refinement branch" in up.model.metadata["vsr.architecture"]
     assert up.upscale(np.zeros((9, 11, 3), np.uint8)).shape == (36, 44, 3)
-    for bad, why in [(["--refine", "4"], "--arch ecb"),
-                     (["--arch", "ecb", "--refine", "4", "--refine-factor", "3", "--scale", "4"], "divide"),
-                     (["--arch", "ecb", "--refine-factor", "2"], "--refine K")]:
+    for bad, why in [
+        (["--refine", "4"], "--arch ecb"),
+        (["--arch", "ecb", "--refine", "4", "--refine-factor", "3", "--scale", "4"], "divide"),
+        (["--arch", "ecb", "--refine-factor", "2"], "--refine K"),
+    ]:
         status, _, err = script_main("models/train.py", *bad, "--data", data)
         assert status != 0 and why in err, err
 
@@ -466,13 +693,23 @@ def test_quantize_keeps_every_path_end_of_a_branched_model_float(tmp_path: Path)
 
     quantize = load_script("models/quantize.py")
     assert quantize.float_nodes(onnx.load(str(MODELS / "espcn_x3.onnx"))) == [
-        "conv1", "conv4", "pixel_shuffle"]
+        "conv1",
+        "conv4",
+        "pixel_shuffle",
+    ]
     model = _off_init(networks.build_ecb(4, 8, 2, refine=4, refine_factor=2), seed=5)
     src = tmp_path / "branched.onnx"
     networks.export_onnx(model, 4, src, {"vsr.scale": "4"})
     keep = quantize.float_nodes(onnx.load(str(src)))
-    assert keep == ["head", "refine_out", "tail", "residual", "pixel_shuffle",
-                    "refine_shuffle_out", "refine_add"]
+    assert keep == [
+        "head",
+        "refine_out",
+        "tail",
+        "residual",
+        "pixel_shuffle",
+        "refine_shuffle_out",
+        "refine_add",
+    ]
     rng = np.random.default_rng(0)
     batches = iter([{"input": rng.random((1, 1, 24, 24), dtype=np.float32)} for _ in range(2)])
 
@@ -481,9 +718,17 @@ def test_quantize_keeps_every_path_end_of_a_branched_model_float(tmp_path: Path)
             return next(batches, None)
 
     out = tmp_path / "branched_int8.onnx"
-    quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    per_channel=True, reduce_range=True, nodes_to_exclude=keep)
+    quantize_static(
+        str(src),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        reduce_range=True,
+        nodes_to_exclude=keep,
+    )
     assert quant.saturating_weights(out) == [] and quant.precision_of(out) == "int8"
     y = cv2.GaussianBlur(rng.integers(0, 256, (1, 30, 40), dtype=np.uint8)[0], (5, 5), 2)[None]
     diff = np.abs(OnnxUpscaler(out, Device.CPU)(y).astype(int) - OnnxUpscaler(src, Device.CPU)(y).astype(int))

@@ -55,14 +55,25 @@ if TYPE_CHECKING:
 # PyAV, onnxruntime and OpenCV through every stage. Training on a machine without PyAV (the
 # borrowed GPU) imports vsr.lab, and every script and `vsr --version` starts faster.
 _LAZY = {
-    "StageTimes": "frames", "Stats": "frames",
-    "ImageUpscaler": "model.images", "Upscaler": "model.images:ImageUpscaler",
-    "ColorPath": "options", "Device": "options", "Engine": "options", "ModelOptions": "options",
+    "StageTimes": "frames",
+    "Stats": "frames",
+    "ImageUpscaler": "model.images",
+    "Upscaler": "model.images:ImageUpscaler",
+    "ColorPath": "options",
+    "Device": "options",
+    "Engine": "options",
+    "ModelOptions": "options",
     "OnError": "options",
-    "Precision": "options", "ProgressStyle": "options", "Progress": "options:ProgressStyle",
-    "SinkOptions": "options", "SourceOptions": "options",
-    "Pipeline": "pipeline.pipeline", "upscale_video": "pipeline.pipeline",
-    "LocalExecutor": "scaleout", "RayExecutor": "scaleout", "ScaleOutJob": "scaleout",
+    "Precision": "options",
+    "ProgressStyle": "options",
+    "Progress": "options:ProgressStyle",
+    "SinkOptions": "options",
+    "SourceOptions": "options",
+    "Pipeline": "pipeline.pipeline",
+    "upscale_video": "pipeline.pipeline",
+    "LocalExecutor": "scaleout",
+    "RayExecutor": "scaleout",
+    "ScaleOutJob": "scaleout",
     "ScaleOutOptions": "scaleout",
 }
 

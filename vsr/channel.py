@@ -57,10 +57,16 @@ class Channel(Generic[T]):
     stream had to be dropped, its audio still starts with its first video frame.
     """
 
-    def __init__(self, maxsize: int, name: str = "", policy: Policy = Policy.BLOCK,
-                 droppable: Callable[[T], bool] = lambda _item: True, budget: float = 0.0,
-                 span: Callable[[T], tuple[float, float] | None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        maxsize: int,
+        name: str = "",
+        policy: Policy = Policy.BLOCK,
+        droppable: Callable[[T], bool] = lambda _item: True,
+        budget: float = 0.0,
+        span: Callable[[T], tuple[float, float] | None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """
         Args:
             maxsize: items held (BLOCK, DROP_OLDEST), droppable items held (LATENCY).
@@ -108,8 +114,7 @@ class Channel(Generic[T]):
                 self._shed()
                 self._cond.notify_all()
                 return
-            if len(self._items) >= self.maxsize and not self._cancelled and \
-                    self.policy is Policy.BLOCK:
+            if len(self._items) >= self.maxsize and not self._cancelled and self.policy is Policy.BLOCK:
                 t0 = time.perf_counter()
                 while len(self._items) >= self.maxsize and not self._cancelled:
                     self._cond.wait()
@@ -150,8 +155,7 @@ class Channel(Generic[T]):
         if not k:
             return
         gone = set(drop[:k])
-        kept = [(t, item) for i, (t, item) in enumerate(zip(self._stamps, self._items))
-                if i not in gone]
+        kept = [(t, item) for i, (t, item) in enumerate(zip(self._stamps, self._items)) if i not in gone]
         self._stamps = collections.deque(t for t, _ in kept)
         self._items = collections.deque(item for _, item in kept)
         self.dropped += k
@@ -194,8 +198,12 @@ class Channel(Generic[T]):
         before it; they are trimmed or follow it.
         """
         i = 0
-        if self.span is not None and self._lead is None and self._items and \
-                not self.droppable(self._items[0]):
+        if (
+            self.span is not None
+            and self._lead is None
+            and self._items
+            and not self.droppable(self._items[0])
+        ):
             i = next((j for j, x in enumerate(self._items) if self.droppable(x)), 0)
         item = self._items[i]
         del self._items[i]

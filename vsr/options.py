@@ -117,11 +117,9 @@ def tuning_for(mode: Mode, batch: int, max_latency: float = 0.5) -> Tuning:
         # Decoding is a few ms against the model's tens to hundreds: frame threading would
         # gain little, and FFmpeg's frame-threaded VP9 decoder drops every frame that depends
         # on a damaged one (41 of 72 frames in one fuzz case; slice threading kept all 72).
-        return Tuning(InputPolicy(Policy.BLOCK, max(2, 2 * batch)), max(2, 2 * batch), None,
-                      "SLICE", 4, True)
+        return Tuning(InputPolicy(Policy.BLOCK, max(2, 2 * batch)), max(2, 2 * batch), None, "SLICE", 4, True)
     held = max(2 * batch, min(LIVE_MAX_HELD, math.ceil(60 * max_latency)))
-    return Tuning(InputPolicy(Policy.LATENCY, held, max_latency, trim_audio=True), 1, 0.0,
-                  "SLICE", 0, False)
+    return Tuning(InputPolicy(Policy.LATENCY, held, max_latency, trim_audio=True), 1, 0.0, "SLICE", 0, False)
 
 
 @dataclass(frozen=True)

@@ -150,8 +150,9 @@ def transcode(clip: Clip, limit: int, s: int, preset: str, out: Path, convert: C
 def bicubic(clip: Clip, s: int) -> Callable[[Any], Any]:
     """FFmpeg's scale filter (swscale bicubic), as `ffmpeg -vf scale=...:flags=bicubic`."""
     graph = av.filter.Graph()
-    src = graph.add_buffer(width=clip.width, height=clip.height, format=clip.frames[0].format.name,
-                           time_base=clip.time_base)
+    src = graph.add_buffer(
+        width=clip.width, height=clip.height, format=clip.frames[0].format.name, time_base=clip.time_base
+    )
     scale = graph.add("scale", f"w={even(clip.width * s)}:h={even(clip.height * s)}:flags=bicubic")
     sink = graph.add("buffersink")
     src.link_to(scale)
@@ -240,11 +241,31 @@ def models_for_tiers(spec: str, scale: int) -> list[tuple[str, Path | None]]:
 
 def run_vsr(clip: Clip, model: Path, args: argparse.Namespace, tmp: Path) -> Row:
     row = Row("vsr", "**vsr end to end**")
-    cmd = [sys.executable, "-c", WRAPPER, "upscale", clip.path, str(tmp / "vsr.mp4"),
-           "--preset", args.preset, "--crf", str(CRF), "--batch", str(args.batch),
-           "--device", args.device, "--precision", args.precision, "--engine", args.engine,
-           "--model", str(model),
-           "--progress", "json", "-y"]
+    cmd = [
+        sys.executable,
+        "-c",
+        WRAPPER,
+        "upscale",
+        clip.path,
+        str(tmp / "vsr.mp4"),
+        "--preset",
+        args.preset,
+        "--crf",
+        str(CRF),
+        "--batch",
+        str(args.batch),
+        "--device",
+        args.device,
+        "--precision",
+        args.precision,
+        "--engine",
+        args.engine,
+        "--model",
+        str(model),
+        "--progress",
+        "json",
+        "-y",
+    ]
     if args.frames:
         cmd += ["--frames", str(args.frames)]
     best: tuple[float, dict[str, Any], dict[str, Any]] | None = None
@@ -256,7 +277,9 @@ def run_vsr(clip: Clip, model: Path, args: argparse.Namespace, tmp: Path) -> Row
         dones = [r for r in recs if r.get("event") == "done"]
         usages = [r for r in recs if r.get("event") == "rusage"]
         if proc.returncode != 0 or not dones or not usages:
-            row.note = f"failed (exit {proc.returncode}): " + " / ".join(proc.stderr.strip().splitlines()[-2:])
+            row.note = f"failed (exit {proc.returncode}): " + " / ".join(
+                proc.stderr.strip().splitlines()[-2:]
+            )
             return row
         if best is None or wall < best[0]:
             best = (wall, dones[-1], usages[-1])
@@ -265,8 +288,12 @@ def run_vsr(clip: Clip, model: Path, args: argparse.Namespace, tmp: Path) -> Row
     row.seconds, row.frames = wall, int(done["frames"])
     row.cpu_pct = 100.0 * usage["cpu_s"] / wall
     row.peak_rss_mb = usage["maxrss_kb"] / 1024.0
-    row.extra = {"stages": done["stages"], "pipeline_seconds": done["seconds"],
-                 "pipeline_fps": done["fps"], "provider": done["provider"]}
+    row.extra = {
+        "stages": done["stages"],
+        "pipeline_seconds": done["seconds"],
+        "pipeline_fps": done["fps"],
+        "provider": done["provider"],
+    }
     return row
 
 
@@ -274,16 +301,24 @@ def machine(provider: str) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
         out = subprocess.run(["lscpu"], check=False, capture_output=True, text=True, timeout=10).stdout
-        cpu = next((ln.split(":", 1)[1].strip() for ln in out.splitlines()
-                    if ln.startswith("Model name")), cpu)
+        cpu = next(
+            (ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), cpu
+        )
     except (OSError, subprocess.SubprocessError):
         pass
     import onnxruntime as ort
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": cores, "provider": provider, "python": platform.python_version(),
-            "onnxruntime": ort.__version__, "av": av.__version__, "opencv": cv2.__version__,
-            "libavcodec": ".".join(map(str, av.library_versions["libavcodec"]))}
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "provider": provider,
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "av": av.__version__,
+        "opencv": cv2.__version__,
+        "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
+    }
 
 
 def fmt(v: float | None, spec: str) -> str:
@@ -298,27 +333,50 @@ def batch_size(value: str) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="640x360", help="generated clip size WxH (default 640x360)")
-    ap.add_argument("--frames", type=int, default=60, help="frames (default 60; 0: all of --input; all are held in memory)")
-    ap.add_argument("--model", help="ONNX model or bundled name (default: the default model, `vsr models`' *)")
+    ap.add_argument(
+        "--frames",
+        type=int,
+        default=60,
+        help="frames (default 60; 0: all of --input; all are held in memory)",
+    )
+    ap.add_argument(
+        "--model", help="ONNX model or bundled name (default: the default model, `vsr models`' *)"
+    )
     ap.add_argument("--device", choices=[d.value for d in Device], default="auto")
     ap.add_argument("--preset", default="veryfast", help="libx264 preset (default veryfast)")
-    ap.add_argument("--batch", type=batch_size, default=4,
-                    help="frames per model call (default 4), or auto "
-                    "(vsr's measured choice, used by both the model floor and vsr)")
-    ap.add_argument("--precision", choices=[p.value for p in Precision], default="auto",
-                    help="model arithmetic for vsr and the model floor (default auto)")
-    ap.add_argument("--engine", choices=[e.value for e in Engine], default="auto",
-                    help="model engine for vsr and the model floor (default auto: what vsr picks "
-                         "here, measured once and cached)")
-    ap.add_argument("--anchors", default="a,b,c", help="which anchors to run (default a,b,c; "
-                    "'none' for none)")
+    ap.add_argument(
+        "--batch",
+        type=batch_size,
+        default=4,
+        help="frames per model call (default 4), or auto "
+        "(vsr's measured choice, used by both the model floor and vsr)",
+    )
+    ap.add_argument(
+        "--precision",
+        choices=[p.value for p in Precision],
+        default="auto",
+        help="model arithmetic for vsr and the model floor (default auto)",
+    )
+    ap.add_argument(
+        "--engine",
+        choices=[e.value for e in Engine],
+        default="auto",
+        help="model engine for vsr and the model floor (default auto: what vsr picks "
+        "here, measured once and cached)",
+    )
+    ap.add_argument(
+        "--anchors", default="a,b,c", help="which anchors to run (default a,b,c; 'none' for none)"
+    )
     ap.add_argument("--input", help="benchmark this clip instead of a generated one")
     ap.add_argument("--repeat", type=int, default=1, help="keep each row's best of N runs")
     ap.add_argument("--json", type=Path, help="also write the results here")
-    ap.add_argument("--tiers", default="",
-                    help="also a model-only and an end-to-end row for each of these tiers' "
-                         "bundled models at the model's scale (comma-separated: fast,balanced,"
-                         "quality; 'all': every tier bundled)")
+    ap.add_argument(
+        "--tiers",
+        default="",
+        help="also a model-only and an end-to-end row for each of these tiers' "
+        "bundled models at the model's scale (comma-separated: fast,balanced,"
+        "quality; 'all': every tier bundled)",
+    )
     args = ap.parse_args()
     anchors = set() if args.anchors == "none" else set(args.anchors.split(","))
     if not anchors <= {"a", "b", "c"}:
@@ -345,8 +403,9 @@ def main() -> int:
         clip = load_clip(path, args.frames)
         n = len(clip.frames)
         try:
-            up = OnnxUpscaler(model, Device(args.device), precision=Precision(args.precision),
-                              engine=Engine(args.engine))
+            up = OnnxUpscaler(
+                model, Device(args.device), precision=Precision(args.precision), engine=Engine(args.engine)
+            )
         except VsrError as exc:
             raise SystemExit(f"bench: {exc}") from None
         s = up.scale
@@ -355,14 +414,25 @@ def main() -> int:
         providers = up.session.get_providers() if up.session is not None else ["CPUExecutionProvider"]
         ow, oh = even(clip.width * s), even(clip.height * s)
         info = machine(up.provider)
-        settings = {"input": args.input or f"generated ({FPS} fps, make_sample.render)",
-                    "size": f"{clip.width}x{clip.height}", "output": f"{ow}x{oh}", "output_pixels": ow * oh, "frames": n,
-                    "model": str(model), "scale": s, "device": args.device, "batch": args.batch,
-                    "engine": f"{up.engine} {up.precision}",
-                    "encoder": f"libx264 {args.preset} CRF {CRF} yuv420p", "repeat": args.repeat}
-        print(f"machine: {info['cpu']}, {info['cores']} cores, onnxruntime {info['onnxruntime']} "
-              f"on {info['provider']}, PyAV {info['av']} (libavcodec {info['libavcodec']}), "
-              f"OpenCV {info['opencv']}, Python {info['python']}")
+        settings = {
+            "input": args.input or f"generated ({FPS} fps, make_sample.render)",
+            "size": f"{clip.width}x{clip.height}",
+            "output": f"{ow}x{oh}",
+            "output_pixels": ow * oh,
+            "frames": n,
+            "model": str(model),
+            "scale": s,
+            "device": args.device,
+            "batch": args.batch,
+            "engine": f"{up.engine} {up.precision}",
+            "encoder": f"libx264 {args.preset} CRF {CRF} yuv420p",
+            "repeat": args.repeat,
+        }
+        print(
+            f"machine: {info['cpu']}, {info['cores']} cores, onnxruntime {info['onnxruntime']} "
+            f"on {info['provider']}, PyAV {info['av']} (libavcodec {info['libavcodec']}), "
+            f"OpenCV {info['opencv']}, Python {info['python']}"
+        )
         print("settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + "\n", flush=True)
 
         rows: list[Row] = []
@@ -386,10 +456,17 @@ def main() -> int:
         for tier, tier_model in tier_models:
             if tier_model is None:
                 continue
-            tier_up = OnnxUpscaler(tier_model, Device(args.device), precision=Precision(args.precision),
-                                   engine=Engine(args.engine))
-            add(f"model_{tier}", f"Tier {tier} ({tier_model.stem}) — model only",
-                partial(floor_model, tier_up, batches, []))
+            tier_up = OnnxUpscaler(
+                tier_model,
+                Device(args.device),
+                precision=Precision(args.precision),
+                engine=Engine(args.engine),
+            )
+            add(
+                f"model_{tier}",
+                f"Tier {tier} ({tier_model.stem}) — model only",
+                partial(floor_model, tier_up, batches, []),
+            )
             del tier_up
         del up, batches, ys
         big = output_frames(clip, luma, s)
@@ -400,35 +477,47 @@ def main() -> int:
         rows.append(run_vsr(clip, model, args, tmp))
         for tier, tier_model in tier_models:
             if tier_model is None:
-                rows.append(Row(f"vsr_{tier}", f"Tier {tier} — vsr end to end",
-                                note=f"no bundled {tier} model at x{s}"))
+                rows.append(
+                    Row(
+                        f"vsr_{tier}",
+                        f"Tier {tier} — vsr end to end",
+                        note=f"no bundled {tier} model at x{s}",
+                    )
+                )
                 continue
             print(f"running: tier {tier} end to end ...", file=sys.stderr, flush=True)
             row = run_vsr(clip, tier_model, args, tmp)
             row.key, row.name = f"vsr_{tier}", f"Tier {tier} ({tier_model.stem}) — vsr end to end"
             rows.append(row)
-        add("free", "vsr pipeline, model replaced by bicubic (in process)",
-            partial(run_pipeline, clip, FreeModel(s), args.batch, args.preset, tmp / "free_model.mp4",
-                    args.frames))
+        add(
+            "free",
+            "vsr pipeline, model replaced by bicubic (in process)",
+            partial(
+                run_pipeline, clip, FreeModel(s), args.batch, args.preset, tmp / "free_model.mp4", args.frames
+            ),
+        )
         anchor = partial(transcode, clip, args.frames, s, args.preset)
         if "a" in anchors:
-            add("bicubic", "Anchor (a) FFmpeg bicubic",
-                lambda: anchor(tmp / "bicubic.mp4", bicubic(clip, s)))
+            add("bicubic", "Anchor (a) FFmpeg bicubic", lambda: anchor(tmp / "bicubic.mp4", bicubic(clip, s)))
         if "b" in anchors:
             net, why = opencv_net(model)
             if net is None:
                 rows.append(Row("opencv", "Anchor (b) OpenCV DNN", note=why))
             else:
-                add("opencv", "Anchor (b) OpenCV DNN",
-                    partial(anchor, tmp / "opencv.mp4", opencv_dnn(net, s)))
+                add(
+                    "opencv", "Anchor (b) OpenCV DNN", partial(anchor, tmp / "opencv.mp4", opencv_dnn(net, s))
+                )
                 del net
         if "c" in anchors:
             import onnxruntime as ort
 
             sess = ort.InferenceSession(str(model), providers=providers)
             on = providers[0].removesuffix("ExecutionProvider")
-            add("reference", f"Anchor (c) reference recipe (Pillow + ORT on {on})",
-                partial(anchor, tmp / "reference.mp4", reference(sess)))
+            add(
+                "reference",
+                f"Anchor (c) reference recipe (Pillow + ORT on {on})",
+                partial(anchor, tmp / "reference.mp4", reference(sess)),
+            )
             del sess
 
     report(rows, info, settings, args.json)
@@ -451,28 +540,36 @@ def report(rows: list[Row], info: dict[str, Any], settings: dict[str, Any], path
             continue
         rss = f"{r.peak_rss_mb:.0f} MB" if r.peak_rss_mb else "—"
         vs = f"{r.vs_vsr:.2f}x" if r.vs_vsr else "—"
-        print(f"| {r.name} | {r.seconds:.3f} | {r.fps:.1f} | {1000 / r.fps:.1f} | "
-              f"{fmt(r.cpu_pct, '.0f')} | {rss} | {vs} |")
+        print(
+            f"| {r.name} | {r.seconds:.3f} | {r.fps:.1f} | {1000 / r.fps:.1f} | "
+            f"{fmt(r.cpu_pct, '.0f')} | {rss} | {vs} |"
+        )
     ratios: dict[str, float | None] = {}
     floors = [by[k].seconds or 0.0 for k in ("decode", "model", "encode")]
     print()
     if vsr.seconds and all(floors):
         ratios["e2e_over_floor_sum"] = vsr.seconds / sum(floors)
         ratios["e2e_over_model"] = vsr.seconds / floors[1]
-        print(f"- end to end / (decode + model + encode): {ratios['e2e_over_floor_sum']:.2f} "
-              "(the pipeline's overhead over its floors; below 1: the stages overlap)")
+        print(
+            f"- end to end / (decode + model + encode): {ratios['e2e_over_floor_sum']:.2f} "
+            "(the pipeline's overhead over its floors; below 1: the stages overlap)"
+        )
         print(f"- end to end / model only: {ratios['e2e_over_model']:.2f}")
         if vsr.extra:
             ratios["pipeline_over_model"] = vsr.extra["pipeline_seconds"] / floors[1]
-            print(f"- vsr pipeline alone (no startup, no model load) / model only: "
-                  f"{ratios['pipeline_over_model']:.2f}")
+            print(
+                f"- vsr pipeline alone (no startup, no model load) / model only: "
+                f"{ratios['pipeline_over_model']:.2f}"
+            )
         enc = by["encode"]
         free = by.get("free")
         if free is not None and free.seconds:
             ratios["free_model_over_encode"] = free.seconds / enc.seconds if enc.seconds else None
-            print(f"- vsr pipeline with a free model / encode only: "
-                  f"{fmt(ratios['free_model_over_encode'], '.2f')} (what the pipeline costs "
-                  "around its encoder: 1.00 is none)")
+            print(
+                f"- vsr pipeline with a free model / encode only: "
+                f"{fmt(ratios['free_model_over_encode'], '.2f')} (what the pipeline costs "
+                "around its encoder: 1.00 is none)"
+            )
         if vsr.fps and enc.fps:
             ratios["vsr_fps_over_encode_fps"] = vsr.fps / enc.fps
             line = f"- vsr fps / encode-only fps: {ratios['vsr_fps_over_encode_fps']:.2f} with start-up"
@@ -497,7 +594,7 @@ def report(rows: list[Row], info: dict[str, Any], settings: dict[str, Any], path
                 line += f" ({r.extra['pipeline_fps']:.1f} once started)"
             if m is not None and m.fps:
                 ratios[f"tier_{tier}_model_fps"] = m.fps
-                line += (f", model only {m.fps:.1f} fps ({1000 / m.fps / out_mp:.0f} ms per output MP)")
+                line += f", model only {m.fps:.1f} fps ({1000 / m.fps / out_mp:.0f} ms per output MP)"
             if vsr.fps:
                 ratios[f"tier_{tier}_over_vsr"] = r.fps / vsr.fps
                 line += f"; {r.fps / vsr.fps:.2f}x the main row's end-to-end fps"
@@ -508,12 +605,19 @@ def report(rows: list[Row], info: dict[str, Any], settings: dict[str, Any], path
     if vsr.extra:
         x = vsr.extra
         st = ", ".join(f"{k} {v:.2f} s" for k, v in x["stages"].items())
-        print(f"- vsr stages (busy seconds per thread; they overlap): {st}; pipeline alone "
-              f"{x['pipeline_seconds']:.2f} s = {x['pipeline_fps']:.1f} fps, on {x['provider']}")
+        print(
+            f"- vsr stages (busy seconds per thread; they overlap): {st}; pipeline alone "
+            f"{x['pipeline_seconds']:.2f} s = {x['pipeline_fps']:.1f} fps, on {x['provider']}"
+        )
     if path:
-        rec = {"machine": info, "settings": settings, "ratios": ratios,
-               "rows": [{**asdict(r), "fps": r.fps, "ms_per_frame": 1000 / r.fps if r.fps else None}
-                        for r in rows]}
+        rec = {
+            "machine": info,
+            "settings": settings,
+            "ratios": ratios,
+            "rows": [
+                {**asdict(r), "fps": r.fps, "ms_per_frame": 1000 / r.fps if r.fps else None} for r in rows
+            ],
+        }
         path.write_text(json.dumps(rec, indent=2) + "\n")
 
 

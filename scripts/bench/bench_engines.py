@@ -56,10 +56,14 @@ def spread(values: list[float], spec: str = ".2f") -> str:
     """median (min-max) of `values`."""
     if len(values) == 1:
         return format(values[0], spec)
-    return f"{format(statistics.median(values), spec)} ({format(min(values), spec)}-{format(max(values), spec)})"
+    return (
+        f"{format(statistics.median(values), spec)} ({format(min(values), spec)}-{format(max(values), spec)})"
+    )
 
 
-def bench_model(models: list[tuple[str, Path]], vs: list[tuple[str, str]], args: argparse.Namespace) -> list[dict[str, Any]]:
+def bench_model(
+    models: list[tuple[str, Path]], vs: list[tuple[str, str]], args: argparse.Namespace
+) -> list[dict[str, Any]]:
     import cv2
 
     bgr = render(1.0)
@@ -68,8 +72,9 @@ def bench_model(models: list[tuple[str, Path]], vs: list[tuple[str, str]], args:
     for tier, path in models:
         ups = {}
         for e, p in vs:
-            ups[(e, p)] = OnnxUpscaler(path, Device.CPU, engine=Engine(e), precision=Precision(p),
-                                       threads=args.threads)
+            ups[(e, p)] = OnnxUpscaler(
+                path, Device.CPU, engine=Engine(e), precision=Precision(p), threads=args.threads
+            )
             for _ in range(2):
                 ups[(e, p)](y)
         ms: dict[tuple[str, str], list[float]] = {v: [] for v in vs}
@@ -87,27 +92,58 @@ def bench_model(models: list[tuple[str, Path]], vs: list[tuple[str, str]], args:
             for v in vs:
                 ratios[v].append(this[vs[0]] / this[v])
         for v, up in ups.items():
-            rows.append({"tier": tier, "model": path.stem, "variant": f"{v[0]}:{v[1]}",
-                         "ran": f"{up.runtime.value} {up.precision}", "ms": ms[v], "ratio": ratios[v]})
+            rows.append(
+                {
+                    "tier": tier,
+                    "model": path.stem,
+                    "variant": f"{v[0]}:{v[1]}",
+                    "ran": f"{up.runtime.value} {up.precision}",
+                    "ms": ms[v],
+                    "ratio": ratios[v],
+                }
+            )
             print(f"model {tier} {v}: {spread(ms[v], '.1f')} ms", file=sys.stderr, flush=True)
     return rows
 
 
 def run_upscale(clip: Path, out: Path, model: Path, extra: list[str]) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "vsr", "upscale", str(clip), str(out), "-y", "--model", str(model),
-           "--preset", "veryfast", "--crf", "18", "--device", "cpu", "--progress", "json", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vsr",
+        "upscale",
+        str(clip),
+        str(out),
+        "-y",
+        "--model",
+        str(model),
+        "--preset",
+        "veryfast",
+        "--crf",
+        "18",
+        "--device",
+        "cpu",
+        "--progress",
+        "json",
+        *extra,
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - t0
     done = [json.loads(x) for x in proc.stderr.splitlines() if x.startswith('{"event": "done"')]
     if proc.returncode != 0 or not done:
         raise SystemExit(f"bench_engines: {' '.join(cmd)} failed: {proc.stderr.strip()[-500:]}")
-    return {"wall": wall, "fps": done[-1]["frames"] / wall, "fps_started": done[-1]["fps"],
-            "ran": f"{done[-1]['engine']} {done[-1]['precision']}"}
+    return {
+        "wall": wall,
+        "fps": done[-1]["frames"] / wall,
+        "fps_started": done[-1]["fps"],
+        "ran": f"{done[-1]['engine']} {done[-1]['precision']}",
+    }
 
 
-def bench_e2e(models: list[tuple[str, Path]], configs: list[tuple[str, list[str]]], args: argparse.Namespace,
-              tmp: Path) -> list[dict[str, Any]]:
+def bench_e2e(
+    models: list[tuple[str, Path]], configs: list[tuple[str, list[str]]], args: argparse.Namespace, tmp: Path
+) -> list[dict[str, Any]]:
     clip = tmp / "clip.mp4"
     make_clip(clip, 640, 360, args.frames)
     rows = []
@@ -129,8 +165,17 @@ def bench_e2e(models: list[tuple[str, Path]], configs: list[tuple[str, list[str]
             for label, _ in configs:
                 ratios[label].append(this[label] / this[configs[0][0]])
         for label, _ in configs:
-            rows.append({"tier": tier, "model": path.stem, "variant": label, "ran": ran[label],
-                         "fps": fps[label], "fps_started": started[label], "ratio": ratios[label]})
+            rows.append(
+                {
+                    "tier": tier,
+                    "model": path.stem,
+                    "variant": label,
+                    "ran": ran[label],
+                    "fps": fps[label],
+                    "fps_started": started[label],
+                    "ratio": ratios[label],
+                }
+            )
             print(f"e2e {tier} {label}: {spread(fps[label], '.2f')} fps", file=sys.stderr, flush=True)
     return rows
 
@@ -139,8 +184,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("what", nargs="+", choices=("model", "e2e", "threads"))
     ap.add_argument("--tiers", default="all", help="comma-separated fast,balanced,quality or all")
-    ap.add_argument("--variants", default=DEFAULT_VARIANTS,
-                    help=f"ENGINE:PRECISION pairs, the first the baseline (default {DEFAULT_VARIANTS})")
+    ap.add_argument(
+        "--variants",
+        default=DEFAULT_VARIANTS,
+        help=f"ENGINE:PRECISION pairs, the first the baseline (default {DEFAULT_VARIANTS})",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="rounds (default 3)")
     ap.add_argument("--calls", type=int, default=5, help="model: timed calls per variant and round")
     ap.add_argument("--frames", type=int, default=48, help="e2e: frames of the 640x360 clip")
@@ -155,39 +203,59 @@ def main() -> int:
         tmp = Path(tmpdir)
         if "model" in args.what:
             rows = results["model"] = bench_model(models, vs, args)
-            print(f"\nModel only, one 640x360 luma frame -> 1920x1080, median of {args.calls} calls; "
-                  f"{args.repeat} rounds: median (min-max). {head}\n")
+            print(
+                f"\nModel only, one 640x360 luma frame -> 1920x1080, median of {args.calls} calls; "
+                f"{args.repeat} rounds: median (min-max). {head}\n"
+            )
             print("| tier | model | asked | ran | ms per frame | vs onnxruntime fp32 |")
             print("|---|---|---|---|---:|---:|")
             for r in rows:
-                print(f"| {r['tier']} | {r['model']} | {r['variant']} | {r['ran']} | {spread(r['ms'], '.1f')} | "
-                      f"{spread(r['ratio'])}x |")
+                print(
+                    f"| {r['tier']} | {r['model']} | {r['variant']} | {r['ran']} | {spread(r['ms'], '.1f')} | "
+                    f"{spread(r['ratio'])}x |"
+                )
         if "e2e" in args.what:
             configs = [(f"{e}:{p}", ["--engine", e, "--precision", p]) for e, p in vs]
             rows = results["e2e"] = bench_e2e(models, configs, args, tmp)
-            print(f"\nEnd to end, `vsr upscale` {args.frames} frames 640x360 -> 1920x1080, libx264 veryfast "
-                  f"CRF 18; fps with start-up (once started); {args.repeat} rounds: median (min-max). {head}\n")
+            print(
+                f"\nEnd to end, `vsr upscale` {args.frames} frames 640x360 -> 1920x1080, libx264 veryfast "
+                f"CRF 18; fps with start-up (once started); {args.repeat} rounds: median (min-max). {head}\n"
+            )
             print("| tier | model | asked | ran | fps | once started | vs onnxruntime fp32 |")
             print("|---|---|---|---|---:|---:|---:|")
             for r in rows:
-                print(f"| {r['tier']} | {r['model']} | {r['variant']} | {r['ran']} | {spread(r['fps'])} | "
-                      f"{spread(r['fps_started'])} | {spread(r['ratio'])}x |")
+                print(
+                    f"| {r['tier']} | {r['model']} | {r['variant']} | {r['ran']} | {spread(r['fps'])} | "
+                    f"{spread(r['fps_started'])} | {spread(r['ratio'])}x |"
+                )
         if "threads" in args.what:
             configs = []
             for e, p in vs:
                 for threads in ("0", "1", "2"):
-                    configs.append((f"{e}:{p} --threads {threads}",
-                                    ["--engine", e, "--precision", p, "--threads", threads]))
-                configs.append((f"{e}:{p} --threads 0, x264 threads=2",
-                                ["--engine", e, "--precision", p, "--codec-option", "threads=2"]))
+                    configs.append(
+                        (
+                            f"{e}:{p} --threads {threads}",
+                            ["--engine", e, "--precision", p, "--threads", threads],
+                        )
+                    )
+                configs.append(
+                    (
+                        f"{e}:{p} --threads 0, x264 threads=2",
+                        ["--engine", e, "--precision", p, "--codec-option", "threads=2"],
+                    )
+                )
             rows = results["threads"] = bench_e2e(models, configs, args, tmp)
-            print(f"\nThreads, end to end as above ({args.frames} frames, 640x360 -> 1080p, veryfast); "
-                  f"ratio against the first row; {args.repeat} rounds. {head}\n")
+            print(
+                f"\nThreads, end to end as above ({args.frames} frames, 640x360 -> 1080p, veryfast); "
+                f"ratio against the first row; {args.repeat} rounds. {head}\n"
+            )
             print("| tier | configuration | ran | fps | once started | vs first row |")
             print("|---|---|---|---:|---:|---:|")
             for r in rows:
-                print(f"| {r['tier']} | {r['variant']} | {r['ran']} | {spread(r['fps'])} | "
-                      f"{spread(r['fps_started'])} | {spread(r['ratio'])}x |")
+                print(
+                    f"| {r['tier']} | {r['variant']} | {r['ran']} | {spread(r['fps'])} | "
+                    f"{spread(r['fps_started'])} | {spread(r['ratio'])}x |"
+                )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

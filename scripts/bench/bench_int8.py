@@ -41,20 +41,30 @@ def main() -> int:
     ap.add_argument("--eval", type=Path, default=SHARED_DATA / "eval")
     ap.add_argument("--rounds", type=int, default=15, help="timed calls per model (median)")
     ap.add_argument("--threads", type=int, default=0, help="engine threads (0: their default)")
-    ap.add_argument("--engines", default="onnxruntime,auto",
-                    help="speed columns: onnxruntime (both models on it) and/or auto (each on "
-                         "its best engine here); the rule is judged on the last")
+    ap.add_argument(
+        "--engines",
+        default="onnxruntime,auto",
+        help="speed columns: onnxruntime (both models on it) and/or auto (each on "
+        "its best engine here); the rule is judged on the last",
+    )
     args = ap.parse_args()
     engines = [e for e in args.engines.split(",") if e]
-    paths = ([MODELS / f"{m.removesuffix('.onnx')}.onnx" for m in args.models] if args.models
-             else sorted(MODELS.glob("*_int8.onnx")))
+    paths = (
+        [MODELS / f"{m.removesuffix('.onnx')}.onnx" for m in args.models]
+        if args.models
+        else sorted(MODELS.glob("*_int8.onnx"))
+    )
     sets = [s for s in SETS if (args.eval / s).is_dir()]
-    print(f"CPU: {cpu_features()}, {os.cpu_count()} cores; onnxruntime threads: {args.threads or 'default'}; "
-          f"speed at {SPEED_SIZE[0]}x{SPEED_SIZE[1]}, median of {args.rounds} interleaved calls")
+    print(
+        f"CPU: {cpu_features()}, {os.cpu_count()} cores; onnxruntime threads: {args.threads or 'default'}; "
+        f"speed at {SPEED_SIZE[0]}x{SPEED_SIZE[1]}, median of {args.rounds} interleaved calls"
+    )
     if not sets:
         print(f"(no {args.eval}/Set5 or Set14: speed only)")
-    print(f"| int8 model | float here | int8 here | int8 when made | "
-          f"{' | '.join(f'speed vs float ({e})' for e in engines)} | ship rule here |")
+    print(
+        f"| int8 model | float here | int8 here | int8 when made | "
+        f"{' | '.join(f'speed vs float ({e})' for e in engines)} | ship rule here |"
+    )
     print(f"|---|---|---|---|{'---|' * len(engines)}---|")
     failed = 0
 
@@ -75,10 +85,12 @@ def main() -> int:
         missed = misses(loss, ratio)
         failed += bool(missed)
         same = all(made.get(s) == here[s] for s in sets)
-        print(f"| {path.stem} | {fig(base)} | {fig(here)} | {fig(made)} ({'same' if same else 'DIFFERENT'}; "
-              f"{made_on}) | {' | '.join(f'{r:.2f}x ({ran[1]} vs {ran[0]})' for r, ran in speeds)} | "
-              f"{'holds' if not missed else 'MISSES: ' + '; '.join(missed)} |",
-              flush=True)
+        print(
+            f"| {path.stem} | {fig(base)} | {fig(here)} | {fig(made)} ({'same' if same else 'DIFFERENT'}; "
+            f"{made_on}) | {' | '.join(f'{r:.2f}x ({ran[1]} vs {ran[0]})' for r, ran in speeds)} | "
+            f"{'holds' if not missed else 'MISSES: ' + '; '.join(missed)} |",
+            flush=True,
+        )
     return 1 if failed else 0
 
 

@@ -77,29 +77,74 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_one(size: str, fps: int, seconds: float, device: str, model: str | None, batch: int,
-            max_latency: float, preset: str, workdir: Path, proto: str = "udp",
-            audio: bool = False, extra: tuple[str, ...] = ()) -> dict[str, object]:
+def run_one(
+    size: str,
+    fps: int,
+    seconds: float,
+    device: str,
+    model: str | None,
+    batch: int,
+    max_latency: float,
+    preset: str,
+    workdir: Path,
+    proto: str = "udp",
+    audio: bool = False,
+    extra: tuple[str, ...] = (),
+) -> dict[str, object]:
     port = free_port()
     if proto == "tcp":  # vsr listens; the sender retries until it can connect
         url_in, url_send, delay = f"tcp://127.0.0.1:{port}?listen=1", f"tcp://127.0.0.1:{port}", 0.0
     else:  # vsr binds first; what is sent before is lost, as on a network
         url_in, url_send, delay = f"udp://127.0.0.1:{port}", f"udp://127.0.0.1:{port}?pkt_size=1316", 1.5
     sender = subprocess.Popen(
-        ["sh", "-c", f'sleep {delay}; exec "$0" "$@"', sys.executable,
-         str(SENDER), url_send, str(seconds + 4), "--size", size,
-         "--fps", str(fps), "--connect-wait", "60"] + (["--audio"] if audio else []),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            "sh",
+            "-c",
+            f'sleep {delay}; exec "$0" "$@"',
+            sys.executable,
+            str(SENDER),
+            url_send,
+            str(seconds + 4),
+            "--size",
+            size,
+            "--fps",
+            str(fps),
+            "--connect-wait",
+            "60",
+        ]
+        + (["--audio"] if audio else []),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     recording = workdir / f"{size}.mkv"
-    cmd = [sys.executable, "-m", "vsr", "live", url_in, str(recording),
-           "-y", "--duration", str(seconds), "--stats", "json", "--device", device,
-           "--batch", str(batch), "--max-latency", str(max_latency), "--preset", preset]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vsr",
+        "live",
+        url_in,
+        str(recording),
+        "-y",
+        "--duration",
+        str(seconds),
+        "--stats",
+        "json",
+        "--device",
+        device,
+        "--batch",
+        str(batch),
+        "--max-latency",
+        str(max_latency),
+        "--preset",
+        preset,
+    ]
     if model:
         cmd += ["--model", model]
     cmd += list(extra)
     try:
-        proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True,
-                              timeout=seconds + 120)
+        proc = subprocess.run(
+            cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120
+        )
     finally:
         sender.kill()
         sender.wait()
@@ -117,17 +162,22 @@ def run_one(size: str, fps: int, seconds: float, device: str, model: str | None,
     steady = rec.get("steady")  # None: the run ended before its steady state began
     first = first_times(recording)
     av_start = round(1000 * (first["video"] - first["audio"])) if len(first) == 2 else None
-    return {"size": size, "fps_in": round(frames_in / span, 1),
-            "frames_in_total": rec["frames_in"], "dropped_total": rec["dropped"],
-            "dropped_total_pct": round(100 * rec["dropped"] / max(1, rec["frames_in"]), 1),
-            "av_start_ms": av_start,
-            "fps_out": round((rec["frames"] - base["frames"]) / span, 1),
-            "dropped_pct": round(100 * steady["dropped"] / max(1, steady["frames_in"]), 1) if steady
-            else round(100 * (rec["dropped"] - base["dropped"]) / frames_in, 1),
-            "startup_dropped": base["dropped"],
-            "latency_ms": rec["latency_ms"],
-            "provider": f"{rec['provider']} {rec.get('precision', '')}".strip(),
-            "output": rec["output_size"]}
+    return {
+        "size": size,
+        "fps_in": round(frames_in / span, 1),
+        "frames_in_total": rec["frames_in"],
+        "dropped_total": rec["dropped"],
+        "dropped_total_pct": round(100 * rec["dropped"] / max(1, rec["frames_in"]), 1),
+        "av_start_ms": av_start,
+        "fps_out": round((rec["frames"] - base["frames"]) / span, 1),
+        "dropped_pct": round(100 * steady["dropped"] / max(1, steady["frames_in"]), 1)
+        if steady
+        else round(100 * (rec["dropped"] - base["dropped"]) / frames_in, 1),
+        "startup_dropped": base["dropped"],
+        "latency_ms": rec["latency_ms"],
+        "provider": f"{rec['provider']} {rec.get('precision', '')}".strip(),
+        "output": rec["output_size"],
+    }
 
 
 def main() -> int:
@@ -143,24 +193,36 @@ def main() -> int:
     ap.add_argument("--max-latency", type=float, default=500, help="ms")
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--tiers", default="",
-                    help="run every size for each of these tiers' bundled x3 models instead of "
-                         "--model (comma-separated fast,balanced,quality, or 'all'); sizes "
-                         "above a tier's first miss are skipped unless --all-sizes")
+    ap.add_argument(
+        "--tiers",
+        default="",
+        help="run every size for each of these tiers' bundled x3 models instead of "
+        "--model (comma-separated fast,balanced,quality, or 'all'); sizes "
+        "above a tier's first miss are skipped unless --all-sizes",
+    )
     ap.add_argument("--scale", type=int, default=3, help="scale of the --tiers models (default 3)")
-    ap.add_argument("--int8", action="store_true",
-                    help="with --tiers: also each tier's bundled int8 variant, where there is one")
+    ap.add_argument(
+        "--int8",
+        action="store_true",
+        help="with --tiers: also each tier's bundled int8 variant, where there is one",
+    )
     ap.add_argument("--all-sizes", action="store_true", help="with --tiers: run every size")
-    ap.add_argument("--engines", default="",
-                    help="comma-separated ENGINE:PRECISION pairs (e.g. onnxruntime:fp32,openvino:bf16,"
-                         "auto:auto): each model runs once per pair, the pairs one after another "
-                         "at each size, so load on the machine hits them alike")
+    ap.add_argument(
+        "--engines",
+        default="",
+        help="comma-separated ENGINE:PRECISION pairs (e.g. onnxruntime:fp32,openvino:bf16,"
+        "auto:auto): each model runs once per pair, the pairs one after another "
+        "at each size, so load on the machine hits them alike",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="run everything N times (the spread)")
     args = ap.parse_args()
     runs = models_to_run(args)
     engines = [tuple(e.split(":", 1)) for e in args.engines.split(",") if e] or [("", "")]
-    runs = [(f"{label}{' ' + e + ' ' + p if e else ''}", model,
-             ("--engine", e, "--precision", p) if e else ()) for label, model in runs for e, p in engines]
+    runs = [
+        (f"{label}{' ' + e + ' ' + p if e else ''}", model, ("--engine", e, "--precision", p) if e else ())
+        for label, model in runs
+        for e, p in engines
+    ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):
@@ -170,44 +232,68 @@ def main() -> int:
                     if missed[label] and len(runs) > 1 and not args.all_sizes:
                         rows.append({"model": label, "size": size, "skipped": True})
                         continue
-                    r = run_one(size, args.fps, args.seconds, args.device, model, args.batch,
-                                args.max_latency, args.preset, Path(tmp), args.proto, args.audio, extra)
+                    r = run_one(
+                        size,
+                        args.fps,
+                        args.seconds,
+                        args.device,
+                        model,
+                        args.batch,
+                        args.max_latency,
+                        args.preset,
+                        Path(tmp),
+                        args.proto,
+                        args.audio,
+                        extra,
+                    )
                     r["model"] = label
                     rows.append(r)
                     missed[label] = missed[label] or not real_time(r)
                     print(f"{label} {size}: {r}", file=sys.stderr, flush=True)
     from vsr.model import cpu
 
-    print(f"`vsr live`, {args.fps} fps input{' with AAC' if args.audio else ''} over "
-          f"{args.proto.upper()} loopback, {args.seconds:.0f} s per size, "
-          f"libx264 {args.preset}; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs; real time = under 2% of frames dropped in the steady state\n"
-          f"CPU: {cpu.describe()}\n")
-    print("| model | input | output | provider | fps in | fps out | dropped (all) | dropped (steady) "
-          "| latency p50 | p95 | p99 | video - audio start | real time |")
+    print(
+        f"`vsr live`, {args.fps} fps input{' with AAC' if args.audio else ''} over "
+        f"{args.proto.upper()} loopback, {args.seconds:.0f} s per size, "
+        f"libx264 {args.preset}; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs; real time = under 2% of frames dropped in the steady state\n"
+        f"CPU: {cpu.describe()}\n"
+    )
+    print(
+        "| model | input | output | provider | fps in | fps out | dropped (all) | dropped (steady) "
+        "| latency p50 | p95 | p99 | video - audio start | real time |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r.get("skipped"):
-            print(f"| {r['model']} | {r['size']} | - | - | - | - | - | - | - | - | - | - | "
-                  "skipped (a smaller size missed) |")
+            print(
+                f"| {r['model']} | {r['size']} | - | - | - | - | - | - | - | - | - | - | "
+                "skipped (a smaller size missed) |"
+            )
             continue
         if "error" in r:
-            print(f"| {r['model']} | {r['size']} | - | - | - | - | - | - | - | - | - | - | "
-                  f"error: {r['error']} |")
+            print(
+                f"| {r['model']} | {r['size']} | - | - | - | - | - | - | - | - | - | - | "
+                f"error: {r['error']} |"
+            )
             continue
         lat = r["latency_ms"]
         ok = "yes" if real_time(r) else "no"
         out = "x".join(map(str, r["output"]))  # type: ignore[call-overload]
-        print(f"| {r['model']} | {r['size']} | {out} | {str(r['provider']).replace('ExecutionProvider', '')} | "
-              f"{r['fps_in']} | {r['fps_out']} | {r['dropped_total']}/{r['frames_in_total']} "
-              f"({r['dropped_total_pct']}%) | {r['dropped_pct']}% | {lat['p50']:.0f} ms | "  # type: ignore[index]
-              f"{lat['p95']:.0f} ms | {lat['p99']:.0f} ms | "  # type: ignore[index]
-              f"{'-' if r['av_start_ms'] is None else str(r['av_start_ms']) + ' ms'} | {ok} |")
+        print(
+            f"| {r['model']} | {r['size']} | {out} | {str(r['provider']).replace('ExecutionProvider', '')} | "
+            f"{r['fps_in']} | {r['fps_out']} | {r['dropped_total']}/{r['frames_in_total']} "
+            f"({r['dropped_total_pct']}%) | {r['dropped_pct']}% | {lat['p50']:.0f} ms | "  # type: ignore[index]
+            f"{lat['p95']:.0f} ms | {lat['p99']:.0f} ms | "  # type: ignore[index]
+            f"{'-' if r['av_start_ms'] is None else str(r['av_start_ms']) + ' ms'} | {ok} |"
+        )
     print()
     for label, _, _ in runs:
         ok = [r["size"] for r in rows if r["model"] == label and real_time(r)]
-        print(f"- {label}: largest input in real time at {args.fps} fps: "
-              f"{ok[-1] if ok else 'none of ' + ', '.join(args.sizes)}")
+        print(
+            f"- {label}: largest input in real time at {args.fps} fps: "
+            f"{ok[-1] if ok else 'none of ' + ', '.join(args.sizes)}"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

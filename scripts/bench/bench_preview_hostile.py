@@ -40,12 +40,37 @@ def free_port() -> int:
 
 def run_one(size: str, fps: int, seconds: float, hostile: bool, model: str | None) -> dict[str, object]:
     port = free_port()
-    sender = subprocess.Popen(["sh", "-c", 'sleep 1.5; exec "$0" "$@"', sys.executable, str(SENDER),
-                               f"udp://127.0.0.1:{port}?pkt_size=1316", str(seconds + 6),
-                               "--size", size, "--fps", str(fps)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cmd = [sys.executable, "-m", "vsr", "live", f"udp://127.0.0.1:{port}", "--preview",
-           "--preview-port", "0", "--duration", str(seconds), "--stats", "json"]
+    sender = subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            'sleep 1.5; exec "$0" "$@"',
+            sys.executable,
+            str(SENDER),
+            f"udp://127.0.0.1:{port}?pkt_size=1316",
+            str(seconds + 6),
+            "--size",
+            size,
+            "--fps",
+            str(fps),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "vsr",
+        "live",
+        f"udp://127.0.0.1:{port}",
+        "--preview",
+        "--preview-port",
+        "0",
+        "--duration",
+        str(seconds),
+        "--stats",
+        "json",
+    ]
     if model:
         cmd += ["--model", model]
     vsr = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -80,11 +105,16 @@ def run_one(size: str, fps: int, seconds: float, hostile: bool, model: str | Non
     if vsr.returncode != 0 or not done:
         return {"hostile": hostile, "error": "".join(lines)[-500:]}
     steady = done[-1]["steady"] or {"frames_in": 0, "dropped": 0}
-    return {"hostile": hostile, "frames_in": steady["frames_in"], "dropped": steady["dropped"],
-            "dropped_pct": round(100 * steady["dropped"] / max(1, steady["frames_in"]), 2),
-            "viewer_frames": len(frames), "traceback": "Traceback" in "".join(lines),
-            "turned_away": report.flood_statuses[503] if report else 0,
-            "reconnects": report.reconnects if report else 0}
+    return {
+        "hostile": hostile,
+        "frames_in": steady["frames_in"],
+        "dropped": steady["dropped"],
+        "dropped_pct": round(100 * steady["dropped"] / max(1, steady["frames_in"]), 2),
+        "viewer_frames": len(frames),
+        "traceback": "Traceback" in "".join(lines),
+        "turned_away": report.flood_statuses[503] if report else 0,
+        "reconnects": report.reconnects if report else 0,
+    }
 
 
 def main() -> int:
@@ -101,26 +131,34 @@ def main() -> int:
             row = run_one(args.size, args.fps, args.seconds, hostile, args.model)
             print(row, file=sys.stderr, flush=True)
             rows.append(row)
-    print(f"`vsr live --preview`, {args.size} at {args.fps} fps over UDP loopback, {args.seconds:.0f} s "
-          f"per run, one normal viewer; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs\n")
-    print("| hostile clients | frames in (steady) | dropped | dropped % | viewer frames | "
-          "turned away (503) | reconnects | traceback |")
+    print(
+        f"`vsr live --preview`, {args.size} at {args.fps} fps over UDP loopback, {args.seconds:.0f} s "
+        f"per run, one normal viewer; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs\n"
+    )
+    print(
+        "| hostile clients | frames in (steady) | dropped | dropped % | viewer frames | "
+        "turned away (503) | reconnects | traceback |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print(f"| {'yes' if r['hostile'] else 'no'} | error: {r['error']!r} |")
             continue
-        print(f"| {'yes' if r['hostile'] else 'no'} | {r['frames_in']} | {r['dropped']} | "
-              f"{r['dropped_pct']} | {r['viewer_frames']} | {r['turned_away']} | {r['reconnects']} "
-              f"| {r['traceback']} |")
+        print(
+            f"| {'yes' if r['hostile'] else 'no'} | {r['frames_in']} | {r['dropped']} | "
+            f"{r['dropped_pct']} | {r['viewer_frames']} | {r['turned_away']} | {r['reconnects']} "
+            f"| {r['traceback']} |"
+        )
     ok = [r for r in rows if "error" not in r]
     with_ = [float(r["dropped_pct"]) for r in ok if r["hostile"]]  # type: ignore[arg-type]
     without = [float(r["dropped_pct"]) for r in ok if not r["hostile"]]  # type: ignore[arg-type]
     if with_ and without:
         diff = sum(with_) / len(with_) - sum(without) / len(without)
-        print(f"\nmean steady drop rate: {sum(without) / len(without):.2f}% without, "
-              f"{sum(with_) / len(with_):.2f}% with hostile clients: {diff:+.2f} points")
+        print(
+            f"\nmean steady drop rate: {sum(without) / len(without):.2f}% without, "
+            f"{sum(with_) / len(with_):.2f}% with hostile clients: {diff:+.2f} points"
+        )
     return 0
 
 

@@ -44,8 +44,13 @@ from vsr.scaleout.worker import SegmentResult, SegmentTask
 
 def make_clip(path: Path, size: tuple[int, int], frames: int, fps: int, gop: int) -> None:
     """A clip with a keyframe every `gop` frames (what an encoder's default GOP gives)."""
-    synth_video(path, n=frames, size=size, fps=fps,
-                options={"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"})
+    synth_video(
+        path,
+        n=frames,
+        size=size,
+        fps=fps,
+        options={"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"},
+    )
 
 
 def cpu_seconds() -> float:
@@ -57,16 +62,27 @@ def cpu_seconds() -> float:
 def timed_job(src: Path, out: Path, segments: int, executor: Any, sink: SinkOptions) -> dict[str, float]:
     c0 = cpu_seconds()
     t0 = time.monotonic()
-    job = ScaleOutJob(SourceOptions(str(src)), ModelOptions(), replace(sink, url=str(out)),
-                      ScaleOutOptions(segments=segments, restart=True), executor=executor)
+    job = ScaleOutJob(
+        SourceOptions(str(src)),
+        ModelOptions(),
+        replace(sink, url=str(out)),
+        ScaleOutOptions(segments=segments, restart=True),
+        executor=executor,
+    )
     t_setup = time.monotonic() - t0
     t1 = time.monotonic()
     job.run()
     total = time.monotonic() - t0
     cpu = cpu_seconds() - c0 if isinstance(executor, LocalExecutor) else float("nan")
-    return {"seconds": total, "setup": t_setup, "run": time.monotonic() - t1,
-            "join": job._join_seconds, "frames": job.stats().frames, "cpu": cpu / total,
-            "segments": job.stats().segments}
+    return {
+        "seconds": total,
+        "setup": t_setup,
+        "run": time.monotonic() - t1,
+        "join": job._join_seconds,
+        "frames": job.stats().frames,
+        "cpu": cpu / total,
+        "segments": job.stats().segments,
+    }
 
 
 class SimWorker:
@@ -89,21 +105,30 @@ class SimWorker:
         return ""
 
 
-def simulate(workers: list[int], speed: float, film_seconds: float, seed: int,
-             tmp: Path) -> list[dict[str, Any]]:
+def simulate(
+    workers: list[int], speed: float, film_seconds: float, seed: int, tmp: Path
+) -> list[dict[str, Any]]:
     import ray
 
     rng = random.Random(seed)
     lengths: list[float] = []
     while sum(lengths) < film_seconds:
         lengths.append(rng.uniform(30, 120))
-    tasks = [SegmentTask(i, SourceOptions(""), SinkOptions(""), ModelOptions(), seconds=s)
-             for i, s in enumerate(lengths)]
+    tasks = [
+        SegmentTask(i, SourceOptions(""), SinkOptions(""), ModelOptions(), seconds=s)
+        for i, s in enumerate(lengths)
+    ]
     tasks.sort(key=lambda t: -t.seconds)
     os.environ["VSR_SIM_SPEED"] = str(speed)
     rows = []
-    ray.init(num_cpus=2, num_gpus=max(workers), include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR", runtime_env={"env_vars": {"VSR_SIM_SPEED": str(speed)}})
+    ray.init(
+        num_cpus=2,
+        num_gpus=max(workers),
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+        runtime_env={"env_vars": {"VSR_SIM_SPEED": str(speed)}},
+    )
     try:
         for w in workers:
             ex = RayExecutor(workers=w, gpus_per_worker=1, cpus_per_worker=0, worker_class=SimWorker)
@@ -134,11 +159,15 @@ def main() -> int:
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray runs and the simulation")
     ap.add_argument("--sim-workers", default="1,2,4,8")
-    ap.add_argument("--sim-speed", type=float, default=0.002,
-                    help="simulated seconds of work per second of video")
-    ap.add_argument("--gpu-layouts", default="",
-                    help="on a GPU machine: WORKERSxGPUS_EACH layouts to compare instead of the "
-                         "CPU Ray runs, e.g. 1x1,2x0.5,4x0.25")
+    ap.add_argument(
+        "--sim-speed", type=float, default=0.002, help="simulated seconds of work per second of video"
+    )
+    ap.add_argument(
+        "--gpu-layouts",
+        default="",
+        help="on a GPU machine: WORKERSxGPUS_EACH layouts to compare instead of the "
+        "CPU Ray runs, e.g. 1x1,2x0.5,4x0.25",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     w, h = map(int, args.size.split("x"))
@@ -146,9 +175,13 @@ def main() -> int:
     src = tmp / "clip.mp4"
     make_clip(src, (w, h), args.frames, args.fps, args.gop)
     sink = SinkOptions("", preset=args.preset, crf=18)
-    results: dict[str, Any] = {"machine": f"{platform.processor() or platform.machine()}, "
-                               f"{os.cpu_count()} CPUs", "size": args.size, "frames": args.frames,
-                               "segments": args.segments, "preset": args.preset}
+    results: dict[str, Any] = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "size": args.size,
+        "frames": args.frames,
+        "segments": args.segments,
+        "preset": args.preset,
+    }
 
     t0 = time.monotonic()
     index = scan(str(src))
@@ -159,7 +192,8 @@ def main() -> int:
     Pipeline(SourceOptions(str(src)), ModelOptions(), replace(sink, url=str(tmp / "single.mp4"))).run()
     single = time.monotonic() - t0
     rows: list[tuple[str, dict[str, float]]] = [
-        ("single machine (no segments)", {"seconds": single, "cpu": (cpu_seconds() - c0) / single})]
+        ("single machine (no segments)", {"seconds": single, "cpu": (cpu_seconds() - c0) / single})
+    ]
     for workers in (1, 2):
         row = timed_job(src, tmp / f"l{workers}.mp4", args.segments, LocalExecutor(workers), sink)
         rows.append((f"{row['segments']} segments, {workers} local thread(s)", row))
@@ -167,11 +201,16 @@ def main() -> int:
         import ray
 
         t0 = time.monotonic()
-        ray.init(num_cpus=os.cpu_count() if args.gpu_layouts else 2, include_dashboard=False,
-                 log_to_driver=False, logging_level="ERROR")
+        ray.init(
+            num_cpus=os.cpu_count() if args.gpu_layouts else 2,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+        )
         ray_init = time.monotonic() - t0
-        layouts = [(int(w), float(g)) for w, g in (x.split("x") for x in args.gpu_layouts.split(",") if x)] \
-            or [(1, 0.0), (2, 0.0)]
+        layouts = [
+            (int(w), float(g)) for w, g in (x.split("x") for x in args.gpu_layouts.split(",") if x)
+        ] or [(1, 0.0), (2, 0.0)]
         for workers, gpus in layouts:
             cpus = max(1.0, float((os.cpu_count() or 2) // workers)) if gpus else 1.0
             ex = RayExecutor(workers=workers, gpus_per_worker=gpus, cpus_per_worker=cpus)
@@ -187,30 +226,43 @@ def main() -> int:
         ray.shutdown()
         results["ray_init_seconds"] = ray_init
 
-    print(f"\nScale-out on {results['machine']}: {args.frames} frames {args.size} -> x3, "
-          f"libx264 {args.preset}, {args.segments} segments ({len(index.keyframes)} keyframes)\n")
+    print(
+        f"\nScale-out on {results['machine']}: {args.frames} frames {args.size} -> x3, "
+        f"libx264 {args.preset}, {args.segments} segments ({len(index.keyframes)} keyframes)\n"
+    )
     print("| run | seconds | fps | vs single machine | CPU use (cores) | join (s) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in rows:
         cpu = r.get("cpu", float("nan"))
-        print(f"| {name} | {r['seconds']:.2f} | {args.frames / r['seconds']:.1f} | "
-              f"{single / r['seconds']:.2f}x | {'-' if math.isnan(cpu) else f'{cpu:.2f}'} | "
-              f"{r.get('join', 0):.3f} |")
-    print(f"\nkeyframe scan {results['scan_seconds'] * 1000:.1f} ms"
-          + (f"; ray.init {results['ray_init_seconds']:.2f} s; warm actors "
-             + ", ".join(f"{r['actors_start']:.2f} s" for _, r in rows if "actors_start" in r)
-             if "ray_init_seconds" in results else ""))
+        print(
+            f"| {name} | {r['seconds']:.2f} | {args.frames / r['seconds']:.1f} | "
+            f"{single / r['seconds']:.2f}x | {'-' if math.isnan(cpu) else f'{cpu:.2f}'} | "
+            f"{r.get('join', 0):.3f} |"
+        )
+    print(
+        f"\nkeyframe scan {results['scan_seconds'] * 1000:.1f} ms"
+        + (
+            f"; ray.init {results['ray_init_seconds']:.2f} s; warm actors "
+            + ", ".join(f"{r['actors_start']:.2f} s" for _, r in rows if "actors_start" in r)
+            if "ray_init_seconds" in results
+            else ""
+        )
+    )
     results["runs"] = [{"run": n, **r} for n, r in rows]
 
     if not args.no_ray:
         sim = simulate([int(x) for x in args.sim_workers.split(",")], args.sim_speed, 7200, 1, tmp)
-        print(f"\nSimulated GPU workers (Ray scheduling of a 2-hour film in {sim[0]['segments']} "
-              f"segments of 30-120 s; work = video seconds x {args.sim_speed}):\n")
+        print(
+            f"\nSimulated GPU workers (Ray scheduling of a 2-hour film in {sim[0]['segments']} "
+            f"segments of 30-120 s; work = video seconds x {args.sim_speed}):\n"
+        )
         print("| workers | seconds | speed-up | of ideal |")
         print("|---:|---:|---:|---:|")
         for r in sim:
-            print(f"| {r['workers']} | {r['seconds']:.2f} | {r['speedup']:.2f}x | "
-                  f"{r['efficiency_vs_ideal'] * 100:.0f}% |")
+            print(
+                f"| {r['workers']} | {r['seconds']:.2f} | {r['speedup']:.2f}x | "
+                f"{r['efficiency_vs_ideal'] * 100:.0f}% |"
+            )
         results["simulation"] = sim
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -56,8 +56,22 @@ def call(port: int, method: str, path: str, body: object = None) -> tuple[int, d
 def run_upscale(clips: list[Path], out: Path, options: list[str]) -> float:
     t0 = time.monotonic()
     for clip in clips:
-        subprocess.run([sys.executable, "-m", "vsr", "upscale", str(clip), str(out / f"{clip.stem}_cli.mp4"),
-                        "-y", "--progress", "none", *options], check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vsr",
+                "upscale",
+                str(clip),
+                str(out / f"{clip.stem}_cli.mp4"),
+                "-y",
+                "--progress",
+                "none",
+                *options,
+            ],
+            check=True,
+            cwd=ROOT,
+        )
     return time.monotonic() - t0
 
 
@@ -65,8 +79,16 @@ def run_serve(root: Path, clips: list[Path], port: int, tag: str) -> float:
     t0 = time.monotonic()
     ids = []
     for clip in clips:
-        status, job = call(port, "POST", "/v1/jobs", {"input": f"in/{clip.name}", "output": f"out/{clip.stem}_{tag}.mp4",
-                                                      "options": {"overwrite": True}})
+        status, job = call(
+            port,
+            "POST",
+            "/v1/jobs",
+            {
+                "input": f"in/{clip.name}",
+                "output": f"out/{clip.stem}_{tag}.mp4",
+                "options": {"overwrite": True},
+            },
+        )
         assert status == 201, job
         ids.append(job["id"])
     pending = set(ids)
@@ -95,11 +117,29 @@ def main() -> int:
         root = work / "root"
         (root / "in").mkdir(parents=True)
         (root / "out").mkdir()
-        clips = [synth_video(root / "in" / f"clip{i}.mp4", n=args.frames, size=(w, h)) for i in range(args.files)]
+        clips = [
+            synth_video(root / "in" / f"clip{i}.mp4", n=args.frames, size=(w, h)) for i in range(args.files)
+        ]
         port = free_port()
         log = open(work / "serve.log", "wb")  # noqa: SIM115 - closed below
-        server = subprocess.Popen([sys.executable, "-m", "vsr", "serve", "--root", str(root), "--port", str(port),
-                                   "--jobs", "1", *options], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vsr",
+                "serve",
+                "--root",
+                str(root),
+                "--port",
+                str(port),
+                "--jobs",
+                "1",
+                *options,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -116,20 +156,42 @@ def main() -> int:
             for r in range(args.rounds):
                 cli.append(run_upscale(clips, root / "out", options))
                 srv.append(run_serve(root, clips, port, f"r{r}"))
-                print(f"round {r + 1}: vsr upscale x{args.files} {cli[-1]:.2f} s, vsr serve --jobs 1 {srv[-1]:.2f} s")
+                print(
+                    f"round {r + 1}: vsr upscale x{args.files} {cli[-1]:.2f} s, vsr serve --jobs 1 {srv[-1]:.2f} s"
+                )
         finally:
             server.terminate()
             server.wait(timeout=60)
             log.close()
         c, s = statistics.median(cli), statistics.median(srv)
-        flags = sorted(set(re.findall(r"\b(avx2|avx512f|avx512_vnni|avx_vnni|avx512_bf16|amx_bf16)\b",
-                                      Path("/proc/cpuinfo").read_text())))
-        cpu = re.sub(r"\s+", " ", next((line.split(":", 1)[1] for line in Path("/proc/cpuinfo").read_text().splitlines()
-                                        if line.startswith("model name")), platform.processor())).strip()
-        print(f"\n{args.files} files {w}x{h}, {args.frames} frames, options {' '.join(options)}; "
-              f"{cpu}, {len(os.sched_getaffinity(0))} cores, flags: {', '.join(flags) or 'none'}")
+        flags = sorted(
+            set(
+                re.findall(
+                    r"\b(avx2|avx512f|avx512_vnni|avx_vnni|avx512_bf16|amx_bf16)\b",
+                    Path("/proc/cpuinfo").read_text(),
+                )
+            )
+        )
+        cpu = re.sub(
+            r"\s+",
+            " ",
+            next(
+                (
+                    line.split(":", 1)[1]
+                    for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")
+                ),
+                platform.processor(),
+            ),
+        ).strip()
+        print(
+            f"\n{args.files} files {w}x{h}, {args.frames} frames, options {' '.join(options)}; "
+            f"{cpu}, {len(os.sched_getaffinity(0))} cores, flags: {', '.join(flags) or 'none'}"
+        )
         print("| way | median s | runs |\n|---|---:|---|")
-        print(f"| vsr upscale, {args.files} processes in turn | {c:.2f} | {', '.join(f'{x:.2f}' for x in cli)} |")
+        print(
+            f"| vsr upscale, {args.files} processes in turn | {c:.2f} | {', '.join(f'{x:.2f}' for x in cli)} |"
+        )
         print(f"| vsr serve --jobs 1 | {s:.2f} | {', '.join(f'{x:.2f}' for x in srv)} |")
         print(f"service / CLI: {s / c:.3f} (overhead {100 * (s / c - 1):+.1f}%)")
     finally:

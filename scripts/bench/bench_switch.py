@@ -49,9 +49,23 @@ def run(parts: list[Part], args: argparse.Namespace, out: Path) -> dict[str, flo
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     total = sum(p.seconds for p in parts)
-    cmd = [sys.executable, "-m", "vsr", "live", f"udp://127.0.0.1:{port}", str(out), "-y",
-           "--stats", "json", "--quality", args.quality, "--device", args.device,
-           "--duration", str(total + 1.5)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vsr",
+        "live",
+        f"udp://127.0.0.1:{port}",
+        str(out),
+        "-y",
+        "--stats",
+        "json",
+        "--quality",
+        args.quality,
+        "--device",
+        args.device,
+        "--duration",
+        str(total + 1.5),
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     samples: list[tuple[float, float]] = []
 
@@ -72,9 +86,13 @@ def run(parts: list[Part], args: argparse.Namespace, out: Path) -> dict[str, flo
     span = samples[-1][0] if samples else 0.0
     third = max((r for t, r in samples if t <= span / 3), default=0.0)
     end = max((r for t, r in samples if t >= span * 0.8), default=0.0)
-    return {"steady_dropped_pct": 100 * steady.get("dropped", 0) / max(1, steady.get("frames_in", 0)),
-            "fps_out": done["frames"] / max(1e-9, done["seconds"]), "rss_third_mib": third,
-            "rss_end_mib": end, "size_changes": done.get("size_changes", 0)}
+    return {
+        "steady_dropped_pct": 100 * steady.get("dropped", 0) / max(1, steady.get("frames_in", 0)),
+        "fps_out": done["frames"] / max(1e-9, done["seconds"]),
+        "rss_third_mib": third,
+        "rss_end_mib": end,
+        "size_changes": done.get("size_changes", 0),
+    }
 
 
 def main() -> int:
@@ -94,16 +112,26 @@ def main() -> int:
         n = round(args.seconds / args.every)
         switching = [Part(clips[order[i % len(order)]], args.every) for i in range(n)]
         fixed = [Part(clips[-1], args.every) for _ in range(n)]
-        rows = {"switching": run(switching, args, folder / "switch.mkv"),
-                f"fixed {args.sizes[-1]}": run(fixed, args, folder / "fixed.mkv")}
-    print(f"machine: {platform.processor() or platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores")
-    print(f"{'stream':<20} {'dropped %':>10} {'fps out':>8} {'RSS 1/3 MiB':>12} {'RSS end MiB':>12} {'changes':>8}")
+        rows = {
+            "switching": run(switching, args, folder / "switch.mkv"),
+            f"fixed {args.sizes[-1]}": run(fixed, args, folder / "fixed.mkv"),
+        }
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores"
+    )
+    print(
+        f"{'stream':<20} {'dropped %':>10} {'fps out':>8} {'RSS 1/3 MiB':>12} {'RSS end MiB':>12} {'changes':>8}"
+    )
     for name, r in rows.items():
-        print(f"{name:<20} {r['steady_dropped_pct']:>10.1f} {r['fps_out']:>8.1f} {r['rss_third_mib']:>12.0f} "
-              f"{r['rss_end_mib']:>12.0f} {r['size_changes']:>8.0f}")
+        print(
+            f"{name:<20} {r['steady_dropped_pct']:>10.1f} {r['fps_out']:>8.1f} {r['rss_third_mib']:>12.0f} "
+            f"{r['rss_end_mib']:>12.0f} {r['size_changes']:>8.0f}"
+        )
     a, b = rows["switching"], rows[f"fixed {args.sizes[-1]}"]
-    print(f"fps out, switching / fixed: {a['fps_out'] / max(1e-9, b['fps_out']):.2f}; "
-          f"RSS end / third, switching: {a['rss_end_mib'] / max(1e-9, a['rss_third_mib']):.2f}")
+    print(
+        f"fps out, switching / fixed: {a['fps_out'] / max(1e-9, b['fps_out']):.2f}; "
+        f"RSS end / third, switching: {a['rss_end_mib'] / max(1e-9, a['rss_third_mib']):.2f}"
+    )
     return 0
 
 

@@ -54,10 +54,14 @@ def main() -> int:
             return time.perf_counter() - t0
 
         pipeline()  # warm-up: cuDNN's algorithm search for this batch shape
-        print(f"{w}x{h} x{up.scale}, {len(clip.frames)} frames, batch {batch}, {up.provider} "
-              f"{up.precision}, libx264 {args.preset}; OpenCV default threads {default_threads}\n")
-        print("| round | encode only s | pipeline, OpenCV default threads s | ratio | "
-              "pipeline, OpenCV 1 thread s | ratio |")
+        print(
+            f"{w}x{h} x{up.scale}, {len(clip.frames)} frames, batch {batch}, {up.provider} "
+            f"{up.precision}, libx264 {args.preset}; OpenCV default threads {default_threads}\n"
+        )
+        print(
+            "| round | encode only s | pipeline, OpenCV default threads s | ratio | "
+            "pipeline, OpenCV 1 thread s | ratio |"
+        )
         print("|---|---:|---:|---:|---:|---:|")
         for r in range(args.rounds):
             t0 = time.perf_counter()
@@ -67,8 +71,10 @@ def main() -> int:
             many = pipeline()
             cv2.setNumThreads(1)
             one = pipeline()
-            print(f"| {r + 1} | {enc:.2f} | {many:.2f} | {many / enc:.2f} | {one:.2f} | {one / enc:.2f} |",
-                  flush=True)
+            print(
+                f"| {r + 1} | {enc:.2f} | {many:.2f} | {many / enc:.2f} | {one:.2f} | {one / enc:.2f} |",
+                flush=True,
+            )
     return 0
 
 

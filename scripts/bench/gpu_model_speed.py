@@ -66,22 +66,27 @@ def main() -> int:
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = getattr(torch, args.dtype) if dev == "cuda" else torch.float32
     torch.backends.cudnn.benchmark = True
-    print(f"device: {torch.cuda.get_device_name() if dev == 'cuda' else 'cpu'}, torch {torch.__version__}, "
-          f"{args.dtype if dev == 'cuda' else 'float32'}, channels-last, batch {args.batch}, {w}x{h} input")
+    print(
+        f"device: {torch.cuda.get_device_name() if dev == 'cuda' else 'cpu'}, torch {torch.__version__}, "
+        f"{args.dtype if dev == 'cuda' else 'float32'}, channels-last, batch {args.batch}, {w}x{h} input"
+    )
     results = []
     for path in args.models:
         run, weights = load_graph(path)
         wd = {k: v.to(dev, dtype) for k, v in weights.items()}
-        wd = {k: (v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v)
-              for k, v in wd.items()}
+        wd = {
+            k: (v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v) for k, v in wd.items()
+        }
         x = torch.rand(args.batch, 1, h, w, device=dev, dtype=dtype).contiguous(
-            memory_format=torch.channels_last)
+            memory_format=torch.channels_last
+        )
         with torch.inference_mode():
             for _ in range(5):
                 y = run(x, wd)
             if dev == "cuda":
                 torch.cuda.synchronize()
             import time
+
             calls, t0 = 0, time.perf_counter()
             while time.perf_counter() - t0 < args.seconds or calls < 3:
                 y = run(x, wd)
@@ -93,13 +98,28 @@ def main() -> int:
             dt = time.perf_counter() - t0
         fps = calls * args.batch / dt
         out_mp = y.shape[-1] * y.shape[-2] / 1e6
-        r = {"model": str(path), "fps": round(fps, 1), "ms_per_frame": round(1000 / fps, 3),
-             "output": f"{y.shape[-1]}x{y.shape[-2]}", "ms_per_output_mp": round(1000 / fps / out_mp, 4)}
+        r = {
+            "model": str(path),
+            "fps": round(fps, 1),
+            "ms_per_frame": round(1000 / fps, 3),
+            "output": f"{y.shape[-1]}x{y.shape[-2]}",
+            "ms_per_output_mp": round(1000 / fps / out_mp, 4),
+        }
         results.append(r)
         print(json.dumps(r), flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"device": dev, "size": args.size, "batch": args.batch,
-                                         "dtype": args.dtype, "results": results}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "device": dev,
+                    "size": args.size,
+                    "batch": args.batch,
+                    "dtype": args.dtype,
+                    "results": results,
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

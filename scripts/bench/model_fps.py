@@ -42,8 +42,11 @@ VARIANTS: dict[str, tuple[str, Precision, dict[str, str] | None]] = {
     "bound fp32 nchw": ("bound", Precision.FP32, {}),
     "bound fp16": ("bound", Precision.FP16, None),
     "bound fp16 nchw": ("bound", Precision.FP16, {}),
-    "bound fp16 heuristic": ("bound", Precision.FP16,
-                             {**CUDA_OPTIONS, "cudnn_conv_algo_search": "HEURISTIC"}),
+    "bound fp16 heuristic": (
+        "bound",
+        Precision.FP16,
+        {**CUDA_OPTIONS, "cudnn_conv_algo_search": "HEURISTIC"},
+    ),
 }
 
 
@@ -53,24 +56,37 @@ def main() -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--model", help="ONNX model or bundled name (default: the default model)")
     ap.add_argument("--batch", type=int, default=0, help="frames per call (0: --batch auto's choice)")
-    ap.add_argument("--also-batches", default="", help="comma-separated extra batch sizes for the "
-                    "default variant, e.g. 1,16")
+    ap.add_argument(
+        "--also-batches",
+        default="",
+        help="comma-separated extra batch sizes for the default variant, e.g. 1,16",
+    )
     ap.add_argument("--seconds", type=float, default=3.0, help="time spent per row")
-    ap.add_argument("--variants", default="default",
-                    help=f"comma-separated from: {', '.join(VARIANTS)}; 'default' (vsr's own "
-                    "choice for --device) or 'all'")
+    ap.add_argument(
+        "--variants",
+        default="default",
+        help=f"comma-separated from: {', '.join(VARIANTS)}; 'default' (vsr's own "
+        "choice for --device) or 'all'",
+    )
     args = ap.parse_args()
     args.model = str(registry.resolve(args.model, None))
     t0 = time.perf_counter()
     default = OnnxUpscaler(args.model, Device(args.device))
     default_load = time.perf_counter() - t0
-    names = list(VARIANTS) if args.variants == "all" else [
-        n.strip() for n in args.variants.split(",") if n.strip() != "default"]
+    names = (
+        list(VARIANTS)
+        if args.variants == "all"
+        else [n.strip() for n in args.variants.split(",") if n.strip() != "default"]
+    )
     reference = OnnxUpscaler(args.model, Device.CPU, engine="plain")
-    print(f"model {Path(args.model).name}; vsr's default here: {default.engine} engine, "
-          f"{default.precision}, on {default.provider}\n")
-    print("| input | output | variant | batch | ms/frame | fps | max diff vs CPU fp32 | pixels differing "
-          "| load s | first call s |")
+    print(
+        f"model {Path(args.model).name}; vsr's default here: {default.engine} engine, "
+        f"{default.precision}, on {default.provider}\n"
+    )
+    print(
+        "| input | output | variant | batch | ms/frame | fps | max diff vs CPU fp32 | pixels differing "
+        "| load s | first call s |"
+    )
     print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
         w, h = map(int, size.split("x"))
@@ -82,25 +98,36 @@ def main() -> int:
         expected = reference(y[:1])
         rows: list[tuple[str, int, Callable[[np.ndarray], np.ndarray], float]] = [
             (f"default ({default.engine} {default.precision})", b, default, default_load)
-            for b in dict.fromkeys([batch, *extra])]
+            for b in dict.fromkeys([batch, *extra])
+        ]
         for name in names:
             engine, precision, options = VARIANTS[name]
             try:
                 t0 = time.perf_counter()
-                up = OnnxUpscaler(args.model, Device(args.device), engine=engine, precision=precision,
-                                  provider_options=options)
+                up = OnnxUpscaler(
+                    args.model,
+                    Device(args.device),
+                    engine=engine,
+                    precision=precision,
+                    provider_options=options,
+                )
                 rows.append((name, batch, up, time.perf_counter() - t0))
             except Exception as exc:  # noqa: BLE001 - a variant this build cannot run
-                print(f"| {w}x{h} | | {name} | {batch} | not supported: "
-                      f"{str(exc).splitlines()[0][:90]} | | | | | |", flush=True)
+                print(
+                    f"| {w}x{h} | | {name} | {batch} | not supported: "
+                    f"{str(exc).splitlines()[0][:90]} | | | | | |",
+                    flush=True,
+                )
         for name, b, run, loaded in rows:
             try:
                 t0 = time.perf_counter()
                 out = run(y[:b])  # warm-up (cuDNN picks its algorithms per shape), and the check
                 first = time.perf_counter() - t0
             except Exception as exc:  # noqa: BLE001
-                print(f"| {w}x{h} | | {name} | {b} | failed: {str(exc).splitlines()[0][:90]} | | | | | |",
-                      flush=True)
+                print(
+                    f"| {w}x{h} | | {name} | {b} | failed: {str(exc).splitlines()[0][:90]} | | | | | |",
+                    flush=True,
+                )
                 continue
             diff = np.abs(out[:1].astype(np.int16) - expected.astype(np.int16))
             frames, t0 = 0, time.perf_counter()
@@ -109,9 +136,12 @@ def main() -> int:
                 frames += b
             dt = time.perf_counter() - t0
             s = reference.scale
-            print(f"| {w}x{h} | {w * s}x{h * s} | {name} | {b} | {dt / frames * 1000:.3f} | "
-                  f"{frames / dt:.1f} | {int(diff.max())} | {(diff > 0).mean() * 100:.3f}% | "
-                  f"{loaded:.2f} | {first:.3f} |", flush=True)
+            print(
+                f"| {w}x{h} | {w * s}x{h * s} | {name} | {b} | {dt / frames * 1000:.3f} | "
+                f"{frames / dt:.1f} | {int(diff.max())} | {(diff > 0).mean() * 100:.3f}% | "
+                f"{loaded:.2f} | {first:.3f} |",
+                flush=True,
+            )
     return 0
 
 

@@ -31,21 +31,39 @@ from vsr.lab.tolerant_decode import tolerant_decode
 
 
 def non_clean(r: Result) -> bool:
-    return r.status not in ("upscaled", "clean_error") or bool(r.leftover) or \
-        (r.recoverable and r.status != "upscaled")
+    return (
+        r.status not in ("upscaled", "clean_error")
+        or bool(r.leftover)
+        or (r.recoverable and r.status != "upscaled")
+    )
 
 
 def report(results: Sequence[Result]) -> tuple[str, bool]:
     """The markdown table and the list of non-clean cases; and whether the bars are met."""
-    cols = ["cases", "upscaled", "clean error", "hang", "crash", "traceback", "leftover",
-            "recoverable", "recoverable upscaled %", "bad output", "frames lost"]
+    cols = [
+        "cases",
+        "upscaled",
+        "clean error",
+        "hang",
+        "crash",
+        "traceback",
+        "leftover",
+        "recoverable",
+        "recoverable upscaled %",
+        "bad output",
+        "frames lost",
+    ]
 
     def row(label: str, rs: Sequence[Result]) -> list[str]:
         rec = [r for r in rs if r.recoverable]
         ok = sum(r.status == "upscaled" for r in rec)
         pct = f"{100 * ok / len(rec):.1f}" if rec else "-"
-        counts = [len(rs), *(sum(r.status == s for r in rs) for s in STATUSES[:5]),
-                  sum(bool(r.leftover) for r in rs), len(rec)]
+        counts = [
+            len(rs),
+            *(sum(r.status == s for r in rs) for s in STATUSES[:5]),
+            sum(bool(r.leftover) for r in rs),
+            len(rec),
+        ]
         extra = [sum(r.status == "bad_output" for r in rs), sum(r.frames_lost for r in rs)]
         return [label, *map(str, counts), pct, *map(str, extra)]
 
@@ -57,18 +75,31 @@ def report(results: Sequence[Result]) -> tuple[str, bool]:
     if bad:
         lines += ["", "Non-clean cases:", ""]
         for r in bad:
-            why = r.status + (f" +leftover {r.leftover}" if r.leftover else "") + \
-                (f" (recoverable: {r.input_frames} frames)" if r.recoverable and r.status != "upscaled" else "")
+            why = (
+                r.status
+                + (f" +leftover {r.leftover}" if r.leftover else "")
+                + (
+                    f" (recoverable: {r.input_frames} frames)"
+                    if r.recoverable and r.status != "upscaled"
+                    else ""
+                )
+            )
             lines.append(f"- `{r.name}`: {why}, exit {r.exit_code}: {r.last_stderr}")
     lost = [r for r in results if r.frames_lost]
     if lost:
         lines += ["", "Upscaled with frames lost (not a bar; output vs tolerant decode of the input):", ""]
         lines += [f"- `{r.name}`: {r.output_frames} of {r.input_frames} frames" for r in lost]
     rec = [r for r in results if r.recoverable]
-    met = (not any(r.status in ("hang", "crash", "traceback", "bad_output") or r.leftover for r in results)
-           and (not rec or sum(r.status == "upscaled" for r in rec) >= 0.95 * len(rec)))
-    lines += ["", (f"bars {'met' if met else 'NOT met'}: 0 hangs, crashes, tracebacks, bad outputs "
-                   "and leftovers; >= 95% of recoverable inputs upscaled")]
+    met = not any(
+        r.status in ("hang", "crash", "traceback", "bad_output") or r.leftover for r in results
+    ) and (not rec or sum(r.status == "upscaled" for r in rec) >= 0.95 * len(rec))
+    lines += [
+        "",
+        (
+            f"bars {'met' if met else 'NOT met'}: 0 hangs, crashes, tracebacks, bad outputs "
+            "and leftovers; >= 95% of recoverable inputs upscaled"
+        ),
+    ]
     return "\n".join(lines), met
 
 
@@ -83,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="run only the first N (matching) cases")
     p.add_argument("--cases", help="regular expression the case names must match")
     p.add_argument("--json", type=Path, help="write per-case results here")
-    p.add_argument("--extra", default="", help="more `vsr upscale` arguments for every case, "
-                   "e.g. --extra='--segments 3 --executor local' (the scale-out path)")
+    p.add_argument(
+        "--extra",
+        default="",
+        help="more `vsr upscale` arguments for every case, "
+        "e.g. --extra='--segments 3 --executor local' (the scale-out path)",
+    )
     p.add_argument("--probe", help=argparse.SUPPRESS)  # internal: tolerant decode of one file
     args = p.parse_args(argv)
     if args.probe:
@@ -93,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = build_cases(args.seed)
     if args.cases:
         cases = [c for c in cases if re.search(args.cases, c.name)]
-    cases = cases[:args.limit] if args.limit is not None else cases
+    cases = cases[: args.limit] if args.limit is not None else cases
     work = args.work or Path(tempfile.mkdtemp(prefix="vsr-fuzz-"))
     work.mkdir(parents=True, exist_ok=True)
     done: list[Result] = []
@@ -104,8 +139,16 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     try:
-        results = run_all(cases, work, args.seed, args.jobs, args.timeout, args.real_model, progress,
-                          shlex.split(args.extra))
+        results = run_all(
+            cases,
+            work,
+            args.seed,
+            args.jobs,
+            args.timeout,
+            args.real_model,
+            progress,
+            shlex.split(args.extra),
+        )
     finally:
         if args.work is None and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -113,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(f"\n{len(results)} cases in {time.monotonic() - t0:.0f}s (seed {args.seed}, work {work})")
     if args.json:
-        rows: list[dict[str, Any]] = [{**asdict(r), "recoverable": r.recoverable,
-                                       "frames_lost": r.frames_lost} for r in results]
+        rows: list[dict[str, Any]] = [
+            {**asdict(r), "recoverable": r.recoverable, "frames_lost": r.frames_lost} for r in results
+        ]
         args.json.write_text(json.dumps({"seed": args.seed, "met": met, "cases": rows}, indent=1))
     return 0 if met else 1
 

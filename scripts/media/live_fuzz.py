@@ -40,15 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = build(minimum=args.minimum)
     if args.cases:
         scenarios = [s for s in scenarios if re.search(args.cases, s.name)]
-    scenarios = scenarios[:args.limit] if args.limit is not None else scenarios
+    scenarios = scenarios[: args.limit] if args.limit is not None else scenarios
     work = args.work or Path(tempfile.mkdtemp(prefix="vsr-live-fuzz-"))
     done: list[Result] = []
 
     def progress(r: Result) -> None:
         done.append(r)
         flag = "" if r.clean else "  <-- NOT CLEAN"
-        print(f"[{len(done)}/{len(scenarios)}] {r.status:<10} exit {r.exit_code} {r.seconds:5.1f}s "
-              f"out {r.frames_out}/{r.frames_sent} {r.name}{flag}", file=sys.stderr, flush=True)
+        print(
+            f"[{len(done)}/{len(scenarios)}] {r.status:<10} exit {r.exit_code} {r.seconds:5.1f}s "
+            f"out {r.frames_out}/{r.frames_sent} {r.name}{flag}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     t0 = time.monotonic()
     try:
@@ -60,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(f"\n{len(results)} scenarios in {time.monotonic() - t0:.0f}s ({args.jobs} at a time)")
     if args.json:
-        args.json.write_text(json.dumps({"met": met, "runs": [asdict(r) | {"clean": r.clean}
-                                                              for r in results]}, indent=1))
+        args.json.write_text(
+            json.dumps({"met": met, "runs": [asdict(r) | {"clean": r.clean} for r in results]}, indent=1)
+        )
     return 0 if met else 1
 
 

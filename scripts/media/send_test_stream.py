@@ -32,8 +32,11 @@ def _connect(args: argparse.Namespace, w: int, h: int) -> tuple[Any, Any, Any]:
     deadline = time.monotonic() + args.connect_wait
     while True:
         out = av.open(args.url, "w", format=args.format)
-        vs = out.add_stream("libx264", rate=args.fps, options={
-            "preset": "ultrafast", "tune": "zerolatency", "g": str(args.fps // 2)})
+        vs = out.add_stream(
+            "libx264",
+            rate=args.fps,
+            options={"preset": "ultrafast", "tune": "zerolatency", "g": str(args.fps // 2)},
+        )
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         aus = out.add_stream(args.audio_codec, rate=48000, layout="mono") if args.audio else None
         try:
@@ -53,13 +56,24 @@ def main() -> int:
     ap.add_argument("--size", default="96x64")
     ap.add_argument("--fps", type=int, default=25)
     ap.add_argument("--audio", action="store_true")
-    ap.add_argument("--audio-codec", default="aac", help="the tone's encoder (mp2: audio that "
-                    "some outputs, FLV for one, must re-encode)")
-    ap.add_argument("--start", type=float, default=0.0,
-                    help="the stream's first timestamp in seconds (FFmpeg's own MPEG-TS starts at 1.4)")
+    ap.add_argument(
+        "--audio-codec",
+        default="aac",
+        help="the tone's encoder (mp2: audio that some outputs, FLV for one, must re-encode)",
+    )
+    ap.add_argument(
+        "--start",
+        type=float,
+        default=0.0,
+        help="the stream's first timestamp in seconds (FFmpeg's own MPEG-TS starts at 1.4)",
+    )
     ap.add_argument("--format", default="mpegts")
-    ap.add_argument("--connect-wait", type=float, default=10.0,
-                    help="seconds to keep retrying a refused connection (a TCP receiver not yet listening)")
+    ap.add_argument(
+        "--connect-wait",
+        type=float,
+        default=10.0,
+        help="seconds to keep retrying a refused connection (a TCP receiver not yet listening)",
+    )
     args = ap.parse_args()
     w, h = map(int, args.size.split("x"))
     out, vs, aus = _connect(args, w, h)

@@ -81,8 +81,11 @@ def evaluate(run, scale: int, folder: Path, lr_codec: str | None, crf: int):  # 
     return float(np.mean(psnrs)), float(np.mean(ssims)), statistics.median(ms_per_mp)
 
 
-DEFAULT_VIDEOS = ("phone_fire2_1280x720_vfr_rot180_h264_aac.mp4", "mdn_flower_960x540_vp8_vorbis.webm",
-                  "mdn_stream_of_water_480x360_h264_aac.mp4")
+DEFAULT_VIDEOS = (
+    "phone_fire2_1280x720_vfr_rot180_h264_aac.mp4",
+    "mdn_flower_960x540_vp8_vorbis.webm",
+    "mdn_stream_of_water_480x360_h264_aac.mp4",
+)
 
 
 def video_frames(path: Path, count: int) -> list[Image.Image]:
@@ -91,7 +94,7 @@ def video_frames(path: Path, count: int) -> list[Image.Image]:
     import av
 
     if path.suffix.lower() in protocol.IMAGE_SUFFIXES:
-        return protocol.panned_frames(Image.open(path).convert("RGB"))[:count or None]
+        return protocol.panned_frames(Image.open(path).convert("RGB"))[: count or None]
     frames = []
     with av.open(str(path)) as c:
         for f in c.decode(video=0):
@@ -108,8 +111,10 @@ def temporal_table(rows: list[tuple[str, int, object]], clips: list[Path], count
     names = [c.stem.split("_")[1] if "_" in c.stem else c.stem for c in clips]
     sizes = " + ".join(str(len(f)) for f in loaded.values())
     which = "every frame" if not count else f"at most {count}"
-    print(f"{sizes} frames ({which} of each clip); frame PSNR / frame-difference PSNR "
-          "(dB, Y, shared protocol)\n")
+    print(
+        f"{sizes} frames ({which} of each clip); frame PSNR / frame-difference PSNR "
+        "(dB, Y, shared protocol)\n"
+    )
     print("| model | scale | " + " | ".join(names) + " | mean frame | mean difference |")
     print("|" + "---|" * (4 + len(clips)))
     for name, scale, run in rows:
@@ -130,20 +135,37 @@ def onnx_runner(path: Path, device: str = "cpu", precision: str = "fp32"):  # ty
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sets", nargs="*", type=Path,
-                    default=[SHARED_DATA / "eval" / "Set5", SHARED_DATA / "eval" / "Set14"])
+    ap.add_argument(
+        "--sets",
+        nargs="*",
+        type=Path,
+        default=[SHARED_DATA / "eval" / "Set5", SHARED_DATA / "eval" / "Set14"],
+    )
     ap.add_argument("--model", nargs="*", type=Path, help="ONNX files (default: bundled models)")
     ap.add_argument("--scales", nargs="*", type=int, default=[2, 3, 4])
     ap.add_argument("--lr-codec", help="compress LR images first: libx264, libx265 or jpeg")
     ap.add_argument("--crf", type=int, default=23, help="CRF (or JPEG quality) for --lr-codec")
     ap.add_argument("--device", default="cpu", help="where the models run (default cpu)")
-    ap.add_argument("--precision", nargs="*", default=["fp32"], choices=["fp32", "fp16"],
-                    help="rows for each of these (default fp32; fp16 rows are marked)")
+    ap.add_argument(
+        "--precision",
+        nargs="*",
+        default=["fp32"],
+        choices=["fp32", "fp16"],
+        help="rows for each of these (default fp32; fp16 rows are marked)",
+    )
     ap.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic rows")
-    ap.add_argument("--videos", nargs="*", type=Path,
-                    help="temporal table on these clips (none given: the shared camera clips)")
-    ap.add_argument("--frames", type=int, default=0,
-                    help="frames per clip for --videos: the first N (default 0: every frame)")
+    ap.add_argument(
+        "--videos",
+        nargs="*",
+        type=Path,
+        help="temporal table on these clips (none given: the shared camera clips)",
+    )
+    ap.add_argument(
+        "--frames",
+        type=int,
+        default=0,
+        help="frames per clip for --videos: the first N (default 0: every frame)",
+    )
     args = ap.parse_args(argv)
     sets = [s for s in args.sets if s.is_dir()]
     clips: list[Path] = []
@@ -158,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows: list[tuple[str, int, object]] = []
     for scale in [] if args.no_bicubic else args.scales:
-        rows.append((f"bicubic x{scale}", scale,
-                     lambda lr, s=scale: protocol.bicubic_y(lr, s)))
+        rows.append((f"bicubic x{scale}", scale, lambda lr, s=scale: protocol.bicubic_y(lr, s)))
     zoo = SHARED_DATA / "reference" / "super_resolution.onnx"
     if args.model is None and zoo.exists() and 3 in args.scales:
         rows.append(("zoo super_resolution.onnx", 3, onnx_runner(zoo)[1]))
@@ -175,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     head = "| model | scale | " + " | ".join(f"{s.name} PSNR | {s.name} SSIM" for s in sets) + " | ms/MP |"
     if args.lr_codec:
-        print(f"LR images compressed with {args.lr_codec} at {'quality' if args.lr_codec == 'jpeg' else 'CRF'} {args.crf}\n")
+        print(
+            f"LR images compressed with {args.lr_codec} at {'quality' if args.lr_codec == 'jpeg' else 'CRF'} {args.crf}\n"
+        )
     print(head)
     print("|" + "---|" * (3 + 2 * len(sets)))
     for name, scale, run in rows:

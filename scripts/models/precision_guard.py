@@ -48,14 +48,21 @@ def main() -> int:
     if not version():
         print("precision_guard: openvino is not installed", file=sys.stderr)
         return 2
-    paths = ([MODELS / f"{m.removesuffix('.onnx')}.onnx" for m in args.models] if args.models
-             else sorted(MODELS.glob("*.onnx")))
+    paths = (
+        [MODELS / f"{m.removesuffix('.onnx')}.onnx" for m in args.models]
+        if args.models
+        else sorted(MODELS.glob("*.onnx"))
+    )
     sets = [s for s in SETS if (args.eval / s).is_dir()]
     print(f"CPU: {cpu.describe()}; OpenVINO {version()}")
-    print(f"bars: PSNR within {MAX_LOSS_DB} dB of the reference on {' and '.join(sets) or '(no sets found)'}; "
-          f"every hard-image pixel within {MAX_LEVELS} grey levels\n")
-    print("| model | run | reference Set5 / Set14 | run Set5 / Set14 | loss (dB) | hard images: max levels "
-          "| pixels > 2 levels | bars |")
+    print(
+        f"bars: PSNR within {MAX_LOSS_DB} dB of the reference on {' and '.join(sets) or '(no sets found)'}; "
+        f"every hard-image pixel within {MAX_LEVELS} grey levels\n"
+    )
+    print(
+        "| model | run | reference Set5 / Set14 | run Set5 / Set14 | loss (dB) | hard images: max levels "
+        "| pixels > 2 levels | bars |"
+    )
     print("|---|---|---|---|---:|---:|---:|---|")
     failed = 0
     records: dict[str, object] = {}
@@ -76,24 +83,48 @@ def main() -> int:
             loss = max((base[s] - got[s] for s in sets), default=0.0)
             far = hard_distance(ref, cand, scale, hard)
             missed = ([f"loss {loss:.3f} dB"] if loss > MAX_LOSS_DB else []) + (
-                [f"{far.max_levels} levels ({far.worst_image})"] if far.max_levels > MAX_LEVELS else [])
+                [f"{far.max_levels} levels ({far.worst_image})"] if far.max_levels > MAX_LEVELS else []
+            )
             failed += bool(missed)
             records[path.name] = {
-                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), precision: {
-                    "reference_psnr": base, "psnr": got, "loss_db": round(loss, 4),
-                    "max_levels": far.max_levels, "share_over": round(far.share_over, 6),
-                    "worst_image": far.worst_image}}
-            label = "OpenVINO int8 vs onnxruntime int8" if precision == "int8" else "OpenVINO bf16 vs onnxruntime fp32"
-            print(f"| {path.stem} | {label} | {' / '.join(f'{base[s]:.3f}' for s in sets)} | "
-                  f"{' / '.join(f'{got[s]:.3f}' for s in sets)} | {loss:+.4f} | {far.max_levels} | "
-                  f"{100 * far.share_over:.3f}% | {'hold' if not missed else 'MISSED: ' + ', '.join(missed)} |",
-                  flush=True)
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                precision: {
+                    "reference_psnr": base,
+                    "psnr": got,
+                    "loss_db": round(loss, 4),
+                    "max_levels": far.max_levels,
+                    "share_over": round(far.share_over, 6),
+                    "worst_image": far.worst_image,
+                },
+            }
+            label = (
+                "OpenVINO int8 vs onnxruntime int8"
+                if precision == "int8"
+                else "OpenVINO bf16 vs onnxruntime fp32"
+            )
+            print(
+                f"| {path.stem} | {label} | {' / '.join(f'{base[s]:.3f}' for s in sets)} | "
+                f"{' / '.join(f'{got[s]:.3f}' for s in sets)} | {loss:+.4f} | {far.max_levels} | "
+                f"{100 * far.share_over:.3f}% | {'hold' if not missed else 'MISSED: ' + ', '.join(missed)} |",
+                flush=True,
+            )
     if args.write:
-        args.write.write_text(json.dumps({
-            "cpu": cpu.describe(), "openvino": version(), "onnxruntime": onnxruntime.__version__,
-            "measured": datetime.date.today().isoformat(), "sets": sets,
-            "bars": {"loss_db": MAX_LOSS_DB, "max_levels": MAX_LEVELS}, "models": records},
-            indent=1, sort_keys=True) + "\n")
+        args.write.write_text(
+            json.dumps(
+                {
+                    "cpu": cpu.describe(),
+                    "openvino": version(),
+                    "onnxruntime": onnxruntime.__version__,
+                    "measured": datetime.date.today().isoformat(),
+                    "sets": sets,
+                    "bars": {"loss_db": MAX_LOSS_DB, "max_levels": MAX_LEVELS},
+                    "models": records,
+                },
+                indent=1,
+                sort_keys=True,
+            )
+            + "\n"
+        )
     return 1 if failed else 0
 
 

@@ -40,7 +40,9 @@ from vsr.lab.paths import MODELS, SHARED_DATA
 from vsr.lab.ship_rule import cpu_features, misses, psnr_of, speedup
 
 
-def calibration_batches(scale: int, folder: Path, every: int = 6, crop: int = 96) -> list[dict[str, np.ndarray]]:
+def calibration_batches(
+    scale: int, folder: Path, every: int = 6, crop: int = 96
+) -> list[dict[str, np.ndarray]]:
     batches = []
     for path in protocol.list_images(folder)[::every]:
         _, lr = protocol.hr_lr_pair(path, scale)
@@ -80,8 +82,10 @@ def split_identity(model: Any) -> tuple[Any, list[str]]:
         w_init.CopyFrom(numpy_helper.from_array(w.astype(np.float32), w_init.name))
         out = node.output[0]
         node.output[0] = out + "_without_identity"
-        nodes += [node, helper.make_node("Add", [node.output[0], node.input[0]], [out],
-                                         name=node.name + "_identity")]
+        nodes += [
+            node,
+            helper.make_node("Add", [node.output[0], node.input[0]], [out], name=node.name + "_identity"),
+        ]
         changed.append(node.name)
     del model.graph.node[:]
     model.graph.node.extend(nodes)
@@ -121,11 +125,19 @@ def main() -> int:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--data", type=Path, default=SHARED_DATA / "train")
     ap.add_argument("--eval", type=Path, default=SHARED_DATA / "eval")
-    ap.add_argument("--split-identity", action="store_true",
-                    help="take the identity out of convolutions that hold one (ECB models) "
-                         "before quantizing: see split_identity()")
-    ap.add_argument("--keep-float", type=int, default=1, metavar="N",
-                    help="convolutions kept float at each end (default 1: the first and the last)")
+    ap.add_argument(
+        "--split-identity",
+        action="store_true",
+        help="take the identity out of convolutions that hold one (ECB models) "
+        "before quantizing: see split_identity()",
+    )
+    ap.add_argument(
+        "--keep-float",
+        type=int,
+        default=1,
+        metavar="N",
+        help="convolutions kept float at each end (default 1: the first and the last)",
+    )
     args = ap.parse_args()
     out = args.out or args.model.with_name(args.model.stem + "_int8.onnx")
     src = onnx.load(str(args.model))
@@ -149,22 +161,35 @@ def main() -> int:
             rewritten, split = split_identity(onnx.load(source))
             source = str(Path(tmp) / "split.onnx")
             onnx.save(rewritten, source)
-        quantize_static(source, str(raw), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=True, reduce_range=True, nodes_to_exclude=keep_float)
+        quantize_static(
+            source,
+            str(raw),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=True,
+            nodes_to_exclude=keep_float,
+        )
         q = onnx.load(str(raw))
-    psnr = {name: psnr_of(args.model, scale, args.eval / name) for name in ("Set5", "Set14")
-            if (args.eval / name).is_dir()}
-    meta.update({
-        "vsr.precision": "int8 (static QDQ: per-channel 7-bit weights, MinMax-calibrated uint8 "
-                         f"activations; {', '.join(keep_float) or 'no layer'} kept float"
-                         + (f"; identity split out of {len(split)} convolutions as an Add" if split else "")
-                         + ")",
-        "vsr.float_model": args.model.stem,
-        "vsr.float_psnr": meta.get("vsr.psnr", "{}"),
-        "vsr.quantize_command": "python scripts/models/quantize.py " + " ".join(sys.argv[1:]),
-        "vsr.calibration": f"{len(batches)} LR crops of {args.data.name}",
-    })
+    psnr = {
+        name: psnr_of(args.model, scale, args.eval / name)
+        for name in ("Set5", "Set14")
+        if (args.eval / name).is_dir()
+    }
+    meta.update(
+        {
+            "vsr.precision": "int8 (static QDQ: per-channel 7-bit weights, MinMax-calibrated uint8 "
+            f"activations; {', '.join(keep_float) or 'no layer'} kept float"
+            + (f"; identity split out of {len(split)} convolutions as an Add" if split else "")
+            + ")",
+            "vsr.float_model": args.model.stem,
+            "vsr.float_psnr": meta.get("vsr.psnr", "{}"),
+            "vsr.quantize_command": "python scripts/models/quantize.py " + " ".join(sys.argv[1:]),
+            "vsr.calibration": f"{len(batches)} LR crops of {args.data.name}",
+        }
+    )
     del q.metadata_props[:]
     onnx.helper.set_model_props(q, meta)
     onnx.save(q, str(out))

@@ -100,9 +100,21 @@ class TrainConfig:
 
 # Defaults of the settings added after the first checkpoints were written, so that those still
 # resume (and a resume with any other value is refused like any other change).
-CONFIG_DEFAULTS = {"extra_layers": 0, "init": "", "arch": "espcn", "channels": 0, "blocks": 0,
-                   "holdout": 0, "tier": "", "phases": 1, "colour_mixes": 0, "ema": 0.0,
-                   "refine": 0, "refine_factor": 0, "loss": "l1-mse"}
+CONFIG_DEFAULTS = {
+    "extra_layers": 0,
+    "init": "",
+    "arch": "espcn",
+    "channels": 0,
+    "blocks": 0,
+    "holdout": 0,
+    "tier": "",
+    "phases": 1,
+    "colour_mixes": 0,
+    "ema": 0.0,
+    "refine": 0,
+    "refine_factor": 0,
+    "loss": "l1-mse",
+}
 
 
 class WeightAverage:
@@ -226,19 +238,34 @@ def colour_mix(rgb: Image.Image, rng: random.Random) -> Image.Image:
     return Image.merge("RGB", (grey, grey, grey))
 
 
-def cut_image(cfg: TrainConfig, base: Image.Image, rng: random.Random,
-              lrs: list[npt.NDArray[np.uint8]], hrs: list[npt.NDArray[np.uint8]]) -> None:
+def cut_image(
+    cfg: TrainConfig,
+    base: Image.Image,
+    rng: random.Random,
+    lrs: list[npt.NDArray[np.uint8]],
+    hrs: list[npt.NDArray[np.uint8]],
+) -> None:
     """Every size and sampling phase of one picture, cut into (LR, HR) patch pairs."""
     s, p = cfg.scale, cfg.patch
     for f in cfg.resize_factors:
-        img = base if f == 1.0 else base.resize(
-            (max(p * s, round(base.width * f)), max(p * s, round(base.height * f))),
-            Image.BICUBIC, reducing_gap=None)
+        img = (
+            base
+            if f == 1.0
+            else base.resize(
+                (max(p * s, round(base.width * f)), max(p * s, round(base.height * f))),
+                Image.BICUBIC,
+                reducing_gap=None,
+            )
+        )
         # Sampling phases: the protocol crops at (0, 0), so every LR pixel sees one fixed
         # s x s block of HR pixels; other crop offsets give other, equally valid LR images
         # of the same picture (up to s*s of them), more data at no cost to the contract.
-        offsets = [(0, 0), *rng.sample([(dy, dx) for dy in range(s) for dx in range(s)
-                                        if dy or dx], min(cfg.phases, s * s) - 1)]
+        offsets = [
+            (0, 0),
+            *rng.sample(
+                [(dy, dx) for dy in range(s) for dx in range(s) if dy or dx], min(cfg.phases, s * s) - 1
+            ),
+        ]
         for dy, dx in offsets:
             w = img.width - dx - (img.width - dx) % s
             h = img.height - dy - (img.height - dy) % s
@@ -246,8 +273,13 @@ def cut_image(cfg: TrainConfig, base: Image.Image, rng: random.Random,
             bank_pairs(cfg, hr, rng, lrs, hrs)
 
 
-def bank_pairs(cfg: TrainConfig, hr: Image.Image, rng: random.Random,
-               lrs: list[npt.NDArray[np.uint8]], hrs: list[npt.NDArray[np.uint8]]) -> None:
+def bank_pairs(
+    cfg: TrainConfig,
+    hr: Image.Image,
+    rng: random.Random,
+    lrs: list[npt.NDArray[np.uint8]],
+    hrs: list[npt.NDArray[np.uint8]],
+) -> None:
     """Degrade one HR image (twice for `--degrade video`: two draws of its damage) and cut its
     (LR, HR) patch pairs into the lists."""
     s, p = cfg.scale, cfg.patch
@@ -298,57 +330,114 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--mse-fraction", type=float, default=0.25, help="last fraction of steps using MSE")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--extra-layers", type=int, default=0,
-                    help="3x3x64 convolutions added after the second layer (default 0: ESPCN)")
-    ap.add_argument("--init", type=Path, help="espcn: start from this exported model's weights "
-                    "(added layers start as the identity); ecb: from this training checkpoint's "
-                    "tensors of matching name and shape (e.g. another scale's head and body), "
-                    "or from an exported ECB model's merged convs (a shipped model)")
-    ap.add_argument("--arch", choices=("espcn", "ecb"), default="espcn",
-                    help="espcn (default): the model zoo's network; ecb: ECBSR-style blocks "
-                         "re-parameterised to plain 3x3 convs with a global residual")
+    ap.add_argument(
+        "--extra-layers",
+        type=int,
+        default=0,
+        help="3x3x64 convolutions added after the second layer (default 0: ESPCN)",
+    )
+    ap.add_argument(
+        "--init",
+        type=Path,
+        help="espcn: start from this exported model's weights "
+        "(added layers start as the identity); ecb: from this training checkpoint's "
+        "tensors of matching name and shape (e.g. another scale's head and body), "
+        "or from an exported ECB model's merged convs (a shipped model)",
+    )
+    ap.add_argument(
+        "--arch",
+        choices=("espcn", "ecb"),
+        default="espcn",
+        help="espcn (default): the model zoo's network; ecb: ECBSR-style blocks "
+        "re-parameterised to plain 3x3 convs with a global residual",
+    )
     ap.add_argument("--channels", type=int, default=16, help="ecb: feature channels (default 16)")
-    ap.add_argument("--blocks", type=int, default=4,
-                    help="ecb: 3x3 CxC blocks between head and tail (default 4)")
-    ap.add_argument("--refine", type=int, default=0, metavar="K",
-                    help="ecb: add a refinement branch of K channels above the input's resolution "
-                         "(vsr.lab.networks.build_ecb says why; 0: none)")
-    ap.add_argument("--refine-factor", type=int, default=0, metavar="F",
-                    help="ecb: the branch works at F x the input's resolution (default: the scale)")
-    ap.add_argument("--tier", choices=("fast", "balanced", "quality"),
-                    help="the speed/quality tier this model is meant for (recorded in metadata)")
-    ap.add_argument("--phases", type=int, default=1,
-                    help="HR crop offsets per image and size (1: the protocol's (0, 0) only; up "
-                         "to scale*scale): more distinct LR images from the same pictures")
-    ap.add_argument("--colour-mixes", type=int, default=0,
-                    help="per picture, this many more grey images made from random mixes of its "
-                         "R, G and B (luma is one such mix): more varied edges from the same data")
-    ap.add_argument("--sizes", default="1.0,0.8,0.6,0.5",
-                    help="comma-separated factors each picture is also used at (Pillow bicubic): "
-                         "more scales of texture from the same data")
-    ap.add_argument("--ema", type=float, default=0.0,
-                    help="validate and export an exponential moving average of the weights with "
-                         "this decay per step (e.g. 0.999; 0: off, the last weights)")
-    ap.add_argument("--loss", choices=("l1-mse", "psnr"), default="l1-mse",
-                    help="l1-mse: L1, then MSE for the last --mse-fraction of the run (default); "
-                    "psnr: the mean over patches of each patch's log MSE, the way the PSNR "
-                    "figures average over images")
-    ap.add_argument("--holdout", type=int, default=0,
-                    help="keep this many training images out of training and report their "
-                         "PSNR at every checkpoint (validation; Set5/Set14 are evaluation only)")
+    ap.add_argument(
+        "--blocks", type=int, default=4, help="ecb: 3x3 CxC blocks between head and tail (default 4)"
+    )
+    ap.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        metavar="K",
+        help="ecb: add a refinement branch of K channels above the input's resolution "
+        "(vsr.lab.networks.build_ecb says why; 0: none)",
+    )
+    ap.add_argument(
+        "--refine-factor",
+        type=int,
+        default=0,
+        metavar="F",
+        help="ecb: the branch works at F x the input's resolution (default: the scale)",
+    )
+    ap.add_argument(
+        "--tier",
+        choices=("fast", "balanced", "quality"),
+        help="the speed/quality tier this model is meant for (recorded in metadata)",
+    )
+    ap.add_argument(
+        "--phases",
+        type=int,
+        default=1,
+        help="HR crop offsets per image and size (1: the protocol's (0, 0) only; up "
+        "to scale*scale): more distinct LR images from the same pictures",
+    )
+    ap.add_argument(
+        "--colour-mixes",
+        type=int,
+        default=0,
+        help="per picture, this many more grey images made from random mixes of its "
+        "R, G and B (luma is one such mix): more varied edges from the same data",
+    )
+    ap.add_argument(
+        "--sizes",
+        default="1.0,0.8,0.6,0.5",
+        help="comma-separated factors each picture is also used at (Pillow bicubic): "
+        "more scales of texture from the same data",
+    )
+    ap.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="validate and export an exponential moving average of the weights with "
+        "this decay per step (e.g. 0.999; 0: off, the last weights)",
+    )
+    ap.add_argument(
+        "--loss",
+        choices=("l1-mse", "psnr"),
+        default="l1-mse",
+        help="l1-mse: L1, then MSE for the last --mse-fraction of the run (default); "
+        "psnr: the mean over patches of each patch's log MSE, the way the PSNR "
+        "figures average over images",
+    )
+    ap.add_argument(
+        "--holdout",
+        type=int,
+        default=0,
+        help="keep this many training images out of training and report their "
+        "PSNR at every checkpoint (validation; Set5/Set14 are evaluation only)",
+    )
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
-    ap.add_argument("--max-minutes", type=float, default=0,
-                    help="fit the whole run into this many minutes: the schedule follows the "
-                         "clock and training stops when its share is spent (at --steps at most); "
-                         "the steps done are recorded")
+    ap.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0,
+        help="fit the whole run into this many minutes: the schedule follows the "
+        "clock and training stops when its share is spent (at --steps at most); "
+        "the steps done are recorded",
+    )
     ap.add_argument("--checkpoint", type=Path, help="checkpoint file (default <out>.ckpt)")
     ap.add_argument("--checkpoint-every", type=int, default=500)
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
-    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                    help="bf16: mixed precision (bfloat16 convs, float32 weights and loss) in "
-                         "channels-last layout; 4-5x faster on CPUs with AMX, and on GPUs")
+    ap.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: mixed precision (bfloat16 convs, float32 weights and loss) in "
+        "channels-last layout; 4-5x faster on CPUs with AMX, and on GPUs",
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -371,23 +460,46 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--refine-factor needs --refine K")
     refine_factor = (args.refine_factor or args.scale) if args.refine else 0
     if args.refine < 0 or refine_factor and (refine_factor < 2 or args.scale % refine_factor):
-        raise SystemExit(f"--refine {args.refine} --refine-factor {args.refine_factor}: K must be "
-                         f"positive and F at least 2 and divide the scale {args.scale}")
+        raise SystemExit(
+            f"--refine {args.refine} --refine-factor {args.refine_factor}: K must be "
+            f"positive and F at least 2 and divide the scale {args.scale}"
+        )
     if args.init and not ecb and args.init.suffix != ".onnx":
-        raise SystemExit("--init takes an exported .onnx model for --arch espcn (and a training "
-                         ".ckpt or an exported .onnx model for --arch ecb)")
+        raise SystemExit(
+            "--init takes an exported .onnx model for --arch espcn (and a training "
+            ".ckpt or an exported .onnx model for --arch ecb)"
+        )
     try:
         sizes = tuple(float(f) for f in args.sizes.split(","))
     except ValueError:
         raise SystemExit(f"--sizes {args.sizes!r}: expected comma-separated factors, e.g. 1.0,0.8") from None
     if not sizes or not all(0 < f <= 1 for f in sizes):
         raise SystemExit(f"--sizes {args.sizes!r}: each factor must be in (0, 1]")
-    cfg = TrainConfig(args.scale, str(Path(args.data)), args.degrade, args.steps, args.batch,
-                      args.patch, args.lr, args.mse_fraction, args.seed, sizes,
-                      args.extra_layers, str(args.init or ""), args.arch,
-                      args.channels if ecb else 0, args.blocks if ecb else 0, args.holdout,
-                      args.tier or "", args.phases, args.colour_mixes, args.ema,
-                      args.refine, refine_factor, args.loss)
+    cfg = TrainConfig(
+        args.scale,
+        str(Path(args.data)),
+        args.degrade,
+        args.steps,
+        args.batch,
+        args.patch,
+        args.lr,
+        args.mse_fraction,
+        args.seed,
+        sizes,
+        args.extra_layers,
+        str(args.init or ""),
+        args.arch,
+        args.channels if ecb else 0,
+        args.blocks if ecb else 0,
+        args.holdout,
+        args.tier or "",
+        args.phases,
+        args.colour_mixes,
+        args.ema,
+        args.refine,
+        refine_factor,
+        args.loss,
+    )
     if not 0 <= cfg.ema < 1:
         raise SystemExit(f"--ema {cfg.ema}: the decay must be in [0, 1)")
     random.seed(cfg.seed)
@@ -396,21 +508,29 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     lr_bank, hr_bank = patch_bank(cfg)
-    print(f"patch bank: {len(lr_bank)} pairs of {cfg.patch}px LR patches from {cfg.data} "
-          f"({time.monotonic() - t0:.1f}s)", flush=True)
+    print(
+        f"patch bank: {len(lr_bank)} pairs of {cfg.patch}px LR patches from {cfg.data} "
+        f"({time.monotonic() - t0:.1f}s)",
+        flush=True,
+    )
     lr_t = torch.from_numpy(lr_bank).to(device)
     hr_t = torch.from_numpy(hr_bank).to(device)
 
     held = split_holdout(cfg)[1]
     if held:
-        print(f"holding out {len(held)} images for validation: "
-              + ", ".join(p.name for p in held), flush=True)
+        print(
+            f"holding out {len(held)} images for validation: " + ", ".join(p.name for p in held), flush=True
+        )
     if ecb:
         model = build_ecb(cfg.scale, cfg.channels, cfg.blocks, cfg.refine, cfg.refine_factor)
     else:
         model = build_model(cfg.scale, cfg.extra_layers)
     if args.init:
-        load = (init_ecb_from_onnx if args.init.suffix == ".onnx" else init_from_checkpoint) if ecb else init_from
+        load = (
+            (init_ecb_from_onnx if args.init.suffix == ".onnx" else init_from_checkpoint)
+            if ecb
+            else init_from
+        )
         copied = load(model, args.init)
         print(f"initialised {len(copied)} tensors from {args.init}", flush=True)
     model = model.to(device)
@@ -430,8 +550,9 @@ def main(argv: list[str] | None = None) -> int:
         saved = dict(ck["config"])
         saved = {**CONFIG_DEFAULTS, **saved}  # checkpoints from before these options
         if {**saved, "steps": 0} != {**asdict(cfg), "steps": 0}:
-            raise SystemExit(f"checkpoint {ckpt_path} was made with other settings; "
-                             "hint: pass --no-resume or delete it")
+            raise SystemExit(
+                f"checkpoint {ckpt_path} was made with other settings; hint: pass --no-resume or delete it"
+            )
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         if ema is not None:
@@ -457,8 +578,10 @@ def main(argv: list[str] | None = None) -> int:
     reserve = 30.0  # final Set5/Set14 evaluation, export and export check
     train_seconds = args.max_minutes * 60 - (t_train - t0) - reserve
     if timed and train_seconds <= 30:
-        raise SystemExit(f"--max-minutes {args.max_minutes} leaves no time to train "
-                         f"(the patch bank took {t_train - t0:.0f}s)")
+        raise SystemExit(
+            f"--max-minutes {args.max_minutes} leaves no time to train "
+            f"(the patch bank took {t_train - t0:.0f}s)"
+        )
 
     def progress(step: int) -> float:
         by_steps = step / max(1, cfg.steps)
@@ -478,9 +601,14 @@ def main(argv: list[str] | None = None) -> int:
         return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
 
     def segment(step: int) -> dict[str, object]:
-        return {"steps": step - start, "precision": args.precision, "device": device,
-                "threads": torch.get_num_threads() if device == "cpu" else None,
-                "seconds": round(time.monotonic() - t_train), "date": time.strftime("%Y-%m-%d")}
+        return {
+            "steps": step - start,
+            "precision": args.precision,
+            "device": device,
+            "threads": torch.get_num_threads() if device == "cpu" else None,
+            "seconds": round(time.monotonic() - t_train),
+            "date": time.strftime("%Y-%m-%d"),
+        }
 
     requested_steps = cfg.steps
     n = len(lr_bank)
@@ -519,16 +647,31 @@ def main(argv: list[str] | None = None) -> int:
         if (step + 1) % args.log_every == 0:
             done = step + 1 - start
             rate = done / (time.monotonic() - t_start)
-            eta = ((1 - progress(step)) / (1 - done_before) * train_seconds if timed
-                   else (cfg.steps - step - 1) / rate)
-            print(f"step {step + 1}/{cfg.steps} loss {loss.item():.5f} lr {lr_at(step):.2e} "
-                  f"{rate:.1f} steps/s eta {eta / 60:.1f} min", flush=True)
+            eta = (
+                (1 - progress(step)) / (1 - done_before) * train_seconds
+                if timed
+                else (cfg.steps - step - 1) / rate
+            )
+            print(
+                f"step {step + 1}/{cfg.steps} loss {loss.item():.5f} lr {lr_at(step):.2e} "
+                f"{rate:.1f} steps/s eta {eta / 60:.1f} min",
+                flush=True,
+            )
         if (step + 1) % args.checkpoint_every == 0 or step + 1 == cfg.steps:
             tmp = ckpt_path.with_suffix(".tmp")
-            torch.save({"config": asdict(cfg), "model": model.state_dict(), "opt": opt.state_dict(),
-                        "gen": gen.get_state(), "step": step + 1, "progress": progress(step + 1),
-                        "history": [*history, segment(step + 1)],
-                        **({"ema": ema.state_dict()} if ema is not None else {})}, tmp)
+            torch.save(
+                {
+                    "config": asdict(cfg),
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "gen": gen.get_state(),
+                    "step": step + 1,
+                    "progress": progress(step + 1),
+                    "history": [*history, segment(step + 1)],
+                    **({"ema": ema.state_dict()} if ema is not None else {}),
+                },
+                tmp,
+            )
             tmp.replace(ckpt_path)
             if held:
                 model.eval()
@@ -538,14 +681,19 @@ def main(argv: list[str] | None = None) -> int:
                 if ema is not None:
                     ema.swap(model)
                 model.train()
-                print(f"step {step + 1}: holdout PSNR {val:.3f} dB ({len(held)} training images "
-                      "kept out)", flush=True)
+                print(
+                    f"step {step + 1}: holdout PSNR {val:.3f} dB ({len(held)} training images kept out)",
+                    flush=True,
+                )
         step += 1
 
     if timed:
         cfg = replace(cfg, steps=step)
-        print(f"trained {step - start} steps (to step {step}) in {time.monotonic() - t_train:.0f}s (--max-minutes "
-              f"{args.max_minutes})", flush=True)
+        print(
+            f"trained {step - start} steps (to step {step}) in {time.monotonic() - t_train:.0f}s (--max-minutes "
+            f"{args.max_minutes})",
+            flush=True,
+        )
     model.eval()
     if ema is not None:  # from here on the model is the average: evaluated, exported, checked
         ema.swap(model)
@@ -561,20 +709,34 @@ def main(argv: list[str] | None = None) -> int:
         params = sum(w.size + b.size for _, w, b in model.export_layers())
         macs = ecb_macs_per_pixel(cfg.scale, cfg.channels, cfg.blocks, cfg.refine, cfg.refine_factor)
         f, k = cfg.refine_factor, cfg.refine
-        branch = (f"; plus a refinement branch from the last Relu: conv3x3x{f * f * k}-DepthToSpace({f})-"
-                  f"relu-conv3x3x{k}-relu-conv3x3x{(cfg.scale // f) ** 2}"
-                  + (f"-DepthToSpace({cfg.scale // f})" if cfg.scale > f else "") + ", added to the output"
-                  if k else "")
-        arch = (f"ECBSR-style M{cfg.blocks}C{cfg.channels}: conv3x3x{cfg.channels}-relu-"
-                f"(conv3x3x{cfg.channels}-relu)x{cfg.blocks}-conv3x3xr2-Add(input)-DepthToSpace(CRD)"
-                f"{branch}; trained as edge-oriented multi-branch blocks, re-parameterised to plain convs")
+        branch = (
+            f"; plus a refinement branch from the last Relu: conv3x3x{f * f * k}-DepthToSpace({f})-"
+            f"relu-conv3x3x{k}-relu-conv3x3x{(cfg.scale // f) ** 2}"
+            + (f"-DepthToSpace({cfg.scale // f})" if cfg.scale > f else "")
+            + ", added to the output"
+            if k
+            else ""
+        )
+        arch = (
+            f"ECBSR-style M{cfg.blocks}C{cfg.channels}: conv3x3x{cfg.channels}-relu-"
+            f"(conv3x3x{cfg.channels}-relu)x{cfg.blocks}-conv3x3xr2-Add(input)-DepthToSpace(CRD)"
+            f"{branch}; trained as edge-oriented multi-branch blocks, re-parameterised to plain convs"
+        )
     else:
         params = sum(p.numel() for p in model.parameters())
-        k = [(1, 64, 5), (64, 64, 3), *[(64, 64, 3)] * cfg.extra_layers, (64, 32, 3),
-             (32, cfg.scale * cfg.scale, 3)]
+        k = [
+            (1, 64, 5),
+            (64, 64, 3),
+            *[(64, 64, 3)] * cfg.extra_layers,
+            (64, 32, 3),
+            (32, cfg.scale * cfg.scale, 3),
+        ]
         macs = sum(cin * cout * kk * kk for cin, cout, kk in k)
-        arch = ("ESPCN conv5x5x64-relu-conv3x3x64-relu-" + "conv3x3x64-relu-" * cfg.extra_layers
-                + "conv3x3x32-relu-conv3x3xr2-DepthToSpace(CRD)")
+        arch = (
+            "ESPCN conv5x5x64-relu-conv3x3x64-relu-"
+            + "conv3x3x64-relu-" * cfg.extra_layers
+            + "conv3x3x32-relu-conv3x3xr2-DepthToSpace(CRD)"
+        )
     metadata = {
         "vsr.scale": str(cfg.scale),
         "vsr.architecture": arch,
@@ -585,19 +747,23 @@ def main(argv: list[str] | None = None) -> int:
         "vsr.training_data": f"{len(split_holdout(cfg)[0])} images in "
         + ", ".join(sorted(d.name for d in Path(cfg.data).iterdir() if d.is_dir()) or [Path(cfg.data).name]),
         "vsr.psnr": json.dumps(psnr),
-        "vsr.train_command": "python scripts/models/train.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "vsr.train_command": "python scripts/models/train.py "
+        + shlex.join(argv if argv is not None else sys.argv[1:]),
         "vsr.train_config": json.dumps(asdict(cfg)),
-        "vsr.train_steps": str(cfg.steps) + ("" if cfg.steps == requested_steps
-                                             else f" (the steps {args.max_minutes} minutes allowed)"),
+        "vsr.train_steps": str(cfg.steps)
+        + ("" if cfg.steps == requested_steps else f" (the steps {args.max_minutes} minutes allowed)"),
         "vsr.train_device": device,
         "vsr.train_precision": args.precision,
-        "vsr.train_history": json.dumps([*history, segment(step)] if step > start or not history else history),
+        "vsr.train_history": json.dumps(
+            [*history, segment(step)] if step > start or not history else history
+        ),
         "vsr.train_seconds": f"{time.monotonic() - t0:.0f}",
     }
     if held:
         model.eval()
         metadata["vsr.train_holdout_psnr"] = json.dumps(
-            {"images": [p.name for p in held], "psnr": round(evaluate(model, cfg.scale, held, device), 3)})
+            {"images": [p.name for p in held], "psnr": round(evaluate(model, cfg.scale, held, device), 3)}
+        )
     model.cpu()
     export_onnx(model, cfg.scale, out, metadata)
     err = check_export(model, out)

@@ -26,10 +26,30 @@ from ..pipeline.run import Run, Snapshot
 
 #: Extensions a folder is searched for (images: output.IMAGE_INPUTS). Named files are taken
 #: whatever their extension.
-VIDEO_EXTENSIONS = frozenset({
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
-    ".flv", ".wmv", ".3gp", ".ogv", ".mxf", ".vob", ".y4m", ".dv", ".nut",
-})
+VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".mpg",
+        ".mpeg",
+        ".flv",
+        ".wmv",
+        ".3gp",
+        ".ogv",
+        ".mxf",
+        ".vob",
+        ".y4m",
+        ".dv",
+        ".nut",
+    }
+)
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_INPUTS
 
 
@@ -64,9 +84,15 @@ class FileResult:
 
     def record(self) -> dict[str, object]:
         """The `--progress json` "file" event."""
-        return {"event": "file", "input": self.item.input, "output": str(self.item.output),
-                "status": self.status.value, "frames": self.frames,
-                "seconds": round(self.seconds, 3), "error": self.error}
+        return {
+            "event": "file",
+            "input": self.item.input,
+            "output": str(self.item.output),
+            "status": self.status.value,
+            "frames": self.frames,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
@@ -110,8 +136,10 @@ def expand(inputs: Sequence[str], recursive: bool = False) -> list[tuple[str, Pa
     found: list[tuple[str, Path]] = []
     for name in inputs:
         if name == "-":
-            raise UsageError("standard input (-) cannot be one of several inputs",
-                             hint="run 'vsr upscale - OUTPUT' on its own")
+            raise UsageError(
+                "standard input (-) cannot be one of several inputs",
+                hint="run 'vsr upscale - OUTPUT' on its own",
+            )
         folder = Path(name)
         if "://" in name or not folder.is_dir():
             found.append((name, Path()))  # a file (or URL): an error, if any, is its own
@@ -120,11 +148,16 @@ def expand(inputs: Sequence[str], recursive: bool = False) -> list[tuple[str, Pa
         for root, dirs, files in os.walk(folder):
             dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
             rel = Path(root).relative_to(folder)
-            found.extend((str(Path(root) / f), rel) for f in sorted(files)
-                         if not f.startswith(".") and Path(f).suffix.lower() in MEDIA_EXTENSIONS)
+            found.extend(
+                (str(Path(root) / f), rel)
+                for f in sorted(files)
+                if not f.startswith(".") and Path(f).suffix.lower() in MEDIA_EXTENSIONS
+            )
         if len(found) == before:
-            raise UsageError(f"no video or image files in folder '{folder}'"
-                             + ("" if recursive else " (pass --recursive to search its sub-folders)"))
+            raise UsageError(
+                f"no video or image files in folder '{folder}'"
+                + ("" if recursive else " (pass --recursive to search its sub-folders)")
+            )
     return found
 
 
@@ -140,16 +173,17 @@ def plan(found: Sequence[tuple[str, Path]], output_dir: str | Path, scale: int) 
         UsageError: two inputs that would write the same output.
     """
     out_dir = Path(output_dir)
-    items = [BatchItem(url, out_dir / rel / Path(default_output(url, scale)).name)
-             for url, rel in found]
+    items = [BatchItem(url, out_dir / rel / Path(default_output(url, scale)).name) for url, rel in found]
     outputs = {_key(it.output) for it in items}
     items = [it for it in items if "://" in it.input or _key(Path(it.input)) not in outputs]
     seen: dict[str, BatchItem] = {}
     for it in items:
         other = seen.setdefault(_key(it.output), it)
         if other is not it:
-            raise UsageError(f"inputs '{other.input}' and '{it.input}' would both be written to "
-                             f"'{it.output}'", hint="rename one of them, or upscale them in two runs")
+            raise UsageError(
+                f"inputs '{other.input}' and '{it.input}' would both be written to '{it.output}'",
+                hint="rename one of them, or upscale them in two runs",
+            )
     return items
 
 
@@ -157,9 +191,14 @@ def _key(path: Path) -> str:
     return os.path.normcase(os.path.abspath(path))
 
 
-def run_batch(items: Sequence[BatchItem], open_job: Callable[[BatchItem], Run], *,
-              skip_existing: bool = False, fail_fast: bool = False,
-              interval: float = 0.25) -> Generator[BatchProgress | FileResult, None, None]:
+def run_batch(
+    items: Sequence[BatchItem],
+    open_job: Callable[[BatchItem], Run],
+    *,
+    skip_existing: bool = False,
+    fail_fast: bool = False,
+    interval: float = 0.25,
+) -> Generator[BatchProgress | FileResult, None, None]:
     """Run every item, yielding progress snapshots and one FileResult per file, each
     followed by a snapshot.
 
@@ -186,10 +225,16 @@ def run_batch(items: Sequence[BatchItem], open_job: Callable[[BatchItem], Run], 
         sample = [*known, current] if current else known
         mean = sum(sample) / len(sample) if sample else 0.0
         pending = sum(1 for j in range(done + (item is not None), len(items)) if j not in skip)
-        return BatchProgress(len(items), done, item, p, finished_frames + (p.frames if p else 0),
-                             time.monotonic() - t0,
-                             int(finished_frames + current + mean * pending),
-                             p.events if p else ())
+        return BatchProgress(
+            len(items),
+            done,
+            item,
+            p,
+            finished_frames + (p.frames if p else 0),
+            time.monotonic() - t0,
+            int(finished_frames + current + mean * pending),
+            p.events if p else (),
+        )
 
     for i, item in enumerate(items):
         if i in skip:

@@ -75,8 +75,11 @@ def main(argv: list[str] | None = None, stderr: TextIO | None = None) -> int:
         return exc.exit_status
     except KeyboardInterrupt as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        err.write("vsr: aborted; the recording so far was closed\n" if args.command == "live"
-                  else "vsr: interrupted; partial output removed\n")
+        err.write(
+            "vsr: aborted; the recording so far was closed\n"
+            if args.command == "live"
+            else "vsr: interrupted; partial output removed\n"
+        )
         return ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.INTERRUPTED
     except BrokenPipeError:
         # Python flushes stdout again at exit: point it at /dev/null so that cannot fail too.
@@ -107,8 +110,10 @@ def _serve(args: argparse.Namespace) -> int:
         from .serve.server import serve
         from .serve.service import ServeOptions
     except ImportError as exc:
-        raise UsageError(f"vsr serve needs the 'serve' extra ({exc.name} is missing)",
-                         hint="pip install 'vsr[serve]' (FastAPI, uvicorn, prometheus-client)") from exc
+        raise UsageError(
+            f"vsr serve needs the 'serve' extra ({exc.name} is missing)",
+            hint="pip install 'vsr[serve]' (FastAPI, uvicorn, prometheus-client)",
+        ) from exc
 
     if not args.quiet and not args.verbose:
         logging.getLogger("vsr").setLevel(logging.INFO)  # a service logs each job's start and end
@@ -122,11 +127,21 @@ def _serve(args: argparse.Namespace) -> int:
             raise UsageError(f"--token-file '{args.token_file}' is empty")
     defaults = {dest: getattr(args, dest) for dest in DEFAULT_DESTS}
     options = ServeOptions(
-        Path(args.root), host=args.host, port=args.port, jobs=args.jobs,
-        state=Path(args.state) if args.state else None, token=token, allow_urls=args.allow_urls,
-        require_gpu=args.require_gpu, grace=args.grace, ray_address=args.ray_address,
-        batch=args.batch, defaults=defaults, max_connections=args.max_connections,
-        header_timeout=args.header_timeout)
+        Path(args.root),
+        host=args.host,
+        port=args.port,
+        jobs=args.jobs,
+        state=Path(args.state) if args.state else None,
+        token=token,
+        allow_urls=args.allow_urls,
+        require_gpu=args.require_gpu,
+        grace=args.grace,
+        ray_address=args.ray_address,
+        batch=args.batch,
+        defaults=defaults,
+        max_connections=args.max_connections,
+        header_timeout=args.header_timeout,
+    )
     return serve(options)
 
 
@@ -155,15 +170,18 @@ def _upscale(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrup
     if args.output_dir is not None:
         return _upscale_many(args, err, signals)
     if len(args.inputs) > 2:
-        raise UsageError(f"{len(args.inputs)} inputs need --output-dir DIR (only 'vsr upscale "
-                         "INPUT OUTPUT' names its output)")
+        raise UsageError(
+            f"{len(args.inputs)} inputs need --output-dir DIR (only 'vsr upscale "
+            "INPUT OUTPUT' names its output)"
+        )
     url, output = args.inputs[0], (args.inputs[1] if len(args.inputs) == 2 else None)
     if os.path.isdir(url):
-        raise UsageError(f"input '{url}' is a folder", hint="pass --output-dir DIR to upscale "
-                         "the video and image files in it")
+        raise UsageError(
+            f"input '{url}' is a folder",
+            hint="pass --output-dir DIR to upscale the video and image files in it",
+        )
     if output is not None and output != "-" and os.path.isdir(output):
-        raise SinkError(f"output '{output}' is a directory",
-                        hint="to write into a folder, pass --output-dir")
+        raise SinkError(f"output '{output}' is a directory", hint="to write into a folder, pass --output-dir")
     upscaler = load(model_options(args))
     if args.require_gpu:
         require_cuda(upscaler)
@@ -190,10 +208,12 @@ def _upscale(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrup
         err.write(json.dumps(stats_record(stats)) + "\n")
     elif not args.quiet:
         extra = f", {plural(stats.segments, 'segment')}" if stats.segments else ""
-        err.write(f"vsr: {plural(stats.frames, 'frame')} {stats.input_size[0]}x{stats.input_size[1]} -> "
-                  f"{stats.output_size[0]}x{stats.output_size[1]} in {stats.seconds:.1f}s "
-                  f"({stats.fps:.1f} fps, {stats.model + ', ' if stats.model else ''}{stats.provider}"
-                  f"{' ' + stats.precision if stats.precision else ''}){extra} -> {stats.output}\n")
+        err.write(
+            f"vsr: {plural(stats.frames, 'frame')} {stats.input_size[0]}x{stats.input_size[1]} -> "
+            f"{stats.output_size[0]}x{stats.output_size[1]} in {stats.seconds:.1f}s "
+            f"({stats.fps:.1f} fps, {stats.model + ', ' if stats.model else ''}{stats.provider}"
+            f"{' ' + stats.precision if stats.precision else ''}){extra} -> {stats.output}\n"
+        )
     return ExitStatus.OK
 
 
@@ -233,13 +253,20 @@ def _upscale_many(args: argparse.Namespace, err: TextIO, signals: interrupts.Int
         try:
             item.output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SinkError(f"cannot create output folder '{item.output.parent}': "
-                            f"{exc.strerror or exc}") from exc
-        work_dir = (str(Path(args.work_dir) / f"{item.output.name}.vsr-work")
-                    if args.work_dir else None)
+            raise SinkError(
+                f"cannot create output folder '{item.output.parent}': {exc.strerror or exc}"
+            ) from exc
+        work_dir = str(Path(args.work_dir) / f"{item.output.name}.vsr-work") if args.work_dir else None
         log.info("%s -> %s (x%d)", item.input, item.output, upscaler.scale)
-        return open_job(args, item.input, str(item.output), upscaler,
-                         scale_out and not item.is_image, work_dir, label=f"{item.input}: ")
+        return open_job(
+            args,
+            item.input,
+            str(item.output),
+            upscaler,
+            scale_out and not item.is_image,
+            work_dir,
+            label=f"{item.input}: ",
+        )
 
     results: list[FileResult] = []
 
@@ -268,8 +295,15 @@ def _upscale_many(args: argparse.Namespace, err: TextIO, signals: interrupts.Int
     return ExitStatus.ERROR if failed else ExitStatus.OK
 
 
-def _batch_summary(args: argparse.Namespace, err: TextIO, style: ProgressStyle, total: int,
-                   results: list[Any], seconds: float, interrupted: bool) -> None:
+def _batch_summary(
+    args: argparse.Namespace,
+    err: TextIO,
+    style: ProgressStyle,
+    total: int,
+    results: list[Any],
+    seconds: float,
+    interrupted: bool,
+) -> None:
     """One line per failed file, then the totals (a JSON "summary" record with --progress json)."""
     from .batch import Status, tally
     from .progress import plural
@@ -278,10 +312,21 @@ def _batch_summary(args: argparse.Namespace, err: TextIO, style: ProgressStyle, 
     frames = sum(r.frames for r in results if r.status is Status.DONE)
     unfinished = total - len(results)
     if style is ProgressStyle.JSON:
-        err.write(json.dumps({
-            "event": "summary", "files": total, **{s.value: counts[s] for s in Status},
-            "unfinished": unfinished, "frames": frames, "seconds": round(seconds, 3),
-            "output_dir": args.output_dir, "interrupted": interrupted}) + "\n")
+        err.write(
+            json.dumps(
+                {
+                    "event": "summary",
+                    "files": total,
+                    **{s.value: counts[s] for s in Status},
+                    "unfinished": unfinished,
+                    "frames": frames,
+                    "seconds": round(seconds, 3),
+                    "output_dir": args.output_dir,
+                    "interrupted": interrupted,
+                }
+            )
+            + "\n"
+        )
         return
     for r in results:
         if r.status is Status.FAILED:
@@ -290,12 +335,17 @@ def _batch_summary(args: argparse.Namespace, err: TextIO, style: ProgressStyle, 
         return
     rest = ""
     if unfinished:
-        rest = (f", {unfinished} not finished (interrupted)" if interrupted
-                else f", {unfinished} not started (--fail-fast)")
+        rest = (
+            f", {unfinished} not finished (interrupted)"
+            if interrupted
+            else f", {unfinished} not started (--fail-fast)"
+        )
     fps = frames / seconds if seconds > 0 else 0.0
-    err.write(f"vsr: {plural(total, 'file')}: {counts[Status.DONE]} done, "
-              f"{counts[Status.FAILED]} failed, {counts[Status.SKIPPED]} skipped{rest}; "
-              f"{plural(frames, 'frame')} in {seconds:.1f}s ({fps:.1f} fps) -> {args.output_dir}\n")
+    err.write(
+        f"vsr: {plural(total, 'file')}: {counts[Status.DONE]} done, "
+        f"{counts[Status.FAILED]} failed, {counts[Status.SKIPPED]} skipped{rest}; "
+        f"{plural(frames, 'frame')} in {seconds:.1f}s ({fps:.1f} fps) -> {args.output_dir}\n"
+    )
 
 
 def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts) -> int:
@@ -310,34 +360,59 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
         raise UsageError("nothing to do: give an OUTPUT, --preview, or both")
     if args.input.startswith("/dev/video") and args.input_format is None:
         args.input_format = "v4l2"
-    if (args.input_format in DEVICE_FORMATS and args.input.startswith("/dev/")
-            and not os.path.exists(args.input)):
-        raise SourceError(f"cannot open input {args.input!r}: no such device",
-                          hint="list cameras with 'v4l2-ctl --list-devices' (or ls /dev/video*)")
+    if (
+        args.input_format in DEVICE_FORMATS
+        and args.input.startswith("/dev/")
+        and not os.path.exists(args.input)
+    ):
+        raise SourceError(
+            f"cannot open input {args.input!r}: no such device",
+            hint="list cameras with 'v4l2-ctl --list-devices' (or ls /dev/video*)",
+        )
     timeout = args.stall_timeout if is_network(args.input) else 30.0
     if args.duration:
         # --duration is wall-clock time, waits included: no read may outlast it.
         timeout = max(0.5, min(timeout, args.duration))
-    source = SourceOptions(args.input, format=args.input_format, options=dict(args.input_option),
-                           max_pixels=args.max_pixels, timeout=timeout)
+    source = SourceOptions(
+        args.input,
+        format=args.input_format,
+        options=dict(args.input_option),
+        max_pixels=args.max_pixels,
+        timeout=timeout,
+    )
     model = model_options(args)
     upscaler = load(model)
     if args.require_gpu:
         require_cuda(upscaler)
     if (args.record or args.output_reconnect) and (args.output is None or "://" not in args.output):
         flag = "--record" if args.record else "--output-reconnect"
-        raise UsageError(f"{flag} is for a network OUTPUT (udp://, tcp://, rtmp://, srt://)",
-                         hint="give a file as OUTPUT to record to it")
+        raise UsageError(
+            f"{flag} is for a network OUTPUT (udp://, tcp://, rtmp://, srt://)",
+            hint="give a file as OUTPUT to record to it",
+        )
     if args.output_reconnect < 0:
         raise UsageError("--output-reconnect must be 0 or more seconds")
     sink = sink_options(args, args.output) if args.output is not None else None
     if sink is not None:
         sink = dataclasses.replace(sink, record=args.record, reconnect=args.output_reconnect)
-    live = LiveOptions(max_latency=args.max_latency / 1000.0, duration=args.duration,
-                       reconnect=args.reconnect, preview=args.preview,
-                       preview_host=args.preview_host, preview_port=args.preview_port)
-    pipeline = Pipeline(source, model, sink, upscaler=upscaler, mode=Mode.LIVE, live=live,
-                        color=ColorPath(args.color), on_error=OnError(args.on_error))
+    live = LiveOptions(
+        max_latency=args.max_latency / 1000.0,
+        duration=args.duration,
+        reconnect=args.reconnect,
+        preview=args.preview,
+        preview_host=args.preview_host,
+        preview_port=args.preview_port,
+    )
+    pipeline = Pipeline(
+        source,
+        model,
+        sink,
+        upscaler=upscaler,
+        mode=Mode.LIVE,
+        live=live,
+        color=ColorPath(args.color),
+        on_error=OnError(args.on_error),
+    )
     signals.graceful = pipeline.stop
     style = ProgressStyle.JSON if args.stats == "json" else resolve_style(ProgressStyle.AUTO, err)
     if args.quiet:
@@ -357,15 +432,26 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
         err.write(json.dumps(stats_record(stats)) + "\n")
     elif not args.quiet:
         lat = stats.latency
-        lat_text = (f", latency p50 {lat['p50'] * 1000:.0f} / p95 {lat['p95'] * 1000:.0f} / "
-                    f"p99 {lat['p99'] * 1000:.0f} ms") if lat else ""
+        lat_text = (
+            (
+                f", latency p50 {lat['p50'] * 1000:.0f} / p95 {lat['p95'] * 1000:.0f} / "
+                f"p99 {lat['p99'] * 1000:.0f} ms"
+            )
+            if lat
+            else ""
+        )
         steady = stats.steady
-        after = (f"; {steady.dropped} of the {steady.frames_in} after start-up"
-                 if steady and steady.frames_in else "")
-        err.write(f"vsr: {stats.frames} of {stats.frames_in} frames upscaled "
-                  f"({stats.dropped} dropped to keep up{after}){lat_text}, {stats.seconds:.1f}s, "
-                  f"{stats.provider}{' ' + stats.precision if stats.precision else ''} -> "
-                  f"{stats.output or 'preview'}\n")
+        after = (
+            f"; {steady.dropped} of the {steady.frames_in} after start-up"
+            if steady and steady.frames_in
+            else ""
+        )
+        err.write(
+            f"vsr: {stats.frames} of {stats.frames_in} frames upscaled "
+            f"({stats.dropped} dropped to keep up{after}){lat_text}, {stats.seconds:.1f}s, "
+            f"{stats.provider}{' ' + stats.precision if stats.precision else ''} -> "
+            f"{stats.output or 'preview'}\n"
+        )
         hint = keep_up_hint(stats, upscaler.metadata.get("vsr.tier", ""))
         if hint:
             err.write(f"vsr: hint: {hint}\n")
@@ -407,8 +493,10 @@ def keep_up_hint(stats: Stats, tier: str) -> str:
     else:
         share, when = stats.dropped / stats.frames_in, ""
     remedy = "a smaller input" if tier == "fast" else "--quality fast (a cheaper model) or a smaller input"
-    return (f"{round(100 * share)}% of the frames were dropped{when} to keep up with the input; "
-            f"{remedy} drops fewer on this machine")
+    return (
+        f"{round(100 * share)}% of the frames were dropped{when} to keep up with the input; "
+        f"{remedy} drops fewer on this machine"
+    )
 
 
 def _damage_report(stats: Stats) -> str:
@@ -441,16 +529,23 @@ def _compare(args: argparse.Namespace, err: TextIO) -> int:
     """`vsr compare`: the work is in vsr.app.compare; this only maps options and says what it wrote."""
     from .compare import CompareOptions, run
 
-    model = ModelOptions(model=args.model, scale=args.scale, quality=args.quality,
-                         device=Device(args.device), engine=Engine(args.engine),
-                         precision=Precision(args.precision))
+    model = ModelOptions(
+        model=args.model,
+        scale=args.scale,
+        quality=args.quality,
+        device=Device(args.device),
+        engine=Engine(args.engine),
+        precision=Precision(args.precision),
+    )
     result = run(CompareOptions(args.input, args.output, args.at, model, args.against, args.overwrite))
     if not args.quiet:
         h, w = result.panels[0].image.shape[:2]
         when = f" at {result.seconds:.2f}s" if result.seconds is not None else ""
         r = result.region
-        err.write(f"vsr: {' | '.join(p.label for p in result.panels)}{when}, {w}x{h} each, detail "
-                  f"{r.size}x{r.size} at {r.x},{r.y} -> {result.output}\n")
+        err.write(
+            f"vsr: {' | '.join(p.label for p in result.panels)}{when}, {w}x{h} each, detail "
+            f"{r.size}x{r.size} at {r.x},{r.y} -> {result.output}\n"
+        )
     return ExitStatus.OK
 
 
@@ -477,39 +572,64 @@ def _models(args: argparse.Namespace) -> int:
             ms = ms_per_output_megapixel(up, timing_size(m.macs_per_pixel))
         timing[m.name] = round(ms, 1)
     if args.json:
-        print(json.dumps([{"name": m.name, "path": str(m.path), "scale": m.scale, "tier": m.tier,
-                           "macs_per_pixel": round(m.macs_per_pixel), "parameters": m.parameters,
-                           "degradation": m.degradation, "precision": m.precision, "psnr": m.psnr,
-                           "ms_per_output_mp_cpu": timing[m.name],
-                           "engine": (runs_as[m.name] or ("", ""))[0],
-                           "run_precision": (runs_as[m.name] or ("", ""))[1],
-                           "default": default is not None and m.path == default.path}
-                          for m in models], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": m.name,
+                        "path": str(m.path),
+                        "scale": m.scale,
+                        "tier": m.tier,
+                        "macs_per_pixel": round(m.macs_per_pixel),
+                        "parameters": m.parameters,
+                        "degradation": m.degradation,
+                        "precision": m.precision,
+                        "psnr": m.psnr,
+                        "ms_per_output_mp_cpu": timing[m.name],
+                        "engine": (runs_as[m.name] or ("", ""))[0],
+                        "run_precision": (runs_as[m.name] or ("", ""))[1],
+                        "default": default is not None and m.path == default.path,
+                    }
+                    for m in models
+                ],
+                indent=2,
+            )
+        )
         return ExitStatus.OK
-    print(f"  {'name':<18} {'scale':>5} {'tier':<8} {'MACs/px':>8} {'params':>7}  {'precision':<9} "
-          f"{'trained on':<10} {'PSNR Set5 / Set14':<17} {'runs as':<16} {'ms/MP':>6}")
+    print(
+        f"  {'name':<18} {'scale':>5} {'tier':<8} {'MACs/px':>8} {'params':>7}  {'precision':<9} "
+        f"{'trained on':<10} {'PSNR Set5 / Set14':<17} {'runs as':<16} {'ms/MP':>6}"
+    )
     for m in models:
         psnr = " / ".join(f"{m.psnr[k]:.2f}" for k in ("Set5", "Set14") if k in m.psnr) or "-"
         mark = "*" if default is not None and m.path == default.path else " "
         ms = timing[m.name]
         ran = " ".join(runs_as[m.name] or ("-",))
-        print(f"{mark} {m.name:<18} {'x' + str(m.scale):>5} {m.tier:<8} {m.macs_per_pixel:>8,.0f} "
-              f"{m.parameters:>7}  {m.precision:<9} {m.degradation:<10} {psnr:<17} {ran:<16} "
-              f"{'-' if ms is None else f'{ms:.0f}':>6}")
-    print("(* the default; --scale picks x2/x4, --quality the tier, --degrade video the models trained "
-          "on video. MACs per input pixel; PSNR in dB under the shared protocol; runs as: the "
-          "engine and arithmetic --engine auto picks on this CPU; ms per output megapixel here, "
-          "all cores. The first listing on a CPU measures each model once, about a second each)")
+        print(
+            f"{mark} {m.name:<18} {'x' + str(m.scale):>5} {m.tier:<8} {m.macs_per_pixel:>8,.0f} "
+            f"{m.parameters:>7}  {m.precision:<9} {m.degradation:<10} {psnr:<17} {ran:<16} "
+            f"{'-' if ms is None else f'{ms:.0f}':>6}"
+        )
+    print(
+        "(* the default; --scale picks x2/x4, --quality the tier, --degrade video the models trained "
+        "on video. MACs per input pixel; PSNR in dB under the shared protocol; runs as: the "
+        "engine and arithmetic --engine auto picks on this CPU; ms per output megapixel here, "
+        "all cores. The first listing on a CPU measures each model once, about a second each)"
+    )
     missing = missing_tiers(models)
     if missing:
-        print(f"not bundled in this version: {', '.join(missing)} (--quality with --scale says so "
-              "when asked for one)")
+        print(
+            f"not bundled in this version: {', '.join(missing)} (--quality with --scale says so "
+            "when asked for one)"
+        )
     return ExitStatus.OK
 
 
 def missing_tiers(models: list[BundledModel]) -> list[str]:
     """The "tier xN" pairs of the family that no bundled float model covers."""
-    have = {(m.tier, m.scale) for m in models if m.precision == "fp32" and m.degradation == DEFAULT_DEGRADATION}
+    have = {
+        (m.tier, m.scale) for m in models if m.precision == "fp32" and m.degradation == DEFAULT_DEGRADATION
+    }
     return [f"{t} x{s}" for t in TIERS for s in (2, 3, 4) if (t, s) not in have]
 
 

@@ -68,8 +68,9 @@ def output_path(opts: CompareOptions) -> Path:
     else:
         out = Path("compare.png")
     if out.suffix.lower() not in WRITERS:
-        raise UsageError(f"cannot write '{out}': vsr compare writes .png or .html, not "
-                         f"'{out.suffix or 'no extension'}'")
+        raise UsageError(
+            f"cannot write '{out}': vsr compare writes .png or .html, not '{out.suffix or 'no extension'}'"
+        )
     if out.is_dir():
         raise SinkError(f"output '{out}' is a directory", hint="name a .png or .html file")
     if out.exists() and not opts.overwrite:
@@ -80,14 +81,17 @@ def output_path(opts: CompareOptions) -> Path:
 def load_against(name: str, main: OnnxUpscaler, base: ModelOptions) -> OnnxUpscaler:
     """`--against`: a tier name picks that tier at the main model's scale; else a model name/path."""
     if name in TIERS:
-        opts = ModelOptions(scale=main.scale, quality=name, device=base.device, engine=base.engine,
-                            precision=base.precision)
+        opts = ModelOptions(
+            scale=main.scale, quality=name, device=base.device, engine=base.engine, precision=base.precision
+        )
     else:
         opts = ModelOptions(model=name, device=base.device, engine=base.engine, precision=base.precision)
     up = load(opts)
     if up.scale != main.scale:
-        raise UsageError(f"--against {name} upscales x{up.scale}, but {main.path.stem} upscales "
-                         f"x{main.scale}", hint="compare models of the same scale")
+        raise UsageError(
+            f"--against {name} upscales x{up.scale}, but {main.path.stem} upscales x{main.scale}",
+            hint="compare models of the same scale",
+        )
     return up
 
 
@@ -117,8 +121,9 @@ def detail_region(bgr: Image) -> Region:
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
     energy = (gx * gx + gy * gy).astype(np.float64)
     integral = cv2.integral(energy)  # (h+1, w+1): window sums in O(1) each
-    sums = (integral[size:, size:] - integral[:-size, size:] - integral[size:, :-size]
-            + integral[:-size, :-size])
+    sums = (
+        integral[size:, size:] - integral[:-size, size:] - integral[size:, :-size] + integral[:-size, :-size]
+    )
     y, x = np.unravel_index(int(np.argmax(sums)), sums.shape)
     return Region(int(x), int(y), size)
 
@@ -129,8 +134,10 @@ def run(opts: CompareOptions) -> Result:
     grabbed = grab_frame(opts.input, opts.at)
     main = load(opts.model)
     other = load_against(opts.against, main, opts.model) if opts.against else None
-    panels = [Panel("bicubic", bicubic(grabbed.bgr, main.scale)),
-              Panel(f"vsr {main.path.stem}", upscale_bgr(main, grabbed.bgr))]
+    panels = [
+        Panel("bicubic", bicubic(grabbed.bgr, main.scale)),
+        Panel(f"vsr {main.path.stem}", upscale_bgr(main, grabbed.bgr)),
+    ]
     if other is not None:
         panels.append(Panel(f"vsr {other.path.stem}", upscale_bgr(other, grabbed.bgr)))
     region = detail_region(panels[1].image)

@@ -23,12 +23,24 @@ from ..errors import SinkError
 from ..media.color import Image
 
 # Image is exported with the page's own names: `vsr.app.compare` takes all of them from here.
-__all__ = ["BACKGROUND", "BOX", "GAP", "ZOOM", "Image", "Panel", "Region", "crop", "data_uri",
-           "render_html", "render_png"]
+__all__ = [
+    "BACKGROUND",
+    "BOX",
+    "GAP",
+    "ZOOM",
+    "Image",
+    "Panel",
+    "Region",
+    "crop",
+    "data_uri",
+    "render_html",
+    "render_png",
+]
 
 #: Nearest-neighbour enlargement of the detail crops: 3x makes single output pixels visible
 #: without the crop outgrowing its panel (the crop is a quarter of the shorter side).
 ZOOM = 3
+
 
 @dataclass(frozen=True)
 class Panel:
@@ -49,7 +61,7 @@ class Region:
 
 def crop(image: Image, r: Region, zoom: int = ZOOM) -> Image:
     """The region, enlarged `zoom` times with nearest neighbour (every pixel a visible block)."""
-    part = image[r.y:r.y + r.size, r.x:r.x + r.size]
+    part = image[r.y : r.y + r.size, r.x : r.x + r.size]
     return np.asarray(cv2.resize(part, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST), np.uint8)
 
 
@@ -70,13 +82,18 @@ def render_png(panels: list[Panel], region: Region) -> Image:
         x = i * (w + GAP)
         _label(sheet, p.label, x, 0, w, bar)
         shown = p.image.copy()
-        cv2.rectangle(shown, (region.x, region.y), (region.x + region.size - 1, region.y + region.size - 1),
-                      BOX, max(2, w // 480))
-        sheet[bar:bar + h, x:x + w] = shown
+        cv2.rectangle(
+            shown,
+            (region.x, region.y),
+            (region.x + region.size - 1, region.y + region.size - 1),
+            BOX,
+            max(2, w // 480),
+        )
+        sheet[bar : bar + h, x : x + w] = shown
         top = bar + h + GAP
         _label(sheet, f"{p.label}, {ZOOM}x", x, top, w, bar)
         cw = min(c.shape[1], w)
-        sheet[top + bar:top + bar + ch, x:x + cw] = c[:, :cw]
+        sheet[top + bar : top + bar + ch, x : x + cw] = c[:, :cw]
     return sheet
 
 
@@ -105,18 +122,34 @@ def render_html(panels: list[Panel], region: Region, title: str, scale: int) -> 
     """The page: slider (left: bicubic, right: vsr by default), zoom, detail crops."""
     h, w = panels[0].image.shape[:2]
     esc = html.escape
-    imgs = "\n".join(f'<img class="layer" id="p{i}" alt="{esc(p.label)}" src="{data_uri(p.image)}">'
-                     for i, p in enumerate(panels))
+    imgs = "\n".join(
+        f'<img class="layer" id="p{i}" alt="{esc(p.label)}" src="{data_uri(p.image)}">'
+        for i, p in enumerate(panels)
+    )
     options = "".join(f'<option value="{i}">{esc(p.label)}</option>' for i, p in enumerate(panels))
-    crops = "\n".join(f'<figure><img class="crop" alt="{esc(p.label)} crop" '
-                      f'src="{data_uri(p.image[region.y:region.y + region.size, region.x:region.x + region.size])}">'
-                      f"<figcaption>{esc(p.label)}</figcaption></figure>" for p in panels)
-    info = (f"{esc(title)} &middot; output {w}&times;{h} (x{scale}) &middot; most detailed region: "
-            f"{region.size}&times;{region.size} at {region.x},{region.y}")
-    return (_PAGE.replace("$TITLE", esc(title)).replace("$INFO", info).replace("$OPTIONS", options)
-            .replace("$IMAGES", imgs).replace("$CROPS", crops).replace("$W", str(w)).replace("$H", str(h))
-            .replace("$RX", str(region.x)).replace("$RY", str(region.y)).replace("$RS", str(region.size))
-            .replace("$CZ", str(region.size * ZOOM)))
+    crops = "\n".join(
+        f'<figure><img class="crop" alt="{esc(p.label)} crop" '
+        f'src="{data_uri(p.image[region.y : region.y + region.size, region.x : region.x + region.size])}">'
+        f"<figcaption>{esc(p.label)}</figcaption></figure>"
+        for p in panels
+    )
+    info = (
+        f"{esc(title)} &middot; output {w}&times;{h} (x{scale}) &middot; most detailed region: "
+        f"{region.size}&times;{region.size} at {region.x},{region.y}"
+    )
+    return (
+        _PAGE.replace("$TITLE", esc(title))
+        .replace("$INFO", info)
+        .replace("$OPTIONS", options)
+        .replace("$IMAGES", imgs)
+        .replace("$CROPS", crops)
+        .replace("$W", str(w))
+        .replace("$H", str(h))
+        .replace("$RX", str(region.x))
+        .replace("$RY", str(region.y))
+        .replace("$RS", str(region.size))
+        .replace("$CZ", str(region.size * ZOOM))
+    )
 
 
 # No comments with two slashes below: the page must contain no "//" outside data: URIs.

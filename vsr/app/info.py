@@ -18,14 +18,48 @@ from ..options import ModelOptions, SinkOptions, SourceOptions
 
 #: FFmpeg's names for the colour tags `vsr info` shows (the values of AVColorRange etc.).
 COLOR_RANGES = {0: "unspecified", 1: "tv (limited)", 2: "pc (full)"}
-COLOR_PRIMARIES = {1: "bt709", 2: "unspecified", 4: "bt470m", 5: "bt470bg", 6: "smpte170m",
-                   7: "smpte240m", 8: "film", 9: "bt2020", 10: "smpte428", 11: "smpte431",
-                   12: "smpte432", 22: "ebu3213"}
-COLOR_TRANSFERS = {1: "bt709", 2: "unspecified", 4: "gamma22", 5: "gamma28", 6: "smpte170m",
-                   7: "smpte240m", 8: "linear", 13: "iec61966-2-1 (sRGB)", 14: "bt2020-10",
-                   15: "bt2020-12", 16: "smpte2084 (PQ)", 17: "smpte428", 18: "arib-std-b67 (HLG)"}
-COLOR_MATRICES = {0: "gbr", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg", 6: "smpte170m",
-                  7: "smpte240m", 8: "ycgco", 9: "bt2020nc", 10: "bt2020c", 14: "ictcp"}
+COLOR_PRIMARIES = {
+    1: "bt709",
+    2: "unspecified",
+    4: "bt470m",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "film",
+    9: "bt2020",
+    10: "smpte428",
+    11: "smpte431",
+    12: "smpte432",
+    22: "ebu3213",
+}
+COLOR_TRANSFERS = {
+    1: "bt709",
+    2: "unspecified",
+    4: "gamma22",
+    5: "gamma28",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "linear",
+    13: "iec61966-2-1 (sRGB)",
+    14: "bt2020-10",
+    15: "bt2020-12",
+    16: "smpte2084 (PQ)",
+    17: "smpte428",
+    18: "arib-std-b67 (HLG)",
+}
+COLOR_MATRICES = {
+    0: "gbr",
+    1: "bt709",
+    2: "unspecified",
+    4: "fcc",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "ycgco",
+    9: "bt2020nc",
+    10: "bt2020c",
+    14: "ictcp",
+}
 
 
 @dataclass(frozen=True)
@@ -59,10 +93,20 @@ def report(opts: InfoOptions) -> dict[str, Any]:
     src = open_input(SourceOptions(opts.url))
     try:
         info = src.info
-        streams = [{"index": s.index, "type": s.type, "codec": s.codec_context.name,
-                    **({"sample_rate": s.codec_context.sample_rate,
-                        "channels": s.codec_context.channels} if s.type == "audio" else {}),
-                    "language": s.metadata.get("language")} for s in info.passthrough]
+        streams = [
+            {
+                "index": s.index,
+                "type": s.type,
+                "codec": s.codec_context.name,
+                **(
+                    {"sample_rate": s.codec_context.sample_rate, "channels": s.codec_context.channels}
+                    if s.type == "audio"
+                    else {}
+                ),
+                "language": s.metadata.get("language"),
+            }
+            for s in info.passthrough
+        ]
     finally:
         src.container.close()
     up = load(opts.model)
@@ -73,9 +117,16 @@ def report(opts: InfoOptions) -> dict[str, Any]:
     # as it is.
     format_notes: list[str] = []
     out_fmt = output_pix_fmt(opts.codec, None, layout, format_notes)
-    out_w, out_h, _ = picture_geometry(v.width, v.height, Fraction(1) if info.is_image else v.sar,
-                                       up.scale, opts.picture or SinkOptions("-"), out_fmt,
-                                       opts.codec, format_notes)
+    out_w, out_h, _ = picture_geometry(
+        v.width,
+        v.height,
+        Fraction(1) if info.is_image else v.sar,
+        up.scale,
+        opts.picture or SinkOptions("-"),
+        out_fmt,
+        opts.codec,
+        format_notes,
+    )
     enc_w, enc_h = (out_w, out_h) if info.is_image else encoded_size(out_w, out_h, out_fmt, opts.codec)
     dar = Fraction(v.width * v.sar.numerator, v.height * v.sar.denominator)
     # An image has one frame and no timing (FFmpeg's image demuxers say "25 fps").
@@ -88,31 +139,58 @@ def report(opts: InfoOptions) -> dict[str, Any]:
         frames, duration = count.frames, count.duration
     local = not (info.is_image or opts.url == "-" or "://" in opts.url)
     rec: dict[str, Any] = {
-        "input": info.url, "format": info.format_name, "image": info.is_image,
-        "video": {"codec": v.codec, "width": v.width, "height": v.height, "pix_fmt": v.pix_fmt,
-                  "bit_depth": v.bit_depth,
-                  "rate": str(v.rate) if v.rate and not info.is_image else None,
-                  "frames": frames, "duration": duration,
-                  **({"counted": True, "header_frames": v.frames or None,
-                      "header_duration": v.duration, "decode_errors": count.decode_errors}
-                     if count else {}),
-                  "rotation": v.rotation,
-                  "time_base": str(v.time_base), "sar": str(v.sar), "dar": str(dar),
-                  "chroma": layout.chroma if layout else None,
-                  "color": {"range": v.color_range, "primaries": v.color_primaries,
-                            "transfer": v.color_trc, "matrix": v.colorspace},
-                  "hdr10": v.hdr10.describe() if v.hdr10 else None,
-                  "dolby_vision": v.dolby_vision,
-                  "keyframe_interval": None},
+        "input": info.url,
+        "format": info.format_name,
+        "image": info.is_image,
+        "video": {
+            "codec": v.codec,
+            "width": v.width,
+            "height": v.height,
+            "pix_fmt": v.pix_fmt,
+            "bit_depth": v.bit_depth,
+            "rate": str(v.rate) if v.rate and not info.is_image else None,
+            "frames": frames,
+            "duration": duration,
+            **(
+                {
+                    "counted": True,
+                    "header_frames": v.frames or None,
+                    "header_duration": v.duration,
+                    "decode_errors": count.decode_errors,
+                }
+                if count
+                else {}
+            ),
+            "rotation": v.rotation,
+            "time_base": str(v.time_base),
+            "sar": str(v.sar),
+            "dar": str(dar),
+            "chroma": layout.chroma if layout else None,
+            "color": {
+                "range": v.color_range,
+                "primaries": v.color_primaries,
+                "transfer": v.color_trc,
+                "matrix": v.colorspace,
+            },
+            "hdr10": v.hdr10.describe() if v.hdr10 else None,
+            "dolby_vision": v.dolby_vision,
+            "keyframe_interval": None,
+        },
         "streams": streams,
-        "model": {"path": str(up.path), "scale": up.scale,
-                  "input": [None, 1, *(up.fixed or ("H", "W"))], "provider": up.provider,
-                  "description": describe(up)},
+        "model": {
+            "path": str(up.path),
+            "scale": up.scale,
+            "input": [None, 1, *(up.fixed or ("H", "W"))],
+            "provider": up.provider,
+            "description": describe(up),
+        },
         "output_size": [enc_w, enc_h],  # as encoded (padded to even where the chroma needs it)
         "upscaled_size": [out_w, out_h],  # the picture: the model's, or --width/--height's
-        "output": {"codec": None if info.is_image else opts.codec,
-                   "pix_fmt": None if info.is_image else out_fmt,
-                   "notes": [] if info.is_image else format_notes},
+        "output": {
+            "codec": None if info.is_image else opts.codec,
+            "pix_fmt": None if info.is_image else out_fmt,
+            "notes": [] if info.is_image else format_notes,
+        },
     }
     # One scan of the packets serves both: --keyframes' cut summary and the interval.
     cuts = keyframe_summary(opts.url) if opts.keyframes else None
@@ -147,18 +225,23 @@ def text(rec: dict[str, Any]) -> list[str]:
             if v["decode_errors"]:
                 counted += f", {plural(v['decode_errors'], 'undecodable packet')}"
         frame_text = plural(frames, "frame") if frames is not None else "unknown frame count"
-        lines.append(f"  video: {v['codec']} {v['width']}x{v['height']} {v['pix_fmt']}, {rate}, {dur}, "
-                     f"{frame_text}{counted}{rotation}")
+        lines.append(
+            f"  video: {v['codec']} {v['width']}x{v['height']} {v['pix_fmt']}, {rate}, {dur}, "
+            f"{frame_text}{counted}{rotation}"
+        )
     sar, dar = Fraction(v["sar"]), Fraction(v["dar"])
     colour = v["color"]
     lines += [
-        f"  pixels: {v['bit_depth']}-bit" + (f" {v['chroma']}" if v["chroma"] else "")
+        f"  pixels: {v['bit_depth']}-bit"
+        + (f" {v['chroma']}" if v["chroma"] else "")
         + f", SAR {sar.numerator}:{sar.denominator}, DAR {dar.numerator}:{dar.denominator}"
         + (f", HDR10 {v['hdr10']}" if v["hdr10"] else "")
         + (", Dolby Vision" if v["dolby_vision"] else ""),
-        (f"  colour: range {_name(COLOR_RANGES, colour['range'])}, primaries "
-         f"{_name(COLOR_PRIMARIES, colour['primaries'])}, transfer "
-         f"{_name(COLOR_TRANSFERS, colour['transfer'])}, matrix {_name(COLOR_MATRICES, colour['matrix'])}"),
+        (
+            f"  colour: range {_name(COLOR_RANGES, colour['range'])}, primaries "
+            f"{_name(COLOR_PRIMARIES, colour['primaries'])}, transfer "
+            f"{_name(COLOR_TRANSFERS, colour['transfer'])}, matrix {_name(COLOR_MATRICES, colour['matrix'])}"
+        ),
     ]
     gop = v["keyframe_interval"]
     if gop is not None:
@@ -168,9 +251,12 @@ def text(rec: dict[str, Any]) -> list[str]:
         lines.append(f"  {s['type']} #{s['index']}: {s['codec']}{lang}")
     lines.append(f"  model: {rec['model']['description']}")
     (out_w, out_h), (enc_w, enc_h) = rec["upscaled_size"], rec["output_size"]
-    padded = f", encoded as {enc_w}x{enc_h} (the last row/column repeated: {out['pix_fmt']} needs even " \
-        f"sizes in {out['codec']}; VP9, AV1 or FFV1 output keeps the exact size)" \
-        if (enc_w, enc_h) != (out_w, out_h) else ""
+    padded = (
+        f", encoded as {enc_w}x{enc_h} (the last row/column repeated: {out['pix_fmt']} needs even "
+        f"sizes in {out['codec']}; VP9, AV1 or FFV1 output keeps the exact size)"
+        if (enc_w, enc_h) != (out_w, out_h)
+        else ""
+    )
     encoder = f" ({out['codec']}, {out['pix_fmt']})" if out["codec"] else ""
     lines.append(f"  output: {out_w}x{out_h}{encoder}{padded}")
     lines += [f"  note: {note}" for note in out["notes"]]
@@ -179,13 +265,17 @@ def text(rec: dict[str, Any]) -> list[str]:
         if cuts["problem"]:
             lines.append(f"  segments: cannot be split ({cuts['problem']})")
         else:
-            lines.append(f"  segments: {plural(cuts['cuts'], 'clean keyframe cut')}, every "
-                         f"{cuts['mean_gap']:.2f}s on average, longest gap {cuts['max_gap']:.2f}s: "
-                         f"up to {cuts['cuts'] + 1} segments")
+            lines.append(
+                f"  segments: {plural(cuts['cuts'], 'clean keyframe cut')}, every "
+                f"{cuts['mean_gap']:.2f}s on average, longest gap {cuts['max_gap']:.2f}s: "
+                f"up to {cuts['cuts'] + 1} segments"
+            )
         if cuts.get("refused_count"):
             first = cuts["refused"][0]
-            lines.append(f"  not cut at: {plural(cuts['refused_count'], 'flagged keyframe')} "
-                         f"(first at {first['at']:.2f}s: {first['why']})")
+            lines.append(
+                f"  not cut at: {plural(cuts['refused_count'], 'flagged keyframe')} "
+                f"(first at {first['at']:.2f}s: {first['why']})"
+            )
     return lines
 
 
@@ -212,10 +302,13 @@ def keyframe_summary(url: str) -> dict[str, Any]:
     index = scan(url)
     starts = [*index.keyframes, index.end_pts]
     gaps = [float((b - a) * index.time_base) for a, b in itertools.pairwise(starts)]
-    return {"cuts": len(index.keyframes) - 1, "problem": index.problem,
-            "mean_gap": round(sum(gaps) / len(gaps), 3) if gaps else 0.0,
-            "max_gap": round(max(gaps), 3) if gaps else 0.0,
-            "seconds": round(index.seconds, 3),
-            # Keyframes the container flags where a decoder cannot start (first 20).
-            "refused": [{"at": round(index.at(pts), 3), "why": why} for pts, why in index.refused[:20]],
-            "refused_count": len(index.refused)}
+    return {
+        "cuts": len(index.keyframes) - 1,
+        "problem": index.problem,
+        "mean_gap": round(sum(gaps) / len(gaps), 3) if gaps else 0.0,
+        "max_gap": round(max(gaps), 3) if gaps else 0.0,
+        "seconds": round(index.seconds, 3),
+        # Keyframes the container flags where a decoder cannot start (first 20).
+        "refused": [{"at": round(index.at(pts), 3), "why": why} for pts, why in index.refused[:20]],
+        "refused_count": len(index.refused),
+    }

@@ -20,8 +20,9 @@ BYTES_PER_PIXEL_PER_BATCH_FRAME = 24
 
 def memory_estimate(width: int, height: int, batch: int = 1) -> float:
     """Bytes of memory a run with this output size is expected to take at its peak."""
-    return BASE_BYTES + width * height * (BYTES_PER_PIXEL
-                                          + BYTES_PER_PIXEL_PER_BATCH_FRAME * (max(1, batch) - 1))
+    return BASE_BYTES + width * height * (
+        BYTES_PER_PIXEL + BYTES_PER_PIXEL_PER_BATCH_FRAME * (max(1, batch) - 1)
+    )
 
 
 def large_output_warning(width: int, height: int, scale: int, batch: int = 1) -> str | None:
@@ -37,6 +38,5 @@ def large_output_warning(width: int, height: int, scale: int, batch: int = 1) ->
     if max(out_w, out_h) <= big and min(out_w, out_h) <= small:
         return None
     gb = memory_estimate(out_w, out_h, batch) / 1e9
-    hint = (f"; --scale 2 makes it {width * 2}x{height * 2}" if scale > 2 else "")
-    return (f"output {out_w}x{out_h} is larger than {big}x{small}: expect about {gb:.1f} GB "
-            f"of memory{hint}")
+    hint = f"; --scale 2 makes it {width * 2}x{height * 2}" if scale > 2 else ""
+    return f"output {out_w}x{out_h} is larger than {big}x{small}: expect about {gb:.1f} GB of memory{hint}"

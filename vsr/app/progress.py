@@ -33,8 +33,13 @@ def resolve_style(style: ProgressStyle, stream: TextIO) -> ProgressStyle:
     return style
 
 
-def show(snapshots: Iterator[Snapshot], style: ProgressStyle, stream: TextIO = sys.stderr,
-         every: float = 0.5, label: str = "") -> None:
+def show(
+    snapshots: Iterator[Snapshot],
+    style: ProgressStyle,
+    stream: TextIO = sys.stderr,
+    every: float = 0.5,
+    label: str = "",
+) -> None:
     """Consume the pipeline's progress snapshots, drawing them as `style` says."""
     if style is ProgressStyle.BAR:
         _bar(snapshots, stream, label)
@@ -55,15 +60,17 @@ def show(snapshots: Iterator[Snapshot], style: ProgressStyle, stream: TextIO = s
 def _bar(snapshots: Iterator[Snapshot], stream: TextIO, label: str) -> None:
     from tqdm import tqdm
 
-    bar: Any = tqdm(total=None, unit="frame", file=stream, desc=label or None, dynamic_ncols=True,
-                    smoothing=0.1)
+    bar: Any = tqdm(
+        total=None, unit="frame", file=stream, desc=label or None, dynamic_ncols=True, smoothing=0.1
+    )
     try:
         for p in snapshots:
             if p.total and bar.total != max(p.total, p.frames):
                 bar.total = max(p.total, p.frames)
             if p.latency is not None:  # live: what a live operator watches
-                bar.set_postfix(dropped=p.dropped, latency=f"{p.latency * 1000:.0f}ms",
-                                batch=p.batch, refresh=False)
+                bar.set_postfix(
+                    dropped=p.dropped, latency=f"{p.latency * 1000:.0f}ms", batch=p.batch, refresh=False
+                )
             elif p.segments:
                 bar.set_postfix(segments=f"{p.segments_done}/{p.segments}", refresh=False)
             bar.update(p.frames - bar.n)
@@ -72,14 +79,20 @@ def _bar(snapshots: Iterator[Snapshot], stream: TextIO, label: str) -> None:
 
 
 def _json_line(stream: TextIO, event: str, p: Snapshot) -> None:
-    rec: dict[str, Any] = {"event": event, "frames": p.frames, "total": p.total or None,
-                           "fps": round(p.fps, 3), "elapsed": round(p.elapsed, 3),
-                           "eta": None if p.eta is None else round(p.eta, 3)}
+    rec: dict[str, Any] = {
+        "event": event,
+        "frames": p.frames,
+        "total": p.total or None,
+        "fps": round(p.fps, 3),
+        "elapsed": round(p.elapsed, 3),
+        "eta": None if p.eta is None else round(p.eta, 3),
+    }
     if p.segments:
         rec.update(segments=p.segments, segments_done=p.segments_done)
     if p.latency is not None:
-        rec.update(frames_in=p.frames_in, dropped=p.dropped, batch=p.batch,
-                   latency_ms=round(p.latency * 1000, 1))
+        rec.update(
+            frames_in=p.frames_in, dropped=p.dropped, batch=p.batch, latency_ms=round(p.latency * 1000, 1)
+        )
     stream.write(json.dumps(rec) + "\n")
     stream.flush()
 
@@ -88,25 +101,42 @@ def stats_record(stats: Stats) -> dict[str, Any]:
     """The final statistics as a JSON-able dict (the CLI's "done" event)."""
     s = stats.stages
     return {
-        "event": "done", "frames": stats.frames, "seconds": round(stats.seconds, 3),
-        "fps": round(stats.fps, 3), "input": list(stats.input_size),
-        "output_size": list(stats.output_size), "scale": stats.scale,
-        "model": stats.model, "engine": stats.engine, "provider": stats.provider,
-        "precision": stats.precision, "batch": stats.batch,
+        "event": "done",
+        "frames": stats.frames,
+        "seconds": round(stats.seconds, 3),
+        "fps": round(stats.fps, 3),
+        "input": list(stats.input_size),
+        "output_size": list(stats.output_size),
+        "scale": stats.scale,
+        "model": stats.model,
+        "engine": stats.engine,
+        "provider": stats.provider,
+        "precision": stats.precision,
+        "batch": stats.batch,
         "output": stats.output,
-        "audio_streams": stats.audio_streams, "decode_errors": stats.decode_errors,
+        "audio_streams": stats.audio_streams,
+        "decode_errors": stats.decode_errors,
         "corrupt_frames": stats.corrupt_frames,
         "damage_times": [round(t, 3) for t in stats.damage_times],
         "repaired_timestamps": stats.repaired_timestamps,
-        "discontinuities": stats.discontinuities, "size_changes": stats.size_changes,
-        "frames_in": stats.frames_in, "dropped": stats.dropped,
-        "steady": {"seconds": stats.steady.seconds, "frames_in": stats.steady.frames_in,
-                   "dropped": stats.steady.dropped} if stats.steady else None,
+        "discontinuities": stats.discontinuities,
+        "size_changes": stats.size_changes,
+        "frames_in": stats.frames_in,
+        "dropped": stats.dropped,
+        "steady": {
+            "seconds": stats.steady.seconds,
+            "frames_in": stats.steady.frames_in,
+            "dropped": stats.steady.dropped,
+        }
+        if stats.steady
+        else None,
         "latency_ms": {k: round(v * 1000, 1) for k, v in stats.latency.items()},
-        "reconnects": stats.reconnects, "input_lost": stats.input_lost or None,
+        "reconnects": stats.reconnects,
+        "input_lost": stats.input_lost or None,
         **({"segments": stats.segments} if stats.segments else {}),
-        "stages": {k: round(getattr(s, k), 3) for k in
-                   ("decode", "color", "model", "encode", "wait_in", "wait_out")},
+        "stages": {
+            k: round(getattr(s, k), 3) for k in ("decode", "color", "model", "encode", "wait_in", "wait_out")
+        },
     }
 
 
@@ -115,8 +145,12 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def show_batch(events: Iterable[BatchProgress | FileResult], style: ProgressStyle,
-               stream: TextIO = sys.stderr, every: float = 0.5) -> None:
+def show_batch(
+    events: Iterable[BatchProgress | FileResult],
+    style: ProgressStyle,
+    stream: TextIO = sys.stderr,
+    every: float = 0.5,
+) -> None:
     """Consume a batch run's events (vsr.app.batch.run_batch), drawing them as `style` says.
 
     JSON mode writes every file's record and scale-out segment event, and a progress line
@@ -141,13 +175,23 @@ def show_batch(events: Iterable[BatchProgress | FileResult], style: ProgressStyl
         now = time.monotonic()
         if now - last >= every and e.current is not None:
             last = now
-            stream.write(json.dumps({
-                "event": "progress", "file": e.current.input, "files_done": e.files_done,
-                "files_total": e.files_total, "frames": e.frames,
-                "file_frames": e.file.frames if e.file else 0,
-                "file_total": (e.file.total or None) if e.file else None,
-                "fps": round(e.fps, 3), "elapsed": round(e.elapsed, 3),
-                "eta": None if e.eta is None else round(e.eta, 3)}) + "\n")
+            stream.write(
+                json.dumps(
+                    {
+                        "event": "progress",
+                        "file": e.current.input,
+                        "files_done": e.files_done,
+                        "files_total": e.files_total,
+                        "frames": e.frames,
+                        "file_frames": e.file.frames if e.file else 0,
+                        "file_total": (e.file.total or None) if e.file else None,
+                        "fps": round(e.fps, 3),
+                        "elapsed": round(e.elapsed, 3),
+                        "eta": None if e.eta is None else round(e.eta, 3),
+                    }
+                )
+                + "\n"
+            )
             stream.flush()
 
 
@@ -165,8 +209,7 @@ def _batch_bar(events: Iterable[BatchProgress | FileResult], stream: TextIO) -> 
                 if e.total_estimate and bar.total != max(e.total_estimate, e.frames):
                     bar.total = max(e.total_estimate, e.frames)
                 bar.set_description(f"{e.files_done}/{e.files_total} files", refresh=False)
-                bar.set_postfix_str(os.path.basename(e.current.input) if e.current else "",
-                                    refresh=False)
+                bar.set_postfix_str(os.path.basename(e.current.input) if e.current else "", refresh=False)
                 bar.update(e.frames - bar.n)
     finally:
         bar.close()
@@ -190,8 +233,11 @@ class _AboveBar:
 @contextmanager
 def _logging_above(stream: TextIO) -> Iterator[None]:
     """While the bar is drawn, vsr's log lines (warnings about a file) go above it."""
-    handlers = [h for h in logging.getLogger("vsr").handlers
-                if isinstance(h, logging.StreamHandler) and h.stream is stream]
+    handlers = [
+        h
+        for h in logging.getLogger("vsr").handlers
+        if isinstance(h, logging.StreamHandler) and h.stream is stream
+    ]
     for h in handlers:
         h.setStream(_AboveBar(stream))
     try:

@@ -60,8 +60,10 @@ def make_clip(path: Path, w: int, h: int, n: int) -> None:
             bgr = render(i / FPS)
             if bgr.shape[:2] != (h, w):
                 shrink = w * h < bgr.shape[0] * bgr.shape[1]
-                bgr = np.asarray(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA if shrink
-                                            else cv2.INTER_CUBIC), dtype=np.uint8)
+                bgr = np.asarray(
+                    cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC),
+                    dtype=np.uint8,
+                )
             vf = av.VideoFrame.from_ndarray(bgr, format="bgr24")
             vf.pts, vf.time_base = i, Fraction(1, FPS)
             out.mux(vs.encode(vf))
@@ -100,8 +102,9 @@ class Encoder:
 
     def __init__(self, path: Path, clip: Clip, w: int, h: int, preset: str) -> None:
         self.out = av.open(str(path), "w")
-        self.stream = self.out.add_stream("libx264", rate=clip.rate,
-                                          options={"crf": str(CRF), "preset": preset})
+        self.stream = self.out.add_stream(
+            "libx264", rate=clip.rate, options={"crf": str(CRF), "preset": preset}
+        )
         self.stream.width, self.stream.height, self.stream.pix_fmt = w, h, "yuv420p"
         self.stream.codec_context.time_base = clip.time_base
         self.stream.time_base = clip.time_base
@@ -126,8 +129,9 @@ def floor_decode(clip: Clip, limit: int) -> int:
     return sum(1 for _ in decode_frames(clip.path, limit))
 
 
-def floor_model(up: LumaModel, batches: list[npt.NDArray[np.uint8]],
-                keep: list[npt.NDArray[np.uint8]]) -> int:
+def floor_model(
+    up: LumaModel, batches: list[npt.NDArray[np.uint8]], keep: list[npt.NDArray[np.uint8]]
+) -> int:
     """The model on every (N, H, W) batch; the outputs are kept (a reference, no copy) for the
     encode floor, so that it encodes the very pictures vsr encodes. Returns the frame count."""
     keep.clear()
@@ -148,8 +152,10 @@ def output_frames(clip: Clip, luma: list[npt.NDArray[np.uint8]], s: int) -> list
     """
     frames = []
     for f, y in zip(clip.frames, (y for batch in luma for y in batch)):
-        vf = cast(av.VideoFrame, merge_planes(y, split_frame(f, native=True)[1], 8, "yuv420p",
-                                              is_full_range(f), pad=True))
+        vf = cast(
+            av.VideoFrame,
+            merge_planes(y, split_frame(f, native=True)[1], 8, "yuv420p", is_full_range(f), pad=True),
+        )
         vf.pts = f.pts
         frames.append(vf)
     return frames
@@ -164,13 +170,16 @@ def floor_encode(frames: list[av.VideoFrame], clip: Clip, s: int, preset: str, t
     return len(frames)
 
 
-def run_pipeline(clip: Clip, upscaler: LumaModel, batch: int, preset: str, out: Path,
-                 frames: int = 0) -> int:
+def run_pipeline(clip: Clip, upscaler: LumaModel, batch: int, preset: str, out: Path, frames: int = 0) -> int:
     """vsr's Pipeline in this process, as `vsr upscale` builds it, with a given upscaler.
 
     Returns:
         The frames it wrote.
     """
-    p = Pipeline(SourceOptions(clip.path, max_frames=frames or None), ModelOptions(batch=batch),
-                 SinkOptions(str(out), preset=preset, crf=CRF, overwrite=True), upscaler=upscaler)
+    p = Pipeline(
+        SourceOptions(clip.path, max_frames=frames or None),
+        ModelOptions(batch=batch),
+        SinkOptions(str(out), preset=preset, crf=CRF, overwrite=True),
+        upscaler=upscaler,
+    )
     return p.run().frames

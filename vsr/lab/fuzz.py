@@ -54,20 +54,49 @@ from .media import write_audio_only
 from .paths import ROOT, SAMPLE, SHARED_VIDEOS
 
 HEADER = 4096
-KINDS = ("truncate_header", "truncate_mid", "truncate_end", "flip_header", "flip_payload",
-         "zero", "dup", "remove", "intact", "edge")
-EDGES = ("zero_bytes", "random_bytes", "text_txt", "text_mp4", "audio_only", "one_frame",
-         "tiny_2x2", "pixel_1x1", "huge_y4m", "big_y4m")
-EDGE_FILES = {"zero_bytes": "empty.mp4", "random_bytes": "random.mp4", "text_txt": "notes.txt",
-              "text_mp4": "notes.mp4", "audio_only": "audio_only.m4a", "one_frame": "one_frame.mp4",
-              "tiny_2x2": "tiny_2x2.mp4", "pixel_1x1": "pixel_1x1.png", "huge_y4m": "huge.y4m",
-              "big_y4m": "big.y4m"}
+KINDS = (
+    "truncate_header",
+    "truncate_mid",
+    "truncate_end",
+    "flip_header",
+    "flip_payload",
+    "zero",
+    "dup",
+    "remove",
+    "intact",
+    "edge",
+)
+EDGES = (
+    "zero_bytes",
+    "random_bytes",
+    "text_txt",
+    "text_mp4",
+    "audio_only",
+    "one_frame",
+    "tiny_2x2",
+    "pixel_1x1",
+    "huge_y4m",
+    "big_y4m",
+)
+EDGE_FILES = {
+    "zero_bytes": "empty.mp4",
+    "random_bytes": "random.mp4",
+    "text_txt": "notes.txt",
+    "text_mp4": "notes.mp4",
+    "audio_only": "audio_only.m4a",
+    "one_frame": "one_frame.mp4",
+    "tiny_2x2": "tiny_2x2.mp4",
+    "pixel_1x1": "pixel_1x1.png",
+    "huge_y4m": "huge.y4m",
+    "big_y4m": "big.y4m",
+}
 #: ONNX Identity model, [N,1,H,W] float32 -> same: what `identity_model` builds with onnx.helper,
 #: used as is where the onnx package is not installed (it is only in the `train` extra).
 IDENTITY_ONNX = bytes.fromhex(
     "0808120466757a7a3a680a190a05696e70757412066f757470757422084964656e74697479120278315a220a05696e70"
     "757412190a17080112130a0312014e0a0208010a031201480a0312015762230a066f757470757412190a17080112130a"
-    "0312014e0a0208010a031201480a0312015742040a00100d")
+    "0312014e0a0208010a031201480a0312015742040a00100d"
+)
 STATUSES = ("upscaled", "clean_error", "hang", "crash", "traceback", "bad_output")
 
 
@@ -116,8 +145,11 @@ class Result:
 
 def source_clips() -> list[Path]:
     """The real clips in ../shared/videos (if present) and the project's own sample."""
-    found = sorted(p for p in SHARED_VIDEOS.glob("*") if p.is_file()
-                   and p.suffix.lower() not in {".md", ".txt"}) if SHARED_VIDEOS.is_dir() else []
+    found = (
+        sorted(p for p in SHARED_VIDEOS.glob("*") if p.is_file() and p.suffix.lower() not in {".md", ".txt"})
+        if SHARED_VIDEOS.is_dir()
+        else []
+    )
     return [*found, SAMPLE] if SAMPLE.exists() else found
 
 
@@ -169,13 +201,13 @@ def mutate(data: bytes, case: Case) -> bytes:
     if case.kind.startswith("flip"):
         rng = random.Random(case.name)
         noise = bytes(rng.randint(1, 255) for _ in range(n))
-        return data[:off] + bytes(a ^ b for a, b in zip(data[off:off + n], noise)) + data[off + n:]
+        return data[:off] + bytes(a ^ b for a, b in zip(data[off : off + n], noise)) + data[off + n :]
     if case.kind == "zero":
-        return data[:off] + bytes(len(data[off:off + n])) + data[off + n:]
+        return data[:off] + bytes(len(data[off : off + n])) + data[off + n :]
     if case.kind == "dup":
-        return data[:off + n] + data[off:off + n] + data[off + n:]
+        return data[: off + n] + data[off : off + n] + data[off + n :]
     if case.kind == "remove":
-        return data[:off] + data[off + n:]
+        return data[:off] + data[off + n :]
     raise ValueError(f"unknown mutation {case.kind!r}")
 
 
@@ -196,10 +228,14 @@ def _write_edge(edge: str, path: Path, seed: int) -> None:
     import numpy as np
 
     text = b"vsr fuzz corpus: this is a plain text file, not a video.\n" * 40
-    raw = {"zero_bytes": b"", "text_txt": text, "text_mp4": text,
-           "random_bytes": random.Random(f"{seed}:random").randbytes(65536),
-           "huge_y4m": b"YUV4MPEG2 W65536 H65536 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + bytes(4096),
-           "big_y4m": b"YUV4MPEG2 W16000 H16000 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + bytes(4096)}
+    raw = {
+        "zero_bytes": b"",
+        "text_txt": text,
+        "text_mp4": text,
+        "random_bytes": random.Random(f"{seed}:random").randbytes(65536),
+        "huge_y4m": b"YUV4MPEG2 W65536 H65536 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + bytes(4096),
+        "big_y4m": b"YUV4MPEG2 W16000 H16000 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + bytes(4096),
+    }
     if edge in raw:
         path.write_bytes(raw[edge])
         return
@@ -230,9 +266,12 @@ def identity_model(folder: Path) -> Path:
         path.write_bytes(IDENTITY_ONNX)
         return path
     dims: list[str | int] = ["N", 1, "H", "W"]
-    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "x1",
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, dims)])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input"], ["output"])],
+        "x1",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, dims)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="fuzz")
     model.ir_version = 8
     save(model, str(path))
@@ -242,8 +281,14 @@ def identity_model(folder: Path) -> Path:
 def _run(cmd: list[str], timeout: float) -> tuple[int | None, str, str, float]:
     """Run in a new process group: (exit code, None on timeout; stdout; stderr; seconds)."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
         code: int | None = proc.returncode
@@ -261,24 +306,39 @@ def probe_frames(*paths: Path, timeout: float = 30) -> list[int]:
     The module runs by its path, so the probe imports PyAV alone, not vsr. One process for
     a case's input and output: starting one is most of a probe's time (0.2 s on two cores).
     A process that fails on one file is retried for each file that got no count."""
-    code, out, _, _ = _run([sys.executable, str(Path(tolerant_decode.__file__).resolve()),
-                            *map(str, paths)], timeout)
+    code, out, _, _ = _run(
+        [sys.executable, str(Path(tolerant_decode.__file__).resolve()), *map(str, paths)], timeout
+    )
     counts = [int(x) for x in out.split() if x.isdigit()]
     if code == 0 and len(counts) == len(paths):
         return counts
     if len(paths) == 1:
         return [-1]
-    return counts + [probe_frames(p, timeout=timeout)[0] for p in paths[len(counts):]]
+    return counts + [probe_frames(p, timeout=timeout)[0] for p in paths[len(counts) :]]
 
 
-def run_case(case: Case, src: Path, out_dir: Path, model: Path | None, timeout: float,
-             extra: Sequence[str] = ()) -> Result:
+def run_case(
+    case: Case, src: Path, out_dir: Path, model: Path | None, timeout: float, extra: Sequence[str] = ()
+) -> Result:
     """Upscale one case with the CLI and classify what happened."""
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     out = out_dir / "out.mp4"
-    cmd = [sys.executable, "-m", "vsr", "upscale", str(src), str(out), "--preset", "ultrafast",
-           "--progress", "none", "-y", *(["--model", str(model)] if model else []), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vsr",
+        "upscale",
+        str(src),
+        str(out),
+        "--preset",
+        "ultrafast",
+        "--progress",
+        "none",
+        "-y",
+        *(["--model", str(model)] if model else []),
+        *extra,
+    ]
     code, _, err, seconds = _run(cmd, timeout)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     if code == 0 and out.exists():
@@ -300,13 +360,30 @@ def run_case(case: Case, src: Path, out_dir: Path, model: Path | None, timeout: 
         keep.add("out.mp4.vsr-work")  # scale-out: finished segments kept for --resume, on purpose
     # After a timeout vsr was SIGKILLed and could not clean up: not counted as its leftover.
     leftover = sorted(p.name for p in out_dir.iterdir() if p.name not in keep) if code is not None else []
-    return Result(case.name, case.kind, status, code, round(seconds, 2), lines[-1] if lines else "",
-                  leftover, input_frames, output_frames)
+    return Result(
+        case.name,
+        case.kind,
+        status,
+        code,
+        round(seconds, 2),
+        lines[-1] if lines else "",
+        leftover,
+        input_frames,
+        output_frames,
+    )
 
 
-def run_all(cases: Sequence[Case], work: Path, seed: int = 0, jobs: int = 1, timeout: float = 60,
-            real_model: bool = False, on_result: Callable[[Result], None] | None = None,
-            extra: Sequence[str] = (), clips: Sequence[Path] | None = None) -> list[Result]:
+def run_all(
+    cases: Sequence[Case],
+    work: Path,
+    seed: int = 0,
+    jobs: int = 1,
+    timeout: float = 60,
+    real_model: bool = False,
+    on_result: Callable[[Result], None] | None = None,
+    extra: Sequence[str] = (),
+    clips: Sequence[Path] | None = None,
+) -> list[Result]:
     """Build each case's input under `work/in`, run it (outputs under `work/out`), in order.
     `clips`: where the cases' source clips are (default: `source_clips()`)."""
     clips_by_name = {p.name: p for p in (source_clips() if clips is None else clips)}

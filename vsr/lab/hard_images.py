@@ -33,8 +33,16 @@ def text(rng: np.random.Generator) -> Image:
     for i in range(6):
         colour = (0, 0, 0) if i < 3 else (255, 255, 255)
         y = 22 + i * 31
-        cv2.putText(img, words[int(rng.integers(len(words)))], (6, y), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.45 + 0.1 * (i % 3), colour, 1, cv2.LINE_AA)
+        cv2.putText(
+            img,
+            words[int(rng.integers(len(words)))],
+            (6, y),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45 + 0.1 * (i % 3),
+            colour,
+            1,
+            cv2.LINE_AA,
+        )
     return img
 
 
@@ -91,7 +99,11 @@ def dark(rng: np.random.Generator) -> Image:
 
 
 KINDS: dict[str, Callable[[np.random.Generator], Image]] = {
-    "text": text, "lineart": lineart, "flat": flat, "contrast": contrast, "dark": dark,
+    "text": text,
+    "lineart": lineart,
+    "flat": flat,
+    "contrast": contrast,
+    "dark": dark,
 }
 
 
@@ -112,4 +124,3 @@ def write_all(folder: Path, seed: int = 0) -> list[Path]:
         cv2.imwrite(str(path), make(np.random.default_rng(seed)))
         paths.append(path)
     return sorted(paths)
-

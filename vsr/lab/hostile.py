@@ -202,8 +202,15 @@ def watch(host: str, port: int, seconds: float, times: list[float], path: str = 
         time.sleep(0.1)
 
 
-def run_hostile(host: str, port: int, seconds: float, *, flood_count: int = 500,
-                slowloris_count: int = 20, reconnect_rate: float = 100) -> HostileReport:
+def run_hostile(
+    host: str,
+    port: int,
+    seconds: float,
+    *,
+    flood_count: int = 500,
+    slowloris_count: int = 20,
+    reconnect_rate: float = 100,
+) -> HostileReport:
     """Every kind at once for about `seconds` (each in its own thread), then their report."""
     _loopback(host)
     report = HostileReport()

@@ -44,10 +44,22 @@ from .fuzz import identity_model
 from .live_sender import Part, Sent, Wire, prepare_clip, send
 from .paths import ROOT, SAMPLE, SHARED_VIDEOS
 
-UDP_KINDS = ("intact", "restart", "restart_stall", "jump_forward", "jump_back", "wrap", "resize",
-             "resize_restart", "loss", "corrupt", "loss_restart", "pause", "gone")
-TCP_KINDS = ("intact", "reconnect", "cut", "cut_gone", "jump_forward", "jump_back", "wrap",
-             "resize", "pause")
+UDP_KINDS = (
+    "intact",
+    "restart",
+    "restart_stall",
+    "jump_forward",
+    "jump_back",
+    "wrap",
+    "resize",
+    "resize_restart",
+    "loss",
+    "corrupt",
+    "loss_restart",
+    "pause",
+    "gone",
+)
+TCP_KINDS = ("intact", "reconnect", "cut", "cut_gone", "jump_forward", "jump_back", "wrap", "resize", "pause")
 #: Kinds whose source goes away for good: `vsr live` must end with exit 1 and say so.
 GONE = {"gone", "cut_gone"}
 STALL = 1.5  # --stall-timeout of every run
@@ -106,19 +118,29 @@ class Result:
 
     @property
     def clean(self) -> bool:
-        return (self.status == "ok" and self.monotonic and not self.collapsed
-                and not self.ffmpeg_message and (self.av_gap is None or self.av_gap <= AV_GAP)
-                and self.rss_mib <= RSS_MIB)
+        return (
+            self.status == "ok"
+            and self.monotonic
+            and not self.collapsed
+            and not self.ffmpeg_message
+            and (self.av_gap is None or self.av_gap <= AV_GAP)
+            and self.rss_mib <= RSS_MIB
+        )
 
 
 def source_clips() -> list[Path]:
     """The real clips (../shared/videos when present, and the bundled sample)."""
-    found = sorted(p for p in SHARED_VIDEOS.glob("*") if p.is_file()
-                   and p.suffix.lower() not in {".md", ".txt"}) if SHARED_VIDEOS.is_dir() else []
+    found = (
+        sorted(p for p in SHARED_VIDEOS.glob("*") if p.is_file() and p.suffix.lower() not in {".md", ".txt"})
+        if SHARED_VIDEOS.is_dir()
+        else []
+    )
     return [*found, SAMPLE] if SAMPLE.exists() else found
 
 
-def build(seeds: int | None = None, minimum: int = 200, clips: Sequence[Path] | None = None) -> list[Scenario]:
+def build(
+    seeds: int | None = None, minimum: int = 200, clips: Sequence[Path] | None = None
+) -> list[Scenario]:
     """The whole corpus in a fixed order: every kind of both transports over every source,
     repeated with new seeds until there are at least `minimum` scenarios (or `seeds` times)."""
     sources = ["pattern", *(p.name for p in (source_clips() if clips is None else clips))]
@@ -186,7 +208,9 @@ def plan(sc: Scenario, clips: Clips, port: int) -> Plan:
     elif k == "restart_stall":
         parts.append(Part(b, length(), clock="restart", pause=round(rng.uniform(STALL + 0.8, STALL + 2), 2)))
     elif k == "reconnect":
-        parts.append(Part(b, length(), clock="restart", reconnect=True, pause=round(rng.uniform(0.2, 1.5), 2)))
+        parts.append(
+            Part(b, length(), clock="restart", reconnect=True, pause=round(rng.uniform(0.2, 1.5), 2))
+        )
     elif k == "jump_forward":
         parts.append(Part(a, length(), clock="jump", jump=rng.choice([15.0, 60.0, 3600.0, 20000.0])))
     elif k == "jump_back":
@@ -199,7 +223,9 @@ def plan(sc: Scenario, clips: Clips, port: int) -> Plan:
         parts.append(Part(a, length(), pause=round(rng.uniform(0.3, STALL - 0.4), 2)))
     elif k == "cut":
         cut = round(rng.uniform(0.8, 1.4), 2)
-        parts.append(Part(b, length(), clock="restart", reconnect=True, pause=round(rng.uniform(0.2, 0.8), 2)))
+        parts.append(
+            Part(b, length(), clock="restart", reconnect=True, pause=round(rng.uniform(0.2, 0.8), 2))
+        )
     elif k == "cut_gone":
         cut = round(rng.uniform(0.8, 1.4), 2)
         parts.append(Part(a, length()))
@@ -217,8 +243,14 @@ def plan(sc: Scenario, clips: Clips, port: int) -> Plan:
     reconnect = 1.5 if gone else 4.0
     duration = round(total + (STALL + reconnect + 8 if gone else 2.5), 2)
     output = rng.choice([".mkv", ".ts", ".mp4"])
-    return Plan(parts, Wire(url, loss=loss, corrupt=corrupt, cut_after=cut, seed=rng.randrange(1 << 30)),
-                duration, reconnect, output, 1 if gone else 0)
+    return Plan(
+        parts,
+        Wire(url, loss=loss, corrupt=corrupt, cut_after=cut, seed=rng.randrange(1 << 30)),
+        duration,
+        reconnect,
+        output,
+        1 if gone else 0,
+    )
 
 
 def _free_port(proto: str) -> int:
@@ -265,8 +297,11 @@ def probe(path: Path) -> dict[str, Any]:
         with av.open(str(path)) as c:
             if not c.streams.video:
                 return {"error": "no video stream"}
-            times = [float(f.pts * f.time_base) for f in c.decode(video=0)
-                     if f.pts is not None and f.time_base is not None]
+            times = [
+                float(f.pts * f.time_base)
+                for f in c.decode(video=0)
+                if f.pts is not None and f.time_base is not None
+            ]
         first: dict[str, float] = {}
         with av.open(str(path)) as c:
             for pk in c.demux():
@@ -281,8 +316,14 @@ def probe(path: Path) -> dict[str, Any]:
 def _probe(path: Path, timeout: float = 60) -> Any:
     """`probe` in a process of its own (PyAV may crash on a broken file)."""
     try:
-        proc = subprocess.run([sys.executable, "-m", "vsr.lab.live_fuzz", "--probe", str(path)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "vsr.lab.live_fuzz", "--probe", str(path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return {"error": "probe timed out"}
     try:
@@ -298,8 +339,9 @@ def collapsed(times: Sequence[float], run: int = 10, within: float = 0.002) -> b
     return any(times[i + run - 1] - times[i] < within for i in range(len(times) - run + 1))
 
 
-def run_scenario(sc: Scenario, clips: Clips, work: Path, model: Path | None,
-                 extra: Sequence[str] = ()) -> Result:
+def run_scenario(
+    sc: Scenario, clips: Clips, work: Path, model: Path | None, extra: Sequence[str] = ()
+) -> Result:
     """Run one scenario end to end and judge it."""
     folder = work / "out" / sc.slug
     folder.mkdir(parents=True, exist_ok=True)
@@ -307,12 +349,35 @@ def run_scenario(sc: Scenario, clips: Clips, work: Path, model: Path | None,
     p = plan(sc, clips, port)
     out = folder / f"rec{p.output}"
     url = f"udp://127.0.0.1:{port}" if sc.proto == "udp" else f"tcp://127.0.0.1:{port}?listen=1"
-    cmd = [sys.executable, "-m", "vsr", "live", url, str(out), "-y", "--stats", "json",
-           "--duration", str(p.duration), "--stall-timeout", str(STALL), "--reconnect",
-           str(p.reconnect), *(["--model", str(model)] if model else []), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vsr",
+        "live",
+        url,
+        str(out),
+        "-y",
+        "--stats",
+        "json",
+        "--duration",
+        str(p.duration),
+        "--stall-timeout",
+        str(STALL),
+        "--reconnect",
+        str(p.reconnect),
+        *(["--model", str(model)] if model else []),
+        *extra,
+    ]
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     peak = [0.0]
     stop = threading.Event()
 
@@ -349,10 +414,21 @@ def run_scenario(sc: Scenario, clips: Clips, work: Path, model: Path | None,
     seconds = time.monotonic() - t0
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith('{"event": "progress"')]
     done = next((json.loads(ln) for ln in reversed(lines) if ln.startswith('{"event": "done"')), None)
-    r = Result(sc.name, sc.proto, sc.kind, "ok", code, p.expected_exit, round(seconds, 2),
-               last_stderr=next((ln for ln in reversed(lines) if not ln.startswith("{")), ""),
-               ffmpeg_message="Immediate exit requested" in err, frames_sent=sent.frames,
-               rss_mib=round(peak[0], 1), lost=sent.lost, corrupted=sent.corrupted)
+    r = Result(
+        sc.name,
+        sc.proto,
+        sc.kind,
+        "ok",
+        code,
+        p.expected_exit,
+        round(seconds, 2),
+        last_stderr=next((ln for ln in reversed(lines) if not ln.startswith("{")), ""),
+        ffmpeg_message="Immediate exit requested" in err,
+        frames_sent=sent.frames,
+        rss_mib=round(peak[0], 1),
+        lost=sent.lost,
+        corrupted=sent.corrupted,
+    )
     if done is not None:
         r.frames_in = int(done.get("frames_in") or 0)
         r.discontinuities = int(done.get("discontinuities") or 0)
@@ -384,9 +460,15 @@ def run_scenario(sc: Scenario, clips: Clips, work: Path, model: Path | None,
     return r
 
 
-def run_all(scenarios: Sequence[Scenario], work: Path, jobs: int = 2, real_model: bool = False,
-            on_result: Callable[[Result], None] | None = None, extra: Sequence[str] = (),
-            clips: Sequence[Path] | None = None) -> list[Result]:
+def run_all(
+    scenarios: Sequence[Scenario],
+    work: Path,
+    jobs: int = 2,
+    real_model: bool = False,
+    on_result: Callable[[Result], None] | None = None,
+    extra: Sequence[str] = (),
+    clips: Sequence[Path] | None = None,
+) -> list[Result]:
     """Run every scenario (`jobs` at a time), in order of the list."""
     work.mkdir(parents=True, exist_ok=True)
     prepared = Clips(work / "clips", clips)
@@ -414,18 +496,24 @@ def summarize(results: Sequence[Result]) -> Summary:
     """The table (per transport and kind, then the total) and whether the bars are met:
     0 hangs, crashes, tracebacks, unplayable recordings, wrong exits, FFmpeg messages,
     non-monotonic or collapsed timelines; A/V start gap <= AV_GAP; RSS <= RSS_MIB."""
+
     def row(label: str, rs: Sequence[Result]) -> list[str]:
         gaps = [r.av_gap for r in rs if r.av_gap is not None]
         sent = sum(r.frames_sent for r in rs)
-        return [label, str(len(rs)), *(str(sum(r.status == s for r in rs)) for s in STATUSES),
-                str(sum(not r.monotonic or r.collapsed for r in rs)),
-                str(sum(r.ffmpeg_message for r in rs)),
-                f"{max(gaps):.3f}" if gaps else "-",
-                f"{100 * sum(r.frames_out for r in rs) / sent:.0f}%" if sent else "-",
-                f"{max((r.rss_mib for r in rs), default=0):.0f}",
-                f"{max((r.overrun for r in rs), default=0):.1f}",
-                str(sum(r.discontinuities for r in rs)), str(sum(r.reconnects for r in rs)),
-                str(sum(r.damage for r in rs))]
+        return [
+            label,
+            str(len(rs)),
+            *(str(sum(r.status == s for r in rs)) for s in STATUSES),
+            str(sum(not r.monotonic or r.collapsed for r in rs)),
+            str(sum(r.ffmpeg_message for r in rs)),
+            f"{max(gaps):.3f}" if gaps else "-",
+            f"{100 * sum(r.frames_out for r in rs) / sent:.0f}%" if sent else "-",
+            f"{max((r.rss_mib for r in rs), default=0):.0f}",
+            f"{max((r.overrun for r in rs), default=0):.1f}",
+            str(sum(r.discontinuities for r in rs)),
+            str(sum(r.reconnects for r in rs)),
+            str(sum(r.damage for r in rs)),
+        ]
 
     s = Summary()
     groups: dict[tuple[str, str], list[Result]] = {}
@@ -438,9 +526,20 @@ def summarize(results: Sequence[Result]) -> Summary:
     return s
 
 
-COLUMNS = ["scenario", "runs", *STATUSES, "bad timeline", "FFmpeg text", "max A/V gap s",
-           "frames out / sent", "max RSS MiB", "max overrun s", "discontinuities", "reconnects",
-           "damage counted"]
+COLUMNS = [
+    "scenario",
+    "runs",
+    *STATUSES,
+    "bad timeline",
+    "FFmpeg text",
+    "max A/V gap s",
+    "frames out / sent",
+    "max RSS MiB",
+    "max overrun s",
+    "discontinuities",
+    "reconnects",
+    "damage counted",
+]
 
 
 def table(results: Sequence[Result]) -> tuple[str, bool]:
@@ -452,15 +551,26 @@ def table(results: Sequence[Result]) -> tuple[str, bool]:
     if bad:
         lines += ["", "Non-clean runs:", ""]
         for r in bad:
-            why = [r.status] + (["non-monotonic"] if not r.monotonic else []) + \
-                (["collapsed"] if r.collapsed else []) + (["FFmpeg text"] if r.ffmpeg_message else []) + \
-                ([f"A/V gap {r.av_gap}"] if r.av_gap is not None and r.av_gap > AV_GAP else []) + \
-                ([f"RSS {r.rss_mib} MiB"] if r.rss_mib > RSS_MIB else [])
-            lines.append(f"- `{r.name}`: {', '.join(why)}, exit {r.exit_code} (expected "
-                         f"{r.expected_exit}): {r.last_stderr}")
-    lines += ["", (f"bars {'met' if s.met else 'NOT met'}: 0 hangs, crashes, tracebacks, bad "
-                   f"outputs, wrong exits, FFmpeg messages, bad timelines; A/V start gap <= "
-                   f"{AV_GAP}s; RSS <= {RSS_MIB} MiB")]
+            why = (
+                [r.status]
+                + (["non-monotonic"] if not r.monotonic else [])
+                + (["collapsed"] if r.collapsed else [])
+                + (["FFmpeg text"] if r.ffmpeg_message else [])
+                + ([f"A/V gap {r.av_gap}"] if r.av_gap is not None and r.av_gap > AV_GAP else [])
+                + ([f"RSS {r.rss_mib} MiB"] if r.rss_mib > RSS_MIB else [])
+            )
+            lines.append(
+                f"- `{r.name}`: {', '.join(why)}, exit {r.exit_code} (expected "
+                f"{r.expected_exit}): {r.last_stderr}"
+            )
+    lines += [
+        "",
+        (
+            f"bars {'met' if s.met else 'NOT met'}: 0 hangs, crashes, tracebacks, bad "
+            f"outputs, wrong exits, FFmpeg messages, bad timelines; A/V start gap <= "
+            f"{AV_GAP}s; RSS <= {RSS_MIB} MiB"
+        ),
+    ]
     return "\n".join(lines), s.met
 
 
@@ -468,4 +578,6 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--probe":
         print(json.dumps(probe(Path(sys.argv[2]))))
         raise SystemExit(0)
-    raise SystemExit("usage: python -m vsr.lab.live_fuzz --probe FILE (the corpus: scripts/media/live_fuzz.py)")
+    raise SystemExit(
+        "usage: python -m vsr.lab.live_fuzz --probe FILE (the corpus: scripts/media/live_fuzz.py)"
+    )

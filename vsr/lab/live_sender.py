@@ -151,7 +151,7 @@ class _Link:
         if self.sock is None or self.cut:
             return
         try:
-            self.sock.sendall(self.buffer[:TS_PACKET // 2] or b"\x47" + bytes(90))
+            self.sock.sendall(self.buffer[: TS_PACKET // 2] or b"\x47" + bytes(90))
         except OSError:
             pass
         self.sock.close()
@@ -260,8 +260,17 @@ def _first_time(path: Path) -> int:
     return 0
 
 
-def _send_part(clip: Any, part: Part, muxer: _Muxer, offset: int, first: int, link: _Link,
-               wire: Wire, sent: Sent, t0: float) -> int:
+def _send_part(
+    clip: Any,
+    part: Part,
+    muxer: _Muxer,
+    offset: int,
+    first: int,
+    link: _Link,
+    wire: Wire,
+    sent: Sent,
+    t0: float,
+) -> int:
     """Copy the clip's packets for `part.seconds`, paced by their times; returns where the
     next part's clock goes on (this part's last time + a frame, with the offset)."""
     start = time.monotonic()
@@ -277,8 +286,12 @@ def _send_part(clip: Any, part: Part, muxer: _Muxer, offset: int, first: int, li
         delay = due - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        if (wire.cut_after is not None and not sent.cuts and not link.cut
-                and time.monotonic() - t0 >= wire.cut_after):
+        if (
+            wire.cut_after is not None
+            and not sent.cuts
+            and not link.cut
+            and time.monotonic() - t0 >= wire.cut_after
+        ):
             link.cut_now()
         if link.cut:
             continue
@@ -302,8 +315,9 @@ def _send_part(clip: Any, part: Part, muxer: _Muxer, offset: int, first: int, li
     return last + step + offset
 
 
-def prepare_clip(source: Path | None, path: Path, size: tuple[int, int], seconds: float,
-                 fps: int = 25) -> Path:
+def prepare_clip(
+    source: Path | None, path: Path, size: tuple[int, int], seconds: float, fps: int = 25
+) -> Path:
     """Write a small MPEG-TS for the sender: H.264 (ultrafast, zero latency, no B-frames, a
     keyframe every half second so a loss heals soon) at `size` (rounded down to even),
     `seconds` long, with AAC
@@ -337,8 +351,11 @@ def prepare_clip(source: Path | None, path: Path, size: tuple[int, int], seconds
                         if sum(s.shape[1] for s in samples) >= seconds * 48000:
                             break
     with av.open(str(path), "w", format="mpegts") as out:
-        vs = out.add_stream("libx264", rate=fps, options={
-            "preset": "ultrafast", "tune": "zerolatency", "g": str(max(1, fps // 2)), "bf": "0"})
+        vs = out.add_stream(
+            "libx264",
+            rate=fps,
+            options={"preset": "ultrafast", "tune": "zerolatency", "g": str(max(1, fps // 2)), "bf": "0"},
+        )
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         aus = out.add_stream("aac", rate=48000, layout="stereo")
         for i in range(n):
@@ -352,8 +369,9 @@ def prepare_clip(source: Path | None, path: Path, size: tuple[int, int], seconds
         for at in range(0, total, 1024):
             count = min(1024, total - at)
             if pcm is not None and pcm.shape[1] >= at + count:
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, at:at + count]),
-                                                format="fltp", layout="stereo")
+                af = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(pcm[:, at : at + count]), format="fltp", layout="stereo"
+                )
                 af.sample_rate, af.pts, af.time_base = 48000, at, Fraction(1, 48000)
             else:
                 af = tone(at, count)

@@ -35,8 +35,9 @@ def tone(start: int, samples: int, channels: int = 2, rate: int = 48000) -> av.A
     """`samples` of a 440 Hz sine from sample `start`, float planar, timed in samples."""
     t = np.arange(start, start + samples) / rate
     chunk = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-    frame = av.AudioFrame.from_ndarray(np.tile(chunk, (channels, 1)), format="fltp",
-                                       layout="stereo" if channels == 2 else "mono")
+    frame = av.AudioFrame.from_ndarray(
+        np.tile(chunk, (channels, 1)), format="fltp", layout="stereo" if channels == 2 else "mono"
+    )
     frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
     return frame
 
@@ -56,13 +57,25 @@ def write_audio_only(path: Path, seconds: float = 1.0) -> Path:
     return path
 
 
-def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: int | Fraction = 25,
-                codec: str = "libx264", pix_fmt: str = "yuv420p", audio: str | None = "aac",
-                container_format: str | None = None, vfr: bool = False, bframes: bool = True,
-                options: dict[str, str] | None = None, bt709: bool = False, start: float = 0.0,
-                audio_offset: float = 0.0, time_base: Fraction | None = None,
-                container_options: dict[str, str] | None = None,
-                sar: Fraction | None = None) -> Path:
+def synth_video(
+    path: Path,
+    n: int = 12,
+    size: tuple[int, int] = (64, 48),
+    fps: int | Fraction = 25,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    audio: str | None = "aac",
+    container_format: str | None = None,
+    vfr: bool = False,
+    bframes: bool = True,
+    options: dict[str, str] | None = None,
+    bt709: bool = False,
+    start: float = 0.0,
+    audio_offset: float = 0.0,
+    time_base: Fraction | None = None,
+    container_options: dict[str, str] | None = None,
+    sar: Fraction | None = None,
+) -> Path:
     """Write a small real video with PyAV: `n` frames of `pattern()`, optional audio.
 
     Args:
@@ -91,8 +104,7 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
         `path`.
     """
     w, h = size
-    with av.open(str(path), "w", format=container_format,
-                 options=dict(container_options or {})) as out:
+    with av.open(str(path), "w", format=container_format, options=dict(container_options or {})) as out:
         rate = Fraction(fps) * 2 if vfr else Fraction(fps)
         vs = cast(av.VideoStream, out.add_stream(codec, rate=rate))
         vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
@@ -117,8 +129,10 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
             vs.time_base = tb
         aus: av.AudioStream | None = None
         if audio:
-            aus = cast(av.AudioStream, out.add_stream(audio, rate=48000,
-                                                      layout="stereo" if audio != "pcm_s16le" else "mono"))
+            aus = cast(
+                av.AudioStream,
+                out.add_stream(audio, rate=48000, layout="stereo" if audio != "pcm_s16le" else "mono"),
+            )
             if audio == "vorbis":  # FFmpeg's own Vorbis encoder (no libvorbis in PyAV's build)
                 aus.codec_context.options = {"strict": "experimental"}
         first = pts = round(start / tb)
@@ -141,9 +155,16 @@ def synth_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
     return path
 
 
-def gradient_clip(path: Path, codec: str, pix_fmt: str, size: tuple[int, int] = (64, 48), n: int = 4,
-                  sar: Fraction | None = None, tags: dict[str, int] | None = None,
-                  options: dict[str, str] | None = None) -> Path:
+def gradient_clip(
+    path: Path,
+    codec: str,
+    pix_fmt: str,
+    size: tuple[int, int] = (64, 48),
+    n: int = 4,
+    sar: Fraction | None = None,
+    tags: dict[str, int] | None = None,
+    options: dict[str, str] | None = None,
+) -> Path:
     """Write a small clip of a smooth colour gradient (so 10-bit precision shows), `n` frames
     at 25 fps, carrying what real footage carries besides its pixels.
 
@@ -188,9 +209,16 @@ def gradient_clip(path: Path, codec: str, pix_fmt: str, size: tuple[int, int] = 
     return path
 
 
-def remux(src: Path, dst: Path, *, shift: float = 0.0, keyframes: tuple[int, ...] = (),
-          first_packet: Callable[[bytes], bytes] | None = None, format: str | None = None,
-          container_options: dict[str, str] | None = None) -> Path:
+def remux(
+    src: Path,
+    dst: Path,
+    *,
+    shift: float = 0.0,
+    keyframes: tuple[int, ...] = (),
+    first_packet: Callable[[bytes], bytes] | None = None,
+    format: str | None = None,
+    container_options: dict[str, str] | None = None,
+) -> Path:
     """Copy `src`'s video and audio packets into `dst`, changing what real files get wrong
     or do differently, without re-encoding.
 
@@ -207,8 +235,10 @@ def remux(src: Path, dst: Path, *, shift: float = 0.0, keyframes: tuple[int, ...
     Returns:
         `dst`.
     """
-    with av.open(str(src)) as inp, av.open(str(dst), "w", format=format,
-                                           options=dict(container_options or {})) as out:
+    with (
+        av.open(str(src)) as inp,
+        av.open(str(dst), "w", format=format, options=dict(container_options or {})) as out,
+    ):
         streams = [s for s in inp.streams if s.type in ("video", "audio")]
         mapping = {}
         for s in streams:
@@ -239,9 +269,15 @@ def remux(src: Path, dst: Path, *, shift: float = 0.0, keyframes: tuple[int, ...
     return dst
 
 
-def joined_ts(path: Path, parts: list[tuple[tuple[int, int], int]], fps: int = 25,
-              start: float = 1.4, audio: str | None = "aac", restart: bool = False,
-              sar: list[Fraction | None] | None = None) -> Path:
+def joined_ts(
+    path: Path,
+    parts: list[tuple[tuple[int, int], int]],
+    fps: int = 25,
+    start: float = 1.4,
+    audio: str | None = "aac",
+    restart: bool = False,
+    sar: list[Fraction | None] | None = None,
+) -> Path:
     """Write an MPEG-TS made of parts encoded one by one and joined byte for byte (as `cat`
     joins recordings, and as a stream that switches resolution or restarts looks on the
     wire): part i is `parts[i] = ((width, height), frames)` of `pattern()`.
@@ -262,8 +298,9 @@ def joined_ts(path: Path, parts: list[tuple[tuple[int, int], int]], fps: int = 2
     data = b""
     for i, (size, n) in enumerate(parts):
         piece = path.with_name(f"{path.stem}.part{i}.ts")
-        synth_video(piece, n=n, size=size, fps=fps, audio=audio, start=at, bframes=False,
-                    sar=sar[i] if sar else None)
+        synth_video(
+            piece, n=n, size=size, fps=fps, audio=audio, start=at, bframes=False, sar=sar[i] if sar else None
+        )
         data += piece.read_bytes()
         piece.unlink()
         if not restart:

@@ -63,8 +63,9 @@ def build_model(scale: int, extra: int = 0) -> Network:
     return ESPCN(scale)
 
 
-def ecb_macs_per_pixel(scale: int, channels: int, blocks: int, refine: int = 0,
-                       refine_factor: int = 0) -> int:
+def ecb_macs_per_pixel(
+    scale: int, channels: int, blocks: int, refine: int = 0, refine_factor: int = 0
+) -> int:
     """Conv MACs per LR pixel of the exported ECB model: head 1->C, `blocks` C->C, tail C->r*r,
     all 3x3 (what `vsr.model.cost.conv_macs_per_pixel` counts on the exported graph); with a
     refinement branch (`refine` channels at `refine_factor` x the input's resolution) also its
@@ -77,8 +78,9 @@ def ecb_macs_per_pixel(scale: int, channels: int, blocks: int, refine: int = 0,
     return macs
 
 
-def build_ecb(scale: int, channels: int = 16, blocks: int = 4, refine: int = 0,
-              refine_factor: int = 0) -> Network:
+def build_ecb(
+    scale: int, channels: int = 16, blocks: int = 4, refine: int = 0, refine_factor: int = 0
+) -> Network:
     """An ECBSR-style network (Zhang et al. 2021, "Edge-oriented Convolution Block for Real-time
     Super Resolution on Mobile Devices"), re-parameterised at export to a plain conv stack.
 
@@ -128,8 +130,9 @@ def build_ecb(scale: int, channels: int = 16, blocks: int = 4, refine: int = 0,
     laplacian = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
     class ECB(nn.Module):  # type: ignore[misc]  # nn.Module is Any to mypy
-        def __init__(self, cin: int, cout: int, expand: int = 2, identity: bool = True,
-                     last: bool = False) -> None:
+        def __init__(
+            self, cin: int, cout: int, expand: int = 2, identity: bool = True, last: bool = False
+        ) -> None:
             super().__init__()
             self.cin, self.cout = cin, cout
             self.identity = identity and cin == cout
@@ -189,8 +192,9 @@ def build_ecb(scale: int, channels: int = 16, blocks: int = 4, refine: int = 0,
 
             out = self.k3(F.pad(x, (1, 1, 1, 1)))
             out = out + self.e3(bias_pad(self.e1(x), self.e1.bias))
-            edges = F.conv2d(bias_pad(self.d1(x), self.d1.bias), self._edge_kernels(), self.d_bias,
-                             groups=3 * self.cout)
+            edges = F.conv2d(
+                bias_pad(self.d1(x), self.d1.bias), self._edge_kernels(), self.d_bias, groups=3 * self.cout
+            )
             out = out + edges.view(x.shape[0], 3, self.cout, *edges.shape[2:]).sum(1)
             if self.identity:
                 out = out + x
@@ -239,9 +243,13 @@ def build_ecb(scale: int, channels: int = 16, blocks: int = 4, refine: int = 0,
             """(name, weight, bias) of each plain 3x3 conv, the main path in order, then the
             refinement branch's (float32 numpy)."""
             with torch.no_grad():
-                return [(name, *(t.detach().cpu().numpy().astype(np.float32)
-                                 for t in getattr(self, name).merged()))
-                        for name in [*self.names, *self.refine_names]]
+                return [
+                    (
+                        name,
+                        *(t.detach().cpu().numpy().astype(np.float32) for t in getattr(self, name).merged()),
+                    )
+                    for name in [*self.names, *self.refine_names]
+                ]
 
     return ECBNet(scale)
 
@@ -348,11 +356,12 @@ def init_ecb_from_onnx(model: Network, path: Path) -> list[str]:
     if len(convs) < 2 or len(convs) > len(names):
         raise SystemExit(f"--init {path}: {len(convs)} convolutions, this network has {len(names)}")
     if branch and set(branch) != set(refine_names):
-        raise SystemExit(f"--init {path}: the file has a refinement branch this network lacks "
-                         "(pass the --refine settings it was trained with)")
+        raise SystemExit(
+            f"--init {path}: the file has a refinement branch this network lacks "
+            "(pass the --refine settings it was trained with)"
+        )
     # the file's head and body fill this network's first blocks; its tail is this tail
-    pairs = [*zip(names[: len(convs) - 1], convs[:-1], strict=True), (names[-1], convs[-1]),
-             *branch.items()]
+    pairs = [*zip(names[: len(convs) - 1], convs[:-1], strict=True), (names[-1], convs[-1]), *branch.items()]
     copied = []
     with torch.no_grad():
         for name in [*names, *(refine_names if branch else [])]:
@@ -360,8 +369,9 @@ def init_ecb_from_onnx(model: Network, path: Path) -> list[str]:
         for name, (w, b) in pairs:
             ecb = getattr(model, name)
             if tuple(ecb.k3.weight.shape) != w.shape:
-                raise SystemExit(f"--init {path}: {name} is {w.shape} there, "
-                                 f"{tuple(ecb.k3.weight.shape)} here")
+                raise SystemExit(
+                    f"--init {path}: {name} is {w.shape} there, {tuple(ecb.k3.weight.shape)} here"
+                )
             wt = torch.from_numpy(w.copy())
             if ecb.identity:
                 idx = torch.arange(ecb.cout)
@@ -391,8 +401,16 @@ def export_onnx(model: Network, scale: int, out: Path, metadata: dict[str, str])
 
     def conv(name: str, x: str) -> str:
         pad = sd[f"{name}.weight"].shape[2] // 2
-        nodes.append(helper.make_node("Conv", [x, f"{name}.weight", f"{name}.bias"], [f"{name}_out"],
-                                      pads=[pad] * 4, kernel_shape=[2 * pad + 1] * 2, name=name))
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, f"{name}.weight", f"{name}.bias"],
+                [f"{name}_out"],
+                pads=[pad] * 4,
+                kernel_shape=[2 * pad + 1] * 2,
+                name=name,
+            )
+        )
         return f"{name}_out"
 
     def relu(name: str, x: str) -> str:
@@ -422,13 +440,19 @@ def export_onnx(model: Network, scale: int, out: Path, metadata: dict[str, str])
             z = shuffle("refine_shuffle_out", z, scale // f, "refine_shuffle_out_out")
         nodes.append(helper.make_node("Add", ["main_out", z], ["output"], name="refine_add"))
     graph = helper.make_graph(
-        nodes, "ecbsr" if residual else "espcn",
+        nodes,
+        "ecbsr" if residual else "espcn",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, "height", "width"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT,
-                                       ["batch", 1, f"height*{scale}", f"width*{scale}"])],
-        inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-                          producer_name="vsr scripts/models/train.py")
+        [
+            helper.make_tensor_value_info(
+                "output", TensorProto.FLOAT, ["batch", 1, f"height*{scale}", f"width*{scale}"]
+            )
+        ],
+        inits,
+    )
+    m = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="vsr scripts/models/train.py"
+    )
     m.ir_version = 8
     helper.set_model_props(m, metadata)
     onnx.checker.check_model(m)

@@ -62,13 +62,16 @@ def psnr_y(sr_y: npt.NDArray[np.uint8], hr_y: npt.NDArray[np.uint8], scale: int)
     return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def luma_runner(upscaler: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]]
-                ) -> Callable[[Image.Image], npt.NDArray[np.uint8]]:
+def luma_runner(
+    upscaler: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]],
+) -> Callable[[Image.Image], npt.NDArray[np.uint8]]:
     """LR image -> SR Y plane through a vsr upscaler ([N,H,W] uint8 luma in and out), the way
     vsr runs a model on a frame's luma."""
+
     def run(lr: Image.Image) -> npt.NDArray[np.uint8]:
         sr: npt.NDArray[np.uint8] = upscaler(y_channel(lr)[None])[0]
         return sr
+
     return run
 
 
@@ -130,8 +133,9 @@ def panned_frames(img: Image.Image, pan: Sequence[tuple[int, int]] = PAN) -> lis
     return [img.crop((dx, dy, dx + w, dy + h)) for dx, dy in pan]
 
 
-def temporal_psnr(run: Callable[[Image.Image], npt.NDArray[np.uint8]], scale: int,
-                  frames: Sequence[Image.Image]) -> tuple[float, float]:
+def temporal_psnr(
+    run: Callable[[Image.Image], npt.NDArray[np.uint8]], scale: int, frames: Sequence[Image.Image]
+) -> tuple[float, float]:
     """Frame and temporal quality of an upscaler on one clip's consecutive frames.
 
     Each frame is degraded by the protocol (crop, Pillow bicubic downscale) and upscaled by

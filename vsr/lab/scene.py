@@ -37,10 +37,26 @@ def render(t: float) -> npt.NDArray[np.uint8]:
     img[box] = check[box, None]
     frame = np.clip(img, 0, 255).astype(np.uint8)
     # Text: small (aliasing-prone) and large, one line scrolling.
-    cv2.putText(frame, "vsr sample 0123456789", (8, 120), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(
+        frame,
+        "vsr sample 0123456789",
+        (8, 120),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+    )
     x = int(320 - (t * 60) % 640)
-    cv2.putText(frame, "ESPCN super-resolution: sharp edges, fine text", (x, 160),
-                cv2.FONT_HERSHEY_PLAIN, 1.0, (20, 240, 240), 1, cv2.LINE_AA)
+    cv2.putText(
+        frame,
+        "ESPCN super-resolution: sharp edges, fine text",
+        (x, 160),
+        cv2.FONT_HERSHEY_PLAIN,
+        1.0,
+        (20, 240, 240),
+        1,
+        cv2.LINE_AA,
+    )
     cv2.circle(frame, (int(160 + 60 * np.sin(t * 1.5)), 100), 12, (0, 0, 255), 2, cv2.LINE_AA)
     return frame

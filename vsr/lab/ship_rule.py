@@ -38,8 +38,9 @@ def speedup(fp32: Path, int8: Path, rounds: int = 15, threads: int = 0) -> float
     return speedup_on(fp32, int8, rounds, threads)[0]
 
 
-def speedup_on(fp32: Path, int8: Path, rounds: int = 15, threads: int = 0, engine: str = "onnxruntime"
-               ) -> tuple[float, tuple[str, str]]:
+def speedup_on(
+    fp32: Path, int8: Path, rounds: int = 15, threads: int = 0, engine: str = "onnxruntime"
+) -> tuple[float, tuple[str, str]]:
     """Median float time / median int8 time for a 640x360 frame, the two runs interleaved so
     that other load on the machine hits both alike, after three warm-up calls each (with one,
     the same model pair measured 1.42x and 1.86x in two runs on an idle machine), and what
@@ -56,8 +57,10 @@ def speedup_on(fp32: Path, int8: Path, rounds: int = 15, threads: int = 0, engin
     rng = np.random.default_rng(0)
     w, h = SPEED_SIZE
     y = cv2.GaussianBlur(rng.integers(0, 256, (h, w), dtype=np.uint8), (5, 5), 2)[None]
-    ups = [OnnxUpscaler(fp32, Device.CPU, threads=threads, engine=engine),
-           OnnxUpscaler(int8, Device.CPU, threads=threads, engine=engine)]
+    ups = [
+        OnnxUpscaler(fp32, Device.CPU, threads=threads, engine=engine),
+        OnnxUpscaler(int8, Device.CPU, threads=threads, engine=engine),
+    ]
 
     times: list[list[float]] = [[], []]
     for up in ups:

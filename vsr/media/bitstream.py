@@ -66,11 +66,11 @@ def nal_units(data: bytes, length_size: int) -> Iterator[bytes]:
     if length_size:
         pos, end = 0, len(data)
         while pos + length_size <= end:
-            size = int.from_bytes(data[pos:pos + length_size], "big")
+            size = int.from_bytes(data[pos : pos + length_size], "big")
             pos += length_size
             if size <= 0 or pos + size > end:
                 return  # a damaged length: what follows cannot be trusted
-            yield data[pos:pos + size]
+            yield data[pos : pos + size]
             pos += size
         return
     starts = []
@@ -110,8 +110,7 @@ def access_unit(codec: str, data: bytes, length_size: int) -> AccessUnit:
             elif kind == _HEVC_PREFIX_SEI and X264_VERSION in nal:
                 sei = nal
             elif kind < 32 and access is None:  # the first VCL unit decides
-                access = "idr" if kind in (16, 17, 18, 19, 20) else "cra" if kind in (21, 22, 23) \
-                    else ""
+                access = "idr" if kind in (16, 17, 18, 19, 20) else "cra" if kind in (21, 22, 23) else ""
         else:
             if kind in (_H264_SPS, _H264_PPS):
                 sets.append(nal)
@@ -190,8 +189,8 @@ def _vp9_frames(data: bytes) -> list[bytes]:
             frames, pos = [], 0
             for i in range(count):
                 at = len(data) - size + 1 + i * width
-                n = int.from_bytes(data[at:at + width], "little")
-                frames.append(data[pos:pos + n])
+                n = int.from_bytes(data[at : at + width], "little")
+                frames.append(data[pos : pos + n])
                 pos += n
             return [f for f in frames if f] or [data]
     return [data]

@@ -71,8 +71,9 @@ def attach_a53(frame: Any, data: bytes) -> bool:
         if not ptr or not _looks_like(frame, ptr):
             _layout_warning()
             return False
-        sd = lib.av_frame_new_side_data(ctypes.c_void_p(ptr), AV_FRAME_DATA_A53_CC,
-                                        ctypes.c_size_t(len(data)))
+        sd = lib.av_frame_new_side_data(
+            ctypes.c_void_p(ptr), AV_FRAME_DATA_A53_CC, ctypes.c_size_t(len(data))
+        )
         if not sd:
             return False
         target = ctypes.c_void_p.from_address(sd + _SD_DATA).value
@@ -98,8 +99,10 @@ def _looks_like(frame: Any, ptr: int) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _layout_warning() -> None:
-    log.warning("closed captions dropped: this PyAV/FFmpeg's frame layout is not the one vsr "
-                "knows, so their side data cannot be attached")
+    log.warning(
+        "closed captions dropped: this PyAV/FFmpeg's frame layout is not the one vsr "
+        "knows, so their side data cannot be attached"
+    )
 
 
 @functools.lru_cache(maxsize=1)

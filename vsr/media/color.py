@@ -55,7 +55,8 @@ def pad_to_even(bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     if h % 2 == 0 and w % 2 == 0:
         return bgr
     padded: npt.NDArray[np.uint8] = cv2.copyMakeBorder(  # type: ignore[assignment]
-        bgr, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+        bgr, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE
+    )
     return padded
 
 
@@ -83,10 +84,15 @@ class MatrixTag(IntEnum):
 # ...) converts with swscale's default (BT.601), which is also what decoding assumed.
 # (PyAV reads a plain number here as SWS_CS_*: SMPTE 170M's tag 6 and BT.2020 CL's 10
 # were no matrix to it, so BT.2020 CL converted as BT.601 and 170M output went untagged.)
-_SWS_MATRICES: dict[int, Colorspace] = {MatrixTag.BT709: Colorspace.ITU709, MatrixTag.FCC: Colorspace.FCC,
-                 MatrixTag.BT470BG: Colorspace.ITU601, MatrixTag.SMPTE170M: Colorspace.SMPTE170M,
-                 MatrixTag.SMPTE240M: Colorspace.SMPTE240M, MatrixTag.BT2020_NCL: Colorspace.BT2020,
-                 MatrixTag.BT2020_CL: Colorspace.BT2020}
+_SWS_MATRICES: dict[int, Colorspace] = {
+    MatrixTag.BT709: Colorspace.ITU709,
+    MatrixTag.FCC: Colorspace.FCC,
+    MatrixTag.BT470BG: Colorspace.ITU601,
+    MatrixTag.SMPTE170M: Colorspace.SMPTE170M,
+    MatrixTag.SMPTE240M: Colorspace.SMPTE240M,
+    MatrixTag.BT2020_NCL: Colorspace.BT2020,
+    MatrixTag.BT2020_CL: Colorspace.BT2020,
+}
 
 
 def sws_colorspace(tag: int) -> Colorspace | None:
@@ -100,13 +106,18 @@ def frame_to_bgr(frame: Any) -> npt.NDArray[np.uint8]:
     return bgr
 
 
-def bgr_to_frame(bgr: npt.NDArray[np.uint8], pix_fmt: str, colorspace: Colorspace | None,
-                 color_range: ColorRange | None) -> Any:
+def bgr_to_frame(
+    bgr: npt.NDArray[np.uint8], pix_fmt: str, colorspace: Colorspace | None, color_range: ColorRange | None
+) -> Any:
     """A (H, W, 3) BGR image as an av.VideoFrame in the encoder's pixel format and matrix."""
     vf = av.VideoFrame.from_ndarray(bgr, format="bgr24")
     if pix_fmt != "bgr24":
-        vf = vf.reformat(format=pix_fmt, dst_colorspace=colorspace, dst_color_range=color_range,
-                         interpolation=_ENCODE_FLAGS)
+        vf = vf.reformat(
+            format=pix_fmt,
+            dst_colorspace=colorspace,
+            dst_color_range=color_range,
+            interpolation=_ENCODE_FLAGS,
+        )
     if color_range is not None:
         vf.color_range = color_range
     return vf
@@ -177,8 +188,14 @@ def split_planes(frame: Any) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     return y, chroma
 
 
-def merge_planes(y_hr: npt.NDArray[Any], chroma: npt.NDArray[Any], src_depth: int, pix_fmt: str,
-                 full_range: bool, pad: bool) -> Any:
+def merge_planes(
+    y_hr: npt.NDArray[Any],
+    chroma: npt.NDArray[Any],
+    src_depth: int,
+    pix_fmt: str,
+    full_range: bool,
+    pad: bool,
+) -> Any:
     """Upscaled full-range luma and source-size chroma as an av.VideoFrame in `pix_fmt`.
 
     Args:
@@ -199,8 +216,9 @@ def merge_planes(y_hr: npt.NDArray[Any], chroma: npt.NDArray[Any], src_depth: in
     assert out is not None, pix_fmt
     h, w = y_hr.shape
     if pad and ((h % 2 and out.sub_h) or (w % 2 and out.sub_w)):
-        y_hr = cv2.copyMakeBorder(y_hr, 0, h % 2 if out.sub_h else 0, 0, w % 2 if out.sub_w else 0,
-                                  cv2.BORDER_REPLICATE)
+        y_hr = cv2.copyMakeBorder(
+            y_hr, 0, h % 2 if out.sub_h else 0, 0, w % 2 if out.sub_w else 0, cv2.BORDER_REPLICATE
+        )
         h, w = y_hr.shape
     cw, ch = out.chroma_size(w, h)
     c_hr = cv2.resize(chroma, (cw, ch), interpolation=cv2.INTER_CUBIC)

@@ -126,9 +126,14 @@ class Decoder:
             inputs (live reconnects). None: a new one on the input's own times.
     """
 
-    def __init__(self, src: OpenedInput, spec: DecodeSpec,
-                 counters: SourceCounters | None = None, *,
-                 audio: AudioTimeline | None = None) -> None:
+    def __init__(
+        self,
+        src: OpenedInput,
+        spec: DecodeSpec,
+        counters: SourceCounters | None = None,
+        *,
+        audio: AudioTimeline | None = None,
+    ) -> None:
         self.src = src
         self.decode_audio = spec.decode_audio
         self.on_error = spec.on_error
@@ -160,9 +165,10 @@ class Decoder:
                 counters.error_times.append(when)
             if self.on_error is OnError.STOP:
                 at = f" at {when:.3f}s" if when is not None else ""
-                raise DecodeError(f"cannot decode frame {counters.frames}{at} in "
-                                  f"{self.src.info.url!r}: {reason(exc)}", hint="use --on-error "
-                                  "skip to keep going past damage") from exc
+                raise DecodeError(
+                    f"cannot decode frame {counters.frames}{at} in {self.src.info.url!r}: {reason(exc)}",
+                    hint="use --on-error skip to keep going past damage",
+                ) from exc
             return
         finally:
             counters.decode_seconds += time.perf_counter() - t0

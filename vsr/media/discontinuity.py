@@ -107,10 +107,17 @@ class Timeline:
         clock: monotonic seconds (the arrival time of packets, live mode).
     """
 
-    def __init__(self, video_index: int, *, rate: Fraction | None = None, live: bool = False,
-                 threshold: float = FORWARD_THRESHOLD, wraps: bool = True,
-                 found: list[Discontinuity] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        video_index: int,
+        *,
+        rate: Fraction | None = None,
+        live: bool = False,
+        threshold: float = FORWARD_THRESHOLD,
+        wraps: bool = True,
+        found: list[Discontinuity] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.video_index = video_index
         self.frame = 1 / Fraction(rate) if rate else Fraction(1, 25)
         self.live = live
@@ -250,8 +257,7 @@ class Timeline:
         gap = Fraction(0)
         if self.live and self._jumped_at is not None:
             since = self._jumped_at - WALL_WINDOW
-            wall = max((quiet for t, quiet in self._arrivals if since <= t <= self._jumped_at),
-                       default=0.0)
+            wall = max((quiet for t, quiet in self._arrivals if since <= t <= self._jumped_at), default=0.0)
             gap = max(Fraction(0), Fraction(wall) - s.step * tb)
         gap = round(gap / tb) * tb
         offset = prev_end + gap - s.held_first * tb
@@ -264,10 +270,16 @@ class Timeline:
         after = float(gap + s.step * tb)
         self.found.append(Discontinuity(at, jump, after))
         seen = "video" if idx == self.video_index else f"stream #{idx}"
-        log.warning("timestamp discontinuity at %.3fs: the input's clock jumped %s by %.3fs "
-                    "(a restarted or joined stream; seen on the %s); the timeline goes on %.3fs "
-                    "after the last frame", at, "back" if jump < 0 else "forward", abs(jump),
-                    seen, after)
+        log.warning(
+            "timestamp discontinuity at %.3fs: the input's clock jumped %s by %.3fs "
+            "(a restarted or joined stream; seen on the %s); the timeline goes on %.3fs "
+            "after the last frame",
+            at,
+            "back" if jump < 0 else "forward",
+            abs(jump),
+            seen,
+            after,
+        )
         self._jumped_at = None
         out: list[Any] = []
         # Streams that jumped first and wait come out first: they were demuxed before.
@@ -311,7 +323,11 @@ class Timeline:
         ticks = s.due + offset
         pts = packet.pts
         if pts is not None and packet.dts is not None and pts != packet.dts:
-            wraps = round((s.due - pts) / (1 << WRAP_BITS)) * (1 << WRAP_BITS) if self._wrapping(s.time_base) else 0
+            wraps = (
+                round((s.due - pts) / (1 << WRAP_BITS)) * (1 << WRAP_BITS)
+                if self._wrapping(s.time_base)
+                else 0
+            )
             near = pts + wraps + offset
             plausible = 0 <= (near - ticks) * s.time_base <= 1  # a B-frame delay, not a jump
             pts = near if plausible else None
@@ -333,8 +349,10 @@ class Timeline:
             s.wraps += 1
             full += period
             self.wrapped += 1
-            log.info("the input's MPEG-TS clock wrapped around (2^33 ticks, 26.5 h) at %.3fs: "
-                     "its times go on", float(full * s.time_base))
+            log.info(
+                "the input's MPEG-TS clock wrapped around (2^33 ticks, 26.5 h) at %.3fs: its times go on",
+                float(full * s.time_base),
+            )
         elif full > s.last + period // 2 and s.wraps:
             full -= period  # a straggler from before the wrap
         return full

@@ -19,21 +19,57 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 #: x264-style preset names on SVT-AV1's numeric scale (0 slowest .. 13 fastest).
-SVTAV1_PRESETS = {"ultrafast": "12", "superfast": "11", "veryfast": "10", "faster": "9",
-                  "fast": "8", "medium": "7", "slow": "5", "slower": "4", "veryslow": "2",
-                  "placebo": "1"}
+SVTAV1_PRESETS = {
+    "ultrafast": "12",
+    "superfast": "11",
+    "veryfast": "10",
+    "faster": "9",
+    "fast": "8",
+    "medium": "7",
+    "slow": "5",
+    "slower": "4",
+    "veryslow": "2",
+    "placebo": "1",
+}
 #: x264-style preset names for libvpx's cpu-used (0 slowest .. 8 fastest with realtime).
-VPX_CPU_USED = {"ultrafast": "8", "superfast": "7", "veryfast": "6", "faster": "5", "fast": "5",
-                "medium": "4", "slow": "2", "slower": "1", "veryslow": "0", "placebo": "0"}
+VPX_CPU_USED = {
+    "ultrafast": "8",
+    "superfast": "7",
+    "veryfast": "6",
+    "faster": "5",
+    "fast": "5",
+    "medium": "4",
+    "slow": "2",
+    "slower": "1",
+    "veryslow": "0",
+    "placebo": "0",
+}
 #: NVENC presets p1 (fastest) .. p7 (slowest) for x264's names.
-NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3",
-                 "fast": "p3", "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7",
-                 "placebo": "p7"}
+NVENC_PRESETS = {
+    "ultrafast": "p1",
+    "superfast": "p1",
+    "veryfast": "p2",
+    "faster": "p3",
+    "fast": "p3",
+    "medium": "p4",
+    "slow": "p5",
+    "slower": "p6",
+    "veryslow": "p7",
+    "placebo": "p7",
+}
 #: ProRes: x264's fast names pick the lighter "standard" profile; the others keep ProRes' own.
 PRORES_PROFILES = {name: "standard" for name in ("ultrafast", "superfast", "veryfast", "faster", "fast")}
 #: Frame rates MPEG-1/2 can signal.
-MPEG12_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001),
-                Fraction(30), Fraction(50), Fraction(60000, 1001), Fraction(60))
+MPEG12_RATES = (
+    Fraction(24000, 1001),
+    Fraction(24),
+    Fraction(25),
+    Fraction(30000, 1001),
+    Fraction(30),
+    Fraction(50),
+    Fraction(60000, 1001),
+    Fraction(60),
+)
 
 
 @dataclass(frozen=True)
@@ -145,54 +181,85 @@ class Family:
 
     def holds(self, codec: str) -> bool:
         """Whether encoder `codec` belongs to this family."""
-        return (codec in self.codecs or codec.startswith(self.prefixes)
-                or codec.endswith(self.suffixes))
+        return codec in self.codecs or codec.startswith(self.prefixes) or codec.endswith(self.suffixes)
 
 
-def _hardware(suffix: str, needs: str, quality: Quality | None = None,
-              presets: Presets | None = None) -> Family:
+def _hardware(
+    suffix: str, needs: str, quality: Quality | None = None, presets: Presets | None = None
+) -> Family:
     """A hardware family, known by its encoders' suffix."""
     return Family(suffix.strip("_"), suffixes=(suffix,), quality=quality, presets=presets, needs=needs)
 
 
 #: Every family vsr knows, first match wins; an encoder in none gets `GENERIC`.
 FAMILIES: tuple[Family, ...] = (
-    Family("x264", codecs=frozenset({"libx264"}), quality=Quality((Scale("crf"),)),
-           presets=Presets("preset"), live_options={"tune": "zerolatency"}),
+    Family(
+        "x264",
+        codecs=frozenset({"libx264"}),
+        quality=Quality((Scale("crf"),)),
+        presets=Presets("preset"),
+        live_options={"tune": "zerolatency"},
+    ),
     # x265 prints a page of info (and size warnings) unless told otherwise.
-    Family("x265", codecs=frozenset({"libx265"}), quality=Quality((Scale("crf"),)),
-           presets=Presets("preset"), live_options={"tune": "zerolatency"},
-           log_option=LogLevel("x265-params", "log-level=info", "log-level=error")),
+    Family(
+        "x265",
+        codecs=frozenset({"libx265"}),
+        quality=Quality((Scale("crf"),)),
+        presets=Presets("preset"),
+        live_options={"tune": "zerolatency"},
+        log_option=LogLevel("x265-params", "log-level=info", "log-level=error"),
+    ),
     # SVT-AV1's CRF is 0..63: +12 keeps x264's 18 (-> 30) and 23 (-> 35, its default).
-    Family("svt-av1", codecs=frozenset({"libsvtav1"}), quality=Quality((Scale("crf", 12, high=63),)),
-           presets=Presets("preset", SVTAV1_PRESETS),
-           log_option=LogLevel("svtav1-params", "log-level=3", "log-level=1"),
-           log_env=LogLevel("SVT_LOG", "3", "1")),
+    Family(
+        "svt-av1",
+        codecs=frozenset({"libsvtav1"}),
+        quality=Quality((Scale("crf", 12, high=63),)),
+        presets=Presets("preset", SVTAV1_PRESETS),
+        log_option=LogLevel("svtav1-params", "log-level=3", "log-level=1"),
+        log_env=LogLevel("SVT_LOG", "3", "1"),
+    ),
     # libvpx's defaults are its slowest ("good", cpu-used 0, one thread per frame): about
     # 1 fps at 1080p; "medium" maps near libx264 medium in speed and quality. Its CRF is
     # 4..63, and constant quality needs b:v 0.
-    Family("libvpx", codecs=frozenset({"libvpx", "libvpx-vp9"}),
-           quality=Quality((Scale("crf", 13, low=4, high=63),), bit_rate=0),
-           presets=Presets("cpu-used", VPX_CPU_USED, default="medium"),
-           options={"row-mt": "1"}, live_options={"deadline": "realtime"},
-           file_options={"deadline": "good"}),
-    Family("mpeg1/2", codecs=frozenset({"mpeg1video", "mpeg2video"}), quantiser=True,
-           standard_rates=MPEG12_RATES),
-    Family("mpeg4", codecs=frozenset({"mpeg4", "h263", "h263p", "flv"}), prefixes=("msmpeg4",),
-           quantiser=True),
-    Family("mjpeg", codecs=frozenset({"mjpeg"}), options={"qscale": "2"}, qrange=(1, 3),
-           full_range_yuv=True),
+    Family(
+        "libvpx",
+        codecs=frozenset({"libvpx", "libvpx-vp9"}),
+        quality=Quality((Scale("crf", 13, low=4, high=63),), bit_rate=0),
+        presets=Presets("cpu-used", VPX_CPU_USED, default="medium"),
+        options={"row-mt": "1"},
+        live_options={"deadline": "realtime"},
+        file_options={"deadline": "good"},
+    ),
+    Family(
+        "mpeg1/2", codecs=frozenset({"mpeg1video", "mpeg2video"}), quantiser=True, standard_rates=MPEG12_RATES
+    ),
+    Family(
+        "mpeg4", codecs=frozenset({"mpeg4", "h263", "h263p", "flv"}), prefixes=("msmpeg4",), quantiser=True
+    ),
+    Family("mjpeg", codecs=frozenset({"mjpeg"}), options={"qscale": "2"}, qrange=(1, 3), full_range_yuv=True),
     # DNxHD proper only takes a few broadcast sizes and bit rates; DNxHR takes any size.
     Family("dnxhd", codecs=frozenset({"dnxhd"}), options={"profile": "dnxhr_hq"}),
-    Family("prores", codecs=frozenset({"prores_ks"}),
-           presets=Presets("profile", PRORES_PROFILES, others_pass=False)),
-    _hardware("_nvenc", "an NVIDIA GPU with NVENC (and its driver)",
-              Quality((Scale("cq", 1, high=51),), bit_rate=0, needs="cq"),
-              Presets("preset", NVENC_PRESETS)),
-    _hardware("_qsv", "Intel Quick Sync Video (an Intel GPU and its media driver)",
-              Quality((Scale("global_quality", 2),))),
-    _hardware("_amf", "an AMD GPU with AMF (and its driver)",
-              Quality((Scale("qp_i"), Scale("qp_p", 2)), with_it={"rc": "cqp"})),
+    Family(
+        "prores",
+        codecs=frozenset({"prores_ks"}),
+        presets=Presets("profile", PRORES_PROFILES, others_pass=False),
+    ),
+    _hardware(
+        "_nvenc",
+        "an NVIDIA GPU with NVENC (and its driver)",
+        Quality((Scale("cq", 1, high=51),), bit_rate=0, needs="cq"),
+        Presets("preset", NVENC_PRESETS),
+    ),
+    _hardware(
+        "_qsv",
+        "Intel Quick Sync Video (an Intel GPU and its media driver)",
+        Quality((Scale("global_quality", 2),)),
+    ),
+    _hardware(
+        "_amf",
+        "an AMD GPU with AMF (and its driver)",
+        Quality((Scale("qp_i"), Scale("qp_p", 2)), with_it={"rc": "cqp"}),
+    ),
     _hardware("_vaapi", "a VA-API device (/dev/dri/renderD128)", Quality((Scale("qp", 2),))),
     _hardware("_v4l2m2m", "a V4L2 memory-to-memory encoder device"),
     _hardware("_videotoolbox", "macOS VideoToolbox"),
@@ -202,8 +269,9 @@ FAMILIES: tuple[Family, ...] = (
 
 #: Anything else (lossless and intermediate codecs): its own defaults; a CRF or preset the
 #: encoder knows by that name still passes.
-GENERIC = Family("other", quality=Quality((Scale("crf"),), needs="crf"),
-                 presets=Presets("preset", needs="preset"))
+GENERIC = Family(
+    "other", quality=Quality((Scale("crf"),), needs="crf"), presets=Presets("preset", needs="preset")
+)
 
 
 def family_of(codec: str) -> Family:
@@ -227,8 +295,15 @@ class EncoderSetup:
     note: str = ""
 
 
-def mapping(codec: str, private: set[str], crf: int | None, preset: str | None, live: bool,
-            rate: Fraction | None, verbose: bool = False) -> EncoderSetup:
+def mapping(
+    codec: str,
+    private: set[str],
+    crf: int | None,
+    preset: str | None,
+    live: bool,
+    rate: Fraction | None,
+    verbose: bool = False,
+) -> EncoderSetup:
     """The options that give `codec` vsr's meaning of `--crf` (x264's scale, lower = better)
     and `--preset` (x264's names; numbers pass through to encoders that take numbers), read
     from its family's record.
@@ -271,16 +346,23 @@ def _quality_options(quality: Quality | None, crf: int | None, private: set[str]
     return {**quality.with_it, **{s.option: s.value(crf) for s in quality.scales}}
 
 
-def _standard_rate(codec: str, rates: tuple[Fraction, ...],
-                   rate: Fraction | None) -> tuple[Fraction | None, str]:
+def _standard_rate(
+    codec: str, rates: tuple[Fraction, ...], rate: Fraction | None
+) -> tuple[Fraction | None, str]:
     """For an encoder that only signals `rates`: the time base of the nearest to the input's
     `rate`, and a note when that is not the input's own (timestamps get rounded)."""
     if not rates:
         return None, ""
     want = rate or Fraction(25)
     std = min(rates, key=lambda r: abs(float(r) - float(want)))
-    note = "" if std == want else (f"{codec} takes only standard frame rates: {float(want):.3f} fps "
-                                   f"is written as {float(std):.3f} fps (timestamps rounded)")
+    note = (
+        ""
+        if std == want
+        else (
+            f"{codec} takes only standard frame rates: {float(want):.3f} fps "
+            f"is written as {float(std):.3f} fps (timestamps rounded)"
+        )
+    )
     return 1 / std, note
 
 

@@ -31,8 +31,10 @@ SIZE = 16
 def frame_fingerprint(frame: Any) -> bytes:
     """The `SIZE`-byte fingerprint of an av.VideoFrame's picture (see the module docstring)."""
     h = hashlib.sha256()
-    h.update(f"{frame.format.name} {frame.width}x{frame.height} {int(frame.colorspace)} "
-             f"{int(frame.color_range)}".encode())
+    h.update(
+        f"{frame.format.name} {frame.width}x{frame.height} {int(frame.colorspace)} "
+        f"{int(frame.color_range)}".encode()
+    )
     for i, plane in enumerate(frame.planes):
         for part in _visible(frame, i, plane):
             h.update(part.data)
@@ -53,6 +55,6 @@ def _visible(frame: Any, index: int, plane: Any) -> list[npt.NDArray[np.uint8]]:
         row = plane.width * len(comps) * -(-max(c.bits for c in comps) // 8)
     row = min(row, line)
     if data.size >= line * height:
-        rows = data[:line * height].reshape(height, line)
+        rows = data[: line * height].reshape(height, line)
         return [rows if row == line else np.ascontiguousarray(rows[:, :row])]
-    return [data[y * line:y * line + row] for y in range(height)]  # a short last row
+    return [data[y * line : y * line + row] for y in range(height)]  # a short last row

@@ -53,26 +53,33 @@ def grab_frame(url: str, at: float | None) -> Grabbed:
         tb = first.time_base or v.time_base
         if first.pts is None or not tb:
             if at:
-                raise UsageError(f"cannot seek in '{url}': its frames have no timestamps",
-                                 hint="leave out --at to compare its first frame")
+                raise UsageError(
+                    f"cannot seek in '{url}': its frames have no timestamps",
+                    hint="leave out --at to compare its first frame",
+                )
             return Grabbed(_upright(frame_to_bgr(first), v.rotation), 0.0, v.rotation)
         duration = v.duration
         if duration is None and os.path.isfile(url):  # the header does not say: count
             duration = count_frames(SourceOptions(url)).duration
         if at is None:
             if duration is None:  # a pipe or a stream: reading it to the end would lose it
-                raise UsageError(f"the length of '{url}' is unknown, so it has no middle",
-                                 hint="pass --at SECONDS")
+                raise UsageError(
+                    f"the length of '{url}' is unknown, so it has no middle", hint="pass --at SECONDS"
+                )
             at = duration / 2
         elif duration is not None and at > duration:
-            raise UsageError(f"--at {at:g}s is beyond the end of '{url}' ({duration:.2f}s long)",
-                             hint=f"pick a time from 0 to {duration:.2f}")
+            raise UsageError(
+                f"--at {at:g}s is beyond the end of '{url}' ({duration:.2f}s long)",
+                hint=f"pick a time from 0 to {duration:.2f}",
+            )
         frame = _frame_at(src.container, src.video, first, first.pts + round(at / tb))
         seconds = float((frame.pts - first.pts) * tb) if frame.pts is not None else at
         shown = float(frame.duration * tb) if frame.duration else 1 / float(v.rate or 25)
         if duration is None and seconds + shown < at:  # the input ended before `at`
-            raise UsageError(f"--at {at:g}s is beyond the end of '{url}' (its last frame is "
-                             f"at {seconds:.2f}s)", hint=f"pick a time from 0 to {seconds:.2f}")
+            raise UsageError(
+                f"--at {at:g}s is beyond the end of '{url}' (its last frame is at {seconds:.2f}s)",
+                hint=f"pick a time from 0 to {seconds:.2f}",
+            )
         return Grabbed(_upright(frame_to_bgr(frame), v.rotation), seconds, v.rotation)
 
 

@@ -33,8 +33,19 @@ from .probe import TEXT_FORMATS
 
 log = logging.getLogger(__name__)
 
-IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe",
-                 "gif", "pgm_pipe", "ppm_pipe", "jpegls_pipe", "qoi_pipe"}
+IMAGE_FORMATS = {
+    "image2",
+    "png_pipe",
+    "jpeg_pipe",
+    "webp_pipe",
+    "bmp_pipe",
+    "tiff_pipe",
+    "gif",
+    "pgm_pipe",
+    "ppm_pipe",
+    "jpegls_pipe",
+    "qoi_pipe",
+}
 
 
 @dataclass(frozen=True)
@@ -102,8 +113,13 @@ def open_input(opts: SourceOptions) -> OpenedInput:
     try:
         target: Any = stdin if stdin is not None else url
         try:
-            container = av.open(target, "r", format=opts.format, options=dict(opts.options),
-                                timeout=(opts.open_timeout, opts.timeout))
+            container = av.open(
+                target,
+                "r",
+                format=opts.format,
+                options=dict(opts.options),
+                timeout=(opts.open_timeout, opts.timeout),
+            )
         finally:
             if stdin is not None:
                 stdin.reraise()
@@ -115,37 +131,41 @@ def open_input(opts: SourceOptions) -> OpenedInput:
         raise SourceError(f"cannot open input {name}: {exc.strerror or exc}") from exc
     try:
         if opts.format is None and container.format.name in TEXT_FORMATS:
-            raise SourceError(f"cannot open input {name}: it is text, not video "
-                              f"(FFmpeg reads it as {container.format.long_name})",
-                              hint=f"to render it as video on purpose, pass --input-format "
-                                   f"{container.format.name}")
+            raise SourceError(
+                f"cannot open input {name}: it is text, not video "
+                f"(FFmpeg reads it as {container.format.long_name})",
+                hint=f"to render it as video on purpose, pass --input-format {container.format.name}",
+            )
         if not container.streams.video:
             kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
-            raise SourceError(f"no video stream in {name} (it has {kinds})",
-                              hint="vsr upscales video and images; this input has none")
+            raise SourceError(
+                f"no video stream in {name} (it has {kinds})",
+                hint="vsr upscales video and images; this input has none",
+            )
         video = container.streams.video[0]
-        _check_size(video.codec_context.width, video.codec_context.height, opts.max_pixels,
-                    name, "declares")
+        _check_size(video.codec_context.width, video.codec_context.height, opts.max_pixels, name, "declares")
         video.thread_type = opts.decoder_threads
-        passthrough = [] if opts.video_only else \
-            [s for s in container.streams if s.type in ("audio", "subtitle")]
+        passthrough = (
+            [] if opts.video_only else [s for s in container.streams if s.type in ("audio", "subtitle")]
+        )
         early_errors: list[float | None] = []
         span = Span(opts.start_pts, opts.end_pts)
         try:
             if opts.start_pts is not None:
-                first, pending = _start_at_cut(container, video, opts.start_pts,
-                                               opts.video_prime, name, early_errors)
+                first, pending = _start_at_cut(
+                    container, video, opts.start_pts, opts.video_prime, name, early_errors
+                )
             else:
                 first, pending = _first_frame(container, video, passthrough, name, early_errors)
                 if opts.start or opts.duration is not None:
-                    first, pending, span = _trim(container, video, passthrough, opts, name,
-                                                 early_errors, first, pending)
+                    first, pending, span = _trim(
+                        container, video, passthrough, opts, name, early_errors, first, pending
+                    )
         finally:
             if stdin is not None:
                 stdin.reraise()
         if span.end_pts is not None and first.pts is not None and first.pts >= span.end_pts:
-            raise NoVideoFrame(f"no video frame in {name} between pts {span.start_pts} and "
-                              f"{span.end_pts}")
+            raise NoVideoFrame(f"no video frame in {name} between pts {span.start_pts} and {span.end_pts}")
         _check_size(first.width, first.height, opts.max_pixels, name, "has")
         info = StreamInfo(
             url=url,
@@ -166,18 +186,22 @@ def open_input(opts: SourceOptions) -> OpenedInput:
 def _check_size(width: int, height: int, max_pixels: int, name: str, verb: str) -> None:
     """Refuse frames beyond the pixel budget before anything that size is allocated."""
     if max_pixels and width * height > max_pixels:
-        raise SourceError(f"input {name} {verb} {width}x{height} frames ({width * height} pixels), "
-                          f"more than the budget of {max_pixels}",
-                          hint="raise --max-pixels if this is intended (memory grows with scale "
-                               "squared and --batch)")
+        raise SourceError(
+            f"input {name} {verb} {width}x{height} frames ({width * height} pixels), "
+            f"more than the budget of {max_pixels}",
+            hint="raise --max-pixels if this is intended (memory grows with scale squared and --batch)",
+        )
 
 
 class CannotSeek(SourceError):
     """The input refuses to seek (a pipe, a stream, some raw formats)."""
 
 
-PIPE_HINT = ("a pipe cannot be rewound: send a streamable container (MPEG-TS, Matroska, NUT) "
-             "or an MP4 written with -movflags +faststart, or pass the file's path")
+PIPE_HINT = (
+    "a pipe cannot be rewound: send a streamable container (MPEG-TS, Matroska, NUT) "
+    "or an MP4 written with -movflags +faststart, or pass the file's path"
+)
+
 
 class _InterruptibleReader:
     """Standard input for PyAV that lets Ctrl-C through.
@@ -207,8 +231,15 @@ class _InterruptibleReader:
             raise exc
 
 
-def _seek_first_frame(container: Any, video: Any, start: int, passthrough: list[Any], name: str,
-                      errors: list[float | None], needs: str) -> tuple[Any, list[Any]]:
+def _seek_first_frame(
+    container: Any,
+    video: Any,
+    start: int,
+    passthrough: list[Any],
+    name: str,
+    errors: list[float | None],
+    needs: str,
+) -> tuple[Any, list[Any]]:
     """Seek to the keyframe at or before pts `start` and decode up to the first frame at or
     after it, gathering the `passthrough` packets demuxed on the way.
 
@@ -227,8 +258,9 @@ def _seek_first_frame(container: Any, video: Any, start: int, passthrough: list[
         try:
             container.seek(start - back * second, stream=video, backward=True, any_frame=False)
         except av.error.FFmpegError as exc:
-            raise CannotSeek(f"cannot seek in input {name}: {reason(exc)}",
-                             hint=f"{needs} a seekable file") from exc
+            raise CannotSeek(
+                f"cannot seek in input {name}: {reason(exc)}", hint=f"{needs} a seekable file"
+            ) from exc
         video.codec_context.flush_buffers()
         errors.clear()
         earlier: list[Any] = []
@@ -244,13 +276,15 @@ def _seek_first_frame(container: Any, video: Any, start: int, passthrough: list[
             return first, pending  # at the start, or decoded from a frame before it
     if first is None:
         raise SourceError(f"cannot seek to pts {start} in {name}")
-    log.warning("seeking to pts %d in %s landed after it: frames before pts %s may be missing",
-                start, name, first.pts)
+    log.warning(
+        "seeking to pts %d in %s landed after it: frames before pts %s may be missing", start, name, first.pts
+    )
     return first, pending
 
 
-def _start_at_cut(container: Any, video: Any, start: int, prime: tuple[bytes, ...], name: str,
-                  errors: list[float | None]) -> tuple[Any, list[Any]]:
+def _start_at_cut(
+    container: Any, video: Any, start: int, prime: tuple[bytes, ...], name: str, errors: list[float | None]
+) -> tuple[Any, list[Any]]:
     """Start decoding a scale-out segment at its cut: the keyframe packet with pts `start`,
     and decode up to the first frame at or after it.
 
@@ -275,8 +309,9 @@ def _start_at_cut(container: Any, video: Any, start: int, prime: tuple[bytes, ..
         try:
             container.seek(start - back * second, stream=video, backward=True, any_frame=False)
         except av.error.FFmpegError as exc:
-            raise CannotSeek(f"cannot seek in input {name}: {reason(exc)}",
-                             hint="scale-out segments need a seekable file") from exc
+            raise CannotSeek(
+                f"cannot seek in input {name}: {reason(exc)}", hint="scale-out segments need a seekable file"
+            ) from exc
         video.codec_context.flush_buffers()
         errors.clear()
         packets = container.demux(video)
@@ -291,17 +326,28 @@ def _start_at_cut(container: Any, video: Any, start: int, prime: tuple[bytes, ..
                     cut.pts, cut.dts, cut.duration = packet.pts, packet.dts, packet.duration
                     cut.time_base, cut.is_keyframe = packet.time_base, True
                     cut.stream = video
-                    return _first_frame(container, video, [], name, errors, start,
-                                        packets=itertools.chain([cut], packets))
+                    return _first_frame(
+                        container, video, [], name, errors, start, packets=itertools.chain([cut], packets)
+                    )
         except av.error.FFmpegError as exc:
             raise SourceError(f"cannot read input {name}: {reason(exc)}") from exc
-    raise SourceError(f"cannot find the keyframe at pts {start} in {name}",
-                      hint="the file changed since its keyframes were scanned, or its index "
-                           "is damaged: run it without --segments")
+    raise SourceError(
+        f"cannot find the keyframe at pts {start} in {name}",
+        hint="the file changed since its keyframes were scanned, or its index "
+        "is damaged: run it without --segments",
+    )
 
 
-def _trim(container: Any, video: Any, passthrough: list[Any], opts: SourceOptions, name: str,
-          errors: list[float | None], first: Any, pending: list[Any]) -> tuple[Any, list[Any], Span]:
+def _trim(
+    container: Any,
+    video: Any,
+    passthrough: list[Any],
+    opts: SourceOptions,
+    name: str,
+    errors: list[float | None],
+    first: Any,
+    pending: list[Any],
+) -> tuple[Any, list[Any], Span]:
     """The first frame, early packets and `Span` of a trimmed run (`opts.start`,
     `opts.duration`), given the input's first frame.
 
@@ -322,37 +368,48 @@ def _trim(container: Any, video: Any, passthrough: list[Any], opts: SourceOption
         raise UsageError(f"--duration {opts.duration:g}s: a duration is more than 0 seconds")
     tb = video.time_base
     if first.pts is None or not tb:
-        raise UsageError(f"cannot trim {name}: its frames have no timestamps",
-                         hint="leave out --start and --duration (--frames still works)")
+        raise UsageError(
+            f"cannot trim {name}: its frames have no timestamps",
+            hint="leave out --start and --duration (--frames still works)",
+        )
     t0_pts = first.pts
     # Frames at or after the start, before its end: whole ticks up from the first frame's.
     start_pts = t0_pts + math.ceil(opts.start / tb - 1e-6)
-    end_pts = None if opts.duration is None else \
-        t0_pts + math.ceil((opts.start + opts.duration) / tb - 1e-6)
+    end_pts = None if opts.duration is None else t0_pts + math.ceil((opts.start + opts.duration) / tb - 1e-6)
     length = _duration(container, video)
     if opts.start and length is not None and opts.start >= length:
-        raise UsageError(f"--start {opts.start:g}s is past the end of {name} ({length:.3f}s long)",
-                         hint=f"pick a start below {length:.3f}")
+        raise UsageError(
+            f"--start {opts.start:g}s is past the end of {name} ({length:.3f}s long)",
+            hint=f"pick a start below {length:.3f}",
+        )
     if opts.start:
         try:
             try:
                 if opts.url == "-":
                     raise CannotSeek("standard input")
-                first, pending = _seek_first_frame(container, video, start_pts, passthrough, name,
-                                                   errors, "--start needs")
+                first, pending = _seek_first_frame(
+                    container, video, start_pts, passthrough, name, errors, "--start needs"
+                )
             except CannotSeek:  # a pipe or an unseekable stream: decode up to the start
                 more: list[Any] = []
                 first, more = _first_frame(container, video, passthrough, name, errors, start_pts)
                 pending = pending + more
         except NoVideoFrame as exc:
             if container.format.name in IMAGE_FORMATS and length is None:  # not a sequence
-                raise UsageError(f"--start {opts.start:g}s is past the end of {name}: it is an "
-                                 "image (one frame)", hint="leave out --start") from exc
-            raise UsageError(f"--start {opts.start:g}s is past the last video frame of {name}",
-                             hint="pick an earlier start") from exc
+                raise UsageError(
+                    f"--start {opts.start:g}s is past the end of {name}: it is an image (one frame)",
+                    hint="leave out --start",
+                ) from exc
+            raise UsageError(
+                f"--start {opts.start:g}s is past the last video frame of {name}",
+                hint="pick an earlier start",
+            ) from exc
     # Not the first frame decoded after the seek: frames can come out of order (AVI).
-    return first, pending, Span(start_pts, end_pts, begin=float(start_pts * tb),
-                                shift=Fraction((start_pts - t0_pts) * tb))
+    return (
+        first,
+        pending,
+        Span(start_pts, end_pts, begin=float(start_pts * tb), shift=Fraction((start_pts - t0_pts) * tb)),
+    )
 
 
 def _duration(container: Any, video: Any) -> float | None:
@@ -364,10 +421,16 @@ def _duration(container: Any, video: Any) -> float | None:
     return None
 
 
-def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
-                 errors: list[float | None], start: int | None = None,
-                 earlier: list[Any] | None = None,
-                 packets: Iterator[Any] | None = None) -> tuple[Any, list[Any]]:
+def _first_frame(
+    container: Any,
+    video: Any,
+    passthrough: list[Any],
+    name: str,
+    errors: list[float | None],
+    start: int | None = None,
+    earlier: list[Any] | None = None,
+    packets: Iterator[Any] | None = None,
+) -> tuple[Any, list[Any]]:
     """Decode up to the first video frame (the first at or after pts `start` when given);
     packets that fail on the way are noted in `errors`, frames decoded before `start` are
     counted in `earlier`. `packets`: where the packets come from (default: the demuxer)."""
@@ -404,10 +467,10 @@ def _first_frame(container: Any, video: Any, passthrough: list[Any], name: str,
     except av.error.EOFError:
         pass  # the demuxer's end-of-stream packet had already flushed the decoder
     except av.error.FFmpegError as exc:
-        raise SourceError(f"cannot read input {name}: {reason(exc)}", hint=PIPE_HINT if name ==
-                          "standard input" else None) from exc
-    raise NoVideoFrame(f"no decodable video frame in {name}",
-                      hint="the file may be truncated or damaged")
+        raise SourceError(
+            f"cannot read input {name}: {reason(exc)}", hint=PIPE_HINT if name == "standard input" else None
+        ) from exc
+    raise NoVideoFrame(f"no decodable video frame in {name}", hint="the file may be truncated or damaged")
 
 
 def _chapters(container: Any, video: Any, span: Span) -> tuple[Chapter, ...]:
@@ -431,13 +494,19 @@ def _chapters(container: Any, video: Any, span: Span) -> tuple[Chapter, ...]:
         if end is not None:
             stop = min(stop, end)
         start, stop = start - span.shift, stop - span.shift
-        chapters.append(Chapter(round(start / tb), round(stop / tb), tb,
-                                {str(k): str(v) for k, v in dict(c["metadata"]).items()}))
+        chapters.append(
+            Chapter(
+                round(start / tb),
+                round(stop / tb),
+                tb,
+                {str(k): str(v) for k, v in dict(c["metadata"]).items()},
+            )
+        )
     return tuple(chapters)
 
 
 def _dropped_streams(container: Any, video: Any) -> tuple[str, ...]:
-    """"#2 data (GoPro MET)": the input's streams that no output carries (data tracks, extra
+    """ "#2 data (GoPro MET)": the input's streams that no output carries (data tracks, extra
     video such as cover art or a depth map, attachments). A timecode track is not among
     them: its tag travels on the video stream, from which MP4/MOV rebuild the track."""
     dropped = []
@@ -479,18 +548,23 @@ def _video_info(container: Any, video: Any, first: Any) -> VideoInfo:
     fmt = first.format
     depth = max((c.bits for c in fmt.components), default=8)
     return VideoInfo(
-        width=first.width, height=first.height,
+        width=first.width,
+        height=first.height,
         time_base=video.time_base or Fraction(1, 90000),
         rate=Fraction(rate) if rate else None,
-        frames=frames, duration=duration,
+        frames=frames,
+        duration=duration,
         pix_fmt=fmt.name,
         colorspace=_tag(first.colorspace, cc.colorspace, MatrixTag.UNSPECIFIED),
         color_range=_tag(first.color_range, cc.color_range, ColorRange.UNSPECIFIED),
         color_primaries=_tag(first.color_primaries, cc.color_primaries, ColorPrimaries.UNSPECIFIED),
         color_trc=_tag(first.color_trc, cc.color_trc, ColorTrc.UNSPECIFIED),
         rotation=round(first.rotation or 0),
-        metadata=dict(video.metadata), codec=cc.name, bit_depth=depth,
-        sar=_sar(video), hdr10=hdr10_of(first), dolby_vision=has_dolby_vision(first, video),
+        metadata=dict(video.metadata),
+        codec=cc.name,
+        bit_depth=depth,
+        sar=_sar(video),
+        hdr10=hdr10_of(first),
+        dolby_vision=has_dolby_vision(first, video),
         captions=a53_of(first) is not None,
     )
-

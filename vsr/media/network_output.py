@@ -35,8 +35,18 @@ from ..errors import EncodeError, reason
 log = logging.getLogger(__name__)
 
 #: errno values that mean "the receiver went away" (or the network to it).
-GONE = {errno.EPIPE, errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.ETIMEDOUT,
-        errno.ENOTCONN, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EIO}
+GONE = {
+    errno.EPIPE,
+    errno.ECONNRESET,
+    errno.ECONNREFUSED,
+    errno.ECONNABORTED,
+    errno.ETIMEDOUT,
+    errno.ENOTCONN,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ENETDOWN,
+    errno.EIO,
+}
 #: Seconds one reconnection attempt may take to connect (then it is tried again).
 CONNECT_TIMEOUT = 2.0
 
@@ -97,8 +107,7 @@ class NetworkLink:
         opened: mirror only: the network container already opened (None: open it now).
     """
 
-    def __init__(self, spec: LinkSpec, primary: Any, video: Any, *, mirror: bool,
-                 opened: Any = None) -> None:
+    def __init__(self, spec: LinkSpec, primary: Any, video: Any, *, mirror: bool, opened: Any = None) -> None:
         self.spec = spec
         self.primary = primary
         self.video_index = video.index
@@ -172,8 +181,12 @@ class NetworkLink:
             ready, self._ready = self._ready, None
         if ready is not None:
             away = time.monotonic() - self.lost_at
-            log.warning("output %s is back after %.1fs (%d packet(s) not sent meanwhile)",
-                        self.spec.url, away, self.skipped)
+            log.warning(
+                "output %s is back after %.1fs (%d packet(s) not sent meanwhile)",
+                self.spec.url,
+                away,
+                self.skipped,
+            )
             self._dest, self.lost_at = ready, None
             self.reconnects += 1
             self._keyframe = True
@@ -195,15 +208,20 @@ class NetworkLink:
             raise self._gone(why, hint=True)
         self.lost_at = time.monotonic()
         self.skipped = 0
-        log.warning("output %s went away (%s): reconnecting for up to %gs%s", self.spec.url, why,
-                    self.spec.reconnect, f"; {self.spec.recording!r} keeps recording"
-                    if self.spec.recording else "")
+        log.warning(
+            "output %s went away (%s): reconnecting for up to %gs%s",
+            self.spec.url,
+            why,
+            self.spec.reconnect,
+            f"; {self.spec.recording!r} keeps recording" if self.spec.recording else "",
+        )
         self._thread = threading.Thread(target=self._reconnect_loop, name="vsr-output-reconnect")
         self._thread.start()
 
     def _gone(self, why: str, hint: bool = False) -> OutputLost:
-        kept = (f"; the recording {self.spec.recording!r} is complete up to here"
-                if self.spec.recording else "")
+        kept = (
+            f"; the recording {self.spec.recording!r} is complete up to here" if self.spec.recording else ""
+        )
         advice = None
         if hint:
             advice = "pass --output-reconnect S to wait S seconds for it to come back"

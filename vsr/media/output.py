@@ -105,8 +105,17 @@ def default_output(input_url: str, scale: int) -> str:
 
 
 #: Muxers for network outputs, chosen by URL scheme when --format is not given.
-URL_FORMATS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts", "srt": "mpegts",
-               "rtp": "rtp_mpegts", "rtsp": "rtsp", "http": "mpegts", "https": "mpegts"}
+URL_FORMATS = {
+    "rtmp": "flv",
+    "rtmps": "flv",
+    "udp": "mpegts",
+    "tcp": "mpegts",
+    "srt": "mpegts",
+    "rtp": "rtp_mpegts",
+    "rtsp": "rtsp",
+    "http": "mpegts",
+    "https": "mpegts",
+}
 
 
 def partial_path(final: Path, token: str) -> Path:
@@ -119,8 +128,15 @@ def partials_of(final: Path) -> list[Path]:
     return sorted(final.parent.glob(partial_path(final, "*").name))
 
 
-def open_output(opts: SinkOptions, info: StreamInfo, scale: int, *, live: bool = False,
-                video_template: Any = None, global_header: bool = False) -> OpenedOutput:
+def open_output(
+    opts: SinkOptions,
+    info: StreamInfo,
+    scale: int,
+    *,
+    live: bool = False,
+    video_template: Any = None,
+    global_header: bool = False,
+) -> OpenedOutput:
     """Create the output container and its streams.
 
     In file mode the output goes to a hidden temporary file that `finish()` renames; in live
@@ -137,15 +153,19 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int, *, live: bool =
     if "://" in opts.url:
         return _open_url(opts, info, scale, live)
     if opts.record:
-        raise UsageError(f"--record is for a network output, not {opts.url!r}",
-                         hint="give the file as OUTPUT, or a udp://, tcp://, rtmp:// or srt:// URL")
+        raise UsageError(
+            f"--record is for a network output, not {opts.url!r}",
+            hint="give the file as OUTPUT, or a udp://, tcp://, rtmp:// or srt:// URL",
+        )
     to_stdout = opts.url == "-"
     final: Path | None = None if to_stdout else Path(opts.url)
     suffix = final.suffix.lower() if final else ""
     is_image = suffix in IMAGE_CODECS and opts.format is None
     if to_stdout and not opts.format:
-        raise SinkError("cannot write to standard output without a container format",
-                        hint="add --format matroska (or mpegts, nut)")
+        raise SinkError(
+            "cannot write to standard output without a container format",
+            hint="add --format matroska (or mpegts, nut)",
+        )
     temp: Path | None = None
     if final is not None:
         if final.is_dir():  # first: --overwrite must not suggest a folder could be replaced
@@ -182,8 +202,16 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int, *, live: bool =
             raise SinkError(f"cannot write output {where}: {reason(exc)}") from exc
         # Live: written in place, so there is nothing to rename or delete.
         target_ = _Target(final, None if live else temp, is_image)
-        return _add_streams(container, opts, info, scale, target_, live=live,
-                            video_template=video_template, global_header=global_header)
+        return _add_streams(
+            container,
+            opts,
+            info,
+            scale,
+            target_,
+            live=live,
+            video_template=video_template,
+            global_header=global_header,
+        )
     except BaseException:
         if container is not None:
             container.close()
@@ -192,8 +220,10 @@ def open_output(opts: SinkOptions, info: StreamInfo, scale: int, *, live: bool =
         raise
 
 
-_URL_HINT = ("check that the receiver is listening (tcp://, rtmp://) and the URL; pass --format "
-             "if the protocol needs another muxer")
+_URL_HINT = (
+    "check that the receiver is listening (tcp://, rtmp://) and the URL; pass --format "
+    "if the protocol needs another muxer"
+)
 
 
 def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> OpenedOutput:
@@ -206,8 +236,13 @@ def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> Op
     fmt = opts.format or URL_FORMATS.get(scheme)
     spec = LinkSpec(opts.url, fmt, dict(opts.container_options), opts.reconnect, opts.record)
     if opts.record:
-        rec = open_output(dataclasses.replace(opts, url=opts.record, format=None, container_options={},
-                                              record=None), info, scale, live=True, global_header=True)
+        rec = open_output(
+            dataclasses.replace(opts, url=opts.record, format=None, container_options={}, record=None),
+            info,
+            scale,
+            live=True,
+            global_header=True,
+        )
         try:
             link = NetworkLink(spec, rec.container, rec.video, mirror=True)
         except BaseException as exc:
@@ -219,8 +254,9 @@ def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> Op
             raise
         return dataclasses.replace(rec, url=opts.url, link=link)
     try:
-        container = av.open(opts.url, "w", format=fmt, options=dict(opts.container_options),
-                            timeout=(10.0, 30.0))
+        container = av.open(
+            opts.url, "w", format=fmt, options=dict(opts.container_options), timeout=(10.0, 30.0)
+        )
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise SinkError(f"cannot open output {opts.url!r}: {reason(exc)}", hint=_URL_HINT) from exc
     try:
@@ -234,27 +270,50 @@ def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> Op
 def _require_extension(path: Path) -> None:
     """FFmpeg picks the muxer from the (temporary) name's suffix: without one it cannot."""
     if not path.suffix:
-        raise SinkError(f"cannot tell the container format of '{path}' (no file extension)",
-                        hint="add an extension such as .mp4 or .mkv, or pass --format")
+        raise SinkError(
+            f"cannot tell the container format of '{path}' (no file extension)",
+            hint="add an extension such as .mp4 or .mkv, or pass --format",
+        )
 
 
-def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int,
-                 target: _Target, *, live: bool, video_template: Any = None,
-                 global_header: bool = False) -> OpenedOutput:
+def _add_streams(
+    container: Any,
+    opts: SinkOptions,
+    info: StreamInfo,
+    scale: int,
+    target: _Target,
+    *,
+    live: bool,
+    video_template: Any = None,
+    global_header: bool = False,
+) -> OpenedOutput:
     """The video stream, the passthrough streams, the tags and the header."""
     notes: list[str] = []
     if video_template is not None:
         video = copy_video_stream(container, video_template, info, target.is_image)
     else:
-        video = open_video_stream(container, opts, info, scale, live=live, notes=notes,
-                                  global_header=global_header,
-                                  image_suffix=target.final.suffix.lower()
-                                  if target.final is not None and target.is_image else None)
+        video = open_video_stream(
+            container,
+            opts,
+            info,
+            scale,
+            live=live,
+            notes=notes,
+            global_header=global_header,
+            image_suffix=target.final.suffix.lower()
+            if target.final is not None and target.is_image
+            else None,
+        )
     if info.dropped_streams and not target.is_image:
-        notes.append(f"dropped {len(info.dropped_streams)} stream(s) no output carries: "
-                     + ", ".join(info.dropped_streams))
-    if (container.format.name.split(",")[0] in ("mov", "mp4") and video.format.color_range is not None
-            and "movflags" not in opts.container_options):
+        notes.append(
+            f"dropped {len(info.dropped_streams)} stream(s) no output carries: "
+            + ", ".join(info.dropped_streams)
+        )
+    if (
+        container.format.name.split(",")[0] in ("mov", "mp4")
+        and video.format.color_range is not None
+        and "movflags" not in opts.container_options
+    ):
         # MP4 writes the range in its `colr` box only when a primaries/transfer/matrix tag is
         # set, and x264 leaves limited range out of the bitstream: an untagged "tv" clip
         # came out with no range at all. write_colr writes the box always.
@@ -266,17 +325,37 @@ def _add_streams(container: Any, opts: SinkOptions, info: StreamInfo, scale: int
     stream_map, decode_audio = _passthrough_streams(container, opts, info, target.is_image, notes)
     _write_header(container, opts.url, target.final)
     return OpenedOutput(
-        container=container, video=video.stream, format=video.format, stream_map=stream_map,
-        decode_audio=decode_audio, notes=tuple(notes), url=opts.url,
-        final_path=target.final, temp_path=target.temp,
+        container=container,
+        video=video.stream,
+        format=video.format,
+        stream_map=stream_map,
+        decode_audio=decode_audio,
+        notes=tuple(notes),
+        url=opts.url,
+        final_path=target.final,
+        temp_path=target.temp,
         negative_ts=bool(container.format.flags & 0x40000),
-        copy_video=video_template is not None)
+        copy_video=video_template is not None,
+    )
 
 
 #: Muxers that write chapters (MP4/MOV as a QuickTime text track plus Nero's `chpl`, as FFmpeg
 #: does); the others would drop them without a word.
-CHAPTER_MUXERS = {"matroska", "webm", "mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v",
-                  "nut", "ogg", "ffmetadata"}
+CHAPTER_MUXERS = {
+    "matroska",
+    "webm",
+    "mp4",
+    "mov",
+    "ipod",
+    "3gp",
+    "3g2",
+    "psp",
+    "ismv",
+    "f4v",
+    "nut",
+    "ogg",
+    "ffmetadata",
+}
 
 
 def copy_chapters(container: Any, chapters: tuple[Chapter, ...], notes: list[str]) -> None:
@@ -284,18 +363,28 @@ def copy_chapters(container: Any, chapters: tuple[Chapter, ...], notes: list[str
     copies chapters by default); a note says when it cannot."""
     fmt = container.format.name.split(",")[0]
     if fmt not in CHAPTER_MUXERS:
-        notes.append(f"{len(chapters)} chapter(s) dropped: {fmt} cannot hold chapters "
-                     "(.mkv and .mp4 can)")
+        notes.append(f"{len(chapters)} chapter(s) dropped: {fmt} cannot hold chapters (.mkv and .mp4 can)")
         return
     try:
-        container.set_chapters([{"id": i + 1, "start": c.start, "end": c.end, "time_base": c.time_base,
-                                  "metadata": dict(c.metadata)} for i, c in enumerate(chapters)])
+        container.set_chapters(
+            [
+                {
+                    "id": i + 1,
+                    "start": c.start,
+                    "end": c.end,
+                    "time_base": c.time_base,
+                    "metadata": dict(c.metadata),
+                }
+                for i, c in enumerate(chapters)
+            ]
+        )
     except (AttributeError, TypeError, ValueError, av.error.FFmpegError) as exc:  # a PyAV without them
         notes.append(f"{len(chapters)} chapter(s) dropped: {reason(exc)}")
 
 
-def _passthrough_streams(container: Any, opts: SinkOptions, info: StreamInfo, is_image: bool,
-                         notes: list[str]) -> tuple[dict[int, Any], frozenset[int]]:
+def _passthrough_streams(
+    container: Any, opts: SinkOptions, info: StreamInfo, is_image: bool, notes: list[str]
+) -> tuple[dict[int, Any], frozenset[int]]:
     """The output streams of the input's audio and subtitles (input index -> stream), and
     which of them are re-encoded (their packets must arrive decoded)."""
     stream_map: dict[int, Any] = {}
@@ -318,8 +407,10 @@ def _write_header(container: Any, url: str, final: Path | None) -> None:
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         if getattr(exc, "errno", None) in _WRITE_FAILURES:
             raise write_error(final, exc) from exc
-        raise SinkError(f"cannot open output '{url}': {reason(exc)}",
-                        hint="check that the receiver is listening" if "://" in url else None) from exc
+        raise SinkError(
+            f"cannot open output '{url}': {reason(exc)}",
+            hint="check that the receiver is listening" if "://" in url else None,
+        ) from exc
 
 
 #: errno values that mean "the disk or pipe failed", not "the request was wrong" (exit 1).
@@ -351,8 +442,9 @@ def finish(out: OpenedOutput) -> None:
             os.replace(out.temp_path, out.final_path)
         except OSError as exc:
             _remove(out.temp_path)
-            raise EncodeError(f"cannot move output into place at '{out.final_path}': "
-                              f"{exc.strerror or exc}") from exc
+            raise EncodeError(
+                f"cannot move output into place at '{out.final_path}': {exc.strerror or exc}"
+            ) from exc
 
 
 def close_in_place(out: OpenedOutput) -> None:
@@ -384,4 +476,3 @@ def _remove(path: Path) -> None:
         pass
     except OSError as exc:
         log.warning("could not remove temporary file '%s': %s", path, exc)
-

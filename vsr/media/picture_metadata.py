@@ -27,8 +27,20 @@ from typing import Any
 
 #: Codecs whose bitstream carries the sample aspect ratio (the encoder writes it from the
 #: context); for the others only the container can.
-SAR_IN_BITSTREAM = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc", "h264_qsv", "hevc_qsv",
-                    "mpeg4", "mpeg2video", "ffv1", "h264_vaapi", "hevc_vaapi", "libopenh264"}
+SAR_IN_BITSTREAM = {
+    "libx264",
+    "libx265",
+    "h264_nvenc",
+    "hevc_nvenc",
+    "h264_qsv",
+    "hevc_qsv",
+    "mpeg4",
+    "mpeg2video",
+    "ffv1",
+    "h264_vaapi",
+    "hevc_vaapi",
+    "libopenh264",
+}
 
 
 class _Rational(ctypes.Structure):
@@ -86,8 +98,7 @@ class Hdr10:
     def master_display(self) -> str:
         g, b, r, wp, lum = self.green, self.blue, self.red, self.white, self.luminance
         assert g and b and r and wp and lum
-        return (f"G({g[0]},{g[1]})B({b[0]},{b[1]})R({r[0]},{r[1]})WP({wp[0]},{wp[1]})"
-                f"L({lum[0]},{lum[1]})")
+        return f"G({g[0]},{g[1]})B({b[0]},{b[1]})R({r[0]},{r[1]})WP({wp[0]},{wp[1]})L({lum[0]},{lum[1]})"
 
     def describe(self) -> str:
         parts = []
@@ -145,9 +156,11 @@ def has_dolby_vision(frame: Any, stream: Any) -> bool:
 
 
 #: Per encoder: (its parameter option, the mastering display key, the light level key).
-_HDR_PARAMS = {"libx265": ("x265-params", "master-display", "max-cll"),
-               "libx264": ("x264-params", "mastering-display", "cll"),
-               "libsvtav1": ("svtav1-params", "mastering-display", "content-light")}
+_HDR_PARAMS = {
+    "libx265": ("x265-params", "master-display", "max-cll"),
+    "libx264": ("x264-params", "mastering-display", "cll"),
+    "libsvtav1": ("svtav1-params", "mastering-display", "content-light"),
+}
 
 
 def _svt_display(hdr: Hdr10) -> str:
@@ -155,8 +168,10 @@ def _svt_display(hdr: Hdr10) -> str:
     g, b, r, wp, lum = hdr.green, hdr.blue, hdr.red, hdr.white, hdr.luminance
     assert g and b and r and wp and lum
     c = [x / 50000 for x in (*g, *b, *r, *wp)]
-    return (f"G({c[0]},{c[1]})B({c[2]},{c[3]})R({c[4]},{c[5]})WP({c[6]},{c[7]})"
-            f"L({lum[0] / 10000},{lum[1] / 10000})")
+    return (
+        f"G({c[0]},{c[1]})B({c[2]},{c[3]})R({c[4]},{c[5]})WP({c[6]},{c[7]})"
+        f"L({lum[0] / 10000},{lum[1] / 10000})"
+    )
 
 
 def hdr_codec_options(codec: str, hdr: Hdr10, options: dict[str, str]) -> str | None:

@@ -14,13 +14,28 @@ import av
 
 #: Semi-planar formats (decoders and hardware often hand these out) and the planar format
 #: holding the same samples; converting between them is an exact reshuffle.
-SEMI_PLANAR = {"nv12": "yuv420p", "nv21": "yuv420p", "nv16": "yuv422p", "nv24": "yuv444p",
-               "p010le": "yuv420p10le", "p012le": "yuv420p12le", "p016le": "yuv420p16le",
-               "p210le": "yuv422p10le", "p216le": "yuv422p16le", "p410le": "yuv444p10le",
-               "p416le": "yuv444p16le"}
+SEMI_PLANAR = {
+    "nv12": "yuv420p",
+    "nv21": "yuv420p",
+    "nv16": "yuv422p",
+    "nv24": "yuv444p",
+    "p010le": "yuv420p10le",
+    "p012le": "yuv420p12le",
+    "p016le": "yuv420p16le",
+    "p210le": "yuv422p10le",
+    "p216le": "yuv422p16le",
+    "p410le": "yuv444p10le",
+    "p416le": "yuv444p16le",
+}
 
-_SUBSAMPLING_NAMES = {(1, 1): "4:2:0", (1, 0): "4:2:2", (0, 0): "4:4:4", (0, 1): "4:4:0",
-                      (2, 0): "4:1:1", (2, 2): "4:1:0"}
+_SUBSAMPLING_NAMES = {
+    (1, 1): "4:2:0",
+    (1, 0): "4:2:2",
+    (0, 0): "4:4:4",
+    (0, 1): "4:4:0",
+    (2, 0): "4:1:1",
+    (2, 2): "4:1:0",
+}
 
 
 @dataclass(frozen=True)
@@ -76,8 +91,14 @@ def layout_of(pix_fmt: str) -> Layout | None:
     except (ValueError, av.error.FFmpegError):
         return None
     comps = fmt.components
-    if (fmt.is_rgb or len(comps) != 3 or len({c.plane for c in comps}) != 3 or pix_fmt.endswith("be")
-            or not pix_fmt.startswith("yuv") or any(c.bits != comps[0].bits for c in comps)):
+    if (
+        fmt.is_rgb
+        or len(comps) != 3
+        or len({c.plane for c in comps}) != 3
+        or pix_fmt.endswith("be")
+        or not pix_fmt.startswith("yuv")
+        or any(c.bits != comps[0].bits for c in comps)
+    ):
         return None
     depth = comps[0].bits
     if not 8 <= depth <= 16:
@@ -92,8 +113,9 @@ def _shift(size_of_256: int) -> int:
 
 def planar_name(depth: int, sub_w: int, sub_h: int) -> str:
     """The FFmpeg name of a planar layout (yuv422p10le, yuv420p, ...)."""
-    sub = {(1, 1): "420", (1, 0): "422", (0, 0): "444", (0, 1): "440", (2, 0): "411",
-           (2, 2): "410"}[(sub_w, sub_h)]
+    sub = {(1, 1): "420", (1, 0): "422", (0, 0): "444", (0, 1): "440", (2, 0): "411", (2, 2): "410"}[
+        (sub_w, sub_h)
+    ]
     return f"yuv{sub}p" + (f"{depth}le" if depth > 8 else "")
 
 
@@ -129,10 +151,14 @@ def choose_output(codec: str, supported: list[str], source: Layout | None) -> Fo
             if name in supported or (not supported and name == "yuv420p"):
                 notes = []
                 if depth < source.depth:
-                    notes.append(f"{codec} cannot encode {source.depth}-bit {source.chroma} video: "
-                                 f"the output is {depth}-bit")
+                    notes.append(
+                        f"{codec} cannot encode {source.depth}-bit {source.chroma} video: "
+                        f"the output is {depth}-bit"
+                    )
                 if sub != (source.sub_w, source.sub_h):
-                    notes.append(f"{codec} cannot encode {source.chroma} chroma at {depth}-bit: "
-                                 "the output's chroma is 4:2:0")
+                    notes.append(
+                        f"{codec} cannot encode {source.chroma} chroma at {depth}-bit: "
+                        "the output's chroma is 4:2:0"
+                    )
                 return FormatChoice(name, tuple(notes))
     return FormatChoice(default, (f"{codec} takes none of {', '.join(tried)}: the output is {default}",))

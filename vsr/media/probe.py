@@ -24,8 +24,7 @@ from ..options import SourceOptions
 TEXT_FORMATS = frozenset({"tty", "bin", "adf", "idf", "xbin"})
 
 
-def open_video(url: str, format: str | None = None,
-               options: dict[str, str] | None = None) -> tuple[Any, Any]:
+def open_video(url: str, format: str | None = None, options: dict[str, str] | None = None) -> tuple[Any, Any]:
     """(container, its first video stream), for readers that go through a whole file.
 
     Raises:
@@ -84,8 +83,13 @@ def count_frames(opts: SourceOptions) -> FrameCount:
                 if f.pts is None or not f.time_base:
                     continue
                 start = f.pts * f.time_base
-                length = (f.duration * f.time_base if f.duration
-                          else Fraction(1) / Fraction(rate) if rate else Fraction(0))
+                length = (
+                    f.duration * f.time_base
+                    if f.duration
+                    else Fraction(1) / Fraction(rate)
+                    if rate
+                    else Fraction(0)
+                )
                 first = start if first is None else min(first, start)
                 end = start + length if end is None else max(end, start + length)
     duration = float(end - first) if first is not None and end is not None else None

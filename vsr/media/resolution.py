@@ -78,19 +78,28 @@ class SizeWatch:
             self.current = geometry
             at = f" at {when:.3f}s" if when is not None else ""
             if self.changes <= LOGGED_CHANGES:
-                log.warning("the input's picture changes from %s to %s%s: upscaled at its own "
-                            "size, then fitted into the output picture with its aspect kept",
-                            _describe(*old), _describe(*geometry), at)
+                log.warning(
+                    "the input's picture changes from %s to %s%s: upscaled at its own "
+                    "size, then fitted into the output picture with its aspect kept",
+                    _describe(*old),
+                    _describe(*geometry),
+                    at,
+                )
                 if self.changes == LOGGED_CHANGES:
-                    log.warning("the input keeps changing size: further changes are counted, "
-                                "not logged")
+                    log.warning("the input keeps changing size: further changes are counted, not logged")
         w, h, sar = geometry
         if self.max_pixels and w * h > self.max_pixels:
             k = math.sqrt(self.max_pixels / (w * h))
             nw, nh = max(2, int(w * k) // 2 * 2), max(2, int(h * k) // 2 * 2)
             if self.changes <= LOGGED_CHANGES:
-                log.warning("a %dx%d frame is beyond the pixel budget of %d: shrunk to %dx%d "
-                            "before the model", w, h, self.max_pixels, nw, nh)
+                log.warning(
+                    "a %dx%d frame is beyond the pixel budget of %d: shrunk to %dx%d before the model",
+                    w,
+                    h,
+                    self.max_pixels,
+                    nw,
+                    nh,
+                )
             sar = sar * Fraction(w * nh, h * nw)  # the same display aspect
             frame = frame.reformat(width=nw, height=nh)
             w, h = nw, nh
@@ -114,8 +123,9 @@ class Reference:
     picture: tuple[int, int]
 
 
-def fit_region(ref: Reference, width: int, height: int, sar: Fraction,
-               even: tuple[bool, bool] = (False, False)) -> tuple[int, int, int, int]:
+def fit_region(
+    ref: Reference, width: int, height: int, sar: Fraction, even: tuple[bool, bool] = (False, False)
+) -> tuple[int, int, int, int]:
     """Where a `width` x `height` frame with pixel aspect `sar` goes in the output picture:
     (x, y, w, h) in picture pixels.
 
@@ -148,16 +158,18 @@ def resample(plane: npt.NDArray[Any], size: tuple[int, int]) -> npt.NDArray[Any]
     if (w, h) == (plane.shape[1], plane.shape[0]):
         return plane
     shrink = w <= plane.shape[1] and h <= plane.shape[0]
-    out: npt.NDArray[Any] = cv2.resize(plane, (w, h), interpolation=cv2.INTER_AREA if shrink
-                                       else cv2.INTER_CUBIC)
+    out: npt.NDArray[Any] = cv2.resize(
+        plane, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+    )
     return out
 
 
-def letterbox(plane: npt.NDArray[Any], size: tuple[int, int], region: tuple[int, int, int, int],
-              fill: int) -> npt.NDArray[Any]:
+def letterbox(
+    plane: npt.NDArray[Any], size: tuple[int, int], region: tuple[int, int, int, int], fill: int
+) -> npt.NDArray[Any]:
     """`plane` resampled into `region` (x, y, w, h) of a new (height, width[, channels])
     plane of `size` (width, height), the rest `fill` (black luma, neutral chroma)."""
     x, y, w, h = region
     out = np.full((size[1], size[0], *plane.shape[2:]), fill, plane.dtype)
-    out[y:y + h, x:x + w] = resample(plane, (w, h)).reshape(h, w, *plane.shape[2:])
+    out[y : y + h, x : x + w] = resample(plane, (w, h)).reshape(h, w, *plane.shape[2:])
     return out

@@ -23,9 +23,19 @@ ALSO_ACCEPTED = {"mpegts": {"aac", "mp3", "mp2", "ac3", "eac3", "opus", "dts", "
 # implemented"), so such audio is re-encoded to AAC instead (which keeps the rate).
 FLV_RATES = {44100, 22050, 11025}
 # Per-stream metadata that describes the old encoding and would be wrong on the new one.
-STALE_TAGS = {"encoder", "duration", "bps", "number_of_frames", "number_of_bytes",
-              "_statistics_writing_app", "_statistics_writing_date_utc", "_statistics_tags",
-              "vendor_id", "handler_name"}
+STALE_TAGS = {
+    "encoder",
+    "duration",
+    "bps",
+    "number_of_frames",
+    "number_of_bytes",
+    "_statistics_writing_app",
+    "_statistics_writing_date_utc",
+    "_statistics_tags",
+    "vendor_id",
+    "handler_name",
+}
+
 
 def copy_tags(src: dict[str, str], dst: Any, stale: set[str]) -> None:
     """Carry metadata tags over, except those describing the old encoding (`stale`)."""
@@ -60,12 +70,15 @@ def plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] | 
     if s.type == "audio" and not (s.codec_context.sample_rate and s.codec_context.channels):
         # The demuxer never saw this stream's parameters (no packets near the start, or a
         # damaged header): a muxer cannot write a header for it.
-        notes.append(f"audio stream #{s.index} ({codec}) dropped: its sample rate or channel "
-                     "count could not be read from the input")
+        notes.append(
+            f"audio stream #{s.index} ({codec}) dropped: its sample rate or channel "
+            "count could not be read from the input"
+        )
         return None
     canonical = s.codec_context.codec.canonical_name
-    accepted = ((codec in container.supported_codecs or canonical in ALSO_ACCEPTED.get(fmt, set()))
-                and codec not in NOT_PORTABLE.get(fmt, set()))
+    accepted = (
+        codec in container.supported_codecs or canonical in ALSO_ACCEPTED.get(fmt, set())
+    ) and codec not in NOT_PORTABLE.get(fmt, set())
     why = f"{fmt} cannot hold {codec}"
     if accepted and s.type == "audio" and not _rate_fits(fmt, canonical, s.codec_context.sample_rate):
         accepted, why = False, f"{fmt} cannot hold {codec} at {s.codec_context.sample_rate} Hz"
@@ -74,8 +87,7 @@ def plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] | 
         copy_tags(s.metadata, out.metadata, STALE_TAGS)
         return out, False
     if s.type != "audio":
-        notes.append(f"{s.type} stream #{s.index} ({codec}) dropped: {fmt} cannot hold it "
-                     "(try .mkv)")
+        notes.append(f"{s.type} stream #{s.index} ({codec}) dropped: {fmt} cannot hold it (try .mkv)")
         return None
     target = audio_encoder_for(container, fmt)
     if target is None:
@@ -85,8 +97,10 @@ def plan_stream(container: Any, s: Any, notes: list[str]) -> tuple[Any, bool] | 
     try:
         out = container.add_stream(target, rate=rate)
     except (av.error.FFmpegError, ValueError) as exc:
-        notes.append(f"audio stream #{s.index} ({codec}) dropped: cannot re-encode it to "
-                     f"{target} for {fmt} ({reason(exc)})")
+        notes.append(
+            f"audio stream #{s.index} ({codec}) dropped: cannot re-encode it to "
+            f"{target} for {fmt} ({reason(exc)})"
+        )
         return None
     layout = s.codec_context.layout
     if layout is not None and layout.nb_channels:

@@ -33,9 +33,15 @@ from .streams import STALE_TAGS, copy_tags, default_codec
 log = logging.getLogger(__name__)
 
 #: Still-image outputs by extension: (encoder, its pixel format).
-IMAGE_CODECS = {".png": ("png", "rgb24"), ".jpg": ("mjpeg", "yuvj444p"),
-                ".jpeg": ("mjpeg", "yuvj444p"), ".bmp": ("bmp", "bgr24"),
-                ".tif": ("tiff", "rgb24"), ".tiff": ("tiff", "rgb24"), ".webp": ("libwebp", "yuv420p")}
+IMAGE_CODECS = {
+    ".png": ("png", "rgb24"),
+    ".jpg": ("mjpeg", "yuvj444p"),
+    ".jpeg": ("mjpeg", "yuvj444p"),
+    ".bmp": ("bmp", "bgr24"),
+    ".tif": ("tiff", "rgb24"),
+    ".tiff": ("tiff", "rgb24"),
+    ".webp": ("libwebp", "yuv420p"),
+}
 
 
 @dataclass(frozen=True)
@@ -82,8 +88,10 @@ def copy_video_stream(container: Any, template: Any, info: StreamInfo, is_image:
         stream = container.add_stream_from_template(template)
     except (ValueError, av.error.FFmpegError) as exc:
         fmt_name = container.format.name.split(",")[0]
-        raise SinkError(f"cannot put {template.codec_context.name} video into {fmt_name}",
-                        hint="pick another output extension or --codec") from exc
+        raise SinkError(
+            f"cannot put {template.codec_context.name} video into {fmt_name}",
+            hint="pick another output extension or --codec",
+        ) from exc
     stream.time_base = info.video.time_base
     if template.codec_context.name == "rawvideo" and template.codec_tag.strip("\x00"):
         # PyAV's template copy drops the codec tag; raw video needs its FourCC (I420, ...)
@@ -93,13 +101,24 @@ def copy_video_stream(container: Any, template: Any, info: StreamInfo, is_image:
         stream.set_display_rotation(info.video.rotation)
     copy_tags(info.video.metadata, stream.metadata, STALE_TAGS)
     cc = template.codec_context
-    return VideoStream(stream, EncodeFormat(cc.width, cc.height, cc.pix_fmt or "", colorspace=None,
-                                       color_range=None, padded=False,
-                                       picture_size=(cc.width, cc.height), is_image=is_image))
+    return VideoStream(
+        stream,
+        EncodeFormat(
+            cc.width,
+            cc.height,
+            cc.pix_fmt or "",
+            colorspace=None,
+            color_range=None,
+            padded=False,
+            picture_size=(cc.width, cc.height),
+            is_image=is_image,
+        ),
+    )
 
 
-def output_pix_fmt(codec_name: str, pix_fmt: str | None, source_layout: pixfmt.Layout | None,
-                   notes: list[str]) -> str:
+def output_pix_fmt(
+    codec_name: str, pix_fmt: str | None, source_layout: pixfmt.Layout | None, notes: list[str]
+) -> str:
     """The pixel format encoder `codec_name` gets: `pix_fmt` when one was asked for (checked
     against what the encoder takes), else the input's depth and chroma layout as far as the
     encoder takes them (each step away from them added to `notes`). Shared with `vsr info`,
@@ -111,8 +130,10 @@ def output_pix_fmt(codec_name: str, pix_fmt: str | None, source_layout: pixfmt.L
     try:
         codec = av.Codec(codec_name, "w")
     except (av.error.FFmpegError, ValueError) as exc:
-        raise SinkError(f"unknown video encoder {codec_name!r}",
-                        hint="see 'ffmpeg -encoders'; common: libx264, libx265, libsvtav1, ffv1") from exc
+        raise SinkError(
+            f"unknown video encoder {codec_name!r}",
+            hint="see 'ffmpeg -encoders'; common: libx264, libx265, libsvtav1, ffv1",
+        ) from exc
     if codec.type != "video":
         raise SinkError(f"{codec_name!r} is not a video encoder")
     supported = [f.name for f in codec.video_formats or []]
@@ -121,14 +142,24 @@ def output_pix_fmt(codec_name: str, pix_fmt: str | None, source_layout: pixfmt.L
         notes.extend(choice.notes)
         return encoders.preferred_pix_fmt(codec_name, choice.pix_fmt)
     if supported and pix_fmt not in supported:
-        raise SinkError(f"encoder {codec_name!r} cannot take pixel format {pix_fmt!r}",
-                        hint=f"it takes: {', '.join(supported)}")
+        raise SinkError(
+            f"encoder {codec_name!r} cannot take pixel format {pix_fmt!r}",
+            hint=f"it takes: {', '.join(supported)}",
+        )
     return pix_fmt
 
 
-def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale: int, *,
-                      image_suffix: str | None, live: bool, notes: list[str],
-                      global_header: bool = False) -> VideoStream:
+def open_video_stream(
+    container: Any,
+    opts: SinkOptions,
+    info: StreamInfo,
+    scale: int,
+    *,
+    image_suffix: str | None,
+    live: bool,
+    notes: list[str],
+    global_header: bool = False,
+) -> VideoStream:
     """The output's video stream with its encoder opened (so bad options fail now); what
     the user should know about it is added to `notes`. `image_suffix`: the output is one
     still image of that type (".png", ...). `global_header`: the codec's parameters go in
@@ -151,8 +182,9 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
     stream.pix_fmt = pix_fmt
     cc = stream.codec_context
     _set_aspect(container, stream, codec_name, size.sar)
-    codec_opts, captions = _encoder_options(cc, codec_name, opts, v, live=live, is_image=is_image,
-                                            deep=deep, notes=notes)
+    codec_opts, captions = _encoder_options(
+        cc, codec_name, opts, v, live=live, is_image=is_image, deep=deep, notes=notes
+    )
     cc.options = codec_opts
     if global_header and not is_image:
         # The recording's encoder feeds a network output too: its parameters go in the
@@ -166,12 +198,25 @@ def open_video_stream(container: Any, opts: SinkOptions, info: StreamInfo, scale
     if is_image:
         container.options["update"] = "1"  # one file, not a numbered sequence
     _open_encoder(cc, codec_name, size, pix_fmt)
-    return VideoStream(stream, EncodeFormat(size.width, size.height, pix_fmt, colorspace, color_range,
-                                            size.padded, size.picture_size, is_image, captions))
+    return VideoStream(
+        stream,
+        EncodeFormat(
+            size.width,
+            size.height,
+            pix_fmt,
+            colorspace,
+            color_range,
+            size.padded,
+            size.picture_size,
+            is_image,
+            captions,
+        ),
+    )
 
 
-def choose_encoder(container: Any, opts: SinkOptions, v: VideoInfo,
-                   image_suffix: str | None) -> tuple[str, str | None]:
+def choose_encoder(
+    container: Any, opts: SinkOptions, v: VideoInfo, image_suffix: str | None
+) -> tuple[str, str | None]:
     """The encoder and the pixel format asked for (None: follow the input).
 
     Why a choice at all: --codec wins; an image output's extension names its encoder and
@@ -193,9 +238,11 @@ def _note_hdr_banding(v: VideoInfo, pix_fmt: str, deep: bool, notes: list[str]) 
     HLG spread their range over codes 8 bits are too coarse for); vsr itself never picks it."""
     if v.color_trc in (ColorTrc.SMPTE2084, ColorTrc.ARIB_STD_B67) and not deep:
         curve = "PQ" if v.color_trc == ColorTrc.SMPTE2084 else "HLG"
-        notes.append(f"the input is HDR ({curve}) and --pix-fmt "
-                     f"{pix_fmt} is 8-bit: expect banding (drop --pix-fmt to keep "
-                     f"{v.bit_depth}-bit)")
+        notes.append(
+            f"the input is HDR ({curve}) and --pix-fmt "
+            f"{pix_fmt} is 8-bit: expect banding (drop --pix-fmt to keep "
+            f"{v.bit_depth}-bit)"
+        )
 
 
 @dataclass(frozen=True)
@@ -216,19 +263,29 @@ class Geometry:
     padded: bool
 
 
-def encoded_geometry(v: VideoInfo, scale: int, opts: SinkOptions, pix_fmt: str, codec_name: str,
-                     is_image: bool, notes: list[str]) -> Geometry:
+def encoded_geometry(
+    v: VideoInfo,
+    scale: int,
+    opts: SinkOptions,
+    pix_fmt: str,
+    codec_name: str,
+    is_image: bool,
+    notes: list[str],
+) -> Geometry:
     """The picture's size and aspect (`picture_geometry`), then padded to even where the
     encoder needs it: most 4:2:0 / 4:2:2 encoders refuse odd sizes where the chroma is
     subsampled, and a repeated row/column is less surprising than a lost one (said in
     `notes`). An image has square pixels: image formats carry no aspect ratio."""
-    out_w, out_h, sar = picture_geometry(v.width, v.height, v.sar if not is_image else Fraction(1),
-                                         scale, opts, pix_fmt, codec_name, notes)
+    out_w, out_h, sar = picture_geometry(
+        v.width, v.height, v.sar if not is_image else Fraction(1), scale, opts, pix_fmt, codec_name, notes
+    )
     pw, ph = pixfmt.encoded_size(out_w, out_h, pix_fmt, codec_name)
     padded = (pw, ph) != (out_w, out_h)
     if padded:
-        notes.append(f"{out_w}x{out_h} is odd and {codec_name} in {pix_fmt} needs even sizes: "
-                     f"padding to {pw}x{ph} (the last row/column repeated)")
+        notes.append(
+            f"{out_w}x{out_h} is odd and {codec_name} in {pix_fmt} needs even sizes: "
+            f"padding to {pw}x{ph} (the last row/column repeated)"
+        )
     return Geometry(pw, ph, sar, (out_w, out_h), padded)
 
 
@@ -243,9 +300,11 @@ def _add_stream(container: Any, codec_name: str, v: VideoInfo, is_image: bool) -
         stream = container.add_stream(codec_name, rate=(v.rate or Fraction(25)) if not is_image else None)
     except ValueError as exc:
         fmt_name = container.format.name.split(",")[0]
-        raise SinkError(f"cannot put {codec_name} video into {fmt_name}",
-                        hint=f"drop --codec to use {fmt_name}'s own ({default_codec(container)}), "
-                             "or pick another output extension") from exc
+        raise SinkError(
+            f"cannot put {codec_name} video into {fmt_name}",
+            hint=f"drop --codec to use {fmt_name}'s own ({default_codec(container)}), "
+            "or pick another output extension",
+        ) from exc
     if not is_image:
         stream.codec_context.time_base = v.time_base
         stream.time_base = v.time_base
@@ -265,14 +324,28 @@ def _set_aspect(container: Any, stream: Any, codec_name: str, sar: Fraction) -> 
         return
     stream.codec_context.sample_aspect_ratio = sar
     fmt_name = container.format.name.split(",")[0]
-    if fmt_name in ("matroska", "webm") and codec_name not in SAR_IN_BITSTREAM \
-            and not set_stream_sar(stream, sar):
-        raise SinkError(f"cannot carry the pixel aspect ratio {sar} into {fmt_name} with {codec_name}",
-                        hint="pass --square-pixels, or use libx264/libx265")
+    if (
+        fmt_name in ("matroska", "webm")
+        and codec_name not in SAR_IN_BITSTREAM
+        and not set_stream_sar(stream, sar)
+    ):
+        raise SinkError(
+            f"cannot carry the pixel aspect ratio {sar} into {fmt_name} with {codec_name}",
+            hint="pass --square-pixels, or use libx264/libx265",
+        )
 
 
-def _encoder_options(cc: Any, codec_name: str, opts: SinkOptions, v: VideoInfo, *, live: bool,
-                    is_image: bool, deep: bool, notes: list[str]) -> tuple[dict[str, str], bool]:
+def _encoder_options(
+    cc: Any,
+    codec_name: str,
+    opts: SinkOptions,
+    v: VideoInfo,
+    *,
+    live: bool,
+    is_image: bool,
+    deep: bool,
+    notes: list[str],
+) -> tuple[dict[str, str], bool]:
     """The encoder's private options, and whether it writes closed captions.
 
     In order, each overriding the one before: the family's meaning of --crf/--preset
@@ -294,14 +367,17 @@ def _encoder_options(cc: Any, codec_name: str, opts: SinkOptions, v: VideoInfo, 
         if why:
             notes.append(f"HDR10 metadata ({v.hdr10.describe()}) dropped: {why}")
     if v.dolby_vision:
-        notes.append("Dolby Vision metadata dropped: it cannot stay valid after scaling "
-                     "(the HDR10/HLG base layer and its tags are kept)")
+        notes.append(
+            "Dolby Vision metadata dropped: it cannot stay valid after scaling "
+            "(the HDR10/HLG base layer and its tags are kept)"
+        )
     captions = not is_image and carries_captions(cc)
     if captions:
         codec_opts[A53_OPTION] = "1"  # libx265's default is off
     elif v.captions and not is_image:
-        notes.append(f"closed captions (CEA-608/708) dropped: {codec_name} cannot carry them "
-                     "(libx264 and libx265 can)")
+        notes.append(
+            f"closed captions (CEA-608/708) dropped: {codec_name} cannot carry them (libx264 and libx265 can)"
+        )
     codec_opts.update(opts.codec_options)
     return codec_opts, captions
 
@@ -344,17 +420,33 @@ def _open_encoder(cc: Any, codec_name: str, size: Geometry, pix_fmt: str) -> Non
     except (av.error.FFmpegError, ValueError) as exc:
         need = encoders.hardware_of(codec_name)
         if need is not None:
-            raise SinkError(f"cannot use the hardware encoder {codec_name!r}: it needs {need}, and "
-                            f"none is usable here ({reason(exc)})",
-                            hint="use a software encoder: libx264, libx265 or libsvtav1") from exc
-        hint = ("DNxHR takes frames at least 256 pixels wide" if codec_name == "dnxhd" and size.width < 256
-                else "check --codec, --pix-fmt, --crf, --preset and --codec-option values")
-        raise SinkError(f"cannot open video encoder {codec_name!r} for {size.width}x{size.height} "
-                        f"{pix_fmt}: {reason(exc)}", hint=hint) from exc
+            raise SinkError(
+                f"cannot use the hardware encoder {codec_name!r}: it needs {need}, and "
+                f"none is usable here ({reason(exc)})",
+                hint="use a software encoder: libx264, libx265 or libsvtav1",
+            ) from exc
+        hint = (
+            "DNxHR takes frames at least 256 pixels wide"
+            if codec_name == "dnxhd" and size.width < 256
+            else "check --codec, --pix-fmt, --crf, --preset and --codec-option values"
+        )
+        raise SinkError(
+            f"cannot open video encoder {codec_name!r} for {size.width}x{size.height} "
+            f"{pix_fmt}: {reason(exc)}",
+            hint=hint,
+        ) from exc
 
 
-def picture_geometry(width: int, height: int, sar: Fraction, scale: int, opts: SinkOptions,
-                     pix_fmt: str, codec_name: str, notes: list[str]) -> tuple[int, int, Fraction]:
+def picture_geometry(
+    width: int,
+    height: int,
+    sar: Fraction,
+    scale: int,
+    opts: SinkOptions,
+    pix_fmt: str,
+    codec_name: str,
+    notes: list[str],
+) -> tuple[int, int, Fraction]:
     """The picture the compose stage makes from a `width` x `height` input with pixel aspect
     `sar`: its (width, height) before any padding, and the pixel aspect ratio it carries.
     The model's size, resampled to square pixels for --square-pixels, then to --width /
@@ -372,14 +464,21 @@ def picture_geometry(width: int, height: int, sar: Fraction, scale: int, opts: S
         log.info("non-square pixels (SAR %s) resampled to square: %dx%d", sar, out_w, out_h)
         sar = Fraction(1)
     if opts.width or opts.height:
-        out_w, out_h = target_size(opts.width, opts.height, (width, height), (out_w, out_h),
-                                   scale, even, notes)
+        out_w, out_h = target_size(
+            opts.width, opts.height, (width, height), (out_w, out_h), scale, even, notes
+        )
     return out_w, out_h, sar
 
 
-def target_size(width: int | None, height: int | None, source: tuple[int, int],
-                upscaled: tuple[int, int], scale: int, even: tuple[bool, bool],
-                notes: list[str]) -> tuple[int, int]:
+def target_size(
+    width: int | None,
+    height: int | None,
+    source: tuple[int, int],
+    upscaled: tuple[int, int],
+    scale: int,
+    even: tuple[bool, bool],
+    notes: list[str],
+) -> tuple[int, int]:
     """The picture size `--width`/`--height` ask for: both as given; one alone with the other
     from the upscaled picture's aspect (its pixel aspect ratio is carried, or was resampled
     away by --square-pixels), rounded to even where the encoder's chroma needs it. What the
@@ -404,26 +503,28 @@ def target_size(width: int | None, height: int | None, source: tuple[int, int],
         return upscaled
     sw, sh = source
     if w < sw or h < sh:
-        raise UsageError(f"an output of {w}x{h} is smaller than the input's {sw}x{sh} frames: "
-                         "vsr upscales", hint="ask for a size at least the input's, or leave out "
-                                              "--width/--height")
+        raise UsageError(
+            f"an output of {w}x{h} is smaller than the input's {sw}x{sh} frames: vsr upscales",
+            hint="ask for a size at least the input's, or leave out --width/--height",
+        )
     ratio = max(w / sw, h / sh)
     if ratio > scale + 1e-9:
         more = " (--scale 4 gives more)" if scale < 4 else ""
-        notes.append(f"{w}x{h} is x{ratio:.2f} the input and the model x{scale}: the rest is "
-                     f"bicubic{more}")
+        notes.append(f"{w}x{h} is x{ratio:.2f} the input and the model x{scale}: the rest is bicubic{more}")
     return w, h
 
 
 def _deep_codec(container: Any, codec_name: str, layout: pixfmt.Layout) -> str:
     """`codec_name`, or the first encoder the container takes that keeps the input's bit
     depth when it cannot (10-bit into WebM: SVT-AV1, VP9 being 8-bit in this build)."""
+
     def depth_ok(name: str) -> bool:
         try:
             formats = {f.name for f in av.Codec(name, "w").video_formats or []}
         except (av.error.FFmpegError, ValueError):
             return False
         return pixfmt.planar_name(layout.depth, 1, 1) in formats
+
     if depth_ok(codec_name):
         return codec_name
     accepted = container.supported_codecs

@@ -12,8 +12,9 @@ from .load import LumaUpscaler, provider_of
 log = logging.getLogger(__name__)
 
 
-def auto_batch(upscaler: LumaUpscaler, height: int, width: int, limit: int = 16,
-               memory_budget: int = 2 << 30) -> int:
+def auto_batch(
+    upscaler: LumaUpscaler, height: int, width: int, limit: int = 16, memory_budget: int = 2 << 30
+) -> int:
     """The batch size to use when the user did not choose one.
 
     On the CPU a batch only multiplies memory (ESPCN's 64-channel activations are ~1 GiB per
@@ -38,6 +39,10 @@ def auto_batch(upscaler: LumaUpscaler, height: int, width: int, limit: int = 16,
         b *= 2
     best = min(timings.values())
     chosen = min(k for k, v in timings.items() if v <= best * 1.05)
-    log.info("batch auto: %s ms/frame for batches %s -> %d",
-             [round(v * 1000, 2) for v in timings.values()], list(timings), chosen)
+    log.info(
+        "batch auto: %s ms/frame for batches %s -> %d",
+        [round(v * 1000, 2) for v in timings.values()],
+        list(timings),
+        chosen,
+    )
     return chosen

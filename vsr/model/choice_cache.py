@@ -44,7 +44,11 @@ def _entries() -> dict[str, Any]:
         data = json.loads(cache_file().read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != FORMAT
+        or not isinstance(data.get("entries"), dict)
+    ):
         return {}
     entries: dict[str, Any] = data["entries"]
     return entries
@@ -73,5 +77,8 @@ def put(key: str, record: dict[str, Any]) -> None:
                 os.unlink(tmp)
             raise
     except OSError as exc:
-        log.info("cannot keep the engine choice in '%s': %s; the next start measures again",
-                 path, exc.strerror or exc)
+        log.info(
+            "cannot keep the engine choice in '%s': %s; the next start measures again",
+            path,
+            exc.strerror or exc,
+        )

@@ -52,8 +52,10 @@ def conv_macs_per_pixel(path: str | Path) -> float:
             d.dim_value = 1 if k == 0 else PROBE
     in_h, in_w = _dims(inputs[0])[-2:]
     inferred = shape_inference.infer_shapes(m)
-    shapes = {vi.name: _dims(vi) for vi in [*inferred.graph.value_info, *inferred.graph.input,
-                                           *inferred.graph.output]}
+    shapes = {
+        vi.name: _dims(vi)
+        for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    }
     shapes.update({i.name: list(i.dims) for i in g.initializer})
     total = 0.0
     for node in g.node:

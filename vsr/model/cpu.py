@@ -23,8 +23,17 @@ FP16_FLAGS = frozenset({"avx512_fp16", "amx_fp16"})
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 #: The flags that decide which kernels the engines pick: printed beside every benchmark
 #: table, and part of the engine choice's cache key.
-KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
-                "amx_bf16", "amx_int8", "amx_fp16")
+KERNEL_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_bf16",
+    "amx_int8",
+    "amx_fp16",
+)
 
 
 @functools.cache

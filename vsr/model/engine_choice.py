@@ -103,8 +103,12 @@ class Measurement:
         return self.max_levels <= MAX_LEVELS and self.psnr >= MIN_PSNR
 
 
-def available(model_precision: str, have_openvino: bool,
-              flags: frozenset[str] | set[str] | None = None, bf16_guarded_out: str = "") -> list[Candidate]:
+def available(
+    model_precision: str,
+    have_openvino: bool,
+    flags: frozenset[str] | set[str] | None = None,
+    bf16_guarded_out: str = "",
+) -> list[Candidate]:
     """Every candidate this CPU and install offer for a model of `model_precision` ("fp32" or
     "int8"), most preferred (the reference: onnxruntime) first; `bf16_guarded_out`: why the
     model must not run in bfloat16 unasked (`guard_verdict`), "" when nothing says so."""
@@ -167,8 +171,14 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def allowed(every: Sequence[Candidate], engine: Engine, precision: Precision, model_precision: str,
-            have_openvino: bool, flags: frozenset[str] | set[str] | None = None) -> list[Candidate]:
+def allowed(
+    every: Sequence[Candidate],
+    engine: Engine,
+    precision: Precision,
+    model_precision: str,
+    have_openvino: bool,
+    flags: frozenset[str] | set[str] | None = None,
+) -> list[Candidate]:
     """The candidates `--engine` and `--precision` leave (never empty).
 
     Raises:
@@ -176,28 +186,39 @@ def allowed(every: Sequence[Candidate], engine: Engine, precision: Precision, mo
     """
     flags = cpu.flags() if flags is None else flags
     if engine is Engine.OPENVINO and not have_openvino:
-        raise ProviderUnavailable("--engine openvino: openvino is not installed",
-                                  hint="pip install 'vsr[cpu]' (or pip install openvino)")
+        raise ProviderUnavailable(
+            "--engine openvino: openvino is not installed",
+            hint="pip install 'vsr[cpu]' (or pip install openvino)",
+        )
     if precision in (Precision.BF16, Precision.FP16) and model_precision == "int8":
-        raise ProviderUnavailable(f"--precision {precision.value}: the model is int8; its "
-                                  "arithmetic is fixed", hint="drop --precision, or pick its float model")
+        raise ProviderUnavailable(
+            f"--precision {precision.value}: the model is int8; its arithmetic is fixed",
+            hint="drop --precision, or pick its float model",
+        )
     if precision is Precision.BF16:
         if engine is Engine.ONNXRUNTIME:
-            raise ProviderUnavailable("--precision bf16: onnxruntime's CPU provider has no bfloat16 "
-                                      "convolutions", hint="pass --engine openvino (or auto)")
+            raise ProviderUnavailable(
+                "--precision bf16: onnxruntime's CPU provider has no bfloat16 convolutions",
+                hint="pass --engine openvino (or auto)",
+            )
         if not have_openvino:
-            raise ProviderUnavailable("--precision bf16 needs OpenVINO, which is not installed",
-                                      hint="pip install 'vsr[cpu]' (or pip install openvino)")
+            raise ProviderUnavailable(
+                "--precision bf16 needs OpenVINO, which is not installed",
+                hint="pip install 'vsr[cpu]' (or pip install openvino)",
+            )
         if not cpu.native_bf16(flags):
             raise ProviderUnavailable(
                 "--precision bf16: this CPU has no bfloat16 units (avx512_bf16 or amx_bf16); "
-                "emulated, bfloat16 would be slower than float32", hint="pass --precision fp32 or auto")
+                "emulated, bfloat16 would be slower than float32",
+                hint="pass --precision fp32 or auto",
+            )
         return [Candidate("openvino", "bf16")]
     if precision is Precision.FP16:  # on the CPU: OpenVINO where the CPU has float16 units
         if not cpu.native_fp16(flags):
             raise ProviderUnavailable(
-                "--precision fp16 on OpenVINO: this CPU has no float16 units (avx512_fp16 or "
-                "amx_fp16)", hint="pass --precision fp32 or auto (or --engine onnxruntime)")
+                "--precision fp16 on OpenVINO: this CPU has no float16 units (avx512_fp16 or amx_fp16)",
+                hint="pass --precision fp32 or auto (or --engine onnxruntime)",
+            )
         return [Candidate("openvino", "fp16")]
     out = [c for c in every if engine is Engine.AUTO or c.engine == engine.value]
     if precision is Precision.FP32:
@@ -205,7 +226,9 @@ def allowed(every: Sequence[Candidate], engine: Engine, precision: Precision, mo
     if not out:  # --engine openvino for an int8 model on a CPU whose int8 kernels saturate
         raise ProviderUnavailable(
             "--engine openvino: this CPU's int8 kernels can saturate (x86 without VNNI), so an "
-            "int8 model runs on onnxruntime only", hint="pass --engine auto, or use the float model")
+            "int8 model runs on onnxruntime only",
+            hint="pass --engine auto, or use the float model",
+        )
     return out
 
 
@@ -225,22 +248,24 @@ def probe_frame(height: int, width: int) -> npt.NDArray[np.uint8]:
     Black text on white and white on black, anti-aliased lines, full-contrast stripes and a
     checkerboard, flat fields with hard edges, a dark ramp, and smooth noise."""
     rng = np.random.default_rng(35)
-    y = np.asarray(cv2.GaussianBlur(rng.integers(0, 256, (height, width), dtype=np.uint8), (5, 5), 1.5),
-                   dtype=np.uint8)
+    y = np.asarray(
+        cv2.GaussianBlur(rng.integers(0, 256, (height, width), dtype=np.uint8), (5, 5), 1.5), dtype=np.uint8
+    )
     q = width // 4
     y[: height // 2, :q] = 255
     y[height // 2 :, :q] = 0
     for i in range(max(1, height // 14)):
         colour = 0 if i * 14 < height // 2 else 255
-        cv2.putText(y, "vsr 1080p x3", (2, 11 + i * 14), cv2.FONT_HERSHEY_SIMPLEX, 0.35, colour, 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            y, "vsr 1080p x3", (2, 11 + i * 14), cv2.FONT_HERSHEY_SIMPLEX, 0.35, colour, 1, cv2.LINE_AA
+        )
     band = y[:, q : 2 * q]
     band[:] = 240
     for _ in range(max(4, width // 16)):
         p1 = (int(rng.integers(band.shape[1])), int(rng.integers(height)))
         p2 = (int(rng.integers(band.shape[1])), int(rng.integers(height)))
         cv2.line(band, p1, p2, 15, 1, cv2.LINE_AA)
-    yy, xx = np.mgrid[0:height, 0 : q]
+    yy, xx = np.mgrid[0:height, 0:q]
     stripes = np.where((xx // 2 + yy // 2) % 2 == 0, 255, 0).astype(np.uint8)
     stripes[: height // 2] = np.where(xx[: height // 2] % 3 == 0, 255, 0)
     y[:, 2 * q : 3 * q] = stripes
@@ -263,8 +288,9 @@ def _compare(out: npt.NDArray[np.uint8], want: npt.NDArray[np.uint8]) -> tuple[i
     return int(diff.max()), math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def measure(engines: Mapping[Candidate, Runner], reference: Candidate,
-            fixed: tuple[int, int] | None = None) -> tuple[dict[Candidate, Measurement], tuple[int, int]]:
+def measure(
+    engines: Mapping[Candidate, Runner], reference: Candidate, fixed: tuple[int, int] | None = None
+) -> tuple[dict[Candidate, Measurement], tuple[int, int]]:
     """Each engine's time and distance from `reference`'s pixels on the probe frame, and the
     frame's (width, height); `fixed`: the model's own (height, width), for a model that takes
     no other."""
@@ -276,8 +302,9 @@ def measure(engines: Mapping[Candidate, Runner], reference: Candidate,
         small = probe_frame(h, w)[:, None]
         _timed(ref, small)  # first call: allocations
         per_pixel = min(_timed(ref, small), _timed(ref, small)) / (w * h)
-        w, h = next(((sw, sh) for sw, sh in PROBE_SIZES if per_pixel * sw * sh <= PROBE_BUDGET_MS),
-                    PROBE_SIZES[-1])
+        w, h = next(
+            ((sw, sh) for sw, sh in PROBE_SIZES if per_pixel * sw * sh <= PROBE_BUDGET_MS), PROBE_SIZES[-1]
+        )
     x = probe_frame(h, w)[:, None]
     want = ref.run(x)
     distance = {c: _compare(e.run(x), want) for c, e in engines.items()}  # also each one's warm-up
@@ -314,9 +341,16 @@ class Choice:
         return m.ms / (self.size[0] * self.size[1] * scale * scale / 1e6)
 
 
-def choose(path: Path, digest: str, every: Sequence[Candidate], allowed_here: Sequence[Candidate],
-           threads: int, versions: Mapping[str, str], build: Callable[[Candidate], Runner],
-           fixed: tuple[int, int] | None = None) -> tuple[Choice, dict[Candidate, Runner]]:
+def choose(
+    path: Path,
+    digest: str,
+    every: Sequence[Candidate],
+    allowed_here: Sequence[Candidate],
+    threads: int,
+    versions: Mapping[str, str],
+    build: Callable[[Candidate], Runner],
+    fixed: tuple[int, int] | None = None,
+) -> tuple[Choice, dict[Candidate, Runner]]:
     """What to run, from the cache or measured now (then cached), and the engines the
     measurement built (so the chosen one is not built twice; empty on a cache hit).
 
@@ -338,26 +372,54 @@ def choose(path: Path, digest: str, every: Sequence[Candidate], allowed_here: Se
     measured = _from_record(record, every) if record is not None else None
     if record is not None and measured is not None:
         chosen = decide(measured, allowed_here)
-        log.debug("engine for %s: %s (measured %s, cached in %s)", path.name, chosen.label,
-                  record.get("when", "?"), choice_cache.cache_file())
+        log.debug(
+            "engine for %s: %s (measured %s, cached in %s)",
+            path.name,
+            chosen.label,
+            record.get("when", "?"),
+            choice_cache.cache_file(),
+        )
         size = record.get("size") or [0, 0]
-        w, h = (size if isinstance(size, list) and len(size) == 2
-                and all(isinstance(v, int) for v in size) else (0, 0))
+        w, h = (
+            size
+            if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)
+            else (0, 0)
+        )
         return Choice(chosen, measured, (w, h), cached=True), {}
     engines = {c: build(c) for c in every}
     measured, size = measure(engines, every[0], fixed)
     chosen = decide(measured, allowed_here)
-    choice_cache.put(key, {
-        "model": path.name, "cpu": cpu.describe(), "threads": threads, "versions": dict(versions),
-        "size": list(size), "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "measured": {c.label: {"ms": m.ms, "max_levels": m.max_levels,
-                               "psnr": None if math.isinf(m.psnr) else round(m.psnr, 2)}
-                     for c, m in measured.items()},
-    })
-    log.info("engine for %s on this CPU, measured at %dx%d: %s -> %s (kept in %s)", path.name, *size,
-             ", ".join(f"{c.label} {m.ms:.1f} ms" + ("" if m.exact_enough else
-                                                     f" (not exact enough: {m.max_levels} levels off)")
-                       for c, m in measured.items()), chosen.label, choice_cache.cache_file())
+    choice_cache.put(
+        key,
+        {
+            "model": path.name,
+            "cpu": cpu.describe(),
+            "threads": threads,
+            "versions": dict(versions),
+            "size": list(size),
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "measured": {
+                c.label: {
+                    "ms": m.ms,
+                    "max_levels": m.max_levels,
+                    "psnr": None if math.isinf(m.psnr) else round(m.psnr, 2),
+                }
+                for c, m in measured.items()
+            },
+        },
+    )
+    log.info(
+        "engine for %s on this CPU, measured at %dx%d: %s -> %s (kept in %s)",
+        path.name,
+        *size,
+        ", ".join(
+            f"{c.label} {m.ms:.1f} ms"
+            + ("" if m.exact_enough else f" (not exact enough: {m.max_levels} levels off)")
+            for c, m in measured.items()
+        ),
+        chosen.label,
+        choice_cache.cache_file(),
+    )
     return Choice(chosen, measured, size), {c: e for c, e in engines.items() if c == chosen}
 
 

@@ -46,7 +46,8 @@ def providers_for(device: Device, available: list[str]) -> list[str]:
             raise ProviderUnavailable(
                 f"CUDA requested but onnxruntime offers only {available}",
                 hint="pip install 'vsr[gpu]' (onnxruntime-gpu matching your CUDA/cuDNN) "
-                     "in place of 'vsr[cpu]', or pass --device cpu")
+                "in place of 'vsr[cpu]', or pass --device cpu",
+            )
         return ["CUDAExecutionProvider"]
     if "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -56,12 +57,10 @@ def providers_for(device: Device, available: list[str]) -> list[str]:
 def with_options(providers: list[str], options: dict[str, str] | None) -> list[Any]:
     """The provider list with CUDA's options attached (None: `CUDA_OPTIONS`)."""
     options = CUDA_OPTIONS if options is None else options
-    return [(p, dict(options)) if options and p == "CUDAExecutionProvider" else p
-            for p in providers]
+    return [(p, dict(options)) if options and p == "CUDAExecutionProvider" else p for p in providers]
 
 
-def load_session(ort: ModuleType, model: str | bytes, so: Any, providers: list[Any],
-                 path: str) -> Any:
+def load_session(ort: ModuleType, model: str | bytes, so: Any, providers: list[Any], path: str) -> Any:
     """An onnxruntime session of `model` (a path, or serialized bytes of the model at `path`).
 
     Raises:
@@ -73,10 +72,13 @@ def load_session(ort: ModuleType, model: str | bytes, so: Any, providers: list[A
         if any(isinstance(p, tuple) for p in providers):
             # An onnxruntime-gpu that does not know an option: run without the options.
             log.info("retrying without CUDA provider options: %s", first_line(exc))
-            return load_session(ort, model, so, [p[0] if isinstance(p, tuple) else p
-                                                 for p in providers], path)
-        raise ModelError(f"cannot load model '{path}': {first_line(exc)}",
-                         hint="the file must be an ONNX model (see 'vsr models')") from exc
+            return load_session(
+                ort, model, so, [p[0] if isinstance(p, tuple) else p for p in providers], path
+            )
+        raise ModelError(
+            f"cannot load model '{path}': {first_line(exc)}",
+            hint="the file must be an ONNX model (see 'vsr models')",
+        ) from exc
 
 
 class PlainEngine:
@@ -101,8 +103,9 @@ class PlainEngine:
         """uint8 [n,1,h,w] -> uint8 [n,1,sh,sw]; uint16 (0..65535: high bit depth luma,
         never rounded to 8 bits) -> uint16 likewise."""
         try:
-            result: npt.NDArray[np.float32] = self.session.run([self.output_name],
-                                                               {self.input_name: to_unit(x)})[0]
+            result: npt.NDArray[np.float32] = self.session.run(
+                [self.output_name], {self.input_name: to_unit(x)}
+            )[0]
         except Exception as exc:  # onnxruntime's own error types; a bug-free model never raises
             raise run_error(self.model_name, x, exc) from exc
         return to_codes(result, x.dtype)
@@ -123,8 +126,15 @@ class BoundEngine:
 
     name = "bound"
 
-    def __init__(self, session: Any, name: str, scale: int, precision: str,
-                 io_names: tuple[str, str], float_engine: Callable[[], PlainEngine]) -> None:
+    def __init__(
+        self,
+        session: Any,
+        name: str,
+        scale: int,
+        precision: str,
+        io_names: tuple[str, str],
+        float_engine: Callable[[], PlainEngine],
+    ) -> None:
         self.session = session
         self.model_name = name
         self.scale = scale
@@ -161,8 +171,9 @@ class BoundEngine:
 
 
 def run_error(name: str, x: npt.NDArray[Any], exc: BaseException) -> ModelRunError:
-    return ModelRunError(f"model '{name}' failed on a [{', '.join(map(str, x.shape))}] "
-                         f"batch: {first_line(exc)}")
+    return ModelRunError(
+        f"model '{name}' failed on a [{', '.join(map(str, x.shape))}] batch: {first_line(exc)}"
+    )
 
 
 def first_line(exc: BaseException) -> str:

@@ -58,25 +58,32 @@ def uint8_io(data: bytes, fp16: bool = False) -> tuple[bytes, bool]:
     if fp16:
         for init in g.initializer:
             if init.data_type == TensorProto.FLOAT:
-                init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16),
-                                                      init.name))
+                init.CopyFrom(
+                    numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name)
+                )
         del g.value_info[:]  # stale float32 annotations; onnxruntime infers the rest
 
     def dims(vi: onnx.ValueInfoProto) -> list[str | int | None]:
         return [d.dim_param or d.dim_value or None for d in vi.type.tensor_type.shape.dim]
 
-    g.initializer.extend([
-        numpy_helper.from_array(np.array(1.0 / 255.0, npdt), "vsr_k_in"),
-        numpy_helper.from_array(np.array(255.0, npdt), "vsr_k_out"),
-        numpy_helper.from_array(np.array(0.0, npdt), "vsr_lo"),
-        numpy_helper.from_array(np.array(255.0, npdt), "vsr_hi"),
-    ])
-    pre = [helper.make_node("Cast", [INPUT], ["vsr_x"], to=ftype),
-           helper.make_node("Mul", ["vsr_x", "vsr_k_in"], [fin.name])]
-    post = [helper.make_node("Mul", [fout.name, "vsr_k_out"], ["vsr_scaled"]),
-            helper.make_node("Clip", ["vsr_scaled", "vsr_lo", "vsr_hi"], ["vsr_clipped"]),
-            helper.make_node("Round", ["vsr_clipped"], ["vsr_rounded"]),
-            helper.make_node("Cast", ["vsr_rounded"], [OUTPUT], to=TensorProto.UINT8)]
+    g.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(1.0 / 255.0, npdt), "vsr_k_in"),
+            numpy_helper.from_array(np.array(255.0, npdt), "vsr_k_out"),
+            numpy_helper.from_array(np.array(0.0, npdt), "vsr_lo"),
+            numpy_helper.from_array(np.array(255.0, npdt), "vsr_hi"),
+        ]
+    )
+    pre = [
+        helper.make_node("Cast", [INPUT], ["vsr_x"], to=ftype),
+        helper.make_node("Mul", ["vsr_x", "vsr_k_in"], [fin.name]),
+    ]
+    post = [
+        helper.make_node("Mul", [fout.name, "vsr_k_out"], ["vsr_scaled"]),
+        helper.make_node("Clip", ["vsr_scaled", "vsr_lo", "vsr_hi"], ["vsr_clipped"]),
+        helper.make_node("Round", ["vsr_clipped"], ["vsr_rounded"]),
+        helper.make_node("Cast", ["vsr_rounded"], [OUTPUT], to=TensorProto.UINT8),
+    ]
     nodes = [*pre, *g.node, *post]
     del g.node[:]
     g.node.extend(nodes)

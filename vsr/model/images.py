@@ -36,16 +36,33 @@ class ImageUpscaler:
         degrade: "video" picks the bundled model trained for encoder-damaged input.
     """
 
-    def __init__(self, model: str | None = None, device: str = "auto", batch: int = 4,
-                 scale: int | None = None, tile: int = 0, precision: str = "auto",
-                 quality: str | None = None, degrade: str | None = None, engine: str = "auto") -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "auto",
+        batch: int = 4,
+        scale: int | None = None,
+        tile: int = 0,
+        precision: str = "auto",
+        quality: str | None = None,
+        degrade: str | None = None,
+        engine: str = "auto",
+    ) -> None:
         if batch < 1:
             raise UsageError("batch must be at least 1")
         self.batch = batch
-        self.model: OnnxUpscaler = load(ModelOptions(model=model, scale=scale, device=Device(device),
-                                                     tile=tile, precision=Precision(precision),
-                                                     quality=quality, degrade=degrade,
-                                                     engine=Engine(engine)))
+        self.model: OnnxUpscaler = load(
+            ModelOptions(
+                model=model,
+                scale=scale,
+                device=Device(device),
+                tile=tile,
+                precision=Precision(precision),
+                quality=quality,
+                degrade=degrade,
+                engine=Engine(engine),
+            )
+        )
         self.scale = self.model.scale
         self.provider = self.model.provider
         self.engine = self.model.runtime.value

@@ -100,10 +100,17 @@ class OnnxUpscaler:
     #: How `--engine auto` (or openvino) decided on the CPU; None where nothing was chosen.
     choice: Choice | None = None
 
-    def __init__(self, path: str | Path, device: Device = Device.AUTO, tile: int = 0,
-                 threads: int = 0, max_run_pixels: int = 0, precision: Precision = Precision.AUTO,
-                 engine: str | Engine = "onnxruntime",
-                 provider_options: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        device: Device = Device.AUTO,
+        tile: int = 0,
+        threads: int = 0,
+        max_run_pixels: int = 0,
+        precision: Precision = Precision.AUTO,
+        engine: str | Engine = "onnxruntime",
+        provider_options: dict[str, str] | None = None,
+    ) -> None:
         ort = import_onnxruntime()
         self.path = Path(path)
         if not self.path.is_file():
@@ -115,8 +122,10 @@ class OnnxUpscaler:
             raise ValueError(f"engine must be auto, onnxruntime, openvino, plain or bound, not {engine!r}")
         if engine == "openvino":
             if device is Device.CUDA:
-                raise ProviderUnavailable("--engine openvino runs on the CPU, not CUDA",
-                                          hint="pass --device cpu (or auto), or --engine onnxruntime")
+                raise ProviderUnavailable(
+                    "--engine openvino runs on the CPU, not CUDA",
+                    hint="pass --device cpu (or auto), or --engine onnxruntime",
+                )
             device = Device.CPU
         so = ort.SessionOptions()
         if threads:
@@ -133,20 +142,32 @@ class OnnxUpscaler:
         else:
             if precision is Precision.BF16:
                 raise ProviderUnavailable(
-                    "--precision bf16: onnxruntime has no bfloat16 convolutions" if engine != "auto"
+                    "--precision bf16: onnxruntime has no bfloat16 convolutions"
+                    if engine != "auto"
                     else "--precision bf16 runs on the CPU only (OpenVINO), not on CUDA",
-                    hint="pass --engine openvino (or auto) on the CPU" if engine != "auto"
-                    else "pass --device cpu, or --precision fp16 on CUDA")
-            self._onnxruntime(ort, so, "auto" if engine in ("auto", "onnxruntime") else engine,
-                              device, precision, providers, on_device, cuda)
-        log.info("model %s on %s (%s engine, %s)", self.path.name, self.provider, self.engine,
-                 self.precision)
+                    hint="pass --engine openvino (or auto) on the CPU"
+                    if engine != "auto"
+                    else "pass --device cpu, or --precision fp16 on CUDA",
+                )
+            self._onnxruntime(
+                ort,
+                so,
+                "auto" if engine in ("auto", "onnxruntime") else engine,
+                device,
+                precision,
+                providers,
+                on_device,
+                cuda,
+            )
+        log.info("model %s on %s (%s engine, %s)", self.path.name, self.provider, self.engine, self.precision)
         self.tile = tile
         if self.fixed is None and tile and tile <= 2 * self.overlap:
-            raise ModelError(f"tile size {tile} is too small for {self.path.name}: use more than "
-                             f"{2 * self.overlap}")
+            raise ModelError(
+                f"tile size {tile} is too small for {self.path.name}: use more than {2 * self.overlap}"
+            )
         self.max_run_pixels = max_run_pixels or (
-            GPU_RUN_PIXELS if self.provider == "CUDAExecutionProvider" else CPU_RUN_PIXELS)
+            GPU_RUN_PIXELS if self.provider == "CUDAExecutionProvider" else CPU_RUN_PIXELS
+        )
 
     def _checked_session(self, ort: ModuleType, so: Any, providers: list[Any]) -> Any:
         """A session of the model as it is, its input and output checked, its scale probed and
@@ -157,8 +178,9 @@ class OnnxUpscaler:
         self.metadata = dict(session.get_modelmeta().custom_metadata_map)
         return session
 
-    def _choose_on_cpu(self, ort: ModuleType, so: Any, engine: Engine, precision: Precision,
-                       threads: int) -> None:
+    def _choose_on_cpu(
+        self, ort: ModuleType, so: Any, engine: Engine, precision: Precision, threads: int
+    ) -> None:
         """`--engine auto|openvino` on the CPU: the engine and precision `engine_choice` picks."""
         from . import engine_choice, openvino_engine
         from .registry import model_dirs
@@ -169,8 +191,9 @@ class OnnxUpscaler:
         digest = engine_choice.file_digest(self.path)
         guarded_out = engine_choice.guard_verdict(self.path, digest, model_dirs())
         if guarded_out and engine is not Engine.ONNXRUNTIME and precision is Precision.AUTO:
-            log.info("model %s: bfloat16 left out: %s (%s)", self.path.name, guarded_out,
-                     engine_choice.GUARD_FILE)
+            log.info(
+                "model %s: bfloat16 left out: %s (%s)", self.path.name, guarded_out, engine_choice.GUARD_FILE
+            )
         every = engine_choice.available(model_precision, bool(ov_version), bf16_guarded_out=guarded_out)
         here = engine_choice.allowed(every, engine, precision, model_precision, bool(ov_version))
 
@@ -180,50 +203,74 @@ class OnnxUpscaler:
             return openvino_engine.OpenVinoEngine(str(self.path), c.precision, threads)
 
         versions = {"onnxruntime": str(ort.__version__), "openvino": ov_version}
-        self.choice, built = engine_choice.choose(self.path, digest, every, here, threads, versions,
-                                                  build, self.fixed)
+        self.choice, built = engine_choice.choose(
+            self.path, digest, every, here, threads, versions, build, self.fixed
+        )
         made = built.get(self.choice.candidate) or build(self.choice.candidate)
         assert isinstance(made, (PlainEngine, OpenVinoEngine))
         self._engine = made
         self.provider = getattr(made, "provider", "CPUExecutionProvider")
 
-    def _onnxruntime(self, ort: ModuleType, so: Any, engine: str, device: Device, precision: Precision,
-                     providers: list[str], on_device: list[Any], cuda: bool) -> None:
+    def _onnxruntime(
+        self,
+        ort: ModuleType,
+        so: Any,
+        engine: str,
+        device: Device,
+        precision: Precision,
+        providers: list[str],
+        on_device: list[Any],
+        cuda: bool,
+    ) -> None:
         """The model on onnxruntime: the plain or the bound engine (`engine` "auto": bound on
         CUDA, plain on the CPU)."""
-        graph = _graph_module(engine == "bound" or precision is Precision.FP16,
-                              engine == "auto" and cuda)
+        graph = _graph_module(engine == "bound" or precision is Precision.FP16, engine == "auto" and cuda)
         # The model is checked and probed on the CPU when the bound engine will run it: a
         # second CUDA session would only cost start-up time and device memory.
         try_bound = graph is not None and engine != "plain"
         session = self._checked_session(ort, so, ["CPUExecutionProvider"] if try_bound else on_device)
-        rewritten = self._rewrite(
-            graph, precision is Precision.FP16 or (precision is Precision.AUTO and cuda),
-            engine == "bound" or precision is Precision.FP16, precision,
-        ) if graph is not None and try_bound else None
+        rewritten = (
+            self._rewrite(
+                graph,
+                precision is Precision.FP16 or (precision is Precision.AUTO and cuda),
+                engine == "bound" or precision is Precision.FP16,
+                precision,
+            )
+            if graph is not None and try_bound
+            else None
+        )
         # An int8 model stays int8 on every engine (vsr.model.graph leaves quantized graphs alone).
         if graph is not None and rewritten is not None:
             data, fp16 = rewritten
             self._engine = BoundEngine(
-                self._load(ort, data, so, on_device), self.path.name, self.scale,
+                self._load(ort, data, so, on_device),
+                self.path.name,
+                self.scale,
                 "fp16" if fp16 else quant.precision_of(self.path, self.metadata),
                 (graph.INPUT, graph.OUTPUT),
                 float_engine=lambda: PlainEngine(
-                    self._load(ort, str(self.path), ort.SessionOptions(),
-                               with_options(self.session.get_providers(), None)),
-                    self.path.name, quant.precision_of(self.path, self.metadata)))
+                    self._load(
+                        ort,
+                        str(self.path),
+                        ort.SessionOptions(),
+                        with_options(self.session.get_providers(), None),
+                    ),
+                    self.path.name,
+                    quant.precision_of(self.path, self.metadata),
+                ),
+            )
         else:
             if precision is Precision.FP16:
                 raise ModelError("--precision fp16 needs the bound engine")
             if try_bound and cuda:  # probed on the CPU, but runs plain: load it where it runs
                 session = self._load(ort, str(self.path), so, on_device)
-            self._engine = PlainEngine(session, self.path.name,
-                                       quant.precision_of(self.path, self.metadata))
+            self._engine = PlainEngine(session, self.path.name, quant.precision_of(self.path, self.metadata))
         self.provider = self.session.get_providers()[0]
         if device is Device.CUDA and self.provider != "CUDAExecutionProvider":
             raise ProviderUnavailable(
                 f"CUDA requested but onnxruntime is running on {self.session.get_providers()}",
-                hint="install onnxruntime-gpu matching your CUDA/cuDNN, or pass --device cpu")
+                hint="install onnxruntime-gpu matching your CUDA/cuDNN, or pass --device cpu",
+            )
 
     @functools.cached_property
     def overlap(self) -> int:
@@ -257,8 +304,15 @@ class OnnxUpscaler:
 
     def __call__(self, y: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Upscale (N, H, W) uint8 luma to (N, sH, sW) uint8 (uint16 to uint16)."""
-        return upscale_planes(y, self._infer, self.scale, fixed=self.fixed, tile=self.tile,
-                              max_run_pixels=self.max_run_pixels, overlap=lambda: self.overlap)
+        return upscale_planes(
+            y,
+            self._infer,
+            self.scale,
+            fixed=self.fixed,
+            tile=self.tile,
+            max_run_pixels=self.max_run_pixels,
+            overlap=lambda: self.overlap,
+        )
 
     def _infer(self, x: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """One model call, [n,1,h,w] -> [n,1,sh,sw]; one frame at a time for a model whose
@@ -267,8 +321,9 @@ class OnnxUpscaler:
             return np.concatenate([self._infer(x[i : i + 1]) for i in range(x.shape[0])])
         return self._engine.run(x)
 
-    def _rewrite(self, graph: ModuleType, fp16: bool, strict: bool,
-                 precision: Precision) -> tuple[bytes, bool] | None:
+    def _rewrite(
+        self, graph: ModuleType, fp16: bool, strict: bool, precision: Precision
+    ) -> tuple[bytes, bool] | None:
         """The model for the bound engine (see `vsr.model.graph.uint8_io`) and whether it computes
         in float16; None, with a warning, if onnx cannot rewrite it and the caller did not
         insist on the bound engine."""
@@ -276,10 +331,16 @@ class OnnxUpscaler:
             result: tuple[bytes, bool] = graph.uint8_io(self.path.read_bytes(), fp16)
         except Exception as exc:  # onnx's checker/converter errors: a graph it cannot rewrite
             if strict:
-                raise ModelError(f"cannot run model '{self.path}' in {precision.value} on the "
-                                 f"bound engine: {first_line(exc)}", hint="pass --precision fp32") from exc
-            log.warning("model %s: the GPU engine cannot rewrite it (%s); running it as is",
-                        self.path.name, first_line(exc))
+                raise ModelError(
+                    f"cannot run model '{self.path}' in {precision.value} on the "
+                    f"bound engine: {first_line(exc)}",
+                    hint="pass --precision fp32",
+                ) from exc
+            log.warning(
+                "model %s: the GPU engine cannot rewrite it (%s); running it as is",
+                self.path.name,
+                first_line(exc),
+            )
             return None
         return result
 
@@ -289,14 +350,18 @@ class OnnxUpscaler:
     def _check_io(self, session: Any) -> None:
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
-            raise ModelError(f"model '{self.path}' is not a super-resolution model: "
-                             f"expected 1 input and 1 output, got {len(inputs)} and {len(outputs)}")
+            raise ModelError(
+                f"model '{self.path}' is not a super-resolution model: "
+                f"expected 1 input and 1 output, got {len(inputs)} and {len(outputs)}"
+            )
         inp = inputs[0]
         shape = list(inp.shape)
-        if (len(shape) != 4 or shape[1] not in (1, None, "1") or inp.type != "tensor(float)"):
-            raise ModelError(f"model '{self.path}' is not a super-resolution model: "
-                             f"input {inp.name!r} is {inp.type} {shape}, expected float32 [N,1,H,W]",
-                             hint="vsr runs luma-only models like the ONNX zoo's super_resolution.onnx")
+        if len(shape) != 4 or shape[1] not in (1, None, "1") or inp.type != "tensor(float)":
+            raise ModelError(
+                f"model '{self.path}' is not a super-resolution model: "
+                f"input {inp.name!r} is {inp.type} {shape}, expected float32 [N,1,H,W]",
+                hint="vsr runs luma-only models like the ONNX zoo's super_resolution.onnx",
+            )
         fixed_h = shape[2] if isinstance(shape[2], int) else None
         fixed_w = shape[3] if isinstance(shape[3], int) else None
         self.fixed = (fixed_h, fixed_w) if fixed_h and fixed_w else None
@@ -308,15 +373,19 @@ class OnnxUpscaler:
         try:
             out = session.run(None, {session.get_inputs()[0].name: x})[0]
         except Exception as exc:
-            raise ModelError(f"model '{self.path}' failed a probe run on a {pw}x{ph} input: "
-                             f"{first_line(exc)}") from exc
+            raise ModelError(
+                f"model '{self.path}' failed a probe run on a {pw}x{ph} input: {first_line(exc)}"
+            ) from exc
         if out.ndim != 4 or out.shape[1] != 1 or out.shape[2] % ph or out.shape[3] % pw:
-            raise ModelError(f"model '{self.path}' is not a super-resolution model: "
-                             f"a [1,1,{ph},{pw}] input gave {list(out.shape)}, expected [1,1,rH,rW]")
+            raise ModelError(
+                f"model '{self.path}' is not a super-resolution model: "
+                f"a [1,1,{ph},{pw}] input gave {list(out.shape)}, expected [1,1,rH,rW]"
+            )
         r, rw = out.shape[2] // ph, out.shape[3] // pw
         if r != rw or r < 1:
-            raise ModelError(f"model '{self.path}' scales height by {r} and width by {rw}; "
-                             "only equal scales are supported")
+            raise ModelError(
+                f"model '{self.path}' scales height by {r} and width by {rw}; only equal scales are supported"
+            )
         return int(r)
 
 
@@ -331,9 +400,12 @@ def _graph_module(required: bool, wanted: bool) -> ModuleType | None:
         if required:
             raise ProviderUnavailable(
                 "float16 and the bound engine need the 'onnx' package",
-                hint="pip install 'vsr[gpu]' (or pip install onnx)") from exc
-        log.warning("the 'onnx' package is missing: the model runs on CUDA in float32 with "
-                    "host-side conversions, several times slower (pip install 'vsr[gpu]')")
+                hint="pip install 'vsr[gpu]' (or pip install onnx)",
+            ) from exc
+        log.warning(
+            "the 'onnx' package is missing: the model runs on CUDA in float32 with "
+            "host-side conversions, several times slower (pip install 'vsr[gpu]')"
+        )
         return None
     return graph
 
@@ -344,13 +416,24 @@ def load(options: ModelOptions) -> OnnxUpscaler:
 
     scale = options.scale
     path = resolve(options.model, scale, options.quality, options.degrade)
-    if options.device is Device.CPU or "CUDAExecutionProvider" not in import_onnxruntime().get_available_providers():
+    if (
+        options.device is Device.CPU
+        or "CUDAExecutionProvider" not in import_onnxruntime().get_available_providers()
+    ):
         path = _exact_on_this_cpu(path)
-    up = OnnxUpscaler(path, options.device, options.tile,
-                      options.threads, precision=options.precision, engine=options.engine)
+    up = OnnxUpscaler(
+        path,
+        options.device,
+        options.tile,
+        options.threads,
+        precision=options.precision,
+        engine=options.engine,
+    )
     if scale is not None and up.scale != scale:
-        raise ModelError(f"model '{up.path}' upscales x{up.scale}, but --scale {scale} was asked for",
-                         hint="drop --scale, or pick a model of that scale")
+        raise ModelError(
+            f"model '{up.path}' upscales x{up.scale}, but --scale {scale} was asked for",
+            hint="drop --scale, or pick a model of that scale",
+        )
     return up
 
 
@@ -373,12 +456,18 @@ def _exact_on_this_cpu(path: Path) -> Path:
         except ModelError:
             float_path = None
         if float_path is not None:
-            log.warning("model %s: its int8 weights can saturate on this CPU (x86 without VNNI); "
-                        "running its float model %s instead", path.name, float_path.name)
+            log.warning(
+                "model %s: its int8 weights can saturate on this CPU (x86 without VNNI); "
+                "running its float model %s instead",
+                path.name,
+                float_path.name,
+            )
             return float_path
-    log.warning("model %s: its int8 weights exceed 7 bits and can saturate on this CPU (x86 "
-                "without VNNI), giving wrong pixels; quantize with reduce_range, or use a float model",
-                path.name)
+    log.warning(
+        "model %s: its int8 weights exceed 7 bits and can saturate on this CPU (x86 "
+        "without VNNI), giving wrong pixels; quantize with reduce_range, or use a float model",
+        path.name,
+    )
     return path
 
 
@@ -425,13 +514,17 @@ def require_cuda(up: LumaUpscaler) -> None:
         offered = ", ".join(import_onnxruntime().get_available_providers())
     except ProviderUnavailable:
         offered = "none"
-    raise ProviderUnavailable(f"--require-gpu: the model would run on {provider}, not on a GPU "
-                              f"(onnxruntime here offers: {offered})",
-                              hint="install onnxruntime-gpu with a working CUDA, or drop --require-gpu")
+    raise ProviderUnavailable(
+        f"--require-gpu: the model would run on {provider}, not on a GPU "
+        f"(onnxruntime here offers: {offered})",
+        hint="install onnxruntime-gpu with a working CUDA, or drop --require-gpu",
+    )
 
 
 def describe(up: OnnxUpscaler) -> str:
     """A short human description of a loaded model."""
     shape = f"{up.fixed[0]}x{up.fixed[1]} tiles" if up.fixed else "any size"
-    return (f"{up.path.name}: x{up.scale}, input [N,1,H,W] ({shape}), on {up.provider}, "
-            f"{up.engine} engine, {up.precision}")
+    return (
+        f"{up.path.name}: x{up.scale}, input [N,1,H,W] ({shape}), on {up.provider}, "
+        f"{up.engine} engine, {up.precision}"
+    )

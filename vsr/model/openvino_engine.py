@@ -67,7 +67,7 @@ def version() -> str:
     if not text:
         # Info, not a warning: a warning would be a second line before every user error's
         # one line, and in the output of `vsr models` (the suite without OpenVINO caught both).
-        missed = (", about half the speed this CPU's bfloat16 units give" if native_bf16() else "")
+        missed = ", about half the speed this CPU's bfloat16 units give" if native_bf16() else ""
         log.info("openvino is not installed: models run on onnxruntime%s (pip install 'vsr[cpu]')", missed)
     return text
 
@@ -111,8 +111,10 @@ def _import_without_telemetry() -> Any:
     try:
         import openvino
     except ImportError as exc:
-        raise ProviderUnavailable(f"cannot import openvino: {first_line(exc)}",
-                                  hint="pip install 'vsr[cpu]' again, or pass --engine onnxruntime") from exc
+        raise ProviderUnavailable(
+            f"cannot import openvino: {first_line(exc)}",
+            hint="pip install 'vsr[cpu]' again, or pass --engine onnxruntime",
+        ) from exc
     finally:
         for name in hidden:
             if sys.modules.get(name, 0) is None:
@@ -158,8 +160,9 @@ class OpenVinoEngine:
         try:
             self.compiled = core.compile_model(core.read_model(path), "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError for any unreadable model
-            raise ModelError(f"cannot load model '{path}' on OpenVINO: {first_line(exc)}",
-                             hint="pass --engine onnxruntime") from exc
+            raise ModelError(
+                f"cannot load model '{path}' on OpenVINO: {first_line(exc)}", hint="pass --engine onnxruntime"
+            ) from exc
         self._local = threading.local()
 
     def run(self, x: npt.NDArray[Any]) -> npt.NDArray[Any]:

@@ -26,8 +26,9 @@ from .cpu import VNNI_FLAGS
 
 #: The largest |int8 weight| whose pair of products with uint8 activations fits in int16.
 SAFE_WEIGHT = 64
-_QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger",
-                        "MatMulInteger", "QLinearMatMul"})
+_QUANT_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul"}
+)
 
 
 def _may_be_integer(path: Path) -> bool:
@@ -42,7 +43,7 @@ def _may_be_integer(path: Path) -> bool:
 
 
 def precision_of(path: Path, metadata: dict[str, str] | None = None) -> str:
-    """"int8" for a quantized model (QDQ or integer operators), else "fp32"."""
+    """ "int8" for a quantized model (QDQ or integer operators), else "fp32"."""
     if not _may_be_integer(path):
         return "fp32"
     try:
@@ -96,8 +97,9 @@ def saturating_weights(path: Path) -> list[str]:
         """Whether `name` (through at most one Relu) goes into a QuantizeLinear."""
         for node in consumers.get(name, []):
             if node.op_type == "QuantizeLinear" or (
-                    node.op_type == "Relu" and any(c.op_type == "QuantizeLinear"
-                                                   for c in consumers.get(node.output[0], []))):
+                node.op_type == "Relu"
+                and any(c.op_type == "QuantizeLinear" for c in consumers.get(node.output[0], []))
+            ):
                 return True
         return False
 
@@ -105,8 +107,13 @@ def saturating_weights(path: Path) -> list[str]:
     for node in graph.node:
         if node.op_type == "Conv" and len(node.input) > 1:
             init, x_node = inits.get(node.input[1]), producer.get(node.input[0])
-            if (init is not None and init.data_type == TensorProto.FLOAT and x_node is not None
-                    and x_node.op_type == "DequantizeLinear" and quantized_after(node.output[0])):
+            if (
+                init is not None
+                and init.data_type == TensorProto.FLOAT
+                and x_node is not None
+                and x_node.op_type == "DequantizeLinear"
+                and quantized_after(node.output[0])
+            ):
                 # Float weights between integer activations: onnxruntime fuses the node into a
                 # QLinearConv and quantizes these weights itself, to the full int8 range.
                 risky.append(init.name)
@@ -122,7 +129,8 @@ def saturating_weights(path: Path) -> list[str]:
         init = weight_init(w)
         x_node = producer.get(x)
         integer_input = node.op_type not in ("Conv", "MatMul", "Gemm") or (
-            x_node is not None and x_node.op_type == "DequantizeLinear")
+            x_node is not None and x_node.op_type == "DequantizeLinear"
+        )
         if init is None or init.data_type != TensorProto.INT8 or not integer_input:
             continue
         if int(np.abs(numpy_helper.to_array(init).astype(np.int16)).max()) > SAFE_WEIGHT:

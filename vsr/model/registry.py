@@ -78,10 +78,17 @@ def _describe(path: Path) -> BundledModel:
         except (ImportError, ValueError):
             macs = 0.0
     tier = meta.get("vsr.tier", "") or DEFAULT_TIER
-    return BundledModel(path.stem, path, int(meta.get("vsr.scale", "0") or 0),
-                        int(meta.get("vsr.parameters", "0") or 0),
-                        meta.get("vsr.degradation", "?"), psnr, precision_of(path, meta),
-                        tier if tier in TIERS else DEFAULT_TIER, macs)
+    return BundledModel(
+        path.stem,
+        path,
+        int(meta.get("vsr.scale", "0") or 0),
+        int(meta.get("vsr.parameters", "0") or 0),
+        meta.get("vsr.degradation", "?"),
+        psnr,
+        precision_of(path, meta),
+        tier if tier in TIERS else DEFAULT_TIER,
+        macs,
+    )
 
 
 def read_metadata(path: Path) -> dict[str, str]:
@@ -96,13 +103,17 @@ def read_metadata(path: Path) -> dict[str, str]:
         return {}
 
 
-def default_for(scale: int | None = None, quality: str | None = None,
-                degrade: str | None = None) -> BundledModel | None:
+def default_for(
+    scale: int | None = None, quality: str | None = None, degrade: str | None = None
+) -> BundledModel | None:
     """The bundled model `--scale`/`--quality`/`--degrade` pick: of that scale and tier,
     trained for that degradation (clean by default), float (int8 variants are chosen by name)."""
     want, tier, degrade = scale or DEFAULT_SCALE, quality or DEFAULT_TIER, degrade or DEFAULT_DEGRADATION
-    found = [m for m in bundled_models() if m.scale == want and m.tier == tier
-             and m.degradation == degrade and m.precision == "fp32"]
+    found = [
+        m
+        for m in bundled_models()
+        if m.scale == want and m.tier == tier and m.degradation == degrade and m.precision == "fp32"
+    ]
     names = _tier_names(tier, want, degrade)
     found.sort(key=lambda m: (names.index(m.name) if m.name in names else len(names), m.name))
     return found[0] if found else None
@@ -129,8 +140,9 @@ def tier_defaults(spec: str, scale: int) -> list[tuple[str, BundledModel | None]
     return [(t, default_for(scale, t)) for t in tiers]
 
 
-def resolve(model: str | None, scale: int | None, quality: str | None = None,
-            degrade: str | None = None) -> Path:
+def resolve(
+    model: str | None, scale: int | None, quality: str | None = None, degrade: str | None = None
+) -> Path:
     """The model file for `--model` (path or bundled name), or `--scale`, `--quality` and
     `--degrade`.
 
@@ -149,15 +161,19 @@ def resolve(model: str | None, scale: int | None, quality: str | None = None,
         p = Path(model).expanduser()
         if p.suffix.lower() == ".onnx" or os.sep in model or p.exists():
             if not p.is_file():
-                raise ModelError(f"cannot open model {model!r}: no such file",
-                                 hint="pass a path to an .onnx file or a name from 'vsr models'")
+                raise ModelError(
+                    f"cannot open model {model!r}: no such file",
+                    hint="pass a path to an .onnx file or a name from 'vsr models'",
+                )
             return p
         for d in model_dirs():
             cand = d / f"{model}.onnx"
             if cand.is_file():
                 return cand
         names = ", ".join(m.name for m in bundled_models()) or "none found"
-        raise ModelError(f"unknown model {model!r}", hint=f"bundled models: {names}; or pass a path to an .onnx file")
+        raise ModelError(
+            f"unknown model {model!r}", hint=f"bundled models: {names}; or pass a path to an .onnx file"
+        )
     want, tier, degrade = scale or DEFAULT_SCALE, quality or DEFAULT_TIER, degrade or DEFAULT_DEGRADATION
     for name in _tier_names(tier, want, degrade):  # by name, without reading every model's metadata
         for d in model_dirs():
@@ -167,12 +183,27 @@ def resolve(model: str | None, scale: int | None, quality: str | None = None,
     if chosen is not None:
         return chosen.path
     if degrade != DEFAULT_DEGRADATION:
-        have = sorted({f"{m.tier} x{m.scale}" for m in bundled_models()
-                       if m.degradation == degrade and m.precision == "fp32"})
-        raise ModelError(f"no bundled {tier} model for scale {want} trained for {degrade} input",
-                         hint=(f"{degrade}-trained models are bundled for: {', '.join(have)}" if have
-                               else "drop --degrade, or pass --model PATH"))
+        have = sorted(
+            {
+                f"{m.tier} x{m.scale}"
+                for m in bundled_models()
+                if m.degradation == degrade and m.precision == "fp32"
+            }
+        )
+        raise ModelError(
+            f"no bundled {tier} model for scale {want} trained for {degrade} input",
+            hint=(
+                f"{degrade}-trained models are bundled for: {', '.join(have)}"
+                if have
+                else "drop --degrade, or pass --model PATH"
+            ),
+        )
     have = sorted({f"{m.tier} x{m.scale}" for m in bundled_models() if m.scale == want})
-    raise ModelError(f"no bundled {tier} model for scale {want}",
-                     hint=(f"bundled at x{want}: {', '.join(have)}" if have else
-                           "pass --model PATH, or reinstall vsr so that its models/ folder is present"))
+    raise ModelError(
+        f"no bundled {tier} model for scale {want}",
+        hint=(
+            f"bundled at x{want}: {', '.join(have)}"
+            if have
+            else "pass --model PATH, or reinstall vsr so that its models/ folder is present"
+        ),
+    )

@@ -19,6 +19,7 @@ def import_onnxruntime() -> ModuleType:
     except ImportError as exc:
         raise ProviderUnavailable(
             "onnxruntime is not installed",
-            hint="pip install 'vsr[cpu]' (or 'vsr[gpu]' for NVIDIA GPUs; never both)") from exc
+            hint="pip install 'vsr[cpu]' (or 'vsr[gpu]' for NVIDIA GPUs; never both)",
+        ) from exc
     module: ModuleType = ort
     return module

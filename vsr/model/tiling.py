@@ -62,11 +62,33 @@ def receptive_radius(path: str | Path) -> int | None:
     g = onnx.load(str(path), load_external_data=False).graph
     shapes = {i.name: list(i.dims) for i in g.initializer}
     # An int8 model's weights come through a DequantizeLinear: its input has the shape.
-    shapes.update({n.output[0]: shapes[n.input[0]] for n in g.node
-                   if n.op_type == "DequantizeLinear" and n.input[0] in shapes})
-    local = {"Relu", "PRelu", "LeakyRelu", "Add", "Sub", "Mul", "Div", "Clip", "Sigmoid", "Tanh",
-             "Cast", "Identity", "QuantizeLinear", "DequantizeLinear", "Constant", "Round",
-             "Max", "Min"}
+    shapes.update(
+        {
+            n.output[0]: shapes[n.input[0]]
+            for n in g.node
+            if n.op_type == "DequantizeLinear" and n.input[0] in shapes
+        }
+    )
+    local = {
+        "Relu",
+        "PRelu",
+        "LeakyRelu",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Clip",
+        "Sigmoid",
+        "Tanh",
+        "Cast",
+        "Identity",
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "Constant",
+        "Round",
+        "Max",
+        "Min",
+    }
     # tensor -> (reach in LR pixels, how many times the input's resolution it is at)
     at: dict[str, tuple[float, int]] = {i.name: (0.0, 1) for i in g.input}
     for node in g.node:  # ONNX graphs are stored in topological order
@@ -123,9 +145,16 @@ def _starts(n: int, t: int, overlap: int) -> list[int]:
     return [round(k * (n - t) / (count - 1)) for k in range(count)]
 
 
-def upscale_planes(y: npt.NDArray[Any], infer: Infer, scale: int, *, fixed: tuple[int, int] | None,
-                   tile: int, max_run_pixels: int,
-                   overlap: int | Callable[[], int] = TILE_OVERLAP) -> npt.NDArray[Any]:
+def upscale_planes(
+    y: npt.NDArray[Any],
+    infer: Infer,
+    scale: int,
+    *,
+    fixed: tuple[int, int] | None,
+    tile: int,
+    max_run_pixels: int,
+    overlap: int | Callable[[], int] = TILE_OVERLAP,
+) -> npt.NDArray[Any]:
     """Upscale (N, H, W) luma to (N, sH, sW) through `infer`, one model call at a time.
 
     Args:
@@ -153,16 +182,26 @@ def upscale_planes(y: npt.NDArray[Any], infer: Infer, scale: int, *, fixed: tupl
     return _tiled(y, infer, scale, tile_hw, fixed is not None, max_run_pixels, reach)
 
 
-def _tiled(y: npt.NDArray[Any], infer: Infer, scale: int, tile_hw: tuple[int, int], fixed: bool,
-           max_run_pixels: int, overlap: int) -> npt.NDArray[Any]:
+def _tiled(
+    y: npt.NDArray[Any],
+    infer: Infer,
+    scale: int,
+    tile_hw: tuple[int, int],
+    fixed: bool,
+    max_run_pixels: int,
+    overlap: int,
+) -> npt.NDArray[Any]:
     th, tw = tile_hw
     n, h, w = y.shape
     s = scale
     # Frames smaller than a fixed tile are padded by edge reflection (the model cannot
     # see the true border then, which only matters for the outermost pixels).
     ph, pw = max(0, th - h), max(0, tw - w)
-    src = y if not (ph or pw) else np.pad(y, ((0, 0), (0, ph), (0, pw)), mode="reflect" if
-                                          min(h, w) > 1 else "edge")
+    src = (
+        y
+        if not (ph or pw)
+        else np.pad(y, ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > 1 else "edge")
+    )
     H, W = src.shape[1:]
     if not fixed:
         th, tw = min(th, H), min(tw, W)
@@ -178,7 +217,9 @@ def _tiled(y: npt.NDArray[Any], infer: Infer, scale: int, tile_hw: tuple[int, in
         out = infer(x)
         for k, (i, t) in enumerate(chunk):
             hr[i, t.keep_y0 * s : t.keep_y1 * s, t.keep_x0 * s : t.keep_x1 * s] = out[
-                k, 0,
+                k,
+                0,
                 (t.keep_y0 - t.y0) * s : (t.keep_y1 - t.y0) * s,
-                (t.keep_x0 - t.x0) * s : (t.keep_x1 - t.x0) * s]
+                (t.keep_x0 - t.x0) * s : (t.keep_x1 - t.x0) * s,
+            ]
     return hr if (ph, pw) == (0, 0) else np.ascontiguousarray(hr[:, : h * s, : w * s])

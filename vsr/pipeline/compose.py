@@ -90,8 +90,7 @@ def _fit(y: Any, chroma: Any, sar: Fraction | None, spec: ComposeSpec) -> tuple[
     return y_pic, letterbox(chroma, size, region, 128)  # YCrCb at the picture's size
 
 
-def _before(preview: PreviewServer, item: Frame, spec: ComposeSpec,
-            to_bgr: Callable[[Any, Any], Any]) -> Any:
+def _before(preview: PreviewServer, item: Frame, spec: ComposeSpec, to_bgr: Callable[[Any, Any], Any]) -> Any:
     """The bicubic picture of the same frame, for the preview's split view: made only while
     someone watches it, by the same colour path as the upscaled one, so that the two halves
     differ by the model's luma alone."""
@@ -102,8 +101,14 @@ def _before(preview: PreviewServer, item: Frame, spec: ComposeSpec,
     return to_bgr(*_fit(bicubic, item.crcb, item.sar, spec))
 
 
-def run_compose(inp: Channel[Item], outp: Channel[Item], spec: ComposeSpec, *,
-                counters: ComposeCounters, preview: PreviewServer | None = None) -> None:
+def run_compose(
+    inp: Channel[Item],
+    outp: Channel[Item],
+    spec: ComposeSpec,
+    *,
+    counters: ComposeCounters,
+    preview: PreviewServer | None = None,
+) -> None:
     """Turn every Frame into a Picture ready to encode; other items pass straight through.
 
     Args:
@@ -124,8 +129,17 @@ def run_compose(inp: Channel[Item], outp: Channel[Item], spec: ComposeSpec, *,
         if enc is not None and spec.native:
             vf = merge_planes(y, chroma, spec.src_depth, enc.pix_fmt, enc.color_range == 2, enc.padded)
             if preview is not None:
-                preview.publish(frame_to_bgr(vf), _before(preview, item, spec, lambda yb, c: frame_to_bgr(
-                    merge_planes(yb, c, spec.src_depth, enc.pix_fmt, enc.color_range == 2, enc.padded))))
+                preview.publish(
+                    frame_to_bgr(vf),
+                    _before(
+                        preview,
+                        item,
+                        spec,
+                        lambda yb, c: frame_to_bgr(
+                            merge_planes(yb, c, spec.src_depth, enc.pix_fmt, enc.color_range == 2, enc.padded)
+                        ),
+                    ),
+                )
         else:
             bgr = merge_upscaled(y, chroma)
             if preview is not None:

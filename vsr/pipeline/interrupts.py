@@ -75,15 +75,18 @@ class Interrupts:
             signum, self.pending = self.pending, 0
             raise Interrupted(signum)
 
-    def unraisable(self, hook: Callable[[sys.UnraisableHookArgs], object]
-                   ) -> Callable[[sys.UnraisableHookArgs], None]:
+    def unraisable(
+        self, hook: Callable[[sys.UnraisableHookArgs], object]
+    ) -> Callable[[sys.UnraisableHookArgs], None]:
         """A `sys.unraisablehook` that keeps a lost `Interrupted` as pending (and prints
         nothing); anything else goes to `hook`."""
+
         def keep(args: sys.UnraisableHookArgs) -> None:
             if isinstance(args.exc_value, Interrupted):
                 self.pending = self.pending or args.exc_value.signum
             else:
                 hook(args)
+
         return keep
 
 

@@ -34,10 +34,36 @@ from ..options import LiveOptions, OnError
 
 log = logging.getLogger(__name__)
 
-NETWORK_SCHEMES = ("udp", "tcp", "rtp", "rtsp", "rtsps", "rtmp", "rtmps", "srt", "http", "https",
-                   "hls", "mms", "mmsh", "rist", "zmq")
-DEVICE_FORMATS = {"v4l2", "video4linux2", "avfoundation", "dshow", "gdigrab", "x11grab",
-                  "kmsgrab", "lavfi", "decklink", "alsa", "pulse"}
+NETWORK_SCHEMES = (
+    "udp",
+    "tcp",
+    "rtp",
+    "rtsp",
+    "rtsps",
+    "rtmp",
+    "rtmps",
+    "srt",
+    "http",
+    "https",
+    "hls",
+    "mms",
+    "mmsh",
+    "rist",
+    "zmq",
+)
+DEVICE_FORMATS = {
+    "v4l2",
+    "video4linux2",
+    "avfoundation",
+    "dshow",
+    "gdigrab",
+    "x11grab",
+    "kmsgrab",
+    "lavfi",
+    "decklink",
+    "alsa",
+    "pulse",
+}
 
 
 def is_network(url: str) -> bool:
@@ -103,9 +129,16 @@ class _Rebase:
         return t if t >= 0 else None
 
 
-def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec: DecodeSpec,
-                    live: LiveOptions, *, counters: SourceCounters,
-                    live_counters: LiveCounters) -> None:
+def run_live_source(
+    src: OpenedInput,
+    out: Channel[Item],
+    stop: threading.Event,
+    spec: DecodeSpec,
+    live: LiveOptions,
+    *,
+    counters: SourceCounters,
+    live_counters: LiveCounters,
+) -> None:
     """Decode in real time into `out` until the input ends, `stop` is set or the duration
     passes; reconnect network inputs that drop. Always closes `out` normally (the recording
     is finalised) unless an exception escapes, and always closes the input.
@@ -150,8 +183,18 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
                     counters.size_changes = sizes.changes
                     t_out = rebase.video(t_in)
                     y, crcb = split_frame(frame, spec.native)
-                    out.put(Frame(index, round(t_out / out_tb), out_tb, time.monotonic(), y, crcb,
-                                  captions=a53_of(frame), sar=sar))
+                    out.put(
+                        Frame(
+                            index,
+                            round(t_out / out_tb),
+                            out_tb,
+                            time.monotonic(),
+                            y,
+                            crcb,
+                            captions=a53_of(frame),
+                            sar=sar,
+                        )
+                    )
                     index += 1
                     counters.frames = index
                 elif isinstance(item, AudioPacket):
@@ -186,16 +229,19 @@ def run_live_source(src: OpenedInput, out: Channel[Item], stop: threading.Event,
         current.container.close()  # closing twice is harmless
 
 
-def _check_damage(frame: Any, when: float | None, index: int, spec: DecodeSpec,
-                  counters: SourceCounters, src: OpenedInput) -> None:
+def _check_damage(
+    frame: Any, when: float | None, index: int, spec: DecodeSpec, counters: SourceCounters, src: OpenedInput
+) -> None:
     """Count a frame the decoder concealed damage in (kept, as in file mode), or refuse it
     with `--on-error stop`."""
     if not frame.is_corrupt:
         return
     if spec.on_error is OnError.STOP:
         at = f" at {when:.3f}s" if when is not None else ""
-        raise DecodeError(f"damaged frame {index}{at} in {src.info.url!r}: the decoder had to "
-                          "conceal errors", hint="use --on-error skip to keep going past damage")
+        raise DecodeError(
+            f"damaged frame {index}{at} in {src.info.url!r}: the decoder had to conceal errors",
+            hint="use --on-error skip to keep going past damage",
+        )
     counters.corrupt_frames += 1
     if when is not None:
         counters.corrupt_times.append(when)
@@ -215,8 +261,7 @@ def _items(decoder: Decoder, counters: SourceCounters, ending: _Ending) -> Itera
     yield from decoder.early()
     video = src.video
     ending.last = time.monotonic()
-    timeline = Timeline(video.index, rate=src.info.video.rate, live=True,
-                        found=counters.discontinuities)
+    timeline = Timeline(video.index, rate=src.info.video.rate, live=True, found=counters.discontinuities)
     try:
         for packet in timeline.packets(ending.track(src.container.demux([video, *src.info.passthrough]))):
             if packet.stream.index == video.index:
@@ -235,8 +280,14 @@ def _items(decoder: Decoder, counters: SourceCounters, ending: _Ending) -> Itera
         ending.why = f"input {src.info.url!r} ended"
 
 
-def _reconnect(src: OpenedInput, live: LiveOptions, stop: threading.Event,
-               live_counters: LiveCounters, why: str, end: float | None) -> OpenedInput | None:
+def _reconnect(
+    src: OpenedInput,
+    live: LiveOptions,
+    stop: threading.Event,
+    live_counters: LiveCounters,
+    why: str,
+    end: float | None,
+) -> OpenedInput | None:
     """Reopen a dropped network input with back-off; None when `live.reconnect` runs out
     (then `live_counters.lost` says so) or the run's duration is reached first."""
     started = time.monotonic()
@@ -250,19 +301,22 @@ def _reconnect(src: OpenedInput, live: LiveOptions, stop: threading.Event,
         attempt += 1
         left = max(0.5, deadline - time.monotonic())
         # A read of the new connection may wait no longer than the run has left either.
-        timeout = src.options.timeout if end is None else max(0.5, min(src.options.timeout,
-                                                                       end - time.monotonic()))
+        timeout = (
+            src.options.timeout if end is None else max(0.5, min(src.options.timeout, end - time.monotonic()))
+        )
         try:
-            reopened = open_input(dataclasses.replace(src.options, open_timeout=left,
-                                                      timeout=timeout))
+            reopened = open_input(dataclasses.replace(src.options, open_timeout=left, timeout=timeout))
         except Exception as exc:  # noqa: BLE001 - any failure to reopen is retried until the deadline
             log.debug("reconnect attempt %d failed: %s", attempt, exc)
             stop.wait(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 4.0)
             continue
         live_counters.reconnects += 1
-        log.warning("input %r is back after %.1f s (a new connection: its clock starts again)",
-                    src.info.url, time.monotonic() - started)
+        log.warning(
+            "input %r is back after %.1f s (a new connection: its clock starts again)",
+            src.info.url,
+            time.monotonic() - started,
+        )
         return reopened
     if stop.is_set() or (end is not None and time.monotonic() >= end - 0.05):
         log.warning("the run's --duration ended while reconnecting")

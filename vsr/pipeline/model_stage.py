@@ -48,8 +48,14 @@ class Batching:
     max_latency: float | None = None
 
 
-def run_model(upscaler: LumaUpscaler, inp: Channel[Item], out: Channel[Item], batching: Batching,
-              *, counters: ModelCounters) -> None:
+def run_model(
+    upscaler: LumaUpscaler,
+    inp: Channel[Item],
+    out: Channel[Item],
+    batching: Batching,
+    *,
+    counters: ModelCounters,
+) -> None:
     """Upscale every Frame from `inp` into `out`; other items pass straight through.
 
     A batch holds frames of one size only (a size change flushes the batch), so one model
@@ -96,8 +102,13 @@ def warm_up(upscaler: LumaUpscaler, height: int, width: int, calls: int = 2) -> 
     return seconds
 
 
-def _run(upscaler: LumaUpscaler, frames: list[Frame], inp: Channel[Item], out: Channel[Item],
-         counters: ModelCounters) -> None:
+def _run(
+    upscaler: LumaUpscaler,
+    frames: list[Frame],
+    inp: Channel[Item],
+    out: Channel[Item],
+    counters: ModelCounters,
+) -> None:
     t0 = time.perf_counter()
     y = np.stack([f.y for f in frames])
     hr = upscaler(y)
@@ -109,8 +120,10 @@ def _run(upscaler: LumaUpscaler, frames: list[Frame], inp: Channel[Item], out: C
     s = upscaler.scale
     if hr.shape != (n, h * s, w * s) or hr.dtype != y.dtype:
         # Encoders silently rescale frames of the wrong size; never let that stretch a video.
-        raise VsrError(f"the model returned {hr.dtype} {list(hr.shape)} for {n} frames of "
-                       f"{w}x{h}, expected {y.dtype} {[n, h * s, w * s]} (scale {s})")
+        raise VsrError(
+            f"the model returned {hr.dtype} {list(hr.shape)} for {n} frames of "
+            f"{w}x{h}, expected {y.dtype} {[n, h * s, w * s]} (scale {s})"
+        )
     counters.batches += 1
     for f, y in zip(frames, hr):
         out.put(dataclasses.replace(f, y=y, source_y=f.y))  # a reference: no copy

@@ -86,10 +86,18 @@ class Pipeline:
         VsrError subclasses for bad input, model or output, before any thread starts.
     """
 
-    def __init__(self, source: SourceOptions, model: ModelOptions, sink: SinkOptions | None,
-                 upscaler: LumaUpscaler | None = None, on_error: OnError | str = OnError.SKIP,
-                 mode: Mode = Mode.FILE, live: LiveOptions | None = None,
-                 color: ColorPath | str = ColorPath.AUTO, log_notes: bool = True) -> None:
+    def __init__(
+        self,
+        source: SourceOptions,
+        model: ModelOptions,
+        sink: SinkOptions | None,
+        upscaler: LumaUpscaler | None = None,
+        on_error: OnError | str = OnError.SKIP,
+        mode: Mode = Mode.FILE,
+        live: LiveOptions | None = None,
+        color: ColorPath | str = ColorPath.AUTO,
+        log_notes: bool = True,
+    ) -> None:
         if model.batch < 0:
             raise UsageError("--batch must be 'auto' or at least 1")
         if sink is None and not (mode is Mode.LIVE and live is not None and live.preview):
@@ -100,7 +108,8 @@ class Pipeline:
         self.on_error = OnError(on_error)
         self.upscaler: LumaUpscaler = upscaler or load(model)
         self.input: OpenedInput = open_input(
-            dataclasses.replace(source, decoder_threads=tuning_for(mode, 1).decoder_threads))
+            dataclasses.replace(source, decoder_threads=tuning_for(mode, 1).decoder_threads)
+        )
         v = self.input.info.video
         self.output: output_mod.OpenedOutput | None = None
         self.preview: PreviewServer | None = None
@@ -112,8 +121,9 @@ class Pipeline:
                 # open_output returning and the store would leave its temporary file with no
                 # one to remove it. Not a network output: connecting may take seconds.
                 with contextlib.nullcontext() if "://" in sink.url else interrupts.deferred():
-                    self.output = output_mod.open_output(sink, self.input.info, self.upscaler.scale,
-                                                         live=mode is Mode.LIVE)
+                    self.output = output_mod.open_output(
+                        sink, self.input.info, self.upscaler.scale, live=mode is Mode.LIVE
+                    )
             if mode is Mode.LIVE and self.live.preview:
                 self.preview = PreviewServer(self.live.preview_host, self.live.preview_port)
             for note in self.output.notes if self.output and log_notes else []:
@@ -124,11 +134,18 @@ class Pipeline:
             encode = self.output.format if self.output is not None else None
             picture = encode.picture_size if encode is not None else (v.width * scale, v.height * scale)
             self.compose_spec = ComposeSpec(
-                self.native, layout.depth if layout else 8, picture, encode,
-                Reference(v.width, v.height, v.sar, picture))
+                self.native,
+                layout.depth if layout else 8,
+                picture,
+                encode,
+                Reference(v.width, v.height, v.sar, picture),
+            )
             self.decode_spec = DecodeSpec(
                 decode_audio=self.output.decode_audio if self.output else frozenset(),
-                on_error=self.on_error, native=self.native, reorder_depth=self.tuning.reorder_depth)
+                on_error=self.on_error,
+                native=self.native,
+                reorder_depth=self.tuning.reorder_depth,
+            )
             self.src_counters = SourceCounters()
             self.live_counters = LiveCounters()
             self.model_counters = ModelCounters()
@@ -136,8 +153,13 @@ class Pipeline:
             self.sink_counters = SinkCounters()
             t = self.tuning
             self.ch_in: Channel[Item] = Channel(
-                t.input.capacity, "decoded", t.input.policy, droppable=lambda item: isinstance(item, Frame),
-                budget=t.input.budget, span=_span if t.input.trim_audio else None)
+                t.input.capacity,
+                "decoded",
+                t.input.policy,
+                droppable=lambda item: isinstance(item, Frame),
+                budget=t.input.budget,
+                span=_span if t.input.trim_audio else None,
+            )
             if mode is Mode.LIVE:  # the channel's drop plans start from a warm call's time
                 self.ch_in.served(1, warm_up(self.upscaler, v.height, v.width))
             self.ch_out: Channel[Item] = Channel(t.output_queue, "upscaled")
@@ -155,8 +177,7 @@ class Pipeline:
             self._done = False
             # Given back when dropped unclosed (an interruption between this constructor and
             # its caller's try/finally): close() or the run's end detaches it.
-            self._unreleased = weakref.finalize(self, _release, self.input, self.output,
-                                                self.preview)
+            self._unreleased = weakref.finalize(self, _release, self.input, self.output, self.preview)
         except BaseException:
             _release(self.input, self.output, self.preview)
             raise
@@ -167,11 +188,16 @@ class Pipeline:
         if color is ColorPath.YCRCB:
             return False
         out = self.output
-        ok = (out is not None and not out.is_image and pixfmt.layout_of(out.format.pix_fmt) is not None
-              and pixfmt.native_input(self.input.info.video.pix_fmt) is not None)
+        ok = (
+            out is not None
+            and not out.is_image
+            and pixfmt.layout_of(out.format.pix_fmt) is not None
+            and pixfmt.native_input(self.input.info.video.pix_fmt) is not None
+        )
         if color is ColorPath.NATIVE and not ok:
-            log.warning("the native colour path needs YUV video in and planar YUV video "
-                        "out: using the YCrCb path")
+            log.warning(
+                "the native colour path needs YUV video in and planar YUV video out: using the YCrCb path"
+            )
         return ok
 
     @property
@@ -209,21 +235,47 @@ class Pipeline:
     def _start(self) -> None:
         self._t0 = time.monotonic()
         if self.mode is Mode.LIVE:
-            self._stage("vsr-source", lambda: run_live_source(
-                self.input, self.ch_in, self._stop, self.decode_spec, self.live,
-                counters=self.src_counters, live_counters=self.live_counters))
+            self._stage(
+                "vsr-source",
+                lambda: run_live_source(
+                    self.input,
+                    self.ch_in,
+                    self._stop,
+                    self.decode_spec,
+                    self.live,
+                    counters=self.src_counters,
+                    live_counters=self.live_counters,
+                ),
+            )
             max_latency: float | None = self.live.max_latency
         else:
-            self._stage("vsr-source", lambda: run_source(
-                self.input, self.ch_in, self._stop, self.decode_spec, counters=self.src_counters))
+            self._stage(
+                "vsr-source",
+                lambda: run_source(
+                    self.input, self.ch_in, self._stop, self.decode_spec, counters=self.src_counters
+                ),
+            )
             max_latency = None
-        self._stage("vsr-upscale", lambda: run_model(
-            self.upscaler, self.ch_in, self.ch_out,
-            Batching(self.batch, self.tuning.batch_wait, max_latency),
-            counters=self.model_counters))
-        self._stage("vsr-compose", lambda: run_compose(
-            self.ch_out, self.ch_enc, self.compose_spec, counters=self.compose_counters,
-            preview=self.preview))
+        self._stage(
+            "vsr-upscale",
+            lambda: run_model(
+                self.upscaler,
+                self.ch_in,
+                self.ch_out,
+                Batching(self.batch, self.tuning.batch_wait, max_latency),
+                counters=self.model_counters,
+            ),
+        )
+        self._stage(
+            "vsr-compose",
+            lambda: run_compose(
+                self.ch_out,
+                self.ch_enc,
+                self.compose_spec,
+                counters=self.compose_counters,
+                preview=self.preview,
+            ),
+        )
         self._stage("vsr-sink", lambda: run_sink(self.output, self.ch_enc, self.sink_counters))
 
     def stop(self) -> None:
@@ -297,8 +349,10 @@ class Pipeline:
         self._done = True
         self._unreleased.detach()
         if self.ch_in.trimmed:
-            log.info("%d audio packet(s) before the first upscaled frame trimmed (its "
-                     "frames were dropped)", self.ch_in.trimmed)
+            log.info(
+                "%d audio packet(s) before the first upscaled frame trimmed (its frames were dropped)",
+                self.ch_in.trimmed,
+            )
         try:
             if self.output is None:
                 pass
@@ -332,8 +386,9 @@ class Pipeline:
             return None
         t, frames_in, dropped = self._steady_from
         end = self._t0 + self._seconds if self._seconds is not None else time.monotonic()
-        return Steady(round(max(0.0, end - t), 3), self.src_counters.frames - frames_in,
-                      self.ch_in.dropped - dropped)
+        return Steady(
+            round(max(0.0, end - t), 3), self.src_counters.frames - frames_in, self.ch_in.dropped - dropped
+        )
 
     @property
     def _total(self) -> int:
@@ -357,9 +412,15 @@ class Pipeline:
         elapsed = time.monotonic() - self._t0
         if self.mode is Mode.LIVE:
             recent = list(self._latencies())[-200:]
-            return Snapshot(done, 0, elapsed, self.src_counters.frames, self.ch_in.dropped,
-                            float(np.median(recent)) if recent else None,
-                            self.model_counters.batch_limit or self.batch)
+            return Snapshot(
+                done,
+                0,
+                elapsed,
+                self.src_counters.frames,
+                self.ch_in.dropped,
+                float(np.median(recent)) if recent else None,
+                self.model_counters.batch_limit or self.batch,
+            )
         return Snapshot(done, self._total, elapsed, self.src_counters.frames, batch=self.batch)
 
     def close(self) -> None:
@@ -384,8 +445,7 @@ class Pipeline:
             seconds=self._seconds if self._seconds is not None else time.monotonic() - self._t0,
             provider=self.provider,
             output=self._output_name(),
-            damage=Damage(src.decode_errors, src.corrupt_frames,
-                          tuple(src.error_times + src.corrupt_times)),
+            damage=Damage(src.decode_errors, src.corrupt_frames, tuple(src.error_times + src.corrupt_times)),
             stages=StageTimes(
                 decode=src.decode_seconds,
                 color=src.color_seconds + self.compose_counters.color_seconds,
@@ -425,8 +485,9 @@ class Pipeline:
         return self.output.url
 
 
-def _release(opened: OpenedInput, output: output_mod.OpenedOutput | None,
-             preview: PreviewServer | None) -> None:
+def _release(
+    opened: OpenedInput, output: output_mod.OpenedOutput | None, preview: PreviewServer | None
+) -> None:
     """Give back what a run that never started holds: close the input, discard the output
     (its temporary file) and stop the preview. Harmless to repeat."""
     opened.container.close()
@@ -461,16 +522,33 @@ def _percentiles(values: Any) -> dict[str, float]:
     return {"p50": p50, "p95": p95, "p99": p99, "max": float(arr[-1])}
 
 
-def upscale_video(input: str, output: str, *, model: str | None = None, scale: int | None = None,
-                  device: str = "auto", batch: int = 0, codec: str | None = None, crf: int | None = 18,
-                  preset: str | None = "medium", pix_fmt: str | None = None,
-                  format: str | None = None, overwrite: bool = False, max_frames: int | None = None,
-                  tile: int = 0, on_error: OnError | str = OnError.SKIP,
-                  color: ColorPath | str = ColorPath.AUTO,
-                  precision: str = "auto", quality: str | None = None,
-                  degrade: str | None = None, start: float = 0.0,
-                  duration: float | None = None, width: int | None = None,
-                  height: int | None = None, engine: str = "auto") -> Stats:
+def upscale_video(
+    input: str,
+    output: str,
+    *,
+    model: str | None = None,
+    scale: int | None = None,
+    device: str = "auto",
+    batch: int = 0,
+    codec: str | None = None,
+    crf: int | None = 18,
+    preset: str | None = "medium",
+    pix_fmt: str | None = None,
+    format: str | None = None,
+    overwrite: bool = False,
+    max_frames: int | None = None,
+    tile: int = 0,
+    on_error: OnError | str = OnError.SKIP,
+    color: ColorPath | str = ColorPath.AUTO,
+    precision: str = "auto",
+    quality: str | None = None,
+    degrade: str | None = None,
+    start: float = 0.0,
+    duration: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    engine: str = "auto",
+) -> Stats:
     """Upscale a video (or image) file end to end and return what was done.
 
     Args mirror `vsr upscale`'s options. Raises VsrError subclasses for user errors.
@@ -479,11 +557,28 @@ def upscale_video(input: str, output: str, *, model: str | None = None, scale: i
 
     pipeline = Pipeline(
         SourceOptions(input, max_frames=max_frames, start=start, duration=duration),
-        ModelOptions(model=model, scale=scale, device=Device(device), batch=batch, tile=tile,
-                     precision=Precision(precision), quality=quality, degrade=degrade,
-                     engine=Engine(engine)),
-        SinkOptions(output, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
-                    overwrite=overwrite, width=width, height=height),
+        ModelOptions(
+            model=model,
+            scale=scale,
+            device=Device(device),
+            batch=batch,
+            tile=tile,
+            precision=Precision(precision),
+            quality=quality,
+            degrade=degrade,
+            engine=Engine(engine),
+        ),
+        SinkOptions(
+            output,
+            format=format,
+            codec=codec,
+            crf=crf,
+            preset=preset,
+            pix_fmt=pix_fmt,
+            overwrite=overwrite,
+            width=width,
+            height=height,
+        ),
         on_error=on_error,
         color=color,
     )

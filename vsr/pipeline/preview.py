@@ -63,8 +63,13 @@ class PreviewServer:
         UsageError: the address cannot be bound.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, max_fps: float = 15.0,
-                 limits: HttpLimits | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        max_fps: float = 15.0,
+        limits: HttpLimits | None = None,
+    ) -> None:
         self._cond = threading.Condition()
         self._frame: npt.NDArray[np.uint8] | None = None
         self._before: npt.NDArray[np.uint8] | None = None
@@ -77,8 +82,10 @@ class PreviewServer:
         try:
             self._server = HttpServer(host, port, _make_handler(self), limits)
         except OSError as exc:
-            raise UsageError(f"cannot start the preview on {host}:{port}: {exc.strerror or exc}",
-                             hint="pick another --preview-port") from exc
+            raise UsageError(
+                f"cannot start the preview on {host}:{port}: {exc.strerror or exc}",
+                hint="pick another --preview-port",
+            ) from exc
         host_, port_ = self._server.address
         self.host, self.port = str(host_), int(port_)
         log.warning("preview at %s", self.url)
@@ -132,8 +139,9 @@ class PreviewServer:
         with self._cond:
             return self._seq, split_view(self._before, self._frame) if split else self._frame
 
-    def wait_frame(self, after: int, timeout: float,
-                   split: bool = False) -> tuple[int, npt.NDArray[np.uint8] | None]:
+    def wait_frame(
+        self, after: int, timeout: float, split: bool = False
+    ) -> tuple[int, npt.NDArray[np.uint8] | None]:
         """The next frame newer than sequence number `after` (or None on timeout/close); with
         `split`, the split view of it (None while no bicubic half has arrived yet)."""
         with self._cond:
@@ -159,8 +167,9 @@ class PreviewServer:
         self._server.close()
 
 
-def split_view(before: npt.NDArray[np.uint8] | None,
-               after: npt.NDArray[np.uint8] | None) -> npt.NDArray[np.uint8] | None:
+def split_view(
+    before: npt.NDArray[np.uint8] | None, after: npt.NDArray[np.uint8] | None
+) -> npt.NDArray[np.uint8] | None:
     """The left half of `before` (bicubic) and the right half of `after` (vsr), one picture,
     with a thin line where they meet: the same place in both, so the eye compares like with
     like."""
@@ -195,11 +204,9 @@ def _make_handler(server: PreviewServer) -> Handler:
         else:
             seq, frame = server.newest()
         if frame is None:
-            conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"no frame yet\n",
-                         head_only=head_only)
+            conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"no frame yet\n", head_only=head_only)
         else:
-            conn.respond(HTTPStatus.OK, "image/jpeg", server.jpeg(seq, frame, split),
-                         head_only=head_only)
+            conn.respond(HTTPStatus.OK, "image/jpeg", server.jpeg(seq, frame, split), head_only=head_only)
 
     def stream(conn: Connection, head_only: bool, split: bool) -> None:
         conn.send_head(HTTPStatus.OK, f"multipart/x-mixed-replace; boundary={BOUNDARY}")
@@ -219,8 +226,11 @@ def _make_handler(server: PreviewServer) -> Handler:
                 time.sleep(min_gap - (now - last))
             last = time.monotonic()
             data = server.jpeg(seq, frame, split)
-            conn.send(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                      f"Content-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n")
+            conn.send(
+                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                + data
+                + b"\r\n"
+            )
 
     def handle(conn: Connection, request: Request) -> None:
         head_only = request.method == "HEAD"

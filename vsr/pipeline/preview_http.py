@@ -140,30 +140,39 @@ class Connection:
         except OSError as exc:  # BrokenPipeError, ConnectionResetError, ...
             raise ClientGone(str(exc)) from exc
 
-    def respond(self, status: HTTPStatus, ctype: str, body: bytes, *, head_only: bool = False,
-                extra: tuple[tuple[str, str], ...] = ()) -> None:
+    def respond(
+        self,
+        status: HTTPStatus,
+        ctype: str,
+        body: bytes,
+        *,
+        head_only: bool = False,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         """A whole response with a body of known length."""
         self.send_head(status, ctype, (("Content-Length", str(len(body))), *extra))
         if not head_only:
             self.send(body)
 
-    def send_head(self, status: HTTPStatus, ctype: str,
-                  extra: tuple[tuple[str, str], ...] = ()) -> None:
+    def send_head(self, status: HTTPStatus, ctype: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
         self.status = int(status)
         self.send(response_head(status, ctype, extra))
 
 
 def response_head(status: HTTPStatus, ctype: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
-    lines = [f"HTTP/1.1 {int(status)} {status.phrase}", f"Content-Type: {ctype}",
-             "Cache-Control: no-store", "Connection: close",
-             *(f"{k}: {v}" for k, v in extra)]
+    lines = [
+        f"HTTP/1.1 {int(status)} {status.phrase}",
+        f"Content-Type: {ctype}",
+        "Cache-Control: no-store",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in extra),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def error_response(status: HTTPStatus, text: str) -> bytes:
     body = f"{int(status)} {status.phrase}: {text}\n".encode("latin-1", "replace")
-    return response_head(status, "text/plain; charset=utf-8",
-                         (("Content-Length", str(len(body))),)) + body
+    return response_head(status, "text/plain; charset=utf-8", (("Content-Length", str(len(body))),)) + body
 
 
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -263,8 +272,10 @@ class HttpServer:
             return
         if not self._warned:
             self._warned = True
-            log.warning("preview: more than %d viewers at once; turning the others away (503)",
-                        self.limits.max_clients)
+            log.warning(
+                "preview: more than %d viewers at once; turning the others away (503)",
+                self.limits.max_clients,
+            )
         lingering.add(sel, sock, _BUSY)
 
     def _admit(self, sock: socket.socket) -> bool:

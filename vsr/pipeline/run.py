@@ -86,13 +86,28 @@ class Damage:
     times: tuple[float, ...] = ()  # in any order
 
 
-def build_stats(run: Run, *, frames: int, seconds: float, provider: str, output: str,
-                damage: Damage = Damage(), stages: StageTimes | None = None,
-                output_size: tuple[int, int] | None = None, audio_streams: int = 0,
-                frames_in: int = 0, dropped: int = 0, steady: Steady | None = None,
-                latency: dict[str, float] | None = None,
-                reconnects: int = 0, input_lost: str = "", repaired_timestamps: int = 0,
-                segments: int = 0, discontinuities: int = 0, size_changes: int = 0) -> Stats:
+def build_stats(
+    run: Run,
+    *,
+    frames: int,
+    seconds: float,
+    provider: str,
+    output: str,
+    damage: Damage = Damage(),
+    stages: StageTimes | None = None,
+    output_size: tuple[int, int] | None = None,
+    audio_streams: int = 0,
+    frames_in: int = 0,
+    dropped: int = 0,
+    steady: Steady | None = None,
+    latency: dict[str, float] | None = None,
+    reconnects: int = 0,
+    input_lost: str = "",
+    repaired_timestamps: int = 0,
+    segments: int = 0,
+    discontinuities: int = 0,
+    size_changes: int = 0,
+) -> Stats:
     """A run's `Stats`: the figures given, with what follows from the run itself.
 
     Args:

@@ -80,8 +80,9 @@ class SharedModel:
         self._closed = False
         self._count_calls = 0
         self._count_frames = 0
-        self._thread = threading.Thread(target=self._serve, name=f"vsr-model-{self.name or 'custom'}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve, name=f"vsr-model-{self.name or 'custom'}", daemon=True
+        )
         self._thread.start()
 
     def __getattr__(self, name: str) -> Any:
@@ -129,8 +130,10 @@ class SharedModel:
             batch, frames = [first], len(first.y)
             shape = first.y.shape[1:]
             if self.max_batch > 1 and frames < self.max_batch:
-                self._cond.wait_for(lambda: any(c.y.shape[1:] == shape for c in self._calls)
-                                    or self._closed, timeout=self.linger)
+                self._cond.wait_for(
+                    lambda: any(c.y.shape[1:] == shape for c in self._calls) or self._closed,
+                    timeout=self.linger,
+                )
                 for call in list(self._calls):
                     if call.y.shape[1:] == shape and frames + len(call.y) <= self.max_batch:
                         self._calls.remove(call)
@@ -152,7 +155,7 @@ class SharedModel:
                     out = self.model(np.concatenate([c.y for c in batch]))
                     start = 0
                     for call in batch:
-                        call.result = out[start:start + len(call.y)]
+                        call.result = out[start : start + len(call.y)]
                         start += len(call.y)
             except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch
                 for call in batch:

@@ -41,8 +41,7 @@ class SinkCounters:
     latencies: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=100_000))
 
 
-def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item],
-             counters: SinkCounters) -> None:
+def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item], counters: SinkCounters) -> None:
     """Encode and mux every item until the channel is closed, then flush the encoders.
 
     With `out` None (live preview only) there is nothing to write. Leaves the container
@@ -87,8 +86,12 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item],
                 # A damaged copied packet (broken ADTS header, timestamps out of order) is
                 # refused by the muxer; losing it beats losing the whole video.
                 if not counters.dropped_packets:
-                    log.warning("dropping damaged %s packet(s) the output cannot take "
-                                "(first at %s): %s", target.type, _time_of(pk), reason(exc))
+                    log.warning(
+                        "dropping damaged %s packet(s) the output cannot take (first at %s): %s",
+                        target.type,
+                        _time_of(pk),
+                        reason(exc),
+                    )
                 counters.dropped_packets += 1
             except (av.error.FFmpegError, OSError) as exc:
                 raise _write_error(out, exc) from exc
@@ -112,8 +115,7 @@ def _pre_roll(packet: Any, out: OpenedOutput) -> bool:
     """A packet that ends at or before time 0 (AAC priming, copied or from the encoder, which
     times its first packet before the first sample) in an output whose muxer cannot store
     negative times: it would shift every timestamp in the file, the video's too."""
-    return (not out.negative_ts and packet.pts is not None
-            and packet.pts + (packet.duration or 0) <= 0)
+    return not out.negative_ts and packet.pts is not None and packet.pts + (packet.duration or 0) <= 0
 
 
 def _audible(packets: list[Any], out: OpenedOutput) -> list[Any]:
@@ -139,4 +141,3 @@ def _write_error(out: OpenedOutput, exc: BaseException) -> EncodeError:
 def _time_of(packet: Any) -> str:
     t = seconds_of(packet)
     return "an unknown time" if t is None else f"{t:.3f}s"
-

@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 MAX_HELD = 2048
 
 
-def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec: DecodeSpec,
-               *, counters: SourceCounters) -> None:
+def run_source(
+    src: OpenedInput, out: Channel[Item], stop: threading.Event, spec: DecodeSpec, *, counters: SourceCounters
+) -> None:
     """Demux and decode everything, putting Frames and passthrough items into `out`.
 
     Closes `out` on normal end of stream (or when `stop` is set); on an exception the
@@ -110,8 +111,9 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec
                     if not waiting:
                         break
                 continue
-            if (max_frames is not None and index >= max_frames) or \
-                    (end_pts is not None and item.pts is not None and item.pts >= end_pts):
+            if (max_frames is not None and index >= max_frames) or (
+                end_pts is not None and item.pts is not None and item.pts >= end_pts
+            ):
                 # The end of the video (frames come in presentation order, so nothing
                 # earlier follows the first one past a range's end).
                 cut = end_of_video()
@@ -143,8 +145,9 @@ def run_source(src: OpenedInput, out: Channel[Item], stop: threading.Event, spec
         src.container.close()
 
 
-def _picture(src: OpenedInput, frame: Any, index: int, spec: DecodeSpec,
-             counters: SourceCounters, sizes: SizeWatch) -> tuple[Any, Any, Any]:
+def _picture(
+    src: OpenedInput, frame: Any, index: int, spec: DecodeSpec, counters: SourceCounters, sizes: SizeWatch
+) -> tuple[Any, Any, Any]:
     """Luma and chroma of decoded frame `index`, as the model and the compose stage take them:
     its damage counted (or refused with `OnError.STOP`), its size change noted (`SizeWatch`),
     fingerprinted when the run records fingerprints (a scale-out segment:
@@ -161,9 +164,10 @@ def _picture(src: OpenedInput, frame: Any, index: int, spec: DecodeSpec,
         when = float(frame.pts * video.time_base) if frame.pts is not None else None
         if spec.on_error is OnError.STOP:
             at = f" at {when:.3f}s" if when is not None else ""
-            raise DecodeError(f"damaged frame {index}{at} in {src.info.url!r}: the decoder "
-                              "had to conceal errors", hint="use --on-error skip to "
-                              "keep going past damage")
+            raise DecodeError(
+                f"damaged frame {index}{at} in {src.info.url!r}: the decoder had to conceal errors",
+                hint="use --on-error skip to keep going past damage",
+            )
         counters.corrupt_frames += 1
         if when is not None:
             counters.corrupt_times.append(when)
@@ -211,8 +215,7 @@ def _start(item: Any) -> float | None:
     return seconds_of(item.packet if isinstance(item, AudioPacket) else item.frame)
 
 
-def _demux_decode(src: OpenedInput, decoder: Decoder,
-                  wants_video: Callable[[], bool]) -> Iterator[Any]:
+def _demux_decode(src: OpenedInput, decoder: Decoder, wants_video: Callable[[], bool]) -> Iterator[Any]:
     """Video frames (the first one included) and passthrough items, in demux order.
 
     Once `wants_video()` turns False (a --frames cut), video packets are passed over and the
@@ -230,8 +233,9 @@ def _demux_decode(src: OpenedInput, decoder: Decoder,
         # decoding, so that the video and what goes with it move together. Not in a scale-out
         # segment (video only, cut by the input's own ticks), whose frames the job checks
         # against a straight decode and joins with the input's audio by the input's times.
-        packets = Timeline(video.index, rate=src.info.video.rate,
-                           found=counters.discontinuities).packets(packets)
+        packets = Timeline(video.index, rate=src.info.video.rate, found=counters.discontinuities).packets(
+            packets
+        )
     while True:
         t0 = time.perf_counter()
         try:
@@ -243,8 +247,9 @@ def _demux_decode(src: OpenedInput, decoder: Decoder,
             counters.decode_errors += 1
             log.warning("cannot read past this point of the input: %s", reason(exc))
             if decoder.on_error is OnError.STOP:
-                raise DecodeError(f"cannot read input {src.info.url!r} after frame "
-                                  f"{counters.frames}: {reason(exc)}") from exc
+                raise DecodeError(
+                    f"cannot read input {src.info.url!r} after frame {counters.frames}: {reason(exc)}"
+                ) from exc
             break
         finally:
             counters.decode_seconds += time.perf_counter() - t0

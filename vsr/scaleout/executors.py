@@ -120,8 +120,10 @@ class LocalExecutor:
                 finally:
                     progress.index, progress.frames = -1, 0
 
-        threads = [threading.Thread(target=work, args=(p,), name=f"vsr-segment-{i}")
-                   for i, p in enumerate(self._progress)]
+        threads = [
+            threading.Thread(target=work, args=(p,), name=f"vsr-segment-{i}")
+            for i, p in enumerate(self._progress)
+        ]
         for t in threads:
             t.start()
         finished = 0
@@ -168,10 +170,16 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, workers: int | None = None,
-                 gpus_per_worker: float | None = None, cpus_per_worker: float = 1.0,
-                 max_attempts: int = 3, start_timeout: float = 120.0,
-                 worker_class: type = SegmentWorker) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        gpus_per_worker: float | None = None,
+        cpus_per_worker: float = 1.0,
+        max_attempts: int = 3,
+        start_timeout: float = 120.0,
+        worker_class: type = SegmentWorker,
+    ) -> None:
         self.address = address
         self.worker_class = worker_class  # SegmentWorker; the scale-out benchmark simulates one
         self.workers = workers or 0
@@ -200,27 +208,37 @@ class RayExecutor:
         try:
             import ray
         except ImportError as exc:
-            raise UsageError("scale-out over Ray needs Ray: pip install 'vsr[ray]'",
-                             hint="or pass --executor local to run the segments in this process") from exc
+            raise UsageError(
+                "scale-out over Ray needs Ray: pip install 'vsr[ray]'",
+                hint="or pass --executor local to run the segments in this process",
+            ) from exc
         if not ray.is_initialized():
             if self.address is None:
                 self._reaper = RayReaper.start()
             try:
                 # ERROR: Ray's start-up warnings (token authentication, /dev/shm size) are
                 # not the user's business in a vsr run; vsr reports its own failures.
-                context = ray.init(address=self.address, include_dashboard=False,
-                                   log_to_driver=False, logging_level=logging.ERROR)
+                context = ray.init(
+                    address=self.address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.ERROR,
+                )
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 if self._reaper is not None:
                     self._reaper.close(clean=False)  # whatever it started goes
                     self._reaper = None
                 hint = "check --ray-address (auto on a cluster node, or ray://HEAD:10001)"
                 if (self.address or "").startswith("ray://"):
-                    hint += ("; a cluster with token authentication (Ray's default) also needs "
-                             "RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token)")
-                raise UsageError(f"cannot reach the Ray cluster at {self.address or 'local'}: "
-                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                                 hint=hint) from exc
+                    hint += (
+                        "; a cluster with token authentication (Ray's default) also needs "
+                        "RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+                    )
+                raise UsageError(
+                    f"cannot reach the Ray cluster at {self.address or 'local'}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                    hint=hint,
+                ) from exc
             self._started_ray = True
             if self._reaper is not None:
                 self._reaper.watch(str(getattr(context, "address_info", {}).get("session_dir") or ""))
@@ -228,8 +246,10 @@ class RayExecutor:
         gpus, cpus = float(res.get("GPU", 0)), float(res.get("CPU", 1))
         g = self.gpus_per_worker if self.gpus_per_worker is not None else (1.0 if gpus else 0.0)
         if g > 0 and gpus < g:
-            raise UsageError(f"the Ray cluster has {gpus:g} GPU(s): workers asking for {g:g} "
-                             "cannot start", hint="pass --gpus-per-worker 0 to run on CPUs")
+            raise UsageError(
+                f"the Ray cluster has {gpus:g} GPU(s): workers asking for {g:g} cannot start",
+                hint="pass --gpus-per-worker 0 to run on CPUs",
+            )
         if not self.workers:
             self.workers = int(gpus / g + 1e-9) if g else max(1, int(cpus // self.cpus_per_worker))
         self._gpus, self._cpus, self._g = gpus, cpus, g
@@ -247,7 +267,8 @@ class RayExecutor:
             model = replace(model, threads=max(1, int(self.cpus_per_worker)))
         self._model = model
         self._actor_class = ray.remote(self.worker_class).options(
-            num_gpus=g, num_cpus=self.cpus_per_worker, max_concurrency=2, max_restarts=0)
+            num_gpus=g, num_cpus=self.cpus_per_worker, max_concurrency=2, max_restarts=0
+        )
         self._actors = [self._actor_class.remote(model) for _ in range(self.workers)]
         marker = work / f".probe-{time.time_ns()}"
         marker.write_text("vsr")
@@ -255,17 +276,23 @@ class RayExecutor:
             refs = [a.probe.remote(input_url, str(marker)) for a in self._actors]
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout)
             if len(ready) < len(refs):
-                raise UsageError(f"Ray started {len(ready)} of {len(refs)} workers in "
-                                 f"{self.start_timeout:.0f}s (each needs {g:g} GPU, "
-                                 f"{self.cpus_per_worker:g} CPU; the cluster has {gpus:g} GPU, "
-                                 f"{cpus:g} CPU)", hint="pass fewer --workers")
+                raise UsageError(
+                    f"Ray started {len(ready)} of {len(refs)} workers in "
+                    f"{self.start_timeout:.0f}s (each needs {g:g} GPU, "
+                    f"{self.cpus_per_worker:g} CPU; the cluster has {gpus:g} GPU, "
+                    f"{cpus:g} CPU)",
+                    hint="pass fewer --workers",
+                )
             try:
                 problems = [p for p in ray.get(refs) if p]
             except ray.exceptions.RayActorError as exc:
                 raise VsrError(f"a Ray worker failed to start: {_cause(exc)}") from exc
             if problems:
-                raise UsageError(problems[0], hint="a multi-node job needs the input and "
-                                 "--work-dir on storage that every worker can read and write")
+                raise UsageError(
+                    problems[0],
+                    hint="a multi-node job needs the input and "
+                    "--work-dir on storage that every worker can read and write",
+                )
             self.provider = f"{ray.get(self._actors[0].provider.remote())} x{self.workers} (Ray)"
         finally:
             marker.unlink(missing_ok=True)
@@ -287,9 +314,13 @@ class RayExecutor:
                 if not ready:
                     ray.kill(replacement)
                     for task, attempts in todo:
-                        yield SegmentFailed(task.index, "no Ray worker could be started: every "
-                                            "worker was lost and the cluster has no room for a "
-                                            "new one", attempts)
+                        yield SegmentFailed(
+                            task.index,
+                            "no Ray worker could be started: every "
+                            "worker was lost and the cluster has no room for a "
+                            "new one",
+                            attempts,
+                        )
                     return
                 self._actors.append(replacement)
                 idle.append(replacement)
@@ -309,12 +340,16 @@ class RayExecutor:
                 except ray.exceptions.RayError as exc:  # the worker or its node is gone
                     self._actors = [a for a in self._actors if a is not actor]
                     if attempts < self.max_attempts:
-                        log.warning("segment %d: its worker was lost (%s); running it again",
-                                    task.index, type(exc).__name__)
+                        log.warning(
+                            "segment %d: its worker was lost (%s); running it again",
+                            task.index,
+                            type(exc).__name__,
+                        )
                         todo.appendleft((task, attempts))
                     else:
-                        yield SegmentFailed(task.index, f"worker lost {attempts} times: "
-                                            f"{type(exc).__name__}", attempts)
+                        yield SegmentFailed(
+                            task.index, f"worker lost {attempts} times: {type(exc).__name__}", attempts
+                        )
                     continue
                 idle.append(actor)
                 yield SegmentDone(result)
@@ -383,10 +418,14 @@ class RayReaper:
         if not sys.platform.startswith("linux") or not os.path.isdir("/proc/self"):
             return cls(None)
         try:
-            process = subprocess.Popen([sys.executable, "-S", "-c", _REAPER, str(os.getpid())],
-                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL, start_new_session=True,
-                                       close_fds=True)
+            process = subprocess.Popen(
+                [sys.executable, "-S", "-c", _REAPER, str(os.getpid())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
+            )
         except OSError as exc:  # the run works without it; only a kill -9 would leave processes
             log.debug("cannot start the Ray reaper: %s", exc)
             return cls(None)

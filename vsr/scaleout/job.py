@@ -103,10 +103,17 @@ class ScaleOutJob:
         VsrError subclasses (exit 2 for usage, input, output and work-directory problems).
     """
 
-    def __init__(self, source: SourceOptions, model: ModelOptions, sink: SinkOptions,
-                 options: ScaleOutOptions, on_error: OnError | str = OnError.SKIP,
-                 color: ColorPath | str = ColorPath.AUTO,
-                 upscaler: LumaUpscaler | None = None, executor: Executor | None = None) -> None:
+    def __init__(
+        self,
+        source: SourceOptions,
+        model: ModelOptions,
+        sink: SinkOptions,
+        options: ScaleOutOptions,
+        on_error: OnError | str = OnError.SKIP,
+        color: ColorPath | str = ColorPath.AUTO,
+        upscaler: LumaUpscaler | None = None,
+        executor: Executor | None = None,
+    ) -> None:
         check_request(source, sink, options)
         # Absolute paths: a worker on another node (or a Ray worker in its own directory)
         # must find the same files.
@@ -127,8 +134,11 @@ class ScaleOutJob:
         self.index = kf.scan(source.url, source.format, source.options)
         self.part_suffix = _part_suffix(self.part_codec, self.index.time_base)
         self.final = Path(sink.url)
-        self.work = (Path(options.work_dir) if options.work_dir else
-                     self.final.with_name(self.final.name + ".vsr-work")).resolve()
+        self.work = (
+            Path(options.work_dir)
+            if options.work_dir
+            else self.final.with_name(self.final.name + ".vsr-work")
+        ).resolve()
         self.executor: Executor
         if executor is not None:
             self.executor = executor
@@ -176,18 +186,25 @@ class ScaleOutJob:
             workers = o.workers or 1
         wanted = kf.wanted_count(self.index, o.segments, o.segment_seconds, workers)
         if wanted > 1 and self.index.problem:
-            raise UsageError(f"cannot split '{self.source.url}' into segments: {self.index.problem}",
-                             hint="run it on one machine (without --segments)")
+            raise UsageError(
+                f"cannot split '{self.source.url}' into segments: {self.index.problem}",
+                hint="run it on one machine (without --segments)",
+            )
         segments = kf.plan(self.index, wanted)
         if len(segments) < wanted:
-            log.warning("asked for %d segments, but '%s' has %d keyframe(s) to cut at: "
-                        "%d segment(s)", wanted, self.source.url, len(self.index.keyframes),
-                        len(segments))
+            log.warning(
+                "asked for %d segments, but '%s' has %d keyframe(s) to cut at: %d segment(s)",
+                wanted,
+                self.source.url,
+                len(self.index.keyframes),
+                len(segments),
+            )
         if o.resume and not o.restart and (self.work / NAME).exists():
             # Cuts this job already found not to be exact stay dropped.
             dropped = {int(pts) for pts, _ in Manifest.load(self.work).dropped_cuts}
-            segments = kf.segments_at(self.index, [g.start_pts for g in segments
-                                                   if g.index == 0 or g.start_pts not in dropped])
+            segments = kf.segments_at(
+                self.index, [g.start_pts for g in segments if g.index == 0 or g.start_pts not in dropped]
+            )
         return segments
 
     def _executor(self, segments: int) -> Executor:
@@ -198,8 +215,9 @@ class ScaleOutJob:
         if kind == "auto":
             kind = "ray" if (segments > 1 or o.ray_address) else "local"
         if kind == "ray":
-            return RayExecutor(o.ray_address, o.workers, o.gpus_per_worker, o.cpus_per_worker,
-                               max_attempts=o.max_attempts)
+            return RayExecutor(
+                o.ray_address, o.workers, o.gpus_per_worker, o.cpus_per_worker, max_attempts=o.max_attempts
+            )
         if kind == "local":
             return LocalExecutor(o.workers or 1, self.upscaler)
         raise UsageError(f"unknown executor {kind!r}: use auto, ray or local")
@@ -221,11 +239,18 @@ class ScaleOutJob:
         s = self.sink
         return {
             "vsr": __version__,
-            "model_sha256": file_sha256(Path(self.upscaler.path)) if hasattr(self.upscaler, "path")
+            "model_sha256": file_sha256(Path(self.upscaler.path))
+            if hasattr(self.upscaler, "path")
             else f"{type(self.upscaler).__module__}.{type(self.upscaler).__qualname__}",
-            "scale": self.scale, "tile": self.model.tile, "color": self.color,
-            "on_error": self.on_error, "codec": self.part_codec, "pix_fmt": self.part_pix_fmt,
-            "crf": s.crf, "preset": s.preset, "codec_options": dict(sorted(s.codec_options.items())),
+            "scale": self.scale,
+            "tile": self.model.tile,
+            "color": self.color,
+            "on_error": self.on_error,
+            "codec": self.part_codec,
+            "pix_fmt": self.part_pix_fmt,
+            "crf": s.crf,
+            "preset": s.preset,
+            "codec_options": dict(sorted(s.codec_options.items())),
             "segments": [[g.start_pts, g.end_pts] for g in self.segments],
             # Only when set, so that work done before these options existed still resumes.
             **({"square_pixels": True} if s.square_pixels else {}),
@@ -239,8 +264,10 @@ class ScaleOutJob:
             raise WorkDirError(f"work directory '{work}' is a file")
         if o.restart and work.exists():
             if not manifest_path.exists() and any(work.iterdir()):
-                raise WorkDirError(f"'{work}' is not a vsr work directory (no {NAME}): "
-                                   "not deleting it", hint="pass another --work-dir")
+                raise WorkDirError(
+                    f"'{work}' is not a vsr work directory (no {NAME}): not deleting it",
+                    hint="pass another --work-dir",
+                )
             shutil.rmtree(work)
         signature = input_signature(self.source.url, self.index.keyframes)
         digest = settings_hash(self.settings)
@@ -251,33 +278,47 @@ class ScaleOutJob:
             return manifest
         if work.exists() and any(work.iterdir()):
             if manifest_path.exists():
-                raise WorkDirError(f"work directory '{work}' holds an unfinished job",
-                                   hint="pass --resume to continue it, or --restart to start over")
-            raise WorkDirError(f"work directory '{work}' is not empty",
-                               hint="pass another --work-dir")
+                raise WorkDirError(
+                    f"work directory '{work}' holds an unfinished job",
+                    hint="pass --resume to continue it, or --restart to start over",
+                )
+            raise WorkDirError(f"work directory '{work}' is not empty", hint="pass another --work-dir")
         try:
             work.mkdir(parents=o.work_dir is not None, exist_ok=True)
         except OSError as exc:
             raise WorkDirError(f"cannot create work directory '{work}': {exc.strerror or exc}") from exc
         manifest = Manifest(
-            VERSION, signature, digest, self.settings, str(self.final), str(self.index.time_base),
-            [SegmentRecord(g.index, g.start_pts, g.end_pts, f"seg-{g.index:05d}{self.part_suffix}")
-             for g in self.segments])
+            VERSION,
+            signature,
+            digest,
+            self.settings,
+            str(self.final),
+            str(self.index.time_base),
+            [
+                SegmentRecord(g.index, g.start_pts, g.end_pts, f"seg-{g.index:05d}{self.part_suffix}")
+                for g in self.segments
+            ],
+        )
         manifest.save(work)
         return manifest
 
     def _check_same_job(self, m: Manifest, signature: dict[str, Any], digest: str) -> None:
-        changed = [k for k in ("size", "mtime_ns", "head_sha256", "keyframes")
-                   if m.input.get(k) != signature[k]]
+        changed = [
+            k for k in ("size", "mtime_ns", "head_sha256", "keyframes") if m.input.get(k) != signature[k]
+        ]
         if changed:
-            raise WorkDirError(f"the input changed since the work in '{self.work}' was done "
-                               f"({', '.join(changed)} differ)", hint="pass --restart to start over")
+            raise WorkDirError(
+                f"the input changed since the work in '{self.work}' was done ({', '.join(changed)} differ)",
+                hint="pass --restart to start over",
+            )
         if m.settings_hash != digest:
-            diff = sorted(k for k in set(m.settings) | set(self.settings)
-                          if m.settings.get(k) != self.settings.get(k))
-            raise WorkDirError(f"the settings differ from those of the work in '{self.work}' "
-                               f"({', '.join(diff)})",
-                               hint="use the same options as the first run, or --restart")
+            diff = sorted(
+                k for k in set(m.settings) | set(self.settings) if m.settings.get(k) != self.settings.get(k)
+            )
+            raise WorkDirError(
+                f"the settings differ from those of the work in '{self.work}' ({', '.join(diff)})",
+                hint="use the same options as the first run, or --restart",
+            )
 
     def _recheck_parts(self, m: Manifest) -> None:
         """Trust a finished part only if it is still the file the manifest describes."""
@@ -290,10 +331,14 @@ class ScaleOutJob:
             if rec.content is None:
                 # Made by a vsr that kept no fingerprints of its frames: it cannot be checked
                 # against a straight decode, so it is made again.
-                log.warning("segment %d: its part was made without fingerprints of its frames "
-                            "(an older vsr): running it again", rec.index)
-            elif rec.frames == 0 or (path.is_file() and path.stat().st_size == rec.bytes
-                                     and file_sha256(path) == rec.sha256):
+                log.warning(
+                    "segment %d: its part was made without fingerprints of its frames "
+                    "(an older vsr): running it again",
+                    rec.index,
+                )
+            elif rec.frames == 0 or (
+                path.is_file() and path.stat().st_size == rec.bytes and file_sha256(path) == rec.sha256
+            ):
                 continue
             else:
                 log.warning("segment %d: its part is missing or damaged: running it again", rec.index)
@@ -304,19 +349,32 @@ class ScaleOutJob:
     # -- running --------------------------------------------------------------------------
 
     def _task(self, rec: SegmentRecord) -> SegmentTask:
-        source = replace(self.source, start_pts=rec.start_pts if rec.index else None,
-                         end_pts=rec.end_pts, video_only=True,
-                         video_prime=self.index.prime(rec.start_pts) if rec.index else (),
-                         fingerprints=True)
+        source = replace(
+            self.source,
+            start_pts=rec.start_pts if rec.index else None,
+            end_pts=rec.end_pts,
+            video_only=True,
+            video_prime=self.index.prime(rec.start_pts) if rec.index else (),
+            fingerprints=True,
+        )
         s = self.sink
-        part = SinkOptions(str(self.work / rec.file), codec=self.part_codec, crf=s.crf,
-                           preset=s.preset, pix_fmt=self.part_pix_fmt,
-                           codec_options=dict(s.codec_options), overwrite=True, audio="none",
-                           container_options=_part_container_options(self.part_suffix,
-                                                                     self.index.time_base),
-                           square_pixels=s.square_pixels, width=s.width, height=s.height)
-        return SegmentTask(rec.index, source, part, self.model, self.color, self.on_error,
-                           self.segments[rec.index].seconds)
+        part = SinkOptions(
+            str(self.work / rec.file),
+            codec=self.part_codec,
+            crf=s.crf,
+            preset=s.preset,
+            pix_fmt=self.part_pix_fmt,
+            codec_options=dict(s.codec_options),
+            overwrite=True,
+            audio="none",
+            container_options=_part_container_options(self.part_suffix, self.index.time_base),
+            square_pixels=s.square_pixels,
+            width=s.width,
+            height=s.height,
+        )
+        return SegmentTask(
+            rec.index, source, part, self.model, self.color, self.on_error, self.segments[rec.index].seconds
+        )
 
     def progress(self, interval: float = 0.25) -> Iterator[Snapshot]:
         """Run the job, yielding progress snapshots (with segment events) as it goes.
@@ -352,10 +410,12 @@ class ScaleOutJob:
         if failed:
             self._after_failure()
             first = failed[0]
-            raise VsrError(f"{len(failed)} of {len(self.manifest.segments)} segment(s) failed; "
-                           f"segment {first.index}: {first.error}",
-                           hint=f"the finished segments are kept in '{self.work}': fix the cause "
-                                "and rerun with --resume")
+            raise VsrError(
+                f"{len(failed)} of {len(self.manifest.segments)} segment(s) failed; "
+                f"segment {first.index}: {first.error}",
+                hint=f"the finished segments are kept in '{self.work}': fix the cause "
+                "and rerun with --resume",
+            )
         yield self.snapshot()
         t0 = time.monotonic()
         parts = verify(self.work, self.manifest.segments, self.index.time_base)
@@ -374,8 +434,9 @@ class ScaleOutJob:
             return
         todo = sorted(todo, key=lambda r: -self.segments[r.index].seconds)
         fault = int(os.environ.get(FAULT_ENV, "0") or 0)
-        log.info("%d segment(s) to run on %d %s worker(s)", len(todo), self.executor.workers,
-                 self.executor.name)
+        log.info(
+            "%d segment(s) to run on %d %s worker(s)", len(todo), self.executor.workers, self.executor.name
+        )
         for event in self.executor.run([self._task(r) for r in todo]):
             if isinstance(event, Running):
                 self._running = event.frames
@@ -407,16 +468,21 @@ class ScaleOutJob:
                 continue
             why = self._why_not_exact(rec)
             if why is _REMAKE:
-                log.info("segment %d: made before this run, its frames cannot be compared one "
-                         "by one with a straight decode: running it again", rec.index)
+                log.info(
+                    "segment %d: made before this run, its frames cannot be compared one "
+                    "by one with a straight decode: running it again",
+                    rec.index,
+                )
                 rec.status, again = "pending", True
                 (self.work / rec.file).unlink(missing_ok=True)
             elif why is None:
                 rec.checked = True
                 self._fingerprints.pop((rec.start_pts, rec.end_pts), None)
             elif rec.index == 0:
-                raise JoinError(f"segment 0 of '{self.source.url}' differs from a straight decode: "
-                                f"{why}", hint="run it without --segments")
+                raise JoinError(
+                    f"segment 0 of '{self.source.url}' differs from a straight decode: {why}",
+                    hint="run it without --segments",
+                )
             else:
                 bad[rec.index] = why
         if not bad:
@@ -425,9 +491,14 @@ class ScaleOutJob:
         starts = [g.start_pts for g in self.segments if g.index not in bad]
         for index, why in sorted(bad.items()):
             start = self.segments[index].start_pts
-            log.warning("cannot cut '%s' exactly at %.3fs: %s; running %d segment(s) instead "
-                        "of %d", self.source.url, self.index.at(start), why, len(starts),
-                        len(self.segments))
+            log.warning(
+                "cannot cut '%s' exactly at %.3fs: %s; running %d segment(s) instead of %d",
+                self.source.url,
+                self.index.at(start),
+                why,
+                len(starts),
+                len(self.segments),
+            )
             self.manifest.dropped_cuts.append([start, why])
         self._replan(starts)
         return True
@@ -454,9 +525,14 @@ class ScaleOutJob:
         straight = self._reference.result()
         self.check_seconds, self.check_waited = straight.seconds, self._reference.waited
         if fresh:
-            log.info("checking the segments against a straight decode of '%s': %d frames "
-                     "decoded and fingerprinted in %.2fs (%.2fs of it after the segments ended)",
-                     self.source.url, len(straight.frames), straight.seconds, self.check_waited)
+            log.info(
+                "checking the segments against a straight decode of '%s': %d frames "
+                "decoded and fingerprinted in %.2fs (%.2fs of it after the segments ended)",
+                self.source.url,
+                len(straight.frames),
+                straight.seconds,
+                self.check_waited,
+            )
         return straight
 
     def _stop_reference(self) -> None:
@@ -473,8 +549,9 @@ class ScaleOutJob:
         for g in self.segments:
             rec = old.pop((g.start_pts, g.end_pts), None)
             if rec is None:
-                rec = SegmentRecord(g.index, g.start_pts, g.end_pts,
-                                    f"seg-{g.index:05d}-{g.start_pts}{self.part_suffix}")
+                rec = SegmentRecord(
+                    g.index, g.start_pts, g.end_pts, f"seg-{g.index:05d}-{g.start_pts}{self.part_suffix}"
+                )
             rec.index = g.index
             records.append(rec)
         for gone in old.values():
@@ -491,8 +568,12 @@ class ScaleOutJob:
             leftover.unlink(missing_ok=True)
         done = sum(r.status == "done" for r in self.manifest.segments)
         if done:
-            log.warning("%d of %d segments are done and kept in '%s': rerun with --resume "
-                        "to continue", done, len(self.manifest.segments), self.work)
+            log.warning(
+                "%d of %d segments are done and kept in '%s': rerun with --resume to continue",
+                done,
+                len(self.manifest.segments),
+                self.work,
+            )
         else:
             shutil.rmtree(self.work, ignore_errors=True)
 
@@ -509,9 +590,16 @@ class ScaleOutJob:
         self._fingerprints[(rec.start_pts, rec.end_pts)] = r.fingerprints
         self.manifest.save(self.work)
         self._running.pop(r.index, None)
-        self._events.append({"event": "segment", "index": r.index, "status": "done",
-                             "frames": r.frames, "seconds": round(r.seconds, 3),
-                             "worker": r.worker})
+        self._events.append(
+            {
+                "event": "segment",
+                "index": r.index,
+                "status": "done",
+                "frames": r.frames,
+                "seconds": round(r.seconds, 3),
+                "worker": r.worker,
+            }
+        )
 
     def _record_failed(self, event: SegmentFailed) -> None:
         rec = self.manifest.segments[event.index]
@@ -520,8 +608,9 @@ class ScaleOutJob:
         self.manifest.save(self.work)
         self._running.pop(event.index, None)
         log.error("segment %d failed: %s", event.index, event.error)
-        self._events.append({"event": "segment", "index": event.index, "status": "failed",
-                             "error": event.error})
+        self._events.append(
+            {"event": "segment", "index": event.index, "status": "failed", "error": event.error}
+        )
 
     def run(self) -> Stats:
         for _ in self.progress():
@@ -536,9 +625,14 @@ class ScaleOutJob:
         done = [r for r in self.manifest.segments if r.status == "done"]
         frames = sum(r.frames for r in done) + sum(self._running.values())
         events, self._events = tuple(self._events), []
-        return Snapshot(frames, self.info.video.frames, time.monotonic() - self._t0,
-                        segments=len(self.manifest.segments), segments_done=len(done),
-                        events=events)
+        return Snapshot(
+            frames,
+            self.info.video.frames,
+            time.monotonic() - self._t0,
+            segments=len(self.manifest.segments),
+            segments_done=len(done),
+            events=events,
+        )
 
     @property
     def batch(self) -> int:
@@ -554,8 +648,11 @@ class ScaleOutJob:
             seconds=self._seconds or time.monotonic() - self._t0,
             provider=self.executor.provider or self.executor.name,
             output=str(self.final),
-            damage=Damage(sum(r.decode_errors for r in segs), sum(r.corrupt_frames for r in segs),
-                          tuple(t for r in segs for t in r.damage_times)),
+            damage=Damage(
+                sum(r.decode_errors for r in segs),
+                sum(r.corrupt_frames for r in segs),
+                tuple(t for r in segs for t in r.damage_times),
+            ),
             stages=StageTimes(encode=self._join_seconds),
             output_size=self.output_size,
             audio_streams=self._audio_streams,
@@ -573,10 +670,12 @@ def _part_suffix(codec_name: str, time_base: Fraction) -> str:
             fits = bool(names & set(probe.supported_codecs))
         if fits and (suffix == ".mp4" or (time_base * 1000).denominator == 1):
             return suffix
-    raise UsageError(f"segments are kept as MP4 parts, which cannot hold {codec_name} video "
-                     f"(and Matroska would round this input's {time_base} timestamps)",
-                     hint="pick a codec MP4 holds (libx264, libx265, libsvtav1, libvpx-vp9, ffv1), "
-                          "or run without --segments")
+    raise UsageError(
+        f"segments are kept as MP4 parts, which cannot hold {codec_name} video "
+        f"(and Matroska would round this input's {time_base} timestamps)",
+        hint="pick a codec MP4 holds (libx264, libx265, libsvtav1, libvpx-vp9, ffv1), "
+        "or run without --segments",
+    )
 
 
 def _part_container_options(suffix: str, time_base: Fraction) -> dict[str, str]:
@@ -602,16 +701,22 @@ def check_request(source: SourceOptions, sink: SinkOptions, o: ScaleOutOptions) 
     if o.resume and o.restart:
         raise UsageError("--resume and --restart exclude each other")
     if source.url == "-" or "://" in source.url:
-        raise UsageError("segments need an input file every worker can seek in, not a pipe or URL",
-                         hint="save the stream to a file first, or run without --segments")
+        raise UsageError(
+            "segments need an input file every worker can seek in, not a pipe or URL",
+            hint="save the stream to a file first, or run without --segments",
+        )
     if sink.url == "-" or "://" in sink.url:
-        raise UsageError("a job in segments writes a file, not a pipe or URL",
-                         hint="write to a file, or run without --segments")
+        raise UsageError(
+            "a job in segments writes a file, not a pipe or URL",
+            hint="write to a file, or run without --segments",
+        )
     if source.max_frames is not None:
         raise UsageError("--frames cannot be combined with segments")
     if source.start or source.duration is not None:
-        raise UsageError("--start and --duration cannot be combined with segments",
-                         hint="run without --segments to upscale part of a file")
+        raise UsageError(
+            "--start and --duration cannot be combined with segments",
+            hint="run without --segments to upscale part of a file",
+        )
     if o.segments is not None and o.segments < 1:
         raise UsageError("--segments must be at least 1")
     if o.segment_seconds is not None and o.segment_seconds <= 0:

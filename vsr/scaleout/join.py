@@ -52,20 +52,27 @@ def verify(work: Path, records: Sequence[SegmentRecord], time_base: Fraction) ->
             raise JoinError(f"segment {rec.index}: part '{path}' is missing")
         part = describe_part(path, time_base)
         if (part.frames, part.first_pts, part.last_pts) != (rec.frames, rec.first_pts, rec.last_pts):
-            raise JoinError(f"segment {rec.index}: part '{path}' holds {part.frames} frames "
-                            f"pts {part.first_pts}..{part.last_pts}, the manifest says "
-                            f"{rec.frames} frames pts {rec.first_pts}..{rec.last_pts}")
+            raise JoinError(
+                f"segment {rec.index}: part '{path}' holds {part.frames} frames "
+                f"pts {part.first_pts}..{part.last_pts}, the manifest says "
+                f"{rec.frames} frames pts {rec.first_pts}..{rec.last_pts}"
+            )
         if part.frames == 0 or part.first_pts is None or part.last_pts is None:
             raise JoinError(f"segment {rec.index}: part '{path}' has no frames")
         if part.first_pts < rec.start_pts or (rec.end_pts is not None and part.last_pts >= rec.end_pts):
-            raise JoinError(f"segment {rec.index}: frames pts {part.first_pts}..{part.last_pts} "
-                            f"outside its range [{rec.start_pts}, {rec.end_pts})")
+            raise JoinError(
+                f"segment {rec.index}: frames pts {part.first_pts}..{part.last_pts} "
+                f"outside its range [{rec.start_pts}, {rec.end_pts})"
+            )
         if previous_last is not None and part.first_pts <= previous_last:
-            raise JoinError(f"segment {rec.index} overlaps the one before it "
-                            f"(pts {part.first_pts} <= {previous_last})")
+            raise JoinError(
+                f"segment {rec.index} overlaps the one before it (pts {part.first_pts} <= {previous_last})"
+            )
         if extradata is not None and part.extradata != extradata:
-            raise JoinError(f"segment {rec.index} was encoded with other encoder settings "
-                            "(its extradata differs): the parts cannot be joined without re-encoding")
+            raise JoinError(
+                f"segment {rec.index} was encoded with other encoder settings "
+                "(its extradata differs): the parts cannot be joined without re-encoding"
+            )
         extradata = part.extradata
         previous_last = part.last_pts
         paths.append(path)
@@ -74,17 +81,22 @@ def verify(work: Path, records: Sequence[SegmentRecord], time_base: Fraction) ->
     return paths
 
 
-def join(parts: Sequence[Path], source: SourceOptions, sink: SinkOptions, scale: int,
-         counters: SinkCounters | None = None) -> output_mod.OpenedOutput:
+def join(
+    parts: Sequence[Path],
+    source: SourceOptions,
+    sink: SinkOptions,
+    scale: int,
+    counters: SinkCounters | None = None,
+) -> output_mod.OpenedOutput:
     """Write the output from the parts and the original's other streams; renamed into place
     only when complete (the sink's temporary-file rule)."""
     counters = counters or SinkCounters()
-    original = open_input(SourceOptions(source.url, format=source.format,
-                                        options=dict(source.options), max_pixels=0))
+    original = open_input(
+        SourceOptions(source.url, format=source.format, options=dict(source.options), max_pixels=0)
+    )
     try:
         with av.open(str(parts[0])) as first:
-            out = output_mod.open_output(sink, original.info, scale,
-                                         video_template=first.streams.video[0])
+            out = output_mod.open_output(sink, original.info, scale, video_template=first.streams.video[0])
         try:
             audio = Decoder(original, DecodeSpec(decode_audio=out.decode_audio))
             items = heapq.merge(_video_packets(parts), _passthrough(audio), key=_Clock().key)
@@ -115,8 +127,9 @@ def _video_packets(parts: Sequence[Path]) -> Iterator[Item]:
                         continue
                     if pk.dts is not None and last_dts is not None and pk.dts <= last_dts:
                         if pk.pts is None or last_dts + 1 > pk.pts:
-                            raise JoinError(f"cannot join '{path}': its decode timestamps run into "
-                                            "the previous part's")
+                            raise JoinError(
+                                f"cannot join '{path}': its decode timestamps run into the previous part's"
+                            )
                         pk.dts = last_dts + 1
                     if pk.dts is not None:
                         last_dts = pk.dts

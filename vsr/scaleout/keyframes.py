@@ -186,12 +186,21 @@ def scan(url: str, format: str | None = None, options: dict[str, str] | None = N
             pass  # damaged tail: what was read can still be planned; the workers report damage
     if not seen.pts:
         raise SourceError(f"no timed video packets in {url!r}")
-    return index_from_packets(tb, seen.pts, seen.keys, missing, last_duration, shown=seen.shown,
-                              refused=seen.refused, primes=seen.primes)
+    return index_from_packets(
+        tb,
+        seen.pts,
+        seen.keys,
+        missing,
+        last_duration,
+        shown=seen.shown,
+        refused=seen.refused,
+        primes=seen.primes,
+    )
 
 
-def _not_a_start(codec: str, packet: Any, data: bytes, unit: bitstream.AccessUnit | None,
-                 learnt: _Learnt) -> str | None:
+def _not_a_start(
+    codec: str, packet: Any, data: bytes, unit: bitstream.AccessUnit | None, learnt: _Learnt
+) -> str | None:
     """Why a decoder cannot start at this packet (None: it can)."""
     if unit is not None:
         if unit.random_access is None:
@@ -205,10 +214,17 @@ def _not_a_start(codec: str, packet: Any, data: bytes, unit: bitstream.AccessUni
     return None if packet.is_keyframe else "not a keyframe"
 
 
-def index_from_packets(tb: Fraction, pts: list[int], keys: list[int], missing: int = 0,
-                       last_duration: int = 0, *, shown: list[int] | None = None,
-                       refused: list[tuple[int, str]] | None = None,
-                       primes: dict[int, tuple[bytes, ...]] | None = None) -> KeyframeIndex:
+def index_from_packets(
+    tb: Fraction,
+    pts: list[int],
+    keys: list[int],
+    missing: int = 0,
+    last_duration: int = 0,
+    *,
+    shown: list[int] | None = None,
+    refused: list[tuple[int, str]] | None = None,
+    primes: dict[int, tuple[bytes, ...]] | None = None,
+) -> KeyframeIndex:
     """The cut analysis of packets in decode order (`keys`: decode positions of random access
     points; `shown`: pts of the packets a decode shows, default all; `primes`: decode
     position -> NAL units a decoder starting there needs first)."""
@@ -235,8 +251,10 @@ def index_from_packets(tb: Fraction, pts: list[int], keys: list[int], missing: i
             elif prefix_max == suffix_min[i]:
                 refused.append((p, "a timestamp it shares with a frame before it"))
             elif problem is None:
-                problem = (f"video timestamps go backwards near {float((p - min(pts)) * tb):.3f}s "
-                           f"(pts {p} after {int(prefix_max)})")
+                problem = (
+                    f"video timestamps go backwards near {float((p - min(pts)) * tb):.3f}s "
+                    f"(pts {p} after {int(prefix_max)})"
+                )
         prefix_max = max(prefix_max, p)
     first = min(shown) if shown else min(pts)
     cuts = [c for c in cuts if c >= first]
@@ -244,9 +262,17 @@ def index_from_packets(tb: Fraction, pts: list[int], keys: list[int], missing: i
         # The stream starts with frames that need an earlier keyframe: start at the first pts.
         cuts = [first, *[c for c in cuts if c > first]]
     step = last_duration or _typical_step(pts)
-    return KeyframeIndex(tb, tuple(sorted(set(cuts))), first, max(pts) + max(1, step), len(pts),
-                         problem, tuple(sorted(set(shown))), tuple(sorted(refused)),
-                         tuple(sorted(cut_primes.items())))
+    return KeyframeIndex(
+        tb,
+        tuple(sorted(set(cuts))),
+        first,
+        max(pts) + max(1, step),
+        len(pts),
+        problem,
+        tuple(sorted(set(shown))),
+        tuple(sorted(refused)),
+        tuple(sorted(cut_primes.items())),
+    )
 
 
 def _typical_step(pts: list[int]) -> int:
@@ -260,8 +286,9 @@ def _typical_step(pts: list[int]) -> int:
 MIN_SECONDS, MAX_SECONDS = 30.0, 120.0
 
 
-def wanted_count(index: KeyframeIndex, segments: int | None, segment_seconds: float | None,
-                 workers: int) -> int:
+def wanted_count(
+    index: KeyframeIndex, segments: int | None, segment_seconds: float | None, workers: int
+) -> int:
     """How many segments to aim for: as asked, or 2 per worker and at most MAX_SECONDS each."""
     if segments is not None:
         return max(1, segments)

@@ -91,16 +91,22 @@ class Manifest:
         try:
             raw = json.loads(path.read_text())
             if raw.get("version") != VERSION:
-                raise WorkDirError(f"manifest {path} is version {raw.get('version')!r}, this vsr "
-                                   f"writes version {VERSION}", hint="pass --restart to start over")
+                raise WorkDirError(
+                    f"manifest {path} is version {raw.get('version')!r}, this vsr writes version {VERSION}",
+                    hint="pass --restart to start over",
+                )
             segments = [SegmentRecord(**s) for s in raw.pop("segments")]
             return cls(**raw, segments=segments)
         except FileNotFoundError as exc:
-            raise WorkDirError(f"no manifest in work directory '{work}': nothing to resume",
-                               hint="run without --resume to start the job") from exc
+            raise WorkDirError(
+                f"no manifest in work directory '{work}': nothing to resume",
+                hint="run without --resume to start the job",
+            ) from exc
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise WorkDirError(f"manifest {path} is damaged ({type(exc).__name__}: {exc})",
-                               hint="pass --restart to start the job over") from exc
+            raise WorkDirError(
+                f"manifest {path} is damaged ({type(exc).__name__}: {exc})",
+                hint="pass --restart to start the job over",
+            ) from exc
 
 
 def input_signature(url: str, keyframes: tuple[int, ...]) -> dict[str, Any]:
@@ -110,8 +116,13 @@ def input_signature(url: str, keyframes: tuple[int, ...]) -> dict[str, Any]:
     h = hashlib.sha256()
     with open(p, "rb") as f:
         h.update(f.read(HEAD_BYTES))
-    return {"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "head_sha256": h.hexdigest(), "keyframes": list(keyframes)}
+    return {
+        "path": str(p.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "head_sha256": h.hexdigest(),
+        "keyframes": list(keyframes),
+    }
 
 
 def settings_hash(settings: dict[str, Any]) -> str:

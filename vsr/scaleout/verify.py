@@ -63,7 +63,7 @@ class StraightDecode:
         """The fingerprints of the frames shown with start <= pts < end, in pts order."""
         lo = bisect.bisect_left(self.frames, start)
         hi = len(self.frames) if end is None else bisect.bisect_left(self.frames, end)
-        return bytes(self.fingerprints[lo * fingerprint.SIZE:max(lo, hi) * fingerprint.SIZE])
+        return bytes(self.fingerprints[lo * fingerprint.SIZE : max(lo, hi) * fingerprint.SIZE])
 
     def damaged(self, start: int, end: int | None) -> list[int]:
         """The pts of concealed frames and refused packets with start <= pts < end."""
@@ -99,8 +99,11 @@ def straight_decode(source: SourceOptions, stop: threading.Event | None = None) 
     with container:
         video.thread_type = "SLICE"
         rate = video.average_rate or video.guessed_rate
-        stamps = _Repair(video.time_base or Fraction(1, 90000), Fraction(rate) if rate else None,
-                         tuning_for(Mode.FILE, 1).reorder_depth)
+        stamps = _Repair(
+            video.time_base or Fraction(1, 90000),
+            Fraction(rate) if rate else None,
+            tuning_for(Mode.FILE, 1).reorder_depth,
+        )
         size: list[int] = []  # the first frame's (width, height): the run's picture size
 
         def keep(frames: Any) -> None:
@@ -174,8 +177,9 @@ class Reference:
         self._thread.join()
         self.waited += time.monotonic() - t0
         if self._error is not None:
-            self._error.add_note("in vsr stage 'vsr-reference' (the straight decode the "
-                                 "segments are checked against)")
+            self._error.add_note(
+                "in vsr stage 'vsr-reference' (the straight decode the segments are checked against)"
+            )
             raise self._error
         assert self._result is not None
         self.returned = True
@@ -193,31 +197,34 @@ def content_digest(fingerprints: bytes) -> str:
     return hashlib.sha256(fingerprints).hexdigest()
 
 
-def mismatch(index: KeyframeIndex, rec: SegmentRecord, part_pts: tuple[int, ...],
-             straight: StraightDecode) -> str | None:
+def mismatch(
+    index: KeyframeIndex, rec: SegmentRecord, part_pts: tuple[int, ...], straight: StraightDecode
+) -> str | None:
     """Why a segment differs from what a straight decode of its range shows (None: it does
     not), in words for the log line that drops its cut."""
     frames = straight.within(rec.start_pts, rec.end_pts)
     if list(part_pts) != frames:
         lost = len(set(frames) - set(part_pts))
         extra = len(set(part_pts) - set(frames))
-        return (f"it decodes {len(part_pts)} frame(s) where a straight decode shows {len(frames)}"
-                + (f" ({lost} missing, {extra} extra)" if lost or extra else " (other timestamps)"))
+        return f"it decodes {len(part_pts)} frame(s) where a straight decode shows {len(frames)}" + (
+            f" ({lost} missing, {extra} extra)" if lost or extra else " (other timestamps)"
+        )
     tb = index.time_base
     begin = float(rec.start_pts * tb)
     end = float(rec.end_pts * tb) if rec.end_pts is not None else float("inf")
     mine = sorted(round(t, 6) for t in rec.damage_times if begin - 1e-9 <= t < end - 1e-9)
     theirs = sorted(round(float(p * tb), 6) for p in straight.damaged(rec.start_pts, rec.end_pts))
     if mine != theirs:
-        return (f"damage at {len(mine)} place(s) where a straight decode has it at "
-                f"{len(theirs)}")
+        return f"damage at {len(mine)} place(s) where a straight decode has it at {len(theirs)}"
     if rec.index and theirs:
         gop_end = next((k for k in index.keyframes if k > rec.start_pts), None)
         if rec.end_pts is not None and (gop_end is None or gop_end > rec.end_pts):
             gop_end = rec.end_pts
         if straight.damaged(rec.start_pts, gop_end):
-            return ("damage right after it, which a decoder started there conceals from other "
-                    "pictures than a straight decode does")
+            return (
+                "damage right after it, which a decoder started there conceals from other "
+                "pictures than a straight decode does"
+            )
     return None
 
 
@@ -254,8 +261,9 @@ def undefined_spans(index: KeyframeIndex, straight: StraightDecode) -> list[tupl
     return spans
 
 
-def content_mismatch(index: KeyframeIndex, rec: SegmentRecord, straight: StraightDecode,
-                     fingerprints: bytes) -> str | None:
+def content_mismatch(
+    index: KeyframeIndex, rec: SegmentRecord, straight: StraightDecode, fingerprints: bytes
+) -> str | None:
     """Why a segment's pictures are not a straight decode's (None: they are), in words for
     the log line that drops its cut. Its timestamps must already be the straight decode's
     (`mismatch`), so that both fingerprint lists are in the same order. Pictures FFmpeg does
@@ -268,14 +276,21 @@ def content_mismatch(index: KeyframeIndex, rec: SegmentRecord, straight: Straigh
     frames = straight.within(rec.start_pts, rec.end_pts)
     size = fingerprint.SIZE
     if len(fingerprints) != len(theirs):
-        return (f"it fingerprinted {len(fingerprints) // size} frame(s) where a straight decode "
-                f"shows {len(frames)}")
+        return (
+            f"it fingerprinted {len(fingerprints) // size} frame(s) where a straight decode "
+            f"shows {len(frames)}"
+        )
     spans = undefined_spans(index, straight)
-    differ = [pts for i, pts in enumerate(frames)
-              if fingerprints[i * size:(i + 1) * size] != theirs[i * size:(i + 1) * size]
-              and not any(lo <= pts < hi for lo, hi in spans)]
+    differ = [
+        pts
+        for i, pts in enumerate(frames)
+        if fingerprints[i * size : (i + 1) * size] != theirs[i * size : (i + 1) * size]
+        and not any(lo <= pts < hi for lo, hi in spans)
+    ]
     if not differ:
         return None
     flagged = "" if rec.corrupt_frames or rec.decode_errors else ", with no damage flagged"
-    return (f"the pictures its decoder made differ from a straight decode's in {len(differ)} "
-            f"of {len(frames)} frame(s), from {index.at(differ[0]):.3f}s{flagged}")
+    return (
+        f"the pictures its decoder made differ from a straight decode's in {len(differ)} "
+        f"of {len(frames)} frame(s), from {index.at(differ[0]):.3f}s{flagged}"
+    )

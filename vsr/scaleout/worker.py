@@ -78,8 +78,9 @@ class PartInfo:
     pts: tuple[int, ...] = field(default=(), repr=False)
 
 
-def run_segment(task: SegmentTask, upscaler: LumaUpscaler | None = None,
-                progress: SegmentProgress | None = None) -> SegmentResult:
+def run_segment(
+    task: SegmentTask, upscaler: LumaUpscaler | None = None, progress: SegmentProgress | None = None
+) -> SegmentResult:
     """Upscale one segment into its part file and describe the result.
 
     Raises:
@@ -89,13 +90,30 @@ def run_segment(task: SegmentTask, upscaler: LumaUpscaler | None = None,
 
     t0 = time.monotonic()
     try:
-        pipeline = Pipeline(task.source, task.model, task.sink, upscaler=upscaler,
-                            on_error=task.on_error, color=task.color, log_notes=False)
+        pipeline = Pipeline(
+            task.source,
+            task.model,
+            task.sink,
+            upscaler=upscaler,
+            on_error=task.on_error,
+            color=task.color,
+            log_notes=False,
+        )
     except NoVideoFrame:
         # Damage took every frame of this range: an empty segment (its frames are as lost
         # as on one machine), not a failed one. No part is written.
-        return SegmentResult(task.index, 0, None, None, 0, "", "", time.monotonic() - t0,
-                             decode_errors=1, worker=f"{socket.gethostname()}:{os.getpid()}")
+        return SegmentResult(
+            task.index,
+            0,
+            None,
+            None,
+            0,
+            "",
+            "",
+            time.monotonic() - t0,
+            decode_errors=1,
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+        )
     try:
         for snap in pipeline.progress():
             if progress is not None:
@@ -110,17 +128,28 @@ def run_segment(task: SegmentTask, upscaler: LumaUpscaler | None = None,
     path = Path(task.sink.url)
     part = describe_part(path, pipeline.info.video.time_base)
     if part.frames != stats.frames:
-        raise VsrError(f"segment {task.index}: {stats.frames} frames encoded but "
-                       f"{part.frames} in '{path}'")
+        raise VsrError(f"segment {task.index}: {stats.frames} frames encoded but {part.frames} in '{path}'")
     fingerprints = bytes(pipeline.src_counters.fingerprints)
     if task.source.fingerprints and len(fingerprints) != part.frames * fingerprint.SIZE:
-        raise VsrError(f"segment {task.index}: {len(fingerprints) // fingerprint.SIZE} frames "
-                       f"fingerprinted but {part.frames} in '{path}'")
-    return SegmentResult(task.index, part.frames, part.first_pts, part.last_pts,
-                         path.stat().st_size, file_sha256(path), part.extradata,
-                         time.monotonic() - t0, stats.decode_errors, stats.corrupt_frames,
-                         stats.damage_times, f"{socket.gethostname()}:{os.getpid()}",
-                         fingerprints)
+        raise VsrError(
+            f"segment {task.index}: {len(fingerprints) // fingerprint.SIZE} frames "
+            f"fingerprinted but {part.frames} in '{path}'"
+        )
+    return SegmentResult(
+        task.index,
+        part.frames,
+        part.first_pts,
+        part.last_pts,
+        path.stat().st_size,
+        file_sha256(path),
+        part.extradata,
+        time.monotonic() - t0,
+        stats.decode_errors,
+        stats.corrupt_frames,
+        stats.damage_times,
+        f"{socket.gethostname()}:{os.getpid()}",
+        fingerprints,
+    )
 
 
 def describe_part(path: Path, time_base: Fraction) -> PartInfo:
@@ -143,11 +172,11 @@ def describe_part(path: Path, time_base: Fraction) -> PartInfo:
         raise SourceError(f"segment file '{path}' is unreadable: {exc}") from exc
     pts = sorted(p * ratio for p in raw)
     if any(p.denominator != 1 for p in pts):
-        raise SourceError(f"segment file '{path}' has timestamps that do not fall on the "
-                          f"source's time base {time_base}")
+        raise SourceError(
+            f"segment file '{path}' has timestamps that do not fall on the source's time base {time_base}"
+        )
     ints = tuple(int(p) for p in pts)
-    return PartInfo(len(ints), ints[0] if ints else None, ints[-1] if ints else None, extradata,
-                    ints)
+    return PartInfo(len(ints), ints[0] if ints else None, ints[-1] if ints else None, extradata, ints)
 
 
 class SegmentWorker:

@@ -35,8 +35,12 @@ log = logging.getLogger(__name__)
 
 #: Exception types and the status each maps to (first match wins; the rest of VsrError: 422).
 STATUS_OF: tuple[tuple[type[BaseException], int], ...] = (
-    (Refused, 403), (NotFound, 404), (OutputBusy, 409), (Conflict, 409),
-    (Draining, 503), (QueueFull, 503),
+    (Refused, 403),
+    (NotFound, 404),
+    (OutputBusy, 409),
+    (Conflict, 409),
+    (Draining, 503),
+    (QueueFull, 503),
 )
 
 
@@ -46,14 +50,19 @@ class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input: str = Field(max_length=4096, description="input path relative to the root, or a URL")
-    output: str | None = Field(default=None, max_length=4096,
-                               description="output path relative to the root (default: NAME_x3.EXT "
-                                           "beside the input)")
-    options: dict[str, Any] = Field(default_factory=dict, max_length=32,
-                                    description="vsr upscale options by long name with underscores")
+    output: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="output path relative to the root (default: NAME_x3.EXT beside the input)",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, max_length=32, description="vsr upscale options by long name with underscores"
+    )
 
 
-def error(status: int, message: str, hint: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error(
+    status: int, message: str, hint: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"error": message}
     if hint:
         body["hint"] = hint
@@ -62,8 +71,11 @@ def error(status: int, message: str, hint: str | None = None, headers: dict[str,
 
 def create_app(service: Service) -> FastAPI:
     """The ASGI app over `service`."""
-    app = FastAPI(title="vsr", version=__version__,
-                  description="Video super-resolution jobs: submit, follow, cancel, download.")
+    app = FastAPI(
+        title="vsr",
+        version=__version__,
+        description="Video super-resolution jobs: submit, follow, cancel, download.",
+    )
     token = service.options.token
 
     @app.middleware("http")
@@ -76,9 +88,12 @@ def create_app(service: Service) -> FastAPI:
                     # The page itself holds no data: it asks for the token and sends it with
                     # every call it makes. Served with 401 all the same.
                     return HTMLResponse(index_page(needs_token=True), status_code=401)
-                return error(401, "a bearer token is required" if not given else "wrong token",
-                             hint="send 'Authorization: Bearer TOKEN'",
-                             headers={"WWW-Authenticate": "Bearer"})
+                return error(
+                    401,
+                    "a bearer token is required" if not given else "wrong token",
+                    hint="send 'Authorization: Bearer TOKEN'",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         response: Response = await call_next(request)
         return response
 
@@ -128,8 +143,9 @@ def create_app(service: Service) -> FastAPI:
         try:
             wanted = Status(status) if status else None
         except ValueError:
-            raise _unprocessable(f"unknown status {status!r}: one of "
-                                 + ", ".join(s.value for s in Status)) from None
+            raise _unprocessable(
+                f"unknown status {status!r}: one of " + ", ".join(s.value for s in Status)
+            ) from None
         if not 1 <= limit <= 1000:
             raise _unprocessable("limit must be 1 to 1000")
         return {"jobs": [service.record(j) for j in service.store.jobs(wanted, limit)]}
@@ -238,7 +254,15 @@ class BodyLimit:
 
 async def _send_413(send: Send, limit: int) -> None:
     body = json.dumps({"error": f"request body too large (over {limit} bytes)"}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

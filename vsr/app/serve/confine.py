@@ -30,8 +30,9 @@ URL_SCHEMES = ("http", "https", "rtmp", "rtsp", "srt", "udp", "tcp")
 #: transports under them (TLS for https, RTP for RTSP, crypto for encrypted HLS segments).
 NETWORK_PROTOCOLS = "http,https,tls,tcp,udp,rtp,rtmp,rtsp,srt,crypto,httpproxy"
 #: Demuxers that open further files by name: refused for local inputs.
-OPENS_OTHER_FILES = frozenset({"hls", "applehttp", "concat", "dash", "webm_dash_manifest",
-                               "ffmetadata", "imf", "mpl2", "tee"})
+OPENS_OTHER_FILES = frozenset(
+    {"hls", "applehttp", "concat", "dash", "webm_dash_manifest", "ffmetadata", "imf", "mpl2", "tee"}
+)
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 
@@ -89,18 +90,22 @@ def check_input(root: Path, name: str, *, allow_urls: bool, state: Path | None =
     if is_url(name):
         scheme = name.split(":", 1)[0].lower()
         if not allow_urls:
-            raise Refused(f"input '{name}' is a URL; this service takes files only",
-                          hint="start 'vsr serve' with --allow-urls to take network inputs")
-        if scheme not in URL_SCHEMES or not name[len(scheme) + 1:].startswith("//"):
-            raise Refused(f"input '{name}': protocol '{scheme}' is not allowed",
-                          hint="network protocols only: " + ", ".join(URL_SCHEMES))
+            raise Refused(
+                f"input '{name}' is a URL; this service takes files only",
+                hint="start 'vsr serve' with --allow-urls to take network inputs",
+            )
+        if scheme not in URL_SCHEMES or not name[len(scheme) + 1 :].startswith("//"):
+            raise Refused(
+                f"input '{name}': protocol '{scheme}' is not allowed",
+                hint="network protocols only: " + ", ".join(URL_SCHEMES),
+            )
         return Input(name, name, {"protocol_whitelist": NETWORK_PROTOCOLS}, True)
     path = inside(root, name, what="input", state=state)
     if not path.is_file():
-        raise UsageError(f"input '{name}' does not exist" if not path.exists()
-                         else f"input '{name}' is not a file")
-    return Input(str(path), name, {"protocol_whitelist": "file", "format_whitelist": local_formats()},
-                 False)
+        raise UsageError(
+            f"input '{name}' does not exist" if not path.exists() else f"input '{name}' is not a file"
+        )
+    return Input(str(path), name, {"protocol_whitelist": "file", "format_whitelist": local_formats()}, False)
 
 
 @functools.cache

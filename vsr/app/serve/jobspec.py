@@ -26,16 +26,48 @@ from ..jobs import sink_options, source_options
 from .confine import Input, check_input, inside, is_url
 
 #: The options a job may set: `vsr upscale`'s long names, with underscores.
-JOB_OPTIONS = ("scale", "quality", "model", "codec", "crf", "preset", "pix_fmt", "start", "duration",
-               "width", "height", "square_pixels", "no_audio", "overwrite", "on_error", "segments")
+JOB_OPTIONS = (
+    "scale",
+    "quality",
+    "model",
+    "codec",
+    "crf",
+    "preset",
+    "pix_fmt",
+    "start",
+    "duration",
+    "width",
+    "height",
+    "square_pixels",
+    "no_audio",
+    "overwrite",
+    "on_error",
+    "segments",
+)
 #: Of those, the ones that are flags (true or false in JSON).
 FLAGS = frozenset({"square_pixels", "no_audio", "overwrite"})
 #: The service's own options that are defaults for every job (the model and the encoder).
 #: (`--batch` is not one: it sizes the shared model's merged calls; each job batches as
 #: `vsr upscale --batch auto` does, and the shared model merges the jobs' calls.)
-DEFAULT_DESTS = ("model", "scale", "quality", "degrade", "device", "threads", "precision",
-                 "codec", "crf", "preset", "pix_fmt", "square_pixels", "no_audio", "color",
-                 "codec_option", "container_option", "require_gpu")
+DEFAULT_DESTS = (
+    "model",
+    "scale",
+    "quality",
+    "degrade",
+    "device",
+    "threads",
+    "precision",
+    "codec",
+    "crf",
+    "preset",
+    "pix_fmt",
+    "square_pixels",
+    "no_audio",
+    "color",
+    "codec_option",
+    "container_option",
+    "require_gpu",
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +116,9 @@ def option_argv(options: dict[str, Any]) -> list[str]:
     return argv
 
 
-def parse(input_url: str, output: str, options: dict[str, Any], defaults: dict[str, Any]) -> argparse.Namespace:
+def parse(
+    input_url: str, output: str, options: dict[str, Any], defaults: dict[str, Any]
+) -> argparse.Namespace:
     """`vsr upscale INPUT OUTPUT --opt=... ` parsed, the service's defaults filling what the
     job leaves out."""
     args = build_parser(raising=True).parse_args(["upscale", input_url, output, *option_argv(options)])
@@ -94,8 +128,16 @@ def parse(input_url: str, output: str, options: dict[str, Any], defaults: dict[s
     return args
 
 
-def check(paths: Paths, body_input: str, body_output: str | None, options: dict[str, Any],
-          defaults: dict[str, Any], *, allow_urls: bool, scale_of: Any) -> CheckedJob:
+def check(
+    paths: Paths,
+    body_input: str,
+    body_output: str | None,
+    options: dict[str, Any],
+    defaults: dict[str, Any],
+    *,
+    allow_urls: bool,
+    scale_of: Any,
+) -> CheckedJob:
     """A job request checked: paths confined, options parsed as the CLI parses them.
 
     Args:
@@ -124,8 +166,11 @@ def check(paths: Paths, body_input: str, body_output: str | None, options: dict[
         raise UsageError(f"output '{body_output}' is a directory")
     args.inputs = [source.url, str(output)]
     if args.segments:
-        check_request(source_options(args, source.url), sink_options(args, str(output)),
-                      ScaleOutOptions(segments=args.segments))
+        check_request(
+            source_options(args, source.url),
+            sink_options(args, str(output)),
+            ScaleOutOptions(segments=args.segments),
+        )
     shown = str(output.relative_to(paths.root.resolve()))
     return CheckedJob(source, output, shown, options, args)
 
@@ -144,8 +189,9 @@ def _model_option(paths: Paths, model: str) -> str:
     return model
 
 
-def with_run_paths(args: argparse.Namespace, source: Input, work_dir: Path,
-                   ray_address: str | None) -> argparse.Namespace:
+def with_run_paths(
+    args: argparse.Namespace, source: Input, work_dir: Path, ray_address: str | None
+) -> argparse.Namespace:
     """The arguments a job runs with: its input's confinement options, and for segments the
     work folder the service keeps for it (resumed after a restart) and where segments run."""
     args = argparse.Namespace(**vars(args))

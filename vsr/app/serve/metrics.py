@@ -57,8 +57,7 @@ class Totals:
 class ServiceCollector:
     """A prometheus_client collector over the live state of one service."""
 
-    def __init__(self, store: JobStore, runner: Runner, pool: ModelPool, totals: Totals,
-                 ready: Any) -> None:
+    def __init__(self, store: JobStore, runner: Runner, pool: ModelPool, totals: Totals, ready: Any) -> None:
         self.store, self.runner, self.pool, self.totals, self.ready = store, runner, pool, totals, ready
         self._nvml = _Nvml()
 
@@ -72,15 +71,22 @@ class ServiceCollector:
         running = self.runner.running()
         finished_frames, stage_seconds = self.totals.snapshot()
         frames_now = sum(int(r.progress.get("frames") or 0) for r in running)
-        yield CounterMetricFamily("vsr_frames", "Frames upscaled (finished jobs and running ones so far)",
-                                  value=finished_frames + frames_now)
-        stages = CounterMetricFamily("vsr_stage_seconds", "Seconds spent working per stage, finished jobs",
-                                     labels=["stage"])
+        yield CounterMetricFamily(
+            "vsr_frames",
+            "Frames upscaled (finished jobs and running ones so far)",
+            value=finished_frames + frames_now,
+        )
+        stages = CounterMetricFamily(
+            "vsr_stage_seconds", "Seconds spent working per stage, finished jobs", labels=["stage"]
+        )
         for stage in STAGES:
             stages.add_metric([stage], stage_seconds[stage])
         yield stages
-        rtf = GaugeMetricFamily("vsr_job_realtime_factor",
-                                "Running jobs: frames per second over the input's frame rate", labels=["job"])
+        rtf = GaugeMetricFamily(
+            "vsr_job_realtime_factor",
+            "Running jobs: frames per second over the input's frame rate",
+            labels=["job"],
+        )
         fps = GaugeMetricFamily("vsr_job_fps", "Running jobs: frames per second", labels=["job"])
         for r in running:
             f = float(r.progress.get("fps") or 0.0)
@@ -90,13 +96,19 @@ class ServiceCollector:
                 rtf.add_metric([r.job.id], factor)
         yield rtf
         yield fps
-        info = GaugeMetricFamily("vsr_model_info", "Loaded models and where they really run",
-                                 labels=["model", "provider", "precision"])
-        occupancy = GaugeMetricFamily("vsr_batch_occupancy",
-                                      "Mean frames per model call over the largest batch (1: every call full)",
-                                      labels=["model"])
-        calls = CounterMetricFamily("vsr_model_calls", "Model calls (frames of concurrent jobs merged)",
-                                    labels=["model"])
+        info = GaugeMetricFamily(
+            "vsr_model_info",
+            "Loaded models and where they really run",
+            labels=["model", "provider", "precision"],
+        )
+        occupancy = GaugeMetricFamily(
+            "vsr_batch_occupancy",
+            "Mean frames per model call over the largest batch (1: every call full)",
+            labels=["model"],
+        )
+        calls = CounterMetricFamily(
+            "vsr_model_calls", "Model calls (frames of concurrent jobs merged)", labels=["model"]
+        )
         for model in self.pool.loaded():
             info.add_metric([model.name, model.provider, model.precision], 1)
             occ = model.occupancy()
@@ -106,7 +118,9 @@ class ServiceCollector:
         yield occupancy
         yield calls
         ready, _ = self.ready()
-        yield GaugeMetricFamily("vsr_ready", "1 when the service takes jobs (see /readyz)", value=1 if ready else 0)
+        yield GaugeMetricFamily(
+            "vsr_ready", "1 when the service takes jobs (see /readyz)", value=1 if ready else 0
+        )
         yield from self._nvml.collect()
 
 

@@ -114,8 +114,13 @@ class RunnerSettings:
 class Runner:
     """The worker threads, and what they are running."""
 
-    def __init__(self, store: JobStore, settings: RunnerSettings, pool: ModelPool,
-                 on_finished: Callable[[Stats | None, Running], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        settings: RunnerSettings,
+        pool: ModelPool,
+        on_finished: Callable[[Stats | None, Running], None] | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.pool = pool
@@ -229,8 +234,12 @@ class Runner:
             for snap in run.progress(interval=0.25):
                 if running.cancel.is_set():
                     raise _Stop
-                running.progress = {"frames": snap.frames, "total": snap.total, "fps": round(snap.fps, 2),
-                                    "eta_s": round(snap.eta, 1) if snap.eta is not None else None}
+                running.progress = {
+                    "frames": snap.frames,
+                    "total": snap.total,
+                    "fps": round(snap.fps, 2),
+                    "eta_s": round(snap.eta, 1) if snap.eta is not None else None,
+                }
                 if snap.segments:
                     running.progress.update(segments=snap.segments, segments_done=snap.segments_done)
                 if time.monotonic() - stored >= STORE_EVERY:
@@ -238,8 +247,13 @@ class Runner:
                     stored = time.monotonic()
             stats = run.stats()
             figures = _figures(stats, running)
-            progress = {**running.progress, "frames": stats.frames, "total": stats.frames,
-                        "fps": round(stats.fps, 2), "eta_s": 0}
+            progress = {
+                **running.progress,
+                "frames": stats.frames,
+                "total": stats.frames,
+                "fps": round(stats.fps, 2),
+                "eta_s": 0,
+            }
             self.store.finish(job.id, Status.DONE, progress=progress, figures=figures)
             log.info("job %s done: %d frames in %.1fs", job.id, stats.frames, stats.seconds)
         except _Stop:
@@ -258,8 +272,9 @@ class Runner:
             log.warning("job %s failed: %s", job.id, message)
         except Exception as exc:  # one job's bug must not end the worker
             log.exception("job %s failed", job.id)
-            self.store.finish(job.id, Status.FAILED, error=f"internal error: {exc!r}",
-                              progress=running.progress)
+            self.store.finish(
+                job.id, Status.FAILED, error=f"internal error: {exc!r}", progress=running.progress
+            )
         finally:
             if run is not None:
                 run.close()
@@ -282,15 +297,25 @@ def _figures(stats: Stats, running: Running) -> dict[str, Any]:
     """What a finished job reports: the model that ran, where its time went, how fast."""
     st = stats.stages
     return {
-        "model": stats.model or running.model, "provider": stats.provider or running.provider,
-        "precision": stats.precision or running.precision, "frames": stats.frames,
-        "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 2),
+        "model": stats.model or running.model,
+        "provider": stats.provider or running.provider,
+        "precision": stats.precision or running.precision,
+        "frames": stats.frames,
+        "seconds": round(stats.seconds, 3),
+        "fps": round(stats.fps, 2),
         "realtime_factor": _rounded(running.realtime_factor(stats.fps)),
-        "stage_seconds": {"decode": round(st.decode, 3), "model": round(st.model, 3),
-                          "colour": round(st.color, 3), "encode": round(st.encode, 3)},
-        "batch": stats.batch, "segments": stats.segments,
-        "input_size": list(stats.input_size), "output_size": list(stats.output_size),
-        "decode_errors": stats.decode_errors, "corrupt_frames": stats.corrupt_frames,
+        "stage_seconds": {
+            "decode": round(st.decode, 3),
+            "model": round(st.model, 3),
+            "colour": round(st.color, 3),
+            "encode": round(st.encode, 3),
+        },
+        "batch": stats.batch,
+        "segments": stats.segments,
+        "input_size": list(stats.input_size),
+        "output_size": list(stats.output_size),
+        "decode_errors": stats.decode_errors,
+        "corrupt_frames": stats.corrupt_frames,
     }
 
 

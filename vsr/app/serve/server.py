@@ -31,6 +31,7 @@ from .service import ServeOptions, Service
 
 log = logging.getLogger(__name__)
 
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -47,9 +48,10 @@ def check_exposure(options: ServeOptions) -> None:
         UsageError: a non-loopback --host without --token-file or VSR_TOKEN.
     """
     if not is_loopback(options.host) and not options.token:
-        raise UsageError(f"--host {options.host} would let anyone on the network run jobs: "
-                         "refusing without a token",
-                         hint="pass --token-file PATH or set VSR_TOKEN, or listen on 127.0.0.1")
+        raise UsageError(
+            f"--host {options.host} would let anyone on the network run jobs: refusing without a token",
+            hint="pass --token-file PATH or set VSR_TOKEN, or listen on 127.0.0.1",
+        )
 
 
 def _guarded_protocol(max_connections: int, header_timeout: float) -> type[H11Protocol]:
@@ -111,17 +113,34 @@ def serve(options: ServeOptions) -> int:
         service.start()
         app: Any = BodyLimit(create_app(service), options.max_body)
         config = uvicorn.Config(
-            app, host=options.host, port=options.port, log_config=None, access_log=False,
-            http=_guarded_protocol(options.max_connections, options.header_timeout), limit_concurrency=options.max_connections,
-            timeout_keep_alive=5, timeout_graceful_shutdown=5, lifespan="off", server_header=False)
+            app,
+            host=options.host,
+            port=options.port,
+            log_config=None,
+            access_log=False,
+            http=_guarded_protocol(options.max_connections, options.header_timeout),
+            limit_concurrency=options.max_connections,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=5,
+            lifespan="off",
+            server_header=False,
+        )
         server = _Server(config, service)
-        log.warning("serving %s on http://%s:%d/ (%d job%s at once%s)", options.root, options.host,
-                    server.config.port, options.jobs, "" if options.jobs == 1 else "s",
-                    ", token required" if options.token else "")
+        log.warning(
+            "serving %s on http://%s:%d/ (%d job%s at once%s)",
+            options.root,
+            options.host,
+            server.config.port,
+            options.jobs,
+            "" if options.jobs == 1 else "s",
+            ", token required" if options.token else "",
+        )
         server.run()
         if not server.started:
-            raise UsageError(f"cannot listen on {options.host}:{options.port}",
-                             hint="is another service on that port? pick another with --port")
+            raise UsageError(
+                f"cannot listen on {options.host}:{options.port}",
+                hint="is another service on that port? pick another with --port",
+            )
         return 0
     finally:
         if service.runner.accepting:  # stopped by something other than a signal

@@ -98,11 +98,22 @@ class Service:
         self.store = JobStore(options.state_path)
         self.pool = ModelPool(options.batch)
         self.totals = Totals()
-        self.runner = Runner(self.store, RunnerSettings(
-            self.paths, options.defaults, options.jobs, options.allow_urls, options.require_gpu,
-            options.ray_address), self.pool, on_finished=self.totals.add)
-        self.registry = registry_for(ServiceCollector(self.store, self.runner, self.pool, self.totals,
-                                                      self.readiness))
+        self.runner = Runner(
+            self.store,
+            RunnerSettings(
+                self.paths,
+                options.defaults,
+                options.jobs,
+                options.allow_urls,
+                options.require_gpu,
+                options.ray_address,
+            ),
+            self.pool,
+            on_finished=self.totals.add,
+        )
+        self.registry = registry_for(
+            ServiceCollector(self.store, self.runner, self.pool, self.totals, self.readiness)
+        )
         self._ready_error: str | None = "starting"
         self._lock = threading.Lock()
 
@@ -116,8 +127,9 @@ class Service:
     def _check_model(self) -> str | None:
         """Why the service cannot run its default model (None: it can)."""
         try:
-            args = jobspec.parse(str(self.paths.root / "in.mp4"), str(self.paths.root / "out.mp4"), {},
-                                 self.options.defaults)
+            args = jobspec.parse(
+                str(self.paths.root / "in.mp4"), str(self.paths.root / "out.mp4"), {}, self.options.defaults
+            )
             model = self.pool.get(model_options(args))
         except VsrError as exc:
             return f"the default model does not load: {exc}"
@@ -151,14 +163,24 @@ class Service:
             raise Draining(f"not ready: {self._ready_error}")
         if self.store.counts()[Status.QUEUED] >= MAX_QUEUED:
             raise QueueFull(f"the queue is full ({MAX_QUEUED} jobs waiting)", hint="try again later")
-        checked = jobspec.check(self.paths, input, output, options, self.options.defaults,
-                                allow_urls=self.options.allow_urls, scale_of=self._scale_of)
+        checked = jobspec.check(
+            self.paths,
+            input,
+            output,
+            options,
+            self.options.defaults,
+            allow_urls=self.options.allow_urls,
+            scale_of=self._scale_of,
+        )
         if checked.output.exists() and not checked.args.overwrite:
-            raise Conflict(f"output '{checked.output_shown}' already exists",
-                           hint='pass "overwrite": true in options to replace it')
+            raise Conflict(
+                f"output '{checked.output_shown}' already exists",
+                hint='pass "overwrite": true in options to replace it',
+            )
         with self._lock:
-            job = self.store.add(checked.input.shown, checked.output_shown, str(checked.output),
-                                 checked.options)
+            job = self.store.add(
+                checked.input.shown, checked.output_shown, str(checked.output), checked.options
+            )
         self.runner.wake()
         log.info("job %s queued: %s -> %s", job.id, job.input, job.output)
         return job
@@ -220,4 +242,3 @@ class Service:
     def close(self) -> None:
         self.pool.close()
         self.store.close()
-

@@ -69,17 +69,30 @@ class Job:
     def record(self) -> dict[str, Any]:
         """The job as the API returns it."""
         return {
-            "id": self.id, "status": self.status.value, "input": self.input, "output": self.output,
-            "options": self.options, "progress": self.progress, "error": self.error,
-            "model": self.figures.get("model"), "provider": self.figures.get("provider"),
-            "precision": self.figures.get("precision"), "figures": self.figures,
-            "created": _iso(self.created), "started": _iso(self.started),
-            "finished": _iso(self.finished), "attempts": self.attempts,
+            "id": self.id,
+            "status": self.status.value,
+            "input": self.input,
+            "output": self.output,
+            "options": self.options,
+            "progress": self.progress,
+            "error": self.error,
+            "model": self.figures.get("model"),
+            "provider": self.figures.get("provider"),
+            "precision": self.figures.get("precision"),
+            "figures": self.figures,
+            "created": _iso(self.created),
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
+            "attempts": self.attempts,
         }
 
 
 def _iso(t: float | None) -> str | None:
-    return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+    return (
+        None
+        if t is None
+        else time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+    )
 
 
 _SCHEMA = """
@@ -103,7 +116,9 @@ CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_output ON jobs (output_key, status);
 """
 
-_COLUMNS = "id, status, input, output, options, created, started, finished, progress, figures, error, attempts"
+_COLUMNS = (
+    "id, status, input, output, options, created, started, finished, progress, figures, error, attempts"
+)
 
 
 class JobStore:
@@ -142,13 +157,17 @@ class JobStore:
         job_id = secrets.token_hex(6)
         now = time.time()
         with self._tx() as db:
-            busy = db.execute("SELECT id FROM jobs WHERE output_key = ? AND status IN (?, ?)",
-                              (output_key, Status.QUEUED.value, Status.RUNNING.value)).fetchone()
+            busy = db.execute(
+                "SELECT id FROM jobs WHERE output_key = ? AND status IN (?, ?)",
+                (output_key, Status.QUEUED.value, Status.RUNNING.value),
+            ).fetchone()
             if busy:
                 raise OutputBusy(f"output '{output}' is already being written by job {busy[0]}")
-            db.execute("INSERT INTO jobs (id, status, input, output, output_key, options, created) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (job_id, Status.QUEUED.value, input, output, output_key, json.dumps(options), now))
+            db.execute(
+                "INSERT INTO jobs (id, status, input, output, output_key, options, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job_id, Status.QUEUED.value, input, output, output_key, json.dumps(options), now),
+            )
         return Job(job_id, Status.QUEUED, input, output, options, now)
 
     def get(self, job_id: str) -> Job | None:
@@ -181,57 +200,107 @@ class JobStore:
     def claim(self) -> Job | None:
         """The oldest queued job, now running; None when the queue is empty."""
         with self._tx() as db:
-            row = db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1",
-                             (Status.QUEUED.value,)).fetchone()
+            row = db.execute(
+                "SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1", (Status.QUEUED.value,)
+            ).fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE jobs SET status = ?, started = ?, attempts = attempts + 1, "
-                       "progress = '{}', error = NULL WHERE id = ?",
-                       (Status.RUNNING.value, time.time(), row[0]))
+            db.execute(
+                "UPDATE jobs SET status = ?, started = ?, attempts = attempts + 1, "
+                "progress = '{}', error = NULL WHERE id = ?",
+                (Status.RUNNING.value, time.time(), row[0]),
+            )
             got = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (row[0],)).fetchone()
         return _job(got)
 
     def progress(self, job_id: str, progress: dict[str, Any]) -> None:
         with self._tx() as db:
-            db.execute("UPDATE jobs SET progress = ? WHERE id = ? AND status = ?",
-                       (json.dumps(progress), job_id, Status.RUNNING.value))
+            db.execute(
+                "UPDATE jobs SET progress = ? WHERE id = ? AND status = ?",
+                (json.dumps(progress), job_id, Status.RUNNING.value),
+            )
 
-    def finish(self, job_id: str, status: Status, *, error: str | None = None,
-               progress: dict[str, Any] | None = None, figures: dict[str, Any] | None = None) -> None:
+    def finish(
+        self,
+        job_id: str,
+        status: Status,
+        *,
+        error: str | None = None,
+        progress: dict[str, Any] | None = None,
+        figures: dict[str, Any] | None = None,
+    ) -> None:
         """A running job's end: done, failed or cancelled."""
         with self._tx() as db:
-            db.execute("UPDATE jobs SET status = ?, finished = ?, error = ?, "
-                       "progress = COALESCE(?, progress), figures = COALESCE(?, figures) WHERE id = ?",
-                       (status.value, time.time(), error,
-                        json.dumps(progress) if progress is not None else None,
-                        json.dumps(figures) if figures is not None else None, job_id))
+            db.execute(
+                "UPDATE jobs SET status = ?, finished = ?, error = ?, "
+                "progress = COALESCE(?, progress), figures = COALESCE(?, figures) WHERE id = ?",
+                (
+                    status.value,
+                    time.time(),
+                    error,
+                    json.dumps(progress) if progress is not None else None,
+                    json.dumps(figures) if figures is not None else None,
+                    job_id,
+                ),
+            )
 
     def cancel_queued(self, job_id: str) -> bool:
         """Cancel a job that has not started; False if it is not queued (any more)."""
         with self._tx() as db:
-            cur = db.execute("UPDATE jobs SET status = ?, finished = ? WHERE id = ? AND status = ?",
-                             (Status.CANCELLED.value, time.time(), job_id, Status.QUEUED.value))
+            cur = db.execute(
+                "UPDATE jobs SET status = ?, finished = ? WHERE id = ? AND status = ?",
+                (Status.CANCELLED.value, time.time(), job_id, Status.QUEUED.value),
+            )
             return cur.rowcount == 1
 
     def requeue(self, job_id: str) -> None:
         """A running job back in the queue (the service stopped before it ended)."""
         with self._tx() as db:
-            db.execute("UPDATE jobs SET status = ?, started = NULL, progress = '{}' WHERE id = ? AND status = ?",
-                       (Status.QUEUED.value, job_id, Status.RUNNING.value))
+            db.execute(
+                "UPDATE jobs SET status = ?, started = NULL, progress = '{}' WHERE id = ? AND status = ?",
+                (Status.QUEUED.value, job_id, Status.RUNNING.value),
+            )
 
     def recover(self) -> list[Job]:
         """Every job a previous process left running (it was killed), back in the queue, in
         their order. Returns them, so that the caller removes what they half wrote."""
         with self._tx() as db:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE status = ? ORDER BY seq",
-                              (Status.RUNNING.value,)).fetchall()
-            db.execute("UPDATE jobs SET status = ?, started = NULL, progress = '{}' WHERE status = ?",
-                       (Status.QUEUED.value, Status.RUNNING.value))
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE status = ? ORDER BY seq", (Status.RUNNING.value,)
+            ).fetchall()
+            db.execute(
+                "UPDATE jobs SET status = ?, started = NULL, progress = '{}' WHERE status = ?",
+                (Status.QUEUED.value, Status.RUNNING.value),
+            )
         return [_job(r) for r in rows]
 
 
 def _job(row: tuple[Any, ...]) -> Job:
-    (job_id, status, input, output, options, created, started, finished, progress, figures,
-     error, attempts) = row
-    return Job(job_id, Status(status), input, output, json.loads(options), created, started, finished,
-               json.loads(progress), json.loads(figures), error, attempts)
+    (
+        job_id,
+        status,
+        input,
+        output,
+        options,
+        created,
+        started,
+        finished,
+        progress,
+        figures,
+        error,
+        attempts,
+    ) = row
+    return Job(
+        job_id,
+        Status(status),
+        input,
+        output,
+        json.loads(options),
+        created,
+        started,
+        finished,
+        json.loads(progress),
+        json.loads(figures),
+        error,
+        attempts,
+    )
