@@ -1,8 +1,8 @@
 """Helpers the test files share: where things are, the numpy fake upscaler, reading what a
 run wrote, running vsr's CLI (in this process, as a real one, or as a child whose stderr is
-read as it comes) and the project's scripts, memory readings, and looking for leftovers. One definition each, imported as
-`from helpers import ...`. Media made by code (`synth_video`, `pattern`, ...) comes from
-`vsr.lab.media`, which the scripts share."""
+read as it comes) and the project's scripts, memory readings, and looking for leftovers. One
+definition each, imported as `from helpers import ...`. Media made by code (`synth_video`,
+`pattern`, ...) comes from `vsr.lab.media`, which the scripts share."""
 
 from __future__ import annotations
 

@@ -217,7 +217,7 @@ def test_precision_fp16_runs_the_bound_engine_on_the_cpu_too(sample_video: Path,
     fa = [f.to_ndarray(format="gray") for f in av.open(str(a)).decode(video=0)]
     fb = [f.to_ndarray(format="gray") for f in av.open(str(b)).decode(video=0)]
     assert len(fa) == len(fb) == 12
-    for x, y in zip(fa, fb):
+    for x, y in zip(fa, fb, strict=True):
         assert abs(x.astype(int) - y).max() <= 2
 
 
@@ -310,7 +310,8 @@ def _faststart_copy(src: Path, dst: Path) -> Path:
 def test_truncated_video_gives_fewer_frames_or_a_clear_error(
     tmp_path: Path, out_dir: Path, suffix: str
 ) -> None:
-    """A video cut at 60% either upscales the frames that survive or fails with one clear line; never a traceback or a leftover temp file."""
+    """A video cut at 60% either upscales the frames that survive or fails with one clear line; never a
+    traceback or a leftover temp file."""
     full = synth_video(tmp_path / f"full{suffix}", n=30, bframes=False)
     if suffix == ".mp4":
         full = _faststart_copy(full, tmp_path / "faststart.mp4")
@@ -422,7 +423,8 @@ def test_unwritable_output_folder_is_a_usage_error(sample_video: Path, out_dir: 
 
 
 def test_output_folder_that_nobody_can_write_is_a_usage_error(sample_video: Path) -> None:
-    """An output in a folder no one may create files in (sysfs, even for root) exits 2 before any work, with one line."""
+    """An output in a folder no one may create files in (sysfs, even for root) exits 2 before any work,
+    with one line."""
     folder = Path("/sys")
     if not folder.is_dir():
         pytest.skip("no /sys here")
@@ -440,7 +442,8 @@ def test_output_folder_that_nobody_can_write_is_a_usage_error(sample_video: Path
 
 
 def test_output_without_extension_says_how_to_pick_a_format(sample_video: Path, out_dir: Path) -> None:
-    """An output name without extension exits 2 with one line about the container format and a hint naming --format."""
+    """An output name without extension exits 2 with one line about the container format and a hint
+    naming --format."""
     status, err = run_cli("upscale", sample_video, out_dir / "noext", *FAST)
     assert_user_error(status, err, mentions="container format")
     assert err.splitlines()[-1].startswith("hint: ") and "--format" in err, err

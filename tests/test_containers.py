@@ -139,7 +139,8 @@ VIDEO_KINDS = [k for k in INPUTS if k != "avi-mpeg4-mulaw"]
 @pytest.mark.parametrize("ext", [".mp4", ".mkv"])
 @pytest.mark.parametrize("kind", VIDEO_KINDS)
 def test_frames_timestamps_and_size_survive(kind: str, ext: str, tmp_path: Path) -> None:
-    """Every frame comes out, at its input time (within 1 ms), exactly 3x larger, whatever the container and codec."""
+    """Every frame comes out, at its input time (within 1 ms), exactly 3x larger, whatever the container
+    and codec."""
     src = make(kind, tmp_path)
     out = tmp_path / f"out{ext}"
     stats = upscale(src, out)
@@ -243,7 +244,7 @@ def test_lossless_output_matches_in_memory_upscaler(pix_fmt: str, tolerance: int
     expected = [up.upscale(f) for f in bgr_frames(src)]
     got = bgr_frames(out)
     assert len(got) == len(expected) == 10
-    worst = max(int(np.abs(g.astype(np.int16) - e).max()) for g, e in zip(got, expected))
+    worst = max(int(np.abs(g.astype(np.int16) - e).max()) for g, e in zip(got, expected, strict=True))
     assert worst <= tolerance, f"max abs difference {worst}"
 
 
@@ -257,7 +258,7 @@ def test_batch_size_does_not_change_pixels(tmp_path: Path) -> None:
         upscale(src, out, codec="ffv1", pix_fmt="bgr0", crf=None, preset=None, batch=batch, device="cpu")
         outs[batch] = bgr_frames(out)
     assert len(outs[1]) == len(outs[8]) == 10
-    for a, b in zip(outs[1], outs[8]):
+    for a, b in zip(outs[1], outs[8], strict=True):
         assert np.array_equal(a, b)
 
 

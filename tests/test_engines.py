@@ -294,7 +294,7 @@ def test_engine_options_run_and_are_named_in_the_summary_and_done_record(
     import av
 
     with av.open(str(a)) as ca, av.open(str(b)) as cb:
-        for fa, fb in zip(ca.decode(video=0), cb.decode(video=0)):
+        for fa, fb in zip(ca.decode(video=0), cb.decode(video=0), strict=True):
             ya, yb = fa.to_ndarray()[: fa.height], fb.to_ndarray()[: fb.height]  # the Y planes
             assert np.abs(ya.astype(int) - yb).max() <= 1
 

@@ -100,7 +100,8 @@ def test_signal_while_working_stops_and_removes_the_partial_output(
 def test_signal_before_the_first_frame_still_exits_cleanly(
     long_clip: Path, out_dir: Path, spawn, signum: int, expected: int
 ) -> None:
-    """A signal as soon as the model is loaded, before any frame is decoded, exits 128+signal with nothing left behind."""
+    """A signal as soon as the model is loaded, before any frame is decoded, exits 128+signal with
+    nothing left behind."""
     child = spawn(
         "upscale", long_clip, out_dir / "out.mp4", "--preset", "ultrafast", "--progress", "none", "--verbose"
     )
@@ -115,7 +116,8 @@ def test_signal_before_the_first_frame_still_exits_cleanly(
 def test_signal_while_waiting_for_standard_input_exits(
     out_dir: Path, spawn, signum: int, expected: int
 ) -> None:
-    """A signal while vsr waits for the first bytes on standard input stops it with 128+signal, without needing EOF."""
+    """A signal while vsr waits for the first bytes on standard input stops it with 128+signal, without
+    needing EOF."""
     child = spawn(
         "upscale",
         "-",
@@ -150,7 +152,8 @@ def test_signal_while_waiting_for_standard_input_exits(
 
 
 def test_repeated_sigint_while_unwinding_still_exits_130(long_clip: Path, out_dir: Path, spawn) -> None:
-    """Ctrl-C pressed again and again while vsr unwinds still ends in exit 130, no traceback and no partial output."""
+    """Ctrl-C pressed again and again while vsr unwinds still ends in exit 130, no traceback and no
+    partial output."""
     child = spawn("upscale", long_clip, out_dir / "out.mp4", "--preset", "ultrafast", "--progress", "json")
     child.wait_line(_is_progress_with_frames)
     sent = time.monotonic()

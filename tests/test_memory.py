@@ -18,7 +18,8 @@ def upscale_peak_kib(video: Path, out: Path) -> int:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux only")
 def test_peak_memory_does_not_grow_with_the_number_of_frames(tmp_path: Path) -> None:
-    """Upscaling 400 frames peaks within 1.15x + 20 MB of the memory that 100 frames of the same video take."""
+    """Upscaling 400 frames peaks within 1.15x + 20 MB of the memory that 100 frames of the same video
+    take."""
     short = synth_video(tmp_path / "short.mp4", n=100, size=(96, 64), bframes=False)
     long = synth_video(tmp_path / "long.mp4", n=400, size=(96, 64), bframes=False)
     short_kib = upscale_peak_kib(short, tmp_path / "short_x3.mp4")

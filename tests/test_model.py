@@ -107,7 +107,7 @@ def test_strips_and_tiles_keep_as_much_context_as_the_model_reaches(tmp_path: Pa
     assert np.array_equal(OnnxUpscaler(deep, Device.CPU, tile=40)(y), whole)
     short = upscale_planes(y, strips._infer, 2, fixed=None, tile=0, max_run_pixels=3000, overlap=8)
     assert not np.array_equal(short, whole)
-    with pytest.raises(ModelError, match="too small for deep.onnx: use more than 28"):
+    with pytest.raises(ModelError, match=r"too small for deep\.onnx: use more than 28"):
         OnnxUpscaler(deep, Device.CPU, tile=24)
     # Without kernel_shape attributes the reach comes from the weights, through the int8
     # model's DequantizeLinear; a weight whose shape cannot be known gives no answer (the
@@ -256,7 +256,7 @@ def test_image_api_upscales_colour_and_grey_images() -> None:
     imgs = [rng.integers(0, 256, (20, 30, 3), dtype=np.uint8) for _ in range(3)]
     singles = [up.upscale(i) for i in imgs]
     assert singles[0].shape == (60, 90, 3)
-    for a, b in zip(singles, up.upscale_batch(imgs)):
+    for a, b in zip(singles, up.upscale_batch(imgs), strict=True):
         assert np.array_equal(a, b)
     assert up.upscale(imgs[0][..., 0]).shape == (60, 90)
 
@@ -419,4 +419,4 @@ def test_bound_engine_is_safe_to_call_from_several_threads_at_once() -> None:
     expected = [bound(x) for x in inputs]
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(bound, inputs))
-    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))

@@ -140,7 +140,8 @@ def test_frame_count(run: Run) -> None:
 
 
 def test_timestamps(run: Run) -> None:
-    """Output frames keep the input frames' presentation times within 1 ms, non-zero start and VFR included."""
+    """Output frames keep the input frames' presentation times within 1 ms, non-zero start and VFR
+    included."""
     # Sorted: AVI with packed B-frames attaches timestamps out of order (1, 2, 4, 3, ...);
     # frames are shown in order, so the set of times is what must survive.
     expected = sorted(run.src.times)
@@ -163,7 +164,8 @@ def test_rotation(run: Run) -> None:
 
 
 def test_audio_codec(run: Run) -> None:
-    """Audio is copied packet for packet when .mp4 accepts its codec and re-encoded to AAC when it does not."""
+    """Audio is copied packet for packet when .mp4 accepts its codec and re-encoded to AAC when it does
+    not."""
     assert run.out.audio_codec == run.clip.audio
     if run.clip.audio is None:
         return

@@ -120,7 +120,7 @@ def test_twenty_jobs_at_once_all_finish_with_the_outputs_they_give_alone(
     assert all(j["status"] == "queued" for j in listing["jobs"])
     ended = [served.wait(j["id"], timeout=300) for j in jobs]
     assert [j["status"] for j in ended] == ["done"] * 20, [j["error"] for j in ended]
-    for i, j in enumerate(jobs):
+    for i in range(len(jobs)):
         _same_frames(root / "many" / f"{i:02d}.mp4", alone[clip_of[i]])
     _, text, _ = served.request("GET", "/metrics")
     from prometheus_client.parser import text_string_to_metric_families

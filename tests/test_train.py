@@ -372,7 +372,7 @@ def test_an_ecb_started_from_an_exported_model_computes_what_the_file_does(tmp_p
         with torch.no_grad():
             assert np.abs(net(torch.from_numpy(x)).numpy() - ref).max() < 1e-4
             assert np.abs(net(torch.from_numpy(x), branches=True).numpy() - ref).max() < 1e-4
-    with pytest.raises(SystemExit, match="shipped.onnx"):
+    with pytest.raises(SystemExit, match=r"shipped\.onnx"):
         networks.init_ecb_from_onnx(networks.build_ecb(3, 8, 2), onnx_path)
     data = _images(tmp_path / "imgs", 2)
     log = train(

@@ -155,7 +155,11 @@ class Channel(Generic[T]):
         if not k:
             return
         gone = set(drop[:k])
-        kept = [(t, item) for i, (t, item) in enumerate(zip(self._stamps, self._items)) if i not in gone]
+        kept = [
+            (t, item)
+            for i, (t, item) in enumerate(zip(self._stamps, self._items, strict=True))
+            if i not in gone
+        ]
         self._stamps = collections.deque(t for t, _ in kept)
         self._items = collections.deque(item for _, item in kept)
         self.dropped += k
@@ -186,7 +190,7 @@ class Channel(Generic[T]):
         if all(keep):
             return
         self.trimmed += keep.count(False)
-        pairs = [p for p, k in zip(zip(self._stamps, self._items), keep) if k]
+        pairs = [p for p, k in zip(zip(self._stamps, self._items, strict=True), keep, strict=True) if k]
         self._stamps = collections.deque(t for t, _ in pairs)
         self._items = collections.deque(item for _, item in pairs)
 

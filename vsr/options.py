@@ -46,7 +46,7 @@ class Precision(enum.Enum):
     FP16 = "fp16"
 
 
-class OnError(str, enum.Enum):
+class OnError(enum.StrEnum):
     """What damaged input does. SKIP: what cannot be decoded is skipped and reported, frames
     with concealed damage are kept (FFmpeg's behaviour). STOP: the first damage ends the run
     with exit 1. (A str enum: "skip"/"stop" from the API or a manifest compare equal.)"""
@@ -55,7 +55,7 @@ class OnError(str, enum.Enum):
     STOP = "stop"
 
 
-class ColorPath(str, enum.Enum):
+class ColorPath(enum.StrEnum):
     """How frames get from YUV to the model and back. AUTO: the native planes wherever input
     and output are planar YUV, else the YCrCb path; NATIVE: insist (with a warning when it
     cannot); YCRCB: the model card's OpenCV YCrCb round trip."""

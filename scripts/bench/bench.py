@@ -141,8 +141,9 @@ def transcode(clip: Clip, limit: int, s: int, preset: str, out: Path, convert: C
     """Decode, `convert` each frame to an output-size av.VideoFrame, encode: the anchors' loop."""
     enc = Encoder(out, clip, even(clip.width * s), even(clip.height * s), preset)
     n = 0
-    for n, frame in enumerate(decode_frames(clip.path, limit), 1):
+    for frame in decode_frames(clip.path, limit):
         enc.encode(convert(frame), frame.pts)
+        n += 1
     enc.close()
     return n
 

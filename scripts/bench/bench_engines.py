@@ -211,8 +211,8 @@ def main() -> int:
             print("|---|---|---|---|---:|---:|")
             for r in rows:
                 print(
-                    f"| {r['tier']} | {r['model']} | {r['variant']} | {r['ran']} | {spread(r['ms'], '.1f')} | "
-                    f"{spread(r['ratio'])}x |"
+                    f"| {r['tier']} | {r['model']} | {r['variant']} | {r['ran']} | "
+                    f"{spread(r['ms'], '.1f')} | {spread(r['ratio'])}x |"
                 )
         if "e2e" in args.what:
             configs = [(f"{e}:{p}", ["--engine", e, "--precision", p]) for e, p in vs]

@@ -157,7 +157,8 @@ def main() -> int:
                 cli.append(run_upscale(clips, root / "out", options))
                 srv.append(run_serve(root, clips, port, f"r{r}"))
                 print(
-                    f"round {r + 1}: vsr upscale x{args.files} {cli[-1]:.2f} s, vsr serve --jobs 1 {srv[-1]:.2f} s"
+                    f"round {r + 1}: vsr upscale x{args.files} {cli[-1]:.2f} s, "
+                    f"vsr serve --jobs 1 {srv[-1]:.2f} s"
                 )
         finally:
             server.terminate()
@@ -190,7 +191,8 @@ def main() -> int:
         )
         print("| way | median s | runs |\n|---|---:|---|")
         print(
-            f"| vsr upscale, {args.files} processes in turn | {c:.2f} | {', '.join(f'{x:.2f}' for x in cli)} |"
+            f"| vsr upscale, {args.files} processes in turn | {c:.2f} | "
+            f"{', '.join(f'{x:.2f}' for x in cli)} |"
         )
         print(f"| vsr serve --jobs 1 | {s:.2f} | {', '.join(f'{x:.2f}' for x in srv)} |")
         print(f"service / CLI: {s / c:.3f} (overhead {100 * (s / c - 1):+.1f}%)")

@@ -117,10 +117,12 @@ def main() -> int:
             f"fixed {args.sizes[-1]}": run(fixed, args, folder / "fixed.mkv"),
         }
     print(
-        f"machine: {platform.processor() or platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores"
+        f"machine: {platform.processor() or platform.machine()}, "
+        f"{len(__import__('os').sched_getaffinity(0))} cores"
     )
     print(
-        f"{'stream':<20} {'dropped %':>10} {'fps out':>8} {'RSS 1/3 MiB':>12} {'RSS end MiB':>12} {'changes':>8}"
+        f"{'stream':<20} {'dropped %':>10} {'fps out':>8} "
+        f"{'RSS 1/3 MiB':>12} {'RSS end MiB':>12} {'changes':>8}"
     )
     for name, r in rows.items():
         print(

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A real-time test stream: `python scripts/media/send_test_stream.py URL SECONDS [--size WxH --fps N --audio]`.
+"""A real-time test stream:
+`python scripts/media/send_test_stream.py URL SECONDS [--size WxH --fps N --audio]`.
 
 Renders moving test frames (plus a 440 Hz tone with --audio) and sends them as MPEG-TS at
 their native rate, as a camera or an encoder on the network would, so `vsr live` sees a

@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     head = "| model | scale | " + " | ".join(f"{s.name} PSNR | {s.name} SSIM" for s in sets) + " | ms/MP |"
     if args.lr_codec:
         print(
-            f"LR images compressed with {args.lr_codec} at {'quality' if args.lr_codec == 'jpeg' else 'CRF'} {args.crf}\n"
+            f"LR images compressed with {args.lr_codec} at "
+            f"{'quality' if args.lr_codec == 'jpeg' else 'CRF'} {args.crf}\n"
         )
     print(head)
     print("|" + "---|" * (3 + 2 * len(sets)))

@@ -317,7 +317,7 @@ def evaluate(model, scale: int, folder: Path | list[Path], device: str) -> float
     return float(np.mean(scores))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: C901 -- to be split into data, model, loop, export (#34)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", type=int, default=3, choices=(2, 3, 4))
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder of training images")
@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.refine_factor and not args.refine:
         raise SystemExit("--refine-factor needs --refine K")
     refine_factor = (args.refine_factor or args.scale) if args.refine else 0
-    if args.refine < 0 or refine_factor and (refine_factor < 2 or args.scale % refine_factor):
+    if args.refine < 0 or (refine_factor and (refine_factor < 2 or args.scale % refine_factor)):
         raise SystemExit(
             f"--refine {args.refine} --refine-factor {args.refine_factor}: K must be "
             f"positive and F at least 2 and divide the scale {args.scale}"
@@ -690,8 +690,8 @@ def main(argv: list[str] | None = None) -> int:
     if timed:
         cfg = replace(cfg, steps=step)
         print(
-            f"trained {step - start} steps (to step {step}) in {time.monotonic() - t_train:.0f}s (--max-minutes "
-            f"{args.max_minutes})",
+            f"trained {step - start} steps (to step {step}) in {time.monotonic() - t_train:.0f}s "
+            f"(--max-minutes {args.max_minutes})",
             flush=True,
         )
     model.eval()

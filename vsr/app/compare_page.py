@@ -78,7 +78,7 @@ def render_png(panels: list[Panel], region: Region) -> Image:
     ch = crops[0].shape[0]
     sheet = np.empty((2 * bar + h + GAP + ch, len(panels) * (w + GAP) - GAP, 3), np.uint8)
     sheet[:] = BACKGROUND
-    for i, (p, c) in enumerate(zip(panels, crops)):
+    for i, (p, c) in enumerate(zip(panels, crops, strict=True)):
         x = i * (w + GAP)
         _label(sheet, p.label, x, 0, w, bar)
         shown = p.image.copy()

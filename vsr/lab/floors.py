@@ -151,7 +151,7 @@ def output_frames(clip: Clip, luma: list[npt.NDArray[np.uint8]], s: int) -> list
         s: the scale (unused: the luma already has the output size).
     """
     frames = []
-    for f, y in zip(clip.frames, (y for batch in luma for y in batch)):
+    for f, y in zip(clip.frames, (y for batch in luma for y in batch), strict=True):
         vf = cast(
             av.VideoFrame,
             merge_planes(y, split_frame(f, native=True)[1], 8, "yuv420p", is_full_range(f), pad=True),

@@ -201,7 +201,11 @@ def mutate(data: bytes, case: Case) -> bytes:
     if case.kind.startswith("flip"):
         rng = random.Random(case.name)
         noise = bytes(rng.randint(1, 255) for _ in range(n))
-        return data[:off] + bytes(a ^ b for a, b in zip(data[off : off + n], noise)) + data[off + n :]
+        return (
+            data[:off]
+            + bytes(a ^ b for a, b in zip(data[off : off + n], noise, strict=False))
+            + data[off + n :]
+        )
     if case.kind == "zero":
         return data[:off] + bytes(len(data[off : off + n])) + data[off + n :]
     if case.kind == "dup":

@@ -67,7 +67,7 @@ def speedup_on(
         for _ in range(3):
             up(y)
     for _ in range(rounds):
-        for up, t in zip(ups, times):
+        for up, t in zip(ups, times, strict=True):
             t0 = time.perf_counter()
             up(y)
             t.append(time.perf_counter() - t0)

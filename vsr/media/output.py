@@ -463,7 +463,7 @@ def discard(out: OpenedOutput) -> None:
         _close_link(out)
     try:
         out.container.close()
-    except Exception:  # noqa: BLE001, S110 - the run already failed; this only cleans up
+    except Exception:  # noqa: BLE001 - the run already failed; this only cleans up
         pass
     if out.temp_path is not None:
         _remove(out.temp_path)

@@ -142,7 +142,7 @@ def choose_output(codec: str, supported: list[str], source: Layout | None) -> Fo
     if source is None or (source.depth == 8 and (source.sub_w, source.sub_h) == (1, 1)):
         return FormatChoice(default)
     tried = []
-    for depth in sorted({d for d in (source.depth, 16, 12, 10) if 8 < d <= source.depth}, reverse=True) + [8]:
+    for depth in [*sorted({d for d in (source.depth, 16, 12, 10) if 8 < d <= source.depth}, reverse=True), 8]:
         for sub in ((source.sub_w, source.sub_h), (1, 1)):
             if sub not in ((1, 1), (1, 0), (0, 0), (0, 1), (2, 0), (2, 2)):
                 continue

@@ -91,7 +91,7 @@ class ImageUpscaler:
             return list(self.model(np.stack(group)))
         parts = [split_ycrcb(img) for img in group]
         hr = self.model(np.stack([y for y, _ in parts]))
-        return [merge_upscaled(y, crcb) for y, (_, crcb) in zip(hr, parts)]
+        return [merge_upscaled(y, crcb) for y, (_, crcb) in zip(hr, parts, strict=True)]
 
 
 def _check(img: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:

@@ -103,7 +103,7 @@ def receptive_radius(path: str | Path) -> int | None:
             if not kernel:
                 return None  # a reach not known is not taken as none
             dil = attrs.get("dilations") or [1] * len(kernel)
-            reach += max(math.ceil(d * (k - 1) / 2) for k, d in zip(kernel, dil)) / upscaled
+            reach += max(math.ceil(d * (k - 1) / 2) for k, d in zip(kernel, dil, strict=True)) / upscaled
         elif node.op_type == "DepthToSpace":
             upscaled *= next((a.i for a in node.attribute if a.name == "blocksize"), 1)
         elif node.op_type not in local:

@@ -125,6 +125,6 @@ def _run(
             f"{w}x{h}, expected {y.dtype} {[n, h * s, w * s]} (scale {s})"
         )
     counters.batches += 1
-    for f, y in zip(frames, hr):
+    for f, y in zip(frames, hr, strict=True):
         out.put(dataclasses.replace(f, y=y, source_y=f.y))  # a reference: no copy
         counters.frames += 1

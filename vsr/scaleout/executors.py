@@ -367,7 +367,7 @@ class RayExecutor:
         for ref in ready:
             try:
                 index, n = ray.get(ref)
-            except Exception:  # noqa: BLE001, S112 - progress only; a lost worker shows up in run()
+            except Exception:  # noqa: BLE001 - progress only; a lost worker shows up in run()
                 continue
             if index >= 0:
                 frames[index] = n
@@ -381,7 +381,7 @@ class RayExecutor:
         for actor in self._actors:
             try:
                 ray.kill(actor)
-            except Exception:  # noqa: BLE001, S110 - already gone
+            except Exception:  # noqa: BLE001 - already gone
                 pass
         self._actors = []
         if self._started_ray:
