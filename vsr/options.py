@@ -37,7 +37,8 @@ class Engine(enum.Enum):
 class Precision(enum.Enum):
     """The model's float arithmetic. AUTO: float16 on CUDA (tensor cores; within one grey level
     of float32, README "Performance"); on the CPU, bfloat16 where the CPU computes it natively
-    (avx512_bf16, AMX) and OpenVINO measured faster, else float32 (`Engine.AUTO`). An int8
+    (avx512_bf16, AMX), the model keeps the quality bars in it (`engine_choice.guard_verdict`)
+    and OpenVINO measured faster, else float32 (`Engine.AUTO`). An int8
     model stays int8 whatever is asked, except that BF16 and FP16 refuse it."""
 
     AUTO = "auto"

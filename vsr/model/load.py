@@ -189,12 +189,18 @@ class OnnxUpscaler:
         model_precision = quant.precision_of(self.path, self.metadata)
         ov_version = openvino_engine.version()
         digest = engine_choice.file_digest(self.path)
-        guarded_out = engine_choice.guard_verdict(self.path, digest, model_dirs())
+        reduced = "int8" if model_precision == "int8" else "bf16"
+        guarded_out = engine_choice.guard_verdict(self.path, digest, model_dirs(), reduced)
         if guarded_out and engine is not Engine.ONNXRUNTIME and precision is Precision.AUTO:
             log.info(
-                "model %s: bfloat16 left out: %s (%s)", self.path.name, guarded_out, engine_choice.GUARD_FILE
+                "model %s: %s left out: %s (%s)%s",
+                self.path.name,
+                "OpenVINO int8" if reduced == "int8" else "bfloat16",
+                guarded_out,
+                engine_choice.GUARD_FILE,
+                "; --precision bf16 runs it anyway" if reduced == "bf16" else "",
             )
-        every = engine_choice.available(model_precision, bool(ov_version), bf16_guarded_out=guarded_out)
+        every = engine_choice.available(model_precision, bool(ov_version), guarded_out=guarded_out)
         here = engine_choice.allowed(every, engine, precision, model_precision, bool(ov_version))
 
         def build(c: engine_choice.Candidate) -> PlainEngine | OpenVinoEngine:
