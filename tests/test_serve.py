@@ -82,6 +82,8 @@ def test_a_job_submitted_polled_and_downloaded_equals_the_cli_output(
     assert done["status"] == "done", done
     # --engine auto: onnxruntime, or OpenVINO where it measured faster (bf16 with bf16 units)
     assert done["model"] == "fast_x3" and (done["provider"], done["precision"]) in CPU_RUNS
+    assert done["engine"] == ("openvino" if done["provider"] == "OpenVINO CPU" else "onnxruntime")
+    assert done["figures"]["engine"] == done["engine"]
     assert done["progress"]["frames"] == done["progress"]["total"] == 8
     figures = done["figures"]
     assert figures["realtime_factor"] > 0 and set(figures["stage_seconds"]) == {
@@ -207,6 +209,7 @@ def test_metrics_parse_and_show_jobs_frames_stages_and_the_provider(served: Serv
     assert set(stages) == {"decode", "model", "colour", "encode"} and stages["model"] > 0
     info = families["vsr_model_info"].samples[0].labels
     assert info["model"] == "fast_x3" and (info["provider"], info["precision"]) in CPU_RUNS
+    assert info["engine"] in ("onnxruntime", "openvino")
     assert families["vsr_ready"].samples[0].value == 1
 
 
@@ -482,6 +485,7 @@ def test_job_records_are_plain_json(served: Served) -> None:
         "error",
         "model",
         "provider",
+        "engine",
         "precision",
         "created",
         "started",

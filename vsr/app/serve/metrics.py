@@ -99,7 +99,7 @@ class ServiceCollector:
         info = GaugeMetricFamily(
             "vsr_model_info",
             "Loaded models and where they really run",
-            labels=["model", "provider", "precision"],
+            labels=["model", "provider", "engine", "precision"],
         )
         occupancy = GaugeMetricFamily(
             "vsr_batch_occupancy",
@@ -110,7 +110,7 @@ class ServiceCollector:
             "vsr_model_calls", "Model calls (frames of concurrent jobs merged)", labels=["model"]
         )
         for model in self.pool.loaded():
-            info.add_metric([model.name, model.provider, model.precision], 1)
+            info.add_metric([model.name, model.provider, model.runtime, model.precision], 1)
             occ = model.occupancy()
             occupancy.add_metric([model.name], occ.mean)
             calls.add_metric([model.name], occ.calls)

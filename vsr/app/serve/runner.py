@@ -42,7 +42,7 @@ STORE_EVERY = 1.0
 
 
 class ModelPool:
-    """Each (model file, device, precision, tile, threads) loaded once, shared by every job
+    """Each (model file, device, engine, precision, tile, threads) loaded once, shared by every job
     that asks for it, as a `SharedModel` whose calls merge frames of concurrent jobs."""
 
     def __init__(self, max_batch: int) -> None:
@@ -57,7 +57,14 @@ class ModelPool:
             ModelError: no such model, or it cannot be loaded.
         """
         path = resolve(options.model, options.scale, options.quality, options.degrade)
-        key = (str(path.resolve()), options.device, options.precision, options.tile, options.threads)
+        key = (
+            str(path.resolve()),
+            options.device,
+            options.engine,
+            options.precision,
+            options.tile,
+            options.threads,
+        )
         with self._lock:
             found = self._models.get(key)
             if found is None:
@@ -65,7 +72,13 @@ class ModelPool:
                 cuda = "CUDA" in up.provider
                 found = SharedModel(up, max_batch=self.max_batch or (8 if cuda else 1))
                 self._models[key] = found
-                log.info("model %s loaded on %s (%s), shared", found.name, found.provider, found.precision)
+                log.info(
+                    "model %s loaded on %s (%s %s), shared",
+                    found.name,
+                    found.provider,
+                    found.runtime,
+                    found.precision,
+                )
             return found
 
     def loaded(self) -> list[SharedModel]:
@@ -92,6 +105,7 @@ class Running:
     rate: float = 0.0  # the input's frame rate (real-time factor = fps / rate)
     model: str = ""
     provider: str = ""
+    engine: str = ""
     precision: str = ""
 
     def realtime_factor(self, fps: float) -> float | None:
@@ -226,7 +240,8 @@ class Runner:
             model = self.pool.get(model_options(args))
             if s.require_gpu:
                 require_cuda(model)
-            running.model, running.provider, running.precision = model.name, model.provider, model.precision
+            running.model, running.provider = model.name, model.provider
+            running.engine, running.precision = model.runtime, model.precision
             run = open_job(args, source.url, str(output), model, scale_out_requested(args), args.work_dir)
             rate = run.info.video.rate
             running.rate = float(rate) if rate else 0.0
@@ -299,6 +314,7 @@ def _figures(stats: Stats, running: Running) -> dict[str, Any]:
     return {
         "model": stats.model or running.model,
         "provider": stats.provider or running.provider,
+        "engine": stats.engine or running.engine,
         "precision": stats.precision or running.precision,
         "frames": stats.frames,
         "seconds": round(stats.seconds, 3),

@@ -203,6 +203,7 @@ class Service:
             rec["progress"] = running.progress
             rec["model"] = running.model or None
             rec["provider"] = running.provider or None
+            rec["engine"] = running.engine or None
             rec["precision"] = running.precision or None
             fps = float(running.progress.get("fps") or 0.0)
             factor = running.realtime_factor(fps)

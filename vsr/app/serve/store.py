@@ -50,7 +50,7 @@ class Job:
     `input` and `output` are as the client gave them (relative to the service's root, or a
     URL); `options` are the client's options, already checked. `progress` holds frames,
     total, fps and eta_s; `figures` what the run reported at its end (stage seconds, model,
-    provider, precision, real-time factor).
+    provider, engine, precision, real-time factor).
     """
 
     id: str
@@ -78,6 +78,7 @@ class Job:
             "error": self.error,
             "model": self.figures.get("model"),
             "provider": self.figures.get("provider"),
+            "engine": self.figures.get("engine"),
             "precision": self.figures.get("precision"),
             "figures": self.figures,
             "created": _iso(self.created),
