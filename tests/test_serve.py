@@ -4,6 +4,7 @@ and SIGTERM, cancelling, metrics and the web page."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -493,3 +494,21 @@ def test_job_records_are_plain_json(served: Served) -> None:
     }
     assert set(record["progress"]) == {"frames", "total", "fps", "eta_s"}
     assert json.loads(json.dumps(record)) == record
+
+
+def test_jobs_asking_for_different_engines_get_different_models() -> None:
+    """The service's model pool loads one model per (file, device, engine, precision, tile,
+    threads): a job that asks for onnxruntime and one that asks for OpenVINO do not share."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed")
+    from vsr.app.serve.runner import ModelPool
+    from vsr.options import Device, Engine, ModelOptions
+
+    pool = ModelPool(max_batch=1)
+    try:
+        base = ModelOptions(model="fast_x3", device=Device.CPU)
+        ort = pool.get(dataclasses.replace(base, engine=Engine.ONNXRUNTIME))
+        ov = pool.get(dataclasses.replace(base, engine=Engine.OPENVINO))
+        assert (ort.runtime, ov.runtime) == ("onnxruntime", "openvino")
+        assert pool.get(dataclasses.replace(base, engine=Engine.ONNXRUNTIME)) is ort
+    finally:
+        pool.close()
