@@ -30,7 +30,7 @@ from vsr.options import Device
 
 INT8 = ROOT / "models" / "espcn_x3_int8.onnx"
 #: Every bundled int8 model (espcn_x3_int8, quality_x3_int8, ...): each must keep the promise.
-BUNDLED_INT8 = sorted(p for p in (ROOT / "models").glob("*.onnx") if quant.precision_of(p) == "int8")
+BUNDLED_INT8 = sorted(p for p in (ROOT / "models").glob("*.onnx") if quant.file_precision(p) == "int8")
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +95,7 @@ def test_bundled_int8_models_cannot_saturate_and_the_old_scheme_is_caught(full_r
         assert quant.saturating_weights(path) == [], path
     assert len(quant.saturating_weights(full_range_int8)) >= 2
     assert quant.saturating_weights(MODEL_X3) == []
-    assert quant.precision_of(MODEL_X3) == "fp32"
+    assert quant.file_precision(MODEL_X3) == "fp32"
 
 
 def _imports_onnx(statements: str) -> bool:
@@ -117,7 +117,7 @@ def test_a_float_model_is_judged_without_importing_onnx() -> None:
     importing onnx would add 0.1-0.2 s to every run of a float model."""
     assert not _imports_onnx(
         f"from pathlib import Path; from vsr.model import quant; p = Path({str(MODEL_X3)!r}); "
-        "assert quant.precision_of(p) == 'fp32' and quant.saturating_weights(p) == []"
+        "assert quant.file_precision(p) == 'fp32' and quant.saturating_weights(p) == []"
     )
 
 

@@ -729,7 +729,7 @@ def test_quantize_keeps_every_path_end_of_a_branched_model_float(tmp_path: Path)
         reduce_range=True,
         nodes_to_exclude=keep,
     )
-    assert quant.saturating_weights(out) == [] and quant.precision_of(out) == "int8"
+    assert quant.saturating_weights(out) == [] and quant.file_precision(out) == "int8"
     y = cv2.GaussianBlur(rng.integers(0, 256, (1, 30, 40), dtype=np.uint8)[0], (5, 5), 2)[None]
     diff = np.abs(OnnxUpscaler(out, Device.CPU)(y).astype(int) - OnnxUpscaler(src, Device.CPU)(y).astype(int))
     assert diff.mean() < 2

@@ -69,7 +69,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="vsr-hard-") as tmp:
         hard = hard_images.write_all(Path(tmp))[0].parent
         for path in paths:
-            precision = "int8" if quant.precision_of(path) == "int8" else "bf16"
+            precision = "int8" if quant.file_precision(path) == "int8" else "bf16"
             if precision == "bf16" and not cpu.native_bf16():
                 print(f"| {path.stem} | — | this CPU has no bfloat16 units | | | | | skipped |")
                 continue

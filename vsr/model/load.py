@@ -186,7 +186,7 @@ class OnnxUpscaler:
         from .registry import model_dirs
 
         session = self._checked_session(ort, so, ["CPUExecutionProvider"])
-        model_precision = quant.precision_of(self.path, self.metadata)
+        model_precision = quant.file_precision(self.path, self.metadata)
         ov_version = openvino_engine.version()
         digest = engine_choice.file_digest(self.path)
         reduced = "int8" if model_precision == "int8" else "bf16"
@@ -252,7 +252,7 @@ class OnnxUpscaler:
                 self._load(ort, data, so, on_device),
                 self.path.name,
                 self.scale,
-                "fp16" if fp16 else quant.precision_of(self.path, self.metadata),
+                "fp16" if fp16 else quant.file_precision(self.path, self.metadata),
                 (graph.INPUT, graph.OUTPUT),
                 float_engine=lambda: PlainEngine(
                     self._load(
@@ -262,7 +262,7 @@ class OnnxUpscaler:
                         with_options(self.session.get_providers(), None),
                     ),
                     self.path.name,
-                    quant.precision_of(self.path, self.metadata),
+                    quant.file_precision(self.path, self.metadata),
                 ),
             )
         else:
@@ -270,7 +270,9 @@ class OnnxUpscaler:
                 raise ModelError("--precision fp16 needs the bound engine")
             if try_bound and cuda:  # probed on the CPU, but runs plain: load it where it runs
                 session = self._load(ort, str(self.path), so, on_device)
-            self._engine = PlainEngine(session, self.path.name, quant.precision_of(self.path, self.metadata))
+            self._engine = PlainEngine(
+                session, self.path.name, quant.file_precision(self.path, self.metadata)
+            )
         self.provider = self.session.get_providers()[0]
         if device is Device.CUDA and self.provider != "CUDAExecutionProvider":
             raise ProviderUnavailable(

@@ -42,8 +42,10 @@ def _may_be_integer(path: Path) -> bool:
     return any(op.encode() in data for op in _QUANT_OPS)
 
 
-def precision_of(path: Path, metadata: dict[str, str] | None = None) -> str:
-    """ "int8" for a quantized model (QDQ or integer operators), else "fp32"."""
+def file_precision(path: Path, metadata: dict[str, str] | None = None) -> str:
+    """What a model file stores: "int8" for a quantized model (QDQ or integer operators),
+    else "fp32". (`vsr.model.load.precision_of` says what a loaded model computes in, which
+    may differ: an fp32 file can run in bf16 or fp16.)"""
     if not _may_be_integer(path):
         return "fp32"
     try:

@@ -67,7 +67,7 @@ def bundled_models() -> list[BundledModel]:
 def _describe(path: Path) -> BundledModel:
     meta = read_metadata(path)
     psnr = json.loads(meta.get("vsr.psnr", "{}") or "{}")
-    from .quant import precision_of
+    from .quant import file_precision
 
     macs = float(meta.get("vsr.macs_per_pixel", "0") or 0)
     if not macs:
@@ -85,7 +85,7 @@ def _describe(path: Path) -> BundledModel:
         int(meta.get("vsr.parameters", "0") or 0),
         meta.get("vsr.degradation", "?"),
         psnr,
-        precision_of(path, meta),
+        file_precision(path, meta),
         tier if tier in TIERS else DEFAULT_TIER,
         macs,
     )
