@@ -322,7 +322,7 @@ def test_dolby_vision_is_dropped_with_one_warning_that_names_it(tmp_path: Path) 
     that the Dolby Vision metadata is dropped (it cannot stay valid after scaling)."""
     import dataclasses
 
-    from vsr.media import output
+    from vsr.media import output_container
     from vsr.media.input import open_input
     from vsr.options import SinkOptions, SourceOptions
 
@@ -332,8 +332,8 @@ def test_dolby_vision_is_dropped_with_one_warning_that_names_it(tmp_path: Path) 
         info = dataclasses.replace(
             opened.info, video=dataclasses.replace(opened.info.video, dolby_vision=True)
         )
-        out = output.open_output(SinkOptions(str(tmp_path / "o.mp4")), info, 3)
-        output.discard(out)
+        out = output_container.open_output(SinkOptions(str(tmp_path / "o.mp4")), info, 3)
+        output_container.discard(out)
     finally:
         opened.container.close()
     assert sum("Dolby Vision" in n for n in out.notes) == 1

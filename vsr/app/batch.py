@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import UsageError, VsrError
 from ..frames import Stats
-from ..media.output import IMAGE_INPUTS, default_output
+from ..media.output_container import IMAGE_INPUTS, default_output
 from ..pipeline.run import Run, Snapshot
 
 #: Extensions a folder is searched for (images: output.IMAGE_INPUTS). Named files are taken

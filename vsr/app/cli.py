@@ -163,7 +163,7 @@ def _configure_logging(args: argparse.Namespace, err: TextIO) -> None:
 
 
 def _upscale(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts) -> int:
-    from ..media.output import default_output
+    from ..media.output_container import default_output
     from ..model.load import load, require_cuda
     from .progress import plural, show, stats_record
 

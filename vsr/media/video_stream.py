@@ -5,8 +5,8 @@ Everything the picture must keep is decided here, once: the codec (one that keep
 input's bit depth when the default cannot), the pixel format, the size (padded to even where
 the encoder needs it, resampled for --square-pixels), the pixel aspect ratio, the colour tags
 and range, HDR10 metadata, rotation, and the encoder's options. The result is a frozen
-`EncodeFormat` that the compose stage makes its pictures to; `vsr.media.output` adds the other
-streams, writes the header and owns the file.
+`EncodeFormat` that the compose stage makes its pictures to; `vsr.media.output_container`
+adds the other streams, writes the header and owns the file.
 """
 
 from __future__ import annotations

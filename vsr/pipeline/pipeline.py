@@ -39,8 +39,7 @@ from ..frames import (
     StreamInfo,
     seconds_of,
 )
-from ..media import output as output_mod
-from ..media import pixfmt
+from ..media import output_container, pixfmt
 from ..media.decode import DecodeSpec, SourceCounters
 from ..media.input import OpenedInput, open_input
 from ..media.resolution import Reference
@@ -111,7 +110,7 @@ class Pipeline:
             dataclasses.replace(source, decoder_threads=tuning_for(mode, 1).decoder_threads)
         )
         v = self.input.info.video
-        self.output: output_mod.OpenedOutput | None = None
+        self.output: output_container.OpenedOutput | None = None
         self.preview: PreviewServer | None = None
         try:
             self.batch = model.batch or auto_batch(self.upscaler, v.height, v.width)
@@ -121,7 +120,7 @@ class Pipeline:
                 # open_output returning and the store would leave its temporary file with no
                 # one to remove it. Not a network output: connecting may take seconds.
                 with contextlib.nullcontext() if "://" in sink.url else interrupts.deferred():
-                    self.output = output_mod.open_output(
+                    self.output = output_container.open_output(
                         sink, self.input.info, self.upscaler.scale, live=mode is Mode.LIVE
                     )
             if mode is Mode.LIVE and self.live.preview:
@@ -359,11 +358,11 @@ class Pipeline:
             elif self.mode is Mode.LIVE:
                 # A recording is kept whatever happened: close it properly (trailer, index)
                 # so that what was recorded so far plays.
-                output_mod.close_in_place(self.output)
+                output_container.close_in_place(self.output)
             elif failed:
-                output_mod.discard(self.output)
+                output_container.discard(self.output)
             else:
-                output_mod.finish(self.output)
+                output_container.finish(self.output)
         finally:
             if self.preview is not None:
                 self.preview.close()
@@ -486,13 +485,13 @@ class Pipeline:
 
 
 def _release(
-    opened: OpenedInput, output: output_mod.OpenedOutput | None, preview: PreviewServer | None
+    opened: OpenedInput, output: output_container.OpenedOutput | None, preview: PreviewServer | None
 ) -> None:
     """Give back what a run that never started holds: close the input, discard the output
     (its temporary file) and stop the preview. Harmless to repeat."""
     opened.container.close()
     if output is not None:
-        output_mod.discard(output)
+        output_container.discard(output)
     if preview is not None:
         preview.close()
 

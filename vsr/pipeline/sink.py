@@ -1,8 +1,9 @@
 """The sink (thread "vsr-sink"): encode the composed pictures and mux them with the input's
 passthrough streams.
 
-`run_sink()` owns the container `output.open_output()` opened; it leaves it open when the
-channel ends: the pipeline then calls `output.finish()` (success) or `output.discard()`.
+`run_sink()` owns the container `output_container.open_output()` opened; it leaves it open
+when the channel ends: the pipeline then calls `output_container.finish()` (success) or
+`output_container.discard()`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..channel import Channel
 from ..errors import EncodeError, reason
 from ..frames import AudioFrame, AudioPacket, Item, Picture, VideoPacket, seconds_of
 from ..media.network_output import OutputLost
-from ..media.output import OpenedOutput, write_error
+from ..media.output_container import OpenedOutput, write_error
 
 #: AVPictureType's I: a frame given it is encoded as a keyframe.
 KEYFRAME = 1
@@ -45,7 +46,8 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item], co
     """Encode and mux every item until the channel is closed, then flush the encoders.
 
     With `out` None (live preview only) there is nothing to write. Leaves the container
-    open: `output.finish()` (success) or `output.discard()` (failure) closes it.
+    open: `output_container.finish()` (success) or `output_container.discard()` (failure)
+    closes it.
     """
     for item in items:
         if isinstance(item, Picture):

@@ -28,7 +28,7 @@ import av
 
 from ..errors import SourceError, UsageError, VsrError
 from ..frames import StageTimes, Stats
-from ..media import output as output_mod
+from ..media import output_container
 from ..media.input import open_input
 from ..model.load import LumaUpscaler, load
 from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
@@ -227,10 +227,10 @@ class ScaleOutJob:
         codec the container cannot hold fails before any segment runs; and the parts' codec,
         pixel format and encoded size (padded to even, as the segments' pipelines pad it).
         Its notes (padding, audio re-encoded or dropped) are said here, once for the job."""
-        out = output_mod.open_output(self.sink, self.info, self.scale)
+        out = output_container.open_output(self.sink, self.info, self.scale)
         codec, pix_fmt = out.video.codec_context.name, out.format.pix_fmt
         size = (out.format.width, out.format.height)
-        output_mod.discard(out)
+        output_container.discard(out)
         for note in out.notes:
             log.warning("%s", note)
         return codec, pix_fmt, size

@@ -19,7 +19,7 @@ import av
 
 from ..errors import EncodeError, VsrError, reason
 from ..frames import AudioFrame, AudioPacket, Item, VideoPacket
-from ..media import output as output_mod
+from ..media import output_container
 from ..media.decode import Decoder, DecodeSpec
 from ..media.input import open_input
 from ..options import SinkOptions, SourceOptions
@@ -87,7 +87,7 @@ def join(
     sink: SinkOptions,
     scale: int,
     counters: SinkCounters | None = None,
-) -> output_mod.OpenedOutput:
+) -> output_container.OpenedOutput:
     """Write the output from the parts and the original's other streams; renamed into place
     only when complete (the sink's temporary-file rule)."""
     counters = counters or SinkCounters()
@@ -96,15 +96,17 @@ def join(
     )
     try:
         with av.open(str(parts[0])) as first:
-            out = output_mod.open_output(sink, original.info, scale, video_template=first.streams.video[0])
+            out = output_container.open_output(
+                sink, original.info, scale, video_template=first.streams.video[0]
+            )
         try:
             audio = Decoder(original, DecodeSpec(decode_audio=out.decode_audio))
             items = heapq.merge(_video_packets(parts), _passthrough(audio), key=_Clock().key)
             run_sink(out, items, counters)
         except BaseException:
-            output_mod.discard(out)
+            output_container.discard(out)
             raise
-        output_mod.finish(out)
+        output_container.finish(out)
         return out
     finally:
         original.container.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import UsageError
-from ...media.output import default_output
+from ...media.output_container import default_output
 from ...model.registry import model_dirs
 from ...scaleout.job import ScaleOutOptions, check_request
 from ...scaleout.manifest import NAME as MANIFEST

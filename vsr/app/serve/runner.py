@@ -24,7 +24,7 @@ from typing import Any
 
 from ...errors import SinkError, VsrError
 from ...frames import Stats
-from ...media.output import partials_of
+from ...media.output_container import partials_of
 from ...model.load import load, require_cuda
 from ...model.registry import resolve
 from ...options import ModelOptions

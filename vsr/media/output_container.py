@@ -1,4 +1,4 @@
-"""Opening the output (main thread): the container, its streams, and finishing it.
+"""The output container (main thread): opening it with its streams, and finishing it.
 
 `open_output()` runs before any work, so an existing output, an unwritable folder or an
 unknown codec fails fast. It writes to a hidden temporary file beside the target; the sink
