@@ -23,7 +23,7 @@ import numpy.typing as npt
 import pytest
 
 from vsr.app.cli import main
-from vsr.lab.paths import MODELS, ROOT, SHARED_DATA
+from vsr.paths import MODELS, ROOT, SHARED_DATA
 
 MODEL_X3 = MODELS / "espcn_x3.onnx"
 ZOO_MODEL = SHARED_DATA / "reference" / "super_resolution.onnx"

@@ -13,8 +13,8 @@ import pytest
 from helpers import needs, run_cli
 
 from vsr.lab.media import pattern, synth_video
-from vsr.lab.paths import SHARED_VIDEOS
 from vsr.media.captions import a53_of, attach_a53
+from vsr.paths import SHARED_VIDEOS
 
 CEA608 = SHARED_VIDEOS / "hls_cea608_640x360_h264_aac.ts"
 CHAPTERS = SHARED_VIDEOS / "chapters_320x240_h264_yuv444p_aac.mkv"

@@ -19,12 +19,12 @@ import pytest
 from helpers import MODEL_X3, assert_user_error, needs, run_cli
 
 from vsr.errors import ProviderUnavailable
-from vsr.lab.paths import MODELS, ROOT, SHARED_DATA
 from vsr.model import choice_cache, cpu, engine_choice, quant
 from vsr.model.engine_choice import Candidate, Measurement, allowed, available, decide
 from vsr.model.load import OnnxUpscaler
 from vsr.model.openvino_engine import version as openvino_version
 from vsr.options import Device, Engine, Precision
+from vsr.paths import MODELS, ROOT, SHARED_DATA
 
 HAVE_OPENVINO = bool(openvino_version())
 needs_openvino = pytest.mark.skipif(not HAVE_OPENVINO, reason="openvino is not installed")

@@ -13,7 +13,7 @@ from helpers import needs, run_script
 
 from vsr.lab import protocol
 from vsr.lab.media import synth_video
-from vsr.lab.paths import MODELS, SHARED_DATA, SHARED_VIDEOS
+from vsr.paths import MODELS, SHARED_DATA, SHARED_VIDEOS
 
 pytest.importorskip("PIL")
 

@@ -16,7 +16,7 @@ import pytest
 from helpers import run_cli, video_stats
 from test_live import done_record, free_port, start_sender, start_vsr, stop_both
 
-from vsr.lab.paths import SAMPLE
+from vsr.paths import SAMPLE
 
 
 class Receiver:

@@ -22,11 +22,11 @@ from helpers import (
 import vsr
 from vsr.errors import ModelError, ProviderUnavailable
 from vsr.lab.media import synth_video
-from vsr.lab.paths import SAMPLE
 from vsr.model.engines import providers_for
 from vsr.model.load import OnnxUpscaler
 from vsr.model.tiling import tile_grid
 from vsr.options import Device, Precision
+from vsr.paths import SAMPLE
 
 
 def _noise(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -18,7 +18,7 @@ from helpers import FakeUpscaler, leftovers, video_stats
 from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
 from vsr.errors import SinkError, VsrError
 from vsr.lab.media import synth_video
-from vsr.lab.paths import ROOT
+from vsr.paths import ROOT
 
 
 def _run(src: Path, dst: Path, up: FakeUpscaler, batch: int = 4, **sink: object) -> Pipeline:

@@ -25,7 +25,7 @@ import numpy.typing as npt
 import pytest
 
 import vsr
-from vsr.lab.paths import SHARED_VIDEOS
+from vsr.paths import SHARED_VIDEOS
 
 VIDEOS = SHARED_VIDEOS
 

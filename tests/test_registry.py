@@ -12,9 +12,9 @@ from helpers import onnx_model
 
 import vsr
 from vsr.errors import ModelError
-from vsr.lab.paths import MODELS, ROOT
 from vsr.model.cost import conv_macs_per_pixel
 from vsr.model.registry import bundled_models, default_for, resolve
+from vsr.paths import MODELS, ROOT
 
 
 def test_every_bundled_model_has_a_tier_and_a_cost() -> None:

@@ -28,7 +28,7 @@ from helpers import (
 from vsr import ModelOptions, Pipeline, SinkOptions, SourceOptions
 from vsr.app.cli import main
 from vsr.lab.media import synth_video
-from vsr.lab.paths import SAMPLE
+from vsr.paths import SAMPLE
 
 
 def upscale(*argv: str) -> tuple[int, str]:

@@ -21,7 +21,7 @@ from helpers import FakeUpscaler, damage_middle, needs, run_cli, run_process
 from vsr import ModelOptions, SinkOptions, SourceOptions
 from vsr.errors import VsrError
 from vsr.lab.media import synth_video
-from vsr.lab.paths import ROOT, SHARED_VIDEOS
+from vsr.paths import ROOT, SHARED_VIDEOS
 from vsr.scaleout import LocalExecutor, ScaleOutJob, ScaleOutOptions
 from vsr.scaleout.job import FAULT_ENV
 from vsr.scaleout.keyframes import KeyframeIndex, plan, scan

@@ -29,9 +29,9 @@ from helpers import FakeUpscaler, run_cli, run_process
 
 from vsr import ModelOptions, SinkOptions, SourceOptions
 from vsr.lab.media import remux, synth_video
-from vsr.lab.paths import SHARED_VIDEOS
 from vsr.media import bitstream
 from vsr.media.fingerprint import frame_fingerprint
+from vsr.paths import SHARED_VIDEOS
 from vsr.pipeline.pipeline import Pipeline
 from vsr.scaleout import LocalExecutor, ScaleOutJob, ScaleOutOptions
 from vsr.scaleout.executors import Event, SegmentDone

@@ -16,8 +16,8 @@ import pytest
 from helpers import load_script, run_script, script_main
 
 from vsr.lab import networks
-from vsr.lab.paths import MODELS
 from vsr.model.cost import conv_macs_per_pixel
+from vsr.paths import MODELS
 
 pytest.importorskip("torch")
 pytest.importorskip("onnx")

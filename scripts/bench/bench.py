@@ -81,13 +81,13 @@ from vsr.lab.floors import (
     output_frames,
     run_pipeline,
 )
-from vsr.lab.paths import ROOT
 from vsr.lab.scene import FPS
 from vsr.media.color import split_frame
 from vsr.model import registry
 from vsr.model.batch_size import auto_batch
 from vsr.model.load import OnnxUpscaler
 from vsr.options import Device, Engine, Precision
+from vsr.paths import ROOT
 
 #: Runs `python -m vsr` and then reports its own resource usage as a last JSON line on stderr.
 WRAPPER = (

@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from vsr.lab.floors import make_clip
-from vsr.lab.paths import ROOT
 from vsr.lab.scene import render
 from vsr.model import cpu
 from vsr.model.load import OnnxUpscaler
 from vsr.model.registry import tier_defaults
 from vsr.options import Device, Engine, Precision
+from vsr.paths import ROOT
 
 DEFAULT_VARIANTS = "onnxruntime:fp32,openvino:fp32,openvino:bf16,auto:auto"
 

@@ -28,9 +28,9 @@ import json
 import os
 from pathlib import Path
 
-from vsr.lab.paths import MODELS, SHARED_DATA
 from vsr.lab.ship_rule import SPEED_SIZE, cpu_features, misses, psnr_of, speedup_on
 from vsr.model.registry import read_metadata
+from vsr.paths import MODELS, SHARED_DATA
 
 SETS = ("Set5", "Set14")
 

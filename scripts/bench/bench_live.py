@@ -33,8 +33,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vsr.lab.paths import ROOT
 from vsr.lab.recording import first_times
+from vsr.paths import ROOT
 
 SENDER = ROOT / "scripts" / "media" / "send_test_stream.py"  # the stream the benchmark sends
 WARMUP = 2.0  # seconds of each run left out of the steady-state figures

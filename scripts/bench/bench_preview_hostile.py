@@ -27,7 +27,7 @@ import threading
 import time
 
 from vsr.lab.hostile import run_hostile, watch
-from vsr.lab.paths import ROOT
+from vsr.paths import ROOT
 
 SENDER = ROOT / "scripts" / "media" / "send_test_stream.py"
 

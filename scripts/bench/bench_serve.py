@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from vsr.lab.media import synth_video
-from vsr.lab.paths import ROOT
+from vsr.paths import ROOT
 
 
 def free_port() -> int:

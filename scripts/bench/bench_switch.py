@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from vsr.lab.live_sender import Part, Wire, prepare_clip, send
-from vsr.lab.paths import ROOT
+from vsr.paths import ROOT
 
 
 def _rss_mib(pid: int) -> float:

@@ -17,8 +17,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vsr.lab.paths import SAMPLE
 from vsr.lab.scene import FPS, RATE, H, W, render
+from vsr.paths import SAMPLE
 
 
 def main() -> int:

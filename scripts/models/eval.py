@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from vsr.lab import protocol
-from vsr.lab.paths import MODELS, SHARED_DATA, SHARED_VIDEOS
+from vsr.paths import MODELS, SHARED_DATA, SHARED_VIDEOS
 
 
 def compress(lr: Image.Image, codec: str, crf: int) -> Image.Image:

@@ -30,11 +30,11 @@ from pathlib import Path
 import onnxruntime
 
 from vsr.lab import hard_images
-from vsr.lab.paths import MODELS, SHARED_DATA
 from vsr.lab.precision_guard import MAX_LEVELS, MAX_LOSS_DB, hard_distance, pair, psnr
 from vsr.model import cpu, quant
 from vsr.model.openvino_engine import version
 from vsr.model.registry import read_metadata
+from vsr.paths import MODELS, SHARED_DATA
 
 SETS = ("Set5", "Set14")
 

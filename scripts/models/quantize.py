@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from vsr.lab import hard_images, protocol
-from vsr.lab.paths import MODELS, SHARED_DATA
 from vsr.lab.ship_rule import cpu_features, misses, psnr_of, speedup
+from vsr.paths import MODELS, SHARED_DATA
 
 
 def calibration_batches(

@@ -65,7 +65,7 @@ from vsr.lab.networks import (
     init_from,
     init_from_checkpoint,
 )
-from vsr.lab.paths import MODELS, SHARED_DATA
+from vsr.paths import MODELS, SHARED_DATA
 
 DEFAULT_DATA = SHARED_DATA / "train"
 DEFAULT_EVAL = SHARED_DATA / "eval"

@@ -49,9 +49,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..paths import ROOT, SAMPLE, SHARED_VIDEOS
 from . import tolerant_decode
 from .media import write_audio_only
-from .paths import ROOT, SAMPLE, SHARED_VIDEOS
 
 HEADER = 4096
 KINDS = (

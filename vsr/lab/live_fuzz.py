@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..paths import ROOT, SAMPLE, SHARED_VIDEOS
 from .fuzz import identity_model
 from .live_sender import Part, Sent, Wire, prepare_clip, send
-from .paths import ROOT, SAMPLE, SHARED_VIDEOS
 
 UDP_KINDS = (
     "intact",

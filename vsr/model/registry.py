@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelError
+from ..paths import MODELS
 
 DEFAULT_SCALE = 3
 #: Speed/quality tiers, cheapest first. "balanced" costs what the model card's ESPCN (espcn_xN)
@@ -32,7 +33,7 @@ def model_dirs() -> list[Path]:
     dirs = []
     if os.environ.get("VSR_MODELS"):
         dirs.append(Path(os.environ["VSR_MODELS"]))
-    dirs.append(Path(__file__).resolve().parents[2] / "models")
+    dirs.append(MODELS)
     dirs.append(Path(sys.prefix) / "share" / "vsr" / "models")
     return dirs
 
