@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 from av.video.reformatter import ColorRange
 
-from vsr.media.color import MatrixTag, bgr_to_frame, merge_upscaled, pad_to_even, split_ycrcb, sws_colorspace
+from vsr.frames import MatrixTag
+from vsr.media.color import bgr_to_frame, merge_upscaled, pad_to_even, split_ycrcb, sws_colorspace
 
 
 def test_split_gives_bt601_full_range_luma() -> None:

@@ -9,10 +9,14 @@ so the model stage's thread only touches luma.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 from fractions import Fraction
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy.typing as npt
+
+if TYPE_CHECKING:  # PyAV is imported by the stages, not by whoever imports this module
+    from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +103,37 @@ def seconds_of(obj: Any) -> float | None:
 Item = Union[Frame, Picture, AudioPacket, AudioFrame, VideoPacket]  # noqa: UP007 - a runtime alias needs Union on 3.10
 
 
+class MatrixTag(IntEnum):
+    """FFmpeg's AVColorSpace: the matrix a frame or stream is *tagged* with.
+
+    Why vsr names it: PyAV names the other colour tags (`ColorRange`, `ColorPrimaries`,
+    `ColorTrc` in `av.video.reformatter`), but its `Colorspace` is swscale's matrix
+    (SWS_CS_*), whose numbers differ (BT.601 is 5 there, 5 and 6 here), not this tag. Here
+    beside `VideoInfo`, which it types, rather than in `vsr.media.color`, which converts with
+    it (`color.sws_colorspace`): this module imports no stage package."""
+
+    RGB = 0
+    BT709 = 1
+    UNSPECIFIED = 2
+    FCC = 4
+    BT470BG = 5
+    SMPTE170M = 6
+    SMPTE240M = 7
+    YCGCO = 8
+    BT2020_NCL = 9
+    BT2020_CL = 10
+    ICTCP = 14
+
+
 @dataclass(frozen=True, slots=True)
 class VideoInfo:
-    """What the sink must know about the input video before the first frame arrives."""
+    """What the sink must know about the input video before the first frame arrives.
+
+    The colour tags are PyAV's enums (`av.video.reformatter`: `ColorRange`, `ColorPrimaries`,
+    `ColorTrc`) and, for the matrix, `MatrixTag` (PyAV's `Colorspace` is swscale's); a tag is
+    a plain int only for a number its enum has no name for (FFmpeg's reserved values), kept
+    as it is so that the output is tagged as the input was.
+    """
 
     width: int
     height: int
@@ -110,10 +142,10 @@ class VideoInfo:
     frames: int  # frame count estimate for progress; 0 when unknown
     duration: float | None  # seconds, None when unknown
     pix_fmt: str
-    colorspace: int  # AVColorSpace of the input (2 = unspecified)
-    color_range: int  # AVColorRange (1 = limited/MPEG, 2 = full/JPEG, 0 = unspecified)
-    color_primaries: int
-    color_trc: int
+    colorspace: MatrixTag | int  # the matrix the input is tagged with
+    color_range: ColorRange | int  # MPEG (limited), JPEG (full) or UNSPECIFIED
+    color_primaries: ColorPrimaries | int
+    color_trc: ColorTrc | int
     rotation: int  # counter-clockwise degrees from the display matrix (0 if none)
     metadata: dict[str, str] = field(default_factory=dict)
     codec: str = ""

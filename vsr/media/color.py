@@ -9,7 +9,6 @@ parallel with the model.
 from __future__ import annotations
 
 import functools
-from enum import IntEnum
 from typing import Any, TypeAlias
 
 import av
@@ -18,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
+from ..frames import MatrixTag
 from . import pixfmt
 
 # swscale's defaults round YUV<->RGB towards zero and interpolate 4:2:0 chroma crudely:
@@ -58,26 +58,6 @@ def pad_to_even(bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         bgr, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE
     )
     return padded
-
-
-class MatrixTag(IntEnum):
-    """FFmpeg's AVColorSpace: the matrix a frame or stream is *tagged* with.
-
-    Why vsr names it: PyAV names the other colour tags (`ColorRange`, `ColorPrimaries`,
-    `ColorTrc` in `av.video.reformatter`), but its `Colorspace` is swscale's matrix
-    (SWS_CS_*), whose numbers differ (BT.601 is 5 there, 5 and 6 here), not this tag."""
-
-    RGB = 0
-    BT709 = 1
-    UNSPECIFIED = 2
-    FCC = 4
-    BT470BG = 5
-    SMPTE170M = 6
-    SMPTE240M = 7
-    YCGCO = 8
-    BT2020_NCL = 9
-    BT2020_CL = 10
-    ICTCP = 14
 
 
 # The swscale matrix for each matrix tag it has one for; anything else (unspecified, RGB,

@@ -16,22 +16,23 @@ import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import IntEnum
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc
 
 from ..errors import NoVideoFrame, SourceError, UsageError, reason
-from ..frames import Chapter, StreamInfo, VideoInfo, seconds_of
+from ..frames import Chapter, MatrixTag, StreamInfo, VideoInfo, seconds_of
 from ..options import SourceOptions
 from . import bitstream
 from .captions import a53_of
-from .color import MatrixTag
 from .picture_metadata import has_dolby_vision, hdr10_of
 from .probe import TEXT_FORMATS
 
 log = logging.getLogger(__name__)
+Tag = TypeVar("Tag", bound=IntEnum)
 
 IMAGE_FORMATS = {
     "image2",
@@ -521,14 +522,20 @@ def _dropped_streams(container: Any, video: Any) -> tuple[str, ...]:
     return tuple(dropped)
 
 
-def _tag(frame_value: Any, stream_value: Any, unspecified: int) -> int:
-    """A colour tag from the first frame, or from the stream (container boxes such as MP4's
-    `colr`) when the bitstream leaves it unspecified (or at 0: the reserved value of the
-    primaries and transfer, RGB's matrix, which a decoder also reports for untagged input)."""
+def _tag(kind: type[Tag], frame_value: Any, stream_value: Any) -> Tag | int:
+    """A colour tag (`kind`: PyAV's ColorRange, ColorPrimaries or ColorTrc, or MatrixTag) from
+    the first frame, or from the stream (container boxes such as MP4's `colr`) when the
+    bitstream leaves it unspecified (or at 0: the reserved value of the primaries and
+    transfer, RGB's matrix, which a decoder also reports for untagged input). A number `kind`
+    has no name for (FFmpeg's reserved values) stays a plain int, so the output carries it."""
+    unspecified = kind["UNSPECIFIED"]
     v = int(frame_value)
     if v in (unspecified, 0) and stream_value is not None and int(stream_value) not in (unspecified, 0):
-        return int(stream_value)
-    return v
+        v = int(stream_value)
+    try:
+        return kind(v)
+    except ValueError:
+        return v
 
 
 def _sar(video: Any) -> Fraction:
@@ -555,10 +562,10 @@ def _video_info(container: Any, video: Any, first: Any) -> VideoInfo:
         frames=frames,
         duration=duration,
         pix_fmt=fmt.name,
-        colorspace=_tag(first.colorspace, cc.colorspace, MatrixTag.UNSPECIFIED),
-        color_range=_tag(first.color_range, cc.color_range, ColorRange.UNSPECIFIED),
-        color_primaries=_tag(first.color_primaries, cc.color_primaries, ColorPrimaries.UNSPECIFIED),
-        color_trc=_tag(first.color_trc, cc.color_trc, ColorTrc.UNSPECIFIED),
+        colorspace=_tag(MatrixTag, first.colorspace, cc.colorspace),
+        color_range=_tag(ColorRange, first.color_range, cc.color_range),
+        color_primaries=_tag(ColorPrimaries, first.color_primaries, cc.color_primaries),
+        color_trc=_tag(ColorTrc, first.color_trc, cc.color_trc),
         rotation=round(first.rotation or 0),
         metadata=dict(video.metadata),
         codec=cc.name,

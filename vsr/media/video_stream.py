@@ -22,11 +22,11 @@ from av.codec.context import Flags
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
 from ..errors import SinkError, UsageError, reason
-from ..frames import StreamInfo, VideoInfo
+from ..frames import MatrixTag, StreamInfo, VideoInfo
 from ..options import SinkOptions
 from . import encoders, pixfmt
 from .captions import A53_OPTION, carries_captions
-from .color import MatrixTag, sws_colorspace
+from .color import sws_colorspace
 from .picture_metadata import SAR_IN_BITSTREAM, hdr_codec_options, set_stream_sar
 from .streams import STALE_TAGS, copy_tags, default_codec
 
