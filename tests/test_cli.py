@@ -780,9 +780,9 @@ def test_a_live_run_that_dropped_much_of_its_input_ends_with_a_hint_naming_the_f
     """A live run that drops over a fifth of its frames says what would drop fewer: the fast
     tier (unless it already ran) or a smaller input; start-up's few drops say nothing."""
     from vsr.app.cli import keep_up_hint
-    from vsr.frames import StageTimes, Stats
+    from vsr.frames import LiveStats, StageTimes, Stats, Steady
 
-    def stats(frames_in: int, dropped: int) -> Stats:
+    def stats(frames_in: int, dropped: int, steady: Steady | None = None) -> Stats:
         return Stats(
             frames=frames_in - dropped,
             seconds=10.0,
@@ -793,7 +793,7 @@ def test_a_live_run_that_dropped_much_of_its_input_ends_with_a_hint_naming_the_f
             batch=1,
             stages=StageTimes(),
             frames_in=frames_in,
-            dropped=dropped,
+            live=LiveStats(dropped=dropped, steady=steady),
         )
 
     overloaded = stats(250, 125)
@@ -807,12 +807,8 @@ def test_a_live_run_that_dropped_much_of_its_input_ends_with_a_hint_naming_the_f
     # With a steady state long enough to judge, only it counts: 15 start-up drops and then
     # none is keeping up; a run that keeps dropping a tenth after start-up is not, though
     # that is under a fifth of the whole run.
-    from dataclasses import replace
-
-    from vsr.frames import Steady
-
-    assert keep_up_hint(replace(stats(250, 15), steady=Steady(8.0, 200, 0)), "balanced") == ""
-    slow = keep_up_hint(replace(stats(250, 35), steady=Steady(8.0, 200, 20)), "balanced")
+    assert keep_up_hint(stats(250, 15, Steady(8.0, 200, 0)), "balanced") == ""
+    slow = keep_up_hint(stats(250, 35, Steady(8.0, 200, 20)), "balanced")
     assert slow.startswith("10% of the frames were dropped after start-up") and "--quality fast" in slow
     # too short a steady state to judge: the whole run, with its margin
-    assert keep_up_hint(replace(stats(60, 10), steady=Steady(0.5, 12, 3)), "balanced") == ""
+    assert keep_up_hint(stats(60, 10, Steady(0.5, 12, 3)), "balanced") == ""

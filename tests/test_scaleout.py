@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from helpers import FakeUpscaler, damage_middle, needs, run_cli, run_process
 
-from vsr import ModelOptions, SinkOptions, SourceOptions
+from vsr import ModelOptions, ScaleOutStats, SinkOptions, SourceOptions
 from vsr.errors import VsrError
 from vsr.lab.media import synth_video
 from vsr.paths import ROOT, SHARED_VIDEOS
@@ -310,7 +310,8 @@ def test_api_with_the_local_executor_and_a_fake_model(tmp_path: Path) -> None:
     )
     snapshots = list(job.progress())
     stats = job.stats()
-    assert stats.frames == 36 and stats.segments == 3 and stats.output_size == (128, 96)
+    assert stats.frames == 36 and stats.scale_out == ScaleOutStats(segments=3)
+    assert stats.output_size == (128, 96) and stats.live is None
     assert stats.audio_streams == 1  # the AAC track, copied by the join
     assert snapshots[-1].segments_done == 3
     events = [e for s in snapshots for e in s.events]

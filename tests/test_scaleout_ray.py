@@ -16,7 +16,7 @@ import pytest
 from helpers import ROOT
 from test_scaleout import GOP12, LOSSLESS, audio_packets, frame_hashes, upscale, video_pts
 
-from vsr import ModelOptions, SinkOptions, SourceOptions
+from vsr import ModelOptions, ScaleOutStats, SinkOptions, SourceOptions
 from vsr.lab.media import synth_video
 from vsr.scaleout import RayExecutor, ScaleOutJob, ScaleOutOptions
 
@@ -53,7 +53,7 @@ def test_actors_on_fake_gpus_equal_one_machine(tmp_path: Path, cluster: None) ->
     assert frame_hashes(out) == frame_hashes(single)
     assert video_pts(out) == video_pts(src)
     assert audio_packets(out) == audio_packets(src)
-    assert job.stats().segments == 4 and "(Ray)" in job.stats().provider
+    assert job.stats().scale_out == ScaleOutStats(segments=4) and "(Ray)" in job.stats().provider
     manifest = json.loads((tmp_path / "out.mp4.vsr-work" / "manifest.json").read_text())
     assert all(s["status"] == "done" and s["attempts"] == 1 for s in manifest["segments"])
 
@@ -121,7 +121,7 @@ def test_without_a_count_two_segments_per_worker(tmp_path: Path, cluster: None) 
         ScaleOutOptions(executor="ray", workers=2, gpus_per_worker=0),
     )
     stats = job.run()
-    assert stats.segments == 4 and stats.frames == 60
+    assert stats.scale_out == ScaleOutStats(segments=4) and stats.frames == 60
     assert video_pts(out) == video_pts(src)
 
 
@@ -135,7 +135,7 @@ def test_a_node_removed_mid_job_still_completes(tmp_path: Path) -> None:
         import logging, sys
         import ray
         from ray.cluster_utils import Cluster
-        from vsr import ModelOptions, SinkOptions, SourceOptions
+        from vsr import ModelOptions, ScaleOutStats, SinkOptions, SourceOptions
         from vsr.scaleout import RayExecutor, ScaleOutJob, ScaleOutOptions
         logging.basicConfig(level=logging.WARNING)
         cluster = Cluster(initialize_head=True, head_node_args={{"num_cpus": 0}})

@@ -343,7 +343,8 @@ def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         executor=LocalExecutor(1, identity),
     )
     stats = job.run()
-    return runs(src, one, split, "", stats.segments, (whole.corrupt_frames, stats.corrupt_frames))
+    segments = stats.scale_out.segments if stats.scale_out else 0
+    return runs(src, one, split, "", segments, (whole.corrupt_frames, stats.corrupt_frames))
 
 
 @pytest.mark.slow

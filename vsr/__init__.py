@@ -32,7 +32,7 @@ from .errors import (
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .frames import StageTimes, Stats
+    from .frames import LiveStats, ScaleOutStats, StageTimes, Stats
     from .model.images import ImageUpscaler
     from .options import (
         ColorPath,
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 # PyAV, onnxruntime and OpenCV through every stage. Training on a machine without PyAV (the
 # borrowed GPU) imports vsr.lab, and every script and `vsr --version` starts faster.
 _LAZY = {
+    "LiveStats": "frames",
+    "ScaleOutStats": "frames",
     "StageTimes": "frames",
     "Stats": "frames",
     "ImageUpscaler": "model.images",
@@ -101,6 +103,7 @@ __all__ = [
     "Engine",
     "ImageUpscaler",
     "Interrupted",
+    "LiveStats",
     "LocalExecutor",
     "ModelError",
     "ModelOptions",
@@ -114,6 +117,7 @@ __all__ = [
     "RayExecutor",
     "ScaleOutJob",
     "ScaleOutOptions",
+    "ScaleOutStats",
     "SinkError",
     "SinkOptions",
     "SourceError",

@@ -222,8 +222,31 @@ STEADY_AFTER = 2.0
 
 
 @dataclass(frozen=True, slots=True)
+class LiveStats:
+    """What only a live run (`vsr live`, `Mode.LIVE`) reports; in `Stats.live`."""
+
+    dropped: int = 0  # frames dropped at the input because the model could not keep up
+    steady: Steady | None = None  # after start-up (None: the run ended before it began)
+    reconnects: int = 0  # times a lost network input was reopened
+    input_lost: str = ""  # why the input ended early, if it did
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleOutStats:
+    """What only a scale-out job (`--segments` and friends) reports; in `Stats.scale_out`."""
+
+    segments: int = 0  # segments the job was split into
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
-    """What a finished run did, returned by `upscale_video()` and printed by the CLI."""
+    """What a finished run did, returned by `upscale_video()` and printed by the CLI.
+
+    The fields every run has come first; `live` holds what only a live run reports, and
+    `scale_out` what only a scale-out job does (None for the other kinds). The CLI's `done`
+    record and the service's job figures are flat: the parts' keys sit beside the others,
+    at their defaults when the part is None.
+    """
 
     frames: int
     seconds: float
@@ -241,16 +264,13 @@ class Stats:
     discontinuities: int = 0  # jumps of the input's clock, mended so the timeline goes on
     size_changes: int = 0  # times the input's picture changed size (or pixel aspect) mid-stream
     output: str = ""
-    frames_in: int = 0  # frames decoded (live: frames_in - frames = dropped at the input)
-    dropped: int = 0  # frames dropped at the input because the model could not keep up (live)
-    latency: dict[str, float] = field(default_factory=dict)  # seconds: p50, p95, p99, max
-    steady: Steady | None = None  # live: after start-up (None: the run ended before it began)
-    reconnects: int = 0
-    input_lost: str = ""  # live: why the input ended early, if it did
-    segments: int = 0  # scale-out: segments the job was split into (0: not split)
+    frames_in: int = 0  # frames decoded (live: frames_in - frames = live.dropped); 0 when not counted
+    latency: dict[str, float] = field(default_factory=dict)  # decode to output, seconds: p50, p95, p99, max
     precision: str = ""  # the model's arithmetic: "fp32", "bf16", "fp16" or "int8" ("" for custom upscalers)
     model: str = ""  # the model file that ran, without .onnx (e.g. "fast_x3_video"; "" for custom upscalers)
     engine: str = ""  # what ran it: "onnxruntime" or "openvino" ("" for custom upscalers)
+    live: LiveStats | None = None  # a live run's own figures (None: not a live run)
+    scale_out: ScaleOutStats | None = None  # a scale-out job's own figures (None: not split)
 
     @property
     def fps(self) -> float:

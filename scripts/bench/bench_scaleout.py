@@ -81,7 +81,7 @@ def timed_job(src: Path, out: Path, segments: int, executor: Any, sink: SinkOpti
         "join": job._join_seconds,
         "frames": job.stats().frames,
         "cpu": cpu / total,
-        "segments": job.stats().segments,
+        "segments": len(job.manifest.segments),
     }
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from ..errors import Interrupted, SinkError, SourceError, UsageError, VsrError
-from ..frames import Stats
+from ..frames import LiveStats, Stats
 from ..model.registry import DEFAULT_DEGRADATION, TIERS, BundledModel
 from ..options import (
     ColorPath,
@@ -207,7 +207,8 @@ def _upscale(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrup
     if style is ProgressStyle.JSON:
         err.write(json.dumps(stats_record(stats)) + "\n")
     elif not args.quiet:
-        extra = f", {plural(stats.segments, 'segment')}" if stats.segments else ""
+        segments = stats.scale_out.segments if stats.scale_out else 0
+        extra = f", {plural(segments, 'segment')}" if segments else ""
         err.write(
             f"vsr: {plural(stats.frames, 'frame')} {stats.input_size[0]}x{stats.input_size[1]} -> "
             f"{stats.output_size[0]}x{stats.output_size[1]} in {stats.seconds:.1f}s "
@@ -425,6 +426,7 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
     finally:
         pipeline.close()
     stats = pipeline.stats()
+    figures = stats.live or LiveStats()
     damage = _damage_report(stats)
     if damage:
         log.warning("%s", damage)
@@ -440,7 +442,7 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
             if lat
             else ""
         )
-        steady = stats.steady
+        steady = figures.steady
         after = (
             f"; {steady.dropped} of the {steady.frames_in} after start-up"
             if steady and steady.frames_in
@@ -448,15 +450,15 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
         )
         err.write(
             f"vsr: {stats.frames} of {stats.frames_in} frames upscaled "
-            f"({stats.dropped} dropped to keep up{after}){lat_text}, {stats.seconds:.1f}s, "
+            f"({figures.dropped} dropped to keep up{after}){lat_text}, {stats.seconds:.1f}s, "
             f"{stats.provider}{' ' + stats.precision if stats.precision else ''} -> "
             f"{stats.output or 'preview'}\n"
         )
         hint = keep_up_hint(stats, upscaler.metadata.get("vsr.tier", ""))
         if hint:
             err.write(f"vsr: hint: {hint}\n")
-    if stats.input_lost:
-        err.write(f"vsr: {stats.input_lost}; the output holds what arrived before\n")
+    if figures.input_lost:
+        err.write(f"vsr: {figures.input_lost}; the output holds what arrived before\n")
         return ExitStatus.ERROR
     if signals.received:
         return ExitStatus.TERMINATED if signals.received == signal.SIGTERM else ExitStatus.INTERRUPTED
@@ -483,15 +485,16 @@ def keep_up_hint(stats: Stats, tier: str) -> str:
     model's fault), else on the whole run with a margin for them. `tier` is the model's
     `vsr.tier` metadata ("" for a model without it).
     """
-    steady = stats.steady
+    live = stats.live or LiveStats()
+    steady = live.steady
     if steady is not None and steady.frames_in >= STEADY_MIN_FRAMES:
         if steady.dropped_share <= STEADY_KEEP_UP_SHARE:
             return ""
         share, when = steady.dropped_share, " after start-up"
-    elif stats.frames_in <= 0 or stats.dropped <= KEEP_UP_SHARE * stats.frames_in:
+    elif stats.frames_in <= 0 or live.dropped <= KEEP_UP_SHARE * stats.frames_in:
         return ""
     else:
-        share, when = stats.dropped / stats.frames_in, ""
+        share, when = live.dropped / stats.frames_in, ""
     remedy = "a smaller input" if tier == "fast" else "--quality fast (a cheaper model) or a smaller input"
     return (
         f"{round(100 * share)}% of the frames were dropped{when} to keep up with the input; "

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..frames import Stats
+from ..frames import LiveStats, Stats
 from ..options import ProgressStyle
 from ..pipeline.run import Snapshot
 
@@ -98,8 +98,11 @@ def _json_line(stream: TextIO, event: str, p: Snapshot) -> None:
 
 
 def stats_record(stats: Stats) -> dict[str, Any]:
-    """The final statistics as a JSON-able dict (the CLI's "done" event)."""
+    """The final statistics as a JSON-able dict (the CLI's "done" event): one flat record,
+    whatever the kind of run (a file run says 0 dropped, no steady state, 0 reconnects)."""
     s = stats.stages
+    live = stats.live or LiveStats()
+    segments = stats.scale_out.segments if stats.scale_out else 0
     return {
         "event": "done",
         "frames": stats.frames,
@@ -122,18 +125,19 @@ def stats_record(stats: Stats) -> dict[str, Any]:
         "discontinuities": stats.discontinuities,
         "size_changes": stats.size_changes,
         "frames_in": stats.frames_in,
-        "dropped": stats.dropped,
+        # a live run's own figures, and a scale-out job's, flat as they always were
+        "dropped": live.dropped,
         "steady": {
-            "seconds": stats.steady.seconds,
-            "frames_in": stats.steady.frames_in,
-            "dropped": stats.steady.dropped,
+            "seconds": live.steady.seconds,
+            "frames_in": live.steady.frames_in,
+            "dropped": live.steady.dropped,
         }
-        if stats.steady
+        if live.steady
         else None,
         "latency_ms": {k: round(v * 1000, 1) for k, v in stats.latency.items()},
-        "reconnects": stats.reconnects,
-        "input_lost": stats.input_lost or None,
-        **({"segments": stats.segments} if stats.segments else {}),
+        "reconnects": live.reconnects,
+        "input_lost": live.input_lost or None,
+        **({"segments": segments} if segments else {}),
         "stages": {
             k: round(getattr(s, k), 3) for k in ("decode", "color", "model", "encode", "wait_in", "wait_out")
         },

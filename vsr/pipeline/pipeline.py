@@ -33,6 +33,7 @@ from ..frames import (
     AudioPacket,
     Frame,
     Item,
+    LiveStats,
     StageTimes,
     Stats,
     Steady,
@@ -60,7 +61,7 @@ from .compose import ComposeCounters, ComposeSpec, run_compose
 from .live import LiveCounters, run_live_source
 from .model_stage import Batching, ModelCounters, run_model, warm_up
 from .preview import PreviewServer
-from .run import Damage, Snapshot, build_stats
+from .run import InputFigures, Snapshot, build_stats
 from .sink import SinkCounters, run_sink
 from .source import run_source
 
@@ -438,13 +439,21 @@ class Pipeline:
         """What the run did (so far: it can be called while it runs)."""
         src = self.src_counters
         out = self.output
+        live = None
+        if self.mode is Mode.LIVE:
+            live = LiveStats(
+                dropped=self.ch_in.dropped,
+                steady=self._steady(),
+                reconnects=self.live_counters.reconnects,
+                input_lost=self.live_counters.lost,
+            )
         return build_stats(
             self,
             frames=self._frames_done(),
             seconds=self._seconds if self._seconds is not None else time.monotonic() - self._t0,
-            provider=self.provider,
             output=self._output_name(),
-            damage=Damage(src.decode_errors, src.corrupt_frames, tuple(src.error_times + src.corrupt_times)),
+            output_size=(out.format.width, out.format.height) if out is not None else None,
+            audio_streams=len(out.stream_map) if out is not None else 0,
             stages=StageTimes(
                 decode=src.decode_seconds,
                 color=src.color_seconds + self.compose_counters.color_seconds,
@@ -453,17 +462,17 @@ class Pipeline:
                 wait_in=self.ch_in.wait_get,
                 wait_out=self.ch_out.wait_put,
             ),
-            output_size=(out.format.width, out.format.height) if out is not None else None,
-            audio_streams=len(out.stream_map) if out is not None else 0,
-            frames_in=src.frames,
-            dropped=self.ch_in.dropped,
-            steady=self._steady(),
+            input_figures=InputFigures(
+                frames=src.frames,
+                decode_errors=src.decode_errors,
+                corrupt_frames=src.corrupt_frames,
+                damage_times=tuple(src.error_times + src.corrupt_times),
+                repaired_timestamps=src.repaired_pts,
+                discontinuities=len(src.discontinuities),
+                size_changes=src.size_changes,
+            ),
             latency=_percentiles(self._latencies()),
-            reconnects=self.live_counters.reconnects,
-            input_lost=self.live_counters.lost,
-            repaired_timestamps=src.repaired_pts,
-            discontinuities=len(src.discontinuities),
-            size_changes=src.size_changes,
+            live=live,
         )
 
     def _frames_done(self) -> int:

@@ -6,7 +6,7 @@ is: a `Pipeline`, or a `ScaleOutJob` for a file done in segments. Main thread.
 - `Snapshot`: where a run is, for progress displays.
 - `build_stats()`: the one builder of a finished run's `Stats`; what follows from the input
   and the model (sizes, scale, precision, the damage in time order) is filled in the same
-  way for both.
+  way for both, and each kind adds its own part (`LiveStats`, `ScaleOutStats`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..frames import StageTimes, Stats, Steady, StreamInfo
+from ..frames import LiveStats, ScaleOutStats, StageTimes, Stats, StreamInfo
 from ..model.load import LumaUpscaler, engine_of, name_of, precision_of
 
 
@@ -60,6 +60,10 @@ class Run(Protocol):
     def batch(self) -> int:
         """Frames per model call (0: chosen per segment)."""
 
+    @property
+    def provider(self) -> str:
+        """Where the model runs (onnxruntime's provider, or the engine's own words)."""
+
     def progress(self, interval: float = 0.25) -> Iterator[Snapshot]:
         """Run to the end, yielding a snapshot every `interval` seconds."""
 
@@ -77,13 +81,19 @@ class Run(Protocol):
 
 
 @dataclass(frozen=True)
-class Damage:
-    """Input damage a run met: packets that could not be decoded (their frames are
-    missing), frames decoded with concealed damage (kept), and the input times of both."""
+class InputFigures:
+    """What a run met in its input: the frames decoded, packets that could not be decoded
+    (their frames are missing), frames decoded with concealed damage (kept), the input times
+    of both kinds of damage (in any order), and what was mended: timestamps repaired, jumps
+    of the input's clock, changes of the picture's size."""
 
+    frames: int = 0  # decoded (`Stats.frames_in`); 0 when not counted
     decode_errors: int = 0
     corrupt_frames: int = 0
-    times: tuple[float, ...] = ()  # in any order
+    damage_times: tuple[float, ...] = ()
+    repaired_timestamps: int = 0
+    discontinuities: int = 0
+    size_changes: int = 0
 
 
 def build_stats(
@@ -91,56 +101,47 @@ def build_stats(
     *,
     frames: int,
     seconds: float,
-    provider: str,
     output: str,
-    damage: Damage = Damage(),
-    stages: StageTimes | None = None,
     output_size: tuple[int, int] | None = None,
     audio_streams: int = 0,
-    frames_in: int = 0,
-    dropped: int = 0,
-    steady: Steady | None = None,
+    stages: StageTimes | None = None,
+    input_figures: InputFigures = InputFigures(),
     latency: dict[str, float] | None = None,
-    reconnects: int = 0,
-    input_lost: str = "",
-    repaired_timestamps: int = 0,
-    segments: int = 0,
-    discontinuities: int = 0,
-    size_changes: int = 0,
+    live: LiveStats | None = None,
+    scale_out: ScaleOutStats | None = None,
 ) -> Stats:
-    """A run's `Stats`: the figures given, with what follows from the run itself.
+    """A run's `Stats`: the figures given, with what follows from the run itself (the sizes,
+    the scale, where and how the model ran, the batch, the damage in time order).
 
     Args:
         output_size: the encoded size (None: the input's times the model's scale).
+        input_figures: what the run met in its input.
         Others: as in `Stats`.
     """
     v = run.info.video
-    scale = run.upscaler.scale
+    up = run.upscaler
     return Stats(
         frames=frames,
         seconds=seconds,
         input_size=(v.width, v.height),
-        output_size=output_size or (v.width * scale, v.height * scale),
-        scale=scale,
-        provider=provider,
-        precision=precision_of(run.upscaler),
-        engine=engine_of(run.upscaler),
-        model=name_of(run.upscaler),
+        output_size=output_size or (v.width * up.scale, v.height * up.scale),
+        scale=up.scale,
+        provider=run.provider,
+        precision=precision_of(up),
+        engine=engine_of(up),
+        model=name_of(up),
         batch=run.batch,
         stages=stages or StageTimes(),
         audio_streams=audio_streams,
-        decode_errors=damage.decode_errors,
-        corrupt_frames=damage.corrupt_frames,
-        damage_times=tuple(sorted(damage.times)),
-        repaired_timestamps=repaired_timestamps,
-        discontinuities=discontinuities,
-        size_changes=size_changes,
+        decode_errors=input_figures.decode_errors,
+        corrupt_frames=input_figures.corrupt_frames,
+        damage_times=tuple(sorted(input_figures.damage_times)),
+        repaired_timestamps=input_figures.repaired_timestamps,
+        discontinuities=input_figures.discontinuities,
+        size_changes=input_figures.size_changes,
         output=output,
-        frames_in=frames_in,
-        dropped=dropped,
-        steady=steady,
+        frames_in=input_figures.frames,
         latency=latency or {},
-        reconnects=reconnects,
-        input_lost=input_lost,
-        segments=segments,
+        live=live,
+        scale_out=scale_out,
     )

@@ -27,12 +27,12 @@ from typing import Any
 import av
 
 from ..errors import SourceError, UsageError, VsrError
-from ..frames import StageTimes, Stats
+from ..frames import ScaleOutStats, StageTimes, Stats
 from ..media import output_container
 from ..media.input import open_input
 from ..model.load import LumaUpscaler, load
 from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
-from ..pipeline.run import Damage, Snapshot, build_stats
+from ..pipeline.run import InputFigures, Snapshot, build_stats
 from ..pipeline.sink import SinkCounters
 from ..version import __version__
 from . import keyframes as kf
@@ -639,6 +639,12 @@ class ScaleOutJob:
         """Frames per model call as asked (0: each segment chooses)."""
         return self.model.batch
 
+    @property
+    def provider(self) -> str:
+        """Where the segments run, in the executor's words (e.g. "CPUExecutionProvider x4
+        (Ray)"); its name until it has started."""
+        return self.executor.provider or self.executor.name
+
     def stats(self) -> Stats:
         """What the job did (so far: it can be called while it runs)."""
         segs = self.manifest.segments
@@ -646,17 +652,16 @@ class ScaleOutJob:
             self,
             frames=self.sink_counters.frames or sum(r.frames for r in segs),
             seconds=self._seconds or time.monotonic() - self._t0,
-            provider=self.executor.provider or self.executor.name,
             output=str(self.final),
-            damage=Damage(
-                sum(r.decode_errors for r in segs),
-                sum(r.corrupt_frames for r in segs),
-                tuple(t for r in segs for t in r.damage_times),
-            ),
-            stages=StageTimes(encode=self._join_seconds),
             output_size=self.output_size,
             audio_streams=self._audio_streams,
-            segments=len(segs),
+            stages=StageTimes(encode=self._join_seconds),
+            input_figures=InputFigures(
+                decode_errors=sum(r.decode_errors for r in segs),
+                corrupt_frames=sum(r.corrupt_frames for r in segs),
+                damage_times=tuple(t for r in segs for t in r.damage_times),
+            ),
+            scale_out=ScaleOutStats(segments=len(segs)),
         )
 
 

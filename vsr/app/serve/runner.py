@@ -327,7 +327,7 @@ def _figures(stats: Stats, running: Running) -> dict[str, Any]:
             "encode": round(st.encode, 3),
         },
         "batch": stats.batch,
-        "segments": stats.segments,
+        "segments": stats.scale_out.segments if stats.scale_out else 0,
         "input_size": list(stats.input_size),
         "output_size": list(stats.output_size),
         "decode_errors": stats.decode_errors,
