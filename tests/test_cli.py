@@ -812,3 +812,52 @@ def test_a_live_run_that_dropped_much_of_its_input_ends_with_a_hint_naming_the_f
     assert slow.startswith("10% of the frames were dropped after start-up") and "--quality fast" in slow
     # too short a steady state to judge: the whole run, with its margin
     assert keep_up_hint(stats(60, 10, Steady(0.5, 12, 3)), "balanced") == ""
+
+
+def test_the_api_takes_the_option_objects_the_cli_builds_and_writes_the_same_video(
+    sample_video: Path, tmp_path: Path
+) -> None:
+    """`vsr upscale` builds SourceOptions, ModelOptions and SinkOptions from its options;
+    `upscale_video()` given those objects writes the same frames at the same times."""
+    from helpers import decoded
+
+    import vsr
+    from vsr.app.jobs import model_options, sink_options, source_options
+
+    cli_out, api_out = tmp_path / "cli.mkv", tmp_path / "api.mkv"
+    options = ["--quality", "fast", "--engine", "onnxruntime", "--precision", "fp32", "--device", "cpu"]
+    options += ["--codec", "ffv1", "--frames", "5", "--height", "96", "--on-error", "stop"]
+    status, err = run_cli("upscale", sample_video, cli_out, *options)
+    assert status == 0, err
+    args = build_parser().parse_args(["upscale", str(sample_video), str(api_out), *options])
+    source = source_options(args, str(sample_video))
+    model = model_options(args)
+    sink = sink_options(args, str(api_out))
+    assert source == vsr.SourceOptions(str(sample_video), max_frames=5)
+    assert model == vsr.ModelOptions(
+        quality="fast", device=vsr.Device.CPU, engine=vsr.Engine.ONNXRUNTIME, precision=vsr.Precision.FP32
+    )
+    assert sink == vsr.SinkOptions(str(api_out), codec="ffv1", height=96)
+    stats = vsr.upscale_video(source, sink, model=model, on_error=args.on_error, color=args.color)
+    assert stats.frames == 5 and stats.live is None and stats.scale_out is None
+    cli_frames, cli_pts = decoded(cli_out)
+    api_frames, api_pts = decoded(api_out)
+    assert len(api_frames) == 5 and api_pts == cli_pts
+    assert all(np.array_equal(a, c) for a, c in zip(api_frames, cli_frames, strict=True))
+
+
+def test_model_options_take_the_enums_string_values_and_refuse_others_with_the_choices() -> None:
+    """`ModelOptions(device="cuda", precision="bf16", engine="openvino")` means the enums, as
+    the API's strings always did; a value that names none is a UsageError listing them."""
+    import vsr
+
+    opts = vsr.ModelOptions(device="cpu", precision="bf16", engine="openvino")  # type: ignore[arg-type]  # the strings a caller writes
+    assert (opts.device, opts.precision, opts.engine) == (
+        vsr.Device.CPU,
+        vsr.Precision.BF16,
+        vsr.Engine.OPENVINO,
+    )
+    with pytest.raises(vsr.UsageError, match=r"unknown device 'gpu': it is one of 'auto', 'cpu', 'cuda'"):
+        vsr.ModelOptions(device="gpu")  # type: ignore[arg-type]  # the wrong string a caller may write
+    with pytest.raises(vsr.UsageError, match="unknown on_error 'ignore'"):
+        vsr.upscale_video("in.mp4", "out.mp4", on_error="ignore")

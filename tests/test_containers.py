@@ -98,9 +98,11 @@ def bgr_frames(path: Path) -> list[npt.NDArray[np.uint8]]:
         return [frame_to_bgr(f) for f in c.decode(c.streams.video[0])]
 
 
-def upscale(src: Path, dst: Path, **kwargs: Any) -> vsr.Stats:
-    kwargs.setdefault("preset", "ultrafast")
-    return vsr.upscale_video(str(src), str(dst), **kwargs)
+def upscale(
+    src: Path, dst: Path, model: vsr.ModelOptions | None = None, color: str = "auto", **sink: Any
+) -> vsr.Stats:
+    sink.setdefault("preset", "ultrafast")
+    return vsr.upscale_video(src, vsr.SinkOptions(str(dst), **sink), model=model, color=color)
 
 
 def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -255,7 +257,15 @@ def test_batch_size_does_not_change_pixels(tmp_path: Path) -> None:
     outs = {}
     for batch in (1, 8):
         out = tmp_path / f"batch{batch}.mkv"
-        upscale(src, out, codec="ffv1", pix_fmt="bgr0", crf=None, preset=None, batch=batch, device="cpu")
+        upscale(
+            src,
+            out,
+            vsr.ModelOptions(batch=batch, device=vsr.Device.CPU),
+            codec="ffv1",
+            pix_fmt="bgr0",
+            crf=None,
+            preset=None,
+        )
         outs[batch] = bgr_frames(out)
     assert len(outs[1]) == len(outs[8]) == 10
     for a, b in zip(outs[1], outs[8], strict=True):

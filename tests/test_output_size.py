@@ -63,13 +63,9 @@ def test_width_alone_rounds_the_other_side_to_even_for_420(clip: Path, tmp_path:
     assert run_cli("upscale", clip, out, *MODEL, "--width", "100")[0] == 0
     assert shape(out)[:2] == (100, 76)
     stats = vsr.upscale_video(
-        str(clip),
-        str(tmp_path / "api.mp4"),
-        quality="fast",
-        device="cpu",
-        preset="ultrafast",
-        width=150,
-        height=100,
+        clip,
+        vsr.SinkOptions(str(tmp_path / "api.mp4"), preset="ultrafast", width=150, height=100),
+        model=vsr.ModelOptions(quality="fast", device=vsr.Device.CPU),
     )
     assert stats.output_size == (150, 100) and shape(tmp_path / "api.mp4")[:2] == (150, 100)
 

@@ -128,7 +128,11 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     if not src.exists():
         pytest.skip(f"{src} not present")
     out = tmp_path_factory.mktemp("real") / f"{src.stem}_x3.mp4"
-    stats = vsr.upscale_video(str(src), str(out), max_frames=clip.frames, preset="ultrafast", quality="fast")
+    stats = vsr.upscale_video(
+        vsr.SourceOptions(str(src), max_frames=clip.frames),
+        vsr.SinkOptions(str(out), preset="ultrafast"),
+        model=vsr.ModelOptions(quality="fast"),
+    )
     return Run(clip, stats, probe(src, clip.frames), probe(out))
 
 

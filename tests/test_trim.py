@@ -143,21 +143,22 @@ def test_audio_with_coarse_ticks_moves_by_the_exact_shift(tmp_path: Path) -> Non
 
 
 def test_the_api_trims_and_progress_counts_the_span(clip: Path, tmp_path: Path) -> None:
-    """`upscale_video(start=, duration=)` trims as the CLI does; --progress json's total is the
-    span's frame count, not the input's."""
+    """`upscale_video(SourceOptions(start=, duration=))` trims as the CLI does; --progress
+    json's total is the span's frame count, not the input's."""
+    fast = vsr.ModelOptions(quality="fast", device=vsr.Device.CPU)
     stats = vsr.upscale_video(
-        str(clip),
-        str(tmp_path / "api.mp4"),
-        quality="fast",
-        device="cpu",
-        preset="ultrafast",
-        start=3.0,
-        duration=5.0,
+        vsr.SourceOptions(str(clip), start=3.0, duration=5.0),
+        vsr.SinkOptions(str(tmp_path / "api.mp4"), preset="ultrafast"),
+        model=fast,
     )
     assert stats.frames == 25  # from 3 s to the end
-    for bad, words in (({"start": -1.0}, "a start is 0 or more"), ({"duration": 0.0}, "more than 0")):
+    bad_spans = (
+        (vsr.SourceOptions(str(clip), start=-1.0), "a start is 0 or more"),
+        (vsr.SourceOptions(str(clip), duration=0.0), "more than 0"),
+    )
+    for bad, words in bad_spans:
         with pytest.raises(vsr.UsageError, match=words):
-            vsr.upscale_video(str(clip), str(tmp_path / "bad.mp4"), quality="fast", **bad)  # type: ignore[arg-type]
+            vsr.upscale_video(bad, tmp_path / "bad.mp4", model=fast)
     assert not (tmp_path / "bad.mp4").exists()
     proc = subprocess.run(
         [

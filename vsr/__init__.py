@@ -1,7 +1,7 @@
 """vsr: streaming video super-resolution (ESPCN on luma + bicubic chroma) with PyAV and onnxruntime.
 
 Public API:
-    upscale_video(input, output, **options) -> Stats   # a whole file, URL or pipe
+    upscale_video(input, output, model=ModelOptions())  # a whole file, URL or pipe -> Stats
     ImageUpscaler(model=None, device="auto", batch=4)  # images in memory (BGR numpy arrays)
     Pipeline(SourceOptions, ModelOptions, SinkOptions) # the streaming pipeline itself
     ScaleOutJob(..., ScaleOutOptions(segments=8), executor=RayExecutor())  # one file, many workers

@@ -9,8 +9,12 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .channel import Policy
+from .errors import UsageError
+
+E = TypeVar("E", bound=enum.Enum)
 
 #: Default input pixel budget: 4096x2160 (DCI 4K) frames, which become 12288x6480 at x3.
 DEFAULT_MAX_PIXELS = 4096 * 2160
@@ -64,6 +68,22 @@ class ColorPath(enum.StrEnum):
     AUTO = "auto"
     NATIVE = "native"
     YCRCB = "ycrcb"
+
+
+def as_enum(kind: type[E], value: E | str, what: str) -> E:
+    """`value` as a member of `kind`: the member itself, or its string value (what a user of
+    the Python API writes, `device="cuda"`).
+
+    Raises:
+        UsageError: `value` names no member (the message lists the values there are).
+    """
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(repr(m.value) for m in kind)
+        raise UsageError(f"unknown {what} {value!r}: it is one of {choices}") from None
 
 
 class Mode(enum.Enum):
@@ -213,6 +233,8 @@ class ModelOptions:
         threads: the model engine's threads (0: its default, all cores).
         precision: the float arithmetic (see `Precision`).
         engine: onnxruntime, OpenVINO, or the measured choice (see `Engine`).
+            (`device`, `precision` and `engine` also take their enum's string values:
+            "cuda", "bf16", "openvino".)
         quality: the bundled model's tier with `scale`: "fast", "balanced" (None: the
             default) or "quality" (`registry.TIERS`); not together with `model`.
         degrade: what the bundled model was trained to undo: "clean" (None: the default)
@@ -230,6 +252,13 @@ class ModelOptions:
     quality: str | None = None
     degrade: str | None = None
     engine: Engine = Engine.AUTO
+
+    def __post_init__(self) -> None:
+        # The enums' string values are taken too (`device="cuda"`), as the Python API always
+        # took them; a string that names none fails here, at once, with the choices.
+        object.__setattr__(self, "device", as_enum(Device, self.device, "device"))
+        object.__setattr__(self, "precision", as_enum(Precision, self.precision, "precision"))
+        object.__setattr__(self, "engine", as_enum(Engine, self.engine, "engine"))
 
 
 @dataclass(frozen=True)

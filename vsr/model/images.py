@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from ..errors import UsageError
 from ..media.color import merge_upscaled, split_ycrcb
-from ..options import Device, Engine, ModelOptions, Precision
+from ..options import Device, Engine, ModelOptions, Precision, as_enum
 from .load import OnnxUpscaler, load
 
 
@@ -55,12 +55,12 @@ class ImageUpscaler:
             ModelOptions(
                 model=model,
                 scale=scale,
-                device=Device(device),
+                device=as_enum(Device, device, "device"),
                 tile=tile,
-                precision=Precision(precision),
+                precision=as_enum(Precision, precision, "precision"),
                 quality=quality,
                 degrade=degrade,
-                engine=Engine(engine),
+                engine=as_enum(Engine, engine, "engine"),
             )
         )
         self.scale = self.model.scale

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import threading
 import time
 import weakref
@@ -54,6 +55,7 @@ from ..options import (
     OnError,
     SinkOptions,
     SourceOptions,
+    as_enum,
     tuning_for,
 )
 from . import interrupts
@@ -105,7 +107,7 @@ class Pipeline:
         self.mode = mode
         self.live = live or LiveOptions()
         self.model_options = model
-        self.on_error = OnError(on_error)
+        self.on_error = as_enum(OnError, on_error, "on_error")
         self.upscaler: LumaUpscaler = upscaler or load(model)
         self.input: OpenedInput = open_input(
             dataclasses.replace(source, decoder_threads=tuning_for(mode, 1).decoder_threads)
@@ -128,7 +130,7 @@ class Pipeline:
                 self.preview = PreviewServer(self.live.preview_host, self.live.preview_port)
             for note in self.output.notes if self.output and log_notes else []:
                 log.warning("%s", note)
-            self.native = self._native_path(ColorPath(color))
+            self.native = self._native_path(as_enum(ColorPath, color, "color"))
             layout = pixfmt.native_input(v.pix_fmt)
             scale = self.upscaler.scale
             encode = self.output.format if self.output is not None else None
@@ -531,65 +533,39 @@ def _percentiles(values: Any) -> dict[str, float]:
 
 
 def upscale_video(
-    input: str,
-    output: str,
+    input: str | os.PathLike[str] | SourceOptions,
+    output: str | os.PathLike[str] | SinkOptions,
     *,
-    model: str | None = None,
-    scale: int | None = None,
-    device: str = "auto",
-    batch: int = 0,
-    codec: str | None = None,
-    crf: int | None = 18,
-    preset: str | None = "medium",
-    pix_fmt: str | None = None,
-    format: str | None = None,
-    overwrite: bool = False,
-    max_frames: int | None = None,
-    tile: int = 0,
+    model: ModelOptions | None = None,
     on_error: OnError | str = OnError.SKIP,
     color: ColorPath | str = ColorPath.AUTO,
-    precision: str = "auto",
-    quality: str | None = None,
-    degrade: str | None = None,
-    start: float = 0.0,
-    duration: float | None = None,
-    width: int | None = None,
-    height: int | None = None,
-    engine: str = "auto",
 ) -> Stats:
-    """Upscale a video (or image) file end to end and return what was done.
+    """Upscale a video (or image) file end to end and return what was done: `vsr upscale`,
+    from the same option objects the command builds from its options.
 
-    Args mirror `vsr upscale`'s options. Raises VsrError subclasses for user errors.
+    A path or URL stands for its options with every default (`SourceOptions(url)`,
+    `SinkOptions(url)`: libx264 CRF 18, no overwriting); pass the objects to say more:
+
+        upscale_video("in.mp4", "out.mp4")
+        upscale_video("in.mp4", SinkOptions("out.mp4", crf=20, overwrite=True),
+                      model=ModelOptions(quality="fast"))
+        upscale_video(SourceOptions("film.mkv", start=90, duration=10), "part.mkv")
+
+    Args:
+        input: what to read: a path, a URL, "-" (standard input), or its `SourceOptions`.
+        output: what to write: a path, a URL, "-" (standard output, with a `format`), or
+            its `SinkOptions` (encoder, size, overwrite, ...).
+        model: which model runs, where and how (None: the bundled default, x3, chosen engine).
+        on_error: what damaged input does (`OnError`, or "skip"/"stop").
+        color: the colour path (`ColorPath`, or "auto"/"native"/"ycrcb").
+
+    Raises:
+        VsrError subclasses for what the user can fix (an unknown option value is a
+        UsageError), before any frame is read.
     """
-    from ..options import Device, Engine, Precision
-
-    pipeline = Pipeline(
-        SourceOptions(input, max_frames=max_frames, start=start, duration=duration),
-        ModelOptions(
-            model=model,
-            scale=scale,
-            device=Device(device),
-            batch=batch,
-            tile=tile,
-            precision=Precision(precision),
-            quality=quality,
-            degrade=degrade,
-            engine=Engine(engine),
-        ),
-        SinkOptions(
-            output,
-            format=format,
-            codec=codec,
-            crf=crf,
-            preset=preset,
-            pix_fmt=pix_fmt,
-            overwrite=overwrite,
-            width=width,
-            height=height,
-        ),
-        on_error=on_error,
-        color=color,
-    )
+    source = input if isinstance(input, SourceOptions) else SourceOptions(os.fspath(input))
+    sink = output if isinstance(output, SinkOptions) else SinkOptions(os.fspath(output))
+    pipeline = Pipeline(source, model or ModelOptions(), sink, on_error=on_error, color=color)
     return pipeline.run()
 
 

@@ -31,7 +31,7 @@ from ..frames import ScaleOutStats, StageTimes, Stats
 from ..media import output_container
 from ..media.input import open_input
 from ..model.load import LumaUpscaler, load
-from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions
+from ..options import ColorPath, ModelOptions, OnError, SinkOptions, SourceOptions, as_enum
 from ..pipeline.run import InputFigures, Snapshot, build_stats
 from ..pipeline.sink import SinkCounters
 from ..version import __version__
@@ -119,7 +119,8 @@ class ScaleOutJob:
         # must find the same files.
         source = replace(source, url=str(Path(source.url).resolve()))
         self.source, self.model, self.sink, self.options = source, model, sink, options
-        self.on_error, self.color = OnError(on_error), ColorPath(color)
+        self.on_error = as_enum(OnError, on_error, "on_error")
+        self.color = as_enum(ColorPath, color, "color")
         self.upscaler = upscaler or load(model)
         self.scale = self.upscaler.scale
         opened = open_input(source)
