@@ -259,6 +259,36 @@ def test_auto_measures_once_per_model_and_cpu_then_reads_the_cache(
     assert key in json.loads((tmp_path / "cache" / "engines.json").read_text())["entries"]
 
 
+@needs_openvino
+def test_processes_that_measure_at_once_run_what_the_first_one_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vsr processes starting at once on a fresh machine (scale-out workers, a service's first
+    jobs) each measure, but the first record stored wins: a process that finds one stored when
+    it comes to store its own runs what that one says, so their frames come from one engine."""
+    monkeypatch.setenv("VSR_CACHE_DIR", str(tmp_path / "cache"))
+    assert choice_cache.put_first("k", {"a": 1}) == {"a": 1}
+    assert choice_cache.put_first("k", {"a": 2}) == {"a": 1}
+    assert choice_cache.put_first("k", {"a": 3}, usable=lambda r: False) == {"a": 3}
+    key = engine_choice.cache_key(
+        engine_choice.file_digest(MODEL_X3),
+        0,
+        {"onnxruntime": __import__("onnxruntime").__version__, "openvino": openvino_version()},
+    )
+    slow = {"ms": 1000.0, "max_levels": 0, "psnr": None}
+    measured = {c.label: slow for c in available("fp32", True)} | {
+        ORT.label: {"ms": 10.0, "max_levels": 0, "psnr": None}
+    }
+    first = {"model": "espcn_x3.onnx", "size": [64, 64], "measured": measured}
+    choice_cache.put_first(key, first)
+    monkeypatch.setattr(choice_cache, "get", lambda k: None)  # it started before the record was there
+    late = OnnxUpscaler(MODEL_X3, Device.CPU, engine="auto")
+    assert late.choice is not None and late.choice.cached
+    assert (late.runtime, late.precision) == (Engine.ONNXRUNTIME, "fp32")
+    stored = json.loads((tmp_path / "cache" / "engines.json").read_text())["entries"][key]
+    assert stored == first
+
+
 def test_the_cache_lives_where_the_user_keeps_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The cache is in $VSR_CACHE_DIR when set, else $XDG_CACHE_HOME/vsr, else ~/.cache/vsr;
     one that cannot be written costs only the next start's measurement, never the run."""
@@ -271,7 +301,7 @@ def test_the_cache_lives_where_the_user_keeps_caches(tmp_path: Path, monkeypatch
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("VSR_CACHE_DIR", str(blocker / "cache"))  # under a file: cannot be made
-    choice_cache.put("k", {"a": 1})
+    choice_cache.put_first("k", {"a": 1})
     assert choice_cache.get("k") is None
 
 

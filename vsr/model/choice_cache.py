@@ -4,8 +4,10 @@ user's cache directory, so that only a model's first start on a CPU pays for the
 Read and written in the main thread, while a model loads. The file is a cache, never a source
 of truth: one that is missing, unreadable, damaged or of another format version counts as
 empty, and one that cannot be written costs only the next start's probe (said once, at info
-level). Writes go through a temporary file renamed into place, so two vsr processes starting
-at once each leave a whole file (the later one's).
+level). Writes go through a temporary file renamed into place, under a lock file, and the
+first record stored under a key wins (`put_first`): vsr processes that start at once on a
+fresh machine (the scale-out workers, a service's first jobs) and measure side by side all
+run what the first of them stored, so their frames come from one engine.
 
 Location: `$VSR_CACHE_DIR` if set (tests point it at a temporary folder), else
 `$XDG_CACHE_HOME/vsr`, else `~/.cache/vsr`.
@@ -14,10 +16,12 @@ Location: `$VSR_CACHE_DIR` if set (tests point it at a temporary folder), else
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,25 +64,35 @@ def get(key: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def put(key: str, record: dict[str, Any]) -> None:
-    """Store `record` under `key`, keeping the other entries; failures are logged, not raised."""
+def put_first(
+    key: str, record: dict[str, Any], usable: Callable[[dict[str, Any]], bool] = lambda _: True
+) -> dict[str, Any]:
+    """Store `record` under `key` unless another process stored a `usable` one first, keeping
+    the other entries; return what is stored now (`record`, or the earlier one). Failures are
+    logged, not raised (then `record` is returned)."""
     path = cache_file()
-    entries = _entries()
-    entries[key] = record
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".engines.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"format": FORMAT, "entries": entries}, f, indent=1, sort_keys=True)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with open(path.parent / (FILE_NAME + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            entries = _entries()
+            earlier = entries.get(key)
+            if isinstance(earlier, dict) and usable(earlier):
+                return earlier
+            entries[key] = record
+            fd, tmp = tempfile.mkstemp(prefix=".engines.", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump({"format": FORMAT, "entries": entries}, f, indent=1, sort_keys=True)
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
     except OSError as exc:
         log.info(
             "cannot keep the engine choice in '%s': %s; the next start measures again",
             path,
             exc.strerror or exc,
         )
+    return record

@@ -392,26 +392,29 @@ def choose(
         return Choice(chosen, measured, (w, h), cached=True), {}
     engines = {c: build(c) for c in every}
     measured, size = measure(engines, every[0], fixed)
-    chosen = decide(measured, allowed_here)
-    choice_cache.put(
-        key,
-        {
-            "model": path.name,
-            "cpu": cpu.describe(),
-            "threads": threads,
-            "versions": dict(versions),
-            "size": list(size),
-            "when": datetime.now(UTC).isoformat(timespec="seconds"),
-            "measured": {
-                c.label: {
-                    "ms": m.ms,
-                    "max_levels": m.max_levels,
-                    "psnr": None if math.isinf(m.psnr) else round(m.psnr, 2),
-                }
-                for c, m in measured.items()
-            },
+    ours = {
+        "model": path.name,
+        "cpu": cpu.describe(),
+        "threads": threads,
+        "versions": dict(versions),
+        "size": list(size),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "measured": {
+            c.label: {
+                "ms": m.ms,
+                "max_levels": m.max_levels,
+                "psnr": None if math.isinf(m.psnr) else round(m.psnr, 2),
+            }
+            for c, m in measured.items()
         },
-    )
+    }
+    stored = choice_cache.put_first(key, ours, lambda r: _from_record(r, every) is not None)
+    theirs = _from_record(stored, every) if stored is not ours else None
+    if theirs is not None:  # another process stored its measurement first: run what it chose
+        chosen = decide(theirs, allowed_here)
+        log.info("engine for %s: %s, as another vsr process measured it", path.name, chosen.label)
+        return Choice(chosen, theirs, size, cached=True), {c: e for c, e in engines.items() if c == chosen}
+    chosen = decide(measured, allowed_here)
     log.info(
         "engine for %s on this CPU, measured at %dx%d: %s -> %s (kept in %s)",
         path.name,
