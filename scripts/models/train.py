@@ -47,8 +47,9 @@ import random
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +57,7 @@ from PIL import Image, ImageFilter
 
 from vsr.lab import protocol
 from vsr.lab.networks import (
+    Network,
     build_ecb,
     build_model,
     check_export,
@@ -69,6 +71,8 @@ from vsr.paths import MODELS, SHARED_DATA
 
 DEFAULT_DATA = SHARED_DATA / "train"
 DEFAULT_EVAL = SHARED_DATA / "eval"
+
+Tensor = Any  # torch.Tensor: PyTorch is optional, and mypy reads it as Any (vsr.lab.networks)
 
 
 @dataclass(frozen=True)
@@ -128,19 +132,19 @@ class WeightAverage:
     up from 0 ((1 + n) / (10 + n), as TensorFlow's ExponentialMovingAverage does), so a short
     run or a fresh start is not dominated by its initial weights."""
 
-    def __init__(self, model, decay: float) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, model: Network, decay: float) -> None:
         self.decay = decay
         self.updates = 0
         self.shadow = [p.detach().clone() for p in model.parameters()]
 
-    def update(self, model) -> None:  # type: ignore[no-untyped-def]
+    def update(self, model: Network) -> None:
         import torch
 
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         torch._foreach_lerp_(self.shadow, [p.detach() for p in model.parameters()], 1 - d)
 
-    def swap(self, model) -> None:  # type: ignore[no-untyped-def]
+    def swap(self, model: Network) -> None:
         """Exchange the model's weights and the average (call twice to undo)."""
         import torch
 
@@ -150,16 +154,16 @@ class WeightAverage:
                 p.copy_(s)
                 s.copy_(tmp)
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         return {"shadow": self.shadow, "updates": self.updates}
 
-    def load_state_dict(self, state: dict[str, object]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         import torch
 
         with torch.no_grad():
-            for s, t in zip(self.shadow, state["shadow"], strict=True):  # type: ignore[call-overload]
+            for s, t in zip(self.shadow, state["shadow"], strict=True):
                 s.copy_(t)
-        self.updates = int(state["updates"])  # type: ignore[call-overload]
+        self.updates = int(state["updates"])
 
 
 def degrade_lr(lr: Image.Image, rng: random.Random) -> Image.Image:
@@ -192,7 +196,7 @@ def split_holdout(cfg: TrainConfig) -> tuple[list[Path], list[Path]]:
 PSNR_LOSS_FLOOR = 1e-4  # MSE of a 40 dB patch, in 0..1 units
 
 
-def psnr_loss(pred, target):  # type: ignore[no-untyped-def]
+def psnr_loss(pred: Tensor, target: Tensor) -> Tensor:
     """The batch's mean per-patch log MSE (in dB, so the loss reads as minus a PSNR).
 
     Why: the figures we are judged by average PSNR over images, and a PSNR's gradient weighs
@@ -253,7 +257,7 @@ def cut_image(
             if f == 1.0
             else base.resize(
                 (max(p * s, round(base.width * f)), max(p * s, round(base.height * f))),
-                Image.BICUBIC,
+                Image.Resampling.BICUBIC,
                 reducing_gap=None,
             )
         )
@@ -291,7 +295,7 @@ def bank_pairs(
             radius = rng.uniform(0.0, 1.0)
             if radius > 0.2:
                 src = hr.filter(ImageFilter.GaussianBlur(radius))
-        lr = src.resize((w // s, h // s), Image.BICUBIC)
+        lr = src.resize((w // s, h // s), Image.Resampling.BICUBIC)
         if cfg.degrade == "video" and (c > 0 or rng.random() < 0.7):
             lr = degrade_lr(lr, rng)
         ly, hy = protocol.y_channel(lr), protocol.y_channel(hr)
@@ -302,7 +306,7 @@ def bank_pairs(
                 hrs.append(hy[i * s : (i + p) * s, j * s : (j + p) * s])
 
 
-def evaluate(model, scale: int, folder: Path | list[Path], device: str) -> float:  # type: ignore[no-untyped-def]
+def evaluate(model: Network, scale: int, folder: Path | list[Path], device: str) -> float:
     """Mean protocol PSNR of `model` on the images of `folder` (or on a list of images)."""
     import torch
 
@@ -317,7 +321,8 @@ def evaluate(model, scale: int, folder: Path | list[Path], device: str) -> float
     return float(np.mean(scores))
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: C901 -- to be split into data, model, loop, export (#34)
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (`--help` lists it)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", type=int, default=3, choices=(2, 3, 4))
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder of training images")
@@ -438,19 +443,33 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 -- to be split int
         help="bf16: mixed precision (bfloat16 convs, float32 weights and loss) in "
         "channels-last layout; 4-5x faster on CPUs with AMX, and on GPUs",
     )
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def pick_device(args: argparse.Namespace) -> str:
+    """Set torch's CPU threads and pick the device (`--device auto`: CUDA where there is one)."""
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device: str = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if device == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed batch and patch shapes: tune convs once
+    return device
+
+
+def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(the ONNX model to write, its checkpoint), their folders made."""
     out: Path = args.out or MODELS / f"espcn_x{args.scale}.onnx"
-    ckpt_path = args.checkpoint or out.with_name(out.name + ".ckpt")
+    ckpt_path: Path = args.checkpoint or out.with_name(out.name + ".ckpt")
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
+    return out, ckpt_path
+
+
+def config_from(args: argparse.Namespace) -> TrainConfig:
+    """The run's settings from the command line, which exits with a message where they do
+    not fit together."""
     ecb = args.arch == "ecb"
     if ecb and args.extra_layers:
         raise SystemExit("--extra-layers is for --arch espcn")
@@ -502,9 +521,24 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 -- to be split int
     )
     if not 0 <= cfg.ema < 1:
         raise SystemExit(f"--ema {cfg.ema}: the decay must be in [0, 1)")
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    return cfg
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Data:
+    """The patch bank on the training device, and the held-out images."""
+
+    lr: Tensor  # uint8 [N, patch, patch]
+    hr: Tensor  # uint8 [N, patch*scale, patch*scale]
+    held: list[Path]
+
+
+def load_data(cfg: TrainConfig, device: str) -> Data:
+    """Cut the patch bank and move it to `device`; set the held-out images aside."""
+    import torch
 
     t0 = time.monotonic()
     lr_bank, hr_bank = patch_bank(cfg)
@@ -515,196 +549,277 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 -- to be split int
     )
     lr_t = torch.from_numpy(lr_bank).to(device)
     hr_t = torch.from_numpy(hr_bank).to(device)
-
     held = split_holdout(cfg)[1]
     if held:
         print(
             f"holding out {len(held)} images for validation: " + ", ".join(p.name for p in held), flush=True
         )
+    return Data(lr_t, hr_t, held)
+
+
+# --- model --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """The network in training and everything its checkpoint carries beside it."""
+
+    cfg: TrainConfig
+    model: Network
+    opt: Any  # torch.optim.Adam
+    ema: WeightAverage | None
+    gen: Any  # torch.Generator: the batches' draws
+    device: str
+    precision: str  # fp32 or bf16
+    start: int = 0  # the step this run of the script started at (0, or where it resumed)
+    done_before: float = 0.0  # fraction of the schedule a resumed run had already done
+    # How the steps so far were trained, one entry per run of this script (a model can be
+    # carried across days, machines and precisions; its metadata says how):
+    history: list[dict[str, object]] = field(default_factory=list)
+
+
+def build_network(cfg: TrainConfig, init: Path | None, precision: str, device: str) -> Network:
+    """The network `cfg` describes, started from `init`'s weights where given, on `device`."""
+    import torch
+
+    ecb = cfg.arch == "ecb"
     if ecb:
         model = build_ecb(cfg.scale, cfg.channels, cfg.blocks, cfg.refine, cfg.refine_factor)
     else:
         model = build_model(cfg.scale, cfg.extra_layers)
-    if args.init:
-        load = (
-            (init_ecb_from_onnx if args.init.suffix == ".onnx" else init_from_checkpoint)
-            if ecb
-            else init_from
-        )
-        copied = load(model, args.init)
-        print(f"initialised {len(copied)} tensors from {args.init}", flush=True)
+    if init:
+        load = (init_ecb_from_onnx if init.suffix == ".onnx" else init_from_checkpoint) if ecb else init_from
+        copied = load(model, init)
+        print(f"initialised {len(copied)} tensors from {init}", flush=True)
     model = model.to(device)
-    bf16 = args.precision == "bf16"
-    if bf16:
+    if precision == "bf16":
         model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def start_run(cfg: TrainConfig, model: Network, precision: str, device: str) -> Run:
+    """A fresh optimiser, weight average and batch generator for `model`, at step 0."""
+    import torch
+
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ema = WeightAverage(model, cfg.ema) if cfg.ema else None
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    start = 0
-    done_before = 0.0  # fraction of the schedule a resumed run had already done
-    # How the steps so far were trained, one entry per run of this script (a model can be
-    # carried across days, machines and precisions; its metadata says how):
-    history: list[dict[str, object]] = []
-    if ckpt_path.exists() and not args.no_resume:
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        saved = dict(ck["config"])
-        saved = {**CONFIG_DEFAULTS, **saved}  # checkpoints from before these options
-        if {**saved, "steps": 0} != {**asdict(cfg), "steps": 0}:
-            raise SystemExit(
-                f"checkpoint {ckpt_path} was made with other settings; hint: pass --no-resume or delete it"
-            )
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        if ema is not None:
-            ema.load_state_dict(ck["ema"])
-        gen.set_state(ck["gen"].cpu())  # map_location moved it to the device with the weights
-        start = ck["step"]
-        cfg = replace(cfg, steps=saved["steps"])  # a --max-minutes run may have lowered it
-        done_before = float(ck.get("progress", start / max(1, cfg.steps)))
-        history = list(ck.get("history", [{"steps": start, "recorded": "steps only"}]))
-        print(f"resumed from {ckpt_path} at step {start}", flush=True)
+    return Run(cfg, model, opt, ema, gen, device, precision)
 
-    # --max-minutes makes the schedule follow the clock instead of the step count: warm-up,
-    # cosine decay and the MSE phase are fractions of the time left for training, and the
-    # run stops when it is spent. A step-count estimate from a short calibration is not safe
-    # when several runs share one GPU and start at different times (the rate changes as the
-    # others start and finish); the clock is. A resumed timed run fits the rest of the
-    # schedule (from where the checkpoint left it) into its minutes, so a run can be carried
-    # across working days, each ending with a usable model. `--steps` still caps a timed run,
-    # and then the schedule follows whichever runs out first: a fast network that reaches
-    # its steps before the clock ends annealed, not cut off at a high rate.
-    timed = bool(args.max_minutes)
-    t_train = time.monotonic()
-    reserve = 30.0  # final Set5/Set14 evaluation, export and export check
-    train_seconds = args.max_minutes * 60 - (t_train - t0) - reserve
-    if timed and train_seconds <= 30:
+
+def resume(run: Run, ckpt_path: Path) -> Run:
+    """`run` carried on from its checkpoint, which must have been made with the same settings
+    (but for the steps: a --max-minutes run may have lowered them, and those are kept)."""
+    import torch
+
+    ck = torch.load(ckpt_path, map_location=run.device, weights_only=False)
+    saved = dict(ck["config"])
+    saved = {**CONFIG_DEFAULTS, **saved}  # checkpoints from before these options
+    if {**saved, "steps": 0} != {**asdict(run.cfg), "steps": 0}:
         raise SystemExit(
-            f"--max-minutes {args.max_minutes} leaves no time to train "
-            f"(the patch bank took {t_train - t0:.0f}s)"
+            f"checkpoint {ckpt_path} was made with other settings; hint: pass --no-resume or delete it"
         )
+    run.model.load_state_dict(ck["model"])
+    run.opt.load_state_dict(ck["opt"])
+    if run.ema is not None:
+        run.ema.load_state_dict(ck["ema"])
+    run.gen.set_state(ck["gen"].cpu())  # map_location moved it to the device with the weights
+    start: int = ck["step"]
+    cfg = replace(run.cfg, steps=saved["steps"])  # a --max-minutes run may have lowered it
+    print(f"resumed from {ckpt_path} at step {start}", flush=True)
+    return replace(
+        run,
+        cfg=cfg,
+        start=start,
+        done_before=float(ck.get("progress", start / max(1, cfg.steps))),
+        history=list(ck.get("history", [{"steps": start, "recorded": "steps only"}])),
+    )
 
-    def progress(step: int) -> float:
-        by_steps = step / max(1, cfg.steps)
-        if timed:
-            by_clock = done_before + (1 - done_before) * (time.monotonic() - t_train) / train_seconds
+
+# --- loop ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Where a run is in its schedule, and the learning rate there.
+
+    --max-minutes makes the schedule follow the clock instead of the step count: warm-up,
+    cosine decay and the MSE phase are fractions of the time left for training, and the
+    run stops when it is spent. A step-count estimate from a short calibration is not safe
+    when several runs share one GPU and start at different times (the rate changes as the
+    others start and finish); the clock is. A resumed timed run fits the rest of the
+    schedule (from where the checkpoint left it) into its minutes, so a run can be carried
+    across working days, each ending with a usable model. `--steps` still caps a timed run,
+    and then the schedule follows whichever runs out first: a fast network that reaches
+    its steps before the clock ends annealed, not cut off at a high rate."""
+
+    steps: int  # the steps asked for (as the checkpoint of a resumed run had them)
+    lr: float
+    timed: bool
+    t_train: float  # time.monotonic() when training started
+    train_seconds: float  # the minutes given, less the patch bank and the final reserve
+    done_before: float
+
+    def progress(self, step: int) -> float:
+        by_steps = step / max(1, self.steps)
+        if self.timed:
+            by_clock = (
+                self.done_before
+                + (1 - self.done_before) * (time.monotonic() - self.t_train) / self.train_seconds
+            )
             return max(by_steps, by_clock)
         return by_steps
 
-    def lr_at(step: int) -> float:
+    def lr_at(self, step: int) -> float:
         warm = 200
         if step < warm:
-            return cfg.lr * (step + 1) / warm
-        t = progress(step)
-        if not timed:
-            t = (step - warm) / max(1, cfg.steps - warm)
+            return self.lr * (step + 1) / warm
+        t = self.progress(step)
+        if not self.timed:
+            t = (step - warm) / max(1, self.steps - warm)
         t = min(max(t, 0.0), 1.0)
-        return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+        return self.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
 
-    def segment(step: int) -> dict[str, object]:
-        return {
-            "steps": step - start,
-            "precision": args.precision,
-            "device": device,
-            "threads": torch.get_num_threads() if device == "cpu" else None,
-            "seconds": round(time.monotonic() - t_train),
-            "date": time.strftime("%Y-%m-%d"),
-        }
 
-    requested_steps = cfg.steps
-    n = len(lr_bank)
-    t_start = time.monotonic()
-    step = start
-    while step < cfg.steps:
-        if timed and progress(step) >= 1.0:
-            break
-        mse = progress(step) >= 1 - cfg.mse_fraction
-        idx = torch.randint(0, n, (cfg.batch,), generator=gen)
-        k = int(torch.randint(0, 8, (1,), generator=gen))
-        x = lr_t[idx.to(device)].float().div_(255).unsqueeze(1)
-        y = hr_t[idx.to(device)].float().div_(255).unsqueeze(1)
-        # One dihedral transform per batch (rot90 x flip): the same for input and target.
-        x, y = torch.rot90(x, k % 4, (2, 3)), torch.rot90(y, k % 4, (2, 3))
-        if k >= 4:
-            x, y = x.flip(3), y.flip(3)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        if bf16:
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=device, dtype=torch.bfloat16):
-                pred = model(x)
-            pred = pred.float()
-        else:
-            pred = model(x)
-        if cfg.loss == "psnr":
-            loss = psnr_loss(pred, y)
-        else:
-            loss = torch.nn.functional.mse_loss(pred, y) if mse else (pred - y).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if ema is not None:
-            ema.update(model)
-        if (step + 1) % args.log_every == 0:
-            done = step + 1 - start
-            rate = done / (time.monotonic() - t_start)
-            eta = (
-                (1 - progress(step)) / (1 - done_before) * train_seconds
-                if timed
-                else (cfg.steps - step - 1) / rate
-            )
-            print(
-                f"step {step + 1}/{cfg.steps} loss {loss.item():.5f} lr {lr_at(step):.2e} "
-                f"{rate:.1f} steps/s eta {eta / 60:.1f} min",
-                flush=True,
-            )
-        if (step + 1) % args.checkpoint_every == 0 or step + 1 == cfg.steps:
-            tmp = ckpt_path.with_suffix(".tmp")
-            torch.save(
-                {
-                    "config": asdict(cfg),
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "gen": gen.get_state(),
-                    "step": step + 1,
-                    "progress": progress(step + 1),
-                    "history": [*history, segment(step + 1)],
-                    **({"ema": ema.state_dict()} if ema is not None else {}),
-                },
-                tmp,
-            )
-            tmp.replace(ckpt_path)
-            if held:
-                model.eval()
-                if ema is not None:
-                    ema.swap(model)
-                val = evaluate(model, cfg.scale, held, device)
-                if ema is not None:
-                    ema.swap(model)
-                model.train()
-                print(
-                    f"step {step + 1}: holdout PSNR {val:.3f} dB ({len(held)} training images kept out)",
-                    flush=True,
-                )
-        step += 1
-
-    if timed:
-        cfg = replace(cfg, steps=step)
-        print(
-            f"trained {step - start} steps (to step {step}) in {time.monotonic() - t_train:.0f}s "
-            f"(--max-minutes {args.max_minutes})",
-            flush=True,
+def schedule_for(run: Run, max_minutes: float, t0: float) -> Schedule:
+    """The schedule of `run` from now, fitted into `max_minutes` since `t0` where given."""
+    timed = bool(max_minutes)
+    t_train = time.monotonic()
+    reserve = 30.0  # final Set5/Set14 evaluation, export and export check
+    train_seconds = max_minutes * 60 - (t_train - t0) - reserve
+    if timed and train_seconds <= 30:
+        raise SystemExit(
+            f"--max-minutes {max_minutes} leaves no time to train (the patch bank took {t_train - t0:.0f}s)"
         )
-    model.eval()
-    if ema is not None:  # from here on the model is the average: evaluated, exported, checked
-        ema.swap(model)
-    psnr: dict[str, float] = {}
-    for name in ("Set5", "Set14"):
-        folder = Path(args.eval) / name
-        if folder.is_dir():
-            psnr[name] = round(evaluate(model, cfg.scale, folder, device), 3)
-    print(f"PSNR (shared protocol, Y): {psnr}", flush=True)
+    return Schedule(run.cfg.steps, run.cfg.lr, timed, t_train, train_seconds, run.done_before)
 
-    if ecb:
+
+def segment(run: Run, schedule: Schedule, step: int) -> dict[str, object]:
+    """How this run of the script trained, up to `step` (an entry of the run's history)."""
+    import torch
+
+    return {
+        "steps": step - run.start,
+        "precision": run.precision,
+        "device": run.device,
+        "threads": torch.get_num_threads() if run.device == "cpu" else None,
+        "seconds": round(time.monotonic() - schedule.t_train),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def train_step(run: Run, data: Data, schedule: Schedule, step: int) -> Tensor:
+    """One optimiser step on a random batch of the bank; the batch's loss."""
+    import torch
+
+    cfg, model, device = run.cfg, run.model, run.device
+    mse = schedule.progress(step) >= 1 - cfg.mse_fraction
+    idx = torch.randint(0, len(data.lr), (cfg.batch,), generator=run.gen)
+    k = int(torch.randint(0, 8, (1,), generator=run.gen))
+    x = data.lr[idx.to(device)].float().div_(255).unsqueeze(1)
+    y = data.hr[idx.to(device)].float().div_(255).unsqueeze(1)
+    # One dihedral transform per batch (rot90 x flip): the same for input and target.
+    x, y = torch.rot90(x, k % 4, (2, 3)), torch.rot90(y, k % 4, (2, 3))
+    if k >= 4:
+        x, y = x.flip(3), y.flip(3)
+    for g in run.opt.param_groups:
+        g["lr"] = schedule.lr_at(step)
+    if run.precision == "bf16":
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+            pred = model(x)
+        pred = pred.float()
+    else:
+        pred = model(x)
+    if cfg.loss == "psnr":
+        loss = psnr_loss(pred, y)
+    else:
+        loss = torch.nn.functional.mse_loss(pred, y) if mse else (pred - y).abs().mean()
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    if run.ema is not None:
+        run.ema.update(model)
+    return loss
+
+
+def log_step(run: Run, schedule: Schedule, step: int, loss: Tensor, t_start: float) -> None:
+    """Print the loss, learning rate, rate and time left after `step`."""
+    done = step + 1 - run.start
+    rate = done / (time.monotonic() - t_start)
+    eta = (
+        (1 - schedule.progress(step)) / (1 - run.done_before) * schedule.train_seconds
+        if schedule.timed
+        else (run.cfg.steps - step - 1) / rate
+    )
+    print(
+        f"step {step + 1}/{run.cfg.steps} loss {loss.item():.5f} lr {schedule.lr_at(step):.2e} "
+        f"{rate:.1f} steps/s eta {eta / 60:.1f} min",
+        flush=True,
+    )
+
+
+def save_checkpoint(run: Run, schedule: Schedule, step: int, ckpt_path: Path) -> None:
+    """Write the checkpoint of `run` at `step` (through a temporary file: a run killed while
+    writing leaves the previous one)."""
+    import torch
+
+    tmp = ckpt_path.with_suffix(".tmp")
+    torch.save(
+        {
+            "config": asdict(run.cfg),
+            "model": run.model.state_dict(),
+            "opt": run.opt.state_dict(),
+            "gen": run.gen.get_state(),
+            "step": step,
+            "progress": schedule.progress(step),
+            "history": [*run.history, segment(run, schedule, step)],
+            **({"ema": run.ema.state_dict()} if run.ema is not None else {}),
+        },
+        tmp,
+    )
+    tmp.replace(ckpt_path)
+
+
+def validate(run: Run, held: list[Path], step: int) -> None:
+    """Print the PSNR on the held-out images of the weights that would be exported now."""
+    run.model.eval()
+    if run.ema is not None:
+        run.ema.swap(run.model)
+    val = evaluate(run.model, run.cfg.scale, held, run.device)
+    if run.ema is not None:
+        run.ema.swap(run.model)
+    run.model.train()
+    print(f"step {step}: holdout PSNR {val:.3f} dB ({len(held)} training images kept out)", flush=True)
+
+
+def train_loop(
+    run: Run, data: Data, schedule: Schedule, ckpt_path: Path, log_every: int, checkpoint_every: int
+) -> int:
+    """Train from the run's start to its steps (or, timed, until the clock runs out),
+    checkpointing and validating on the way; the step it stopped at."""
+    t_start = time.monotonic()
+    step = run.start
+    while step < run.cfg.steps:
+        if schedule.timed and schedule.progress(step) >= 1.0:
+            break
+        loss = train_step(run, data, schedule, step)
+        if (step + 1) % log_every == 0:
+            log_step(run, schedule, step, loss, t_start)
+        if (step + 1) % checkpoint_every == 0 or step + 1 == run.cfg.steps:
+            save_checkpoint(run, schedule, step + 1, ckpt_path)
+            if data.held:
+                validate(run, data.held, step + 1)
+        step += 1
+    return step
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+def architecture(model: Network, cfg: TrainConfig) -> tuple[int, int, str]:
+    """(parameters, multiply-accumulates per input pixel, a description) of the exported graph."""
+    if cfg.arch == "ecb":
         # what the exported graph holds: the merged convs (the branch parameters are training-only)
         params = sum(w.size + b.size for _, w, b in model.export_layers())
         macs = ecb_macs_per_pixel(cfg.scale, cfg.channels, cfg.blocks, cfg.refine, cfg.refine_factor)
@@ -722,25 +837,51 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 -- to be split int
             f"(conv3x3x{cfg.channels}-relu)x{cfg.blocks}-conv3x3xr2-Add(input)-DepthToSpace(CRD)"
             f"{branch}; trained as edge-oriented multi-branch blocks, re-parameterised to plain convs"
         )
-    else:
-        params = sum(p.numel() for p in model.parameters())
-        k = [
-            (1, 64, 5),
-            (64, 64, 3),
-            *[(64, 64, 3)] * cfg.extra_layers,
-            (64, 32, 3),
-            (32, cfg.scale * cfg.scale, 3),
-        ]
-        macs = sum(cin * cout * kk * kk for cin, cout, kk in k)
-        arch = (
-            "ESPCN conv5x5x64-relu-conv3x3x64-relu-"
-            + "conv3x3x64-relu-" * cfg.extra_layers
-            + "conv3x3x32-relu-conv3x3xr2-DepthToSpace(CRD)"
-        )
-    metadata = {
+        return params, macs, arch
+    params = sum(p.numel() for p in model.parameters())
+    layers = [
+        (1, 64, 5),
+        (64, 64, 3),
+        *[(64, 64, 3)] * cfg.extra_layers,
+        (64, 32, 3),
+        (32, cfg.scale * cfg.scale, 3),
+    ]
+    macs = sum(cin * cout * kk * kk for cin, cout, kk in layers)
+    arch = (
+        "ESPCN conv5x5x64-relu-conv3x3x64-relu-"
+        + "conv3x3x64-relu-" * cfg.extra_layers
+        + "conv3x3x32-relu-conv3x3xr2-DepthToSpace(CRD)"
+    )
+    return params, macs, arch
+
+
+def final_psnr(run: Run, eval_dir: Path) -> dict[str, float]:
+    """PSNR on Set5 and Set14 (those of them under `eval_dir`), printed."""
+    psnr: dict[str, float] = {}
+    for name in ("Set5", "Set14"):
+        folder = eval_dir / name
+        if folder.is_dir():
+            psnr[name] = round(evaluate(run.model, run.cfg.scale, folder, run.device), 3)
+    print(f"PSNR (shared protocol, Y): {psnr}", flush=True)
+    return psnr
+
+
+def model_metadata(
+    run: Run,
+    schedule: Schedule,
+    step: int,
+    psnr: dict[str, float],
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    t0: float,
+) -> dict[str, str]:
+    """What the ONNX model records of itself: its architecture, cost, data and how it was trained."""
+    cfg = run.cfg
+    params, macs, arch = architecture(run.model, cfg)
+    return {
         "vsr.scale": str(cfg.scale),
         "vsr.architecture": arch,
-        "vsr.tier": args.tier or ("balanced" if not ecb else "unspecified"),
+        "vsr.tier": cfg.tier or ("balanced" if cfg.arch != "ecb" else "unspecified"),
         "vsr.macs_per_pixel": str(macs),
         "vsr.parameters": str(params),
         "vsr.degradation": cfg.degrade,
@@ -751,23 +892,81 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 -- to be split int
         + shlex.join(argv if argv is not None else sys.argv[1:]),
         "vsr.train_config": json.dumps(asdict(cfg)),
         "vsr.train_steps": str(cfg.steps)
-        + ("" if cfg.steps == requested_steps else f" (the steps {args.max_minutes} minutes allowed)"),
-        "vsr.train_device": device,
-        "vsr.train_precision": args.precision,
+        + ("" if cfg.steps == schedule.steps else f" (the steps {args.max_minutes} minutes allowed)"),
+        "vsr.train_device": run.device,
+        "vsr.train_precision": run.precision,
         "vsr.train_history": json.dumps(
-            [*history, segment(step)] if step > start or not history else history
+            [*run.history, segment(run, schedule, step)]
+            if step > run.start or not run.history
+            else run.history
         ),
         "vsr.train_seconds": f"{time.monotonic() - t0:.0f}",
     }
+
+
+def export(
+    run: Run,
+    schedule: Schedule,
+    step: int,
+    held: list[Path],
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    t0: float,
+    out: Path,
+) -> None:
+    """Evaluate the final weights (with --ema, the average) on Set5/Set14 and the held-out
+    images, write them to `out` with their metadata, and check the file against PyTorch."""
+    run.model.eval()
+    if run.ema is not None:  # from here on the model is the average: evaluated, exported, checked
+        run.ema.swap(run.model)
+    psnr = final_psnr(run, Path(args.eval))
+    metadata = model_metadata(run, schedule, step, psnr, args, argv, t0)
     if held:
-        model.eval()
+        run.model.eval()
         metadata["vsr.train_holdout_psnr"] = json.dumps(
-            {"images": [p.name for p in held], "psnr": round(evaluate(model, cfg.scale, held, device), 3)}
+            {
+                "images": [p.name for p in held],
+                "psnr": round(evaluate(run.model, run.cfg.scale, held, run.device), 3),
+            }
         )
-    model.cpu()
-    export_onnx(model, cfg.scale, out, metadata)
-    err = check_export(model, out)
-    print(f"wrote {out} ({params} parameters); ONNX vs PyTorch max abs diff {err:.2e}", flush=True)
+    run.model.cpu()
+    export_onnx(run.model, run.cfg.scale, out, metadata)
+    err = check_export(run.model, out)
+    print(
+        f"wrote {out} ({metadata['vsr.parameters']} parameters); ONNX vs PyTorch max abs diff {err:.2e}",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train (or carry on training) the model the command line describes, and export it."""
+    args = parse_args(argv)
+
+    import torch
+
+    device = pick_device(args)
+    out, ckpt_path = output_paths(args)
+    cfg = config_from(args)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    t0 = time.monotonic()
+    data = load_data(cfg, device)
+    run = start_run(cfg, build_network(cfg, args.init, args.precision, device), args.precision, device)
+    if ckpt_path.exists() and not args.no_resume:
+        run = resume(run, ckpt_path)
+    schedule = schedule_for(run, args.max_minutes, t0)
+    step = train_loop(run, data, schedule, ckpt_path, args.log_every, args.checkpoint_every)
+    if schedule.timed:
+        run = replace(run, cfg=replace(run.cfg, steps=step))
+        seconds = time.monotonic() - schedule.t_train
+        print(
+            f"trained {step - run.start} steps (to step {step}) in {seconds:.0f}s "
+            f"(--max-minutes {args.max_minutes})",
+            flush=True,
+        )
+    export(run, schedule, step, data.held, args, argv, t0, out)
     return 0
 
 
