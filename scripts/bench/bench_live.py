@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from vsr.lab.recording import first_times
 from vsr.paths import ROOT
@@ -40,9 +41,12 @@ SENDER = ROOT / "scripts" / "media" / "send_test_stream.py"  # the stream the be
 WARMUP = 2.0  # seconds of each run left out of the steady-state figures
 
 
-def real_time(row: dict[str, object]) -> bool:
+Row = dict[str, Any]  # one run's figures, as the --json file holds them
+
+
+def real_time(row: Row) -> bool:
     """Under 2% of frames dropped in the steady state (and the run worked)."""
-    return "fps_out" in row and float(row["dropped_pct"]) < 2  # type: ignore[arg-type]
+    return "fps_out" in row and float(row["dropped_pct"]) < 2
 
 
 def models_to_run(args: argparse.Namespace) -> list[tuple[str, str | None]]:
@@ -90,7 +94,7 @@ def run_one(
     proto: str = "udp",
     audio: bool = False,
     extra: tuple[str, ...] = (),
-) -> dict[str, object]:
+) -> Row:
     port = free_port()
     if proto == "tcp":  # vsr listens; the sender retries until it can connect
         url_in, url_send, delay = f"tcp://127.0.0.1:{port}?listen=1", f"tcp://127.0.0.1:{port}", 0.0
@@ -216,14 +220,14 @@ def main() -> int:
     )
     ap.add_argument("--repeat", type=int, default=1, help="run everything N times (the spread)")
     args = ap.parse_args()
-    runs = models_to_run(args)
+    models = models_to_run(args)
     engines = [tuple(e.split(":", 1)) for e in args.engines.split(",") if e] or [("", "")]
-    runs = [
+    runs: list[tuple[str, str | None, tuple[str, ...]]] = [
         (f"{label}{' ' + e + ' ' + p if e else ''}", model, ("--engine", e, "--precision", p) if e else ())
-        for label, model in runs
+        for label, model in models
         for e, p in engines
     ]
-    rows = []
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):
             missed = {label: False for label, _, _ in runs}
@@ -279,20 +283,20 @@ def main() -> int:
             continue
         lat = r["latency_ms"]
         ok = "yes" if real_time(r) else "no"
-        out = "x".join(map(str, r["output"]))  # type: ignore[call-overload]
+        out = "x".join(map(str, r["output"]))
         print(
             f"| {r['model']} | {r['size']} | {out} | {str(r['provider']).replace('ExecutionProvider', '')} | "
             f"{r['fps_in']} | {r['fps_out']} | {r['dropped_total']}/{r['frames_in_total']} "
-            f"({r['dropped_total_pct']}%) | {r['dropped_pct']}% | {lat['p50']:.0f} ms | "  # type: ignore[index]
-            f"{lat['p95']:.0f} ms | {lat['p99']:.0f} ms | "  # type: ignore[index]
+            f"({r['dropped_total_pct']}%) | {r['dropped_pct']}% | {lat['p50']:.0f} ms | "
+            f"{lat['p95']:.0f} ms | {lat['p99']:.0f} ms | "
             f"{'-' if r['av_start_ms'] is None else str(r['av_start_ms']) + ' ms'} | {ok} |"
         )
     print()
     for label, _, _ in runs:
-        ok = [r["size"] for r in rows if r["model"] == label and real_time(r)]
+        fit = [r["size"] for r in rows if r["model"] == label and real_time(r)]
         print(
             f"- {label}: largest input in real time at {args.fps} fps: "
-            f"{ok[-1] if ok else 'none of ' + ', '.join(args.sizes)}"
+            f"{fit[-1] if fit else 'none of ' + ', '.join(args.sizes)}"
         )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 from vsr.lab.hostile import run_hostile, watch
 from vsr.paths import ROOT
@@ -38,7 +39,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_one(size: str, fps: int, seconds: float, hostile: bool, model: str | None) -> dict[str, object]:
+def run_one(size: str, fps: int, seconds: float, hostile: bool, model: str | None) -> dict[str, Any]:
     port = free_port()
     sender = subprocess.Popen(
         [
@@ -86,7 +87,8 @@ def run_one(size: str, fps: int, seconds: float, hostile: bool, model: str | Non
                 raise SystemExit("vsr ended before its preview started")
             m = re.search(r"preview at http://127\.0\.0\.1:(\d+)/", line)
             preview = int(m.group(1)) if m else None
-        drain = threading.Thread(target=lambda: lines.extend(vsr.stderr))  # type: ignore[arg-type]
+        err = vsr.stderr
+        drain = threading.Thread(target=lambda: lines.extend(err))
         drain.start()
         viewer = threading.Thread(target=watch, args=("127.0.0.1", preview, seconds - 1, frames))
         viewer.start()
@@ -151,8 +153,8 @@ def main() -> int:
             f"| {r['traceback']} |"
         )
     ok = [r for r in rows if "error" not in r]
-    with_ = [float(r["dropped_pct"]) for r in ok if r["hostile"]]  # type: ignore[arg-type]
-    without = [float(r["dropped_pct"]) for r in ok if not r["hostile"]]  # type: ignore[arg-type]
+    with_ = [float(r["dropped_pct"]) for r in ok if r["hostile"]]
+    without = [float(r["dropped_pct"]) for r in ok if not r["hostile"]]
     if with_ and without:
         diff = sum(with_) / len(with_) - sum(without) / len(without)
         print(

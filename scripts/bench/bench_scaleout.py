@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import platform
@@ -126,7 +127,7 @@ def simulate(
         num_gpus=max(workers),
         include_dashboard=False,
         log_to_driver=False,
-        logging_level="ERROR",
+        logging_level=logging.ERROR,
         runtime_env={"env_vars": {"VSR_SIM_SPEED": str(speed)}},
     )
     try:
@@ -205,7 +206,7 @@ def main() -> int:
             num_cpus=os.cpu_count() if args.gpu_layouts else 2,
             include_dashboard=False,
             log_to_driver=False,
-            logging_level="ERROR",
+            logging_level=logging.ERROR,
         )
         ray_init = time.monotonic() - t0
         layouts = [

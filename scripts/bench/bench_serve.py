@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from vsr.lab.media import synth_video
 from vsr.paths import ROOT
@@ -42,7 +43,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def call(port: int, method: str, path: str, body: object = None) -> tuple[int, dict]:
+def call(port: int, method: str, path: str, body: object = None) -> tuple[int, dict[str, Any]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         data = json.dumps(body).encode() if body is not None else None

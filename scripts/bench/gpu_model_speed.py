@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+Tensor = Any  # torch.Tensor: PyTorch is read as Any (pyproject.toml)
+Graph = Callable[[Tensor, dict[str, Tensor]], Tensor]  # (input, weights) -> output
 
 
-def load_graph(path: Path):  # type: ignore[no-untyped-def]
+def load_graph(path: Path) -> tuple[Graph, dict[str, Tensor]]:
     """The model as a torch function: its nodes run in order on the initializers."""
     import onnx
     import torch
@@ -29,7 +34,7 @@ def load_graph(path: Path):  # type: ignore[no-untyped-def]
     weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in m.graph.initializer}
     nodes = list(m.graph.node)
 
-    def run(x, w):  # type: ignore[no-untyped-def]
+    def run(x: Tensor, w: dict[str, Tensor]) -> Tensor:
         env = {m.graph.input[0].name: x, **w}
         for n in nodes:
             a = [env[i] for i in n.input if i]

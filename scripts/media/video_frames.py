@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 import av
+from PIL import Image
 
 
 def main() -> int:
@@ -27,7 +28,7 @@ def main() -> int:
             frames = list(c.decode(video=0))
         for k in (len(frames) // 4, 3 * len(frames) // 4):
             name = args.out / f"{path.stem.split('_')[1] if '_' in path.stem else path.stem}_{k:03d}.png"
-            frames[k].to_image().save(name)
+            Image.fromarray(frames[k].to_ndarray(format="rgb24")).save(name)
             print(name)
     return 0
 

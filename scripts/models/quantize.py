@@ -67,7 +67,7 @@ def split_identity(model: Any) -> tuple[Any, list[str]]:
     for node in model.graph.node:
         w_init = inits.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
         w = numpy_helper.to_array(w_init) if w_init is not None else None
-        if w is None or w.ndim != 4 or w.shape[0] != w.shape[1] or w.shape[2:] != (3, 3):
+        if w_init is None or w is None or w.ndim != 4 or w.shape[0] != w.shape[1] or w.shape[2:] != (3, 3):
             nodes.append(node)
             continue
         c = np.arange(w.shape[0])
@@ -146,7 +146,7 @@ def main() -> int:
     scale = int(meta.get("vsr.scale", "3"))
     batches = calibration_batches(scale, args.data)
 
-    class Reader(CalibrationDataReader):
+    class Reader(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime has no types: Any
         def __init__(self) -> None:
             self.it = iter(batches)
 
