@@ -14,16 +14,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypedDict
 
 import av
+import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
 
 from vsr.app.cli import main
-from vsr.paths import MODELS, ROOT, SHARED_DATA
+from vsr.paths import MODELS
+from vsr.paths import ROOT as ROOT  # (as ROOT: the tests import these two from here)
+from vsr.paths import SHARED_DATA as SHARED_DATA
 
 MODEL_X3 = MODELS / "espcn_x3.onnx"
 ZOO_MODEL = SHARED_DATA / "reference" / "super_resolution.onnx"
@@ -76,14 +80,62 @@ def damage_middle(clean: Path, damaged: Path, flips: int = 60, span: int = 6000)
     return damaged
 
 
-def video_stats(path: Path) -> dict[str, object]:
+class Timed(Protocol):
+    """A decoded frame or a demuxed packet: what carries a pts in its time base."""
+
+    @property
+    def pts(self) -> int | None: ...
+    @property
+    def time_base(self) -> Fraction | None: ...
+
+
+def pts_of(item: Timed) -> int:
+    """`item.pts`, which every frame decoded and packet demuxed from the tests' files has
+    (PyAV types it `int | None`)."""
+    assert item.pts is not None, f"{item} has no pts"
+    return item.pts
+
+
+def time_of(item: Timed) -> Fraction:
+    """When `item` is, in seconds (exact): its pts in its time base."""
+    assert item.time_base is not None, f"{item} has no time base"
+    return pts_of(item) * item.time_base
+
+
+class Lasting(Timed, Protocol):
+    """A packet: it also has a duration, in its time base."""
+
+    @property
+    def duration(self) -> int | None: ...
+
+
+def end_of(item: Lasting) -> Fraction:
+    """When `item` ends, in seconds (exact): its pts plus its duration, in its time base."""
+    assert item.time_base is not None and item.duration is not None, f"{item} has no duration"
+    return (pts_of(item) + item.duration) * item.time_base
+
+
+def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> npt.NDArray[Any]:
+    """`cv2.imread` of an image that must be there (cv2 returns None where it cannot read it)."""
+    img = cv2.imread(str(path), flags)
+    assert img is not None, f"cannot read {path}"
+    return img
+
+
+class VideoStats(TypedDict):
+    times: list[float]  # each frame's pts in seconds
+    sizes: set[tuple[int, int]]  # (width, height) of the frames
+    audio_streams: int
+
+
+def video_stats(path: Path) -> VideoStats:
     """Decode a file and return frame pts (seconds), sizes and audio packet count."""
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         times = []
         sizes = set()
         for f in c.decode(v):
-            times.append(float(f.pts * f.time_base))
+            times.append(float(time_of(f)))
             sizes.add((f.width, f.height))
     with av.open(str(path)) as c:
         audio = sum(1 for s in c.streams if s.type == "audio")
@@ -388,7 +440,7 @@ class Served:
         self._log.close()
 
 
-def decoded(path: Path) -> tuple[list[npt.NDArray[np.uint8]], list[int]]:
+def decoded(path: Path) -> tuple[list[npt.NDArray[Any]], list[int]]:
     """Every video frame of `path` as its planes stacked (exact pixels), and their pts."""
     frames, pts = [], []
     with av.open(str(path)) as c:

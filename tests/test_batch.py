@@ -10,14 +10,15 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
 import pytest
-from helpers import Vsr, leftovers, listing, run_cli
+from helpers import Vsr, leftovers, listing, read_image, run_cli
 
 import vsr.model.load
-from vsr.app.batch import BatchItem, Status, expand, plan, run_batch
+from vsr.app.batch import BatchItem, BatchProgress, Status, expand, plan, run_batch
 from vsr.app.limits import large_output_warning, memory_estimate
 from vsr.errors import UsageError
 from vsr.lab.media import pattern, synth_video
@@ -233,7 +234,7 @@ def test_recursive_repeats_the_sub_folders_and_images_become_png(tmp_path: Path)
     assert status == 0, err
     assert "1 done, 0 failed, 1 skipped" in err, err
     assert listing(out / "sub") == ["clip_x3.mp4"]
-    assert cv2.imread(str(out / "photo_x3.png")).shape == (90, 120, 3)
+    assert read_image(out / "photo_x3.png").shape == (90, 120, 3)
 
 
 def test_output_dir_inside_the_input_folder_does_not_upscale_results(tmp_path: Path) -> None:
@@ -313,9 +314,11 @@ def test_run_batch_shares_one_upscaler_and_estimates_the_total(clips: Path, tmp_
     assert [r.status for r in results] == [Status.DONE, Status.FAILED, Status.DONE]
     assert [r.frames for r in results] == [12, 0, 8]
     first = next(e for e in events if getattr(e, "current", None) is not None)
+    assert isinstance(first, BatchProgress)
     assert first.files_total == 3 and first.files_done == 0
     assert first.total_estimate == 12 * 3  # a.mp4's 12 frames, times the files still to come
     last = events[-1]
+    assert isinstance(last, BatchProgress)
     assert last.frames == 20 and last.files_done == 3 and last.eta is None
 
 
@@ -347,7 +350,7 @@ def _running(input_name: str):
     return match
 
 
-def _record(line: str) -> dict[str, object]:
+def _record(line: str) -> dict[str, Any]:
     try:
         rec = json.loads(line)
     except ValueError:
@@ -355,7 +358,7 @@ def _record(line: str) -> dict[str, object]:
     return rec if isinstance(rec, dict) else {}
 
 
-def _assert_interrupted(child: Vsr, out: Path, sent: float) -> dict[str, object]:
+def _assert_interrupted(child: Vsr, out: Path, sent: float) -> dict[str, Any]:
     """Exit 130 within seconds, the one-line message after the summary, no traceback, no
     temporary file; returns the summary record."""
     status = child.wait_exit(timeout=15)
@@ -363,7 +366,7 @@ def _assert_interrupted(child: Vsr, out: Path, sent: float) -> dict[str, object]
     assert time.monotonic() - sent < 8, child.stderr
     assert "Traceback" not in child.stderr and "Exception ignored" not in child.stderr, child.stderr
     assert child.lines[-1] == "vsr: interrupted; partial output removed\n", child.stderr
-    summary = json.loads(child.lines[-2])
+    summary: dict[str, Any] = json.loads(child.lines[-2])
     assert summary["event"] == "summary" and summary["interrupted"] is True, child.stderr
     assert leftovers(out) == [], child.stderr
     return summary
@@ -528,10 +531,12 @@ def _with_edit_list(src: Path, dst: Path, hidden: int) -> Path:
     with av.open(str(src)) as i, av.open(str(dst), "w") as o:
         iv = i.streams.video[0]
         ov = o.add_stream_from_template(iv)
+        assert iv.average_rate is not None and iv.time_base is not None
         shift = int(hidden / iv.average_rate / iv.time_base)
         for p in i.demux(iv):
             if p.dts is None:
                 continue
+            assert p.pts is not None
             p.pts -= shift
             p.dts -= shift
             p.stream = ov

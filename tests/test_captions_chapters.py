@@ -45,14 +45,19 @@ def frame_captions(path: Path) -> list[bytes | None]:
 def chapters_of(path: Path) -> list[tuple[float, float, str]]:
     """(start, end, title) of each chapter, in seconds rounded to the millisecond."""
     with av.open(str(path)) as c:
-        return [
+        chapters = c.chapters()
+    out = []
+    for ch in chapters:
+        tb = ch["time_base"]
+        assert tb is not None, ch
+        out.append(
             (
-                round(float(ch["start"] * ch["time_base"]), 3),
-                round(float(ch["end"] * ch["time_base"]), 3),
+                round(float(ch["start"] * tb), 3),
+                round(float(ch["end"] * tb), 3),
                 ch["metadata"].get("title", ""),
             )
-            for ch in c.chapters()
-        ]
+        )
+    return out
 
 
 def with_chapters(src: Path, dst: Path, chapters: list[tuple[int, int, str]]) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_cancel_wakes_a_blocked_put_and_a_blocked_get() -> None:
     empty: Channel[int] = Channel(1)
     errors: list[BaseException] = []
 
-    def run(fn) -> None:  # type: ignore[no-untyped-def]
+    def run(fn: Callable[[], object]) -> None:
         try:
             fn()
         except BaseException as exc:  # noqa: BLE001
@@ -133,8 +134,11 @@ class FakeClock:
 
 
 def latency_channel(
-    budget: float = 0.5, cost: float | None = None, maxsize: int = 64, span=None
-) -> tuple[Channel[str], FakeClock]:  # type: ignore[no-untyped-def]
+    budget: float = 0.5,
+    cost: float | None = None,
+    maxsize: int = 64,
+    span: Callable[[str], tuple[float, float] | None] | None = None,
+) -> tuple[Channel[str], FakeClock]:
     from vsr.channel import Policy
 
     clock = FakeClock()

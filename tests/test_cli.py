@@ -17,6 +17,7 @@ from helpers import (
     assert_user_error,
     listing,
     onnx_model,
+    read_image,
     run_cli,
     run_on_terminal,
     run_process,
@@ -741,7 +742,7 @@ def test_image_without_output_becomes_name_x3_png(tmp_path: Path) -> None:
     status, err = run_cli("upscale", photo)
     assert status == 0, err
     assert listing(tmp_path) == ["photo.png", "photo_x3.png"]
-    img = cv2.imread(str(tmp_path / "photo_x3.png"), cv2.IMREAD_UNCHANGED)
+    img = read_image(tmp_path / "photo_x3.png", cv2.IMREAD_UNCHANGED)
     assert img.shape == (90, 120, 3)
     assert err.splitlines()[-1].endswith("photo_x3.png"), err
 
@@ -752,7 +753,7 @@ def test_scale_2_picks_the_x2_model_for_images(tmp_path: Path) -> None:
     status, err = run_cli("upscale", photo, "--scale", "2")
     assert status == 0, err
     assert listing(tmp_path) == ["photo.png", "photo_x2.png"]
-    img = cv2.imread(str(tmp_path / "photo_x2.png"), cv2.IMREAD_UNCHANGED)
+    img = read_image(tmp_path / "photo_x2.png", cv2.IMREAD_UNCHANGED)
     assert img.shape == (60, 80, 3)
 
 

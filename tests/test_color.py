@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import cv2
 import numpy as np
+import numpy.typing as npt
 from av.video.reformatter import ColorRange
 
 from vsr.frames import MatrixTag
@@ -23,7 +26,9 @@ def test_split_gives_bt601_full_range_luma() -> None:
 def test_split_then_merge_at_the_same_size_round_trips() -> None:
     """Splitting and merging without upscaling returns the image (within rounding)."""
     rng = np.random.default_rng(2)
-    bgr = cv2.GaussianBlur(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8), (5, 5), 2)
+    bgr = cast(
+        npt.NDArray[np.uint8], cv2.GaussianBlur(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8), (5, 5), 2)
+    )
     y, crcb = split_ycrcb(bgr)
     back = merge_upscaled(y, crcb)
     assert np.abs(back.astype(int) - bgr).max() <= 3
@@ -52,11 +57,15 @@ def test_yuv420p_round_trip_through_bgr_has_no_brightness_bias() -> None:
     from vsr.media.color import bgr_to_frame, frame_to_bgr
 
     rng = np.random.default_rng(4)
-    bgr = cv2.GaussianBlur(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), (7, 7), 3)
-    frame = bgr_to_frame(bgr, "yuv420p", None, 1)
+    bgr = cast(
+        npt.NDArray[np.uint8], cv2.GaussianBlur(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), (7, 7), 3)
+    )
+    frame = bgr_to_frame(bgr, "yuv420p", None, ColorRange.MPEG)
     back = frame_to_bgr(frame).astype(np.float64)
     assert np.abs((back - bgr).mean(axis=(0, 1))).max() < 0.3
-    again = frame_to_bgr(bgr_to_frame(back.astype(np.uint8), "yuv420p", None, 1)).astype(np.float64)
+    again = frame_to_bgr(bgr_to_frame(back.astype(np.uint8), "yuv420p", None, ColorRange.MPEG)).astype(
+        np.float64
+    )
     assert np.abs((again - back).mean(axis=(0, 1))).max() < 0.3
 
 

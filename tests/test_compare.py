@@ -13,7 +13,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from helpers import assert_user_error, run_cli
+from helpers import assert_user_error, read_image, run_cli
 
 from vsr.app.compare import bicubic, detail_region
 from vsr.lab.media import pattern, synth_video
@@ -62,7 +62,7 @@ def test_png_puts_bicubic_and_vsr_side_by_side_at_output_size_with_crops_below(
     status, err = run_cli("compare", clip, "-o", out)
     assert status == 0, err
     assert "bicubic | vsr balanced_x3" in err and str(out) in err
-    sheet = cv2.imread(str(out))
+    sheet = read_image(out)
     assert sheet.shape[1] >= 2 * OUT_W
     assert sheet.shape[0] > OUT_H + OUT_H // 4 * 3  # panels plus crops (a quarter side, 3x)
     bar = max(16, OUT_W // 24)
@@ -128,7 +128,7 @@ def test_against_adds_a_third_panel(clip: Path, tmp_path: Path) -> None:
     status, err = run_cli("compare", clip, "-o", png, "--against", "espcn_x3_video")
     assert status == 0, err
     assert "bicubic | vsr balanced_x3 | vsr espcn_x3_video" in err
-    assert cv2.imread(str(png)).shape[1] >= 3 * OUT_W
+    assert read_image(png).shape[1] >= 3 * OUT_W
     status, err = run_cli("compare", clip, "-o", page, "--against", "espcn_x3_video", "-q")
     assert status == 0 and err == ""
     assert len(panels(page.read_text())) == 3
@@ -140,7 +140,7 @@ def test_an_image_is_compared_too(tmp_path: Path) -> None:
     cv2.imwrite(str(img), pattern(3, 50, 40))
     status, err = run_cli("compare", img, "--scale", "2")
     assert status == 0, err
-    sheet = cv2.imread(str(tmp_path / "a_compare.png"))
+    sheet = read_image(tmp_path / "a_compare.png")
     assert sheet.shape[1] >= 2 * 100
 
 
@@ -204,9 +204,9 @@ def screenshot(page: Path, query: str, tmp_path: Path, name: str) -> np.ndarray:
 def locate(shot: np.ndarray, part: np.ndarray) -> tuple[int, int]:
     """Where `part` is in the screenshot (top-left), insisting on a near-exact match."""
     scores = cv2.matchTemplate(shot, part, cv2.TM_SQDIFF_NORMED)
-    lo, _, at, _ = cv2.minMaxLoc(scores)
+    lo, _, (x, y), _ = cv2.minMaxLoc(scores)
     assert lo < 0.01, lo
-    return at
+    return x, y
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium or chromium-browser on PATH")

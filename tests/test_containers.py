@@ -17,7 +17,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 import pytest
-from helpers import ROOT
+from helpers import ROOT, pts_of, time_of
 
 import vsr
 from vsr.lab.media import synth_video, tone
@@ -52,7 +52,7 @@ def frames(path: Path) -> tuple[list[float], set[tuple[int, int]]]:
     with av.open(str(path)) as c:
         times, sizes = [], set()
         for f in c.decode(c.streams.video[0]):
-            times.append(float(f.pts * f.time_base))
+            times.append(float(time_of(f)))
             sizes.add((f.width, f.height))
     return times, sizes
 
@@ -70,7 +70,7 @@ def audio_packets(path: Path) -> tuple[str | None, list[tuple[float, bytes]]]:
             return None, []
         s = c.streams.audio[0]
         return s.codec_context.codec.canonical_name, [
-            (float((p.pts + (p.duration or 0)) * p.time_base), bytes(p)) for p in c.demux(s) if p.size
+            (float(time_of(p) + (p.duration or 0) * p.time_base), bytes(p)) for p in c.demux(s) if p.size
         ]
 
 
@@ -389,7 +389,7 @@ def test_reencoded_audio_times_are_increasing_keep_gaps_and_close_rounding() -> 
     aac.open()
     packets = [p for item in placed if item is not None for p in aac.encode(item.frame)]
     packets += aac.encode(None)
-    times = [p.pts for p in packets]
+    times = [pts_of(p) for p in packets]
     assert times == sorted(set(times))
     after_gap = next(t for t in times if t > 67_200 + 1152 * 4)
     assert 67_200 + 1152 * 8 <= after_gap < 67_200 + 1152 * 8 + 1024  # within one AAC frame

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import av
 import pytest
-from helpers import run_process
+from helpers import run_process, time_of
 
 from vsr.lab.media import synth_video
 from vsr.media.encoders import FAMILIES, GENERIC, family_of, hardware_of, mapping, preferred_pix_fmt
@@ -62,7 +62,7 @@ def test_every_software_encoder_works_with_no_extra_flags(codec: str, clip: Path
     with av.open(str(out)) as c:
         frames = list(c.decode(video=0))
     assert len(frames) == 6 and (frames[0].width, frames[0].height) == (288, 144)
-    times = [float(f.pts * f.time_base) for f in frames if f.pts is not None]
+    times = [float(time_of(f)) for f in frames if f.pts is not None]
     # (MPEG program streams start their clock at about 0.5 s: compare from the first frame.)
     assert [t - times[0] for t in times] == pytest.approx([i / 25 for i in range(6)], abs=0.021), codec
 

@@ -22,6 +22,7 @@ from vsr.errors import ProviderUnavailable
 from vsr.model import choice_cache, cpu, engine_choice, quant
 from vsr.model.engine_choice import Candidate, Measurement, allowed, available, decide
 from vsr.model.load import OnnxUpscaler
+from vsr.model.openvino_engine import OpenVinoEngine
 from vsr.model.openvino_engine import version as openvino_version
 from vsr.options import Device, Engine, Precision
 from vsr.paths import MODELS, ROOT, SHARED_DATA
@@ -164,8 +165,9 @@ def test_openvino_and_onnxruntime_agree_in_float32(tier: str) -> None:
     ort = OnnxUpscaler(path, Device.CPU, engine="onnxruntime")
     ov = OnnxUpscaler(path, Device.CPU, engine="openvino", precision=Precision.FP32)
     assert (ov.engine, ov.precision, ov.provider) == ("openvino", "fp32", "OpenVINO CPU")
-    x = frames(2, 36, 52).astype(np.float32)[:, None] / 255
+    x = frames(2, 36, 52).astype(np.float32)[:, None] / np.float32(255)
     want = ort.session.run(None, {ort.session.get_inputs()[0].name: x})[0]
+    assert isinstance(ov._engine, OpenVinoEngine)
     got = ov._engine.run_float(x)
     assert got.shape == want.shape and float(np.abs(got - want).max()) < 1e-5
 
@@ -347,7 +349,7 @@ def test_impossible_engine_and_precision_are_one_line_and_exit_2(sample_video: P
 
 def test_compare_and_live_take_the_engine_options() -> None:
     """`vsr compare` and `vsr live` accept --engine and --precision like `vsr upscale`."""
-    from vsr.app.cli import build_parser
+    from vsr.app.arguments import build_parser
 
     p = build_parser()
     for argv in (["compare", "x.mp4"], ["live", "udp://x", "o.ts"], ["upscale", "x.mp4"]):

@@ -81,7 +81,7 @@ def probe(path: Path) -> dict[str, Any]:
             "hdr10": hdr10_of(f),
             "codec": s.codec_context.name,
             "luma": np.frombuffer(
-                f.planes[0], np.uint16 if f.format.name.endswith("le") else np.uint8
+                memoryview(f.planes[0]), np.uint16 if f.format.name.endswith("le") else np.uint8
             ).copy(),
         }
 
@@ -206,8 +206,8 @@ def test_ten_bit_luma_matches_the_eight_bit_result_at_higher_precision(tmp_path:
         for fa, fb in pairs:
             assert fa.format.name == "yuv420p10le" and fb.format.name == "yuv420p"
             for i in range(3):
-                pa = np.frombuffer(fa.planes[i], np.uint16).reshape(fa.planes[i].height, -1)
-                pb = np.frombuffer(fb.planes[i], np.uint8).reshape(fb.planes[i].height, -1)
+                pa = np.frombuffer(memoryview(fa.planes[i]), np.uint16).reshape(fa.planes[i].height, -1)
+                pb = np.frombuffer(memoryview(fb.planes[i]), np.uint8).reshape(fb.planes[i].height, -1)
                 w = fb.planes[i].width
                 diff = np.abs(pa[:, :w].astype(float) / 4 - pb[:, :w])
                 assert diff.max() <= 2.0 and diff.mean() < 0.6, (i, diff.max(), diff.mean())

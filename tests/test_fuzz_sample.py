@@ -13,10 +13,11 @@ import pytest
 
 from vsr.lab import fuzz
 from vsr.lab.media import synth_video
+from vsr.paths import SAMPLE, SHARED_VIDEOS
 
 SEED = 0
 PER_KIND = 2
-SMALL_SHARED_CLIP = fuzz.SHARED_VIDEOS / "bear_161x121_odd_vp9.webm"
+SMALL_SHARED_CLIP = SHARED_VIDEOS / "bear_161x121_odd_vp9.webm"
 
 
 def _pick(clip: Path) -> list[fuzz.Case]:
@@ -24,9 +25,9 @@ def _pick(clip: Path) -> list[fuzz.Case]:
     return [c for kind in fuzz.KINDS for c in [c for c in cases if c.kind == kind][:PER_KIND]]
 
 
-def _params() -> list[object]:
-    cases = _pick(fuzz.SAMPLE) + [c for c in fuzz.build_cases(SEED, clips=[]) if c.kind == "edge"]
-    params: list[object] = [pytest.param(c, id=c.name) for c in cases]
+def _params() -> list[pytest.ParameterSet]:
+    cases = _pick(SAMPLE) + [c for c in fuzz.build_cases(SEED, clips=[]) if c.kind == "edge"]
+    params = [pytest.param(c, id=c.name) for c in cases]
     if SMALL_SHARED_CLIP.exists():
         params += [pytest.param(c, id=c.name) for c in _pick(SMALL_SHARED_CLIP)]
     else:
@@ -41,7 +42,7 @@ def _params() -> list[object]:
 
 
 PARAMS = _params()
-CASES = [p.values[0] for p in PARAMS if p.values[0] is not None]  # type: ignore[attr-defined]
+CASES = [c for p in PARAMS if isinstance(c := p.values[0], fuzz.Case)]  # None: a skipped clip
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +91,8 @@ def test_corpus_is_reproducible_from_the_seed_and_names() -> None:
     a, b = fuzz.build_cases(SEED), fuzz.build_cases(SEED)
     assert a == b and len({c.name for c in a}) == len(a)
     assert fuzz.build_cases(SEED + 1) != a
-    data = fuzz.SAMPLE.read_bytes()
-    for case in _pick(fuzz.SAMPLE):
+    data = SAMPLE.read_bytes()
+    for case in _pick(SAMPLE):
         assert case.name == f"sample.mp4~{case.kind}@{case.offset}+{case.length}"
         assert fuzz.mutate(data, case) == fuzz.mutate(data, case)
 
@@ -134,4 +135,4 @@ def test_damaged_inputs_through_the_scale_out_path(tmp_path: Path) -> None:
 def test_one_probe_process_counts_several_files(tmp_path: Path) -> None:
     """A case's input and output are counted by one probe process, in order; a file PyAV
     cannot open counts 0."""
-    assert fuzz.probe_frames(fuzz.SAMPLE, tmp_path / "missing.mp4", fuzz.SAMPLE) == [100, 0, 100]
+    assert fuzz.probe_frames(SAMPLE, tmp_path / "missing.mp4", SAMPLE) == [100, 0, 100]

@@ -9,6 +9,7 @@ import sys
 import time
 import weakref
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import ROOT, Vsr
@@ -43,7 +44,7 @@ def spawn():
     """Start vsr children; any still running when the test ends is killed."""
     children: list[Vsr] = []
 
-    def start(*args: object, **kw: object) -> Vsr:
+    def start(*args: object, **kw: Any) -> Vsr:
         child = Vsr(*args, **kw)
         children.append(child)
         return child
@@ -64,7 +65,7 @@ def _is_progress_with_frames(line: str) -> bool:
         rec = json.loads(line)
     except ValueError:
         return False
-    return rec.get("event") == "progress" and rec.get("frames", 0) > 0
+    return bool(rec.get("event") == "progress" and rec.get("frames", 0) > 0)
 
 
 def _assert_clean_interrupt(child: Vsr, signum: int, expected: int, out_dir: Path, sent: float) -> None:

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -124,8 +125,8 @@ def start_vsr(*argv: str) -> subprocess.Popen[str]:
     )
 
 
-def done_record(stderr: str) -> dict[str, object]:
-    lines = [json.loads(x) for x in stderr.splitlines() if x.startswith("{")]
+def done_record(stderr: str) -> dict[str, Any]:
+    lines: list[dict[str, Any]] = [json.loads(x) for x in stderr.splitlines() if x.startswith("{")]
     done = [x for x in lines if x.get("event") == "done"]
     assert done, stderr
     return done[-1]
@@ -155,7 +156,7 @@ def test_realtime_udp_stream_to_file_is_3x_with_latency_reported(tmp_path: Path)
     # machine's spare CPU (a loaded CI host drops more), so only the accounting is exact.
     assert rec["frames_in"] >= 30 and rec["frames"] >= 10 and rec["output_size"] == [288, 192]
     assert rec["frames_in"] == rec["frames"] + rec["dropped"]
-    assert set(rec["latency_ms"]) == {"p50", "p95", "p99", "max"}  # type: ignore[arg-type]
+    assert set(rec["latency_ms"]) == {"p50", "p95", "p99", "max"}
     # after start-up (2 s after the first upscaled frame): a part of the run, in its own counts
     steady = rec["steady"]
     if steady is not None:  # None when the first frame came later than 1 s in (a loaded host)
@@ -182,7 +183,7 @@ def test_tcp_stream_with_aac_keeps_its_bursts_and_starts_video_with_audio(tmp_pa
     rc, err = stop_both(vsr, sender)
     assert rc == 0, err
     rec = done_record(err)
-    frames_in, dropped = int(rec["frames_in"]), int(rec["dropped"])  # type: ignore[call-overload]
+    frames_in, dropped = int(rec["frames_in"]), int(rec["dropped"])
     # How many frames a loaded CI host drops is a speed figure: scripts/bench/bench_live.py
     # measures it (0 of 245 over 9 s here, --proto tcp --audio); this checks the accounting.
     assert frames_in >= 50 and frames_in == rec["frames"] + dropped
@@ -251,7 +252,7 @@ def test_overload_drops_frames_at_the_input_and_latency_stays_bounded(tmp_path: 
     steady = rec["steady"]  # 2 s after the first frame of a 5 s run: overloaded throughout
     assert steady is not None and steady["frames_in"] > 0 and steady["dropped"] > 0, rec
     lat = rec["latency_ms"]
-    assert lat["p95"] < 1500, lat  # type: ignore[index]
+    assert lat["p95"] < 1500, lat
     assert len(video_stats(out)["times"]) == rec["frames"]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers import run_cli, video_stats
+from helpers import pts_of, run_cli, video_stats
 from test_live import done_record, free_port, start_sender, start_vsr, stop_both
 
 from vsr.paths import SAMPLE
@@ -79,8 +79,8 @@ class Receiver:
 
     def frames(self, i: int) -> list[tuple[int, bool]]:
         """(pts, keyframe) of the frames connection `i` brought, as a player would decode them."""
-        with av.open(io.BytesIO(self.data[i]), format="mpegts") as c:
-            return [(f.pts, f.key_frame) for f in c.decode(video=0)]
+        with av.open(io.BytesIO(self.data[i]), "r", format="mpegts") as c:
+            return [(pts_of(f), f.key_frame) for f in c.decode(video=0)]
 
     def join(self) -> None:
         self.thread.join(60)

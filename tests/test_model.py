@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ from helpers import (
     FakeUpscaler,
     needs,
     onnx_model,
+    read_image,
     run_process,
     video_stats,
 )
@@ -166,8 +168,8 @@ def test_zoo_model_reproduces_the_tutorial_cat(tmp_path: Path) -> None:
         ]
     )
     assert rc == 0
-    ours = cv2.imread(str(out)).astype(np.float64)
-    ref = cv2.imread(str(SHARED_DATA / "reference" / "cat_superres_with_ort.jpg")).astype(np.float64)
+    ours = read_image(out).astype(np.float64)
+    ref = read_image(SHARED_DATA / "reference" / "cat_superres_with_ort.jpg").astype(np.float64)
     assert ours.shape == ref.shape == (672, 672, 3)
     psnr = 10 * np.log10(255**2 / np.mean((ours - ref) ** 2))
     assert psnr >= 38.0, psnr
@@ -302,7 +304,8 @@ def test_bound_engine_matches_the_plain_engine(tier: str) -> None:
     frame = cv2.cvtColor(vsr_sample_frame(), cv2.COLOR_BGR2GRAY)[40:136, 60:220]  # 160x96
     y = np.stack([frame, frame[::-1], frame[:, ::-1]])
     reference = OnnxUpscaler(model, Device.CPU)(y)
-    for kwargs in ({}, {"max_run_pixels": 20_000}, {"tile": 64}):
+    options: list[dict[str, Any]] = [{}, {"max_run_pixels": 20_000}, {"tile": 64}]
+    for kwargs in options:
         bound = OnnxUpscaler(model, Device.CPU, engine="bound", precision=Precision.FP32, **kwargs)
         assert (bound.engine, bound.precision) == ("bound", "fp32")
         assert np.array_equal(bound(y), reference), kwargs

@@ -9,9 +9,11 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
+from typing import Any, cast
 
 import av
 import numpy as np
+import numpy.typing as npt
 import pytest
 from helpers import FakeUpscaler, leftovers, video_stats
 
@@ -21,13 +23,13 @@ from vsr.lab.media import synth_video
 from vsr.paths import ROOT
 
 
-def _run(src: Path, dst: Path, up: FakeUpscaler, batch: int = 4, **sink: object) -> Pipeline:
+def _run(src: Path, dst: Path, up: FakeUpscaler, batch: int = 4, **sink: Any) -> Pipeline:
     p = Pipeline(
         SourceOptions(str(src)),
         ModelOptions(batch=batch),
         SinkOptions(str(dst), preset="ultrafast", **sink),
         upscaler=up,
-    )  # type: ignore[arg-type]
+    )
     p.run()
     return p
 
@@ -68,7 +70,7 @@ def test_model_output_of_the_wrong_size_is_an_error_not_a_stretched_video(tmp_pa
     """A model that returns the wrong size stops the run instead of being rescaled."""
 
     class WrongSize(FakeUpscaler):
-        def __call__(self, y):  # type: ignore[no-untyped-def]
+        def __call__(self, y: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
             return np.zeros((len(y), 7, 9), np.uint8)
 
     src = synth_video(tmp_path / "in.mp4", n=10)
@@ -248,7 +250,7 @@ def test_native_yuv_path_matches_the_ycrcb_path_and_keeps_colour_tags(tmp_path: 
         for i in range(6):
             img = cv2.GaussianBlur(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), (0, 0), 4)
             img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX)
-            vf = av.VideoFrame.from_ndarray(img, format="bgr24").reformat(
+            vf = av.VideoFrame.from_ndarray(cast(npt.NDArray[np.uint8], img), format="bgr24").reformat(
                 format="yuv420p", dst_colorspace=1, dst_color_range=1
             )
             vf.pts = i

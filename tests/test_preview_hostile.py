@@ -150,7 +150,9 @@ def _idle(preview: PreviewServer, timeout: float = 10) -> bool:
 def _fds_threads(pid: int) -> tuple[int, int]:
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     status = Path(f"/proc/{pid}/status").read_text()
-    threads = int(re.search(r"^Threads:\s+(\d+)", status, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    m = re.search(r"^Threads:\s+(\d+)", status, re.MULTILINE)
+    assert m is not None, status
+    threads = int(m.group(1))
     return fds, threads
 
 
@@ -193,7 +195,8 @@ def test_live_preview_survives_hostile_clients(tmp_path: Path) -> None:
             preview_port = int(m.group(1)) if m else None
         assert preview_port, "no preview URL logged"
         lines: list[str] = []  # the rest of stderr, drained so that vsr never blocks on it
-        drain = threading.Thread(target=lambda: lines.extend(vsr.stderr))  # type: ignore[arg-type]
+        stderr = vsr.stderr
+        drain = threading.Thread(target=lambda: lines.extend(stderr))
         drain.start()
         time.sleep(1.5)
         base_fds, base_threads = _fds_threads(vsr.pid)

@@ -16,13 +16,14 @@ import itertools
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
+from helpers import time_of
 
 import vsr
 from vsr.paths import SHARED_VIDEOS
@@ -81,9 +82,9 @@ def probe(path: Path, frames: int | None = None) -> Media:
         for f in c.decode(v):
             if first is None:
                 first = f
-                first_bgr = f.to_ndarray(format="bgr24")
+                first_bgr = cast(npt.NDArray[np.uint8], f.to_ndarray(format="bgr24"))
             assert f.pts is not None, f"{path.name}: a decoded frame has no pts"
-            times.append(float(f.pts * f.time_base))
+            times.append(float(time_of(f)))
             sizes.add((f.width, f.height))
             if frames is not None and len(times) >= frames:
                 break

@@ -17,6 +17,13 @@ from vsr.model.registry import bundled_models, default_for, resolve
 from vsr.paths import MODELS, ROOT
 
 
+def _default_path(scale: int, quality: str | None = None, degrade: str | None = None) -> Path:
+    """The file of the bundled model `default_for` picks, which must be there."""
+    model = default_for(scale, quality, degrade)
+    assert model is not None, (scale, quality, degrade)
+    return model.path
+
+
 def test_every_bundled_model_has_a_tier_and_a_cost() -> None:
     """Each bundled model names its tier (the espcn models are "balanced") and a MAC count
     read from its graph: 59,488 per input pixel for espcn_x3 (the model card's ESPCN)."""
@@ -32,16 +39,16 @@ def test_quality_picks_the_tier_and_says_what_exists(tmp_path: Path, monkeypatch
     vsr.tier=fast is found by --quality fast; --model and --quality together are refused."""
     models = MODELS
     assert resolve(None, 3, "balanced") == resolve(None, 3) == models / "balanced_x3.onnx"
-    assert default_for(3) == default_for(3, "balanced") and default_for(3).path == models / "balanced_x3.onnx"
-    assert resolve(None, 2, "balanced") == models / "balanced_x2.onnx" == default_for(2).path
-    assert resolve(None, 4, "balanced") == models / "espcn_x4.onnx" == default_for(4).path
+    assert default_for(3) == default_for(3, "balanced") and _default_path(3) == models / "balanced_x3.onnx"
+    assert resolve(None, 2, "balanced") == models / "balanced_x2.onnx" == _default_path(2)
+    assert resolve(None, 4, "balanced") == models / "espcn_x4.onnx" == _default_path(4)
     assert resolve(None, 3, "fast") == models / "fast_x3.onnx"
     folder = tmp_path / "models"
     folder.mkdir()
     shutil.copy(models / "espcn_x3.onnx", folder / "espcn_x3.onnx")
     monkeypatch.setenv("VSR_MODELS", str(folder))
     monkeypatch.setattr("vsr.model.registry.model_dirs", lambda: [folder])  # the bundled ones aside
-    assert resolve(None, 3) == folder / "espcn_x3.onnx" == default_for(3).path
+    assert resolve(None, 3) == folder / "espcn_x3.onnx" == _default_path(3)
     with pytest.raises(ModelError, match="no bundled quality model for scale 2"):
         resolve(None, 2, "quality")
     m = onnx.load(str(MODELS / "espcn_x2.onnx"))
@@ -68,7 +75,7 @@ def test_degrade_video_picks_the_tiers_video_model_or_says_where_there_is_one() 
     assert (
         resolve(None, 3, None, "video")
         == models / "balanced_x3_video.onnx"
-        == default_for(3, None, "video").path
+        == _default_path(3, None, "video")
     )
     assert resolve(None, 3, "fast", "video") == models / "fast_x3_video.onnx"
     assert resolve(None, 3, "quality", "video") == models / "quality_x3_video.onnx"

@@ -22,6 +22,7 @@ from helpers import (
     run_cli,
     run_on_terminal,
     run_process,
+    time_of,
     video_stats,
 )
 
@@ -52,7 +53,7 @@ def decoded_times(path: Path) -> list[float]:
         v = c.streams.video[0]
         for packet in c.demux(v):
             try:
-                times += [float(f.pts * f.time_base) for f in packet.decode()]
+                times += [float(time_of(f)) for f in packet.decode()]
             except av.error.FFmpegError:
                 pass
     return times
@@ -359,9 +360,9 @@ def test_unseekable_mp4_on_a_pipe_says_what_to_send_instead(tmp_path: Path) -> N
         cwd=ROOT,
         timeout=60,
     )
-    proc.stderr = proc.stderr.decode()
-    assert proc.returncode == 2, proc.stderr
-    assert "hint: a pipe cannot be rewound" in proc.stderr and not (tmp_path / "o.mp4").exists()
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert "hint: a pipe cannot be rewound" in err and not (tmp_path / "o.mp4").exists()
 
 
 def test_listing_into_a_closed_pipe_is_not_an_error() -> None:

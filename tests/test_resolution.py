@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, cast
 
 import av
 import cv2
@@ -26,7 +27,7 @@ def _planes(path: Path) -> list[tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint
     with av.open(str(path)) as c:
         for f in c.decode(video=0):
             assert f.format.name == "yuv420p"
-            arr = f.to_ndarray()  # (H * 3/2, W): Y, then U and V in quarter rows
+            arr = cast(npt.NDArray[np.uint8], f.to_ndarray())  # (H * 3/2, W): Y, then U and V in quarter rows
             h = f.height
             out.append((arr[:h].copy(), arr[h : h + h // 4].reshape(h // 2, -1).copy()))
     return out
@@ -40,7 +41,7 @@ def _upscale(src: Path, out: Path, *extra: str) -> dict[str, object]:
     return dict(json.loads(next(x for x in err.splitlines() if x.startswith('{"event": "done"'))), log=err)
 
 
-def _psnr(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> float:
+def _psnr(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers import FakeUpscaler, damage_middle, needs, run_cli, run_process
+from helpers import FakeUpscaler, damage_middle, needs, run_cli, run_process, time_of
 
 from vsr import ModelOptions, ScaleOutStats, SinkOptions, SourceOptions
 from vsr.errors import VsrError
@@ -37,7 +37,7 @@ LOSSLESS = ["--crf", "0", "--preset", "ultrafast", "--device", "cpu"]
 def video_pts(path: Path) -> list[float]:
     with av.open(str(path)) as c:
         v = c.streams.video[0]
-        return sorted(float(p.pts * v.time_base) for p in c.demux(v) if p.size)
+        return sorted(float(time_of(p)) for p in c.demux(v) if p.size)
 
 
 def frame_hashes(path: Path) -> list[str]:
@@ -551,6 +551,7 @@ def test_join_keeps_decode_timestamps_increasing_across_parts(tmp_path: Path) ->
     last ones (here: a deeper B-frame delay in the second part) still join in order."""
     from fractions import Fraction
 
+    from vsr.frames import VideoPacket
     from vsr.scaleout.join import _video_packets
 
     def part(path: Path, first: int, n: int, bframes: int) -> Path:
@@ -569,8 +570,13 @@ def test_join_keeps_decode_timestamps_increasing_across_parts(tmp_path: Path) ->
     a = part(tmp_path / "a.mp4", 0, 12, 0)
     b = part(tmp_path / "b.mp4", 12, 12, 3)
     raw = [[p.dts for p in av.open(str(x)).demux(video=0) if p.size] for x in (a, b)]
-    assert raw[1][0] <= raw[0][-1]  # the collision this guards against is really there
-    packets = [item.packet for item in _video_packets([a, b])]
+    first_b, last_a = raw[1][0], raw[0][-1]
+    assert first_b is not None and last_a is not None
+    assert first_b <= last_a  # the collision this guards against is really there
+    packets = []
+    for item in _video_packets([a, b]):
+        assert isinstance(item, VideoPacket)
+        packets.append(item.packet)
     dts = [p.dts for p in packets]
     assert dts == sorted(dts) and len(set(dts)) == len(dts)
     assert all(p.dts <= p.pts for p in packets)

@@ -25,7 +25,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from helpers import FakeUpscaler, run_cli, run_process
+from helpers import FakeUpscaler, run_cli, run_process, time_of
 
 from vsr import ModelOptions, SinkOptions, SourceOptions
 from vsr.lab.media import remux, synth_video
@@ -75,10 +75,7 @@ def runs(src: Path, one: Path, split: Path, log: str, segments: int, damage: tup
 def decoded(path: Path) -> list[tuple[Fraction, str]]:
     """(time, hash of the pixels) of every frame a file decodes to."""
     with av.open(str(path)) as c:
-        return [
-            (f.pts * f.time_base, hashlib.sha1(f.to_ndarray().tobytes()).hexdigest())
-            for f in c.decode(video=0)
-        ]
+        return [(time_of(f), hashlib.sha1(f.to_ndarray().tobytes()).hexdigest()) for f in c.decode(video=0)]
 
 
 def audio_packets(path: Path) -> list[tuple[Fraction | None, bytes]]:

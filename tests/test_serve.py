@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -467,7 +467,7 @@ def test_the_serve_command_without_the_extra_says_what_to_install(tmp_path: Path
         f"sys.exit(main(['serve', '--root', {str(tmp_path)!r}]))"
     )
     r = subprocess.run(
-        [os.sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
     assert r.returncode == 2 and "'serve' extra" in r.stderr and "Traceback" not in r.stderr
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import Served, assert_user_error, free_port, run_process
@@ -123,10 +124,10 @@ def web(root: Path) -> Iterator[tuple[str, Path]]:
     folder.mkdir()
     shutil.copy(root / "in" / "a.ts", folder / "seg.ts")
 
-    def handler(*args: object, **kwargs: object) -> _Quiet:
-        return _Quiet(*args, directory=str(folder), **kwargs)  # type: ignore[arg-type]
+    def handler(*args: Any, **kwargs: Any) -> _Quiet:
+        return _Quiet(*args, directory=str(folder), **kwargs)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # type: ignore[arg-type]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", folder
     server.shutdown()

@@ -12,7 +12,7 @@ import numpy as np
 from helpers import run_cli
 
 from vsr.lab.media import synth_video
-from vsr.media.discontinuity import WRAP_BITS, Timeline
+from vsr.media.discontinuity import WRAP_BITS, Discontinuity, Timeline
 
 
 def _times(path: Path, kind: str) -> list[float]:
@@ -80,8 +80,8 @@ def test_wrapping_mpegts_clock_goes_on_without_a_discontinuity(tmp_path: Path) -
     shift = period - 2 * 90000  # the counters wrap 0.6 s into the clip
     with av.open(str(clip)) as c:
         video = c.streams.video[0]
-        found: list[object] = []
-        timeline = Timeline(video.index, rate=video.average_rate, found=found)  # type: ignore[arg-type]
+        found: list[Discontinuity] = []
+        timeline = Timeline(video.index, rate=video.average_rate, found=found)
         packets = []
         for p in c.demux():
             if p.pts is None:
@@ -89,9 +89,8 @@ def test_wrapping_mpegts_clock_goes_on_without_a_discontinuity(tmp_path: Path) -
             original = (p.stream.type, p.pts, p.dts)
             p.pts = (p.pts + shift) % period
             p.dts = (p.dts + shift) % period if p.dts is not None else None
-            packets.append(original)
             assert p.time_base == Fraction(1, 90000)
-            packets[-1] = (*original, timeline.push(p))
+            packets.append((*original, timeline.push(p)))
         out = [q for *_, got in packets for q in got] + timeline.flush()
         assert not found and timeline.wrapped >= 1
         for kind in ("video", "audio"):
@@ -107,8 +106,8 @@ def test_one_damaged_timestamp_is_retimed_not_taken_for_a_discontinuity(tmp_path
     clip = synth_video(tmp_path / "a.ts", n=30, size=(64, 36), start=1.4, audio=None)
     with av.open(str(clip)) as c:
         video = c.streams.video[0]
-        found: list[object] = []
-        timeline = Timeline(video.index, rate=video.average_rate, found=found)  # type: ignore[arg-type]
+        found: list[Discontinuity] = []
+        timeline = Timeline(video.index, rate=video.average_rate, found=found)
         before, after = [], []
         for i, p in enumerate(q for q in c.demux(video) if q.pts is not None):
             before.append((p.pts, p.dts))

@@ -43,7 +43,7 @@ def _images(folder: Path, n: int) -> Path:
     return folder
 
 
-def _off_init(model, seed: int):  # type: ignore[no-untyped-def]  # torch is optional: Any
+def _off_init(model: networks.Network, seed: int) -> networks.Network:
     """`model` with every parameter moved off its initialisation (seeded), so that a test
     sees each branch at work: the tail and the edge scales start near zero."""
     import torch
@@ -330,7 +330,7 @@ def test_sampling_phases_add_other_crops_of_the_same_pictures(tmp_path: Path) ->
     # from the patch's edges (the filter's reach), downscaling the HR patch's own Y gives the
     # LR patch to within the rounding of doing it on Y instead of RGB.
     for lr, hr in zip(lr4[-5:], hr4[-5:], strict=True):
-        down = np.asarray(Image.fromarray(hr).resize((8, 8), Image.BICUBIC), np.int16)
+        down = np.asarray(Image.fromarray(hr).resize((8, 8), Image.Resampling.BICUBIC), np.int16)
         assert np.abs(down[2:-2, 2:-2] - lr[2:-2, 2:-2]).max() <= 2
 
 
@@ -425,7 +425,7 @@ def test_colour_mixes_add_grey_pictures_whose_pairs_follow_the_protocol(tmp_path
     assert (mix[:, :, 0] == mix[:, :, 1]).all() and (mix[:, :, 1] == mix[:, :, 2]).all()
     assert rgb.min(2).min() - 1 <= mix[:, :, 0].min() and mix[:, :, 0].max() <= rgb.max(2).max() + 1
     for lr, hr in zip(lr2[-5:], hr2[-5:], strict=True):  # the protocol's downscale, as above
-        down = np.asarray(Image.fromarray(hr).resize((8, 8), Image.BICUBIC), np.int16)
+        down = np.asarray(Image.fromarray(hr).resize((8, 8), Image.Resampling.BICUBIC), np.int16)
         assert np.abs(down[2:-2, 2:-2] - lr[2:-2, 2:-2]).max() <= 2
     two_sizes = train_py.patch_bank(replace(cfg, resize_factors=(1.0, 0.5)))[0]
     assert len(lr1) < len(two_sizes) < 2 * len(lr1)
@@ -713,7 +713,7 @@ def test_quantize_keeps_every_path_end_of_a_branched_model_float(tmp_path: Path)
     rng = np.random.default_rng(0)
     batches = iter([{"input": rng.random((1, 1, 24, 24), dtype=np.float32)} for _ in range(2)])
 
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
+    class Reader(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime has no types: Any
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(batches, None)
 

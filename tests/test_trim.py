@@ -13,7 +13,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from helpers import ROOT, assert_user_error, leftovers, run_cli
+from helpers import ROOT, assert_user_error, end_of, leftovers, run_cli, time_of
 
 import vsr
 from vsr.lab.media import synth_video
@@ -36,11 +36,11 @@ def streams(path: Path) -> dict[str, Any]:
     with av.open(str(path)) as c:
         audio = [p for p in c.demux(audio=0) if p.size] if c.streams.audio else []
     return {
-        "times": [float(f.pts * f.time_base) for f in frames],
+        "times": [float(time_of(f)) for f in frames],
         "pictures": [f.to_ndarray() for f in frames],
         "audio": (
-            min(float(p.pts * p.time_base) for p in audio),
-            max(float((p.pts + p.duration) * p.time_base) for p in audio),
+            min(float(time_of(p)) for p in audio),
+            max(float(end_of(p)) for p in audio),
         )
         if audio
         else None,
