@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -57,7 +58,7 @@ def upscale(src: Path, out: Path, *extra: object) -> None:
     assert status == 0, err
 
 
-CLIPS = {
+CLIPS: dict[str, dict[str, Any]] = {
     "cfr.mp4": {"options": GOP12},
     "vfr.mp4": {"options": GOP12, "vfr": True},
     "open_gop.mp4": {"options": OPEN_GOP},
@@ -69,7 +70,7 @@ CLIPS = {
 
 @pytest.mark.parametrize("name", sorted(CLIPS))
 def test_segments_equal_one_machine(tmp_path: Path, name: str) -> None:
-    src = synth_video(tmp_path / name, n=48, **CLIPS[name])  # type: ignore[arg-type]
+    src = synth_video(tmp_path / name, n=48, **CLIPS[name])
     ext = Path(name).suffix
     one, four, single = tmp_path / f"one{ext}", tmp_path / f"four{ext}", tmp_path / f"single{ext}"
     upscale(src, single)

@@ -225,12 +225,14 @@ def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     assert status == 0, err
     status, log = run_cli("upscale", src, split, *FAST, "--segments", "3", "--executor", "local")
     assert status == 0, log
-    segments = int(re.search(r"(\d+) segments? ->", log.splitlines()[-1]).group(1))  # type: ignore[union-attr]
-    damage = tuple(
+    summary = re.search(r"(\d+) segments? ->", log.splitlines()[-1])
+    assert summary is not None, log
+    segments = int(summary.group(1))
+    whole, in_segments = (
         int(m.group(1)) if m else 0
         for m in (re.search(r"(\d+) frame\(s\) with concealed damage", e) for e in (err, log))
     )
-    return runs(src, one, split, log, segments, damage)  # type: ignore[arg-type]
+    return runs(src, one, split, log, segments, (whole, in_segments))
 
 
 def test_generated_segments_give_one_machines_frames(generated: Runs) -> None:

@@ -45,7 +45,7 @@ def merge_upscaled(y_hr: npt.NDArray[np.uint8], crcb: npt.NDArray[np.uint8]) -> 
     ycrcb = np.empty((h, w, 3), np.uint8)
     ycrcb[:, :, 0] = y_hr
     ycrcb[:, :, 1:] = crcb_hr
-    bgr: npt.NDArray[np.uint8] = cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR)  # type: ignore[assignment]
+    bgr: npt.NDArray[np.uint8] = cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR)  # type: ignore[assignment]  # cv2: MatLike
     return bgr
 
 
@@ -54,7 +54,7 @@ def pad_to_even(bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     h, w = bgr.shape[:2]
     if h % 2 == 0 and w % 2 == 0:
         return bgr
-    padded: npt.NDArray[np.uint8] = cv2.copyMakeBorder(  # type: ignore[assignment]
+    padded: npt.NDArray[np.uint8] = cv2.copyMakeBorder(  # type: ignore[assignment]  # cv2: MatLike, uint8 kept
         bgr, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE
     )
     return padded

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import cast
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ class HttpServer:
                         if key.fileobj is self._listener:
                             self._accept(sel, lingering)
                         else:
-                            lingering.read(sel, key.fileobj)  # type: ignore[arg-type]
+                            lingering.read(sel, cast(socket.socket, key.fileobj))  # only sockets registered
                     lingering.expire(sel)
             finally:
                 lingering.close_all(sel)

@@ -242,7 +242,7 @@ class RayExecutor:
             self._started_ray = True
             if self._reaper is not None:
                 self._reaper.watch(str(getattr(context, "address_info", {}).get("session_dir") or ""))
-        res = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        res = ray.cluster_resources()  # type: ignore[no-untyped-call]  # ray leaves it unannotated
         gpus, cpus = float(res.get("GPU", 0)), float(res.get("CPU", 1))
         g = self.gpus_per_worker if self.gpus_per_worker is not None else (1.0 if gpus else 0.0)
         if g > 0 and gpus < g:

@@ -234,8 +234,8 @@ def index_from_packets(
     shown = pts if shown is None else shown
     refused = list(refused or [])
     # Clean cuts: prefix max before p < suffix min from p.
-    suffix_min = [0] * (len(pts) + 1)
-    suffix_min[len(pts)] = math.inf  # type: ignore[call-overload]
+    suffix_min: list[float] = [0] * (len(pts) + 1)
+    suffix_min[len(pts)] = math.inf
     for i in range(len(pts) - 1, -1, -1):
         suffix_min[i] = min(pts[i], suffix_min[i + 1])
     prefix_max = -math.inf

@@ -58,7 +58,7 @@ def _guarded_protocol(max_connections: int, header_timeout: float) -> type[H11Pr
     class GuardedH11Protocol(H11Protocol):
         """uvicorn's HTTP/1.1 protocol with a connection cap and a deadline for the request head."""
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as H11Protocol's own
             super().connection_made(transport)
             if len(self.connections) > max_connections:
                 transport.close()
