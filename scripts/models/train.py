@@ -35,6 +35,10 @@ Usage:
     python scripts/models/train.py --scale 3 --arch ecb --channels 16 --blocks 5 --tier fast --holdout 4 ...
 A run writes a checkpoint every `--checkpoint-every` steps next to `--out`
 (`<out>.ckpt`) and resumes from it when started again with the same settings.
+
+`main` runs these steps in order (the `# ---` sections at the end of this file): the command line
+(`parse_args`, `config_from`), the data (`load_data`: the patch bank), the model
+(`build_network`, `start_run`, `resume`), the loop (`train_loop`) and the export (`export`).
 """
 
 from __future__ import annotations
@@ -319,6 +323,9 @@ def evaluate(model: Network, scale: int, folder: Path | list[Path], device: str)
             y = model(x.to(device))[0, 0].cpu().numpy()
             scores.append(protocol.psnr_y(protocol.to_uint8(y), protocol.y_channel(hr), scale))
     return float(np.mean(scores))
+
+
+# --- command line -------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
