@@ -152,7 +152,7 @@ def bicubic(clip: Clip, s: int) -> Callable[[Any], Any]:
     """FFmpeg's scale filter (swscale bicubic), as `ffmpeg -vf scale=...:flags=bicubic`."""
     graph = av.filter.Graph()
     src = graph.add_buffer(
-        width=clip.width, height=clip.height, format=clip.frames[0].format.name, time_base=clip.time_base
+        width=clip.width, height=clip.height, format=clip.frames[0].format, time_base=clip.time_base
     )
     scale = graph.add("scale", f"w={even(clip.width * s)}:h={even(clip.height * s)}:flags=bicubic")
     sink = graph.add("buffersink")
