@@ -1,7 +1,8 @@
 """Live preview over HTTP: a page and an MJPEG stream of the newest upscaled frame.
 
-Runs its own server thread ("vsr-preview") plus one thread per viewer, at most
-`HttpLimits.max_clients` of them (`preview_http`: the bounds hostile clients meet). The sink
+Runs its own server thread ("vsr-preview") plus a pool of worker threads, one per viewer
+served at once, at most `HttpLimits.max_clients` of them (`preview_http`: the bounds hostile
+clients meet). The sink
 only hands over its newest frame (`publish`), which never blocks and never queues: a slow or
 absent viewer cannot slow the pipeline. JPEG encoding happens in the viewers' threads, only
 for frames someone is watching. Binds to 127.0.0.1 unless told otherwise, so a preview is

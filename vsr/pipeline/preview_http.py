@@ -1,13 +1,19 @@
 """The live preview's HTTP server: a small, bounded one that hostile clients cannot wear down.
 
-Runs an accept thread ("vsr-preview") and one thread per connection it serves
-("vsr-preview-client"). Why not `http.server`: it printed a traceback for every viewer that
-left mid-response (660 in 9 s of hostile clients), it accepts any number of connections (one
-thread and descriptor each), and it waits forever for a request that never finishes
-(slowloris). Here everything a client can make the server hold is bounded:
+Runs an accept thread ("vsr-preview") and a pool of at most `HttpLimits.max_clients` worker
+threads ("vsr-preview-client"), started as connections need them and kept until the server
+closes: each serves one connection at a time, then takes the next. Why not `http.server`: it
+printed a traceback for every viewer that left mid-response (660 in 9 s of hostile clients),
+it accepts any number of connections (one thread and descriptor each), and it waits forever
+for a request that never finishes (slowloris). Why a pool, not a thread per connection: a
+connection's slot was freed by its thread a moment before that thread ended, so under a
+client reconnecting 100 times a second the threads still ending piled up beyond the cap
+(31 -> 300+ in the process on a quiet machine); a thread that is never started cannot pile
+up. Here everything a client can make the server hold is bounded:
 
-- connections served at once (`HttpLimits.max_clients`); the ones beyond are answered 503 by
-  the accept thread itself, without a thread of their own (`_Lingering`);
+- connections served at once (`HttpLimits.max_clients`), and so the worker threads; the ones
+  beyond are answered 503 by the accept thread itself, without a thread of their own
+  (`_Lingering`);
 - the request: its size (`request_bytes`) and the time to send all of it (`request_seconds`,
   whatever the pace of its bytes); past either, 431 or 408 and the connection closes;
 - each response write (`send_seconds`): a viewer that stops reading is let go, and the kernel
@@ -20,6 +26,7 @@ requests get a 400, other methods than GET/HEAD a 405.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import selectors
@@ -81,12 +88,13 @@ class HttpError(Exception):
 class HttpCounters:
     """What the server did, for tests and benchmarks (written under the server's lock)."""
 
-    served: int = 0  # connections given a thread
+    served: int = 0  # connections admitted (given to a worker thread)
     rejected: int = 0  # turned away with 503 (too many at once)
     bad: int = 0  # malformed or oversized requests (400/405/431)
     timed_out: int = 0  # requests not sent in time (408), viewers that stopped reading
     gone: int = 0  # clients that left mid-response
     peak: int = 0  # most connections served at once
+    workers: int = 0  # worker threads started (at most max_clients, reused)
     status: dict[int, int] = field(default_factory=dict)  # responses sent, by status
 
 
@@ -210,7 +218,7 @@ Handler = Callable[[Connection, Request], None]
 
 class HttpServer:
     """Accept connections on `host:port` and run `handler(connection, request)` for each, in
-    a thread of its own, within `limits`.
+    one of at most `limits.max_clients` worker threads, within `limits`.
 
     Raises:
         OSError: the address cannot be bound (the caller turns it into a usage error).
@@ -221,7 +229,11 @@ class HttpServer:
         self.handler = handler
         self.counters = HttpCounters()
         self._lock = threading.Lock()
-        self._active: dict[socket.socket, threading.Thread] = {}
+        self._work = threading.Condition(self._lock)
+        self._active: set[socket.socket] = set()  # admitted: being served, or waiting for a worker
+        self._waiting: collections.deque[socket.socket] = collections.deque()
+        self._workers: list[threading.Thread] = []
+        self._idle = 0  # workers waiting for a connection
         self._closed = threading.Event()
         self._warned = False
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -280,19 +292,53 @@ class HttpServer:
         lingering.add(sel, sock, _BUSY)
 
     def _admit(self, sock: socket.socket) -> bool:
-        """Start serving `sock` in a thread of its own; False when the server is full."""
+        """Hand `sock` to a worker (an idle one, or a new one while fewer than max_clients
+        exist); False when the server is full."""
+        sock.setblocking(True)
         with self._lock:
             if len(self._active) >= self.limits.max_clients or self._closed.is_set():
                 self.counters.rejected += 1
                 self._count(int(HTTPStatus.SERVICE_UNAVAILABLE))
+                sock.setblocking(False)
                 return False
-            thread = threading.Thread(target=self._serve, args=(sock,), name="vsr-preview-client")
-            self._active[sock] = thread
+            self._active.add(sock)
+            self._waiting.append(sock)
             self.counters.served += 1
             self.counters.peak = max(self.counters.peak, len(self._active))
-        sock.setblocking(True)
-        thread.start()
+            self._work.notify()
+            # A new worker only while fewer than max_clients exist (the bound, whatever the
+            # timing) and fewer are idle than connections wait. None is needed beyond: with
+            # max_clients workers, each admitted connection has one, free now or at its end.
+            if len(self._workers) >= self.limits.max_clients or self._idle >= len(self._waiting):
+                return True
+            thread = threading.Thread(target=self._worker, name="vsr-preview-client")
+            self._workers.append(thread)
+            self.counters.workers += 1
+        try:
+            thread.start()
+        except RuntimeError as exc:  # "can't start new thread": the others serve it, or none can
+            log.debug("preview: cannot start a worker: %s", exc)
+            with self._lock:
+                self._workers.remove(thread)
+                if not self._workers:
+                    self._waiting.remove(sock)
+                    self._active.discard(sock)
+                    _close(sock)
         return True
+
+    def _worker(self) -> None:
+        """Serve admitted connections one after the other until the server closes."""
+        while True:
+            with self._lock:
+                self._idle += 1
+                try:
+                    self._work.wait_for(lambda: self._waiting or self._closed.is_set())
+                finally:
+                    self._idle -= 1
+                if not self._waiting:  # closed
+                    return
+                sock = self._waiting.popleft()
+            self._serve(sock)
 
     def _count(self, status: int) -> None:
         self.counters.status[status] = self.counters.status.get(status, 0) + 1
@@ -327,7 +373,7 @@ class HttpServer:
             log.exception("preview: serving a request failed")
         finally:
             with self._lock:
-                self._active.pop(sock, None)
+                self._active.discard(sock)
                 if conn.status is not None:
                     self._count(conn.status)
             _close(sock)
@@ -343,12 +389,18 @@ class HttpServer:
         self._thread.join()
         self._listener.close()
         with self._lock:
-            active = list(self._active.items())
-        for sock, _ in active:
+            while self._waiting:  # admitted, not yet served: closed unserved
+                sock = self._waiting.popleft()
+                self._active.discard(sock)
+                _close(sock)
+            active = list(self._active)
+            self._work.notify_all()
+            workers = list(self._workers)
+        for sock in active:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         deadline = time.monotonic() + timeout
-        for _, thread in active:
+        for thread in workers:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
