@@ -6,8 +6,10 @@ Runs `vsr live --preview` on a real-time MPEG-TS stream over UDP loopback
 hostile clients of `vsr.lab.hostile` (500 concurrent connections that never read, slowloris,
 malformed requests, a client reconnecting 100 times a second) for the run's middle, and
 prints each run's steady-state drop rate (vsr's own `steady` figure), the frames the normal
-viewer got, and the difference of the means. The clients run on the same machine and take
-CPU of their own, which the difference includes.
+viewer got, the vsr process's threads and descriptors (before -> peak) and peak RSS, the load
+average, and the difference of the means. The clients run on the same machine and take CPU of
+their own, which the difference includes. The run itself is `vsr.lab.hostile.run_preview`,
+which tests/test_preview_hostile.py runs too.
 
     python scripts/bench/bench_preview_hostile.py                   # 160x90, 2 pairs of 15 s
     python scripts/bench/bench_preview_hostile.py --size 320x180 --repeat 3 --seconds 20
@@ -16,106 +18,42 @@ CPU of their own, which the difference includes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import re
-import socket
-import subprocess
 import sys
-import threading
-import time
 from typing import Any
 
-from vsr.lab.hostile import run_hostile, watch
-from vsr.paths import ROOT
-
-SENDER = ROOT / "scripts" / "media" / "send_test_stream.py"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from vsr.lab.hostile import run_preview
 
 
 def run_one(size: str, fps: int, seconds: float, hostile: bool, model: str | None) -> dict[str, Any]:
-    port = free_port()
-    sender = subprocess.Popen(
-        [
-            "sh",
-            "-c",
-            'sleep 1.5; exec "$0" "$@"',
-            sys.executable,
-            str(SENDER),
-            f"udp://127.0.0.1:{port}?pkt_size=1316",
-            str(seconds + 6),
-            "--size",
-            size,
-            "--fps",
-            str(fps),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    run = run_preview(
+        seconds=seconds,
+        hostile=hostile,
+        hostile_seconds=seconds - 5,
+        settle=2.5,
+        size=size,
+        fps=fps,
+        vsr_args=("--model", model) if model else (),
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "vsr",
-        "live",
-        f"udp://127.0.0.1:{port}",
-        "--preview",
-        "--preview-port",
-        "0",
-        "--duration",
-        str(seconds),
-        "--stats",
-        "json",
-    ]
-    if model:
-        cmd += ["--model", model]
-    vsr = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    report = None
-    frames: list[float] = []
-    try:
-        assert vsr.stderr is not None
-        preview = None
-        while preview is None:
-            line = vsr.stderr.readline()
-            if not line:
-                raise SystemExit("vsr ended before its preview started")
-            m = re.search(r"preview at http://127\.0\.0\.1:(\d+)/", line)
-            preview = int(m.group(1)) if m else None
-        err = vsr.stderr
-        drain = threading.Thread(target=lambda: lines.extend(err))
-        drain.start()
-        viewer = threading.Thread(target=watch, args=("127.0.0.1", preview, seconds - 1, frames))
-        viewer.start()
-        time.sleep(3)
-        if hostile:
-            report = run_hostile("127.0.0.1", preview, seconds - 5)
-        viewer.join()
-        vsr.wait(timeout=seconds + 60)
-        drain.join(30)
-    finally:
-        if vsr.poll() is None:
-            vsr.kill()
-        sender.kill()
-        sender.wait()
-    done = [json.loads(x) for x in lines if x.startswith('{"event": "done"')]
-    if vsr.returncode != 0 or not done:
-        return {"hostile": hostile, "error": "".join(lines)[-500:]}
-    steady = done[-1]["steady"] or {"frames_in": 0, "dropped": 0}
+    done, pct = run.done, run.steady_drop_pct
+    if run.returncode != 0 or not done:
+        return {"hostile": hostile, "error": run.stderr[-500:]}
+    steady = done["steady"] or {"frames_in": 0, "dropped": 0}
+    peak = max(run.samples, key=lambda x: x.threads) if run.samples else None
     return {
         "hostile": hostile,
         "frames_in": steady["frames_in"],
         "dropped": steady["dropped"],
-        "dropped_pct": round(100 * steady["dropped"] / max(1, steady["frames_in"]), 2),
-        "viewer_frames": len(frames),
-        "traceback": "Traceback" in "".join(lines),
-        "turned_away": report.flood_statuses[503] if report else 0,
-        "reconnects": report.reconnects if report else 0,
+        "dropped_pct": round(pct or 0.0, 2),
+        "viewer_frames": len(run.viewer_frames),
+        "traceback": "Traceback" in run.stderr,
+        "turned_away": run.report.flood_statuses[503] if run.report else 0,
+        "reconnects": run.report.reconnects if run.report else 0,
+        "threads": f"{run.base.threads if run.base else '?'} -> {peak.threads if peak else '?'}",
+        "fds": f"{run.base.fds if run.base else '?'} -> {max((x.fds for x in run.samples), default='?')}",
+        "rss_mib": round(max((x.rss_kib for x in run.samples), default=0) / 1024),
+        "load": round(os.getloadavg()[0], 1),
     }
 
 
@@ -140,9 +78,9 @@ def main() -> int:
     )
     print(
         "| hostile clients | frames in (steady) | dropped | dropped % | viewer frames | "
-        "turned away (503) | reconnects | traceback |"
+        "turned away (503) | reconnects | traceback | threads | fds | peak RSS MiB | load |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print(f"| {'yes' if r['hostile'] else 'no'} | error: {r['error']!r} |")
@@ -150,7 +88,7 @@ def main() -> int:
         print(
             f"| {'yes' if r['hostile'] else 'no'} | {r['frames_in']} | {r['dropped']} | "
             f"{r['dropped_pct']} | {r['viewer_frames']} | {r['turned_away']} | {r['reconnects']} "
-            f"| {r['traceback']} |"
+            f"| {r['traceback']} | {r['threads']} | {r['fds']} | {r['rss_mib']} | {r['load']} |"
         )
     ok = [r for r in rows if "error" not in r]
     with_ = [float(r["dropped_pct"]) for r in ok if r["hostile"]]

@@ -13,6 +13,11 @@ small HTTP server:
   mid-response every other time;
 - `watch`: a well-behaved viewer counting the JPEG frames it gets.
 
+`run_preview` is the whole experiment, shared by the test and the benchmark: a real-time
+MPEG-TS sender on UDP loopback, `vsr live --preview` on it, one normal viewer, the hostile
+clients (or, for the side-by-side baseline, none) for the run's middle, and the vsr process's
+threads, descriptors and memory sampled throughout.
+
 Everything here refuses non-loopback hosts: it is a test tool, not a load generator.
 """
 
@@ -20,11 +25,23 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..paths import ROOT
+
+#: The real-time MPEG-TS test sender (`python scripts/media/send_test_stream.py --help`).
+SENDER = ROOT / "scripts" / "media" / "send_test_stream.py"
 
 #: Requests `malformed` sends, in turn (each on its own connection).
 MALFORMED = (
@@ -225,3 +242,195 @@ def run_hostile(
     for t in kinds:
         t.join(seconds + 30)
     return report
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    """A process's threads, open descriptors and resident memory at one moment (Linux /proc).
+
+    `names` counts its threads by name (`comm`: "python" for Python's own threads and most
+    libraries' pools, FFmpeg names some, "udp-rx" for instance), to tell where threads came from.
+    """
+
+    threads: int
+    fds: int
+    rss_kib: int
+    names: Counter[str]
+
+
+def process_sample(pid: int) -> ProcessSample:
+    """`pid`'s threads, descriptors and RSS now.
+
+    Raises:
+        OSError: the process has ended (or /proc is not there).
+    """
+    status = Path(f"/proc/{pid}/status").read_text()
+    fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
+    names: Counter[str] = Counter()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            names[(task / "comm").read_text().strip()] += 1
+
+    def field_(name: str) -> int:
+        m = re.search(rf"^{name}:\s+(\d+)", status, re.MULTILINE)
+        return int(m.group(1)) if m else 0
+
+    return ProcessSample(field_("Threads"), fds, field_("VmRSS"), names)
+
+
+@dataclass
+class PreviewRun:
+    """One `run_preview`: what vsr said and did, what the viewer got, what the clients saw.
+
+    Attributes:
+        returncode: vsr's exit status (-9: it did not end in time and was killed).
+        stderr: vsr's whole stderr (its log lines and `--stats json` records).
+        report: what the hostile clients saw (None in a run without them).
+        viewer_frames: the monotonic arrival time of each JPEG the normal viewer got.
+        window: monotonic start and end of the hostile clients (or of the quiet stretch that
+            stands for them in a run without).
+        base: vsr's process before the hostile clients started.
+        samples: vsr's process every 0.1 s while they ran.
+    """
+
+    returncode: int
+    stderr: str
+    report: HostileReport | None
+    viewer_frames: list[float]
+    window: tuple[float, float]
+    base: ProcessSample | None
+    samples: list[ProcessSample]
+
+    @property
+    def done(self) -> dict[str, Any] | None:
+        """vsr's final `done` record, or None when it wrote none."""
+        records = [json.loads(x) for x in self.stderr.splitlines() if x.startswith('{"event": "done"')]
+        return records[-1] if records else None
+
+    @property
+    def steady_drop_pct(self) -> float | None:
+        """Frames dropped after start-up (vsr's `steady` figure), in percent of those that came."""
+        steady = (self.done or {}).get("steady")
+        if not steady or not steady["frames_in"]:
+            return None
+        return 100.0 * float(steady["dropped"]) / float(steady["frames_in"])
+
+    @property
+    def viewer_frames_during(self) -> int:
+        """JPEGs the normal viewer got while the hostile clients ran."""
+        t0, t1 = self.window
+        return sum(t0 <= t <= t1 for t in self.viewer_frames)
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_preview(
+    *,
+    seconds: float = 12,
+    hostile: bool = True,
+    hostile_seconds: float = 6,
+    settle: float = 2.0,
+    size: str = "96x64",
+    fps: int = 25,
+    vsr_args: Sequence[str] = (),
+    timeout: float = 60,
+) -> PreviewRun:
+    """`vsr live --preview --duration seconds` on a real-time UDP stream on loopback, with one
+    normal viewer from `settle` s after the preview starts, and the hostile clients (`hostile`)
+    or a quiet stretch for `hostile_seconds` from 0.5 s later; vsr's process is sampled before
+    and during them.
+
+    Args:
+        seconds: vsr's `--duration`.
+        hostile: run the hostile clients; False for the baseline run without them.
+        hostile_seconds: how long they run (at most `seconds - settle - 1`).
+        settle: seconds after the preview starts before the base sample and the viewer.
+        size, fps: the sender's picture size ("WxH") and rate.
+        vsr_args: more of `vsr live`'s options (`--engine onnxruntime`, `--model M`).
+        timeout: seconds vsr may take to end after its duration, before it is killed.
+    """
+    port = _free_udp_port()
+    sender = subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            'sleep 1; exec "$0" "$@"',  # vsr binds the port first, as a receiver on a network does
+            sys.executable,
+            str(SENDER),
+            f"udp://127.0.0.1:{port}?pkt_size=1316",
+            str(seconds + 6),
+            "--size",
+            size,
+            "--fps",
+            str(fps),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    cmd = [sys.executable, "-m", "vsr", "live", f"udp://127.0.0.1:{port}", "--preview", "--preview-port", "0"]
+    cmd += ["--duration", str(seconds), "--stats", "json", *vsr_args]
+    vsr = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    frames: list[float] = []
+    samples: list[ProcessSample] = []
+    report = None
+    base = None
+    window = (0.0, 0.0)
+    try:
+        assert vsr.stderr is not None
+        preview = None
+        deadline = time.monotonic() + 60
+        while preview is None and time.monotonic() < deadline:
+            line = vsr.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"preview at http://127\.0\.0\.1:(\d+)/", line)
+            preview = int(m.group(1)) if m else None
+        if preview is None:
+            vsr.kill()
+            return PreviewRun(vsr.wait(), "".join(lines) + vsr.stderr.read(), None, [], window, None, [])
+        # the rest of stderr, drained so that vsr never blocks on it
+        drain = threading.Thread(target=lambda: lines.extend(vsr.stderr))  # type: ignore[arg-type]
+        drain.start()
+        time.sleep(settle)
+        with contextlib.suppress(OSError):
+            base = process_sample(vsr.pid)
+        viewer = threading.Thread(target=watch, args=("127.0.0.1", preview, hostile_seconds + 1.5, frames))
+        viewer.start()
+        time.sleep(0.5)
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                try:
+                    samples.append(process_sample(vsr.pid))
+                except OSError:
+                    return
+                done.wait(0.1)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        t0 = time.monotonic()
+        if hostile:
+            report = run_hostile("127.0.0.1", preview, hostile_seconds)
+        else:
+            time.sleep(hostile_seconds)
+        window = (t0, time.monotonic())
+        done.set()
+        sampler.join()
+        viewer.join()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            vsr.wait(timeout=seconds + timeout)
+        drain.join(30)
+    finally:
+        if vsr.poll() is None:
+            vsr.kill()
+            vsr.wait()
+        sender.kill()
+        sender.wait()
+    return PreviewRun(vsr.returncode, "".join(lines), report, frames, window, base, samples)
