@@ -170,6 +170,26 @@ def test_realtime_udp_stream_to_file_is_3x_with_latency_reported(tmp_path: Path)
     assert 2.0 < times[-1] < 4.0  # output time follows the source clock
 
 
+def test_duration_holds_when_the_input_goes_silent_before_its_end(tmp_path: Path) -> None:
+    """`--duration` is wall-clock time even when the input falls silent near the end and a
+    read is waiting for it (here for up to --stall-timeout 30 s): that read is cut at the
+    duration, and the run ends at it (within 1 s on a loaded host: the frames still in the
+    pipeline are finished) with exit 0 and a playable recording."""
+    port = free_port()
+    out = tmp_path / "rec.mkv"
+    vsr = start_vsr(
+        f"udp://127.0.0.1:{port}", str(out), "--duration", "6", "--stall-timeout", "30", "--stats", "json"
+    )
+    wait_until_bound(port, vsr)
+    sender = start_sender(port, 2, delay=0)  # then silent, and vsr's read waits
+    rc, err = stop_both(vsr, sender)
+    assert rc == 0, err
+    rec = done_record(err)
+    # before the cut, the read waited min(--stall-timeout, --duration): the run took ~8 s
+    assert rec["seconds"] <= 6 + 1.0, rec
+    assert rec["frames"] > 0 and video_stats(out)["sizes"] == {(288, 192)}
+
+
 def test_tcp_stream_with_aac_keeps_its_bursts_and_starts_video_with_audio(tmp_path: Path) -> None:
     """MPEG-TS with AAC interleaved over TCP (video arrives in pairs around audio packets, and
     the first ~0.8 s in one burst after probing): every frame is accounted for, and the

@@ -24,6 +24,7 @@ import av
 from ..channel import Channel
 from ..errors import DecodeError, reason
 from ..frames import AudioPacket, Frame, Item, seconds_of
+from ..media import read_deadline
 from ..media.captions import a53_of
 from ..media.color import split_frame
 from ..media.decode import AudioTimeline, Decoder, DecodeSpec, SourceCounters
@@ -144,8 +145,8 @@ def run_live_source(
     is finalised) unless an exception escapes, and always closes the input.
 
     `live.duration` is wall-clock time from the start, waits for a silent or reconnecting
-    input included: reconnecting stops at it, and a connection opened after the start reads
-    with a timeout no longer than what is left of it.
+    input included: reconnecting stops at it, and a read still waiting for a silent input
+    then is cut (`media.read_deadline`), so the input side ends within about 0.1 s of it.
 
     Args:
         src: the opened input; this thread owns its container (and its reconnections).
@@ -168,65 +169,67 @@ def run_live_source(
     # channel's trim compares its times with the video's).
     audio = AudioTimeline(rebase.other)
     current = src
-    try:
-        while True:
-            tb = current.info.video.time_base
-            ending = _Ending()
-            for item in _items(Decoder(current, spec, counters, audio=audio), counters, ending):
-                if stop.is_set() or (end is not None and time.monotonic() >= end):
-                    out.close()
-                    return
-                if isinstance(item, av.VideoFrame):
-                    t_in = float(item.pts * tb) if item.pts is not None else None
-                    _check_damage(item, t_in, index, spec, counters, current)
-                    frame, sar = sizes.check(item, t_in, current.video)
-                    counters.size_changes = sizes.changes
-                    t_out = rebase.video(t_in)
-                    y, crcb = split_frame(frame, spec.native)
-                    out.put(
-                        Frame(
-                            index,
-                            round(t_out / out_tb),
-                            out_tb,
-                            time.monotonic(),
-                            y,
-                            crcb,
-                            captions=a53_of(frame),
-                            sar=sar,
+    # No read outlasts the run: one waiting on a silent input is cut at `end`.
+    with read_deadline.until(end):
+        try:
+            while True:
+                tb = current.info.video.time_base
+                ending = _Ending()
+                for item in _items(Decoder(current, spec, counters, audio=audio), counters, ending):
+                    if stop.is_set() or (end is not None and time.monotonic() >= end):
+                        out.close()
+                        return
+                    if isinstance(item, av.VideoFrame):
+                        t_in = float(item.pts * tb) if item.pts is not None else None
+                        _check_damage(item, t_in, index, spec, counters, current)
+                        frame, sar = sizes.check(item, t_in, current.video)
+                        counters.size_changes = sizes.changes
+                        t_out = rebase.video(t_in)
+                        y, crcb = split_frame(frame, spec.native)
+                        out.put(
+                            Frame(
+                                index,
+                                round(t_out / out_tb),
+                                out_tb,
+                                time.monotonic(),
+                                y,
+                                crcb,
+                                captions=a53_of(frame),
+                                sar=sar,
+                            )
                         )
-                    )
-                    index += 1
-                    counters.frames = index
-                elif isinstance(item, AudioPacket):
-                    pk = item.packet
-                    t_pk = seconds_of(pk)
-                    t = rebase.other(t_pk) if t_pk is not None else None
-                    if t is None:
-                        continue
-                    shift = round(t / pk.time_base) - pk.pts
-                    pk.pts += shift
-                    if pk.dts is not None:
-                        pk.dts += shift
-                    out.put(item)
-                else:
-                    out.put(item)
-            # The input ended (or failed): files end here, network inputs get reconnected.
-            if stop.is_set() or (end is not None and time.monotonic() >= end):
-                break
-            if not is_network(src.info.url) or live.reconnect <= 0:
-                log.info("%s: the run ends", ending.why)
-                break
-            # Close first: a UDP or listening input keeps its port until closed, and the new
-            # connection needs it.
-            current.container.close()
-            reopened = _reconnect(src, live, stop, live_counters, ending.why, end)
-            if reopened is None:
-                break
-            current = reopened
-            rebase.reanchor()
-        out.close()
-    finally:
-        current.container.close()  # closing twice is harmless
+                        index += 1
+                        counters.frames = index
+                    elif isinstance(item, AudioPacket):
+                        pk = item.packet
+                        t_pk = seconds_of(pk)
+                        t = rebase.other(t_pk) if t_pk is not None else None
+                        if t is None:
+                            continue
+                        shift = round(t / pk.time_base) - pk.pts
+                        pk.pts += shift
+                        if pk.dts is not None:
+                            pk.dts += shift
+                        out.put(item)
+                    else:
+                        out.put(item)
+                # The input ended (or failed): files end here, network inputs get reconnected.
+                if stop.is_set() or (end is not None and time.monotonic() >= end):
+                    break
+                if not is_network(src.info.url) or live.reconnect <= 0:
+                    log.info("%s: the run ends", ending.why)
+                    break
+                # Close first: a UDP or listening input keeps its port until closed, and the new
+                # connection needs it.
+                current.container.close()
+                reopened = _reconnect(src, live, stop, live_counters, ending.why, end)
+                if reopened is None:
+                    break
+                current = reopened
+                rebase.reanchor()
+            out.close()
+        finally:
+            current.container.close()  # closing twice is harmless
 
 
 def _check_damage(
