@@ -498,6 +498,7 @@ def test_stream_that_drops_and_comes_back_is_reconnected_with_a_gap(tmp_path: Pa
     assert rc == 0, err
     rec = done_record(err)
     assert rec["reconnects"] >= 1 and "reconnecting" in err
+    assert rec["output_reconnects"] == 0  # the input's, not an output's
     times = video_stats(out)["times"]
     gaps = np.diff(times)
     assert gaps.max() > 1.0  # the outage

@@ -14,24 +14,30 @@ import av
 import numpy as np
 import pytest
 from helpers import pts_of, run_cli, video_stats
-from test_live import done_record, free_port, start_sender, start_vsr, stop_both
+from test_live import done_record, free_port, start_sender, start_vsr, stop_both, wait_until_bound
 
 from vsr.paths import SAMPLE
 
 
 class Receiver:
     """A TCP receiver on loopback: takes one connection, reads it for `first` seconds and
-    closes it; with `back_after`, listens again on the same port that much later and reads a
-    second connection to its end. What each connection brought is kept."""
+    closes it (with `stop_reading`: keeps it open and reads no more, a receiver that hangs);
+    with `back_after`, listens again on the same port that much later and reads a second
+    connection to its end. What each connection brought is kept."""
 
-    def __init__(self, first: float, back_after: float | None = None) -> None:
+    def __init__(self, first: float, back_after: float | None = None, stop_reading: bool = False) -> None:
+        self.stop_reading = stop_reading
         self.listener = socket.socket()
+        if stop_reading:  # a small window (inherited by the connection): writes block soon
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(1)
         self.port = int(self.listener.getsockname()[1])
         self.first, self.back_after = first, back_after
         self.data: list[bytes] = []
+        self.hung = threading.Event()
+        self._held: socket.socket | None = None
         self.thread = threading.Thread(target=self._run)
         self.thread.start()
 
@@ -59,8 +65,13 @@ class Receiver:
             conn, _ = self.listener.accept()
         except OSError:
             return
-        with conn:
+        if self.stop_reading:  # connected, never read again, until the test ends
             self.data.append(self._read(conn, self.first))
+            self.hung.set()
+            self._held = conn
+        else:
+            with conn:
+                self.data.append(self._read(conn, self.first))
         self.listener.close()
         if self.back_after is None:
             return
@@ -84,6 +95,8 @@ class Receiver:
 
     def join(self) -> None:
         self.thread.join(60)
+        if self._held is not None:
+            self._held.close()
 
 
 def test_receiver_that_leaves_ends_the_run_with_one_line() -> None:
@@ -161,6 +174,45 @@ def test_output_reconnects_to_a_receiver_that_comes_back(tmp_path: Path, record:
     assert second[0][0] > first[-1][0]  # and goes on where the stream is, later
     if record:
         assert len(video_stats(rec)["times"]) == done_record(err)["frames"]
+
+
+def test_receiver_that_stops_reading_is_treated_as_gone(tmp_path: Path) -> None:
+    """A receiver that stays connected but stops reading (its window fills, writes block) is
+    detected after --stall-timeout and handled as one that went away: reconnected within
+    --output-reconnect (the new connection starts on a keyframe), the recording beside it
+    has every frame, the run ends normally, and the reconnection is counted in the `done`
+    record."""
+    rx = Receiver(first=1.5, back_after=0.5, stop_reading=True)
+    rec = tmp_path / "rec.mkv"
+    port = free_port()
+    url = rx.url + "?send_buffer_size=4096"  # vsr's side small too: a few frames fill both
+    vsr = start_vsr(
+        f"udp://127.0.0.1:{port}",
+        url,
+        "--record",
+        str(rec),
+        "--duration",
+        "9",
+        "--stall-timeout",
+        "1.5",
+        "--output-reconnect",
+        "5",
+        "--stats",
+        "json",
+    )
+    wait_until_bound(port, vsr)
+    sender = start_sender(port, 14, delay=0)
+    rc, err = stop_both(vsr, sender)
+    rx.join()
+    assert rc == 0, err
+    assert rx.hung.is_set()
+    assert f"output {url} went away (Connection timed out)" in err, err
+    assert f"output {url} is back after" in err and "Traceback" not in err, err
+    second = rx.frames(1)
+    assert len(second) > 10 and second[0][1], second[:3]  # it plays, from a keyframe
+    done = done_record(err)
+    assert done["output_reconnects"] == 1 and done["reconnects"] == 0, done
+    assert len(video_stats(rec)["times"]) == done["frames"]
 
 
 def test_record_and_output_reconnect_need_a_network_output(tmp_path: Path) -> None:

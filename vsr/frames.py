@@ -228,6 +228,7 @@ class LiveStats:
     dropped: int = 0  # frames dropped at the input because the model could not keep up
     steady: Steady | None = None  # after start-up (None: the run ended before it began)
     reconnects: int = 0  # times a lost network input was reopened
+    output_reconnects: int = 0  # times a network output was reopened (--output-reconnect)
     input_lost: str = ""  # why the input ended early, if it did
 
 

@@ -286,6 +286,9 @@ class SinkOptions:
             (`--record`), which is kept, finished, if the network output goes away.
         reconnect: with a network `url`: seconds to keep reopening it when its receiver
             goes away (`--output-reconnect`; 0: the run ends at once, with one line).
+        stall: with a stream-based network `url` (tcp://, rtmp://): seconds a write may wait
+            for a receiver that is connected but stopped reading before it counts as gone
+            (`--stall-timeout`, as for a silent input).
     """
 
     url: str
@@ -303,3 +306,4 @@ class SinkOptions:
     height: int | None = None
     record: str | None = None
     reconnect: float = 0.0
+    stall: float = 5.0

@@ -395,7 +395,9 @@ def _live(args: argparse.Namespace, err: TextIO, signals: interrupts.Interrupts)
         raise UsageError("--output-reconnect must be 0 or more seconds")
     sink = sink_options(args, args.output) if args.output is not None else None
     if sink is not None:
-        sink = dataclasses.replace(sink, record=args.record, reconnect=args.output_reconnect)
+        sink = dataclasses.replace(
+            sink, record=args.record, reconnect=args.output_reconnect, stall=args.stall_timeout
+        )
     live = LiveOptions(
         max_latency=args.max_latency / 1000.0,
         duration=args.duration,

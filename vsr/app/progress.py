@@ -136,6 +136,7 @@ def stats_record(stats: Stats) -> dict[str, Any]:
         else None,
         "latency_ms": {k: round(v * 1000, 1) for k, v in stats.latency.items()},
         "reconnects": live.reconnects,
+        "output_reconnects": live.output_reconnects,
         "input_lost": live.input_lost or None,
         **({"segments": segments} if segments else {}),
         "stages": {

@@ -9,12 +9,14 @@ of its own ("vsr-output-reconnect") while a lost receiver is being reconnected. 
   encoder and takes every packet; the network gets a copy of each while it is up.
 
 When the receiver goes away (the write fails with a connection error: EPIPE, ECONNRESET,
-...), what happens is decided here, once: with `reconnect` seconds, the output is reopened
-with back-off while the stream goes on (its packets meanwhile are not sent; a recording
-keeps them), and a reopened output starts at a keyframe that is asked of the encoder at once
-(`wants_keyframe`); without, or when the receiver does not come back in time,
-`OutputLost` ends the run with one line. A recording is then closed properly by the
-pipeline (live outputs are kept whatever happened).
+...), or stays connected but stops reading (its kernel buffer fills and a write cannot make
+progress for `LinkSpec.stall` seconds: FFmpeg's `rw_timeout` on stream protocols, which then
+fails the write with ETIMEDOUT), what happens is decided here, once: with `reconnect`
+seconds, the output is reopened with back-off while the stream goes on (its packets
+meanwhile are not sent; a recording keeps them), and a reopened output starts at a keyframe
+that is asked of the encoder at once (`wants_keyframe`); without, or when the receiver does
+not come back in time, `OutputLost` ends the run with one line. A recording is then closed
+properly by the pipeline (live outputs are kept whatever happened).
 """
 
 from __future__ import annotations
@@ -49,6 +51,19 @@ GONE = {
 }
 #: Seconds one reconnection attempt may take to connect (then it is tried again).
 CONNECT_TIMEOUT = 2.0
+#: Protocols whose writes wait for the receiver (a byte stream with flow control): a receiver
+#: that stops reading blocks them, so they get a write timeout. (UDP never waits for one.)
+STREAM_SCHEMES = {"tcp", "rtmp", "rtmps", "rtmpt", "rtmpts", "rtmpe", "rtmpte", "srt", "tls", "unix"}
+
+
+def with_write_timeout(url: str, options: dict[str, str], stall: float) -> dict[str, str]:
+    """`options` for opening a network output at `url`, with FFmpeg's `rw_timeout` (a write
+    that cannot progress for `stall` seconds fails with ETIMEDOUT) on stream protocols, unless
+    the user gave one."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in STREAM_SCHEMES or stall <= 0 or "rw_timeout" in options:
+        return dict(options)
+    return {**options, "rw_timeout": str(round(stall * 1_000_000))}
 
 
 class OutputLost(EncodeError):
@@ -71,6 +86,8 @@ class LinkSpec:
         options: muxer and protocol options.
         reconnect: seconds to keep reopening it after its receiver went away (0: none).
         recording: the local recording beside it, if any (named in the messages).
+        stall: seconds a write may wait for a receiver that stopped reading (stream
+            protocols; `with_write_timeout`).
     """
 
     url: str
@@ -78,6 +95,7 @@ class LinkSpec:
     options: dict[str, str]
     reconnect: float = 0.0
     recording: str | None = None
+    stall: float = 5.0
 
 
 class _Destination:
@@ -258,7 +276,8 @@ class NetworkLink:
         (which is when PyAV connects)."""
         spec = self.spec
         kwargs: dict[str, Any] = {} if timeout is None else {"timeout": (timeout, 10.0)}
-        container = av.open(spec.url, "w", format=spec.format, options=dict(spec.options), **kwargs)
+        options = with_write_timeout(spec.url, spec.options, spec.stall)
+        container = av.open(spec.url, "w", format=spec.format, options=options, **kwargs)
         try:
             for stream in self.primary.streams:
                 if stream.type == "video" or stream.type == "audio":

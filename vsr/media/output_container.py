@@ -27,7 +27,7 @@ import av
 from ..errors import EncodeError, SinkError, UsageError, reason
 from ..frames import Chapter, StreamInfo
 from ..options import SinkOptions
-from .network_output import LinkSpec, NetworkLink
+from .network_output import LinkSpec, NetworkLink, with_write_timeout
 from .streams import copy_tags, plan_stream
 from .video_stream import IMAGE_CODECS, EncodeFormat, copy_video_stream, open_video_stream
 
@@ -234,7 +234,7 @@ def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> Op
     output mirrors its streams (`NetworkLink`)."""
     scheme = opts.url.split("://", 1)[0].lower()
     fmt = opts.format or URL_FORMATS.get(scheme)
-    spec = LinkSpec(opts.url, fmt, dict(opts.container_options), opts.reconnect, opts.record)
+    spec = LinkSpec(opts.url, fmt, dict(opts.container_options), opts.reconnect, opts.record, opts.stall)
     if opts.record:
         rec = open_output(
             dataclasses.replace(opts, url=opts.record, format=None, container_options={}, record=None),
@@ -254,9 +254,8 @@ def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> Op
             raise
         return dataclasses.replace(rec, url=opts.url, link=link)
     try:
-        container = av.open(
-            opts.url, "w", format=fmt, options=dict(opts.container_options), timeout=(10.0, 30.0)
-        )
+        options = with_write_timeout(opts.url, opts.container_options, opts.stall)
+        container = av.open(opts.url, "w", format=fmt, options=options, timeout=(10.0, 30.0))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise SinkError(f"cannot open output {opts.url!r}: {reason(exc)}", hint=_URL_HINT) from exc
     try:

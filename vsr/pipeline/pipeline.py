@@ -447,6 +447,7 @@ class Pipeline:
                 dropped=self.ch_in.dropped,
                 steady=self._steady(),
                 reconnects=self.live_counters.reconnects,
+                output_reconnects=out.link.reconnects if out is not None and out.link is not None else 0,
                 input_lost=self.live_counters.lost,
             )
         return build_stats(

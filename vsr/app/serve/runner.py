@@ -332,6 +332,8 @@ def _figures(stats: Stats, running: Running) -> dict[str, Any]:
         "output_size": list(stats.output_size),
         "decode_errors": stats.decode_errors,
         "corrupt_frames": stats.corrupt_frames,
+        "discontinuities": stats.discontinuities,
+        "reconnects": stats.live.reconnects if stats.live else 0,
     }
 
 
