@@ -215,6 +215,90 @@ def test_receiver_that_stops_reading_is_treated_as_gone(tmp_path: Path) -> None:
     assert len(video_stats(rec)["times"]) == done["frames"]
 
 
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RtmpReceiver:
+    """An RTMP server on loopback (FFmpeg's own, `listen=1`): takes one publisher, decodes
+    its FLV for `first` seconds and hangs up; listens again `back_after` later and decodes the
+    second publisher to its end. (width, height, keyframe) of each decoded frame is kept."""
+
+    def __init__(self, first: float, back_after: float) -> None:
+        self.url = f"rtmp://127.0.0.1:{_free_tcp_port()}/live/stream"
+        self.frames: list[list[tuple[int, int, bool]]] = [[], []]
+        self.thread = threading.Thread(target=self._run, args=(first, back_after))
+        self.thread.start()
+        time.sleep(0.5)  # listening before vsr connects
+
+    def _receive(self, i: int, seconds: float) -> None:
+        try:
+            with av.open(self.url, format="flv", options={"listen": "1"}, timeout=(30, 5)) as c:
+                end = time.monotonic() + seconds
+                for f in c.decode(video=0):
+                    self.frames[i].append((f.width, f.height, f.key_frame))
+                    if time.monotonic() > end:
+                        break
+        except (av.error.FFmpegError, OSError):
+            pass  # the publisher ended the stream (or never came: the assertions say which)
+
+    def _run(self, first: float, back_after: float) -> None:
+        self._receive(0, first)
+        time.sleep(back_after)
+        self._receive(1, 60)
+
+    def join(self) -> None:
+        self.thread.join(60)
+
+
+@pytest.mark.skipif("flv" not in av.formats_available, reason="this FFmpeg has no FLV muxer")
+def test_rtmp_output_whose_receiver_goes_away_is_reconnected(tmp_path: Path) -> None:
+    """An rtmp:// output (FLV) to a loopback RTMP server that hangs up after 2 s and listens
+    again 0.5 s later: the run says so in one line, reconnects within --output-reconnect, the
+    second publication starts on a keyframe and plays at the upscaled size, the recording
+    beside it has every frame, and the done record counts one output reconnection."""
+    rx = RtmpReceiver(first=2.0, back_after=0.5)
+    rec = tmp_path / "rec.mkv"
+    port = free_port()
+    vsr = start_vsr(
+        f"udp://127.0.0.1:{port}",
+        rx.url,
+        "--record",
+        str(rec),
+        "--duration",
+        "8",
+        "--output-reconnect",
+        "5",
+        "--stats",
+        "json",
+    )
+    wait_until_bound(port, vsr)
+    sender = start_sender(port, 12, delay=0)
+    rc, err = stop_both(vsr, sender)
+    rx.join()
+    assert rc == 0, err
+    assert f"output {rx.url} went away" in err and f"output {rx.url} is back after" in err, err
+    assert "Traceback" not in err, err
+    first, second = rx.frames
+    assert len(first) > 5 and len(second) > 10, (len(first), len(second))
+    assert second[0] == (288, 192, True), second[:3]
+    done = done_record(err)
+    assert done["output_reconnects"] == 1, done
+    assert len(video_stats(rec)["times"]) == done["frames"]
+
+
+def test_srt_output_without_libsrt_is_refused_with_one_line(tmp_path: Path) -> None:
+    """PyAV's FFmpeg has no SRT (no libsrt): an srt:// output is a usage error with one line
+    that says so and names what to use instead, before any work; where SRT exists it opens."""
+    status, err = run_cli("live", SAMPLE, "srt://127.0.0.1:9?mode=caller", "--duration", "1")
+    if "Protocol not found" not in err:
+        pytest.skip("this FFmpeg has SRT: the refusal does not apply")
+    assert status == 2 and "Traceback" not in err, err
+    assert "built without srt://" in err and "udp://" in err, err
+
+
 def test_record_and_output_reconnect_need_a_network_output(tmp_path: Path) -> None:
     """--record and --output-reconnect with a file OUTPUT (or none) are usage errors."""
     sample = SAMPLE

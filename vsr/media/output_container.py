@@ -226,6 +226,18 @@ _URL_HINT = (
 )
 
 
+def _url_hint(exc: BaseException, url: str) -> str:
+    """The hint for a network output that cannot be opened: a protocol this FFmpeg lacks
+    (PyAV's wheels have no libsrt, so no srt://) is said as such."""
+    if isinstance(exc, av.error.ProtocolNotFoundError):
+        scheme = url.split("://", 1)[0]
+        return (
+            f"the FFmpeg in this PyAV was built without {scheme}://; send MPEG-TS over udp:// or "
+            "tcp://, or FLV over rtmp://, instead (or relay with a tool that has it)"
+        )
+    return _URL_HINT
+
+
 def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> OpenedOutput:
     """A network output (udp://, tcp://, rtmp://, srt://, ...): the muxer connects now.
 
@@ -250,14 +262,18 @@ def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> Op
             if rec.final_path is not None:
                 _remove(rec.final_path)  # nothing was recorded: leave no empty file
             if isinstance(exc, (av.error.FFmpegError, OSError, ValueError)):
-                raise SinkError(f"cannot open output {opts.url!r}: {reason(exc)}", hint=_URL_HINT) from exc
+                raise SinkError(
+                    f"cannot open output {opts.url!r}: {reason(exc)}", hint=_url_hint(exc, opts.url)
+                ) from exc
             raise
         return dataclasses.replace(rec, url=opts.url, link=link)
     try:
         options = with_write_timeout(opts.url, opts.container_options, opts.stall)
         container = av.open(opts.url, "w", format=fmt, options=options, timeout=(10.0, 30.0))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise SinkError(f"cannot open output {opts.url!r}: {reason(exc)}", hint=_URL_HINT) from exc
+        raise SinkError(
+            f"cannot open output {opts.url!r}: {reason(exc)}", hint=_url_hint(exc, opts.url)
+        ) from exc
     try:
         opened = _add_streams(container, opts, info, scale, _Target(None, None, False), live=live)
     except BaseException:
@@ -408,7 +424,7 @@ def _write_header(container: Any, url: str, final: Path | None) -> None:
             raise write_error(final, exc) from exc
         raise SinkError(
             f"cannot open output '{url}': {reason(exc)}",
-            hint="check that the receiver is listening" if "://" in url else None,
+            hint=_url_hint(exc, url) if "://" in url else None,
         ) from exc
 
 
