@@ -10,7 +10,7 @@ from typing import Any
 
 import av
 import pytest
-from helpers import needs, run_cli
+from helpers import needs, run_cli, video_stats
 
 from vsr.lab.media import pattern, synth_video
 from vsr.media.captions import a53_of, attach_a53
@@ -134,6 +134,32 @@ def test_chapters_are_copied_moved_and_cut_by_a_trim(tmp_path: Path) -> None:
     assert chapters_of(out) == [(0.0, 0.4, "Middle")]
     status, err = run_cli("upscale", src, tmp_path / "out.ts", *FAST)
     assert status == 0 and "3 chapter(s) dropped: mpegts cannot hold chapters" in err, err
+    # --frames 30 (1.2 s at 25 fps): the chapter past the end is dropped, the one across it cut
+    out = tmp_path / "first30.mkv"
+    status, err = run_cli("upscale", src, out, "--frames", "30", *FAST)
+    assert status == 0, err
+    assert chapters_of(out) == [(0.0, 0.6, "Intro"), (0.6, 1.2, "Middle")]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_live_recording_keeps_chapters_on_its_clock_cut_at_its_end(tmp_path: Path, suffix: str) -> None:
+    """`vsr live` into a container that holds chapters: the input's chapters on the
+    recording's clock (from its first frame), the one across the recording's end cut there and
+    the one after it dropped (they are written when the recording ends: only then is its end
+    known)."""
+    src = with_chapters(
+        synth_video(tmp_path / "plain.mkv", n=50),  # 2 s
+        tmp_path / "in.mkv",
+        [(0, 600, "Intro"), (600, 1400, "Middle"), (1400, 3000, "End"), (3000, 4000, "Later")],
+    )
+    out = tmp_path / f"rec{suffix}"
+    status, err = run_cli("live", src, out, "--quality", "fast", "--device", "cpu")
+    assert status == 0, err
+    times = video_stats(out)["times"]
+    got = chapters_of(out)
+    assert [t for *_, t in got] == ["Intro", "Middle", "End"], got
+    assert got[:2] == [(0.0, 0.6, "Intro"), (0.6, 1.4, "Middle")]
+    assert got[2][0] == 1.4 and times[-1] < got[2][1] <= 2.0 + 0.001, (got, times[-3:])
 
 
 @needs(CEA608)
@@ -150,18 +176,31 @@ def test_hls_segment_keeps_its_cea608_captions(tmp_path: Path) -> None:
 
 @needs(CHAPTERS)
 def test_real_chapters_survive_and_move_with_start(tmp_path: Path) -> None:
-    """The clip's 2 chapters keep their titles and times in MKV and MP4 output; with --start
-    2.5 only the second is left, starting at 0."""
+    """The clip's 2 chapters (0-2 s, 2-5 s, at 30 fps) keep their titles and times in MKV and
+    MP4 output, cut where --frames ends it (90 frames: the second ends at 3 s; 45: only the
+    first is left, to 1.5 s); with --start 2.5 only the second is left, starting at 0; live,
+    both are on the recording."""
     for suffix in (".mkv", ".mp4"):
         out = tmp_path / f"out{suffix}"
-        status, err = run_cli("upscale", CHAPTERS, out, "--frames", "10", "--scale", "2", *FAST)
+        status, err = run_cli("upscale", CHAPTERS, out, "--frames", "90", "--scale", "2", *FAST)
         assert status == 0, err
-        assert [t for *_, t in chapters_of(out)] == ["Chapter 1", "Chapter 2"]
-        assert [s for s, *_ in chapters_of(out)] == [0.0, 2.0]
+        # (MP4 ends a chapter where the next starts: 1.999 becomes 2.0)
+        got = [(round(a, 2), round(b, 2), t) for a, b, t in chapters_of(out)]
+        assert got == [(0.0, 2.0, "Chapter 1"), (2.0, 3.0, "Chapter 2")], (suffix, got)
+    out = tmp_path / "short.mkv"
+    status, err = run_cli("upscale", CHAPTERS, out, "--frames", "45", "--scale", "2", *FAST)
+    assert status == 0, err
+    assert chapters_of(out) == [(0.0, 1.5, "Chapter 1")]
     out = tmp_path / "late.mkv"
     status, err = run_cli("upscale", CHAPTERS, out, "--start", "2.5", "--scale", "2", *FAST)
     assert status == 0, err
     assert chapters_of(out) == [(0.0, 2.499, "Chapter 2")]
+    out = tmp_path / "live.mkv"
+    status, err = run_cli("live", CHAPTERS, out, "--scale", "2", "--quality", "fast", "--device", "cpu")
+    assert status == 0, err
+    got = chapters_of(out)
+    assert got[0] == (0.0, 1.999, "Chapter 1") and got[1][:1] == (2.0,) and got[1][2] == "Chapter 2", got
+    assert got[1][1] <= 5.0, got
 
 
 def test_live_mode_carries_captions_too(tmp_path: Path) -> None:

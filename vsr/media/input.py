@@ -168,15 +168,23 @@ def open_input(opts: SourceOptions) -> OpenedInput:
         if span.end_pts is not None and first.pts is not None and first.pts >= span.end_pts:
             raise NoVideoFrame(f"no video frame in {name} between pts {span.start_pts} and {span.end_pts}")
         _check_size(first.width, first.height, opts.max_pixels, name, "has")
+        video_info = _video_info(container, video, first)
+        t_first = seconds_of(first)
+        # --frames N ends the output N frames after its first: at its rate, where it has one
+        until = (
+            t_first + opts.max_frames / float(video_info.rate)
+            if opts.max_frames and video_info.rate and t_first is not None
+            else None
+        )
         info = StreamInfo(
             url=url,
             format_name=container.format.name,
-            video=_video_info(container, video, first),
+            video=video_info,
             passthrough=tuple(passthrough),
             container_metadata=dict(container.metadata),
             is_image=container.format.name in IMAGE_FORMATS,
             dropped_streams=_dropped_streams(container, video),
-            chapters=() if opts.video_only else _chapters(container, video, span),
+            chapters=() if opts.video_only else _chapters(container, video, span, until),
         )
     except BaseException:
         container.close()
@@ -474,9 +482,10 @@ def _first_frame(
     raise NoVideoFrame(f"no decodable video frame in {name}", hint="the file may be truncated or damaged")
 
 
-def _chapters(container: Any, video: Any, span: Span) -> tuple[Chapter, ...]:
+def _chapters(container: Any, video: Any, span: Span, until: float | None = None) -> tuple[Chapter, ...]:
     """The input's chapters on the output's clock: those a trim leaves out dropped, the
-    others cut to its span and moved by its shift (as every stream is)."""
+    others cut to its span and moved by its shift (as every stream is); `until` (input
+    seconds: where `--frames` ends the output) cuts them too."""
     try:
         raw = container.chapters()
     except (AttributeError, av.error.FFmpegError):  # a PyAV without chapters
@@ -484,6 +493,9 @@ def _chapters(container: Any, video: Any, span: Span) -> tuple[Chapter, ...]:
     tb_v = video.time_base or Fraction(1, 90000)
     begin = Fraction(span.start_pts * tb_v) if span.start_pts is not None else None
     end = Fraction(span.end_pts * tb_v) if span.end_pts is not None else None
+    if until is not None:
+        cut = Fraction(until).limit_denominator(1_000_000)
+        end = cut if end is None else min(end, cut)
     chapters = []
     for c in raw:
         tb = Fraction(c["time_base"])

@@ -19,6 +19,7 @@ import os
 import secrets
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -462,9 +463,35 @@ def finish(out: OpenedOutput) -> None:
             ) from exc
 
 
-def close_in_place(out: OpenedOutput) -> None:
-    """Live mode: close the output where it is (it was written in place or to a URL)."""
+def live_chapters(chapters: tuple[Chapter, ...], origin: float, end: float | None) -> tuple[Chapter, ...]:
+    """Live mode: the input's chapters (input seconds) on a recording's clock, which starts at
+    the input's first frame (`origin`, input seconds) and ends at `end` (output seconds): those
+    that end before it starts or start at or after its end are dropped, the others cut to it."""
+    kept = []
+    for c in chapters:
+        tb = c.time_base
+        start, stop = c.start * tb - Fraction(origin), c.end * tb - Fraction(origin)
+        limit = Fraction(end) if end is not None else None
+        if stop <= 0 or (limit is not None and start >= limit):
+            continue
+        start = max(start, Fraction(0))
+        if limit is not None:
+            stop = min(stop, limit)
+        kept.append(Chapter(round(start / tb), round(stop / tb), tb, c.metadata))
+    return tuple(kept)
+
+
+def close_in_place(out: OpenedOutput, chapters: tuple[Chapter, ...] = ()) -> None:
+    """Live mode: close the output where it is (it was written in place or to a URL), with
+    `chapters` (on its clock, `live_chapters`) written into a file whose container holds them:
+    only now is the recording's end known. (MKV, MP4 and MOV write chapters given after the
+    header with the trailer.)"""
     _close_link(out)
+    if chapters and out.final_path is not None:
+        notes: list[str] = []
+        copy_chapters(out.container, chapters, notes)
+        for note in notes:
+            log.warning("%s", note)
     try:
         out.container.close()
     except (av.error.FFmpegError, OSError) as exc:

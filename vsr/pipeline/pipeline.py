@@ -32,6 +32,7 @@ from ..frames import (
     STEADY_AFTER,
     AudioFrame,
     AudioPacket,
+    Chapter,
     Frame,
     Item,
     LiveStats,
@@ -361,7 +362,7 @@ class Pipeline:
             elif self.mode is Mode.LIVE:
                 # A recording is kept whatever happened: close it properly (trailer, index)
                 # so that what was recorded so far plays.
-                output_container.close_in_place(self.output)
+                output_container.close_in_place(self.output, self._live_chapters())
             elif failed:
                 output_container.discard(self.output)
             else:
@@ -436,6 +437,15 @@ class Pipeline:
         else:
             self._done = True
             self._unreleased()
+
+    def _live_chapters(self) -> tuple[Chapter, ...]:
+        """The input's chapters on a live recording's clock (from the first frame, cut at its
+        end); none when the input had none or nothing was recorded."""
+        origin = seconds_of(self.input.first_frame)
+        end = self.sink_counters.video_end
+        if not self.input.info.chapters or origin is None or end is None:
+            return ()
+        return output_container.live_chapters(self.input.info.chapters, origin, end)
 
     def stats(self) -> Stats:
         """What the run did (so far: it can be called while it runs)."""

@@ -38,6 +38,10 @@ class SinkCounters:
     color_seconds: float = 0.0
     audio_packets: int = 0
     dropped_packets: int = 0  # damaged passthrough packets the muxer refused
+    # Output seconds where the video encoded so far ends: the latest frame's time plus its
+    # distance from the one before (live mode cuts the chapters there).
+    video_end: float | None = None
+    _last_time: float | None = None
     # Seconds from decode to encode of the most recent frames (live latency statistics).
     latencies: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=100_000))
 
@@ -60,6 +64,7 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item], co
             counters.encode_seconds += time.perf_counter() - t1
             counters.frames += 1
             counters.latencies.append(time.monotonic() - item.captured)
+            _note_end(counters, seconds_of(item.frame))
             if out.is_image:
                 break
         elif out is None:
@@ -111,6 +116,14 @@ def run_sink(out: OpenedOutput | None, items: Channel[Item] | Iterable[Item], co
         if idx in out.decode_audio:
             _mux(container, _audible(target.encode(None), out), out)
     counters.encode_seconds += time.perf_counter() - t0
+
+
+def _note_end(counters: SinkCounters, t: float | None) -> None:
+    if t is None:
+        return
+    last = counters._last_time
+    counters.video_end = t + (t - last if last is not None and t > last else 0.0)
+    counters._last_time = t
 
 
 def _pre_roll(packet: Any, out: OpenedOutput) -> bool:
