@@ -235,7 +235,9 @@ class RtmpReceiver:
 
     def _receive(self, i: int, seconds: float) -> None:
         try:
-            with av.open(self.url, format="flv", options={"listen": "1"}, timeout=(30, 5)) as c:
+            # a short probe: the default reads 5 s of the stream before open returns
+            options = {"listen": "1", "analyzeduration": "500000", "probesize": "65536"}
+            with av.open(self.url, format="flv", options=options, timeout=(30, 5)) as c:
                 end = time.monotonic() + seconds
                 for f in c.decode(video=0):
                     self.frames[i].append((f.width, f.height, f.key_frame))
@@ -268,14 +270,14 @@ def test_rtmp_output_whose_receiver_goes_away_is_reconnected(tmp_path: Path) -> 
         "--record",
         str(rec),
         "--duration",
-        "8",
+        "10",
         "--output-reconnect",
         "5",
         "--stats",
         "json",
     )
     wait_until_bound(port, vsr)
-    sender = start_sender(port, 12, delay=0)
+    sender = start_sender(port, 14, delay=0)
     rc, err = stop_both(vsr, sender)
     rx.join()
     assert rc == 0, err
