@@ -170,6 +170,38 @@ def test_realtime_udp_stream_to_file_is_3x_with_latency_reported(tmp_path: Path)
     assert 2.0 < times[-1] < 4.0  # output time follows the source clock
 
 
+def test_a_read_waiting_on_a_silent_input_is_cut_at_its_deadline() -> None:
+    """`read_deadline.until(t)`: a PyAV read of a UDP input nobody sends to, with a 30 s read
+    timeout, ends at t (ExitError, as its own timeout would), not 30 s later; the clock of
+    other threads is untouched."""
+    import av
+
+    from vsr.media import read_deadline
+
+    port = free_port()
+    sender = start_sender(port, 1.0, delay=0.3)  # enough for the open's probe, then silence
+    try:
+        with av.open(f"udp://127.0.0.1:{port}", timeout=(20, 30)) as c:
+            other: list[float] = []
+            probe = threading.Thread(
+                target=lambda: other.append(abs(av.container.core.time.monotonic() - time.monotonic()))
+            )
+            t0 = time.monotonic()
+            with read_deadline.until(t0 + 2.5) as enforced:
+                with pytest.raises(av.error.ExitError):
+                    for _ in c.demux(c.streams.video[0]):
+                        pass
+                waited = time.monotonic() - t0
+                probe.start()  # past the deadline: this thread's clock jumps, not the probe's
+                probe.join()
+    finally:
+        sender.kill()
+        sender.wait()
+    assert enforced and read_deadline.supported()
+    assert 2.4 <= waited < 4.0, waited
+    assert other and other[0] < 0.1, other
+
+
 def test_duration_holds_when_the_input_goes_silent_before_its_end(tmp_path: Path) -> None:
     """`--duration` is wall-clock time even when the input falls silent near the end and a
     read is waiting for it (here for up to --stall-timeout 30 s): that read is cut at the
