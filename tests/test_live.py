@@ -183,8 +183,9 @@ def test_a_read_waiting_on_a_silent_input_is_cut_at_its_deadline() -> None:
     try:
         with av.open(f"udp://127.0.0.1:{port}", timeout=(20, 30)) as c:
             other: list[float] = []
+            core: Any = av.container.core  # its `time`, as PyAV's interrupt callback sees it
             probe = threading.Thread(
-                target=lambda: other.append(abs(av.container.core.time.monotonic() - time.monotonic()))
+                target=lambda: other.append(abs(core.time.monotonic() - time.monotonic()))
             )
             t0 = time.monotonic()
             with read_deadline.until(t0 + 2.5) as enforced:
