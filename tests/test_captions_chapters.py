@@ -213,5 +213,6 @@ def test_live_mode_carries_captions_too(tmp_path: Path) -> None:
     assert status == 0, err
     got = frame_captions(out)
     assert [c for c in got if c] and {c for c in got if c} <= set(caps.values())
-    if len(got) == 16:  # nothing dropped: frame for frame
-        assert got == frame_captions(src)
+    if len(got) != 16:
+        pytest.skip(f"{16 - len(got)} frame(s) dropped to keep up: no frame-for-frame comparison")
+    assert got == frame_captions(src)  # nothing dropped: frame for frame

@@ -280,11 +280,14 @@ def test_int8_model_computes_the_same_pixels_on_an_avx2_only_cpu(
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, json.dumps(
         {"max": int(diff.max()), "share": float((diff > 0).mean())}
     )
-    if not quant.cpu_saturates_u8s8():
-        # Only a VNNI host shows the contrast: without VNNI both runs saturate alike.
-        full = [k for k in runs["native"].files if k.startswith("0/")]
-        worst = min(protocol.psnr_y(runs["avx2"][k], runs["native"][k], 3) for k in full)
-        assert worst < 36.0, worst
+    if quant.cpu_saturates_u8s8():
+        pytest.skip(
+            "this CPU has no VNNI, so both runs saturate alike and the full-range model's drift "
+            "cannot show (the shipped models' pixels were checked)"
+        )
+    full = [k for k in runs["native"].files if k.startswith("0/")]
+    worst = min(protocol.psnr_y(runs["avx2"][k], runs["native"][k], 3) for k in full)
+    assert worst < 36.0, worst
 
 
 def test_float_weights_between_integer_activations_count_as_saturating(tmp_path: Path) -> None:
