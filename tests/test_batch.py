@@ -372,6 +372,7 @@ def _assert_interrupted(child: Vsr, out: Path, sent: float) -> dict[str, Any]:
     return summary
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_files_and_exits_130(tmp_path: Path, sigint_default: None) -> None:
     """SIGINT while the second file runs: exit 130 within seconds, the first output stays, the
     second's temporary file is gone, and a --skip-existing re-run finishes the rest."""
@@ -421,6 +422,7 @@ CTRL_C_POINTS = [
 ]
 
 
+@pytest.mark.slow
 def test_ctrl_c_at_any_point_of_a_batch_exits_130_cleanly(
     three_clips: Path, tmp_path: Path, sigint_default: None
 ) -> None:

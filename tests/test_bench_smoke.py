@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers import run_script
 
 
+@pytest.mark.slow
 def test_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = run_script("bench/bench.py", "--size", "64x48", "--frames", "4", "--device", "cpu", "--json", out)
@@ -24,6 +26,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert set(rows["vsr"]["extra"]["stages"]) >= {"decode", "model", "encode"}
 
 
+@pytest.mark.slow
 def test_bench_runs_a_chosen_subset_of_anchors_at_batch_auto(tmp_path: Path) -> None:
     """--anchors and --batch auto (the GPU runs use both)."""
     out = tmp_path / "bench.json"
@@ -49,6 +52,7 @@ def test_bench_runs_a_chosen_subset_of_anchors_at_batch_auto(tmp_path: Path) -> 
     assert rec["ratios"]["vsr_fps_over_encode_fps"] > 0
 
 
+@pytest.mark.slow
 def test_bench_engines_prints_every_variant_with_its_ratio_and_the_cpu(tmp_path: Path) -> None:
     """scripts/bench/bench_engines.py (model only, one round, the fast tier) prints a row per
     engine and precision asked for, what ran, and the CPU's flags; JSON has the same rows."""

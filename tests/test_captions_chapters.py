@@ -174,6 +174,7 @@ def test_hls_segment_keeps_its_cea608_captions(tmp_path: Path) -> None:
     assert frame_captions(out) == expected
 
 
+@pytest.mark.slow
 @needs(CHAPTERS)
 def test_real_chapters_survive_and_move_with_start(tmp_path: Path) -> None:
     """The clip's 2 chapters (0-2 s, 2-5 s, at 30 fps) keep their titles and times in MKV and

@@ -165,6 +165,7 @@ def test_python_dash_m_vsr_runs_as_a_real_process(sample_video: Path, out_dir: P
     assert video_stats(out)["sizes"] == {(192, 144)}
 
 
+@pytest.mark.slow
 def test_quiet_on_a_terminal_draws_no_progress_bar(sample_video: Path, out_dir: Path) -> None:
     """On a terminal `--quiet` writes nothing at all, for one file and for --output-dir (no
     bar, no summary), while without it the bar is drawn there."""
@@ -222,6 +223,7 @@ def test_precision_fp16_runs_the_bound_engine_on_the_cpu_too(sample_video: Path,
         assert abs(x.astype(int) - y).max() <= 2
 
 
+@pytest.mark.slow
 def test_int8_model_is_called_int8_in_the_summary_the_record_and_models(
     sample_video: Path, out_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -619,6 +621,7 @@ def test_models_says_which_tiers_are_not_bundled(
     assert missing_tiers(every) == []
 
 
+@pytest.mark.slow
 def test_models_json_gives_names_and_scales(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`vsr models --json` is a JSON list whose espcn_x2/x3/x4 entries carry scales 2, 3 and 4,
     and every entry its tier, MAC count, parameters, degradation, precision, PSNR, the engine
@@ -678,6 +681,7 @@ def test_models_times_dear_models_on_smaller_frames() -> None:
     assert timing_size(448_128) == timing_size(673_344) == (64, 48)
 
 
+@pytest.mark.slow
 def test_quality_picks_a_tier_or_says_which_exist(
     sample_video: Path, out_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -209,6 +209,7 @@ def locate(shot: np.ndarray, part: np.ndarray) -> tuple[int, int]:
     return x, y
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium or chromium-browser on PATH")
 def test_slider_shows_bicubic_left_and_vsr_right_in_chromium(clip: Path, tmp_path: Path) -> None:
     """In headless Chromium the page shows bicubic left of the split and vsr right of it, and

@@ -51,6 +51,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", sorted(c for c in SOFTWARE if c in av.codecs_available))
 def test_every_software_encoder_works_with_no_extra_flags(codec: str, clip: Path, tmp_path: Path) -> None:
     """Each encoder, given only --codec, writes every frame at 3x with the input's timing,
@@ -174,6 +175,7 @@ def odd_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", sorted(c for c in ODD_SIZE_ENCODERS if c in av.codecs_available))
 def test_encoders_that_take_odd_sizes_get_exactly_scale_times_the_input(
     codec: str, odd_clip: Path, tmp_path: Path

@@ -200,6 +200,7 @@ def test_openvino_serves_tiles_batches_deep_frames_and_threads_alike() -> None:
     assert all(np.array_equal(results[i], whole[i]) for i in range(3))
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_running_on_openvino_sends_no_telemetry_and_leaves_no_child_process(tmp_path: Path) -> None:
     """Importing openvino would send a usage event to Google Analytics from a child process
@@ -227,6 +228,7 @@ def test_running_on_openvino_sends_no_telemetry_and_leaves_no_child_process(tmp_
 # -- auto: measured once, cached ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_auto_measures_once_per_model_and_cpu_then_reads_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -373,6 +375,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_without_openvino_vsr_runs_on_onnxruntime_with_one_log_line(
     sample_video: Path, tmp_path: Path
 ) -> None:
@@ -439,6 +442,7 @@ def hard_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return hard_images.write_all(tmp_path_factory.mktemp("hard"))[0].parent
 
 
+@pytest.mark.slow
 @needs_bf16
 @needs(SHARED_DATA / "eval" / "Set14")
 @pytest.mark.parametrize("name", GUARDED)
@@ -455,6 +459,7 @@ def test_bf16_stays_within_0_02_db_of_float32_on_set5_and_set14(name: str) -> No
         assert psnr(ref, scale, folder) - psnr(cand, scale, folder) <= MAX_LOSS_DB, s
 
 
+@pytest.mark.slow
 @needs_openvino
 @needs(SHARED_DATA / "eval" / "Set14")
 @pytest.mark.skipif(quant.cpu_saturates_u8s8(), reason="OpenVINO int8 is offered only with VNNI")

@@ -83,6 +83,7 @@ def test_bundled_x3_model_meets_the_quality_bar_on_set5() -> None:
     assert protocol_psnr("espcn_x3", 3, "Set5") >= 31.0
 
 
+@pytest.mark.slow
 @needs(SHARED_DATA / "eval" / "Set14")
 @pytest.mark.parametrize("set_name", ["Set5", "Set14"])
 def test_x2_and_x4_beat_bicubic_by_at_least_the_margin_x3_does(set_name: str) -> None:
@@ -204,6 +205,7 @@ def test_fast_tier_costs_a_quarter_and_keeps_the_default_quality(
     assert ours >= protocol_psnr(f"espcn_x{scale}", scale, set_name) - allowed
 
 
+@pytest.mark.slow
 @needs(SHARED_VIDEOS)
 def test_fast_x3_keeps_espcn_x3s_temporal_gain_on_camera_clips() -> None:
     """The fast tier keeps espcn_x3's frame-difference PSNR (its gain over bicubic, the
@@ -240,6 +242,7 @@ QUALITY_BARS = [  # (scale, dB the quality tier must gain over espcn_xN on Set5,
 ]
 
 
+@pytest.mark.slow
 @needs(SHARED_DATA / "eval" / "Set14")
 @pytest.mark.parametrize("scale,gain_set5,gain_set14", QUALITY_BARS)
 def test_quality_tier_costs_at_most_16x_and_gains_the_bar(

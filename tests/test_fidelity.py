@@ -86,6 +86,7 @@ def probe(path: Path) -> dict[str, Any]:
         }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "codec"), [("sar.mp4", "libx264"), ("sar.mkv", "libvpx-vp9")])
 def test_pixel_aspect_ratio_is_kept(tmp_path: Path, name: str, codec: str) -> None:
     """A 64/51 SAR clip (H.264 MP4, VP9 MKV) comes out with the same SAR and so the same
@@ -101,6 +102,7 @@ def test_pixel_aspect_ratio_is_kept(tmp_path: Path, name: str, codec: str) -> No
         assert got["dar"] == probe(src)["dar"] == Fraction(34 * 64, 26 * 51), out_name
 
 
+@pytest.mark.slow
 def test_square_pixels_resamples_to_the_display_width(tmp_path: Path) -> None:
     """--square-pixels makes square pixels at the display aspect: 120 x 64/51 = 150.6 -> 150
     for libx264 (even, for 4:2:0), and the nearest width, 151, for VP9, which takes odd
@@ -114,6 +116,7 @@ def test_square_pixels_resamples_to_the_display_width(tmp_path: Path) -> None:
         assert not got["sar"] or got["sar"] == 1  # unset: None in PyAV 18, AVRational(0, 1) in 19
 
 
+@pytest.mark.slow
 def test_ten_bit_hlg_hevc_keeps_depth_tags_and_mastering_metadata(tmp_path: Path) -> None:
     """A 10-bit HEVC HLG MP4 with mastering display and light level metadata comes out 10-bit
     (x264 High 10 by default, x265 Main10 on request, AV1 in WebM) with BT.2020/HLG tags,
@@ -154,6 +157,7 @@ def test_eight_bit_pix_fmt_on_hdr_input_warns_about_banding(tmp_path: Path) -> N
     assert probe(tmp_path / "out.mp4")["pix_fmt"] == "yuv420p"
 
 
+@pytest.mark.slow
 def test_ten_bit_422_stays_ten_bit_422_and_webm_switches_to_a_ten_bit_codec(tmp_path: Path) -> None:
     """10-bit 4:2:2 H.264 stays yuv422p10le in MKV; 10-bit into WebM (whose VP9 encoder here
     is 8-bit only) becomes 10-bit AV1 rather than 8-bit."""
@@ -165,6 +169,7 @@ def test_ten_bit_422_stays_ten_bit_422_and_webm_switches_to_a_ten_bit_codec(tmp_
     assert got["pix_fmt"] == "yuv420p10le" and got["codec"] in ("libdav1d", "av1")
 
 
+@pytest.mark.slow
 def test_tv_range_hevc_mp4_keeps_its_range(tmp_path: Path) -> None:
     """An HEVC MP4 tagged limited ("tv") range but no primaries/transfer/matrix keeps "tv"
     in MP4 with x264 and x265, and in MKV."""
@@ -194,6 +199,7 @@ def test_semi_planar_p010_splits_like_its_planar_twin() -> None:
     assert ya.dtype == np.uint16 and np.array_equal(ya, yb) and np.array_equal(ca, cb)
 
 
+@pytest.mark.slow
 def test_ten_bit_luma_matches_the_eight_bit_result_at_higher_precision(tmp_path: Path) -> None:
     """Losslessly encoded, the 10-bit output's luma is the 8-bit output's within rounding
     (the same model on the same picture), only finer: chroma and luma stay aligned."""
@@ -221,6 +227,7 @@ def test_twelve_bit_input_switches_to_an_encoder_that_keeps_twelve_bits(tmp_path
     assert got["pix_fmt"] == "yuv420p12le" and got["codec"] == "hevc"
 
 
+@pytest.mark.slow
 def test_info_shows_aspect_depth_chroma_and_hdr(tmp_path: Path) -> None:
     """`vsr info` (text and --json) reports SAR, DAR, bit depth, chroma layout, colour tags,
     HDR10 and the keyframe interval."""
@@ -291,6 +298,7 @@ def test_streams_no_output_carries_are_named_once_and_timecode_survives(tmp_path
 BT709_TV = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 1}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("src_name", "codec"),
     [

@@ -58,6 +58,7 @@ def _describe(r: fuzz.Result) -> str:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", PARAMS)
 def test_damaged_input_is_upscaled_or_refused_with_one_line(
     results: dict[str, fuzz.Result], case: fuzz.Case
@@ -68,6 +69,7 @@ def test_damaged_input_is_upscaled_or_refused_with_one_line(
     assert r.status in ("upscaled", "clean_error"), _describe(r)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", PARAMS)
 def test_only_the_finished_output_is_left_in_the_output_folder(
     results: dict[str, fuzz.Result], case: fuzz.Case
@@ -78,6 +80,7 @@ def test_only_the_finished_output_is_left_in_the_output_folder(
     assert not r.leftover, _describe(r)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", PARAMS)
 def test_input_with_a_decodable_frame_is_upscaled(results: dict[str, fuzz.Result], case: fuzz.Case) -> None:
     """An input from which a tolerant PyAV decode still gets a frame is upscaled, not refused."""
@@ -105,6 +108,7 @@ def test_full_corpus_has_at_least_300_cases() -> None:
     assert len(fuzz.build_cases(SEED)) >= 300
 
 
+@pytest.mark.slow
 def test_damaged_inputs_through_the_scale_out_path(tmp_path: Path) -> None:
     """One case of every mutation kind of a clip with a keyframe every 12 frames (so it
     really splits), through `--segments 3 --executor local`: upscaled or refused with one

@@ -144,6 +144,7 @@ def stop_both(vsr: subprocess.Popen[str], sender: subprocess.Popen[bytes]) -> tu
     return vsr.returncode, err
 
 
+@pytest.mark.slow
 def test_realtime_udp_stream_to_file_is_3x_with_latency_reported(tmp_path: Path) -> None:
     """A live MPEG-TS over UDP becomes a valid 3x recording with audio and latency percentiles."""
     port = free_port()
@@ -220,6 +221,7 @@ def test_duration_holds_when_the_input_goes_silent_before_its_end(tmp_path: Path
     assert rec["frames"] > 0 and video_stats(out)["sizes"] == {(288, 192)}
 
 
+@pytest.mark.slow
 def test_tcp_stream_with_aac_keeps_its_bursts_and_starts_video_with_audio(tmp_path: Path) -> None:
     """MPEG-TS with AAC interleaved over TCP (video arrives in pairs around audio packets, and
     the first ~0.8 s in one burst after probing): every frame is accounted for, and the
@@ -243,6 +245,7 @@ def test_tcp_stream_with_aac_keeps_its_bursts_and_starts_video_with_audio(tmp_pa
     assert len(video_stats(out)["times"]) == rec["frames"]
 
 
+@pytest.mark.slow
 def test_reencoded_audio_is_trimmed_on_the_video_clock_and_starts_with_the_video(tmp_path: Path) -> None:
     """A stream whose timestamps start at 1.4 s (as FFmpeg's MPEG-TS muxer starts them) with MP2
     audio, which an FLV recording re-encodes to AAC; --max-latency 1 ms drops the first
@@ -397,6 +400,7 @@ def test_stream_output_over_udp_and_stdout(tmp_path: Path) -> None:
     assert video_stats(path)["sizes"] == {(288, 192)}
 
 
+@pytest.mark.slow
 def test_source_that_stops_ends_with_exit_1_and_a_finalised_mp4(tmp_path: Path) -> None:
     """When the stream stops and does not come back, the mp4 is closed properly and playable."""
     port = free_port()
@@ -410,6 +414,7 @@ def test_source_that_stops_ends_with_exit_1_and_a_finalised_mp4(tmp_path: Path) 
     assert 10 <= len(stats["times"]) <= 50 and stats["sizes"] == {(288, 192)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_finalises_the_recording(sig: int, code: int, tmp_path: Path) -> None:
     """Ctrl-C or SIGTERM in live mode stops gracefully: the mp4 is valid and kept."""
@@ -429,6 +434,7 @@ def test_signal_finalises_the_recording(sig: int, code: int, tmp_path: Path) -> 
     assert len(video_stats(out)["times"]) > 5
 
 
+@pytest.mark.slow
 def test_preview_serves_mjpeg_frames_of_the_upscaled_stream(tmp_path: Path) -> None:
     """--preview serves a page, single JPEG frames and an MJPEG stream, all at 3x size."""
     port = free_port()
@@ -524,6 +530,7 @@ def test_preview_binds_loopback_by_default() -> None:
         server.close()
 
 
+@pytest.mark.slow
 def test_stream_that_drops_and_comes_back_is_reconnected_with_a_gap(tmp_path: Path) -> None:
     """A sender that stops and restarts: vsr reports the loss, reconnects, and records both
     parts with the outage as a gap in time, then ends normally."""
@@ -562,6 +569,7 @@ def test_stream_that_drops_and_comes_back_is_reconnected_with_a_gap(tmp_path: Pa
     assert np.all(gaps > 0) and len(times) > 50
 
 
+@pytest.mark.slow
 def test_stream_output_over_tcp_to_a_listening_receiver(tmp_path: Path) -> None:
     """`vsr live IN tcp://host:port` connects to a listening receiver and streams 3x MPEG-TS."""
     port_in = free_port()
@@ -577,6 +585,7 @@ def test_stream_output_over_tcp_to_a_listening_receiver(tmp_path: Path) -> None:
     assert len(received) >= 10 and set(received) == {(288, 192)}
 
 
+@pytest.mark.slow
 def test_unavailable_output_protocol_is_a_clear_error() -> None:
     """An output URL this FFmpeg cannot write (or a receiver that is not there) is one line, exit 2."""
     with socket.socket() as s:
@@ -602,6 +611,7 @@ def _audio_times(path: Path) -> list[float]:
         return sorted(float(p.pts * p.time_base) for p in c.demux(c.streams.audio[0]) if p.pts is not None)
 
 
+@pytest.mark.slow
 def test_restarted_udp_sender_continues_the_timeline_after_the_real_gap(tmp_path: Path) -> None:
     """A UDP sender restarted behind the same port (a new muxer, its clock from the start
     again, 0.8 s later): the recording's timeline goes on after the real gap, the second part

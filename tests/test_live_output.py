@@ -99,6 +99,7 @@ class Receiver:
             self._held.close()
 
 
+@pytest.mark.slow
 def test_receiver_that_leaves_ends_the_run_with_one_line() -> None:
     """Without --output-reconnect, a receiver that closes mid-stream ends the run: exit 1,
     one line that names the output and why, a hint, no traceback."""
@@ -114,6 +115,7 @@ def test_receiver_that_leaves_ends_the_run_with_one_line() -> None:
     assert len(rx.frames(0)) > 5
 
 
+@pytest.mark.slow
 def test_recording_beside_a_network_output_is_kept_finished(tmp_path: Path) -> None:
     """With --record and a receiver that goes away for good: the run ends after
     --output-reconnect with one line that says the recording is complete, and the recording

@@ -16,6 +16,7 @@ def upscale_peak_kib(video: Path, out: Path) -> int:
     return peak_rss_kib("upscale", video, out, "--preset", "ultrafast", "--progress", "none")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux only")
 def test_peak_memory_does_not_grow_with_the_number_of_frames(tmp_path: Path) -> None:
     """Upscaling 400 frames peaks within 1.15x + 20 MB of the memory that 100 frames of the same video

@@ -287,6 +287,7 @@ def test_large_frames_run_in_strips_and_batches_in_chunks_with_identical_results
         assert np.array_equal(got, whole), budget
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tier", ["balanced", "fast", "quality"])
 def test_bound_engine_matches_the_plain_engine(tier: str) -> None:
     """The GPU engine (uint8 graph + I/O binding, vsr.model.graph) runs on the CPU too: at float32

@@ -121,6 +121,7 @@ def test_a_float_model_is_judged_without_importing_onnx() -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_float_model_run_never_imports_onnx(sample_video: Path, tmp_path: Path) -> None:
     """`vsr upscale` with a float model on the CPU, whole frames, reads no graph: importing
     onnx took 1.2 s a process with ml_dtypes 0.7 on a 2-core AMD EPYC (a 0.7 s run became
@@ -142,6 +143,7 @@ def test_only_x86_without_vnni_counts_as_saturating() -> None:
     assert not quant.cpu_saturates_u8s8(None, "arm64")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("int8_path", BUNDLED_INT8, ids=[p.stem for p in BUNDLED_INT8])
 def test_int8_model_matches_the_float_model_on_hard_content(int8_path: Path, hard_folder: Path) -> None:
     """On text, line art, flat colour, full-contrast patterns and a dark scene, each bundled

@@ -29,6 +29,9 @@ import vsr
 from vsr.paths import SHARED_VIDEOS
 
 VIDEOS = SHARED_VIDEOS
+# Every test reads a clip's one upscaled run, which the first of them pays for (5 s for the
+# phone clip on 2 cores): the whole module is in the slow set.
+pytestmark = pytest.mark.slow
 
 if not VIDEOS.is_dir():
     pytest.skip(f"{VIDEOS} not present", allow_module_level=True)

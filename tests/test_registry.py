@@ -33,6 +33,7 @@ def test_every_bundled_model_has_a_tier_and_a_cost() -> None:
     assert all(m.macs_per_pixel > 0 and m.tier in ("fast", "balanced", "quality") for m in models.values())
 
 
+@pytest.mark.slow
 def test_quality_picks_the_tier_and_says_what_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--quality balanced is balanced_xN where it is bundled (x2, x3), espcn_xN elsewhere; a tier
     that is not bundled is a clear error naming the tiers there are; a model file tagged

@@ -243,6 +243,7 @@ def test_full_disk_during_the_run_removes_the_partial_file(tmp_path: Path) -> No
         subprocess.run(["umount", str(mnt)], check=False, capture_output=True)
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_over_a_6000_frame_stream(tmp_path: Path) -> None:
     """RSS after 6 000 frames is what it was after the first 1 000 (bounded queues, no leaks:
     a leak of 2 KB a frame would show; 6 000 rather than 10 000 frames keeps that power at

@@ -68,6 +68,7 @@ CLIPS: dict[str, dict[str, Any]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CLIPS))
 def test_segments_equal_one_machine(tmp_path: Path, name: str) -> None:
     src = synth_video(tmp_path / name, n=48, **CLIPS[name])
@@ -172,6 +173,7 @@ def test_non_monotonic_timestamps_are_refused_for_segments(tmp_path: Path) -> No
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.mp4.vsr-work").exists()
 
 
+@pytest.mark.slow
 def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.mp4", n=60, options=GOP12)
     whole, out = tmp_path / "whole.mp4", tmp_path / "out.mp4"
@@ -201,6 +203,7 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     assert not work.exists()  # removed after a successful join
 
 
+@pytest.mark.slow
 def test_truncated_part_is_redone_and_corrupt_manifest_is_a_clear_error(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.mp4", n=48, options=GOP12)
     out = tmp_path / "out.mp4"
@@ -398,6 +401,7 @@ def test_single_machine_path_does_not_import_ray(tmp_path: Path) -> None:
     assert r.stdout.split() == ["0", "False"], r.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_segments_for_resume(tmp_path: Path) -> None:
     import signal
 
@@ -474,6 +478,7 @@ def test_input_format_reaches_the_keyframe_scan(tmp_path: Path) -> None:
 ROADTRIP = SHARED_VIDEOS / "roadtrip_426x240_vp9_profile2_10bit.webm"
 
 
+@pytest.mark.slow
 @needs(ROADTRIP)
 def test_vp9_hidden_frames_sharing_a_timestamp_still_split(tmp_path: Path) -> None:
     """VP9 alt-ref frames are packets without a picture of their own, sharing a pts with the
@@ -517,6 +522,7 @@ def test_codecs_mp4_cannot_hold_use_matroska_parts_when_exact(tmp_path: Path) ->
     assert status == 2 and "cannot hold rawvideo" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_notes_are_said_once_and_damage_is_reported_with_times(tmp_path: Path) -> None:
     # 65x49 -> 195x147: odd, padded for yuv420p (4:4:4 input would stay 4:4:4 and need no
     # padding: asked for explicitly); the note comes once, not once per segment.

@@ -43,6 +43,7 @@ def run_job(src: Path, out: Path, executor: RayExecutor, segments: int = 4) -> S
     return job
 
 
+@pytest.mark.slow
 def test_actors_on_fake_gpus_equal_one_machine(tmp_path: Path, cluster: None) -> None:
     src = synth_video(tmp_path / "in.mp4", n=48, options=GOP12, vfr=True)
     single, out = tmp_path / "single.mp4", tmp_path / "out.mp4"
@@ -58,6 +59,7 @@ def test_actors_on_fake_gpus_equal_one_machine(tmp_path: Path, cluster: None) ->
     assert all(s["status"] == "done" and s["attempts"] == 1 for s in manifest["segments"])
 
 
+@pytest.mark.slow
 def test_fractional_gpus_put_two_workers_on_a_card(tmp_path: Path, cluster: None) -> None:
     src = synth_video(tmp_path / "in.mkv", n=36, options=GOP12)
     executor = RayExecutor(gpus_per_worker=0.5, cpus_per_worker=0.5)
@@ -76,6 +78,7 @@ def test_too_few_gpus_is_a_usage_error(tmp_path: Path, cluster: None) -> None:
     assert not (tmp_path / "o.mp4").exists()
 
 
+@pytest.mark.slow
 def test_cli_starts_a_local_ray(tmp_path: Path) -> None:
     """`--segments` without --ray-address: vsr starts (and stops) its own local Ray."""
     src = synth_video(tmp_path / "in.mp4", n=24, options=GOP12)
@@ -111,6 +114,7 @@ def test_cli_starts_a_local_ray(tmp_path: Path) -> None:
     assert video_pts(out) == video_pts(src)
 
 
+@pytest.mark.slow
 def test_without_a_count_two_segments_per_worker(tmp_path: Path, cluster: None) -> None:
     src = synth_video(tmp_path / "in.mp4", n=60, options=GOP12)
     out = tmp_path / "out.mp4"
@@ -163,6 +167,7 @@ def test_a_node_removed_mid_job_still_completes(tmp_path: Path) -> None:
     assert video_pts(tmp_path / "out.mp4") == video_pts(src)
 
 
+@pytest.mark.slow
 def test_worker_errors_come_back_as_one_line(tmp_path: Path, cluster: None) -> None:
     """A worker that cannot load its model fails the start with the worker's own message; a
     segment that fails on a worker comes back as that segment's failure, the actor stays."""

@@ -235,6 +235,7 @@ def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     return runs(src, one, split, log, segments, (whole, in_segments))
 
 
+@pytest.mark.slow
 def test_generated_segments_give_one_machines_frames(generated: Runs) -> None:
     """Every generated kind of clip upscaled in 3 segments decodes to the one-machine run's
     pictures, frame for frame."""
@@ -243,6 +244,7 @@ def test_generated_segments_give_one_machines_frames(generated: Runs) -> None:
     assert [h for _, h in split] == [h for _, h in whole]
 
 
+@pytest.mark.slow
 def test_generated_segments_keep_timestamps_and_audio(generated: Runs) -> None:
     """Every generated clip's segmented output has the one-machine run's frame times and its
     audio packets, byte for byte."""
@@ -251,6 +253,7 @@ def test_generated_segments_keep_timestamps_and_audio(generated: Runs) -> None:
     assert generated.audio[1] == generated.audio[0]
 
 
+@pytest.mark.slow
 def test_generated_clips_are_really_cut(generated: Runs) -> None:
     """Clips a decoder can start in the middle of run as 3 segments with no damage; the one
     that only decodes as it does from its first packet falls back to one segment, saying why,
@@ -387,6 +390,7 @@ def test_a_resumed_job_plans_without_the_cuts_it_dropped(tmp_path: Path) -> None
 # -- the content check ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_resumed_job_remakes_the_parts_it_cannot_compare_frame_by_frame(tmp_path: Path) -> None:
     """A driver killed after two segments leaves only a digest of their fingerprints: --resume
     accepts the part whose digest is the straight decode's, makes the other one again to see

@@ -240,6 +240,7 @@ def _long_clip(path: Path) -> Path:
     return synth_video(path, n=300, size=(160, 90))
 
 
+@pytest.mark.slow
 def test_cancel_stops_a_running_job_and_removes_its_partial_output(tmp_path: Path) -> None:
     """DELETE on a running job: it ends cancelled within moments, with nothing under its
     output name and no temporary file; a queued job is cancelled before it starts; a
@@ -264,6 +265,7 @@ def test_cancel_stops_a_running_job_and_removes_its_partial_output(tmp_path: Pat
         s.stop()
 
 
+@pytest.mark.slow
 def test_a_sigkilled_service_runs_its_running_job_again_after_a_restart(tmp_path: Path) -> None:
     """SIGKILL while a job runs, then start the service again: the job runs from the start
     and ends done, its output complete, and no temporary file is left; a queued job waits
@@ -293,6 +295,7 @@ def test_a_sigkilled_service_runs_its_running_job_again_after_a_restart(tmp_path
         again.stop()
 
 
+@pytest.mark.slow
 def test_sigterm_lets_the_running_job_finish_and_exits_0(tmp_path: Path) -> None:
     """SIGTERM: the service stops taking jobs (503, /readyz 503 while it drains), the running
     job finishes within the grace period, a queued one stays queued, and the process
@@ -321,6 +324,7 @@ def test_sigterm_lets_the_running_job_finish_and_exits_0(tmp_path: Path) -> None
     assert (root / "o" / "a.mp4").is_file() and leftovers(root / "o") == []
 
 
+@pytest.mark.slow
 def test_sigterm_past_the_grace_period_queues_the_running_job_again(tmp_path: Path) -> None:
     """A job still running when the grace period ends is stopped, its temporary file removed,
     and put back in the queue; the process still exits 0, and the next start finishes it."""
@@ -363,6 +367,7 @@ def test_a_job_in_segments_runs_split_and_equals_the_plain_job(
     assert not (root / ".vsr" / "work" / split["id"]).exists()
 
 
+@pytest.mark.slow
 def test_a_sigkilled_job_in_segments_resumes_from_its_finished_segments(tmp_path: Path) -> None:
     """SIGKILL after some segments of a job are done: the restarted service keeps them (the
     job's work folder under the state folder) and runs only the rest; the output equals a
@@ -400,6 +405,7 @@ def test_a_sigkilled_job_in_segments_resumes_from_its_finished_segments(tmp_path
     assert "resumes from the segments finished" in again.output()
 
 
+@pytest.mark.slow
 def test_require_gpu_without_cuda_is_one_line_and_status_2(tmp_path: Path) -> None:
     """`--require-gpu` on a machine without CUDA: `upscale` and `live` exit 2 with one line,
     never a silent CPU run; `serve` answers but is not ready (503, with the reason) and
@@ -474,6 +480,7 @@ def test_the_serve_command_without_the_extra_says_what_to_install(tmp_path: Path
     assert r.returncode == 2 and "'serve' extra" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_job_records_are_plain_json(served: Served) -> None:
     """A job record round-trips through JSON with the documented fields."""
     job = served.submit({"input": "in/c0.mp4", "output": "json/o.mp4"})

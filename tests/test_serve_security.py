@@ -211,6 +211,7 @@ def test_bodies_too_large_malformed_or_with_unknown_fields_get_one_line(served: 
         assert isinstance(reply, dict) and mention in reply["error"] and "\n" not in reply["error"]
 
 
+@pytest.mark.slow
 def test_every_endpoint_but_healthz_needs_the_token(tmp_path: Path) -> None:
     """With a token: no or a wrong bearer is 401 (the page itself too, which then asks for
     the token); the right one works; /healthz needs none. The token may come from a file."""
@@ -261,6 +262,7 @@ def test_listening_beyond_loopback_without_a_token_is_refused(tmp_path: Path) ->
     assert_user_error(r.returncode, r.stderr, mentions="without a token")
 
 
+@pytest.mark.slow
 def test_idle_and_slow_connections_are_cut_and_the_service_goes_on(served: Served) -> None:
     """Connections beyond --max-connections are closed as they come; one that does not send a
     whole request head within --header-timeout is closed (slowloris); malformed request lines
