@@ -7,12 +7,34 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from vsr.lab.media import synth_video
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules with the most slow tests first, each module's tests in their own order.
+
+    With `--dist loadscope` (and `--no-loadscope-reorder`) xdist hands whole modules to the
+    workers in this order, so the long ones start at once and the short ones fill in at the
+    end, rather than one long module running alone on one worker while the other waits.
+    (xdist's own order, by number of tests, left the live and Ray modules to the end.)"""
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
+
+    # a parametrized test counts once: its cases share the fixtures that make it slow
+    slow = Counter(
+        module(item)
+        for item in {item.nodeid.split("[")[0]: item for item in items}.values()
+        if item.get_closest_marker("slow")
+    )
+    first_seen = {name: i for i, name in enumerate(dict.fromkeys(map(module, items)))}
+    items.sort(key=lambda item: (-slow[module(item)], first_seen[module(item)]))
 
 
 @pytest.fixture(scope="session", autouse=True)
