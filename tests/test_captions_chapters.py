@@ -162,6 +162,7 @@ def test_live_recording_keeps_chapters_on_its_clock_cut_at_its_end(tmp_path: Pat
     assert got[2][0] == 1.4 and times[-1] < got[2][1] <= 2.0 + 0.001, (got, times[-3:])
 
 
+@pytest.mark.slow
 @needs(CEA608)
 def test_hls_segment_keeps_its_cea608_captions(tmp_path: Path) -> None:
     """The HLS segment's CEA-608 captions (frames 0, 19 and 26) survive an upscale, frame

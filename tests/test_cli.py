@@ -526,6 +526,7 @@ def test_info_json_is_valid_json_with_the_video_size(sample_video: Path, capsys)
     assert [s["type"] for s in rec["streams"]] == ["audio"]
 
 
+@pytest.mark.slow
 def test_info_says_the_encoded_size_of_an_odd_output(tmp_path: Path, capsys) -> None:
     """A 33x25 4:2:0 VP9 clip becomes 99x75 at x3, which 4:2:0 cannot hold: `vsr info` says it
     is encoded as 100x76 (text and JSON `output_size`), the size `vsr upscale` then writes."""
@@ -712,6 +713,7 @@ def test_quality_picks_a_tier_or_says_which_exist(
     assert "espcn" not in line and not (out_dir / "none.mkv").exists()
 
 
+@pytest.mark.slow
 def test_degrade_video_runs_the_video_model_of_the_tier(sample_video: Path, out_dir: Path) -> None:
     """`--quality fast --degrade video` upscales with fast_x3_video; at a scale with no video
     model it is one clear line (exit 2) saying where there is one, and nothing is written."""
@@ -751,6 +753,7 @@ def test_image_without_output_becomes_name_x3_png(tmp_path: Path) -> None:
     assert err.splitlines()[-1].endswith("photo_x3.png"), err
 
 
+@pytest.mark.slow
 def test_scale_2_picks_the_x2_model_for_images(tmp_path: Path) -> None:
     """`--scale 2` with no OUTPUT writes photo_x2.png at exactly twice the size."""
     photo = make_png(tmp_path / "photo.png", 40, 30)

@@ -215,6 +215,7 @@ def test_audio_is_reencoded_when_container_refuses_it(
     assert_same_video(src, out)
 
 
+@pytest.mark.slow
 def test_aac_is_copied_into_mpegts_on_standard_output(tmp_path: Path) -> None:
     """AAC goes into MPEG-TS on stdout as a copy: the same payloads, only wrapped in ADTS headers."""
     src = make("mp4-h264-aac", tmp_path)

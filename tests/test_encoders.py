@@ -68,6 +68,7 @@ def test_every_software_encoder_works_with_no_extra_flags(codec: str, clip: Path
     assert [t - times[0] for t in times] == pytest.approx([i / 25 for i in range(6)], abs=0.021), codec
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", ["libx265", "libsvtav1", "prores_ks", "ffv1"])
 def test_ten_bit_input_stays_ten_bit_with_each_deep_encoder(codec: str, tmp_path: Path) -> None:
     """The encoders that take 10-bit get the input's 10 bits (their mapping does not force 8)."""

@@ -128,6 +128,7 @@ def test_a_model_that_misses_either_bar_is_not_run_in_reduced_precision_unasked(
     assert available("int8", True, vnni, guarded_out="4 levels") == [Candidate("onnxruntime", "int8")]
 
 
+@pytest.mark.slow
 @needs_bf16
 def test_the_bundled_models_that_miss_a_bar_in_bf16_run_in_float32() -> None:
     """espcn_x2 and espcn_x4 lose more than 0.02 dB in bfloat16 and balanced_x3 is 5 grey

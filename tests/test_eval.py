@@ -182,6 +182,7 @@ FAST_BARS = [  # (scale, dB the fast tier may be below espcn_xN: issue #14's bar
 ]
 
 
+@pytest.mark.slow
 @needs(SHARED_DATA / "eval" / "Set14")
 @pytest.mark.parametrize("scale,allowed", FAST_BARS)
 @pytest.mark.parametrize("set_name", ["Set5", "Set14"])
@@ -264,6 +265,7 @@ def test_quality_tier_costs_at_most_16x_and_gains_the_bar(
         assert ours >= base + gain, (set_name, ours, base)
 
 
+@pytest.mark.slow
 @needs(SHARED_DATA / "eval" / "Set14")
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_a_balanced_model_replaces_espcn_only_at_its_cost_and_0_2_db_better(scale: int) -> None:
@@ -297,6 +299,7 @@ def test_every_tier_is_bundled_at_every_scale() -> None:
 VIDEO_VARIANTS = sorted(p.stem for p in MODELS.glob("*_video.onnx"))
 
 
+@pytest.mark.slow
 @needs(SHARED_DATA / "eval" / "Set5")
 @pytest.mark.parametrize("variant", VIDEO_VARIANTS)
 def test_a_video_variant_beats_its_clean_model_on_compressed_frames(variant: str) -> None:

@@ -147,6 +147,7 @@ def test_ten_bit_hlg_hevc_keeps_depth_tags_and_mastering_metadata(tmp_path: Path
     assert got["hdr10"].luminance == want.luminance  # (AV1 stores chromaticity in other units)
 
 
+@pytest.mark.slow
 def test_eight_bit_pix_fmt_on_hdr_input_warns_about_banding(tmp_path: Path) -> None:
     """Asking for 8-bit output of an HLG clip works, and says it will band."""
     src = clip(
@@ -260,6 +261,7 @@ def test_info_shows_aspect_depth_chroma_and_hdr(tmp_path: Path) -> None:
     assert "keyframes: every" in text
 
 
+@pytest.mark.slow
 def test_streams_no_output_carries_are_named_once_and_timecode_survives(tmp_path: Path) -> None:
     """A second video stream cannot be carried: one warning names it. A MOV timecode track is
     not dropped: its tag travels with the video and the output gets its timecode track back."""

@@ -78,6 +78,7 @@ def _assert_clean_interrupt(child: Vsr, signum: int, expected: int, out_dir: Pat
     assert sorted(p.name for p in out_dir.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, expected", SIGNALS)
 def test_signal_while_working_stops_and_removes_the_partial_output(
     long_clip: Path, out_dir: Path, spawn, signum: int, expected: int
@@ -152,6 +153,7 @@ def test_signal_while_waiting_for_standard_input_exits(
     _assert_clean_interrupt(child, signum, expected, out_dir, sent)
 
 
+@pytest.mark.slow
 def test_repeated_sigint_while_unwinding_still_exits_130(long_clip: Path, out_dir: Path, spawn) -> None:
     """Ctrl-C pressed again and again while vsr unwinds still ends in exit 130, no traceback and no
     partial output."""

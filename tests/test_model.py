@@ -151,6 +151,7 @@ def test_zoo_model_with_fixed_224_input_runs_on_any_frame_size() -> None:
     assert up(_noise(1, 5, 7)).shape == (1, 15, 21)
 
 
+@pytest.mark.slow
 @needs(ZOO_MODEL)
 def test_zoo_model_reproduces_the_tutorial_cat(tmp_path: Path) -> None:
     """`vsr upscale cat.jpg` with the zoo model matches the tutorial's result (>= 38 dB RGB)."""

@@ -199,6 +199,7 @@ def test_bad_encoder_options_fail_before_any_work(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [src]
 
 
+@pytest.mark.slow
 def test_full_disk_on_the_output_is_one_line_and_exit_1(tmp_path: Path) -> None:
     """Writing into a full device (stdout on /dev/full) fails with ENOSPC text, exit 1."""
     import subprocess

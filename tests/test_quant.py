@@ -168,6 +168,7 @@ def test_the_summary_precision_of_an_int8_model_is_int8() -> None:
     assert _upscaler(MODEL_X3).precision == "fp32"
 
 
+@pytest.mark.slow
 def test_a_full_range_int8_model_falls_back_or_warns_on_a_saturating_cpu(
     full_range_int8: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:

@@ -366,6 +366,7 @@ def test_unseekable_mp4_on_a_pipe_says_what_to_send_instead(tmp_path: Path) -> N
     assert "hint: a pipe cannot be rewound" in err and not (tmp_path / "o.mp4").exists()
 
 
+@pytest.mark.slow
 def test_listing_into_a_closed_pipe_is_not_an_error() -> None:
     """`vsr models | head -1` exits 0 without a word on stderr: here the reader of vsr's
     standard output is gone before vsr writes a byte, so the write fails every time (with

@@ -238,6 +238,7 @@ def test_truncated_part_is_redone_and_corrupt_manifest_is_a_clear_error(tmp_path
     assert video_pts(out2) == video_pts(src)
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_input_or_settings(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.mp4", n=48, options=GOP12)
     out = tmp_path / "out.mp4"

@@ -69,6 +69,7 @@ def test_fractional_gpus_put_two_workers_on_a_card(tmp_path: Path, cluster: None
     assert video_pts(out) == video_pts(src)
 
 
+@pytest.mark.slow
 def test_too_few_gpus_is_a_usage_error(tmp_path: Path, cluster: None) -> None:
     from vsr import UsageError
 

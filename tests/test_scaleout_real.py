@@ -369,6 +369,7 @@ def test_real_clips_in_segments_keep_timestamps_and_audio(shared: Runs) -> None:
     assert shared.audio[1] == shared.audio[0]
 
 
+@pytest.mark.slow
 def test_a_resumed_job_plans_without_the_cuts_it_dropped(tmp_path: Path) -> None:
     """A job that dropped a cut records it: --resume with the same --segments plans without
     it, finds its work done and joins the same frames again, running no segment."""

@@ -434,6 +434,7 @@ def test_require_gpu_without_cuda_is_one_line_and_status_2(tmp_path: Path) -> No
         s.stop()
 
 
+@pytest.mark.slow
 def test_the_web_page_lists_jobs_and_a_job_submitted_there_reaches_done(served: Served, root: Path) -> None:
     """In headless Chromium: the page renders the job list, and a job submitted with its form
     appears and reaches done (skipped without chromium, chromedriver and selenium)."""
@@ -468,6 +469,7 @@ def test_the_web_page_lists_jobs_and_a_job_submitted_there_reaches_done(served: 
     assert (root / "web" / "o.mp4").is_file()
 
 
+@pytest.mark.slow
 def test_the_serve_command_without_the_extra_says_what_to_install(tmp_path: Path) -> None:
     """Without FastAPI (the `serve` extra), `vsr serve` is one line naming the extra."""
     code = (

@@ -101,6 +101,7 @@ def test_ffmpeg_local_protocols_are_refused_even_with_allow_urls(served: Served)
         assert status == 403, (url, reply)
 
 
+@pytest.mark.slow
 def test_urls_need_allow_urls(tmp_path: Path) -> None:
     """Without --allow-urls a URL input is refused with the flag named."""
     (tmp_path / "r").mkdir()
@@ -246,6 +247,7 @@ def test_every_endpoint_but_healthz_needs_the_token(tmp_path: Path) -> None:
         s.stop()
 
 
+@pytest.mark.slow
 def test_listening_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> None:
     """`--host 0.0.0.0` without a token: one line, exit 2, nothing listening."""
     r = run_process(

@@ -72,6 +72,7 @@ def test_start_and_duration_keep_that_span_and_its_audio_in_sync(clip: Path, tmp
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_transport_stream_keeps_its_start_time_and_a_pipe_trims_the_same(tmp_path: Path) -> None:
     """An MPEG-TS whose first frame is at 1.4 s, trimmed from 1 s: the output's first frame is
     at 1.4 s, as an untrimmed run's is, with the audio shifted alike; read from a pipe (decoded
@@ -142,6 +143,7 @@ def test_audio_with_coarse_ticks_moves_by_the_exact_shift(tmp_path: Path) -> Non
     assert s["audio"][0] == pytest.approx(0.016, abs=1e-3)  # the packet at 64 x 24 ms = 1.536 s
 
 
+@pytest.mark.slow
 def test_the_api_trims_and_progress_counts_the_span(clip: Path, tmp_path: Path) -> None:
     """`upscale_video(SourceOptions(start=, duration=))` trims as the CLI does; --progress
     json's total is the span's frame count, not the input's."""
