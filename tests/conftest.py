@@ -81,3 +81,19 @@ def sigint_default() -> Iterator[None]:
     yield
     if old is signal.SIG_IGN:
         signal.signal(signal.SIGINT, old)
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    """An empty folder that only the run under test writes to."""
+    d = tmp_path / "out"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture(scope="session")
+def hard_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated hard images (text, line art, flat, contrast, dark), once per worker."""
+    from vsr.lab import hard_images
+
+    return hard_images.write_all(tmp_path_factory.mktemp("hard"))[0].parent

@@ -6,9 +6,12 @@ definition each, imported as `from helpers import ...`. Media made by code (`syn
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -25,12 +28,19 @@ import numpy.typing as npt
 import pytest
 
 from vsr.app.cli import main
+from vsr.lab.media import pattern
 from vsr.paths import MODELS
 from vsr.paths import ROOT as ROOT  # (as ROOT: the tests import these two from here)
 from vsr.paths import SHARED_DATA as SHARED_DATA
 
 MODEL_X3 = MODELS / "espcn_x3.onnx"
 ZOO_MODEL = SHARED_DATA / "reference" / "super_resolution.onnx"
+
+
+def make_png(path: Path, w: int = 40, h: int = 30) -> Path:
+    """A w x h PNG of the test pattern's first frame at `path`."""
+    assert cv2.imwrite(str(path), pattern(0, w, h))
+    return path
 
 
 def needs(path: Path) -> pytest.MarkDecorator:
@@ -308,7 +318,7 @@ def assert_user_error(status: int, err: str, expected: int = 2, *, mentions: str
     return lines[0]
 
 
-def free_port() -> int:
+def free_tcp_port() -> int:
     """A TCP port on loopback that nothing listens on now."""
     import socket
 
@@ -333,7 +343,7 @@ class Served:
         port: int | None = None,
     ) -> None:
         self.root = root
-        self.port = port or free_port()
+        self.port = port or free_tcp_port()
         self.token = token
         self.log = root.parent / f"serve-{self.port}.log"
         self._log = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
@@ -518,3 +528,161 @@ class Vsr:
     @property
     def stderr(self) -> str:
         return "".join(self.lines)
+
+
+# -- vsr live over loopback (test_live, test_live_output) ------------------------------
+
+SENDER = ROOT / "scripts" / "media" / "send_test_stream.py"
+
+
+def free_udp_port() -> int:
+    """A UDP port on loopback that nothing is bound to now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_bound(port: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Wait until a UDP socket is bound to `port` on this machine (Linux's /proc/net/udp; where
+    it cannot be read, three seconds), so that a sender started now is heard from its first
+    packet however long the `process` binding it takes to start."""
+    tables = [Path("/proc/net/udp"), Path("/proc/net/udp6")]
+    if not tables[0].exists():
+        time.sleep(3)
+        return
+    local = f":{port:04X}"  # rows: "sl local_address:port rem_address:port ...", in hex
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(
+            line.split()[1].endswith(local)
+            for t in tables
+            if t.exists()
+            for line in t.read_text().splitlines()[1:]
+        ):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing bound UDP port {port} within {timeout} s")
+
+
+def start_sender(
+    port: int,
+    seconds: float,
+    size: str = "96x64",
+    fps: int = 25,
+    audio: bool = False,
+    delay: float = 1.0,
+    tcp: bool = False,
+    extra: tuple[str, ...] = (),
+) -> subprocess.Popen[bytes]:
+    """Start sending a real-time MPEG-TS stream to udp://127.0.0.1:port after `delay` s
+    (vsr binds the port first; UDP packets sent before that are lost, as on a real network),
+    or to tcp://127.0.0.1:port, retrying until vsr listens there. `extra`: more of the
+    sender's options (--audio-codec, --start)."""
+    url = f"tcp://127.0.0.1:{port}" if tcp else f"udp://127.0.0.1:{port}?pkt_size=1316"
+    cmd = [
+        sys.executable,
+        str(SENDER),
+        url,
+        str(seconds),
+        "--size",
+        size,
+        "--fps",
+        str(fps),
+        "--connect-wait",
+        "30",
+        *(["--audio"] if audio else []),
+        *extra,
+    ]
+    return subprocess.Popen(
+        ["sh", "-c", f'sleep {delay}; exec "$0" "$@"', *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def start_receiver(url: str) -> tuple[threading.Thread, list[tuple[int, int]]]:
+    """Decode a stream vsr sends to `url` in a thread; returns it and the frame sizes seen."""
+    import av
+
+    received: list[tuple[int, int]] = []
+
+    def receive() -> None:
+        try:
+            with av.open(url, timeout=(20, 5)) as c:
+                for f in c.decode(video=0):
+                    received.append((f.width, f.height))
+        except av.error.FFmpegError:
+            pass  # the stream ended or never came: the test's assertions say which
+
+    rx = threading.Thread(target=receive)
+    rx.start()
+    time.sleep(0.5)  # listening before vsr starts sending
+    return rx, received
+
+
+def start_vsr(*argv: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vsr", "live", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def done_record(stderr: str) -> dict[str, Any]:
+    lines: list[dict[str, Any]] = [json.loads(x) for x in stderr.splitlines() if x.startswith("{")]
+    done = [x for x in lines if x.get("event") == "done"]
+    assert done, stderr
+    return done[-1]
+
+
+def stop_both(vsr: subprocess.Popen[str], sender: subprocess.Popen[bytes]) -> tuple[int, str]:
+    try:
+        _, err = vsr.communicate(timeout=60)
+    finally:
+        if vsr.poll() is None:
+            vsr.kill()
+        sender.kill()
+        sender.wait()
+    return vsr.returncode, err
+
+
+# -- scale-out (test_scaleout, test_scaleout_ray, test_scaleout_real, test_scaleout_reaper) ---
+
+#: x264 options for a keyframe every 12 frames, so a clip really splits into segments
+GOP12 = {"g": "12", "keyint_min": "12", "sc_threshold": "0"}
+# --device cpu: segments equal one machine bit for bit only where every batch size gives the
+# same pixels (float16 on a GPU picks its kernels per shape).
+LOSSLESS = ["--crf", "0", "--preset", "ultrafast", "--device", "cpu"]
+
+
+def video_pts(path: Path) -> list[float]:
+    """The video packets' times in seconds, sorted (presentation order)."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        return sorted(float(time_of(p)) for p in c.demux(v) if p.size)
+
+
+def frame_hashes(path: Path) -> list[str]:
+    """A SHA-1 of each decoded video frame's pixels, in order."""
+    with av.open(str(path)) as c:
+        return [hashlib.sha1(f.to_ndarray().tobytes()).hexdigest() for f in c.decode(video=0)]
+
+
+def audio_packets(path: Path) -> list[tuple[Fraction | None, bytes]]:
+    """The first audio stream's packets as (time in seconds, bytes); [] without audio."""
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return []
+        return [
+            (p.pts * p.time_base if p.pts is not None else None, bytes(p))
+            for p in c.demux(c.streams.audio[0])
+            if p.size
+        ]
+
+
+def upscale_lossless(src: Path, out: Path, *extra: object) -> None:
+    """`vsr upscale SRC OUT` losslessly on the CPU (LOSSLESS) in this process, which succeeds."""
+    status, err = run_cli("upscale", src, out, *LOSSLESS, "-q", *extra)
+    assert status == 0, err

@@ -13,20 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import av
-import cv2
 import pytest
-from helpers import Vsr, leftovers, listing, read_image, run_cli
+from helpers import GOP12, Vsr, leftovers, listing, make_png, read_image, run_cli
 
 import vsr.model.load
 from vsr.app.batch import BatchItem, BatchProgress, Status, expand, plan, run_batch
 from vsr.app.limits import large_output_warning, memory_estimate
 from vsr.errors import UsageError
-from vsr.lab.media import pattern, synth_video
+from vsr.lab.media import synth_video
 from vsr.options import ModelOptions, SinkOptions, SourceOptions
 from vsr.pipeline.pipeline import Pipeline
 
 FAST = ["--preset", "ultrafast"]
-GOP12 = {"g": "12", "keyint_min": "12", "sc_threshold": "0"}
 
 
 def frames_and_size(path: Path) -> tuple[int, set[tuple[int, int]]]:
@@ -34,11 +32,6 @@ def frames_and_size(path: Path) -> tuple[int, set[tuple[int, int]]]:
         sizes = {(f.width, f.height) for f in c.decode(video=0)}
     with av.open(str(path)) as c:
         return sum(1 for _ in c.decode(video=0)), sizes
-
-
-def make_png(path: Path, w: int = 40, h: int = 30) -> Path:
-    assert cv2.imwrite(str(path), pattern(0, w, h))
-    return path
 
 
 def mtimes(folder: Path) -> dict[str, int]:

@@ -16,6 +16,7 @@ from helpers import (
     ROOT,
     assert_user_error,
     listing,
+    make_png,
     onnx_model,
     read_image,
     run_cli,
@@ -59,19 +60,6 @@ def make_rgb_onnx(path: Path) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
-
-
-def make_png(path: Path, w: int = 40, h: int = 30) -> Path:
-    assert cv2.imwrite(str(path), pattern(0, w, h))
-    return path
-
-
-@pytest.fixture
-def out_dir(tmp_path: Path) -> Path:
-    """An empty folder that only the run under test writes to."""
-    d = tmp_path / "out"
-    d.mkdir()
-    return d
 
 
 # --------------------------------------------------------------------------- success

@@ -436,13 +436,6 @@ def test_without_openvino_vsr_runs_on_onnxruntime_with_one_log_line(
 GUARDED = ["fast_x3", "balanced_x3", "quality_x3", "espcn_x3"]
 
 
-@pytest.fixture(scope="module")
-def hard_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vsr.lab import hard_images
-
-    return hard_images.write_all(tmp_path_factory.mktemp("hard"))[0].parent
-
-
 @pytest.mark.slow
 @needs_bf16
 @needs(SHARED_DATA / "eval" / "Set14")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import GOP12
 
 from vsr.lab import fuzz
 from vsr.lab.media import synth_video
@@ -113,9 +114,7 @@ def test_damaged_inputs_through_the_scale_out_path(tmp_path: Path) -> None:
     """One case of every mutation kind of a clip with a keyframe every 12 frames (so it
     really splits), through `--segments 3 --executor local`: upscaled or refused with one
     line, nothing left behind but a work directory kept on purpose for --resume."""
-    clip = synth_video(
-        tmp_path / "gop12.mp4", n=48, options={"g": "12", "keyint_min": "12", "sc_threshold": "0"}
-    )
+    clip = synth_video(tmp_path / "gop12.mp4", n=48, options=GOP12)
     cases = [
         next(c for c in fuzz.clip_cases(clip, SEED) if c.kind == kind)
         for kind in fuzz.KINDS

@@ -33,13 +33,6 @@ pytestmark = pytest.mark.usefixtures("sigint_default")  # tests/conftest.py
 
 
 @pytest.fixture
-def out_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "out"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
 def spawn():
     """Start vsr children; any still running when the test ends is killed."""
     children: list[Vsr] = []

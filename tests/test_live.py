@@ -19,135 +19,27 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from helpers import ROOT, rss_kib, video_stats
+from helpers import (
+    ROOT,
+    done_record,
+    free_tcp_port,
+    free_udp_port,
+    rss_kib,
+    start_receiver,
+    start_sender,
+    start_vsr,
+    stop_both,
+    video_stats,
+    wait_until_bound,
+)
 
 from vsr.lab.recording import first_times
-
-SENDER = ROOT / "scripts" / "media" / "send_test_stream.py"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until_bound(port: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    """Wait until a UDP socket is bound to `port` on this machine (Linux's /proc/net/udp; where
-    it cannot be read, three seconds), so that a sender started now is heard from its first
-    packet however long the `process` binding it takes to start."""
-    tables = [Path("/proc/net/udp"), Path("/proc/net/udp6")]
-    if not tables[0].exists():
-        time.sleep(3)
-        return
-    local = f":{port:04X}"  # rows: "sl local_address:port rem_address:port ...", in hex
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if any(
-            line.split()[1].endswith(local)
-            for t in tables
-            if t.exists()
-            for line in t.read_text().splitlines()[1:]
-        ):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing bound UDP port {port} within {timeout} s")
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_sender(
-    port: int,
-    seconds: float,
-    size: str = "96x64",
-    fps: int = 25,
-    audio: bool = False,
-    delay: float = 1.0,
-    tcp: bool = False,
-    extra: tuple[str, ...] = (),
-) -> subprocess.Popen[bytes]:
-    """Start sending a real-time MPEG-TS stream to udp://127.0.0.1:port after `delay` s
-    (vsr binds the port first; UDP packets sent before that are lost, as on a real network),
-    or to tcp://127.0.0.1:port, retrying until vsr listens there. `extra`: more of the
-    sender's options (--audio-codec, --start)."""
-    url = f"tcp://127.0.0.1:{port}" if tcp else f"udp://127.0.0.1:{port}?pkt_size=1316"
-    cmd = [
-        sys.executable,
-        str(SENDER),
-        url,
-        str(seconds),
-        "--size",
-        size,
-        "--fps",
-        str(fps),
-        "--connect-wait",
-        "30",
-        *(["--audio"] if audio else []),
-        *extra,
-    ]
-    return subprocess.Popen(
-        ["sh", "-c", f'sleep {delay}; exec "$0" "$@"', *cmd],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def start_receiver(url: str) -> tuple[threading.Thread, list[tuple[int, int]]]:
-    """Decode a stream vsr sends to `url` in a thread; returns it and the frame sizes seen."""
-    import av
-
-    received: list[tuple[int, int]] = []
-
-    def receive() -> None:
-        try:
-            with av.open(url, timeout=(20, 5)) as c:
-                for f in c.decode(video=0):
-                    received.append((f.width, f.height))
-        except av.error.FFmpegError:
-            pass  # the stream ended or never came: the test's assertions say which
-
-    rx = threading.Thread(target=receive)
-    rx.start()
-    time.sleep(0.5)  # listening before vsr starts sending
-    return rx, received
-
-
-def start_vsr(*argv: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "vsr", "live", *argv],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def done_record(stderr: str) -> dict[str, Any]:
-    lines: list[dict[str, Any]] = [json.loads(x) for x in stderr.splitlines() if x.startswith("{")]
-    done = [x for x in lines if x.get("event") == "done"]
-    assert done, stderr
-    return done[-1]
-
-
-def stop_both(vsr: subprocess.Popen[str], sender: subprocess.Popen[bytes]) -> tuple[int, str]:
-    try:
-        _, err = vsr.communicate(timeout=60)
-    finally:
-        if vsr.poll() is None:
-            vsr.kill()
-        sender.kill()
-        sender.wait()
-    return vsr.returncode, err
 
 
 @pytest.mark.slow
 def test_realtime_udp_stream_to_file_is_3x_with_latency_reported(tmp_path: Path) -> None:
     """A live MPEG-TS over UDP becomes a valid 3x recording with audio and latency percentiles."""
-    port = free_port()
+    port = free_udp_port()
     sender = start_sender(port, 5, audio=True)
     out = tmp_path / "rec.mkv"
     vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--duration", "3", "--stats", "json")
@@ -176,7 +68,7 @@ def test_a_read_waiting_on_a_silent_input_is_cut_at_its_deadline() -> None:
 
     from vsr.media import read_deadline
 
-    port = free_port()
+    port = free_udp_port()
     sender = start_sender(port, 1.0, delay=0.3)  # enough for the open's probe, then silence
     try:
         with av.open(f"udp://127.0.0.1:{port}", timeout=(20, 30)) as c:
@@ -206,7 +98,7 @@ def test_duration_holds_when_the_input_goes_silent_before_its_end(tmp_path: Path
     read is waiting for it (here for up to --stall-timeout 30 s): that read is cut at the
     duration, and the run ends at it (within 1 s on a loaded host: the frames still in the
     pipeline are finished) with exit 0 and a playable recording."""
-    port = free_port()
+    port = free_udp_port()
     out = tmp_path / "rec.mkv"
     vsr = start_vsr(
         f"udp://127.0.0.1:{port}", str(out), "--duration", "6", "--stall-timeout", "30", "--stats", "json"
@@ -306,7 +198,7 @@ def overload(tmp_path_factory: pytest.TempPathFactory) -> OverloadRun:
     """One 8 s run on a stream bigger than the CPU can upscale in real time (480x272 at 30
     fps), read by the two overload tests below (one run instead of two: 7 s and 12 CPU
     seconds fewer, each test's checks unchanged)."""
-    port = free_port()
+    port = free_udp_port()
     sender = start_sender(port, 9, size="480x272", fps=30)
     out = tmp_path_factory.mktemp("overload") / "rec.ts"
     vsr = start_vsr(
@@ -359,7 +251,7 @@ def test_stream_output_over_udp_and_stdout(tmp_path: Path) -> None:
     """The upscaled stream can go to another UDP port and, at the same time, nowhere else:
     a receiver decodes 3x frames from it; standard output with --format works too. (The two
     runs, each with its own sender, run side by side.)"""
-    port_in, port_out, port_piped = free_port(), free_port(), free_port()
+    port_in, port_out, port_piped = free_udp_port(), free_udp_port(), free_udp_port()
     sender = start_sender(port_in, 6)
     piped_sender = start_sender(port_piped, 5)
     rx, received = start_receiver(f"udp://127.0.0.1:{port_out}")
@@ -403,7 +295,7 @@ def test_stream_output_over_udp_and_stdout(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_source_that_stops_ends_with_exit_1_and_a_finalised_mp4(tmp_path: Path) -> None:
     """When the stream stops and does not come back, the mp4 is closed properly and playable."""
-    port = free_port()
+    port = free_udp_port()
     sender = start_sender(port, 2)
     out = tmp_path / "rec.mp4"
     vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--stall-timeout", "1", "--reconnect", "1")
@@ -418,7 +310,7 @@ def test_source_that_stops_ends_with_exit_1_and_a_finalised_mp4(tmp_path: Path) 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_finalises_the_recording(sig: int, code: int, tmp_path: Path) -> None:
     """Ctrl-C or SIGTERM in live mode stops gracefully: the mp4 is valid and kept."""
-    port = free_port()
+    port = free_udp_port()
     sender = start_sender(port, 8)
     out = tmp_path / "rec.mp4"
     vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--stats", "json")
@@ -437,7 +329,7 @@ def test_signal_finalises_the_recording(sig: int, code: int, tmp_path: Path) -> 
 @pytest.mark.slow
 def test_preview_serves_mjpeg_frames_of_the_upscaled_stream(tmp_path: Path) -> None:
     """--preview serves a page, single JPEG frames and an MJPEG stream, all at 3x size."""
-    port = free_port()
+    port = free_udp_port()
     sender = start_sender(port, 6)
     vsr = start_vsr(f"udp://127.0.0.1:{port}", "--preview", "--preview-port", "0", "--duration", "4")
     try:
@@ -534,7 +426,7 @@ def test_preview_binds_loopback_by_default() -> None:
 def test_stream_that_drops_and_comes_back_is_reconnected_with_a_gap(tmp_path: Path) -> None:
     """A sender that stops and restarts: vsr reports the loss, reconnects, and records both
     parts with the outage as a gap in time, then ends normally."""
-    port = free_port()
+    port = free_udp_port()
     out = tmp_path / "rec.mkv"
     vsr = start_vsr(
         f"udp://127.0.0.1:{port}",
@@ -572,7 +464,7 @@ def test_stream_that_drops_and_comes_back_is_reconnected_with_a_gap(tmp_path: Pa
 @pytest.mark.slow
 def test_stream_output_over_tcp_to_a_listening_receiver(tmp_path: Path) -> None:
     """`vsr live IN tcp://host:port` connects to a listening receiver and streams 3x MPEG-TS."""
-    port_in = free_port()
+    port_in = free_udp_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port_out = s.getsockname()[1]
@@ -620,7 +512,7 @@ def test_restarted_udp_sender_continues_the_timeline_after_the_real_gap(tmp_path
     from vsr.lab.live_sender import Part, Wire, prepare_clip, send
 
     clip = prepare_clip(None, tmp_path / "pattern.ts", (96, 64), 3.0)
-    port = free_port()
+    port = free_udp_port()
     out = tmp_path / "rec.mkv"
     vsr = start_vsr(
         f"udp://127.0.0.1:{port}",

@@ -13,8 +13,17 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers import pts_of, run_cli, video_stats
-from test_live import done_record, free_port, start_sender, start_vsr, stop_both, wait_until_bound
+from helpers import (
+    done_record,
+    free_udp_port,
+    pts_of,
+    run_cli,
+    start_sender,
+    start_vsr,
+    stop_both,
+    video_stats,
+    wait_until_bound,
+)
 
 from vsr.paths import SAMPLE
 
@@ -104,7 +113,7 @@ def test_receiver_that_leaves_ends_the_run_with_one_line() -> None:
     """Without --output-reconnect, a receiver that closes mid-stream ends the run: exit 1,
     one line that names the output and why, a hint, no traceback."""
     rx = Receiver(first=1.5)
-    port = free_port()
+    port = free_udp_port()
     sender = start_sender(port, 8)
     vsr = start_vsr(f"udp://127.0.0.1:{port}", rx.url, "--duration", "6")
     rc, err = stop_both(vsr, sender)
@@ -122,7 +131,7 @@ def test_recording_beside_a_network_output_is_kept_finished(tmp_path: Path) -> N
     is a finished file with every frame upscaled (also those after the receiver left)."""
     rx = Receiver(first=1.5)
     rec = tmp_path / "rec.mkv"
-    port = free_port()
+    port = free_udp_port()
     sender = start_sender(port, 10)
     vsr = start_vsr(
         f"udp://127.0.0.1:{port}",
@@ -153,7 +162,7 @@ def test_output_reconnects_to_a_receiver_that_comes_back(tmp_path: Path, record:
     once) and plays; the run ends normally. With --record, the recording has every frame."""
     rx = Receiver(first=2.0, back_after=1.5)
     rec = tmp_path / "rec.mkv"
-    port = free_port()
+    port = free_udp_port()
     sender = start_sender(port, 12)
     vsr = start_vsr(
         f"udp://127.0.0.1:{port}",
@@ -186,7 +195,7 @@ def test_receiver_that_stops_reading_is_treated_as_gone(tmp_path: Path) -> None:
     record."""
     rx = Receiver(first=1.5, back_after=0.5, stop_reading=True)
     rec = tmp_path / "rec.mkv"
-    port = free_port()
+    port = free_udp_port()
     url = rx.url + "?send_buffer_size=4096"  # vsr's side small too: a few frames fill both
     vsr = start_vsr(
         f"udp://127.0.0.1:{port}",
@@ -265,7 +274,7 @@ def test_rtmp_output_whose_receiver_goes_away_is_reconnected(tmp_path: Path) -> 
     beside it has every frame, and the done record counts one output reconnection."""
     rx = RtmpReceiver(first=2.0, back_after=0.5)
     rec = tmp_path / "rec.mkv"
-    port = free_port()
+    port = free_udp_port()
     vsr = start_vsr(
         f"udp://127.0.0.1:{port}",
         rx.url,

@@ -23,7 +23,7 @@ from helpers import MODEL_X3, ROOT, onnx_model
 pytest.importorskip("onnx")
 pytest.importorskip("PIL")
 
-from vsr.lab import hard_images, protocol
+from vsr.lab import protocol
 from vsr.model import quant
 from vsr.model.load import OnnxUpscaler
 from vsr.options import Device
@@ -60,12 +60,6 @@ def full_range_int8(tmp_path_factory: pytest.TempPathFactory) -> Path:
         per_channel=True,
     )
     return out
-
-
-@pytest.fixture(scope="session")
-def hard_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The generated hard images: text, line art, flat, contrast, dark."""
-    return hard_images.write_all(tmp_path_factory.mktemp("hard"))[0].parent
 
 
 def hard_pairs(folder: Path, scale: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -7,7 +7,6 @@ The Ray executor has its own file (test_scaleout_ray.py), skipped without Ray.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -17,7 +16,19 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from helpers import FakeUpscaler, damage_middle, needs, run_cli, run_process, time_of
+from helpers import (
+    GOP12,
+    LOSSLESS,
+    FakeUpscaler,
+    audio_packets,
+    damage_middle,
+    frame_hashes,
+    needs,
+    run_cli,
+    run_process,
+    upscale_lossless,
+    video_pts,
+)
 
 from vsr import ModelOptions, ScaleOutStats, SinkOptions, SourceOptions
 from vsr.errors import VsrError
@@ -28,34 +39,7 @@ from vsr.scaleout.job import FAULT_ENV
 from vsr.scaleout.keyframes import KeyframeIndex, plan, scan
 from vsr.scaleout.worker import SegmentWorker
 
-GOP12 = {"g": "12", "keyint_min": "12", "sc_threshold": "0"}
 OPEN_GOP = {"x264-params": "open-gop=1:keyint=12:min-keyint=12:scenecut=0"}
-# --device cpu: segments equal one machine bit for bit only where every batch size gives the
-# same pixels (float16 on a GPU picks its kernels per shape).
-LOSSLESS = ["--crf", "0", "--preset", "ultrafast", "--device", "cpu"]
-
-
-def video_pts(path: Path) -> list[float]:
-    with av.open(str(path)) as c:
-        v = c.streams.video[0]
-        return sorted(float(time_of(p)) for p in c.demux(v) if p.size)
-
-
-def frame_hashes(path: Path) -> list[str]:
-    with av.open(str(path)) as c:
-        return [hashlib.sha1(f.to_ndarray().tobytes()).hexdigest() for f in c.decode(video=0)]
-
-
-def audio_packets(path: Path) -> list[tuple[int | None, bytes]]:
-    with av.open(str(path)) as c:
-        if not c.streams.audio:
-            return []
-        return [(p.pts, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
-
-
-def upscale(src: Path, out: Path, *extra: object) -> None:
-    status, err = run_cli("upscale", src, out, *LOSSLESS, "-q", *extra)
-    assert status == 0, err
 
 
 CLIPS: dict[str, dict[str, Any]] = {
@@ -74,9 +58,9 @@ def test_segments_equal_one_machine(tmp_path: Path, name: str) -> None:
     src = synth_video(tmp_path / name, n=48, **CLIPS[name])
     ext = Path(name).suffix
     one, four, single = tmp_path / f"one{ext}", tmp_path / f"four{ext}", tmp_path / f"single{ext}"
-    upscale(src, single)
-    upscale(src, one, "--segments", "1", "--executor", "local")
-    upscale(src, four, "--segments", "4", "--executor", "local", "--workers", "2", "--keep-work")
+    upscale_lossless(src, single)
+    upscale_lossless(src, one, "--segments", "1", "--executor", "local")
+    upscale_lossless(src, four, "--segments", "4", "--executor", "local", "--workers", "2", "--keep-work")
     # Frames: bit-identical whichever way the work was split.
     assert frame_hashes(four) == frame_hashes(one) == frame_hashes(single)
     assert len(frame_hashes(four)) == 48
@@ -121,8 +105,8 @@ def test_segments_make_the_picture_one_machine_makes(tmp_path: Path) -> None:
         (["--square-pixels"], (128, 78, 1)),
     ):
         one, split = tmp_path / "one.mp4", tmp_path / "split.mp4"
-        upscale(src, one, "-y", *extra)
-        upscale(src, split, "-y", "--segments", "2", "--executor", "local", *extra)
+        upscale_lossless(src, one, "-y", *extra)
+        upscale_lossless(src, split, "-y", "--segments", "2", "--executor", "local", *extra)
         assert picture(split) == picture(one) == expected, extra
         assert frame_hashes(split) == frame_hashes(one) and len(frame_hashes(one)) == 24
 
@@ -177,7 +161,7 @@ def test_non_monotonic_timestamps_are_refused_for_segments(tmp_path: Path) -> No
 def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     src = synth_video(tmp_path / "in.mp4", n=60, options=GOP12)
     whole, out = tmp_path / "whole.mp4", tmp_path / "out.mp4"
-    upscale(src, whole, "--segments", "5", "--executor", "local")
+    upscale_lossless(src, whole, "--segments", "5", "--executor", "local")
     args = ["upscale", src, out, *LOSSLESS, "--segments", "5", "--executor", "local"]
     killed = run_process(*args, env={FAULT_ENV: "2"})
     assert killed.returncode == 75, killed.stderr
@@ -495,8 +479,8 @@ def test_vp9_hidden_frames_sharing_a_timestamp_still_split(tmp_path: Path) -> No
         "--codec-option",
         "x264-params=qp=0",
     ]
-    upscale(ROADTRIP, single, *ten_bit)  # (crf 0 is lossless only at 8 bits; qp 0 at any)
-    upscale(ROADTRIP, split, *ten_bit, "--segments", "3", "--executor", "local")
+    upscale_lossless(ROADTRIP, single, *ten_bit)  # (crf 0 is lossless only at 8 bits; qp 0 at any)
+    upscale_lossless(ROADTRIP, split, *ten_bit, "--segments", "3", "--executor", "local")
     assert frame_hashes(split) == frame_hashes(single)
     assert video_pts(split) == video_pts(single)
 
@@ -505,8 +489,8 @@ def test_codecs_mp4_cannot_hold_use_matroska_parts_when_exact(tmp_path: Path) ->
     """Raw video: parts in Matroska (exact for a millisecond time base), else a clear error."""
     src = synth_video(tmp_path / "in.mkv", n=24, options=GOP12, audio=None)
     single, split = tmp_path / "single.mkv", tmp_path / "split.mkv"
-    upscale(src, single, "--codec", "rawvideo")
-    upscale(src, split, "--codec", "rawvideo", "--segments", "2", "--executor", "local")
+    upscale_lossless(src, single, "--codec", "rawvideo")
+    upscale_lossless(src, split, "--codec", "rawvideo", "--segments", "2", "--executor", "local")
     assert frame_hashes(split) == frame_hashes(single) and video_pts(split) == video_pts(src)
     mp4_src = synth_video(tmp_path / "in.mp4", n=24, options=GOP12, audio=None)  # 1/12800
     status, err = run_cli(
@@ -610,7 +594,7 @@ def test_join_times_reencoded_audio_on_the_video_clock(tmp_path: Path) -> None:
         audio_offset=0.5,
     )
     out = tmp_path / "out.flv"
-    upscale(src, out, "--segments", "2", "--executor", "local")
+    upscale_lossless(src, out, "--segments", "2", "--executor", "local")
     first_in, first_out = first_times(src), first_times(out)
     assert first_in["video"] == pytest.approx(1.4)
     assert first_out["video"] == pytest.approx(first_in["video"], abs=1e-3)

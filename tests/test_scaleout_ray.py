@@ -13,8 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
-from test_scaleout import GOP12, LOSSLESS, audio_packets, frame_hashes, upscale, video_pts
+from helpers import GOP12, LOSSLESS, ROOT, audio_packets, frame_hashes, upscale_lossless, video_pts
 
 from vsr import ModelOptions, ScaleOutStats, SinkOptions, SourceOptions
 from vsr.lab.media import synth_video
@@ -47,7 +46,7 @@ def run_job(src: Path, out: Path, executor: RayExecutor, segments: int = 4) -> S
 def test_actors_on_fake_gpus_equal_one_machine(tmp_path: Path, cluster: None) -> None:
     src = synth_video(tmp_path / "in.mp4", n=48, options=GOP12, vfr=True)
     single, out = tmp_path / "single.mp4", tmp_path / "out.mp4"
-    upscale(src, single)
+    upscale_lossless(src, single)
     executor = RayExecutor(gpus_per_worker=1, max_attempts=2)
     job = run_job(src, out, executor)
     assert executor.workers == 2  # one actor per GPU slot

@@ -25,7 +25,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from helpers import FakeUpscaler, run_cli, run_process, time_of
+from helpers import GOP12, FakeUpscaler, audio_packets, run_cli, run_process, time_of
 
 from vsr import ModelOptions, SinkOptions, SourceOptions
 from vsr.lab.media import remux, synth_video
@@ -41,7 +41,6 @@ from vsr.scaleout.keyframes import scan
 from vsr.scaleout.worker import SegmentTask
 
 FAST = ["--quality", "fast", "--codec", "ffv1", "--device", "cpu", "--progress", "none"]
-GOP12 = {"g": "12", "keyint_min": "12", "sc_threshold": "0"}
 X265 = "keyint=13:min-keyint=13:scenecut=0:log-level=error"  # open GOP (CRA), x265's default
 
 
@@ -76,17 +75,6 @@ def decoded(path: Path) -> list[tuple[Fraction, str]]:
     """(time, hash of the pixels) of every frame a file decodes to."""
     with av.open(str(path)) as c:
         return [(time_of(f), hashlib.sha1(f.to_ndarray().tobytes()).hexdigest()) for f in c.decode(video=0)]
-
-
-def audio_packets(path: Path) -> list[tuple[Fraction | None, bytes]]:
-    with av.open(str(path)) as c:
-        if not c.streams.audio:
-            return []
-        return [
-            (p.pts * p.time_base if p.pts is not None else None, bytes(p))
-            for p in c.demux(c.streams.audio[0])
-            if p.size
-        ]
 
 
 # -- generated clips ----------------------------------------------------------------------

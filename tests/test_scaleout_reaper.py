@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
-from test_scaleout import GOP12
+from helpers import GOP12, ROOT
 
 from vsr.lab.media import synth_video
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Served, assert_user_error, free_port, run_process
+from helpers import Served, assert_user_error, free_tcp_port, run_process
 
 from vsr.lab.media import synth_video
 
@@ -257,7 +257,7 @@ def test_listening_beyond_loopback_without_a_token_is_refused(tmp_path: Path) ->
         "--host",
         "0.0.0.0",
         "--port",
-        free_port(),
+        free_tcp_port(),
         timeout=60,
         env={"VSR_TOKEN": ""},
     )
