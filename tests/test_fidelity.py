@@ -220,6 +220,7 @@ def test_ten_bit_luma_matches_the_eight_bit_result_at_higher_precision(tmp_path:
                 assert diff.max() <= 2.0 and diff.mean() < 0.6, (i, diff.max(), diff.mean())
 
 
+@pytest.mark.slow
 def test_twelve_bit_input_switches_to_an_encoder_that_keeps_twelve_bits(tmp_path: Path) -> None:
     """x264 has no 12-bit: 12-bit input into MP4 is encoded by x265 Main12 by default."""
     src = clip(tmp_path / "in12.mkv", "ffv1", "yuv420p12le", tags={"color_range": 1})

@@ -67,6 +67,7 @@ def test_quality_picks_the_tier_and_says_what_exists(tmp_path: Path, monkeypatch
         resolve(None, 3, "best")
 
 
+@pytest.mark.slow
 def test_degrade_video_picks_the_tiers_video_model_or_says_where_there_is_one() -> None:
     """--degrade video picks the bundled model trained on video of that tier and scale
     (balanced: balanced_xN_video before espcn_xN_video); where there is none, one error names

@@ -349,6 +349,7 @@ def test_sigterm_past_the_grace_period_queues_the_running_job_again(tmp_path: Pa
         again.stop()
 
 
+@pytest.mark.slow
 def test_a_job_in_segments_runs_split_and_equals_the_plain_job(
     served: Served, root: Path, tmp_path: Path
 ) -> None:
