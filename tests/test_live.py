@@ -296,9 +296,12 @@ def test_stream_output_over_udp_and_stdout(tmp_path: Path) -> None:
 def test_source_that_stops_ends_with_exit_1_and_a_finalised_mp4(tmp_path: Path) -> None:
     """When the stream stops and does not come back, the mp4 is closed properly and playable."""
     port = free_udp_port()
-    sender = start_sender(port, 2)
     out = tmp_path / "rec.mp4"
     vsr = start_vsr(f"udp://127.0.0.1:{port}", str(out), "--stall-timeout", "1", "--reconnect", "1")
+    # The 2 s sender starts once vsr listens: with a fixed 1 s head start, a loaded 2-core
+    # machine once had vsr come up with 0.04 s of the stream left (2 frames recorded).
+    wait_until_bound(port, vsr)
+    sender = start_sender(port, 2, delay=0)
     rc, err = stop_both(vsr, sender)
     assert rc == 1, err
     assert "did not come back" in err and "Traceback" not in err
