@@ -60,6 +60,7 @@ def test_realtime_udp_stream_to_file_is_3x_with_latency_reported(tmp_path: Path)
     assert 2.0 < times[-1] < 4.0  # output time follows the source clock
 
 
+@pytest.mark.slow
 def test_a_read_waiting_on_a_silent_input_is_cut_at_its_deadline() -> None:
     """`read_deadline.until(t)`: a PyAV read of a UDP input nobody sends to, with a 30 s read
     timeout, ends at t (ExitError, as its own timeout would), not 30 s later; the clock of
@@ -93,6 +94,7 @@ def test_a_read_waiting_on_a_silent_input_is_cut_at_its_deadline() -> None:
     assert other and other[0] < 0.1, other
 
 
+@pytest.mark.slow
 def test_duration_holds_when_the_input_goes_silent_before_its_end(tmp_path: Path) -> None:
     """`--duration` is wall-clock time even when the input falls silent near the end and a
     read is waiting for it (here for up to --stall-timeout 30 s): that read is cut at the

@@ -187,6 +187,7 @@ def test_output_reconnects_to_a_receiver_that_comes_back(tmp_path: Path, record:
         assert len(video_stats(rec)["times"]) == done_record(err)["frames"]
 
 
+@pytest.mark.slow
 def test_receiver_that_stops_reading_is_treated_as_gone(tmp_path: Path) -> None:
     """A receiver that stays connected but stops reading (its window fills, writes block) is
     detected after --stall-timeout and handled as one that went away: reconnected within
@@ -266,6 +267,7 @@ class RtmpReceiver:
         self.thread.join(60)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif("flv" not in av.formats_available, reason="this FFmpeg has no FLV muxer")
 def test_rtmp_output_whose_receiver_goes_away_is_reconnected(tmp_path: Path) -> None:
     """An rtmp:// output (FLV) to a loopback RTMP server that hangs up after 2 s and listens
