@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
 
@@ -100,7 +100,7 @@ def seconds_of(obj: Any) -> float | None:
     return float(obj.pts * obj.time_base)
 
 
-Item = Union[Frame, Picture, AudioPacket, AudioFrame, VideoPacket]  # noqa: UP007 - a runtime alias needs Union on 3.10
+Item = Frame | Picture | AudioPacket | AudioFrame | VideoPacket
 
 
 class MatrixTag(IntEnum):
