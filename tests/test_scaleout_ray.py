@@ -201,7 +201,9 @@ def test_worker_errors_come_back_as_one_line(tmp_path: Path, cluster: None) -> N
 def test_losing_every_node_fails_cleanly_and_keeps_finished_segments(tmp_path: Path) -> None:
     """The only worker node goes away and nothing can replace it: the job ends with a clear
     error after the start timeout instead of waiting forever; the manifest keeps the rest.
-    (The fast tier, as above: what is tested is the scheduling.)"""
+    (The fast tier, as above: what is tested is the scheduling. The timeout, which also bounds
+    the first worker's start, is 8 s: a worker importing vsr and onnxruntime took over 3 s on
+    a busy 2-core machine.)"""
     src = synth_video(tmp_path / "in.mp4", n=240, size=(320, 180), options=GOP12, bframes=False)
     out = tmp_path / "out.mp4"
     script = textwrap.dedent(f"""
@@ -214,7 +216,7 @@ def test_losing_every_node_fails_cleanly_and_keeps_finished_segments(tmp_path: P
         ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
         job = ScaleOutJob(SourceOptions({str(src)!r}), ModelOptions(quality="fast"),
                           SinkOptions({str(out)!r}, preset="ultrafast"), ScaleOutOptions(segments=4),
-                          executor=RayExecutor(gpus_per_worker=0, workers=1, start_timeout=3,
+                          executor=RayExecutor(gpus_per_worker=0, workers=1, start_timeout=8,
                                                max_attempts=2))
         try:
             for snap in job.progress():
