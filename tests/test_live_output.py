@@ -150,10 +150,12 @@ def test_recording_beside_a_network_output_is_kept_finished(tmp_path: Path) -> N
     assert "did not come back within 1.5s; the recording" in err and "Traceback" not in err, err
     sent = [pts for pts, _ in rx.frames(0)]
     times = video_stats(rec)["times"]
-    # The recording went on while the output was away (1.5 s of --output-reconnect): by time,
-    # not by frame count, since a loaded machine drops frames at the input as live mode must.
+    # The recording went on after the receiver left, during the 1.5 s --output-reconnect
+    # window: 1.56 s more than the receiver got on a quiet machine, 0.76-0.8 s in loaded CI
+    # runs (the window is wall-clock and the pipeline runs up to --max-latency behind), so
+    # the bar is 0.4 s (10 frames).
     sent_span = (max(sent) - min(sent)) / 90000  # MPEG-TS ticks
-    assert len(times) > len(sent) and times[-1] - times[0] >= sent_span + 1.0, (times, sent_span)
+    assert len(times) > len(sent) and times[-1] - times[0] >= sent_span + 0.4, (times, sent_span)
     assert np.all(np.diff(times) > 0)
 
 
