@@ -218,3 +218,15 @@ def test_live_mode_carries_captions_too(tmp_path: Path) -> None:
     if len(got) != 16:
         pytest.skip(f"{16 - len(got)} frame(s) dropped to keep up: no frame-for-frame comparison")
     assert got == frame_captions(src)  # nothing dropped: frame for frame
+
+
+def test_a_live_recordings_end_is_its_last_frame_plus_one_frame_not_plus_a_gap() -> None:
+    """Where the video of a recording ends (live mode cuts the chapters there): the last
+    frame's time plus one frame's duration, also after frames were dropped before it (a CI
+    run cut a chapter at 2.84 s on a recording whose last frame was at 1.96 s)."""
+    from vsr.pipeline.sink import SinkCounters, _note_end
+
+    counters = SinkCounters()
+    for t in (0.0, 0.04, 0.08, 1.96):
+        _note_end(counters, t)
+    assert counters.video_end is not None and abs(counters.video_end - 2.0) < 1e-9

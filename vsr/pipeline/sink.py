@@ -38,10 +38,12 @@ class SinkCounters:
     color_seconds: float = 0.0
     audio_packets: int = 0
     dropped_packets: int = 0  # damaged passthrough packets the muxer refused
-    # Output seconds where the video encoded so far ends: the latest frame's time plus its
-    # distance from the one before (live mode cuts the chapters there).
+    # Output seconds where the video encoded so far ends: the latest frame's time plus one
+    # frame's duration, the smallest step between frames seen so far (not the last step: live
+    # mode drops frames, and a gap is not a frame's duration). Live mode cuts the chapters there.
     video_end: float | None = None
     _last_time: float | None = None
+    _step: float | None = None
     # Seconds from decode to encode of the most recent frames (live latency statistics).
     latencies: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=100_000))
 
@@ -122,7 +124,9 @@ def _note_end(counters: SinkCounters, t: float | None) -> None:
     if t is None:
         return
     last = counters._last_time
-    counters.video_end = t + (t - last if last is not None and t > last else 0.0)
+    if last is not None and t > last:
+        counters._step = t - last if counters._step is None else min(counters._step, t - last)
+    counters.video_end = t + (counters._step or 0.0)
     counters._last_time = t
 
 
