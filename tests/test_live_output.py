@@ -25,6 +25,7 @@ from helpers import (
     wait_until_bound,
 )
 
+from vsr.media.network_output import open_fds, receiver_sockets
 from vsr.paths import SAMPLE
 
 
@@ -230,6 +231,7 @@ def test_receiver_that_stops_reading_is_treated_as_gone(tmp_path: Path) -> None:
     done = done_record(err)
     assert done["output_reconnects"] == 1 and done["reconnects"] == 0, done
     assert len(video_stats(rec)["times"]) == done["frames"]
+    assert done["seconds"] < 9 + 1.0, done  # closing the hung connection does not wait on it
 
 
 def _free_tcp_port() -> int:
@@ -327,3 +329,150 @@ def test_record_and_output_reconnect_need_a_network_output(tmp_path: Path) -> No
     status, err = run_cli("live", sample, tmp_path / "o.mkv", "--output-reconnect", "5")
     assert status == 2 and "--output-reconnect is for a network OUTPUT" in err, err
     assert not (tmp_path / "o.mkv").exists() and not (tmp_path / "r.mkv").exists()
+
+
+class RtmpStallProxy:
+    """A TCP relay in front of two loopback RTMP servers (FFmpeg's own, as `RtmpReceiver`):
+    the first publisher is relayed to the first server for `first` seconds, then the relay
+    stops reading it and holds the connection open (an RTMP receiver that hangs without
+    hanging up; a small receive window, so the publisher's writes block soon); the next
+    publisher is relayed to the second server to its end."""
+
+    def __init__(self, first: float) -> None:
+        self.servers = [_RtmpServer(), _RtmpServer()]
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(2)
+        self.url = f"rtmp://127.0.0.1:{self.listener.getsockname()[1]}/live/stream"
+        self.first = first
+        self.hung = threading.Event()
+        self._held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, until: float | None) -> None:
+        src.settimeout(0.5)
+        while until is None or time.monotonic() < until:
+            try:
+                chunk = src.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            try:
+                dst.sendall(chunk)
+            except OSError:
+                break
+
+    def _run(self) -> None:
+        self.listener.settimeout(30)
+        for i in range(2):
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.servers[i].port), timeout=5)
+            threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True).start()
+            if i == 0:  # relay for `first` seconds, then hang: read no more, stay connected
+                self._pump(client, upstream, time.monotonic() + self.first)
+                self.hung.set()
+                self._held += [client, upstream]
+            else:
+                with client, upstream:
+                    self._pump(client, upstream, None)
+
+    def join(self) -> None:
+        self.thread.join(60)
+        for s in self.servers:
+            s.join()
+        for held in self._held:
+            held.close()
+        self.listener.close()
+
+
+class _RtmpServer:
+    """FFmpeg's RTMP server (`listen=1`) on a free loopback port, in a thread: decodes one
+    publication; (width, height, keyframe) of each frame is kept."""
+
+    def __init__(self) -> None:
+        self.port = _free_tcp_port()
+        self.frames: list[tuple[int, int, bool]] = []
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        url = f"rtmp://127.0.0.1:{self.port}/live/stream"
+        options = {"listen": "1", "analyzeduration": "500000", "probesize": "65536"}
+        try:
+            with av.open(url, format="flv", options=options, timeout=(30, 5)) as c:
+                for f in c.decode(video=0):
+                    self.frames.append((f.width, f.height, f.key_frame))
+        except (av.error.FFmpegError, OSError):
+            pass
+
+    def join(self) -> None:
+        self.thread.join(60)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("flv" not in av.formats_available, reason="this FFmpeg has no FLV muxer")
+def test_rtmp_receiver_that_stops_reading_is_treated_as_gone(tmp_path: Path) -> None:
+    """An RTMP receiver that stays connected but stops reading (the relay in front of it
+    holds the connection and reads no more): detected after --stall-timeout, reconnected
+    within --output-reconnect to a server that reads, the second publication starts on a
+    keyframe, the recording beside it has every frame, and the done record counts it."""
+    rx = RtmpStallProxy(first=1.5)
+    time.sleep(0.5)  # the servers listen before vsr connects
+    rec = tmp_path / "rec.mkv"
+    port = free_udp_port()
+    vsr = start_vsr(
+        f"udp://127.0.0.1:{port}",
+        rx.url,
+        "--record",
+        str(rec),
+        "--duration",
+        "10",
+        "--stall-timeout",
+        "1.5",
+        "--output-reconnect",
+        "6",
+        "--container-option",
+        "send_buffer_size=4096",  # vsr's side small too (passed down to TCP): a few frames fill both
+        "--stats",
+        "json",
+    )
+    wait_until_bound(port, vsr)
+    sender = start_sender(port, 14, delay=0)
+    rc, err = stop_both(vsr, sender)
+    rx.join()
+    assert rc == 0, err
+    assert rx.hung.is_set()
+    assert f"output {rx.url} went away" in err and f"output {rx.url} is back after" in err, err
+    assert "Traceback" not in err, err
+    first, second = (s.frames for s in rx.servers)
+    assert len(first) > 5 and len(second) > 10, (len(first), len(second))
+    assert second[0] == (288, 192, True), second[:3]
+    done = done_record(err)
+    assert done["output_reconnects"] == 1, done
+    assert len(video_stats(rec)["times"]) == done["frames"]
+    # The hung connection is shut down, not closed by writing to it: --duration holds (it
+    # was 13.2 s, the trailer's writes waiting out the stall timeout with the GIL held).
+    assert done["seconds"] < 10 + 1.0, done
+
+
+def test_the_socket_a_connection_opened_is_found_between_two_listings() -> None:
+    """`NetworkLink` finds the connection a reopened output made by listing the process's
+    descriptors before and after; the listing's own descriptor must not hide it (it did: the
+    socket took the number the first listing had used, and the difference missed it)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = int(listener.getsockname()[1])
+        before = open_fds()
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            found = receiver_sockets(f"rtmp://127.0.0.1:{port}/live/stream", open_fds() - before)
+            assert found == [client.fileno()]
+            assert receiver_sockets(f"tcp://127.0.0.1:{port + 1}", open_fds()) == []

@@ -17,6 +17,13 @@ meanwhile are not sent; a recording keeps them), and a reopened output starts at
 that is asked of the encoder at once (`wants_keyframe`); without, or when the receiver does
 not come back in time, `OutputLost` ends the run with one line. A recording is then closed
 properly by the pipeline (live outputs are kept whatever happened).
+
+A lost connection is severed (`_Destination.sever`: its socket shut down) before its
+container is closed. PyAV cannot interrupt an output's writes, and closing a container writes
+its trailer (and RTMP's closing messages) while holding the GIL: to a receiver that stopped
+reading, each of those writes waited out `rw_timeout`, freezing every thread and making a
+`--duration 10` run last 13.2 s (measured, RTMP, `--stall-timeout 1.5`). Once shut down,
+those writes fail at once.
 """
 
 from __future__ import annotations
@@ -24,11 +31,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import av
 
@@ -98,14 +108,66 @@ class LinkSpec:
     stall: float = 5.0
 
 
+#: Default ports of the stream protocols whose URLs may leave the port out.
+_DEFAULT_PORTS = {"rtmp": 1935, "rtmpt": 80, "rtmps": 443, "rtmpts": 443, "rtmpe": 1935, "rtmpte": 80}
+
+
+def open_fds() -> set[int]:
+    """This process's open file descriptors (empty where /proc or /dev/fd is missing), less
+    the one this call reads them through (else the next socket opened takes its number, and
+    a difference of two calls misses it)."""
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            own = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            return {int(name) for name in os.listdir(own) if name.isdigit()} - {own}
+        finally:
+            os.close(own)
+    return set()
+
+
+def receiver_sockets(url: str, fds: set[int]) -> list[int]:
+    """Those of `fds` that are TCP connections to `url`'s port: the connection FFmpeg made
+    for an output opened while they appeared (or, for the first output, the only one)."""
+    parts = urlsplit(url)
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    if port is None:
+        return []
+    found = []
+    for fd in sorted(fds):
+        try:
+            sock = socket.socket(fileno=os.dup(fd))  # a duplicate: closing it leaves FFmpeg's
+        except OSError:  # not a socket, or already closed
+            continue
+        with sock:
+            try:
+                if sock.type == socket.SOCK_STREAM and sock.getpeername()[1] == port:
+                    found.append(fd)
+            except (OSError, IndexError, TypeError):  # not connected, or not an inet socket
+                continue
+    return found
+
+
 class _Destination:
     """One opened network container and its streams, by the index of the stream of the
-    primary output each mirrors."""
+    primary output each mirrors, and the sockets of its connection (`receiver_sockets`)."""
 
-    def __init__(self, container: Any, streams: dict[int, Any], started: bool) -> None:
+    def __init__(self, container: Any, streams: dict[int, Any], started: bool, sockets: list[int]) -> None:
         self.container = container
         self.streams = streams
         self.started = started  # a reopened one waits for a video keyframe
+        self.sockets = sockets
+
+    def sever(self) -> None:
+        """Shut the connection down, so that writes to it fail at once instead of waiting for
+        a receiver that stopped reading (see the module docstring)."""
+        for fd in self.sockets:
+            with contextlib.suppress(OSError):
+                with socket.socket(fileno=os.dup(fd)) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+        self.sockets = []
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -140,11 +202,14 @@ class NetworkLink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._retired: list[_Destination] = []
+        before = open_fds() if mirror and opened is None else set()
         if mirror:
             container = opened if opened is not None else self._connect(timeout=None)
-            self._dest: _Destination | None = _Destination(container, self._map(container), True)
+            streams = self._map(container)
         else:
-            self._dest = _Destination(primary, {s.index: s for s in primary.streams}, True)
+            container, streams = primary, {s.index: s for s in primary.streams}
+        sockets = receiver_sockets(spec.url, open_fds() - before)
+        self._dest: _Destination | None = _Destination(container, streams, True, sockets)
 
     # -- the sink thread --------------------------------------------------------------
 
@@ -218,6 +283,7 @@ class NetworkLink:
         dest = self._dest
         self._dest = None
         if dest is not None:
+            dest.sever()
             if dest.container is self.primary:
                 self.primary_lost = True  # closed at the end, quietly (it holds the encoder)
             else:
@@ -256,6 +322,7 @@ class NetworkLink:
         attempt = 0
         while not self._stop.is_set() and time.monotonic() < deadline:
             attempt += 1
+            before = open_fds()
             try:
                 container = self._connect(timeout=min(CONNECT_TIMEOUT, max(0.1, deadline - time.monotonic())))
             except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -263,7 +330,8 @@ class NetworkLink:
                 self._stop.wait(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, 2.0)
                 continue
-            dest = _Destination(container, self._map(container), started=False)
+            sockets = receiver_sockets(self.spec.url, open_fds() - before)
+            dest = _Destination(container, self._map(container), False, sockets)
             with self._lock:
                 if self._stop.is_set():
                     dest.close()
