@@ -4,6 +4,8 @@ titles are copied into containers that hold them, moved and cut by --start/--dur
 
 from __future__ import annotations
 
+import socket
+import threading
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -160,6 +162,56 @@ def test_live_recording_keeps_chapters_on_its_clock_cut_at_its_end(tmp_path: Pat
     assert [t for *_, t in got] == ["Intro", "Middle", "End"], got
     assert got[:2] == [(0.0, 0.6, "Intro"), (0.6, 1.4, "Middle")]
     assert got[2][0] == 1.4 and times[-1] < got[2][1] <= 2.0 + 0.001, (got, times[-3:])
+
+
+def serve_each_once(files: list[Path]) -> tuple[int, threading.Thread]:
+    """A TCP server on loopback that sends each of `files` to one connection, in order, then
+    stops listening: a live source that restarts with a new stream, then goes away."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(30)
+
+    def run() -> None:
+        with listener:
+            for f in files:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.sendall(f.read_bytes())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return int(listener.getsockname()[1]), thread
+
+
+@pytest.mark.slow
+def test_live_chapters_follow_each_connection_of_a_restarted_source(tmp_path: Path) -> None:
+    """A live source that restarts with a new stream brings its own chapters: the recording
+    has the first connection's chapters from its start, cut where the second connection's
+    part begins, and the second's moved to where that part begins, cut at the recording's
+    end."""
+    plain = synth_video(tmp_path / "plain.mkv", n=50)  # 2 s
+    first = with_chapters(plain, tmp_path / "a.mkv", [(0, 1000, "A1"), (1000, 2000, "A2")])
+    second = with_chapters(plain, tmp_path / "b.mkv", [(0, 800, "B1"), (800, 1600, "B2"), (1600, 2000, "B3")])
+    port, server = serve_each_once([first, second])
+    out = tmp_path / "rec.mkv"
+    status, err = run_cli(
+        "live", f"tcp://127.0.0.1:{port}", out, "--reconnect", "1", "--stall-timeout", "1", *FAST
+    )
+    server.join(30)
+    assert status == 1 and "did not come back" in err and "Traceback" not in err, err
+    assert "is back after" in err, err  # the second connection was taken
+    got = chapters_of(out)
+    assert [t for *_, t in got] == ["A1", "A2", "B1", "B2", "B3"], got
+    (a1s, a1e, _), (a2s, a2e, _), (b1s, b1e, _), (b2s, b2e, _), (b3s, b3e, _) = got
+    assert (a1s, a1e) == (0.0, 1.0) and a2s == 1.0
+    assert a2e == b1s and 1.9 <= b1s <= 2.1, got  # the second part follows the first
+    assert abs(b1e - (b1s + 0.8)) <= 0.002 and b2s == b1e and abs(b2e - (b1s + 1.6)) <= 0.002, got
+    assert b3s == b2e and b3e == round(b3e, 3) and b3e <= b1s + 2.0 + 0.001, got
+    assert video_stats(out)["times"][-1] < b3e, got
 
 
 @pytest.mark.slow

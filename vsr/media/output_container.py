@@ -463,21 +463,27 @@ def finish(out: OpenedOutput) -> None:
             ) from exc
 
 
-def live_chapters(chapters: tuple[Chapter, ...], origin: float, end: float | None) -> tuple[Chapter, ...]:
-    """Live mode: the input's chapters (input seconds) on a recording's clock, which starts at
-    the input's first frame (`origin`, input seconds) and ends at `end` (output seconds): those
-    that end before it starts or start at or after its end are dropped, the others cut to it."""
+def live_chapters(
+    chapters: tuple[Chapter, ...], origin: float, end: float | None, start: float = 0.0
+) -> tuple[Chapter, ...]:
+    """Live mode: one connection's chapters (input seconds) on a recording's clock, where its
+    first frame (`origin`, input seconds) lands at `start` (output seconds) and its part ends
+    at `end` (output seconds: the recording's end, or where the next connection's part
+    begins): those that end before the part starts or start at or after its end are dropped,
+    the others cut to it."""
     kept = []
+    shift = Fraction(start) - Fraction(origin)
+    begin = Fraction(start)
+    limit = Fraction(end) if end is not None else None
     for c in chapters:
         tb = c.time_base
-        start, stop = c.start * tb - Fraction(origin), c.end * tb - Fraction(origin)
-        limit = Fraction(end) if end is not None else None
-        if stop <= 0 or (limit is not None and start >= limit):
+        a, b = c.start * tb + shift, c.end * tb + shift
+        if b <= begin or (limit is not None and a >= limit):
             continue
-        start = max(start, Fraction(0))
+        a = max(a, begin)
         if limit is not None:
-            stop = min(stop, limit)
-        kept.append(Chapter(round(start / tb), round(stop / tb), tb, c.metadata))
+            b = min(b, limit)
+        kept.append(Chapter(round(a / tb), round(b / tb), tb, c.metadata))
     return tuple(kept)
 
 

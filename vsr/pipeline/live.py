@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -23,7 +23,7 @@ import av
 
 from ..channel import Channel
 from ..errors import DecodeError, reason
-from ..frames import AudioPacket, Frame, Item, seconds_of
+from ..frames import AudioPacket, Chapter, Frame, Item, seconds_of
 from ..media import read_deadline
 from ..media.captions import a53_of
 from ..media.color import split_frame
@@ -71,12 +71,24 @@ def is_network(url: str) -> bool:
     return url.split(":", 1)[0].lower() in NETWORK_SCHEMES and "://" in url
 
 
+@dataclass(frozen=True)
+class ConnectionChapters:
+    """One connection's chapters and where its part of the recording begins: its first
+    frame, at `origin` on its own clock (input seconds), lands at `start` (output seconds).
+    A reconnected source (a new stream behind the same address) brings its own."""
+
+    chapters: tuple[Chapter, ...]
+    origin: float
+    start: float
+
+
 @dataclass
 class LiveCounters:
     """Written by the live source thread, read by the pipeline after it ends."""
 
     reconnects: int = 0
     lost: str = ""  # why the input ended early (empty when it ended normally)
+    chapters: list[ConnectionChapters] = field(default_factory=list)  # by connection, in order
 
 
 @dataclass
@@ -175,6 +187,7 @@ def run_live_source(
             while True:
                 tb = current.info.video.time_base
                 ending = _Ending()
+                first_of_connection = True
                 for item in _items(Decoder(current, spec, counters, audio=audio), counters, ending):
                     if stop.is_set() or (end is not None and time.monotonic() >= end):
                         out.close()
@@ -185,6 +198,12 @@ def run_live_source(
                         frame, sar = sizes.check(item, t_in, current.video)
                         counters.size_changes = sizes.changes
                         t_out = rebase.video(t_in)
+                        if first_of_connection:
+                            first_of_connection = False
+                            if current.info.chapters and t_in is not None:
+                                live_counters.chapters.append(
+                                    ConnectionChapters(current.info.chapters, t_in, t_out)
+                                )
                         y, crcb = split_frame(frame, spec.native)
                         out.put(
                             Frame(

@@ -439,13 +439,18 @@ class Pipeline:
             self._unreleased()
 
     def _live_chapters(self) -> tuple[Chapter, ...]:
-        """The input's chapters on a live recording's clock (from the first frame, cut at its
-        end); none when the input had none or nothing was recorded."""
-        origin = seconds_of(self.input.first_frame)
+        """Each connection's chapters on a live recording's clock, each cut where the next
+        connection's part begins and the last at the recording's end; none when the input had
+        none or nothing was recorded."""
         end = self.sink_counters.video_end
-        if not self.input.info.chapters or origin is None or end is None:
+        parts = self.live_counters.chapters
+        if end is None:
             return ()
-        return output_container.live_chapters(self.input.info.chapters, origin, end)
+        out: list[Chapter] = []
+        for i, part in enumerate(parts):
+            until = min(end, parts[i + 1].start) if i + 1 < len(parts) else end
+            out += output_container.live_chapters(part.chapters, part.origin, until, part.start)
+        return tuple(out)
 
     def stats(self) -> Stats:
         """What the run did (so far: it can be called while it runs)."""
