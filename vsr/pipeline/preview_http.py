@@ -5,11 +5,14 @@ threads ("vsr-preview-client"), started as connections need them and kept until 
 closes: each serves one connection at a time, then takes the next. Why not `http.server`: it
 printed a traceback for every viewer that left mid-response (660 in 9 s of hostile clients),
 it accepts any number of connections (one thread and descriptor each), and it waits forever
-for a request that never finishes (slowloris). Why a pool, not a thread per connection: a
-connection's slot was freed by its thread a moment before that thread ended, so under a
-client reconnecting 100 times a second the threads still ending piled up beyond the cap
-(31 -> 300+ in the process on a quiet machine); a thread that is never started cannot pile
-up. Here everything a client can make the server hold is bounded:
+for a request that never finishes (slowloris). Why a pool, not a thread per connection:
+under the hostile clients the process once grew from 31 to 300+ threads with a thread per
+connection, whose bound counted only the threads still serving (a connection's slot was freed
+a moment before its thread ended). That growth was never seen again: 2026-12-08, quiet, the
+hostile run (`vsr.lab.hostile.run_preview`) five times against each server, on onnxruntime and
+on OpenVINO, stayed at 15-17 -> 47-49 threads with both. Whatever its cause, a pool's bound
+holds by construction: a thread that is never started cannot pile up. Here everything a
+client can make the server hold is bounded:
 
 - connections served at once (`HttpLimits.max_clients`), and so the worker threads; the ones
   beyond are answered 503 by the accept thread itself, without a thread of their own
