@@ -733,3 +733,36 @@ def test_quantize_keeps_every_path_end_of_a_branched_model_float(tmp_path: Path)
     y = cv2.GaussianBlur(rng.integers(0, 256, (1, 30, 40), dtype=np.uint8)[0], (5, 5), 2)[None]
     diff = np.abs(OnnxUpscaler(out, Device.CPU)(y).astype(int) - OnnxUpscaler(src, Device.CPU)(y).astype(int))
     assert diff.mean() < 2
+
+
+def test_bf16_consistency_rounds_every_conv_input_and_trains_with_its_penalty(tmp_path: Path) -> None:
+    """`forward(bf16=True)` rounds the input and every block's input to bfloat16 (what
+    OpenVINO's bf16 stores between layers) and passes gradients straight through; the script's
+    --bf16-consistency adds the penalty on the distance to the float32 output and records its
+    weight, and is refused where it cannot apply (bf16 training, --arch espcn)."""
+    import torch
+
+    model = _off_init(networks.build_ecb(3, 4, 2), 0)
+    x = torch.rand(2, 1, 10, 12, requires_grad=True)
+    exact, rounded = model(x), model(x, bf16=True)
+    assert exact.shape == rounded.shape and 0 < float((exact - rounded).detach().abs().max()) < 0.05
+    rounded.sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0  # straight through
+    step = load_script("models/train.py")
+    assert float(step.bf16_excess(model, x.detach(), exact.detach())) >= 0.0
+
+    data = _images(tmp_path / "imgs", 2)
+    out = tmp_path / "c.onnx"
+    args = ["--arch", "ecb", "--channels", "4", "--blocks", "1", "--data", str(data)]
+    args += ["--eval", str(tmp_path / "none"), "--steps", "6", "--batch", "4", "--patch", "12"]
+    args += ["--out", str(out), "--threads", "1", "--log-every", "3"]
+    train(*args, "--bf16-consistency", "2")
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert '"bf16_consistency": 2.0' in meta["vsr.train_config"]
+    for bad in (["--precision", "bf16"], ["--arch", "espcn"]):
+        status, _, err = script_main("models/train.py", *args, *bad, "--bf16-consistency", "1", "--no-resume")
+        assert status != 0 and "--bf16-consistency" in err, err[-500:]
+    status, _, err = script_main("models/train.py", *args, "--bf16-consistency", "-1", "--no-resume")
+    assert status != 0 and "--bf16-consistency" in err, err[-500:]

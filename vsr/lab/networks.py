@@ -224,11 +224,20 @@ def build_ecb(
                 self.refine_shuffle = nn.PixelShuffle(f)
                 self.refine_shuffle_out = nn.PixelShuffle(r // f)
 
-        def forward(self, x: torch.Tensor, branches: bool = False) -> torch.Tensor:
+        def forward(self, x: torch.Tensor, branches: bool = False, bf16: bool = False) -> torch.Tensor:
+            """`bf16`: every convolution's input (and the residual's) rounded to bfloat16, as
+            OpenVINO's bf16 inference stores them between layers (float32 accumulation), with
+            the gradient passed straight through: what `train.py --bf16-consistency`
+            compares with the float32 output."""
+
             def run(name: str, t: torch.Tensor) -> torch.Tensor:
                 block = getattr(self, name)
+                if bf16:
+                    t = t + (t.to(torch.bfloat16).float() - t).detach()
                 return block.forward_branches(t) if branches else block(t)
 
+            if bf16:
+                x = x + (x.to(torch.bfloat16).float() - x).detach()
             y = x
             for name in self.names[:-1]:
                 y = torch.relu(run(name, y))
