@@ -12,6 +12,7 @@ for this; 413 body too large; 422 a bad option or field; 503 stopping, not ready
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -205,6 +206,12 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     return error(422, f"{where}: {message}" if where else message)
 
 
+#: What a refused body may still send before the 413 goes out (see `BodyLimit`): a client
+#: sending a little too much gets its answer; one sending far too much, or slowly, is cut off.
+DRAIN_BYTES = 1024 * 1024
+DRAIN_SECONDS = 2.0
+
+
 class BodyLimit:
     """ASGI middleware: a request body over `limit` bytes is a 413, whether it says its length
     or streams it (chunked), and the app never sees it.
@@ -212,6 +219,13 @@ class BodyLimit:
     Why buffer: bodies here are small JSON (a job), so reading one whole before the app runs
     costs at most `limit` bytes per request, and a body that grows past it is refused
     before any handler has started a response.
+
+    Why drain before answering: the server closes the connection with the 413, and a close
+    with unread request bytes resets it, which can destroy the 413 before the client reads it
+    (a client that sends its whole body first, as most do, then saw a reset instead of the
+    reason). So the rest of a refused body is read and thrown away first, within
+    `DRAIN_BYTES` and `DRAIN_SECONDS`; a client that asked `Expect: 100-continue` has sent
+    nothing yet and is answered at once.
     """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
@@ -222,8 +236,11 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope.get("headers", [])).get(b"content-length")
+        headers = dict(scope.get("headers", []))
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
+            if length.isdigit() and headers.get(b"expect", b"").lower() != b"100-continue":
+                await _drain(receive, int(length))
             await _send_413(send, self.limit)
             return
         chunks: list[bytes] = []
@@ -235,6 +252,8 @@ class BodyLimit:
             chunk = message.get("body", b"")
             seen += len(chunk)
             if seen > self.limit:
+                if message.get("more_body", False):
+                    await _drain(receive, DRAIN_BYTES)
                 await _send_413(send, self.limit)
                 return
             chunks.append(chunk)
@@ -250,6 +269,29 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+async def _drain(receive: Receive, expected: int) -> None:
+    """Read and drop what remains of a request body, up to `expected` bytes, `DRAIN_BYTES`
+    and `DRAIN_SECONDS`, whichever comes first."""
+    if expected > DRAIN_BYTES:
+        return  # far too much: not worth reading; the client may see a reset
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_SECONDS
+    read = 0
+    while read < expected:
+        left = deadline - loop.time()
+        if left <= 0:
+            return
+        try:
+            message = await asyncio.wait_for(receive(), left)
+        except TimeoutError:
+            return
+        if message["type"] != "http.request":
+            return
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _send_413(send: Send, limit: int) -> None:
