@@ -185,9 +185,22 @@ class NetworkLink:
         mirror: the network output is a copy beside a recording (`primary` is the
             recording); False: the network output is the primary container itself.
         opened: mirror only: the network container already opened (None: open it now).
+        fds_before: the process's descriptors (`open_fds`) from before the network container
+            was opened, when it was opened before this (the primary, or `opened`): its
+            connection is the one that appeared since. None: it is opened here, or its
+            connection is not known (then it cannot be shut down: see the module docstring).
     """
 
-    def __init__(self, spec: LinkSpec, primary: Any, video: Any, *, mirror: bool, opened: Any = None) -> None:
+    def __init__(
+        self,
+        spec: LinkSpec,
+        primary: Any,
+        video: Any,
+        *,
+        mirror: bool,
+        opened: Any = None,
+        fds_before: set[int] | None = None,
+    ) -> None:
         self.spec = spec
         self.primary = primary
         self.video_index = video.index
@@ -202,13 +215,16 @@ class NetworkLink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._retired: list[_Destination] = []
-        before = open_fds() if mirror and opened is None else set()
+        if mirror and opened is None:
+            fds_before = open_fds()
         if mirror:
             container = opened if opened is not None else self._connect(timeout=None)
             streams = self._map(container)
         else:
             container, streams = primary, {s.index: s for s in primary.streams}
-        sockets = receiver_sockets(spec.url, open_fds() - before)
+        # Only descriptors that appeared while it opened: an input from the same server and
+        # port (RTMP in and out of one media server) must never be shut down with it.
+        sockets = receiver_sockets(spec.url, open_fds() - fds_before) if fds_before is not None else []
         self._dest: _Destination | None = _Destination(container, streams, True, sockets)
 
     # -- the sink thread --------------------------------------------------------------

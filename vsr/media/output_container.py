@@ -28,7 +28,7 @@ import av
 from ..errors import EncodeError, SinkError, UsageError, reason
 from ..frames import Chapter, StreamInfo
 from ..options import SinkOptions
-from .network_output import LinkSpec, NetworkLink, with_write_timeout
+from .network_output import LinkSpec, NetworkLink, open_fds, with_write_timeout
 from .streams import copy_tags, plan_stream
 from .video_stream import IMAGE_CODECS, EncodeFormat, copy_video_stream, open_video_stream
 
@@ -268,6 +268,7 @@ def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> Op
                 ) from exc
             raise
         return dataclasses.replace(rec, url=opts.url, link=link)
+    before = open_fds()  # the connection the muxer makes is what appears (`NetworkLink`)
     try:
         options = with_write_timeout(opts.url, opts.container_options, opts.stall)
         container = av.open(opts.url, "w", format=fmt, options=options, timeout=(10.0, 30.0))
@@ -280,7 +281,8 @@ def _open_url(opts: SinkOptions, info: StreamInfo, scale: int, live: bool) -> Op
     except BaseException:
         container.close()
         raise
-    return dataclasses.replace(opened, link=NetworkLink(spec, container, opened.video, mirror=False))
+    link = NetworkLink(spec, container, opened.video, mirror=False, fds_before=before)
+    return dataclasses.replace(opened, link=link)
 
 
 def _require_extension(path: Path) -> None:
