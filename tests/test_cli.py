@@ -185,6 +185,9 @@ def test_progress_json_is_json_lines_ending_with_done(sample_video: Path, out_di
     assert set(done["stages"]) == {"decode", "color", "model", "encode", "wait_in", "wait_out"}
     for r in records[:-1]:
         assert {"frames", "total", "fps", "elapsed", "eta"} <= set(r)
+    # the last progress line is where the run ended, however its end fell against the
+    # half-second throttle (it once did not: a 0.4 s run's last line said 2 of 13)
+    assert (records[-2]["frames"], records[-2]["total"]) == (12, 12), records[-2]
     assert out.exists()
     # --engine auto: what this CPU runs fastest exactly enough (bf16 only on OpenVINO)
     assert (done["engine"], done["precision"]) in {
@@ -857,3 +860,19 @@ def test_model_options_take_the_enums_string_values_and_refuse_others_with_the_c
         vsr.ModelOptions(device="gpu")  # type: ignore[arg-type]  # the wrong string a caller may write
     with pytest.raises(vsr.UsageError, match="unknown on_error 'ignore'"):
         vsr.upscale_video("in.mp4", "out.mp4", on_error="ignore")
+
+
+def test_json_progress_always_ends_with_the_last_snapshot() -> None:
+    """Snapshots that come faster than the throttle: the first is written, the ones between
+    are not, and the last always is."""
+    import io
+
+    from vsr.app import progress
+    from vsr.options import ProgressStyle
+    from vsr.pipeline.run import Snapshot
+
+    stream = io.StringIO()
+    snaps = [Snapshot(frames=i, total=5, elapsed=0.1 * (i + 1)) for i in range(6)]
+    progress.show(iter(snaps), ProgressStyle.JSON, stream, every=60)
+    lines = [json.loads(x) for x in stream.getvalue().splitlines()]
+    assert [x["frames"] for x in lines] == [0, 5]

@@ -44,14 +44,21 @@ def show(
     if style is ProgressStyle.BAR:
         _bar(snapshots, stream, label)
     elif style is ProgressStyle.JSON:
-        last = 0.0
+        # Throttled to one line per `every` seconds, but the last snapshot (where the run
+        # ended: frames == total) is always written: a consumer's last progress line must not
+        # depend on how the run's end fell against the throttle.
+        last, unwritten = 0.0, None
         for p in snapshots:
             # scale-out segment events: every one, not throttled
             stream.writelines(json.dumps(event) + "\n" for event in p.events)
             now = time.monotonic()
             if now - last >= every:
-                last = now
+                last, unwritten = now, None
                 _json_line(stream, "progress", p)
+            else:
+                unwritten = p
+        if unwritten is not None:
+            _json_line(stream, "progress", unwritten)
     else:
         for _ in snapshots:
             pass
