@@ -413,3 +413,8 @@ def test_the_socket_a_connection_opened_is_found_between_two_listings() -> None:
             found = receiver_sockets(f"rtmp://127.0.0.1:{port}/live/stream", open_fds() - before)
             assert found == [client.fileno()]
             assert receiver_sockets(f"tcp://127.0.0.1:{port + 1}", open_fds()) == []
+    # looking at descriptors that are not sockets leaves none of its duplicates open
+    with open(__file__) as f:
+        before = open_fds()
+        assert receiver_sockets("tcp://127.0.0.1:9", {f.fileno()}) == []
+        assert open_fds() == before

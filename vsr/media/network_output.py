@@ -137,9 +137,8 @@ def receiver_sockets(url: str, fds: set[int]) -> list[int]:
         return []
     found = []
     for fd in sorted(fds):
-        try:
-            sock = socket.socket(fileno=os.dup(fd))  # a duplicate: closing it leaves FFmpeg's
-        except OSError:  # not a socket, or already closed
+        sock = _socket_on(fd)
+        if sock is None:
             continue
         with sock:
             try:
@@ -148,6 +147,20 @@ def receiver_sockets(url: str, fds: set[int]) -> list[int]:
             except (OSError, IndexError, TypeError):  # not connected, or not an inet socket
                 continue
     return found
+
+
+def _socket_on(fd: int) -> socket.socket | None:
+    """A socket object on a duplicate of `fd` (closing it leaves FFmpeg's descriptor open),
+    or None when `fd` is closed or not a socket (the duplicate is closed again then)."""
+    try:
+        dup = os.dup(fd)
+    except OSError:
+        return None
+    try:
+        return socket.socket(fileno=dup)
+    except OSError:
+        os.close(dup)
+        return None
 
 
 class _Destination:
@@ -164,9 +177,11 @@ class _Destination:
         """Shut the connection down, so that writes to it fail at once instead of waiting for
         a receiver that stopped reading (see the module docstring)."""
         for fd in self.sockets:
-            with contextlib.suppress(OSError):
-                with socket.socket(fileno=os.dup(fd)) as sock:
-                    sock.shutdown(socket.SHUT_RDWR)
+            sock = _socket_on(fd)
+            if sock is None:
+                continue
+            with sock, contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         self.sockets = []
 
     def close(self) -> None:
