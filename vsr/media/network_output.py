@@ -199,11 +199,10 @@ class NetworkLink:
         video: the primary's video stream.
         mirror: the network output is a copy beside a recording (`primary` is the
             recording); False: the network output is the primary container itself.
-        opened: mirror only: the network container already opened (None: open it now).
-        fds_before: the process's descriptors (`open_fds`) from before the network container
-            was opened, when it was opened before this (the primary, or `opened`): its
-            connection is the one that appeared since. None: it is opened here, or its
-            connection is not known (then it cannot be shut down: see the module docstring).
+        fds_before: not a mirror: the process's descriptors (`open_fds`) from before the
+            primary was opened, so that its connection is the one that appeared since (None:
+            not known, and then it cannot be shut down: see the module docstring). A mirror
+            is opened here, and its connection found the same way.
     """
 
     def __init__(
@@ -213,7 +212,6 @@ class NetworkLink:
         video: Any,
         *,
         mirror: bool,
-        opened: Any = None,
         fds_before: set[int] | None = None,
     ) -> None:
         self.spec = spec
@@ -230,10 +228,9 @@ class NetworkLink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._retired: list[_Destination] = []
-        if mirror and opened is None:
-            fds_before = open_fds()
         if mirror:
-            container = opened if opened is not None else self._connect(timeout=None)
+            fds_before = open_fds()
+            container = self._connect(timeout=None)
             streams = self._map(container)
         else:
             container, streams = primary, {s.index: s for s in primary.streams}
