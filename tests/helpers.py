@@ -637,14 +637,20 @@ def done_record(stderr: str) -> dict[str, Any]:
     return done[-1]
 
 
-def stop_both(vsr: subprocess.Popen[str], sender: subprocess.Popen[bytes]) -> tuple[int, str]:
+def finish_with(proc: subprocess.Popen[Any], sender: subprocess.Popen[bytes]) -> tuple[Any, Any]:
+    """`proc`'s (stdout, stderr) once it ends by itself (within 60 s, else it is killed), then
+    the sender it was reading is stopped."""
     try:
-        _, err = vsr.communicate(timeout=60)
+        return proc.communicate(timeout=60)
     finally:
-        if vsr.poll() is None:
-            vsr.kill()
+        if proc.poll() is None:
+            proc.kill()
         sender.kill()
         sender.wait()
+
+
+def stop_both(vsr: subprocess.Popen[str], sender: subprocess.Popen[bytes]) -> tuple[int, str]:
+    _, err = finish_with(vsr, sender)
     return vsr.returncode, err
 
 

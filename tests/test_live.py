@@ -22,6 +22,7 @@ import pytest
 from helpers import (
     ROOT,
     done_record,
+    finish_with,
     free_tcp_port,
     free_udp_port,
     rss_kib,
@@ -277,13 +278,7 @@ def test_stream_output_over_udp_and_stdout(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    try:
-        data, err_b = piped.communicate(timeout=60)
-    finally:
-        if piped.poll() is None:
-            piped.kill()
-        piped_sender.kill()
-        piped_sender.wait()
+    data, err_b = finish_with(piped, piped_sender)
     rc, err = stop_both(vsr, sender)
     rx.join(30)
     assert rc == 0, err
