@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from helpers import (
     done_record,
+    free_tcp_port,
     free_udp_port,
     pts_of,
     run_cli,
@@ -235,12 +236,6 @@ def test_receiver_that_stops_reading_is_treated_as_gone(tmp_path: Path) -> None:
     assert done["seconds"] < 9 + 1.0, done  # closing the hung connection does not wait on it
 
 
-def _free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_srt_output_without_libsrt_is_refused_with_one_line(tmp_path: Path) -> None:
     """PyAV's FFmpeg has no SRT (no libsrt): an srt:// output is a usage error with one line
     that says so and names what to use instead, before any work; where SRT exists it opens."""
@@ -332,7 +327,7 @@ class _RtmpServer:
     publication; (width, height, keyframe) of each frame is kept."""
 
     def __init__(self) -> None:
-        self.port = _free_tcp_port()
+        self.port = free_tcp_port()
         self.frames: list[tuple[int, int, bool]] = []
         self.thread = threading.Thread(target=self._run)
         self.thread.start()
